@@ -1,0 +1,310 @@
+//! Immutable, content-addressed chunks in LMDB (`chunks/`).
+//!
+//! The store checks the SHA-256 of every chunk it is given and of every chunk it reads back from
+//! disk: a copy that no longer matches its address is reported as [`StorageError::CorruptChunk`]
+//! and never returned. Each chunk has a small metadata row (when it was last stored or
+//! referenced, and its length) that garbage collection and `HEAD` read without touching the
+//! bytes.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use blindstore_types::{Hash32, ZoneId};
+use heed::types::{Bytes, Str};
+use heed::{Database, Env, WithoutTls};
+use serde::{Deserialize, Serialize};
+
+use crate::codec::{decode, encode, RECORD_V1};
+use crate::{blocking, open_env, zone_key, StorageError};
+
+/// The chunk store. Cheap to clone.
+#[derive(Clone)]
+pub struct ChunkStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    env: Env<WithoutTls>,
+    /// `zone_key(zone, hash)` → `RECORD_V1 || bytes`.
+    data: Database<Bytes, Bytes>,
+    /// `zone_key(zone, hash)` → `ChunkMeta`.
+    meta: Database<Bytes, Bytes>,
+    /// zone id → `Usage`.
+    usage: Database<Str, Bytes>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct ChunkMeta {
+    /// Unix seconds when the chunk was stored, or last named by an append being validated.
+    /// Garbage collection spares chunks younger than the staging TTL.
+    touched_at: u64,
+    len: u64,
+}
+
+/// Per-zone totals of what this store holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub chunks: u64,
+    pub bytes: u64,
+}
+
+/// What one garbage collection pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GcReport {
+    pub scanned: u64,
+    pub deleted: u64,
+    pub bytes_freed: u64,
+}
+
+impl ChunkStore {
+    /// Opens or creates the chunk store in `dir`.
+    pub fn open(dir: &Path, map_size: usize) -> Result<Self, StorageError> {
+        let env = open_env(dir, map_size, 4)?;
+        let mut wtxn = env.write_txn()?;
+        let data = env.create_database(&mut wtxn, Some("data"))?;
+        let meta = env.create_database(&mut wtxn, Some("meta"))?;
+        let usage = env.create_database(&mut wtxn, Some("usage"))?;
+        wtxn.commit()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                env,
+                data,
+                meta,
+                usage,
+            }),
+        })
+    }
+
+    /// Stores `bytes` as chunk `hash` of `zone`, durably (fsynced) before returning. Returns
+    /// `true` if it was new, `false` if the zone already held it (its staging clock restarts).
+    /// Refuses bytes that do not hash to `hash`, changing nothing.
+    pub async fn put(
+        &self,
+        zone: &ZoneId,
+        hash: Hash32,
+        bytes: Vec<u8>,
+        now_secs: u64,
+    ) -> Result<bool, StorageError> {
+        let inner = self.inner.clone();
+        let zone = zone.clone();
+        blocking(move || {
+            let actual = Hash32::digest(&bytes);
+            if actual != hash {
+                return Err(StorageError::HashMismatch {
+                    expected: hash,
+                    actual,
+                });
+            }
+            let key = zone_key(&zone, &hash);
+            let mut wtxn = inner.env.write_txn()?;
+            let existed = inner.meta.get(&wtxn, &key)?.is_some();
+            let len = bytes.len() as u64;
+            inner.meta.put(
+                &mut wtxn,
+                &key,
+                &encode(&ChunkMeta {
+                    touched_at: now_secs,
+                    len,
+                }),
+            )?;
+            if !existed {
+                let mut value = Vec::with_capacity(bytes.len() + 1);
+                value.push(RECORD_V1);
+                value.extend_from_slice(&bytes);
+                inner.data.put(&mut wtxn, &key, &value)?;
+                let mut usage = read_usage(&inner, &wtxn, &zone)?;
+                usage.chunks += 1;
+                usage.bytes += len;
+                inner.usage.put(&mut wtxn, zone.as_str(), &encode(&usage))?;
+            }
+            wtxn.commit()?;
+            Ok(!existed)
+        })
+        .await
+    }
+
+    /// The chunk's bytes, verified against its hash; `None` if this store does not hold it.
+    pub fn get(&self, zone: &ZoneId, hash: &Hash32) -> Result<Option<Vec<u8>>, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        let Some(value) = self.inner.data.get(&rtxn, &zone_key(zone, hash))? else {
+            return Ok(None);
+        };
+        let bytes = match value.split_first() {
+            Some((&RECORD_V1, bytes)) => bytes,
+            Some((&version, _)) => {
+                return Err(StorageError::UnknownVersion {
+                    what: "chunk",
+                    version,
+                })
+            }
+            None => {
+                return Err(StorageError::UnknownVersion {
+                    what: "chunk",
+                    version: 0,
+                })
+            }
+        };
+        if Hash32::digest(bytes) != *hash {
+            tracing::error!(zone = %zone, hash = %hash, "stored chunk fails its hash check; not serving it");
+            return Err(StorageError::CorruptChunk {
+                zone: zone.clone(),
+                hash: *hash,
+            });
+        }
+        Ok(Some(bytes.to_vec()))
+    }
+
+    /// The chunk's length if this store holds it (no hash check: the bytes are not read).
+    pub fn len(&self, zone: &ZoneId, hash: &Hash32) -> Result<Option<u64>, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        self.inner
+            .meta
+            .get(&rtxn, &zone_key(zone, hash))?
+            .map(|b| decode::<ChunkMeta>("chunk meta", b).map(|m| m.len))
+            .transpose()
+    }
+
+    /// The hashes among `hashes` this store does not hold, in the given order.
+    pub fn missing(&self, zone: &ZoneId, hashes: &[Hash32]) -> Result<Vec<Hash32>, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        let mut out = Vec::new();
+        for hash in hashes {
+            if self.inner.meta.get(&rtxn, &zone_key(zone, hash))?.is_none() {
+                out.push(*hash);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Restarts the staging clock of the chunks among `hashes` that are held, and returns those
+    /// that are not. An append calls this on the chunks it is about to reference so garbage
+    /// collection cannot remove them between the check and the commit.
+    pub async fn touch(
+        &self,
+        zone: &ZoneId,
+        hashes: Vec<Hash32>,
+        now_secs: u64,
+    ) -> Result<Vec<Hash32>, StorageError> {
+        let inner = self.inner.clone();
+        let zone = zone.clone();
+        blocking(move || {
+            let mut wtxn = inner.env.write_txn()?;
+            let mut missing = Vec::new();
+            for hash in hashes {
+                let key = zone_key(&zone, &hash);
+                let meta = inner
+                    .meta
+                    .get(&wtxn, &key)?
+                    .map(|b| decode::<ChunkMeta>("chunk meta", b))
+                    .transpose()?;
+                match meta {
+                    Some(mut meta) => {
+                        meta.touched_at = meta.touched_at.max(now_secs);
+                        inner.meta.put(&mut wtxn, &key, &encode(&meta))?;
+                    }
+                    None => missing.push(hash),
+                }
+            }
+            wtxn.commit()?;
+            Ok(missing)
+        })
+        .await
+    }
+
+    /// What this store holds for `zone`.
+    pub fn usage(&self, zone: &ZoneId) -> Result<Usage, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        let usage = self.inner.usage.get(&rtxn, zone.as_str())?;
+        usage
+            .map(|b| decode("usage", b))
+            .transpose()
+            .map(Option::unwrap_or_default)
+    }
+
+    /// Deletes chunks not touched since `cutoff_secs` for which `is_referenced` says no. The
+    /// age is checked again inside the deleting transaction, so a chunk touched meanwhile
+    /// survives. At most `max_deletes` chunks go per call.
+    pub async fn collect_garbage<F>(
+        &self,
+        cutoff_secs: u64,
+        max_deletes: usize,
+        is_referenced: F,
+    ) -> Result<GcReport, StorageError>
+    where
+        F: Fn(&ZoneId, &Hash32) -> Result<bool, StorageError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        blocking(move || {
+            let mut report = GcReport::default();
+            let mut candidates = Vec::new();
+            {
+                let rtxn = inner.env.read_txn()?;
+                for item in inner.meta.iter(&rtxn)? {
+                    let (key, bytes) = item?;
+                    report.scanned += 1;
+                    let meta: ChunkMeta = decode("chunk meta", bytes)?;
+                    if meta.touched_at < cutoff_secs {
+                        let (zone, hash) = split_zone_key(key)?;
+                        if !is_referenced(&zone, &hash)? {
+                            candidates.push((zone, hash));
+                            if candidates.len() >= max_deletes {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            if candidates.is_empty() {
+                return Ok(report);
+            }
+            let mut wtxn = inner.env.write_txn()?;
+            for (zone, hash) in candidates {
+                let key = zone_key(&zone, &hash);
+                let Some(bytes) = inner.meta.get(&wtxn, &key)? else {
+                    continue;
+                };
+                let meta: ChunkMeta = decode("chunk meta", bytes)?;
+                if meta.touched_at >= cutoff_secs {
+                    continue;
+                }
+                inner.meta.delete(&mut wtxn, &key)?;
+                inner.data.delete(&mut wtxn, &key)?;
+                let mut usage = read_usage(&inner, &wtxn, &zone)?;
+                usage.chunks = usage.chunks.saturating_sub(1);
+                usage.bytes = usage.bytes.saturating_sub(meta.len);
+                inner.usage.put(&mut wtxn, zone.as_str(), &encode(&usage))?;
+                report.deleted += 1;
+                report.bytes_freed += meta.len;
+            }
+            wtxn.commit()?;
+            Ok(report)
+        })
+        .await
+    }
+}
+
+fn read_usage(
+    inner: &Inner,
+    txn: &heed::RoTxn<WithoutTls>,
+    zone: &ZoneId,
+) -> Result<Usage, StorageError> {
+    let usage = inner.usage.get(txn, zone.as_str())?;
+    usage
+        .map(|b| decode("usage", b))
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+/// Inverse of `zone_key`.
+fn split_zone_key(key: &[u8]) -> Result<(ZoneId, Hash32), StorageError> {
+    let bad = || StorageError::MalformedKey(format!("chunk key of {} bytes", key.len()));
+    let (&len, rest) = key.split_first().ok_or_else(bad)?;
+    let len = len as usize;
+    if rest.len() != len + 32 {
+        return Err(bad());
+    }
+    let zone = std::str::from_utf8(&rest[..len]).map_err(|_| bad())?;
+    let zone = ZoneId::new(zone).map_err(|_| bad())?;
+    let hash: [u8; 32] = rest[len..].try_into().map_err(|_| bad())?;
+    Ok((zone, Hash32(hash)))
+}

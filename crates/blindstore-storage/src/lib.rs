@@ -1,0 +1,121 @@
+//! Durable storage on LMDB through heed. Three environments live under a node's data dir:
+//!
+//! - `raft-log/`: the Raft log, vote and committed index ([`LogStore`]).
+//! - `state/`: the Raft state machine — zones, chains, entry headers, chunk references
+//!   ([`StateMachineStore`]) — plus `snapshots/` beside it.
+//! - `chunks/`: immutable content-addressed chunks ([`ChunkStore`]).
+//!
+//! Separate environments keep chunk uploads from queueing behind Raft log writes (LMDB has one
+//! writer per environment). Every write transaction commits with fsync (LMDB's default; this
+//! crate never sets `NO_SYNC`), so a commit that returned is on disk. Every stored value starts
+//! with a format version byte; see `docs/storage-format.md`.
+
+pub mod chunk_store;
+mod codec;
+pub mod log_store;
+pub mod state_machine;
+
+use std::path::Path;
+
+use heed::{Env, EnvOpenOptions, WithoutTls};
+
+pub use chunk_store::{ChunkStore, GcReport};
+pub use log_store::LogStore;
+pub use state_machine::StateMachineStore;
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// LMDB refused an operation (full map, I/O error, corrupted page...).
+    #[error("lmdb: {0}")]
+    Lmdb(#[from] heed::Error),
+    /// A stored record could not be decoded: the store is damaged or was written by an
+    /// incompatible build. Never treated as "absent".
+    #[error("cannot decode stored {what}: {source}")]
+    Decode {
+        what: &'static str,
+        source: postcard::Error,
+    },
+    /// A stored record carries a format version this build does not know.
+    #[error("stored {what} has unknown format version {version}")]
+    UnknownVersion { what: &'static str, version: u8 },
+    /// A file operation failed (snapshots).
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// A snapshot file is malformed.
+    #[error("bad snapshot: {0}")]
+    BadSnapshot(String),
+    /// A stored key does not have the layout this build writes.
+    #[error("malformed stored key: {0}")]
+    MalformedKey(String),
+    /// Bytes offered for a chunk do not hash to the chunk's address.
+    #[error("content hashes to {actual}, not {expected}")]
+    HashMismatch {
+        expected: blindstore_types::Hash32,
+        actual: blindstore_types::Hash32,
+    },
+    /// A chunk read from disk no longer matches its hash. It is not served.
+    #[error("stored chunk {hash} in zone {zone} is corrupt")]
+    CorruptChunk {
+        zone: blindstore_types::ZoneId,
+        hash: blindstore_types::Hash32,
+    },
+    /// A blocking storage task panicked or was cancelled.
+    #[error("storage task failed: {0}")]
+    Task(String),
+}
+
+/// Sizes of the LMDB memory maps. They are upper bounds on each store's size (the files grow
+/// as needed); LMDB refuses writes beyond them with `MDB_MAP_FULL`.
+#[derive(Debug, Clone, Copy)]
+pub struct MapSizes {
+    pub raft_log: usize,
+    pub state: usize,
+    pub chunks: usize,
+}
+
+impl Default for MapSizes {
+    fn default() -> Self {
+        const GIB: usize = 1 << 30;
+        Self {
+            raft_log: 16 * GIB,
+            state: 16 * GIB,
+            chunks: 256 * GIB,
+        }
+    }
+}
+
+/// Opens (creating if needed) an LMDB environment in `dir`.
+fn open_env(dir: &Path, map_size: usize, max_dbs: u32) -> Result<Env<WithoutTls>, StorageError> {
+    std::fs::create_dir_all(dir)?;
+    let mut options = EnvOpenOptions::new().read_txn_without_tls();
+    options.map_size(map_size).max_dbs(max_dbs);
+    // SAFETY: heed requires that an environment is opened at most once per process and that
+    // its files are not modified by other means while open. Each store opens its own
+    // directory exactly once, from `Node` start-up, and nothing else touches those files.
+    #[allow(unsafe_code)]
+    let env = unsafe { options.open(dir)? };
+    Ok(env)
+}
+
+/// Runs blocking LMDB or file work off the async runtime.
+async fn blocking<T, F>(f: F) -> Result<T, StorageError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, StorageError> + Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StorageError::Task(e.to_string()))?
+}
+
+/// `u8(len(zone)) || zone || hash`: the key of a per-zone object (a chain, a chunk, a
+/// reference). The length prefix keeps one zone's keys from being a prefix of another's.
+fn zone_key(zone: &blindstore_types::ZoneId, hash: &blindstore_types::Hash32) -> Vec<u8> {
+    let zone = zone.as_str().as_bytes();
+    let mut key = Vec::with_capacity(1 + zone.len() + 32 + 8);
+    key.push(zone.len() as u8);
+    key.extend_from_slice(zone);
+    key.extend_from_slice(&hash.0);
+    key
+}

@@ -1,0 +1,635 @@
+//! The Raft state machine in LMDB (`state/`) and its snapshots (`snapshots/`).
+//!
+//! Applying a batch of log entries is one LMDB transaction that also records the last applied
+//! log id, so the state and "how far it got" can never disagree after a crash. Reads used by the
+//! API go straight to LMDB (MVCC: a reader sees a committed state, never half a batch).
+//!
+//! A snapshot is one file: a header with the snapshot's metadata followed by every row of the
+//! state tables. It is written to a temporary file, fsynced and renamed into place, so the
+//! current snapshot is always complete.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use blindstore_types::command::{ChainHead, Command, CommandResponse, Rejection, ZoneRecord};
+use blindstore_types::entry::{chain_id, genesis, EntryHeader};
+use blindstore_types::raft::{NodeId, NodeInfo, TypeConfig};
+use blindstore_types::{ChainId, Hash32, ZoneId};
+use heed::types::{Bytes, Str};
+use heed::{Database, Env, RwTxn, WithoutTls};
+use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
+use openraft::{
+    AnyError, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, StorageIOError,
+    StoredMembership,
+};
+
+use crate::codec::{decode, encode};
+use crate::{blocking, open_env, zone_key, StorageError};
+
+type RaftStorageError = openraft::StorageError<NodeId>;
+type Membership = StoredMembership<NodeId, NodeInfo>;
+
+const LAST_APPLIED: &str = "last_applied";
+const MEMBERSHIP: &str = "membership";
+const SNAPSHOT_MAGIC: &[u8; 20] = b"BLINDSTORE-SNAPSHOT\n";
+const SNAPSHOT_V1: u8 = 1;
+const CURRENT_SNAPSHOT: &str = "current.snap";
+
+/// The state machine store. Cheap to clone: the node keeps a clone for reads while openraft
+/// owns another.
+#[derive(Clone)]
+pub struct StateMachineStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    env: Env<WithoutTls>,
+    tables: Tables,
+    snapshot_dir: PathBuf,
+    /// Serialises snapshot file replacement between builder and installer.
+    snapshot_files: Mutex<()>,
+    snapshot_seq: AtomicU64,
+}
+
+#[derive(Clone, Copy)]
+struct Tables {
+    /// `last_applied`, `membership`.
+    meta: Database<Str, Bytes>,
+    /// zone id → `ZoneRecord`.
+    zones: Database<Str, Bytes>,
+    /// `zone_key(zone, chain_id)` → `ChainHead`.
+    chains: Database<Bytes, Bytes>,
+    /// `zone_key(zone, chain_id) || u64 index` → `EntryHeader`.
+    entries: Database<Bytes, Bytes>,
+    /// `zone_key(zone, chunk hash)` → empty: chunks some entry references (never collected).
+    refs: Database<Bytes, Bytes>,
+}
+
+impl Tables {
+    /// The tables a snapshot carries, with their ids in the snapshot file.
+    fn snapshot_tables(&self) -> [(u8, Database<Bytes, Bytes>); 4] {
+        [
+            (1, self.zones.remap_key_type::<Bytes>()),
+            (2, self.chains),
+            (3, self.entries),
+            (4, self.refs),
+        ]
+    }
+}
+
+impl StateMachineStore {
+    /// Opens or creates the state machine in `dir`, with snapshots in `dir/snapshots`.
+    pub fn open(dir: &Path, map_size: usize) -> Result<Self, StorageError> {
+        let env = open_env(dir, map_size, 8)?;
+        let mut wtxn = env.write_txn()?;
+        let tables = Tables {
+            meta: env.create_database(&mut wtxn, Some("meta"))?,
+            zones: env.create_database(&mut wtxn, Some("zones"))?,
+            chains: env.create_database(&mut wtxn, Some("chains"))?,
+            entries: env.create_database(&mut wtxn, Some("entries"))?,
+            refs: env.create_database(&mut wtxn, Some("refs"))?,
+        };
+        wtxn.commit()?;
+        let snapshot_dir = dir.join("snapshots");
+        std::fs::create_dir_all(&snapshot_dir)?;
+        // Incoming or half-built snapshots from a previous run are useless: remove them.
+        for item in std::fs::read_dir(&snapshot_dir)? {
+            let path = item?.path();
+            if path.extension().is_some_and(|e| e == "tmp") {
+                std::fs::remove_file(&path)?;
+            }
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                env,
+                tables,
+                snapshot_dir,
+                snapshot_files: Mutex::new(()),
+                snapshot_seq: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The last log id applied, as stored.
+    pub fn last_applied(&self) -> Result<Option<LogId<NodeId>>, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        read_meta(&self.inner.tables, &rtxn, LAST_APPLIED)
+    }
+
+    pub fn zone(&self, zone: &ZoneId) -> Result<Option<ZoneRecord>, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        self.inner
+            .tables
+            .zones
+            .get(&rtxn, zone.as_str())?
+            .map(|b| decode("zone", b))
+            .transpose()
+    }
+
+    /// All zones, in id order.
+    pub fn zones(&self) -> Result<Vec<(ZoneId, ZoneRecord)>, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        let mut out = Vec::new();
+        for item in self.inner.tables.zones.iter(&rtxn)? {
+            let (id, bytes) = item?;
+            let zone = ZoneId::new(id)
+                .map_err(|e| StorageError::MalformedKey(format!("zone key {id:?}: {e}")))?;
+            out.push((zone, decode("zone", bytes)?));
+        }
+        Ok(out)
+    }
+
+    pub fn chain(&self, zone: &ZoneId, chain: &ChainId) -> Result<Option<ChainHead>, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        self.inner
+            .tables
+            .chains
+            .get(&rtxn, &zone_key(zone, chain))?
+            .map(|b| decode("chain", b))
+            .transpose()
+    }
+
+    /// Entry headers `from..` of a chain, at most `limit` of them, read in one transaction
+    /// together with the chain head they belong to.
+    pub fn entries(
+        &self,
+        zone: &ZoneId,
+        chain: &ChainId,
+        from: u64,
+        limit: usize,
+    ) -> Result<Option<(ChainHead, Vec<EntryHeader>)>, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        let prefix = zone_key(zone, chain);
+        let Some(head) = self.inner.tables.chains.get(&rtxn, &prefix)? else {
+            return Ok(None);
+        };
+        let head: ChainHead = decode("chain", head)?;
+        let start = entry_key(&prefix, from);
+        let end = entry_key(&prefix, u64::MAX);
+        let mut out = Vec::new();
+        for item in self.inner.tables.entries.range(
+            &rtxn,
+            &(
+                Bound::Included(start.as_slice()),
+                Bound::Included(end.as_slice()),
+            ),
+        )? {
+            if out.len() >= limit {
+                break;
+            }
+            let (_, bytes) = item?;
+            out.push(decode("entry header", bytes)?);
+        }
+        Ok(Some((head, out)))
+    }
+
+    /// Whether any committed entry of `zone` references chunk `hash` (as payload or extra).
+    pub fn is_referenced(&self, zone: &ZoneId, hash: &Hash32) -> Result<bool, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        Ok(self
+            .inner
+            .tables
+            .refs
+            .get(&rtxn, &zone_key(zone, hash))?
+            .is_some())
+    }
+
+    fn write_snapshot_file(
+        &self,
+    ) -> Result<(SnapshotMeta<NodeId, NodeInfo>, PathBuf), StorageError> {
+        let inner = &self.inner;
+        let rtxn = inner.env.read_txn()?;
+        let last_log_id: Option<LogId<NodeId>> = read_meta(&inner.tables, &rtxn, LAST_APPLIED)?;
+        let last_membership: Membership = read_meta(&inner.tables, &rtxn, MEMBERSHIP)?;
+        let seq = inner.snapshot_seq.fetch_add(1, Ordering::Relaxed);
+        let snapshot_id = match &last_log_id {
+            Some(id) => format!(
+                "{}-{}-{}-{seq}",
+                id.leader_id.term, id.leader_id.node_id, id.index
+            ),
+            None => format!("empty-{seq}"),
+        };
+        let meta = SnapshotMeta {
+            last_log_id,
+            last_membership,
+            snapshot_id,
+        };
+        let tmp = inner
+            .snapshot_dir
+            .join(format!("build-{}-{seq}.tmp", std::process::id()));
+        let mut out = BufWriter::new(File::create(&tmp)?);
+        write_snapshot_header(&mut out, &meta)?;
+        for (id, table) in inner.tables.snapshot_tables() {
+            for item in table.iter(&rtxn)? {
+                let (k, v) = item?;
+                write_record(&mut out, id, k, v)?;
+            }
+        }
+        out.write_all(&[0])?;
+        let file = out.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok((meta, tmp))
+    }
+
+    /// Atomically makes `tmp` the current snapshot.
+    fn promote_snapshot(&self, tmp: &Path) -> Result<PathBuf, StorageError> {
+        let _files = self
+            .inner
+            .snapshot_files
+            .lock()
+            .expect("snapshot lock is never poisoned");
+        let current = self.inner.snapshot_dir.join(CURRENT_SNAPSHOT);
+        std::fs::rename(tmp, &current)?;
+        File::open(&self.inner.snapshot_dir)?.sync_all()?;
+        Ok(current)
+    }
+
+    fn current_snapshot(
+        &self,
+    ) -> Result<Option<(SnapshotMeta<NodeId, NodeInfo>, File)>, StorageError> {
+        let _files = self
+            .inner
+            .snapshot_files
+            .lock()
+            .expect("snapshot lock is never poisoned");
+        let path = self.inner.snapshot_dir.join(CURRENT_SNAPSHOT);
+        let mut file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let meta = read_snapshot_header(&mut BufReader::new(&mut file))?;
+        file.seek(SeekFrom::Start(0))?;
+        Ok(Some((meta, file)))
+    }
+
+    /// Replaces the whole state with the snapshot in `file` and keeps a copy as the current
+    /// snapshot.
+    fn install_snapshot_file(
+        &self,
+        meta: &SnapshotMeta<NodeId, NodeInfo>,
+        mut file: File,
+    ) -> Result<(), StorageError> {
+        let inner = &self.inner;
+        file.seek(SeekFrom::Start(0))?;
+        let mut reader = BufReader::new(&mut file);
+        let header = read_snapshot_header(&mut reader)?;
+        if header.last_log_id != meta.last_log_id {
+            return Err(StorageError::BadSnapshot(format!(
+                "file is for {:?}, expected {:?}",
+                header.last_log_id, meta.last_log_id
+            )));
+        }
+        let mut wtxn = inner.env.write_txn()?;
+        let tables = inner.tables.snapshot_tables();
+        for (_, table) in &tables {
+            table.clear(&mut wtxn)?;
+        }
+        loop {
+            let mut id = [0u8; 1];
+            reader.read_exact(&mut id)?;
+            if id[0] == 0 {
+                break;
+            }
+            let table = tables
+                .iter()
+                .find(|(t, _)| *t == id[0])
+                .ok_or_else(|| StorageError::BadSnapshot(format!("unknown table {}", id[0])))?
+                .1;
+            let key = read_chunk(&mut reader)?;
+            let value = read_chunk(&mut reader)?;
+            table.put(&mut wtxn, &key, &value)?;
+        }
+        inner
+            .tables
+            .meta
+            .put(&mut wtxn, LAST_APPLIED, &encode(&meta.last_log_id))?;
+        inner
+            .tables
+            .meta
+            .put(&mut wtxn, MEMBERSHIP, &encode(&meta.last_membership))?;
+        wtxn.commit()?;
+        drop(reader);
+
+        // Keep what was installed as the current snapshot, for followers that need it next.
+        file.seek(SeekFrom::Start(0))?;
+        let seq = inner.snapshot_seq.fetch_add(1, Ordering::Relaxed);
+        let tmp = inner
+            .snapshot_dir
+            .join(format!("installed-{}-{seq}.tmp", std::process::id()));
+        let mut copy = File::create(&tmp)?;
+        std::io::copy(&mut file, &mut copy)?;
+        copy.sync_all()?;
+        self.promote_snapshot(&tmp)?;
+        Ok(())
+    }
+
+    fn apply_batch(
+        &self,
+        entries: Vec<Entry<TypeConfig>>,
+    ) -> Result<Vec<CommandResponse>, StorageError> {
+        let inner = &self.inner;
+        let t = &inner.tables;
+        let mut wtxn = inner.env.write_txn()?;
+        let mut responses = Vec::with_capacity(entries.len());
+        let mut last = None;
+        for entry in entries {
+            last = Some(entry.log_id);
+            let response = match entry.payload {
+                EntryPayload::Blank => CommandResponse::None,
+                EntryPayload::Normal(command) => apply_command(t, &mut wtxn, command)?,
+                EntryPayload::Membership(m) => {
+                    let stored = Membership::new(Some(entry.log_id), m);
+                    t.meta.put(&mut wtxn, MEMBERSHIP, &encode(&stored))?;
+                    CommandResponse::None
+                }
+            };
+            responses.push(response);
+        }
+        if let Some(last) = last {
+            t.meta.put(&mut wtxn, LAST_APPLIED, &encode(&Some(last)))?;
+        }
+        wtxn.commit()?;
+        Ok(responses)
+    }
+}
+
+/// Applies one command inside the batch's transaction. Preconditions that do not hold produce
+/// a `Rejected` response and change nothing; only storage failures are errors.
+fn apply_command(
+    t: &Tables,
+    wtxn: &mut RwTxn,
+    command: Command,
+) -> Result<CommandResponse, StorageError> {
+    match command {
+        Command::CreateZone {
+            zone,
+            created_at_ms,
+        } => {
+            if t.zones.get(wtxn, zone.as_str())?.is_some() {
+                return Ok(CommandResponse::ZoneCreated { created: false });
+            }
+            let record = ZoneRecord {
+                created_at_ms,
+                chains: 0,
+                entries: 0,
+                payload_bytes: 0,
+            };
+            t.zones.put(wtxn, zone.as_str(), &encode(&record))?;
+            Ok(CommandResponse::ZoneCreated { created: true })
+        }
+        Command::CreateChain { zone, public_key } => {
+            let Some(mut zone_record) = get_zone(t, wtxn, &zone)? else {
+                return Ok(CommandResponse::Rejected(Rejection::UnknownZone));
+            };
+            let id = chain_id(&public_key);
+            let key = zone_key(&zone, &id);
+            if let Some(bytes) = t.chains.get(wtxn, &key)? {
+                let chain = decode("chain", bytes)?;
+                return Ok(CommandResponse::ChainCreated {
+                    created: false,
+                    chain,
+                });
+            }
+            let chain = ChainHead {
+                public_key,
+                length: 0,
+                head: genesis(&id),
+            };
+            t.chains.put(wtxn, &key, &encode(&chain))?;
+            zone_record.chains += 1;
+            t.zones.put(wtxn, zone.as_str(), &encode(&zone_record))?;
+            Ok(CommandResponse::ChainCreated {
+                created: true,
+                chain,
+            })
+        }
+        Command::Append {
+            zone,
+            chain_id,
+            header,
+        } => {
+            let Some(mut zone_record) = get_zone(t, wtxn, &zone)? else {
+                return Ok(CommandResponse::Rejected(Rejection::UnknownZone));
+            };
+            let key = zone_key(&zone, &chain_id);
+            let Some(bytes) = t.chains.get(wtxn, &key)? else {
+                return Ok(CommandResponse::Rejected(Rejection::UnknownChain));
+            };
+            let mut chain: ChainHead = decode("chain", bytes)?;
+            // The compare-and-set that keeps a chain linear.
+            if header.index != chain.length || header.prev != chain.head {
+                return Ok(CommandResponse::Rejected(Rejection::IndexConflict {
+                    length: chain.length,
+                    head: chain.head,
+                }));
+            }
+            for referenced in std::iter::once(&header.payload_hash).chain(&header.chunks) {
+                t.refs.put(wtxn, &zone_key(&zone, referenced), &[])?;
+            }
+            t.entries
+                .put(wtxn, &entry_key(&key, header.index), &encode(&header))?;
+            chain.length += 1;
+            chain.head = header.entry_hash;
+            t.chains.put(wtxn, &key, &encode(&chain))?;
+            zone_record.entries += 1;
+            zone_record.payload_bytes += header.payload_len;
+            t.zones.put(wtxn, zone.as_str(), &encode(&zone_record))?;
+            Ok(CommandResponse::Appended {
+                index: header.index,
+                entry_hash: header.entry_hash,
+                length: chain.length,
+            })
+        }
+    }
+}
+
+fn get_zone(t: &Tables, wtxn: &RwTxn, zone: &ZoneId) -> Result<Option<ZoneRecord>, StorageError> {
+    t.zones
+        .get(wtxn, zone.as_str())?
+        .map(|b| decode("zone", b))
+        .transpose()
+}
+
+fn entry_key(chain_key: &[u8], index: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(chain_key.len() + 8);
+    key.extend_from_slice(chain_key);
+    key.extend_from_slice(&index.to_be_bytes());
+    key
+}
+
+fn read_meta<T: serde::de::DeserializeOwned + Default>(
+    t: &Tables,
+    rtxn: &heed::RoTxn<WithoutTls>,
+    key: &'static str,
+) -> Result<T, StorageError> {
+    Ok(t.meta
+        .get(rtxn, key)?
+        .map(|b| decode(key, b))
+        .transpose()?
+        .unwrap_or_default())
+}
+
+fn write_snapshot_header(
+    out: &mut impl Write,
+    meta: &SnapshotMeta<NodeId, NodeInfo>,
+) -> Result<(), StorageError> {
+    out.write_all(SNAPSHOT_MAGIC)?;
+    out.write_all(&[SNAPSHOT_V1])?;
+    let meta = encode(meta);
+    out.write_all(&(meta.len() as u32).to_be_bytes())?;
+    out.write_all(&meta)?;
+    Ok(())
+}
+
+fn read_snapshot_header(
+    input: &mut impl Read,
+) -> Result<SnapshotMeta<NodeId, NodeInfo>, StorageError> {
+    let mut magic = [0u8; 21];
+    input.read_exact(&mut magic)?;
+    if &magic[..20] != SNAPSHOT_MAGIC || magic[20] != SNAPSHOT_V1 {
+        return Err(StorageError::BadSnapshot(
+            "not a version 1 Blindstore snapshot".into(),
+        ));
+    }
+    let meta = read_chunk(input)?;
+    decode("snapshot meta", &meta)
+}
+
+fn write_record(
+    out: &mut impl Write,
+    table: u8,
+    key: &[u8],
+    value: &[u8],
+) -> Result<(), StorageError> {
+    out.write_all(&[table])?;
+    for part in [key, value] {
+        out.write_all(&(part.len() as u32).to_be_bytes())?;
+        out.write_all(part)?;
+    }
+    Ok(())
+}
+
+/// Reads `u32 len || bytes`.
+fn read_chunk(input: &mut impl Read) -> Result<Vec<u8>, StorageError> {
+    let mut len = [0u8; 4];
+    input.read_exact(&mut len)?;
+    let mut buf = vec![0u8; u32::from_be_bytes(len) as usize];
+    input.read_exact(&mut buf)?;
+    Ok(buf)
+}
+
+fn snapshot_err(e: StorageError) -> RaftStorageError {
+    StorageIOError::read_snapshot(None, AnyError::new(&e)).into()
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
+    #[tracing::instrument(level = "info", skip_all)]
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, RaftStorageError> {
+        let this = self.clone();
+        let (meta, path) = blocking(move || {
+            let (meta, tmp) = this.write_snapshot_file()?;
+            let path = this.promote_snapshot(&tmp)?;
+            Ok((meta, path))
+        })
+        .await
+        .map_err(|e| StorageIOError::write_snapshot(None, AnyError::new(&e)))?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| StorageIOError::read_snapshot(None, AnyError::new(&e)))?;
+        tracing::info!(snapshot_id = %meta.snapshot_id, "snapshot built");
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(file),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachineStore {
+    type SnapshotBuilder = StateMachineStore;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeId>>, Membership), RaftStorageError> {
+        let read = || -> Result<_, StorageError> {
+            let rtxn = self.inner.env.read_txn()?;
+            let t = &self.inner.tables;
+            Ok((
+                read_meta(t, &rtxn, LAST_APPLIED)?,
+                read_meta(t, &rtxn, MEMBERSHIP)?,
+            ))
+        };
+        read().map_err(|e| StorageIOError::read_state_machine(AnyError::new(&e)).into())
+    }
+
+    /// The batch, and the last applied log id with it, is committed (fsynced) before returning.
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResponse>, RaftStorageError>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let entries: Vec<_> = entries.into_iter().collect();
+        let this = self.clone();
+        blocking(move || this.apply_batch(entries))
+            .await
+            .map_err(|e| StorageIOError::write_state_machine(AnyError::new(&e)).into())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, RaftStorageError> {
+        let seq = self.inner.snapshot_seq.fetch_add(1, Ordering::Relaxed);
+        let path = self
+            .inner
+            .snapshot_dir
+            .join(format!("incoming-{}-{seq}.tmp", std::process::id()));
+        let file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(None, AnyError::new(&e)))?;
+        // The name is only needed while the file is open; unlinking now means an interrupted
+        // transfer leaves nothing behind.
+        let _ = tokio::fs::remove_file(&path).await;
+        Ok(Box::new(file))
+    }
+
+    #[tracing::instrument(level = "info", skip_all, fields(snapshot_id = %meta.snapshot_id))]
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, NodeInfo>,
+        snapshot: Box<tokio::fs::File>,
+    ) -> Result<(), RaftStorageError> {
+        let file = snapshot.into_std().await;
+        let this = self.clone();
+        let meta_owned = meta.clone();
+        blocking(move || this.install_snapshot_file(&meta_owned, file))
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(None, AnyError::new(&e)))?;
+        tracing::info!("snapshot installed");
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, RaftStorageError> {
+        let this = self.clone();
+        let current = blocking(move || this.current_snapshot())
+            .await
+            .map_err(snapshot_err)?;
+        Ok(current.map(|(meta, file)| Snapshot {
+            meta,
+            snapshot: Box::new(tokio::fs::File::from_std(file)),
+        }))
+    }
+}

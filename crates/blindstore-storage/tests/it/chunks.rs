@@ -1,0 +1,89 @@
+use blindstore_storage::{ChunkStore, StorageError};
+use blindstore_types::{Hash32, ZoneId};
+
+fn store() -> (tempfile::TempDir, ChunkStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = ChunkStore::open(&dir.path().join("chunks"), 1 << 26).unwrap();
+    (dir, store)
+}
+
+#[tokio::test]
+async fn put_get_dedup_and_usage() {
+    let (_dir, store) = store();
+    let zone = ZoneId::new("a").unwrap();
+    let other = ZoneId::new("b").unwrap();
+    let bytes = b"hello chunk".to_vec();
+    let hash = Hash32::digest(&bytes);
+    assert!(store.put(&zone, hash, bytes.clone(), 10).await.unwrap());
+    assert!(
+        !store.put(&zone, hash, bytes.clone(), 11).await.unwrap(),
+        "second put is a no-op"
+    );
+    assert_eq!(store.get(&zone, &hash).unwrap(), Some(bytes.clone()));
+    assert_eq!(
+        store.get(&other, &hash).unwrap(),
+        None,
+        "zones are isolated"
+    );
+    assert_eq!(store.len(&zone, &hash).unwrap(), Some(bytes.len() as u64));
+    let usage = store.usage(&zone).unwrap();
+    assert_eq!((usage.chunks, usage.bytes), (1, bytes.len() as u64));
+    let absent = Hash32::digest(b"absent");
+    assert_eq!(store.missing(&zone, &[hash, absent]).unwrap(), vec![absent]);
+}
+
+#[tokio::test]
+async fn wrong_hash_is_refused_and_changes_nothing() {
+    let (_dir, store) = store();
+    let zone = ZoneId::new("a").unwrap();
+    let claimed = Hash32::digest(b"something else");
+    let err = store
+        .put(&zone, claimed, b"bytes".to_vec(), 1)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::HashMismatch { .. }), "{err}");
+    assert_eq!(store.get(&zone, &claimed).unwrap(), None);
+    assert_eq!(store.usage(&zone).unwrap().chunks, 0);
+}
+
+#[tokio::test]
+async fn garbage_collection_spares_young_and_referenced_chunks() {
+    let (_dir, store) = store();
+    let zone = ZoneId::new("a").unwrap();
+    let old = b"old unreferenced".to_vec();
+    let referenced = b"old referenced".to_vec();
+    let young = b"young".to_vec();
+    let touched = b"old but touched".to_vec();
+    for (bytes, at) in [
+        (&old, 100),
+        (&referenced, 100),
+        (&young, 1000),
+        (&touched, 100),
+    ] {
+        store
+            .put(&zone, Hash32::digest(bytes), bytes.clone(), at)
+            .await
+            .unwrap();
+    }
+    let missing = store
+        .touch(
+            &zone,
+            vec![Hash32::digest(&touched), Hash32::digest(b"nope")],
+            1000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(missing, vec![Hash32::digest(b"nope")]);
+    let referenced_hash = Hash32::digest(&referenced);
+    let report = store
+        .collect_garbage(500, 100, move |_, h| Ok(*h == referenced_hash))
+        .await
+        .unwrap();
+    assert_eq!(report.deleted, 1);
+    assert_eq!(report.bytes_freed, old.len() as u64);
+    assert_eq!(store.get(&zone, &Hash32::digest(&old)).unwrap(), None);
+    for kept in [&referenced, &young, &touched] {
+        assert!(store.get(&zone, &Hash32::digest(kept)).unwrap().is_some());
+    }
+    assert_eq!(store.usage(&zone).unwrap().chunks, 3);
+}

@@ -1,0 +1,3 @@
+mod chunks;
+mod raft_suite;
+mod state;

@@ -1,0 +1,25 @@
+//! openraft's own storage test suite against the LMDB log store and state machine.
+
+use blindstore_storage::{LogStore, StateMachineStore};
+use blindstore_types::raft::{NodeId, TypeConfig};
+use openraft::testing::{StoreBuilder, Suite};
+use openraft::StorageError;
+
+struct LmdbBuilder;
+
+impl StoreBuilder<TypeConfig, LogStore, StateMachineStore, tempfile::TempDir> for LmdbBuilder {
+    async fn build(
+        &self,
+    ) -> Result<(tempfile::TempDir, LogStore, StateMachineStore), StorageError<NodeId>> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = LogStore::open(&dir.path().join("raft-log"), 1 << 26).expect("open log store");
+        let sm = StateMachineStore::open(&dir.path().join("state"), 1 << 26)
+            .expect("open state machine");
+        Ok((dir, log, sm))
+    }
+}
+
+#[test]
+fn openraft_storage_suite() {
+    Suite::test_all(LmdbBuilder).expect("openraft storage suite passes");
+}

@@ -1,0 +1,200 @@
+//! JSON bodies of HTTP API v1, shared by the server and the Rust client so both speak the same
+//! contract. Requests reject unknown fields.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{ChainId, Hash32, PublicKey, Signature, ZoneId};
+
+#[cfg(feature = "openapi")]
+use utoipa::ToSchema;
+
+/// `GET /v1/health`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Health {
+    pub node_id: u64,
+    /// `voter`, `learner` (storage node) or `gateway`.
+    pub role: String,
+    /// The current leader's node id, if one is known.
+    pub leader: Option<u64>,
+    pub term: u64,
+    /// Index of the last Raft log entry applied to this node's state machine.
+    pub last_applied: Option<u64>,
+}
+
+/// A zone with its usage.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Zone {
+    pub zone: ZoneId,
+    pub created_at_ms: u64,
+    pub usage: ZoneUsage,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ZoneUsage {
+    pub chains: u64,
+    pub entries: u64,
+    /// Chunks stored for the zone on the answering node (entry payloads included).
+    pub chunks: u64,
+    /// Bytes of those chunks.
+    pub bytes: u64,
+}
+
+/// `GET /v1/admin/zones`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ZoneList {
+    pub zones: Vec<Zone>,
+}
+
+/// `POST /v1/zones/{zone}/chunks/missing`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MissingChunksRequest {
+    pub hashes: Vec<Hash32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MissingChunksResponse {
+    /// The asked-for hashes this zone does not hold, in request order.
+    pub missing: Vec<Hash32>,
+}
+
+/// `POST /v1/zones/{zone}/chains`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CreateChainRequest {
+    /// Raw 32-byte Ed25519 public key, base64url without padding.
+    pub public_key: PublicKey,
+}
+
+/// A chain's identity and tip.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Chain {
+    pub chain_id: ChainId,
+    pub public_key: PublicKey,
+    pub length: u64,
+    /// Hash of the last entry; the genesis hash while the chain is empty.
+    pub head: Hash32,
+}
+
+/// `POST /v1/zones/{zone}/chains/{chain_id}/entries`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AppendRequest {
+    pub index: u64,
+    pub prev: Hash32,
+    /// The payload bytes (client ciphertext), base64url without padding.
+    pub payload: String,
+    /// Extra chunks this entry references; each must already be stored in the zone.
+    #[serde(default)]
+    pub chunks: Vec<Hash32>,
+    pub signature: Signature,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct AppendResponse {
+    pub index: u64,
+    pub entry_hash: Hash32,
+    /// Chain length after this append.
+    pub length: u64,
+}
+
+/// One entry as read back: its header and its payload.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Entry {
+    pub index: u64,
+    pub prev: Hash32,
+    pub payload_hash: Hash32,
+    /// base64url without padding.
+    pub payload: String,
+    pub chunks: Vec<Hash32>,
+    pub signature: Signature,
+    pub entry_hash: Hash32,
+}
+
+/// `GET /v1/zones/{zone}/chains/{chain_id}/entries`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Entries {
+    pub length: u64,
+    pub head: Hash32,
+    pub entries: Vec<Entry>,
+    /// Present when the answer was cut short by the count or byte cap: the index to ask for
+    /// next (`from=next`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<u64>,
+}
+
+/// Every error response: `{"error":{"code","message"}}`. A 409 `index_conflict` also carries
+/// the chain's current `length` and `head`, both inside `error` and at the top level.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<Hash32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ErrorDetail {
+    /// Stable snake_case code, e.g. `index_conflict`, `bad_signature`, `unknown_zone`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<Hash32>,
+}
+
+#[cfg(feature = "openapi")]
+mod schemas {
+    use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+    use utoipa::openapi::RefOr;
+    use utoipa::{PartialSchema, ToSchema};
+
+    fn string(description: &str, pattern: &str) -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(description))
+            .pattern(Some(pattern))
+            .into()
+    }
+
+    macro_rules! string_schema {
+        ($ty:ty, $desc:expr, $pattern:expr) => {
+            impl PartialSchema for $ty {
+                fn schema() -> RefOr<Schema> {
+                    string($desc, $pattern)
+                }
+            }
+            impl ToSchema for $ty {}
+        };
+    }
+
+    string_schema!(crate::ZoneId, "zone id", "^[a-z0-9][a-z0-9-]{0,62}$");
+    string_schema!(crate::Hash32, "SHA-256, lowercase hex", "^[0-9a-f]{64}$");
+    string_schema!(
+        crate::PublicKey,
+        "Ed25519 public key (32 bytes), base64url without padding",
+        "^[A-Za-z0-9_-]{43}$"
+    );
+    string_schema!(
+        crate::Signature,
+        "Ed25519 signature (64 bytes), base64url without padding",
+        "^[A-Za-z0-9_-]{86}$"
+    );
+}
