@@ -1,0 +1,67 @@
+use blindstore_storage::StorageError;
+use blindstore_types::Hash32;
+
+/// Why a node operation did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The zone does not exist.
+    #[error("unknown zone")]
+    UnknownZone,
+    /// The chain does not exist in this zone.
+    #[error("unknown chain")]
+    UnknownChain,
+    /// The chunk is not stored in this zone.
+    #[error("unknown chunk")]
+    UnknownChunk,
+    /// The request is malformed or breaks a documented limit on counts.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The public key is not a valid, strong Ed25519 key.
+    #[error("not a valid Ed25519 public key")]
+    BadPublicKey,
+    /// The entry's signature does not verify under the chain's key.
+    #[error("signature does not verify under the chain's public key")]
+    BadSignature,
+    /// Uploaded bytes do not hash to the address they were sent to.
+    #[error("content hashes to {actual}, not {expected}")]
+    HashMismatch { expected: Hash32, actual: Hash32 },
+    /// The entry references chunks the zone does not hold.
+    #[error("referenced chunks are not stored: {}", list(.0))]
+    MissingChunks(Vec<Hash32>),
+    /// The entry's index/prev is not the chain's current length/head. Nothing was appended.
+    #[error("index conflict: the chain has {length} entries")]
+    IndexConflict { length: u64, head: Hash32 },
+    /// A body or field is above its documented size limit.
+    #[error("{what} is larger than the limit of {limit} bytes")]
+    TooLarge { what: &'static str, limit: u64 },
+    /// The operation certainly did not take effect: no leader, no quorum, shutting down.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The operation was proposed but its fate is unknown (leader lost, node stopping). It may
+    /// or may not have taken effect; the client must read to find out.
+    #[error("outcome unknown: {0}")]
+    OutcomeUnknown(String),
+    /// A stored chunk failed its hash check and no intact copy is reachable.
+    #[error("stored chunk {0} is corrupt and no intact copy is reachable")]
+    CorruptChunk(Hash32),
+    /// A broken internal invariant; logged, reported as a server error.
+    #[error("internal: {0}")]
+    Internal(String),
+    /// Local storage failed.
+    #[error("storage: {0}")]
+    Storage(StorageError),
+}
+
+impl From<StorageError> for NodeError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::HashMismatch { expected, actual } => NodeError::HashMismatch { expected, actual },
+            StorageError::CorruptChunk { hash, .. } => NodeError::CorruptChunk(hash),
+            other => NodeError::Storage(other),
+        }
+    }
+}
+
+fn list(hashes: &[Hash32]) -> String {
+    hashes.iter().map(Hash32::to_hex).collect::<Vec<_>>().join(", ")
+}

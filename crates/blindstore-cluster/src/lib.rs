@@ -1,0 +1,14 @@
+//! Raft wiring and the operations of a Blindstore node.
+//!
+//! [`Node`] is what the HTTP layer talks to: it validates requests, stores payloads as chunks,
+//! proposes commands through openraft and reads the state machine, linearizably unless asked
+//! otherwise. It knows nothing of HTTP; errors come out as [`NodeError`], which keeps "definitely
+//! did not happen" apart from "outcome unknown".
+
+mod error;
+mod gc;
+mod network;
+mod node;
+
+pub use error::NodeError;
+pub use node::{AppendInput, Consistency, EntriesPage, Limits, Node, NodeConfig, ReadEntries, ZoneInfo};

@@ -1,0 +1,503 @@
+//! A Blindstore node: its stores, its Raft instance and the operations the API offers.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use blindstore_storage::{ChunkStore, LogStore, MapSizes, StateMachineStore};
+use blindstore_types::api::{Health, ZoneUsage};
+use blindstore_types::command::{ChainHead, Command, CommandResponse, Rejection};
+use blindstore_types::entry::{check_public_key, EntryHeader, UnsignedEntry};
+use blindstore_types::raft::{NodeId, NodeInfo, TypeConfig};
+use blindstore_types::{ChainId, Hash32, PublicKey, Signature, ZoneId};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{Raft, ServerState};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::network::SingleNodeNetwork;
+use crate::{gc, NodeError};
+
+/// Documented limits on what one request may carry.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest chunk accepted by `PUT .../chunks/{hash}`.
+    pub max_chunk_bytes: u64,
+    /// Largest entry payload.
+    pub max_entry_payload_bytes: u64,
+    /// Most extra chunks one entry may reference.
+    pub max_entry_chunks: usize,
+    /// Most hashes one `chunks/missing` request may ask about.
+    pub max_missing_query: usize,
+    /// Most entries one read returns.
+    pub max_read_entries: usize,
+    /// Most payload bytes one read returns (at least one entry is always returned).
+    pub max_read_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_chunk_bytes: 4 << 20,
+            max_entry_payload_bytes: 64 << 10,
+            max_entry_chunks: 1024,
+            max_missing_query: 10_000,
+            max_read_entries: 1000,
+            max_read_bytes: 8 << 20,
+        }
+    }
+}
+
+/// What a node needs to start.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub data_dir: PathBuf,
+    /// This node's HTTP address as clients should see it (kept in the Raft membership).
+    pub http_addr: String,
+    pub limits: Limits,
+    /// Unreferenced chunks older than this are deleted.
+    pub staging_ttl: Duration,
+    /// How often garbage collection runs.
+    pub gc_interval: Duration,
+    pub map_sizes: MapSizes,
+}
+
+/// How fresh a read must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Consistency {
+    /// Reflects every write acknowledged before the read began (Raft read index).
+    #[default]
+    Linearizable,
+    /// Whatever this node has applied; may lag behind the leader.
+    Stale,
+}
+
+/// An append as a client sends it.
+#[derive(Debug, Clone)]
+pub struct AppendInput {
+    pub index: u64,
+    pub prev: Hash32,
+    pub payload: Vec<u8>,
+    pub chunks: Vec<Hash32>,
+    pub signature: Signature,
+}
+
+/// Which entries to read.
+#[derive(Debug, Clone, Copy)]
+pub enum ReadEntries {
+    /// `limit` entries starting at index `from`.
+    From { from: u64, limit: usize },
+    /// The last `n` entries.
+    Last(usize),
+}
+
+/// A page of entries with their payloads.
+#[derive(Debug, Clone)]
+pub struct EntriesPage {
+    pub chain: ChainHead,
+    pub entries: Vec<(EntryHeader, Vec<u8>)>,
+    /// Set when entries exist after the returned ones: where to continue.
+    pub next: Option<u64>,
+}
+
+/// A zone with usage, as the admin API shows it.
+#[derive(Debug, Clone)]
+pub struct ZoneInfo {
+    pub zone: ZoneId,
+    pub created_at_ms: u64,
+    pub usage: ZoneUsage,
+}
+
+/// A running node. Cloning shares it.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: NodeId,
+    raft: Raft<TypeConfig>,
+    state: StateMachineStore,
+    chunks: ChunkStore,
+    limits: Limits,
+    shutdown: CancellationToken,
+    tasks: tokio::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Node {
+    /// Opens the stores under `config.data_dir`, starts Raft, and on a pristine data dir
+    /// bootstraps a one-voter cluster. State is recovered from LMDB on restart.
+    #[tracing::instrument(skip_all, fields(data_dir = %config.data_dir.display()), err)]
+    pub async fn start(config: NodeConfig) -> Result<Self, NodeError> {
+        let dir = &config.data_dir;
+        std::fs::create_dir_all(dir).map_err(|e| NodeError::Storage(e.into()))?;
+        let log = LogStore::open(&dir.join("raft-log"), config.map_sizes.raft_log)?;
+        let state = StateMachineStore::open(&dir.join("state"), config.map_sizes.state)?;
+        let chunks = ChunkStore::open(&dir.join("chunks"), config.map_sizes.chunks)?;
+        let pristine = log.is_pristine()?;
+        let id: NodeId = 1;
+        tracing::info!(node_id = id, pristine, "stores opened");
+
+        let raft_config = openraft::Config {
+            cluster_name: "blindstore".into(),
+            heartbeat_interval: 250,
+            election_timeout_min: 1000,
+            election_timeout_max: 2000,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(20_000),
+            max_in_snapshot_log_to_keep: 5_000,
+            ..Default::default()
+        };
+        let raft_config = Arc::new(
+            raft_config
+                .validate()
+                .map_err(|e| NodeError::Unavailable(format!("raft config: {e}")))?,
+        );
+        let raft = Raft::new(id, raft_config, SingleNodeNetwork, log, state.clone())
+            .await
+            .map_err(|e| NodeError::Unavailable(format!("raft start: {e}")))?;
+
+        if pristine {
+            let members = BTreeMap::from([(
+                id,
+                NodeInfo {
+                    rpc_addr: String::new(),
+                    http_addr: config.http_addr.clone(),
+                },
+            )]);
+            raft.initialize(members)
+                .await
+                .map_err(|e| NodeError::Unavailable(format!("bootstrap: {e}")))?;
+            tracing::info!(node_id = id, "bootstrapped a one-voter cluster");
+        }
+
+        let node = Node {
+            inner: Arc::new(Inner {
+                id,
+                raft,
+                state,
+                chunks,
+                limits: config.limits.clone(),
+                shutdown: CancellationToken::new(),
+                tasks: tokio::sync::Mutex::new(Vec::new()),
+            }),
+        };
+        let gc_task = tokio::spawn(gc::run(
+            node.inner.chunks.clone(),
+            node.inner.state.clone(),
+            config.staging_ttl,
+            config.gc_interval,
+            node.inner.shutdown.clone(),
+        ));
+        node.inner.tasks.lock().await.push(gc_task);
+        Ok(node)
+    }
+
+    /// Waits until this node knows a leader, up to `timeout`.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<NodeId, NodeError> {
+        let metrics = self
+            .inner
+            .raft
+            .wait(Some(timeout))
+            .metrics(|m| m.current_leader.is_some(), "a leader is known")
+            .await
+            .map_err(|e| NodeError::Unavailable(format!("no leader: {e}")))?;
+        Ok(metrics.current_leader.expect("the wait condition ensures a leader"))
+    }
+
+    /// Stops background tasks and Raft. Writes in flight end with `OutcomeUnknown`.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        for task in self.inner.tasks.lock().await.drain(..) {
+            if let Err(e) = task.await {
+                tracing::warn!(error = %e, "background task ended abnormally");
+            }
+        }
+        if let Err(e) = self.inner.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+        tracing::info!("node stopped");
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+
+    pub fn health(&self) -> Health {
+        let m = self.inner.raft.metrics().borrow().clone();
+        let voter = m.membership_config.membership().voter_ids().any(|v| v == self.inner.id);
+        let role = match (m.state, voter) {
+            (ServerState::Learner, _) | (_, false) => "learner",
+            _ => "voter",
+        };
+        Health {
+            node_id: self.inner.id,
+            role: role.into(),
+            leader: m.current_leader,
+            term: m.current_term,
+            last_applied: m.last_applied.map(|l| l.index),
+        }
+    }
+
+    /// Creates `zone`; returns whether it was new.
+    #[tracing::instrument(skip_all, fields(zone = %zone), err)]
+    pub async fn create_zone(&self, zone: ZoneId) -> Result<bool, NodeError> {
+        match self.propose(Command::CreateZone { zone, created_at_ms: now_ms() }).await? {
+            CommandResponse::ZoneCreated { created } => Ok(created),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn zones(&self, consistency: Consistency) -> Result<Vec<ZoneInfo>, NodeError> {
+        self.read_barrier(consistency).await?;
+        let zones = self.inner.state.zones()?;
+        zones
+            .into_iter()
+            .map(|(zone, record)| self.zone_info(zone, record))
+            .collect()
+    }
+
+    pub async fn zone(&self, zone: &ZoneId, consistency: Consistency) -> Result<ZoneInfo, NodeError> {
+        self.read_barrier(consistency).await?;
+        let record = self.inner.state.zone(zone)?.ok_or(NodeError::UnknownZone)?;
+        self.zone_info(zone.clone(), record)
+    }
+
+    fn zone_info(&self, zone: ZoneId, record: blindstore_types::command::ZoneRecord) -> Result<ZoneInfo, NodeError> {
+        let held = self.inner.chunks.usage(&zone)?;
+        Ok(ZoneInfo {
+            zone,
+            created_at_ms: record.created_at_ms,
+            usage: ZoneUsage {
+                chains: record.chains,
+                entries: record.entries,
+                chunks: held.chunks,
+                bytes: held.bytes,
+            },
+        })
+    }
+
+    /// Stores a chunk durably. Returns whether it was new to the zone.
+    #[tracing::instrument(skip_all, fields(zone = %zone, hash = %hash, len = bytes.len()), err)]
+    pub async fn put_chunk(&self, zone: &ZoneId, hash: Hash32, bytes: Vec<u8>) -> Result<bool, NodeError> {
+        self.require_zone(zone)?;
+        if bytes.len() as u64 > self.inner.limits.max_chunk_bytes {
+            return Err(NodeError::TooLarge {
+                what: "chunk",
+                limit: self.inner.limits.max_chunk_bytes,
+            });
+        }
+        Ok(self.inner.chunks.put(zone, hash, bytes, now_secs()).await?)
+    }
+
+    /// A chunk's verified bytes.
+    pub fn get_chunk(&self, zone: &ZoneId, hash: &Hash32) -> Result<Vec<u8>, NodeError> {
+        self.require_zone(zone)?;
+        self.inner.chunks.get(zone, hash)?.ok_or(NodeError::UnknownChunk)
+    }
+
+    /// A chunk's length, if held.
+    pub fn chunk_len(&self, zone: &ZoneId, hash: &Hash32) -> Result<u64, NodeError> {
+        self.require_zone(zone)?;
+        self.inner.chunks.len(zone, hash)?.ok_or(NodeError::UnknownChunk)
+    }
+
+    /// Which of `hashes` the zone does not hold.
+    pub fn missing_chunks(&self, zone: &ZoneId, hashes: &[Hash32]) -> Result<Vec<Hash32>, NodeError> {
+        self.require_zone(zone)?;
+        if hashes.len() > self.inner.limits.max_missing_query {
+            return Err(NodeError::BadRequest(format!(
+                "at most {} hashes per request",
+                self.inner.limits.max_missing_query
+            )));
+        }
+        Ok(self.inner.chunks.missing(zone, hashes)?)
+    }
+
+    /// Creates the chain owned by `public_key`; returns whether it was new, and the chain.
+    #[tracing::instrument(skip_all, fields(zone = %zone), err)]
+    pub async fn create_chain(&self, zone: &ZoneId, public_key: PublicKey) -> Result<(bool, ChainHead), NodeError> {
+        check_public_key(&public_key).map_err(|_| NodeError::BadPublicKey)?;
+        self.require_zone(zone)?;
+        let command = Command::CreateChain {
+            zone: zone.clone(),
+            public_key,
+        };
+        match self.propose(command).await? {
+            CommandResponse::ChainCreated { created, chain } => Ok((created, chain)),
+            CommandResponse::Rejected(r) => Err(rejection(r)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn chain(&self, zone: &ZoneId, chain: &ChainId, consistency: Consistency) -> Result<ChainHead, NodeError> {
+        self.read_barrier(consistency).await?;
+        self.require_zone(zone)?;
+        self.inner.state.chain(zone, chain)?.ok_or(NodeError::UnknownChain)
+    }
+
+    /// Appends a signed entry. Checks, in order: limits, the signature, that every referenced
+    /// chunk is stored, and (early, then again inside the state machine) the index/prev
+    /// compare-and-set. The payload is stored as a chunk before the entry is proposed, so a
+    /// committed entry's payload is always durable.
+    #[tracing::instrument(skip_all, fields(zone = %zone, chain = %chain, index = input.index), err)]
+    pub async fn append(&self, zone: &ZoneId, chain: &ChainId, input: AppendInput) -> Result<(u64, Hash32, u64), NodeError> {
+        let limits = &self.inner.limits;
+        if input.payload.len() as u64 > limits.max_entry_payload_bytes {
+            return Err(NodeError::TooLarge {
+                what: "entry payload",
+                limit: limits.max_entry_payload_bytes,
+            });
+        }
+        if input.chunks.len() > limits.max_entry_chunks {
+            return Err(NodeError::BadRequest(format!(
+                "an entry may reference at most {} chunks",
+                limits.max_entry_chunks
+            )));
+        }
+        self.require_zone(zone)?;
+        let head = self.inner.state.chain(zone, chain)?.ok_or(NodeError::UnknownChain)?;
+
+        let unsigned = UnsignedEntry::new(zone.clone(), *chain, input.index, input.prev, &input.payload, input.chunks);
+        let header = unsigned
+            .with_signature(input.signature)
+            .verify(&head.public_key)
+            .map_err(|_| NodeError::BadSignature)?;
+
+        let missing = self.inner.chunks.touch(zone, header.chunks.clone(), now_secs()).await?;
+        if !missing.is_empty() {
+            return Err(NodeError::MissingChunks(missing));
+        }
+        if header.index != head.length || header.prev != head.head {
+            return Err(NodeError::IndexConflict {
+                length: head.length,
+                head: head.head,
+            });
+        }
+        self.inner
+            .chunks
+            .put(zone, header.payload_hash, input.payload, now_secs())
+            .await?;
+
+        let command = Command::Append {
+            zone: zone.clone(),
+            chain_id: *chain,
+            header,
+        };
+        match self.propose(command).await? {
+            CommandResponse::Appended { index, entry_hash, length } => Ok((index, entry_hash, length)),
+            CommandResponse::Rejected(r) => Err(rejection(r)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Reads entries with their payloads, capped by count and by payload bytes.
+    pub async fn entries(&self, zone: &ZoneId, chain: &ChainId, which: ReadEntries, consistency: Consistency) -> Result<EntriesPage, NodeError> {
+        self.read_barrier(consistency).await?;
+        self.require_zone(zone)?;
+        let limits = &self.inner.limits;
+        let head = self.inner.state.chain(zone, chain)?.ok_or(NodeError::UnknownChain)?;
+        let (from, limit) = match which {
+            ReadEntries::From { from, limit } => (from, limit),
+            ReadEntries::Last(n) => (head.length.saturating_sub(n as u64), n),
+        };
+        let limit = limit.min(limits.max_read_entries);
+        let (chain_head, headers) = self
+            .inner
+            .state
+            .entries(zone, chain, from, limit)?
+            .ok_or(NodeError::UnknownChain)?;
+        let mut entries = Vec::with_capacity(headers.len());
+        let mut bytes = 0u64;
+        for header in headers {
+            if !entries.is_empty() && bytes + header.payload_len > limits.max_read_bytes {
+                break;
+            }
+            bytes += header.payload_len;
+            let payload = self
+                .inner
+                .chunks
+                .get(zone, &header.payload_hash)?
+                .ok_or(NodeError::Unavailable(format!("payload of entry {} is not on this node", header.index)))?;
+            entries.push((header, payload));
+        }
+        let next = entries
+            .last()
+            .map(|(h, _)| h.index + 1)
+            .filter(|n| *n < chain_head.length);
+        Ok(EntriesPage {
+            chain: chain_head,
+            entries,
+            next,
+        })
+    }
+
+    /// Deletes unreferenced chunks older than `staging_ttl` now, instead of waiting for the
+    /// next scheduled pass.
+    pub async fn collect_garbage(&self, staging_ttl: Duration) -> Result<blindstore_storage::GcReport, NodeError> {
+        Ok(gc::collect_once(&self.inner.chunks, &self.inner.state, staging_ttl).await?)
+    }
+
+    fn require_zone(&self, zone: &ZoneId) -> Result<(), NodeError> {
+        match self.inner.state.zone(zone)? {
+            Some(_) => Ok(()),
+            None => Err(NodeError::UnknownZone),
+        }
+    }
+
+    async fn read_barrier(&self, consistency: Consistency) -> Result<(), NodeError> {
+        if consistency == Consistency::Stale {
+            return Ok(());
+        }
+        self.inner
+            .raft
+            .ensure_linearizable()
+            .await
+            .map(|_| ())
+            .map_err(|e| NodeError::Unavailable(format!("linearizable read: {e}")))
+    }
+
+    async fn propose(&self, command: Command) -> Result<CommandResponse, NodeError> {
+        match self.inner.raft.client_write(command).await {
+            Ok(response) => Ok(response.data),
+            // Not leader: the command was never proposed.
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(NodeError::Unavailable(format!(
+                "this node is not the leader (leader: {:?})",
+                f.leader_id
+            ))),
+            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
+                Err(NodeError::Unavailable(e.to_string()))
+            }
+            // Raft stopped while the command may have been in the log.
+            Err(RaftError::Fatal(e)) => Err(NodeError::OutcomeUnknown(e.to_string())),
+        }
+    }
+}
+
+fn rejection(r: Rejection) -> NodeError {
+    match r {
+        Rejection::UnknownZone => NodeError::UnknownZone,
+        Rejection::UnknownChain => NodeError::UnknownChain,
+        Rejection::IndexConflict { length, head } => NodeError::IndexConflict { length, head },
+    }
+}
+
+fn unexpected(response: CommandResponse) -> NodeError {
+    NodeError::Internal(format!("state machine answered {response:?} to a command of another kind"))
+}
+
+/// Wall-clock time, used only by the proposer (never inside state machine application).
+pub(crate) fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+

@@ -1,0 +1,110 @@
+//! Admin routes, behind `Authorization: Bearer <admin token>`.
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::Json;
+use blindstore_cluster::ZoneInfo;
+use blindstore_types::api::{ErrorBody, Zone, ZoneList};
+use subtle::ConstantTimeEq;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::{consistency, parse_zone, ApiError, ApiQuery, AppState, ConsistencyQuery};
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_zones))
+        .routes(routes!(create_zone, get_zone))
+}
+
+/// Proof that the request carries the admin token; handlers take it as an argument.
+pub(crate) struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let presented = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(ApiError::Unauthorized)?;
+        if bool::from(presented.as_bytes().ct_eq(state.admin_token.as_bytes())) {
+            Ok(Admin)
+        } else {
+            Err(ApiError::Unauthorized)
+        }
+    }
+}
+
+fn to_api(z: ZoneInfo) -> Zone {
+    Zone {
+        zone: z.zone,
+        created_at_ms: z.created_at_ms,
+        usage: z.usage,
+    }
+}
+
+/// Create a zone (idempotent).
+#[utoipa::path(put, path = "/v1/admin/zones/{zone}", tag = "admin",
+    params(("zone" = String, Path, description = "Zone id, `[a-z0-9][a-z0-9-]{0,62}`")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, description = "Created", body = Zone),
+        (status = 200, description = "Already existed", body = Zone),
+        (status = 400, description = "Invalid zone id", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 503, description = "No leader/quorum (`unavailable`) or outcome unknown (`outcome_unknown`)", body = ErrorBody),
+    ))]
+pub(crate) async fn create_zone(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(zone): Path<String>,
+) -> Result<(StatusCode, Json<Zone>), ApiError> {
+    let zone = parse_zone(&zone)?;
+    let created = state.node.create_zone(zone.clone()).await?;
+    let info = state.node.zone(&zone, blindstore_cluster::Consistency::Stale).await?;
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(to_api(info))))
+}
+
+/// List zones with their usage.
+#[utoipa::path(get, path = "/v1/admin/zones", tag = "admin",
+    params(ConsistencyQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "All zones", body = ZoneList),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+    ))]
+pub(crate) async fn list_zones(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<ConsistencyQuery>,
+) -> Result<Json<ZoneList>, ApiError> {
+    let zones = state.node.zones(consistency(q.consistency)).await?;
+    Ok(Json(ZoneList {
+        zones: zones.into_iter().map(to_api).collect(),
+    }))
+}
+
+/// One zone with its usage: chains, entries, and the chunks and bytes this node holds for it.
+#[utoipa::path(get, path = "/v1/admin/zones/{zone}", tag = "admin",
+    params(("zone" = String, Path, description = "Zone id"), ConsistencyQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The zone", body = Zone),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "`unknown_zone`", body = ErrorBody),
+    ))]
+pub(crate) async fn get_zone(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(zone): Path<String>,
+    ApiQuery(q): ApiQuery<ConsistencyQuery>,
+) -> Result<Json<Zone>, ApiError> {
+    let zone = parse_zone(&zone)?;
+    Ok(Json(to_api(state.node.zone(&zone, consistency(q.consistency)).await?)))
+}

@@ -1,0 +1,140 @@
+//! HTTP API v1. The only crate that knows HTTP and JSON: it turns requests into [`Node`]
+//! operations and [`NodeError`]s into responses (in `error.rs`, one place).
+//!
+//! Every route is registered through utoipa-axum, so the OpenAPI document served at
+//! `/v1/openapi.json` is built from the same list as the router and cannot leave one out.
+
+mod admin;
+mod chains;
+mod chunks;
+mod error;
+
+use std::sync::{Arc, OnceLock};
+
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use axum::{Json, Router};
+use blindstore_cluster::{Consistency, Node};
+use blindstore_types::api::{ErrorBody, Health};
+use blindstore_types::ZoneId;
+use serde::Deserialize;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub use error::ApiError;
+
+/// What every handler gets.
+#[derive(Clone)]
+pub struct AppState {
+    pub node: Node,
+    /// The admin bearer token.
+    pub admin_token: Arc<str>,
+}
+
+/// The complete router for `state`.
+pub fn router(state: AppState) -> Router {
+    let limits = state.node.limits().clone();
+    // The JSON body limit follows from the entry limits: base64 payload plus hex chunk list,
+    // with room for the other fields. Chunk uploads are raw bodies with their own limit.
+    let json_limit = (limits.max_entry_payload_bytes as usize * 4 / 3) + limits.max_entry_chunks * 70 + 64 * 1024;
+    let json_limit = json_limit.max(limits.max_missing_query * 70 + 1024);
+    let (router, _) = api().split_for_parts();
+    router.layer(DefaultBodyLimit::max(json_limit)).with_state(state)
+}
+
+/// The OpenAPI 3.1 document of every route.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().split_for_parts().1
+}
+
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(health))
+        .routes(routes!(openapi_json))
+        .merge(admin::routes())
+        .routes(routes!(chunks::put_chunk, chunks::get_chunk, chunks::head_chunk))
+        .routes(routes!(chunks::missing_chunks))
+        .routes(routes!(chains::create_chain))
+        .routes(routes!(chains::get_chain))
+        .routes(routes!(chains::append, chains::read_entries))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Blindstore API",
+        version = "1",
+        description = "Zero-knowledge storage for web apps: zones, immutable content-addressed chunks, and signed hash-linked chains. Errors are `{\"error\":{\"code\",\"message\"}}`."
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&AdminAuth)
+)]
+struct ApiDoc;
+
+struct AdminAuth;
+
+impl utoipa::Modify for AdminAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// JSON body extractor whose rejections are API errors.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub(crate) struct ApiJson<T>(pub T);
+
+/// Query extractor whose rejections are API errors.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub(crate) struct ApiQuery<T>(pub T);
+
+/// `?consistency=linearizable|stale` (default linearizable).
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ConsistencyQuery {
+    /// `linearizable` (default) or `stale` (served from this node's state; may lag).
+    consistency: Option<ConsistencyParam>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum ConsistencyParam {
+    Linearizable,
+    Stale,
+}
+
+pub(crate) fn consistency(p: Option<ConsistencyParam>) -> Consistency {
+    match p {
+        Some(ConsistencyParam::Stale) => Consistency::Stale,
+        Some(ConsistencyParam::Linearizable) | None => Consistency::Linearizable,
+    }
+}
+
+pub(crate) fn parse_zone(zone: &str) -> Result<ZoneId, ApiError> {
+    ZoneId::new(zone).map_err(|e| ApiError::BadRequest(format!("invalid zone id {zone:?}: {e}")))
+}
+
+/// Node id, role, leader, term and last applied index.
+#[utoipa::path(get, path = "/v1/health", tag = "node",
+    responses((status = 200, description = "This node's view of the cluster", body = Health)))]
+async fn health(State(state): State<AppState>) -> Json<Health> {
+    Json(state.node.health())
+}
+
+/// This document.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "node",
+    responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
+async fn openapi_json() -> impl IntoResponse {
+    static DOC: OnceLock<String> = OnceLock::new();
+    let doc = DOC.get_or_init(|| openapi().to_pretty_json().expect("the OpenAPI document serialises"));
+    ([(CONTENT_TYPE, "application/json")], doc.as_str())
+}
