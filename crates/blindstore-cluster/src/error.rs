@@ -55,7 +55,9 @@ pub enum NodeError {
 impl From<StorageError> for NodeError {
     fn from(e: StorageError) -> Self {
         match e {
-            StorageError::HashMismatch { expected, actual } => NodeError::HashMismatch { expected, actual },
+            StorageError::HashMismatch { expected, actual } => {
+                NodeError::HashMismatch { expected, actual }
+            }
             StorageError::CorruptChunk { hash, .. } => NodeError::CorruptChunk(hash),
             other => NodeError::Storage(other),
         }
@@ -63,5 +65,9 @@ impl From<StorageError> for NodeError {
 }
 
 fn list(hashes: &[Hash32]) -> String {
-    hashes.iter().map(Hash32::to_hex).collect::<Vec<_>>().join(", ")
+    hashes
+        .iter()
+        .map(Hash32::to_hex)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -21,7 +21,11 @@ pub(crate) async fn run(
     interval: Duration,
     shutdown: CancellationToken,
 ) {
-    tracing::info!(staging_ttl_secs = staging_ttl.as_secs(), interval_secs = interval.as_secs(), "garbage collector started");
+    tracing::info!(
+        staging_ttl_secs = staging_ttl.as_secs(),
+        interval_secs = interval.as_secs(),
+        "garbage collector started"
+    );
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -29,7 +33,12 @@ pub(crate) async fn run(
         }
         match collect_once(&chunks, &state, staging_ttl).await {
             Ok(report) if report.deleted > 0 => {
-                tracing::info!(deleted = report.deleted, bytes_freed = report.bytes_freed, scanned = report.scanned, "garbage collected");
+                tracing::info!(
+                    deleted = report.deleted,
+                    bytes_freed = report.bytes_freed,
+                    scanned = report.scanned,
+                    "garbage collected"
+                );
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "garbage collection pass failed"),
@@ -47,6 +56,8 @@ pub(crate) async fn collect_once(
     let cutoff = now_secs().saturating_sub(staging_ttl.as_secs());
     let state = state.clone();
     chunks
-        .collect_garbage(cutoff, MAX_DELETES_PER_PASS, move |zone, hash| state.is_referenced(zone, hash))
+        .collect_garbage(cutoff, MAX_DELETES_PER_PASS, move |zone, hash| {
+            state.is_referenced(zone, hash)
+        })
         .await
 }

@@ -11,4 +11,6 @@ mod network;
 mod node;
 
 pub use error::NodeError;
-pub use node::{AppendInput, Consistency, EntriesPage, Limits, Node, NodeConfig, ReadEntries, ZoneInfo};
+pub use node::{
+    AppendInput, Consistency, EntriesPage, Limits, Node, NodeConfig, ReadEntries, ZoneInfo,
+};

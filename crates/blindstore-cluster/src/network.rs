@@ -5,8 +5,8 @@ use blindstore_types::raft::{NodeId, NodeInfo, TypeConfig};
 use openraft::error::{InstallSnapshotError, RPCError, RaftError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
 };
 
 pub(crate) struct SingleNodeNetwork;
@@ -17,7 +17,10 @@ pub(crate) struct NoPeer {
 
 impl NoPeer {
     fn unreachable<E: std::error::Error>(&self) -> RPCError<NodeId, NodeInfo, E> {
-        let why = std::io::Error::other(format!("node {} is not reachable: this node runs alone", self.target));
+        let why = std::io::Error::other(format!(
+            "node {} is not reachable: this node runs alone",
+            self.target
+        ));
         RPCError::Unreachable(Unreachable::new(&why))
     }
 }
@@ -43,8 +46,10 @@ impl RaftNetwork<TypeConfig> for NoPeer {
         &mut self,
         _rpc: InstallSnapshotRequest<TypeConfig>,
         _option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId, InstallSnapshotError>>>
-    {
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, NodeInfo, RaftError<NodeId, InstallSnapshotError>>,
+    > {
         Err(self.unreachable())
     }
 

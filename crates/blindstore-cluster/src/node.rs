@@ -202,7 +202,9 @@ impl Node {
             .metrics(|m| m.current_leader.is_some(), "a leader is known")
             .await
             .map_err(|e| NodeError::Unavailable(format!("no leader: {e}")))?;
-        Ok(metrics.current_leader.expect("the wait condition ensures a leader"))
+        Ok(metrics
+            .current_leader
+            .expect("the wait condition ensures a leader"))
     }
 
     /// Stops background tasks and Raft. Writes in flight end with `OutcomeUnknown`.
@@ -225,7 +227,11 @@ impl Node {
 
     pub fn health(&self) -> Health {
         let m = self.inner.raft.metrics().borrow().clone();
-        let voter = m.membership_config.membership().voter_ids().any(|v| v == self.inner.id);
+        let voter = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == self.inner.id);
         let role = match (m.state, voter) {
             (ServerState::Learner, _) | (_, false) => "learner",
             _ => "voter",
@@ -240,9 +246,15 @@ impl Node {
     }
 
     /// Creates `zone`; returns whether it was new.
-    #[tracing::instrument(skip_all, fields(zone = %zone), err)]
+    #[tracing::instrument(skip_all, fields(zone = %zone), err(level = "debug"))]
     pub async fn create_zone(&self, zone: ZoneId) -> Result<bool, NodeError> {
-        match self.propose(Command::CreateZone { zone, created_at_ms: now_ms() }).await? {
+        match self
+            .propose(Command::CreateZone {
+                zone,
+                created_at_ms: now_ms(),
+            })
+            .await?
+        {
             CommandResponse::ZoneCreated { created } => Ok(created),
             other => Err(unexpected(other)),
         }
@@ -257,13 +269,21 @@ impl Node {
             .collect()
     }
 
-    pub async fn zone(&self, zone: &ZoneId, consistency: Consistency) -> Result<ZoneInfo, NodeError> {
+    pub async fn zone(
+        &self,
+        zone: &ZoneId,
+        consistency: Consistency,
+    ) -> Result<ZoneInfo, NodeError> {
         self.read_barrier(consistency).await?;
         let record = self.inner.state.zone(zone)?.ok_or(NodeError::UnknownZone)?;
         self.zone_info(zone.clone(), record)
     }
 
-    fn zone_info(&self, zone: ZoneId, record: blindstore_types::command::ZoneRecord) -> Result<ZoneInfo, NodeError> {
+    fn zone_info(
+        &self,
+        zone: ZoneId,
+        record: blindstore_types::command::ZoneRecord,
+    ) -> Result<ZoneInfo, NodeError> {
         let held = self.inner.chunks.usage(&zone)?;
         Ok(ZoneInfo {
             zone,
@@ -278,8 +298,13 @@ impl Node {
     }
 
     /// Stores a chunk durably. Returns whether it was new to the zone.
-    #[tracing::instrument(skip_all, fields(zone = %zone, hash = %hash, len = bytes.len()), err)]
-    pub async fn put_chunk(&self, zone: &ZoneId, hash: Hash32, bytes: Vec<u8>) -> Result<bool, NodeError> {
+    #[tracing::instrument(skip_all, fields(zone = %zone, hash = %hash, len = bytes.len()), err(level = "debug"))]
+    pub async fn put_chunk(
+        &self,
+        zone: &ZoneId,
+        hash: Hash32,
+        bytes: Vec<u8>,
+    ) -> Result<bool, NodeError> {
         self.require_zone(zone)?;
         if bytes.len() as u64 > self.inner.limits.max_chunk_bytes {
             return Err(NodeError::TooLarge {
@@ -293,17 +318,27 @@ impl Node {
     /// A chunk's verified bytes.
     pub fn get_chunk(&self, zone: &ZoneId, hash: &Hash32) -> Result<Vec<u8>, NodeError> {
         self.require_zone(zone)?;
-        self.inner.chunks.get(zone, hash)?.ok_or(NodeError::UnknownChunk)
+        self.inner
+            .chunks
+            .get(zone, hash)?
+            .ok_or(NodeError::UnknownChunk)
     }
 
     /// A chunk's length, if held.
     pub fn chunk_len(&self, zone: &ZoneId, hash: &Hash32) -> Result<u64, NodeError> {
         self.require_zone(zone)?;
-        self.inner.chunks.len(zone, hash)?.ok_or(NodeError::UnknownChunk)
+        self.inner
+            .chunks
+            .len(zone, hash)?
+            .ok_or(NodeError::UnknownChunk)
     }
 
     /// Which of `hashes` the zone does not hold.
-    pub fn missing_chunks(&self, zone: &ZoneId, hashes: &[Hash32]) -> Result<Vec<Hash32>, NodeError> {
+    pub fn missing_chunks(
+        &self,
+        zone: &ZoneId,
+        hashes: &[Hash32],
+    ) -> Result<Vec<Hash32>, NodeError> {
         self.require_zone(zone)?;
         if hashes.len() > self.inner.limits.max_missing_query {
             return Err(NodeError::BadRequest(format!(
@@ -315,8 +350,12 @@ impl Node {
     }
 
     /// Creates the chain owned by `public_key`; returns whether it was new, and the chain.
-    #[tracing::instrument(skip_all, fields(zone = %zone), err)]
-    pub async fn create_chain(&self, zone: &ZoneId, public_key: PublicKey) -> Result<(bool, ChainHead), NodeError> {
+    #[tracing::instrument(skip_all, fields(zone = %zone), err(level = "debug"))]
+    pub async fn create_chain(
+        &self,
+        zone: &ZoneId,
+        public_key: PublicKey,
+    ) -> Result<(bool, ChainHead), NodeError> {
         check_public_key(&public_key).map_err(|_| NodeError::BadPublicKey)?;
         self.require_zone(zone)?;
         let command = Command::CreateChain {
@@ -330,18 +369,31 @@ impl Node {
         }
     }
 
-    pub async fn chain(&self, zone: &ZoneId, chain: &ChainId, consistency: Consistency) -> Result<ChainHead, NodeError> {
+    pub async fn chain(
+        &self,
+        zone: &ZoneId,
+        chain: &ChainId,
+        consistency: Consistency,
+    ) -> Result<ChainHead, NodeError> {
         self.read_barrier(consistency).await?;
         self.require_zone(zone)?;
-        self.inner.state.chain(zone, chain)?.ok_or(NodeError::UnknownChain)
+        self.inner
+            .state
+            .chain(zone, chain)?
+            .ok_or(NodeError::UnknownChain)
     }
 
     /// Appends a signed entry. Checks, in order: limits, the signature, that every referenced
     /// chunk is stored, and (early, then again inside the state machine) the index/prev
     /// compare-and-set. The payload is stored as a chunk before the entry is proposed, so a
     /// committed entry's payload is always durable.
-    #[tracing::instrument(skip_all, fields(zone = %zone, chain = %chain, index = input.index), err)]
-    pub async fn append(&self, zone: &ZoneId, chain: &ChainId, input: AppendInput) -> Result<(u64, Hash32, u64), NodeError> {
+    #[tracing::instrument(skip_all, fields(zone = %zone, chain = %chain, index = input.index), err(level = "debug"))]
+    pub async fn append(
+        &self,
+        zone: &ZoneId,
+        chain: &ChainId,
+        input: AppendInput,
+    ) -> Result<(u64, Hash32, u64), NodeError> {
         let limits = &self.inner.limits;
         if input.payload.len() as u64 > limits.max_entry_payload_bytes {
             return Err(NodeError::TooLarge {
@@ -356,15 +408,30 @@ impl Node {
             )));
         }
         self.require_zone(zone)?;
-        let head = self.inner.state.chain(zone, chain)?.ok_or(NodeError::UnknownChain)?;
+        let head = self
+            .inner
+            .state
+            .chain(zone, chain)?
+            .ok_or(NodeError::UnknownChain)?;
 
-        let unsigned = UnsignedEntry::new(zone.clone(), *chain, input.index, input.prev, &input.payload, input.chunks);
+        let unsigned = UnsignedEntry::new(
+            zone.clone(),
+            *chain,
+            input.index,
+            input.prev,
+            &input.payload,
+            input.chunks,
+        );
         let header = unsigned
             .with_signature(input.signature)
             .verify(&head.public_key)
             .map_err(|_| NodeError::BadSignature)?;
 
-        let missing = self.inner.chunks.touch(zone, header.chunks.clone(), now_secs()).await?;
+        let missing = self
+            .inner
+            .chunks
+            .touch(zone, header.chunks.clone(), now_secs())
+            .await?;
         if !missing.is_empty() {
             return Err(NodeError::MissingChunks(missing));
         }
@@ -385,18 +452,32 @@ impl Node {
             header,
         };
         match self.propose(command).await? {
-            CommandResponse::Appended { index, entry_hash, length } => Ok((index, entry_hash, length)),
+            CommandResponse::Appended {
+                index,
+                entry_hash,
+                length,
+            } => Ok((index, entry_hash, length)),
             CommandResponse::Rejected(r) => Err(rejection(r)),
             other => Err(unexpected(other)),
         }
     }
 
     /// Reads entries with their payloads, capped by count and by payload bytes.
-    pub async fn entries(&self, zone: &ZoneId, chain: &ChainId, which: ReadEntries, consistency: Consistency) -> Result<EntriesPage, NodeError> {
+    pub async fn entries(
+        &self,
+        zone: &ZoneId,
+        chain: &ChainId,
+        which: ReadEntries,
+        consistency: Consistency,
+    ) -> Result<EntriesPage, NodeError> {
         self.read_barrier(consistency).await?;
         self.require_zone(zone)?;
         let limits = &self.inner.limits;
-        let head = self.inner.state.chain(zone, chain)?.ok_or(NodeError::UnknownChain)?;
+        let head = self
+            .inner
+            .state
+            .chain(zone, chain)?
+            .ok_or(NodeError::UnknownChain)?;
         let (from, limit) = match which {
             ReadEntries::From { from, limit } => (from, limit),
             ReadEntries::Last(n) => (head.length.saturating_sub(n as u64), n),
@@ -414,11 +495,12 @@ impl Node {
                 break;
             }
             bytes += header.payload_len;
-            let payload = self
-                .inner
-                .chunks
-                .get(zone, &header.payload_hash)?
-                .ok_or(NodeError::Unavailable(format!("payload of entry {} is not on this node", header.index)))?;
+            let payload = self.inner.chunks.get(zone, &header.payload_hash)?.ok_or(
+                NodeError::Unavailable(format!(
+                    "payload of entry {} is not on this node",
+                    header.index
+                )),
+            )?;
             entries.push((header, payload));
         }
         let next = entries
@@ -434,7 +516,10 @@ impl Node {
 
     /// Deletes unreferenced chunks older than `staging_ttl` now, instead of waiting for the
     /// next scheduled pass.
-    pub async fn collect_garbage(&self, staging_ttl: Duration) -> Result<blindstore_storage::GcReport, NodeError> {
+    pub async fn collect_garbage(
+        &self,
+        staging_ttl: Duration,
+    ) -> Result<blindstore_storage::GcReport, NodeError> {
         Ok(gc::collect_once(&self.inner.chunks, &self.inner.state, staging_ttl).await?)
     }
 
@@ -461,10 +546,12 @@ impl Node {
         match self.inner.raft.client_write(command).await {
             Ok(response) => Ok(response.data),
             // Not leader: the command was never proposed.
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(NodeError::Unavailable(format!(
-                "this node is not the leader (leader: {:?})",
-                f.leader_id
-            ))),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(NodeError::Unavailable(format!(
+                    "this node is not the leader (leader: {:?})",
+                    f.leader_id
+                )))
+            }
             Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
                 Err(NodeError::Unavailable(e.to_string()))
             }
@@ -483,7 +570,9 @@ fn rejection(r: Rejection) -> NodeError {
 }
 
 fn unexpected(response: CommandResponse) -> NodeError {
-    NodeError::Internal(format!("state machine answered {response:?} to a command of another kind"))
+    NodeError::Internal(format!(
+        "state machine answered {response:?} to a command of another kind"
+    ))
 }
 
 /// Wall-clock time, used only by the proposer (never inside state machine application).
@@ -500,4 +589,3 @@ fn now_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
-

@@ -66,8 +66,15 @@ pub(crate) async fn create_zone(
 ) -> Result<(StatusCode, Json<Zone>), ApiError> {
     let zone = parse_zone(&zone)?;
     let created = state.node.create_zone(zone.clone()).await?;
-    let info = state.node.zone(&zone, blindstore_cluster::Consistency::Stale).await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let info = state
+        .node
+        .zone(&zone, blindstore_cluster::Consistency::Stale)
+        .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(to_api(info))))
 }
 
@@ -106,5 +113,7 @@ pub(crate) async fn get_zone(
     ApiQuery(q): ApiQuery<ConsistencyQuery>,
 ) -> Result<Json<Zone>, ApiError> {
     let zone = parse_zone(&zone)?;
-    Ok(Json(to_api(state.node.zone(&zone, consistency(q.consistency)).await?)))
+    Ok(Json(to_api(
+        state.node.zone(&zone, consistency(q.consistency)).await?,
+    )))
 }

@@ -6,21 +6,29 @@ use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use blindstore_cluster::{AppendInput, ReadEntries};
-use blindstore_types::api::{AppendRequest, AppendResponse, Chain, CreateChainRequest, Entries, Entry, ErrorBody};
+use blindstore_types::api::{
+    AppendRequest, AppendResponse, Chain, CreateChainRequest, Entries, Entry, ErrorBody,
+};
 use blindstore_types::command::ChainHead;
 use blindstore_types::entry::chain_id;
 use blindstore_types::{ChainId, ZoneId};
 use serde::Deserialize;
 
-use crate::{consistency, parse_zone, ApiError, ApiJson, ApiQuery, AppState, ConsistencyParam, ConsistencyQuery};
+use crate::{
+    consistency, parse_zone, ApiError, ApiJson, ApiQuery, AppState, ConsistencyParam,
+    ConsistencyQuery,
+};
 
 /// Entries returned when the request gives no `limit`.
 const DEFAULT_READ_LIMIT: usize = 100;
 
 fn parse_chain_path(zone: &str, chain: &str) -> Result<(ZoneId, ChainId), ApiError> {
     let zone = parse_zone(zone)?;
-    let chain = ChainId::from_hex(chain)
-        .map_err(|_| ApiError::BadRequest(format!("invalid chain id {chain:?}: expected 64 lowercase hex characters")))?;
+    let chain = ChainId::from_hex(chain).map_err(|_| {
+        ApiError::BadRequest(format!(
+            "invalid chain id {chain:?}: expected 64 lowercase hex characters"
+        ))
+    })?;
     Ok((zone, chain))
 }
 
@@ -52,7 +60,11 @@ pub(crate) async fn create_chain(
 ) -> Result<(StatusCode, Json<Chain>), ApiError> {
     let zone = parse_zone(&zone)?;
     let (created, head) = state.node.create_chain(&zone, req.public_key).await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(to_api(head))))
 }
 
@@ -69,7 +81,10 @@ pub(crate) async fn get_chain(
     ApiQuery(q): ApiQuery<ConsistencyQuery>,
 ) -> Result<Json<Chain>, ApiError> {
     let (zone, chain) = parse_chain_path(&zone, &chain)?;
-    let head = state.node.chain(&zone, &chain, consistency(q.consistency)).await?;
+    let head = state
+        .node
+        .chain(&zone, &chain, consistency(q.consistency))
+        .await?;
     Ok(Json(to_api(head)))
 }
 
@@ -94,7 +109,9 @@ pub(crate) async fn append(
     let (zone, chain) = parse_chain_path(&zone, &chain)?;
     let limit = state.node.limits().max_entry_payload_bytes;
     if req.payload.len() as u64 > limit.div_ceil(3) * 4 {
-        return Err(ApiError::TooLarge(format!("entry payloads are limited to {limit} bytes")));
+        return Err(ApiError::TooLarge(format!(
+            "entry payloads are limited to {limit} bytes"
+        )));
     }
     let payload = URL_SAFE_NO_PAD
         .decode(&req.payload)
@@ -107,7 +124,14 @@ pub(crate) async fn append(
         signature: req.signature,
     };
     let (index, entry_hash, length) = state.node.append(&zone, &chain, input).await?;
-    Ok((StatusCode::CREATED, Json(AppendResponse { index, entry_hash, length })))
+    Ok((
+        StatusCode::CREATED,
+        Json(AppendResponse {
+            index,
+            entry_hash,
+            length,
+        }),
+    ))
 }
 
 /// `?from=N&limit=K`, or `?last=K`, plus `consistency`.
@@ -143,14 +167,21 @@ pub(crate) async fn read_entries(
     let which = match (q.from, q.limit, q.last) {
         (None, None, Some(last)) if last > 0 => ReadEntries::Last(last),
         (_, _, Some(0)) => return Err(ApiError::BadRequest("last must be at least 1".into())),
-        (_, _, Some(_)) => return Err(ApiError::BadRequest("last cannot be combined with from or limit".into())),
+        (_, _, Some(_)) => {
+            return Err(ApiError::BadRequest(
+                "last cannot be combined with from or limit".into(),
+            ))
+        }
         (_, Some(0), None) => return Err(ApiError::BadRequest("limit must be at least 1".into())),
         (from, limit, None) => ReadEntries::From {
             from: from.unwrap_or(0),
             limit: limit.unwrap_or(DEFAULT_READ_LIMIT),
         },
     };
-    let page = state.node.entries(&zone, &chain, which, consistency(q.consistency)).await?;
+    let page = state
+        .node
+        .entries(&zone, &chain, which, consistency(q.consistency))
+        .await?;
     let entries = page
         .entries
         .into_iter()

@@ -17,7 +17,11 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 
 fn parse_chunk_path(zone: &str, hash: &str) -> Result<(ZoneId, Hash32), ApiError> {
     let zone = parse_zone(zone)?;
-    let hash = Hash32::from_hex(hash).map_err(|_| ApiError::BadRequest(format!("invalid chunk hash {hash:?}: expected 64 lowercase hex characters")))?;
+    let hash = Hash32::from_hex(hash).map_err(|_| {
+        ApiError::BadRequest(format!(
+            "invalid chunk hash {hash:?}: expected 64 lowercase hex characters"
+        ))
+    })?;
     Ok((zone, hash))
 }
 
@@ -52,10 +56,18 @@ pub(crate) async fn put_chunk(
     let bytes = match Limited::new(body, limit as usize).collect().await {
         Ok(collected) => collected.to_bytes().to_vec(),
         Err(e) if e.is::<LengthLimitError>() => return Err(too_large()),
-        Err(e) => return Err(ApiError::BadRequest(format!("reading the body failed: {e}"))),
+        Err(e) => {
+            return Err(ApiError::BadRequest(format!(
+                "reading the body failed: {e}"
+            )))
+        }
     };
     let created = state.node.put_chunk(&zone, hash, bytes).await?;
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, etag_headers(&hash)).into_response())
 }
 
@@ -80,9 +92,10 @@ pub(crate) async fn get_chunk(
     }
     let bytes = state.node.get_chunk(&zone, &hash)?;
     let mut response = (etag_headers(&hash), bytes).into_response();
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     Ok(response)
 }
 
@@ -101,10 +114,17 @@ pub(crate) async fn head_chunk(
 ) -> Result<Response, ApiError> {
     let (zone, hash) = parse_chunk_path(&zone, &hash)?;
     let len = state.node.chunk_len(&zone, &hash)?;
-    let status = if if_none_match(&headers, &hash) { StatusCode::NOT_MODIFIED } else { StatusCode::OK };
+    let status = if if_none_match(&headers, &hash) {
+        StatusCode::NOT_MODIFIED
+    } else {
+        StatusCode::OK
+    };
     let mut response = (status, etag_headers(&hash)).into_response();
     let h = response.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
     h.insert(CONTENT_LENGTH, HeaderValue::from(len));
     Ok(response)
 }
@@ -130,7 +150,10 @@ pub(crate) async fn missing_chunks(
 
 fn etag_headers(hash: &Hash32) -> [(axum::http::HeaderName, HeaderValue); 2] {
     let etag = HeaderValue::from_str(&format!("\"{hash}\"")).expect("hex is a valid header value");
-    [(ETAG, etag), (CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE))]
+    [
+        (ETAG, etag),
+        (CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE)),
+    ]
 }
 
 /// `If-None-Match: "<hash>"`, a list containing it (weak or strong), or `*`.
@@ -138,9 +161,9 @@ fn if_none_match(headers: &HeaderMap, hash: &Hash32) -> bool {
     let hex = hash.to_hex();
     headers.get_all(IF_NONE_MATCH).iter().any(|v| {
         v.to_str().is_ok_and(|v| {
-            v.split(',').map(str::trim).any(|tag| {
-                tag == "*" || tag.trim_start_matches("W/").trim_matches('"') == hex
-            })
+            v.split(',')
+                .map(str::trim)
+                .any(|tag| tag == "*" || tag.trim_start_matches("W/").trim_matches('"') == hex)
         })
     })
 }

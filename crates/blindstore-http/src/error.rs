@@ -44,43 +44,90 @@ impl From<QueryRejection> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code, message, conflict): (StatusCode, &str, String, Option<(u64, Hash32)>) = match self {
-            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m, None),
-            ApiError::TooLarge(m) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m, None),
-            ApiError::Unauthorized => (
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "missing or invalid admin token (Authorization: Bearer <token>)".into(),
-                None,
-            ),
-            ApiError::Node(e) => {
-                let message = e.to_string();
-                match e {
-                    NodeError::UnknownZone => (StatusCode::NOT_FOUND, "unknown_zone", message, None),
-                    NodeError::UnknownChain => (StatusCode::NOT_FOUND, "unknown_chain", message, None),
-                    NodeError::UnknownChunk => (StatusCode::NOT_FOUND, "unknown_chunk", message, None),
-                    NodeError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request", message, None),
-                    NodeError::BadPublicKey => (StatusCode::BAD_REQUEST, "bad_public_key", message, None),
-                    NodeError::BadSignature => (StatusCode::BAD_REQUEST, "bad_signature", message, None),
-                    NodeError::HashMismatch { .. } => (StatusCode::BAD_REQUEST, "hash_mismatch", message, None),
-                    NodeError::MissingChunks(_) => (StatusCode::BAD_REQUEST, "missing_chunk", message, None),
-                    NodeError::IndexConflict { length, head } => {
-                        (StatusCode::CONFLICT, "index_conflict", message, Some((length, head)))
-                    }
-                    NodeError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", message, None),
-                    NodeError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable", message, None),
-                    NodeError::OutcomeUnknown(_) => (StatusCode::SERVICE_UNAVAILABLE, "outcome_unknown", message, None),
-                    NodeError::CorruptChunk(_) => {
-                        tracing::error!(error = %message, "serving error");
-                        (StatusCode::SERVICE_UNAVAILABLE, "unavailable", message, None)
-                    }
-                    NodeError::Internal(_) | NodeError::Storage(_) => {
-                        tracing::error!(error = %message, "internal error");
-                        (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log".into(), None)
+        let (status, code, message, conflict): (StatusCode, &str, String, Option<(u64, Hash32)>) =
+            match self {
+                ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m, None),
+                ApiError::TooLarge(m) => {
+                    (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m, None)
+                }
+                ApiError::Unauthorized => (
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "missing or invalid admin token (Authorization: Bearer <token>)".into(),
+                    None,
+                ),
+                ApiError::Node(e) => {
+                    let message = e.to_string();
+                    match e {
+                        NodeError::UnknownZone => {
+                            (StatusCode::NOT_FOUND, "unknown_zone", message, None)
+                        }
+                        NodeError::UnknownChain => {
+                            (StatusCode::NOT_FOUND, "unknown_chain", message, None)
+                        }
+                        NodeError::UnknownChunk => {
+                            (StatusCode::NOT_FOUND, "unknown_chunk", message, None)
+                        }
+                        NodeError::BadRequest(_) => {
+                            (StatusCode::BAD_REQUEST, "bad_request", message, None)
+                        }
+                        NodeError::BadPublicKey => {
+                            (StatusCode::BAD_REQUEST, "bad_public_key", message, None)
+                        }
+                        NodeError::BadSignature => {
+                            (StatusCode::BAD_REQUEST, "bad_signature", message, None)
+                        }
+                        NodeError::HashMismatch { .. } => {
+                            (StatusCode::BAD_REQUEST, "hash_mismatch", message, None)
+                        }
+                        NodeError::MissingChunks(_) => {
+                            (StatusCode::BAD_REQUEST, "missing_chunk", message, None)
+                        }
+                        NodeError::IndexConflict { length, head } => (
+                            StatusCode::CONFLICT,
+                            "index_conflict",
+                            message,
+                            Some((length, head)),
+                        ),
+                        NodeError::TooLarge { .. } => (
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            "payload_too_large",
+                            message,
+                            None,
+                        ),
+                        NodeError::Unavailable(_) => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "unavailable",
+                            message,
+                            None,
+                        ),
+                        NodeError::OutcomeUnknown(_) => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            "outcome_unknown",
+                            message,
+                            None,
+                        ),
+                        NodeError::CorruptChunk(_) => {
+                            tracing::error!(error = %message, "serving error");
+                            (
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "unavailable",
+                                message,
+                                None,
+                            )
+                        }
+                        NodeError::Internal(_) | NodeError::Storage(_) => {
+                            tracing::error!(error = %message, "internal error");
+                            (
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "internal",
+                                "internal error; see the server log".into(),
+                                None,
+                            )
+                        }
                     }
                 }
-            }
-        };
+            };
         let body = ErrorBody {
             error: ErrorDetail {
                 code: code.into(),

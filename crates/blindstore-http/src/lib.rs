@@ -39,10 +39,14 @@ pub fn router(state: AppState) -> Router {
     let limits = state.node.limits().clone();
     // The JSON body limit follows from the entry limits: base64 payload plus hex chunk list,
     // with room for the other fields. Chunk uploads are raw bodies with their own limit.
-    let json_limit = (limits.max_entry_payload_bytes as usize * 4 / 3) + limits.max_entry_chunks * 70 + 64 * 1024;
+    let json_limit = (limits.max_entry_payload_bytes as usize * 4 / 3)
+        + limits.max_entry_chunks * 70
+        + 64 * 1024;
     let json_limit = json_limit.max(limits.max_missing_query * 70 + 1024);
     let (router, _) = api().split_for_parts();
-    router.layer(DefaultBodyLimit::max(json_limit)).with_state(state)
+    router
+        .layer(DefaultBodyLimit::max(json_limit))
+        .with_state(state)
 }
 
 /// The OpenAPI 3.1 document of every route.
@@ -55,7 +59,11 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(health))
         .routes(routes!(openapi_json))
         .merge(admin::routes())
-        .routes(routes!(chunks::put_chunk, chunks::get_chunk, chunks::head_chunk))
+        .routes(routes!(
+            chunks::put_chunk,
+            chunks::get_chunk,
+            chunks::head_chunk
+        ))
         .routes(routes!(chunks::missing_chunks))
         .routes(routes!(chains::create_chain))
         .routes(routes!(chains::get_chain))
@@ -135,6 +143,10 @@ async fn health(State(state): State<AppState>) -> Json<Health> {
     responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
 async fn openapi_json() -> impl IntoResponse {
     static DOC: OnceLock<String> = OnceLock::new();
-    let doc = DOC.get_or_init(|| openapi().to_pretty_json().expect("the OpenAPI document serialises"));
+    let doc = DOC.get_or_init(|| {
+        openapi()
+            .to_pretty_json()
+            .expect("the OpenAPI document serialises")
+    });
     ([(CONTENT_TYPE, "application/json")], doc.as_str())
 }

@@ -32,6 +32,7 @@ use crate::{blocking, open_env, zone_key, StorageError};
 
 type RaftStorageError = openraft::StorageError<NodeId>;
 type Membership = StoredMembership<NodeId, NodeInfo>;
+type Meta = SnapshotMeta<NodeId, NodeInfo>;
 
 const LAST_APPLIED: &str = "last_applied";
 const MEMBERSHIP: &str = "membership";
@@ -198,9 +199,7 @@ impl StateMachineStore {
             .is_some())
     }
 
-    fn write_snapshot_file(
-        &self,
-    ) -> Result<(SnapshotMeta<NodeId, NodeInfo>, PathBuf), StorageError> {
+    fn write_snapshot_file(&self) -> Result<(Meta, PathBuf), StorageError> {
         let inner = &self.inner;
         let rtxn = inner.env.read_txn()?;
         let last_log_id: Option<LogId<NodeId>> = read_meta(&inner.tables, &rtxn, LAST_APPLIED)?;
@@ -248,9 +247,7 @@ impl StateMachineStore {
         Ok(current)
     }
 
-    fn current_snapshot(
-        &self,
-    ) -> Result<Option<(SnapshotMeta<NodeId, NodeInfo>, File)>, StorageError> {
+    fn current_snapshot(&self) -> Result<Option<(Meta, File)>, StorageError> {
         let _files = self
             .inner
             .snapshot_files
@@ -269,11 +266,7 @@ impl StateMachineStore {
 
     /// Replaces the whole state with the snapshot in `file` and keeps a copy as the current
     /// snapshot.
-    fn install_snapshot_file(
-        &self,
-        meta: &SnapshotMeta<NodeId, NodeInfo>,
-        mut file: File,
-    ) -> Result<(), StorageError> {
+    fn install_snapshot_file(&self, meta: &Meta, mut file: File) -> Result<(), StorageError> {
         let inner = &self.inner;
         file.seek(SeekFrom::Start(0))?;
         let mut reader = BufReader::new(&mut file);
@@ -474,10 +467,7 @@ fn read_meta<T: serde::de::DeserializeOwned + Default>(
         .unwrap_or_default())
 }
 
-fn write_snapshot_header(
-    out: &mut impl Write,
-    meta: &SnapshotMeta<NodeId, NodeInfo>,
-) -> Result<(), StorageError> {
+fn write_snapshot_header(out: &mut impl Write, meta: &Meta) -> Result<(), StorageError> {
     out.write_all(SNAPSHOT_MAGIC)?;
     out.write_all(&[SNAPSHOT_V1])?;
     let meta = encode(meta);
@@ -486,9 +476,7 @@ fn write_snapshot_header(
     Ok(())
 }
 
-fn read_snapshot_header(
-    input: &mut impl Read,
-) -> Result<SnapshotMeta<NodeId, NodeInfo>, StorageError> {
+fn read_snapshot_header(input: &mut impl Read) -> Result<Meta, StorageError> {
     let mut magic = [0u8; 21];
     input.read_exact(&mut magic)?;
     if &magic[..20] != SNAPSHOT_MAGIC || magic[20] != SNAPSHOT_V1 {
@@ -607,7 +595,7 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
     #[tracing::instrument(level = "info", skip_all, fields(snapshot_id = %meta.snapshot_id))]
     async fn install_snapshot(
         &mut self,
-        meta: &SnapshotMeta<NodeId, NodeInfo>,
+        meta: &Meta,
         snapshot: Box<tokio::fs::File>,
     ) -> Result<(), RaftStorageError> {
         let file = snapshot.into_std().await;

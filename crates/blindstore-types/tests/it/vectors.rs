@@ -14,8 +14,11 @@ const PATH: &str = concat!(
     "/../../docs/test-vectors/entry-v1.json"
 );
 
-/// The inputs: (seed byte, zone, payloads, referenced chunk contents per entry).
-fn inputs() -> Vec<(u8, &'static str, Vec<(&'static [u8], Vec<&'static [u8]>)>)> {
+/// One entry's input: its payload and the contents of the chunks it references.
+type EntryInput = (&'static [u8], Vec<&'static [u8]>);
+
+/// The inputs: (seed byte, zone, entries).
+fn inputs() -> Vec<(u8, &'static str, Vec<EntryInput>)> {
     vec![
         (
             1,

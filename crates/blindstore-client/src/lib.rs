@@ -1,0 +1,427 @@
+//! A typed client for Blindstore's HTTP API v1.
+//!
+//! [`Client`] speaks the API; [`ChainWriter`] holds a chain's write key and signs entries
+//! exactly as DESIGN.md §3 says; [`verify_entries`] checks what a read returned, the way any
+//! reader should. Used by the CLI, the tests, benchmarks and the fault-injection harness.
+//!
+//! The client never retries: every error says whether the request certainly had no effect
+//! ([`ClientError::is_definite`]) or may have had one.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use blindstore_types::api::{
+    AppendRequest, AppendResponse, Chain, CreateChainRequest, Entries, Entry, ErrorBody, Health,
+    MissingChunksRequest, MissingChunksResponse, Zone, ZoneList,
+};
+use blindstore_types::entry::{chain_id, genesis, UnsignedEntry};
+use blindstore_types::{ChainId, Hash32, PublicKey, Signature, ZoneId};
+use ed25519_dalek::SigningKey;
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use serde::de::DeserializeOwned;
+
+/// What went wrong with a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an API error.
+    #[error("{status} {}: {}", body.error.code, body.error.message)]
+    Api { status: StatusCode, body: ErrorBody },
+    /// The request could not be sent or the answer not received.
+    #[error("transport: {0}")]
+    Transport(#[from] reqwest::Error),
+    /// The server answered something that is not the documented body.
+    #[error("unexpected response ({status}): {detail}")]
+    Unexpected { status: StatusCode, detail: String },
+}
+
+impl ClientError {
+    /// The API error code (`index_conflict`, `unknown_zone`...), if the server gave one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ClientError::Api { body, .. } => Some(&body.error.code),
+            _ => None,
+        }
+    }
+
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            ClientError::Api { status, .. } | ClientError::Unexpected { status, .. } => {
+                Some(*status)
+            }
+            ClientError::Transport(e) => e.status(),
+        }
+    }
+
+    /// True if the request certainly had no effect: an API error other than
+    /// `outcome_unknown`, or a connection that was never established.
+    pub fn is_definite(&self) -> bool {
+        match self {
+            ClientError::Api { body, .. } => body.error.code != "outcome_unknown",
+            ClientError::Transport(e) => e.is_connect(),
+            ClientError::Unexpected { .. } => false,
+        }
+    }
+
+    /// For `index_conflict`: the chain's current length and head.
+    pub fn conflict(&self) -> Option<(u64, Hash32)> {
+        match self {
+            ClientError::Api { body, .. } if body.error.code == "index_conflict" => {
+                Some((body.length?, body.head?))
+            }
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ClientError>;
+
+/// A client of one node's HTTP API.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    admin_token: Option<String>,
+}
+
+impl Client {
+    /// `base` is the node's URL, e.g. `http://127.0.0.1:8080`.
+    pub fn new(base: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("a client with default TLS-less settings builds");
+        Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+            admin_token: None,
+        }
+    }
+
+    /// Sends `Authorization: Bearer <token>` on admin requests.
+    pub fn with_admin_token(mut self, token: &str) -> Self {
+        self.admin_token = Some(token.to_owned());
+        self
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.http.request(method, format!("{}{}", self.base, path))
+    }
+
+    fn admin(&self, method: Method, path: &str) -> RequestBuilder {
+        let builder = self.request(method, path);
+        match &self.admin_token {
+            Some(t) => builder.bearer_auth(t),
+            None => builder,
+        }
+    }
+
+    pub async fn health(&self) -> Result<Health> {
+        json(self.request(Method::GET, "/v1/health").send().await?).await
+    }
+
+    /// Creates a zone; returns whether it was new, and the zone.
+    pub async fn create_zone(&self, zone: &ZoneId) -> Result<(bool, Zone)> {
+        let response = self
+            .admin(Method::PUT, &format!("/v1/admin/zones/{zone}"))
+            .send()
+            .await?;
+        let created = response.status() == StatusCode::CREATED;
+        Ok((created, json(response).await?))
+    }
+
+    pub async fn zones(&self) -> Result<Vec<Zone>> {
+        let list: ZoneList = json(self.admin(Method::GET, "/v1/admin/zones").send().await?).await?;
+        Ok(list.zones)
+    }
+
+    pub async fn zone(&self, zone: &ZoneId) -> Result<Zone> {
+        json(
+            self.admin(Method::GET, &format!("/v1/admin/zones/{zone}"))
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    /// Uploads a chunk; returns its hash and whether it was new.
+    pub async fn put_chunk(&self, zone: &ZoneId, bytes: Vec<u8>) -> Result<(Hash32, bool)> {
+        let hash = Hash32::digest(&bytes);
+        let created = self.put_chunk_as(zone, &hash, bytes).await?;
+        Ok((hash, created))
+    }
+
+    /// Uploads bytes under a given address (which the server checks).
+    pub async fn put_chunk_as(&self, zone: &ZoneId, hash: &Hash32, bytes: Vec<u8>) -> Result<bool> {
+        let response = self
+            .request(Method::PUT, &format!("/v1/zones/{zone}/chunks/{hash}"))
+            .body(bytes)
+            .send()
+            .await?;
+        let status = response.status();
+        checked(response).await?;
+        Ok(status == StatusCode::CREATED)
+    }
+
+    pub async fn get_chunk(&self, zone: &ZoneId, hash: &Hash32) -> Result<Vec<u8>> {
+        let response = self
+            .request(Method::GET, &format!("/v1/zones/{zone}/chunks/{hash}"))
+            .send()
+            .await?;
+        Ok(checked(response).await?.bytes().await?.to_vec())
+    }
+
+    pub async fn missing_chunks(&self, zone: &ZoneId, hashes: &[Hash32]) -> Result<Vec<Hash32>> {
+        let body = MissingChunksRequest {
+            hashes: hashes.to_vec(),
+        };
+        let response = self
+            .request(Method::POST, &format!("/v1/zones/{zone}/chunks/missing"))
+            .json(&body)
+            .send()
+            .await?;
+        let answer: MissingChunksResponse = json(response).await?;
+        Ok(answer.missing)
+    }
+
+    /// Creates (or finds) the chain owned by `public_key`.
+    pub async fn create_chain(&self, zone: &ZoneId, public_key: &PublicKey) -> Result<Chain> {
+        let body = CreateChainRequest {
+            public_key: *public_key,
+        };
+        let response = self
+            .request(Method::POST, &format!("/v1/zones/{zone}/chains"))
+            .json(&body)
+            .send()
+            .await?;
+        json(response).await
+    }
+
+    pub async fn chain(&self, zone: &ZoneId, chain: &ChainId) -> Result<Chain> {
+        json(
+            self.request(Method::GET, &format!("/v1/zones/{zone}/chains/{chain}"))
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    pub async fn append(
+        &self,
+        zone: &ZoneId,
+        chain: &ChainId,
+        request: &AppendRequest,
+    ) -> Result<AppendResponse> {
+        let response = self
+            .request(
+                Method::POST,
+                &format!("/v1/zones/{zone}/chains/{chain}/entries"),
+            )
+            .json(request)
+            .send()
+            .await?;
+        json(response).await
+    }
+
+    /// `?from=&limit=`; `stale` asks for `consistency=stale`.
+    pub async fn entries(
+        &self,
+        zone: &ZoneId,
+        chain: &ChainId,
+        from: u64,
+        limit: usize,
+        stale: bool,
+    ) -> Result<Entries> {
+        let mut query = vec![("from", from.to_string()), ("limit", limit.to_string())];
+        if stale {
+            query.push(("consistency", "stale".into()));
+        }
+        let response = self
+            .request(
+                Method::GET,
+                &format!("/v1/zones/{zone}/chains/{chain}/entries"),
+            )
+            .query(&query)
+            .send()
+            .await?;
+        json(response).await
+    }
+
+    /// `?last=n`.
+    pub async fn last_entries(&self, zone: &ZoneId, chain: &ChainId, n: usize) -> Result<Entries> {
+        let response = self
+            .request(
+                Method::GET,
+                &format!("/v1/zones/{zone}/chains/{chain}/entries"),
+            )
+            .query(&[("last", n)])
+            .send()
+            .await?;
+        json(response).await
+    }
+
+    /// Every entry of a chain, following `next`.
+    pub async fn all_entries(&self, zone: &ZoneId, chain: &ChainId) -> Result<Vec<Entry>> {
+        let mut out = Vec::new();
+        let mut from = 0;
+        loop {
+            let page = self.entries(zone, chain, from, 1000, false).await?;
+            out.extend(page.entries);
+            match page.next {
+                Some(next) => from = next,
+                None => return Ok(out),
+            }
+        }
+    }
+}
+
+/// Holds a chain's write key and signs entries for it.
+#[derive(Clone)]
+pub struct ChainWriter {
+    key: SigningKey,
+    zone: ZoneId,
+    public_key: PublicKey,
+    chain_id: ChainId,
+}
+
+impl ChainWriter {
+    pub fn new(zone: ZoneId, key: SigningKey) -> Self {
+        let public_key = PublicKey(key.verifying_key().to_bytes());
+        Self {
+            chain_id: chain_id(&public_key),
+            key,
+            zone,
+            public_key,
+        }
+    }
+
+    /// A writer with a fresh random key.
+    pub fn generate(zone: ZoneId) -> Self {
+        Self::new(zone, SigningKey::from_bytes(&rand_seed()))
+    }
+
+    pub fn zone(&self) -> &ZoneId {
+        &self.zone
+    }
+
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public_key
+    }
+
+    pub fn chain_id(&self) -> ChainId {
+        self.chain_id
+    }
+
+    pub fn genesis(&self) -> Hash32 {
+        genesis(&self.chain_id)
+    }
+
+    /// The append request for `payload` at `index` after `prev`, signed; and its entry hash.
+    pub fn sign(
+        &self,
+        index: u64,
+        prev: Hash32,
+        payload: &[u8],
+        chunks: Vec<Hash32>,
+    ) -> (AppendRequest, Hash32) {
+        let signed = UnsignedEntry::new(
+            self.zone.clone(),
+            self.chain_id,
+            index,
+            prev,
+            payload,
+            chunks,
+        )
+        .sign(&self.key);
+        let header = signed.header();
+        let request = AppendRequest {
+            index,
+            prev,
+            payload: URL_SAFE_NO_PAD.encode(payload),
+            chunks: header.chunks.clone(),
+            signature: header.signature,
+        };
+        (request, header.entry_hash)
+    }
+}
+
+/// Checks entries as read from the API against DESIGN.md §3: each is signed by `public_key`,
+/// its payload hashes to `payload_hash`, its `entry_hash` is right, and each `prev` is the
+/// previous entry's hash (the first one's is `prev`, e.g. the genesis). Returns the hash of
+/// the last entry (or `prev` if there are none).
+pub fn verify_entries(
+    zone: &ZoneId,
+    public_key: &PublicKey,
+    prev: Hash32,
+    entries: &[Entry],
+) -> std::result::Result<Hash32, String> {
+    let id = chain_id(public_key);
+    let mut expected_prev = prev;
+    for entry in entries {
+        let payload = URL_SAFE_NO_PAD
+            .decode(&entry.payload)
+            .map_err(|_| format!("entry {}: payload is not base64url", entry.index))?;
+        if entry.prev != expected_prev {
+            return Err(format!(
+                "entry {}: prev does not link to the previous entry",
+                entry.index
+            ));
+        }
+        let unsigned = UnsignedEntry::new(
+            zone.clone(),
+            id,
+            entry.index,
+            entry.prev,
+            &payload,
+            entry.chunks.clone(),
+        );
+        if unsigned.payload_hash != entry.payload_hash {
+            return Err(format!(
+                "entry {}: payload does not match payload_hash",
+                entry.index
+            ));
+        }
+        let header = unsigned
+            .with_signature(Signature(entry.signature.0))
+            .verify(public_key)
+            .map_err(|e| format!("entry {}: {e}", entry.index))?;
+        if header.entry_hash != entry.entry_hash {
+            return Err(format!("entry {}: entry_hash is wrong", entry.index));
+        }
+        expected_prev = header.entry_hash;
+    }
+    Ok(expected_prev)
+}
+
+fn rand_seed() -> [u8; 32] {
+    rand::random()
+}
+
+async fn checked(response: Response) -> Result<Response> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let text = response.text().await?;
+    match serde_json::from_str::<ErrorBody>(&text) {
+        Ok(body) => Err(ClientError::Api { status, body }),
+        Err(_) => Err(ClientError::Unexpected {
+            status,
+            detail: text,
+        }),
+    }
+}
+
+async fn json<T: DeserializeOwned>(response: Response) -> Result<T> {
+    let response = checked(response).await?;
+    let status = response.status();
+    let text = response.text().await?;
+    serde_json::from_str(&text).map_err(|e| ClientError::Unexpected {
+        status,
+        detail: format!("{e}: {text}"),
+    })
+}

@@ -1,0 +1,508 @@
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use blindstore_client::ChainWriter;
+use blindstore_cluster::Limits;
+use blindstore_types::{Hash32, ZoneId};
+use ed25519_dalek::SigningKey;
+use serde_json::{json, Value};
+
+use crate::support::{start, TestNode};
+
+fn demo() -> ZoneId {
+    ZoneId::new("demo").unwrap()
+}
+
+fn writer(seed: u8) -> ChainWriter {
+    ChainWriter::new(demo(), SigningKey::from_bytes(&[seed; 32]))
+}
+
+async fn create_chain(t: &TestNode, w: &ChainWriter) -> Value {
+    let r = t
+        .call(
+            Method::POST,
+            "/v1/zones/demo/chains",
+            Some(json!({"public_key": w.public_key().to_b64()})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json());
+    r.json()
+}
+
+fn entries_uri(w: &ChainWriter) -> String {
+    format!("/v1/zones/demo/chains/{}/entries", w.chain_id())
+}
+
+/// Appends `n` entries with payload "entry i"; returns the head.
+async fn append_n(t: &TestNode, w: &ChainWriter, n: u64) -> Hash32 {
+    let mut prev = w.genesis();
+    for i in 0..n {
+        let (req, hash) = w.sign(i, prev, format!("entry {i}").as_bytes(), vec![]);
+        let r = t
+            .call(
+                Method::POST,
+                &entries_uri(w),
+                Some(serde_json::to_value(&req).unwrap()),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json());
+        assert_eq!(r.json()["entry_hash"], hash.to_hex());
+        prev = hash;
+    }
+    prev
+}
+
+#[tokio::test]
+async fn chain_create_is_idempotent_and_self_certifying() {
+    let t = start(Limits::default()).await;
+    let w = writer(1);
+    let body = create_chain(&t, &w).await;
+    assert_eq!(body["chain_id"], w.chain_id().to_hex());
+    assert_eq!(body["length"], 0);
+    assert_eq!(body["head"], w.genesis().to_hex());
+    let again = t
+        .call(
+            Method::POST,
+            "/v1/zones/demo/chains",
+            Some(json!({"public_key": w.public_key().to_b64()})),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.json(), body);
+
+    let bad_key = t
+        .call(
+            Method::POST,
+            "/v1/zones/demo/chains",
+            Some(json!({"public_key": "AAAA"})),
+        )
+        .await;
+    assert_eq!(
+        (bad_key.status, bad_key.code()),
+        (StatusCode::BAD_REQUEST, "bad_request".into())
+    );
+    let unknown_field = t
+        .call(
+            Method::POST,
+            "/v1/zones/demo/chains",
+            Some(json!({"public_key": w.public_key().to_b64(), "extra": 1})),
+        )
+        .await;
+    assert_eq!(unknown_field.status, StatusCode::BAD_REQUEST);
+    assert!(unknown_field.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("unknown field"));
+    let no_zone = t
+        .call(
+            Method::POST,
+            "/v1/zones/nope/chains",
+            Some(json!({"public_key": w.public_key().to_b64()})),
+        )
+        .await;
+    assert_eq!(
+        (no_zone.status, no_zone.code()),
+        (StatusCode::NOT_FOUND, "unknown_zone".into())
+    );
+}
+
+#[tokio::test]
+async fn rejected_appends_change_nothing() {
+    let t = start(Limits::default()).await;
+    let w = writer(2);
+    create_chain(&t, &w).await;
+    let head = append_n(&t, &w, 2).await;
+    let usage_before = t.admin(Method::GET, "/v1/admin/zones/demo").await.json();
+    let uri = entries_uri(&w);
+    let as_json = |req| serde_json::to_value(req).unwrap();
+
+    // Wrong index: 409 with the current length and head.
+    let (req, _) = w.sign(5, head, b"x", vec![]);
+    let r = t.call(Method::POST, &uri, Some(as_json(&req))).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::CONFLICT, "index_conflict".into())
+    );
+    let body = r.json();
+    assert_eq!(body["length"], 2);
+    assert_eq!(body["head"], head.to_hex());
+    assert_eq!(body["error"]["length"], 2);
+
+    // Right index, stale prev: also a conflict.
+    let (req, _) = w.sign(2, w.genesis(), b"x", vec![]);
+    let r = t.call(Method::POST, &uri, Some(as_json(&req))).await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+
+    // Signed by another key.
+    let (req, _) = writer(3).sign(2, head, b"x", vec![]);
+    let mut req = as_json(&req);
+    let r = t.call(Method::POST, &uri, Some(req.clone())).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_REQUEST, "bad_signature".into())
+    );
+
+    // Signature bytes tampered with.
+    let (good, _) = w.sign(2, head, b"x", vec![]);
+    let mut sig = good.signature;
+    sig.0[10] ^= 0x40;
+    req = as_json(&good);
+    req["signature"] = json!(sig.to_b64());
+    let r = t.call(Method::POST, &uri, Some(req)).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_REQUEST, "bad_signature".into())
+    );
+
+    // Payload changed after signing.
+    let mut req = as_json(&good);
+    req["payload"] = json!("eQ");
+    let r = t.call(Method::POST, &uri, Some(req)).await;
+    assert_eq!(r.code(), "bad_signature");
+
+    // Oversized payload.
+    let big = vec![7u8; 64 * 1024 + 1];
+    let (req, _) = w.sign(2, head, &big, vec![]);
+    let r = t.call(Method::POST, &uri, Some(as_json(&req))).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large".into())
+    );
+
+    // Referencing a chunk that is not stored.
+    let (req, _) = w.sign(2, head, b"x", vec![Hash32::digest(b"never uploaded")]);
+    let r = t.call(Method::POST, &uri, Some(as_json(&req))).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_REQUEST, "missing_chunk".into())
+    );
+
+    // Read through another zone.
+    t.admin(Method::PUT, "/v1/admin/zones/other").await;
+    let r = t
+        .call(
+            Method::GET,
+            &format!("/v1/zones/other/chains/{}", w.chain_id()),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::NOT_FOUND, "unknown_chain".into())
+    );
+    let r = t
+        .call(
+            Method::GET,
+            &format!("/v1/zones/other/chains/{}/entries", w.chain_id()),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    // Malformed fields.
+    let mut req = as_json(&good);
+    req["prev"] = json!("ABC");
+    assert_eq!(
+        t.call(Method::POST, &uri, Some(req)).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let mut req = as_json(&good);
+    req["payload"] = json!("not base64!");
+    assert_eq!(
+        t.call(Method::POST, &uri, Some(req)).await.code(),
+        "bad_request"
+    );
+
+    // Nothing changed: same chain, same usage.
+    let chain = t
+        .call(
+            Method::GET,
+            &format!("/v1/zones/demo/chains/{}", w.chain_id()),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(chain["length"], 2);
+    assert_eq!(chain["head"], head.to_hex());
+    assert_eq!(
+        t.admin(Method::GET, "/v1/admin/zones/demo").await.json(),
+        usage_before
+    );
+
+    // And the right append still works.
+    let r = t.call(Method::POST, &uri, Some(as_json(&good))).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(r.json()["length"], 3);
+}
+
+#[tokio::test]
+async fn entries_with_chunks_read_back_and_page() {
+    let t = start(Limits {
+        max_read_bytes: 100,
+        ..Limits::default()
+    })
+    .await;
+    let w = writer(4);
+    create_chain(&t, &w).await;
+    let attachment = b"an attachment".to_vec();
+    let hash = Hash32::digest(&attachment);
+    let put = t
+        .put_raw(&format!("/v1/zones/demo/chunks/{hash}"), attachment)
+        .await;
+    assert_eq!(put.status, StatusCode::CREATED);
+    let (req, first) = w.sign(0, w.genesis(), b"with chunk", vec![hash]);
+    let r = t
+        .call(
+            Method::POST,
+            &entries_uri(&w),
+            Some(serde_json::to_value(&req).unwrap()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json());
+    let mut prev = first;
+    for i in 1..25u64 {
+        let (req, h) = w.sign(i, prev, format!("entry {i:02}").as_bytes(), vec![]);
+        let r = t
+            .call(
+                Method::POST,
+                &entries_uri(&w),
+                Some(serde_json::to_value(&req).unwrap()),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED);
+        prev = h;
+    }
+
+    let page = t
+        .call(
+            Method::GET,
+            &format!("{}?from=0&limit=3", entries_uri(&w)),
+            None,
+        )
+        .await
+        .json();
+    assert_eq!(page["length"], 25);
+    assert_eq!(page["entries"].as_array().unwrap().len(), 3);
+    assert_eq!(page["entries"][0]["chunks"][0], hash.to_hex());
+    assert_eq!(page["next"], 3);
+
+    // The byte cap (100 bytes here, payloads are 8-10 bytes) cuts a long read short.
+    let page = t
+        .call(
+            Method::GET,
+            &format!("{}?from=0&limit=1000", entries_uri(&w)),
+            None,
+        )
+        .await
+        .json();
+    let n = page["entries"].as_array().unwrap().len();
+    assert!((9..=12).contains(&n), "byte cap applied: {n}");
+    assert_eq!(page["next"], n);
+
+    let last = t
+        .call(Method::GET, &format!("{}?last=5", entries_uri(&w)), None)
+        .await
+        .json();
+    let indexes: Vec<u64> = last["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(indexes, vec![20, 21, 22, 23, 24]);
+    assert!(last.get("next").is_none());
+    assert_eq!(last["head"], prev.to_hex());
+
+    let stale = t
+        .call(
+            Method::GET,
+            &format!("{}?last=1&consistency=stale", entries_uri(&w)),
+            None,
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::OK);
+    for bad in [
+        "?last=0",
+        "?limit=0",
+        "?last=2&from=1",
+        "?consistency=weird",
+        "?bogus=1",
+        "?from=-1",
+    ] {
+        let r = t
+            .call(Method::GET, &format!("{}{bad}", entries_uri(&w)), None)
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::BAD_REQUEST, "bad_request".into()),
+            "{bad}"
+        );
+    }
+    let past_end = t
+        .call(Method::GET, &format!("{}?from=100", entries_uri(&w)), None)
+        .await
+        .json();
+    assert_eq!(past_end["entries"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn chunks_are_checked_cached_and_resumable() {
+    let t = start(Limits {
+        max_chunk_bytes: 1024,
+        ..Limits::default()
+    })
+    .await;
+    let bytes = b"chunk body".to_vec();
+    let hash = Hash32::digest(&bytes);
+    let uri = format!("/v1/zones/demo/chunks/{hash}");
+
+    let wrong = t.put_raw(&uri, b"other body".to_vec()).await;
+    assert_eq!(
+        (wrong.status, wrong.code()),
+        (StatusCode::BAD_REQUEST, "hash_mismatch".into())
+    );
+    let get = t.call(Method::GET, &uri, None).await;
+    assert_eq!(
+        (get.status, get.code()),
+        (StatusCode::NOT_FOUND, "unknown_chunk".into())
+    );
+
+    assert_eq!(
+        t.put_raw(&uri, bytes.clone()).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(t.put_raw(&uri, bytes.clone()).await.status, StatusCode::OK);
+    let get = t.call(Method::GET, &uri, None).await;
+    assert_eq!(get.status, StatusCode::OK);
+    assert_eq!(get.body, bytes);
+    assert_eq!(get.headers["etag"], format!("\"{hash}\""));
+    assert_eq!(
+        get.headers["cache-control"],
+        "public, max-age=31536000, immutable"
+    );
+
+    let conditional = Request::get(&uri)
+        .header("if-none-match", format!("\"{hash}\""))
+        .body(Body::empty())
+        .unwrap();
+    let r = t.send(conditional).await;
+    assert_eq!(r.status, StatusCode::NOT_MODIFIED);
+    assert!(r.body.is_empty());
+
+    let head = t
+        .send(Request::head(&uri).body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(head.status, StatusCode::OK);
+    assert_eq!(head.headers["content-length"], bytes.len().to_string());
+
+    // Too large, declared up front and streamed without a length.
+    let big = vec![1u8; 1025];
+    let big_uri = format!("/v1/zones/demo/chunks/{}", Hash32::digest(&big));
+    let r = t.put_raw(&big_uri, big.clone()).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large".into())
+    );
+    let stream = futures::stream::iter(
+        big.chunks(100)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let r = t
+        .send(
+            Request::put(&big_uri)
+                .body(Body::from_stream(stream))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    // Resuming an upload: ask which are missing.
+    let absent = Hash32::digest(b"absent");
+    let r = t
+        .call(
+            Method::POST,
+            "/v1/zones/demo/chunks/missing",
+            Some(json!({"hashes": [hash.to_hex(), absent.to_hex()]})),
+        )
+        .await;
+    assert_eq!(r.json(), json!({"missing": [absent.to_hex()]}));
+
+    // Zones are isolated, and bad addresses are refused.
+    t.admin(Method::PUT, "/v1/admin/zones/other").await;
+    assert_eq!(
+        t.call(Method::GET, &uri.replace("demo", "other"), None)
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        t.call(Method::GET, &uri.replace("demo", "nope"), None)
+            .await
+            .code(),
+        "unknown_zone"
+    );
+    assert_eq!(
+        t.call(Method::GET, "/v1/zones/demo/chunks/ABC", None)
+            .await
+            .code(),
+        "bad_request"
+    );
+
+    let usage = t.admin(Method::GET, "/v1/admin/zones/demo").await.json();
+    assert_eq!(usage["usage"]["chunks"], 1);
+    assert_eq!(usage["usage"]["bytes"], bytes.len());
+}
+
+#[tokio::test]
+async fn admin_routes_need_the_token() {
+    let t = start(Limits::default()).await;
+    let r = t.call(Method::GET, "/v1/admin/zones", None).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::UNAUTHORIZED, "unauthorized".into())
+    );
+    let wrong = Request::get("/v1/admin/zones")
+        .header("authorization", "Bearer nope")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(t.send(wrong).await.status, StatusCode::UNAUTHORIZED);
+    let r = t.call(Method::PUT, "/v1/admin/zones/x", None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    let created = t.admin(Method::PUT, "/v1/admin/zones/budget-1").await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    assert_eq!(created.json()["zone"], "budget-1");
+    assert_eq!(
+        t.admin(Method::PUT, "/v1/admin/zones/budget-1")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    for bad in ["Budget", "-x", "a_b", &"a".repeat(64)] {
+        let r = t
+            .admin(Method::PUT, &format!("/v1/admin/zones/{bad}"))
+            .await;
+        assert_eq!(
+            (r.status, r.code()),
+            (StatusCode::BAD_REQUEST, "bad_request".into()),
+            "{bad}"
+        );
+    }
+    let list = t.admin(Method::GET, "/v1/admin/zones").await.json();
+    let names: Vec<&str> = list["zones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|z| z["zone"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, vec!["budget-1", "demo"]);
+    assert_eq!(
+        t.admin(Method::GET, "/v1/admin/zones/none").await.code(),
+        "unknown_zone"
+    );
+
+    let health = t.call(Method::GET, "/v1/health", None).await.json();
+    assert_eq!(health["role"], "voter");
+    assert_eq!(health["leader"], health["node_id"]);
+    assert!(health["last_applied"].as_u64().unwrap() >= 1);
+}

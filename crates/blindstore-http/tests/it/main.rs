@@ -1,0 +1,5 @@
+//! HTTP API v1 tested through the router, against a real node on a temporary data dir.
+
+mod api;
+mod openapi;
+mod support;

@@ -1,0 +1,37 @@
+//! `blindstore`: runs a node and manages it.
+
+mod config;
+mod serve;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::ServeArgs;
+
+/// Blindstore: a zero-knowledge backend for static web apps.
+#[derive(Debug, Parser)]
+#[command(name = "blindstore", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a node. With no flags: a single node on 127.0.0.1:8080 with data in
+    /// ./blindstore-data and a ready-to-use zone `demo`.
+    Serve(Box<ServeArgs>),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => serve::run(&args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("blindstore: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

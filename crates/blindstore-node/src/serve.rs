@@ -1,0 +1,157 @@
+//! `blindstore serve`: start-up, serving, graceful shutdown.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use blindstore_cluster::{Limits, Node, NodeConfig};
+use blindstore_http::AppState;
+use blindstore_types::ZoneId;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Config, LogFormat, ServeArgs};
+
+const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
+    let config = Config::load(args)?;
+    init_tracing(config.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(config))
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    tracing::info!(data_dir = %config.data_dir.display(), http_addr = %config.http_addr, "starting");
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let admin_token = admin_token(&config)?;
+
+    // Bind first: a taken port should fail before any state is touched.
+    let listener = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("binding {}", config.http_addr))?;
+    let local_addr = listener.local_addr().context("reading the bound address")?;
+
+    let node = Node::start(NodeConfig {
+        data_dir: config.data_dir.clone(),
+        http_addr: local_addr.to_string(),
+        limits: Limits {
+            max_chunk_bytes: config.max_chunk_bytes,
+            max_entry_payload_bytes: config.max_entry_payload_bytes,
+            ..Limits::default()
+        },
+        staging_ttl: config.staging_ttl,
+        gc_interval: config.gc_interval,
+        map_sizes: Default::default(),
+    })
+    .await
+    .context("starting the node")?;
+    let leader = node.wait_for_leader(Duration::from_secs(30)).await?;
+    tracing::info!(leader, "raft ready");
+
+    if config.demo_zone {
+        let demo = ZoneId::new("demo").expect("'demo' is a valid zone id");
+        if node.create_zone(demo).await? {
+            tracing::info!("created zone demo");
+        }
+    }
+
+    let app = blindstore_http::router(AppState {
+        node: node.clone(),
+        admin_token: admin_token.into(),
+    });
+    tracing::info!(addr = %local_addr, "http listening");
+    // One machine-readable line on stdout, for people and for scripts that started us on port 0.
+    println!("blindstore listening on http://{local_addr}");
+    let _ = std::io::stdout().flush();
+
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("http server")?;
+    tracing::info!("http stopped; stopping node");
+    node.shutdown().await;
+    Ok(())
+}
+
+/// The configured admin token, else the one stored in the data dir, else a new one stored
+/// there with mode 0600.
+fn admin_token(config: &Config) -> anyhow::Result<String> {
+    if let Some(token) = &config.admin_token {
+        return Ok(token.clone());
+    }
+    let path = config.data_dir.join(ADMIN_TOKEN_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(token) => {
+            tracing::info!(path = %path.display(), "admin token read from file");
+            return Ok(token.trim().to_owned());
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    write_private(&path, &token)?;
+    tracing::info!(path = %path.display(), "generated an admin token");
+    eprintln!(
+        "blindstore: admin token generated and stored in {}",
+        path.display()
+    );
+    Ok(token)
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    file.write_all(b"\n")?;
+    file.sync_all()?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("SIGINT received; shutting down"),
+        _ = term => tracing::info!("SIGTERM received; shutting down"),
+    }
+}

@@ -1,0 +1,5 @@
+//! The `blindstore` binary as users run it: real processes on ephemeral ports.
+
+mod durability;
+mod process;
+mod serve;

@@ -1,0 +1,108 @@
+//! Starting and stopping real `blindstore serve` processes.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use blindstore_client::Client;
+
+pub struct NodeProcess {
+    child: Child,
+    pub url: String,
+}
+
+impl NodeProcess {
+    /// Starts `blindstore serve` on an ephemeral port with `data_dir`, waiting (with a
+    /// deadline) for the line that gives its address.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> NodeProcess {
+        Self::start_in(None, data_dir, extra)
+    }
+
+    pub fn start_in(cwd: Option<&Path>, data_dir: &Path, extra: &[&str]) -> NodeProcess {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_blindstore"));
+        cmd.arg("serve").arg("--http-addr").arg("127.0.0.1:0");
+        if !data_dir.as_os_str().is_empty() {
+            cmd.arg("--data-dir").arg(data_dir);
+        }
+        cmd.args(extra)
+            .env("RUST_LOG", "warn")
+            .env_remove("BLINDSTORE_ADMIN_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if let Some(cwd) = cwd {
+            cmd.current_dir(cwd);
+        }
+        let mut child = cmd.spawn().expect("spawn blindstore");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("blindstore listening on ") {
+                    let _ = tx.send(url.to_owned());
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("blindstore printed its address within 60 s");
+        NodeProcess { child, url }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.url)
+    }
+
+    pub fn admin_client(&self, data_dir_for_token: &Path) -> Client {
+        let token = std::fs::read_to_string(data_dir_for_token.join("admin-token"))
+            .expect("admin token file");
+        Client::new(&self.url).with_admin_token(token.trim())
+    }
+
+    /// SIGKILL: no chance to flush or clean up.
+    pub fn kill_9(mut self) {
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reap");
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("send SIGTERM");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "blindstore did not stop within 30 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for NodeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `condition` until it holds or `timeout` passes.
+pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut condition: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + timeout;
+    while !condition().await {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
