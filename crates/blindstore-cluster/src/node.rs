@@ -61,6 +61,9 @@ pub struct NodeConfig {
     /// How often garbage collection runs.
     pub gc_interval: Duration,
     pub map_sizes: MapSizes,
+    /// Build a Raft snapshot after this many applied log entries; the log before it is then
+    /// purged, keeping a quarter of that many entries for followers that lag slightly.
+    pub snapshot_logs: u64,
 }
 
 /// How fresh a read must be.
@@ -144,8 +147,8 @@ impl Node {
             heartbeat_interval: 250,
             election_timeout_min: 1000,
             election_timeout_max: 2000,
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(20_000),
-            max_in_snapshot_log_to_keep: 5_000,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_logs),
+            max_in_snapshot_log_to_keep: config.snapshot_logs / 4,
             ..Default::default()
         };
         let raft_config = Arc::new(
@@ -242,6 +245,9 @@ impl Node {
             leader: m.current_leader,
             term: m.current_term,
             last_applied: m.last_applied.map(|l| l.index),
+            last_log_index: m.last_log_index,
+            snapshot: m.snapshot.map(|l| l.index),
+            purged: m.purged.map(|l| l.index),
         }
     }
 

@@ -39,6 +39,9 @@ pub struct Config {
     /// How often garbage collection runs. Default: `10m`.
     #[serde(with = "humantime_serde")]
     pub gc_interval: Duration,
+    /// Take a Raft snapshot every this many log entries, then purge the log before it.
+    /// Default: 20000.
+    pub snapshot_logs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
@@ -60,6 +63,7 @@ impl Default for Config {
             max_entry_payload_bytes: 64 << 10,
             staging_ttl: Duration::from_secs(24 * 3600),
             gc_interval: Duration::from_secs(600),
+            snapshot_logs: 20_000,
         }
     }
 }
@@ -97,6 +101,9 @@ pub struct ServeArgs {
     /// Garbage collection interval, e.g. 10m [default: 10m]
     #[arg(long, env = "BLINDSTORE_GC_INTERVAL", value_parser = humantime::parse_duration)]
     pub gc_interval: Option<Duration>,
+    /// Raft snapshot every this many log entries [default: 20000]
+    #[arg(long, env = "BLINDSTORE_SNAPSHOT_LOGS")]
+    pub snapshot_logs: Option<u64>,
 }
 
 impl Config {
@@ -118,7 +125,8 @@ impl Config {
             max_chunk_bytes,
             max_entry_payload_bytes,
             staging_ttl,
-            gc_interval
+            gc_interval,
+            snapshot_logs
         );
         if args.admin_token.is_some() {
             config.admin_token = args.admin_token.clone();
@@ -145,6 +153,9 @@ impl Config {
         if self.max_entry_payload_bytes == 0 || self.max_entry_payload_bytes > self.max_chunk_bytes
         {
             bail!("max_entry_payload_bytes must be between 1 and max_chunk_bytes");
+        }
+        if self.snapshot_logs < 8 {
+            bail!("snapshot_logs must be at least 8");
         }
         if self.gc_interval < Duration::from_millis(100) {
             bail!("gc_interval must be at least 100ms");

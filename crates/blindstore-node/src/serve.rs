@@ -63,6 +63,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         staging_ttl: config.staging_ttl,
         gc_interval: config.gc_interval,
         map_sizes: Default::default(),
+        snapshot_logs: config.snapshot_logs,
     })
     .await
     .context("starting the node")?;

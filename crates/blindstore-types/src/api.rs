@@ -20,6 +20,12 @@ pub struct Health {
     pub term: u64,
     /// Index of the last Raft log entry applied to this node's state machine.
     pub last_applied: Option<u64>,
+    /// Index of the last entry in this node's Raft log.
+    pub last_log_index: Option<u64>,
+    /// Last log index covered by this node's latest snapshot.
+    pub snapshot: Option<u64>,
+    /// Last log index removed from this node's log (covered by a snapshot).
+    pub purged: Option<u64>,
 }
 
 /// A zone with its usage.

@@ -30,6 +30,7 @@ pub async fn start(limits: Limits) -> TestNode {
             state: 1 << 28,
             chunks: 1 << 28,
         },
+        snapshot_logs: 1000,
     })
     .await
     .unwrap();

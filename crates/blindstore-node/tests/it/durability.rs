@@ -249,3 +249,61 @@ async fn free_running_writers_each_land_all_their_entries_once() {
         }
     }
 }
+
+/// With a small snapshot threshold, the log is purged behind snapshots; after kill -9 the node
+/// must rebuild from the snapshot plus the remaining log, and go on appending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_recovers_from_snapshot_and_purged_log_after_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(dir.path(), &["--snapshot-logs", "40"]);
+    let client = node.client();
+    let w = ChainWriter::generate(demo());
+    client.create_chain(&demo(), w.public_key()).await.unwrap();
+    let mut prev = w.genesis();
+    for i in 0..200u64 {
+        let (request, hash) = w.sign(i, prev, format!("entry {i}").as_bytes(), vec![]);
+        client
+            .append(&demo(), &w.chain_id(), &request)
+            .await
+            .unwrap();
+        prev = hash;
+    }
+    let probe = client.clone();
+    eventually(
+        Duration::from_secs(30),
+        "a snapshot past index 150 and a purged log",
+        || {
+            let probe = probe.clone();
+            async move {
+                let h = probe.health().await.unwrap();
+                h.snapshot.unwrap_or(0) >= 150 && h.purged.unwrap_or(0) >= 100
+            }
+        },
+    )
+    .await;
+    assert!(dir.path().join("state/snapshots/current.snap").exists());
+    node.kill_9();
+
+    let node = NodeProcess::start(dir.path(), &["--snapshot-logs", "40"]);
+    let client = node.client();
+    let health = client.health().await.unwrap();
+    assert!(
+        health.purged.unwrap_or(0) >= 100,
+        "the purged log stays purged: {health:?}"
+    );
+    let entries = client.all_entries(&demo(), &w.chain_id()).await.unwrap();
+    assert_eq!(entries.len(), 200);
+    assert_eq!(
+        verify_entries(&demo(), w.public_key(), w.genesis(), &entries).unwrap(),
+        prev
+    );
+    let (request, _) = w.sign(200, prev, b"after restart", vec![]);
+    assert_eq!(
+        client
+            .append(&demo(), &w.chain_id(), &request)
+            .await
+            .unwrap()
+            .length,
+        201
+    );
+}
