@@ -71,7 +71,7 @@ impl Default for Config {
 /// Flags of `blindstore serve`; each may also come from the environment variable named.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ServeArgs {
-    /// TOML configuration file (see docs/configuration.md).
+    /// TOML configuration file (keys as in the README, section Configuration).
     #[arg(long, env = "BLINDSTORE_CONFIG")]
     pub config: Option<PathBuf>,
     /// Data directory [default: ./blindstore-data]

@@ -7,9 +7,9 @@ use clap::{Parser, Subcommand};
 
 use crate::config::ServeArgs;
 
-/// Blindstore: a zero-knowledge backend for static web apps.
+/// The command line.
 #[derive(Debug, Parser)]
-#[command(name = "blindstore", version, about, long_about = None)]
+#[command(name = "blindstore", version, about = "Blindstore: a zero-knowledge backend for static web apps.", long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -87,3 +87,38 @@ async fn garbage_collection_spares_young_and_referenced_chunks() {
     }
     assert_eq!(store.usage(&zone).unwrap().chunks, 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_puts_are_all_stored_once() {
+    let (_dir, store) = store();
+    let zone = ZoneId::new("a").unwrap();
+    // 200 distinct chunks, each put 3 times concurrently: 600 puts in flight.
+    let puts: Vec<_> = (0..600u32)
+        .map(|i| {
+            let store = store.clone();
+            let zone = zone.clone();
+            tokio::spawn(async move {
+                let bytes = format!("chunk {}", i % 200).into_bytes();
+                store
+                    .put(&zone, Hash32::digest(&bytes), bytes, 1)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for p in puts {
+        created += p.await.unwrap() as u32;
+    }
+    assert_eq!(created, 200, "each chunk reported new exactly once");
+    for i in 0..200 {
+        let bytes = format!("chunk {i}").into_bytes();
+        assert_eq!(
+            store.get(&zone, &Hash32::digest(&bytes)).unwrap(),
+            Some(bytes)
+        );
+    }
+    let total: u64 = (0..200).map(|i| format!("chunk {i}").len() as u64).sum();
+    let usage = store.usage(&zone).unwrap();
+    assert_eq!((usage.chunks, usage.bytes), (200, total));
+}
