@@ -7,8 +7,10 @@
 
 mod error;
 mod gc;
-mod network;
+mod membership;
 mod node;
+mod services;
+mod transport;
 
 pub use error::NodeError;
 pub use node::{

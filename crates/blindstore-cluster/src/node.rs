@@ -11,13 +11,16 @@ use blindstore_types::command::{ChainHead, Command, CommandResponse, Rejection};
 use blindstore_types::entry::{check_public_key, EntryHeader, UnsignedEntry};
 use blindstore_types::raft::{NodeId, NodeInfo, TypeConfig};
 use blindstore_types::{ChainId, Hash32, PublicKey, Signature, ZoneId};
-use openraft::error::{ClientWriteError, RaftError};
+use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::{Raft, ServerState};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::network::SingleNodeNetwork;
+use crate::membership;
+use crate::transport::{GrpcNetwork, Peers};
 use crate::{gc, NodeError};
+use blindstore_rpc::ClusterSecret;
+use tokio::net::TcpListener;
 
 /// Documented limits on what one request may carry.
 #[derive(Debug, Clone)]
@@ -61,6 +64,16 @@ pub struct NodeConfig {
     /// How often garbage collection runs.
     pub gc_interval: Duration,
     pub map_sizes: MapSizes,
+    /// This node's node-to-node address as peers should dial it; empty if it serves none.
+    pub rpc_addr: String,
+    /// The shared secret every node-to-node call carries (the join token).
+    pub cluster_secret: String,
+    /// On a pristine data dir: the rpc address of a member of the cluster to join.
+    pub join: Option<String>,
+    /// Use this node id instead of an assigned one (first start only).
+    pub node_id: Option<NodeId>,
+    /// How many voters the cluster should have (3 or 5); joining nodes beyond it stay learners.
+    pub voters: usize,
     /// Build a Raft snapshot after this many applied log entries; the log before it is then
     /// purged, keeping a quarter of that many entries for followers that lag slightly.
     pub snapshot_logs: u64,
@@ -115,32 +128,56 @@ pub struct ZoneInfo {
 /// A running node. Cloning shares it.
 #[derive(Clone)]
 pub struct Node {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    id: NodeId,
-    raft: Raft<TypeConfig>,
+pub(crate) struct Inner {
+    pub(crate) id: NodeId,
+    /// This node's addresses as it advertises them.
+    pub(crate) own_info: NodeInfo,
+    /// How many voters the cluster should have; joining nodes beyond it stay learners.
+    pub(crate) voters: usize,
+    pub(crate) raft: Raft<TypeConfig>,
     state: StateMachineStore,
     chunks: ChunkStore,
+    pub(crate) peers: Peers,
     limits: Limits,
-    shutdown: CancellationToken,
+    /// Serialises membership changes made by this node as leader.
+    pub(crate) membership: tokio::sync::Mutex<membership::Reservations>,
+    pub(crate) shutdown: CancellationToken,
     tasks: tokio::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Node {
-    /// Opens the stores under `config.data_dir`, starts Raft, and on a pristine data dir
-    /// bootstraps a one-voter cluster. State is recovered from LMDB on restart.
+    /// Opens the stores under `config.data_dir` and starts Raft. On a pristine data dir it
+    /// either bootstraps a one-voter cluster or, with `config.join`, joins the cluster that
+    /// address belongs to. State is recovered from LMDB on restart; a restarted member needs no
+    /// `join`. With `rpc_listener`, the node serves node-to-node gRPC on it until shutdown.
     #[tracing::instrument(skip_all, fields(data_dir = %config.data_dir.display()), err)]
-    pub async fn start(config: NodeConfig) -> Result<Self, NodeError> {
+    pub async fn start(
+        config: NodeConfig,
+        rpc_listener: Option<TcpListener>,
+    ) -> Result<Self, NodeError> {
         let dir = &config.data_dir;
         std::fs::create_dir_all(dir).map_err(|e| NodeError::Storage(e.into()))?;
         let log = LogStore::open(&dir.join("raft-log"), config.map_sizes.raft_log)?;
         let state = StateMachineStore::open(&dir.join("state"), config.map_sizes.state)?;
         let chunks = ChunkStore::open(&dir.join("chunks"), config.map_sizes.chunks)?;
         let pristine = log.is_pristine()?;
-        let id: NodeId = 1;
-        tracing::info!(node_id = id, pristine, "stores opened");
+        let secret = ClusterSecret::new(&config.cluster_secret)
+            .map_err(|e| NodeError::BadRequest(format!("cluster secret: {}", e.message())))?;
+        let peers = Peers::new(secret.clone());
+        let joining = match (&config.join, pristine) {
+            (Some(seed), true) => Some(seed.clone()),
+            _ => None,
+        };
+        let id = membership::node_id(dir, config.node_id, joining.as_deref(), &peers).await?;
+        tracing::info!(
+            node_id = id,
+            pristine,
+            joining = joining.is_some(),
+            "stores opened"
+        );
 
         let raft_config = openraft::Config {
             cluster_name: "blindstore".into(),
@@ -156,18 +193,22 @@ impl Node {
                 .validate()
                 .map_err(|e| NodeError::Unavailable(format!("raft config: {e}")))?,
         );
-        let raft = Raft::new(id, raft_config, SingleNodeNetwork, log, state.clone())
-            .await
-            .map_err(|e| NodeError::Unavailable(format!("raft start: {e}")))?;
+        let raft = Raft::new(
+            id,
+            raft_config,
+            GrpcNetwork::new(peers.clone()),
+            log,
+            state.clone(),
+        )
+        .await
+        .map_err(|e| NodeError::Unavailable(format!("raft start: {e}")))?;
+        let own_info = NodeInfo {
+            rpc_addr: config.rpc_addr.clone(),
+            http_addr: config.http_addr.clone(),
+        };
 
-        if pristine {
-            let members = BTreeMap::from([(
-                id,
-                NodeInfo {
-                    rpc_addr: String::new(),
-                    http_addr: config.http_addr.clone(),
-                },
-            )]);
+        if pristine && joining.is_none() {
+            let members = BTreeMap::from([(id, own_info.clone())]);
             raft.initialize(members)
                 .await
                 .map_err(|e| NodeError::Unavailable(format!("bootstrap: {e}")))?;
@@ -177,10 +218,14 @@ impl Node {
         let node = Node {
             inner: Arc::new(Inner {
                 id,
+                own_info,
+                voters: config.voters,
                 raft,
                 state,
                 chunks,
+                peers,
                 limits: config.limits.clone(),
+                membership: tokio::sync::Mutex::new(membership::Reservations::default()),
                 shutdown: CancellationToken::new(),
                 tasks: tokio::sync::Mutex::new(Vec::new()),
             }),
@@ -193,6 +238,13 @@ impl Node {
             node.inner.shutdown.clone(),
         ));
         node.inner.tasks.lock().await.push(gc_task);
+        if let Some(listener) = rpc_listener {
+            let rpc_task = tokio::spawn(membership::serve_rpc(node.clone(), listener, secret));
+            node.inner.tasks.lock().await.push(rpc_task);
+        }
+        if let Some(seed) = joining {
+            node.ask_to_be_added(&seed).await?;
+        }
         Ok(node)
     }
 
@@ -311,7 +363,7 @@ impl Node {
         hash: Hash32,
         bytes: Vec<u8>,
     ) -> Result<bool, NodeError> {
-        self.require_zone(zone)?;
+        self.require_zone_fresh(zone).await?;
         if bytes.len() as u64 > self.inner.limits.max_chunk_bytes {
             return Err(NodeError::TooLarge {
                 what: "chunk",
@@ -363,7 +415,7 @@ impl Node {
         public_key: PublicKey,
     ) -> Result<(bool, ChainHead), NodeError> {
         check_public_key(&public_key).map_err(|_| NodeError::BadPublicKey)?;
-        self.require_zone(zone)?;
+        self.require_zone_fresh(zone).await?;
         let command = Command::CreateChain {
             zone: zone.clone(),
             public_key,
@@ -413,12 +465,18 @@ impl Node {
                 limits.max_entry_chunks
             )));
         }
-        self.require_zone(zone)?;
-        let head = self
-            .inner
-            .state
-            .chain(zone, chain)?
-            .ok_or(NodeError::UnknownChain)?;
+        self.require_zone_fresh(zone).await?;
+        let head = match self.inner.state.chain(zone, chain)? {
+            Some(head) => head,
+            // This node may lag behind the leader: look again after catching up.
+            None => {
+                self.read_barrier(Consistency::Linearizable).await?;
+                self.inner
+                    .state
+                    .chain(zone, chain)?
+                    .ok_or(NodeError::UnknownChain)?
+            }
+        };
 
         let unsigned = UnsignedEntry::new(
             zone.clone(),
@@ -440,6 +498,18 @@ impl Node {
             .await?;
         if !missing.is_empty() {
             return Err(NodeError::MissingChunks(missing));
+        }
+        // Chains only grow and entries never change, so even a lagging copy proves a conflict
+        // when the index is taken, or is the next one but prev is not the head. An index past
+        // the local length may be right if this node lags: catch up, then check again.
+        let mut head = head;
+        if header.index > head.length {
+            self.read_barrier(Consistency::Linearizable).await?;
+            head = self
+                .inner
+                .state
+                .chain(zone, chain)?
+                .ok_or(NodeError::UnknownChain)?;
         }
         if header.index != head.length || header.prev != head.head {
             return Err(NodeError::IndexConflict {
@@ -529,6 +599,16 @@ impl Node {
         Ok(gc::collect_once(&self.inner.chunks, &self.inner.state, staging_ttl).await?)
     }
 
+    /// Like `require_zone`, but a zone not found locally is looked for again after catching
+    /// up with the leader (this node may lag).
+    async fn require_zone_fresh(&self, zone: &ZoneId) -> Result<(), NodeError> {
+        if self.require_zone(zone).is_ok() {
+            return Ok(());
+        }
+        self.read_barrier(Consistency::Linearizable).await?;
+        self.require_zone(zone)
+    }
+
     fn require_zone(&self, zone: &ZoneId) -> Result<(), NodeError> {
         match self.inner.state.zone(zone)? {
             Some(_) => Ok(()),
@@ -540,30 +620,51 @@ impl Node {
         if consistency == Consistency::Stale {
             return Ok(());
         }
-        self.inner
-            .raft
-            .ensure_linearizable()
-            .await
-            .map(|_| ())
-            .map_err(|e| NodeError::Unavailable(format!("linearizable read: {e}")))
+        match self.inner.raft.ensure_linearizable().await {
+            Ok(_) => Ok(()),
+            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => {
+                self.follower_read_barrier().await
+            }
+            Err(e) => Err(NodeError::Unavailable(format!("linearizable read: {e}"))),
+        }
     }
 
+    /// Proposes `command` through Raft, forwarding it to the leader if this node is not it.
     async fn propose(&self, command: Command) -> Result<CommandResponse, NodeError> {
-        match self.inner.raft.client_write(command).await {
+        match self.inner.raft.client_write(command.clone()).await {
             Ok(response) => Ok(response.data),
-            // Not leader: the command was never proposed.
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(NodeError::Unavailable(format!(
-                    "this node is not the leader (leader: {:?})",
-                    f.leader_id
-                )))
+            // Not the leader: the command was not proposed here; the leader gets it.
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                self.forward(&command).await
             }
-            Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e))) => {
-                Err(NodeError::Unavailable(e.to_string()))
-            }
-            // Raft stopped while the command may have been in the log.
-            Err(RaftError::Fatal(e)) => Err(NodeError::OutcomeUnknown(e.to_string())),
+            Err(e) => Err(write_error(e)),
         }
+    }
+
+    /// Proposes on this node only (a forwarded command: never forwarded again).
+    pub(crate) async fn propose_here(
+        &self,
+        command: Command,
+    ) -> Result<CommandResponse, NodeError> {
+        self.inner
+            .raft
+            .client_write(command)
+            .await
+            .map(|r| r.data)
+            .map_err(write_error)
+    }
+}
+
+fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, NodeInfo>>) -> NodeError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => NodeError::Unavailable(
+            format!("this node is not the leader (leader: {:?})", f.leader_id),
+        ),
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            NodeError::Unavailable(e.to_string())
+        }
+        // Raft stopped while the command may have been in the log.
+        RaftError::Fatal(e) => NodeError::OutcomeUnknown(e.to_string()),
     }
 }
 

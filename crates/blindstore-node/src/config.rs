@@ -42,6 +42,24 @@ pub struct Config {
     /// Take a Raft snapshot every this many log entries, then purge the log before it.
     /// Default: 20000.
     pub snapshot_logs: u64,
+    /// Node-to-node (gRPC) listen address. Default: none — a single node that cannot be
+    /// joined. Needed for every member of a cluster. Port 0 picks a free port.
+    pub rpc_addr: Option<SocketAddr>,
+    /// The address other nodes should dial for this node's rpc, if not `rpc_addr` (e.g. when
+    /// listening on 0.0.0.0). Default: the bound rpc address.
+    pub advertise_rpc_addr: Option<String>,
+    /// On first start, join the cluster that this member's rpc address belongs to.
+    /// Default: none (bootstrap a new cluster).
+    pub join: Option<String>,
+    /// The join token printed by the first node (also in its `<data_dir>/join-token`).
+    /// Required with `join`. Default: none.
+    pub join_token: Option<String>,
+    /// This node's id, on first start only. Default: assigned (1 for a new cluster, the next
+    /// free id when joining).
+    pub node_id: Option<u64>,
+    /// How many voters the cluster should have: 3 or 5 (1 is allowed for a single node).
+    /// Nodes joining beyond that stay storage nodes (Raft learners). Default: 3.
+    pub voters: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
@@ -64,6 +82,12 @@ impl Default for Config {
             staging_ttl: Duration::from_secs(24 * 3600),
             gc_interval: Duration::from_secs(600),
             snapshot_logs: 20_000,
+            rpc_addr: None,
+            advertise_rpc_addr: None,
+            join: None,
+            join_token: None,
+            node_id: None,
+            voters: 3,
         }
     }
 }
@@ -104,6 +128,24 @@ pub struct ServeArgs {
     /// Raft snapshot every this many log entries [default: 20000]
     #[arg(long, env = "BLINDSTORE_SNAPSHOT_LOGS")]
     pub snapshot_logs: Option<u64>,
+    /// Node-to-node gRPC listen address, e.g. 127.0.0.1:7070 [default: none]
+    #[arg(long, env = "BLINDSTORE_RPC_ADDR")]
+    pub rpc_addr: Option<SocketAddr>,
+    /// Address peers dial for this node's rpc [default: the bound rpc address]
+    #[arg(long, env = "BLINDSTORE_ADVERTISE_RPC_ADDR")]
+    pub advertise_rpc_addr: Option<String>,
+    /// Join the cluster of this member (its rpc address), on first start
+    #[arg(long, env = "BLINDSTORE_JOIN")]
+    pub join: Option<String>,
+    /// The cluster's join token (printed by its first node)
+    #[arg(long, env = "BLINDSTORE_JOIN_TOKEN", hide_env_values = true)]
+    pub join_token: Option<String>,
+    /// This node's id, first start only [default: assigned]
+    #[arg(long, env = "BLINDSTORE_NODE_ID")]
+    pub node_id: Option<u64>,
+    /// Voters the cluster should have: 3 or 5 [default: 3]
+    #[arg(long, env = "BLINDSTORE_VOTERS")]
+    pub voters: Option<usize>,
 }
 
 impl Config {
@@ -126,11 +168,20 @@ impl Config {
             max_entry_payload_bytes,
             staging_ttl,
             gc_interval,
-            snapshot_logs
+            snapshot_logs,
+            voters
         );
-        if args.admin_token.is_some() {
-            config.admin_token = args.admin_token.clone();
+        macro_rules! overlay_option {
+            ($($field:ident),*) => { $( if args.$field.is_some() { config.$field = args.$field.clone(); } )* };
         }
+        overlay_option!(
+            admin_token,
+            rpc_addr,
+            advertise_rpc_addr,
+            join,
+            join_token,
+            node_id
+        );
         config.validate()?;
         Ok(config)
     }
@@ -153,6 +204,23 @@ impl Config {
         if self.max_entry_payload_bytes == 0 || self.max_entry_payload_bytes > self.max_chunk_bytes
         {
             bail!("max_entry_payload_bytes must be between 1 and max_chunk_bytes");
+        }
+        if ![1, 3, 5].contains(&self.voters) {
+            bail!("voters must be 1, 3 or 5");
+        }
+        if self.join.is_some() && self.join_token.is_none() {
+            bail!("join needs join_token (the token printed by the cluster's first node)");
+        }
+        if self.join.is_some() && self.rpc_addr.is_none() {
+            bail!("join needs rpc_addr: members talk to each other over it");
+        }
+        if let Some(token) = &self.join_token {
+            if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+                bail!("join_token must be at least 16 printable ASCII characters without spaces");
+            }
+        }
+        if self.node_id == Some(0) {
+            bail!("node_id must be at least 1");
         }
         if self.snapshot_logs < 8 {
             bail!("snapshot_logs must be at least 8");

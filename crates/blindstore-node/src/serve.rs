@@ -15,6 +15,7 @@ use tracing_subscriber::EnvFilter;
 use crate::config::{Config, LogFormat, ServeArgs};
 
 const ADMIN_TOKEN_FILE: &str = "admin-token";
+const JOIN_TOKEN_FILE: &str = "join-token";
 
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     let config = Config::load(args)?;
@@ -46,31 +47,68 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let admin_token = admin_token(&config)?;
 
+    let (cluster_secret, new_cluster) = join_token(&config)?;
+
     // Bind first: a taken port should fail before any state is touched.
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
         .with_context(|| format!("binding {}", config.http_addr))?;
     let local_addr = listener.local_addr().context("reading the bound address")?;
+    let (rpc_listener, rpc_addr) = match config.rpc_addr {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding rpc {addr}"))?;
+            let bound = l.local_addr().context("reading the bound rpc address")?;
+            let advertised = config
+                .advertise_rpc_addr
+                .clone()
+                .unwrap_or_else(|| bound.to_string());
+            (Some(l), advertised)
+        }
+        None => (None, String::new()),
+    };
 
-    let node = Node::start(NodeConfig {
-        data_dir: config.data_dir.clone(),
-        http_addr: local_addr.to_string(),
-        limits: Limits {
-            max_chunk_bytes: config.max_chunk_bytes,
-            max_entry_payload_bytes: config.max_entry_payload_bytes,
-            ..Limits::default()
+    let node = Node::start(
+        NodeConfig {
+            data_dir: config.data_dir.clone(),
+            http_addr: local_addr.to_string(),
+            limits: Limits {
+                max_chunk_bytes: config.max_chunk_bytes,
+                max_entry_payload_bytes: config.max_entry_payload_bytes,
+                ..Limits::default()
+            },
+            staging_ttl: config.staging_ttl,
+            gc_interval: config.gc_interval,
+            map_sizes: Default::default(),
+            snapshot_logs: config.snapshot_logs,
+            rpc_addr: rpc_addr.clone(),
+            cluster_secret: cluster_secret.clone(),
+            join: config.join.clone(),
+            node_id: config.node_id,
+            voters: config.voters,
         },
-        staging_ttl: config.staging_ttl,
-        gc_interval: config.gc_interval,
-        map_sizes: Default::default(),
-        snapshot_logs: config.snapshot_logs,
-    })
+        rpc_listener,
+    )
     .await
     .context("starting the node")?;
-    let leader = node.wait_for_leader(Duration::from_secs(30)).await?;
+    let leader = node.wait_for_leader(Duration::from_secs(60)).await?;
     tracing::info!(leader, "raft ready");
+    if !rpc_addr.is_empty() {
+        if let Err(e) = node.refresh_own_address().await {
+            tracing::warn!(error = %e, "could not update this node's addresses in the membership");
+        }
+        println!("blindstore rpc listening on {rpc_addr}");
+        if new_cluster {
+            let path = config.data_dir.join(JOIN_TOKEN_FILE);
+            println!(
+                "blindstore join token (also in {}): {cluster_secret}",
+                path.display()
+            );
+        }
+    }
 
-    if config.demo_zone {
+    if config.demo_zone && config.join.is_none() {
         let demo = ZoneId::new("demo").expect("'demo' is a valid zone id");
         if node.create_zone(demo).await? {
             tracing::info!("created zone demo");
@@ -118,6 +156,34 @@ fn admin_token(config: &Config) -> anyhow::Result<String> {
         path.display()
     );
     Ok(token)
+}
+
+/// The cluster secret every node-to-node call carries, which is also the join token: the one
+/// given with `--join-token`, else the one in the data dir, else a new one (a new cluster).
+/// Returns it and whether it is new.
+fn join_token(config: &Config) -> anyhow::Result<(String, bool)> {
+    let path = config.data_dir.join(JOIN_TOKEN_FILE);
+    let stored = match std::fs::read_to_string(&path) {
+        Ok(t) => Some(t.trim().to_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    match (&config.join_token, stored) {
+        (Some(given), Some(stored)) if *given != stored => anyhow::bail!(
+            "the join token given differs from the one in {}: this data dir belongs to another cluster",
+            path.display()
+        ),
+        (_, Some(stored)) => Ok((stored, false)),
+        (Some(given), None) => {
+            write_private(&path, given)?;
+            Ok((given.clone(), false))
+        }
+        (None, None) => {
+            let token = hex::encode(rand::random::<[u8; 32]>());
+            write_private(&path, &token)?;
+            Ok((token, true))
+        }
+    }
 }
 
 fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {

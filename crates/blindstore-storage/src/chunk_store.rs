@@ -14,8 +14,8 @@ use heed::types::{Bytes, Str};
 use heed::{Database, Env, WithoutTls};
 use serde::{Deserialize, Serialize};
 
-use crate::codec::{decode, encode, RECORD_V1};
-use crate::{blocking, open_env, zone_key, StorageError};
+use crate::{blocking, decode, open_env, zone_key, StorageError};
+use blindstore_types::record::{encode, RecordError, RECORD_V1};
 
 /// The chunk store. Cheap to clone.
 #[derive(Clone)]
@@ -132,16 +132,18 @@ impl ChunkStore {
         let bytes = match value.split_first() {
             Some((&RECORD_V1, bytes)) => bytes,
             Some((&version, _)) => {
-                return Err(StorageError::UnknownVersion {
+                return Err(RecordError::UnknownVersion {
                     what: "chunk",
                     version,
-                })
+                }
+                .into())
             }
             None => {
-                return Err(StorageError::UnknownVersion {
+                return Err(RecordError::UnknownVersion {
                     what: "chunk",
                     version: 0,
-                })
+                }
+                .into())
             }
         };
         if Hash32::digest(bytes) != *hash {

@@ -11,7 +11,6 @@
 //! with a format version byte; see `docs/storage-format.md`.
 
 pub mod chunk_store;
-mod codec;
 pub mod log_store;
 pub mod state_machine;
 
@@ -29,16 +28,10 @@ pub enum StorageError {
     /// LMDB refused an operation (full map, I/O error, corrupted page...).
     #[error("lmdb: {0}")]
     Lmdb(#[from] heed::Error),
-    /// A stored record could not be decoded: the store is damaged or was written by an
-    /// incompatible build. Never treated as "absent".
-    #[error("cannot decode stored {what}: {source}")]
-    Decode {
-        what: &'static str,
-        source: postcard::Error,
-    },
-    /// A stored record carries a format version this build does not know.
-    #[error("stored {what} has unknown format version {version}")]
-    UnknownVersion { what: &'static str, version: u8 },
+    /// A stored record could not be decoded (damaged, or written by an incompatible build).
+    /// Never treated as "absent".
+    #[error("stored record: {0}")]
+    Record(#[from] blindstore_types::record::RecordError),
     /// A file operation failed (snapshots).
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
@@ -118,4 +111,12 @@ fn zone_key(zone: &blindstore_types::ZoneId, hash: &blindstore_types::Hash32) ->
     key.extend_from_slice(zone);
     key.extend_from_slice(&hash.0);
     key
+}
+
+/// Decodes a stored record, as a storage error.
+fn decode<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<T, StorageError> {
+    Ok(blindstore_types::record::decode(what, bytes)?)
 }

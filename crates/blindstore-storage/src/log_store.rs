@@ -16,8 +16,8 @@ use heed::{Database, Env, WithoutTls};
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{AnyError, Entry, LogId, OptionalSend, StorageIOError, Vote};
 
-use crate::codec::{decode, encode};
-use crate::{blocking, open_env, StorageError};
+use crate::{blocking, decode, open_env, StorageError};
+use blindstore_types::record::encode;
 
 type RaftStorageError = openraft::StorageError<NodeId>;
 

@@ -27,8 +27,8 @@ use openraft::{
     StoredMembership,
 };
 
-use crate::codec::{decode, encode};
-use crate::{blocking, open_env, zone_key, StorageError};
+use crate::{blocking, decode, open_env, zone_key, StorageError};
+use blindstore_types::record::encode;
 
 type RaftStorageError = openraft::StorageError<NodeId>;
 type Membership = StoredMembership<NodeId, NodeInfo>;

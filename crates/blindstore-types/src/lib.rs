@@ -7,5 +7,6 @@ pub mod command;
 pub mod entry;
 pub mod ids;
 pub mod raft;
+pub mod record;
 
 pub use ids::{ChainId, Hash32, PublicKey, Signature, ZoneId};

@@ -19,19 +19,27 @@ pub struct TestNode {
 
 pub async fn start(limits: Limits) -> TestNode {
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(NodeConfig {
-        data_dir: dir.path().to_owned(),
-        http_addr: "127.0.0.1:0".into(),
-        limits,
-        staging_ttl: Duration::from_secs(3600),
-        gc_interval: Duration::from_secs(3600),
-        map_sizes: blindstore_storage::MapSizes {
-            raft_log: 1 << 28,
-            state: 1 << 28,
-            chunks: 1 << 28,
+    let node = Node::start(
+        NodeConfig {
+            data_dir: dir.path().to_owned(),
+            http_addr: "127.0.0.1:0".into(),
+            limits,
+            staging_ttl: Duration::from_secs(3600),
+            gc_interval: Duration::from_secs(3600),
+            map_sizes: blindstore_storage::MapSizes {
+                raft_log: 1 << 28,
+                state: 1 << 28,
+                chunks: 1 << 28,
+            },
+            snapshot_logs: 1000,
+            rpc_addr: String::new(),
+            cluster_secret: "test-cluster-secret-0123456789".into(),
+            join: None,
+            node_id: None,
+            voters: 3,
         },
-        snapshot_logs: 1000,
-    })
+        None,
+    )
     .await
     .unwrap();
     node.wait_for_leader(Duration::from_secs(10)).await.unwrap();

@@ -1,0 +1,391 @@
+//! Forming and growing a cluster, and reaching its leader.
+//!
+//! Joining is two calls to any member (which forward to the leader): `Join` reserves a node id,
+//! then — once the new node runs Raft and serves gRPC — `AddMember` adds it as a learner, waits
+//! until it has caught up, and promotes it to voter while the cluster has fewer voters than it
+//! wants. Writes received by a follower are forwarded to the leader; linearizable reads on a
+//! follower ask the leader for its read index and wait until they have applied that far.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use blindstore_rpc::v1::cluster_server::ClusterServer;
+use blindstore_rpc::v1::forward_error::Kind;
+use blindstore_rpc::v1::forward_reply::Result as ForwardResult;
+use blindstore_rpc::v1::raft_server::RaftServer;
+use blindstore_rpc::v1::{AddMemberRequest, ForwardRequest, JoinRequest, ReadIndexRequest};
+use blindstore_rpc::ClusterSecret;
+use blindstore_types::command::{Command, CommandResponse};
+use blindstore_types::raft::{NodeId, NodeInfo, TypeConfig};
+use blindstore_types::record::{decode, encode};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{ChangeMembers, Raft};
+use tokio::net::TcpListener;
+
+use crate::services::{ClusterRpc, RaftRpc};
+use crate::transport::{never_sent, Peers};
+use crate::{Node, NodeError};
+
+const NODE_ID_FILE: &str = "node-id";
+/// How long a joining node keeps asking to be added (the leader may be changing meanwhile).
+const JOIN_PATIENCE: Duration = Duration::from_secs(120);
+/// How long a forwarded request may take before its outcome is unknown.
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Node ids handed out by this node as leader but not yet in the membership.
+#[derive(Default)]
+pub(crate) struct Reservations {
+    reserved: BTreeSet<NodeId>,
+}
+
+/// This node's id: from `<data_dir>/node-id` if it exists; otherwise `configured`, or one
+/// reserved by the cluster being joined, or 1 for a new cluster — then written down.
+pub(crate) async fn node_id(
+    dir: &Path,
+    configured: Option<NodeId>,
+    joining: Option<&str>,
+    peers: &Peers,
+) -> Result<NodeId, NodeError> {
+    let path = dir.join(NODE_ID_FILE);
+    let io = |e: std::io::Error| NodeError::Storage(e.into());
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let id: NodeId = text.trim().parse().map_err(|_| {
+                NodeError::Internal(format!("{} does not hold a node id", path.display()))
+            })?;
+            if configured.is_some_and(|c| c != id) {
+                return Err(NodeError::BadRequest(format!(
+                    "--node-id {} differs from the id {id} this data dir already has",
+                    configured.unwrap_or_default()
+                )));
+            }
+            return Ok(id);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(e)),
+    }
+    let id = match joining {
+        Some(seed) => {
+            let mut client = peers
+                .cluster(seed)
+                .map_err(|s| NodeError::Unavailable(s.to_string()))?;
+            let request = JoinRequest {
+                node_id: configured.unwrap_or(0),
+            };
+            let reply = client.join(request).await.map_err(|s| match s.code() {
+                tonic::Code::Unauthenticated => {
+                    NodeError::BadRequest(format!("join refused: {}", s.message()))
+                }
+                _ => NodeError::Unavailable(format!("join via {seed}: {}", s.message())),
+            })?;
+            reply.into_inner().node_id
+        }
+        None => configured.unwrap_or(1),
+    };
+    let tmp = dir.join("node-id.tmp");
+    std::fs::write(&tmp, format!("{id}\n")).map_err(io)?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    Ok(id)
+}
+
+/// Serves node-to-node gRPC on `listener` until the node shuts down.
+pub(crate) async fn serve_rpc(node: Node, listener: TcpListener, secret: ClusterSecret) {
+    let shutdown = node.inner.shutdown.clone();
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!(addr = %addr, "rpc listening");
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let result = tonic::transport::Server::builder()
+        .add_service(RaftServer::with_interceptor(
+            RaftRpc(node.clone()),
+            secret.checker(),
+        ))
+        .add_service(ClusterServer::with_interceptor(
+            ClusterRpc(node),
+            secret.checker(),
+        ))
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled())
+        .await;
+    match result {
+        Ok(()) => tracing::info!("rpc stopped"),
+        Err(e) => tracing::error!(error = %e, "rpc server failed"),
+    }
+}
+
+impl Node {
+    pub(crate) fn raft(&self) -> &Raft<TypeConfig> {
+        &self.inner.raft
+    }
+
+    /// The current leader and how to reach it, if known.
+    pub(crate) fn leader(&self) -> Option<(NodeId, NodeInfo)> {
+        let m = self.inner.raft.metrics().borrow().clone();
+        let leader = m.current_leader?;
+        let info = m
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .cloned()?;
+        Some((leader, info))
+    }
+
+    pub(crate) fn is_leader(&self) -> bool {
+        self.inner.raft.metrics().borrow().current_leader == Some(self.inner.id)
+    }
+
+    /// The leader's rpc address, or why there is none to talk to.
+    fn leader_rpc(&self) -> Result<String, NodeError> {
+        match self.leader() {
+            Some((_, info)) if !info.rpc_addr.is_empty() => Ok(info.rpc_addr),
+            Some((id, _)) => Err(NodeError::Unavailable(format!(
+                "leader {id} has no rpc address"
+            ))),
+            None => Err(NodeError::Unavailable("no leader is known".into())),
+        }
+    }
+
+    /// Leader: reserves an id for a joining node (`requested`, or the next free one).
+    pub(crate) async fn reserve_node_id(&self, requested: NodeId) -> Result<NodeId, NodeError> {
+        if !self.is_leader() {
+            let mut client = self.leader_client()?;
+            let reply = client
+                .join(JoinRequest { node_id: requested })
+                .await
+                .map_err(|s| NodeError::Unavailable(s.message().to_owned()))?;
+            return Ok(reply.into_inner().node_id);
+        }
+        let mut reservations = self.inner.membership.lock().await;
+        let members: BTreeSet<NodeId> = self.member_ids();
+        let id = if requested != 0 {
+            if members.contains(&requested) || reservations.reserved.contains(&requested) {
+                return Err(NodeError::BadRequest(format!(
+                    "node id {requested} is already in use"
+                )));
+            }
+            requested
+        } else {
+            members
+                .iter()
+                .chain(&reservations.reserved)
+                .max()
+                .copied()
+                .unwrap_or(0)
+                + 1
+        };
+        reservations.reserved.insert(id);
+        tracing::info!(node_id = id, "reserved a node id for a joining node");
+        Ok(id)
+    }
+
+    /// Leader: adds `id` as a learner, waits until it has caught up, and promotes it to voter
+    /// if the cluster wants more voters. Returns whether it became a voter.
+    pub(crate) async fn add_member(&self, id: NodeId, info: NodeInfo) -> Result<bool, NodeError> {
+        if !self.is_leader() {
+            let mut client = self.leader_client()?;
+            let request = AddMemberRequest {
+                node_id: id,
+                rpc_addr: info.rpc_addr,
+                http_addr: info.http_addr,
+            };
+            let reply = client
+                .add_member(request)
+                .await
+                .map_err(|s| NodeError::Unavailable(s.message().to_owned()))?;
+            return Ok(reply.into_inner().voter);
+        }
+        let mut reservations = self.inner.membership.lock().await;
+        let raft = &self.inner.raft;
+        let membership_error = |e: RaftError<NodeId, ClientWriteError<NodeId, NodeInfo>>| {
+            NodeError::Unavailable(e.to_string())
+        };
+        let already_voter = self.voter_ids().contains(&id);
+        if !already_voter {
+            tracing::info!(node_id = id, node = %info, "adding a learner");
+            raft.add_learner(id, info, true)
+                .await
+                .map_err(membership_error)?;
+        }
+        reservations.reserved.remove(&id);
+        let voters = self.voter_ids();
+        if voters.contains(&id) {
+            return Ok(true);
+        }
+        if voters.len() < self.inner.voters {
+            tracing::info!(node_id = id, "promoting to voter");
+            raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+                .await
+                .map_err(membership_error)?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// A new node: asks the cluster (through `seed`) to add it, until it is added or patience
+    /// runs out.
+    pub(crate) async fn ask_to_be_added(&self, seed: &str) -> Result<(), NodeError> {
+        let deadline = Instant::now() + JOIN_PATIENCE;
+        let request = AddMemberRequest {
+            node_id: self.inner.id,
+            rpc_addr: self.inner.own_info.rpc_addr.clone(),
+            http_addr: self.inner.own_info.http_addr.clone(),
+        };
+        loop {
+            let mut client = self
+                .inner
+                .peers
+                .cluster(seed)
+                .map_err(|s| NodeError::Unavailable(s.to_string()))?;
+            match client.add_member(request.clone()).await {
+                Ok(reply) => {
+                    let role = if reply.into_inner().voter {
+                        "voter"
+                    } else {
+                        "learner"
+                    };
+                    tracing::info!(node_id = self.inner.id, role, "joined the cluster");
+                    return Ok(());
+                }
+                Err(s) if Instant::now() < deadline && s.code() != tonic::Code::Unauthenticated => {
+                    tracing::info!(error = %s.message(), "not added yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(s) => {
+                    return Err(NodeError::Unavailable(format!(
+                        "joining via {seed}: {}",
+                        s.message()
+                    )))
+                }
+            }
+        }
+    }
+
+    /// Leader: makes the membership carry this node's current addresses (they change when a
+    /// node is restarted with other flags).
+    pub async fn refresh_own_address(&self) -> Result<(), NodeError> {
+        let m = self.inner.raft.metrics().borrow().clone();
+        let current = m
+            .membership_config
+            .membership()
+            .get_node(&self.inner.id)
+            .cloned();
+        if current.as_ref() == Some(&self.inner.own_info) || !self.is_leader() {
+            return Ok(());
+        }
+        let _guard = self.inner.membership.lock().await;
+        let nodes = BTreeMap::from([(self.inner.id, self.inner.own_info.clone())]);
+        self.inner
+            .raft
+            .change_membership(ChangeMembers::SetNodes(nodes), true)
+            .await
+            .map_err(|e| NodeError::Unavailable(e.to_string()))?;
+        tracing::info!(node = %self.inner.own_info, "updated this node's addresses in the membership");
+        Ok(())
+    }
+
+    /// Proposes on the leader, from a follower. A request that certainly did not reach it is
+    /// `Unavailable`; one that may have is `OutcomeUnknown`.
+    pub(crate) async fn forward(&self, command: &Command) -> Result<CommandResponse, NodeError> {
+        let mut client = self.leader_client()?;
+        let request = ForwardRequest {
+            command_record: encode(command),
+        };
+        let reply = match tokio::time::timeout(FORWARD_TIMEOUT, client.forward(request)).await {
+            Err(_) => {
+                return Err(NodeError::OutcomeUnknown(
+                    "forwarded write timed out".into(),
+                ))
+            }
+            Ok(Err(s)) if never_sent(&s) => {
+                return Err(NodeError::Unavailable(format!(
+                    "leader unreachable: {}",
+                    s.message()
+                )))
+            }
+            Ok(Err(s)) => {
+                return Err(NodeError::OutcomeUnknown(format!(
+                    "forwarded write failed: {}",
+                    s.message()
+                )))
+            }
+            Ok(Ok(reply)) => reply.into_inner(),
+        };
+        match reply.result {
+            Some(ForwardResult::ResponseRecord(record)) => decode("command response", &record)
+                .map_err(|e| NodeError::OutcomeUnknown(e.to_string())),
+            Some(ForwardResult::Error(e)) if e.kind == Kind::Unavailable as i32 => {
+                Err(NodeError::Unavailable(e.message))
+            }
+            Some(ForwardResult::Error(e)) => Err(NodeError::OutcomeUnknown(e.message)),
+            None => Err(NodeError::OutcomeUnknown("empty forward reply".into())),
+        }
+    }
+
+    /// Leader: the index a linearizable read must see applied.
+    pub(crate) async fn leader_read_index(&self) -> Result<u64, NodeError> {
+        let log_id = self
+            .inner
+            .raft
+            .ensure_linearizable()
+            .await
+            .map_err(|e| NodeError::Unavailable(format!("read index: {e}")))?;
+        Ok(log_id.map(|l| l.index).unwrap_or(0))
+    }
+
+    /// Follower: waits until this node has applied the leader's read index.
+    pub(crate) async fn follower_read_barrier(&self) -> Result<(), NodeError> {
+        let mut client = self.leader_client()?;
+        let index =
+            match tokio::time::timeout(FORWARD_TIMEOUT, client.read_index(ReadIndexRequest {}))
+                .await
+            {
+                Err(_) => return Err(NodeError::Unavailable("read index timed out".into())),
+                Ok(Err(s)) => {
+                    return Err(NodeError::Unavailable(format!(
+                        "read index: {}",
+                        s.message()
+                    )))
+                }
+                Ok(Ok(reply)) => reply.into_inner().index,
+            };
+        self.inner
+            .raft
+            .wait(Some(FORWARD_TIMEOUT))
+            .applied_index_at_least(Some(index), "read index")
+            .await
+            .map(|_| ())
+            .map_err(|e| NodeError::Unavailable(format!("catching up to the read index: {e}")))
+    }
+
+    fn leader_client(
+        &self,
+    ) -> Result<
+        blindstore_rpc::v1::cluster_client::ClusterClient<crate::transport::Authed>,
+        NodeError,
+    > {
+        let addr = self.leader_rpc()?;
+        self.inner
+            .peers
+            .cluster(&addr)
+            .map_err(|s| NodeError::Unavailable(s.to_string()))
+    }
+
+    fn member_ids(&self) -> BTreeSet<NodeId> {
+        let m = self.inner.raft.metrics().borrow().clone();
+        m.membership_config
+            .membership()
+            .nodes()
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    fn voter_ids(&self) -> BTreeSet<NodeId> {
+        let m = self.inner.raft.metrics().borrow().clone();
+        m.membership_config.membership().voter_ids().collect()
+    }
+}

@@ -1,0 +1,132 @@
+//! The server side of node-to-node gRPC: Raft messages into openraft, and the cluster calls
+//! (join, forward, read index) into [`Node`]. Every call has passed the cluster-secret check
+//! before it gets here (the interceptor is installed in `Node::serve_rpc`).
+
+use blindstore_rpc::v1::cluster_server::Cluster;
+use blindstore_rpc::v1::forward_error::Kind;
+use blindstore_rpc::v1::forward_reply::Result as ForwardResult;
+use blindstore_rpc::v1::raft_server::Raft as RaftService;
+use blindstore_rpc::v1::{
+    AddMemberReply, AddMemberRequest, ForwardError, ForwardReply, ForwardRequest, JoinReply,
+    JoinRequest, RaftMessage, ReadIndexReply, ReadIndexRequest,
+};
+use blindstore_types::command::Command;
+use blindstore_types::raft::NodeInfo;
+use blindstore_types::record::{decode, encode};
+use tonic::{Request, Response, Status};
+
+use crate::{Node, NodeError};
+
+/// Serves `blindstore.v1.Raft` for a node.
+pub(crate) struct RaftRpc(pub(crate) Node);
+
+/// Serves `blindstore.v1.Cluster` for a node.
+pub(crate) struct ClusterRpc(pub(crate) Node);
+
+fn bad_record(e: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(format!("undecodable record: {e}"))
+}
+
+#[tonic::async_trait]
+impl RaftService for RaftRpc {
+    async fn append_entries(
+        &self,
+        request: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        let rpc =
+            decode("append entries request", &request.into_inner().record).map_err(bad_record)?;
+        let result = self.0.raft().append_entries(rpc).await;
+        Ok(Response::new(RaftMessage {
+            record: encode(&result),
+        }))
+    }
+
+    async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let rpc = decode("vote request", &request.into_inner().record).map_err(bad_record)?;
+        let result = self.0.raft().vote(rpc).await;
+        Ok(Response::new(RaftMessage {
+            record: encode(&result),
+        }))
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        let rpc =
+            decode("install snapshot request", &request.into_inner().record).map_err(bad_record)?;
+        let result = self.0.raft().install_snapshot(rpc).await;
+        Ok(Response::new(RaftMessage {
+            record: encode(&result),
+        }))
+    }
+}
+
+fn status_of(e: NodeError) -> Status {
+    match e {
+        NodeError::Unavailable(m) => Status::unavailable(m),
+        NodeError::BadRequest(m) => Status::invalid_argument(m),
+        other => Status::internal(other.to_string()),
+    }
+}
+
+#[tonic::async_trait]
+impl Cluster for ClusterRpc {
+    async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinReply>, Status> {
+        let node_id = self
+            .0
+            .reserve_node_id(request.into_inner().node_id)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(JoinReply { node_id }))
+    }
+
+    async fn add_member(
+        &self,
+        request: Request<AddMemberRequest>,
+    ) -> Result<Response<AddMemberReply>, Status> {
+        let r = request.into_inner();
+        let info = NodeInfo {
+            rpc_addr: r.rpc_addr,
+            http_addr: r.http_addr,
+        };
+        let voter = self
+            .0
+            .add_member(r.node_id, info)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(AddMemberReply { voter }))
+    }
+
+    async fn forward(
+        &self,
+        request: Request<ForwardRequest>,
+    ) -> Result<Response<ForwardReply>, Status> {
+        let command: Command =
+            decode("command", &request.into_inner().command_record).map_err(bad_record)?;
+        let result = match self.0.propose_here(command).await {
+            Ok(response) => ForwardResult::ResponseRecord(encode(&response)),
+            Err(e) => {
+                let kind = match e {
+                    NodeError::OutcomeUnknown(_) => Kind::OutcomeUnknown,
+                    _ => Kind::Unavailable,
+                };
+                ForwardResult::Error(ForwardError {
+                    kind: kind as i32,
+                    message: e.to_string(),
+                })
+            }
+        };
+        Ok(Response::new(ForwardReply {
+            result: Some(result),
+        }))
+    }
+
+    async fn read_index(
+        &self,
+        _request: Request<ReadIndexRequest>,
+    ) -> Result<Response<ReadIndexReply>, Status> {
+        let index = self.0.leader_read_index().await.map_err(status_of)?;
+        Ok(Response::new(ReadIndexReply { index }))
+    }
+}

@@ -1,0 +1,212 @@
+//! The client side of node-to-node gRPC: one cached channel per peer address, the cluster
+//! secret on every call, and openraft's network traits on top.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use blindstore_rpc::v1::cluster_client::ClusterClient;
+use blindstore_rpc::v1::raft_client::RaftClient;
+use blindstore_rpc::v1::RaftMessage;
+use blindstore_rpc::ClusterSecret;
+use blindstore_types::raft::{NodeId, NodeInfo, TypeConfig};
+use blindstore_types::record::{decode, encode};
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use tonic::codegen::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+/// How long a connection attempt to a peer may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Adds the cluster secret to an outgoing call.
+type AttachSecret =
+    Box<dyn Fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send + Sync>;
+
+/// A channel whose calls carry the cluster secret.
+pub(crate) type Authed = InterceptedService<Channel, AttachSecret>;
+
+/// Channels to peers, by address, shared by Raft replication and request forwarding.
+#[derive(Clone)]
+pub(crate) struct Peers {
+    secret: ClusterSecret,
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl Peers {
+    pub(crate) fn new(secret: ClusterSecret) -> Self {
+        Self {
+            secret,
+            channels: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// A channel to `addr` (`host:port`), created on first use; it connects lazily and
+    /// reconnects by itself.
+    fn channel(&self, addr: &str) -> Result<Channel, tonic::Status> {
+        let mut channels = self
+            .channels
+            .lock()
+            .expect("peer map lock is never poisoned");
+        if let Some(c) = channels.get(addr) {
+            return Ok(c.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| tonic::Status::invalid_argument(format!("bad peer address {addr}: {e}")))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true);
+        let channel = endpoint.connect_lazy();
+        channels.insert(addr.to_owned(), channel.clone());
+        Ok(channel)
+    }
+
+    fn authed(&self, addr: &str) -> Result<Authed, tonic::Status> {
+        let secret = self.secret.clone();
+        let attach: AttachSecret = Box::new(move |r| secret.attach(r));
+        Ok(InterceptedService::new(self.channel(addr)?, attach))
+    }
+
+    pub(crate) fn raft(&self, addr: &str) -> Result<RaftClient<Authed>, tonic::Status> {
+        Ok(RaftClient::new(self.authed(addr)?))
+    }
+
+    pub(crate) fn cluster(&self, addr: &str) -> Result<ClusterClient<Authed>, tonic::Status> {
+        Ok(ClusterClient::new(self.authed(addr)?))
+    }
+}
+
+/// Whether a failed call certainly never reached the peer (nothing was sent).
+pub(crate) fn never_sent(status: &tonic::Status) -> bool {
+    use std::error::Error;
+    if status.code() != tonic::Code::Unavailable {
+        return false;
+    }
+    // tonic reports connection failures as Unavailable with a transport error source.
+    let mut source = status.source();
+    while let Some(e) = source {
+        if let Some(t) = e.downcast_ref::<tonic::transport::Error>() {
+            return t.to_string().contains("connect")
+                || t.source()
+                    .is_some_and(|s| s.to_string().contains("connect"));
+        }
+        source = e.source();
+    }
+    status.message().contains("connect")
+}
+
+/// openraft's network over gRPC.
+pub(crate) struct GrpcNetwork {
+    peers: Peers,
+}
+
+impl GrpcNetwork {
+    pub(crate) fn new(peers: Peers) -> Self {
+        Self { peers }
+    }
+}
+
+pub(crate) struct PeerConnection {
+    peers: Peers,
+    target: NodeId,
+    addr: String,
+}
+
+impl RaftNetworkFactory<TypeConfig> for GrpcNetwork {
+    type Network = PeerConnection;
+
+    async fn new_client(&mut self, target: NodeId, node: &NodeInfo) -> PeerConnection {
+        PeerConnection {
+            peers: self.peers.clone(),
+            target,
+            addr: node.rpc_addr.clone(),
+        }
+    }
+}
+
+impl PeerConnection {
+    /// Sends one Raft message and decodes the peer's `Result<Resp, E>`.
+    async fn call<Req, Resp, E>(
+        &self,
+        method: RaftMethod,
+        request: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, NodeInfo, E>>
+    where
+        Req: serde::Serialize,
+        Resp: serde::de::DeserializeOwned,
+        E: std::error::Error + serde::de::DeserializeOwned,
+    {
+        let unreachable = |why: &dyn std::fmt::Display| {
+            let e = std::io::Error::other(format!("node {} at {}: {why}", self.target, self.addr));
+            RPCError::Unreachable(Unreachable::new(&e))
+        };
+        if self.addr.is_empty() {
+            return Err(unreachable(&"no rpc address known"));
+        }
+        let mut client = self.peers.raft(&self.addr).map_err(|s| unreachable(&s))?;
+        let message = RaftMessage {
+            record: encode(request),
+        };
+        let call = async {
+            match method {
+                RaftMethod::AppendEntries => client.append_entries(message).await,
+                RaftMethod::Vote => client.vote(message).await,
+                RaftMethod::InstallSnapshot => client.install_snapshot(message).await,
+            }
+        };
+        let reply = match tokio::time::timeout(option.hard_ttl(), call).await {
+            Err(_) => {
+                let e = std::io::Error::new(std::io::ErrorKind::TimedOut, "raft rpc timed out");
+                return Err(RPCError::Network(NetworkError::new(&e)));
+            }
+            Ok(Err(status)) if never_sent(&status) => return Err(unreachable(&status)),
+            Ok(Err(status)) => return Err(RPCError::Network(NetworkError::new(&status))),
+            Ok(Ok(reply)) => reply.into_inner(),
+        };
+        let result: Result<Resp, E> = decode("raft reply", &reply.record)
+            .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        result.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+#[derive(Clone, Copy)]
+enum RaftMethod {
+    AppendEntries,
+    Vote,
+    InstallSnapshot,
+}
+
+impl RaftNetwork<TypeConfig> for PeerConnection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
+        self.call(RaftMethod::AppendEntries, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, NodeInfo, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        self.call(RaftMethod::InstallSnapshot, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
+        self.call(RaftMethod::Vote, &rpc, &option).await
+    }
+}
