@@ -5,10 +5,12 @@
 //! otherwise. It knows nothing of HTTP; errors come out as [`NodeError`], which keeps "definitely
 //! did not happen" apart from "outcome unknown".
 
+mod chunks;
 mod error;
 mod gc;
 mod membership;
 mod node;
+mod placement;
 mod services;
 mod transport;
 

@@ -10,12 +10,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use blindstore_rpc::v1::chunks_server::ChunksServer;
 use blindstore_rpc::v1::cluster_server::ClusterServer;
 use blindstore_rpc::v1::forward_error::Kind;
 use blindstore_rpc::v1::forward_reply::Result as ForwardResult;
 use blindstore_rpc::v1::raft_server::RaftServer;
 use blindstore_rpc::v1::{AddMemberRequest, ForwardRequest, JoinRequest, ReadIndexRequest};
 use blindstore_rpc::ClusterSecret;
+use blindstore_types::api::{ClusterMembers, Member};
 use blindstore_types::command::{Command, CommandResponse};
 use blindstore_types::raft::{NodeId, NodeInfo, TypeConfig};
 use blindstore_types::record::{decode, encode};
@@ -23,8 +25,8 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::{ChangeMembers, Raft};
 use tokio::net::TcpListener;
 
-use crate::services::{ClusterRpc, RaftRpc};
-use crate::transport::{never_sent, Peers};
+use crate::services::{ChunksRpc, ClusterRpc, RaftRpc};
+use crate::transport::{never_sent, Peers, MAX_MESSAGE_BYTES};
 use crate::{Node, NodeError};
 
 const NODE_ID_FILE: &str = "node-id";
@@ -107,7 +109,13 @@ pub(crate) async fn serve_rpc(node: Node, listener: TcpListener, secret: Cluster
             secret.checker(),
         ))
         .add_service(ClusterServer::with_interceptor(
-            ClusterRpc(node),
+            ClusterRpc(node.clone()),
+            secret.checker(),
+        ))
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            ChunksServer::new(ChunksRpc(node))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
             secret.checker(),
         ))
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled())
@@ -119,6 +127,38 @@ pub(crate) async fn serve_rpc(node: Node, listener: TcpListener, secret: Cluster
 }
 
 impl Node {
+    /// The membership as this node sees it.
+    pub fn members(&self) -> ClusterMembers {
+        let m = self.inner.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let matched = m.replication.clone().unwrap_or_default();
+        let members = membership
+            .nodes()
+            .map(|(id, info)| Member {
+                node_id: *id,
+                role: if voters.contains(id) {
+                    "voter"
+                } else {
+                    "learner"
+                }
+                .into(),
+                rpc_addr: info.rpc_addr.clone(),
+                http_addr: info.http_addr.clone(),
+                matched: matched.get(id).copied().flatten().map(|l| l.index),
+            })
+            .collect();
+        ClusterMembers {
+            node_id: self.inner.id,
+            leader: m.current_leader,
+            term: m.current_term,
+            leader_last_log_index: (m.current_leader == Some(self.inner.id))
+                .then_some(m.last_log_index)
+                .flatten(),
+            members,
+        }
+    }
+
     pub(crate) fn raft(&self) -> &Raft<TypeConfig> {
         &self.inner.raft
     }

@@ -74,6 +74,8 @@ pub struct NodeConfig {
     pub node_id: Option<NodeId>,
     /// How many voters the cluster should have (3 or 5); joining nodes beyond it stay learners.
     pub voters: usize,
+    /// Copies of each chunk (default 2; at most the number of storage members).
+    pub replication: usize,
     /// Build a Raft snapshot after this many applied log entries; the log before it is then
     /// purged, keeping a quarter of that many entries for followers that lag slightly.
     pub snapshot_logs: u64,
@@ -139,8 +141,10 @@ pub(crate) struct Inner {
     pub(crate) voters: usize,
     pub(crate) raft: Raft<TypeConfig>,
     state: StateMachineStore,
-    chunks: ChunkStore,
+    pub(crate) chunks: ChunkStore,
     pub(crate) peers: Peers,
+    /// Copies of each chunk (at most the number of storage members).
+    pub(crate) replication: usize,
     limits: Limits,
     /// Serialises membership changes made by this node as leader.
     pub(crate) membership: tokio::sync::Mutex<membership::Reservations>,
@@ -224,6 +228,7 @@ impl Node {
                 state,
                 chunks,
                 peers,
+                replication: config.replication,
                 limits: config.limits.clone(),
                 membership: tokio::sync::Mutex::new(membership::Reservations::default()),
                 shutdown: CancellationToken::new(),
@@ -274,6 +279,11 @@ impl Node {
             tracing::warn!(error = %e, "raft shutdown");
         }
         tracing::info!("node stopped");
+    }
+
+    /// This node's own chunk store (what peers ask it for).
+    pub(crate) fn local_chunks(&self) -> &ChunkStore {
+        &self.inner.chunks
     }
 
     pub fn limits(&self) -> &Limits {
@@ -370,41 +380,38 @@ impl Node {
                 limit: self.inner.limits.max_chunk_bytes,
             });
         }
-        Ok(self.inner.chunks.put(zone, hash, bytes, now_secs()).await?)
+        self.store_chunk(zone, hash, bytes).await
     }
 
-    /// A chunk's verified bytes.
-    pub fn get_chunk(&self, zone: &ZoneId, hash: &Hash32) -> Result<Vec<u8>, NodeError> {
-        self.require_zone(zone)?;
-        self.inner
-            .chunks
-            .get(zone, hash)?
-            .ok_or(NodeError::UnknownChunk)
+    /// A chunk's verified bytes, from this node or another holder.
+    pub async fn get_chunk(&self, zone: &ZoneId, hash: &Hash32) -> Result<Vec<u8>, NodeError> {
+        self.require_zone_fresh(zone).await?;
+        self.fetch_chunk(zone, hash).await
     }
 
-    /// A chunk's length, if held.
-    pub fn chunk_len(&self, zone: &ZoneId, hash: &Hash32) -> Result<u64, NodeError> {
-        self.require_zone(zone)?;
-        self.inner
-            .chunks
-            .len(zone, hash)?
-            .ok_or(NodeError::UnknownChunk)
+    /// A chunk's length, if it is stored anywhere.
+    pub async fn chunk_len(&self, zone: &ZoneId, hash: &Hash32) -> Result<u64, NodeError> {
+        self.require_zone_fresh(zone).await?;
+        match self.inner.chunks.len(zone, hash)? {
+            Some(len) => Ok(len),
+            None => Ok(self.fetch_chunk(zone, hash).await?.len() as u64),
+        }
     }
 
-    /// Which of `hashes` the zone does not hold.
-    pub fn missing_chunks(
+    /// Which of `hashes` the zone does not hold anywhere in the cluster.
+    pub async fn missing_chunks(
         &self,
         zone: &ZoneId,
         hashes: &[Hash32],
     ) -> Result<Vec<Hash32>, NodeError> {
-        self.require_zone(zone)?;
+        self.require_zone_fresh(zone).await?;
         if hashes.len() > self.inner.limits.max_missing_query {
             return Err(NodeError::BadRequest(format!(
                 "at most {} hashes per request",
                 self.inner.limits.max_missing_query
             )));
         }
-        Ok(self.inner.chunks.missing(zone, hashes)?)
+        self.missing_anywhere(zone, hashes, false).await
     }
 
     /// Creates the chain owned by `public_key`; returns whether it was new, and the chain.
@@ -491,11 +498,7 @@ impl Node {
             .verify(&head.public_key)
             .map_err(|_| NodeError::BadSignature)?;
 
-        let missing = self
-            .inner
-            .chunks
-            .touch(zone, header.chunks.clone(), now_secs())
-            .await?;
+        let missing = self.missing_anywhere(zone, &header.chunks, true).await?;
         if !missing.is_empty() {
             return Err(NodeError::MissingChunks(missing));
         }
@@ -517,9 +520,7 @@ impl Node {
                 head: head.head,
             });
         }
-        self.inner
-            .chunks
-            .put(zone, header.payload_hash, input.payload, now_secs())
+        self.store_chunk(zone, header.payload_hash, input.payload)
             .await?;
 
         let command = Command::Append {
@@ -571,12 +572,16 @@ impl Node {
                 break;
             }
             bytes += header.payload_len;
-            let payload = self.inner.chunks.get(zone, &header.payload_hash)?.ok_or(
-                NodeError::Unavailable(format!(
-                    "payload of entry {} is not on this node",
-                    header.index
-                )),
-            )?;
+            let payload = match self.fetch_chunk(zone, &header.payload_hash).await {
+                Ok(payload) => payload,
+                Err(NodeError::UnknownChunk) => {
+                    return Err(NodeError::Unavailable(format!(
+                        "no reachable node holds the payload of entry {}",
+                        header.index
+                    )))
+                }
+                Err(e) => return Err(e),
+            };
             entries.push((header, payload));
         }
         let next = entries

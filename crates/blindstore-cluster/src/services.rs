@@ -2,23 +2,33 @@
 //! (join, forward, read index) into [`Node`]. Every call has passed the cluster-secret check
 //! before it gets here (the interceptor is installed in `Node::serve_rpc`).
 
+use blindstore_rpc::v1::chunks_server::Chunks;
 use blindstore_rpc::v1::cluster_server::Cluster;
 use blindstore_rpc::v1::forward_error::Kind;
 use blindstore_rpc::v1::forward_reply::Result as ForwardResult;
 use blindstore_rpc::v1::raft_server::Raft as RaftService;
 use blindstore_rpc::v1::{
-    AddMemberReply, AddMemberRequest, ForwardError, ForwardReply, ForwardRequest, JoinReply,
-    JoinRequest, RaftMessage, ReadIndexReply, ReadIndexRequest,
+    AddMemberReply, AddMemberRequest, ForwardError, ForwardReply, ForwardRequest, GetChunkReply,
+    GetChunkRequest, JoinReply, JoinRequest, MissingChunksReply, MissingChunksRequest,
+    PutChunkReply, PutChunkRequest, RaftMessage, ReadIndexReply, ReadIndexRequest,
 };
 use blindstore_types::command::Command;
 use blindstore_types::raft::NodeInfo;
 use blindstore_types::record::{decode, encode};
 use tonic::{Request, Response, Status};
 
+use blindstore_storage::StorageError;
+use blindstore_types::{Hash32, ZoneId};
+
+use crate::chunks::hash_from_bytes;
+use crate::node::now_secs;
 use crate::{Node, NodeError};
 
 /// Serves `blindstore.v1.Raft` for a node.
 pub(crate) struct RaftRpc(pub(crate) Node);
+
+/// Serves `blindstore.v1.Chunks` from a node's own chunk store.
+pub(crate) struct ChunksRpc(pub(crate) Node);
 
 /// Serves `blindstore.v1.Cluster` for a node.
 pub(crate) struct ClusterRpc(pub(crate) Node);
@@ -128,5 +138,79 @@ impl Cluster for ClusterRpc {
     ) -> Result<Response<ReadIndexReply>, Status> {
         let index = self.0.leader_read_index().await.map_err(status_of)?;
         Ok(Response::new(ReadIndexReply { index }))
+    }
+}
+
+fn chunk_address(zone: &str, hash: &[u8]) -> Result<(ZoneId, Hash32), Status> {
+    let zone = ZoneId::new(zone).map_err(|e| Status::invalid_argument(e.to_string()))?;
+    let hash = hash_from_bytes(hash)
+        .ok_or_else(|| Status::invalid_argument("a chunk hash is 32 bytes"))?;
+    Ok((zone, hash))
+}
+
+#[tonic::async_trait]
+impl Chunks for ChunksRpc {
+    async fn put(
+        &self,
+        request: Request<PutChunkRequest>,
+    ) -> Result<Response<PutChunkReply>, Status> {
+        let r = request.into_inner();
+        let (zone, hash) = chunk_address(&r.zone, &r.hash)?;
+        let created = self
+            .0
+            .local_chunks()
+            .put(&zone, hash, r.data, now_secs())
+            .await
+            .map_err(|e| match e {
+                StorageError::HashMismatch { .. } => Status::invalid_argument(e.to_string()),
+                other => Status::internal(other.to_string()),
+            })?;
+        Ok(Response::new(PutChunkReply { created }))
+    }
+
+    async fn get(
+        &self,
+        request: Request<GetChunkRequest>,
+    ) -> Result<Response<GetChunkReply>, Status> {
+        let r = request.into_inner();
+        let (zone, hash) = chunk_address(&r.zone, &r.hash)?;
+        // A corrupt local copy is reported as absent, so the caller tries another holder.
+        let data = match self.0.local_chunks().get(&zone, &hash) {
+            Ok(data) => data,
+            Err(e) => {
+                tracing::error!(error = %e, "local chunk copy unusable");
+                None
+            }
+        };
+        Ok(Response::new(GetChunkReply {
+            found: data.is_some(),
+            data: data.unwrap_or_default(),
+        }))
+    }
+
+    async fn missing(
+        &self,
+        request: Request<MissingChunksRequest>,
+    ) -> Result<Response<MissingChunksReply>, Status> {
+        let r = request.into_inner();
+        let zone = ZoneId::new(&r.zone).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let hashes = r
+            .hashes
+            .iter()
+            .map(|h| {
+                hash_from_bytes(h)
+                    .ok_or_else(|| Status::invalid_argument("a chunk hash is 32 bytes"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let chunks = self.0.local_chunks();
+        let missing = if r.touch {
+            chunks.touch(&zone, hashes, now_secs()).await
+        } else {
+            chunks.missing(&zone, &hashes)
+        }
+        .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(MissingChunksReply {
+            missing: missing.iter().map(|h| h.0.to_vec()).collect(),
+        }))
     }
 }

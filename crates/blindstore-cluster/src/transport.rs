@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use blindstore_rpc::v1::chunks_client::ChunksClient;
 use blindstore_rpc::v1::cluster_client::ClusterClient;
 use blindstore_rpc::v1::raft_client::RaftClient;
 use blindstore_rpc::v1::RaftMessage;
@@ -21,6 +22,9 @@ use openraft::raft::{
 };
 use tonic::codegen::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
+
+/// Largest node-to-node message: the largest allowed chunk (64 MiB) plus framing.
+pub(crate) const MAX_MESSAGE_BYTES: usize = 65 << 20;
 
 /// How long a connection attempt to a peer may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -78,6 +82,12 @@ impl Peers {
 
     pub(crate) fn cluster(&self, addr: &str) -> Result<ClusterClient<Authed>, tonic::Status> {
         Ok(ClusterClient::new(self.authed(addr)?))
+    }
+
+    pub(crate) fn chunks(&self, addr: &str) -> Result<ChunksClient<Authed>, tonic::Status> {
+        Ok(ChunksClient::new(self.authed(addr)?)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES))
     }
 }
 

@@ -6,7 +6,8 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::Json;
 use blindstore_cluster::ZoneInfo;
-use blindstore_types::api::{ErrorBody, Zone, ZoneList};
+use blindstore_types::api::{ClusterMembers, ErrorBody, Replicas, Zone, ZoneList};
+use blindstore_types::Hash32;
 use subtle::ConstantTimeEq;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -17,6 +18,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_zones))
         .routes(routes!(create_zone, get_zone))
+        .routes(routes!(chunk_replicas))
+        .routes(routes!(cluster))
 }
 
 /// Proof that the request carries the admin token; handlers take it as an argument.
@@ -116,4 +119,40 @@ pub(crate) async fn get_zone(
     Ok(Json(to_api(
         state.node.zone(&zone, consistency(q.consistency)).await?,
     )))
+}
+
+/// The node ids holding a copy of a chunk.
+#[utoipa::path(get, path = "/v1/admin/zones/{zone}/chunks/{hash}/replicas", tag = "admin",
+    params(("zone" = String, Path, description = "Zone id"), ("hash" = String, Path, description = "SHA-256, lowercase hex")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Holders of the chunk (asked live; unreachable nodes are left out)", body = Replicas),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "`unknown_zone`", body = ErrorBody),
+    ))]
+pub(crate) async fn chunk_replicas(
+    _: Admin,
+    State(state): State<AppState>,
+    Path((zone, hash)): Path<(String, String)>,
+) -> Result<Json<Replicas>, ApiError> {
+    let zone = parse_zone(&zone)?;
+    let hash = Hash32::from_hex(&hash)
+        .map_err(|_| ApiError::BadRequest(format!("invalid chunk hash {hash:?}")))?;
+    state
+        .node
+        .zone(&zone, blindstore_cluster::Consistency::Stale)
+        .await?;
+    let node_ids = state.node.replicas(&zone, &hash).await?;
+    Ok(Json(Replicas { node_ids }))
+}
+
+/// The cluster's members as this node sees them: ids, roles, addresses, the leader.
+#[utoipa::path(get, path = "/v1/admin/cluster", tag = "admin",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Members", body = ClusterMembers),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+    ))]
+pub(crate) async fn cluster(_: Admin, State(state): State<AppState>) -> Json<ClusterMembers> {
+    Json(state.node.members())
 }

@@ -87,10 +87,10 @@ pub(crate) async fn get_chunk(
     let (zone, hash) = parse_chunk_path(&zone, &hash)?;
     if if_none_match(&headers, &hash) {
         // Existence still matters: a 304 for a chunk that is not stored would be a lie.
-        state.node.chunk_len(&zone, &hash)?;
+        state.node.chunk_len(&zone, &hash).await?;
         return Ok((StatusCode::NOT_MODIFIED, etag_headers(&hash)).into_response());
     }
-    let bytes = state.node.get_chunk(&zone, &hash)?;
+    let bytes = state.node.get_chunk(&zone, &hash).await?;
     let mut response = (etag_headers(&hash), bytes).into_response();
     response.headers_mut().insert(
         CONTENT_TYPE,
@@ -113,7 +113,7 @@ pub(crate) async fn head_chunk(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (zone, hash) = parse_chunk_path(&zone, &hash)?;
-    let len = state.node.chunk_len(&zone, &hash)?;
+    let len = state.node.chunk_len(&zone, &hash).await?;
     let status = if if_none_match(&headers, &hash) {
         StatusCode::NOT_MODIFIED
     } else {
@@ -144,7 +144,7 @@ pub(crate) async fn missing_chunks(
     ApiJson(req): ApiJson<MissingChunksRequest>,
 ) -> Result<Json<MissingChunksResponse>, ApiError> {
     let zone = parse_zone(&zone)?;
-    let missing = state.node.missing_chunks(&zone, &req.hashes)?;
+    let missing = state.node.missing_chunks(&zone, &req.hashes).await?;
     Ok(Json(MissingChunksResponse { missing }))
 }
 

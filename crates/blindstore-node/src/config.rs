@@ -60,6 +60,8 @@ pub struct Config {
     /// How many voters the cluster should have: 3 or 5 (1 is allowed for a single node).
     /// Nodes joining beyond that stay storage nodes (Raft learners). Default: 3.
     pub voters: usize,
+    /// Copies of each chunk, on the nodes ranking highest for it. Default: 2.
+    pub replication: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
@@ -88,6 +90,7 @@ impl Default for Config {
             join_token: None,
             node_id: None,
             voters: 3,
+            replication: 2,
         }
     }
 }
@@ -146,6 +149,9 @@ pub struct ServeArgs {
     /// Voters the cluster should have: 3 or 5 [default: 3]
     #[arg(long, env = "BLINDSTORE_VOTERS")]
     pub voters: Option<usize>,
+    /// Copies of each chunk [default: 2]
+    #[arg(long, env = "BLINDSTORE_REPLICATION")]
+    pub replication: Option<usize>,
 }
 
 impl Config {
@@ -169,7 +175,8 @@ impl Config {
             staging_ttl,
             gc_interval,
             snapshot_logs,
-            voters
+            voters,
+            replication
         );
         macro_rules! overlay_option {
             ($($field:ident),*) => { $( if args.$field.is_some() { config.$field = args.$field.clone(); } )* };
@@ -204,6 +211,9 @@ impl Config {
         if self.max_entry_payload_bytes == 0 || self.max_entry_payload_bytes > self.max_chunk_bytes
         {
             bail!("max_entry_payload_bytes must be between 1 and max_chunk_bytes");
+        }
+        if !(1..=5).contains(&self.replication) {
+            bail!("replication must be between 1 and 5");
         }
         if ![1, 3, 5].contains(&self.voters) {
             bail!("voters must be 1, 3 or 5");

@@ -87,6 +87,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             join: config.join.clone(),
             node_id: config.node_id,
             voters: config.voters,
+            replication: config.replication,
         },
         rpc_listener,
     )

@@ -28,6 +28,38 @@ pub struct Health {
     pub purged: Option<u64>,
 }
 
+/// `GET /v1/admin/zones/{zone}/chunks/{hash}/replicas`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Replicas {
+    pub node_ids: Vec<u64>,
+}
+
+/// `GET /v1/admin/cluster`: the Raft membership as the answering node sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ClusterMembers {
+    /// The node that answered.
+    pub node_id: u64,
+    pub leader: Option<u64>,
+    pub term: u64,
+    /// The leader's last log index, if this node is the leader (for lag).
+    pub leader_last_log_index: Option<u64>,
+    pub members: Vec<Member>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Member {
+    pub node_id: u64,
+    /// `voter` or `learner` (a storage node).
+    pub role: String,
+    pub rpc_addr: String,
+    pub http_addr: String,
+    /// Highest log index known replicated to this member (only when the answering node leads).
+    pub matched: Option<u64>,
+}
+
 /// A zone with its usage.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

@@ -13,6 +13,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("put", "/v1/admin/zones/{zone}"),
     ("get", "/v1/admin/zones"),
     ("get", "/v1/admin/zones/{zone}"),
+    ("get", "/v1/admin/zones/{zone}/chunks/{hash}/replicas"),
+    ("get", "/v1/admin/cluster"),
     ("put", "/v1/zones/{zone}/chunks/{hash}"),
     ("get", "/v1/zones/{zone}/chunks/{hash}"),
     ("head", "/v1/zones/{zone}/chunks/{hash}"),

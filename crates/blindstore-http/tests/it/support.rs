@@ -37,6 +37,7 @@ pub async fn start(limits: Limits) -> TestNode {
             join: None,
             node_id: None,
             voters: 3,
+            replication: 2,
         },
         None,
     )

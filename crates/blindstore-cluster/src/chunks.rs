@@ -1,0 +1,262 @@
+//! Chunks across the cluster: written to their rendezvous owners, read from whichever holder
+//! answers first in rank order, and looked up everywhere when an append must know they exist.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use blindstore_rpc::v1::{GetChunkRequest, MissingChunksRequest, PutChunkRequest};
+use blindstore_types::raft::{NodeId, NodeInfo};
+use blindstore_types::{Hash32, ZoneId};
+
+use crate::node::now_secs;
+use crate::placement::rank;
+use crate::{Node, NodeError};
+
+/// How long one chunk transfer to or from a peer may take.
+const CHUNK_RPC_TIMEOUT: Duration = Duration::from_secs(15);
+
+impl Node {
+    /// The nodes that hold chunks: every member of the Raft membership that can be reached
+    /// (has an rpc address), and always this node.
+    fn storage_members(&self) -> Vec<(NodeId, NodeInfo)> {
+        let m = self.inner.raft.metrics().borrow().clone();
+        m.membership_config
+            .membership()
+            .nodes()
+            .filter(|(id, info)| **id == self.inner.id || !info.rpc_addr.is_empty())
+            .map(|(id, info)| (*id, info.clone()))
+            .collect()
+    }
+
+    /// The chunk's holders in rank order, and how many copies it should have.
+    fn placement(&self, zone: &ZoneId, hash: &Hash32) -> (Vec<(NodeId, NodeInfo)>, usize) {
+        let ranked = rank(&self.storage_members(), zone, hash);
+        let copies = self.inner.replication.min(ranked.len()).max(1);
+        (ranked, copies)
+    }
+
+    /// Stores a chunk on its owners, durably, before returning. An owner that cannot be reached
+    /// is replaced by the next node in rank order (a hinted copy, for repair to move later).
+    /// Returns whether any holder stored it as new.
+    pub(crate) async fn store_chunk(
+        &self,
+        zone: &ZoneId,
+        hash: Hash32,
+        bytes: Vec<u8>,
+    ) -> Result<bool, NodeError> {
+        let actual = Hash32::digest(&bytes);
+        if actual != hash {
+            return Err(NodeError::HashMismatch {
+                expected: hash,
+                actual,
+            });
+        }
+        let (ranked, copies) = self.placement(zone, &hash);
+        let mut stored = 0;
+        let mut created = false;
+        for (id, info) in ranked {
+            if stored == copies {
+                break;
+            }
+            let result = if id == self.inner.id {
+                self.inner
+                    .chunks
+                    .put(zone, hash, bytes.clone(), now_secs())
+                    .await
+                    .map_err(NodeError::from)
+            } else {
+                self.put_remote(&info, zone, &hash, bytes.clone()).await
+            };
+            match result {
+                Ok(new) => {
+                    stored += 1;
+                    created |= new;
+                }
+                Err(e) => {
+                    tracing::warn!(node_id = id, error = %e, hash = %hash, "could not store a chunk copy; trying the next node")
+                }
+            }
+        }
+        if stored < copies {
+            return Err(NodeError::Unavailable(format!(
+                "stored {stored} of {copies} copies of chunk {hash}"
+            )));
+        }
+        Ok(created)
+    }
+
+    async fn put_remote(
+        &self,
+        info: &NodeInfo,
+        zone: &ZoneId,
+        hash: &Hash32,
+        data: Vec<u8>,
+    ) -> Result<bool, NodeError> {
+        let mut client = self
+            .inner
+            .peers
+            .chunks(&info.rpc_addr)
+            .map_err(unavailable)?;
+        let request = PutChunkRequest {
+            zone: zone.to_string(),
+            hash: hash.0.to_vec(),
+            data,
+        };
+        let reply = tokio::time::timeout(CHUNK_RPC_TIMEOUT, client.put(request))
+            .await
+            .map_err(|_| NodeError::Unavailable("chunk put timed out".into()))?
+            .map_err(unavailable)?;
+        Ok(reply.into_inner().created)
+    }
+
+    /// A chunk's verified bytes from this node or, failing that, from the first holder in rank
+    /// order that has an intact copy.
+    pub(crate) async fn fetch_chunk(
+        &self,
+        zone: &ZoneId,
+        hash: &Hash32,
+    ) -> Result<Vec<u8>, NodeError> {
+        match self.inner.chunks.get(zone, hash) {
+            Ok(Some(bytes)) => return Ok(bytes),
+            Ok(None) => {}
+            // Never served; look for an intact copy elsewhere.
+            Err(e) => tracing::error!(error = %e, "local chunk copy unusable"),
+        }
+        let (ranked, _) = self.placement(zone, hash);
+        for (id, info) in ranked.into_iter().filter(|(id, _)| *id != self.inner.id) {
+            match self.get_remote(&info, zone, hash).await {
+                Ok(Some(bytes)) if Hash32::digest(&bytes) == *hash => return Ok(bytes),
+                Ok(Some(_)) => {
+                    tracing::error!(node_id = id, hash = %hash, "peer sent a chunk that fails its hash")
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(node_id = id, error = %e, "chunk fetch failed; trying the next holder")
+                }
+            }
+        }
+        Err(NodeError::UnknownChunk)
+    }
+
+    async fn get_remote(
+        &self,
+        info: &NodeInfo,
+        zone: &ZoneId,
+        hash: &Hash32,
+    ) -> Result<Option<Vec<u8>>, NodeError> {
+        let mut client = self
+            .inner
+            .peers
+            .chunks(&info.rpc_addr)
+            .map_err(unavailable)?;
+        let request = GetChunkRequest {
+            zone: zone.to_string(),
+            hash: hash.0.to_vec(),
+        };
+        let reply = tokio::time::timeout(CHUNK_RPC_TIMEOUT, client.get(request))
+            .await
+            .map_err(|_| NodeError::Unavailable("chunk get timed out".into()))?
+            .map_err(unavailable)?
+            .into_inner();
+        Ok(reply.found.then_some(reply.data))
+    }
+
+    /// The hashes among `hashes` that no storage member holds. With `touch`, every holder
+    /// restarts the staging clock of the ones it has. A member that cannot be asked counts as
+    /// not holding anything, so the answer errs towards "missing", never towards "present".
+    pub(crate) async fn missing_anywhere(
+        &self,
+        zone: &ZoneId,
+        hashes: &[Hash32],
+        touch: bool,
+    ) -> Result<Vec<Hash32>, NodeError> {
+        let mut missing = if touch {
+            self.inner
+                .chunks
+                .touch(zone, hashes.to_vec(), now_secs())
+                .await?
+        } else {
+            self.inner.chunks.missing(zone, hashes)?
+        };
+        for (id, info) in self.storage_members() {
+            if missing.is_empty() {
+                break;
+            }
+            if id == self.inner.id {
+                continue;
+            }
+            match self.missing_remote(&info, zone, &missing, touch).await {
+                Ok(still) => {
+                    let still: BTreeSet<Hash32> = still.into_iter().collect();
+                    missing.retain(|h| still.contains(h));
+                }
+                Err(e) => {
+                    tracing::warn!(node_id = id, error = %e, "could not ask a peer which chunks it holds")
+                }
+            }
+        }
+        Ok(missing)
+    }
+
+    async fn missing_remote(
+        &self,
+        info: &NodeInfo,
+        zone: &ZoneId,
+        hashes: &[Hash32],
+        touch: bool,
+    ) -> Result<Vec<Hash32>, NodeError> {
+        let mut client = self
+            .inner
+            .peers
+            .chunks(&info.rpc_addr)
+            .map_err(unavailable)?;
+        let request = MissingChunksRequest {
+            zone: zone.to_string(),
+            hashes: hashes.iter().map(|h| h.0.to_vec()).collect(),
+            touch,
+        };
+        let reply = tokio::time::timeout(CHUNK_RPC_TIMEOUT, client.missing(request))
+            .await
+            .map_err(|_| NodeError::Unavailable("chunk query timed out".into()))?
+            .map_err(unavailable)?;
+        reply
+            .into_inner()
+            .missing
+            .iter()
+            .map(|h| {
+                hash_from_bytes(h)
+                    .ok_or_else(|| NodeError::Internal("peer sent a malformed hash".into()))
+            })
+            .collect()
+    }
+
+    /// The ids of the nodes holding a copy of the chunk (asking every storage member).
+    pub async fn replicas(&self, zone: &ZoneId, hash: &Hash32) -> Result<Vec<NodeId>, NodeError> {
+        let mut holders = Vec::new();
+        for (id, info) in self.storage_members() {
+            let held = if id == self.inner.id {
+                self.inner.chunks.len(zone, hash)?.is_some()
+            } else {
+                match self.missing_remote(&info, zone, &[*hash], false).await {
+                    Ok(missing) => missing.is_empty(),
+                    Err(e) => {
+                        tracing::warn!(node_id = id, error = %e, "could not ask a peer for a chunk");
+                        false
+                    }
+                }
+            };
+            if held {
+                holders.push(id);
+            }
+        }
+        Ok(holders)
+    }
+}
+
+pub(crate) fn hash_from_bytes(bytes: &[u8]) -> Option<Hash32> {
+    Some(Hash32(bytes.try_into().ok()?))
+}
+
+fn unavailable(s: impl std::fmt::Display) -> NodeError {
+    NodeError::Unavailable(s.to_string())
+}
