@@ -12,8 +12,8 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use blindstore_types::api::{
-    AppendRequest, AppendResponse, Chain, CreateChainRequest, Entries, Entry, ErrorBody, Health,
-    MissingChunksRequest, MissingChunksResponse, Zone, ZoneList,
+    AppendRequest, AppendResponse, Chain, ClusterMembers, CreateChainRequest, Entries, Entry,
+    ErrorBody, Health, MissingChunksRequest, MissingChunksResponse, Replicas, Zone, ZoneList,
 };
 use blindstore_types::entry::{chain_id, genesis, UnsignedEntry};
 use blindstore_types::{ChainId, Hash32, PublicKey, Signature, ZoneId};
@@ -118,6 +118,18 @@ impl Client {
             Some(t) => builder.bearer_auth(t),
             None => builder,
         }
+    }
+
+    /// The membership as the node sees it (admin).
+    pub async fn cluster(&self) -> Result<ClusterMembers> {
+        json(self.admin(Method::GET, "/v1/admin/cluster").send().await?).await
+    }
+
+    /// The nodes holding a chunk (admin).
+    pub async fn replicas(&self, zone: &ZoneId, hash: &Hash32) -> Result<Vec<u64>> {
+        let path = format!("/v1/admin/zones/{zone}/chunks/{hash}/replicas");
+        let replicas: Replicas = json(self.admin(Method::GET, &path).send().await?).await?;
+        Ok(replicas.node_ids)
     }
 
     pub async fn health(&self) -> Result<Health> {

@@ -310,6 +310,13 @@ impl Node {
             last_log_index: m.last_log_index,
             snapshot: m.snapshot.map(|l| l.index),
             purged: m.purged.map(|l| l.index),
+            chunks_held: match self.inner.chunks.total_usage() {
+                Ok(usage) => usage.chunks,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading chunk usage");
+                    0
+                }
+            },
         }
     }
 

@@ -1,5 +1,6 @@
 //! `blindstore`: runs a node and manages it.
 
+mod cluster;
 mod config;
 mod serve;
 
@@ -20,12 +21,16 @@ enum Command {
     /// Run a node. With no flags: a single node on 127.0.0.1:8080 with data in
     /// ./blindstore-data and a ready-to-use zone `demo`.
     Serve(Box<ServeArgs>),
+    /// Look at and manage a cluster.
+    #[command(subcommand)]
+    Cluster(cluster::ClusterCommand),
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => serve::run(&args),
+        Command::Cluster(command) => cluster::run(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

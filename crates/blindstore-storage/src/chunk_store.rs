@@ -213,6 +213,19 @@ impl ChunkStore {
         .await
     }
 
+    /// What this store holds in all zones together.
+    pub fn total_usage(&self) -> Result<Usage, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        let mut total = Usage::default();
+        for item in self.inner.usage.iter(&rtxn)? {
+            let (_, bytes) = item?;
+            let usage: Usage = decode("usage", bytes)?;
+            total.chunks += usage.chunks;
+            total.bytes += usage.bytes;
+        }
+        Ok(total)
+    }
+
     /// What this store holds for `zone`.
     pub fn usage(&self, zone: &ZoneId) -> Result<Usage, StorageError> {
         let rtxn = self.inner.env.read_txn()?;

@@ -26,6 +26,9 @@ pub struct Health {
     pub snapshot: Option<u64>,
     /// Last log index removed from this node's log (covered by a snapshot).
     pub purged: Option<u64>,
+    /// Chunks this node holds, all zones together.
+    #[serde(default)]
+    pub chunks_held: u64,
 }
 
 /// `GET /v1/admin/zones/{zone}/chunks/{hash}/replicas`.

@@ -11,6 +11,8 @@ use blindstore_client::Client;
 pub struct NodeProcess {
     child: Child,
     pub url: String,
+    /// The node-to-node address, when started with --rpc-addr.
+    pub rpc: Option<String>,
 }
 
 impl NodeProcess {
@@ -38,16 +40,20 @@ impl NodeProcess {
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
+            let mut rpc = None;
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("blindstore rpc listening on ") {
+                    rpc = Some(addr.to_owned());
+                }
                 if let Some(url) = line.strip_prefix("blindstore listening on ") {
-                    let _ = tx.send(url.to_owned());
+                    let _ = tx.send((url.to_owned(), rpc.clone()));
                 }
             }
         });
-        let url = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("blindstore printed its address within 60 s");
-        NodeProcess { child, url }
+        let (url, rpc) = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("blindstore printed its address within 120 s");
+        NodeProcess { child, url, rpc }
     }
 
     pub fn client(&self) -> Client {

@@ -1,0 +1,168 @@
+//! `blindstore cluster ...`: looking at and steering a cluster through any member's HTTP API.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use blindstore_client::Client;
+use clap::{Args, Subcommand};
+use serde::Serialize;
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// One row per node: id, role, addresses, leader, term, applied index, lag, chunks held,
+    /// reachable.
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// HTTP address of any member.
+    #[arg(long, env = "BLINDSTORE_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Admin token of that member [default: the one in --data-dir]
+    #[arg(long, env = "BLINDSTORE_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Where to find the admin token when --admin-token is not given.
+    #[arg(long, default_value = "./blindstore-data")]
+    data_dir: PathBuf,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One node as `status` reports it.
+#[derive(Debug, Serialize)]
+struct NodeRow {
+    node_id: u64,
+    role: String,
+    rpc_addr: String,
+    http_addr: String,
+    leader: bool,
+    term: Option<u64>,
+    applied: Option<u64>,
+    /// How many log entries this node's applied index is behind the most advanced node.
+    lag: Option<u64>,
+    chunks: Option<u64>,
+    reachable: bool,
+}
+
+pub fn run(command: ClusterCommand) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match command {
+        ClusterCommand::Status(args) => runtime.block_on(status(args)),
+    }
+}
+
+async fn status(args: StatusArgs) -> anyhow::Result<()> {
+    let token = match args.admin_token {
+        Some(t) => t,
+        None => {
+            let path = args.data_dir.join("admin-token");
+            std::fs::read_to_string(&path)
+                .with_context(|| {
+                    format!("no --admin-token given and cannot read {}", path.display())
+                })?
+                .trim()
+                .to_owned()
+        }
+    };
+    let client = Client::new(&args.url).with_admin_token(&token);
+    let members = client
+        .cluster()
+        .await
+        .with_context(|| format!("asking {} for the cluster's members", args.url))?;
+    let mut rows = Vec::new();
+    for m in &members.members {
+        let health = tokio::time::timeout(
+            Duration::from_secs(3),
+            Client::new(&format!("http://{}", m.http_addr)).health(),
+        )
+        .await;
+        let health = match health {
+            Ok(Ok(h)) => Some(h),
+            _ => None,
+        };
+        rows.push(NodeRow {
+            node_id: m.node_id,
+            role: m.role.clone(),
+            rpc_addr: m.rpc_addr.clone(),
+            http_addr: m.http_addr.clone(),
+            leader: members.leader == Some(m.node_id),
+            term: health.as_ref().map(|h| h.term),
+            applied: health.as_ref().and_then(|h| h.last_applied),
+            lag: None,
+            chunks: health.as_ref().map(|h| h.chunks_held),
+            reachable: health.is_some(),
+        });
+    }
+    let newest = rows.iter().filter_map(|r| r.applied).max();
+    for row in &mut rows {
+        row.lag = match (newest, row.applied) {
+            (Some(n), Some(a)) => Some(n - a),
+            _ => None,
+        };
+    }
+    if rows.is_empty() {
+        bail!("{} reports no members", args.url);
+    }
+    if args.json {
+        let out =
+            serde_json::json!({ "leader": members.leader, "term": members.term, "nodes": rows });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+    let yes_no = |b: bool| if b { "yes" } else { "no" }.to_string();
+    println!(
+        "{}",
+        table_row(
+            [
+                "ID",
+                "ROLE",
+                "RPC",
+                "HTTP",
+                "LEADER",
+                "TERM",
+                "APPLIED",
+                "LAG",
+                "CHUNKS",
+                "REACHABLE"
+            ]
+            .map(String::from)
+        )
+    );
+    for r in &rows {
+        println!(
+            "{}",
+            table_row([
+                r.node_id.to_string(),
+                r.role.clone(),
+                r.rpc_addr.clone(),
+                r.http_addr.clone(),
+                yes_no(r.leader),
+                opt(r.term),
+                opt(r.applied),
+                opt(r.lag),
+                opt(r.chunks),
+                yes_no(r.reachable),
+            ])
+        );
+    }
+    Ok(())
+}
+
+/// One line of the status table: fixed-width columns.
+fn table_row(cols: [String; 10]) -> String {
+    const WIDTHS: [usize; 10] = [5, 8, 22, 22, 7, 6, 8, 6, 8, 0];
+    cols.iter()
+        .zip(WIDTHS)
+        .map(|(c, w)| format!("{c:<w$}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_end()
+        .to_owned()
+}

@@ -1,0 +1,272 @@
+//! Real three-node clusters: forming, serving through any node, chunk placement, losing the
+//! leader, and refusing strangers.
+
+use std::time::{Duration, Instant};
+
+use blindstore_client::{verify_entries, ChainWriter, Client};
+use blindstore_types::{Hash32, ZoneId};
+use serde_json::Value;
+
+use crate::process::NodeProcess;
+
+const ADMIN: &str = "cluster-test-admin-token-0123";
+
+fn demo() -> ZoneId {
+    ZoneId::new("demo").unwrap()
+}
+
+struct Cluster {
+    nodes: Vec<Option<NodeProcess>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    /// Starts a first node, then joins two more through it, as the README says.
+    fn start() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let first = NodeProcess::start(
+            &dir.path().join("n1"),
+            &["--rpc-addr", "127.0.0.1:0", "--admin-token", ADMIN],
+        );
+        let seed = first
+            .rpc
+            .clone()
+            .expect("the first node prints its rpc address");
+        let token = std::fs::read_to_string(dir.path().join("n1/join-token")).unwrap();
+        let mut nodes = vec![Some(first)];
+        for i in 2..=3 {
+            let data = dir.path().join(format!("n{i}"));
+            nodes.push(Some(NodeProcess::start(
+                &data,
+                &[
+                    "--rpc-addr",
+                    "127.0.0.1:0",
+                    "--admin-token",
+                    ADMIN,
+                    "--join",
+                    &seed,
+                    "--join-token",
+                    token.trim(),
+                ],
+            )));
+        }
+        Cluster { nodes, _dir: dir }
+    }
+
+    fn clients(&self) -> Vec<Client> {
+        self.nodes
+            .iter()
+            .flatten()
+            .map(NodeProcess::client)
+            .collect()
+    }
+
+    /// `blindstore cluster status --json`, as an operator would run it.
+    fn status(&self, via: &NodeProcess) -> Value {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_blindstore"))
+            .args([
+                "cluster",
+                "status",
+                "--json",
+                "--url",
+                &via.url,
+                "--admin-token",
+                ADMIN,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+fn voters_and_leaders(status: &Value) -> (usize, usize, usize) {
+    let nodes = status["nodes"].as_array().unwrap();
+    let voters = nodes.iter().filter(|n| n["role"] == "voter").count();
+    let leaders = nodes.iter().filter(|n| n["leader"] == true).count();
+    let reachable = nodes.iter().filter(|n| n["reachable"] == true).count();
+    (voters, leaders, reachable)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_serve_reads_and_writes_through_any_node_and_survive_losing_the_leader() {
+    let mut cluster = Cluster::start();
+    let status = cluster.status(cluster.nodes[2].as_ref().unwrap());
+    assert_eq!(voters_and_leaders(&status), (3, 1, 3), "{status:#}");
+
+    // Chains written through every node, read back through every node.
+    let clients = cluster.clients();
+    let writers: Vec<ChainWriter> = (0..3).map(|_| ChainWriter::generate(demo())).collect();
+    for (k, w) in writers.iter().enumerate() {
+        clients[k]
+            .create_chain(&demo(), w.public_key())
+            .await
+            .unwrap();
+    }
+    let mut heads: Vec<Hash32> = writers.iter().map(ChainWriter::genesis).collect();
+    for i in 0..12u64 {
+        for (k, w) in writers.iter().enumerate() {
+            let via = &clients[(i as usize + k) % 3];
+            let (request, hash) = w.sign(
+                i,
+                heads[k],
+                format!("chain {k} entry {i}").as_bytes(),
+                vec![],
+            );
+            via.append(&demo(), &w.chain_id(), &request).await.unwrap();
+            heads[k] = hash;
+        }
+    }
+    for (k, w) in writers.iter().enumerate() {
+        for c in &clients {
+            let entries = c.all_entries(&demo(), &w.chain_id()).await.unwrap();
+            assert_eq!(entries.len(), 12);
+            assert_eq!(
+                verify_entries(&demo(), w.public_key(), w.genesis(), &entries).unwrap(),
+                heads[k]
+            );
+        }
+    }
+
+    // Chunks through any node land on exactly two nodes and are readable from all.
+    let admin = clients[0].clone().with_admin_token(ADMIN);
+    let mut chunks = Vec::new();
+    for i in 0..30u32 {
+        let (hash, _) = clients[i as usize % 3]
+            .put_chunk(&demo(), format!("chunk {i}").into_bytes())
+            .await
+            .unwrap();
+        chunks.push((hash, format!("chunk {i}").into_bytes()));
+    }
+    let mut per_node = [0usize; 4];
+    for (hash, bytes) in &chunks {
+        let replicas = admin.replicas(&demo(), hash).await.unwrap();
+        assert_eq!(replicas.len(), 2, "chunk {hash} on {replicas:?}");
+        for r in replicas {
+            per_node[r as usize] += 1;
+        }
+        for c in &clients {
+            assert_eq!(&c.get_chunk(&demo(), hash).await.unwrap(), bytes);
+        }
+    }
+    assert!(
+        per_node[1..].iter().all(|n| *n > 0),
+        "every node holds some chunks: {per_node:?}"
+    );
+
+    // kill -9 the leader; writes succeed again through the others within seconds.
+    let leader_id = status["leader"].as_u64().unwrap();
+    let leader_index = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|n| n["node_id"].as_u64() == Some(leader_id))
+        .unwrap();
+    let leader_url = cluster.nodes[leader_index].as_ref().unwrap().url.clone();
+    cluster.nodes[leader_index].take().unwrap().kill_9();
+    let survivors: Vec<Client> = cluster.clients();
+    assert!(survivors.iter().all(|c| c.base() != leader_url));
+    let w = &writers[0];
+    let killed_at = Instant::now();
+    let mut appended = false;
+    while killed_at.elapsed() < Duration::from_secs(30) {
+        let (request, hash) = w.sign(12, heads[0], b"after the leader died", vec![]);
+        match survivors[0].append(&demo(), &w.chain_id(), &request).await {
+            Ok(_) => {
+                heads[0] = hash;
+                appended = true;
+                break;
+            }
+            Err(e) => {
+                assert!(e.code() != Some("index_conflict"), "{e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    assert!(
+        appended,
+        "no write succeeded within 30 s of losing the leader"
+    );
+    println!(
+        "writes resumed {:?} after the leader was killed",
+        killed_at.elapsed()
+    );
+    for c in &survivors {
+        let entries = c.all_entries(&demo(), &w.chain_id()).await.unwrap();
+        assert_eq!(
+            verify_entries(&demo(), w.public_key(), w.genesis(), &entries).unwrap(),
+            heads[0]
+        );
+        for (hash, bytes) in &chunks {
+            assert_eq!(
+                &c.get_chunk(&demo(), hash).await.unwrap(),
+                bytes,
+                "chunk readable with a node down"
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_cannot_join_or_talk_to_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = NodeProcess::start(&dir.path().join("n1"), &["--rpc-addr", "127.0.0.1:0"]);
+    let seed = first.rpc.clone().unwrap();
+
+    // Joining with a wrong token fails, and the cluster is unchanged.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_blindstore"))
+        .args([
+            "serve",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--rpc-addr",
+            "127.0.0.1:0",
+            "--join",
+            &seed,
+        ])
+        .args(["--join-token", "0000000000000000000000000000000000000000"])
+        .arg("--data-dir")
+        .arg(dir.path().join("stranger"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("join refused"), "{stderr}");
+    let admin = first.admin_client(&dir.path().join("n1"));
+    assert_eq!(admin.cluster().await.unwrap().members.len(), 1);
+
+    // Raw gRPC without the secret, or with a wrong one: refused before any service runs.
+    use blindstore_rpc::v1::{
+        chunks_client::ChunksClient, raft_client::RaftClient, GetChunkRequest, RaftMessage,
+    };
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{seed}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let vote = RaftClient::new(channel.clone())
+        .vote(RaftMessage { record: vec![1] })
+        .await
+        .unwrap_err();
+    assert_eq!(vote.code(), tonic::Code::Unauthenticated);
+    let zone = "demo".to_string();
+    let get = ChunksClient::new(channel.clone())
+        .get(GetChunkRequest {
+            zone,
+            hash: vec![0; 32],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(get.code(), tonic::Code::Unauthenticated);
+    let wrong = blindstore_rpc::ClusterSecret::new("not-the-secret-at-all").unwrap();
+    let mut raft = RaftClient::with_interceptor(channel, wrong.attacher());
+    let append = raft
+        .append_entries(RaftMessage { record: vec![1] })
+        .await
+        .unwrap_err();
+    assert_eq!(append.code(), tonic::Code::Unauthenticated);
+}
