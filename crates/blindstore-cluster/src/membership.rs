@@ -305,9 +305,28 @@ impl Node {
         }
     }
 
-    /// Leader: makes the membership carry this node's current addresses (they change when a
-    /// node is restarted with other flags).
-    pub async fn refresh_own_address(&self) -> Result<(), NodeError> {
+    /// After a restart: once a leader is known, and if it is this node, makes the membership
+    /// carry this node's current addresses (they change when a node restarts with other flags,
+    /// e.g. a single node given --rpc-addr to become joinable). Ends at shutdown.
+    pub(crate) async fn refresh_own_address_when_leading(self) {
+        let shutdown = self.inner.shutdown.clone();
+        let mut metrics = self.inner.raft.metrics();
+        loop {
+            if metrics.borrow().current_leader.is_some() {
+                break;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                changed = metrics.changed() => if changed.is_err() { return },
+            }
+        }
+        if let Err(e) = self.refresh_own_address().await {
+            tracing::warn!(error = %e, "could not update this node's addresses in the membership");
+        }
+    }
+
+    /// Leader: makes the membership carry this node's current addresses.
+    async fn refresh_own_address(&self) -> Result<(), NodeError> {
         let m = self.inner.raft.metrics().borrow().clone();
         let current = m
             .membership_config

@@ -135,6 +135,8 @@ pub struct Node {
 
 pub(crate) struct Inner {
     pub(crate) id: NodeId,
+    /// Whether this start created a new cluster.
+    bootstrapped: bool,
     /// This node's addresses as it advertises them.
     pub(crate) own_info: NodeInfo,
     /// How many voters the cluster should have; joining nodes beyond it stay learners.
@@ -211,7 +213,8 @@ impl Node {
             http_addr: config.http_addr.clone(),
         };
 
-        if pristine && joining.is_none() {
+        let bootstrapped = pristine && joining.is_none();
+        if bootstrapped {
             let members = BTreeMap::from([(id, own_info.clone())]);
             raft.initialize(members)
                 .await
@@ -222,6 +225,7 @@ impl Node {
         let node = Node {
             inner: Arc::new(Inner {
                 id,
+                bootstrapped,
                 own_info,
                 voters: config.voters,
                 raft,
@@ -249,8 +253,44 @@ impl Node {
         }
         if let Some(seed) = joining {
             node.ask_to_be_added(&seed).await?;
+        } else if !pristine {
+            let refresh = tokio::spawn(node.clone().refresh_own_address_when_leading());
+            node.inner.tasks.lock().await.push(refresh);
         }
         Ok(node)
+    }
+
+    /// Whether this start created a new one-voter cluster (a pristine data dir, no join).
+    pub fn bootstrapped(&self) -> bool {
+        self.inner.bootstrapped
+    }
+
+    /// Whether this node is the cluster's only voter (so it elects itself without help). Waits
+    /// briefly for Raft to load the membership after start; `false` if it has none.
+    pub async fn sole_voter(&self) -> bool {
+        let loaded = self
+            .inner
+            .raft
+            .wait(Some(Duration::from_secs(5)))
+            .metrics(
+                |m| {
+                    m.membership_config
+                        .membership()
+                        .voter_ids()
+                        .next()
+                        .is_some()
+                },
+                "membership loaded",
+            )
+            .await;
+        match loaded {
+            Ok(m) => m
+                .membership_config
+                .membership()
+                .voter_ids()
+                .eq([self.inner.id]),
+            Err(_) => false,
+        }
     }
 
     /// Waits until this node knows a leader, up to `timeout`.

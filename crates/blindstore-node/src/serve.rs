@@ -93,12 +93,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     )
     .await
     .context("starting the node")?;
-    let leader = node.wait_for_leader(Duration::from_secs(60)).await?;
-    tracing::info!(leader, "raft ready");
     if !rpc_addr.is_empty() {
-        if let Err(e) = node.refresh_own_address().await {
-            tracing::warn!(error = %e, "could not update this node's addresses in the membership");
-        }
         println!("blindstore rpc listening on {rpc_addr}");
         if new_cluster {
             let path = config.data_dir.join(JOIN_TOKEN_FILE);
@@ -108,8 +103,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             );
         }
     }
-
-    if config.demo_zone && config.join.is_none() {
+    // A sole voter (a single node, or one that just created a cluster) elects itself at once:
+    // wait for that, and set up the demo zone on a new cluster. A restarted member of a larger
+    // cluster serves right away (503 until a quorum is back).
+    if node.bootstrapped() || node.sole_voter().await {
+        let leader = node.wait_for_leader(Duration::from_secs(60)).await?;
+        tracing::info!(leader, "raft ready");
+    }
+    if node.bootstrapped() && config.demo_zone {
         let demo = ZoneId::new("demo").expect("'demo' is a valid zone id");
         if node.create_zone(demo).await? {
             tracing::info!("created zone demo");
