@@ -125,11 +125,10 @@ impl Client {
         json(self.admin(Method::GET, "/v1/admin/cluster").send().await?).await
     }
 
-    /// The nodes holding a chunk (admin).
-    pub async fn replicas(&self, zone: &ZoneId, hash: &Hash32) -> Result<Vec<u64>> {
+    /// The nodes holding a chunk, and those that should (admin).
+    pub async fn replicas(&self, zone: &ZoneId, hash: &Hash32) -> Result<Replicas> {
         let path = format!("/v1/admin/zones/{zone}/chunks/{hash}/replicas");
-        let replicas: Replicas = json(self.admin(Method::GET, &path).send().await?).await?;
-        Ok(replicas.node_ids)
+        json(self.admin(Method::GET, &path).send().await?).await
     }
 
     pub async fn health(&self) -> Result<Health> {

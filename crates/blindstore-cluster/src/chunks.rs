@@ -18,7 +18,7 @@ const CHUNK_RPC_TIMEOUT: Duration = Duration::from_secs(15);
 impl Node {
     /// The nodes that hold chunks: every member of the Raft membership that can be reached
     /// (has an rpc address), and always this node.
-    fn storage_members(&self) -> Vec<(NodeId, NodeInfo)> {
+    pub(crate) fn storage_members(&self) -> Vec<(NodeId, NodeInfo)> {
         let m = self.inner.raft.metrics().borrow().clone();
         m.membership_config
             .membership()
@@ -85,7 +85,7 @@ impl Node {
         Ok(created)
     }
 
-    async fn put_remote(
+    pub(crate) async fn put_remote(
         &self,
         info: &NodeInfo,
         zone: &ZoneId,
@@ -198,7 +198,7 @@ impl Node {
         Ok(missing)
     }
 
-    async fn missing_remote(
+    pub(crate) async fn missing_remote(
         &self,
         info: &NodeInfo,
         zone: &ZoneId,

@@ -11,6 +11,7 @@ mod gc;
 mod membership;
 mod node;
 mod placement;
+mod repair;
 mod services;
 mod transport;
 
@@ -18,3 +19,4 @@ pub use error::NodeError;
 pub use node::{
     AppendInput, Consistency, EntriesPage, Limits, Node, NodeConfig, ReadEntries, ZoneInfo,
 };
+pub use repair::RepairReport;

@@ -76,6 +76,11 @@ pub struct NodeConfig {
     pub voters: usize,
     /// Copies of each chunk (default 2; at most the number of storage members).
     pub replication: usize,
+    /// A peer unreachable for longer than this no longer counts as a chunk owner: its chunks
+    /// are copied to the next nodes in rank order.
+    pub down_after: Duration,
+    /// How often the repairer checks this node's chunks against their owners.
+    pub repair_interval: Duration,
     /// Build a Raft snapshot after this many applied log entries; the log before it is then
     /// purged, keeping a quarter of that many entries for followers that lag slightly.
     pub snapshot_logs: u64,
@@ -147,6 +152,10 @@ pub(crate) struct Inner {
     pub(crate) peers: Peers,
     /// Copies of each chunk (at most the number of storage members).
     pub(crate) replication: usize,
+    pub(crate) down_after: Duration,
+    pub(crate) liveness: crate::repair::Liveness,
+    /// Held chunks that some owner lacked at the last repair pass.
+    pub(crate) under_replicated: std::sync::atomic::AtomicU64,
     limits: Limits,
     /// Serialises membership changes made by this node as leader.
     pub(crate) membership: tokio::sync::Mutex<membership::Reservations>,
@@ -233,6 +242,9 @@ impl Node {
                 chunks,
                 peers,
                 replication: config.replication,
+                down_after: config.down_after,
+                liveness: Default::default(),
+                under_replicated: Default::default(),
                 limits: config.limits.clone(),
                 membership: tokio::sync::Mutex::new(membership::Reservations::default()),
                 shutdown: CancellationToken::new(),
@@ -247,6 +259,12 @@ impl Node {
             node.inner.shutdown.clone(),
         ));
         node.inner.tasks.lock().await.push(gc_task);
+        let repair_task = tokio::spawn(crate::repair::run(
+            node.clone(),
+            config.repair_interval,
+            node.inner.shutdown.clone(),
+        ));
+        node.inner.tasks.lock().await.push(repair_task);
         if let Some(listener) = rpc_listener {
             let rpc_task = tokio::spawn(membership::serve_rpc(node.clone(), listener, secret));
             node.inner.tasks.lock().await.push(rpc_task);
@@ -350,6 +368,10 @@ impl Node {
             last_log_index: m.last_log_index,
             snapshot: m.snapshot.map(|l| l.index),
             purged: m.purged.map(|l| l.index),
+            under_replicated: self
+                .inner
+                .under_replicated
+                .load(std::sync::atomic::Ordering::Relaxed),
             chunks_held: match self.inner.chunks.total_usage() {
                 Ok(usage) => usage.chunks,
                 Err(e) => {

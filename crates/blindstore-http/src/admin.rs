@@ -143,7 +143,8 @@ pub(crate) async fn chunk_replicas(
         .zone(&zone, blindstore_cluster::Consistency::Stale)
         .await?;
     let node_ids = state.node.replicas(&zone, &hash).await?;
-    Ok(Json(Replicas { node_ids }))
+    let owners = state.node.owners(&zone, &hash);
+    Ok(Json(Replicas { node_ids, owners }))
 }
 
 /// The cluster's members as this node sees them: ids, roles, addresses, the leader.

@@ -62,6 +62,13 @@ pub struct Config {
     pub voters: usize,
     /// Copies of each chunk, on the nodes ranking highest for it. Default: 2.
     pub replication: usize,
+    /// A node unreachable for longer than this stops counting as a chunk owner, and its chunks
+    /// are copied elsewhere. Default: `60s`.
+    #[serde(with = "humantime_serde")]
+    pub down_after: Duration,
+    /// How often each node checks its chunks against their owners. Default: `10s`.
+    #[serde(with = "humantime_serde")]
+    pub repair_interval: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
@@ -91,6 +98,8 @@ impl Default for Config {
             node_id: None,
             voters: 3,
             replication: 2,
+            down_after: Duration::from_secs(60),
+            repair_interval: Duration::from_secs(10),
         }
     }
 }
@@ -152,6 +161,12 @@ pub struct ServeArgs {
     /// Copies of each chunk [default: 2]
     #[arg(long, env = "BLINDSTORE_REPLICATION")]
     pub replication: Option<usize>,
+    /// Stop counting an unreachable node as a chunk owner after this long [default: 60s]
+    #[arg(long, env = "BLINDSTORE_DOWN_AFTER", value_parser = humantime::parse_duration)]
+    pub down_after: Option<Duration>,
+    /// Chunk repair interval [default: 10s]
+    #[arg(long, env = "BLINDSTORE_REPAIR_INTERVAL", value_parser = humantime::parse_duration)]
+    pub repair_interval: Option<Duration>,
 }
 
 impl Config {
@@ -176,7 +191,9 @@ impl Config {
             gc_interval,
             snapshot_logs,
             voters,
-            replication
+            replication,
+            down_after,
+            repair_interval
         );
         macro_rules! overlay_option {
             ($($field:ident),*) => { $( if args.$field.is_some() { config.$field = args.$field.clone(); } )* };
@@ -211,6 +228,9 @@ impl Config {
         if self.max_entry_payload_bytes == 0 || self.max_entry_payload_bytes > self.max_chunk_bytes
         {
             bail!("max_entry_payload_bytes must be between 1 and max_chunk_bytes");
+        }
+        if self.repair_interval < Duration::from_millis(100) {
+            bail!("repair_interval must be at least 100ms");
         }
         if !(1..=5).contains(&self.replication) {
             bail!("replication must be between 1 and 5");

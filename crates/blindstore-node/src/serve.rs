@@ -88,6 +88,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             node_id: config.node_id,
             voters: config.voters,
             replication: config.replication,
+            down_after: config.down_after,
+            repair_interval: config.repair_interval,
         },
         rpc_listener,
     )

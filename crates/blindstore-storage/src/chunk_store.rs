@@ -213,6 +213,55 @@ impl ChunkStore {
         .await
     }
 
+    /// Up to `limit` chunk addresses held, in key order, starting after `after`.
+    pub fn list(
+        &self,
+        after: Option<&(ZoneId, Hash32)>,
+        limit: usize,
+    ) -> Result<Vec<(ZoneId, Hash32)>, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        let start = after.map(|(z, h)| zone_key(z, h));
+        let bounds = match &start {
+            Some(k) => (
+                std::ops::Bound::Excluded(k.as_slice()),
+                std::ops::Bound::Unbounded,
+            ),
+            None => (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded),
+        };
+        let mut out = Vec::new();
+        for item in self.inner.meta.range(&rtxn, &bounds)? {
+            if out.len() >= limit {
+                break;
+            }
+            let (key, _) = item?;
+            out.push(split_zone_key(key)?);
+        }
+        Ok(out)
+    }
+
+    /// Deletes this store's copy of a chunk (other nodes hold it). Returns whether it was held.
+    pub async fn remove(&self, zone: &ZoneId, hash: &Hash32) -> Result<bool, StorageError> {
+        let inner = self.inner.clone();
+        let (zone, hash) = (zone.clone(), *hash);
+        blocking(move || {
+            let key = zone_key(&zone, &hash);
+            let mut wtxn = inner.env.write_txn()?;
+            let Some(bytes) = inner.meta.get(&wtxn, &key)? else {
+                return Ok(false);
+            };
+            let meta: ChunkMeta = decode("chunk meta", bytes)?;
+            inner.meta.delete(&mut wtxn, &key)?;
+            inner.data.delete(&mut wtxn, &key)?;
+            let mut usage = read_usage(&inner, &wtxn, &zone)?;
+            usage.chunks = usage.chunks.saturating_sub(1);
+            usage.bytes = usage.bytes.saturating_sub(meta.len);
+            inner.usage.put(&mut wtxn, zone.as_str(), &encode(&usage))?;
+            wtxn.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
     /// What this store holds in all zones together.
     pub fn total_usage(&self) -> Result<Usage, StorageError> {
         let rtxn = self.inner.env.read_txn()?;

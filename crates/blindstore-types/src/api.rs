@@ -29,13 +29,19 @@ pub struct Health {
     /// Chunks this node holds, all zones together.
     #[serde(default)]
     pub chunks_held: u64,
+    /// Chunks held here that some owner lacked at the last repair pass (the repair backlog).
+    #[serde(default)]
+    pub under_replicated: u64,
 }
 
 /// `GET /v1/admin/zones/{zone}/chunks/{hash}/replicas`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct Replicas {
+    /// Nodes holding a copy (unreachable nodes are not counted).
     pub node_ids: Vec<u64>,
+    /// Nodes that should hold it now: the top-ranked live storage members.
+    pub owners: Vec<u64>,
 }
 
 /// `GET /v1/admin/cluster`: the Raft membership as the answering node sees it.

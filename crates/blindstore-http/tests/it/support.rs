@@ -38,6 +38,8 @@ pub async fn start(limits: Limits) -> TestNode {
             node_id: None,
             voters: 3,
             replication: 2,
+            down_after: Duration::from_secs(60),
+            repair_interval: Duration::from_secs(3600),
         },
         None,
     )

@@ -7,7 +7,7 @@ use blindstore_client::{verify_entries, ChainWriter, Client};
 use blindstore_types::{Hash32, ZoneId};
 use serde_json::Value;
 
-use crate::process::NodeProcess;
+use crate::process::{eventually, NodeProcess};
 
 const ADMIN: &str = "cluster-test-admin-token-0123";
 
@@ -17,40 +17,50 @@ fn demo() -> ZoneId {
 
 struct Cluster {
     nodes: Vec<Option<NodeProcess>>,
-    _dir: tempfile::TempDir,
+    /// Flags every node gets.
+    extra: Vec<String>,
+    dir: tempfile::TempDir,
 }
 
 impl Cluster {
     /// Starts a first node, then joins two more through it, as the README says.
-    fn start() -> Cluster {
+    fn start(extra: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let first = NodeProcess::start(
-            &dir.path().join("n1"),
-            &["--rpc-addr", "127.0.0.1:0", "--admin-token", ADMIN],
-        );
-        let seed = first
+        let mut args = vec!["--rpc-addr", "127.0.0.1:0", "--admin-token", ADMIN];
+        args.extend_from_slice(extra);
+        let first = NodeProcess::start(&dir.path().join("n1"), &args);
+        let mut cluster = Cluster {
+            nodes: vec![Some(first)],
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            dir,
+        };
+        cluster.join_node();
+        cluster.join_node();
+        cluster
+    }
+
+    /// Starts one more node that joins through node 1.
+    fn join_node(&mut self) {
+        let seed = self.nodes[0]
+            .as_ref()
+            .unwrap()
             .rpc
             .clone()
-            .expect("the first node prints its rpc address");
-        let token = std::fs::read_to_string(dir.path().join("n1/join-token")).unwrap();
-        let mut nodes = vec![Some(first)];
-        for i in 2..=3 {
-            let data = dir.path().join(format!("n{i}"));
-            nodes.push(Some(NodeProcess::start(
-                &data,
-                &[
-                    "--rpc-addr",
-                    "127.0.0.1:0",
-                    "--admin-token",
-                    ADMIN,
-                    "--join",
-                    &seed,
-                    "--join-token",
-                    token.trim(),
-                ],
-            )));
-        }
-        Cluster { nodes, _dir: dir }
+            .expect("node 1 prints its rpc address");
+        let token = std::fs::read_to_string(self.dir.path().join("n1/join-token")).unwrap();
+        let data = self.dir.path().join(format!("n{}", self.nodes.len() + 1));
+        let mut args = vec![
+            "--rpc-addr",
+            "127.0.0.1:0",
+            "--admin-token",
+            ADMIN,
+            "--join",
+            &seed,
+            "--join-token",
+            token.trim(),
+        ];
+        args.extend(self.extra.iter().map(String::as_str));
+        self.nodes.push(Some(NodeProcess::start(&data, &args)));
     }
 
     fn clients(&self) -> Vec<Client> {
@@ -94,7 +104,7 @@ fn voters_and_leaders(status: &Value) -> (usize, usize, usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_serve_reads_and_writes_through_any_node_and_survive_losing_the_leader() {
-    let mut cluster = Cluster::start();
+    let mut cluster = Cluster::start(&[]);
     let status = cluster.status(cluster.nodes[2].as_ref().unwrap());
     assert_eq!(voters_and_leaders(&status), (3, 1, 3), "{status:#}");
 
@@ -144,7 +154,7 @@ async fn three_nodes_serve_reads_and_writes_through_any_node_and_survive_losing_
     }
     let mut per_node = [0usize; 4];
     for (hash, bytes) in &chunks {
-        let replicas = admin.replicas(&demo(), hash).await.unwrap();
+        let replicas = admin.replicas(&demo(), hash).await.unwrap().node_ids;
         assert_eq!(replicas.len(), 2, "chunk {hash} on {replicas:?}");
         for r in replicas {
             per_node[r as usize] += 1;
@@ -269,4 +279,131 @@ async fn strangers_cannot_join_or_talk_to_members() {
         .await
         .unwrap_err();
     assert_eq!(append.code(), tonic::Code::Unauthenticated);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lost_copies_are_restored_and_a_new_node_takes_its_share_without_dropping_copies() {
+    let mut cluster = Cluster::start(&["--down-after", "2s", "--repair-interval", "300ms"]);
+    let clients = cluster.clients();
+    let mut chunks = Vec::new();
+    for i in 0..150u32 {
+        let bytes = format!("repair chunk {i}").into_bytes();
+        let (hash, _) = clients[i as usize % 3]
+            .put_chunk(&demo(), bytes.clone())
+            .await
+            .unwrap();
+        chunks.push((hash, bytes));
+    }
+    // Kill a follower; everything stays readable.
+    let status = cluster.status(cluster.nodes[0].as_ref().unwrap());
+    let leader = status["leader"].as_u64().unwrap();
+    let victim = (0..3)
+        .find(|i| status["nodes"][*i]["node_id"].as_u64() != Some(leader))
+        .unwrap();
+    let victim_id = status["nodes"][victim]["node_id"].as_u64().unwrap();
+    let victim_url = cluster
+        .nodes
+        .iter()
+        .flatten()
+        .find(|n| {
+            n.url
+                .ends_with(status["nodes"][victim]["http_addr"].as_str().unwrap())
+        })
+        .unwrap()
+        .url
+        .clone();
+    let index = cluster
+        .nodes
+        .iter()
+        .position(|n| n.as_ref().is_some_and(|n| n.url == victim_url))
+        .unwrap();
+    cluster.nodes[index].take().unwrap().kill_9();
+    let survivors = cluster.clients();
+    for (hash, bytes) in &chunks {
+        assert_eq!(&survivors[0].get_chunk(&demo(), hash).await.unwrap(), bytes);
+    }
+    let admin = survivors[0].clone().with_admin_token(ADMIN);
+
+    // After down_after, every chunk is back to two live copies.
+    let started = std::time::Instant::now();
+    let (a, c) = (admin.clone(), chunks.clone());
+    eventually(
+        Duration::from_secs(90),
+        "every chunk has two live copies again",
+        || {
+            let (a, c) = (a.clone(), c.clone());
+            async move {
+                for (hash, _) in &c {
+                    let r = a.replicas(&demo(), hash).await.unwrap();
+                    if r.node_ids.len() < 2 || r.node_ids.contains(&victim_id) {
+                        return false;
+                    }
+                }
+                true
+            }
+        },
+    )
+    .await;
+    println!(
+        "replication restored {:?} after the kill",
+        started.elapsed()
+    );
+
+    // A fourth node joins: chunks move to their new owners, never below two copies.
+    cluster.join_node();
+    let new_id = admin
+        .cluster()
+        .await
+        .unwrap()
+        .members
+        .iter()
+        .map(|m| m.node_id)
+        .max()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let mut settled = true;
+        for (hash, _) in &chunks {
+            let r = admin.replicas(&demo(), hash).await.unwrap();
+            assert!(
+                r.node_ids.len() >= 2,
+                "chunk {hash} fell to {:?} during the move",
+                r.node_ids
+            );
+            let (mut held, mut owners) = (r.node_ids.clone(), r.owners.clone());
+            held.sort();
+            owners.sort();
+            settled &= held == owners;
+        }
+        if settled {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "chunks did not settle on their owners"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let on_new = {
+        let mut n = 0;
+        for (hash, _) in &chunks {
+            n += admin
+                .replicas(&demo(), hash)
+                .await
+                .unwrap()
+                .node_ids
+                .contains(&new_id) as usize;
+        }
+        n
+    };
+    assert!(
+        on_new > 20,
+        "the new node took its share: {on_new} of {}",
+        chunks.len()
+    );
+    for c in cluster.clients() {
+        for (hash, bytes) in chunks.iter().step_by(10) {
+            assert_eq!(&c.get_chunk(&demo(), hash).await.unwrap(), bytes);
+        }
+    }
 }

@@ -1,0 +1,237 @@
+//! Restoring and rebalancing chunk copies.
+//!
+//! Every node runs a repairer over the chunks it holds. For each chunk it computes the current
+//! owners — the top `replication` storage members by rendezvous rank, leaving out nodes that
+//! have been unreachable for longer than `down_after` — and makes sure each owner holds a copy,
+//! sending one where missing. A node that is not an owner of a chunk it holds (a hinted copy, or
+//! a chunk whose owners changed when a node joined or left) deletes its copy only after every
+//! owner has confirmed holding it, so a move never lowers a chunk's number of copies.
+//!
+//! Because every holder checks every owner, a copy an owner silently lost is restored by its
+//! co-owner on the next pass (anti-entropy by exhaustive comparison; per-partition digests are
+//! future work). The repairer keeps no state of its own: it is idempotent and simply resumes
+//! after a restart. Each pass sends at most `MAX_COPIES_PER_PASS` chunks.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use blindstore_types::raft::{NodeId, NodeInfo};
+use blindstore_types::{Hash32, ZoneId};
+use tokio_util::sync::CancellationToken;
+
+use crate::placement::rank;
+use crate::{Node, NodeError};
+
+/// Chunks read per step of a pass.
+const PAGE: usize = 1000;
+/// Copies sent per pass at most: repair must not crowd out client traffic.
+const MAX_COPIES_PER_PASS: usize = 512;
+
+/// When each peer was first seen unreachable (cleared when it answers).
+#[derive(Default)]
+pub(crate) struct Liveness {
+    down_since: Mutex<HashMap<NodeId, Instant>>,
+}
+
+impl Liveness {
+    fn record(&self, node: NodeId, reachable: bool) {
+        let mut down = self
+            .down_since
+            .lock()
+            .expect("liveness lock is never poisoned");
+        if reachable {
+            down.remove(&node);
+        } else {
+            down.entry(node).or_insert_with(Instant::now);
+        }
+    }
+
+    fn down_longer_than(&self, node: NodeId, limit: Duration) -> bool {
+        let down = self
+            .down_since
+            .lock()
+            .expect("liveness lock is never poisoned");
+        down.get(&node).is_some_and(|since| since.elapsed() > limit)
+    }
+}
+
+/// What one pass found and did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RepairReport {
+    /// Chunks held here.
+    pub scanned: u64,
+    /// Held chunks that some owner lacked (or could not be asked about) at the start of the pass.
+    pub under_replicated: u64,
+    /// Copies sent to owners.
+    pub copied: u64,
+    /// Local copies dropped because their owners hold them.
+    pub handed_off: u64,
+}
+
+/// Runs passes every `interval` until `shutdown`.
+pub(crate) async fn run(node: Node, interval: Duration, shutdown: CancellationToken) {
+    tracing::info!(
+        interval_ms = interval.as_millis() as u64,
+        "repairer started"
+    );
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        match node.repair_pass().await {
+            Ok(r) if r.copied > 0 || r.handed_off > 0 => tracing::info!(
+                scanned = r.scanned,
+                under_replicated = r.under_replicated,
+                copied = r.copied,
+                handed_off = r.handed_off,
+                "repair pass"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "repair pass failed"),
+        }
+    }
+    tracing::info!("repairer stopped");
+}
+
+impl Node {
+    /// Storage members that count as owners: all but those unreachable for over `down_after`.
+    pub(crate) fn live_members(&self) -> Vec<(NodeId, NodeInfo)> {
+        let me = self.inner.id;
+        self.storage_members()
+            .into_iter()
+            .filter(|(id, _)| {
+                *id == me
+                    || !self
+                        .inner
+                        .liveness
+                        .down_longer_than(*id, self.inner.down_after)
+            })
+            .collect()
+    }
+
+    /// The chunk's current owners, as the repairer sees them.
+    pub fn owners(&self, zone: &ZoneId, hash: &Hash32) -> Vec<NodeId> {
+        let live = self.live_members();
+        let copies = self.inner.replication.min(live.len()).max(1);
+        rank(&live, zone, hash)
+            .into_iter()
+            .take(copies)
+            .map(|(id, _)| id)
+            .collect()
+    }
+
+    /// One repair pass over the chunks this node holds.
+    pub async fn repair_pass(&self) -> Result<RepairReport, NodeError> {
+        let members = self.storage_members();
+        let me = self.inner.id;
+        // Ask every peer something cheap, so liveness is known even for peers we owe nothing.
+        for (id, info) in members.iter().filter(|(id, _)| *id != me) {
+            let reachable = self
+                .missing_remote(
+                    info,
+                    &ZoneId::new("x").expect("a valid zone id"),
+                    &[],
+                    false,
+                )
+                .await
+                .is_ok();
+            self.inner.liveness.record(*id, reachable);
+        }
+        let live = self.live_members();
+        let copies = self.inner.replication.min(live.len()).max(1);
+
+        let mut report = RepairReport::default();
+        let mut after = None;
+        loop {
+            let page = self.inner.chunks.list(after.as_ref(), PAGE)?;
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            after = Some(last);
+            report.scanned += page.len() as u64;
+
+            // For each chunk: its owners; then, per (owner, zone), which of them the owner lacks.
+            let mut owners_of: Vec<((ZoneId, Hash32), Vec<NodeId>)> =
+                Vec::with_capacity(page.len());
+            let mut asks: BTreeMap<(NodeId, ZoneId), Vec<Hash32>> = BTreeMap::new();
+            for (zone, hash) in page {
+                let owners: Vec<NodeId> = rank(&live, &zone, &hash)
+                    .into_iter()
+                    .take(copies)
+                    .map(|(id, _)| id)
+                    .collect();
+                for owner in owners.iter().filter(|o| **o != me) {
+                    asks.entry((*owner, zone.clone())).or_default().push(hash);
+                }
+                owners_of.push(((zone, hash), owners));
+            }
+            let addresses: HashMap<NodeId, NodeInfo> = live.iter().cloned().collect();
+            // (owner, zone, hash) → whether the owner is known to hold it.
+            let mut held: HashMap<(NodeId, ZoneId, Hash32), bool> = HashMap::new();
+            for ((owner, zone), hashes) in &asks {
+                let info = &addresses[owner];
+                match self.missing_remote(info, zone, hashes, false).await {
+                    Ok(missing) => {
+                        self.inner.liveness.record(*owner, true);
+                        for h in hashes {
+                            held.insert((*owner, zone.clone(), *h), !missing.contains(h));
+                        }
+                    }
+                    Err(e) => {
+                        self.inner.liveness.record(*owner, false);
+                        tracing::debug!(node_id = owner, error = %e, "repair: peer not reachable");
+                    }
+                }
+            }
+
+            for ((zone, hash), owners) in owners_of {
+                let mut complete = true;
+                for owner in owners.iter().filter(|o| **o != me) {
+                    match held.get(&(*owner, zone.clone(), hash)) {
+                        Some(true) => {}
+                        Some(false) => {
+                            complete = false;
+                            if report.copied < MAX_COPIES_PER_PASS as u64
+                                && self.copy_to(&addresses[owner], &zone, &hash).await
+                            {
+                                report.copied += 1;
+                            }
+                        }
+                        None => complete = false,
+                    }
+                }
+                if !complete {
+                    report.under_replicated += 1;
+                } else if !owners.contains(&me) && self.inner.chunks.remove(&zone, &hash).await? {
+                    report.handed_off += 1;
+                }
+            }
+        }
+        self.inner
+            .under_replicated
+            .store(report.under_replicated, Ordering::Relaxed);
+        Ok(report)
+    }
+
+    /// Sends this node's copy of a chunk to `owner`. Logs and returns false on failure.
+    async fn copy_to(&self, owner: &NodeInfo, zone: &ZoneId, hash: &Hash32) -> bool {
+        let bytes = match self.inner.chunks.get(zone, hash) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return false,
+            Err(e) => {
+                tracing::error!(error = %e, "repair: local copy unusable; not copying it");
+                return false;
+            }
+        };
+        match self.put_remote(owner, zone, hash, bytes).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, hash = %hash, "repair: copy failed");
+                false
+            }
+        }
+    }
+}
