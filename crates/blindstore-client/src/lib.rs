@@ -13,7 +13,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use blindstore_types::api::{
     AppendRequest, AppendResponse, Chain, ClusterMembers, CreateChainRequest, Entries, Entry,
-    ErrorBody, Health, MissingChunksRequest, MissingChunksResponse, Replicas, Zone, ZoneList,
+    ErrorBody, Health, MissingChunksRequest, MissingChunksResponse, NodeChange, Replicas, Zone,
+    ZoneList,
 };
 use blindstore_types::entry::{chain_id, genesis, UnsignedEntry};
 use blindstore_types::{ChainId, Hash32, PublicKey, Signature, ZoneId};
@@ -129,6 +130,19 @@ impl Client {
     pub async fn replicas(&self, zone: &ZoneId, hash: &Hash32) -> Result<Replicas> {
         let path = format!("/v1/admin/zones/{zone}/chunks/{hash}/replicas");
         json(self.admin(Method::GET, &path).send().await?).await
+    }
+
+    /// Starts draining a node (admin).
+    pub async fn drain(&self, node_id: u64) -> Result<NodeChange> {
+        let path = format!("/v1/admin/cluster/nodes/{node_id}/drain");
+        json(self.admin(Method::POST, &path).send().await?).await
+    }
+
+    /// Removes a node (admin; send it to the leader).
+    pub async fn remove_node(&self, node_id: u64, force: bool) -> Result<NodeChange> {
+        let path = format!("/v1/admin/cluster/nodes/{node_id}");
+        let request = self.admin(Method::DELETE, &path).query(&[("force", force)]);
+        json(request.send().await?).await
     }
 
     pub async fn health(&self) -> Result<Health> {

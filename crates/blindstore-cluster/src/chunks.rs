@@ -28,9 +28,10 @@ impl Node {
             .collect()
     }
 
-    /// The chunk's holders in rank order, and how many copies it should have.
+    /// Where a chunk is written: the owner candidates in rank order (the first `copies` are
+    /// its owners, the rest stand-ins), and how many copies it should have.
     fn placement(&self, zone: &ZoneId, hash: &Hash32) -> (Vec<(NodeId, NodeInfo)>, usize) {
-        let ranked = rank(&self.storage_members(), zone, hash);
+        let ranked = rank(&self.owner_candidates(), zone, hash);
         let copies = self.inner.replication.min(ranked.len()).max(1);
         (ranked, copies)
     }
@@ -122,7 +123,8 @@ impl Node {
             // Never served; look for an intact copy elsewhere.
             Err(e) => tracing::error!(error = %e, "local chunk copy unusable"),
         }
-        let (ranked, _) = self.placement(zone, hash);
+        // Every storage member, draining and down ones included: a copy may be anywhere.
+        let ranked = rank(&self.storage_members(), zone, hash);
         for (id, info) in ranked.into_iter().filter(|(id, _)| *id != self.inner.id) {
             match self.get_remote(&info, zone, hash).await {
                 Ok(Some(bytes)) if Hash32::digest(&bytes) == *hash => return Ok(bytes),

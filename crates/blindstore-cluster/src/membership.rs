@@ -133,9 +133,11 @@ impl Node {
         let membership = m.membership_config.membership();
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         let matched = m.replication.clone().unwrap_or_default();
+        let draining = self.inner.state.draining().unwrap_or_default();
         let members = membership
             .nodes()
             .map(|(id, info)| Member {
+                draining: draining.contains(id),
                 node_id: *id,
                 role: if voters.contains(id) {
                     "voter"
@@ -188,6 +190,125 @@ impl Node {
             ))),
             None => Err(NodeError::Unavailable("no leader is known".into())),
         }
+    }
+
+    /// Marks `node` as draining (or not). Its chunks then move to their other owners.
+    pub async fn set_draining(&self, node: NodeId, draining: bool) -> Result<(), NodeError> {
+        if !self.member_ids().contains(&node) {
+            return Err(NodeError::BadRequest(format!(
+                "node {node} is not a member"
+            )));
+        }
+        match self
+            .propose_command(Command::SetDraining { node, draining })
+            .await?
+        {
+            CommandResponse::DrainingSet => Ok(()),
+            other => Err(NodeError::Internal(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    /// Leader: takes `node` out of the membership. Without `force` the node must be draining
+    /// and hold no chunks (every chunk it held then has its full replication elsewhere); with
+    /// `force` it goes at once and the repairers restore copies. If voters fall below the
+    /// target, a storage node is promoted.
+    pub async fn remove_member(&self, node: NodeId, force: bool) -> Result<(), NodeError> {
+        if !self.is_leader() {
+            let leader = self
+                .leader()
+                .map(|(id, info)| format!("node {id} at http://{}", info.http_addr))
+                .unwrap_or_else(|| "unknown".into());
+            return Err(NodeError::Unavailable(format!(
+                "only the leader removes nodes; the leader is {leader}"
+            )));
+        }
+        let members = self.member_ids();
+        if !members.contains(&node) {
+            return Err(NodeError::BadRequest(format!(
+                "node {node} is not a member"
+            )));
+        }
+        if members.len() == 1 {
+            return Err(NodeError::BadRequest("cannot remove the last node".into()));
+        }
+        if !force {
+            if !self.inner.state.draining()?.contains(&node) {
+                return Err(NodeError::BadRequest(format!(
+                    "node {node} is not draining: drain it first, or use force"
+                )));
+            }
+            let held = self.held_by(node).await?;
+            if held > 0 {
+                return Err(NodeError::BadRequest(format!(
+                    "node {node} still holds {held} chunks; wait for the drain to finish"
+                )));
+            }
+        }
+        let _guard = self.inner.membership.lock().await;
+        let change = |e: RaftError<NodeId, ClientWriteError<NodeId, NodeInfo>>| {
+            NodeError::Unavailable(e.to_string())
+        };
+        let raft = &self.inner.raft;
+        if self.voter_ids().contains(&node) {
+            raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([node])), false)
+                .await
+                .map_err(change)?;
+        } else {
+            raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([node])), false)
+                .await
+                .map_err(change)?;
+        }
+        tracing::info!(node_id = node, force, "removed from the cluster");
+        let voters = self.voter_ids();
+        if voters.len() < self.inner.voters {
+            let learner = self
+                .member_ids()
+                .into_iter()
+                .find(|id| !voters.contains(id));
+            if let Some(learner) = learner {
+                raft.change_membership(
+                    ChangeMembers::AddVoterIds(BTreeSet::from([learner])),
+                    false,
+                )
+                .await
+                .map_err(change)?;
+                tracing::info!(node_id = learner, "promoted a storage node to voter");
+            }
+        }
+        drop(_guard);
+        // The node is gone; its draining mark goes too (set_draining only takes members).
+        if self.inner.state.draining()?.contains(&node) {
+            self.propose_command(Command::SetDraining {
+                node,
+                draining: false,
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// How many chunks `node` holds, asked over rpc.
+    async fn held_by(&self, node: NodeId) -> Result<u64, NodeError> {
+        if node == self.inner.id {
+            return Ok(self.inner.chunks.total_usage()?.chunks);
+        }
+        let m = self.inner.raft.metrics().borrow().clone();
+        let info = m
+            .membership_config
+            .membership()
+            .get_node(&node)
+            .cloned()
+            .ok_or_else(|| NodeError::BadRequest(format!("node {node} is not a member")))?;
+        let mut client = self
+            .inner
+            .peers
+            .cluster(&info.rpc_addr)
+            .map_err(|s| NodeError::Unavailable(s.to_string()))?;
+        let reply = client
+            .held(blindstore_rpc::v1::HeldRequest {})
+            .await
+            .map_err(|s| NodeError::Unavailable(format!("asking node {node}: {}", s.message())))?;
+        Ok(reply.into_inner().chunks)
     }
 
     /// Leader: reserves an id for a joining node (`requested`, or the next free one).

@@ -147,7 +147,7 @@ pub(crate) struct Inner {
     /// How many voters the cluster should have; joining nodes beyond it stay learners.
     pub(crate) voters: usize,
     pub(crate) raft: Raft<TypeConfig>,
-    state: StateMachineStore,
+    pub(crate) state: StateMachineStore,
     pub(crate) chunks: ChunkStore,
     pub(crate) peers: Peers,
     /// Copies of each chunk (at most the number of storage members).
@@ -704,6 +704,13 @@ impl Node {
     }
 
     /// Proposes `command` through Raft, forwarding it to the leader if this node is not it.
+    pub(crate) async fn propose_command(
+        &self,
+        command: Command,
+    ) -> Result<CommandResponse, NodeError> {
+        self.propose(command).await
+    }
+
     async fn propose(&self, command: Command) -> Result<CommandResponse, NodeError> {
         match self.inner.raft.client_write(command.clone()).await {
             Ok(response) => Ok(response.data),

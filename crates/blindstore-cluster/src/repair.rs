@@ -97,24 +97,29 @@ pub(crate) async fn run(node: Node, interval: Duration, shutdown: CancellationTo
 }
 
 impl Node {
-    /// Storage members that count as owners: all but those unreachable for over `down_after`.
-    pub(crate) fn live_members(&self) -> Vec<(NodeId, NodeInfo)> {
+    /// Storage members that can own chunks: all but those being drained and those unreachable
+    /// for over `down_after`. (A draining node itself ranks only the others, so its own chunks
+    /// go to them.)
+    pub(crate) fn owner_candidates(&self) -> Vec<(NodeId, NodeInfo)> {
         let me = self.inner.id;
+        let draining = match self.inner.state.draining() {
+            Ok(set) => set,
+            Err(e) => {
+                tracing::error!(error = %e, "reading the draining set");
+                Default::default()
+            }
+        };
+        let down_after = self.inner.down_after;
         self.storage_members()
             .into_iter()
-            .filter(|(id, _)| {
-                *id == me
-                    || !self
-                        .inner
-                        .liveness
-                        .down_longer_than(*id, self.inner.down_after)
-            })
+            .filter(|(id, _)| !draining.contains(id))
+            .filter(|(id, _)| *id == me || !self.inner.liveness.down_longer_than(*id, down_after))
             .collect()
     }
 
     /// The chunk's current owners, as the repairer sees them.
     pub fn owners(&self, zone: &ZoneId, hash: &Hash32) -> Vec<NodeId> {
-        let live = self.live_members();
+        let live = self.owner_candidates();
         let copies = self.inner.replication.min(live.len()).max(1);
         rank(&live, zone, hash)
             .into_iter()
@@ -140,7 +145,7 @@ impl Node {
                 .is_ok();
             self.inner.liveness.record(*id, reachable);
         }
-        let live = self.live_members();
+        let live = self.owner_candidates();
         let copies = self.inner.replication.min(live.len()).max(1);
 
         let mut report = RepairReport::default();

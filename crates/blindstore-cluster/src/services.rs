@@ -9,8 +9,9 @@ use blindstore_rpc::v1::forward_reply::Result as ForwardResult;
 use blindstore_rpc::v1::raft_server::Raft as RaftService;
 use blindstore_rpc::v1::{
     AddMemberReply, AddMemberRequest, ForwardError, ForwardReply, ForwardRequest, GetChunkReply,
-    GetChunkRequest, JoinReply, JoinRequest, MissingChunksReply, MissingChunksRequest,
-    PutChunkReply, PutChunkRequest, RaftMessage, ReadIndexReply, ReadIndexRequest,
+    GetChunkRequest, HeldReply, HeldRequest, JoinReply, JoinRequest, MissingChunksReply,
+    MissingChunksRequest, PutChunkReply, PutChunkRequest, RaftMessage, ReadIndexReply,
+    ReadIndexRequest,
 };
 use blindstore_types::command::Command;
 use blindstore_types::raft::NodeInfo;
@@ -129,6 +130,17 @@ impl Cluster for ClusterRpc {
         };
         Ok(Response::new(ForwardReply {
             result: Some(result),
+        }))
+    }
+
+    async fn held(&self, _request: Request<HeldRequest>) -> Result<Response<HeldReply>, Status> {
+        let usage = self
+            .0
+            .local_chunks()
+            .total_usage()
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(HeldReply {
+            chunks: usage.chunks,
         }))
     }
 

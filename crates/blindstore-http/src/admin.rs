@@ -6,7 +6,7 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::Json;
 use blindstore_cluster::ZoneInfo;
-use blindstore_types::api::{ClusterMembers, ErrorBody, Replicas, Zone, ZoneList};
+use blindstore_types::api::{ClusterMembers, ErrorBody, NodeChange, Replicas, Zone, ZoneList};
 use blindstore_types::Hash32;
 use subtle::ConstantTimeEq;
 use utoipa_axum::router::OpenApiRouter;
@@ -20,6 +20,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(create_zone, get_zone))
         .routes(routes!(chunk_replicas))
         .routes(routes!(cluster))
+        .routes(routes!(drain_node, undrain_node))
+        .routes(routes!(remove_node))
 }
 
 /// Proof that the request carries the admin token; handlers take it as an argument.
@@ -156,4 +158,80 @@ pub(crate) async fn chunk_replicas(
     ))]
 pub(crate) async fn cluster(_: Admin, State(state): State<AppState>) -> Json<ClusterMembers> {
     Json(state.node.members())
+}
+
+/// Start draining a node: it stops owning chunks, and its chunks move to their other owners.
+/// Progress: the node's `chunks_held` in `/v1/health` falls to 0.
+#[utoipa::path(post, path = "/v1/admin/cluster/nodes/{node_id}/drain", tag = "admin",
+    params(("node_id" = u64, Path, description = "Node id")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Draining", body = NodeChange),
+        (status = 400, description = "Not a member", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+    ))]
+pub(crate) async fn drain_node(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(node_id): Path<u64>,
+) -> Result<Json<NodeChange>, ApiError> {
+    state.node.set_draining(node_id, true).await?;
+    Ok(Json(NodeChange {
+        node_id,
+        action: "draining".into(),
+    }))
+}
+
+/// Stop draining a node: it owns chunks again.
+#[utoipa::path(delete, path = "/v1/admin/cluster/nodes/{node_id}/drain", tag = "admin",
+    params(("node_id" = u64, Path, description = "Node id")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "No longer draining", body = NodeChange),
+        (status = 400, description = "Not a member", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+    ))]
+pub(crate) async fn undrain_node(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(node_id): Path<u64>,
+) -> Result<Json<NodeChange>, ApiError> {
+    state.node.set_draining(node_id, false).await?;
+    Ok(Json(NodeChange {
+        node_id,
+        action: "undrained".into(),
+    }))
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct RemoveQuery {
+    /// Remove at once, without waiting for a drain (for a dead node); repair restores copies.
+    #[serde(default)]
+    force: bool,
+}
+
+/// Remove a node from the cluster. Without `force` it must have been drained (it holds no
+/// chunks). Must be sent to the leader.
+#[utoipa::path(delete, path = "/v1/admin/cluster/nodes/{node_id}", tag = "admin",
+    params(("node_id" = u64, Path, description = "Node id"), RemoveQuery),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Removed", body = NodeChange),
+        (status = 400, description = "Not a member, not drained, or the last node", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 503, description = "Not the leader (the message names it), or no quorum", body = ErrorBody),
+    ))]
+pub(crate) async fn remove_node(
+    _: Admin,
+    State(state): State<AppState>,
+    Path(node_id): Path<u64>,
+    ApiQuery(q): ApiQuery<RemoveQuery>,
+) -> Result<Json<NodeChange>, ApiError> {
+    state.node.remove_member(node_id, q.force).await?;
+    Ok(Json(NodeChange {
+        node_id,
+        action: "removed".into(),
+    }))
 }

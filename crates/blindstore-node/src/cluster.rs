@@ -13,19 +13,83 @@ pub enum ClusterCommand {
     /// One row per node: id, role, addresses, leader, term, applied index, lag, chunks held,
     /// reachable.
     Status(StatusArgs),
+    /// Remove a node: drain it first (its chunks are copied to their new owners, with
+    /// progress), then take it out of the membership. `--force` removes a dead node at once and
+    /// lets repair restore the copies it held.
+    Remove(RemoveArgs),
 }
 
 #[derive(Debug, Args)]
-pub struct StatusArgs {
+pub struct RemoveArgs {
+    /// The node to remove.
+    node_id: u64,
+    #[command(flatten)]
+    target: Target,
+    /// Remove at once, without draining (for a node that is dead).
+    #[arg(long)]
+    force: bool,
+    /// Give up draining after this long.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+}
+
+/// Which cluster, and the admin token for it.
+#[derive(Debug, Args)]
+struct Target {
     /// HTTP address of any member.
     #[arg(long, env = "BLINDSTORE_URL", default_value = "http://127.0.0.1:8080")]
     url: String,
-    /// Admin token of that member [default: the one in --data-dir]
+    /// Admin token [default: the one in --data-dir]
     #[arg(long, env = "BLINDSTORE_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
     /// Where to find the admin token when --admin-token is not given.
     #[arg(long, default_value = "./blindstore-data")]
     data_dir: PathBuf,
+}
+
+impl Target {
+    fn token(&self) -> anyhow::Result<String> {
+        match &self.admin_token {
+            Some(t) => Ok(t.clone()),
+            None => {
+                let path = self.data_dir.join("admin-token");
+                Ok(std::fs::read_to_string(&path)
+                    .with_context(|| {
+                        format!("no --admin-token given and cannot read {}", path.display())
+                    })?
+                    .trim()
+                    .to_owned())
+            }
+        }
+    }
+
+    fn client(&self) -> anyhow::Result<Client> {
+        Ok(Client::new(&self.url).with_admin_token(&self.token()?))
+    }
+
+    /// A client of the current leader.
+    async fn leader(&self) -> anyhow::Result<Client> {
+        let members = self
+            .client()?
+            .cluster()
+            .await
+            .with_context(|| format!("asking {} for the cluster's members", self.url))?;
+        let leader = members
+            .leader
+            .context("the cluster has no leader right now")?;
+        let info = members
+            .members
+            .iter()
+            .find(|m| m.node_id == leader)
+            .context("the leader is not in the membership")?;
+        Ok(Client::new(&format!("http://{}", info.http_addr)).with_admin_token(&self.token()?))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    target: Target,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -54,27 +118,18 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
     match command {
         ClusterCommand::Status(args) => runtime.block_on(status(args)),
+        ClusterCommand::Remove(args) => runtime.block_on(remove(args)),
     }
 }
 
 async fn status(args: StatusArgs) -> anyhow::Result<()> {
-    let token = match args.admin_token {
-        Some(t) => t,
-        None => {
-            let path = args.data_dir.join("admin-token");
-            std::fs::read_to_string(&path)
-                .with_context(|| {
-                    format!("no --admin-token given and cannot read {}", path.display())
-                })?
-                .trim()
-                .to_owned()
-        }
-    };
-    let client = Client::new(&args.url).with_admin_token(&token);
-    let members = client
+    let url = &args.target.url;
+    let members = args
+        .target
+        .client()?
         .cluster()
         .await
-        .with_context(|| format!("asking {} for the cluster's members", args.url))?;
+        .with_context(|| format!("asking {url} for the cluster's members"))?;
     let mut rows = Vec::new();
     for m in &members.members {
         let health = tokio::time::timeout(
@@ -88,7 +143,11 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
         };
         rows.push(NodeRow {
             node_id: m.node_id,
-            role: m.role.clone(),
+            role: if m.draining {
+                format!("{}*", m.role)
+            } else {
+                m.role.clone()
+            },
             rpc_addr: m.rpc_addr.clone(),
             http_addr: m.http_addr.clone(),
             leader: members.leader == Some(m.node_id),
@@ -107,7 +166,7 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
         };
     }
     if rows.is_empty() {
-        bail!("{} reports no members", args.url);
+        bail!("{url} reports no members");
     }
     if args.json {
         let out =
@@ -165,4 +224,54 @@ fn table_row(cols: [String; 10]) -> String {
         .join(" ")
         .trim_end()
         .to_owned()
+}
+
+async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
+    let node = args.node_id;
+    if args.force {
+        args.target.leader().await?.remove_node(node, true).await?;
+        println!("node {node} removed (forced); repair restores the copies it held");
+        return Ok(());
+    }
+    let members = args.target.client()?.cluster().await?;
+    let info = members
+        .members
+        .iter()
+        .find(|m| m.node_id == node)
+        .with_context(|| format!("node {node} is not a member"))?;
+    let target = Client::new(&format!("http://{}", info.http_addr));
+    let start = target
+        .health()
+        .await
+        .with_context(|| format!("node {node} does not answer; use --force to remove a dead node"))?
+        .chunks_held;
+    args.target.leader().await?.drain(node).await?;
+    let deadline = std::time::Instant::now() + args.timeout;
+    loop {
+        let held = target
+            .health()
+            .await
+            .map(|h| h.chunks_held)
+            .unwrap_or(u64::MAX);
+        if held != u64::MAX {
+            let moved = start.saturating_sub(held);
+            let percent = if start == 0 { 100 } else { moved * 100 / start };
+            eprint!("\rdraining node {node}: {moved} of {start} chunks moved ({percent}%)   ");
+        }
+        if held == 0 {
+            eprintln!();
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            eprintln!();
+            bail!(
+                "node {node} still holds {held} chunks after {:?}; it stays a draining member",
+                args.timeout
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    args.target.leader().await?.remove_node(node, false).await?;
+    println!("node {node} drained and removed");
+    Ok(())
 }

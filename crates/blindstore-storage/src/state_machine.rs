@@ -68,16 +68,19 @@ struct Tables {
     entries: Database<Bytes, Bytes>,
     /// `zone_key(zone, chunk hash)` → empty: chunks some entry references (never collected).
     refs: Database<Bytes, Bytes>,
+    /// Cluster-wide settings: `draining` → the set of draining node ids.
+    cluster: Database<Bytes, Bytes>,
 }
 
 impl Tables {
     /// The tables a snapshot carries, with their ids in the snapshot file.
-    fn snapshot_tables(&self) -> [(u8, Database<Bytes, Bytes>); 4] {
+    fn snapshot_tables(&self) -> [(u8, Database<Bytes, Bytes>); 5] {
         [
             (1, self.zones.remap_key_type::<Bytes>()),
             (2, self.chains),
             (3, self.entries),
             (4, self.refs),
+            (5, self.cluster),
         ]
     }
 }
@@ -93,6 +96,7 @@ impl StateMachineStore {
             chains: env.create_database(&mut wtxn, Some("chains"))?,
             entries: env.create_database(&mut wtxn, Some("entries"))?,
             refs: env.create_database(&mut wtxn, Some("refs"))?,
+            cluster: env.create_database(&mut wtxn, Some("cluster"))?,
         };
         wtxn.commit()?;
         let snapshot_dir = dir.join("snapshots");
@@ -186,6 +190,12 @@ impl StateMachineStore {
             out.push(decode("entry header", bytes)?);
         }
         Ok(Some((head, out)))
+    }
+
+    /// The nodes being drained.
+    pub fn draining(&self) -> Result<std::collections::BTreeSet<NodeId>, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        read_draining(&self.inner.tables, &rtxn)
     }
 
     /// Whether any committed entry of `zone` references chunk `hash` (as payload or extra).
@@ -401,6 +411,16 @@ fn apply_command(
                 chain,
             })
         }
+        Command::SetDraining { node, draining } => {
+            let mut set = read_draining(t, wtxn)?;
+            if draining {
+                set.insert(node);
+            } else {
+                set.remove(&node);
+            }
+            t.cluster.put(wtxn, DRAINING, &encode(&set))?;
+            Ok(CommandResponse::DrainingSet)
+        }
         Command::Append {
             zone,
             chain_id,
@@ -438,6 +458,18 @@ fn apply_command(
                 length: chain.length,
             })
         }
+    }
+}
+
+const DRAINING: &[u8] = b"draining";
+
+fn read_draining(
+    t: &Tables,
+    txn: &heed::RoTxn<WithoutTls>,
+) -> Result<std::collections::BTreeSet<NodeId>, StorageError> {
+    match t.cluster.get(txn, DRAINING)? {
+        Some(bytes) => decode("draining set", bytes),
+        None => Ok(Default::default()),
     }
 }
 

@@ -67,6 +67,18 @@ pub struct Member {
     pub http_addr: String,
     /// Highest log index known replicated to this member (only when the answering node leads).
     pub matched: Option<u64>,
+    /// Being drained: its chunks are moving to other nodes before it is removed.
+    #[serde(default)]
+    pub draining: bool,
+}
+
+/// Answer to draining or removing a node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct NodeChange {
+    pub node_id: u64,
+    /// What was done: `draining`, `undrained` or `removed`.
+    pub action: String,
 }
 
 /// A zone with its usage.

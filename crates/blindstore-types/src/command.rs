@@ -23,6 +23,9 @@ pub enum Command {
         chain_id: ChainId,
         header: EntryHeader,
     },
+    /// Mark a node as draining (or no longer): it stops owning chunks, so the repairers move
+    /// its chunks to their other owners before it is removed.
+    SetDraining { node: u64, draining: bool },
 }
 
 /// The result of applying one log entry.
@@ -44,6 +47,8 @@ pub enum CommandResponse {
     },
     /// The command was applied as a no-op because its precondition did not hold.
     Rejected(Rejection),
+    /// The draining set was updated. (New variants go last: the encoding numbers variants.)
+    DrainingSet,
 }
 
 /// Why a command changed nothing.

@@ -15,6 +15,9 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/admin/zones/{zone}"),
     ("get", "/v1/admin/zones/{zone}/chunks/{hash}/replicas"),
     ("get", "/v1/admin/cluster"),
+    ("post", "/v1/admin/cluster/nodes/{node_id}/drain"),
+    ("delete", "/v1/admin/cluster/nodes/{node_id}/drain"),
+    ("delete", "/v1/admin/cluster/nodes/{node_id}"),
     ("put", "/v1/zones/{zone}/chunks/{hash}"),
     ("get", "/v1/zones/{zone}/chunks/{hash}"),
     ("head", "/v1/zones/{zone}/chunks/{hash}"),
@@ -54,7 +57,8 @@ async fn every_route_is_served_and_documented() {
         let uri = path
             .replace("{zone}", "demo")
             .replace("{hash}", &hash)
-            .replace("{chain_id}", &hash);
+            .replace("{chain_id}", &hash)
+            .replace("{node_id}", "99");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let r = t.call(method.clone(), &uri, None).await;
         // An unrouted request gets axum's bare 404/405; every real route answers something else

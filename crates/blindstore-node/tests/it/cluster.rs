@@ -407,3 +407,89 @@ async fn lost_copies_are_restored_and_a_new_node_takes_its_share_without_droppin
         }
     }
 }
+
+/// Runs `blindstore cluster <args>` against `via`, as an operator would.
+fn cli(via: &NodeProcess, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_blindstore"))
+        .arg("cluster")
+        .args(args)
+        .args(["--url", &via.url, "--admin-token", ADMIN])
+        .output()
+        .unwrap()
+}
+
+async fn assert_two_live_copies(admin: &Client, chunks: &[(Hash32, Vec<u8>)], gone: &[u64]) {
+    let (a, c, gone) = (admin.clone(), chunks.to_vec(), gone.to_vec());
+    eventually(
+        Duration::from_secs(90),
+        "every chunk on two live nodes",
+        || {
+            let (a, c, gone) = (a.clone(), c.clone(), gone.clone());
+            async move {
+                for (hash, _) in &c {
+                    let r = a.replicas(&demo(), hash).await.unwrap();
+                    if r.node_ids.len() != 2 || r.node_ids.iter().any(|n| gone.contains(n)) {
+                        return false;
+                    }
+                }
+                true
+            }
+        },
+    )
+    .await;
+    for (hash, bytes) in chunks {
+        assert_eq!(&admin.get_chunk(&demo(), hash).await.unwrap(), bytes);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn draining_and_force_removing_nodes_loses_nothing() {
+    let mut cluster = Cluster::start(&["--down-after", "60s", "--repair-interval", "300ms"]);
+    cluster.join_node();
+    let clients = cluster.clients();
+    let mut chunks = Vec::new();
+    for i in 0..120u32 {
+        let bytes = format!("drain chunk {i}").into_bytes();
+        let (hash, _) = clients[i as usize % 4]
+            .put_chunk(&demo(), bytes.clone())
+            .await
+            .unwrap();
+        chunks.push((hash, bytes));
+    }
+    let via = cluster.nodes[0].as_ref().unwrap();
+    let admin = via.client().with_admin_token(ADMIN);
+
+    // Drain and remove node 2 (a voter): progress is shown, nothing is lost, and the storage
+    // node is promoted so the cluster keeps three voters.
+    let out = cli(via, &["remove", "2"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("chunks moved"), "progress shown: {stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("drained and removed"));
+    let members = admin.cluster().await.unwrap().members;
+    assert_eq!(
+        members.iter().map(|m| m.node_id).collect::<Vec<_>>(),
+        vec![1, 3, 4]
+    );
+    assert!(members.iter().all(|m| m.role == "voter"), "{members:?}");
+    assert_two_live_copies(&admin, &chunks, &[2]).await;
+
+    // Kill node 3 and force-remove it: repair brings every chunk back to two live copies.
+    let index = cluster
+        .nodes
+        .iter()
+        .position(|n| {
+            n.as_ref()
+                .is_some_and(|n| n.url.ends_with(&members[1].http_addr))
+        })
+        .unwrap();
+    cluster.nodes[index].take().unwrap().kill_9();
+    let via = cluster.nodes[0].as_ref().unwrap();
+    let out = cli(via, &["remove", "3", "--force"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_two_live_copies(&admin, &chunks, &[2, 3]).await;
+}
