@@ -255,7 +255,7 @@ async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
             .unwrap_or(u64::MAX);
         if held != u64::MAX {
             let moved = start.saturating_sub(held);
-            let percent = if start == 0 { 100 } else { moved * 100 / start };
+            let percent = (moved * 100).checked_div(start).unwrap_or(100);
             eprint!("\rdraining node {node}: {moved} of {start} chunks moved ({percent}%)   ");
         }
         if held == 0 {
