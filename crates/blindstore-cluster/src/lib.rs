@@ -16,6 +16,7 @@ mod services;
 mod transport;
 
 pub use error::NodeError;
+pub use membership::discover;
 pub use node::{
     AppendInput, Consistency, EntriesPage, Limits, Node, NodeConfig, ReadEntries, ZoneInfo,
 };

@@ -94,6 +94,50 @@ pub(crate) async fn node_id(
     Ok(id)
 }
 
+/// The membership as the member at rpc address `seed` sees it, asked with the cluster secret:
+/// how a gateway finds the cluster. Leader first.
+pub async fn discover(seed: &str, secret: &str) -> Result<ClusterMembers, NodeError> {
+    let secret =
+        ClusterSecret::new(secret).map_err(|e| NodeError::BadRequest(e.message().to_owned()))?;
+    let mut client = Peers::new(secret)
+        .cluster(seed)
+        .map_err(|s| NodeError::Unavailable(s.to_string()))?;
+    let reply = tokio::time::timeout(
+        FORWARD_TIMEOUT,
+        client.members(blindstore_rpc::v1::MembersRequest {}),
+    )
+    .await
+    .map_err(|_| NodeError::Unavailable(format!("{seed} did not answer")))?
+    .map_err(|s| match s.code() {
+        tonic::Code::Unauthenticated => {
+            NodeError::BadRequest(format!("refused by {seed}: {}", s.message()))
+        }
+        _ => NodeError::Unavailable(format!("{seed}: {}", s.message())),
+    })?
+    .into_inner();
+    let leader = (reply.leader != 0).then_some(reply.leader);
+    let mut members: Vec<Member> = reply
+        .members
+        .into_iter()
+        .map(|m| Member {
+            node_id: m.node_id,
+            role: if m.voter { "voter" } else { "learner" }.into(),
+            rpc_addr: m.rpc_addr,
+            http_addr: m.http_addr,
+            matched: None,
+            draining: false,
+        })
+        .collect();
+    members.sort_by_key(|m| (Some(m.node_id) != leader, m.node_id));
+    Ok(ClusterMembers {
+        node_id: 0,
+        leader,
+        term: 0,
+        leader_last_log_index: None,
+        members,
+    })
+}
+
 /// Serves node-to-node gRPC on `listener` until the node shuts down.
 pub(crate) async fn serve_rpc(node: Node, listener: TcpListener, secret: ClusterSecret) {
     let shutdown = node.inner.shutdown.clone();

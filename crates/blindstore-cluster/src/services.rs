@@ -9,9 +9,9 @@ use blindstore_rpc::v1::forward_reply::Result as ForwardResult;
 use blindstore_rpc::v1::raft_server::Raft as RaftService;
 use blindstore_rpc::v1::{
     AddMemberReply, AddMemberRequest, ForwardError, ForwardReply, ForwardRequest, GetChunkReply,
-    GetChunkRequest, HeldReply, HeldRequest, JoinReply, JoinRequest, MissingChunksReply,
-    MissingChunksRequest, PutChunkReply, PutChunkRequest, RaftMessage, ReadIndexReply,
-    ReadIndexRequest,
+    GetChunkRequest, HeldReply, HeldRequest, JoinReply, JoinRequest, MemberInfo, MembersReply,
+    MembersRequest, MissingChunksReply, MissingChunksRequest, PutChunkReply, PutChunkRequest,
+    RaftMessage, ReadIndexReply, ReadIndexRequest,
 };
 use blindstore_types::command::Command;
 use blindstore_types::raft::NodeInfo;
@@ -130,6 +130,27 @@ impl Cluster for ClusterRpc {
         };
         Ok(Response::new(ForwardReply {
             result: Some(result),
+        }))
+    }
+
+    async fn members(
+        &self,
+        _request: Request<MembersRequest>,
+    ) -> Result<Response<MembersReply>, Status> {
+        let view = self.0.members();
+        let members = view
+            .members
+            .into_iter()
+            .map(|m| MemberInfo {
+                node_id: m.node_id,
+                rpc_addr: m.rpc_addr,
+                http_addr: m.http_addr,
+                voter: m.role == "voter",
+            })
+            .collect();
+        Ok(Response::new(MembersReply {
+            leader: view.leader.unwrap_or(0),
+            members,
         }))
     }
 

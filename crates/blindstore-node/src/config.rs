@@ -69,6 +69,21 @@ pub struct Config {
     /// How often each node checks its chunks against their owners. Default: `10s`.
     #[serde(with = "humantime_serde")]
     pub repair_interval: Duration,
+    /// `member` (Raft voter or storage node, holding data) or `gateway` (no data: forwards the
+    /// API to members, caching chunks; needs `join` and `join_token`). Default: `member`.
+    pub role: Role,
+    /// Gateway: bytes of chunks cached in memory. Default: 268435456 (256 MiB).
+    pub cache_memory_bytes: u64,
+    /// Gateway: bytes of chunks cached on disk under `<data_dir>/cache` (emptied at start);
+    /// 0 turns the disk cache off. Default: 0.
+    pub cache_disk_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Member,
+    Gateway,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
@@ -100,6 +115,9 @@ impl Default for Config {
             replication: 2,
             down_after: Duration::from_secs(60),
             repair_interval: Duration::from_secs(10),
+            role: Role::Member,
+            cache_memory_bytes: 256 << 20,
+            cache_disk_bytes: 0,
         }
     }
 }
@@ -167,6 +185,15 @@ pub struct ServeArgs {
     /// Chunk repair interval [default: 10s]
     #[arg(long, env = "BLINDSTORE_REPAIR_INTERVAL", value_parser = humantime::parse_duration)]
     pub repair_interval: Option<Duration>,
+    /// member or gateway [default: member]
+    #[arg(long, env = "BLINDSTORE_ROLE")]
+    pub role: Option<Role>,
+    /// Gateway: memory cache size in bytes [default: 268435456]
+    #[arg(long, env = "BLINDSTORE_CACHE_MEMORY_BYTES")]
+    pub cache_memory_bytes: Option<u64>,
+    /// Gateway: disk cache size in bytes, 0 for none [default: 0]
+    #[arg(long, env = "BLINDSTORE_CACHE_DISK_BYTES")]
+    pub cache_disk_bytes: Option<u64>,
 }
 
 impl Config {
@@ -193,7 +220,10 @@ impl Config {
             voters,
             replication,
             down_after,
-            repair_interval
+            repair_interval,
+            role,
+            cache_memory_bytes,
+            cache_disk_bytes
         );
         macro_rules! overlay_option {
             ($($field:ident),*) => { $( if args.$field.is_some() { config.$field = args.$field.clone(); } )* };
@@ -241,7 +271,10 @@ impl Config {
         if self.join.is_some() && self.join_token.is_none() {
             bail!("join needs join_token (the token printed by the cluster's first node)");
         }
-        if self.join.is_some() && self.rpc_addr.is_none() {
+        if self.role == Role::Gateway && (self.join.is_none() || self.join_token.is_none()) {
+            bail!("a gateway needs join (a member's rpc address) and join_token");
+        }
+        if self.join.is_some() && self.rpc_addr.is_none() && self.role == Role::Member {
             bail!("join needs rpc_addr: members talk to each other over it");
         }
         if let Some(token) = &self.join_token {

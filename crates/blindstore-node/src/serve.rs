@@ -12,7 +12,7 @@ use blindstore_http::AppState;
 use blindstore_types::ZoneId;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{Config, LogFormat, ServeArgs};
+use crate::config::{Config, LogFormat, Role, ServeArgs};
 
 const ADMIN_TOKEN_FILE: &str = "admin-token";
 const JOIN_TOKEN_FILE: &str = "join-token";
@@ -42,10 +42,13 @@ fn init_tracing(format: LogFormat) {
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
-    tracing::info!(data_dir = %config.data_dir.display(), http_addr = %config.http_addr, "starting");
+    tracing::info!(data_dir = %config.data_dir.display(), http_addr = %config.http_addr, role = ?config.role, "starting");
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let admin_token = admin_token(&config)?;
+    if config.role == Role::Gateway {
+        return serve_gateway(config, admin_token).await;
+    }
 
     let (cluster_secret, new_cluster) = join_token(&config)?;
 
@@ -134,6 +137,43 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .context("http server")?;
     tracing::info!("http stopped; stopping node");
     node.shutdown().await;
+    Ok(())
+}
+
+/// The gateway role: no Raft, no stored chunks; forwards to members and caches chunks.
+async fn serve_gateway(config: Config, admin_token: String) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .with_context(|| format!("binding {}", config.http_addr))?;
+    let local_addr = listener.local_addr().context("reading the bound address")?;
+    let seed = config.join.clone().context("a gateway needs --join")?;
+    let gateway = blindstore_gateway::Gateway::start(blindstore_gateway::GatewayConfig {
+        seeds: vec![seed],
+        join_token: config
+            .join_token
+            .clone()
+            .context("a gateway needs --join-token")?,
+        admin_token,
+        cache_memory_bytes: config.cache_memory_bytes,
+        cache_disk: (config.cache_disk_bytes > 0)
+            .then(|| (config.data_dir.join("cache"), config.cache_disk_bytes)),
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("finding the cluster: {e}"))?;
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let refresher = tokio::spawn(gateway.clone().refresh_until(shutdown.clone()));
+    tracing::info!(addr = %local_addr, "gateway listening");
+    println!("blindstore listening on http://{local_addr}");
+    let _ = std::io::stdout().flush();
+    axum::serve(listener, blindstore_gateway::router(gateway))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("http server")?;
+    shutdown.cancel();
+    if let Err(e) = refresher.await {
+        tracing::warn!(error = %e, "member refresher ended abnormally");
+    }
+    tracing::info!("gateway stopped");
     Ok(())
 }
 

@@ -493,3 +493,92 @@ async fn draining_and_force_removing_nodes_loses_nothing() {
     );
     assert_two_live_copies(&admin, &chunks, &[2, 3]).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_gateway_serves_the_api_and_repeated_chunk_reads_from_its_cache() {
+    let mut cluster = Cluster::start(&[]);
+    let seed = cluster.nodes[0].as_ref().unwrap().rpc.clone().unwrap();
+    let token = std::fs::read_to_string(cluster.dir.path().join("n1/join-token")).unwrap();
+    let gateway = NodeProcess::start(
+        &cluster.dir.path().join("gw"),
+        &[
+            "--role",
+            "gateway",
+            "--join",
+            &seed,
+            "--join-token",
+            token.trim(),
+            "--admin-token",
+            ADMIN,
+            "--cache-disk-bytes",
+            "1000000",
+        ],
+    );
+    let gw = gateway.client();
+    assert_eq!(gw.health().await.unwrap().role, "gateway");
+
+    // The whole API works through the gateway.
+    let w = ChainWriter::generate(demo());
+    gw.create_chain(&demo(), w.public_key()).await.unwrap();
+    let mut prev = w.genesis();
+    for i in 0..5u64 {
+        let (request, hash) = w.sign(i, prev, format!("via gateway {i}").as_bytes(), vec![]);
+        gw.append(&demo(), &w.chain_id(), &request).await.unwrap();
+        prev = hash;
+    }
+    let entries = gw.all_entries(&demo(), &w.chain_id()).await.unwrap();
+    assert_eq!(
+        verify_entries(&demo(), w.public_key(), w.genesis(), &entries).unwrap(),
+        prev
+    );
+    let (stale, _) = w.sign(0, w.genesis(), b"x", vec![]);
+    let conflict = gw.append(&demo(), &w.chain_id(), &stale).await.unwrap_err();
+    assert_eq!(
+        conflict.code(),
+        Some("index_conflict"),
+        "errors pass through unchanged"
+    );
+
+    // Chunk reads: the first misses, the rest hit.
+    let bytes = b"a popular chunk".to_vec();
+    let (hash, _) = gw.put_chunk(&demo(), bytes.clone()).await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(gw.get_chunk(&demo(), &hash).await.unwrap(), bytes);
+    }
+    let stats = cache_stats(&gateway).await;
+    assert_eq!(
+        (stats["misses"].as_u64(), stats["hits"].as_u64()),
+        (Some(1), Some(2)),
+        "{stats}"
+    );
+    assert_eq!(stats["most_requested"][0]["hash"], hash.to_hex());
+    assert_eq!(stats["most_requested"][0]["requests"], 3);
+
+    // With every member gone, the cached chunk is still served: members see no requests for it.
+    for node in cluster.nodes.iter_mut() {
+        node.take().unwrap().kill_9();
+    }
+    assert_eq!(gw.get_chunk(&demo(), &hash).await.unwrap(), bytes);
+    assert_eq!(cache_stats(&gateway).await["hits"], 3);
+    let other = gw
+        .get_chunk(&demo(), &Hash32::digest(b"never stored"))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        other.code(),
+        Some("unavailable"),
+        "uncached reads need a member: {other}"
+    );
+}
+
+async fn cache_stats(gateway: &NodeProcess) -> Value {
+    reqwest::Client::new()
+        .get(format!("{}/v1/admin/cache", gateway.url))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}

@@ -1,0 +1,249 @@
+//! Bounded caches of immutable chunks: a byte-bounded LRU in memory and, optionally, a
+//! byte-bounded directory on disk (oldest first out). Chunks never change, so a cached chunk is
+//! never stale; the gateway checks each chunk's hash before caching it.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use blindstore_types::{Hash32, ZoneId};
+use bytes::Bytes;
+use lru::LruCache;
+use serde::Serialize;
+
+/// Most keys whose request counts are kept for the most-requested list.
+const MAX_COUNTED_KEYS: usize = 10_000;
+/// Length of the most-requested list.
+const MOST_REQUESTED: usize = 20;
+
+pub(crate) struct ChunkCache {
+    memory: Mutex<MemoryCache>,
+    disk: Option<DiskCache>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+    requests: Mutex<HashMap<ChunkKey, u64>>,
+}
+
+struct MemoryCache {
+    lru: LruCache<ChunkKey, Bytes>,
+    bytes: u64,
+    capacity: u64,
+}
+
+struct DiskCache {
+    dir: PathBuf,
+    capacity: u64,
+    files: Mutex<DiskFiles>,
+}
+
+/// A chunk's address in the caches.
+type ChunkKey = (ZoneId, Hash32);
+
+/// The disk cache's files in insertion order, with their sizes, and their total.
+#[derive(Default)]
+struct DiskFiles {
+    order: VecDeque<(ChunkKey, u64)>,
+    bytes: u64,
+}
+
+/// `GET /v1/admin/cache`.
+#[derive(Debug, Serialize)]
+pub struct CacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub memory_bytes: u64,
+    pub memory_capacity: u64,
+    pub memory_chunks: u64,
+    pub disk_bytes: u64,
+    pub disk_capacity: u64,
+    pub disk_chunks: u64,
+    pub most_requested: Vec<RequestCount>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RequestCount {
+    pub zone: ZoneId,
+    pub hash: Hash32,
+    pub requests: u64,
+}
+
+impl ChunkCache {
+    /// A cache holding at most `memory_bytes` in memory and `disk_bytes` under `disk_dir`
+    /// (which is emptied: what a previous run left there is not trusted to be complete).
+    pub(crate) fn new(memory_bytes: u64, disk: Option<(PathBuf, u64)>) -> std::io::Result<Self> {
+        let disk = match disk {
+            Some((dir, capacity)) if capacity > 0 => {
+                if dir.exists() {
+                    std::fs::remove_dir_all(&dir)?;
+                }
+                std::fs::create_dir_all(&dir)?;
+                Some(DiskCache {
+                    dir,
+                    capacity,
+                    files: Mutex::new(DiskFiles::default()),
+                })
+            }
+            _ => None,
+        };
+        Ok(Self {
+            memory: Mutex::new(MemoryCache {
+                lru: LruCache::unbounded(),
+                bytes: 0,
+                capacity: memory_bytes,
+            }),
+            disk,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            requests: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The chunk from memory or disk, counting the request as a hit or a miss.
+    pub(crate) async fn get(&self, zone: &ZoneId, hash: &Hash32) -> Option<Bytes> {
+        let key = (zone.clone(), *hash);
+        self.count(&key);
+        let from_memory = self
+            .memory
+            .lock()
+            .expect("cache lock")
+            .lru
+            .get(&key)
+            .cloned();
+        let found = match from_memory {
+            Some(bytes) => Some(bytes),
+            None => self.read_disk(&key).await,
+        };
+        match &found {
+            Some(bytes) => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                self.put_memory(key, bytes.clone());
+            }
+            None => {
+                self.misses.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        found
+    }
+
+    /// Caches a chunk whose hash the caller has checked.
+    pub(crate) async fn insert(&self, zone: &ZoneId, hash: &Hash32, bytes: Bytes) {
+        let key = (zone.clone(), *hash);
+        self.put_memory(key.clone(), bytes.clone());
+        if let Some(disk) = &self.disk {
+            if let Err(e) = disk.put(&key, &bytes).await {
+                tracing::warn!(error = %e, "disk cache write failed");
+            }
+        }
+    }
+
+    pub(crate) fn stats(&self) -> CacheStats {
+        let (memory_bytes, memory_capacity, memory_chunks) = {
+            let m = self.memory.lock().expect("cache lock");
+            (m.bytes, m.capacity, m.lru.len() as u64)
+        };
+        let (disk_bytes, disk_capacity, disk_chunks) = match &self.disk {
+            Some(d) => {
+                let files = d.files.lock().expect("cache lock");
+                (files.bytes, d.capacity, files.order.len() as u64)
+            }
+            None => (0, 0, 0),
+        };
+        let mut most: Vec<RequestCount> = self
+            .requests
+            .lock()
+            .expect("cache lock")
+            .iter()
+            .map(|((zone, hash), n)| RequestCount {
+                zone: zone.clone(),
+                hash: *hash,
+                requests: *n,
+            })
+            .collect();
+        most.sort_by(|a, b| b.requests.cmp(&a.requests).then(a.hash.cmp(&b.hash)));
+        most.truncate(MOST_REQUESTED);
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            memory_bytes,
+            memory_capacity,
+            memory_chunks,
+            disk_bytes,
+            disk_capacity,
+            disk_chunks,
+            most_requested: most,
+        }
+    }
+
+    fn count(&self, key: &ChunkKey) {
+        let mut requests = self.requests.lock().expect("cache lock");
+        if let Some(n) = requests.get_mut(key) {
+            *n += 1;
+        } else if requests.len() < MAX_COUNTED_KEYS {
+            requests.insert(key.clone(), 1);
+        }
+    }
+
+    fn put_memory(&self, key: ChunkKey, bytes: Bytes) {
+        let mut m = self.memory.lock().expect("cache lock");
+        let len = bytes.len() as u64;
+        if len > m.capacity {
+            return;
+        }
+        if let Some(old) = m.lru.put(key, bytes) {
+            m.bytes -= old.len() as u64;
+        }
+        m.bytes += len;
+        while m.bytes > m.capacity {
+            match m.lru.pop_lru() {
+                Some((_, evicted)) => m.bytes -= evicted.len() as u64,
+                None => break,
+            }
+        }
+    }
+
+    async fn read_disk(&self, key: &ChunkKey) -> Option<Bytes> {
+        let disk = self.disk.as_ref()?;
+        let bytes = tokio::fs::read(disk.path(key)).await.ok()?;
+        // The disk is not trusted blindly: a damaged file is a miss.
+        (Hash32::digest(&bytes) == key.1).then(|| Bytes::from(bytes))
+    }
+}
+
+impl DiskCache {
+    fn path(&self, (zone, hash): &ChunkKey) -> PathBuf {
+        self.dir.join(format!("{zone}-{hash}"))
+    }
+
+    async fn put(&self, key: &ChunkKey, bytes: &Bytes) -> std::io::Result<()> {
+        let len = bytes.len() as u64;
+        if len > self.capacity {
+            return Ok(());
+        }
+        let evict = {
+            let mut files = self.files.lock().expect("cache lock");
+            if files.order.iter().any(|(k, _)| k == key) {
+                return Ok(());
+            }
+            files.order.push_back((key.clone(), len));
+            files.bytes += len;
+            let mut evict = Vec::new();
+            while files.bytes > self.capacity {
+                match files.order.pop_front() {
+                    Some((k, n)) => {
+                        files.bytes -= n;
+                        evict.push(k);
+                    }
+                    None => break,
+                }
+            }
+            evict
+        };
+        for k in evict {
+            let _ = tokio::fs::remove_file(self.path(&k)).await;
+        }
+        let tmp = self.dir.join(format!(".{}-{}.tmp", key.0, key.1));
+        tokio::fs::write(&tmp, bytes).await?;
+        tokio::fs::rename(&tmp, self.path(key)).await
+    }
+}

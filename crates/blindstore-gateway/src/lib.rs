@@ -1,0 +1,367 @@
+//! The gateway role: a node that keeps no Raft state and no durable chunks. It serves the whole
+//! HTTP API by forwarding each request to a cluster member (the leader first, then the others
+//! if one cannot be reached), and answers repeated chunk reads from its caches without asking
+//! the members. Members are found through any member's rpc address with the join token, and
+//! looked up again every few seconds.
+
+mod cache;
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::header::{
+    AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG, HOST, IF_NONE_MATCH,
+};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use blindstore_types::api::{ErrorBody, ErrorDetail, Health, Member};
+use blindstore_types::{Hash32, ZoneId};
+use bytes::Bytes;
+use subtle::ConstantTimeEq;
+use tokio_util::sync::CancellationToken;
+
+pub use cache::CacheStats;
+use cache::ChunkCache;
+
+/// Largest request body forwarded (the largest chunk allowed, plus room).
+const MAX_FORWARD_BYTES: usize = 65 << 20;
+/// How often the member list is refreshed.
+const REFRESH_EVERY: Duration = Duration::from_secs(5);
+
+/// What a gateway needs.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Rpc addresses of members to ask for the membership (at least one).
+    pub seeds: Vec<String>,
+    /// The cluster's join token.
+    pub join_token: String,
+    pub admin_token: String,
+    pub cache_memory_bytes: u64,
+    /// Optional disk cache: its directory and size.
+    pub cache_disk: Option<(PathBuf, u64)>,
+}
+
+/// A running gateway.
+pub struct Gateway {
+    config: GatewayConfig,
+    members: RwLock<Vec<Member>>,
+    leader: RwLock<Option<u64>>,
+    http: reqwest::Client,
+    cache: ChunkCache,
+}
+
+impl Gateway {
+    /// Finds the cluster (failing if no seed answers) and sets up the caches.
+    pub async fn start(config: GatewayConfig) -> Result<Arc<Self>, String> {
+        let cache = ChunkCache::new(config.cache_memory_bytes, config.cache_disk.clone())
+            .map_err(|e| format!("setting up the disk cache: {e}"))?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let gateway = Arc::new(Self {
+            config,
+            members: RwLock::new(Vec::new()),
+            leader: RwLock::new(None),
+            http,
+            cache,
+        });
+        gateway.refresh().await?;
+        Ok(gateway)
+    }
+
+    /// Keeps the member list fresh until `shutdown`.
+    pub async fn refresh_until(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(REFRESH_EVERY) => {}
+            }
+            if let Err(e) = self.refresh().await {
+                tracing::warn!(error = %e, "could not refresh the member list");
+            }
+        }
+    }
+
+    /// Asks the known members (then the seeds) for the membership; the first answer wins.
+    async fn refresh(&self) -> Result<(), String> {
+        let known: Vec<String> = self.members().iter().map(|m| m.rpc_addr.clone()).collect();
+        let mut last_error = String::from("no seed given");
+        for addr in known.iter().chain(&self.config.seeds) {
+            match blindstore_cluster::discover(addr, &self.config.join_token).await {
+                Ok(view) if !view.members.is_empty() => {
+                    *self.leader.write().expect("lock") = view.leader;
+                    *self.members.write().expect("lock") = view.members;
+                    return Ok(());
+                }
+                Ok(_) => last_error = format!("{addr} knows no members"),
+                Err(e) => last_error = e.to_string(),
+            }
+        }
+        Err(last_error)
+    }
+
+    fn members(&self) -> Vec<Member> {
+        self.members.read().expect("lock").clone()
+    }
+
+    pub fn cache_stats(&self) -> CacheStats {
+        self.cache.stats()
+    }
+
+    /// Sends a request to the members in order (leader first) until one answers.
+    async fn forward(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Response {
+        for member in self.members() {
+            let url = format!("http://{}{}", member.http_addr, path_and_query);
+            let mut request = self.http.request(method.clone(), &url).body(body.clone());
+            for (name, value) in headers {
+                if name != HOST && name != CONTENT_LENGTH && !is_hop_by_hop(name.as_str()) {
+                    request = request.header(name, value);
+                }
+            }
+            match request.send().await {
+                Ok(response) => return relay(response).await,
+                // Never reached the member: safe to try another.
+                Err(e) if e.is_connect() => {
+                    tracing::debug!(member = member.node_id, error = %e, "member unreachable; trying the next")
+                }
+                Err(e) => {
+                    return error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "outcome_unknown",
+                        &format!("the member handling this request failed: {e}"),
+                    )
+                }
+            }
+        }
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "no cluster member could be reached",
+        )
+    }
+}
+
+/// The gateway's HTTP API: everything is forwarded, chunk reads go through the caches, and
+/// `/v1/health` and `/v1/admin/cache` are the gateway's own.
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/v1/health", get(health))
+        .route("/v1/admin/cache", get(cache_stats))
+        .route(
+            "/v1/zones/{zone}/chunks/{hash}",
+            get(get_chunk).head(head_chunk).fallback(forward),
+        )
+        .fallback(forward)
+        .with_state(gateway)
+}
+
+async fn health(State(gw): State<Arc<Gateway>>) -> Json<Health> {
+    Json(Health {
+        node_id: 0,
+        role: "gateway".into(),
+        leader: *gw.leader.read().expect("lock"),
+        term: 0,
+        last_applied: None,
+        last_log_index: None,
+        snapshot: None,
+        purged: None,
+        chunks_held: 0,
+        under_replicated: 0,
+    })
+}
+
+async fn cache_stats(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    let presented = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !bool::from(presented.as_bytes().ct_eq(gw.config.admin_token.as_bytes())) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or invalid admin token",
+        );
+    }
+    Json(gw.cache_stats()).into_response()
+}
+
+async fn forward(State(gw): State<Arc<Gateway>>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_FORWARD_BYTES).await {
+        Ok(b) => b,
+        Err(_) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "request body is too large",
+            )
+        }
+    };
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    gw.forward(parts.method, path, &parts.headers, body).await
+}
+
+async fn get_chunk(
+    State(gw): State<Arc<Gateway>>,
+    Path((zone, hash)): Path<(String, String)>,
+    headers: HeaderMap,
+    request: Request,
+) -> Response {
+    let (Ok(zone), Ok(hash)) = (ZoneId::new(&zone), Hash32::from_hex(&hash)) else {
+        // Malformed: let a member give the documented error.
+        return forward(State(gw), request).await;
+    };
+    if let Some(bytes) = gw.cache.get(&zone, &hash).await {
+        return chunk_response(&hash, &headers, bytes, false);
+    }
+    let path = request.uri().path().to_owned();
+    let mut upstream_headers = headers.clone();
+    upstream_headers.remove(IF_NONE_MATCH);
+    let response = gw
+        .forward(Method::GET, &path, &upstream_headers, Bytes::new())
+        .await;
+    if response.status() != StatusCode::OK {
+        return response;
+    }
+    let bytes = match axum::body::to_bytes(response.into_body(), MAX_FORWARD_BYTES).await {
+        Ok(b) => b,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_GATEWAY,
+                "unavailable",
+                &format!("reading the chunk: {e}"),
+            )
+        }
+    };
+    if Hash32::digest(&bytes) != hash {
+        return error(
+            StatusCode::BAD_GATEWAY,
+            "unavailable",
+            "a member sent a chunk that fails its hash",
+        );
+    }
+    gw.cache.insert(&zone, &hash, bytes.clone()).await;
+    chunk_response(&hash, &headers, bytes, false)
+}
+
+async fn head_chunk(
+    State(gw): State<Arc<Gateway>>,
+    Path((zone, hash)): Path<(String, String)>,
+    headers: HeaderMap,
+    request: Request,
+) -> Response {
+    if let (Ok(zone), Ok(hash)) = (ZoneId::new(&zone), Hash32::from_hex(&hash)) {
+        if let Some(bytes) = gw.cache.get(&zone, &hash).await {
+            return chunk_response(&hash, &headers, bytes, true);
+        }
+    }
+    forward(State(gw), request).await
+}
+
+fn chunk_response(
+    hash: &Hash32,
+    request_headers: &HeaderMap,
+    bytes: Bytes,
+    head: bool,
+) -> Response {
+    let hex = hash.to_hex();
+    let matches = request_headers.get_all(IF_NONE_MATCH).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',').any(|t| {
+                t.trim() == "*" || t.trim().trim_start_matches("W/").trim_matches('"') == hex
+            })
+        })
+    });
+    let mut response = if matches {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else if head {
+        let mut r = StatusCode::OK.into_response();
+        r.headers_mut()
+            .insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+        r
+    } else {
+        (StatusCode::OK, bytes).into_response()
+    };
+    let h = response.headers_mut();
+    h.insert(
+        ETAG,
+        HeaderValue::from_str(&format!("\"{hex}\"")).expect("hex is a valid header value"),
+    );
+    h.insert(
+        CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=31536000, immutable"),
+    );
+    h.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    response
+}
+
+async fn relay(response: reqwest::Response) -> Response {
+    let status = response.status();
+    let mut headers = HeaderMap::new();
+    for (name, value) in response.headers() {
+        if !is_hop_by_hop(name.as_str()) && name != CONTENT_LENGTH {
+            headers.append(name.clone(), value.clone());
+        }
+    }
+    match response.bytes().await {
+        Ok(body) => {
+            let mut out = Response::new(Body::from(body));
+            *out.status_mut() = status;
+            *out.headers_mut() = headers;
+            out
+        }
+        Err(e) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "outcome_unknown",
+            &format!("the member's answer was cut off: {e}"),
+        ),
+    }
+}
+
+fn is_hop_by_hop(name: &str) -> bool {
+    matches!(
+        name,
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = ErrorBody {
+        error: ErrorDetail {
+            code: code.into(),
+            message: message.into(),
+            length: None,
+            head: None,
+        },
+        length: None,
+        head: None,
+    };
+    (status, Json(body)).into_response()
+}
