@@ -8,6 +8,7 @@
 # Nodes serve HTTP on 127.0.0.1:9001-9003 and node-to-node gRPC on 127.0.0.1:9101-9103; data,
 # logs and pids live in ./cluster-data (CLUSTER_DIR to change). All nodes share one admin token,
 # kept in ./cluster-data/admin-token. Starting again after a stop restarts the same cluster.
+# WITH_GATEWAY=1 also starts a gateway (no data, caches chunks) on 127.0.0.1:9000.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,6 +62,13 @@ start() {
     wait_healthy "http://127.0.0.1:$(http_port "$i")"
     echo "node $i: http://127.0.0.1:$(http_port "$i") (pid $!)"
   done
+  if [[ "${WITH_GATEWAY:-0}" == 1 ]] && ! running gw; then
+    "$BIN" serve --role gateway --data-dir "$DIR/gw" --http-addr 127.0.0.1:9000 --admin-token "$token" \
+      --join "127.0.0.1:$(rpc_port 1)" --join-token "$(cat "$DIR/n1/join-token")" >> "$DIR/gw.log" 2>&1 &
+    echo $! > "$DIR/ngw.pid"
+    wait_healthy "http://127.0.0.1:9000"
+    echo "gateway: http://127.0.0.1:9000 (pid $!)"
+  fi
   status
 }
 
@@ -69,7 +77,7 @@ status() {
 }
 
 stop() {
-  for i in $(seq 1 $NODES); do
+  for i in gw $(seq 1 $NODES); do
     if running "$i"; then
       local pid
       pid=$(cat "$DIR/n$i.pid")
