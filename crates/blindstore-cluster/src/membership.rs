@@ -221,8 +221,11 @@ impl Node {
         Some((leader, info))
     }
 
+    /// Whether this node is leading now. (After a restart, `current_leader` can name this
+    /// node from its saved vote before it has been elected again; the server state cannot.)
     pub(crate) fn is_leader(&self) -> bool {
-        self.inner.raft.metrics().borrow().current_leader == Some(self.inner.id)
+        let m = self.inner.raft.metrics().borrow().clone();
+        m.state == openraft::ServerState::Leader && m.current_leader == Some(self.inner.id)
     }
 
     /// The leader's rpc address, or why there is none to talk to.
@@ -409,6 +412,25 @@ impl Node {
         let membership_error = |e: RaftError<NodeId, ClientWriteError<NodeId, NodeInfo>>| {
             NodeError::Unavailable(e.to_string())
         };
+        // A member announcing new addresses after a restart: update them in place.
+        let known = self
+            .inner
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .cloned();
+        if let Some(known) = known {
+            if known != info {
+                tracing::info!(node_id = id, node = %info, "updating a member's addresses");
+                raft.change_membership(ChangeMembers::SetNodes(BTreeMap::from([(id, info)])), true)
+                    .await
+                    .map_err(membership_error)?;
+            }
+            return Ok(self.voter_ids().contains(&id));
+        }
         let already_voter = self.voter_ids().contains(&id);
         if !already_voter {
             tracing::info!(node_id = id, node = %info, "adding a learner");
@@ -470,37 +492,99 @@ impl Node {
         }
     }
 
-    /// After a restart: once a leader is known, and if it is this node, makes the membership
-    /// carry this node's current addresses (they change when a node restarts with other flags,
-    /// e.g. a single node given --rpc-addr to become joinable). Ends at shutdown.
-    pub(crate) async fn refresh_own_address_when_leading(self) {
+    /// After a restart: if the cluster holds other addresses for this node than it now has
+    /// (it was restarted with other flags, e.g. a new port), gets them updated. The other
+    /// members' view is what counts — this node's own log may hold changes that never
+    /// committed — so it asks them (they forward to the leader) until one has the right
+    /// addresses; a node alone updates its own membership. Until then the others cannot reach
+    /// this node. Ends when done or at shutdown.
+    pub(crate) async fn announce_own_address(self) {
         let shutdown = self.inner.shutdown.clone();
-        let mut metrics = self.inner.raft.metrics();
+        let mut delay = Duration::from_millis(200);
         loop {
-            if metrics.borrow().current_leader.is_some() {
-                break;
+            match self.announce_once().await {
+                Ok(true) => {
+                    tracing::info!(node = %self.inner.own_info, "the cluster has this node's current addresses");
+                    return;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "announcing this node's addresses; will retry")
+                }
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                changed = metrics.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep(delay) => {}
             }
-        }
-        if let Err(e) = self.refresh_own_address().await {
-            tracing::warn!(error = %e, "could not update this node's addresses in the membership");
+            delay = (delay * 2).min(Duration::from_secs(5));
         }
     }
 
-    /// Leader: makes the membership carry this node's current addresses.
-    async fn refresh_own_address(&self) -> Result<(), NodeError> {
-        let m = self.inner.raft.metrics().borrow().clone();
-        let current = m
+    /// One attempt; `Ok(true)` once the cluster holds this node's current addresses.
+    async fn announce_once(&self) -> Result<bool, NodeError> {
+        let membership = self
+            .inner
+            .raft
+            .metrics()
+            .borrow()
             .membership_config
             .membership()
-            .get_node(&self.inner.id)
-            .cloned();
-        if current.as_ref() == Some(&self.inner.own_info) || !self.is_leader() {
-            return Ok(());
+            .clone();
+        let others: Vec<String> = membership
+            .nodes()
+            .filter(|(id, info)| **id != self.inner.id && !info.rpc_addr.is_empty())
+            .map(|(_, info)| info.rpc_addr.clone())
+            .collect();
+        if others.is_empty() {
+            if membership.get_node(&self.inner.id) == Some(&self.inner.own_info) {
+                return Ok(true);
+            }
+            if !self.is_leader() {
+                return Ok(false);
+            }
+            tokio::time::timeout(FORWARD_TIMEOUT, self.set_own_address())
+                .await
+                .map_err(|_| NodeError::Unavailable("membership change timed out".into()))??;
+            return Ok(true);
         }
+        let request = AddMemberRequest {
+            node_id: self.inner.id,
+            rpc_addr: self.inner.own_info.rpc_addr.clone(),
+            http_addr: self.inner.own_info.http_addr.clone(),
+        };
+        let mut last = NodeError::Unavailable("no member answered".into());
+        for addr in others {
+            let Ok(mut client) = self.inner.peers.cluster(&addr) else {
+                continue;
+            };
+            let view = tokio::time::timeout(
+                FORWARD_TIMEOUT,
+                client.members(blindstore_rpc::v1::MembersRequest {}),
+            )
+            .await;
+            if let Ok(Ok(view)) = view {
+                let known = view
+                    .into_inner()
+                    .members
+                    .into_iter()
+                    .find(|m| m.node_id == self.inner.id);
+                if known.is_some_and(|m| {
+                    m.rpc_addr == request.rpc_addr && m.http_addr == request.http_addr
+                }) {
+                    return Ok(true);
+                }
+            }
+            match tokio::time::timeout(FORWARD_TIMEOUT, client.add_member(request.clone())).await {
+                Ok(Ok(_)) => return Ok(true),
+                Ok(Err(s)) => last = NodeError::Unavailable(s.message().to_owned()),
+                Err(_) => last = NodeError::Unavailable(format!("{addr} did not answer")),
+            }
+        }
+        Err(last)
+    }
+
+    /// Leader: makes the membership carry this node's current addresses.
+    async fn set_own_address(&self) -> Result<(), NodeError> {
         let _guard = self.inner.membership.lock().await;
         let nodes = BTreeMap::from([(self.inner.id, self.inner.own_info.clone())]);
         self.inner
@@ -508,7 +592,6 @@ impl Node {
             .change_membership(ChangeMembers::SetNodes(nodes), true)
             .await
             .map_err(|e| NodeError::Unavailable(e.to_string()))?;
-        tracing::info!(node = %self.inner.own_info, "updated this node's addresses in the membership");
         Ok(())
     }
 

@@ -272,7 +272,7 @@ impl Node {
         if let Some(seed) = joining {
             node.ask_to_be_added(&seed).await?;
         } else if !pristine {
-            let refresh = tokio::spawn(node.clone().refresh_own_address_when_leading());
+            let refresh = tokio::spawn(node.clone().announce_own_address());
             node.inner.tasks.lock().await.push(refresh);
         }
         Ok(node)

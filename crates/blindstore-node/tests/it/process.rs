@@ -29,7 +29,10 @@ impl NodeProcess {
             cmd.arg("--data-dir").arg(data_dir);
         }
         cmd.args(extra)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("BLINDSTORE_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .env_remove("BLINDSTORE_ADMIN_TOKEN")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
