@@ -201,6 +201,10 @@ impl Node {
             election_timeout_max: 2000,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_logs),
             max_in_snapshot_log_to_keep: config.snapshot_logs / 4,
+            // Snapshots travel in 1 MiB chunks; the last chunk's call also installs the whole
+            // snapshot into LMDB, which takes far longer than openraft's 200 ms default.
+            snapshot_max_chunk_size: 1 << 20,
+            install_snapshot_timeout: 60_000,
             ..Default::default()
         };
         let raft_config = Arc::new(

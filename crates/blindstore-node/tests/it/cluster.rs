@@ -285,8 +285,12 @@ async fn strangers_cannot_join_or_talk_to_members() {
 async fn lost_copies_are_restored_and_a_new_node_takes_its_share_without_dropping_copies() {
     let mut cluster = Cluster::start(&["--down-after", "2s", "--repair-interval", "300ms"]);
     let clients = cluster.clients();
+    let count: u32 = std::env::var("BLINDSTORE_CHUNKS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000);
     let mut chunks = Vec::new();
-    for i in 0..150u32 {
+    for i in 0..count {
         let bytes = format!("repair chunk {i}").into_bytes();
         let (hash, _) = clients[i as usize % 3]
             .put_chunk(&demo(), bytes.clone())
