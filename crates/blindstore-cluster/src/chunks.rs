@@ -8,6 +8,8 @@ use blindstore_rpc::v1::{GetChunkRequest, MissingChunksRequest, PutChunkRequest}
 use blindstore_types::raft::{NodeId, NodeInfo};
 use blindstore_types::{Hash32, ZoneId};
 
+use blindstore_storage::StorageError;
+
 use crate::node::now_secs;
 use crate::placement::rank;
 use crate::{Node, NodeError};
@@ -117,17 +119,24 @@ impl Node {
         zone: &ZoneId,
         hash: &Hash32,
     ) -> Result<Vec<u8>, NodeError> {
+        let mut corrupt_here = false;
         match self.inner.chunks.get(zone, hash) {
             Ok(Some(bytes)) => return Ok(bytes),
             Ok(None) => {}
-            // Never served; look for an intact copy elsewhere.
+            // Never served; an intact copy from elsewhere replaces it below.
+            Err(StorageError::CorruptChunk { .. }) => corrupt_here = true,
             Err(e) => tracing::error!(error = %e, "local chunk copy unusable"),
         }
         // Every storage member, draining and down ones included: a copy may be anywhere.
         let ranked = rank(&self.storage_members(), zone, hash);
         for (id, info) in ranked.into_iter().filter(|(id, _)| *id != self.inner.id) {
             match self.get_remote(&info, zone, hash).await {
-                Ok(Some(bytes)) if Hash32::digest(&bytes) == *hash => return Ok(bytes),
+                Ok(Some(bytes)) if Hash32::digest(&bytes) == *hash => {
+                    if corrupt_here {
+                        self.rewrite_local(zone, hash, bytes.clone()).await;
+                    }
+                    return Ok(bytes);
+                }
                 Ok(Some(_)) => {
                     tracing::error!(node_id = id, hash = %hash, "peer sent a chunk that fails its hash")
                 }
@@ -137,7 +146,27 @@ impl Node {
                 }
             }
         }
+        if corrupt_here {
+            return Err(NodeError::CorruptChunk(*hash));
+        }
         Err(NodeError::UnknownChunk)
+    }
+
+    /// Replaces this node's corrupt copy of a chunk with intact bytes.
+    async fn rewrite_local(&self, zone: &ZoneId, hash: &Hash32, bytes: Vec<u8>) {
+        let result = async {
+            self.inner.chunks.remove(zone, hash).await?;
+            self.inner.chunks.put(zone, *hash, bytes, now_secs()).await
+        }
+        .await;
+        match result {
+            Ok(_) => {
+                tracing::warn!(zone = %zone, hash = %hash, "replaced a corrupt chunk copy with an intact one from a peer")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, hash = %hash, "could not replace a corrupt chunk copy")
+            }
+        }
     }
 
     async fn get_remote(

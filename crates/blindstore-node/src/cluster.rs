@@ -108,6 +108,8 @@ struct NodeRow {
     /// How many log entries this node's applied index is behind the most advanced node.
     lag: Option<u64>,
     chunks: Option<u64>,
+    /// Chunks this node holds that some owner lacked at its last repair pass.
+    under_replicated: Option<u64>,
     reachable: bool,
 }
 
@@ -155,6 +157,7 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
             applied: health.as_ref().and_then(|h| h.last_applied),
             lag: None,
             chunks: health.as_ref().map(|h| h.chunks_held),
+            under_replicated: health.as_ref().map(|h| h.under_replicated),
             reachable: health.is_some(),
         });
     }
@@ -168,9 +171,20 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
     if rows.is_empty() {
         bail!("{url} reports no members");
     }
+    // A chunk missing a copy is counted by each node holding it; the largest count is a lower
+    // bound for the cluster, and 0 means nothing is known to be under-replicated.
+    let under_replicated = rows
+        .iter()
+        .filter_map(|r| r.under_replicated)
+        .max()
+        .unwrap_or(0);
     if args.json {
-        let out =
-            serde_json::json!({ "leader": members.leader, "term": members.term, "nodes": rows });
+        let out = serde_json::json!({
+            "leader": members.leader,
+            "term": members.term,
+            "under_replicated": under_replicated,
+            "nodes": rows,
+        });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
@@ -189,6 +203,7 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
                 "APPLIED",
                 "LAG",
                 "CHUNKS",
+                "UNDER-REPL",
                 "REACHABLE"
             ]
             .map(String::from)
@@ -207,16 +222,18 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
                 opt(r.applied),
                 opt(r.lag),
                 opt(r.chunks),
+                opt(r.under_replicated),
                 yes_no(r.reachable),
             ])
         );
     }
+    println!("under-replicated chunks: {under_replicated}");
     Ok(())
 }
 
 /// One line of the status table: fixed-width columns.
-fn table_row(cols: [String; 10]) -> String {
-    const WIDTHS: [usize; 10] = [5, 8, 22, 22, 7, 6, 8, 6, 8, 0];
+fn table_row(cols: [String; 11]) -> String {
+    const WIDTHS: [usize; 11] = [5, 8, 22, 22, 7, 6, 8, 6, 8, 11, 0];
     cols.iter()
         .zip(WIDTHS)
         .map(|(c, w)| format!("{c:<w$}"))

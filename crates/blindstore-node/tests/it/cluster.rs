@@ -759,3 +759,80 @@ async fn concurrent_writers_through_every_node_survive_killing_the_leader() {
         }
     }
 }
+
+/// Flips one byte of every occurrence of `needle` in a stopped node's chunk store file.
+fn corrupt_on_disk(data_dir: &std::path::Path, needle: &[u8]) -> usize {
+    let path = data_dir.join("chunks/data.mdb");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let mut hits = 0;
+    let mut at = 0;
+    while let Some(pos) = bytes[at..].windows(needle.len()).position(|w| w == needle) {
+        bytes[at + pos + needle.len() / 2] ^= 0xff;
+        hits += 1;
+        at += pos + needle.len();
+    }
+    std::fs::write(&path, bytes).unwrap();
+    hits
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_corrupt_copy_is_never_served_and_is_replaced_from_a_replica() {
+    let mut cluster = Cluster::start(&[]);
+    let bytes = format!("corrupt-me-{}", "x".repeat(200)).into_bytes();
+    let (hash, _) = cluster.clients()[0]
+        .put_chunk(&demo(), bytes.clone())
+        .await
+        .unwrap();
+    let admin = cluster.clients()[0].clone().with_admin_token(ADMIN);
+    let holders = admin.replicas(&demo(), &hash).await.unwrap().node_ids;
+    let status = cluster.status(cluster.nodes[0].as_ref().unwrap());
+    let index_of = |id: u64| {
+        let http = status["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["node_id"] == id)
+            .unwrap()["http_addr"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        cluster
+            .nodes
+            .iter()
+            .position(|n| n.as_ref().is_some_and(|n| n.url.ends_with(&http)))
+            .unwrap()
+    };
+    let (a, b) = (index_of(holders[0]), index_of(holders[1]));
+
+    // Damage A's copy while it is stopped, then restart it.
+    let a_dir = cluster.dir.path().join(format!("n{}", a + 1));
+    cluster.nodes[a].take().unwrap().terminate();
+    assert!(
+        corrupt_on_disk(&a_dir, &bytes[..40]) > 0,
+        "the chunk's bytes are in the file"
+    );
+    let args = ["--rpc-addr", "127.0.0.1:0", "--admin-token", ADMIN];
+    cluster.nodes[a] = Some(NodeProcess::start(&a_dir, &args));
+    let via_a = cluster.nodes[a].as_ref().unwrap().client();
+    let probe = via_a.clone();
+    eventually(
+        Duration::from_secs(30),
+        "the restarted node serves reads",
+        || {
+            let probe = probe.clone();
+            async move {
+                probe
+                    .chain(&demo(), &Hash32::digest(b"none"))
+                    .await
+                    .is_err_and(|e| e.code() == Some("unknown_chain"))
+            }
+        },
+    )
+    .await;
+
+    // Read through A: the corrupt copy is not served; the intact one from B is, and replaces it.
+    assert_eq!(via_a.get_chunk(&demo(), &hash).await.unwrap(), bytes);
+    // With B gone, A's own (repaired) copy is all there is.
+    cluster.nodes[b].take().unwrap().kill_9();
+    assert_eq!(via_a.get_chunk(&demo(), &hash).await.unwrap(), bytes);
+}
