@@ -250,12 +250,7 @@ impl ChunkStore {
                 return Ok(false);
             };
             let meta: ChunkMeta = decode("chunk meta", bytes)?;
-            inner.meta.delete(&mut wtxn, &key)?;
-            inner.data.delete(&mut wtxn, &key)?;
-            let mut usage = read_usage(&inner, &wtxn, &zone)?;
-            usage.chunks = usage.chunks.saturating_sub(1);
-            usage.bytes = usage.bytes.saturating_sub(meta.len);
-            inner.usage.put(&mut wtxn, zone.as_str(), &encode(&usage))?;
+            delete_chunk(&inner, &mut wtxn, &zone, &key, &meta)?;
             wtxn.commit()?;
             Ok(true)
         })
@@ -331,12 +326,7 @@ impl ChunkStore {
                 if meta.touched_at >= cutoff_secs {
                     continue;
                 }
-                inner.meta.delete(&mut wtxn, &key)?;
-                inner.data.delete(&mut wtxn, &key)?;
-                let mut usage = read_usage(&inner, &wtxn, &zone)?;
-                usage.chunks = usage.chunks.saturating_sub(1);
-                usage.bytes = usage.bytes.saturating_sub(meta.len);
-                inner.usage.put(&mut wtxn, zone.as_str(), &encode(&usage))?;
+                delete_chunk(&inner, &mut wtxn, &zone, &key, &meta)?;
                 report.deleted += 1;
                 report.bytes_freed += meta.len;
             }
@@ -345,6 +335,23 @@ impl ChunkStore {
         })
         .await
     }
+}
+
+/// Deletes a chunk's bytes and metadata and takes it off its zone's usage.
+fn delete_chunk(
+    inner: &Inner,
+    wtxn: &mut heed::RwTxn,
+    zone: &ZoneId,
+    key: &[u8],
+    meta: &ChunkMeta,
+) -> Result<(), StorageError> {
+    inner.meta.delete(wtxn, key)?;
+    inner.data.delete(wtxn, key)?;
+    let mut usage = read_usage(inner, wtxn, zone)?;
+    usage.chunks = usage.chunks.saturating_sub(1);
+    usage.bytes = usage.bytes.saturating_sub(meta.len);
+    inner.usage.put(wtxn, zone.as_str(), &encode(&usage))?;
+    Ok(())
 }
 
 fn read_usage(
