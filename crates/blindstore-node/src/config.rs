@@ -48,6 +48,9 @@ pub struct Config {
     /// The address other nodes should dial for this node's rpc, if not `rpc_addr` (e.g. when
     /// listening on 0.0.0.0). Default: the bound rpc address.
     pub advertise_rpc_addr: Option<String>,
+    /// The HTTP address other nodes, gateways and `cluster status` should use for this node, if
+    /// not the bound one (e.g. when listening on 0.0.0.0). Default: the bound HTTP address.
+    pub advertise_http_addr: Option<String>,
     /// On first start, join the cluster that this member's rpc address belongs to.
     /// Default: none (bootstrap a new cluster).
     pub join: Option<String>,
@@ -108,6 +111,7 @@ impl Default for Config {
             snapshot_logs: 20_000,
             rpc_addr: None,
             advertise_rpc_addr: None,
+            advertise_http_addr: None,
             join: None,
             join_token: None,
             node_id: None,
@@ -164,6 +168,9 @@ pub struct ServeArgs {
     /// Address peers dial for this node's rpc [default: the bound rpc address]
     #[arg(long, env = "BLINDSTORE_ADVERTISE_RPC_ADDR")]
     pub advertise_rpc_addr: Option<String>,
+    /// Address others use for this node's HTTP API [default: the bound HTTP address]
+    #[arg(long, env = "BLINDSTORE_ADVERTISE_HTTP_ADDR")]
+    pub advertise_http_addr: Option<String>,
     /// Join the cluster of this member (its rpc address), on first start
     #[arg(long, env = "BLINDSTORE_JOIN")]
     pub join: Option<String>,
@@ -200,12 +207,39 @@ impl Config {
     /// Defaults, then the file, then environment and flags (clap has already merged those two,
     /// flags winning), then validation.
     pub fn load(args: &ServeArgs) -> anyhow::Result<Config> {
-        let mut config = match &args.config {
+        // Destructured in full so a flag added to ServeArgs but not applied here cannot compile.
+        let ServeArgs {
+            config: file,
+            data_dir,
+            http_addr,
+            admin_token,
+            log_format,
+            demo_zone,
+            max_chunk_bytes,
+            max_entry_payload_bytes,
+            staging_ttl,
+            gc_interval,
+            snapshot_logs,
+            rpc_addr,
+            advertise_rpc_addr,
+            advertise_http_addr,
+            join,
+            join_token,
+            node_id,
+            voters,
+            replication,
+            down_after,
+            repair_interval,
+            role,
+            cache_memory_bytes,
+            cache_disk_bytes,
+        } = args.clone();
+        let mut config = match &file {
             Some(path) => Self::from_file(path)?,
             None => Config::default(),
         };
         macro_rules! overlay {
-            ($($field:ident),*) => { $( if let Some(v) = &args.$field { config.$field = v.clone(); } )* };
+            ($($field:ident),*) => { $( if let Some(v) = $field { config.$field = v; } )* };
         }
         overlay!(
             data_dir,
@@ -226,12 +260,13 @@ impl Config {
             cache_disk_bytes
         );
         macro_rules! overlay_option {
-            ($($field:ident),*) => { $( if args.$field.is_some() { config.$field = args.$field.clone(); } )* };
+            ($($field:ident),*) => { $( if $field.is_some() { config.$field = $field; } )* };
         }
         overlay_option!(
             admin_token,
             rpc_addr,
             advertise_rpc_addr,
+            advertise_http_addr,
             join,
             join_token,
             node_id

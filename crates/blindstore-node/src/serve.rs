@@ -75,7 +75,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let node = Node::start(
         NodeConfig {
             data_dir: config.data_dir.clone(),
-            http_addr: local_addr.to_string(),
+            http_addr: config
+                .advertise_http_addr
+                .clone()
+                .unwrap_or_else(|| local_addr.to_string()),
             limits: Limits {
                 max_chunk_bytes: config.max_chunk_bytes,
                 max_entry_payload_bytes: config.max_entry_payload_bytes,

@@ -224,7 +224,15 @@ async fn three_nodes_serve_reads_and_writes_through_any_node_and_survive_losing_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn strangers_cannot_join_or_talk_to_members() {
     let dir = tempfile::tempdir().unwrap();
-    let first = NodeProcess::start(&dir.path().join("n1"), &["--rpc-addr", "127.0.0.1:0"]);
+    let first = NodeProcess::start(
+        &dir.path().join("n1"),
+        &[
+            "--rpc-addr",
+            "127.0.0.1:0",
+            "--advertise-http-addr",
+            "node1.example:8080",
+        ],
+    );
     let seed = first.rpc.clone().unwrap();
 
     // Joining with a wrong token fails, and the cluster is unchanged.
@@ -247,7 +255,12 @@ async fn strangers_cannot_join_or_talk_to_members() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("join refused"), "{stderr}");
     let admin = first.admin_client(&dir.path().join("n1"));
-    assert_eq!(admin.cluster().await.unwrap().members.len(), 1);
+    let members = admin.cluster().await.unwrap().members;
+    assert_eq!(members.len(), 1);
+    assert_eq!(
+        members[0].http_addr, "node1.example:8080",
+        "the advertised address is recorded"
+    );
 
     // Raw gRPC without the secret, or with a wrong one: refused before any service runs.
     use blindstore_rpc::v1::{
