@@ -21,9 +21,7 @@ impl Node {
     /// The nodes that hold chunks: every member of the Raft membership that can be reached
     /// (has an rpc address), and always this node.
     pub(crate) fn storage_members(&self) -> Vec<(NodeId, NodeInfo)> {
-        let m = self.inner.raft.metrics().borrow().clone();
-        m.membership_config
-            .membership()
+        self.membership()
             .nodes()
             .filter(|(id, info)| **id == self.inner.id || !info.rpc_addr.is_empty())
             .map(|(id, info)| (*id, info.clone()))

@@ -205,19 +205,25 @@ impl Node {
         }
     }
 
+    /// The latest membership this node knows (it may not be committed yet).
+    pub(crate) fn membership(&self) -> openraft::Membership<NodeId, NodeInfo> {
+        self.inner
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .clone()
+    }
+
     pub(crate) fn raft(&self) -> &Raft<TypeConfig> {
         &self.inner.raft
     }
 
     /// The current leader and how to reach it, if known.
     pub(crate) fn leader(&self) -> Option<(NodeId, NodeInfo)> {
-        let m = self.inner.raft.metrics().borrow().clone();
-        let leader = m.current_leader?;
-        let info = m
-            .membership_config
-            .membership()
-            .get_node(&leader)
-            .cloned()?;
+        let leader = self.inner.raft.metrics().borrow().current_leader?;
+        let info = self.membership().get_node(&leader).cloned()?;
         Some((leader, info))
     }
 
@@ -339,9 +345,7 @@ impl Node {
         if node == self.inner.id {
             return Ok(self.inner.chunks.total_usage()?.chunks);
         }
-        let m = self.inner.raft.metrics().borrow().clone();
-        let info = m
-            .membership_config
+        let info = self
             .membership()
             .get_node(&node)
             .cloned()
@@ -413,15 +417,7 @@ impl Node {
             NodeError::Unavailable(e.to_string())
         };
         // A member announcing new addresses after a restart: update them in place.
-        let known = self
-            .inner
-            .raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .get_node(&id)
-            .cloned();
+        let known = self.membership().get_node(&id).cloned();
         if let Some(known) = known {
             if known != info {
                 tracing::info!(node_id = id, node = %info, "updating a member's addresses");
@@ -522,14 +518,7 @@ impl Node {
 
     /// One attempt; `Ok(true)` once the cluster holds this node's current addresses.
     async fn announce_once(&self) -> Result<bool, NodeError> {
-        let membership = self
-            .inner
-            .raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .clone();
+        let membership = self.membership();
         let others: Vec<String> = membership
             .nodes()
             .filter(|(id, info)| **id != self.inner.id && !info.rpc_addr.is_empty())
@@ -683,16 +672,10 @@ impl Node {
     }
 
     fn member_ids(&self) -> BTreeSet<NodeId> {
-        let m = self.inner.raft.metrics().borrow().clone();
-        m.membership_config
-            .membership()
-            .nodes()
-            .map(|(id, _)| *id)
-            .collect()
+        self.membership().nodes().map(|(id, _)| *id).collect()
     }
 
     fn voter_ids(&self) -> BTreeSet<NodeId> {
-        let m = self.inner.raft.metrics().borrow().clone();
-        m.membership_config.membership().voter_ids().collect()
+        self.membership().voter_ids().collect()
     }
 }
