@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Blindstore from the outside: only HTTP and Ed25519 (Python `cryptography`).
 
-An independent implementation of the chain entry format (DESIGN.md section 3) that
+An independent implementation of the chain entry format (docs/entry-format.md) that
   1. checks docs/test-vectors/entry-v1.json,
   2. creates a zone and a chain, appends 100 entries (some referencing chunks), reads them
      back with from/limit and with last, and verifies payloads, signatures and hash links,
@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 ROOT = Path(__file__).resolve().parent.parent
 
 
-# --- the entry format, DESIGN.md section 3 -------------------------------------------------
+# --- the entry format, docs/entry-format.md -------------------------------------------------
 
 def sha256(b: bytes) -> bytes:
     return hashlib.sha256(b).digest()

@@ -1,7 +1,7 @@
 //! A typed client for Blindstore's HTTP API v1.
 //!
 //! [`Client`] speaks the API; [`ChainWriter`] holds a chain's write key and signs entries
-//! exactly as DESIGN.md §3 says; [`verify_entries`] checks what a read returned, the way any
+//! exactly as docs/entry-format.md says; [`verify_entries`] checks what a read returned, the way any
 //! reader should. Used by the CLI, the tests, benchmarks and the fault-injection harness.
 //!
 //! The client never retries: every error says whether the request certainly had no effect
@@ -374,7 +374,7 @@ impl ChainWriter {
     }
 }
 
-/// Checks entries as read from the API against DESIGN.md §3: each is signed by `public_key`,
+/// Checks entries as read from the API against docs/entry-format.md: each is signed by `public_key`,
 /// its payload hashes to `payload_hash`, its `entry_hash` is right, and each `prev` is the
 /// previous entry's hash (the first one's is `prev`, e.g. the genesis). Returns the hash of
 /// the last entry (or `prev` if there are none).

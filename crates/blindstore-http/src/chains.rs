@@ -88,7 +88,7 @@ pub(crate) async fn get_chain(
     Ok(Json(to_api(head)))
 }
 
-/// Append a signed entry (DESIGN.md §3). Succeeds only if `index` is the chain's length and
+/// Append a signed entry (docs/entry-format.md). Succeeds only if `index` is the chain's length and
 /// `prev` its head; otherwise 409 with the current `length` and `head`.
 #[utoipa::path(post, path = "/v1/zones/{zone}/chains/{chain_id}/entries", tag = "chains",
     params(("zone" = String, Path, description = "Zone id"), ("chain_id" = String, Path, description = "Chain id, lowercase hex")),

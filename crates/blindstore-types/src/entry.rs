@@ -1,4 +1,4 @@
-//! The chain entry wire format, version 1 (DESIGN.md §3). This is a contract with every
+//! The chain entry wire format, version 1 (docs/entry-format.md). This is a contract with every
 //! client: the browser SDK and any other writer build the same bytes, and
 //! `docs/test-vectors/entry-v1.json` pins them down.
 
@@ -76,7 +76,7 @@ impl UnsignedEntry {
         }
     }
 
-    /// The exact bytes that are signed (DESIGN.md §3, all integers big-endian).
+    /// The exact bytes that are signed (docs/entry-format.md, all integers big-endian).
     pub fn signing_message(&self) -> Vec<u8> {
         let zone = self.zone.as_str().as_bytes();
         let mut msg = Vec::with_capacity(

@@ -91,7 +91,7 @@ impl<'de> Deserialize<'de> for ZoneId {
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Hash32(pub [u8; 32]);
 
-/// A chain id is the SHA-256 of the chain's public key (DESIGN.md §3).
+/// A chain id is the SHA-256 of the chain's public key (docs/entry-format.md).
 pub type ChainId = Hash32;
 
 impl Hash32 {

@@ -1,5 +1,5 @@
 //! Blindstore's domain types. Everything here is pure data and pure functions: no I/O, no
-//! clocks, no randomness. The entry format of DESIGN.md §3 lives in [`entry`]; the commands the
+//! clocks, no randomness. The entry format of docs/entry-format.md lives in [`entry`]; the commands the
 //! Raft state machine applies live in [`command`]; the JSON bodies of HTTP API v1 in [`api`].
 
 pub mod api;

@@ -1,4 +1,4 @@
-//! `docs/test-vectors/entry-v1.json` pins the entry wire format (DESIGN.md §3). This test
+//! `docs/test-vectors/entry-v1.json` pins the entry wire format (docs/entry-format.md). This test
 //! rebuilds every vector from its inputs and checks each output field; run it with
 //! `BLESS=1` to rewrite the file after a deliberate format change (a new format version).
 
@@ -89,7 +89,7 @@ fn generate() -> Value {
         })
         .collect();
     json!({
-        "format": "blindstore entry v1 (DESIGN.md section 3)",
+        "format": "blindstore entry v1 (docs/entry-format.md)",
         "notes": "seed is the 32-byte Ed25519 private key seed; chunks are the referenced chunks' contents (base64url), chunk_hashes their SHA-256; message is the exact signed byte string",
         "chains": chains,
     })
