@@ -12,13 +12,12 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::header::{
-    AUTHORIZATION, CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG, HOST, IF_NONE_MATCH,
-};
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, IF_NONE_MATCH};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use blindstore_http::{etag_headers, if_none_match};
 use blindstore_types::api::{ErrorBody, ErrorDetail, Health, Member};
 use blindstore_types::{Hash32, ZoneId};
 use bytes::Bytes;
@@ -281,15 +280,7 @@ fn chunk_response(
     bytes: Bytes,
     head: bool,
 ) -> Response {
-    let hex = hash.to_hex();
-    let matches = request_headers.get_all(IF_NONE_MATCH).iter().any(|v| {
-        v.to_str().is_ok_and(|v| {
-            v.split(',').any(|t| {
-                t.trim() == "*" || t.trim().trim_start_matches("W/").trim_matches('"') == hex
-            })
-        })
-    });
-    let mut response = if matches {
+    let mut response = if if_none_match(request_headers, hash) {
         StatusCode::NOT_MODIFIED.into_response()
     } else if head {
         let mut r = StatusCode::OK.into_response();
@@ -300,14 +291,9 @@ fn chunk_response(
         (StatusCode::OK, bytes).into_response()
     };
     let h = response.headers_mut();
-    h.insert(
-        ETAG,
-        HeaderValue::from_str(&format!("\"{hex}\"")).expect("hex is a valid header value"),
-    );
-    h.insert(
-        CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=31536000, immutable"),
-    );
+    for (name, value) in etag_headers(hash) {
+        h.insert(name, value);
+    }
     h.insert(
         CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),

@@ -148,7 +148,8 @@ pub(crate) async fn missing_chunks(
     Ok(Json(MissingChunksResponse { missing }))
 }
 
-fn etag_headers(hash: &Hash32) -> [(axum::http::HeaderName, HeaderValue); 2] {
+/// `ETag` and immutable `Cache-Control` for a chunk (also used by the gateway).
+pub fn etag_headers(hash: &Hash32) -> [(axum::http::HeaderName, HeaderValue); 2] {
     let etag = HeaderValue::from_str(&format!("\"{hash}\"")).expect("hex is a valid header value");
     [
         (ETAG, etag),
@@ -157,7 +158,7 @@ fn etag_headers(hash: &Hash32) -> [(axum::http::HeaderName, HeaderValue); 2] {
 }
 
 /// `If-None-Match: "<hash>"`, a list containing it (weak or strong), or `*`.
-fn if_none_match(headers: &HeaderMap, hash: &Hash32) -> bool {
+pub fn if_none_match(headers: &HeaderMap, hash: &Hash32) -> bool {
     let hex = hash.to_hex();
     headers.get_all(IF_NONE_MATCH).iter().any(|v| {
         v.to_str().is_ok_and(|v| {

@@ -24,6 +24,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+pub use chunks::{etag_headers, if_none_match};
 pub use error::ApiError;
 
 /// What every handler gets.
