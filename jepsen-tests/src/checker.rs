@@ -179,10 +179,8 @@ pub fn check_chain(chain: u32, ops: &[&Op], verdict: &mut Verdict) -> Result<(),
     let mut reads: Vec<(&Op, &[String], bool)> = Vec::new();
     for op in ops {
         match &op.body {
-            Body::Append { value, .. } => {
-                if appends.insert(value.as_str(), op).is_some() {
-                    return Err(CheckError::ValueReused(value.clone()));
-                }
+            Body::Append { value, .. } if appends.insert(value.as_str(), op).is_some() => {
+                return Err(CheckError::ValueReused(value.clone()));
             }
             Body::Read {
                 values: Some(values),
@@ -420,7 +418,7 @@ impl<'a> Placed<'a> {
 
 /// `y` (larger key) completed before `x` (smaller key) was invoked.
 fn real_time_violation(chain: u32, x: &Placed, y: &Placed, verdict: &mut Verdict) {
-    let is_read = |p: &Placed| p.key % 2 == 0;
+    let is_read = |p: &Placed| p.key.is_multiple_of(2);
     let (kind, detail) = match (is_read(x), is_read(y)) {
         (true, false) => (
             AnomalyKind::StaleRead,
