@@ -51,6 +51,10 @@ struct SimOp {
     ret: Option<(u64, ChainRet)>,
 }
 
+/// A client slot's operation in flight: its place in the history, and the return it will
+/// give once it has taken effect.
+type InFlight = (usize, Option<ChainRet>);
+
 /// A chain shared by a few client processes, each with one operation in flight, with a
 /// given chance of misbehaving at each step.
 fn simulate(seed: u64, bug_rate: f64) -> Vec<SimOp> {
@@ -60,9 +64,7 @@ fn simulate(seed: u64, bug_rate: f64) -> Vec<SimOp> {
     let mut time = 0u64;
     let mut next_process = 3u64;
     let mut next_value = 0u32;
-    // Per slot: (process, index of its in-flight op, the return it will give once applied).
-    let mut slots: Vec<(u64, Option<(usize, Option<ChainRet>)>)> =
-        (0..3).map(|p| (p, None)).collect();
+    let mut slots: Vec<(u64, Option<InFlight>)> = (0..3).map(|p| (p, None)).collect();
     let total = rng.gen_range(3..=7);
     let mut started = 0;
     loop {
