@@ -587,7 +587,8 @@ impl Node {
                 .chain(zone, chain)?
                 .ok_or(NodeError::UnknownChain)?;
         }
-        if header.index != head.length || header.prev != head.head {
+        let taken = header.index != head.length || header.prev != head.head;
+        if taken && !negative_control(SkipCas) {
             return Err(NodeError::IndexConflict {
                 length: head.length,
                 head: head.head,
@@ -596,11 +597,18 @@ impl Node {
         self.store_chunk(zone, header.payload_hash, input.payload)
             .await?;
 
+        let (index, entry_hash) = (header.index, header.entry_hash);
         let command = Command::Append {
             zone: zone.clone(),
             chain_id: *chain,
             header,
         };
+        if negative_control(EarlyAck) {
+            // Deliberately broken: acknowledge now, commit (or not) later.
+            let node = self.clone();
+            tokio::spawn(async move { node.propose(command).await });
+            return Ok((index, entry_hash, index + 1));
+        }
         match self.propose(command).await? {
             CommandResponse::Appended {
                 index,
@@ -695,7 +703,7 @@ impl Node {
     }
 
     async fn read_barrier(&self, consistency: Consistency) -> Result<(), NodeError> {
-        if consistency == Consistency::Stale {
+        if consistency == Consistency::Stale || negative_control(StaleReads) {
             return Ok(());
         }
         match self.inner.raft.ensure_linearizable().await {
@@ -781,3 +789,29 @@ fn now_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
+
+/// Whether a deliberate bug of the fault-injection harness is switched on; always false
+/// without the `negative-controls` feature.
+#[cfg(feature = "negative-controls")]
+fn negative_control(control: blindstore_storage::negative_controls::Control) -> bool {
+    blindstore_storage::negative_controls::on(control)
+}
+
+#[cfg(not(feature = "negative-controls"))]
+fn negative_control(_: Control) -> bool {
+    false
+}
+
+/// The controls by name, so call sites read the same with and without the feature.
+#[cfg(feature = "negative-controls")]
+use blindstore_storage::negative_controls::Control::{self, EarlyAck, SkipCas, StaleReads};
+
+#[cfg(not(feature = "negative-controls"))]
+#[derive(Clone, Copy)]
+enum Control {
+    StaleReads,
+    EarlyAck,
+    SkipCas,
+}
+#[cfg(not(feature = "negative-controls"))]
+use Control::{EarlyAck, SkipCas, StaleReads};

@@ -19,12 +19,47 @@ const JOIN_TOKEN_FILE: &str = "join-token";
 
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     let config = Config::load(args)?;
+    check_negative_control()?;
     init_tracing(config.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(serve(config))
+}
+
+/// The environment variable that switches on a deliberate bug in builds with the
+/// `negative-controls` feature (see jepsen-tests).
+const NEGATIVE_CONTROL_ENV: &str = "BLINDSTORE_NEGATIVE_CONTROL";
+
+/// A build with negative controls says loudly when one is on; a normal build refuses to start
+/// when asked for one rather than silently running correctly.
+#[cfg(feature = "negative-controls")]
+fn check_negative_control() -> anyhow::Result<()> {
+    use blindstore_storage::negative_controls::{Control, ENV};
+    debug_assert_eq!(ENV, NEGATIVE_CONTROL_ENV);
+    match std::env::var(NEGATIVE_CONTROL_ENV) {
+        Ok(name) if Control::parse(&name).is_some() => {
+            eprintln!("WARNING: negative control {name} is on: this node is deliberately broken");
+            Ok(())
+        }
+        Ok(name) => anyhow::bail!(
+            "{NEGATIVE_CONTROL_ENV}={name:?} is not a negative control \
+             (stale-reads, early-ack, skip-cas)"
+        ),
+        Err(_) => Ok(()),
+    }
+}
+
+#[cfg(not(feature = "negative-controls"))]
+fn check_negative_control() -> anyhow::Result<()> {
+    if std::env::var_os(NEGATIVE_CONTROL_ENV).is_some() {
+        anyhow::bail!(
+            "{NEGATIVE_CONTROL_ENV} is set, but this build has no negative controls \
+             (they need --features negative-controls)"
+        );
+    }
+    Ok(())
 }
 
 fn init_tracing(format: LogFormat) {

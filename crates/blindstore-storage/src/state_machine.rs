@@ -434,6 +434,12 @@ fn apply_command(
                 return Ok(CommandResponse::Rejected(Rejection::UnknownChain));
             };
             let mut chain: ChainHead = decode("chain", bytes)?;
+            #[cfg(feature = "negative-controls")]
+            if crate::negative_controls::on(crate::negative_controls::Control::SkipCas) {
+                // Deliberately broken: the entry lands where it says, over whatever is there.
+                chain.length = header.index;
+                chain.head = header.prev;
+            }
             // The compare-and-set that keeps a chain linear.
             if header.index != chain.length || header.prev != chain.head {
                 return Ok(CommandResponse::Rejected(Rejection::IndexConflict {
