@@ -177,7 +177,14 @@ impl Node {
         std::fs::create_dir_all(dir).map_err(|e| NodeError::Storage(e.into()))?;
         let log = LogStore::open(&dir.join("raft-log"), config.map_sizes.raft_log)?;
         let state = StateMachineStore::open(&dir.join("state"), config.map_sizes.state)?;
-        let chunks = ChunkStore::open(&dir.join("chunks"), config.map_sizes.chunks)?;
+        let (chunks, scrub) =
+            ChunkStore::open_checked(&dir.join("chunks"), config.map_sizes.chunks)?;
+        tracing::info!(
+            verified = scrub.verified,
+            corrupt_removed = scrub.corrupt_removed,
+            quarantined = ?scrub.quarantined,
+            "chunk store checked"
+        );
         let pristine = log.is_pristine()?;
         let secret = ClusterSecret::new(&config.cluster_secret)
             .map_err(|e| NodeError::BadRequest(format!("cluster secret: {}", e.message())))?;

@@ -56,10 +56,147 @@ pub struct GcReport {
     pub bytes_freed: u64,
 }
 
+/// What [`ChunkStore::open_checked`] found on disk.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    /// Chunks whose bytes were read and matched their address.
+    pub verified: u64,
+    /// Copies that failed their hash check and were deleted (replicas restore them).
+    pub corrupt_removed: u64,
+    /// The store could not be read at all and was moved to this directory; the node starts
+    /// with an empty store and replicas restore its chunks.
+    pub quarantined: Option<std::path::PathBuf>,
+}
+
 impl ChunkStore {
-    /// Opens or creates the chunk store in `dir`.
-    pub fn open(dir: &Path, map_size: usize) -> Result<Self, StorageError> {
+    /// Opens the chunk store in `dir` after checking it: a store LMDB cannot open, whose data
+    /// file is shorter than LMDB's own record of it (truncated), or that fails while being
+    /// read is moved aside to `<dir>.damaged-<unix seconds>` and replaced by an empty one;
+    /// in a sound store every chunk's bytes are hashed and copies that no longer match their
+    /// address are deleted. Either way the cluster's repairer copies the missing chunks back
+    /// from their replicas. Reads every stored byte once, so start-up time grows with the
+    /// store's size.
+    pub fn open_checked(dir: &Path, map_size: usize) -> Result<(Self, OpenReport), StorageError> {
+        match Self::open_and_scrub(dir, map_size) {
+            Ok(opened) => Ok(opened),
+            Err(damage) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or_default();
+                let mut aside = dir.as_os_str().to_owned();
+                aside.push(format!(".damaged-{now}"));
+                let aside = std::path::PathBuf::from(aside);
+                tracing::error!(
+                    dir = %dir.display(),
+                    moved_to = %aside.display(),
+                    error = %damage,
+                    "the chunk store is damaged; moving it aside and starting empty (replicas restore its chunks)"
+                );
+                std::fs::rename(dir, &aside)?;
+                let store = Self::open(dir, map_size)?;
+                Ok((
+                    store,
+                    OpenReport {
+                        quarantined: Some(aside),
+                        ..OpenReport::default()
+                    },
+                ))
+            }
+        }
+    }
+
+    fn open_and_scrub(dir: &Path, map_size: usize) -> Result<(Self, OpenReport), StorageError> {
+        let file_len = match std::fs::metadata(dir.join("data.mdb")) {
+            Ok(m) => Some(m.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e.into()),
+        };
         let env = open_env(dir, map_size, 4)?;
+        if let Some(file_len) = file_len {
+            // Reading a page past the end of a truncated file would fault the process: check
+            // the length LMDB expects before any page is read.
+            let info = env.info();
+            let expected = (info.last_page_number as u64 + 1) * u64::from(env.stat().page_size);
+            if file_len < expected {
+                env.prepare_for_closing().wait();
+                return Err(StorageError::Damaged(format!(
+                    "data.mdb is {file_len} bytes, LMDB expects at least {expected}"
+                )));
+            }
+        }
+        let store = match Self::from_env(env.clone()) {
+            Ok(store) => store,
+            Err(e) => {
+                env.prepare_for_closing().wait();
+                return Err(e);
+            }
+        };
+        match store.scrub() {
+            Ok(report) => Ok((store, report)),
+            Err(e) => {
+                drop(store);
+                env.prepare_for_closing().wait();
+                Err(e)
+            }
+        }
+    }
+
+    /// Hashes every stored chunk; deletes the copies that fail.
+    fn scrub(&self) -> Result<OpenReport, StorageError> {
+        let inner = &self.inner;
+        let mut report = OpenReport::default();
+        let mut corrupt = Vec::new();
+        {
+            let rtxn = inner.env.read_txn()?;
+            for item in inner.data.iter(&rtxn)? {
+                let (key, value) = item?;
+                let (_, hash) = split_zone_key(key)?;
+                let sound = matches!(value.split_first(),
+                    Some((&RECORD_V1, bytes)) if Hash32::digest(bytes) == hash);
+                if sound {
+                    report.verified += 1;
+                } else {
+                    corrupt.push(key.to_vec());
+                }
+            }
+        }
+        if corrupt.is_empty() {
+            return Ok(report);
+        }
+        let mut wtxn = inner.env.write_txn()?;
+        for key in &corrupt {
+            let (zone, hash) = split_zone_key(key)?;
+            tracing::error!(zone = %zone, hash = %hash, "stored chunk fails its hash check; deleting this copy");
+            match inner.meta.get(&wtxn, key)? {
+                Some(meta) => {
+                    let meta: ChunkMeta = decode("chunk meta", meta)?;
+                    delete_chunk(inner, &mut wtxn, &zone, key, &meta)?;
+                }
+                None => {
+                    inner.data.delete(&mut wtxn, key)?;
+                }
+            }
+            report.corrupt_removed += 1;
+        }
+        wtxn.commit()?;
+        Ok(report)
+    }
+
+    /// Closes the store so that its directory can be opened again in this process (tests).
+    /// Other clones must have been dropped.
+    pub fn close(self) {
+        if let Ok(inner) = Arc::try_unwrap(self.inner) {
+            inner.env.prepare_for_closing().wait();
+        }
+    }
+
+    /// Opens or creates the chunk store in `dir`, without checking what it holds.
+    pub fn open(dir: &Path, map_size: usize) -> Result<Self, StorageError> {
+        Self::from_env(open_env(dir, map_size, 4)?)
+    }
+
+    fn from_env(env: Env<WithoutTls>) -> Result<Self, StorageError> {
         let mut wtxn = env.write_txn()?;
         let data = env.create_database(&mut wtxn, Some("data"))?;
         let meta = env.create_database(&mut wtxn, Some("meta"))?;

@@ -20,7 +20,7 @@ use std::path::Path;
 
 use heed::{Env, EnvOpenOptions, WithoutTls};
 
-pub use chunk_store::{ChunkStore, GcReport};
+pub use chunk_store::{ChunkStore, GcReport, OpenReport};
 pub use log_store::LogStore;
 pub use state_machine::StateMachineStore;
 
@@ -37,6 +37,9 @@ pub enum StorageError {
     /// A file operation failed (snapshots).
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// A store's files are damaged beyond what LMDB can read (truncated, unreadable pages).
+    #[error("damaged store: {0}")]
+    Damaged(String),
     /// A snapshot file is malformed.
     #[error("bad snapshot: {0}")]
     BadSnapshot(String),

@@ -122,3 +122,97 @@ async fn concurrent_puts_are_all_stored_once() {
     let usage = store.usage(&zone).unwrap();
     assert_eq!((usage.chunks, usage.bytes), (200, total));
 }
+
+/// Three 20 KiB chunks of distinct bytes in a closed store; returns their contents.
+async fn closed_store_with_chunks(dir: &std::path::Path, zone: &ZoneId) -> Vec<Vec<u8>> {
+    let store = ChunkStore::open(dir, 1 << 26).unwrap();
+    let mut chunks = Vec::new();
+    for i in 0..3u8 {
+        let bytes: Vec<u8> = (0..20_000u32).map(|j| (j as u8) ^ (i * 85 + 1)).collect();
+        store
+            .put(zone, Hash32::digest(&bytes), bytes.clone(), 1)
+            .await
+            .unwrap();
+        chunks.push(bytes);
+    }
+    store.close();
+    chunks
+}
+
+#[tokio::test]
+async fn a_copy_damaged_on_disk_is_found_and_deleted_at_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("chunks");
+    let zone = ZoneId::new("a").unwrap();
+    let chunks = closed_store_with_chunks(&dir, &zone).await;
+    // Flip one byte inside the second chunk's bytes.
+    let path = dir.join("data.mdb");
+    let mut file = std::fs::read(&path).unwrap();
+    let at = file
+        .windows(64)
+        .position(|w| w == &chunks[1][1000..1064])
+        .expect("the chunk's bytes are in the data file");
+    file[at] ^= 0xff;
+    std::fs::write(&path, file).unwrap();
+
+    let (store, report) = ChunkStore::open_checked(&dir, 1 << 26).unwrap();
+    assert_eq!((report.verified, report.corrupt_removed), (2, 1));
+    assert!(report.quarantined.is_none());
+    let hashes: Vec<Hash32> = chunks.iter().map(|c| Hash32::digest(c)).collect();
+    assert_eq!(
+        store.get(&zone, &hashes[1]).unwrap(),
+        None,
+        "the bad copy is gone"
+    );
+    assert_eq!(
+        store.get(&zone, &hashes[0]).unwrap().as_ref(),
+        Some(&chunks[0])
+    );
+    assert_eq!(store.usage(&zone).unwrap().chunks, 2);
+    // The damaged copy can be stored again (as the repairer does).
+    store
+        .put(&zone, hashes[1], chunks[1].clone(), 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(&zone, &hashes[1]).unwrap().as_ref(),
+        Some(&chunks[1])
+    );
+}
+
+#[tokio::test]
+async fn a_truncated_store_is_moved_aside_and_replaced_by_an_empty_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("chunks");
+    let zone = ZoneId::new("a").unwrap();
+    let chunks = closed_store_with_chunks(&dir, &zone).await;
+    let path = dir.join("data.mdb");
+    let len = std::fs::metadata(&path).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+
+    let (store, report) = ChunkStore::open_checked(&dir, 1 << 26).unwrap();
+    let aside = report.quarantined.expect("moved aside");
+    assert!(
+        aside.join("data.mdb").exists(),
+        "the damaged files are kept"
+    );
+    assert_eq!(store.get(&zone, &Hash32::digest(&chunks[0])).unwrap(), None);
+    assert_eq!(store.total_usage().unwrap().chunks, 0);
+}
+
+#[tokio::test]
+async fn a_sound_store_opens_checked_with_everything_verified() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("chunks");
+    let zone = ZoneId::new("a").unwrap();
+    closed_store_with_chunks(&dir, &zone).await;
+    let (_store, report) = ChunkStore::open_checked(&dir, 1 << 26).unwrap();
+    assert_eq!(report.verified, 3);
+    assert_eq!(report.corrupt_removed, 0);
+    assert!(report.quarantined.is_none());
+}
