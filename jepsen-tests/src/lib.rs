@@ -5,4 +5,8 @@
 //! The binary `blindstore-jepsen` runs it; `docs/reliability.md` explains the method.
 
 pub mod checker;
+pub mod cluster;
 pub mod history;
+pub mod nemesis;
+pub mod report;
+pub mod workload;

@@ -86,10 +86,17 @@ pub struct Client {
 }
 
 impl Client {
-    /// `base` is the node's URL, e.g. `http://127.0.0.1:8080`.
+    /// `base` is the node's URL, e.g. `http://127.0.0.1:8080`. Requests time out after 30 s.
     pub fn new(base: &str) -> Self {
+        Self::with_timeout(base, Duration::from_secs(30))
+    }
+
+    /// Like [`Client::new`], with requests that give up after `timeout` (an unknown outcome:
+    /// see [`ClientError::is_definite`]).
+    pub fn with_timeout(base: &str, timeout: Duration) -> Self {
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(2)))
             .build()
             .expect("a client with default TLS-less settings builds");
         Self {

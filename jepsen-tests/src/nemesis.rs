@@ -1,0 +1,564 @@
+//! Faults: what they are, how each is installed and healed, and what was recorded of it.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use serde::Serialize;
+
+use crate::cluster::Cluster;
+use crate::workload::{ChunkLedger, Targets};
+
+/// One fault to inject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// `kill -9`, then restart after the hold.
+    Kill(Who),
+    /// SIGSTOP, then SIGCONT after the hold (longer than the election timeout).
+    Pause(Who),
+    Partition(Partition),
+    /// A new node joins under load.
+    Join,
+    /// A node is drained and removed under load (`blindstore cluster remove`).
+    Remove,
+    /// A stopped node's chunk data gets bytes flipped inside stored chunks, then it restarts.
+    DiskFlip,
+    /// A stopped node's chunk data file is cut to half its length, then it restarts.
+    DiskTruncate,
+    /// Two faults at once.
+    Mix(Box<Fault>, Box<Fault>),
+}
+
+/// Whom a process fault hits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Who {
+    Leader,
+    Follower,
+    /// As many nodes as can fail with a majority left (1 of 3, 2 of 5), the leader among them.
+    Minority,
+}
+
+/// The shapes of network partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Partition {
+    /// The leader alone on one side.
+    IsolateLeader,
+    /// A random majority and minority.
+    Halves,
+    /// Each node hears only its ring neighbours (needs 4 or more nodes to differ from none).
+    Ring,
+    /// Two sides that cannot hear each other, and one node that hears both.
+    Bridge,
+    /// The leader hears no one but everyone hears it.
+    OneWay,
+}
+
+impl Fault {
+    /// The kind the report groups by.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Fault::Kill(_) => "kill",
+            Fault::Pause(_) => "pause",
+            Fault::Partition(_) => "partition",
+            Fault::Join | Fault::Remove => "membership",
+            Fault::DiskFlip | Fault::DiskTruncate => "disk",
+            Fault::Mix(..) => "mix",
+        }
+    }
+
+    pub fn name(&self) -> String {
+        match self {
+            Fault::Kill(who) => format!("kill-{}", who.name()),
+            Fault::Pause(who) => format!("pause-{}", who.name()),
+            Fault::Partition(p) => format!("partition-{}", p.name()),
+            Fault::Join => "join".into(),
+            Fault::Remove => "remove".into(),
+            Fault::DiskFlip => "disk-flip".into(),
+            Fault::DiskTruncate => "disk-truncate".into(),
+            Fault::Mix(a, b) => format!("mix({}+{})", a.name(), b.name()),
+        }
+    }
+}
+
+impl Who {
+    fn name(self) -> &'static str {
+        match self {
+            Who::Leader => "leader",
+            Who::Follower => "follower",
+            Who::Minority => "minority",
+        }
+    }
+}
+
+impl Partition {
+    fn name(self) -> &'static str {
+        match self {
+            Partition::IsolateLeader => "isolate-leader",
+            Partition::Halves => "halves",
+            Partition::Ring => "ring",
+            Partition::Bridge => "bridge",
+            Partition::OneWay => "one-way",
+        }
+    }
+}
+
+/// The kinds every short run must install at least once.
+pub const KINDS: [&str; 6] = ["kill", "pause", "partition", "membership", "disk", "mix"];
+
+/// The short run's schedule: every kind, the leader first.
+pub fn short_schedule(nodes: usize) -> Vec<Fault> {
+    let mut faults = vec![
+        Fault::Kill(Who::Leader),
+        Fault::Pause(Who::Leader),
+        Fault::Partition(Partition::IsolateLeader),
+        Fault::Join,
+        Fault::DiskFlip,
+        Fault::Partition(Partition::Halves),
+        Fault::Kill(Who::Follower),
+        Fault::Partition(Partition::Bridge),
+        Fault::Remove,
+        Fault::Partition(Partition::OneWay),
+        Fault::DiskTruncate,
+        Fault::Mix(
+            Box::new(Fault::Partition(Partition::Halves)),
+            Box::new(Fault::Pause(Who::Follower)),
+        ),
+    ];
+    if nodes >= 5 {
+        faults.push(Fault::Partition(Partition::Ring));
+        faults.push(Fault::Kill(Who::Minority));
+    }
+    faults
+}
+
+/// A random fault for long runs; membership changes keep the cluster between `base` and
+/// `base + 1` nodes.
+pub fn random_fault(rng: &mut StdRng, nodes_now: usize, base: usize) -> Fault {
+    let single = |rng: &mut StdRng| -> Fault {
+        let who = *[Who::Leader, Who::Follower, Who::Minority]
+            .choose(rng)
+            .expect("non-empty");
+        match rng.gen_range(0..7) {
+            0 => Fault::Kill(who),
+            1 => Fault::Pause(if who == Who::Minority {
+                Who::Leader
+            } else {
+                who
+            }),
+            2 | 3 => Fault::Partition(
+                *[
+                    Partition::IsolateLeader,
+                    Partition::Halves,
+                    Partition::Ring,
+                    Partition::Bridge,
+                    Partition::OneWay,
+                ]
+                .choose(rng)
+                .expect("non-empty"),
+            ),
+            4 if nodes_now > base => Fault::Remove,
+            4 => Fault::Join,
+            5 => Fault::DiskFlip,
+            _ => Fault::DiskTruncate,
+        }
+    };
+    if rng.gen_bool(0.25) {
+        // Mixes pair a network fault with a process fault, never two membership changes.
+        let a = Fault::Partition(
+            *[
+                Partition::Halves,
+                Partition::IsolateLeader,
+                Partition::OneWay,
+            ]
+            .choose(rng)
+            .expect("non-empty"),
+        );
+        let b = match rng.gen_range(0..3) {
+            0 => Fault::Kill(Who::Follower),
+            1 => Fault::Pause(Who::Follower),
+            _ => Fault::DiskFlip,
+        };
+        Fault::Mix(Box::new(a), Box::new(b))
+    } else {
+        single(rng)
+    }
+}
+
+/// What happened to one fault.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultEvent {
+    pub kind: &'static str,
+    pub name: String,
+    /// `installed`, `skipped` (could not apply here: the reason is in `detail`) or
+    /// `indeterminate` (may or may not have taken effect).
+    pub status: &'static str,
+    pub targets: Vec<u64>,
+    /// The leader at the time was among the targets.
+    pub leader_targeted: bool,
+    pub start_s: f64,
+    pub end_s: f64,
+    pub detail: String,
+    /// After healing: seconds until no chunk was under-replicated (kills and disk damage).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replication_restored_s: Option<f64>,
+}
+
+/// What a fault left to heal.
+#[derive(Debug, Default)]
+pub struct Installed {
+    pub targets: Vec<u64>,
+    killed: Vec<u64>,
+    paused: Vec<u64>,
+    partitioned: bool,
+    pub detail: Vec<String>,
+    pub skipped: Option<String>,
+}
+
+/// The nemesis: applies faults to the cluster.
+pub struct Nemesis {
+    pub cluster: Cluster,
+    pub targets: Targets,
+    pub ledger: Arc<Mutex<ChunkLedger>>,
+    pub rng: StdRng,
+    pub start: Instant,
+    pub client_timeout: Duration,
+}
+
+impl Nemesis {
+    /// Installs `fault`. Returns what to heal.
+    pub async fn install(&mut self, fault: &Fault) -> anyhow::Result<Installed> {
+        let mut done = Installed::default();
+        self.install_into(fault, &mut done).await?;
+        Ok(done)
+    }
+
+    fn install_into<'a>(
+        &'a mut self,
+        fault: &'a Fault,
+        done: &'a mut Installed,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + 'a>> {
+        Box::pin(async move {
+            let leader = self.cluster.leader().await;
+            let live = self.cluster.live();
+            match fault {
+                Fault::Kill(who) | Fault::Pause(who) => {
+                    let chosen = self.choose(*who, leader, &live, &done.targets);
+                    if chosen.is_empty() {
+                        done.skipped = Some("no node to target".into());
+                    }
+                    for id in chosen {
+                        if matches!(fault, Fault::Kill(_)) {
+                            self.cluster.kill(id)?;
+                            done.killed.push(id);
+                        } else {
+                            self.cluster.pause(id)?;
+                            done.paused.push(id);
+                        }
+                        done.targets.push(id);
+                    }
+                }
+                Fault::Partition(shape) => {
+                    let all = self.cluster.ids();
+                    let Some(cuts) = self.cuts(*shape, leader, &all) else {
+                        done.skipped =
+                            Some(format!("{} needs a leader and enough nodes", shape.name()));
+                        return Ok(());
+                    };
+                    for (node, from) in &cuts {
+                        self.cluster.net.drop_from(*node, from)?;
+                    }
+                    done.partitioned = true;
+                    done.detail.push(format!("drops (node <- from): {cuts:?}"));
+                    if let Some(l) = leader {
+                        if matches!(shape, Partition::IsolateLeader | Partition::OneWay) {
+                            done.targets.push(l);
+                        }
+                    }
+                    for (node, _) in cuts {
+                        if !done.targets.contains(&node) && *shape != Partition::IsolateLeader {
+                            done.targets.push(node);
+                        }
+                    }
+                }
+                Fault::Join => {
+                    let id = self.cluster.add_node()?;
+                    self.refresh_targets();
+                    done.targets.push(id);
+                    done.detail.push(format!("node {id} joined"));
+                }
+                Fault::Remove => {
+                    let candidates: Vec<u64> = live
+                        .iter()
+                        .copied()
+                        .filter(|id| Some(*id) != leader)
+                        .collect();
+                    let (Some(&id), Some(leader)) = (candidates.choose(&mut self.rng), leader)
+                    else {
+                        done.skipped = Some("no leader, or no other live node".into());
+                        return Ok(());
+                    };
+                    done.targets.push(id);
+                    let detail = self.remove(id, leader).await?;
+                    done.detail.push(detail);
+                }
+                Fault::DiskFlip | Fault::DiskTruncate => {
+                    let candidates: Vec<u64> = live
+                        .iter()
+                        .copied()
+                        .filter(|id| Some(*id) != leader && !done.targets.contains(id))
+                        .collect();
+                    let Some(&id) = candidates.choose(&mut self.rng) else {
+                        done.skipped = Some("no live follower".into());
+                        return Ok(());
+                    };
+                    self.cluster.kill(id)?;
+                    done.targets.push(id);
+                    let damage = self.damage(id, *fault == Fault::DiskTruncate)?;
+                    done.detail.push(damage);
+                    self.cluster.restart(id)?;
+                    done.detail.push(self.noticed(id));
+                }
+                Fault::Mix(a, b) => {
+                    self.install_into(a, done).await?;
+                    self.install_into(b, done).await?;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Heals what `installed` left: partitions removed, paused nodes resumed, killed nodes
+    /// restarted.
+    pub fn heal(&mut self, installed: &Installed) -> anyhow::Result<()> {
+        if installed.partitioned {
+            self.cluster.net.heal()?;
+        }
+        for id in &installed.paused {
+            self.cluster.resume(*id)?;
+        }
+        for id in &installed.killed {
+            if self.cluster.nodes.contains_key(id) {
+                self.cluster.restart(*id)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn choose(&mut self, who: Who, leader: Option<u64>, live: &[u64], taken: &[u64]) -> Vec<u64> {
+        let followers: Vec<u64> = live
+            .iter()
+            .copied()
+            .filter(|id| Some(*id) != leader && !taken.contains(id))
+            .collect();
+        match who {
+            Who::Leader => leader.into_iter().collect(),
+            Who::Follower => followers
+                .choose(&mut self.rng)
+                .copied()
+                .into_iter()
+                .collect(),
+            Who::Minority => {
+                let size = (self.cluster.nodes.len() - 1) / 2;
+                let mut out: Vec<u64> = leader.into_iter().collect();
+                let mut rest = followers;
+                rest.shuffle(&mut self.rng);
+                out.extend(rest.into_iter().take(size.saturating_sub(out.len())));
+                out
+            }
+        }
+    }
+
+    /// For each node, the nodes whose packets it drops.
+    fn cuts(
+        &mut self,
+        shape: Partition,
+        leader: Option<u64>,
+        all: &[u64],
+    ) -> Option<Vec<(u64, Vec<u64>)>> {
+        let others =
+            |of: &[u64]| -> Vec<u64> { all.iter().copied().filter(|n| !of.contains(n)).collect() };
+        let sides = |a: &[u64], b: &[u64]| -> Vec<(u64, Vec<u64>)> {
+            let mut cuts: Vec<(u64, Vec<u64>)> = a.iter().map(|n| (*n, b.to_vec())).collect();
+            cuts.extend(b.iter().map(|n| (*n, a.to_vec())));
+            cuts
+        };
+        match shape {
+            Partition::IsolateLeader => {
+                let l = leader?;
+                Some(sides(&[l], &others(&[l])))
+            }
+            Partition::OneWay => {
+                let l = leader?;
+                Some(vec![(l, others(&[l]))])
+            }
+            Partition::Halves => {
+                let mut shuffled = all.to_vec();
+                shuffled.shuffle(&mut self.rng);
+                let minority = &shuffled[..all.len() / 2];
+                (!minority.is_empty()).then(|| sides(minority, &shuffled[minority.len()..]))
+            }
+            Partition::Bridge => {
+                if all.len() < 3 {
+                    return None;
+                }
+                // shuffled[0] is the bridge: it has no rules and hears both sides.
+                let mut shuffled = all.to_vec();
+                shuffled.shuffle(&mut self.rng);
+                let rest = &shuffled[1..];
+                let (a, b) = rest.split_at(rest.len() / 2);
+                Some(sides(a, b))
+            }
+            Partition::Ring => {
+                if all.len() < 4 {
+                    return None;
+                }
+                let n = all.len();
+                Some(
+                    (0..n)
+                        .map(|i| {
+                            let keep = [all[(i + 1) % n], all[(i + n - 1) % n]];
+                            let drop = all
+                                .iter()
+                                .copied()
+                                .filter(|x| *x != all[i] && !keep.contains(x))
+                                .collect();
+                            (all[i], drop)
+                        })
+                        .collect(),
+                )
+            }
+        }
+    }
+
+    /// Drains and removes `id` with the real CLI, then stops it.
+    async fn remove(&mut self, id: u64, leader: u64) -> anyhow::Result<String> {
+        let url = self.cluster.nodes[&leader].url.clone();
+        let binary = self.cluster.settings.binary.clone();
+        let token = self.cluster.settings.admin_token.clone();
+        let out = tokio::process::Command::new(binary)
+            .args(["cluster", "remove", &id.to_string(), "--url", &url])
+            .args(["--admin-token", &token, "--timeout", "60s"])
+            .env_remove("BLINDSTORE_NEGATIVE_CONTROL")
+            .output()
+            .await
+            .context("running blindstore cluster remove")?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let last = text
+            .rsplit(['\n', '\r'])
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim()
+            .to_owned();
+        if !out.status.success() {
+            anyhow::bail!("cluster remove {id} failed: {last}");
+        }
+        self.cluster.retire(id)?;
+        self.refresh_targets();
+        Ok(last)
+    }
+
+    /// Damages node `id`'s chunk data (the node is stopped). Flipping targets the bytes of
+    /// recently acknowledged chunks found in the file, so LMDB's own pages stay intact and the
+    /// damage is the kind only a checksum finds.
+    fn damage(&mut self, id: u64, truncate: bool) -> anyhow::Result<String> {
+        use std::os::unix::fs::FileExt;
+        let path = self.cluster.nodes[&id]
+            .data_dir
+            .join("chunks")
+            .join("data.mdb");
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        let len = file.metadata()?.len();
+        if truncate {
+            file.set_len(len / 2)?;
+            return Ok(format!(
+                "node {id}: chunks/data.mdb cut from {len} to {} bytes",
+                len / 2
+            ));
+        }
+        // The first 16 bytes of recent chunks, looked for in one pass over the file.
+        let needles: std::collections::HashMap<[u8; 16], ()> = {
+            let ledger = self.ledger.lock().expect("ledger lock");
+            ledger
+                .recent
+                .iter()
+                .map(|(_, b)| (b[..16].try_into().expect("chunks are >= 4 KiB"), ()))
+                .collect()
+        };
+        let bytes = std::fs::read(&path)?;
+        let mut flipped = 0;
+        let mut at = 0;
+        while at + 16 <= bytes.len() && flipped < 5 {
+            let window: [u8; 16] = bytes[at..at + 16].try_into().expect("16 bytes");
+            if needles.contains_key(&window) {
+                file.write_all_at(&[bytes[at + 100] ^ 0x5a], (at + 100) as u64)?;
+                flipped += 1;
+                at += 4096;
+            } else {
+                at += 1;
+            }
+        }
+        file.sync_all()?;
+        Ok(format!(
+            "node {id}: flipped a byte in {flipped} stored chunks"
+        ))
+    }
+
+    /// What the node's log says its start-up check found.
+    fn noticed(&self, id: u64) -> String {
+        let log = std::fs::read_to_string(&self.cluster.nodes[&id].log).unwrap_or_default();
+        log.lines()
+            .rev()
+            .find(|l| l.contains("chunk store checked"))
+            .map(|l| {
+                let start = l.find("chunk store checked").unwrap_or(0);
+                format!("node {id} at start: {}", &l[start..])
+            })
+            .unwrap_or_else(|| format!("node {id}: no start-up check line in its log"))
+    }
+
+    /// Points clients at the current members.
+    pub fn refresh_targets(&self) {
+        let targets = self
+            .cluster
+            .ids()
+            .into_iter()
+            .filter_map(|id| Some((id, self.cluster.client(id, self.client_timeout)?)))
+            .collect();
+        self.targets.set(targets);
+    }
+
+    /// Seconds until no live node reports under-replicated chunks, up to `limit`.
+    pub async fn replication_restored(&self, limit: Duration) -> Option<f64> {
+        let start = Instant::now();
+        // One repair pass must have run after the heal before the backlog means anything.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        while start.elapsed() < limit {
+            let mut under = 0;
+            let mut answered = 0;
+            for id in self.cluster.live() {
+                if let Some(client) = self.cluster.client(id, Duration::from_secs(2)) {
+                    if let Ok(h) = client.health().await {
+                        under += h.under_replicated;
+                        answered += 1;
+                    }
+                }
+            }
+            if under == 0 && answered == self.cluster.live().len() {
+                return Some(start.elapsed().as_secs_f64());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        None
+    }
+}
