@@ -308,10 +308,7 @@ pub async fn read(
             if !stale {
                 chains.learn(chain, len, head);
             }
-            let values = entries
-                .iter()
-                .map(payload_text)
-                .collect::<Vec<String>>();
+            let values = entries.iter().map(payload_text).collect::<Vec<String>>();
             (Outcome::Ok, Some(values), Some((len, head)), None)
         }
         Err(e) => (outcome_of(&e), None, None, Some(e.to_string())),

@@ -113,3 +113,24 @@ async fn unreferenced_chunks_are_collected_after_the_staging_ttl() {
     let entries = client.all_entries(&zone, &w.chain_id()).await.unwrap();
     assert_eq!(entries.len(), 1);
 }
+
+#[test]
+fn a_normal_build_refuses_to_run_a_negative_control() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_blindstore"))
+        .args(["serve", "--http-addr", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("BLINDSTORE_NEGATIVE_CONTROL", "skip-cas")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a normal build must not serve");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("this build has no negative controls"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("data").exists(),
+        "refused before touching any state"
+    );
+}
