@@ -245,7 +245,10 @@ impl Nemesis {
             let live = self.cluster.live();
             match fault {
                 Fault::Kill(who) | Fault::Pause(who) => {
-                    let chosen = self.choose(*who, leader, &live, &done.targets);
+                    // In a mix, nodes behind a partition may still be killed or paused, but
+                    // not twice.
+                    let taken: Vec<u64> = done.killed.iter().chain(&done.paused).copied().collect();
+                    let chosen = self.choose(*who, leader, &live, &taken);
                     if chosen.is_empty() {
                         done.skipped = Some("no node to target".into());
                     }
@@ -257,7 +260,9 @@ impl Nemesis {
                             self.cluster.pause(id)?;
                             done.paused.push(id);
                         }
-                        done.targets.push(id);
+                        if !done.targets.contains(&id) {
+                            done.targets.push(id);
+                        }
                     }
                 }
                 Fault::Partition(shape) => {
@@ -308,7 +313,8 @@ impl Nemesis {
                     let candidates: Vec<u64> = live
                         .iter()
                         .copied()
-                        .filter(|id| Some(*id) != leader && !done.targets.contains(id))
+                        .filter(|id| Some(*id) != leader)
+                        .filter(|id| !done.killed.contains(id) && !done.paused.contains(id))
                         .collect();
                     let Some(&id) = candidates.choose(&mut self.rng) else {
                         done.skipped = Some("no live follower".into());
@@ -324,6 +330,14 @@ impl Nemesis {
                 Fault::Mix(a, b) => {
                     self.install_into(a, done).await?;
                     self.install_into(b, done).await?;
+                    // Half a mix is still a fault that was installed: say which half missed.
+                    let installed_any =
+                        done.partitioned || !done.killed.is_empty() || !done.paused.is_empty();
+                    if installed_any {
+                        if let Some(reason) = done.skipped.take() {
+                            done.detail.push(format!("part skipped: {reason}"));
+                        }
+                    }
                 }
             }
             Ok(())
