@@ -267,7 +267,7 @@ impl Nemesis {
                 }
                 Fault::Partition(shape) => {
                     let all = self.cluster.ids();
-                    let Some(cuts) = self.cuts(*shape, leader, &all) else {
+                    let Some(cuts) = cuts(*shape, leader, &all, &mut self.rng) else {
                         done.skipped =
                             Some(format!("{} needs a leader and enough nodes", shape.name()));
                         return Ok(());
@@ -381,68 +381,6 @@ impl Nemesis {
                 rest.shuffle(&mut self.rng);
                 out.extend(rest.into_iter().take(size.saturating_sub(out.len())));
                 out
-            }
-        }
-    }
-
-    /// For each node, the nodes whose packets it drops.
-    fn cuts(
-        &mut self,
-        shape: Partition,
-        leader: Option<u64>,
-        all: &[u64],
-    ) -> Option<Vec<(u64, Vec<u64>)>> {
-        let others =
-            |of: &[u64]| -> Vec<u64> { all.iter().copied().filter(|n| !of.contains(n)).collect() };
-        let sides = |a: &[u64], b: &[u64]| -> Vec<(u64, Vec<u64>)> {
-            let mut cuts: Vec<(u64, Vec<u64>)> = a.iter().map(|n| (*n, b.to_vec())).collect();
-            cuts.extend(b.iter().map(|n| (*n, a.to_vec())));
-            cuts
-        };
-        match shape {
-            Partition::IsolateLeader => {
-                let l = leader?;
-                Some(sides(&[l], &others(&[l])))
-            }
-            Partition::OneWay => {
-                let l = leader?;
-                Some(vec![(l, others(&[l]))])
-            }
-            Partition::Halves => {
-                let mut shuffled = all.to_vec();
-                shuffled.shuffle(&mut self.rng);
-                let minority = &shuffled[..all.len() / 2];
-                (!minority.is_empty()).then(|| sides(minority, &shuffled[minority.len()..]))
-            }
-            Partition::Bridge => {
-                if all.len() < 3 {
-                    return None;
-                }
-                // shuffled[0] is the bridge: it has no rules and hears both sides.
-                let mut shuffled = all.to_vec();
-                shuffled.shuffle(&mut self.rng);
-                let rest = &shuffled[1..];
-                let (a, b) = rest.split_at(rest.len() / 2);
-                Some(sides(a, b))
-            }
-            Partition::Ring => {
-                if all.len() < 4 {
-                    return None;
-                }
-                let n = all.len();
-                Some(
-                    (0..n)
-                        .map(|i| {
-                            let keep = [all[(i + 1) % n], all[(i + n - 1) % n]];
-                            let drop = all
-                                .iter()
-                                .copied()
-                                .filter(|x| *x != all[i] && !keep.contains(x))
-                                .collect();
-                            (all[i], drop)
-                        })
-                        .collect(),
-                )
             }
         }
     }
@@ -574,5 +512,181 @@ impl Nemesis {
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
         None
+    }
+}
+
+/// The rules of a partition: for each node, the nodes whose packets it drops. `None` when the
+/// shape needs a leader that is not known, or more nodes than there are.
+pub fn cuts(
+    shape: Partition,
+    leader: Option<u64>,
+    all: &[u64],
+    rng: &mut StdRng,
+) -> Option<Vec<(u64, Vec<u64>)>> {
+    let others =
+        |of: &[u64]| -> Vec<u64> { all.iter().copied().filter(|n| !of.contains(n)).collect() };
+    let sides = |a: &[u64], b: &[u64]| -> Vec<(u64, Vec<u64>)> {
+        let mut cuts: Vec<(u64, Vec<u64>)> = a.iter().map(|n| (*n, b.to_vec())).collect();
+        cuts.extend(b.iter().map(|n| (*n, a.to_vec())));
+        cuts
+    };
+    match shape {
+        Partition::IsolateLeader => {
+            let l = leader?;
+            Some(sides(&[l], &others(&[l])))
+        }
+        Partition::OneWay => {
+            let l = leader?;
+            Some(vec![(l, others(&[l]))])
+        }
+        Partition::Halves => {
+            let mut shuffled = all.to_vec();
+            shuffled.shuffle(rng);
+            let minority = &shuffled[..all.len() / 2];
+            (!minority.is_empty()).then(|| sides(minority, &shuffled[minority.len()..]))
+        }
+        Partition::Bridge => {
+            if all.len() < 3 {
+                return None;
+            }
+            // shuffled[0] is the bridge: it has no rules and hears both sides.
+            let mut shuffled = all.to_vec();
+            shuffled.shuffle(rng);
+            let rest = &shuffled[1..];
+            let (a, b) = rest.split_at(rest.len() / 2);
+            Some(sides(a, b))
+        }
+        Partition::Ring => {
+            if all.len() < 4 {
+                return None;
+            }
+            let n = all.len();
+            Some(
+                (0..n)
+                    .map(|i| {
+                        let keep = [all[(i + 1) % n], all[(i + n - 1) % n]];
+                        let drop = all
+                            .iter()
+                            .copied()
+                            .filter(|x| *x != all[i] && !keep.contains(x))
+                            .collect();
+                        (all[i], drop)
+                    })
+                    .collect(),
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use rand::SeedableRng;
+
+    use super::*;
+
+    /// Who can hear whom under `cuts`: the pairs (a, b) where a's packets reach b.
+    fn hears(all: &[u64], cuts: &[(u64, Vec<u64>)]) -> BTreeSet<(u64, u64)> {
+        let mut out = BTreeSet::new();
+        for &to in all {
+            for &from in all {
+                let dropped = cuts
+                    .iter()
+                    .any(|(node, drops)| *node == to && drops.contains(&from));
+                if from != to && !dropped {
+                    out.insert((from, to));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn isolating_the_leader_cuts_it_off_both_ways() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let all = [1, 2, 3, 4, 5];
+        let rules = cuts(Partition::IsolateLeader, Some(3), &all, &mut rng).unwrap();
+        let h = hears(&all, &rules);
+        assert!(h.iter().all(|(a, b)| *a != 3 && *b != 3));
+        assert_eq!(h.len(), 4 * 3, "the other four still form a full mesh");
+        assert!(cuts(Partition::IsolateLeader, None, &all, &mut rng).is_none());
+    }
+
+    #[test]
+    fn one_way_leaves_the_leader_heard_but_deaf() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let all = [1, 2, 3];
+        let h = hears(
+            &all,
+            &cuts(Partition::OneWay, Some(1), &all, &mut rng).unwrap(),
+        );
+        assert!(h.contains(&(1, 2)) && h.contains(&(1, 3)));
+        assert!(!h.contains(&(2, 1)) && !h.contains(&(3, 1)));
+        assert!(h.contains(&(2, 3)));
+    }
+
+    #[test]
+    fn halves_split_into_a_majority_and_a_minority_that_do_not_hear_each_other() {
+        for seed in 0..20 {
+            let mut rng = StdRng::seed_from_u64(seed);
+            let all = [1, 2, 3, 4, 5];
+            let rules = cuts(Partition::Halves, None, &all, &mut rng).unwrap();
+            let h = hears(&all, &rules);
+            // Connected components of the symmetric "hears" relation.
+            let mut sides: Vec<BTreeSet<u64>> = Vec::new();
+            for n in all {
+                match sides
+                    .iter_mut()
+                    .find(|s| s.iter().any(|m| h.contains(&(*m, n))))
+                {
+                    Some(side) => {
+                        side.insert(n);
+                    }
+                    None => sides.push([n].into()),
+                }
+            }
+            let mut sizes: Vec<usize> = sides.iter().map(BTreeSet::len).collect();
+            sizes.sort();
+            assert_eq!(sizes, vec![2, 3], "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn a_bridge_node_hears_both_sides_which_do_not_hear_each_other() {
+        let mut rng = StdRng::seed_from_u64(7);
+        let all = [1, 2, 3, 4, 5];
+        let rules = cuts(Partition::Bridge, None, &all, &mut rng).unwrap();
+        let h = hears(&all, &rules);
+        let ruled: BTreeSet<u64> = rules.iter().map(|(n, _)| *n).collect();
+        let bridge: Vec<u64> = all.iter().copied().filter(|n| !ruled.contains(n)).collect();
+        assert_eq!(bridge.len(), 1);
+        let bridge = bridge[0];
+        for n in all.iter().filter(|n| **n != bridge) {
+            assert!(h.contains(&(bridge, *n)) && h.contains(&(*n, bridge)));
+        }
+        assert_eq!(h.len(), 2 * 4 + 2 * 2, "bridge links plus two 2-node sides");
+    }
+
+    #[test]
+    fn a_ring_leaves_each_node_its_two_neighbours() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let all = [1, 2, 3, 4, 5];
+        let h = hears(&all, &cuts(Partition::Ring, None, &all, &mut rng).unwrap());
+        for (i, n) in all.iter().enumerate() {
+            let next = all[(i + 1) % 5];
+            assert!(h.contains(&(*n, next)) && h.contains(&(next, *n)));
+        }
+        assert_eq!(h.len(), 10);
+        assert!(cuts(Partition::Ring, None, &[1, 2, 3], &mut rng).is_none());
+    }
+
+    #[test]
+    fn the_short_schedule_has_every_kind_and_starts_with_the_leader() {
+        let schedule = short_schedule(3);
+        for kind in KINDS {
+            assert!(schedule.iter().any(|f| f.kind() == kind), "{kind}");
+        }
+        assert_eq!(schedule[0], Fault::Kill(Who::Leader));
     }
 }
