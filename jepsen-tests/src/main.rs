@@ -38,7 +38,8 @@ struct Args {
     /// Nodes to start (default 3, or 5 with --long).
     #[arg(long)]
     nodes: Option<usize>,
-    /// How long clients run (default: as long as the short schedule needs, or 30m with --long).
+    /// How long clients run: with --long, 30m by default; otherwise as long as the fault
+    /// schedule takes, or longer if given.
     #[arg(long, value_parser = humantime::parse_duration)]
     duration: Option<Duration>,
     /// Seed of every random choice (clients, faults, keys); random if not given.
@@ -319,7 +320,7 @@ async fn run(args: Args) -> anyhow::Result<i32> {
         };
         tokio::time::sleep(Duration::from_secs_f64(quiet)).await;
     }
-    if args.long {
+    if args.long || args.duration.is_some() {
         tokio::time::sleep(until.saturating_duration_since(Instant::now())).await;
     }
     stop.stop();
@@ -600,16 +601,12 @@ where
         match f().await {
             Ok(v) => return Ok(v),
             Err(e) if Instant::now() < deadline => {
-                tracing_free_note(what, &e);
+                eprintln!("  {what}: {e} (retrying)");
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             Err(e) => return Err(anyhow::anyhow!("{what}: {e}")),
         }
     }
-}
-
-fn tracing_free_note(what: &str, e: &blindstore_client::ClientError) {
-    eprintln!("  {what}: {e} (retrying)");
 }
 
 fn git_revision() -> String {

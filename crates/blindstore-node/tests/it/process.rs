@@ -59,6 +59,10 @@ impl NodeProcess {
         NodeProcess { child, url, rpc }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn client(&self) -> Client {
         Client::new(&self.url)
     }
