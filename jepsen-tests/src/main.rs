@@ -108,7 +108,11 @@ async fn run(args: Args) -> anyhow::Result<i32> {
         .canonicalize()
         .with_context(|| format!("the blindstore binary {}", args.binary.display()))?;
     let revision = git_revision();
-    let command_line: Vec<String> = std::env::args().collect();
+    // The command that repeats this run: the seed is added when it was drawn at random.
+    let mut command_line: Vec<String> = std::env::args().collect();
+    if args.seed.is_none() {
+        command_line.extend(["--seed".to_owned(), seed.to_string()]);
+    }
     println!(
         "blindstore-jepsen: {mode} run, {nodes} nodes, seed {seed}, revision {revision}{}",
         args.control
