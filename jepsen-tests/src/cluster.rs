@@ -54,6 +54,8 @@ impl Network {
             hosts: Vec::new(),
         };
         let bridge = net.bridge();
+        // A bridge left by an earlier run whose process id this one reuses.
+        let _ = sh("ip", &["link", "delete", &bridge]);
         sh("ip", &["link", "add", &bridge, "type", "bridge"])?;
         sh(
             "ip",
@@ -93,6 +95,7 @@ impl Network {
         let ns = self.namespace(node);
         let outside = format!("{}v{node}", self.tag);
         let inside = format!("{}p{node}", self.tag);
+        let _ = sh("ip", &["netns", "delete", &ns]);
         sh("ip", &["netns", "add", &ns])?;
         self.hosts.push(node);
         sh(

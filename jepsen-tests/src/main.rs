@@ -79,7 +79,23 @@ fn main() {
         .enable_all()
         .build()
         .expect("a tokio runtime starts");
-    let code = match runtime.block_on(run(args)) {
+    // Ctrl-C (or SIGTERM) drops the run, and with it the cluster: its processes are killed and its
+    // namespaces and bridge removed.
+    let outcome = runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut interrupt), Ok(mut terminate)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return Err(anyhow::anyhow!("cannot listen for SIGINT/SIGTERM"));
+        };
+        tokio::select! {
+            outcome = run(args) => outcome,
+            _ = interrupt.recv() => Err(anyhow::anyhow!("interrupted; nodes stopped")),
+            _ = terminate.recv() => Err(anyhow::anyhow!("terminated; nodes stopped")),
+        }
+    });
+    let code = match outcome {
         Ok(code) => code,
         Err(e) => {
             eprintln!("blindstore-jepsen: could not decide: {e:#}");
