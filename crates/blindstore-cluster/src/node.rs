@@ -800,7 +800,7 @@ fn now_ms() -> u64 {
 /// Whether a deliberate bug of the fault-injection harness is switched on; always false
 /// without the `negative-controls` feature.
 #[cfg(feature = "negative-controls")]
-fn negative_control(control: blindstore_storage::negative_controls::Control) -> bool {
+fn negative_control(control: Control) -> bool {
     blindstore_storage::negative_controls::on(control)
 }
 
