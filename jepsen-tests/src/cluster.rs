@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use blindstore_client::Client;
+use blindstore_types::api::Health;
 
 const HTTP_PORT: u16 = 8000;
 const RPC_PORT: u16 = 7000;
@@ -422,17 +423,17 @@ impl Cluster {
 
     /// The node that says it leads, asking every live node (highest term wins).
     pub async fn leader(&self) -> Option<u64> {
-        let mut best: Option<(u64, u64)> = None;
-        for id in self.live() {
-            let client = self.client(id, Duration::from_secs(2))?;
-            if let Ok(health) = client.health().await {
-                let leads = health.leader == Some(health.node_id);
-                if leads && best.is_none_or(|(term, _)| health.term > term) {
-                    best = Some((health.term, id));
-                }
-            }
-        }
-        best.map(|(_, id)| id)
+        leader_of(self.healths(&self.live()).await.iter().flatten())
+    }
+
+    /// `/v1/health` of each of `ids`, `None` for a node that did not answer within 2 s.
+    pub async fn healths(&self, ids: &[u64]) -> Vec<Option<Health>> {
+        let timeout = Duration::from_secs(2);
+        healths(
+            ids.iter().filter_map(|id| self.client(*id, timeout)),
+            timeout,
+        )
+        .await
     }
 
     /// Heals everything: partitions removed, paused nodes resumed, dead nodes restarted.
@@ -452,22 +453,17 @@ impl Cluster {
     pub async fn converge(&self, deadline: Duration) -> Option<Duration> {
         let start = Instant::now();
         while start.elapsed() < deadline {
-            let mut applied: Vec<Option<u64>> = Vec::new();
-            let mut under = 0;
-            let mut leaders = 0;
-            for id in self.ids() {
-                let Some(client) = self.client(id, Duration::from_secs(2)) else {
-                    continue;
-                };
-                match client.health().await {
-                    Ok(h) => {
-                        applied.push(h.last_applied);
-                        under += h.under_replicated;
-                        leaders += usize::from(h.leader == Some(h.node_id));
-                    }
-                    Err(_) => applied.push(None),
-                }
-            }
+            let answers = self.healths(&self.ids()).await;
+            let applied: Vec<Option<u64>> = answers
+                .iter()
+                .map(|h| h.as_ref().and_then(|h| h.last_applied))
+                .collect();
+            let answered: Vec<&Health> = answers.iter().flatten().collect();
+            let under: u64 = answered.iter().map(|h| h.under_replicated).sum();
+            let leaders = answered
+                .iter()
+                .filter(|h| h.leader == Some(h.node_id))
+                .count();
             let same = applied.windows(2).all(|w| w[0] == w[1]) && !applied.contains(&None);
             if same && under == 0 && leaders == 1 {
                 return Some(start.elapsed());
@@ -489,6 +485,28 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         self.stop_all();
     }
+}
+
+/// Each client's `/v1/health`, `None` where it did not answer within `timeout`.
+pub async fn healths(
+    clients: impl IntoIterator<Item = Client>,
+    timeout: Duration,
+) -> Vec<Option<Health>> {
+    let mut out = Vec::new();
+    for client in clients {
+        let answer = tokio::time::timeout(timeout, client.health()).await;
+        out.push(answer.ok().and_then(Result::ok));
+    }
+    out
+}
+
+/// The node that says it leads, with the highest term among those that do.
+pub fn leader_of<'a>(healths: impl IntoIterator<Item = &'a Health>) -> Option<u64> {
+    healths
+        .into_iter()
+        .filter(|h| h.leader == Some(h.node_id))
+        .max_by_key(|h| h.term)
+        .map(|h| h.node_id)
 }
 
 fn signal(pid: u32, sig: &str) -> anyhow::Result<()> {

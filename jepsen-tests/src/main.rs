@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use blindstore_client::ChainWriter;
 use blindstore_jepsen::checker::{self, ChunkFinal};
-use blindstore_jepsen::cluster::{Cluster, Network, NodeSettings};
+use blindstore_jepsen::cluster::{self, Cluster, Network, NodeSettings};
 use blindstore_jepsen::history::Outcome;
 use blindstore_jepsen::nemesis::{self, Fault, FaultEvent, Nemesis, Who, KINDS};
 use blindstore_jepsen::report;
@@ -181,7 +181,6 @@ async fn run(args: Args) -> anyhow::Result<i32> {
         targets: targets.clone(),
         ledger: ledger.clone(),
         rng: StdRng::seed_from_u64(rng.gen()),
-        start,
         client_timeout,
     };
     nemesis.refresh_targets();
@@ -591,16 +590,9 @@ async fn watch_leader(
     stop: workload::Stop,
 ) {
     while !stop.stopped() {
-        let mut best: Option<(u64, u64)> = None;
-        for (_, client) in targets.all() {
-            let probe = tokio::time::timeout(Duration::from_millis(400), client.health());
-            if let Ok(Ok(h)) = probe.await {
-                if h.leader == Some(h.node_id) && best.is_none_or(|(term, _)| h.term > term) {
-                    best = Some((h.term, h.node_id));
-                }
-            }
-        }
-        if let Some((_, id)) = best {
+        let clients = targets.all().into_iter().map(|(_, client)| client);
+        let answers = cluster::healths(clients, Duration::from_millis(400)).await;
+        if let Some(id) = cluster::leader_of(answers.iter().flatten()) {
             let mut seen = leaders.lock().expect("leaders lock");
             if seen.last().is_none_or(|(_, last)| *last != id) {
                 seen.push((start.elapsed().as_secs_f64(), id));

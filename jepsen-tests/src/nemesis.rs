@@ -223,7 +223,6 @@ pub struct Nemesis {
     pub targets: Targets,
     pub ledger: Arc<Mutex<ChunkLedger>>,
     pub rng: StdRng,
-    pub start: Instant,
     pub client_timeout: Duration,
 }
 
@@ -496,17 +495,10 @@ impl Nemesis {
         // One repair pass must have run after the heal before the backlog means anything.
         tokio::time::sleep(Duration::from_millis(1500)).await;
         while start.elapsed() < limit {
-            let mut under = 0;
-            let mut answered = 0;
-            for id in self.cluster.live() {
-                if let Some(client) = self.cluster.client(id, Duration::from_secs(2)) {
-                    if let Ok(h) = client.health().await {
-                        under += h.under_replicated;
-                        answered += 1;
-                    }
-                }
-            }
-            if under == 0 && answered == self.cluster.live().len() {
+            let answers = self.cluster.healths(&self.cluster.live()).await;
+            let all_answered = answers.iter().all(Option::is_some);
+            let under: u64 = answers.iter().flatten().map(|h| h.under_replicated).sum();
+            if under == 0 && all_answered {
                 return Some(start.elapsed().as_secs_f64());
             }
             tokio::time::sleep(Duration::from_millis(250)).await;

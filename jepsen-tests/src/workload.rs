@@ -5,7 +5,7 @@
 //! refusal, or a connection never established) or `info` (unknown); a process that saw `info`
 //! is retired and its worker continues as a new process.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -297,7 +297,9 @@ pub async fn read(
 ) -> (Outcome, Option<(u64, Hash32)>) {
     let writer = &chains.writers[chain];
     let invoke = recorder.now_ns();
-    let result = read_all(client, &chains.zone, writer, stale).await;
+    let result = client
+        .all_entries_as(&chains.zone, &writer.chain_id(), stale)
+        .await;
     let (outcome, values, seen, error) = match result {
         Ok(entries) => {
             let head = entries
@@ -327,28 +329,6 @@ pub async fn read(
         error,
     );
     (outcome, seen)
-}
-
-/// Every entry of a chain. Entries never change, so pages read one after another add up to
-/// the chain as of the last page: one read that takes effect when the last page is read.
-async fn read_all(
-    client: &Client,
-    zone: &ZoneId,
-    writer: &ChainWriter,
-    stale: bool,
-) -> Result<Vec<Entry>, ClientError> {
-    let mut out = Vec::new();
-    let mut from = 0;
-    loop {
-        let page = client
-            .entries(zone, &writer.chain_id(), from, 1000, stale)
-            .await?;
-        out.extend(page.entries);
-        match page.next {
-            Some(next) => from = next,
-            None => return Ok(out),
-        }
-    }
 }
 
 fn payload_text(entry: &Entry) -> String {
@@ -436,22 +416,4 @@ pub async fn chunk_worker(
         }
         tokio::time::sleep(pause).await;
     }
-}
-
-/// Entries seen per chain by the final reads, for the report.
-pub fn final_lengths(ops: &[Op]) -> HashMap<u32, usize> {
-    let mut out = HashMap::new();
-    for op in ops {
-        if let Body::Read {
-            chain,
-            values: Some(values),
-            final_read: true,
-            ..
-        } = &op.body
-        {
-            let len = out.entry(*chain).or_insert(0);
-            *len = values.len().max(*len);
-        }
-    }
-    out
 }

@@ -296,12 +296,24 @@ impl Client {
         json(response).await
     }
 
-    /// Every entry of a chain, following `next`.
+    /// Every entry of a chain, following `next` (linearizable reads).
     pub async fn all_entries(&self, zone: &ZoneId, chain: &ChainId) -> Result<Vec<Entry>> {
+        self.all_entries_as(zone, chain, false).await
+    }
+
+    /// Every entry of a chain, following `next`; `stale` reads each page with
+    /// `consistency=stale`. Entries never change, so the pages add up to the chain as it was
+    /// when the last page was read.
+    pub async fn all_entries_as(
+        &self,
+        zone: &ZoneId,
+        chain: &ChainId,
+        stale: bool,
+    ) -> Result<Vec<Entry>> {
         let mut out = Vec::new();
         let mut from = 0;
         loop {
-            let page = self.entries(zone, chain, from, 1000, false).await?;
+            let page = self.entries(zone, chain, from, 1000, stale).await?;
             out.extend(page.entries);
             match page.next {
                 Some(next) => from = next,
