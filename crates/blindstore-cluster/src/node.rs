@@ -5,6 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use blindstore_storage::negative_controls::{
+    self,
+    Control::{EarlyAck, SkipCas, StaleReads},
+};
 use blindstore_storage::{ChunkStore, LogStore, MapSizes, StateMachineStore};
 use blindstore_types::api::{Health, ZoneUsage};
 use blindstore_types::command::{ChainHead, Command, CommandResponse, Rejection};
@@ -595,7 +599,7 @@ impl Node {
                 .ok_or(NodeError::UnknownChain)?;
         }
         let taken = header.index != head.length || header.prev != head.head;
-        if taken && !negative_control(SkipCas) {
+        if taken && !negative_controls::on(SkipCas) {
             return Err(NodeError::IndexConflict {
                 length: head.length,
                 head: head.head,
@@ -610,7 +614,7 @@ impl Node {
             chain_id: *chain,
             header,
         };
-        if negative_control(EarlyAck) {
+        if negative_controls::on(EarlyAck) {
             // Deliberately broken: acknowledge now, commit (or not) later.
             let node = self.clone();
             tokio::spawn(async move { node.propose(command).await });
@@ -710,7 +714,7 @@ impl Node {
     }
 
     async fn read_barrier(&self, consistency: Consistency) -> Result<(), NodeError> {
-        if consistency == Consistency::Stale || negative_control(StaleReads) {
+        if consistency == Consistency::Stale || negative_controls::on(StaleReads) {
             return Ok(());
         }
         match self.inner.raft.ensure_linearizable().await {
@@ -796,29 +800,3 @@ fn now_ms() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
-
-/// Whether a deliberate bug of the fault-injection harness is switched on; always false
-/// without the `negative-controls` feature.
-#[cfg(feature = "negative-controls")]
-fn negative_control(control: Control) -> bool {
-    blindstore_storage::negative_controls::on(control)
-}
-
-#[cfg(not(feature = "negative-controls"))]
-fn negative_control(_: Control) -> bool {
-    false
-}
-
-/// The controls by name, so call sites read the same with and without the feature.
-#[cfg(feature = "negative-controls")]
-use blindstore_storage::negative_controls::Control::{self, EarlyAck, SkipCas, StaleReads};
-
-#[cfg(not(feature = "negative-controls"))]
-#[derive(Clone, Copy)]
-enum Control {
-    StaleReads,
-    EarlyAck,
-    SkipCas,
-}
-#[cfg(not(feature = "negative-controls"))]
-use Control::{EarlyAck, SkipCas, StaleReads};

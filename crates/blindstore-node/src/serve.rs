@@ -28,37 +28,26 @@ pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     runtime.block_on(serve(config))
 }
 
-/// The environment variable that switches on a deliberate bug in builds with the
-/// `negative-controls` feature (see jepsen-tests).
-const NEGATIVE_CONTROL_ENV: &str = "BLINDSTORE_NEGATIVE_CONTROL";
-
-/// A build with negative controls says loudly when one is on; a normal build refuses to start
-/// when asked for one rather than silently running correctly.
-#[cfg(feature = "negative-controls")]
+/// A build with negative controls (the fault-injection harness's deliberate bugs) says loudly
+/// when one is on; a normal build refuses to start when asked for one rather than silently
+/// running correctly.
 fn check_negative_control() -> anyhow::Result<()> {
-    use blindstore_storage::negative_controls::{Control, ENV};
-    debug_assert_eq!(ENV, NEGATIVE_CONTROL_ENV);
-    match std::env::var(NEGATIVE_CONTROL_ENV) {
-        Ok(name) if Control::parse(&name).is_some() => {
-            eprintln!("WARNING: negative control {name} is on: this node is deliberately broken");
-            Ok(())
-        }
-        Ok(name) => anyhow::bail!(
-            "{NEGATIVE_CONTROL_ENV}={name:?} is not a negative control \
-             (stale-reads, early-ack, skip-cas)"
-        ),
-        Err(_) => Ok(()),
-    }
-}
-
-#[cfg(not(feature = "negative-controls"))]
-fn check_negative_control() -> anyhow::Result<()> {
-    if std::env::var_os(NEGATIVE_CONTROL_ENV).is_some() {
+    use blindstore_storage::negative_controls::{Control, COMPILED, ENV};
+    let Ok(name) = std::env::var(ENV) else {
+        return Ok(());
+    };
+    if !COMPILED {
         anyhow::bail!(
-            "{NEGATIVE_CONTROL_ENV} is set, but this build has no negative controls \
+            "{ENV} is set, but this build has no negative controls \
              (they need --features negative-controls)"
         );
     }
+    if Control::parse(&name).is_none() {
+        anyhow::bail!(
+            "{ENV}={name:?} is not a negative control (stale-reads, early-ack, skip-cas)"
+        );
+    }
+    eprintln!("WARNING: negative control {name} is on: this node is deliberately broken");
     Ok(())
 }
 

@@ -12,7 +12,6 @@
 
 pub mod chunk_store;
 pub mod log_store;
-#[cfg(feature = "negative-controls")]
 pub mod negative_controls;
 pub mod state_machine;
 

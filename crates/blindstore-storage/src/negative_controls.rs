@@ -1,6 +1,7 @@
-//! Deliberate bugs for proving that the fault-injection checker can fail. Compiled only with
-//! the `negative-controls` feature, which no normal build enables; even then a control is
-//! off unless `BLINDSTORE_NEGATIVE_CONTROL` names it when the process starts.
+//! Deliberate bugs for proving that the fault-injection checker can fail. They can only be
+//! switched on in a build with the `negative-controls` feature, which no normal build enables
+//! ([`on`] is a constant `false` without it); even then a control is off unless
+//! `BLINDSTORE_NEGATIVE_CONTROL` names it when the process starts.
 //!
 //! Each control breaks one guarantee, and the checker must report the matching anomaly:
 //!
@@ -12,6 +13,9 @@
 //!   index it names (forks).
 
 use std::sync::OnceLock;
+
+/// Whether this build has the `negative-controls` feature.
+pub const COMPILED: bool = cfg!(feature = "negative-controls");
 
 /// The environment variable that switches a control on.
 pub const ENV: &str = "BLINDSTORE_NEGATIVE_CONTROL";
@@ -41,7 +45,7 @@ pub fn active() -> Option<Control> {
     *ACTIVE.get_or_init(|| std::env::var(ENV).ok().as_deref().and_then(Control::parse))
 }
 
-/// True if `control` is switched on.
+/// True if `control` is switched on; always false without the `negative-controls` feature.
 pub fn on(control: Control) -> bool {
-    active() == Some(control)
+    COMPILED && active() == Some(control)
 }

@@ -27,6 +27,7 @@ use openraft::{
     StoredMembership,
 };
 
+use crate::negative_controls;
 use crate::{blocking, decode, open_env, zone_key, StorageError};
 use blindstore_types::record::encode;
 
@@ -434,8 +435,7 @@ fn apply_command(
                 return Ok(CommandResponse::Rejected(Rejection::UnknownChain));
             };
             let mut chain: ChainHead = decode("chain", bytes)?;
-            #[cfg(feature = "negative-controls")]
-            if crate::negative_controls::on(crate::negative_controls::Control::SkipCas) {
+            if negative_controls::on(negative_controls::Control::SkipCas) {
                 // Deliberately broken: the entry lands where it says, over whatever is there.
                 chain.length = header.index;
                 chain.head = header.prev;
