@@ -152,8 +152,7 @@ impl ChunkStore {
             for item in inner.data.iter(&rtxn)? {
                 let (key, value) = item?;
                 let (_, hash) = split_zone_key(key)?;
-                let sound = matches!(value.split_first(),
-                    Some((&RECORD_V1, bytes)) if Hash32::digest(bytes) == hash);
+                let sound = chunk_bytes(value).is_ok_and(|bytes| Hash32::digest(bytes) == hash);
                 if sound {
                     report.verified += 1;
                 } else {
@@ -266,23 +265,7 @@ impl ChunkStore {
         let Some(value) = self.inner.data.get(&rtxn, &zone_key(zone, hash))? else {
             return Ok(None);
         };
-        let bytes = match value.split_first() {
-            Some((&RECORD_V1, bytes)) => bytes,
-            Some((&version, _)) => {
-                return Err(RecordError::UnknownVersion {
-                    what: "chunk",
-                    version,
-                }
-                .into())
-            }
-            None => {
-                return Err(RecordError::UnknownVersion {
-                    what: "chunk",
-                    version: 0,
-                }
-                .into())
-            }
-        };
+        let bytes = chunk_bytes(value)?;
         if Hash32::digest(bytes) != *hash {
             tracing::error!(zone = %zone, hash = %hash, "stored chunk fails its hash check; not serving it");
             return Err(StorageError::CorruptChunk {
@@ -475,6 +458,17 @@ impl ChunkStore {
 }
 
 /// Deletes a chunk's bytes and metadata and takes it off its zone's usage.
+/// The chunk bytes of a stored value (after its version byte).
+fn chunk_bytes(value: &[u8]) -> Result<&[u8], RecordError> {
+    match value.split_first() {
+        Some((&RECORD_V1, bytes)) => Ok(bytes),
+        other => Err(RecordError::UnknownVersion {
+            what: "chunk",
+            version: other.map_or(0, |(v, _)| *v),
+        }),
+    }
+}
+
 fn delete_chunk(
     inner: &Inner,
     wtxn: &mut heed::RwTxn,
