@@ -339,7 +339,16 @@ pub fn check_chain(chain: u32, ops: &[&Op], verdict: &mut Verdict) -> Result<(),
         i = j;
     }
 
-    // 3. Conflicts.
+    // 3. Conflicts. `placed` is sorted by key: the earliest completion from each position on,
+    // and the latest invocation up to each position, answer every 409 with a binary search.
+    let mut earliest_completion = vec![u64::MAX; placed.len() + 1];
+    for i in (0..placed.len()).rev() {
+        earliest_completion[i] = earliest_completion[i + 1].min(placed[i].complete);
+    }
+    let mut latest_invocation = vec![0u64; placed.len() + 1];
+    for (i, p) in placed.iter().enumerate() {
+        latest_invocation[i + 1] = latest_invocation[i].max(p.op.invoke_ns);
+    }
     for op in appends.values() {
         let Body::Append {
             expected_index: idx,
@@ -361,25 +370,14 @@ pub fn check_chain(chain: u32, ops: &[&Op], verdict: &mut Verdict) -> Result<(),
         // anything that must follow it. Shorter than idx when invoked is possible if that is
         // after the invocation.
         let shorter_possible = idx > 0 && {
-            let key = 2 * idx - 1;
-            placed
-                .iter()
-                .filter(|p| p.key >= key)
-                .map(|p| p.complete)
-                .min()
-                .is_none_or(|latest| latest > op.invoke_ns)
+            let from = placed.partition_point(|p| p.key < 2 * idx - 1);
+            earliest_completion[from] > op.invoke_ns
         };
         // Earliest moment the append at idx can have happened: the latest invocation of
-        // anything that must precede it (or never, if no append landed there).
+        // anything that must precede it (the append at idx exists when idx < len).
         let longer_possible = idx < len && {
-            let key = 2 * idx + 1;
-            let earliest = placed
-                .iter()
-                .filter(|p| p.key <= key)
-                .map(|p| p.op.invoke_ns)
-                .max()
-                .unwrap_or(0);
-            earliest < op.complete_or_never()
+            let upto = placed.partition_point(|p| p.key <= 2 * idx + 1);
+            latest_invocation[upto] < op.complete_or_never()
         };
         if !shorter_possible && !longer_possible {
             let mut witness = vec![*op];
