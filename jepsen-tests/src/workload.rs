@@ -5,6 +5,7 @@
 //! refusal, or a connection never established) or `info` (unknown); a process that saw `info`
 //! is retired and its worker continues as a new process.
 
+use blindstore_types::api::ErrorCode;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -261,7 +262,7 @@ async fn append(
             if let Some((len, head)) = e.conflict() {
                 chains.learn(chain, len, head);
             }
-            let conflict = e.code() == Some("index_conflict");
+            let conflict = e.code() == Some(ErrorCode::IndexConflict);
             (outcome_of(&e), None, conflict, Some(e.to_string()))
         }
     };

@@ -13,8 +13,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use blindstore_types::api::{
     AppendRequest, AppendResponse, Chain, ClusterMembers, CreateChainRequest, Entries, Entry,
-    ErrorBody, Health, MissingChunksRequest, MissingChunksResponse, NodeChange, Replicas, Zone,
-    ZoneList,
+    ErrorBody, ErrorCode, Health, MissingChunksRequest, MissingChunksResponse, NodeChange,
+    Replicas, Zone, ZoneList,
 };
 use blindstore_types::entry::{chain_id, genesis, UnsignedEntry};
 use blindstore_types::{ChainId, Hash32, PublicKey, Signature, ZoneId};
@@ -38,9 +38,9 @@ pub enum ClientError {
 
 impl ClientError {
     /// The API error code (`index_conflict`, `unknown_zone`...), if the server gave one.
-    pub fn code(&self) -> Option<&str> {
+    pub fn code(&self) -> Option<ErrorCode> {
         match self {
-            ClientError::Api { body, .. } => Some(&body.error.code),
+            ClientError::Api { body, .. } => Some(body.error.code),
             _ => None,
         }
     }
@@ -58,7 +58,7 @@ impl ClientError {
     /// `outcome_unknown`, or a connection that was never established.
     pub fn is_definite(&self) -> bool {
         match self {
-            ClientError::Api { body, .. } => body.error.code != "outcome_unknown",
+            ClientError::Api { body, .. } => body.error.code != ErrorCode::OutcomeUnknown,
             ClientError::Transport(e) => e.is_connect(),
             ClientError::Unexpected { .. } => false,
         }
@@ -67,7 +67,7 @@ impl ClientError {
     /// For `index_conflict`: the chain's current length and head.
     pub fn conflict(&self) -> Option<(u64, Hash32)> {
         match self {
-            ClientError::Api { body, .. } if body.error.code == "index_conflict" => {
+            ClientError::Api { body, .. } if body.error.code == ErrorCode::IndexConflict => {
                 Some((body.length?, body.head?))
             }
             _ => None,

@@ -118,23 +118,32 @@ impl Node {
         hash: &Hash32,
     ) -> Result<Vec<u8>, NodeError> {
         let mut corrupt_here = false;
-        match self.inner.chunks.get(zone, hash) {
+        match self.inner.chunks.get(zone, hash).await {
             Ok(Some(bytes)) => return Ok(bytes),
             Ok(None) => {}
             // Never served; an intact copy from elsewhere replaces it below.
             Err(StorageError::CorruptChunk { .. }) => corrupt_here = true,
             Err(e) => tracing::error!(error = %e, "local chunk copy unusable"),
         }
+        match self.fetch_from_peers(zone, hash).await {
+            Some(bytes) => {
+                if corrupt_here {
+                    self.rewrite_local(zone, hash, bytes.clone()).await;
+                }
+                Ok(bytes)
+            }
+            None if corrupt_here => Err(NodeError::CorruptChunk(*hash)),
+            None => Err(NodeError::UnknownChunk),
+        }
+    }
+
+    /// An intact copy of a chunk from the first other holder in rank order that has one.
+    async fn fetch_from_peers(&self, zone: &ZoneId, hash: &Hash32) -> Option<Vec<u8>> {
         // Every storage member, draining and down ones included: a copy may be anywhere.
         let ranked = rank(&self.storage_members(), zone, hash);
         for (id, info) in ranked.into_iter().filter(|(id, _)| *id != self.inner.id) {
             match self.get_remote(&info, zone, hash).await {
-                Ok(Some(bytes)) if Hash32::digest(&bytes) == *hash => {
-                    if corrupt_here {
-                        self.rewrite_local(zone, hash, bytes.clone()).await;
-                    }
-                    return Ok(bytes);
-                }
+                Ok(Some(bytes)) if Hash32::digest(&bytes) == *hash => return Some(bytes),
                 Ok(Some(_)) => {
                     tracing::error!(node_id = id, hash = %hash, "peer sent a chunk that fails its hash")
                 }
@@ -144,20 +153,25 @@ impl Node {
                 }
             }
         }
-        if corrupt_here {
-            return Err(NodeError::CorruptChunk(*hash));
-        }
-        Err(NodeError::UnknownChunk)
+        None
     }
 
-    /// Replaces this node's corrupt copy of a chunk with intact bytes.
-    async fn rewrite_local(&self, zone: &ZoneId, hash: &Hash32, bytes: Vec<u8>) {
-        let result = async {
-            self.inner.chunks.remove(zone, hash).await?;
-            self.inner.chunks.put(zone, *hash, bytes, now_secs()).await
+    /// After the scrubber deleted a corrupt local copy: stores an intact one from a peer, if
+    /// any peer has it. Returns whether the copy was restored.
+    pub(crate) async fn restore_local(&self, zone: &ZoneId, hash: &Hash32) -> bool {
+        match self.fetch_from_peers(zone, hash).await {
+            Some(bytes) => {
+                self.rewrite_local(zone, hash, bytes).await;
+                true
+            }
+            None => false,
         }
-        .await;
-        match result {
+    }
+
+    /// Replaces this node's copy of a chunk (corrupt or deleted) with intact bytes. `put`
+    /// rewrites a stored copy that fails its hash.
+    async fn rewrite_local(&self, zone: &ZoneId, hash: &Hash32, bytes: Vec<u8>) {
+        match self.inner.chunks.put(zone, *hash, bytes, now_secs()).await {
             Ok(_) => {
                 tracing::warn!(zone = %zone, hash = %hash, "replaced a corrupt chunk copy with an intact one from a peer")
             }

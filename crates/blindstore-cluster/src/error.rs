@@ -34,6 +34,12 @@ pub enum NodeError {
     /// A body or field is above its documented size limit.
     #[error("{what} is larger than the limit of {limit} bytes")]
     TooLarge { what: &'static str, limit: u64 },
+    /// A quota of the zone would be exceeded. Nothing was changed.
+    #[error("quota exceeded: {0}")]
+    QuotaExceeded(String),
+    /// This node is below its free-space reserve and refuses new data. Nothing was changed.
+    #[error("insufficient storage: {0}")]
+    InsufficientStorage(String),
     /// The operation certainly did not take effect: no leader, no quorum, shutting down.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -44,6 +50,9 @@ pub enum NodeError {
     /// A stored chunk failed its hash check and no intact copy is reachable.
     #[error("stored chunk {0} is corrupt and no intact copy is reachable")]
     CorruptChunk(Hash32),
+    /// The node's identity on disk is missing or contradicts itself (start-up only).
+    #[error("node identity: {0}")]
+    Identity(String),
     /// A broken internal invariant; logged, reported as a server error.
     #[error("internal: {0}")]
     Internal(String),

@@ -12,12 +12,15 @@ mod membership;
 mod node;
 mod placement;
 mod repair;
+mod scrub;
 mod services;
 mod transport;
 
 pub use error::NodeError;
 pub use membership::discover;
 pub use node::{
-    AppendInput, Consistency, EntriesPage, Limits, Node, NodeConfig, ReadEntries, ZoneInfo,
+    entry_answer_bytes, AppendInput, Consistency, EntriesPage, Limits, Node, NodeConfig,
+    ReadEntries, ZoneInfo,
 };
 pub use repair::RepairReport;
+pub use scrub::{ScrubConfig, ScrubReport};

@@ -17,6 +17,7 @@ use blindstore_rpc::v1::forward_reply::Result as ForwardResult;
 use blindstore_rpc::v1::raft_server::RaftServer;
 use blindstore_rpc::v1::{AddMemberRequest, ForwardRequest, JoinRequest, ReadIndexRequest};
 use blindstore_rpc::ClusterSecret;
+use blindstore_storage::LogStore;
 use blindstore_types::api::{ClusterMembers, Member};
 use blindstore_types::command::{Command, CommandResponse};
 use blindstore_types::raft::{NodeId, NodeInfo, TypeConfig};
@@ -26,7 +27,7 @@ use openraft::{ChangeMembers, Raft};
 use tokio::net::TcpListener;
 
 use crate::services::{ChunksRpc, ClusterRpc, RaftRpc};
-use crate::transport::{never_sent, Peers, MAX_MESSAGE_BYTES};
+use crate::transport::{never_sent, Peers, MAX_MESSAGE_BYTES, MAX_RAFT_MESSAGE_BYTES};
 use crate::{Node, NodeError};
 
 const NODE_ID_FILE: &str = "node-id";
@@ -41,56 +42,85 @@ pub(crate) struct Reservations {
     reserved: BTreeSet<NodeId>,
 }
 
-/// This node's id: from `<data_dir>/node-id` if it exists; otherwise `configured`, or one
-/// reserved by the cluster being joined, or 1 for a new cluster — then written down.
+/// This node's id. With Raft state on disk, the id stored with it (`LogStore`'s meta table)
+/// is the truth: `<data_dir>/node-id` and `--node-id` must agree with it, and Raft state
+/// without any id refuses to start — never a default. On a pristine log: the id in
+/// `<data_dir>/node-id` (reserved by an earlier, interrupted join), else `configured`, else one
+/// reserved by the cluster being joined, else 1 for a new cluster. The file is written
+/// atomically and the id adopted by the log store, which stores it with the first Raft write.
 pub(crate) async fn node_id(
     dir: &Path,
+    log: &LogStore,
     configured: Option<NodeId>,
     joining: Option<&str>,
     peers: &Peers,
 ) -> Result<NodeId, NodeError> {
     let path = dir.join(NODE_ID_FILE);
     let io = |e: std::io::Error| NodeError::Storage(e.into());
-    match std::fs::read_to_string(&path) {
-        Ok(text) => {
-            let id: NodeId = text.trim().parse().map_err(|_| {
-                NodeError::Internal(format!("{} does not hold a node id", path.display()))
-            })?;
-            if configured.is_some_and(|c| c != id) {
-                return Err(NodeError::BadRequest(format!(
-                    "--node-id {} differs from the id {id} this data dir already has",
-                    configured.unwrap_or_default()
-                )));
-            }
-            return Ok(id);
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+    let from_file: Option<NodeId> = match std::fs::read_to_string(&path) {
+        Ok(text) => Some(text.trim().parse().ok().filter(|id| *id != 0).ok_or_else(|| {
+            NodeError::Identity(format!(
+                "{} does not hold a node id ({:?}); restore it or remove it (the id stored with the Raft state is then used)",
+                path.display(),
+                text.trim()
+            ))
+        })?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(io(e)),
-    }
-    let id = match joining {
-        Some(seed) => {
-            let mut client = peers
-                .cluster(seed)
-                .map_err(|s| NodeError::Unavailable(s.to_string()))?;
-            let request = JoinRequest {
-                node_id: configured.unwrap_or(0),
-            };
-            let reply = client.join(request).await.map_err(|s| match s.code() {
-                tonic::Code::Unauthenticated => {
-                    NodeError::BadRequest(format!("join refused: {}", s.message()))
-                }
-                _ => NodeError::Unavailable(format!("join via {seed}: {}", s.message())),
-            })?;
-            reply.into_inner().node_id
-        }
-        None => configured.unwrap_or(1),
     };
-    let tmp = dir.join("node-id.tmp");
-    std::fs::write(&tmp, format!("{id}\n")).map_err(io)?;
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(io)?;
-    std::fs::rename(&tmp, &path).map_err(io)?;
+    let stored = log.stored_node_id()?;
+    let pristine = log.is_pristine()?;
+    let disagree = |what: String, id: NodeId| {
+        NodeError::Identity(format!(
+            "{what} differs from the id {id} this data dir's Raft state belongs to; refusing to start"
+        ))
+    };
+    let id = match (stored, from_file) {
+        (Some(id), file) => {
+            if let Some(f) = file.filter(|f| *f != id) {
+                return Err(disagree(format!("{} holds {f}, which", path.display()), id));
+            }
+            id
+        }
+        (None, Some(f)) if !pristine => f,
+        (None, None) if !pristine => {
+            return Err(NodeError::Identity(format!(
+                "{} has Raft state but no node id (neither stored with the state nor in {}); refusing to start rather than guess one",
+                dir.display(),
+                path.display()
+            )))
+        }
+        (None, Some(f)) => f,
+        (None, None) => match joining {
+            Some(seed) => {
+                let mut client = peers
+                    .cluster(seed)
+                    .map_err(|s| NodeError::Unavailable(s.to_string()))?;
+                let request = JoinRequest {
+                    node_id: configured.unwrap_or(0),
+                };
+                let reply = tokio::time::timeout(FORWARD_TIMEOUT, client.join(request))
+                    .await
+                    .map_err(|_| NodeError::Unavailable(format!("join via {seed}: no answer")))?
+                    .map_err(|s| match s.code() {
+                        tonic::Code::Unauthenticated => {
+                            NodeError::BadRequest(format!("join refused: {}", s.message()))
+                        }
+                        _ => NodeError::Unavailable(format!("join via {seed}: {}", s.message())),
+                    })?;
+                reply.into_inner().node_id
+            }
+            None => configured.unwrap_or(1),
+        },
+    };
+    if let Some(c) = configured.filter(|c| *c != id) {
+        return Err(disagree(format!("--node-id {c}"), id));
+    }
+    if from_file != Some(id) {
+        blindstore_storage::write_atomically(dir, NODE_ID_FILE, format!("{id}\n").as_bytes())
+            .map_err(io)?;
+    }
+    log.adopt_node_id(id)?;
     Ok(id)
 }
 
@@ -148,12 +178,16 @@ pub(crate) async fn serve_rpc(node: Node, listener: TcpListener, secret: Cluster
     tracing::info!(addr = %addr, "rpc listening");
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
     let result = tonic::transport::Server::builder()
-        .add_service(RaftServer::with_interceptor(
-            RaftRpc(node.clone()),
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            RaftServer::new(RaftRpc(node.clone()))
+                .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES),
             secret.checker(),
         ))
-        .add_service(ClusterServer::with_interceptor(
-            ClusterRpc(node.clone()),
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            ClusterServer::new(ClusterRpc(node.clone()))
+                .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES),
             secret.checker(),
         ))
         .add_service(tonic::service::interceptor::InterceptedService::new(
@@ -171,6 +205,30 @@ pub(crate) async fn serve_rpc(node: Node, listener: TcpListener, secret: Cluster
 }
 
 impl Node {
+    /// Runs one membership change (or learner addition) on the leader within `limit`. A
+    /// change that errs or times out may still commit: its outcome is unknown.
+    async fn change_bounded<F>(&self, limit: Duration, change: F) -> Result<(), NodeError>
+    where
+        F: std::future::Future<
+            Output = Result<
+                openraft::raft::ClientWriteResponse<TypeConfig>,
+                RaftError<NodeId, ClientWriteError<NodeId, NodeInfo>>,
+            >,
+        >,
+    {
+        match tokio::time::timeout(limit, change).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
+                // Refused before anything was proposed (e.g. another change in progress).
+                Err(NodeError::Unavailable(e.to_string()))
+            }
+            Ok(Err(e)) => Err(crate::node::write_error(e)),
+            Err(_) => Err(NodeError::OutcomeUnknown(format!(
+                "membership change not committed within {limit:?}"
+            ))),
+        }
+    }
+
     /// The membership as this node sees it.
     pub fn members(&self) -> ClusterMembers {
         let m = self.inner.raft.metrics().borrow().clone();
@@ -298,19 +356,15 @@ impl Node {
             }
         }
         let _guard = self.inner.membership.lock().await;
-        let change = |e: RaftError<NodeId, ClientWriteError<NodeId, NodeInfo>>| {
-            NodeError::Unavailable(e.to_string())
-        };
         let raft = &self.inner.raft;
-        if self.voter_ids().contains(&node) {
-            raft.change_membership(ChangeMembers::RemoveVoters(BTreeSet::from([node])), false)
-                .await
-                .map_err(change)?;
+        let limit = self.inner.write_timeout;
+        let change = if self.voter_ids().contains(&node) {
+            ChangeMembers::RemoveVoters(BTreeSet::from([node]))
         } else {
-            raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([node])), false)
-                .await
-                .map_err(change)?;
-        }
+            ChangeMembers::RemoveNodes(BTreeSet::from([node]))
+        };
+        self.change_bounded(limit, raft.change_membership(change, false))
+            .await?;
         tracing::info!(node_id = node, force, "removed from the cluster");
         let voters = self.voter_ids();
         if voters.len() < self.inner.voters {
@@ -319,12 +373,9 @@ impl Node {
                 .into_iter()
                 .find(|id| !voters.contains(id));
             if let Some(learner) = learner {
-                raft.change_membership(
-                    ChangeMembers::AddVoterIds(BTreeSet::from([learner])),
-                    false,
-                )
-                .await
-                .map_err(change)?;
+                let promote = ChangeMembers::AddVoterIds(BTreeSet::from([learner]));
+                self.change_bounded(limit, raft.change_membership(promote, false))
+                    .await?;
                 tracing::info!(node_id = learner, "promoted a storage node to voter");
             }
         }
@@ -413,37 +464,34 @@ impl Node {
         }
         let mut reservations = self.inner.membership.lock().await;
         let raft = &self.inner.raft;
-        let membership_error = |e: RaftError<NodeId, ClientWriteError<NodeId, NodeInfo>>| {
-            NodeError::Unavailable(e.to_string())
-        };
-        // A member announcing new addresses after a restart: update them in place.
-        let known = self.membership().get_node(&id).cloned();
-        if let Some(known) = known {
-            if known != info {
+        let limit = self.inner.write_timeout;
+        match self.membership().get_node(&id).cloned() {
+            // A member announcing new addresses after a restart: update them in place.
+            Some(known) if known != info => {
                 tracing::info!(node_id = id, node = %info, "updating a member's addresses");
-                raft.change_membership(ChangeMembers::SetNodes(BTreeMap::from([(id, info)])), true)
-                    .await
-                    .map_err(membership_error)?;
+                let nodes = ChangeMembers::SetNodes(BTreeMap::from([(id, info)]));
+                self.change_bounded(limit, raft.change_membership(nodes, true))
+                    .await?;
             }
-            return Ok(self.voter_ids().contains(&id));
-        }
-        let already_voter = self.voter_ids().contains(&id);
-        if !already_voter {
-            tracing::info!(node_id = id, node = %info, "adding a learner");
-            raft.add_learner(id, info, true)
-                .await
-                .map_err(membership_error)?;
+            Some(_) => {}
+            None => {
+                tracing::info!(node_id = id, node = %info, "adding a learner");
+                // Waits for the learner to catch up (a snapshot may travel): a longer bound.
+                self.change_bounded(JOIN_PATIENCE, raft.add_learner(id, info, true))
+                    .await?;
+            }
         }
         reservations.reserved.remove(&id);
+        // Also when the node was added by an earlier attempt whose promotion did not happen.
         let voters = self.voter_ids();
         if voters.contains(&id) {
             return Ok(true);
         }
         if voters.len() < self.inner.voters {
             tracing::info!(node_id = id, "promoting to voter");
-            raft.change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
-                .await
-                .map_err(membership_error)?;
+            let promote = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
+            self.change_bounded(limit, raft.change_membership(promote, false))
+                .await?;
             return Ok(true);
         }
         Ok(false)
@@ -576,12 +624,11 @@ impl Node {
     async fn set_own_address(&self) -> Result<(), NodeError> {
         let _guard = self.inner.membership.lock().await;
         let nodes = BTreeMap::from([(self.inner.id, self.inner.own_info.clone())]);
-        self.inner
+        let change = self
+            .inner
             .raft
-            .change_membership(ChangeMembers::SetNodes(nodes), true)
-            .await
-            .map_err(|e| NodeError::Unavailable(e.to_string()))?;
-        Ok(())
+            .change_membership(ChangeMembers::SetNodes(nodes), true);
+        self.change_bounded(self.inner.write_timeout, change).await
     }
 
     /// Proposes on the leader, from a follower. A request that certainly did not reach it is
@@ -591,7 +638,10 @@ impl Node {
         let request = ForwardRequest {
             command_record: encode(command),
         };
-        let reply = match tokio::time::timeout(FORWARD_TIMEOUT, client.forward(request)).await {
+        // The leader bounds its own proposal by the same deadline; a second more lets its
+        // answer arrive.
+        let limit = self.inner.write_timeout + Duration::from_secs(1);
+        let reply = match tokio::time::timeout(limit, client.forward(request)).await {
             Err(_) => {
                 return Err(NodeError::OutcomeUnknown(
                     "forwarded write timed out".into(),

@@ -39,7 +39,8 @@ pub struct Limits {
     pub max_missing_query: usize,
     /// Most entries one read returns.
     pub max_read_entries: usize,
-    /// Most payload bytes one read returns (at least one entry is always returned).
+    /// Most bytes one read answer carries, counted by [`entry_answer_bytes`] (payloads as
+    /// base64, chunk lists and headers); at least one entry is always returned.
     pub max_read_bytes: u64,
 }
 
@@ -85,6 +86,12 @@ pub struct NodeConfig {
     pub down_after: Duration,
     /// How often the repairer checks this node's chunks against their owners.
     pub repair_interval: Duration,
+    /// How long a write may take: a proposal until it commits on the leader, a forward until
+    /// the leader answers, a membership change. Past it the client gets `OutcomeUnknown` (if
+    /// the write may have been proposed) or `Unavailable` (if it certainly was not).
+    pub write_timeout: Duration,
+    /// The background scrubber's pace.
+    pub scrub: crate::ScrubConfig,
     /// Build a Raft snapshot after this many applied log entries; the log before it is then
     /// purged, keeping a quarter of that many entries for followers that lag slightly.
     pub snapshot_logs: u64,
@@ -161,6 +168,7 @@ pub(crate) struct Inner {
     /// Held chunks that some owner lacked at the last repair pass.
     pub(crate) under_replicated: std::sync::atomic::AtomicU64,
     limits: Limits,
+    pub(crate) write_timeout: Duration,
     /// Serialises membership changes made by this node as leader.
     pub(crate) membership: tokio::sync::Mutex<membership::Reservations>,
     pub(crate) shutdown: CancellationToken,
@@ -181,14 +189,9 @@ impl Node {
         std::fs::create_dir_all(dir).map_err(|e| NodeError::Storage(e.into()))?;
         let log = LogStore::open(&dir.join("raft-log"), config.map_sizes.raft_log)?;
         let state = StateMachineStore::open(&dir.join("state"), config.map_sizes.state)?;
-        let (chunks, scrub) =
+        let (chunks, opened) =
             ChunkStore::open_checked(&dir.join("chunks"), config.map_sizes.chunks)?;
-        tracing::info!(
-            verified = scrub.verified,
-            corrupt_removed = scrub.corrupt_removed,
-            quarantined = ?scrub.quarantined,
-            "chunk store checked"
-        );
+        tracing::info!(quarantined = ?opened.quarantined, "chunk store opened");
         let pristine = log.is_pristine()?;
         let secret = ClusterSecret::new(&config.cluster_secret)
             .map_err(|e| NodeError::BadRequest(format!("cluster secret: {}", e.message())))?;
@@ -197,7 +200,7 @@ impl Node {
             (Some(seed), true) => Some(seed.clone()),
             _ => None,
         };
-        let id = membership::node_id(dir, config.node_id, joining.as_deref(), &peers).await?;
+        let id = membership::node_id(dir, &log, config.node_id, joining.as_deref(), &peers).await?;
         tracing::info!(
             node_id = id,
             pristine,
@@ -215,6 +218,8 @@ impl Node {
             // Snapshots travel in 1 MiB chunks; the last chunk's call also installs the whole
             // snapshot into LMDB, which takes far longer than openraft's 200 ms default.
             snapshot_max_chunk_size: 1 << 20,
+            // Entries per append-entries message; the transport also cuts batches by bytes.
+            max_payload_entries: 300,
             install_snapshot_timeout: 60_000,
             ..Default::default()
         };
@@ -261,6 +266,7 @@ impl Node {
                 liveness: Default::default(),
                 under_replicated: Default::default(),
                 limits: config.limits.clone(),
+                write_timeout: config.write_timeout,
                 membership: tokio::sync::Mutex::new(membership::Reservations::default()),
                 shutdown: CancellationToken::new(),
                 tasks: tokio::sync::Mutex::new(Vec::new()),
@@ -274,6 +280,12 @@ impl Node {
             node.inner.shutdown.clone(),
         ));
         node.inner.tasks.lock().await.push(gc_task);
+        let scrub_task = tokio::spawn(crate::scrub::run(
+            node.clone(),
+            config.scrub,
+            node.inner.shutdown.clone(),
+        ));
+        node.inner.tasks.lock().await.push(scrub_task);
         let repair_task = tokio::spawn(crate::repair::run(
             node.clone(),
             config.repair_interval,
@@ -340,16 +352,26 @@ impl Node {
             .expect("the wait condition ensures a leader"))
     }
 
-    /// Stops background tasks and Raft. Writes in flight end with `OutcomeUnknown`.
-    pub async fn shutdown(&self) {
+    /// Stops Raft, then the background tasks, within `deadline` in all: Raft first, so writes
+    /// in flight end at once with `OutcomeUnknown` even when peers cannot be reached; tasks
+    /// still running at the deadline (a transfer to an unreachable peer) are aborted.
+    pub async fn shutdown(&self, deadline: Duration) {
+        let until = tokio::time::Instant::now() + deadline;
         self.inner.shutdown.cancel();
-        for task in self.inner.tasks.lock().await.drain(..) {
-            if let Err(e) = task.await {
-                tracing::warn!(error = %e, "background task ended abnormally");
-            }
+        match tokio::time::timeout_at(until, self.inner.raft.shutdown()).await {
+            Ok(Ok(())) => tracing::info!("raft stopped"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "raft shutdown"),
+            Err(_) => tracing::warn!("raft did not stop within the shutdown deadline"),
         }
-        if let Err(e) = self.inner.raft.shutdown().await {
-            tracing::warn!(error = %e, "raft shutdown");
+        for mut task in self.inner.tasks.lock().await.drain(..) {
+            match tokio::time::timeout_at(until, &mut task).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "background task ended abnormally"),
+                Err(_) => {
+                    tracing::warn!("a background task outlived the shutdown deadline; aborting it");
+                    task.abort();
+                }
+            }
         }
         tracing::info!("node stopped");
     }
@@ -464,7 +486,8 @@ impl Node {
                 limit: self.inner.limits.max_chunk_bytes,
             });
         }
-        self.store_chunk(zone, hash, bytes).await
+        self.before_proposal(self.store_chunk(zone, hash, bytes))
+            .await
     }
 
     /// A chunk's verified bytes, from this node or another holder.
@@ -582,7 +605,9 @@ impl Node {
             .verify(&head.public_key)
             .map_err(|_| NodeError::BadSignature)?;
 
-        let missing = self.missing_anywhere(zone, &header.chunks, true).await?;
+        let missing = self
+            .before_proposal(self.missing_anywhere(zone, &header.chunks, true))
+            .await?;
         if !missing.is_empty() {
             return Err(NodeError::MissingChunks(missing));
         }
@@ -605,7 +630,7 @@ impl Node {
                 head: head.head,
             });
         }
-        self.store_chunk(zone, header.payload_hash, input.payload)
+        self.before_proposal(self.store_chunk(zone, header.payload_hash, input.payload))
             .await?;
 
         let (index, entry_hash) = (header.index, header.entry_hash);
@@ -631,7 +656,10 @@ impl Node {
         }
     }
 
-    /// Reads entries with their payloads, capped by count and by payload bytes.
+    /// Reads entries with their payloads, capped by count and by the size of the answer
+    /// (payloads as base64, chunk lists and the other fields: see [`entry_answer_bytes`]).
+    /// At least one entry is returned. `Last(n)` returns the last entries of the chain — the
+    /// newest `max_read_entries` when `n` is larger, and the newest that fit the size cap.
     pub async fn entries(
         &self,
         zone: &ZoneId,
@@ -641,29 +669,52 @@ impl Node {
     ) -> Result<EntriesPage, NodeError> {
         self.read_barrier(consistency).await?;
         self.require_zone(zone)?;
-        let limits = &self.inner.limits;
-        let head = self
-            .inner
-            .state
-            .chain(zone, chain)?
-            .ok_or(NodeError::UnknownChain)?;
-        let (from, limit) = match which {
-            ReadEntries::From { from, limit } => (from, limit),
-            ReadEntries::Last(n) => (head.length.saturating_sub(n as u64), n),
-        };
-        let limit = limit.min(limits.max_read_entries);
-        let (chain_head, headers) = self
-            .inner
-            .state
-            .entries(zone, chain, from, limit)?
-            .ok_or(NodeError::UnknownChain)?;
-        let mut entries = Vec::with_capacity(headers.len());
-        let mut bytes = 0u64;
-        for header in headers {
-            if !entries.is_empty() && bytes + header.payload_len > limits.max_read_bytes {
-                break;
+        let limits = self.inner.limits.clone();
+        let state = self.inner.state.clone();
+        let (zone_owned, chain_owned) = (zone.clone(), *chain);
+        // Up to `max_read_entries` headers: read and decoded on the blocking pool.
+        let (chain_head, mut headers) = tokio::task::spawn_blocking(move || {
+            let head = state
+                .chain(&zone_owned, &chain_owned)?
+                .ok_or(NodeError::UnknownChain)?;
+            let (from, limit) = match which {
+                ReadEntries::From { from, limit } => (from, limit.min(limits.max_read_entries)),
+                ReadEntries::Last(n) => {
+                    let n = n.min(limits.max_read_entries);
+                    (head.length.saturating_sub(n as u64), n)
+                }
+            };
+            state
+                .entries(&zone_owned, &chain_owned, from, limit)?
+                .ok_or(NodeError::UnknownChain)
+        })
+        .await
+        .map_err(|e| NodeError::Internal(format!("entry read task: {e}")))??;
+
+        // The size cap: keep the first entries that fit (the last ones for `Last`).
+        let cap = self.inner.limits.max_read_bytes;
+        let fits = |headers: &[EntryHeader]| -> usize {
+            let mut total = 0u64;
+            let mut n = 0;
+            for h in headers {
+                total += entry_answer_bytes(h);
+                if n > 0 && total > cap {
+                    break;
+                }
+                n += 1;
             }
-            bytes += header.payload_len;
+            n
+        };
+        if matches!(which, ReadEntries::Last(_)) {
+            headers.reverse();
+            headers.truncate(fits(&headers));
+            headers.reverse();
+        } else {
+            headers.truncate(fits(&headers));
+        }
+
+        let mut entries = Vec::with_capacity(headers.len());
+        for header in headers {
             let payload = match self.fetch_chunk(zone, &header.payload_hash).await {
                 Ok(payload) => payload,
                 Err(NodeError::UnknownChunk) => {
@@ -734,36 +785,62 @@ impl Node {
         self.propose(command).await
     }
 
+    /// A command goes to the leader: proposed here if this node leads, else forwarded. Once
+    /// proposed here it is never forwarded as well — a leader that steps down answers
+    /// `ForwardToLeader` for entries that may still commit, so that is an unknown outcome,
+    /// not a reason to propose the command a second time.
     async fn propose(&self, command: Command) -> Result<CommandResponse, NodeError> {
-        match self.inner.raft.client_write(command.clone()).await {
-            Ok(response) => Ok(response.data),
-            // Not the leader: the command was not proposed here; the leader gets it.
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
-                self.forward(&command).await
-            }
-            Err(e) => Err(write_error(e)),
+        if self.is_leader() {
+            self.propose_here(command).await
+        } else {
+            self.forward(&command).await
         }
     }
 
-    /// Proposes on this node only (a forwarded command: never forwarded again).
+    /// Proposes on this node only (a forwarded command: never forwarded again), waiting at
+    /// most `write_timeout` for it to commit.
     pub(crate) async fn propose_here(
         &self,
         command: Command,
     ) -> Result<CommandResponse, NodeError> {
-        self.inner
-            .raft
-            .client_write(command)
+        let write = self.inner.raft.client_write(command);
+        match tokio::time::timeout(self.inner.write_timeout, write).await {
+            Ok(result) => result.map(|r| r.data).map_err(write_error),
+            Err(_) => Err(NodeError::OutcomeUnknown(format!(
+                "not committed within the write deadline of {:?}",
+                self.inner.write_timeout
+            ))),
+        }
+    }
+
+    /// Runs a step that comes before any proposal (storing a payload, asking peers) within
+    /// the write deadline; past it the write certainly did not happen.
+    pub(crate) async fn before_proposal<T>(
+        &self,
+        step: impl std::future::Future<Output = Result<T, NodeError>>,
+    ) -> Result<T, NodeError> {
+        tokio::time::timeout(self.inner.write_timeout, step)
             .await
-            .map(|r| r.data)
-            .map_err(write_error)
+            .map_err(|_| {
+                NodeError::Unavailable(format!(
+                    "could not prepare the write within the write deadline of {:?}",
+                    self.inner.write_timeout
+                ))
+            })?
     }
 }
 
-fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, NodeInfo>>) -> NodeError {
+/// What a failed `client_write` means for the client. `ForwardToLeader` comes both from a
+/// node that never led and from a leader that stepped down with the entry in its log, which
+/// may still commit: it is an unknown outcome.
+pub(crate) fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, NodeInfo>>) -> NodeError {
     match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => NodeError::Unavailable(
-            format!("this node is not the leader (leader: {:?})", f.leader_id),
-        ),
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+            NodeError::OutcomeUnknown(format!(
+                "leadership changed during the write (leader now: {:?})",
+                f.leader_id
+            ))
+        }
         RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
             NodeError::Unavailable(e.to_string())
         }
@@ -777,6 +854,8 @@ fn rejection(r: Rejection) -> NodeError {
         Rejection::UnknownZone => NodeError::UnknownZone,
         Rejection::UnknownChain => NodeError::UnknownChain,
         Rejection::IndexConflict { length, head } => NodeError::IndexConflict { length, head },
+        Rejection::BadPublicKey => NodeError::BadPublicKey,
+        Rejection::BadSignature => NodeError::BadSignature,
     }
 }
 
@@ -784,6 +863,13 @@ fn unexpected(response: CommandResponse) -> NodeError {
     NodeError::Internal(format!(
         "state machine answered {response:?} to a command of another kind"
     ))
+}
+
+/// An upper bound on the bytes one entry adds to a JSON read answer: the payload as base64,
+/// each referenced chunk as quoted hex, and the fixed fields (hashes, signature, index).
+pub fn entry_answer_bytes(header: &EntryHeader) -> u64 {
+    const FIXED: u64 = 512;
+    header.payload_len.div_ceil(3) * 4 + header.chunks.len() as u64 * 67 + FIXED
 }
 
 /// Wall-clock time, used only by the proposer (never inside state machine application).

@@ -223,7 +223,7 @@ impl Node {
 
     /// Sends this node's copy of a chunk to `owner`. Logs and returns false on failure.
     async fn copy_to(&self, owner: &NodeInfo, zone: &ZoneId, hash: &Hash32) -> bool {
-        let bytes = match self.inner.chunks.get(zone, hash) {
+        let bytes = match self.inner.chunks.get(zone, hash).await {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return false,
             Err(e) => {

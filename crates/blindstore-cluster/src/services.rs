@@ -115,7 +115,13 @@ impl Cluster for ClusterRpc {
     ) -> Result<Response<ForwardReply>, Status> {
         let command: Command =
             decode("command", &request.into_inner().command_record).map_err(bad_record)?;
-        let result = match self.0.propose_here(command).await {
+        // Not leading: certainly not proposed here; the follower may try again.
+        let proposed = if self.0.is_leader() {
+            self.0.propose_here(command).await
+        } else {
+            Err(NodeError::Unavailable("this node does not lead".into()))
+        };
+        let result = match proposed {
             Ok(response) => ForwardResult::ResponseRecord(encode(&response)),
             Err(e) => {
                 let kind = match e {
@@ -208,7 +214,7 @@ impl Chunks for ChunksRpc {
         let r = request.into_inner();
         let (zone, hash) = chunk_address(&r.zone, &r.hash)?;
         // A corrupt local copy is reported as absent, so the caller tries another holder.
-        let data = match self.0.local_chunks().get(&zone, &hash) {
+        let data = match self.0.local_chunks().get(&zone, &hash).await {
             Ok(data) => data,
             Err(e) => {
                 tracing::error!(error = %e, "local chunk copy unusable");

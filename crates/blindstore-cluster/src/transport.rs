@@ -13,7 +13,8 @@ use blindstore_rpc::ClusterSecret;
 use blindstore_types::raft::{NodeId, NodeInfo, TypeConfig};
 use blindstore_types::record::{decode, encode};
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -23,8 +24,18 @@ use openraft::raft::{
 use tonic::codegen::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 
-/// Largest node-to-node message: the largest allowed chunk (64 MiB) plus framing.
+/// Largest chunk-transfer message: the largest allowed chunk (64 MiB) plus framing.
 pub(crate) const MAX_MESSAGE_BYTES: usize = 65 << 20;
+
+/// Largest Raft or cluster-call message, both ways. Append-entries batches are cut well
+/// below it ([`MAX_APPEND_BATCH_BYTES`]); snapshots travel in 1 MiB pieces.
+pub(crate) const MAX_RAFT_MESSAGE_BYTES: usize = 16 << 20;
+
+/// Encoded log entries one append-entries message carries at most (a single larger entry
+/// still goes alone). A batch above it is refused locally with openraft's payload-too-large
+/// hint, so openraft sends fewer entries instead of a message the peer would refuse, or could
+/// not write and fsync within openraft's append-entries timeout (the heartbeat interval).
+pub(crate) const MAX_APPEND_BATCH_BYTES: usize = 1 << 20;
 
 /// How long a connection attempt to a peer may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -77,11 +88,15 @@ impl Peers {
     }
 
     pub(crate) fn raft(&self, addr: &str) -> Result<RaftClient<Authed>, tonic::Status> {
-        Ok(RaftClient::new(self.authed(addr)?))
+        Ok(RaftClient::new(self.authed(addr)?)
+            .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES))
     }
 
     pub(crate) fn cluster(&self, addr: &str) -> Result<ClusterClient<Authed>, tonic::Status> {
-        Ok(ClusterClient::new(self.authed(addr)?))
+        Ok(ClusterClient::new(self.authed(addr)?)
+            .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES))
     }
 
     pub(crate) fn chunks(&self, addr: &str) -> Result<ChunksClient<Authed>, tonic::Status> {
@@ -198,6 +213,20 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
+        let fit = entries_that_fit(
+            rpc.entries.iter().map(|e| encode(e).len()),
+            MAX_APPEND_BATCH_BYTES,
+        );
+        if fit < rpc.entries.len() {
+            tracing::debug!(
+                entries = rpc.entries.len(),
+                fit,
+                "append-entries batch above the byte cap; asking openraft for a smaller one"
+            );
+            return Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(fit as u64),
+            ));
+        }
         self.call(RaftMethod::AppendEntries, &rpc, &option).await
     }
 
@@ -218,5 +247,45 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
         self.call(RaftMethod::Vote, &rpc, &option).await
+    }
+}
+
+/// How many of the leading entries (by encoded size, in order) fit in `cap` bytes; at least
+/// one, so a single large entry still travels.
+pub(crate) fn entries_that_fit(sizes: impl Iterator<Item = usize>, cap: usize) -> usize {
+    let mut total = 0;
+    let mut fit = 0;
+    for size in sizes {
+        if fit > 0 && total + size > cap {
+            break;
+        }
+        total += size;
+        fit += 1;
+    }
+    fit
+}
+
+#[cfg(test)]
+mod tests {
+    use super::entries_that_fit;
+
+    #[test]
+    fn batches_are_cut_by_bytes_and_never_empty() {
+        let cases: &[(&[usize], usize, usize)] = &[
+            (&[], 10, 0),
+            (&[3, 3, 3], 10, 3),
+            (&[4, 4, 4], 10, 2),
+            (&[10, 1], 10, 1),
+            (&[50, 1], 10, 1),
+            (&[1, 50], 10, 1),
+            (&[5, 5], 10, 2),
+        ];
+        for (sizes, cap, fit) in cases {
+            assert_eq!(
+                entries_that_fit(sizes.iter().copied(), *cap),
+                *fit,
+                "{sizes:?} in {cap}"
+            );
+        }
     }
 }

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use blindstore_http::{etag_headers, if_none_match};
-use blindstore_types::api::{ErrorBody, ErrorDetail, Health, Member};
+use blindstore_types::api::{ErrorBody, ErrorCode, Health, Member};
 use blindstore_types::{Hash32, ZoneId};
 use bytes::Bytes;
 use subtle::ConstantTimeEq;
@@ -137,18 +137,13 @@ impl Gateway {
                 }
                 Err(e) => {
                     return error(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "outcome_unknown",
+                        ErrorCode::OutcomeUnknown,
                         &format!("the member handling this request failed: {e}"),
                     )
                 }
             }
         }
-        error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "no cluster member could be reached",
-        )
+        error(ErrorCode::Unavailable, "no cluster member could be reached")
     }
 }
 
@@ -188,11 +183,7 @@ async fn cache_stats(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Resp
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
     if !bool::from(presented.as_bytes().ct_eq(gw.config.admin_token.as_bytes())) {
-        return error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or invalid admin token",
-        );
+        return error(ErrorCode::Unauthorized, "missing or invalid admin token");
     }
     Json(gw.cache_stats()).into_response()
 }
@@ -201,13 +192,7 @@ async fn forward(State(gw): State<Arc<Gateway>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let body = match axum::body::to_bytes(body, MAX_FORWARD_BYTES).await {
         Ok(b) => b,
-        Err(_) => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload_too_large",
-                "request body is too large",
-            )
-        }
+        Err(_) => return error(ErrorCode::PayloadTooLarge, "request body is too large"),
     };
     let path = parts
         .uri
@@ -241,18 +226,11 @@ async fn get_chunk(
     }
     let bytes = match axum::body::to_bytes(response.into_body(), MAX_FORWARD_BYTES).await {
         Ok(b) => b,
-        Err(e) => {
-            return error(
-                StatusCode::BAD_GATEWAY,
-                "unavailable",
-                &format!("reading the chunk: {e}"),
-            )
-        }
+        Err(e) => return error(ErrorCode::Unavailable, &format!("reading the chunk: {e}")),
     };
     if Hash32::digest(&bytes) != hash {
         return error(
-            StatusCode::BAD_GATEWAY,
-            "unavailable",
+            ErrorCode::Unavailable,
             "a member sent a chunk that fails its hash",
         );
     }
@@ -317,8 +295,7 @@ async fn relay(response: reqwest::Response) -> Response {
             out
         }
         Err(e) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "outcome_unknown",
+            ErrorCode::OutcomeUnknown,
             &format!("the member's answer was cut off: {e}"),
         ),
     }
@@ -338,16 +315,7 @@ fn is_hop_by_hop(name: &str) -> bool {
     )
 }
 
-fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = ErrorBody {
-        error: ErrorDetail {
-            code: code.into(),
-            message: message.into(),
-            length: None,
-            head: None,
-        },
-        length: None,
-        head: None,
-    };
-    (status, Json(body)).into_response()
+fn error(code: ErrorCode, message: &str) -> Response {
+    let status = StatusCode::from_u16(code.status()).expect("every error code has a valid status");
+    (status, Json(ErrorBody::new(code, message))).into_response()
 }

@@ -1,6 +1,6 @@
 //! Admin routes, behind `Authorization: Bearer <admin token>`.
 
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -12,7 +12,7 @@ use subtle::ConstantTimeEq;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::{consistency, parse_zone, ApiError, ApiQuery, AppState, ConsistencyQuery};
+use crate::{consistency, parse_zone, ApiError, ApiPath, ApiQuery, AppState, ConsistencyQuery};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -67,7 +67,7 @@ fn to_api(z: ZoneInfo) -> Zone {
 pub(crate) async fn create_zone(
     _: Admin,
     State(state): State<AppState>,
-    Path(zone): Path<String>,
+    ApiPath(zone): ApiPath<String>,
 ) -> Result<(StatusCode, Json<Zone>), ApiError> {
     let zone = parse_zone(&zone)?;
     let created = state.node.create_zone(zone.clone()).await?;
@@ -114,7 +114,7 @@ pub(crate) async fn list_zones(
 pub(crate) async fn get_zone(
     _: Admin,
     State(state): State<AppState>,
-    Path(zone): Path<String>,
+    ApiPath(zone): ApiPath<String>,
     ApiQuery(q): ApiQuery<ConsistencyQuery>,
 ) -> Result<Json<Zone>, ApiError> {
     let zone = parse_zone(&zone)?;
@@ -135,7 +135,7 @@ pub(crate) async fn get_zone(
 pub(crate) async fn chunk_replicas(
     _: Admin,
     State(state): State<AppState>,
-    Path((zone, hash)): Path<(String, String)>,
+    ApiPath((zone, hash)): ApiPath<(String, String)>,
 ) -> Result<Json<Replicas>, ApiError> {
     let zone = parse_zone(&zone)?;
     let hash = Hash32::from_hex(&hash)
@@ -173,7 +173,7 @@ pub(crate) async fn cluster(_: Admin, State(state): State<AppState>) -> Json<Clu
 pub(crate) async fn drain_node(
     _: Admin,
     State(state): State<AppState>,
-    Path(node_id): Path<u64>,
+    ApiPath(node_id): ApiPath<u64>,
 ) -> Result<Json<NodeChange>, ApiError> {
     state.node.set_draining(node_id, true).await?;
     Ok(Json(NodeChange {
@@ -194,7 +194,7 @@ pub(crate) async fn drain_node(
 pub(crate) async fn undrain_node(
     _: Admin,
     State(state): State<AppState>,
-    Path(node_id): Path<u64>,
+    ApiPath(node_id): ApiPath<u64>,
 ) -> Result<Json<NodeChange>, ApiError> {
     state.node.set_draining(node_id, false).await?;
     Ok(Json(NodeChange {
@@ -226,7 +226,7 @@ pub(crate) struct RemoveQuery {
 pub(crate) async fn remove_node(
     _: Admin,
     State(state): State<AppState>,
-    Path(node_id): Path<u64>,
+    ApiPath(node_id): ApiPath<u64>,
     ApiQuery(q): ApiQuery<RemoveQuery>,
 ) -> Result<Json<NodeChange>, ApiError> {
     state.node.remove_member(node_id, q.force).await?;

@@ -1,6 +1,6 @@
 //! Chain routes: create, read the head, append signed entries, read entries.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -15,7 +15,7 @@ use blindstore_types::{ChainId, ZoneId};
 use serde::Deserialize;
 
 use crate::{
-    consistency, parse_zone, ApiError, ApiJson, ApiQuery, AppState, ConsistencyParam,
+    consistency, parse_zone, ApiError, ApiJson, ApiPath, ApiQuery, AppState, ConsistencyParam,
     ConsistencyQuery,
 };
 
@@ -55,7 +55,7 @@ fn to_api(head: ChainHead) -> Chain {
     ))]
 pub(crate) async fn create_chain(
     State(state): State<AppState>,
-    Path(zone): Path<String>,
+    ApiPath(zone): ApiPath<String>,
     ApiJson(req): ApiJson<CreateChainRequest>,
 ) -> Result<(StatusCode, Json<Chain>), ApiError> {
     let zone = parse_zone(&zone)?;
@@ -77,7 +77,7 @@ pub(crate) async fn create_chain(
     ))]
 pub(crate) async fn get_chain(
     State(state): State<AppState>,
-    Path((zone, chain)): Path<(String, String)>,
+    ApiPath((zone, chain)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<ConsistencyQuery>,
 ) -> Result<Json<Chain>, ApiError> {
     let (zone, chain) = parse_chain_path(&zone, &chain)?;
@@ -103,7 +103,7 @@ pub(crate) async fn get_chain(
     ))]
 pub(crate) async fn append(
     State(state): State<AppState>,
-    Path((zone, chain)): Path<(String, String)>,
+    ApiPath((zone, chain)): ApiPath<(String, String)>,
     ApiJson(req): ApiJson<AppendRequest>,
 ) -> Result<(StatusCode, Json<AppendResponse>), ApiError> {
     let (zone, chain) = parse_chain_path(&zone, &chain)?;
@@ -160,7 +160,7 @@ pub(crate) struct EntriesQuery {
     ))]
 pub(crate) async fn read_entries(
     State(state): State<AppState>,
-    Path((zone, chain)): Path<(String, String)>,
+    ApiPath((zone, chain)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<EntriesQuery>,
 ) -> Result<Json<Entries>, ApiError> {
     let (zone, chain) = parse_chain_path(&zone, &chain)?;

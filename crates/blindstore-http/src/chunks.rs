@@ -1,7 +1,7 @@
 //! Chunk routes: immutable, content-addressed blobs.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -10,7 +10,7 @@ use blindstore_types::api::{ErrorBody, MissingChunksRequest, MissingChunksRespon
 use blindstore_types::{Hash32, ZoneId};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
-use crate::{parse_zone, ApiError, ApiJson, AppState};
+use crate::{parse_zone, ApiError, ApiJson, ApiPath, AppState};
 
 /// Chunks never change, so any cache may keep them forever.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -38,7 +38,7 @@ fn parse_chunk_path(zone: &str, hash: &str) -> Result<(ZoneId, Hash32), ApiError
     ))]
 pub(crate) async fn put_chunk(
     State(state): State<AppState>,
-    Path((zone, hash)): Path<(String, String)>,
+    ApiPath((zone, hash)): ApiPath<(String, String)>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -81,7 +81,7 @@ pub(crate) async fn put_chunk(
     ))]
 pub(crate) async fn get_chunk(
     State(state): State<AppState>,
-    Path((zone, hash)): Path<(String, String)>,
+    ApiPath((zone, hash)): ApiPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (zone, hash) = parse_chunk_path(&zone, &hash)?;
@@ -109,7 +109,7 @@ pub(crate) async fn get_chunk(
     ))]
 pub(crate) async fn head_chunk(
     State(state): State<AppState>,
-    Path((zone, hash)): Path<(String, String)>,
+    ApiPath((zone, hash)): ApiPath<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (zone, hash) = parse_chunk_path(&zone, &hash)?;
@@ -140,7 +140,7 @@ pub(crate) async fn head_chunk(
     ))]
 pub(crate) async fn missing_chunks(
     State(state): State<AppState>,
-    Path(zone): Path<String>,
+    ApiPath(zone): ApiPath<String>,
     ApiJson(req): ApiJson<MissingChunksRequest>,
 ) -> Result<Json<MissingChunksResponse>, ApiError> {
     let zone = parse_zone(&zone)?;

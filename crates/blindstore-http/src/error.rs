@@ -1,12 +1,18 @@
 //! The one place where errors become HTTP responses.
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use blindstore_cluster::NodeError;
-use blindstore_types::api::{ErrorBody, ErrorDetail};
-use blindstore_types::Hash32;
+use blindstore_types::api::{ErrorBody, ErrorCode};
+
+/// What a 503 `unavailable` says: the detail (addresses, library errors) goes to the log only.
+const UNAVAILABLE: &str =
+    "the cluster cannot take this request now (no leader, no quorum or a peer unreachable); nothing was changed; retry later";
+/// What a 503 `outcome_unknown` says.
+const OUTCOME_UNKNOWN: &str =
+    "the write was proposed but its outcome is unknown (leader lost or deadline passed); read to find out before retrying";
 
 /// An error as the API reports it: status, stable code, message. Internal details are logged,
 /// never returned.
@@ -19,6 +25,12 @@ pub enum ApiError {
     TooLarge(String),
     /// Missing or wrong admin token.
     Unauthorized,
+    /// No route has this path.
+    NotFound,
+    /// The route exists, but not with this method.
+    MethodNotAllowed,
+    /// The server is at its limit of requests in flight (or the request took too long).
+    Busy(&'static str),
 }
 
 impl From<NodeError> for ApiError {
@@ -42,102 +54,82 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code, message, conflict): (StatusCode, &str, String, Option<(u64, Hash32)>) =
-            match self {
-                ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, "bad_request", m, None),
-                ApiError::TooLarge(m) => {
-                    (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", m, None)
-                }
-                ApiError::Unauthorized => (
-                    StatusCode::UNAUTHORIZED,
-                    "unauthorized",
-                    "missing or invalid admin token (Authorization: Bearer <token>)".into(),
-                    None,
-                ),
-                ApiError::Node(e) => {
-                    let message = e.to_string();
-                    match e {
-                        NodeError::UnknownZone => {
-                            (StatusCode::NOT_FOUND, "unknown_zone", message, None)
-                        }
-                        NodeError::UnknownChain => {
-                            (StatusCode::NOT_FOUND, "unknown_chain", message, None)
-                        }
-                        NodeError::UnknownChunk => {
-                            (StatusCode::NOT_FOUND, "unknown_chunk", message, None)
-                        }
-                        NodeError::BadRequest(_) => {
-                            (StatusCode::BAD_REQUEST, "bad_request", message, None)
-                        }
-                        NodeError::BadPublicKey => {
-                            (StatusCode::BAD_REQUEST, "bad_public_key", message, None)
-                        }
-                        NodeError::BadSignature => {
-                            (StatusCode::BAD_REQUEST, "bad_signature", message, None)
-                        }
-                        NodeError::HashMismatch { .. } => {
-                            (StatusCode::BAD_REQUEST, "hash_mismatch", message, None)
-                        }
-                        NodeError::MissingChunks(_) => {
-                            (StatusCode::BAD_REQUEST, "missing_chunk", message, None)
-                        }
-                        NodeError::IndexConflict { length, head } => (
-                            StatusCode::CONFLICT,
-                            "index_conflict",
-                            message,
-                            Some((length, head)),
-                        ),
-                        NodeError::TooLarge { .. } => (
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            "payload_too_large",
-                            message,
+impl From<PathRejection> for ApiError {
+    fn from(r: PathRejection) -> Self {
+        ApiError::BadRequest(r.body_text())
+    }
+}
+
+impl ApiError {
+    /// The code and the message a client sees, plus a conflict's length and head.
+    fn parts(self) -> (ErrorCode, String, Option<(u64, blindstore_types::Hash32)>) {
+        use ErrorCode as C;
+        match self {
+            ApiError::BadRequest(m) => (C::BadRequest, m, None),
+            ApiError::TooLarge(m) => (C::PayloadTooLarge, m, None),
+            ApiError::Unauthorized => (
+                C::Unauthorized,
+                "missing or invalid admin token (Authorization: Bearer <token>)".into(),
+                None,
+            ),
+            ApiError::NotFound => (C::NotFound, "no such route".into(), None),
+            ApiError::MethodNotAllowed => (
+                C::MethodNotAllowed,
+                "this route does not take that method".into(),
+                None,
+            ),
+            ApiError::Busy(why) => (C::Unavailable, why.into(), None),
+            ApiError::Node(e) => {
+                let message = e.to_string();
+                match e {
+                    NodeError::UnknownZone => (C::UnknownZone, message, None),
+                    NodeError::UnknownChain => (C::UnknownChain, message, None),
+                    NodeError::UnknownChunk => (C::UnknownChunk, message, None),
+                    NodeError::BadRequest(_) => (C::BadRequest, message, None),
+                    NodeError::BadPublicKey => (C::BadPublicKey, message, None),
+                    NodeError::BadSignature => (C::BadSignature, message, None),
+                    NodeError::HashMismatch { .. } => (C::HashMismatch, message, None),
+                    NodeError::MissingChunks(_) => (C::MissingChunk, message, None),
+                    NodeError::IndexConflict { length, head } => {
+                        (C::IndexConflict, message, Some((length, head)))
+                    }
+                    NodeError::TooLarge { .. } => (C::PayloadTooLarge, message, None),
+                    NodeError::QuotaExceeded(_) => (C::QuotaExceeded, message, None),
+                    NodeError::InsufficientStorage(_) => (C::InsufficientStorage, message, None),
+                    NodeError::Unavailable(_) | NodeError::CorruptChunk(_) => {
+                        tracing::warn!(error = %message, "answered 503 unavailable");
+                        (C::Unavailable, UNAVAILABLE.into(), None)
+                    }
+                    NodeError::OutcomeUnknown(_) => {
+                        tracing::warn!(error = %message, "answered 503 outcome_unknown");
+                        (C::OutcomeUnknown, OUTCOME_UNKNOWN.into(), None)
+                    }
+                    NodeError::Internal(_) | NodeError::Storage(_) | NodeError::Identity(_) => {
+                        tracing::error!(error = %message, "internal error");
+                        (
+                            C::Internal,
+                            "internal error; see the server log".into(),
                             None,
-                        ),
-                        NodeError::Unavailable(_) => (
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "unavailable",
-                            message,
-                            None,
-                        ),
-                        NodeError::OutcomeUnknown(_) => (
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "outcome_unknown",
-                            message,
-                            None,
-                        ),
-                        NodeError::CorruptChunk(_) => {
-                            tracing::error!(error = %message, "serving error");
-                            (
-                                StatusCode::SERVICE_UNAVAILABLE,
-                                "unavailable",
-                                message,
-                                None,
-                            )
-                        }
-                        NodeError::Internal(_) | NodeError::Storage(_) => {
-                            tracing::error!(error = %message, "internal error");
-                            (
-                                StatusCode::INTERNAL_SERVER_ERROR,
-                                "internal",
-                                "internal error; see the server log".into(),
-                                None,
-                            )
-                        }
+                        )
                     }
                 }
-            };
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: code.into(),
-                message,
-                length: conflict.map(|c| c.0),
-                head: conflict.map(|c| c.1),
-            },
-            length: conflict.map(|c| c.0),
-            head: conflict.map(|c| c.1),
-        };
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (code, message, conflict) = self.parts();
+        let status =
+            StatusCode::from_u16(code.status()).expect("every error code has a valid status");
+        let mut body = ErrorBody::new(code, message);
+        if let Some((length, head)) = conflict {
+            body.error.length = Some(length);
+            body.error.head = Some(head);
+            body.length = Some(length);
+            body.head = Some(head);
+        }
         (status, Json(body)).into_response()
     }
 }

@@ -46,6 +46,8 @@ pub fn router(state: AppState) -> Router {
     let json_limit = json_limit.max(limits.max_missing_query * 70 + 1024);
     let (router, _) = api().split_for_parts();
     router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(json_limit))
         .with_state(state)
 }
@@ -99,6 +101,20 @@ impl utoipa::Modify for AdminAuth {
 #[derive(FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub(crate) struct ApiJson<T>(pub T);
+
+/// Path extractor whose rejections are API errors.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub(crate) struct ApiPath<T>(pub T);
+
+/// Unknown routes answer the JSON error body like everything else.
+async fn not_found() -> ApiError {
+    ApiError::NotFound
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
 
 /// Query extractor whose rejections are API errors.
 #[derive(FromRequestParts)]

@@ -72,6 +72,19 @@ pub struct Config {
     /// How often each node checks its chunks against their owners. Default: `10s`.
     #[serde(with = "humantime_serde")]
     pub repair_interval: Duration,
+    /// How long a write may take before the client is answered 503: a proposal until it
+    /// commits, a forward until the leader answers, a membership change, storing an append's
+    /// payload. `outcome_unknown` if the write may have been proposed, `unavailable` if it
+    /// certainly was not. Default: `10s`.
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
+    /// How often each node starts a scrub pass: every chunk it holds is read and checked
+    /// against its hash; a copy that fails is deleted and replaced from a replica. The first
+    /// pass starts at start-up. Default: `24h`.
+    #[serde(with = "humantime_serde")]
+    pub scrub_interval: Duration,
+    /// Bytes per second a scrub pass reads at most. Default: 33554432 (32 MiB/s).
+    pub scrub_bytes_per_sec: u64,
     /// `member` (Raft voter or storage node, holding data) or `gateway` (no data: forwards the
     /// API to members, caching chunks; needs `join` and `join_token`). Default: `member`.
     pub role: Role,
@@ -119,6 +132,9 @@ impl Default for Config {
             replication: 2,
             down_after: Duration::from_secs(60),
             repair_interval: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            scrub_interval: Duration::from_secs(24 * 3600),
+            scrub_bytes_per_sec: 32 << 20,
             role: Role::Member,
             cache_memory_bytes: 256 << 20,
             cache_disk_bytes: 0,
@@ -192,6 +208,15 @@ pub struct ServeArgs {
     /// Chunk repair interval [default: 10s]
     #[arg(long, env = "BLINDSTORE_REPAIR_INTERVAL", value_parser = humantime::parse_duration)]
     pub repair_interval: Option<Duration>,
+    /// Deadline of a write (proposal, forward, membership change), e.g. 10s [default: 10s]
+    #[arg(long, env = "BLINDSTORE_WRITE_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub write_timeout: Option<Duration>,
+    /// Start a scrub pass (re-hash every held chunk) this often [default: 24h]
+    #[arg(long, env = "BLINDSTORE_SCRUB_INTERVAL", value_parser = humantime::parse_duration)]
+    pub scrub_interval: Option<Duration>,
+    /// Bytes per second a scrub pass reads at most [default: 33554432]
+    #[arg(long, env = "BLINDSTORE_SCRUB_BYTES_PER_SEC")]
+    pub scrub_bytes_per_sec: Option<u64>,
     /// member or gateway [default: member]
     #[arg(long, env = "BLINDSTORE_ROLE")]
     pub role: Option<Role>,
@@ -230,6 +255,9 @@ impl Config {
             replication,
             down_after,
             repair_interval,
+            write_timeout,
+            scrub_interval,
+            scrub_bytes_per_sec,
             role,
             cache_memory_bytes,
             cache_disk_bytes,
@@ -255,6 +283,9 @@ impl Config {
             replication,
             down_after,
             repair_interval,
+            write_timeout,
+            scrub_interval,
+            scrub_bytes_per_sec,
             role,
             cache_memory_bytes,
             cache_disk_bytes
@@ -283,7 +314,7 @@ impl Config {
 
     pub fn validate(&self) -> anyhow::Result<()> {
         if let Some(token) = &self.admin_token {
-            if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            if !usable_token(token) {
                 bail!("admin_token must be at least 16 printable ASCII characters without spaces");
             }
         }
@@ -313,7 +344,7 @@ impl Config {
             bail!("join needs rpc_addr: members talk to each other over it");
         }
         if let Some(token) = &self.join_token {
-            if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            if !usable_token(token) {
                 bail!("join_token must be at least 16 printable ASCII characters without spaces");
             }
         }
@@ -323,11 +354,31 @@ impl Config {
         if self.snapshot_logs < 8 {
             bail!("snapshot_logs must be at least 8");
         }
+        if self.write_timeout < Duration::from_millis(500)
+            || self.write_timeout > Duration::from_secs(300)
+        {
+            bail!("write_timeout must be between 500ms and 300s");
+        }
+        if self.scrub_interval < Duration::from_secs(1) {
+            bail!("scrub_interval must be at least 1s");
+        }
+        if self.scrub_bytes_per_sec < 1 << 20 {
+            bail!("scrub_bytes_per_sec must be at least 1048576 (1 MiB/s)");
+        }
         if self.gc_interval < Duration::from_millis(100) {
             bail!("gc_interval must be at least 100ms");
         }
         Ok(())
     }
+}
+
+/// Shortest admin or join token accepted.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// Whether `token` may serve as an admin or join token: at least [`MIN_TOKEN_LEN`] printable
+/// ASCII characters, no spaces.
+pub fn usable_token(token: &str) -> bool {
+    token.len() >= MIN_TOKEN_LEN && token.bytes().all(|b| b.is_ascii_graphic())
 }
 
 #[cfg(test)]

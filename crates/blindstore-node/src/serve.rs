@@ -1,7 +1,6 @@
 //! `blindstore serve`: start-up, serving, graceful shutdown.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use std::time::Duration;
@@ -12,7 +11,7 @@ use blindstore_http::AppState;
 use blindstore_types::ZoneId;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::{Config, LogFormat, Role, ServeArgs};
+use crate::config::{usable_token, Config, LogFormat, Role, ServeArgs, MIN_TOKEN_LEN};
 
 const ADMIN_TOKEN_FILE: &str = "admin-token";
 const JOIN_TOKEN_FILE: &str = "join-token";
@@ -120,6 +119,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             replication: config.replication,
             down_after: config.down_after,
             repair_interval: config.repair_interval,
+            write_timeout: config.write_timeout,
+            scrub: blindstore_cluster::ScrubConfig {
+                interval: config.scrub_interval,
+                bytes_per_sec: config.scrub_bytes_per_sec,
+            },
         },
         rpc_listener,
     )
@@ -158,14 +162,36 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     println!("blindstore listening on http://{local_addr}");
     let _ = std::io::stdout().flush();
 
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("http server")?;
-    tracing::info!("http stopped; stopping node");
-    node.shutdown().await;
+    // On SIGTERM/SIGINT: stop Raft first (writes in flight end at once, even when no peer
+    // can be reached), then let requests in flight finish, within a deadline.
+    let drain = tokio_util::sync::CancellationToken::new();
+    let server = axum::serve(listener, app).with_graceful_shutdown({
+        let drain = drain.clone();
+        async move { drain.cancelled().await }
+    });
+    let mut server = tokio::spawn(std::future::IntoFuture::into_future(server));
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        result = &mut server => {
+            node.shutdown(SHUTDOWN_DEADLINE).await;
+            return result.context("http server task")?.context("http server");
+        }
+    }
+    node.shutdown(SHUTDOWN_DEADLINE).await;
+    drain.cancel();
+    match tokio::time::timeout(SHUTDOWN_DEADLINE, &mut server).await {
+        Ok(result) => result.context("http server task")?.context("http server")?,
+        Err(_) => {
+            tracing::warn!("requests still in flight at the shutdown deadline; closing them");
+            server.abort();
+        }
+    }
+    tracing::info!("stopped");
     Ok(())
 }
+
+/// How long each shutdown phase (stopping the node, draining HTTP) may take.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(5);
 
 /// The gateway role: no Raft, no stored chunks; forwards to members and caches chunks.
 async fn serve_gateway(config: Config, admin_token: String) -> anyhow::Result<()> {
@@ -210,17 +236,16 @@ fn admin_token(config: &Config) -> anyhow::Result<String> {
     if let Some(token) = &config.admin_token {
         return Ok(token.clone());
     }
-    let path = config.data_dir.join(ADMIN_TOKEN_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(token) => {
-            tracing::info!(path = %path.display(), "admin token read from file");
-            return Ok(token.trim().to_owned());
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    if let Some(token) = read_token(&config.data_dir, ADMIN_TOKEN_FILE)? {
+        tracing::info!(
+            file = ADMIN_TOKEN_FILE,
+            "admin token read from the data dir"
+        );
+        return Ok(token);
     }
     let token = hex::encode(rand::random::<[u8; 32]>());
-    write_private(&path, &token)?;
+    write_token(&config.data_dir, ADMIN_TOKEN_FILE, &token)?;
+    let path = config.data_dir.join(ADMIN_TOKEN_FILE);
     tracing::info!(path = %path.display(), "generated an admin token");
     eprintln!(
         "blindstore: admin token generated and stored in {}",
@@ -233,41 +258,50 @@ fn admin_token(config: &Config) -> anyhow::Result<String> {
 /// given with `--join-token`, else the one in the data dir, else a new one (a new cluster).
 /// Returns it and whether it is new.
 fn join_token(config: &Config) -> anyhow::Result<(String, bool)> {
-    let path = config.data_dir.join(JOIN_TOKEN_FILE);
-    let stored = match std::fs::read_to_string(&path) {
-        Ok(t) => Some(t.trim().to_owned()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
+    let stored = read_token(&config.data_dir, JOIN_TOKEN_FILE)?;
     match (&config.join_token, stored) {
         (Some(given), Some(stored)) if *given != stored => anyhow::bail!(
             "the join token given differs from the one in {}: this data dir belongs to another cluster",
-            path.display()
+            config.data_dir.join(JOIN_TOKEN_FILE).display()
         ),
         (_, Some(stored)) => Ok((stored, false)),
         (Some(given), None) => {
-            write_private(&path, given)?;
+            write_token(&config.data_dir, JOIN_TOKEN_FILE, given)?;
             Ok((given.clone(), false))
         }
         (None, None) => {
             let token = hex::encode(rand::random::<[u8; 32]>());
-            write_private(&path, &token)?;
+            write_token(&config.data_dir, JOIN_TOKEN_FILE, &token)?;
             Ok((token, true))
         }
     }
 }
 
-fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    file.write_all(contents.as_bytes())?;
-    file.write_all(b"\n")?;
-    file.sync_all()?;
-    Ok(())
+/// A token file's contents; `None` if there is no such file. An empty, truncated or garbled
+/// file is refused: a secret never falls back to "empty".
+fn read_token(dir: &Path, name: &str) -> anyhow::Result<Option<String>> {
+    let path = dir.join(name);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let token = text.trim();
+    if !usable_token(token) {
+        anyhow::bail!(
+            "{} does not hold a usable token ({} characters; at least {MIN_TOKEN_LEN} printable ones are needed): \
+             restore it from a backup or another member, or remove it to have a new one made",
+            path.display(),
+            token.len()
+        );
+    }
+    Ok(Some(token.to_owned()))
+}
+
+/// Writes a token file atomically (mode 0600): a crash leaves no file or the whole token.
+fn write_token(dir: &Path, name: &str, token: &str) -> anyhow::Result<()> {
+    blindstore_storage::write_atomically(dir, name, format!("{token}\n").as_bytes())
+        .with_context(|| format!("writing {}", dir.join(name).display()))
 }
 
 async fn shutdown_signal() {

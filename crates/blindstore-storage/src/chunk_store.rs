@@ -59,26 +59,34 @@ pub struct GcReport {
 /// What [`ChunkStore::open_checked`] found on disk.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OpenReport {
-    /// Chunks whose bytes were read and matched their address.
-    pub verified: u64,
-    /// Copies that failed their hash check and were deleted (replicas restore them).
-    pub corrupt_removed: u64,
     /// The store could not be read at all and was moved to this directory; the node starts
     /// with an empty store and replicas restore its chunks.
     pub quarantined: Option<std::path::PathBuf>,
 }
 
+/// What one [`ChunkStore::scrub_step`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScrubStep {
+    /// Chunks whose bytes were read and hashed.
+    pub checked: u64,
+    /// Bytes read.
+    pub bytes: u64,
+    /// Copies that failed their hash check and were deleted (replicas restore them).
+    pub corrupt: Vec<(ZoneId, Hash32)>,
+    /// Where the next step starts; `None` when the pass reached the end of the store.
+    pub next: Option<(ZoneId, Hash32)>,
+}
+
 impl ChunkStore {
-    /// Opens the chunk store in `dir` after checking it: a store LMDB cannot open, whose data
-    /// file is shorter than LMDB's own record of it (truncated), or that fails while being
-    /// read is moved aside to `<dir>.damaged-<unix seconds>` and replaced by an empty one;
-    /// in a sound store every chunk's bytes are hashed and copies that no longer match their
-    /// address are deleted. Either way the cluster's repairer copies the missing chunks back
-    /// from their replicas. Reads every stored byte once, so start-up time grows with the
-    /// store's size.
+    /// Opens the chunk store in `dir` after checking that LMDB can read it: a store LMDB
+    /// cannot open, or whose data file is shorter than LMDB's own record of it (truncated), is
+    /// moved aside to `<dir>.damaged-<unix seconds>` and replaced by an empty one, and the
+    /// cluster's repairer copies its chunks back from their replicas. Chunk bytes are not read
+    /// here (start-up time does not grow with the store): damaged copies are found by reads,
+    /// which never serve them, and by the background scrubber ([`ChunkStore::scrub_step`]).
     pub fn open_checked(dir: &Path, map_size: usize) -> Result<(Self, OpenReport), StorageError> {
-        match Self::open_and_scrub(dir, map_size) {
-            Ok(opened) => Ok(opened),
+        match Self::open_readable(dir, map_size) {
+            Ok(store) => Ok((store, OpenReport::default())),
             Err(damage) => {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
@@ -99,14 +107,13 @@ impl ChunkStore {
                     store,
                     OpenReport {
                         quarantined: Some(aside),
-                        ..OpenReport::default()
                     },
                 ))
             }
         }
     }
 
-    fn open_and_scrub(dir: &Path, map_size: usize) -> Result<(Self, OpenReport), StorageError> {
+    fn open_readable(dir: &Path, map_size: usize) -> Result<Self, StorageError> {
         let file_len = match std::fs::metadata(dir.join("data.mdb")) {
             Ok(m) => Some(m.len()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -132,40 +139,86 @@ impl ChunkStore {
                 return Err(e);
             }
         };
-        match store.scrub() {
-            Ok(report) => Ok((store, report)),
-            Err(e) => {
-                drop(store);
-                env.prepare_for_closing().wait();
-                Err(e)
-            }
+        // Walk every key and metadata row once (not the chunk bytes): a store whose B-tree
+        // LMDB cannot walk is damaged.
+        if let Err(e) = store.walk_metadata() {
+            drop(store);
+            env.prepare_for_closing().wait();
+            return Err(e);
         }
+        Ok(store)
     }
 
-    /// Hashes every stored chunk; deletes the copies that fail.
-    fn scrub(&self) -> Result<OpenReport, StorageError> {
+    fn walk_metadata(&self) -> Result<(), StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        for item in self.inner.meta.iter(&rtxn)? {
+            let (key, meta) = item?;
+            split_zone_key(key)?;
+            decode::<ChunkMeta>("chunk meta", meta)?;
+        }
+        Ok(())
+    }
+
+    /// Hashes up to `max_chunks` stored chunks (or about `max_bytes` of them) after `after`,
+    /// in key order, and deletes the copies that fail — re-checked inside the deleting
+    /// transaction, so a copy rewritten meanwhile survives. Runs on the blocking pool.
+    pub async fn scrub_step(
+        &self,
+        after: Option<(ZoneId, Hash32)>,
+        max_chunks: usize,
+        max_bytes: u64,
+    ) -> Result<ScrubStep, StorageError> {
+        let this = self.clone();
+        blocking(move || this.scrub_step_blocking(after, max_chunks, max_bytes)).await
+    }
+
+    fn scrub_step_blocking(
+        &self,
+        after: Option<(ZoneId, Hash32)>,
+        max_chunks: usize,
+        max_bytes: u64,
+    ) -> Result<ScrubStep, StorageError> {
         let inner = &self.inner;
-        let mut report = OpenReport::default();
-        let mut corrupt = Vec::new();
+        let mut step = ScrubStep::default();
+        let mut corrupt_keys = Vec::new();
         {
             let rtxn = inner.env.read_txn()?;
-            for item in inner.data.iter(&rtxn)? {
-                let (key, value) = item?;
-                let (_, hash) = split_zone_key(key)?;
-                let sound = chunk_bytes(value).is_ok_and(|bytes| Hash32::digest(bytes) == hash);
-                if sound {
-                    report.verified += 1;
-                } else {
-                    corrupt.push(key.to_vec());
+            let start = after.as_ref().map(|(z, h)| zone_key(z, h));
+            let bounds = match &start {
+                Some(k) => (
+                    std::ops::Bound::Excluded(k.as_slice()),
+                    std::ops::Bound::Unbounded,
+                ),
+                None => (std::ops::Bound::Unbounded, std::ops::Bound::Unbounded),
+            };
+            let mut last = None;
+            for item in inner.data.range(&rtxn, &bounds)? {
+                if step.checked as usize >= max_chunks || step.bytes >= max_bytes {
+                    step.next = last.clone();
+                    break;
                 }
+                let (key, value) = item?;
+                let address = split_zone_key(key)?;
+                step.checked += 1;
+                step.bytes += value.len() as u64;
+                if !chunk_bytes(value).is_ok_and(|bytes| Hash32::digest(bytes) == address.1) {
+                    corrupt_keys.push(key.to_vec());
+                }
+                last = Some(address);
             }
         }
-        if corrupt.is_empty() {
-            return Ok(report);
+        if corrupt_keys.is_empty() {
+            return Ok(step);
         }
         let mut wtxn = inner.env.write_txn()?;
-        for key in &corrupt {
+        for key in &corrupt_keys {
             let (zone, hash) = split_zone_key(key)?;
+            let still_corrupt = inner.data.get(&wtxn, key)?.is_some_and(|value| {
+                !chunk_bytes(value).is_ok_and(|bytes| Hash32::digest(bytes) == hash)
+            });
+            if !still_corrupt {
+                continue;
+            }
             tracing::error!(zone = %zone, hash = %hash, "stored chunk fails its hash check; deleting this copy");
             match inner.meta.get(&wtxn, key)? {
                 Some(meta) => {
@@ -176,10 +229,10 @@ impl ChunkStore {
                     inner.data.delete(&mut wtxn, key)?;
                 }
             }
-            report.corrupt_removed += 1;
+            step.corrupt.push((zone, hash));
         }
         wtxn.commit()?;
-        Ok(report)
+        Ok(step)
     }
 
     /// Closes the store so that its directory can be opened again in this process (tests).
@@ -233,7 +286,22 @@ impl ChunkStore {
             }
             let key = zone_key(&zone, &hash);
             let mut wtxn = inner.env.write_txn()?;
-            let existed = inner.meta.get(&wtxn, &key)?.is_some();
+            let held = inner.meta.get(&wtxn, &key)?.is_some();
+            // A held copy that fails its hash is rewritten with the intact bytes offered now,
+            // so a corrupt copy never counts as one of the chunk's replicas.
+            let intact = held
+                && inner.data.get(&wtxn, &key)?.is_some_and(|value| {
+                    chunk_bytes(value).is_ok_and(|stored| Hash32::digest(stored) == hash)
+                });
+            if held && !intact {
+                tracing::warn!(zone = %zone, hash = %hash, "rewriting a stored chunk copy that fails its hash");
+                let old: ChunkMeta = decode(
+                    "chunk meta",
+                    inner.meta.get(&wtxn, &key)?.expect("held, checked above"),
+                )?;
+                delete_chunk(&inner, &mut wtxn, &zone, &key, &old)?;
+            }
+            let existed = intact;
             let len = bytes.len() as u64;
             inner.meta.put(
                 &mut wtxn,
@@ -260,7 +328,14 @@ impl ChunkStore {
     }
 
     /// The chunk's bytes, verified against its hash; `None` if this store does not hold it.
-    pub fn get(&self, zone: &ZoneId, hash: &Hash32) -> Result<Option<Vec<u8>>, StorageError> {
+    /// The read and the hashing run on the blocking pool, off the async executor.
+    pub async fn get(&self, zone: &ZoneId, hash: &Hash32) -> Result<Option<Vec<u8>>, StorageError> {
+        let this = self.clone();
+        let (zone, hash) = (zone.clone(), *hash);
+        blocking(move || this.get_blocking(&zone, &hash)).await
+    }
+
+    fn get_blocking(&self, zone: &ZoneId, hash: &Hash32) -> Result<Option<Vec<u8>>, StorageError> {
         let rtxn = self.inner.env.read_txn()?;
         let Some(value) = self.inner.data.get(&rtxn, &zone_key(zone, hash))? else {
             return Ok(None);

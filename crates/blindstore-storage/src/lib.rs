@@ -19,7 +19,7 @@ use std::path::Path;
 
 use heed::{Env, EnvOpenOptions, WithoutTls};
 
-pub use chunk_store::{ChunkStore, GcReport, OpenReport};
+pub use chunk_store::{ChunkStore, GcReport, OpenReport, ScrubStep};
 pub use log_store::LogStore;
 pub use state_machine::StateMachineStore;
 
@@ -82,17 +82,44 @@ impl Default for MapSizes {
     }
 }
 
+/// Concurrent read transactions per environment.
+const MAX_READERS: u32 = 1024;
+
 /// Opens (creating if needed) an LMDB environment in `dir`.
 fn open_env(dir: &Path, map_size: usize, max_dbs: u32) -> Result<Env<WithoutTls>, StorageError> {
     std::fs::create_dir_all(dir)?;
     let mut options = EnvOpenOptions::new().read_txn_without_tls();
-    options.map_size(map_size).max_dbs(max_dbs);
+    // Reads run on tokio's blocking pool (up to 512 threads), each holding one read
+    // transaction: LMDB's default of 126 reader slots would be the limit under load.
+    options
+        .map_size(map_size)
+        .max_dbs(max_dbs)
+        .max_readers(MAX_READERS);
     // SAFETY: heed requires that an environment is opened at most once per process and that
     // its files are not modified by other means while open. Each store opens its own
     // directory exactly once, from `Node` start-up, and nothing else touches those files.
     #[allow(unsafe_code)]
     let env = unsafe { options.open(dir)? };
     Ok(env)
+}
+
+/// Writes `dir/name` so that it holds either its old contents or all of `contents`, durably:
+/// a temporary file, fsync, rename over the name, fsync of the directory.
+pub fn write_atomically(dir: &Path, name: &str, contents: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, dir.join(name))?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Runs blocking LMDB or file work off the async runtime.

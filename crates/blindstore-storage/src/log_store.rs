@@ -24,6 +24,8 @@ type RaftStorageError = openraft::StorageError<NodeId>;
 const VOTE: &str = "vote";
 const COMMITTED: &str = "committed";
 const LAST_PURGED: &str = "last_purged";
+/// This node's Raft id, stored with the Raft state it belongs to.
+const NODE_ID: &str = "node_id";
 
 /// The Raft log store. Cheap to clone; clones share the environment (the log reader is a clone).
 #[derive(Clone)]
@@ -33,6 +35,9 @@ pub struct LogStore {
 
 struct Inner {
     env: Env<WithoutTls>,
+    /// The node id to store with the first write (see [`LogStore::adopt_node_id`]), and
+    /// whether it is stored already.
+    node_id: std::sync::Mutex<(Option<NodeId>, bool)>,
     /// Log index (big-endian, so LMDB order is index order) → encoded `Entry`.
     logs: Database<U64<BigEndian>, Bytes>,
     /// `vote`, `committed`, `last_purged` → encoded values.
@@ -48,7 +53,12 @@ impl LogStore {
         let meta = env.create_database(&mut wtxn, Some("meta"))?;
         wtxn.commit()?;
         Ok(Self {
-            inner: Arc::new(Inner { env, logs, meta }),
+            inner: Arc::new(Inner {
+                env,
+                node_id: std::sync::Mutex::new((None, false)),
+                logs,
+                meta,
+            }),
         })
     }
 
@@ -59,6 +69,35 @@ impl LogStore {
         Ok(self.inner.meta.get(&rtxn, VOTE)?.is_none()
             && self.inner.logs.first(&rtxn)?.is_none()
             && self.inner.meta.get(&rtxn, LAST_PURGED)?.is_none())
+    }
+
+    /// The node id stored with this Raft state, if any.
+    pub fn stored_node_id(&self) -> Result<Option<NodeId>, StorageError> {
+        self.read_meta(NODE_ID)
+    }
+
+    /// Makes `id` this Raft state's node id. On a log that already has state without an id
+    /// (written by an older version), `id` is stored at once; on a pristine log it is stored
+    /// in the same transaction as the first vote or log entry, so Raft state never exists
+    /// without the id it was written under. Refuses an id other than the stored one.
+    pub fn adopt_node_id(&self, id: NodeId) -> Result<(), StorageError> {
+        if let Some(stored) = self.stored_node_id()? {
+            if stored != id {
+                return Err(StorageError::Damaged(format!(
+                    "this Raft state belongs to node {stored}, not {id}"
+                )));
+            }
+            *self.inner.node_id.lock().expect("never poisoned") = (Some(id), true);
+            return Ok(());
+        }
+        *self.inner.node_id.lock().expect("never poisoned") = (Some(id), false);
+        if !self.is_pristine()? {
+            let mut wtxn = self.inner.env.write_txn()?;
+            self.inner.store_node_id(&mut wtxn)?;
+            wtxn.commit()?;
+            self.inner.node_id_committed();
+        }
+        Ok(())
     }
 
     fn read_meta<T: serde::de::DeserializeOwned>(
@@ -82,8 +121,10 @@ impl LogStore {
         let bytes = encode(value);
         blocking(move || {
             let mut wtxn = inner.env.write_txn()?;
+            inner.store_node_id(&mut wtxn)?;
             inner.meta.put(&mut wtxn, key, &bytes)?;
             wtxn.commit()?;
+            inner.node_id_committed();
             Ok(())
         })
         .await
@@ -109,6 +150,25 @@ impl LogStore {
             .last(&rtxn)?
             .map(|(_, b)| decode("log entry", b))
             .transpose()
+    }
+}
+
+impl Inner {
+    /// Puts the adopted node id into `wtxn` if it is not stored yet.
+    fn store_node_id(&self, wtxn: &mut heed::RwTxn) -> Result<(), StorageError> {
+        let (id, stored) = *self.node_id.lock().expect("never poisoned");
+        if let (Some(id), false) = (id, stored) {
+            self.meta.put(wtxn, NODE_ID, &encode(&id))?;
+        }
+        Ok(())
+    }
+
+    /// After the transaction that stored the id committed.
+    fn node_id_committed(&self) {
+        let mut slot = self.node_id.lock().expect("never poisoned");
+        if slot.0.is_some() {
+            slot.1 = true;
+        }
     }
 }
 
@@ -192,10 +252,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let inner = self.inner.clone();
         let result = blocking(move || {
             let mut wtxn = inner.env.write_txn()?;
+            inner.store_node_id(&mut wtxn)?;
             for (index, bytes) in &encoded {
                 inner.logs.put(&mut wtxn, index, bytes)?;
             }
             wtxn.commit()?;
+            inner.node_id_committed();
             Ok(())
         })
         .await;

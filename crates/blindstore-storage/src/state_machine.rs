@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use blindstore_types::command::{ChainHead, Command, CommandResponse, Rejection, ZoneRecord};
-use blindstore_types::entry::{chain_id, genesis, EntryHeader};
+use blindstore_types::entry::{chain_id, check_public_key, genesis, EntryHeader};
 use blindstore_types::raft::{NodeId, NodeInfo, TypeConfig};
 use blindstore_types::{ChainId, Hash32, ZoneId};
 use heed::types::{Bytes, Str};
@@ -390,6 +390,10 @@ fn apply_command(
             let Some(mut zone_record) = get_zone(t, wtxn, &zone)? else {
                 return Ok(CommandResponse::Rejected(Rejection::UnknownZone));
             };
+            // The proposer checked the key; a command from anyone else is checked here too.
+            if check_public_key(&public_key).is_err() {
+                return Ok(CommandResponse::Rejected(Rejection::BadPublicKey));
+            }
             let id = chain_id(&public_key);
             let key = zone_key(&zone, &id);
             if let Some(bytes) = t.chains.get(wtxn, &key)? {
@@ -439,6 +443,10 @@ fn apply_command(
                 // Deliberately broken: the entry lands where it says, over whatever is there.
                 chain.length = header.index;
                 chain.head = header.prev;
+            }
+            // The proposer verified the entry; a command from anyone else is verified here too.
+            if header.verify(&zone, &chain_id, &chain.public_key).is_err() {
+                return Ok(CommandResponse::Rejected(Rejection::BadSignature));
             }
             // The compare-and-set that keeps a chain linear.
             if header.index != chain.length || header.prev != chain.head {

@@ -210,13 +210,127 @@ pub struct ErrorBody {
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
 pub struct ErrorDetail {
     /// Stable snake_case code, e.g. `index_conflict`, `bad_signature`, `unknown_zone`.
-    pub code: String,
+    pub code: ErrorCode,
     /// Human-readable explanation.
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub length: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head: Option<Hash32>,
+}
+
+/// The stable error codes of HTTP API v1, in one place for the server, the gateway and the
+/// client. Each has one HTTP status (see [`ErrorCode::status`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// 400: malformed input (path, query, JSON, a broken limit on counts).
+    BadRequest,
+    /// 400: not a valid, strong Ed25519 public key.
+    BadPublicKey,
+    /// 400: the entry's signature does not verify under the chain's key.
+    BadSignature,
+    /// 400: uploaded bytes do not hash to their address.
+    HashMismatch,
+    /// 400: the entry references chunks that are not stored (fully replicated).
+    MissingChunk,
+    /// 401: missing or wrong credentials.
+    Unauthorized,
+    /// 403: a quota of the zone would be exceeded.
+    QuotaExceeded,
+    /// 404: no such route.
+    NotFound,
+    /// 404: the zone does not exist.
+    UnknownZone,
+    /// 404: the chain does not exist.
+    UnknownChain,
+    /// 404: the chunk is not stored.
+    UnknownChunk,
+    /// 405: the route exists, not with this method.
+    MethodNotAllowed,
+    /// 409: the entry's index/prev is not the chain's length/head.
+    IndexConflict,
+    /// 413: a body or field above its size limit.
+    PayloadTooLarge,
+    /// 500: a broken invariant; details are in the server log.
+    Internal,
+    /// 503: certainly not done (no leader, no quorum, too busy, shutting down).
+    Unavailable,
+    /// 503: proposed, fate unknown; read to find out.
+    OutcomeUnknown,
+    /// 507: the node is below its free-space reserve.
+    InsufficientStorage,
+    /// A code this build does not know (a newer server).
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The HTTP status that goes with the code.
+    pub fn status(self) -> u16 {
+        use ErrorCode::*;
+        match self {
+            BadRequest | BadPublicKey | BadSignature | HashMismatch | MissingChunk => 400,
+            Unauthorized => 401,
+            QuotaExceeded => 403,
+            NotFound | UnknownZone | UnknownChain | UnknownChunk => 404,
+            MethodNotAllowed => 405,
+            IndexConflict => 409,
+            PayloadTooLarge => 413,
+            Internal | Unknown => 500,
+            Unavailable | OutcomeUnknown => 503,
+            InsufficientStorage => 507,
+        }
+    }
+
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            BadRequest => "bad_request",
+            BadPublicKey => "bad_public_key",
+            BadSignature => "bad_signature",
+            HashMismatch => "hash_mismatch",
+            MissingChunk => "missing_chunk",
+            Unauthorized => "unauthorized",
+            QuotaExceeded => "quota_exceeded",
+            NotFound => "not_found",
+            UnknownZone => "unknown_zone",
+            UnknownChain => "unknown_chain",
+            UnknownChunk => "unknown_chunk",
+            MethodNotAllowed => "method_not_allowed",
+            IndexConflict => "index_conflict",
+            PayloadTooLarge => "payload_too_large",
+            Internal => "internal",
+            Unavailable => "unavailable",
+            OutcomeUnknown => "outcome_unknown",
+            InsufficientStorage => "insufficient_storage",
+            Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl ErrorBody {
+    /// A plain error body (no conflict fields).
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            error: ErrorDetail {
+                code,
+                message: message.into(),
+                length: None,
+                head: None,
+            },
+            length: None,
+            head: None,
+        }
+    }
 }
 
 #[cfg(feature = "openapi")]
@@ -256,4 +370,42 @@ mod schemas {
         "Ed25519 signature (64 bytes), base64url without padding",
         "^[A-Za-z0-9_-]{86}$"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode::{self, *};
+
+    const ALL: [ErrorCode; 19] = [
+        BadRequest,
+        BadPublicKey,
+        BadSignature,
+        HashMismatch,
+        MissingChunk,
+        Unauthorized,
+        QuotaExceeded,
+        NotFound,
+        UnknownZone,
+        UnknownChain,
+        UnknownChunk,
+        MethodNotAllowed,
+        IndexConflict,
+        PayloadTooLarge,
+        Internal,
+        Unavailable,
+        OutcomeUnknown,
+        InsufficientStorage,
+        Unknown,
+    ];
+
+    #[test]
+    fn wire_names_are_the_serde_names_and_round_trip() {
+        for code in ALL {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), code);
+        }
+        let newer: ErrorCode = serde_json::from_str("\"from_the_future\"").unwrap();
+        assert_eq!(newer, Unknown);
+    }
 }

@@ -61,6 +61,12 @@ pub enum Rejection {
         length: u64,
         head: Hash32,
     },
+    /// The chain's key is not a valid, strong Ed25519 key (checked again on apply, whoever
+    /// proposed the command). New variants go last: the encoding numbers variants.
+    BadPublicKey,
+    /// The entry's signature or hash does not verify under the chain's key (checked again on
+    /// apply).
+    BadSignature,
 }
 
 /// A chain's owner key and current tip.

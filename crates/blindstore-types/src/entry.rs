@@ -156,6 +156,35 @@ impl SignedEntry {
     }
 }
 
+impl EntryHeader {
+    /// Checks a stored or proposed header on its own: the signature verifies strictly under
+    /// `public_key` for this zone and chain, and `entry_hash` is the hash it implies. What the
+    /// state machine checks before applying an append, whoever proposed it.
+    pub fn verify(
+        &self,
+        zone: &ZoneId,
+        chain_id: &ChainId,
+        public_key: &PublicKey,
+    ) -> Result<(), EntryError> {
+        let signed = SignedEntry {
+            unsigned: UnsignedEntry {
+                zone: zone.clone(),
+                chain_id: *chain_id,
+                index: self.index,
+                prev: self.prev,
+                payload_hash: self.payload_hash,
+                payload_len: self.payload_len,
+                chunks: self.chunks.clone(),
+            },
+            signature: self.signature,
+        };
+        if signed.verify(public_key)? != *self {
+            return Err(EntryError::BadSignature);
+        }
+        Ok(())
+    }
+}
+
 /// `entry_hash = SHA-256(msg || signature)`.
 pub fn entry_hash(msg: &[u8], signature: &Signature) -> Hash32 {
     Hash32::digest(&[msg, &signature.0].concat())

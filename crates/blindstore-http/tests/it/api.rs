@@ -236,8 +236,10 @@ async fn rejected_appends_change_nothing() {
 
 #[tokio::test]
 async fn entries_with_chunks_read_back_and_page() {
+    // Each entry counts about 525 bytes against the answer cap (base64 payload, fixed fields).
     let t = start(Limits {
-        max_read_bytes: 100,
+        max_read_bytes: 5000,
+        max_read_entries: 10,
         ..Limits::default()
     })
     .await;
@@ -285,18 +287,34 @@ async fn entries_with_chunks_read_back_and_page() {
     assert_eq!(page["entries"][0]["chunks"][0], hash.to_hex());
     assert_eq!(page["next"], 3);
 
-    // The byte cap (100 bytes here, payloads are 8-10 bytes) cuts a long read short.
-    let page = t
+    // The answer cap (5000 bytes here) cuts a long read short, counting the whole answer.
+    let reply = t
         .call(
             Method::GET,
             &format!("{}?from=0&limit=1000", entries_uri(&w)),
             None,
         )
-        .await
-        .json();
+        .await;
+    assert!(reply.body.len() <= 5000, "{} bytes", reply.body.len());
+    let page = reply.json();
     let n = page["entries"].as_array().unwrap().len();
-    assert!((9..=12).contains(&n), "byte cap applied: {n}");
+    assert_eq!(n, 9, "byte cap applied");
     assert_eq!(page["next"], n);
+
+    // `last` beyond the caps returns the newest entries that fit, not older ones.
+    let reply = t
+        .call(Method::GET, &format!("{}?last=1000", entries_uri(&w)), None)
+        .await;
+    assert!(reply.body.len() <= 5000, "{} bytes", reply.body.len());
+    let last = reply.json();
+    let indexes: Vec<u64> = last["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(indexes, (16..25).collect::<Vec<u64>>());
+    assert!(last.get("next").is_none());
 
     let last = t
         .call(Method::GET, &format!("{}?last=5", entries_uri(&w)), None)
@@ -505,4 +523,76 @@ async fn admin_routes_need_the_token() {
     assert_eq!(health["role"], "voter");
     assert_eq!(health["leader"], health["node_id"]);
     assert!(health["last_applied"].as_u64().unwrap() >= 1);
+}
+
+/// Every answer that is not a success is the documented JSON error body: unknown routes,
+/// wrong methods and every extractor's rejection included.
+#[tokio::test]
+async fn every_error_is_the_json_error_body() {
+    let t = start(Limits::default()).await;
+    let cases: Vec<(Method, &str, StatusCode, &str)> = vec![
+        (Method::GET, "/nowhere", StatusCode::NOT_FOUND, "not_found"),
+        (Method::GET, "/v1/zones", StatusCode::NOT_FOUND, "not_found"),
+        (
+            Method::DELETE,
+            "/v1/zones/demo/chains",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+        (
+            Method::PATCH,
+            "/v1/health",
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
+    ];
+    for (method, uri, status, code) in cases {
+        let r = t.call(method.clone(), uri, None).await;
+        assert_eq!(
+            (r.status, r.code()),
+            (status, code.into()),
+            "{method} {uri}"
+        );
+        assert!(
+            r.json()["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{method} {uri}"
+        );
+    }
+    let r = t
+        .admin(Method::POST, "/v1/admin/cluster/nodes/not-a-number/drain")
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_REQUEST, "bad_request".into())
+    );
+    // A JSON body that is not JSON, and one without a content type.
+    let r = t
+        .send(
+            Request::builder()
+                .method(Method::POST)
+                .uri("/v1/zones/demo/chains")
+                .header("content-type", "application/json")
+                .body(Body::from("{not json"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_REQUEST, "bad_request".into())
+    );
+    let r = t
+        .send(
+            Request::builder()
+                .method(Method::POST)
+                .uri("/v1/zones/demo/chains")
+                .body(Body::from("{}"))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_REQUEST, "bad_request".into())
+    );
 }

@@ -40,6 +40,11 @@ pub async fn start(limits: Limits) -> TestNode {
             replication: 2,
             down_after: Duration::from_secs(60),
             repair_interval: Duration::from_secs(3600),
+            write_timeout: Duration::from_secs(10),
+            scrub: blindstore_cluster::ScrubConfig {
+                interval: Duration::from_secs(3600),
+                bytes_per_sec: 32 << 20,
+            },
         },
         None,
     )

@@ -1,6 +1,7 @@
 //! Real three-node clusters: forming, serving through any node, chunk placement, losing the
 //! leader, and refusing strangers.
 
+use blindstore_types::api::ErrorCode;
 use std::time::{Duration, Instant};
 
 use blindstore_client::{verify_entries, ChainWriter, Client};
@@ -92,6 +93,44 @@ impl Cluster {
         );
         serde_json::from_slice(&out.stdout).unwrap()
     }
+}
+
+impl Cluster {
+    /// The index in `nodes` of the node with id `id`, as `status` names it.
+    fn index_of(&self, status: &Value, id: u64) -> usize {
+        let http = status["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["node_id"] == id)
+            .unwrap()["http_addr"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        self.nodes
+            .iter()
+            .position(|n| n.as_ref().is_some_and(|n| n.url.ends_with(&http)))
+            .unwrap()
+    }
+
+    /// The leader's index in `nodes` and the followers' indexes.
+    fn leader_and_followers(&self) -> (usize, Vec<usize>) {
+        let status = self.status(self.nodes.iter().flatten().next().unwrap());
+        let leader = self.index_of(&status, status["leader"].as_u64().unwrap());
+        let followers = (0..self.nodes.len())
+            .filter(|i| *i != leader && self.nodes[*i].is_some())
+            .collect();
+        (leader, followers)
+    }
+}
+
+/// Sends `sig` (e.g. `-STOP`) to a node's process.
+fn signal(node: &NodeProcess, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([sig, &node.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
 }
 
 fn voters_and_leaders(status: &Value) -> (usize, usize, usize) {
@@ -192,7 +231,7 @@ async fn three_nodes_serve_reads_and_writes_through_any_node_and_survive_losing_
                 break;
             }
             Err(e) => {
-                assert!(e.code() != Some("index_conflict"), "{e}");
+                assert!(e.code() != Some(ErrorCode::IndexConflict), "{e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
@@ -552,7 +591,7 @@ async fn a_gateway_serves_the_api_and_repeated_chunk_reads_from_its_cache() {
     let conflict = gw.append(&demo(), &w.chain_id(), &stale).await.unwrap_err();
     assert_eq!(
         conflict.code(),
-        Some("index_conflict"),
+        Some(ErrorCode::IndexConflict),
         "errors pass through unchanged"
     );
 
@@ -583,7 +622,7 @@ async fn a_gateway_serves_the_api_and_repeated_chunk_reads_from_its_cache() {
         .unwrap_err();
     assert_eq!(
         other.code(),
-        Some("unavailable"),
+        Some(ErrorCode::Unavailable),
         "uncached reads need a member: {other}"
     );
 }
@@ -804,23 +843,10 @@ async fn a_corrupt_copy_is_never_served_and_is_replaced_from_a_replica() {
     let admin = cluster.clients()[0].clone().with_admin_token(ADMIN);
     let holders = admin.replicas(&demo(), &hash).await.unwrap().node_ids;
     let status = cluster.status(cluster.nodes[0].as_ref().unwrap());
-    let index_of = |id: u64| {
-        let http = status["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|n| n["node_id"] == id)
-            .unwrap()["http_addr"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        cluster
-            .nodes
-            .iter()
-            .position(|n| n.as_ref().is_some_and(|n| n.url.ends_with(&http)))
-            .unwrap()
-    };
-    let (a, b) = (index_of(holders[0]), index_of(holders[1]));
+    let (a, b) = (
+        cluster.index_of(&status, holders[0]),
+        cluster.index_of(&status, holders[1]),
+    );
 
     // Damage A's copy while it runs (damage found at start-up is covered by the storage tests
     // and the fault-injection runs).
@@ -832,18 +858,10 @@ async fn a_corrupt_copy_is_never_served_and_is_replaced_from_a_replica() {
     let via_a = cluster.nodes[a].as_ref().unwrap().client();
 
     // With B paused, A has only its damaged copy, and must not serve it.
-    let b_pid = cluster.nodes[b].as_ref().unwrap().pid().to_string();
-    let signal = |sig: &str| {
-        let status = std::process::Command::new("kill")
-            .args([sig, &b_pid])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    };
-    signal("-STOP");
+    signal(cluster.nodes[b].as_ref().unwrap(), "-STOP");
     let impatient = Client::with_timeout(via_a.base(), Duration::from_secs(3));
     let answer = impatient.get_chunk(&demo(), &hash).await;
-    signal("-CONT");
+    signal(cluster.nodes[b].as_ref().unwrap(), "-CONT");
     assert!(
         answer.is_err(),
         "the damaged copy was served: {:?}",
@@ -855,4 +873,243 @@ async fn a_corrupt_copy_is_never_served_and_is_replaced_from_a_replica() {
     // With B gone, A's own (repaired) copy is all there is.
     cluster.nodes[b].take().unwrap().kill_9();
     assert_eq!(via_a.get_chunk(&demo(), &hash).await.unwrap(), bytes);
+}
+
+/// A process holding the join token (and so able to call `Forward`) still cannot append an
+/// entry the chain's key did not sign, nor create a chain under a weak key: the state machine
+/// checks both itself when it applies the command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_machine_rechecks_signatures_and_keys_of_forwarded_commands() {
+    use blindstore_rpc::v1::forward_reply::Result as ForwardResult;
+    use blindstore_rpc::v1::{cluster_client::ClusterClient, ForwardRequest};
+    use blindstore_types::command::{Command, CommandResponse, Rejection};
+    use blindstore_types::entry::UnsignedEntry;
+    use blindstore_types::record::{decode, encode};
+    use blindstore_types::PublicKey;
+
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(&dir.path().join("n1"), &["--rpc-addr", "127.0.0.1:0"]);
+    let token = std::fs::read_to_string(dir.path().join("n1/join-token")).unwrap();
+    let secret = blindstore_rpc::ClusterSecret::new(token.trim()).unwrap();
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", node.rpc.clone().unwrap()))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+    let rpc = ClusterClient::with_interceptor(channel, secret.attacher());
+    let forward = |command: Command| {
+        let request = ForwardRequest {
+            command_record: encode(&command),
+        };
+        let mut rpc = rpc.clone();
+        async move {
+            match rpc.forward(request).await.unwrap().into_inner().result {
+                Some(ForwardResult::ResponseRecord(r)) => {
+                    decode::<CommandResponse>("response", &r).unwrap()
+                }
+                other => panic!("forward failed: {other:?}"),
+            }
+        }
+    };
+
+    // The identity point: a small-order key anyone can "sign" for.
+    let mut weak = [0u8; 32];
+    weak[0] = 1;
+    let response = forward(Command::CreateChain {
+        zone: demo(),
+        public_key: PublicKey(weak),
+    })
+    .await;
+    assert_eq!(response, CommandResponse::Rejected(Rejection::BadPublicKey));
+
+    let owner_key = ed25519_dalek::SigningKey::from_bytes(&[4; 32]);
+    let owner = ChainWriter::new(demo(), owner_key.clone());
+    let client = node.client();
+    client
+        .create_chain(&demo(), owner.public_key())
+        .await
+        .unwrap();
+    let entry = |key: &ed25519_dalek::SigningKey| {
+        UnsignedEntry::new(demo(), owner.chain_id(), 0, owner.genesis(), b"p", vec![])
+            .sign(key)
+            .header()
+    };
+    let append = |header| Command::Append {
+        zone: demo(),
+        chain_id: owner.chain_id(),
+        header,
+    };
+    // Signed by another key.
+    let forged = entry(&ed25519_dalek::SigningKey::from_bytes(&[9; 32]));
+    assert_eq!(
+        forward(append(forged)).await,
+        CommandResponse::Rejected(Rejection::BadSignature)
+    );
+    // Signed by the owner, but carrying another entry hash than the one it implies.
+    let mut tampered = entry(&owner_key);
+    tampered.entry_hash = Hash32::digest(b"something else");
+    assert_eq!(
+        forward(append(tampered)).await,
+        CommandResponse::Rejected(Rejection::BadSignature)
+    );
+    drop(rpc);
+    let chain = client.chain(&demo(), &owner.chain_id()).await.unwrap();
+    assert_eq!(chain.length, 0, "nothing was appended");
+}
+
+/// With both followers paused, the leader cannot commit: writes answer 503 within the write
+/// deadline instead of hanging, the cluster serves again once they resume, and SIGTERM stops a
+/// leader that cannot reach anyone within a bounded time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_have_a_deadline_and_shutdown_is_bounded_without_a_quorum() {
+    let mut cluster = Cluster::start(&["--write-timeout", "2s"]);
+    let (leader, followers) = cluster.leader_and_followers();
+    let via = cluster.nodes[leader].as_ref().unwrap().client();
+    let w = ChainWriter::generate(demo());
+    via.create_chain(&demo(), w.public_key()).await.unwrap();
+
+    for f in &followers {
+        signal(cluster.nodes[*f].as_ref().unwrap(), "-STOP");
+    }
+    // A proposal that cannot commit: its outcome is unknown at the deadline.
+    let started = Instant::now();
+    let other = ChainWriter::generate(demo());
+    let e = via
+        .create_chain(&demo(), other.public_key())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::OutcomeUnknown), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    // An append whose payload cannot get its copies: certainly not appended, at the deadline.
+    let (request, _) = w.sign(0, w.genesis(), b"no quorum", vec![]);
+    let started = Instant::now();
+    let e = via
+        .append(&demo(), &w.chain_id(), &request)
+        .await
+        .unwrap_err();
+    assert_eq!(e.status().map(|s| s.as_u16()), Some(503), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let body = e.to_string();
+    assert!(
+        !body.contains("127.0.0.1"),
+        "503s carry no internal addresses: {body}"
+    );
+
+    for f in &followers {
+        signal(cluster.nodes[*f].as_ref().unwrap(), "-CONT");
+    }
+    let mut appended = false;
+    let resumed = Instant::now();
+    while resumed.elapsed() < Duration::from_secs(30) && !appended {
+        // Any node may lead now; a 409 means an earlier attempt went through.
+        for c in cluster.clients() {
+            match c.append(&demo(), &w.chain_id(), &request).await {
+                Ok(_) => appended = true,
+                Err(e) if e.code() == Some(ErrorCode::IndexConflict) => appended = true,
+                Err(_) => {}
+            }
+            if appended {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        appended,
+        "the cluster serves again after the followers resume"
+    );
+
+    // SIGTERM while no peer answers: stopped within the two shutdown phases' deadlines.
+    let (leader, followers) = cluster.leader_and_followers();
+    for f in &followers {
+        signal(cluster.nodes[*f].as_ref().unwrap(), "-STOP");
+    }
+    let leader = cluster.nodes[leader].take().unwrap();
+    let stuck = leader.client();
+    let pending = tokio::spawn(async move {
+        let third = ChainWriter::generate(demo());
+        stuck.create_chain(&demo(), third.public_key()).await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let status = tokio::task::spawn_blocking(move || leader.terminate())
+        .await
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(12),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(pending.await.unwrap().is_err());
+    for f in &followers {
+        signal(cluster.nodes[*f].as_ref().unwrap(), "-CONT");
+    }
+}
+
+/// A follower that missed hundreds of entries, each referencing the most chunks an entry may
+/// (about 34 KB each, several MB in all: more than one gRPC message may carry), catches up:
+/// batches are cut by bytes, not sent whole and refused forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lagging_follower_catches_up_on_batches_larger_than_a_message() {
+    const ENTRIES: u64 = 200;
+    let mut cluster = Cluster::start(&[]);
+    let (leader, followers) = cluster.leader_and_followers();
+    let via = cluster.nodes[leader].as_ref().unwrap().client();
+    use futures::StreamExt;
+    let chunks: Vec<Hash32> = futures::stream::iter(0..1024u32)
+        .map(|i| {
+            let via = via.clone();
+            async move {
+                via.put_chunk(&demo(), format!("referenced {i}").into_bytes())
+                    .await
+                    .unwrap()
+                    .0
+            }
+        })
+        .buffered(32)
+        .collect()
+        .await;
+    let w = ChainWriter::generate(demo());
+    via.create_chain(&demo(), w.public_key()).await.unwrap();
+
+    // The follower is away while the entries are appended.
+    let lagging = followers[0];
+    cluster.nodes[lagging].take().unwrap().kill_9();
+    let mut head = w.genesis();
+    for i in 0..ENTRIES {
+        let (request, hash) = w.sign(i, head, format!("e{i}").as_bytes(), chunks.clone());
+        via.append(&demo(), &w.chain_id(), &request).await.unwrap();
+        head = hash;
+    }
+    let target = via.health().await.unwrap().last_log_index.unwrap();
+
+    // Back (a restarted member needs no --join): it catches up with the leader's log.
+    let data = cluster.dir.path().join(format!("n{}", lagging + 1));
+    let mut args = vec!["--rpc-addr", "127.0.0.1:0", "--admin-token", ADMIN];
+    args.extend(cluster.extra.iter().map(String::as_str));
+    let back = NodeProcess::start(&data, &args);
+    let probe = back.client();
+    eventually(Duration::from_secs(60), "the follower catches up", || {
+        let probe = probe.clone();
+        async move {
+            probe
+                .health()
+                .await
+                .is_ok_and(|h| h.last_applied.is_some_and(|a| a >= target))
+        }
+    })
+    .await;
+    let chain = probe.chain(&demo(), &w.chain_id()).await.unwrap();
+    assert_eq!((chain.length, chain.head), (ENTRIES, head));
+    cluster.nodes[lagging] = Some(back);
 }

@@ -1,5 +1,6 @@
 //! Acknowledged writes survive kill -9; concurrent writers never fork a chain.
 
+use blindstore_types::api::ErrorCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -159,7 +160,7 @@ async fn two_writers_racing_for_the_same_indexes_never_fork() {
                 Err(e) => {
                     assert_eq!(
                         e.code(),
-                        Some("index_conflict"),
+                        Some(ErrorCode::IndexConflict),
                         "the loser is told 409: {e}"
                     );
                     let (length, _) = e.conflict().expect("409 carries length and head");

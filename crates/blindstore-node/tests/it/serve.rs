@@ -1,6 +1,7 @@
 //! `blindstore serve` as a new user meets it: defaults, the admin token, restarts, shutdown,
 //! and garbage collection of abandoned uploads.
 
+use blindstore_types::api::ErrorCode;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
@@ -92,7 +93,7 @@ async fn unreferenced_chunks_are_collected_after_the_staging_ttl() {
                 probe
                     .get_chunk(&z, &abandoned)
                     .await
-                    .is_err_and(|e| e.code() == Some("unknown_chunk"))
+                    .is_err_and(|e| e.code() == Some(ErrorCode::UnknownChunk))
             }
         },
     )
@@ -133,4 +134,77 @@ fn a_normal_build_refuses_to_run_a_negative_control() {
         !dir.path().join("data").exists(),
         "refused before touching any state"
     );
+}
+
+/// Runs `blindstore serve` on `data_dir` expecting it to refuse to start; returns its stderr.
+fn refused(data_dir: &std::path::Path, extra: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_blindstore"))
+        .args(["serve", "--http-addr", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .args(extra)
+        .env("RUST_LOG", "warn")
+        .env_remove("BLINDSTORE_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "it must refuse to start");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The node id lives with the Raft state: a lost id file is recovered from it, a contradicting
+/// one stops the node with a clear message, and no data dir ever falls back to id 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_node_id_is_durable_and_never_guessed() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let rpc = ["--rpc-addr", "127.0.0.1:0"];
+    let node = NodeProcess::start(&data, &[&rpc[..], &["--node-id", "7"]].concat());
+    assert_eq!(node.client().health().await.unwrap().node_id, 7);
+    assert!(node.terminate().success());
+
+    // The id file lost: the id stored with the Raft state is used (not 1), and the file is back.
+    std::fs::remove_file(data.join("node-id")).unwrap();
+    let node = NodeProcess::start(&data, &rpc);
+    assert_eq!(node.client().health().await.unwrap().node_id, 7);
+    assert!(node.terminate().success());
+    assert_eq!(
+        std::fs::read_to_string(data.join("node-id"))
+            .unwrap()
+            .trim(),
+        "7"
+    );
+
+    // An id file that contradicts the Raft state, or a flag that does, is refused.
+    std::fs::write(data.join("node-id"), "1\n").unwrap();
+    let stderr = refused(&data, &rpc);
+    assert!(stderr.contains("belongs to"), "{stderr}");
+    std::fs::write(data.join("node-id"), "7\n").unwrap();
+    let stderr = refused(&data, &[&rpc[..], &["--node-id", "3"]].concat());
+    assert!(stderr.contains("--node-id 3"), "{stderr}");
+    // An empty (truncated) id file is refused too, never read as a default.
+    std::fs::write(data.join("node-id"), "").unwrap();
+    let stderr = refused(&data, &rpc);
+    assert!(stderr.contains("does not hold a node id"), "{stderr}");
+}
+
+/// An empty or truncated token file is refused, never taken as an empty secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn empty_or_truncated_token_files_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let node = NodeProcess::start(&data, &["--rpc-addr", "127.0.0.1:0"]);
+    assert!(node.terminate().success());
+    for file in ["admin-token", "join-token"] {
+        let good = std::fs::read_to_string(data.join(file)).unwrap();
+        for bad in ["", "\n", &good[..8]] {
+            std::fs::write(data.join(file), bad).unwrap();
+            let stderr = refused(&data, &["--rpc-addr", "127.0.0.1:0"]);
+            assert!(
+                stderr.contains(file) && stderr.contains("does not hold a usable token"),
+                "{file} = {bad:?}: {stderr}"
+            );
+        }
+        std::fs::write(data.join(file), good).unwrap();
+    }
+    let node = NodeProcess::start(&data, &["--rpc-addr", "127.0.0.1:0"]);
+    assert!(node.terminate().success());
 }

@@ -19,9 +19,9 @@ async fn put_get_dedup_and_usage() {
         !store.put(&zone, hash, bytes.clone(), 11).await.unwrap(),
         "second put is a no-op"
     );
-    assert_eq!(store.get(&zone, &hash).unwrap(), Some(bytes.clone()));
+    assert_eq!(store.get(&zone, &hash).await.unwrap(), Some(bytes.clone()));
     assert_eq!(
-        store.get(&other, &hash).unwrap(),
+        store.get(&other, &hash).await.unwrap(),
         None,
         "zones are isolated"
     );
@@ -42,7 +42,7 @@ async fn wrong_hash_is_refused_and_changes_nothing() {
         .await
         .unwrap_err();
     assert!(matches!(err, StorageError::HashMismatch { .. }), "{err}");
-    assert_eq!(store.get(&zone, &claimed).unwrap(), None);
+    assert_eq!(store.get(&zone, &claimed).await.unwrap(), None);
     assert_eq!(store.usage(&zone).unwrap().chunks, 0);
 }
 
@@ -81,9 +81,13 @@ async fn garbage_collection_spares_young_and_referenced_chunks() {
         .unwrap();
     assert_eq!(report.deleted, 1);
     assert_eq!(report.bytes_freed, old.len() as u64);
-    assert_eq!(store.get(&zone, &Hash32::digest(&old)).unwrap(), None);
+    assert_eq!(store.get(&zone, &Hash32::digest(&old)).await.unwrap(), None);
     for kept in [&referenced, &young, &touched] {
-        assert!(store.get(&zone, &Hash32::digest(kept)).unwrap().is_some());
+        assert!(store
+            .get(&zone, &Hash32::digest(kept))
+            .await
+            .unwrap()
+            .is_some());
     }
     assert_eq!(store.usage(&zone).unwrap().chunks, 3);
 }
@@ -114,7 +118,7 @@ async fn concurrent_puts_are_all_stored_once() {
     for i in 0..200 {
         let bytes = format!("chunk {i}").into_bytes();
         assert_eq!(
-            store.get(&zone, &Hash32::digest(&bytes)).unwrap(),
+            store.get(&zone, &Hash32::digest(&bytes)).await.unwrap(),
             Some(bytes)
         );
     }
@@ -139,33 +143,58 @@ async fn closed_store_with_chunks(dir: &std::path::Path, zone: &ZoneId) -> Vec<V
     chunks
 }
 
-#[tokio::test]
-async fn a_copy_damaged_on_disk_is_found_and_deleted_at_start() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("chunks");
-    let zone = ZoneId::new("a").unwrap();
-    let chunks = closed_store_with_chunks(&dir, &zone).await;
-    // Flip one byte inside the second chunk's bytes.
+/// Flips one byte inside the stored bytes of `chunk` in the closed store at `dir`.
+fn flip_a_byte_of(dir: &std::path::Path, chunk: &[u8]) {
     let path = dir.join("data.mdb");
     let mut file = std::fs::read(&path).unwrap();
     let at = file
         .windows(64)
-        .position(|w| w == &chunks[1][1000..1064])
+        .position(|w| w == &chunk[1000..1064])
         .expect("the chunk's bytes are in the data file");
     file[at] ^= 0xff;
     std::fs::write(&path, file).unwrap();
+}
 
+#[tokio::test]
+async fn a_copy_damaged_on_disk_is_never_served_and_the_scrubber_deletes_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("chunks");
+    let zone = ZoneId::new("a").unwrap();
+    let chunks = closed_store_with_chunks(&dir, &zone).await;
+    flip_a_byte_of(&dir, &chunks[1]);
+
+    // Opening reads no chunk bytes: the damage is found later, never served meanwhile.
     let (store, report) = ChunkStore::open_checked(&dir, 1 << 26).unwrap();
-    assert_eq!((report.verified, report.corrupt_removed), (2, 1));
     assert!(report.quarantined.is_none());
     let hashes: Vec<Hash32> = chunks.iter().map(|c| Hash32::digest(c)).collect();
+    assert!(matches!(
+        store.get(&zone, &hashes[1]).await,
+        Err(StorageError::CorruptChunk { .. })
+    ));
+
+    // The scrubber, two chunks per step: the first step checks two, the second finds it.
+    let first = store.scrub_step(None, 2, u64::MAX).await.unwrap();
+    assert_eq!(first.checked, 2);
+    let second = store
+        .scrub_step(first.next.clone(), 2, u64::MAX)
+        .await
+        .unwrap();
+    let found: Vec<Hash32> = first
+        .corrupt
+        .iter()
+        .chain(&second.corrupt)
+        .map(|(_, h)| *h)
+        .collect();
+    assert_eq!(found, vec![hashes[1]]);
+    assert_eq!(first.checked + second.checked, 3);
+    assert_eq!(second.next, None, "the pass reached the end");
     assert_eq!(
-        store.get(&zone, &hashes[1]).unwrap(),
+        store.get(&zone, &hashes[1]).await.unwrap(),
         None,
         "the bad copy is gone"
     );
     assert_eq!(
-        store.get(&zone, &hashes[0]).unwrap().as_ref(),
+        store.get(&zone, &hashes[0]).await.unwrap().as_ref(),
         Some(&chunks[0])
     );
     assert_eq!(store.usage(&zone).unwrap().chunks, 2);
@@ -175,9 +204,30 @@ async fn a_copy_damaged_on_disk_is_found_and_deleted_at_start() {
         .await
         .unwrap();
     assert_eq!(
-        store.get(&zone, &hashes[1]).unwrap().as_ref(),
+        store.get(&zone, &hashes[1]).await.unwrap().as_ref(),
         Some(&chunks[1])
     );
+}
+
+#[tokio::test]
+async fn putting_intact_bytes_over_a_corrupt_copy_rewrites_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("chunks");
+    let zone = ZoneId::new("a").unwrap();
+    let chunks = closed_store_with_chunks(&dir, &zone).await;
+    flip_a_byte_of(&dir, &chunks[2]);
+    let store = ChunkStore::open(&dir, 1 << 26).unwrap();
+    let hash = Hash32::digest(&chunks[2]);
+    assert!(store.get(&zone, &hash).await.is_err());
+    let created = store.put(&zone, hash, chunks[2].clone(), 5).await.unwrap();
+    assert!(created, "a rewritten copy counts as newly stored");
+    assert_eq!(
+        store.get(&zone, &hash).await.unwrap().as_ref(),
+        Some(&chunks[2])
+    );
+    let usage = store.usage(&zone).unwrap();
+    assert_eq!(usage.chunks, 3, "usage counted once");
+    assert_eq!(usage.bytes, 60_000);
 }
 
 #[tokio::test]
@@ -201,18 +251,21 @@ async fn a_truncated_store_is_moved_aside_and_replaced_by_an_empty_one() {
         aside.join("data.mdb").exists(),
         "the damaged files are kept"
     );
-    assert_eq!(store.get(&zone, &Hash32::digest(&chunks[0])).unwrap(), None);
+    assert_eq!(
+        store.get(&zone, &Hash32::digest(&chunks[0])).await.unwrap(),
+        None
+    );
     assert_eq!(store.total_usage().unwrap().chunks, 0);
 }
 
 #[tokio::test]
-async fn a_sound_store_opens_checked_with_everything_verified() {
+async fn a_sound_store_opens_checked_and_a_scrub_pass_finds_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("chunks");
     let zone = ZoneId::new("a").unwrap();
     closed_store_with_chunks(&dir, &zone).await;
-    let (_store, report) = ChunkStore::open_checked(&dir, 1 << 26).unwrap();
-    assert_eq!(report.verified, 3);
-    assert_eq!(report.corrupt_removed, 0);
+    let (store, report) = ChunkStore::open_checked(&dir, 1 << 26).unwrap();
     assert!(report.quarantined.is_none());
+    let step = store.scrub_step(None, 100, u64::MAX).await.unwrap();
+    assert_eq!((step.checked, step.corrupt.len(), step.next), (3, 0, None));
 }

@@ -1,3 +1,4 @@
 mod chunks;
+mod log;
 mod raft_suite;
 mod state;
