@@ -465,17 +465,19 @@ impl Nemesis {
         ))
     }
 
-    /// What the node's log says its start-up check found.
+    /// What the node's log says so far of its chunk store: the start-up check (a store moved
+    /// aside) or, once it has run, the scrubber's first pass (damaged copies deleted).
     fn noticed(&self, id: u64) -> String {
         let log = std::fs::read_to_string(&self.cluster.nodes[&id].log).unwrap_or_default();
         log.lines()
             .rev()
-            .find(|l| l.contains("chunk store checked"))
-            .map(|l| {
-                let start = l.find("chunk store checked").unwrap_or(0);
-                format!("node {id} at start: {}", &l[start..])
+            .find_map(|l| {
+                ["scrub pass done", "chunk store opened"]
+                    .iter()
+                    .find_map(|m| l.find(m))
+                    .map(|start| format!("node {id}: {}", &l[start..]))
             })
-            .unwrap_or_else(|| format!("node {id}: no start-up check line in its log"))
+            .unwrap_or_else(|| format!("node {id}: no chunk store line in its log yet"))
     }
 
     /// Points clients at the current members.

@@ -30,9 +30,15 @@ impl Node {
 
     /// Where a chunk is written: the owner candidates in rank order (the first `copies` are
     /// its owners, the rest stand-ins), and how many copies it should have.
+    /// The copies count against every storage member, not only the reachable ones: with too
+    /// few nodes up, a write fails rather than being acknowledged with fewer copies.
     fn placement(&self, zone: &ZoneId, hash: &Hash32) -> (Vec<(NodeId, NodeInfo)>, usize) {
         let ranked = rank(&self.owner_candidates(), zone, hash);
-        let copies = self.inner.replication.min(ranked.len()).max(1);
+        let copies = self
+            .inner
+            .replication
+            .min(self.storage_members().len())
+            .max(1);
         (ranked, copies)
     }
 
@@ -204,16 +210,34 @@ impl Node {
         Ok(reply.found.then_some(reply.data))
     }
 
-    /// The hashes among `hashes` that no storage member holds. With `touch`, every holder
-    /// restarts the staging clock of the ones it has. A member that cannot be asked counts as
-    /// not holding anything, so the answer errs towards "missing", never towards "present".
+    /// The hashes among `hashes` that are not fully replicated: held by fewer than
+    /// `replication` storage members (or all of them, in a smaller cluster). Every member is
+    /// asked at once, each within `CHUNK_RPC_TIMEOUT`; with `touch`, every holder restarts the
+    /// staging clock of the ones it has, so no holder collects a chunk an append is about to
+    /// reference. A member that cannot be asked counts as not holding anything, so the answer
+    /// errs towards "missing", never towards "present".
     pub(crate) async fn missing_anywhere(
         &self,
         zone: &ZoneId,
         hashes: &[Hash32],
         touch: bool,
     ) -> Result<Vec<Hash32>, NodeError> {
-        let mut missing = if touch {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let members = self.storage_members();
+        let copies = self.inner.replication.min(members.len()).max(1);
+        let mut asks = tokio::task::JoinSet::new();
+        for (id, info) in members.into_iter().filter(|(id, _)| *id != self.inner.id) {
+            let (node, zone, hashes) = (self.clone(), zone.clone(), hashes.to_vec());
+            asks.spawn(async move {
+                let answer = node
+                    .missing_remote(&info, &zone, &hashes, touch, false)
+                    .await;
+                (id, answer)
+            });
+        }
+        let local = if touch {
             self.inner
                 .chunks
                 .touch(zone, hashes.to_vec(), now_secs())
@@ -221,32 +245,42 @@ impl Node {
         } else {
             self.inner.chunks.missing(zone, hashes)?
         };
-        for (id, info) in self.storage_members() {
-            if missing.is_empty() {
-                break;
-            }
-            if id == self.inner.id {
-                continue;
-            }
-            match self.missing_remote(&info, zone, &missing, touch).await {
-                Ok(still) => {
-                    let still: BTreeSet<Hash32> = still.into_iter().collect();
-                    missing.retain(|h| still.contains(h));
+        let mut holders: std::collections::HashMap<Hash32, usize> =
+            hashes.iter().map(|h| (*h, 0)).collect();
+        let mut count = |missing: &[Hash32]| {
+            let missing: BTreeSet<&Hash32> = missing.iter().collect();
+            for (hash, n) in holders.iter_mut() {
+                if !missing.contains(hash) {
+                    *n += 1;
                 }
-                Err(e) => {
+            }
+        };
+        count(&local);
+        while let Some(joined) = asks.join_next().await {
+            match joined {
+                Ok((_, Ok(missing))) => count(&missing),
+                Ok((id, Err(e))) => {
                     tracing::warn!(node_id = id, error = %e, "could not ask a peer which chunks it holds")
                 }
+                Err(e) => tracing::warn!(error = %e, "chunk query task failed"),
             }
         }
-        Ok(missing)
+        Ok(hashes
+            .iter()
+            .filter(|h| holders[*h] < copies)
+            .copied()
+            .collect())
     }
 
+    /// Which of `hashes` the member at `info` does not hold (with `verify`: does not hold
+    /// intact, its copies read and hashed).
     pub(crate) async fn missing_remote(
         &self,
         info: &NodeInfo,
         zone: &ZoneId,
         hashes: &[Hash32],
         touch: bool,
+        verify: bool,
     ) -> Result<Vec<Hash32>, NodeError> {
         let mut client = self
             .inner
@@ -257,6 +291,7 @@ impl Node {
             zone: zone.to_string(),
             hashes: hashes.iter().map(|h| h.0.to_vec()).collect(),
             touch,
+            verify,
         };
         let reply = tokio::time::timeout(CHUNK_RPC_TIMEOUT, client.missing(request))
             .await
@@ -280,7 +315,10 @@ impl Node {
             let held = if id == self.inner.id {
                 self.inner.chunks.len(zone, hash)?.is_some()
             } else {
-                match self.missing_remote(&info, zone, &[*hash], false).await {
+                match self
+                    .missing_remote(&info, zone, &[*hash], false, false)
+                    .await
+                {
                     Ok(missing) => missing.is_empty(),
                     Err(e) => {
                         tracing::warn!(node_id = id, error = %e, "could not ask a peer for a chunk");

@@ -2,21 +2,27 @@
 //! once it has not been stored or named by an append for `staging_ttl`. This is what lets
 //! clients upload chunks one by one and commit them with one append, and still leaves nothing
 //! behind from abandoned uploads.
+//!
+//! Three guards keep a referenced chunk: a pass starts only after a linearizable read barrier
+//! (this node has applied every entry committed before the pass, so a node that lagged or was
+//! partitioned while an append referenced the chunk knows the reference before it collects);
+//! an append touches the chunks it names on every holder (not only the first that answers);
+//! and the reference is checked again inside the deleting transaction.
 
 use std::time::Duration;
 
-use blindstore_storage::{ChunkStore, GcReport, StateMachineStore, StorageError};
+use blindstore_storage::{ChunkStore, GcReport, StateMachineStore};
 use tokio_util::sync::CancellationToken;
 
 use crate::node::now_secs;
+use crate::{Consistency, Node, NodeError};
 
 /// Chunks deleted per pass at most, so one pass never holds the chunk store's write lock long.
 const MAX_DELETES_PER_PASS: usize = 10_000;
 
 /// Runs a pass every `interval` until `shutdown` is cancelled.
 pub(crate) async fn run(
-    chunks: ChunkStore,
-    state: StateMachineStore,
+    node: Node,
     staging_ttl: Duration,
     interval: Duration,
     shutdown: CancellationToken,
@@ -31,7 +37,7 @@ pub(crate) async fn run(
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(interval) => {}
         }
-        match collect_once(&chunks, &state, staging_ttl).await {
+        match node.collect_garbage(staging_ttl).await {
             Ok(report) if report.deleted > 0 => {
                 tracing::info!(
                     deleted = report.deleted,
@@ -41,18 +47,26 @@ pub(crate) async fn run(
                 );
             }
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "garbage collection pass failed"),
+            Err(e) => tracing::warn!(error = %e, "garbage collection pass skipped"),
         }
     }
     tracing::info!("garbage collector stopped");
 }
 
-/// One pass: deletes unreferenced chunks untouched for `staging_ttl`.
-pub(crate) async fn collect_once(
+impl Node {
+    /// One pass: after a read barrier, deletes unreferenced chunks untouched for
+    /// `staging_ttl`. Without a barrier (no leader, partitioned) nothing is deleted.
+    pub async fn collect_garbage(&self, staging_ttl: Duration) -> Result<GcReport, NodeError> {
+        self.read_barrier(Consistency::Linearizable).await?;
+        Ok(collect_unreferenced(&self.inner.chunks, &self.inner.state, staging_ttl).await?)
+    }
+}
+
+async fn collect_unreferenced(
     chunks: &ChunkStore,
     state: &StateMachineStore,
     staging_ttl: Duration,
-) -> Result<GcReport, StorageError> {
+) -> Result<GcReport, blindstore_storage::StorageError> {
     let cutoff = now_secs().saturating_sub(staging_ttl.as_secs());
     let state = state.clone();
     chunks

@@ -273,8 +273,7 @@ impl Node {
             }),
         };
         let gc_task = tokio::spawn(gc::run(
-            node.inner.chunks.clone(),
-            node.inner.state.clone(),
+            node.clone(),
             config.staging_ttl,
             config.gc_interval,
             node.inner.shutdown.clone(),
@@ -738,15 +737,6 @@ impl Node {
         })
     }
 
-    /// Deletes unreferenced chunks older than `staging_ttl` now, instead of waiting for the
-    /// next scheduled pass.
-    pub async fn collect_garbage(
-        &self,
-        staging_ttl: Duration,
-    ) -> Result<blindstore_storage::GcReport, NodeError> {
-        Ok(gc::collect_once(&self.inner.chunks, &self.inner.state, staging_ttl).await?)
-    }
-
     /// Like `require_zone`, but a zone not found locally is looked for again after catching
     /// up with the leader (this node may lag).
     async fn require_zone_fresh(&self, zone: &ZoneId) -> Result<(), NodeError> {
@@ -764,7 +754,7 @@ impl Node {
         }
     }
 
-    async fn read_barrier(&self, consistency: Consistency) -> Result<(), NodeError> {
+    pub(crate) async fn read_barrier(&self, consistency: Consistency) -> Result<(), NodeError> {
         if consistency == Consistency::Stale || negative_controls::on(StaleReads) {
             return Ok(());
         }

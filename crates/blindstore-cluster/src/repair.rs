@@ -140,6 +140,7 @@ impl Node {
                     &ZoneId::new("x").expect("a valid zone id"),
                     &[],
                     false,
+                    false,
                 )
                 .await
                 .is_ok();
@@ -178,7 +179,7 @@ impl Node {
             let mut held: HashMap<(NodeId, ZoneId, Hash32), bool> = HashMap::new();
             for ((owner, zone), hashes) in &asks {
                 let info = &addresses[owner];
-                match self.missing_remote(info, zone, hashes, false).await {
+                match self.missing_remote(info, zone, hashes, false, false).await {
                     Ok(missing) => {
                         self.inner.liveness.record(*owner, true);
                         for h in hashes {
@@ -210,7 +211,12 @@ impl Node {
                 }
                 if !complete {
                     report.under_replicated += 1;
-                } else if !owners.contains(&me) && self.inner.chunks.remove(&zone, &hash).await? {
+                } else if !owners.contains(&me)
+                    && self
+                        .owners_hold_intact(&addresses, &owners, &zone, &hash)
+                        .await
+                    && self.inner.chunks.remove(&zone, &hash).await?
+                {
                     report.handed_off += 1;
                 }
             }
@@ -219,6 +225,31 @@ impl Node {
             .under_replicated
             .store(report.under_replicated, Ordering::Relaxed);
         Ok(report)
+    }
+
+    /// Before a non-owner drops its copy: whether every owner holds an intact one (each
+    /// reads and hashes its copy), so a corrupt copy never stands in for a real one.
+    async fn owners_hold_intact(
+        &self,
+        addresses: &HashMap<NodeId, NodeInfo>,
+        owners: &[NodeId],
+        zone: &ZoneId,
+        hash: &Hash32,
+    ) -> bool {
+        for owner in owners {
+            let Some(info) = addresses.get(owner) else {
+                return false;
+            };
+            match self.missing_remote(info, zone, &[*hash], false, true).await {
+                Ok(missing) if missing.is_empty() => {}
+                Ok(_) => {
+                    tracing::warn!(node_id = owner, hash = %hash, "an owner's copy is missing or corrupt; keeping this one");
+                    return false;
+                }
+                Err(_) => return false,
+            }
+        }
+        true
     }
 
     /// Sends this node's copy of a chunk to `owner`. Logs and returns false on failure.

@@ -242,12 +242,29 @@ impl Chunks for ChunksRpc {
             })
             .collect::<Result<Vec<_>, _>>()?;
         let chunks = self.0.local_chunks();
-        let missing = if r.touch {
+        let internal = |e: StorageError| Status::internal(e.to_string());
+        let mut missing = if r.touch {
             chunks.touch(&zone, hashes, now_secs()).await
         } else {
             chunks.missing(&zone, &hashes)
         }
-        .map_err(|e| Status::internal(e.to_string()))?;
+        .map_err(internal)?;
+        if r.verify {
+            // A held copy that fails its hash is no copy: never counted by whoever asks.
+            let held: Vec<Hash32> = r
+                .hashes
+                .iter()
+                .filter_map(|h| hash_from_bytes(h))
+                .filter(|h| !missing.contains(h))
+                .collect();
+            for hash in held {
+                match chunks.get(&zone, &hash).await {
+                    Ok(Some(_)) => {}
+                    Ok(None) | Err(StorageError::CorruptChunk { .. }) => missing.push(hash),
+                    Err(e) => return Err(internal(e)),
+                }
+            }
+        }
         Ok(Response::new(MissingChunksReply {
             missing: missing.iter().map(|h| h.0.to_vec()).collect(),
         }))

@@ -33,7 +33,8 @@ pub struct Config {
     pub max_chunk_bytes: u64,
     /// Largest entry payload, in bytes. Default: 64 KiB (65536).
     pub max_entry_payload_bytes: u64,
-    /// Unreferenced chunks older than this are deleted. Default: `24h`.
+    /// Unreferenced chunks older than this are deleted. At least twice `write_timeout`.
+    /// Default: `24h`.
     #[serde(with = "humantime_serde")]
     pub staging_ttl: Duration,
     /// How often garbage collection runs. Default: `10m`.
@@ -358,6 +359,12 @@ impl Config {
             || self.write_timeout > Duration::from_secs(300)
         {
             bail!("write_timeout must be between 500ms and 300s");
+        }
+        if self.staging_ttl < 2 * self.write_timeout {
+            bail!(
+                "staging_ttl must be at least twice write_timeout ({:?}): an append's chunks must outlive its preparation and commit",
+                self.write_timeout
+            );
         }
         if self.scrub_interval < Duration::from_secs(1) {
             bail!("scrub_interval must be at least 1s");

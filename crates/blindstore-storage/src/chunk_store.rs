@@ -476,8 +476,8 @@ impl ChunkStore {
     }
 
     /// Deletes chunks not touched since `cutoff_secs` for which `is_referenced` says no. The
-    /// age is checked again inside the deleting transaction, so a chunk touched meanwhile
-    /// survives. At most `max_deletes` chunks go per call.
+    /// age and `is_referenced` are checked again inside the deleting transaction, so a chunk
+    /// touched or referenced meanwhile survives. At most `max_deletes` chunks go per call.
     pub async fn collect_garbage<F>(
         &self,
         cutoff_secs: u64,
@@ -518,7 +518,8 @@ impl ChunkStore {
                     continue;
                 };
                 let meta: ChunkMeta = decode("chunk meta", bytes)?;
-                if meta.touched_at >= cutoff_secs {
+                // Touched, or referenced, since the scan: it stays.
+                if meta.touched_at >= cutoff_secs || is_referenced(&zone, &hash)? {
                     continue;
                 }
                 delete_chunk(&inner, &mut wtxn, &zone, &key, &meta)?;

@@ -1113,3 +1113,180 @@ async fn a_lagging_follower_catches_up_on_batches_larger_than_a_message() {
     assert_eq!((chain.length, chain.head), (ENTRIES, head));
     cluster.nodes[lagging] = Some(back);
 }
+
+/// Chunks count only when fully replicated: an append may not reference a chunk with one
+/// reachable copy (until repair makes a second), and with one node left a chunk PUT is
+/// refused rather than acknowledged with a single copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chunks_count_only_when_fully_replicated() {
+    let mut cluster = Cluster::start(&["--down-after", "5s", "--repair-interval", "300ms"]);
+    let (leader, followers) = cluster.leader_and_followers();
+    let via = cluster.nodes[leader].as_ref().unwrap().client();
+    let admin = via.clone().with_admin_token(ADMIN);
+    let status = cluster.status(cluster.nodes[leader].as_ref().unwrap());
+    let victim = followers[0];
+    let victim_id = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["node_id"].as_u64().unwrap())
+        .find(|id| cluster.index_of(&status, *id) == victim)
+        .unwrap();
+    // A chunk one of whose two copies is on the victim.
+    let mut chunk = None;
+    for i in 0..50u32 {
+        let bytes = format!("replicated {i}").into_bytes();
+        let (hash, _) = via.put_chunk(&demo(), bytes).await.unwrap();
+        if admin
+            .replicas(&demo(), &hash)
+            .await
+            .unwrap()
+            .node_ids
+            .contains(&victim_id)
+        {
+            chunk = Some(hash);
+            break;
+        }
+    }
+    let chunk = chunk.expect("some chunk lands on the victim");
+    let w = ChainWriter::generate(demo());
+    via.create_chain(&demo(), w.public_key()).await.unwrap();
+    cluster.nodes[victim].take().unwrap().kill_9();
+
+    let (request, _) = w.sign(0, w.genesis(), b"refers to the chunk", vec![chunk]);
+    let refused = via
+        .append(&demo(), &w.chain_id(), &request)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::MissingChunk), "{refused}");
+    // Once the victim is down past --down-after, repair makes a second copy elsewhere.
+    let started = Instant::now();
+    loop {
+        match via.append(&demo(), &w.chain_id(), &request).await {
+            Ok(_) => break,
+            Err(e) if e.code() == Some(ErrorCode::MissingChunk) => {
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "never repaired"
+                );
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    // One node left: no second copy is possible, so nothing is acknowledged.
+    let second = followers[1];
+    cluster.nodes[second].take().unwrap().kill_9();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let put = via
+        .put_chunk(&demo(), b"only one node could hold this".to_vec())
+        .await
+        .unwrap_err();
+    assert_eq!(put.code(), Some(ErrorCode::Unavailable), "{put}");
+}
+
+/// A holder that was away while an append referenced its chunk (its copy long past the
+/// staging TTL) does not collect the chunk when it comes back: garbage collection waits for a
+/// read barrier, so the holder knows the reference first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_holder_away_during_an_append_does_not_collect_the_chunk_afterwards() {
+    let flags = [
+        "--staging-ttl",
+        "2s",
+        "--write-timeout",
+        "1s",
+        "--gc-interval",
+        "200ms",
+        // No repair: a copy collected by mistake would stay gone, so the test sees it.
+        "--repair-interval",
+        "1h",
+    ];
+    let mut cluster = Cluster::start(&flags);
+    let (leader, followers) = cluster.leader_and_followers();
+    let via = cluster.nodes[leader].as_ref().unwrap().client();
+    let admin = via.clone().with_admin_token(ADMIN);
+    let status = cluster.status(cluster.nodes[leader].as_ref().unwrap());
+    let id_of = |index: usize| {
+        status["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["node_id"].as_u64().unwrap())
+            .find(|id| cluster.index_of(&status, *id) == index)
+            .unwrap()
+    };
+    let (away, away_id) = (followers[0], id_of(followers[0]));
+    let mut chunk = None;
+    for i in 0..50u32 {
+        let bytes = format!("kept by the reference {i}").into_bytes();
+        let (hash, _) = via.put_chunk(&demo(), bytes.clone()).await.unwrap();
+        if admin
+            .replicas(&demo(), &hash)
+            .await
+            .unwrap()
+            .node_ids
+            .contains(&away_id)
+        {
+            chunk = Some((hash, bytes));
+            break;
+        }
+    }
+    let (hash, bytes) = chunk.expect("some chunk lands on the follower");
+    cluster.nodes[away].take().unwrap().kill_9();
+
+    // Past the TTL, the chunk is uploaded again (to the live nodes) and referenced.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    via.put_chunk(&demo(), bytes.clone()).await.unwrap();
+    let w = ChainWriter::generate(demo());
+    via.create_chain(&demo(), w.public_key()).await.unwrap();
+    let (request, _) = w.sign(0, w.genesis(), b"references the chunk", vec![hash]);
+    via.append(&demo(), &w.chain_id(), &request).await.unwrap();
+    let target = via.health().await.unwrap().last_log_index.unwrap();
+
+    // Back, with a copy older than the TTL and a state that lags behind the append — and
+    // with the leader paused, so catching up takes an election (many GC intervals).
+    // (Same rpc address: without a leader the others could not learn a new one.)
+    let away_rpc = cluster.status(cluster.nodes[leader].as_ref().unwrap())["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node_id"] == away_id)
+        .unwrap()["rpc_addr"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    signal(cluster.nodes[leader].as_ref().unwrap(), "-STOP");
+    let data = cluster.dir.path().join(format!("n{}", away + 1));
+    let mut args = vec!["--rpc-addr", &away_rpc, "--admin-token", ADMIN];
+    args.extend(flags);
+    let back = NodeProcess::start(&data, &args);
+    let probe = back.client();
+    eventually(Duration::from_secs(60), "the node catches up", || {
+        let probe = probe.clone();
+        async move {
+            probe
+                .health()
+                .await
+                .is_ok_and(|h| h.last_applied.is_some_and(|a| a >= target))
+        }
+    })
+    .await;
+    // Many GC passes later its copy is still there.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    signal(cluster.nodes[leader].as_ref().unwrap(), "-CONT");
+    let held = back
+        .client()
+        .with_admin_token(ADMIN)
+        .zone(&demo())
+        .await
+        .unwrap()
+        .usage
+        .chunks;
+    let holders = admin.replicas(&demo(), &hash).await.unwrap().node_ids;
+    assert!(
+        holders.contains(&away_id),
+        "the returning holder collected a referenced chunk: holders {holders:?}, it holds {held}"
+    );
+    cluster.nodes[away] = Some(back);
+}

@@ -57,6 +57,18 @@ async fn bad_configuration_is_refused_before_start() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("max_chunk_bytes"), "{stderr}");
     assert!(!dir.path().join("data").exists(), "nothing was created");
+
+    // A staging TTL too short for an append to commit before its chunks could be collected.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_blindstore"))
+        .args(["serve", "--http-addr", "127.0.0.1:0", "--staging-ttl", "5s"])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("staging_ttl must be at least"), "{stderr}");
+    assert!(!dir.path().join("data").exists(), "nothing was created");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +76,14 @@ async fn unreferenced_chunks_are_collected_after_the_staging_ttl() {
     let dir = tempfile::tempdir().unwrap();
     let node = NodeProcess::start(
         dir.path(),
-        &["--staging-ttl", "1s", "--gc-interval", "200ms"],
+        &[
+            "--staging-ttl",
+            "1s",
+            "--write-timeout",
+            "500ms",
+            "--gc-interval",
+            "200ms",
+        ],
     );
     let client = node.client();
     let zone = ZoneId::new("demo").unwrap();

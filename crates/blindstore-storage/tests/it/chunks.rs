@@ -269,3 +269,28 @@ async fn a_sound_store_opens_checked_and_a_scrub_pass_finds_nothing() {
     let step = store.scrub_step(None, 100, u64::MAX).await.unwrap();
     assert_eq!((step.checked, step.corrupt.len(), step.next), (3, 0, None));
 }
+
+#[tokio::test]
+async fn a_chunk_referenced_between_the_scan_and_the_delete_survives() {
+    let (_dir, store) = store();
+    let zone = ZoneId::new("a").unwrap();
+    let bytes = b"referenced while the pass ran".to_vec();
+    let hash = Hash32::digest(&bytes);
+    store.put(&zone, hash, bytes, 1).await.unwrap();
+    // Unreferenced when scanned, referenced by the time of the deleting transaction.
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = asked.clone();
+    let report = store
+        .collect_garbage(500, 100, move |_, _| {
+            Ok(counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) > 0)
+        })
+        .await
+        .unwrap();
+    assert_eq!(report.deleted, 0);
+    assert_eq!(
+        asked.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "asked again"
+    );
+    assert!(store.get(&zone, &hash).await.unwrap().is_some());
+}
