@@ -67,22 +67,76 @@ impl Target {
         Ok(Client::new(&self.url).with_admin_token(&self.token()?))
     }
 
-    /// A client of the current leader.
-    async fn leader(&self) -> anyhow::Result<Client> {
-        let members = self
-            .client()?
-            .cluster()
-            .await
-            .with_context(|| format!("asking {} for the cluster's members", self.url))?;
-        let leader = members
-            .leader
-            .context("the cluster has no leader right now")?;
-        let info = members
-            .members
-            .iter()
-            .find(|m| m.node_id == leader)
-            .context("the leader is not in the membership")?;
-        Ok(Client::new(&format!("http://{}", info.http_addr)).with_admin_token(&self.token()?))
+    /// Runs `op` on the current leader. The leader may have just died — exactly when
+    /// operators remove nodes — so until `patience` runs out this asks the given node (and
+    /// the other members it named) who leads, says what it is waiting for, and tries again
+    /// when the leader cannot be reached or answers 503. An API refusal (4xx) ends at once.
+    async fn on_leader<T, F, Fut>(&self, patience: Duration, what: &str, op: F) -> anyhow::Result<T>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: std::future::Future<Output = blindstore_client::Result<T>>,
+    {
+        let token = self.token()?;
+        let deadline = std::time::Instant::now() + patience;
+        let mut askable = vec![self.url.clone()];
+        let mut waiting_for = String::new();
+        loop {
+            let mut view = None;
+            for url in &askable {
+                if let Ok(members) = Client::new(url).with_admin_token(&token).cluster().await {
+                    view = Some(members);
+                    break;
+                }
+            }
+            let step = match view {
+                None => format!("no member answers at {}", askable.join(", ")),
+                Some(members) => {
+                    for m in &members.members {
+                        let url = format!("http://{}", m.http_addr);
+                        if !askable.contains(&url) {
+                            askable.push(url);
+                        }
+                    }
+                    let leader = members
+                        .leader
+                        .and_then(|id| members.members.iter().find(|m| m.node_id == id));
+                    match leader {
+                        None => "the cluster to elect a leader".to_owned(),
+                        Some(leader) => {
+                            let client = Client::new(&format!("http://{}", leader.http_addr))
+                                .with_admin_token(&token);
+                            match op(client).await {
+                                Ok(done) => return Ok(done),
+                                Err(e) if retryable(&e) => format!(
+                                    "leader {} at {} ({})",
+                                    leader.node_id,
+                                    leader.http_addr,
+                                    e.code().map_or("unreachable", |c| c.as_str())
+                                ),
+                                Err(e) => return Err(e).with_context(|| what.to_owned()),
+                            }
+                        }
+                    }
+                }
+            };
+            if std::time::Instant::now() >= deadline {
+                bail!("{what}: gave up after {patience:?} waiting for {step}");
+            }
+            if step != waiting_for {
+                eprintln!("{what}: waiting for {step}...");
+                waiting_for = step;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+/// Whether a failed admin call may succeed on a later try: the node could not be reached, or
+/// answered 503 (no leader, not the leader any more, no quorum).
+fn retryable(e: &blindstore_client::ClientError) -> bool {
+    match e.status() {
+        Some(status) => status.as_u16() == 503,
+        None => true,
     }
 }
 
@@ -243,29 +297,45 @@ fn table_row(cols: [String; 11]) -> String {
         .to_owned()
 }
 
+/// How long operator commands wait for a leader to answer.
+const LEADER_PATIENCE: Duration = Duration::from_secs(60);
+
 async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
     let node = args.node_id;
+    let target = &args.target;
     if args.force {
-        args.target.leader().await?.remove_node(node, true).await?;
+        target
+            .on_leader(
+                LEADER_PATIENCE,
+                &format!("removing node {node}"),
+                |leader| async move { leader.remove_node(node, true).await },
+            )
+            .await?;
         println!("node {node} removed (forced); repair restores the copies it held");
         return Ok(());
     }
-    let members = args.target.client()?.cluster().await?;
+    let members = target.client()?.cluster().await?;
     let info = members
         .members
         .iter()
         .find(|m| m.node_id == node)
         .with_context(|| format!("node {node} is not a member"))?;
-    let target = Client::new(&format!("http://{}", info.http_addr));
-    let start = target
+    let drained = Client::new(&format!("http://{}", info.http_addr));
+    let start = drained
         .health()
         .await
         .with_context(|| format!("node {node} does not answer; use --force to remove a dead node"))?
         .chunks_held;
-    args.target.leader().await?.drain(node).await?;
+    target
+        .on_leader(
+            LEADER_PATIENCE,
+            &format!("draining node {node}"),
+            |leader| async move { leader.drain(node).await },
+        )
+        .await?;
     let deadline = std::time::Instant::now() + args.timeout;
     loop {
-        let held = target
+        let held = drained
             .health()
             .await
             .map(|h| h.chunks_held)
@@ -288,7 +358,13 @@ async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    args.target.leader().await?.remove_node(node, false).await?;
+    target
+        .on_leader(
+            LEADER_PATIENCE,
+            &format!("removing node {node}"),
+            |leader| async move { leader.remove_node(node, false).await },
+        )
+        .await?;
     println!("node {node} drained and removed");
     Ok(())
 }

@@ -1290,3 +1290,43 @@ async fn a_holder_away_during_an_append_does_not_collect_the_chunk_afterwards() 
     );
     cluster.nodes[away] = Some(back);
 }
+
+/// The leader dies and the operator force-removes it at once, through another node: the
+/// command waits (saying for what) until a new leader answers, and every chunk is back on two
+/// live nodes afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dead_leader_can_be_force_removed_at_once() {
+    let mut cluster = Cluster::start(&["--repair-interval", "300ms"]);
+    let clients = cluster.clients();
+    let mut chunks = Vec::new();
+    for i in 0..60u32 {
+        let bytes = format!("outlives the leader {i}").into_bytes();
+        let (hash, _) = clients[i as usize % 3]
+            .put_chunk(&demo(), bytes.clone())
+            .await
+            .unwrap();
+        chunks.push((hash, bytes));
+    }
+    let status = cluster.status(cluster.nodes[0].as_ref().unwrap());
+    let leader_id = status["leader"].as_u64().unwrap();
+    let (leader, followers) = cluster.leader_and_followers();
+    cluster.nodes[leader].take().unwrap().kill_9();
+
+    let via = cluster.nodes[followers[0]].as_ref().unwrap();
+    let out = cli(via, &["remove", &leader_id.to_string(), "--force"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("removed (forced)"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("transport"),
+        "no raw transport errors: {stderr}"
+    );
+    let admin = via.client().with_admin_token(ADMIN);
+    let members = admin.cluster().await.unwrap().members;
+    assert_eq!(members.len(), 2, "{members:?}");
+    assert!(members.iter().all(|m| m.node_id != leader_id));
+    assert_two_live_copies(&admin, &chunks, &[leader_id]).await;
+}
