@@ -27,8 +27,12 @@ use tokio_util::sync::CancellationToken;
 pub use cache::CacheStats;
 use cache::ChunkCache;
 
-/// Largest request body forwarded (the largest chunk allowed, plus room).
+/// Largest chunk read back from a member (the largest chunk allowed, plus room).
 const MAX_FORWARD_BYTES: usize = 65 << 20;
+/// Request bodies up to this size are held in memory, so a request can be tried on another
+/// member when the first cannot be reached; larger ones (chunk uploads) stream through to one
+/// member, so the gateway never holds a large body.
+const RETRYABLE_BODY_BYTES: usize = 1 << 20;
 /// How often the member list is refreshed.
 const REFRESH_EVERY: Duration = Duration::from_secs(5);
 
@@ -113,38 +117,58 @@ impl Gateway {
         self.cache.stats()
     }
 
-    /// Sends a request to the members in order (leader first) until one answers.
+    /// Sends a request to the members in order (leader first) until one answers. A streamed
+    /// body goes to the first member only: it cannot be sent twice.
     async fn forward(
         &self,
         method: Method,
         path_and_query: &str,
         headers: &HeaderMap,
-        body: Bytes,
+        body: ForwardBody,
     ) -> Response {
+        let (held, mut streamed) = match body {
+            ForwardBody::Held(bytes) => (Some(bytes), None),
+            ForwardBody::Streamed(body) => (None, Some(body)),
+        };
         for member in self.members() {
+            let body = match (&held, streamed.take()) {
+                (Some(bytes), _) => reqwest::Body::from(bytes.clone()),
+                (None, Some(stream)) => reqwest::Body::wrap_stream(stream.into_data_stream()),
+                (None, None) => break,
+            };
             let url = format!("http://{}{}", member.http_addr, path_and_query);
-            let mut request = self.http.request(method.clone(), &url).body(body.clone());
+            let mut request = self.http.request(method.clone(), &url).body(body);
             for (name, value) in headers {
+                // reqwest sets the length (or chunked encoding) of the body it sends.
                 if name != HOST && name != CONTENT_LENGTH && !is_hop_by_hop(name.as_str()) {
                     request = request.header(name, value);
                 }
             }
             match request.send().await {
-                Ok(response) => return relay(response).await,
+                Ok(response) => return relay(response),
                 // Never reached the member: safe to try another.
                 Err(e) if e.is_connect() => {
                     tracing::debug!(member = member.node_id, error = %e, "member unreachable; trying the next")
                 }
                 Err(e) => {
+                    tracing::warn!(member = member.node_id, error = %e, "forwarded request failed");
                     return error(
                         ErrorCode::OutcomeUnknown,
-                        &format!("the member handling this request failed: {e}"),
-                    )
+                        "the member handling this request failed; read to find out",
+                    );
                 }
             }
         }
         error(ErrorCode::Unavailable, "no cluster member could be reached")
     }
+}
+
+/// A request body on its way to a member.
+enum ForwardBody {
+    /// Small (or none): held, so it can go to another member if the first is unreachable.
+    Held(Bytes),
+    /// Large: streamed through to one member.
+    Streamed(Body),
 }
 
 /// The gateway's HTTP API: everything is forwarded, chunk reads go through the caches, and
@@ -190,9 +214,27 @@ async fn cache_stats(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Resp
 
 async fn forward(State(gw): State<Arc<Gateway>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let body = match axum::body::to_bytes(body, MAX_FORWARD_BYTES).await {
-        Ok(b) => b,
-        Err(_) => return error(ErrorCode::PayloadTooLarge, "request body is too large"),
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let body = match declared {
+        Some(len) if len <= RETRYABLE_BODY_BYTES => {
+            match axum::body::to_bytes(body, RETRYABLE_BODY_BYTES).await {
+                Ok(bytes) => ForwardBody::Held(bytes),
+                Err(_) => {
+                    return error(
+                        ErrorCode::BadRequest,
+                        "the request body does not match its Content-Length or was not received in time",
+                    )
+                }
+            }
+        }
+        _ if parts.method == Method::GET || parts.method == Method::HEAD => {
+            ForwardBody::Held(Bytes::new())
+        }
+        _ => ForwardBody::Streamed(body),
     };
     let path = parts
         .uri
@@ -219,7 +261,12 @@ async fn get_chunk(
     let mut upstream_headers = headers.clone();
     upstream_headers.remove(IF_NONE_MATCH);
     let response = gw
-        .forward(Method::GET, &path, &upstream_headers, Bytes::new())
+        .forward(
+            Method::GET,
+            &path,
+            &upstream_headers,
+            ForwardBody::Held(Bytes::new()),
+        )
         .await;
     if response.status() != StatusCode::OK {
         return response;
@@ -279,7 +326,8 @@ fn chunk_response(
     response
 }
 
-async fn relay(response: reqwest::Response) -> Response {
+/// The member's answer, its body streamed through (a chunk is never held whole here).
+fn relay(response: reqwest::Response) -> Response {
     let status = response.status();
     let mut headers = HeaderMap::new();
     for (name, value) in response.headers() {
@@ -287,18 +335,10 @@ async fn relay(response: reqwest::Response) -> Response {
             headers.append(name.clone(), value.clone());
         }
     }
-    match response.bytes().await {
-        Ok(body) => {
-            let mut out = Response::new(Body::from(body));
-            *out.status_mut() = status;
-            *out.headers_mut() = headers;
-            out
-        }
-        Err(e) => error(
-            ErrorCode::OutcomeUnknown,
-            &format!("the member's answer was cut off: {e}"),
-        ),
-    }
+    let mut out = Response::new(Body::from_stream(response.bytes_stream()));
+    *out.status_mut() = status;
+    *out.headers_mut() = headers;
+    out
 }
 
 fn is_hop_by_hop(name: &str) -> bool {

@@ -8,6 +8,7 @@ mod admin;
 mod chains;
 mod chunks;
 mod error;
+mod server;
 
 use std::sync::{Arc, OnceLock};
 
@@ -26,6 +27,7 @@ use utoipa_axum::routes;
 
 pub use chunks::{etag_headers, if_none_match};
 pub use error::ApiError;
+pub use server::{limited, serve, ServerLimits};
 
 /// What every handler gets.
 #[derive(Clone)]

@@ -73,6 +73,19 @@ pub struct Config {
     /// How often each node checks its chunks against their owners. Default: `10s`.
     #[serde(with = "humantime_serde")]
     pub repair_interval: Duration,
+    /// HTTP: a connection must send its request headers within this. Default: `10s`.
+    #[serde(with = "humantime_serde")]
+    pub http_header_timeout: Duration,
+    /// HTTP: a request body must arrive within this. Default: `30s`.
+    #[serde(with = "humantime_serde")]
+    pub http_body_timeout: Duration,
+    /// HTTP: a request is answered within this (503 beyond it). Default: `60s`.
+    #[serde(with = "humantime_serde")]
+    pub http_request_timeout: Duration,
+    /// HTTP: open connections at most; a new one beyond is answered 503. Default: 1024.
+    pub http_max_connections: usize,
+    /// HTTP: requests handled at once at most; more are answered 503 at once. Default: 256.
+    pub http_max_requests: usize,
     /// How long a write may take before the client is answered 503: a proposal until it
     /// commits, a forward until the leader answers, a membership change, storing an append's
     /// payload. `outcome_unknown` if the write may have been proposed, `unavailable` if it
@@ -133,6 +146,11 @@ impl Default for Config {
             replication: 2,
             down_after: Duration::from_secs(60),
             repair_interval: Duration::from_secs(10),
+            http_header_timeout: Duration::from_secs(10),
+            http_body_timeout: Duration::from_secs(30),
+            http_request_timeout: Duration::from_secs(60),
+            http_max_connections: 1024,
+            http_max_requests: 256,
             write_timeout: Duration::from_secs(10),
             scrub_interval: Duration::from_secs(24 * 3600),
             scrub_bytes_per_sec: 32 << 20,
@@ -209,6 +227,21 @@ pub struct ServeArgs {
     /// Chunk repair interval [default: 10s]
     #[arg(long, env = "BLINDSTORE_REPAIR_INTERVAL", value_parser = humantime::parse_duration)]
     pub repair_interval: Option<Duration>,
+    /// HTTP: time a connection has to send its request headers [default: 10s]
+    #[arg(long, env = "BLINDSTORE_HTTP_HEADER_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub http_header_timeout: Option<Duration>,
+    /// HTTP: time a request body has to arrive [default: 30s]
+    #[arg(long, env = "BLINDSTORE_HTTP_BODY_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub http_body_timeout: Option<Duration>,
+    /// HTTP: time a request has to be answered [default: 60s]
+    #[arg(long, env = "BLINDSTORE_HTTP_REQUEST_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub http_request_timeout: Option<Duration>,
+    /// HTTP: open connections at most [default: 1024]
+    #[arg(long, env = "BLINDSTORE_HTTP_MAX_CONNECTIONS")]
+    pub http_max_connections: Option<usize>,
+    /// HTTP: requests in flight at most [default: 256]
+    #[arg(long, env = "BLINDSTORE_HTTP_MAX_REQUESTS")]
+    pub http_max_requests: Option<usize>,
     /// Deadline of a write (proposal, forward, membership change), e.g. 10s [default: 10s]
     #[arg(long, env = "BLINDSTORE_WRITE_TIMEOUT", value_parser = humantime::parse_duration)]
     pub write_timeout: Option<Duration>,
@@ -230,6 +263,17 @@ pub struct ServeArgs {
 }
 
 impl Config {
+    /// The HTTP server's limits.
+    pub fn server_limits(&self) -> blindstore_http::ServerLimits {
+        blindstore_http::ServerLimits {
+            header_read_timeout: self.http_header_timeout,
+            body_read_timeout: self.http_body_timeout,
+            request_timeout: self.http_request_timeout,
+            max_connections: self.http_max_connections,
+            max_requests: self.http_max_requests,
+        }
+    }
+
     /// Defaults, then the file, then environment and flags (clap has already merged those two,
     /// flags winning), then validation.
     pub fn load(args: &ServeArgs) -> anyhow::Result<Config> {
@@ -256,6 +300,11 @@ impl Config {
             replication,
             down_after,
             repair_interval,
+            http_header_timeout,
+            http_body_timeout,
+            http_request_timeout,
+            http_max_connections,
+            http_max_requests,
             write_timeout,
             scrub_interval,
             scrub_bytes_per_sec,
@@ -284,6 +333,11 @@ impl Config {
             replication,
             down_after,
             repair_interval,
+            http_header_timeout,
+            http_body_timeout,
+            http_request_timeout,
+            http_max_connections,
+            http_max_requests,
             write_timeout,
             scrub_interval,
             scrub_bytes_per_sec,
@@ -359,6 +413,18 @@ impl Config {
             || self.write_timeout > Duration::from_secs(300)
         {
             bail!("write_timeout must be between 500ms and 300s");
+        }
+        for (name, t) in [
+            ("http_header_timeout", self.http_header_timeout),
+            ("http_body_timeout", self.http_body_timeout),
+            ("http_request_timeout", self.http_request_timeout),
+        ] {
+            if t < Duration::from_millis(100) {
+                bail!("{name} must be at least 100ms");
+            }
+        }
+        if self.http_max_connections == 0 || self.http_max_requests == 0 {
+            bail!("http_max_connections and http_max_requests must be at least 1");
         }
         if self.staging_ttl < 2 * self.write_timeout {
             bail!(

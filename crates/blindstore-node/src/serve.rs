@@ -165,22 +165,24 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // On SIGTERM/SIGINT: stop Raft first (writes in flight end at once, even when no peer
     // can be reached), then let requests in flight finish, within a deadline.
     let drain = tokio_util::sync::CancellationToken::new();
-    let server = axum::serve(listener, app).with_graceful_shutdown({
-        let drain = drain.clone();
-        async move { drain.cancelled().await }
-    });
-    let mut server = tokio::spawn(std::future::IntoFuture::into_future(server));
+    let limits = config.server_limits();
+    let server =
+        blindstore_http::serve(listener, blindstore_http::limited(app, &limits), limits, {
+            let drain = drain.clone();
+            async move { drain.cancelled().await }
+        });
+    let mut server = tokio::spawn(server);
     tokio::select! {
         _ = shutdown_signal() => {}
         result = &mut server => {
             node.shutdown(SHUTDOWN_DEADLINE).await;
-            return result.context("http server task")?.context("http server");
+            return result.context("http server task");
         }
     }
     node.shutdown(SHUTDOWN_DEADLINE).await;
     drain.cancel();
     match tokio::time::timeout(SHUTDOWN_DEADLINE, &mut server).await {
-        Ok(result) => result.context("http server task")?.context("http server")?,
+        Ok(result) => result.context("http server task")?,
         Err(_) => {
             tracing::warn!("requests still in flight at the shutdown deadline; closing them");
             server.abort();
@@ -218,10 +220,9 @@ async fn serve_gateway(config: Config, admin_token: String) -> anyhow::Result<()
     tracing::info!(addr = %local_addr, "gateway listening");
     println!("blindstore listening on http://{local_addr}");
     let _ = std::io::stdout().flush();
-    axum::serve(listener, blindstore_gateway::router(gateway))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("http server")?;
+    let limits = config.server_limits();
+    let app = blindstore_http::limited(blindstore_gateway::router(gateway), &limits);
+    blindstore_http::serve(listener, app, limits, shutdown_signal()).await;
     shutdown.cancel();
     if let Err(e) = refresher.await {
         tracing::warn!(error = %e, "member refresher ended abnormally");

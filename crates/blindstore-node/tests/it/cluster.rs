@@ -595,6 +595,17 @@ async fn a_gateway_serves_the_api_and_repeated_chunk_reads_from_its_cache() {
         "errors pass through unchanged"
     );
 
+    // A large upload streams through the gateway to a member.
+    let big: Vec<u8> = (0..(2u32 << 20)).map(|i| (i % 251) as u8).collect();
+    let (big_hash, _) = gw.put_chunk(&demo(), big.clone()).await.unwrap();
+    assert_eq!(
+        cluster.clients()[0]
+            .get_chunk(&demo(), &big_hash)
+            .await
+            .unwrap(),
+        big
+    );
+
     // Chunk reads: the first misses, the rest hit.
     let bytes = b"a popular chunk".to_vec();
     let (hash, _) = gw.put_chunk(&demo(), bytes.clone()).await.unwrap();

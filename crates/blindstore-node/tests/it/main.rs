@@ -2,5 +2,6 @@
 
 mod cluster;
 mod durability;
+mod limits;
 mod process;
 mod serve;

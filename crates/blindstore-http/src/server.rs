@@ -1,0 +1,158 @@
+//! Serving the router over TCP with the limits a public server needs, so that one client can
+//! neither hold the server open nor flood it:
+//!
+//! - a connection must finish sending its request headers within `header_read_timeout`
+//!   (hyper's header timer), and a request body must arrive within `body_read_timeout`;
+//! - a whole request is answered within `request_timeout` (503: `unavailable` for reads,
+//!   `outcome_unknown` for writes, which may have happened);
+//! - at most `max_connections` connections are open: beyond, a new one is answered 503 and
+//!   closed at once;
+//! - at most `max_requests` requests are handled at a time: beyond, 503 at once (load
+//!   shedding), never an unbounded queue.
+//!
+//! Shutdown is graceful: new connections stop, requests in flight finish (the caller bounds
+//! how long that may take).
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::error_handling::HandleErrorLayer;
+use axum::http::Method;
+use axum::response::IntoResponse;
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::ApiError;
+
+/// The limits of the HTTP server. Defaults are documented in docs/operations.md.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerLimits {
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub request_timeout: Duration,
+    pub max_connections: usize,
+    pub max_requests: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(60),
+            max_connections: 1024,
+            max_requests: 256,
+        }
+    }
+}
+
+/// `router` with the per-request limits: load shedding above `max_requests` in flight, the
+/// request deadline and the body deadline. Errors of these layers become JSON 503s.
+pub fn limited(router: Router, limits: &ServerLimits) -> Router {
+    let layers = tower::ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(overloaded))
+        .load_shed()
+        .layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            limits.max_requests,
+        ))
+        .timeout(limits.request_timeout)
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            limits.body_read_timeout,
+        ));
+    router.layer(layers)
+}
+
+async fn overloaded(method: Method, error: tower::BoxError) -> axum::response::Response {
+    if error.is::<tower::load_shed::error::Overloaded>() {
+        return ApiError::Busy("too many requests in flight; retry later").into_response();
+    }
+    if error.is::<tower::timeout::error::Elapsed>() {
+        let read = method == Method::GET || method == Method::HEAD;
+        return if read {
+            ApiError::Busy("the request took longer than the server allows; nothing was changed")
+        } else {
+            ApiError::Node(blindstore_cluster::NodeError::OutcomeUnknown(
+                "request deadline passed".into(),
+            ))
+        }
+        .into_response();
+    }
+    tracing::error!(error = %error, "request failed in a middleware layer");
+    ApiError::Node(blindstore_cluster::NodeError::Internal(error.to_string())).into_response()
+}
+
+/// Serves `app` (already [`limited`]) on `listener` until `shutdown` completes, then stops
+/// accepting and waits for open connections to finish their requests.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ServerLimits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: pause instead of spinning.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            tracing::debug!(%peer, "connection limit reached; refusing");
+            tokio::spawn(refuse(stream));
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = TowerToHyperService::new(app.clone());
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
+/// Answers a connection over the limit with a 503 and closes it.
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    let body = serde_json::to_string(&blindstore_types::api::ErrorBody::new(
+        blindstore_types::api::ErrorCode::Unavailable,
+        "too many open connections; retry later",
+    ))
+    .expect("an error body serialises");
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\nretry-after: 1\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(response.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
