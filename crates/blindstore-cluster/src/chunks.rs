@@ -43,13 +43,16 @@ impl Node {
     }
 
     /// Stores a chunk on its owners, durably, before returning. An owner that cannot be reached
-    /// is replaced by the next node in rank order (a hinted copy, for repair to move later).
-    /// Returns whether any holder stored it as new.
+    /// (or is out of room) is replaced by the next node in rank order (a hinted copy, for
+    /// repair to move later). A `client_write` is held to the zone's per-node quotas and each
+    /// holder's free-space reserve; a holder at the quota ends the write with
+    /// `QuotaExceeded`. Returns whether any holder stored it as new.
     pub(crate) async fn store_chunk(
         &self,
         zone: &ZoneId,
         hash: Hash32,
         bytes: Vec<u8>,
+        client_write: bool,
     ) -> Result<bool, NodeError> {
         let actual = Hash32::digest(&bytes);
         if actual != hash {
@@ -61,23 +64,27 @@ impl Node {
         let (ranked, copies) = self.placement(zone, &hash);
         let mut stored = 0;
         let mut created = false;
+        let mut out_of_room = None;
         for (id, info) in ranked {
             if stored == copies {
                 break;
             }
             let result = if id == self.inner.id {
-                self.inner
-                    .chunks
-                    .put(zone, hash, bytes.clone(), now_secs())
+                self.put_local(zone, hash, bytes.clone(), client_write)
                     .await
-                    .map_err(NodeError::from)
             } else {
-                self.put_remote(&info, zone, &hash, bytes.clone()).await
+                self.put_remote(&info, zone, &hash, bytes.clone(), client_write)
+                    .await
             };
             match result {
                 Ok(new) => {
                     stored += 1;
                     created |= new;
+                }
+                Err(e @ NodeError::QuotaExceeded(_)) => return Err(e),
+                Err(e @ NodeError::InsufficientStorage(_)) => {
+                    tracing::warn!(node_id = id, error = %e, hash = %hash, "a holder is out of room; trying the next node");
+                    out_of_room = Some(e);
                 }
                 Err(e) => {
                     tracing::warn!(node_id = id, error = %e, hash = %hash, "could not store a chunk copy; trying the next node")
@@ -85,11 +92,35 @@ impl Node {
             }
         }
         if stored < copies {
+            if let Some(e) = out_of_room {
+                return Err(e);
+            }
             return Err(NodeError::Unavailable(format!(
                 "stored {stored} of {copies} copies of chunk {hash}"
             )));
         }
         Ok(created)
+    }
+
+    /// Stores a copy here; a `client_write` is held to the zone's quotas and the reserve.
+    pub(crate) async fn put_local(
+        &self,
+        zone: &ZoneId,
+        hash: Hash32,
+        bytes: Vec<u8>,
+        client_write: bool,
+    ) -> Result<bool, NodeError> {
+        let quota = if client_write {
+            self.disk_room()?;
+            Some(self.inner.state.quota(zone)?)
+        } else {
+            None
+        };
+        Ok(self
+            .inner
+            .chunks
+            .put_within(zone, hash, bytes, now_secs(), quota)
+            .await?)
     }
 
     pub(crate) async fn put_remote(
@@ -98,6 +129,7 @@ impl Node {
         zone: &ZoneId,
         hash: &Hash32,
         data: Vec<u8>,
+        client_write: bool,
     ) -> Result<bool, NodeError> {
         let mut client = self
             .inner
@@ -108,11 +140,18 @@ impl Node {
             zone: zone.to_string(),
             hash: hash.0.to_vec(),
             data,
+            client_write,
         };
         let reply = tokio::time::timeout(CHUNK_RPC_TIMEOUT, client.put(request))
             .await
             .map_err(|_| NodeError::Unavailable("chunk put timed out".into()))?
-            .map_err(unavailable)?;
+            .map_err(|s| match s.code() {
+                tonic::Code::FailedPrecondition => NodeError::QuotaExceeded(s.message().into()),
+                tonic::Code::ResourceExhausted => {
+                    NodeError::InsufficientStorage(s.message().into())
+                }
+                _ => unavailable(s),
+            })?;
         Ok(reply.into_inner().created)
     }
 

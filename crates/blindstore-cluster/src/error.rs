@@ -68,6 +68,8 @@ impl From<StorageError> for NodeError {
                 NodeError::HashMismatch { expected, actual }
             }
             StorageError::CorruptChunk { hash, .. } => NodeError::CorruptChunk(hash),
+            e @ StorageError::QuotaExceeded { .. } => NodeError::QuotaExceeded(e.to_string()),
+            StorageError::Full(why) => NodeError::InsufficientStorage(why),
             other => NodeError::Storage(other),
         }
     }

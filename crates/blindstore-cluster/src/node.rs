@@ -11,7 +11,7 @@ use blindstore_storage::negative_controls::{
 };
 use blindstore_storage::{ChunkStore, LogStore, MapSizes, StateMachineStore};
 use blindstore_types::api::{Health, ZoneUsage};
-use blindstore_types::command::{ChainHead, Command, CommandResponse, Rejection};
+use blindstore_types::command::{ChainHead, Command, CommandResponse, Quota, Rejection};
 use blindstore_types::entry::{check_public_key, EntryHeader, UnsignedEntry};
 use blindstore_types::raft::{NodeId, NodeInfo, TypeConfig};
 use blindstore_types::{ChainId, Hash32, PublicKey, Signature, ZoneId};
@@ -90,6 +90,10 @@ pub struct NodeConfig {
     /// the leader answers, a membership change. Past it the client gets `OutcomeUnknown` (if
     /// the write may have been proposed) or `Unavailable` (if it certainly was not).
     pub write_timeout: Duration,
+    /// Free disk space (bytes) below which this node refuses new data — chunk uploads,
+    /// appends, new chains — with `InsufficientStorage`, keeping room for Raft to commit what
+    /// recovery needs.
+    pub min_free_bytes: u64,
     /// The background scrubber's pace.
     pub scrub: crate::ScrubConfig,
     /// Build a Raft snapshot after this many applied log entries; the log before it is then
@@ -138,6 +142,7 @@ pub struct EntriesPage {
 /// A zone with usage, as the admin API shows it.
 #[derive(Debug, Clone)]
 pub struct ZoneInfo {
+    pub quota: Quota,
     pub zone: ZoneId,
     pub created_at_ms: u64,
     pub usage: ZoneUsage,
@@ -169,6 +174,8 @@ pub(crate) struct Inner {
     pub(crate) under_replicated: std::sync::atomic::AtomicU64,
     limits: Limits,
     pub(crate) write_timeout: Duration,
+    data_dir: PathBuf,
+    min_free_bytes: u64,
     /// Serialises membership changes made by this node as leader.
     pub(crate) membership: tokio::sync::Mutex<membership::Reservations>,
     pub(crate) shutdown: CancellationToken,
@@ -267,6 +274,8 @@ impl Node {
                 under_replicated: Default::default(),
                 limits: config.limits.clone(),
                 write_timeout: config.write_timeout,
+                data_dir: config.data_dir.clone(),
+                min_free_bytes: config.min_free_bytes,
                 membership: tokio::sync::Mutex::new(membership::Reservations::default()),
                 shutdown: CancellationToken::new(),
                 tasks: tokio::sync::Mutex::new(Vec::new()),
@@ -458,7 +467,9 @@ impl Node {
         record: blindstore_types::command::ZoneRecord,
     ) -> Result<ZoneInfo, NodeError> {
         let held = self.inner.chunks.usage(&zone)?;
+        let quota = self.inner.state.quota(&zone)?;
         Ok(ZoneInfo {
+            quota,
             zone,
             created_at_ms: record.created_at_ms,
             usage: ZoneUsage {
@@ -485,8 +496,58 @@ impl Node {
                 limit: self.inner.limits.max_chunk_bytes,
             });
         }
-        self.before_proposal(self.store_chunk(zone, hash, bytes))
+        self.check_room()?;
+        self.before_proposal(self.store_chunk(zone, hash, bytes, true))
             .await
+    }
+
+    /// Refuses new data when this node is short of room: free disk below `min_free_bytes`, or
+    /// the state store's map over 90% full (so Raft never meets a full map while applying).
+    pub(crate) fn check_room(&self) -> Result<(), NodeError> {
+        self.disk_room()?;
+        let (used, size) = self.inner.state.map_usage()?;
+        if used > size / 10 * 9 {
+            return Err(NodeError::InsufficientStorage(format!(
+                "the state store uses {used} of its {size}-byte map; raise its map size"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Free disk space at or above the reserve.
+    pub(crate) fn disk_room(&self) -> Result<(), NodeError> {
+        let free =
+            fs4::available_space(&self.inner.data_dir).map_err(|e| NodeError::Storage(e.into()))?;
+        if free < self.inner.min_free_bytes {
+            return Err(NodeError::InsufficientStorage(format!(
+                "{free} bytes free, below the reserve of {}",
+                self.inner.min_free_bytes
+            )));
+        }
+        Ok(())
+    }
+
+    /// Sets `zone`'s quotas: fields left out keep their current values.
+    pub async fn set_quota(
+        &self,
+        zone: &ZoneId,
+        change: &blindstore_types::api::ZoneQuota,
+    ) -> Result<Quota, NodeError> {
+        self.read_barrier(Consistency::Linearizable).await?;
+        let mut quota = self.inner.state.quota(zone)?;
+        quota.max_chains = change.max_chains.unwrap_or(quota.max_chains);
+        quota.max_entries = change.max_entries.unwrap_or(quota.max_entries);
+        quota.max_chunk_bytes = change.max_chunk_bytes.unwrap_or(quota.max_chunk_bytes);
+        quota.max_chunks = change.max_chunks.unwrap_or(quota.max_chunks);
+        let command = Command::SetQuota {
+            zone: zone.clone(),
+            quota,
+        };
+        match self.propose(command).await? {
+            CommandResponse::QuotaSet => Ok(quota),
+            CommandResponse::Rejected(r) => Err(rejection(r)),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// A chunk's verified bytes, from this node or another holder.
@@ -529,6 +590,7 @@ impl Node {
     ) -> Result<(bool, ChainHead), NodeError> {
         check_public_key(&public_key).map_err(|_| NodeError::BadPublicKey)?;
         self.require_zone_fresh(zone).await?;
+        self.check_room()?;
         let command = Command::CreateChain {
             zone: zone.clone(),
             public_key,
@@ -579,6 +641,7 @@ impl Node {
             )));
         }
         self.require_zone_fresh(zone).await?;
+        self.check_room()?;
         let head = match self.inner.state.chain(zone, chain)? {
             Some(head) => head,
             // This node may lag behind the leader: look again after catching up.
@@ -629,7 +692,17 @@ impl Node {
                 head: head.head,
             });
         }
-        self.before_proposal(self.store_chunk(zone, header.payload_hash, input.payload))
+        // The state machine checks the entries quota again; checking it here first keeps a
+        // refused append from storing its payload.
+        let quota = self.inner.state.quota(zone)?;
+        let entries = self.inner.state.zone(zone)?.map_or(0, |z| z.entries);
+        if entries >= quota.max_entries {
+            return Err(rejection(Rejection::QuotaExceeded {
+                what: blindstore_types::command::QuotaKind::Entries,
+                limit: quota.max_entries,
+            }));
+        }
+        self.before_proposal(self.store_chunk(zone, header.payload_hash, input.payload, true))
             .await?;
 
         let (index, entry_hash) = (header.index, header.entry_hash);
@@ -846,6 +919,9 @@ fn rejection(r: Rejection) -> NodeError {
         Rejection::IndexConflict { length, head } => NodeError::IndexConflict { length, head },
         Rejection::BadPublicKey => NodeError::BadPublicKey,
         Rejection::BadSignature => NodeError::BadSignature,
+        Rejection::QuotaExceeded { what, limit } => {
+            NodeError::QuotaExceeded(format!("the zone's quota of {what} ({limit}) is reached"))
+        }
     }
 }
 

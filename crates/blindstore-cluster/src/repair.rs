@@ -262,7 +262,7 @@ impl Node {
                 return false;
             }
         };
-        match self.put_remote(owner, zone, hash, bytes).await {
+        match self.put_remote(owner, zone, hash, bytes, false).await {
             Ok(_) => true,
             Err(e) => {
                 tracing::warn!(error = %e, hash = %hash, "repair: copy failed");

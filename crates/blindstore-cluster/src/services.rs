@@ -197,11 +197,12 @@ impl Chunks for ChunksRpc {
         let (zone, hash) = chunk_address(&r.zone, &r.hash)?;
         let created = self
             .0
-            .local_chunks()
-            .put(&zone, hash, r.data, now_secs())
+            .put_local(&zone, hash, r.data, r.client_write)
             .await
             .map_err(|e| match e {
-                StorageError::HashMismatch { .. } => Status::invalid_argument(e.to_string()),
+                NodeError::HashMismatch { .. } => Status::invalid_argument(e.to_string()),
+                NodeError::QuotaExceeded(m) => Status::failed_precondition(m),
+                NodeError::InsufficientStorage(m) => Status::resource_exhausted(m),
                 other => Status::internal(other.to_string()),
             })?;
         Ok(Response::new(PutChunkReply { created }))

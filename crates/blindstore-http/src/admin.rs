@@ -6,18 +6,23 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::Json;
 use blindstore_cluster::ZoneInfo;
-use blindstore_types::api::{ClusterMembers, ErrorBody, NodeChange, Replicas, Zone, ZoneList};
+use blindstore_types::api::{
+    ClusterMembers, ErrorBody, NodeChange, Replicas, Zone, ZoneList, ZoneQuota,
+};
 use blindstore_types::Hash32;
 use subtle::ConstantTimeEq;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::{consistency, parse_zone, ApiError, ApiPath, ApiQuery, AppState, ConsistencyQuery};
+use crate::{
+    consistency, parse_zone, ApiError, ApiJson, ApiPath, ApiQuery, AppState, ConsistencyQuery,
+};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_zones))
         .routes(routes!(create_zone, get_zone))
+        .routes(routes!(set_quota))
         .routes(routes!(chunk_replicas))
         .routes(routes!(cluster))
         .routes(routes!(drain_node, undrain_node))
@@ -50,7 +55,46 @@ fn to_api(z: ZoneInfo) -> Zone {
         zone: z.zone,
         created_at_ms: z.created_at_ms,
         usage: z.usage,
+        quota: quota_to_api(z.quota),
     }
+}
+
+fn quota_to_api(q: blindstore_types::command::Quota) -> ZoneQuota {
+    ZoneQuota {
+        max_chains: Some(q.max_chains),
+        max_entries: Some(q.max_entries),
+        max_chunk_bytes: Some(q.max_chunk_bytes),
+        max_chunks: Some(q.max_chunks),
+    }
+}
+
+/// Set a zone's quotas. Fields left out keep their current values. Chains and entries count
+/// the whole zone; chunk bytes and chunks count what each node holds for the zone. Lowering a
+/// quota below the usage refuses new data; nothing is deleted.
+#[utoipa::path(put, path = "/v1/admin/zones/{zone}/quota", tag = "admin",
+    params(("zone" = String, Path, description = "Zone id")),
+    request_body = ZoneQuota,
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The quotas now in force", body = ZoneQuota),
+        (status = 400, description = "`bad_request`", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "`unknown_zone`", body = ErrorBody),
+        (status = 503, description = "`unavailable` or `outcome_unknown`", body = ErrorBody),
+    ))]
+pub(crate) async fn set_quota(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath(zone): ApiPath<String>,
+    ApiJson(change): ApiJson<ZoneQuota>,
+) -> Result<Json<ZoneQuota>, ApiError> {
+    let zone = parse_zone(&zone)?;
+    state
+        .node
+        .zone(&zone, blindstore_cluster::Consistency::Linearizable)
+        .await?;
+    let quota = state.node.set_quota(&zone, &change).await?;
+    Ok(Json(quota_to_api(quota)))
 }
 
 /// Create a zone (idempotent).

@@ -73,6 +73,15 @@ pub struct Config {
     /// How often each node checks its chunks against their owners. Default: `10s`.
     #[serde(with = "humantime_serde")]
     pub repair_interval: Duration,
+    /// Free disk space (bytes) on the data dir's file system below which the node refuses new
+    /// data (chunk uploads, appends, new chains) with 507 `insufficient_storage`, keeping room
+    /// for Raft to commit what recovery needs. Default: 268435456 (256 MiB).
+    pub min_free_bytes: u64,
+    /// Upper bound of the chunk store (LMDB map), bytes. Default: 274877906944 (256 GiB).
+    pub chunks_map_bytes: u64,
+    /// Upper bound of the Raft state store (LMDB map), bytes; new data is refused with 507
+    /// once it is 90% full. Default: 17179869184 (16 GiB).
+    pub state_map_bytes: u64,
     /// HTTP: a connection must send its request headers within this. Default: `10s`.
     #[serde(with = "humantime_serde")]
     pub http_header_timeout: Duration,
@@ -146,6 +155,9 @@ impl Default for Config {
             replication: 2,
             down_after: Duration::from_secs(60),
             repair_interval: Duration::from_secs(10),
+            min_free_bytes: 256 << 20,
+            chunks_map_bytes: 256 << 30,
+            state_map_bytes: 16 << 30,
             http_header_timeout: Duration::from_secs(10),
             http_body_timeout: Duration::from_secs(30),
             http_request_timeout: Duration::from_secs(60),
@@ -227,6 +239,15 @@ pub struct ServeArgs {
     /// Chunk repair interval [default: 10s]
     #[arg(long, env = "BLINDSTORE_REPAIR_INTERVAL", value_parser = humantime::parse_duration)]
     pub repair_interval: Option<Duration>,
+    /// Refuse new data below this many free bytes on disk [default: 268435456]
+    #[arg(long, env = "BLINDSTORE_MIN_FREE_BYTES")]
+    pub min_free_bytes: Option<u64>,
+    /// Chunk store map size, bytes [default: 274877906944]
+    #[arg(long, env = "BLINDSTORE_CHUNKS_MAP_BYTES")]
+    pub chunks_map_bytes: Option<u64>,
+    /// Raft state store map size, bytes [default: 17179869184]
+    #[arg(long, env = "BLINDSTORE_STATE_MAP_BYTES")]
+    pub state_map_bytes: Option<u64>,
     /// HTTP: time a connection has to send its request headers [default: 10s]
     #[arg(long, env = "BLINDSTORE_HTTP_HEADER_TIMEOUT", value_parser = humantime::parse_duration)]
     pub http_header_timeout: Option<Duration>,
@@ -300,6 +321,9 @@ impl Config {
             replication,
             down_after,
             repair_interval,
+            min_free_bytes,
+            chunks_map_bytes,
+            state_map_bytes,
             http_header_timeout,
             http_body_timeout,
             http_request_timeout,
@@ -333,6 +357,9 @@ impl Config {
             replication,
             down_after,
             repair_interval,
+            min_free_bytes,
+            chunks_map_bytes,
+            state_map_bytes,
             http_header_timeout,
             http_body_timeout,
             http_request_timeout,
@@ -421,6 +448,14 @@ impl Config {
         ] {
             if t < Duration::from_millis(100) {
                 bail!("{name} must be at least 100ms");
+            }
+        }
+        for (name, bytes) in [
+            ("chunks_map_bytes", self.chunks_map_bytes),
+            ("state_map_bytes", self.state_map_bytes),
+        ] {
+            if bytes < 1 << 20 {
+                bail!("{name} must be at least 1048576 (1 MiB)");
             }
         }
         if self.http_max_connections == 0 || self.http_max_requests == 0 {

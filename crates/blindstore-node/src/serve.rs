@@ -109,7 +109,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             },
             staging_ttl: config.staging_ttl,
             gc_interval: config.gc_interval,
-            map_sizes: Default::default(),
+            map_sizes: blindstore_storage::MapSizes {
+                state: config.state_map_bytes as usize,
+                chunks: config.chunks_map_bytes as usize,
+                ..Default::default()
+            },
+            min_free_bytes: config.min_free_bytes,
             snapshot_logs: config.snapshot_logs,
             rpc_addr: rpc_addr.clone(),
             cluster_secret: cluster_secret.clone(),

@@ -274,6 +274,20 @@ impl ChunkStore {
         bytes: Vec<u8>,
         now_secs: u64,
     ) -> Result<bool, StorageError> {
+        self.put_within(zone, hash, bytes, now_secs, None).await
+    }
+
+    /// Like [`ChunkStore::put`], refusing with [`StorageError::QuotaExceeded`] (and writing
+    /// nothing) a new chunk that would take the zone's holdings here past `quota`. The check
+    /// and the write are one transaction.
+    pub async fn put_within(
+        &self,
+        zone: &ZoneId,
+        hash: Hash32,
+        bytes: Vec<u8>,
+        now_secs: u64,
+        quota: Option<blindstore_types::command::Quota>,
+    ) -> Result<bool, StorageError> {
         let inner = self.inner.clone();
         let zone = zone.clone();
         blocking(move || {
@@ -303,6 +317,22 @@ impl ChunkStore {
             }
             let existed = intact;
             let len = bytes.len() as u64;
+            if let (Some(quota), false) = (quota, existed) {
+                use blindstore_types::command::QuotaKind;
+                let usage = read_usage(&inner, &wtxn, &zone)?;
+                if usage.chunks + 1 > quota.max_chunks {
+                    return Err(StorageError::QuotaExceeded {
+                        what: QuotaKind::Chunks,
+                        limit: quota.max_chunks,
+                    });
+                }
+                if usage.bytes + len > quota.max_chunk_bytes {
+                    return Err(StorageError::QuotaExceeded {
+                        what: QuotaKind::ChunkBytes,
+                        limit: quota.max_chunk_bytes,
+                    });
+                }
+            }
             inner.meta.put(
                 &mut wtxn,
                 &key,

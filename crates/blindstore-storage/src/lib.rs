@@ -26,16 +26,27 @@ pub use state_machine::StateMachineStore;
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    /// LMDB refused an operation (full map, I/O error, corrupted page...).
+    /// LMDB refused an operation (I/O error, corrupted page...).
     #[error("lmdb: {0}")]
-    Lmdb(#[from] heed::Error),
+    Lmdb(heed::Error),
+    /// No room: the store's LMDB map is full, or the disk is (ENOSPC). Nothing was written by
+    /// the failed operation; reads go on, and room made (data collected, a larger map, a
+    /// bigger disk) lets writes go on.
+    #[error("no room to store more: {0}")]
+    Full(String),
+    /// A zone quota would be exceeded; nothing was written.
+    #[error("the zone's quota of {what} ({limit}) would be exceeded")]
+    QuotaExceeded {
+        what: blindstore_types::command::QuotaKind,
+        limit: u64,
+    },
     /// A stored record could not be decoded (damaged, or written by an incompatible build).
     /// Never treated as "absent".
     #[error("stored record: {0}")]
     Record(#[from] blindstore_types::record::RecordError),
     /// A file operation failed (snapshots).
     #[error("i/o: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// A store's files are damaged beyond what LMDB can read (truncated, unreadable pages).
     #[error("damaged store: {0}")]
     Damaged(String),
@@ -60,6 +71,31 @@ pub enum StorageError {
     /// A blocking storage task panicked or was cancelled.
     #[error("storage task failed: {0}")]
     Task(String),
+}
+
+/// ENOSPC: no space left on device.
+const ENOSPC: i32 = 28;
+
+impl From<heed::Error> for StorageError {
+    fn from(e: heed::Error) -> Self {
+        match e {
+            heed::Error::Mdb(heed::MdbError::MapFull) => {
+                StorageError::Full("the LMDB map is full".into())
+            }
+            heed::Error::Io(io) => io.into(),
+            other => StorageError::Lmdb(other),
+        }
+    }
+}
+
+impl From<std::io::Error> for StorageError {
+    fn from(e: std::io::Error) -> Self {
+        if e.raw_os_error() == Some(ENOSPC) {
+            StorageError::Full(format!("the disk is full: {e}"))
+        } else {
+            StorageError::Io(e)
+        }
+    }
 }
 
 /// Sizes of the LMDB memory maps. They are upper bounds on each store's size (the files grow

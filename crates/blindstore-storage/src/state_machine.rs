@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use blindstore_types::command::{ChainHead, Command, CommandResponse, Rejection, ZoneRecord};
+use blindstore_types::command::{
+    ChainHead, Command, CommandResponse, Quota, QuotaKind, Rejection, ZoneRecord,
+};
 use blindstore_types::entry::{chain_id, check_public_key, genesis, EntryHeader};
 use blindstore_types::raft::{NodeId, NodeInfo, TypeConfig};
 use blindstore_types::{ChainId, Hash32, ZoneId};
@@ -71,17 +73,20 @@ struct Tables {
     refs: Database<Bytes, Bytes>,
     /// Cluster-wide settings: `draining` → the set of draining node ids.
     cluster: Database<Bytes, Bytes>,
+    /// zone id → `Quota`, for zones whose quotas were set (others have the defaults).
+    quotas: Database<Bytes, Bytes>,
 }
 
 impl Tables {
     /// The tables a snapshot carries, with their ids in the snapshot file.
-    fn snapshot_tables(&self) -> [(u8, Database<Bytes, Bytes>); 5] {
+    fn snapshot_tables(&self) -> [(u8, Database<Bytes, Bytes>); 6] {
         [
             (1, self.zones.remap_key_type::<Bytes>()),
             (2, self.chains),
             (3, self.entries),
             (4, self.refs),
             (5, self.cluster),
+            (6, self.quotas),
         ]
     }
 }
@@ -98,6 +103,7 @@ impl StateMachineStore {
             entries: env.create_database(&mut wtxn, Some("entries"))?,
             refs: env.create_database(&mut wtxn, Some("refs"))?,
             cluster: env.create_database(&mut wtxn, Some("cluster"))?,
+            quotas: env.create_database(&mut wtxn, Some("quotas"))?,
         };
         wtxn.commit()?;
         let snapshot_dir = dir.join("snapshots");
@@ -191,6 +197,23 @@ impl StateMachineStore {
             out.push(decode("entry header", bytes)?);
         }
         Ok(Some((head, out)))
+    }
+
+    /// A zone's quotas (the defaults unless set).
+    pub fn quota(&self, zone: &ZoneId) -> Result<Quota, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        read_quota(&self.inner.tables, &rtxn, zone)
+    }
+
+    /// How full the state store's memory map is, as (bytes used, map size).
+    pub fn map_usage(&self) -> Result<(u64, u64), StorageError> {
+        let env = &self.inner.env;
+        let info = env.info();
+        let page = u64::from(env.stat().page_size);
+        Ok((
+            (info.last_page_number as u64 + 1) * page,
+            info.map_size as u64,
+        ))
     }
 
     /// The nodes being drained.
@@ -403,6 +426,13 @@ fn apply_command(
                     chain,
                 });
             }
+            let quota = read_quota(t, wtxn, &zone)?;
+            if zone_record.chains >= quota.max_chains {
+                return Ok(CommandResponse::Rejected(Rejection::QuotaExceeded {
+                    what: QuotaKind::Chains,
+                    limit: quota.max_chains,
+                }));
+            }
             let chain = ChainHead {
                 public_key,
                 length: 0,
@@ -415,6 +445,14 @@ fn apply_command(
                 created: true,
                 chain,
             })
+        }
+        Command::SetQuota { zone, quota } => {
+            if get_zone(t, wtxn, &zone)?.is_none() {
+                return Ok(CommandResponse::Rejected(Rejection::UnknownZone));
+            }
+            t.quotas
+                .put(wtxn, zone.as_str().as_bytes(), &encode(&quota))?;
+            Ok(CommandResponse::QuotaSet)
         }
         Command::SetDraining { node, draining } => {
             let mut set = read_draining(t, wtxn)?;
@@ -443,6 +481,13 @@ fn apply_command(
                 // Deliberately broken: the entry lands where it says, over whatever is there.
                 chain.length = header.index;
                 chain.head = header.prev;
+            }
+            let quota = read_quota(t, wtxn, &zone)?;
+            if zone_record.entries >= quota.max_entries {
+                return Ok(CommandResponse::Rejected(Rejection::QuotaExceeded {
+                    what: QuotaKind::Entries,
+                    limit: quota.max_entries,
+                }));
             }
             // The proposer verified the entry; a command from anyone else is verified here too.
             if header.verify(&zone, &chain_id, &chain.public_key).is_err() {
@@ -476,6 +521,17 @@ fn apply_command(
 }
 
 const DRAINING: &[u8] = b"draining";
+
+fn read_quota(
+    t: &Tables,
+    txn: &heed::RoTxn<WithoutTls>,
+    zone: &ZoneId,
+) -> Result<Quota, StorageError> {
+    match t.quotas.get(txn, zone.as_str().as_bytes())? {
+        Some(bytes) => decode("quota", bytes),
+        None => Ok(Quota::default()),
+    }
+}
 
 fn read_draining(
     t: &Tables,

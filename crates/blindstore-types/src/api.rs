@@ -88,6 +88,29 @@ pub struct Zone {
     pub zone: ZoneId,
     pub created_at_ms: u64,
     pub usage: ZoneUsage,
+    /// The zone's quotas (defaults unless set).
+    #[serde(default)]
+    pub quota: ZoneQuota,
+}
+
+/// `GET`/`PUT /v1/admin/zones/{zone}/quota`: a zone's quotas. In a `PUT`, fields left out keep
+/// their current values.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ZoneQuota {
+    /// Chains in the zone at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_chains: Option<u64>,
+    /// Entries in all the zone's chains together at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_entries: Option<u64>,
+    /// Bytes of chunks (entry payloads included) each node holds for the zone at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_chunk_bytes: Option<u64>,
+    /// Chunks (entry payloads included) each node holds for the zone at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_chunks: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]

@@ -26,6 +26,8 @@ pub enum Command {
     /// Mark a node as draining (or no longer): it stops owning chunks, so the repairers move
     /// its chunks to their other owners before it is removed.
     SetDraining { node: u64, draining: bool },
+    /// Set a zone's quotas. (New variants go last: the encoding numbers variants.)
+    SetQuota { zone: ZoneId, quota: Quota },
 }
 
 /// The result of applying one log entry.
@@ -49,6 +51,8 @@ pub enum CommandResponse {
     Rejected(Rejection),
     /// The draining set was updated. (New variants go last: the encoding numbers variants.)
     DrainingSet,
+    /// A zone's quotas were set.
+    QuotaSet,
 }
 
 /// Why a command changed nothing.
@@ -67,6 +71,56 @@ pub enum Rejection {
     /// The entry's signature or hash does not verify under the chain's key (checked again on
     /// apply).
     BadSignature,
+    /// The zone is at its quota of chains or entries.
+    QuotaExceeded {
+        what: QuotaKind,
+        limit: u64,
+    },
+}
+
+/// What a quota limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QuotaKind {
+    Chains,
+    Entries,
+    ChunkBytes,
+    Chunks,
+}
+
+impl std::fmt::Display for QuotaKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            QuotaKind::Chains => "chains",
+            QuotaKind::Entries => "entries",
+            QuotaKind::ChunkBytes => "chunk bytes held per node",
+            QuotaKind::Chunks => "chunks held per node",
+        })
+    }
+}
+
+/// A zone's quotas. Chains and entries count the whole zone (checked where commands are
+/// applied, so every replica agrees); chunk bytes and chunks count what each node holds for
+/// the zone (checked when a client's chunk or payload is stored: the disk being protected is
+/// each node's own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quota {
+    pub max_chains: u64,
+    pub max_entries: u64,
+    pub max_chunk_bytes: u64,
+    pub max_chunks: u64,
+}
+
+impl Default for Quota {
+    /// Generous defaults (documented in docs/operations.md): the free-space reserve protects
+    /// a node's disk; quotas keep one zone from taking all of it.
+    fn default() -> Self {
+        Self {
+            max_chains: 1_000_000,
+            max_entries: 100_000_000,
+            max_chunk_bytes: 1 << 40,
+            max_chunks: 100_000_000,
+        }
+    }
 }
 
 /// A chain's owner key and current tip.

@@ -596,3 +596,209 @@ async fn every_error_is_the_json_error_body() {
         (StatusCode::BAD_REQUEST, "bad_request".into())
     );
 }
+
+/// Sends `body` as JSON with the admin token.
+async fn admin_json(t: &TestNode, method: Method, uri: &str, body: Value) -> crate::support::Reply {
+    t.send(
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("authorization", format!("Bearer {}", crate::support::TOKEN))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap(),
+    )
+    .await
+}
+
+/// Quotas: chains and entries per zone (checked where commands apply), chunks and chunk bytes
+/// per node; a refusal is 403 `quota_exceeded` and changes nothing.
+#[tokio::test]
+async fn zone_quotas_are_enforced_and_refusals_change_nothing() {
+    let t = start(Limits::default()).await;
+    let quota =
+        json!({"max_chains": 1, "max_entries": 2, "max_chunks": 3, "max_chunk_bytes": 1000});
+    let r = admin_json(&t, Method::PUT, "/v1/admin/zones/demo/quota", quota.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
+    assert_eq!(r.json(), quota);
+    // Fields left out keep their values; unknown fields are refused.
+    let r = admin_json(
+        &t,
+        Method::PUT,
+        "/v1/admin/zones/demo/quota",
+        json!({"max_chunk_bytes": 900}),
+    )
+    .await;
+    assert_eq!(r.json()["max_chains"], 1);
+    assert_eq!(r.json()["max_chunk_bytes"], 900);
+    let r = admin_json(
+        &t,
+        Method::PUT,
+        "/v1/admin/zones/demo/quota",
+        json!({"max_cats": 1}),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::BAD_REQUEST, "bad_request".into())
+    );
+    let r = admin_json(&t, Method::PUT, "/v1/admin/zones/none/quota", json!({})).await;
+    assert_eq!(r.code(), "unknown_zone");
+    assert_eq!(
+        t.admin(Method::GET, "/v1/admin/zones/demo").await.json()["quota"]["max_entries"],
+        2
+    );
+
+    let w = writer(21);
+    create_chain(&t, &w).await;
+    let second = writer(22);
+    let r = t
+        .call(
+            Method::POST,
+            "/v1/zones/demo/chains",
+            Some(json!({"public_key": second.public_key()})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::FORBIDDEN, "quota_exceeded".into())
+    );
+
+    append_n(&t, &w, 2).await;
+    let usage = t.admin(Method::GET, "/v1/admin/zones/demo").await.json()["usage"].clone();
+    let chain = t
+        .call(
+            Method::GET,
+            &format!("/v1/zones/demo/chains/{}", w.chain_id()),
+            None,
+        )
+        .await
+        .json();
+    let (req, _) = w.sign(
+        2,
+        chain["head"].as_str().unwrap().parse().unwrap(),
+        b"third",
+        vec![],
+    );
+    let r = t
+        .call(
+            Method::POST,
+            &entries_uri(&w),
+            Some(serde_json::to_value(&req).unwrap()),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::FORBIDDEN, "quota_exceeded".into())
+    );
+    assert_eq!(
+        t.admin(Method::GET, "/v1/admin/zones/demo").await.json()["usage"],
+        usage,
+        "a refused append stores nothing, not even its payload"
+    );
+
+    // Two payloads are held; one more chunk fits the count, then none.
+    let small = |s: &str| s.as_bytes().to_vec();
+    let put = |bytes: Vec<u8>| {
+        let uri = format!("/v1/zones/demo/chunks/{}", Hash32::digest(&bytes));
+        (uri, bytes)
+    };
+    let (uri, bytes) = put(small("the third chunk"));
+    assert_eq!(t.put_raw(&uri, bytes).await.status, StatusCode::CREATED);
+    let (uri, bytes) = put(small("a fourth chunk"));
+    let r = t.put_raw(&uri, bytes).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::FORBIDDEN, "quota_exceeded".into())
+    );
+    // Bytes: raise the count, then a chunk past the byte quota is refused.
+    admin_json(
+        &t,
+        Method::PUT,
+        "/v1/admin/zones/demo/quota",
+        json!({"max_chunks": 100}),
+    )
+    .await;
+    let (uri, bytes) = put(vec![7u8; 901]);
+    let r = t.put_raw(&uri, bytes).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (StatusCode::FORBIDDEN, "quota_exceeded".into())
+    );
+    let (uri, bytes) = put(small("fits"));
+    assert_eq!(t.put_raw(&uri, bytes).await.status, StatusCode::CREATED);
+}
+
+/// A full chunk store (LMDB map) answers 507 and stays healthy: reads and Raft go on.
+#[tokio::test]
+async fn a_full_chunk_store_is_a_clear_recoverable_error() {
+    let t = crate::support::start_with(Limits::default(), |c| c.map_sizes.chunks = 2 << 20).await;
+    let mut stored = Vec::new();
+    let mut refused = None;
+    for i in 0..40u8 {
+        let bytes = vec![i; 200_000];
+        let uri = format!("/v1/zones/demo/chunks/{}", Hash32::digest(&bytes));
+        let r = t.put_raw(&uri, bytes).await;
+        if r.status == StatusCode::CREATED {
+            stored.push(uri);
+        } else {
+            refused = Some(r);
+            break;
+        }
+    }
+    let refused = refused.expect("a 2 MiB map fills up");
+    assert_eq!(
+        (refused.status, refused.code()),
+        (
+            StatusCode::INSUFFICIENT_STORAGE,
+            "insufficient_storage".into()
+        )
+    );
+    assert!(!stored.is_empty());
+    for uri in &stored {
+        assert_eq!(t.call(Method::GET, uri, None).await.status, StatusCode::OK);
+    }
+    // Raft still commits: a chain can be made and read.
+    let w = writer(30);
+    create_chain(&t, &w).await;
+}
+
+/// The Raft state store is never filled to the point where applying a committed entry could
+/// fail: past 90% of its map, new chains are refused with 507 before they are proposed.
+#[tokio::test]
+async fn a_nearly_full_state_store_refuses_new_chains_before_raft_does() {
+    let t = crate::support::start_with(Limits::default(), |c| c.map_sizes.state = 256 << 10).await;
+    let mut made = 0u32;
+    let refused = loop {
+        let w = ChainWriter::new(
+            demo(),
+            SigningKey::from_bytes(&Hash32::digest(&made.to_be_bytes()).0),
+        );
+        let r = t
+            .call(
+                Method::POST,
+                "/v1/zones/demo/chains",
+                Some(json!({"public_key": w.public_key()})),
+            )
+            .await;
+        if r.status != StatusCode::CREATED {
+            break r;
+        }
+        made += 1;
+        assert!(made < 20_000, "never refused");
+    };
+    assert_eq!(
+        (refused.status, refused.code()),
+        (
+            StatusCode::INSUFFICIENT_STORAGE,
+            "insufficient_storage".into()
+        ),
+        "after {made} chains"
+    );
+    assert!(made > 10);
+    // Reads go on.
+    assert_eq!(
+        t.call(Method::GET, "/v1/health", None).await.status,
+        StatusCode::OK
+    );
+}

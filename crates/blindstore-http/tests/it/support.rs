@@ -18,38 +18,41 @@ pub struct TestNode {
 }
 
 pub async fn start(limits: Limits) -> TestNode {
+    start_with(limits, |_| {}).await
+}
+
+/// Like [`start`], with the node's configuration changed by `tweak` first.
+pub async fn start_with(limits: Limits, tweak: impl FnOnce(&mut NodeConfig)) -> TestNode {
     let dir = tempfile::tempdir().unwrap();
-    let node = Node::start(
-        NodeConfig {
-            data_dir: dir.path().to_owned(),
-            http_addr: "127.0.0.1:0".into(),
-            limits,
-            staging_ttl: Duration::from_secs(3600),
-            gc_interval: Duration::from_secs(3600),
-            map_sizes: blindstore_storage::MapSizes {
-                raft_log: 1 << 28,
-                state: 1 << 28,
-                chunks: 1 << 28,
-            },
-            snapshot_logs: 1000,
-            rpc_addr: String::new(),
-            cluster_secret: "test-cluster-secret-0123456789".into(),
-            join: None,
-            node_id: None,
-            voters: 3,
-            replication: 2,
-            down_after: Duration::from_secs(60),
-            repair_interval: Duration::from_secs(3600),
-            write_timeout: Duration::from_secs(10),
-            scrub: blindstore_cluster::ScrubConfig {
-                interval: Duration::from_secs(3600),
-                bytes_per_sec: 32 << 20,
-            },
+    let mut config = NodeConfig {
+        data_dir: dir.path().to_owned(),
+        http_addr: "127.0.0.1:0".into(),
+        limits,
+        staging_ttl: Duration::from_secs(3600),
+        gc_interval: Duration::from_secs(3600),
+        map_sizes: blindstore_storage::MapSizes {
+            raft_log: 1 << 28,
+            state: 1 << 28,
+            chunks: 1 << 28,
         },
-        None,
-    )
-    .await
-    .unwrap();
+        snapshot_logs: 1000,
+        rpc_addr: String::new(),
+        cluster_secret: "test-cluster-secret-0123456789".into(),
+        join: None,
+        node_id: None,
+        voters: 3,
+        replication: 2,
+        down_after: Duration::from_secs(60),
+        repair_interval: Duration::from_secs(3600),
+        write_timeout: Duration::from_secs(10),
+        min_free_bytes: 0,
+        scrub: blindstore_cluster::ScrubConfig {
+            interval: Duration::from_secs(3600),
+            bytes_per_sec: 32 << 20,
+        },
+    };
+    tweak(&mut config);
+    let node = Node::start(config, None).await.unwrap();
     node.wait_for_leader(Duration::from_secs(10)).await.unwrap();
     node.create_zone(ZoneId::new("demo").unwrap())
         .await

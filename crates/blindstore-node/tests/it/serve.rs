@@ -227,3 +227,47 @@ async fn empty_or_truncated_token_files_are_refused() {
     let node = NodeProcess::start(&data, &["--rpc-addr", "127.0.0.1:0"]);
     assert!(node.terminate().success());
 }
+
+/// Below the free-space reserve a node refuses new data with 507 and keeps serving reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn below_the_free_space_reserve_new_data_is_refused_with_507() {
+    let dir = tempfile::tempdir().unwrap();
+    let zone = ZoneId::new("demo").unwrap();
+    // First with room: a chain and a chunk.
+    let node = NodeProcess::start(dir.path(), &[]);
+    let client = node.client();
+    let w = ChainWriter::generate(zone.clone());
+    client.create_chain(&zone, w.public_key()).await.unwrap();
+    let (hash, _) = client
+        .put_chunk(&zone, b"stored with room".to_vec())
+        .await
+        .unwrap();
+    assert!(node.terminate().success());
+
+    // Then with a reserve no disk can meet.
+    let node = NodeProcess::start(dir.path(), &["--min-free-bytes", &u64::MAX.to_string()]);
+    let client = node.client();
+    let e = client
+        .put_chunk(&zone, b"no room".to_vec())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::InsufficientStorage), "{e}");
+    assert_eq!(e.status().map(|s| s.as_u16()), Some(507));
+    let e = client
+        .create_chain(&zone, ChainWriter::generate(zone.clone()).public_key())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::InsufficientStorage), "{e}");
+    let (request, _) = w.sign(0, w.genesis(), b"no room either", vec![]);
+    let e = client
+        .append(&zone, &w.chain_id(), &request)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(ErrorCode::InsufficientStorage), "{e}");
+    // Reads go on.
+    assert_eq!(
+        client.get_chunk(&zone, &hash).await.unwrap(),
+        b"stored with room"
+    );
+    assert_eq!(client.chain(&zone, &w.chain_id()).await.unwrap().length, 0);
+}
