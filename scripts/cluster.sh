@@ -64,7 +64,7 @@ start() {
   done
   if [[ "${WITH_GATEWAY:-0}" == 1 ]] && ! running gw; then
     "$BIN" serve --role gateway --data-dir "$DIR/gw" --http-addr 127.0.0.1:9000 --admin-token "$token" \
-      --join "127.0.0.1:$(rpc_port 1)" --join-token "$(cat "$DIR/n1/join-token")" >> "$DIR/gw.log" 2>&1 &
+      --join "127.0.0.1:$(rpc_port 1)" --gateway-token "$(cat "$DIR/n1/gateway-token")" >> "$DIR/gw.log" 2>&1 &
     echo $! > "$DIR/ngw.pid"
     wait_healthy "http://127.0.0.1:9000"
     echo "gateway: http://127.0.0.1:9000 (pid $!)"

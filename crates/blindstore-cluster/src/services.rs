@@ -2,6 +2,7 @@
 //! (join, forward, read index) into [`Node`]. Every call has passed the cluster-secret check
 //! before it gets here (the interceptor is installed in `Node::serve_rpc`).
 
+use blindstore_rpc::require_member;
 use blindstore_rpc::v1::chunks_server::Chunks;
 use blindstore_rpc::v1::cluster_server::Cluster;
 use blindstore_rpc::v1::forward_error::Kind;
@@ -84,6 +85,7 @@ fn status_of(e: NodeError) -> Status {
 #[tonic::async_trait]
 impl Cluster for ClusterRpc {
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinReply>, Status> {
+        require_member(&request)?;
         let node_id = self
             .0
             .reserve_node_id(request.into_inner().node_id)
@@ -96,6 +98,7 @@ impl Cluster for ClusterRpc {
         &self,
         request: Request<AddMemberRequest>,
     ) -> Result<Response<AddMemberReply>, Status> {
+        require_member(&request)?;
         let r = request.into_inner();
         let info = NodeInfo {
             rpc_addr: r.rpc_addr,
@@ -113,6 +116,7 @@ impl Cluster for ClusterRpc {
         &self,
         request: Request<ForwardRequest>,
     ) -> Result<Response<ForwardReply>, Status> {
+        require_member(&request)?;
         let command: Command =
             decode("command", &request.into_inner().command_record).map_err(bad_record)?;
         // Not leading: certainly not proposed here; the follower may try again.
@@ -160,7 +164,8 @@ impl Cluster for ClusterRpc {
         }))
     }
 
-    async fn held(&self, _request: Request<HeldRequest>) -> Result<Response<HeldReply>, Status> {
+    async fn held(&self, request: Request<HeldRequest>) -> Result<Response<HeldReply>, Status> {
+        require_member(&request)?;
         let usage = self
             .0
             .local_chunks()
@@ -173,8 +178,9 @@ impl Cluster for ClusterRpc {
 
     async fn read_index(
         &self,
-        _request: Request<ReadIndexRequest>,
+        request: Request<ReadIndexRequest>,
     ) -> Result<Response<ReadIndexReply>, Status> {
+        require_member(&request)?;
         let index = self.0.leader_read_index().await.map_err(status_of)?;
         Ok(Response::new(ReadIndexReply { index }))
     }

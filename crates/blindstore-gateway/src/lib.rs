@@ -41,8 +41,9 @@ const REFRESH_EVERY: Duration = Duration::from_secs(5);
 pub struct GatewayConfig {
     /// Rpc addresses of members to ask for the membership (at least one).
     pub seeds: Vec<String>,
-    /// The cluster's join token.
-    pub join_token: String,
+    /// The cluster's gateway token (a join token works too, but gives more than a gateway
+    /// needs).
+    pub token: String,
     pub admin_token: String,
     pub cache_memory_bytes: u64,
     /// Optional disk cache: its directory and size.
@@ -96,7 +97,7 @@ impl Gateway {
         let known: Vec<String> = self.members().iter().map(|m| m.rpc_addr.clone()).collect();
         let mut last_error = String::from("no seed given");
         for addr in known.iter().chain(&self.config.seeds) {
-            match blindstore_cluster::discover(addr, &self.config.join_token).await {
+            match blindstore_cluster::discover(addr, &self.config.token).await {
                 Ok(view) if !view.members.is_empty() => {
                     *self.leader.write().expect("lock") = view.leader;
                     *self.members.write().expect("lock") = view.members;

@@ -58,6 +58,10 @@ pub struct Config {
     /// The join token printed by the first node (also in its `<data_dir>/join-token`).
     /// Required with `join`. Default: none.
     pub join_token: Option<String>,
+    /// Gateway: the cluster's gateway token (printed by its first node, also in every member's
+    /// `<data_dir>/gateway-token`). It lets a gateway find the members but not join, vote,
+    /// move chunks or change the membership. Default: none.
+    pub gateway_token: Option<String>,
     /// This node's id, on first start only. Default: assigned (1 for a new cluster, the next
     /// free id when joining).
     pub node_id: Option<u64>,
@@ -109,7 +113,7 @@ pub struct Config {
     /// Bytes per second a scrub pass reads at most. Default: 33554432 (32 MiB/s).
     pub scrub_bytes_per_sec: u64,
     /// `member` (Raft voter or storage node, holding data) or `gateway` (no data: forwards the
-    /// API to members, caching chunks; needs `join` and `join_token`). Default: `member`.
+    /// API to members, caching chunks; needs `join` and `gateway_token`). Default: `member`.
     pub role: Role,
     /// Gateway: bytes of chunks cached in memory. Default: 268435456 (256 MiB).
     pub cache_memory_bytes: u64,
@@ -150,6 +154,7 @@ impl Default for Config {
             advertise_http_addr: None,
             join: None,
             join_token: None,
+            gateway_token: None,
             node_id: None,
             voters: 3,
             replication: 2,
@@ -224,6 +229,9 @@ pub struct ServeArgs {
     /// The cluster's join token (printed by its first node)
     #[arg(long, env = "BLINDSTORE_JOIN_TOKEN", hide_env_values = true)]
     pub join_token: Option<String>,
+    /// Gateway: the cluster's gateway token (members keep it in <data_dir>/gateway-token)
+    #[arg(long, env = "BLINDSTORE_GATEWAY_TOKEN", hide_env_values = true)]
+    pub gateway_token: Option<String>,
     /// This node's id, first start only [default: assigned]
     #[arg(long, env = "BLINDSTORE_NODE_ID")]
     pub node_id: Option<u64>,
@@ -316,6 +324,7 @@ impl Config {
             advertise_http_addr,
             join,
             join_token,
+            gateway_token,
             node_id,
             voters,
             replication,
@@ -382,6 +391,7 @@ impl Config {
             advertise_http_addr,
             join,
             join_token,
+            gateway_token,
             node_id
         );
         config.validate()?;
@@ -416,11 +426,22 @@ impl Config {
         if ![1, 3, 5].contains(&self.voters) {
             bail!("voters must be 1, 3 or 5");
         }
-        if self.join.is_some() && self.join_token.is_none() {
+        if self.join.is_some() && self.join_token.is_none() && self.role == Role::Member {
             bail!("join needs join_token (the token printed by the cluster's first node)");
         }
-        if self.role == Role::Gateway && (self.join.is_none() || self.join_token.is_none()) {
-            bail!("a gateway needs join (a member's rpc address) and join_token");
+        if self.role == Role::Gateway
+            && (self.join.is_none() || (self.join_token.is_none() && self.gateway_token.is_none()))
+        {
+            bail!(
+                "a gateway needs join (a member's rpc address) and gateway_token (or join_token)"
+            );
+        }
+        if self
+            .gateway_token
+            .as_deref()
+            .is_some_and(|t| !usable_token(t))
+        {
+            bail!("gateway_token must be at least 16 printable ASCII characters without spaces");
         }
         if self.join.is_some() && self.rpc_addr.is_none() && self.role == Role::Member {
             bail!("join needs rpc_addr: members talk to each other over it");
@@ -504,12 +525,12 @@ mod tests {
         .unwrap();
         let args = ServeArgs {
             config: Some(path.clone()),
-            staging_ttl: Some(Duration::from_secs(5)),
+            staging_ttl: Some(Duration::from_secs(30)),
             ..Default::default()
         };
         let c = Config::load(&args).unwrap();
         assert_eq!(c.http_addr.port(), 9000);
-        assert_eq!(c.staging_ttl, Duration::from_secs(5), "flag beats file");
+        assert_eq!(c.staging_ttl, Duration::from_secs(30), "flag beats file");
         assert!(!c.demo_zone);
         assert_eq!(
             c.data_dir,

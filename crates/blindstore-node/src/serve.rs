@@ -15,6 +15,7 @@ use crate::config::{usable_token, Config, LogFormat, Role, ServeArgs, MIN_TOKEN_
 
 const ADMIN_TOKEN_FILE: &str = "admin-token";
 const JOIN_TOKEN_FILE: &str = "join-token";
+const GATEWAY_TOKEN_FILE: &str = "gateway-token";
 
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     let config = Config::load(args)?;
@@ -136,11 +137,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     .context("starting the node")?;
     if !rpc_addr.is_empty() {
         println!("blindstore rpc listening on {rpc_addr}");
+        // The gateway token follows from the join token; kept beside it for operators.
+        let gateway_token = blindstore_rpc::gateway_token(&cluster_secret);
+        if read_token(&config.data_dir, GATEWAY_TOKEN_FILE)?.as_deref() != Some(&gateway_token) {
+            write_token(&config.data_dir, GATEWAY_TOKEN_FILE, &gateway_token)?;
+        }
         if new_cluster {
-            let path = config.data_dir.join(JOIN_TOKEN_FILE);
+            let dir = config.data_dir.display();
+            println!("blindstore join token (also in {dir}/{JOIN_TOKEN_FILE}): {cluster_secret}");
             println!(
-                "blindstore join token (also in {}): {cluster_secret}",
-                path.display()
+                "blindstore gateway token (also in {dir}/{GATEWAY_TOKEN_FILE}): {gateway_token}"
             );
         }
     }
@@ -209,10 +215,11 @@ async fn serve_gateway(config: Config, admin_token: String) -> anyhow::Result<()
     let seed = config.join.clone().context("a gateway needs --join")?;
     let gateway = blindstore_gateway::Gateway::start(blindstore_gateway::GatewayConfig {
         seeds: vec![seed],
-        join_token: config
-            .join_token
+        token: config
+            .gateway_token
             .clone()
-            .context("a gateway needs --join-token")?,
+            .or_else(|| config.join_token.clone())
+            .context("a gateway needs --gateway-token")?,
         admin_token,
         cache_memory_bytes: config.cache_memory_bytes,
         cache_disk: (config.cache_disk_bytes > 0)

@@ -17,31 +17,70 @@ pub mod v1 {
 /// The metadata entry that carries the cluster secret.
 pub const SECRET_HEADER: &str = "x-blindstore-cluster-secret";
 
-/// Checks (server side) or adds (client side) the cluster secret.
+/// Who a call comes from, as its credential says. The server puts it in the request's
+/// extensions for the services that accept both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caller {
+    /// Holds the join token: a member (or a node joining).
+    Member,
+    /// Holds only the gateway token: may look up the members, nothing else.
+    Gateway,
+}
+
+/// Checks (server side) or adds (client side) the cluster secret. The join token is the
+/// members' credential; the gateway token, derived from it, is a gateway's: it can find the
+/// members (and a gateway forwards client requests over their public HTTP API), but it cannot
+/// join, vote, send Raft messages, move chunks or change the membership.
 #[derive(Clone)]
 pub struct ClusterSecret {
+    /// What this side attaches to its calls.
     secret: MetadataValue<tonic::metadata::Ascii>,
+    /// The gateway token that goes with the join token (server side).
+    gateway: MetadataValue<tonic::metadata::Ascii>,
 }
 
 impl ClusterSecret {
+    /// From a join token (a member), or from a gateway token (a gateway: it only attaches it).
     /// `secret` must be printable ASCII (the node checks this at start-up).
     pub fn new(secret: &str) -> Result<Self, Status> {
-        let secret = secret
-            .parse()
-            .map_err(|_| Status::invalid_argument("the cluster secret must be printable ASCII"))?;
-        Ok(Self { secret })
+        let ascii = |s: &str| {
+            s.parse()
+                .map_err(|_| Status::invalid_argument("the cluster secret must be printable ASCII"))
+        };
+        Ok(Self {
+            secret: ascii(secret)?,
+            gateway: ascii(&gateway_token(secret))?,
+        })
     }
 
-    /// Server side: refuses calls without the right secret, in constant time.
+    /// Server side: refuses calls without the join token, in constant time.
     pub fn verify<T>(&self, request: Request<T>) -> Result<Request<T>, Status> {
+        match self.caller(&request)? {
+            Caller::Member => Ok(request),
+            Caller::Gateway => Err(Status::permission_denied(
+                "the gateway token does not allow this call",
+            )),
+        }
+    }
+
+    /// Server side: accepts the join token or the gateway token, and records which.
+    pub fn verify_any<T>(&self, mut request: Request<T>) -> Result<Request<T>, Status> {
+        let caller = self.caller(&request)?;
+        request.extensions_mut().insert(caller);
+        Ok(request)
+    }
+
+    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
         let presented = request
             .metadata()
             .get(SECRET_HEADER)
             .ok_or_else(|| Status::unauthenticated("missing cluster secret"))?;
-        if bool::from(presented.as_bytes().ct_eq(self.secret.as_bytes())) {
-            Ok(request)
-        } else {
-            Err(Status::unauthenticated("wrong cluster secret"))
+        let member = bool::from(presented.as_bytes().ct_eq(self.secret.as_bytes()));
+        let gateway = bool::from(presented.as_bytes().ct_eq(self.gateway.as_bytes()));
+        match (member, gateway) {
+            (true, _) => Ok(Caller::Member),
+            (false, true) => Ok(Caller::Gateway),
+            (false, false) => Err(Status::unauthenticated("wrong cluster secret")),
         }
     }
 
@@ -53,15 +92,80 @@ impl ClusterSecret {
         Ok(request)
     }
 
-    /// An interceptor for servers.
+    /// An interceptor for servers that only members may call.
     pub fn checker(&self) -> impl Interceptor + Clone {
         let this = self.clone();
         move |request| this.verify(request)
+    }
+
+    /// An interceptor for servers that gateways may call too ([`Caller`] in the extensions).
+    pub fn checker_allowing_gateways(&self) -> impl Interceptor + Clone {
+        let this = self.clone();
+        move |request| this.verify_any(request)
     }
 
     /// An interceptor for clients.
     pub fn attacher(&self) -> impl Interceptor + Clone {
         let this = self.clone();
         move |request| this.attach(request)
+    }
+}
+
+/// The gateway token of a cluster: `hex(SHA-256("blindstore/gateway-token/v1\0" || join
+/// token))`. Every member can compute it; nobody can get the join token back from it.
+pub fn gateway_token(join_token: &str) -> String {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(b"blindstore/gateway-token/v1\0");
+    hasher.update(join_token.as_bytes());
+    hex::encode(hasher.finalize())
+}
+
+/// Whether the caller of a request (on a server using
+/// [`ClusterSecret::checker_allowing_gateways`]) holds the join token.
+pub fn require_member<T>(request: &Request<T>) -> Result<(), Status> {
+    match request.extensions().get::<Caller>() {
+        Some(Caller::Member) => Ok(()),
+        _ => Err(Status::permission_denied(
+            "the gateway token does not allow this call",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(token: &str) -> Request<()> {
+        let mut r = Request::new(());
+        r.metadata_mut()
+            .insert(SECRET_HEADER, token.parse().unwrap());
+        r
+    }
+
+    #[test]
+    fn the_gateway_token_only_passes_where_gateways_are_allowed() {
+        let join = "join-token-0123456789abcdef";
+        let server = ClusterSecret::new(join).unwrap();
+        let gateway = gateway_token(join);
+        assert_ne!(gateway, join);
+        assert!(server.verify(call(join)).is_ok());
+        assert_eq!(
+            server.verify(call(&gateway)).unwrap_err().code(),
+            tonic::Code::PermissionDenied
+        );
+        let r = server.verify_any(call(&gateway)).unwrap();
+        assert_eq!(r.extensions().get::<Caller>(), Some(&Caller::Gateway));
+        assert!(require_member(&r).is_err());
+        let r = server.verify_any(call(join)).unwrap();
+        assert!(require_member(&r).is_ok());
+        for wrong in ["nope-nope-nope-nope", ""] {
+            let r = Request::new(());
+            let r = if wrong.is_empty() { r } else { call(wrong) };
+            assert_eq!(
+                server.verify_any(r).unwrap_err().code(),
+                tonic::Code::Unauthenticated
+            );
+        }
     }
 }

@@ -554,7 +554,8 @@ async fn draining_and_force_removing_nodes_loses_nothing() {
 async fn a_gateway_serves_the_api_and_repeated_chunk_reads_from_its_cache() {
     let mut cluster = Cluster::start(&[]);
     let seed = cluster.nodes[0].as_ref().unwrap().rpc.clone().unwrap();
-    let token = std::fs::read_to_string(cluster.dir.path().join("n1/join-token")).unwrap();
+    // The gateway has only the gateway token (every member keeps it beside its join token).
+    let token = std::fs::read_to_string(cluster.dir.path().join("n2/gateway-token")).unwrap();
     let gateway = NodeProcess::start(
         &cluster.dir.path().join("gw"),
         &[
@@ -562,7 +563,7 @@ async fn a_gateway_serves_the_api_and_repeated_chunk_reads_from_its_cache() {
             "gateway",
             "--join",
             &seed,
-            "--join-token",
+            "--gateway-token",
             token.trim(),
             "--admin-token",
             ADMIN,
@@ -1340,4 +1341,109 @@ async fn a_dead_leader_can_be_force_removed_at_once() {
     assert_eq!(members.len(), 2, "{members:?}");
     assert!(members.iter().all(|m| m.node_id != leader_id));
     assert_two_live_copies(&admin, &chunks, &[leader_id]).await;
+}
+
+/// The gateway token finds the members and nothing else: it cannot join, vote, send Raft
+/// messages, forward commands, move chunks or change the membership.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_token_cannot_act_as_a_member() {
+    use blindstore_rpc::v1::{
+        chunks_client::ChunksClient, cluster_client::ClusterClient, raft_client::RaftClient,
+        AddMemberRequest, ForwardRequest, GetChunkRequest, JoinRequest, MembersRequest,
+        PutChunkRequest, RaftMessage,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(&dir.path().join("n1"), &["--rpc-addr", "127.0.0.1:0"]);
+    let seed = node.rpc.clone().unwrap();
+    let token = std::fs::read_to_string(dir.path().join("n1/gateway-token")).unwrap();
+    let join = std::fs::read_to_string(dir.path().join("n1/join-token")).unwrap();
+    assert_ne!(token.trim(), join.trim());
+    assert_eq!(token.trim(), blindstore_rpc::gateway_token(join.trim()));
+    let secret = blindstore_rpc::ClusterSecret::new(token.trim()).unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{seed}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut cluster = ClusterClient::with_interceptor(channel.clone(), secret.attacher());
+    let members = cluster
+        .members(MembersRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(members.members.len(), 1, "looking up members is allowed");
+
+    let denied = |status: tonic::Status| {
+        assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+    };
+    denied(cluster.join(JoinRequest { node_id: 0 }).await.unwrap_err());
+    denied(
+        cluster
+            .add_member(AddMemberRequest {
+                node_id: 9,
+                rpc_addr: "127.0.0.1:1".into(),
+                http_addr: "127.0.0.1:1".into(),
+            })
+            .await
+            .unwrap_err(),
+    );
+    denied(
+        cluster
+            .forward(ForwardRequest {
+                command_record: vec![1],
+            })
+            .await
+            .unwrap_err(),
+    );
+    let mut raft = RaftClient::with_interceptor(channel.clone(), secret.attacher());
+    denied(
+        raft.vote(RaftMessage { record: vec![1] })
+            .await
+            .unwrap_err(),
+    );
+    denied(
+        raft.append_entries(RaftMessage { record: vec![1] })
+            .await
+            .unwrap_err(),
+    );
+    let mut chunks = ChunksClient::with_interceptor(channel, secret.attacher());
+    denied(
+        chunks
+            .put(PutChunkRequest {
+                zone: "demo".into(),
+                hash: vec![0; 32],
+                data: vec![],
+                client_write: false,
+            })
+            .await
+            .unwrap_err(),
+    );
+    denied(
+        chunks
+            .get(GetChunkRequest {
+                zone: "demo".into(),
+                hash: vec![0; 32],
+            })
+            .await
+            .unwrap_err(),
+    );
+
+    // Nor can a node join with it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_blindstore"))
+        .args([
+            "serve",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--rpc-addr",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(dir.path().join("n2"))
+        .args(["--join", &seed, "--join-token", token.trim()])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let admin = node.admin_client(&dir.path().join("n1"));
+    assert_eq!(admin.cluster().await.unwrap().members.len(), 1);
 }
