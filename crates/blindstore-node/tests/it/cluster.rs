@@ -1074,7 +1074,7 @@ async fn writes_have_a_deadline_and_shutdown_is_bounded_without_a_quorum() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_lagging_follower_catches_up_on_batches_larger_than_a_message() {
     const ENTRIES: u64 = 200;
-    let mut cluster = Cluster::start(&[]);
+    let mut cluster = Cluster::start(&["--down-after", "1s", "--repair-interval", "300ms"]);
     let (leader, followers) = cluster.leader_and_followers();
     let via = cluster.nodes[leader].as_ref().unwrap().client();
     use futures::StreamExt;
@@ -1097,10 +1097,25 @@ async fn a_lagging_follower_catches_up_on_batches_larger_than_a_message() {
     // The follower is away while the entries are appended.
     let lagging = followers[0];
     cluster.nodes[lagging].take().unwrap().kill_9();
+    // Until repair has put a second copy of the chunks it held on the other live node, they
+    // are not fully replicated and cannot be referenced.
+    let started = Instant::now();
     let mut head = w.genesis();
     for i in 0..ENTRIES {
         let (request, hash) = w.sign(i, head, format!("e{i}").as_bytes(), chunks.clone());
-        via.append(&demo(), &w.chain_id(), &request).await.unwrap();
+        loop {
+            match via.append(&demo(), &w.chain_id(), &request).await {
+                Ok(_) => break,
+                Err(e) if e.code() == Some(ErrorCode::MissingChunk) => {
+                    assert!(
+                        started.elapsed() < Duration::from_secs(60),
+                        "never repaired"
+                    );
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
         head = hash;
     }
     let target = via.health().await.unwrap().last_log_index.unwrap();
