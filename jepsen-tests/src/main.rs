@@ -251,6 +251,8 @@ async fn run(args: Args) -> anyhow::Result<i32> {
 
     // Faults.
     let mut faults: Vec<FaultEvent> = Vec::new();
+    // Followers that never caught up after a lag fault (a liveness failure: the run is invalid).
+    let mut stuck: Vec<String> = Vec::new();
     let mut scheduled = schedule.into_iter();
     tokio::time::sleep(Duration::from_secs_f64(args.quiet)).await;
     let base_nodes = nodes;
@@ -301,7 +303,19 @@ async fn run(args: Args) -> anyhow::Result<i32> {
             nemesis.cluster.heal_all()?;
         }
         let ended = start.elapsed().as_secs_f64();
-        let restores = matches!(fault.kind(), "kill" | "disk" | "mix") && status != "skipped";
+        let lagging = installed.as_ref().and_then(|i| i.lagging);
+        let caught_up = match lagging {
+            Some(id) if status == "installed" => {
+                let caught = nemesis.caught_up(id, Duration::from_secs(90)).await;
+                if caught.is_none() {
+                    stuck.push(format!("node {id} did not catch up after {}", fault.name()));
+                }
+                caught
+            }
+            _ => None,
+        };
+        let restores =
+            matches!(fault.kind(), "kill" | "disk" | "mix" | "lag") && status != "skipped";
         let restored = if restores {
             nemesis.replication_restored(Duration::from_secs(30)).await
         } else {
@@ -317,6 +331,7 @@ async fn run(args: Args) -> anyhow::Result<i32> {
             end_s: ended,
             detail,
             replication_restored_s: restored,
+            caught_up_s: caught_up,
         };
         println!(
             "  {:>6.1}s {} {} {:?}{} {}",
@@ -409,6 +424,7 @@ async fn run(args: Args) -> anyhow::Result<i32> {
     let (code, conclusion) = conclude(
         &args,
         &verdict,
+        &stuck,
         &undecided,
         &missing_kinds,
         leader_hit || args.control.is_some(),
@@ -447,6 +463,8 @@ async fn run(args: Args) -> anyhow::Result<i32> {
         "leader_changes": leader_changes,
         "converged_after_heal_s": converged,
         "replication_restored_s": faults.iter().filter_map(|f| f.replication_restored_s).collect::<Vec<_>>(),
+        "caught_up_s": faults.iter().filter_map(|f| f.caught_up_s).collect::<Vec<_>>(),
+        "never_caught_up": stuck,
         "lost_acknowledged_appends": verdict.lost_appends,
         "lost_acknowledged_chunks": verdict.lost_chunks,
         "chunks_acknowledged": finals.len(),
@@ -488,6 +506,7 @@ async fn run(args: Args) -> anyhow::Result<i32> {
 fn conclude(
     args: &Args,
     verdict: &checker::Verdict,
+    stuck: &[String],
     undecided: &[usize],
     missing_kinds: &[&str],
     leader_hit: bool,
@@ -508,6 +527,12 @@ fn conclude(
     }
     if !verdict.is_valid() {
         return (1, "INVALID: anomalies found (see above)".into());
+    }
+    if !stuck.is_empty() {
+        return (
+            1,
+            format!("INVALID: lagging followers never caught up: {stuck:?}"),
+        );
     }
     if !undecided.is_empty() {
         return (

@@ -28,9 +28,18 @@ pub enum Fault {
     DiskFlip,
     /// A stopped node's chunk data file is cut to half its length, then it restarts.
     DiskTruncate,
+    /// A follower is killed while the nemesis appends a burst of large entries (each
+    /// referencing the most chunks an entry may: several MB in all, more than one Raft message
+    /// carries); after the restart it must catch up with the leader's log.
+    Lag,
     /// Two faults at once.
     Mix(Box<Fault>, Box<Fault>),
 }
+
+/// Chunks each entry of a lag burst references (the most an entry may).
+const LAG_CHUNKS: u32 = 1024;
+/// Entries in a lag burst: about 34 KB each, 5 MB in all.
+const LAG_ENTRIES: u64 = 150;
 
 /// Whom a process fault hits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +74,7 @@ impl Fault {
             Fault::Partition(_) => "partition",
             Fault::Join | Fault::Remove => "membership",
             Fault::DiskFlip | Fault::DiskTruncate => "disk",
+            Fault::Lag => "lag",
             Fault::Mix(..) => "mix",
         }
     }
@@ -78,6 +88,7 @@ impl Fault {
             Fault::Remove => "remove".into(),
             Fault::DiskFlip => "disk-flip".into(),
             Fault::DiskTruncate => "disk-truncate".into(),
+            Fault::Lag => "lag-large-entries".into(),
             Fault::Mix(a, b) => format!("mix({}+{})", a.name(), b.name()),
         }
     }
@@ -106,7 +117,15 @@ impl Partition {
 }
 
 /// The kinds every short run must install at least once.
-pub const KINDS: [&str; 6] = ["kill", "pause", "partition", "membership", "disk", "mix"];
+pub const KINDS: [&str; 7] = [
+    "kill",
+    "pause",
+    "partition",
+    "membership",
+    "disk",
+    "lag",
+    "mix",
+];
 
 /// The short run's schedule: every kind, the leader first.
 pub fn short_schedule(nodes: usize) -> Vec<Fault> {
@@ -122,6 +141,7 @@ pub fn short_schedule(nodes: usize) -> Vec<Fault> {
         Fault::Remove,
         Fault::Partition(Partition::OneWay),
         Fault::DiskTruncate,
+        Fault::Lag,
         Fault::Mix(
             Box::new(Fault::Partition(Partition::Halves)),
             Box::new(Fault::Pause(Who::Follower)),
@@ -141,7 +161,7 @@ pub fn random_fault(rng: &mut StdRng, nodes_now: usize, base: usize) -> Fault {
         let who = *[Who::Leader, Who::Follower, Who::Minority]
             .choose(rng)
             .expect("non-empty");
-        match rng.gen_range(0..7) {
+        match rng.gen_range(0..8) {
             0 => Fault::Kill(who),
             1 => Fault::Pause(if who == Who::Minority {
                 Who::Leader
@@ -162,6 +182,7 @@ pub fn random_fault(rng: &mut StdRng, nodes_now: usize, base: usize) -> Fault {
             4 if nodes_now > base => Fault::Remove,
             4 => Fault::Join,
             5 => Fault::DiskFlip,
+            6 => Fault::Lag,
             _ => Fault::DiskTruncate,
         }
     };
@@ -204,6 +225,10 @@ pub struct FaultEvent {
     /// After healing: seconds until no chunk was under-replicated (kills and disk damage).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub replication_restored_s: Option<f64>,
+    /// Lag: seconds until the restarted follower had applied the leader's log (`None` after
+    /// the limit: the run is invalid).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caught_up_s: Option<f64>,
 }
 
 /// What a fault left to heal.
@@ -213,6 +238,8 @@ pub struct Installed {
     killed: Vec<u64>,
     paused: Vec<u64>,
     partitioned: bool,
+    /// Lag: the follower that must catch up.
+    pub lagging: Option<u64>,
     pub detail: Vec<String>,
     pub skipped: Option<String>,
 }
@@ -325,6 +352,24 @@ impl Nemesis {
                     done.detail.push(damage);
                     self.cluster.restart(id)?;
                     done.detail.push(self.noticed(id));
+                }
+                Fault::Lag => {
+                    let candidates: Vec<u64> = live
+                        .iter()
+                        .copied()
+                        .filter(|id| Some(*id) != leader)
+                        .collect();
+                    let (Some(&id), Some(leader)) = (candidates.choose(&mut self.rng), leader)
+                    else {
+                        done.skipped = Some("no leader, or no follower".into());
+                        return Ok(());
+                    };
+                    self.cluster.kill(id)?;
+                    done.killed.push(id);
+                    done.targets.push(id);
+                    done.lagging = Some(id);
+                    let burst = self.lag_burst(leader).await?;
+                    done.detail.push(format!("node {id} down during: {burst}"));
                 }
                 Fault::Mix(a, b) => {
                     self.install_into(a, done).await?;
@@ -463,6 +508,89 @@ impl Nemesis {
         Ok(format!(
             "node {id}: flipped a byte in {flipped} stored chunks"
         ))
+    }
+
+    /// Through `leader`: uploads `LAG_CHUNKS` chunks, then appends `LAG_ENTRIES` entries to a
+    /// chain of the nemesis's own, each referencing all of them. Chunks a dead follower held
+    /// become referenceable once repair has copied them (after `--down-after`), so appends are
+    /// retried on `missing_chunk` for a while.
+    async fn lag_burst(&self, leader: u64) -> anyhow::Result<String> {
+        use blindstore_client::ChainWriter;
+        use blindstore_types::api::ErrorCode;
+        let client = self
+            .cluster
+            .client(leader, Duration::from_secs(30))
+            .context("no client for the leader")?;
+        let zone = blindstore_types::ZoneId::new("demo").expect("a valid zone id");
+        let started = Instant::now();
+        let mut chunks = Vec::new();
+        let tag: u64 = rand::random();
+        for i in 0..LAG_CHUNKS {
+            let bytes = format!("lag burst {tag:016x} chunk {i}").into_bytes();
+            let (hash, _) = client.put_chunk(&zone, bytes).await?;
+            chunks.push(hash);
+        }
+        let writer = ChainWriter::generate(zone.clone());
+        client.create_chain(&zone, writer.public_key()).await?;
+        let mut head = writer.genesis();
+        let mut appended = 0;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while appended < LAG_ENTRIES && Instant::now() < deadline {
+            let (request, hash) = writer.sign(appended, head, b"lag burst entry", chunks.clone());
+            match client.append(&zone, &writer.chain_id(), &request).await {
+                Ok(_) => {
+                    head = hash;
+                    appended += 1;
+                }
+                Err(e) if e.code() == Some(ErrorCode::MissingChunk) => {
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                // The leader changed or a request timed out: read where the chain is.
+                Err(_) => {
+                    if let Ok(chain) = client.chain(&zone, &writer.chain_id()).await {
+                        appended = chain.length;
+                        head = chain.head;
+                    }
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        }
+        Ok(format!(
+            "{appended} entries referencing {LAG_CHUNKS} chunks each appended in {:.1}s",
+            started.elapsed().as_secs_f64()
+        ))
+    }
+
+    /// Seconds until node `id` has applied the log as far as the leader had it when asked, up
+    /// to `limit`.
+    pub async fn caught_up(&self, id: u64, limit: Duration) -> Option<f64> {
+        let start = Instant::now();
+        let mut target = None;
+        while start.elapsed() < limit {
+            if target.is_none() {
+                if let Some(leader) = self.cluster.leader().await {
+                    let answer = self.cluster.healths(&[leader]).await;
+                    target = answer
+                        .into_iter()
+                        .flatten()
+                        .next()
+                        .and_then(|h| h.last_log_index);
+                }
+            }
+            if let Some(target) = target {
+                let answer = self.cluster.healths(&[id]).await;
+                let applied = answer
+                    .into_iter()
+                    .flatten()
+                    .next()
+                    .and_then(|h| h.last_applied);
+                if applied.is_some_and(|a| a >= target) {
+                    return Some(start.elapsed().as_secs_f64());
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        None
     }
 
     /// What the node's log says so far of its chunk store: the start-up check (a store moved

@@ -32,10 +32,15 @@ pub(crate) const MAX_MESSAGE_BYTES: usize = 65 << 20;
 pub(crate) const MAX_RAFT_MESSAGE_BYTES: usize = 16 << 20;
 
 /// Encoded log entries one append-entries message carries at most (a single larger entry
-/// still goes alone). A batch above it is refused locally with openraft's payload-too-large
-/// hint, so openraft sends fewer entries instead of a message the peer would refuse, or could
-/// not write and fsync within openraft's append-entries timeout (the heartbeat interval).
+/// still goes alone). A batch above the current budget is refused locally with openraft's
+/// payload-too-large hint, so openraft sends fewer entries instead of a message the peer would
+/// refuse, or could not write and fsync within openraft's append-entries timeout (the
+/// heartbeat interval). The budget halves, down to [`MIN_APPEND_BATCH_BYTES`], each time a
+/// call to the peer does not finish in time (a loaded or slow follower), and doubles back
+/// after each one that does — so a lagging follower always catches up.
 pub(crate) const MAX_APPEND_BATCH_BYTES: usize = 1 << 20;
+/// The smallest append-entries budget.
+pub(crate) const MIN_APPEND_BATCH_BYTES: usize = 64 << 10;
 
 /// How long a connection attempt to a peer may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -140,6 +145,11 @@ pub(crate) struct PeerConnection {
     peers: Peers,
     target: NodeId,
     addr: String,
+    /// Bytes of encoded entries the next append-entries message may carry.
+    batch_budget: usize,
+    /// An append-entries call was started and has not finished: openraft dropped it at its
+    /// timeout.
+    unfinished: bool,
 }
 
 impl RaftNetworkFactory<TypeConfig> for GrpcNetwork {
@@ -150,6 +160,8 @@ impl RaftNetworkFactory<TypeConfig> for GrpcNetwork {
             peers: self.peers.clone(),
             target,
             addr: node.rpc_addr.clone(),
+            batch_budget: MAX_APPEND_BATCH_BYTES,
+            unfinished: false,
         }
     }
 }
@@ -213,21 +225,41 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, NodeInfo, RaftError<NodeId>>> {
+        if self.unfinished {
+            self.batch_budget = (self.batch_budget / 2).max(MIN_APPEND_BATCH_BYTES);
+            tracing::debug!(
+                target = self.target,
+                budget = self.batch_budget,
+                "append-entries call timed out; smaller batches"
+            );
+        }
         let fit = entries_that_fit(
             rpc.entries.iter().map(|e| encode(e).len()),
-            MAX_APPEND_BATCH_BYTES,
+            self.batch_budget,
         );
         if fit < rpc.entries.len() {
             tracing::debug!(
                 entries = rpc.entries.len(),
                 fit,
-                "append-entries batch above the byte cap; asking openraft for a smaller one"
+                budget = self.batch_budget,
+                "append-entries batch above the byte budget; asking openraft for a smaller one"
             );
+            self.unfinished = false;
             return Err(RPCError::PayloadTooLarge(
                 PayloadTooLarge::new_entries_hint(fit as u64),
             ));
         }
-        self.call(RaftMethod::AppendEntries, &rpc, &option).await
+        self.unfinished = true;
+        let result = self.call(RaftMethod::AppendEntries, &rpc, &option).await;
+        self.unfinished = false;
+        match &result {
+            Err(RPCError::Network(_)) => {
+                self.batch_budget = (self.batch_budget / 2).max(MIN_APPEND_BATCH_BYTES)
+            }
+            Ok(_) => self.batch_budget = (self.batch_budget * 2).min(MAX_APPEND_BATCH_BYTES),
+            Err(_) => {}
+        }
+        result
     }
 
     async fn install_snapshot(
