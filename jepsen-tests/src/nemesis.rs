@@ -36,10 +36,10 @@ pub enum Fault {
     Mix(Box<Fault>, Box<Fault>),
 }
 
-/// Chunks each entry of a lag burst references (the most an entry may).
-const LAG_CHUNKS: u32 = 1024;
-/// Entries in a lag burst: about 34 KB each, 5 MB in all.
-const LAG_ENTRIES: u64 = 150;
+/// Chunks each entry of a lag burst references.
+const LAG_CHUNKS: u32 = 512;
+/// Entries in a lag burst: about 17 KB each, 2 MB in all (twice the largest append batch).
+const LAG_ENTRIES: u64 = 120;
 
 /// Whom a process fault hits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -364,11 +364,12 @@ impl Nemesis {
                         done.skipped = Some("no leader, or no follower".into());
                         return Ok(());
                     };
+                    let chunks = self.lag_chunks(leader).await?;
                     self.cluster.kill(id)?;
                     done.killed.push(id);
                     done.targets.push(id);
                     done.lagging = Some(id);
-                    let burst = self.lag_burst(leader).await?;
+                    let burst = self.lag_burst(leader, chunks).await?;
                     done.detail.push(format!("node {id} down during: {burst}"));
                 }
                 Fault::Mix(a, b) => {
@@ -510,11 +511,31 @@ impl Nemesis {
         ))
     }
 
-    /// Through `leader`: uploads `LAG_CHUNKS` chunks, then appends `LAG_ENTRIES` entries to a
-    /// chain of the nemesis's own, each referencing all of them. Chunks a dead follower held
-    /// become referenceable once repair has copied them (after `--down-after`), so appends are
-    /// retried on `missing_chunk` for a while.
-    async fn lag_burst(&self, leader: u64) -> anyhow::Result<String> {
+    /// Through `leader`: `LAG_CHUNKS` chunks for a lag burst, uploaded while every node is up.
+    async fn lag_chunks(&self, leader: u64) -> anyhow::Result<Vec<blindstore_types::Hash32>> {
+        let client = self
+            .cluster
+            .client(leader, Duration::from_secs(30))
+            .context("no client for the leader")?;
+        let zone = blindstore_types::ZoneId::new("demo").expect("a valid zone id");
+        let tag: u64 = rand::random();
+        let mut chunks = Vec::new();
+        for i in 0..LAG_CHUNKS {
+            let bytes = format!("lag burst {tag:016x} chunk {i}").into_bytes();
+            let (hash, _) = client.put_chunk(&zone, bytes).await?;
+            chunks.push(hash);
+        }
+        Ok(chunks)
+    }
+
+    /// Through `leader`: appends `LAG_ENTRIES` entries to a chain of the nemesis's own, each
+    /// referencing all of `chunks`. Chunks the dead follower held become referenceable once
+    /// repair has made second copies (after `--down-after`), so appends are retried meanwhile.
+    async fn lag_burst(
+        &self,
+        leader: u64,
+        chunks: Vec<blindstore_types::Hash32>,
+    ) -> anyhow::Result<String> {
         use blindstore_client::ChainWriter;
         use blindstore_types::api::ErrorCode;
         let client = self
@@ -523,18 +544,11 @@ impl Nemesis {
             .context("no client for the leader")?;
         let zone = blindstore_types::ZoneId::new("demo").expect("a valid zone id");
         let started = Instant::now();
-        let mut chunks = Vec::new();
-        let tag: u64 = rand::random();
-        for i in 0..LAG_CHUNKS {
-            let bytes = format!("lag burst {tag:016x} chunk {i}").into_bytes();
-            let (hash, _) = client.put_chunk(&zone, bytes).await?;
-            chunks.push(hash);
-        }
         let writer = ChainWriter::generate(zone.clone());
         client.create_chain(&zone, writer.public_key()).await?;
         let mut head = writer.genesis();
         let mut appended = 0;
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + Duration::from_secs(45);
         while appended < LAG_ENTRIES && Instant::now() < deadline {
             let (request, hash) = writer.sign(appended, head, b"lag burst entry", chunks.clone());
             match client.append(&zone, &writer.chain_id(), &request).await {
@@ -542,7 +556,13 @@ impl Nemesis {
                     head = hash;
                     appended += 1;
                 }
-                Err(e) if e.code() == Some(ErrorCode::MissingChunk) => {
+                // Chunks the dead follower held count once repair has made second copies.
+                Err(e)
+                    if matches!(
+                        e.code(),
+                        Some(ErrorCode::MissingChunk | ErrorCode::Unavailable)
+                    ) =>
+                {
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
                 // The leader changed or a request timed out: read where the chain is.

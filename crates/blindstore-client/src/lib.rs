@@ -58,7 +58,12 @@ impl ClientError {
     /// `outcome_unknown`, or a connection that was never established.
     pub fn is_definite(&self) -> bool {
         match self {
-            ClientError::Api { body, .. } => body.error.code != ErrorCode::OutcomeUnknown,
+            // A code this build does not know (a newer server): definite only as a 4xx.
+            ClientError::Api { body, status } => match body.error.code {
+                ErrorCode::OutcomeUnknown => false,
+                ErrorCode::Unknown => status.is_client_error(),
+                _ => true,
+            },
             ClientError::Transport(e) => e.is_connect(),
             ClientError::Unexpected { .. } => false,
         }

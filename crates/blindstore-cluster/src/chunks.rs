@@ -30,16 +30,23 @@ impl Node {
 
     /// Where a chunk is written: the owner candidates in rank order (the first `copies` are
     /// its owners, the rest stand-ins), and how many copies it should have.
-    /// The copies count against every storage member, not only the reachable ones: with too
-    /// few nodes up, a write fails rather than being acknowledged with fewer copies.
     fn placement(&self, zone: &ZoneId, hash: &Hash32) -> (Vec<(NodeId, NodeInfo)>, usize) {
         let ranked = rank(&self.owner_candidates(), zone, hash);
-        let copies = self
-            .inner
-            .replication
-            .min(self.storage_members().len())
-            .max(1);
-        (ranked, copies)
+        (ranked, self.required_copies())
+    }
+
+    /// How many copies make a chunk fully replicated: `replication`, or every storage member
+    /// that is not being drained in a smaller cluster. Unreachable members count (with too
+    /// few nodes up, a write fails rather than being acknowledged with fewer copies); draining
+    /// ones do not (they are on their way out).
+    pub(crate) fn required_copies(&self) -> usize {
+        let draining = self.inner.state.draining().unwrap_or_default();
+        let members = self
+            .storage_members()
+            .iter()
+            .filter(|(id, _)| !draining.contains(id))
+            .count();
+        self.inner.replication.min(members).max(1)
     }
 
     /// Stores a chunk on its owners, durably, before returning. An owner that cannot be reached
@@ -250,11 +257,12 @@ impl Node {
     }
 
     /// The hashes among `hashes` that are not fully replicated: held by fewer than
-    /// `replication` storage members (or all of them, in a smaller cluster). Every member is
-    /// asked at once, each within `CHUNK_RPC_TIMEOUT`; with `touch`, every holder restarts the
-    /// staging clock of the ones it has, so no holder collects a chunk an append is about to
-    /// reference. A member that cannot be asked counts as not holding anything, so the answer
-    /// errs towards "missing", never towards "present".
+    /// [`Node::required_copies`] storage members. Every member is asked at once, each within
+    /// `CHUNK_RPC_TIMEOUT`; with `touch`, every holder restarts the staging clock of the ones
+    /// it has, so no holder collects a chunk an append is about to reference. A member that
+    /// cannot be asked counts as not holding anything, so the answer errs towards "missing",
+    /// never towards "present"; with `touch` (an append), a hash short only because some
+    /// member could not be asked is `Unavailable` (retry later), not the client's mistake.
     pub(crate) async fn missing_anywhere(
         &self,
         zone: &ZoneId,
@@ -265,7 +273,8 @@ impl Node {
             return Ok(Vec::new());
         }
         let members = self.storage_members();
-        let copies = self.inner.replication.min(members.len()).max(1);
+        let copies = self.required_copies();
+        let mut unasked = 0;
         let mut asks = tokio::task::JoinSet::new();
         for (id, info) in members.into_iter().filter(|(id, _)| *id != self.inner.id) {
             let (node, zone, hashes) = (self.clone(), zone.clone(), hashes.to_vec());
@@ -299,16 +308,26 @@ impl Node {
             match joined {
                 Ok((_, Ok(missing))) => count(&missing),
                 Ok((id, Err(e))) => {
+                    unasked += 1;
                     tracing::warn!(node_id = id, error = %e, "could not ask a peer which chunks it holds")
                 }
-                Err(e) => tracing::warn!(error = %e, "chunk query task failed"),
+                Err(e) => {
+                    unasked += 1;
+                    tracing::warn!(error = %e, "chunk query task failed")
+                }
             }
         }
-        Ok(hashes
+        let short: Vec<Hash32> = hashes
             .iter()
             .filter(|h| holders[*h] < copies)
             .copied()
-            .collect())
+            .collect();
+        if touch && unasked > 0 && short.iter().any(|h| holders[h] + unasked >= copies) {
+            return Err(NodeError::Unavailable(format!(
+                "{unasked} storage members could not be asked whether they hold the referenced chunks"
+            )));
+        }
+        Ok(short)
     }
 
     /// Which of `hashes` the member at `info` does not hold (with `verify`: does not hold

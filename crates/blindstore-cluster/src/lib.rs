@@ -7,17 +7,18 @@
 
 mod chunks;
 mod error;
+mod forwarding;
 mod gc;
+mod joining;
 mod membership;
 mod node;
 mod placement;
 mod repair;
+mod rpc_server;
 mod scrub;
-mod services;
 mod transport;
 
 pub use error::NodeError;
-pub use membership::discover;
 pub use node::{
     entry_answer_bytes, AppendInput, Consistency, EntriesPage, Limits, Node, NodeConfig,
     ReadEntries, ZoneInfo,

@@ -9,21 +9,23 @@ use blindstore_storage::negative_controls::{
     self,
     Control::{EarlyAck, SkipCas, StaleReads},
 };
+use blindstore_storage::TypeConfig;
 use blindstore_storage::{ChunkStore, LogStore, MapSizes, StateMachineStore};
 use blindstore_types::api::{Health, ZoneUsage};
 use blindstore_types::command::{ChainHead, Command, CommandResponse, Quota, Rejection};
 use blindstore_types::entry::{check_public_key, EntryHeader, UnsignedEntry};
-use blindstore_types::raft::{NodeId, NodeInfo, TypeConfig};
+use blindstore_types::raft::{NodeId, NodeInfo};
 use blindstore_types::{ChainId, Hash32, PublicKey, Signature, ZoneId};
 use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
 use openraft::{Raft, ServerState};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::membership;
-use crate::transport::{GrpcNetwork, Peers};
+use crate::transport::GrpcNetwork;
 use crate::{gc, NodeError};
+use crate::{joining, rpc_server};
 use blindstore_rpc::ClusterSecret;
+use blindstore_rpc::Peers;
 use tokio::net::TcpListener;
 
 /// Documented limits on what one request may carry.
@@ -177,7 +179,7 @@ pub(crate) struct Inner {
     data_dir: PathBuf,
     min_free_bytes: u64,
     /// Serialises membership changes made by this node as leader.
-    pub(crate) membership: tokio::sync::Mutex<membership::Reservations>,
+    pub(crate) membership: tokio::sync::Mutex<joining::Reservations>,
     pub(crate) shutdown: CancellationToken,
     tasks: tokio::sync::Mutex<Vec<JoinHandle<()>>>,
 }
@@ -207,7 +209,7 @@ impl Node {
             (Some(seed), true) => Some(seed.clone()),
             _ => None,
         };
-        let id = membership::node_id(dir, &log, config.node_id, joining.as_deref(), &peers).await?;
+        let id = joining::node_id(dir, &log, config.node_id, joining.as_deref(), &peers).await?;
         tracing::info!(
             node_id = id,
             pristine,
@@ -276,7 +278,7 @@ impl Node {
                 write_timeout: config.write_timeout,
                 data_dir: config.data_dir.clone(),
                 min_free_bytes: config.min_free_bytes,
-                membership: tokio::sync::Mutex::new(membership::Reservations::default()),
+                membership: tokio::sync::Mutex::new(joining::Reservations::default()),
                 shutdown: CancellationToken::new(),
                 tasks: tokio::sync::Mutex::new(Vec::new()),
             }),
@@ -301,7 +303,7 @@ impl Node {
         ));
         node.inner.tasks.lock().await.push(repair_task);
         if let Some(listener) = rpc_listener {
-            let rpc_task = tokio::spawn(membership::serve_rpc(node.clone(), listener, secret));
+            let rpc_task = tokio::spawn(rpc_server::serve_rpc(node.clone(), listener, secret));
             node.inner.tasks.lock().await.push(rpc_task);
         }
         if let Some(seed) = joining {
@@ -746,18 +748,18 @@ impl Node {
         let (zone_owned, chain_owned) = (zone.clone(), *chain);
         // Up to `max_read_entries` headers: read and decoded on the blocking pool.
         let (chain_head, mut headers) = tokio::task::spawn_blocking(move || {
-            let head = state
-                .chain(&zone_owned, &chain_owned)?
-                .ok_or(NodeError::UnknownChain)?;
+            // Head and entries in one read transaction, so `Last` is the last as of the head.
             let (from, limit) = match which {
-                ReadEntries::From { from, limit } => (from, limit.min(limits.max_read_entries)),
-                ReadEntries::Last(n) => {
-                    let n = n.min(limits.max_read_entries);
-                    (head.length.saturating_sub(n as u64), n)
-                }
+                ReadEntries::From { from, limit } => (Some(from), limit),
+                ReadEntries::Last(n) => (None, n),
             };
             state
-                .entries(&zone_owned, &chain_owned, from, limit)?
+                .entries(
+                    &zone_owned,
+                    &chain_owned,
+                    from,
+                    limit.min(limits.max_read_entries),
+                )?
                 .ok_or(NodeError::UnknownChain)
         })
         .await

@@ -81,6 +81,9 @@ pub(crate) async fn run(node: Node, interval: Duration, shutdown: CancellationTo
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(interval) => {}
         }
+        if let Err(e) = node.tidy_membership().await {
+            tracing::warn!(error = %e, "tidying the membership failed; will retry");
+        }
         match node.repair_pass().await {
             Ok(r) if r.copied > 0 || r.handed_off > 0 => tracing::info!(
                 scanned = r.scanned,

@@ -1,16 +1,10 @@
-//! The client side of node-to-node gRPC: one cached channel per peer address, the cluster
-//! secret on every call, and openraft's network traits on top.
+//! openraft's network over node-to-node gRPC (channels and the cluster secret come from
+//! `blindstore_rpc::Peers`), with append-entries batches cut by bytes.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use blindstore_rpc::v1::chunks_client::ChunksClient;
-use blindstore_rpc::v1::cluster_client::ClusterClient;
-use blindstore_rpc::v1::raft_client::RaftClient;
 use blindstore_rpc::v1::RaftMessage;
-use blindstore_rpc::ClusterSecret;
-use blindstore_types::raft::{NodeId, NodeInfo, TypeConfig};
+use blindstore_rpc::{never_sent, Peers};
+use blindstore_storage::TypeConfig;
+use blindstore_types::raft::{NodeId, NodeInfo};
 use blindstore_types::record::{decode, encode};
 use openraft::error::{
     InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
@@ -21,15 +15,6 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use tonic::codegen::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
-
-/// Largest chunk-transfer message: the largest allowed chunk (64 MiB) plus framing.
-pub(crate) const MAX_MESSAGE_BYTES: usize = 65 << 20;
-
-/// Largest Raft or cluster-call message, both ways. Append-entries batches are cut well
-/// below it ([`MAX_APPEND_BATCH_BYTES`]); snapshots travel in 1 MiB pieces.
-pub(crate) const MAX_RAFT_MESSAGE_BYTES: usize = 16 << 20;
 
 /// Encoded log entries one append-entries message carries at most (a single larger entry
 /// still goes alone). A batch above the current budget is refused locally with openraft's
@@ -41,94 +26,6 @@ pub(crate) const MAX_RAFT_MESSAGE_BYTES: usize = 16 << 20;
 pub(crate) const MAX_APPEND_BATCH_BYTES: usize = 1 << 20;
 /// The smallest append-entries budget.
 pub(crate) const MIN_APPEND_BATCH_BYTES: usize = 64 << 10;
-
-/// How long a connection attempt to a peer may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Adds the cluster secret to an outgoing call.
-type AttachSecret =
-    Box<dyn Fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send + Sync>;
-
-/// A channel whose calls carry the cluster secret.
-pub(crate) type Authed = InterceptedService<Channel, AttachSecret>;
-
-/// Channels to peers, by address, shared by Raft replication and request forwarding.
-#[derive(Clone)]
-pub(crate) struct Peers {
-    secret: ClusterSecret,
-    channels: Arc<Mutex<HashMap<String, Channel>>>,
-}
-
-impl Peers {
-    pub(crate) fn new(secret: ClusterSecret) -> Self {
-        Self {
-            secret,
-            channels: Arc::new(Mutex::new(HashMap::new())),
-        }
-    }
-
-    /// A channel to `addr` (`host:port`), created on first use; it connects lazily and
-    /// reconnects by itself.
-    fn channel(&self, addr: &str) -> Result<Channel, tonic::Status> {
-        let mut channels = self
-            .channels
-            .lock()
-            .expect("peer map lock is never poisoned");
-        if let Some(c) = channels.get(addr) {
-            return Ok(c.clone());
-        }
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| tonic::Status::invalid_argument(format!("bad peer address {addr}: {e}")))?
-            .connect_timeout(CONNECT_TIMEOUT)
-            .tcp_nodelay(true);
-        let channel = endpoint.connect_lazy();
-        channels.insert(addr.to_owned(), channel.clone());
-        Ok(channel)
-    }
-
-    fn authed(&self, addr: &str) -> Result<Authed, tonic::Status> {
-        let secret = self.secret.clone();
-        let attach: AttachSecret = Box::new(move |r| secret.attach(r));
-        Ok(InterceptedService::new(self.channel(addr)?, attach))
-    }
-
-    pub(crate) fn raft(&self, addr: &str) -> Result<RaftClient<Authed>, tonic::Status> {
-        Ok(RaftClient::new(self.authed(addr)?)
-            .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES))
-    }
-
-    pub(crate) fn cluster(&self, addr: &str) -> Result<ClusterClient<Authed>, tonic::Status> {
-        Ok(ClusterClient::new(self.authed(addr)?)
-            .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES))
-    }
-
-    pub(crate) fn chunks(&self, addr: &str) -> Result<ChunksClient<Authed>, tonic::Status> {
-        Ok(ChunksClient::new(self.authed(addr)?)
-            .max_decoding_message_size(MAX_MESSAGE_BYTES)
-            .max_encoding_message_size(MAX_MESSAGE_BYTES))
-    }
-}
-
-/// Whether a failed call certainly never reached the peer (nothing was sent).
-pub(crate) fn never_sent(status: &tonic::Status) -> bool {
-    use std::error::Error;
-    if status.code() != tonic::Code::Unavailable {
-        return false;
-    }
-    // tonic reports connection failures as Unavailable with a transport error source.
-    let mut source = status.source();
-    while let Some(e) = source {
-        if let Some(t) = e.downcast_ref::<tonic::transport::Error>() {
-            return t.to_string().contains("connect")
-                || t.source()
-                    .is_some_and(|s| s.to_string().contains("connect"));
-        }
-        source = e.source();
-    }
-    status.message().contains("connect")
-}
 
 /// openraft's network over gRPC.
 pub(crate) struct GrpcNetwork {
@@ -233,10 +130,9 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
                 "append-entries call timed out; smaller batches"
             );
         }
-        let fit = entries_that_fit(
-            rpc.entries.iter().map(|e| encode(e).len()),
-            self.batch_budget,
-        );
+        let sizes: Vec<usize> = rpc.entries.iter().map(|e| encode(e).len()).collect();
+        let fit = entries_that_fit(sizes.iter().copied(), self.batch_budget);
+        let carried: usize = sizes.iter().sum();
         if fit < rpc.entries.len() {
             tracing::debug!(
                 entries = rpc.entries.len(),
@@ -256,7 +152,12 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
             Err(RPCError::Network(_)) => {
                 self.batch_budget = (self.batch_budget / 2).max(MIN_APPEND_BATCH_BYTES)
             }
-            Ok(_) => self.batch_budget = (self.batch_budget * 2).min(MAX_APPEND_BATCH_BYTES),
+            // Only a call that carried a real batch shows the peer keeps up (heartbeats say
+            // nothing about it).
+            Ok(_) if carried * 2 >= self.batch_budget => {
+                self.batch_budget = (self.batch_budget * 2).min(MAX_APPEND_BATCH_BYTES)
+            }
+            Ok(_) => {}
             Err(_) => {}
         }
         result

@@ -97,7 +97,7 @@ impl Gateway {
         let known: Vec<String> = self.members().iter().map(|m| m.rpc_addr.clone()).collect();
         let mut last_error = String::from("no seed given");
         for addr in known.iter().chain(&self.config.seeds) {
-            match blindstore_cluster::discover(addr, &self.config.token).await {
+            match blindstore_rpc::discover(addr, &self.config.token).await {
                 Ok(view) if !view.members.is_empty() => {
                     *self.leader.write().expect("lock") = view.leader;
                     *self.members.write().expect("lock") = view.members;

@@ -2,11 +2,12 @@
 //! neither hold the server open nor flood it:
 //!
 //! - a connection must finish sending its request headers within `header_read_timeout`
-//!   (hyper's header timer), and a request body must arrive within `body_read_timeout`;
+//!   (hyper's header timer; also a connection that sends nothing, and an idle keep-alive one),
+//!   and a request body must arrive within `body_read_timeout`;
 //! - a whole request is answered within `request_timeout` (503: `unavailable` for reads,
 //!   `outcome_unknown` for writes, which may have happened);
 //! - at most `max_connections` connections are open: beyond, a new one is answered 503 and
-//!   closed at once;
+//!   closed at once (at most 64 such answers at a time; more are closed unanswered);
 //! - at most `max_requests` requests are handled at a time: beyond, 503 at once (load
 //!   shedding), never an unbounded queue.
 //!
@@ -21,14 +22,16 @@ use axum::error_handling::HandleErrorLayer;
 use axum::http::Method;
 use axum::response::IntoResponse;
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::ApiError;
+
+/// Connections over the limit being answered 503 at once, at most.
+const MAX_REFUSALS: usize = 64;
 
 /// The limits of the HTTP server. Defaults are documented in docs/operations.md.
 #[derive(Debug, Clone, Copy)]
@@ -95,13 +98,15 @@ pub async fn serve(
     limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only (HTTP/2 comes with TLS): hyper's header timer then runs from the moment a
+    // connection is accepted, so a socket that never sends a byte is closed too.
+    let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
     let connections = Arc::new(Semaphore::new(limits.max_connections));
+    // Refusals are bounded too: beyond this many at once, an extra connection is just closed.
+    let refusals = Arc::new(Semaphore::new(MAX_REFUSALS));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -119,14 +124,17 @@ pub async fn serve(
         };
         let Ok(permit) = connections.clone().try_acquire_owned() else {
             tracing::debug!(%peer, "connection limit reached; refusing");
-            tokio::spawn(refuse(stream));
+            if let Ok(refusing) = refusals.clone().try_acquire_owned() {
+                tokio::spawn(async move {
+                    refuse(stream).await;
+                    drop(refusing);
+                });
+            }
             continue;
         };
         let _ = stream.set_nodelay(true);
         let service = TowerToHyperService::new(app.clone());
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use blindstore_client::Client;
+use blindstore_types::api::{ClusterMembers, NodeChange};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
@@ -71,15 +72,25 @@ impl Target {
     /// operators remove nodes — so until `patience` runs out this asks the given node (and
     /// the other members it named) who leads, says what it is waiting for, and tries again
     /// when the leader cannot be reached or answers 503. An API refusal (4xx) ends at once.
-    async fn on_leader<T, F, Fut>(&self, patience: Duration, what: &str, op: F) -> anyhow::Result<T>
+    ///
+    /// `done` tells from a fresh membership view whether the change has already happened (an
+    /// earlier try whose answer was lost, or `outcome_unknown`): then it is not made again.
+    async fn on_leader<F, Fut>(
+        &self,
+        patience: Duration,
+        what: &str,
+        done: impl Fn(&ClusterMembers) -> bool,
+        op: F,
+    ) -> anyhow::Result<()>
     where
         F: Fn(Client) -> Fut,
-        Fut: std::future::Future<Output = blindstore_client::Result<T>>,
+        Fut: std::future::Future<Output = blindstore_client::Result<NodeChange>>,
     {
         let token = self.token()?;
         let deadline = std::time::Instant::now() + patience;
         let mut askable = vec![self.url.clone()];
         let mut waiting_for = String::new();
+        let mut tried = false;
         loop {
             let mut view = None;
             for url in &askable {
@@ -90,6 +101,7 @@ impl Target {
             }
             let step = match view {
                 None => format!("no member answers at {}", askable.join(", ")),
+                Some(members) if tried && done(&members) => return Ok(()),
                 Some(members) => {
                     for m in &members.members {
                         let url = format!("http://{}", m.http_addr);
@@ -105,8 +117,9 @@ impl Target {
                         Some(leader) => {
                             let client = Client::new(&format!("http://{}", leader.http_addr))
                                 .with_admin_token(&token);
+                            tried = true;
                             match op(client).await {
-                                Ok(done) => return Ok(done),
+                                Ok(_) => return Ok(()),
                                 Err(e) if retryable(&e) => format!(
                                     "leader {} at {} ({})",
                                     leader.node_id,
@@ -297,6 +310,11 @@ fn table_row(cols: [String; 11]) -> String {
         .to_owned()
 }
 
+/// Whether `node` is no longer in the membership.
+fn gone(node: u64) -> impl Fn(&ClusterMembers) -> bool {
+    move |view| view.members.iter().all(|m| m.node_id != node)
+}
+
 /// How long operator commands wait for a leader to answer.
 const LEADER_PATIENCE: Duration = Duration::from_secs(60);
 
@@ -308,6 +326,7 @@ async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
             .on_leader(
                 LEADER_PATIENCE,
                 &format!("removing node {node}"),
+                gone(node),
                 |leader| async move { leader.remove_node(node, true).await },
             )
             .await?;
@@ -330,6 +349,7 @@ async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
         .on_leader(
             LEADER_PATIENCE,
             &format!("draining node {node}"),
+            |view| view.members.iter().any(|m| m.node_id == node && m.draining),
             |leader| async move { leader.drain(node).await },
         )
         .await?;
@@ -362,6 +382,7 @@ async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
         .on_leader(
             LEADER_PATIENCE,
             &format!("removing node {node}"),
+            gone(node),
             |leader| async move { leader.remove_node(node, false).await },
         )
         .await?;

@@ -33,7 +33,8 @@ pub struct Config {
     pub max_chunk_bytes: u64,
     /// Largest entry payload, in bytes. Default: 64 KiB (65536).
     pub max_entry_payload_bytes: u64,
-    /// Unreferenced chunks older than this are deleted. At least twice `write_timeout`.
+    /// Unreferenced chunks older than this are deleted. At least three times `write_timeout`
+    /// plus 1 s.
     /// Default: `24h`.
     #[serde(with = "humantime_serde")]
     pub staging_ttl: Duration,
@@ -482,10 +483,12 @@ impl Config {
         if self.http_max_connections == 0 || self.http_max_requests == 0 {
             bail!("http_max_connections and http_max_requests must be at least 1");
         }
-        if self.staging_ttl < 2 * self.write_timeout {
+        // An append touches its chunks, then may spend a write deadline on each of three
+        // steps (asking the holders, storing its payload, committing; a forward adds 1 s).
+        let least = 3 * self.write_timeout + Duration::from_secs(1);
+        if self.staging_ttl < least {
             bail!(
-                "staging_ttl must be at least twice write_timeout ({:?}): an append's chunks must outlive its preparation and commit",
-                self.write_timeout
+                "staging_ttl must be at least three times write_timeout plus 1s ({least:?}): an append's chunks must outlive its preparation and commit"
             );
         }
         if self.scrub_interval < Duration::from_secs(1) {
@@ -525,12 +528,12 @@ mod tests {
         .unwrap();
         let args = ServeArgs {
             config: Some(path.clone()),
-            staging_ttl: Some(Duration::from_secs(30)),
+            staging_ttl: Some(Duration::from_secs(60)),
             ..Default::default()
         };
         let c = Config::load(&args).unwrap();
         assert_eq!(c.http_addr.port(), 9000);
-        assert_eq!(c.staging_ttl, Duration::from_secs(30), "flag beats file");
+        assert_eq!(c.staging_ttl, Duration::from_secs(60), "flag beats file");
         assert!(!c.demo_zone);
         assert_eq!(
             c.data_dir,

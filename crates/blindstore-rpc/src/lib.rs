@@ -2,12 +2,31 @@
 //! code, and the cluster-secret check every call goes through.
 //!
 //! This crate knows the wire, not what the calls mean: the cluster crate implements the
-//! services and uses the clients.
+//! services; [`Peers`] gives every node its clients, and [`discover`] lets a gateway find the
+//! members.
 
 use subtle::ConstantTimeEq;
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
+
+mod peers;
+
+pub use peers::{discover, never_sent, Authed, Peers, MAX_MESSAGE_BYTES, MAX_RAFT_MESSAGE_BYTES};
+
+/// Why a node-to-node call made by this crate's helpers failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RpcError {
+    /// The token given is not usable as a cluster secret.
+    #[error("bad token: {0}")]
+    BadToken(String),
+    /// The member refused the token.
+    #[error("refused: {0}")]
+    Refused(String),
+    /// The member could not be reached or did not answer.
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+}
 
 /// Generated code for package `blindstore.v1`.
 pub mod v1 {

@@ -23,6 +23,17 @@ pub use chunk_store::{ChunkStore, GcReport, OpenReport, ScrubStep};
 pub use log_store::LogStore;
 pub use state_machine::StateMachineStore;
 
+openraft::declare_raft_types!(
+    /// Blindstore's Raft types: commands in, command responses out, snapshots as files.
+    pub TypeConfig:
+        D = blindstore_types::command::Command,
+        R = blindstore_types::command::CommandResponse,
+        NodeId = blindstore_types::raft::NodeId,
+        Node = blindstore_types::raft::NodeInfo,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = tokio::fs::File,
+);
+
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {

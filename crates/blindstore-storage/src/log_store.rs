@@ -9,7 +9,8 @@ use std::ops::{Bound, RangeBounds};
 use std::path::Path;
 use std::sync::Arc;
 
-use blindstore_types::raft::{NodeId, TypeConfig};
+use crate::TypeConfig;
+use blindstore_types::raft::NodeId;
 use heed::byteorder::BigEndian;
 use heed::types::{Bytes, Str, U64};
 use heed::{Database, Env, WithoutTls};

@@ -15,11 +15,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::TypeConfig;
 use blindstore_types::command::{
     ChainHead, Command, CommandResponse, Quota, QuotaKind, Rejection, ZoneRecord,
 };
 use blindstore_types::entry::{chain_id, check_public_key, genesis, EntryHeader};
-use blindstore_types::raft::{NodeId, NodeInfo, TypeConfig};
+use blindstore_types::raft::{NodeId, NodeInfo};
 use blindstore_types::{ChainId, Hash32, ZoneId};
 use heed::types::{Bytes, Str};
 use heed::{Database, Env, RwTxn, WithoutTls};
@@ -167,11 +168,13 @@ impl StateMachineStore {
 
     /// Entry headers `from..` of a chain, at most `limit` of them, read in one transaction
     /// together with the chain head they belong to.
+    ///
+    /// `from: None` reads the last `limit` entries of the chain as of that same transaction.
     pub fn entries(
         &self,
         zone: &ZoneId,
         chain: &ChainId,
-        from: u64,
+        from: Option<u64>,
         limit: usize,
     ) -> Result<Option<(ChainHead, Vec<EntryHeader>)>, StorageError> {
         let rtxn = self.inner.env.read_txn()?;
@@ -180,6 +183,7 @@ impl StateMachineStore {
             return Ok(None);
         };
         let head: ChainHead = decode("chain", head)?;
+        let from = from.unwrap_or_else(|| head.length.saturating_sub(limit as u64));
         let start = entry_key(&prefix, from);
         let end = entry_key(&prefix, u64::MAX);
         let mut out = Vec::new();

@@ -1,8 +1,7 @@
-//! The openraft type configuration shared by storage, cluster wiring and the node.
+//! Raft node ids and addresses: pure data, kept in the replicated membership. The openraft
+//! type configuration that uses them lives in the storage crate.
 
 use serde::{Deserialize, Serialize};
-
-use crate::command::{Command, CommandResponse};
 
 /// Raft node ids.
 pub type NodeId = u64;
@@ -22,14 +21,3 @@ impl std::fmt::Display for NodeInfo {
         write!(f, "rpc={} http={}", self.rpc_addr, self.http_addr)
     }
 }
-
-openraft::declare_raft_types!(
-    /// Blindstore's Raft types: commands in, command responses out, snapshots as files.
-    pub TypeConfig:
-        D = Command,
-        R = CommandResponse,
-        NodeId = NodeId,
-        Node = NodeInfo,
-        Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = tokio::fs::File,
-);

@@ -84,6 +84,37 @@ async fn slow_header_senders_are_cut_off_and_do_not_stop_appends() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_idle_connections_are_closed_at_the_header_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(dir.path(), &["--http-header-timeout", "1s"]);
+    // One that never sends a byte, one that goes quiet after a first request.
+    let mut silent = TcpStream::connect(addr(&node)).await.unwrap();
+    let mut idle = TcpStream::connect(addr(&node)).await.unwrap();
+    idle.write_all(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    for (name, stream) in [("silent", &mut silent), ("idle", &mut idle)] {
+        let closed = tokio::time::timeout(Duration::from_secs(5), async {
+            let mut buf = [0u8; 4096];
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+        assert!(closed.is_ok(), "the {name} connection was held open");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_the_cap_are_answered_503() {
     let dir = tempfile::tempdir().unwrap();
     let node = NodeProcess::start(dir.path(), &["--http-max-connections", "20"]);

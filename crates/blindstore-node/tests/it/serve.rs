@@ -78,7 +78,7 @@ async fn unreferenced_chunks_are_collected_after_the_staging_ttl() {
         dir.path(),
         &[
             "--staging-ttl",
-            "1s",
+            "3s",
             "--write-timeout",
             "500ms",
             "--gc-interval",
@@ -118,7 +118,7 @@ async fn unreferenced_chunks_are_collected_after_the_staging_ttl() {
     )
     .await;
     // Well past the TTL, referenced chunks and payloads are still there.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
     assert_eq!(
         client.get_chunk(&zone, &attached).await.unwrap(),
         b"attached to an entry"

@@ -1,7 +1,8 @@
 //! openraft's own storage test suite against the LMDB log store and state machine.
 
+use blindstore_storage::TypeConfig;
 use blindstore_storage::{LogStore, StateMachineStore};
-use blindstore_types::raft::{NodeId, TypeConfig};
+use blindstore_types::raft::NodeId;
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::StorageError;
 

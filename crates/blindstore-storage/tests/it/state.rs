@@ -2,9 +2,9 @@
 //! and state that survives reopening and snapshot transfer.
 
 use blindstore_storage::StateMachineStore;
+use blindstore_storage::TypeConfig;
 use blindstore_types::command::{Command, CommandResponse, Rejection};
 use blindstore_types::entry::{chain_id, genesis, UnsignedEntry};
-use blindstore_types::raft::TypeConfig;
 use blindstore_types::{PublicKey, ZoneId};
 use ed25519_dalek::SigningKey;
 use openraft::storage::RaftStateMachine;
@@ -102,7 +102,7 @@ async fn append_is_a_compare_and_set_and_survives_snapshot_install() {
         }
     ));
 
-    let (head, headers) = sm.entries(&zone, &id, 0, 10).unwrap().unwrap();
+    let (head, headers) = sm.entries(&zone, &id, Some(0), 10).unwrap().unwrap();
     assert_eq!((head.length, head.head), (2, e1.entry_hash));
     assert_eq!(headers, vec![e0.clone(), e1.clone()]);
     assert!(sm.is_referenced(&zone, &e0.payload_hash).unwrap());
@@ -129,7 +129,7 @@ async fn append_is_a_compare_and_set_and_survives_snapshot_install() {
         .await
         .unwrap();
     assert_eq!(
-        other.entries(&zone, &id, 0, 10).unwrap().unwrap().1,
+        other.entries(&zone, &id, Some(0), 10).unwrap().unwrap().1,
         vec![e0, e1]
     );
     assert_eq!(other.zone(&zone).unwrap(), Some(zone_record));

@@ -1,22 +1,27 @@
-//! The server side of node-to-node gRPC: Raft messages into openraft, and the cluster calls
-//! (join, forward, read index) into [`Node`]. Every call has passed the cluster-secret check
-//! before it gets here (the interceptor is installed in `Node::serve_rpc`).
+//! The server side of node-to-node gRPC: Raft messages into openraft, the cluster calls
+//! (join, forward, read index) and chunk transfers into [`Node`]. Every call has passed the
+//! cluster-secret check before it gets here (the interceptors are installed in `serve_rpc`);
+//! the Cluster service also admits the gateway token, for `Members` only.
 
-use blindstore_rpc::require_member;
 use blindstore_rpc::v1::chunks_server::Chunks;
+use blindstore_rpc::v1::chunks_server::ChunksServer;
 use blindstore_rpc::v1::cluster_server::Cluster;
+use blindstore_rpc::v1::cluster_server::ClusterServer;
 use blindstore_rpc::v1::forward_error::Kind;
 use blindstore_rpc::v1::forward_reply::Result as ForwardResult;
 use blindstore_rpc::v1::raft_server::Raft as RaftService;
+use blindstore_rpc::v1::raft_server::RaftServer;
 use blindstore_rpc::v1::{
     AddMemberReply, AddMemberRequest, ForwardError, ForwardReply, ForwardRequest, GetChunkReply,
     GetChunkRequest, HeldReply, HeldRequest, JoinReply, JoinRequest, MemberInfo, MembersReply,
     MembersRequest, MissingChunksReply, MissingChunksRequest, PutChunkReply, PutChunkRequest,
     RaftMessage, ReadIndexReply, ReadIndexRequest,
 };
+use blindstore_rpc::{require_member, ClusterSecret, MAX_MESSAGE_BYTES, MAX_RAFT_MESSAGE_BYTES};
 use blindstore_types::command::Command;
 use blindstore_types::raft::NodeInfo;
 use blindstore_types::record::{decode, encode};
+use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
 use blindstore_storage::StorageError;
@@ -25,6 +30,43 @@ use blindstore_types::{Hash32, ZoneId};
 use crate::chunks::hash_from_bytes;
 use crate::node::now_secs;
 use crate::{Node, NodeError};
+
+/// Serves node-to-node gRPC on `listener` until the node shuts down.
+pub(crate) async fn serve_rpc(node: Node, listener: TcpListener, secret: ClusterSecret) {
+    let shutdown = node.inner.shutdown.clone();
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!(addr = %addr, "rpc listening");
+    let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+    let result = tonic::transport::Server::builder()
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            RaftServer::new(RaftRpc(node.clone()))
+                .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES),
+            secret.checker(),
+        ))
+        // Gateways may look up the members here; every other call checks for a member.
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            ClusterServer::new(ClusterRpc(node.clone()))
+                .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES),
+            secret.checker_allowing_gateways(),
+        ))
+        .add_service(tonic::service::interceptor::InterceptedService::new(
+            ChunksServer::new(ChunksRpc(node))
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            secret.checker(),
+        ))
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled())
+        .await;
+    match result {
+        Ok(()) => tracing::info!("rpc stopped"),
+        Err(e) => tracing::error!(error = %e, "rpc server failed"),
+    }
+}
 
 /// Serves `blindstore.v1.Raft` for a node.
 pub(crate) struct RaftRpc(pub(crate) Node);

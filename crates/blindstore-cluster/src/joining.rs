@@ -1,0 +1,330 @@
+//! Joining a cluster: a node's durable identity, and the two calls a new node makes to any
+//! member (which forward to the leader). `Join` reserves a node id, then — once the new node
+//! runs Raft and serves gRPC — `AddMember` adds it as a learner, waits until it has caught up,
+//! and promotes it to voter while the cluster has fewer voters than it wants. A restarted
+//! member announces new addresses the same way.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use blindstore_rpc::v1::{AddMemberRequest, JoinRequest};
+use blindstore_rpc::Peers;
+use blindstore_storage::LogStore;
+use blindstore_types::raft::{NodeId, NodeInfo};
+use openraft::ChangeMembers;
+
+use crate::forwarding::FORWARD_TIMEOUT;
+use crate::{Node, NodeError};
+
+const NODE_ID_FILE: &str = "node-id";
+/// How long a joining node keeps asking to be added (the leader may be changing meanwhile).
+pub(crate) const JOIN_PATIENCE: Duration = Duration::from_secs(120);
+
+/// Node ids handed out by this node as leader but not yet in the membership.
+#[derive(Default)]
+pub(crate) struct Reservations {
+    reserved: BTreeSet<NodeId>,
+}
+
+/// This node's id. With Raft state on disk, the id stored with it (`LogStore`'s meta table)
+/// is the truth: `<data_dir>/node-id` and `--node-id` must agree with it, and Raft state
+/// without any id refuses to start — never a default. On a pristine log: the id in
+/// `<data_dir>/node-id` (reserved by an earlier, interrupted join), else `configured`, else one
+/// reserved by the cluster being joined, else 1 for a new cluster. The file is written
+/// atomically and the id adopted by the log store, which stores it with the first Raft write.
+pub(crate) async fn node_id(
+    dir: &Path,
+    log: &LogStore,
+    configured: Option<NodeId>,
+    joining: Option<&str>,
+    peers: &Peers,
+) -> Result<NodeId, NodeError> {
+    let path = dir.join(NODE_ID_FILE);
+    let io = |e: std::io::Error| NodeError::Storage(e.into());
+    let from_file: Option<NodeId> = match std::fs::read_to_string(&path) {
+        Ok(text) => Some(text.trim().parse().ok().filter(|id| *id != 0).ok_or_else(|| {
+            NodeError::Identity(format!(
+                "{} does not hold a node id ({:?}); restore it or remove it (the id stored with the Raft state is then used)",
+                path.display(),
+                text.trim()
+            ))
+        })?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io(e)),
+    };
+    let stored = log.stored_node_id()?;
+    let pristine = log.is_pristine()?;
+    let disagree = |what: String, id: NodeId| {
+        NodeError::Identity(format!(
+            "{what} differs from the id {id} this data dir's Raft state belongs to; refusing to start"
+        ))
+    };
+    let id = match (stored, from_file) {
+        (Some(id), file) => {
+            if let Some(f) = file.filter(|f| *f != id) {
+                return Err(disagree(format!("{} holds {f}, which", path.display()), id));
+            }
+            id
+        }
+        (None, Some(f)) if !pristine => f,
+        (None, None) if !pristine => {
+            return Err(NodeError::Identity(format!(
+                "{} has Raft state but no node id (neither stored with the state nor in {}); refusing to start rather than guess one",
+                dir.display(),
+                path.display()
+            )))
+        }
+        (None, Some(f)) => f,
+        (None, None) => match joining {
+            Some(seed) => {
+                let mut client = peers
+                    .cluster(seed)
+                    .map_err(|s| NodeError::Unavailable(s.to_string()))?;
+                let request = JoinRequest {
+                    node_id: configured.unwrap_or(0),
+                };
+                let reply = tokio::time::timeout(FORWARD_TIMEOUT, client.join(request))
+                    .await
+                    .map_err(|_| NodeError::Unavailable(format!("join via {seed}: no answer")))?
+                    .map_err(|s| match s.code() {
+                        tonic::Code::Unauthenticated => {
+                            NodeError::BadRequest(format!("join refused: {}", s.message()))
+                        }
+                        _ => NodeError::Unavailable(format!("join via {seed}: {}", s.message())),
+                    })?;
+                reply.into_inner().node_id
+            }
+            None => configured.unwrap_or(1),
+        },
+    };
+    if let Some(c) = configured.filter(|c| *c != id) {
+        return Err(disagree(format!("--node-id {c}"), id));
+    }
+    if from_file != Some(id) {
+        blindstore_storage::write_atomically(dir, NODE_ID_FILE, format!("{id}\n").as_bytes())
+            .map_err(io)?;
+    }
+    log.adopt_node_id(id)?;
+    Ok(id)
+}
+
+impl Node {
+    /// Leader: reserves an id for a joining node (`requested`, or the next free one).
+    pub(crate) async fn reserve_node_id(&self, requested: NodeId) -> Result<NodeId, NodeError> {
+        if !self.is_leader() {
+            let mut client = self.leader_client()?;
+            let reply = client
+                .join(JoinRequest { node_id: requested })
+                .await
+                .map_err(|s| NodeError::Unavailable(s.message().to_owned()))?;
+            return Ok(reply.into_inner().node_id);
+        }
+        let mut reservations = self.inner.membership.lock().await;
+        let members: BTreeSet<NodeId> = self.member_ids();
+        let id = if requested != 0 {
+            if members.contains(&requested) || reservations.reserved.contains(&requested) {
+                return Err(NodeError::BadRequest(format!(
+                    "node id {requested} is already in use"
+                )));
+            }
+            requested
+        } else {
+            members
+                .iter()
+                .chain(&reservations.reserved)
+                .max()
+                .copied()
+                .unwrap_or(0)
+                + 1
+        };
+        reservations.reserved.insert(id);
+        tracing::info!(node_id = id, "reserved a node id for a joining node");
+        Ok(id)
+    }
+
+    /// Leader: adds `id` as a learner, waits until it has caught up, and promotes it to voter
+    /// if the cluster wants more voters. Returns whether it became a voter.
+    pub(crate) async fn add_member(&self, id: NodeId, info: NodeInfo) -> Result<bool, NodeError> {
+        if !self.is_leader() {
+            let mut client = self.leader_client()?;
+            let request = AddMemberRequest {
+                node_id: id,
+                rpc_addr: info.rpc_addr,
+                http_addr: info.http_addr,
+            };
+            let reply = client
+                .add_member(request)
+                .await
+                .map_err(|s| NodeError::Unavailable(s.message().to_owned()))?;
+            return Ok(reply.into_inner().voter);
+        }
+        let mut reservations = self.inner.membership.lock().await;
+        let raft = &self.inner.raft;
+        let limit = self.inner.write_timeout;
+        match self.membership().get_node(&id).cloned() {
+            // A member announcing new addresses after a restart: update them in place.
+            Some(known) if known != info => {
+                tracing::info!(node_id = id, node = %info, "updating a member's addresses");
+                let nodes = ChangeMembers::SetNodes(BTreeMap::from([(id, info)]));
+                self.change_bounded(limit, raft.change_membership(nodes, true))
+                    .await?;
+            }
+            Some(_) => {}
+            None => {
+                tracing::info!(node_id = id, node = %info, "adding a learner");
+                // Waits for the learner to catch up (a snapshot may travel): a longer bound.
+                self.change_bounded(JOIN_PATIENCE, raft.add_learner(id, info, true))
+                    .await?;
+            }
+        }
+        reservations.reserved.remove(&id);
+        // Also when the node was added by an earlier attempt whose promotion did not happen.
+        let voters = self.voter_ids();
+        if voters.contains(&id) {
+            return Ok(true);
+        }
+        if voters.len() < self.inner.voters {
+            tracing::info!(node_id = id, "promoting to voter");
+            let promote = ChangeMembers::AddVoterIds(BTreeSet::from([id]));
+            self.change_bounded(limit, raft.change_membership(promote, false))
+                .await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// A new node: asks the cluster (through `seed`) to add it, until it is added or patience
+    /// runs out.
+    pub(crate) async fn ask_to_be_added(&self, seed: &str) -> Result<(), NodeError> {
+        let deadline = Instant::now() + JOIN_PATIENCE;
+        let request = AddMemberRequest {
+            node_id: self.inner.id,
+            rpc_addr: self.inner.own_info.rpc_addr.clone(),
+            http_addr: self.inner.own_info.http_addr.clone(),
+        };
+        loop {
+            let mut client = self
+                .inner
+                .peers
+                .cluster(seed)
+                .map_err(|s| NodeError::Unavailable(s.to_string()))?;
+            match client.add_member(request.clone()).await {
+                Ok(reply) => {
+                    let role = if reply.into_inner().voter {
+                        "voter"
+                    } else {
+                        "learner"
+                    };
+                    tracing::info!(node_id = self.inner.id, role, "joined the cluster");
+                    return Ok(());
+                }
+                Err(s) if Instant::now() < deadline && s.code() != tonic::Code::Unauthenticated => {
+                    tracing::info!(error = %s.message(), "not added yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(s) => {
+                    return Err(NodeError::Unavailable(format!(
+                        "joining via {seed}: {}",
+                        s.message()
+                    )))
+                }
+            }
+        }
+    }
+
+    /// After a restart: if the cluster holds other addresses for this node than it now has
+    /// (it was restarted with other flags, e.g. a new port), gets them updated. The other
+    /// members' view is what counts — this node's own log may hold changes that never
+    /// committed — so it asks them (they forward to the leader) until one has the right
+    /// addresses; a node alone updates its own membership. Until then the others cannot reach
+    /// this node. Ends when done or at shutdown.
+    pub(crate) async fn announce_own_address(self) {
+        let shutdown = self.inner.shutdown.clone();
+        let mut delay = Duration::from_millis(200);
+        loop {
+            match self.announce_once().await {
+                Ok(true) => {
+                    tracing::info!(node = %self.inner.own_info, "the cluster has this node's current addresses");
+                    return;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "announcing this node's addresses; will retry")
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// One attempt; `Ok(true)` once the cluster holds this node's current addresses.
+    async fn announce_once(&self) -> Result<bool, NodeError> {
+        let membership = self.membership();
+        let others: Vec<String> = membership
+            .nodes()
+            .filter(|(id, info)| **id != self.inner.id && !info.rpc_addr.is_empty())
+            .map(|(_, info)| info.rpc_addr.clone())
+            .collect();
+        if others.is_empty() {
+            if membership.get_node(&self.inner.id) == Some(&self.inner.own_info) {
+                return Ok(true);
+            }
+            if !self.is_leader() {
+                return Ok(false);
+            }
+            tokio::time::timeout(FORWARD_TIMEOUT, self.set_own_address())
+                .await
+                .map_err(|_| NodeError::Unavailable("membership change timed out".into()))??;
+            return Ok(true);
+        }
+        let request = AddMemberRequest {
+            node_id: self.inner.id,
+            rpc_addr: self.inner.own_info.rpc_addr.clone(),
+            http_addr: self.inner.own_info.http_addr.clone(),
+        };
+        let mut last = NodeError::Unavailable("no member answered".into());
+        for addr in others {
+            let Ok(mut client) = self.inner.peers.cluster(&addr) else {
+                continue;
+            };
+            let view = tokio::time::timeout(
+                FORWARD_TIMEOUT,
+                client.members(blindstore_rpc::v1::MembersRequest {}),
+            )
+            .await;
+            if let Ok(Ok(view)) = view {
+                let known = view
+                    .into_inner()
+                    .members
+                    .into_iter()
+                    .find(|m| m.node_id == self.inner.id);
+                if known.is_some_and(|m| {
+                    m.rpc_addr == request.rpc_addr && m.http_addr == request.http_addr
+                }) {
+                    return Ok(true);
+                }
+            }
+            match tokio::time::timeout(FORWARD_TIMEOUT, client.add_member(request.clone())).await {
+                Ok(Ok(_)) => return Ok(true),
+                Ok(Err(s)) => last = NodeError::Unavailable(s.message().to_owned()),
+                Err(_) => last = NodeError::Unavailable(format!("{addr} did not answer")),
+            }
+        }
+        Err(last)
+    }
+
+    /// Leader: makes the membership carry this node's current addresses.
+    async fn set_own_address(&self) -> Result<(), NodeError> {
+        let _guard = self.inner.membership.lock().await;
+        let nodes = BTreeMap::from([(self.inner.id, self.inner.own_info.clone())]);
+        let change = self
+            .inner
+            .raft
+            .change_membership(ChangeMembers::SetNodes(nodes), true);
+        self.change_bounded(self.inner.write_timeout, change).await
+    }
+}

@@ -1,0 +1,270 @@
+use std::time::{Duration, Instant};
+
+use blindstore_client::ChainWriter;
+use blindstore_cluster::{
+    AppendInput, Consistency, Limits, Node, NodeConfig, ReadEntries, ScrubConfig,
+};
+use blindstore_types::{Hash32, ZoneId};
+use tokio::net::TcpListener;
+
+const SECRET: &str = "in-process-cluster-secret-0123";
+
+fn demo() -> ZoneId {
+    ZoneId::new("demo").unwrap()
+}
+
+/// A node's configuration for these tests: fast repair, GC only when asked.
+fn config(dir: &std::path::Path, rpc_addr: String, join: Option<String>) -> NodeConfig {
+    NodeConfig {
+        data_dir: dir.to_owned(),
+        http_addr: "127.0.0.1:1".into(),
+        limits: Limits::default(),
+        staging_ttl: Duration::from_secs(3600),
+        gc_interval: Duration::from_secs(3600),
+        map_sizes: blindstore_storage::MapSizes {
+            raft_log: 1 << 28,
+            state: 1 << 28,
+            chunks: 1 << 28,
+        },
+        snapshot_logs: 1000,
+        rpc_addr,
+        cluster_secret: SECRET.into(),
+        join,
+        node_id: None,
+        voters: 3,
+        replication: 2,
+        down_after: Duration::from_millis(500),
+        repair_interval: Duration::from_millis(200),
+        write_timeout: Duration::from_secs(5),
+        min_free_bytes: 0,
+        scrub: ScrubConfig {
+            interval: Duration::from_secs(3600),
+            bytes_per_sec: 32 << 20,
+        },
+    }
+}
+
+struct Cluster {
+    nodes: Vec<Node>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+impl Cluster {
+    /// Three nodes: the first bootstraps, the others join through it.
+    async fn start() -> Cluster {
+        let mut nodes = Vec::new();
+        let mut dirs = Vec::new();
+        let mut seed = None;
+        for _ in 0..3 {
+            let dir = tempfile::tempdir().unwrap();
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap().to_string();
+            let node = Node::start(
+                config(dir.path(), addr.clone(), seed.clone()),
+                Some(listener),
+            )
+            .await
+            .unwrap();
+            if seed.is_none() {
+                node.wait_for_leader(Duration::from_secs(10)).await.unwrap();
+                node.create_zone(demo()).await.unwrap();
+                seed = Some(addr);
+            }
+            nodes.push(node);
+            dirs.push(dir);
+        }
+        Cluster { nodes, _dirs: dirs }
+    }
+
+    fn leader(&self) -> usize {
+        let id = self.nodes[0].members().leader.expect("a leader");
+        self.nodes
+            .iter()
+            .position(|n| n.health().node_id == id)
+            .unwrap()
+    }
+
+    fn followers(&self) -> Vec<usize> {
+        let leader = self.leader();
+        (0..self.nodes.len()).filter(|i| *i != leader).collect()
+    }
+}
+
+async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < limit, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn append_input(
+    w: &ChainWriter,
+    index: u64,
+    prev: Hash32,
+    payload: &[u8],
+) -> (AppendInput, Hash32) {
+    let (request, hash) = w.sign(index, prev, payload, vec![]);
+    let input = AppendInput {
+        index,
+        prev,
+        payload: payload.to_vec(),
+        chunks: request.chunks,
+        signature: request.signature,
+    };
+    (input, hash)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_through_followers_are_forwarded_and_follower_reads_are_linearizable() {
+    let cluster = Cluster::start().await;
+    let followers = cluster.followers();
+    let w = ChainWriter::generate(demo());
+    let (created, _) = cluster.nodes[followers[0]]
+        .create_chain(&demo(), *w.public_key())
+        .await
+        .unwrap();
+    assert!(
+        created,
+        "created through a follower (forwarded to the leader)"
+    );
+    let mut prev = w.genesis();
+    for i in 0..10u64 {
+        let via = &cluster.nodes[followers[(i % 2) as usize]];
+        let (input, hash) = append_input(&w, i, prev, format!("entry {i}").as_bytes());
+        via.append(&demo(), &w.chain_id(), input).await.unwrap();
+        prev = hash;
+        // The other follower sees it at once: a linearizable read waits for the read index.
+        let other = &cluster.nodes[followers[((i + 1) % 2) as usize]];
+        let head = other
+            .chain(&demo(), &w.chain_id(), Consistency::Linearizable)
+            .await
+            .unwrap();
+        assert_eq!((head.length, head.head), (i + 1, hash));
+    }
+    let page = cluster.nodes[cluster.leader()]
+        .entries(
+            &demo(),
+            &w.chain_id(),
+            ReadEntries::Last(3),
+            Consistency::Linearizable,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        page.entries
+            .iter()
+            .map(|(h, _)| h.index)
+            .collect::<Vec<_>>(),
+        vec![7, 8, 9]
+    );
+    for node in &cluster.nodes {
+        node.shutdown(Duration::from_secs(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn repair_restores_two_copies_after_a_node_stops() {
+    let cluster = Cluster::start().await;
+    let mut hashes = Vec::new();
+    for i in 0..40u32 {
+        let bytes = format!("in-process chunk {i}").into_bytes();
+        let hash = Hash32::digest(&bytes);
+        cluster.nodes[(i % 3) as usize]
+            .put_chunk(&demo(), hash, bytes)
+            .await
+            .unwrap();
+        hashes.push(hash);
+    }
+    for hash in &hashes {
+        assert_eq!(
+            cluster.nodes[0]
+                .replicas(&demo(), hash)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+    // A follower stops; after --down-after every chunk is on both live nodes.
+    let gone = cluster.followers()[1];
+    let gone_id = cluster.nodes[gone].health().node_id;
+    cluster.nodes[gone].shutdown(Duration::from_secs(5)).await;
+    let live: Vec<&Node> = (0..3)
+        .filter(|i| *i != gone)
+        .map(|i| &cluster.nodes[i])
+        .collect();
+    eventually(
+        Duration::from_secs(30),
+        "two live copies of every chunk",
+        || async {
+            for hash in &hashes {
+                let holders = live[0].replicas(&demo(), hash).await.unwrap();
+                if holders.len() != 2 || holders.contains(&gone_id) {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
+    for node in live {
+        node.shutdown(Duration::from_secs(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn garbage_collection_removes_unreferenced_chunks_everywhere_and_keeps_referenced_ones() {
+    let cluster = Cluster::start().await;
+    let via = &cluster.nodes[cluster.leader()];
+    let loose = b"never referenced".to_vec();
+    let kept = b"referenced by an entry".to_vec();
+    for bytes in [&loose, &kept] {
+        via.put_chunk(&demo(), Hash32::digest(bytes), bytes.clone())
+            .await
+            .unwrap();
+    }
+    let w = ChainWriter::generate(demo());
+    via.create_chain(&demo(), *w.public_key()).await.unwrap();
+    let (request, _) = w.sign(0, w.genesis(), b"payload", vec![Hash32::digest(&kept)]);
+    let input = AppendInput {
+        index: 0,
+        prev: w.genesis(),
+        payload: b"payload".to_vec(),
+        chunks: request.chunks,
+        signature: request.signature,
+    };
+    via.append(&demo(), &w.chain_id(), input).await.unwrap();
+    // Past a 1 s staging TTL, a pass on every node (each after its read barrier).
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    for node in &cluster.nodes {
+        node.collect_garbage(Duration::from_secs(1)).await.unwrap();
+    }
+    assert!(via
+        .replicas(&demo(), &Hash32::digest(&loose))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        via.replicas(&demo(), &Hash32::digest(&kept))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        via.replicas(&demo(), &Hash32::digest(b"payload"))
+            .await
+            .unwrap()
+            .len(),
+        2,
+        "payloads are referenced too"
+    );
+    for node in &cluster.nodes {
+        node.shutdown(Duration::from_secs(5)).await;
+    }
+}

@@ -1,0 +1,157 @@
+//! The client side of node-to-node gRPC: one cached channel per peer address, the cluster
+//! secret on every call, message-size limits on every client, and discovery of a cluster's
+//! members (how a gateway finds it).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use blindstore_types::api::{ClusterMembers, Member};
+use tonic::codegen::InterceptedService;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::v1::chunks_client::ChunksClient;
+use crate::v1::cluster_client::ClusterClient;
+use crate::v1::raft_client::RaftClient;
+use crate::{ClusterSecret, RpcError};
+
+/// Largest chunk-transfer message: the largest allowed chunk (64 MiB) plus framing.
+pub const MAX_MESSAGE_BYTES: usize = 65 << 20;
+
+/// Largest Raft or cluster-call message, both ways. Append-entries batches are cut well
+/// below it (by the cluster's transport); snapshots travel in 1 MiB pieces.
+pub const MAX_RAFT_MESSAGE_BYTES: usize = 16 << 20;
+
+/// How long a connection attempt to a peer may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Adds the cluster secret to an outgoing call.
+type AttachSecret =
+    Box<dyn Fn(tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> + Send + Sync>;
+
+/// A channel whose calls carry the cluster secret.
+pub type Authed = InterceptedService<Channel, AttachSecret>;
+
+/// Channels to peers, by address, shared by Raft replication and request forwarding.
+#[derive(Clone)]
+pub struct Peers {
+    secret: ClusterSecret,
+    channels: Arc<Mutex<HashMap<String, Channel>>>,
+}
+
+impl Peers {
+    pub fn new(secret: ClusterSecret) -> Self {
+        Self {
+            secret,
+            channels: Arc::new(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// A channel to `addr` (`host:port`), created on first use; it connects lazily and
+    /// reconnects by itself.
+    fn channel(&self, addr: &str) -> Result<Channel, tonic::Status> {
+        let mut channels = self
+            .channels
+            .lock()
+            .expect("peer map lock is never poisoned");
+        if let Some(c) = channels.get(addr) {
+            return Ok(c.clone());
+        }
+        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
+            .map_err(|e| tonic::Status::invalid_argument(format!("bad peer address {addr}: {e}")))?
+            .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true);
+        let channel = endpoint.connect_lazy();
+        channels.insert(addr.to_owned(), channel.clone());
+        Ok(channel)
+    }
+
+    fn authed(&self, addr: &str) -> Result<Authed, tonic::Status> {
+        let secret = self.secret.clone();
+        let attach: AttachSecret = Box::new(move |r| secret.attach(r));
+        Ok(InterceptedService::new(self.channel(addr)?, attach))
+    }
+
+    pub fn raft(&self, addr: &str) -> Result<RaftClient<Authed>, tonic::Status> {
+        Ok(RaftClient::new(self.authed(addr)?)
+            .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES))
+    }
+
+    pub fn cluster(&self, addr: &str) -> Result<ClusterClient<Authed>, tonic::Status> {
+        Ok(ClusterClient::new(self.authed(addr)?)
+            .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES))
+    }
+
+    pub fn chunks(&self, addr: &str) -> Result<ChunksClient<Authed>, tonic::Status> {
+        Ok(ChunksClient::new(self.authed(addr)?)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES))
+    }
+}
+
+/// Whether a failed call certainly never reached the peer (nothing was sent).
+pub fn never_sent(status: &tonic::Status) -> bool {
+    use std::error::Error;
+    if status.code() != tonic::Code::Unavailable {
+        return false;
+    }
+    // tonic reports connection failures as Unavailable with a transport error source.
+    let mut source = status.source();
+    while let Some(e) = source {
+        if let Some(t) = e.downcast_ref::<tonic::transport::Error>() {
+            return t.to_string().contains("connect")
+                || t.source()
+                    .is_some_and(|s| s.to_string().contains("connect"));
+        }
+        source = e.source();
+    }
+    status.message().contains("connect")
+}
+
+/// How long discovery waits for a member's answer.
+const DISCOVER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The membership as the member at rpc address `seed` sees it, asked with `token` (the join
+/// token or the gateway token): how a gateway finds the cluster. Leader first.
+pub async fn discover(seed: &str, token: &str) -> Result<ClusterMembers, RpcError> {
+    let secret = ClusterSecret::new(token).map_err(|e| RpcError::BadToken(e.message().into()))?;
+    let mut client = Peers::new(secret)
+        .cluster(seed)
+        .map_err(|s| RpcError::Unavailable(s.message().into()))?;
+    let reply = tokio::time::timeout(
+        DISCOVER_TIMEOUT,
+        client.members(crate::v1::MembersRequest {}),
+    )
+    .await
+    .map_err(|_| RpcError::Unavailable(format!("{seed} did not answer")))?
+    .map_err(|s| match s.code() {
+        tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
+            RpcError::Refused(format!("{seed}: {}", s.message()))
+        }
+        _ => RpcError::Unavailable(format!("{seed}: {}", s.message())),
+    })?
+    .into_inner();
+    let leader = (reply.leader != 0).then_some(reply.leader);
+    let mut members: Vec<Member> = reply
+        .members
+        .into_iter()
+        .map(|m| Member {
+            node_id: m.node_id,
+            role: if m.voter { "voter" } else { "learner" }.into(),
+            rpc_addr: m.rpc_addr,
+            http_addr: m.http_addr,
+            matched: None,
+            draining: false,
+        })
+        .collect();
+    members.sort_by_key(|m| (Some(m.node_id) != leader, m.node_id));
+    Ok(ClusterMembers {
+        node_id: 0,
+        leader,
+        term: 0,
+        leader_last_log_index: None,
+        members,
+    })
+}
