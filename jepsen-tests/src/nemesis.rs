@@ -116,6 +116,14 @@ impl Partition {
     }
 }
 
+/// The live nodes other than the leader.
+fn followers(live: &[u64], leader: Option<u64>) -> Vec<u64> {
+    live.iter()
+        .copied()
+        .filter(|id| Some(*id) != leader)
+        .collect()
+}
+
 /// The kinds every short run must install at least once.
 pub const KINDS: [&str; 7] = [
     "kill",
@@ -321,11 +329,7 @@ impl Nemesis {
                     done.detail.push(format!("node {id} joined"));
                 }
                 Fault::Remove => {
-                    let candidates: Vec<u64> = live
-                        .iter()
-                        .copied()
-                        .filter(|id| Some(*id) != leader)
-                        .collect();
+                    let candidates = followers(&live, leader);
                     let (Some(&id), Some(leader)) = (candidates.choose(&mut self.rng), leader)
                     else {
                         done.skipped = Some("no leader, or no other live node".into());
@@ -354,11 +358,7 @@ impl Nemesis {
                     done.detail.push(self.noticed(id));
                 }
                 Fault::Lag => {
-                    let candidates: Vec<u64> = live
-                        .iter()
-                        .copied()
-                        .filter(|id| Some(*id) != leader)
-                        .collect();
+                    let candidates = followers(&live, leader);
                     let (Some(&id), Some(leader)) = (candidates.choose(&mut self.rng), leader)
                     else {
                         done.skipped = Some("no leader, or no follower".into());

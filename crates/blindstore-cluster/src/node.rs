@@ -176,6 +176,8 @@ pub(crate) struct Inner {
     pub(crate) under_replicated: std::sync::atomic::AtomicU64,
     limits: Limits,
     pub(crate) write_timeout: Duration,
+    /// Unreferenced chunks older than this are garbage.
+    pub(crate) staging_ttl: Duration,
     data_dir: PathBuf,
     min_free_bytes: u64,
     /// Serialises membership changes made by this node as leader.
@@ -276,6 +278,7 @@ impl Node {
                 under_replicated: Default::default(),
                 limits: config.limits.clone(),
                 write_timeout: config.write_timeout,
+                staging_ttl: config.staging_ttl,
                 data_dir: config.data_dir.clone(),
                 min_free_bytes: config.min_free_bytes,
                 membership: tokio::sync::Mutex::new(joining::Reservations::default()),

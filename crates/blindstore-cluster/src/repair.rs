@@ -10,7 +10,9 @@
 //! Because every holder checks every owner, a copy an owner silently lost is restored by its
 //! co-owner on the next pass (anti-entropy by exhaustive comparison; per-partition digests are
 //! future work). The repairer keeps no state of its own: it is idempotent and simply resumes
-//! after a restart. Each pass sends at most `MAX_COPIES_PER_PASS` chunks.
+//! after a restart. Each pass sends at most `MAX_COPIES_PER_PASS` chunks. Garbage (unreferenced
+//! chunks past the staging TTL) is never copied: garbage collection on one owner and repair
+//! from the other would otherwise keep it alive for ever.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::Ordering;
@@ -197,6 +199,11 @@ impl Node {
             }
 
             for ((zone, hash), owners) in owners_of {
+                // Garbage waiting for collection is not copied: a copy would restart its
+                // staging clock on the owner and bring back what the owner's GC just deleted.
+                if self.is_garbage(&zone, &hash)? {
+                    continue;
+                }
                 let mut complete = true;
                 for owner in owners.iter().filter(|o| **o != me) {
                     match held.get(&(*owner, zone.clone(), hash)) {
@@ -228,6 +235,18 @@ impl Node {
             .under_replicated
             .store(report.under_replicated, Ordering::Relaxed);
         Ok(report)
+    }
+
+    /// Whether this node's copy of a chunk is garbage: no committed entry references it and
+    /// it has not been stored or named by an append for `staging_ttl`.
+    fn is_garbage(&self, zone: &ZoneId, hash: &Hash32) -> Result<bool, NodeError> {
+        let cutoff = crate::node::now_secs().saturating_sub(self.inner.staging_ttl.as_secs());
+        let old = self
+            .inner
+            .chunks
+            .touched_at(zone, hash)?
+            .is_some_and(|t| t < cutoff);
+        Ok(old && !self.inner.state.is_referenced(zone, hash)?)
     }
 
     /// Before a non-owner drops its copy: whether every owner holds an intact one (each

@@ -381,6 +381,16 @@ impl ChunkStore {
         Ok(Some(bytes.to_vec()))
     }
 
+    /// When the chunk was last stored or named by an append (unix seconds), if held.
+    pub fn touched_at(&self, zone: &ZoneId, hash: &Hash32) -> Result<Option<u64>, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        self.inner
+            .meta
+            .get(&rtxn, &zone_key(zone, hash))?
+            .map(|b| decode::<ChunkMeta>("chunk meta", b).map(|m| m.touched_at))
+            .transpose()
+    }
+
     /// The chunk's length if this store holds it (no hash check: the bytes are not read).
     pub fn len(&self, zone: &ZoneId, hash: &Hash32) -> Result<Option<u64>, StorageError> {
         let rtxn = self.inner.env.read_txn()?;

@@ -52,6 +52,11 @@ struct Cluster {
 impl Cluster {
     /// Three nodes: the first bootstraps, the others join through it.
     async fn start() -> Cluster {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Like [`Cluster::start`], each node's configuration changed by `tweak`.
+    async fn start_with(tweak: impl Fn(&mut NodeConfig)) -> Cluster {
         let mut nodes = Vec::new();
         let mut dirs = Vec::new();
         let mut seed = None;
@@ -59,12 +64,9 @@ impl Cluster {
             let dir = tempfile::tempdir().unwrap();
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap().to_string();
-            let node = Node::start(
-                config(dir.path(), addr.clone(), seed.clone()),
-                Some(listener),
-            )
-            .await
-            .unwrap();
+            let mut config = config(dir.path(), addr.clone(), seed.clone());
+            tweak(&mut config);
+            let node = Node::start(config, Some(listener)).await.unwrap();
             if seed.is_none() {
                 node.wait_for_leader(Duration::from_secs(10)).await.unwrap();
                 node.create_zone(demo()).await.unwrap();
@@ -219,7 +221,9 @@ async fn repair_restores_two_copies_after_a_node_stops() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn garbage_collection_removes_unreferenced_chunks_everywhere_and_keeps_referenced_ones() {
-    let cluster = Cluster::start().await;
+    // A 1 s staging TTL (the passes are run by hand below); repair runs every 200 ms and must
+    // not bring back what a pass on one owner deleted while the other owner still has it.
+    let cluster = Cluster::start_with(|c| c.staging_ttl = Duration::from_secs(1)).await;
     let via = &cluster.nodes[cluster.leader()];
     let loose = b"never referenced".to_vec();
     let kept = b"referenced by an entry".to_vec();

@@ -1068,6 +1068,34 @@ async fn writes_have_a_deadline_and_shutdown_is_bounded_without_a_quorum() {
     }
 }
 
+/// Appends `request` once the chunks it references are fully replicated again (repair after a
+/// node loss), within 60 s of `started`.
+async fn append_once_replicated(
+    via: &Client,
+    w: &ChainWriter,
+    request: &blindstore_types::api::AppendRequest,
+    started: Instant,
+) {
+    loop {
+        match via.append(&demo(), &w.chain_id(), request).await {
+            Ok(_) => return,
+            Err(e)
+                if matches!(
+                    e.code(),
+                    Some(ErrorCode::MissingChunk | ErrorCode::Unavailable)
+                ) =>
+            {
+                assert!(
+                    started.elapsed() < Duration::from_secs(60),
+                    "never repaired"
+                );
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
 /// A follower that missed hundreds of entries, each referencing the most chunks an entry may
 /// (about 34 KB each, several MB in all: more than one gRPC message may carry), catches up:
 /// batches are cut by bytes, not sent whole and refused forever.
@@ -1103,24 +1131,7 @@ async fn a_lagging_follower_catches_up_on_batches_larger_than_a_message() {
     let mut head = w.genesis();
     for i in 0..ENTRIES {
         let (request, hash) = w.sign(i, head, format!("e{i}").as_bytes(), chunks.clone());
-        loop {
-            match via.append(&demo(), &w.chain_id(), &request).await {
-                Ok(_) => break,
-                Err(e)
-                    if matches!(
-                        e.code(),
-                        Some(ErrorCode::MissingChunk | ErrorCode::Unavailable)
-                    ) =>
-                {
-                    assert!(
-                        started.elapsed() < Duration::from_secs(60),
-                        "never repaired"
-                    );
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                }
-                Err(e) => panic!("{e}"),
-            }
-        }
+        append_once_replicated(&via, &w, &request, started).await;
         head = hash;
     }
     let target = via.health().await.unwrap().last_log_index.unwrap();
@@ -1194,24 +1205,7 @@ async fn chunks_count_only_when_fully_replicated() {
     assert_eq!(refused.code(), Some(ErrorCode::Unavailable), "{refused}");
     // Once the victim is down past --down-after, repair makes a second copy elsewhere.
     let started = Instant::now();
-    loop {
-        match via.append(&demo(), &w.chain_id(), &request).await {
-            Ok(_) => break,
-            Err(e)
-                if matches!(
-                    e.code(),
-                    Some(ErrorCode::MissingChunk | ErrorCode::Unavailable)
-                ) =>
-            {
-                assert!(
-                    started.elapsed() < Duration::from_secs(60),
-                    "never repaired"
-                );
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
-            Err(e) => panic!("{e}"),
-        }
-    }
+    append_once_replicated(&via, &w, &request, started).await;
 
     // One node left: no second copy is possible, so nothing is acknowledged.
     let second = followers[1];

@@ -59,14 +59,7 @@ async fn bad_configuration_is_refused_before_start() {
     assert!(!dir.path().join("data").exists(), "nothing was created");
 
     // A staging TTL too short for an append to commit before its chunks could be collected.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_blindstore"))
-        .args(["serve", "--http-addr", "127.0.0.1:0", "--staging-ttl", "5s"])
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = refused(&dir.path().join("data"), &["--staging-ttl", "5s"]);
     assert!(stderr.contains("staging_ttl must be at least"), "{stderr}");
     assert!(!dir.path().join("data").exists(), "nothing was created");
 }
