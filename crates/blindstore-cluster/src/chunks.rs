@@ -143,13 +143,20 @@ impl Node {
             .peers
             .chunks(&info.rpc_addr)
             .map_err(unavailable)?;
+        // A client is waiting: an owner that does not answer soon (paused, overloaded) is
+        // passed over for the next node in rank order well within the write deadline.
+        let limit = if client_write {
+            self.per_peer_deadline() + Duration::from_secs_f64(data.len() as f64 / (8 << 20) as f64)
+        } else {
+            CHUNK_RPC_TIMEOUT
+        };
         let request = PutChunkRequest {
             zone: zone.to_string(),
             hash: hash.0.to_vec(),
             data,
             client_write,
         };
-        let reply = tokio::time::timeout(CHUNK_RPC_TIMEOUT, client.put(request))
+        let reply = tokio::time::timeout(limit, client.put(request))
             .await
             .map_err(|_| NodeError::Unavailable("chunk put timed out".into()))?
             .map_err(|s| match s.code() {
@@ -278,9 +285,14 @@ impl Node {
         let mut asks = tokio::task::JoinSet::new();
         for (id, info) in members.into_iter().filter(|(id, _)| *id != self.inner.id) {
             let (node, zone, hashes) = (self.clone(), zone.clone(), hashes.to_vec());
+            let limit = if touch {
+                self.per_peer_deadline()
+            } else {
+                CHUNK_RPC_TIMEOUT
+            };
             asks.spawn(async move {
                 let answer = node
-                    .missing_remote(&info, &zone, &hashes, touch, false)
+                    .missing_remote_within(&info, &zone, &hashes, touch, false, limit)
                     .await;
                 (id, answer)
             });
@@ -340,6 +352,25 @@ impl Node {
         touch: bool,
         verify: bool,
     ) -> Result<Vec<Hash32>, NodeError> {
+        self.missing_remote_within(info, zone, hashes, touch, verify, CHUNK_RPC_TIMEOUT)
+            .await
+    }
+
+    /// How long one peer may take on a client's write before it is passed over: a quarter of
+    /// the write deadline, so the next node in rank order still fits in it.
+    fn per_peer_deadline(&self) -> Duration {
+        (self.inner.write_timeout / 4).max(Duration::from_millis(250))
+    }
+
+    async fn missing_remote_within(
+        &self,
+        info: &NodeInfo,
+        zone: &ZoneId,
+        hashes: &[Hash32],
+        touch: bool,
+        verify: bool,
+        limit: Duration,
+    ) -> Result<Vec<Hash32>, NodeError> {
         let mut client = self
             .inner
             .peers
@@ -351,7 +382,7 @@ impl Node {
             touch,
             verify,
         };
-        let reply = tokio::time::timeout(CHUNK_RPC_TIMEOUT, client.missing(request))
+        let reply = tokio::time::timeout(limit, client.missing(request))
             .await
             .map_err(|_| NodeError::Unavailable("chunk query timed out".into()))?
             .map_err(unavailable)?;

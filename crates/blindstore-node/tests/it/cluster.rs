@@ -1467,3 +1467,36 @@ async fn the_gateway_token_cannot_act_as_a_member() {
     let admin = node.admin_client(&dir.path().join("n1"));
     assert_eq!(admin.cluster().await.unwrap().members.len(), 1);
 }
+
+/// A chunk owner that is paused (alive but silent) does not hold up uploads: it is passed
+/// over for the next node in rank order well within the write deadline, and the chunk still
+/// gets its two copies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_paused_owner_does_not_hold_up_uploads() {
+    let mut cluster = Cluster::start(&[]);
+    let (leader, followers) = cluster.leader_and_followers();
+    let via = cluster.nodes[leader].as_ref().unwrap().client();
+    let admin = via.clone().with_admin_token(ADMIN);
+    let paused = cluster.nodes[followers[0]].as_ref().unwrap();
+    signal(paused, "-STOP");
+    let mut slowest = Duration::ZERO;
+    let mut hashes = Vec::new();
+    for i in 0..12u32 {
+        let started = Instant::now();
+        let (hash, _) = via
+            .put_chunk(&demo(), format!("while an owner sleeps {i}").into_bytes())
+            .await
+            .unwrap();
+        slowest = slowest.max(started.elapsed());
+        hashes.push(hash);
+    }
+    assert!(
+        slowest < Duration::from_secs(5),
+        "slowest upload {slowest:?}"
+    );
+    signal(cluster.nodes[followers[0]].as_ref().unwrap(), "-CONT");
+    for hash in &hashes {
+        assert!(admin.replicas(&demo(), hash).await.unwrap().node_ids.len() >= 2);
+    }
+    cluster.nodes[leader].take();
+}
