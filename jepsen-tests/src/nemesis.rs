@@ -614,18 +614,23 @@ impl Nemesis {
     }
 
     /// What the node's log says so far of its chunk store: the start-up check (a store moved
-    /// aside) or, once it has run, the scrubber's first pass (damaged copies deleted).
+    /// aside) and, once it has run, the scrubber's first pass (damaged copies deleted).
     fn noticed(&self, id: u64) -> String {
         let log = std::fs::read_to_string(&self.cluster.nodes[&id].log).unwrap_or_default();
-        log.lines()
-            .rev()
-            .find_map(|l| {
-                ["scrub pass done", "chunk store opened"]
-                    .iter()
-                    .find_map(|m| l.find(m))
-                    .map(|start| format!("node {id}: {}", &l[start..]))
-            })
-            .unwrap_or_else(|| format!("node {id}: no chunk store line in its log yet"))
+        let last = |marker: &str| {
+            log.lines()
+                .rev()
+                .find_map(|l| l.find(marker).map(|start| l[start..].to_owned()))
+        };
+        let found: Vec<String> = ["chunk store opened", "scrub pass done"]
+            .iter()
+            .filter_map(|m| last(m))
+            .collect();
+        if found.is_empty() {
+            format!("node {id}: no chunk store line in its log yet")
+        } else {
+            format!("node {id}: {}", found.join("; "))
+        }
     }
 
     /// Points clients at the current members.
