@@ -1068,6 +1068,20 @@ async fn writes_have_a_deadline_and_shutdown_is_bounded_without_a_quorum() {
     }
 }
 
+/// Waits (up to 60 s) until the node behind `probe` has applied the log up to `target`.
+async fn applied_at_least(probe: &Client, target: u64) {
+    eventually(Duration::from_secs(60), "the node catches up", || {
+        let probe = probe.clone();
+        async move {
+            probe
+                .health()
+                .await
+                .is_ok_and(|h| h.last_applied.is_some_and(|a| a >= target))
+        }
+    })
+    .await;
+}
+
 /// Appends `request` once the chunks it references are fully replicated again (repair after a
 /// node loss), within 60 s of `started`.
 async fn append_once_replicated(
@@ -1142,16 +1156,7 @@ async fn a_lagging_follower_catches_up_on_batches_larger_than_a_message() {
     args.extend(cluster.extra.iter().map(String::as_str));
     let back = NodeProcess::start(&data, &args);
     let probe = back.client();
-    eventually(Duration::from_secs(60), "the follower catches up", || {
-        let probe = probe.clone();
-        async move {
-            probe
-                .health()
-                .await
-                .is_ok_and(|h| h.last_applied.is_some_and(|a| a >= target))
-        }
-    })
-    .await;
+    applied_at_least(&probe, target).await;
     let chain = probe.chain(&demo(), &w.chain_id()).await.unwrap();
     assert_eq!((chain.length, chain.head), (ENTRIES, head));
     cluster.nodes[lagging] = Some(back);
@@ -1294,16 +1299,7 @@ async fn a_holder_away_during_an_append_does_not_collect_the_chunk_afterwards() 
     args.extend(flags);
     let back = NodeProcess::start(&data, &args);
     let probe = back.client();
-    eventually(Duration::from_secs(60), "the node catches up", || {
-        let probe = probe.clone();
-        async move {
-            probe
-                .health()
-                .await
-                .is_ok_and(|h| h.last_applied.is_some_and(|a| a >= target))
-        }
-    })
-    .await;
+    applied_at_least(&probe, target).await;
     // Many GC passes later its copy is still there.
     tokio::time::sleep(Duration::from_secs(2)).await;
     signal(cluster.nodes[leader].as_ref().unwrap(), "-CONT");
