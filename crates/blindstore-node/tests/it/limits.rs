@@ -139,7 +139,7 @@ async fn requests_beyond_the_cap_are_shed_and_a_stalled_body_times_out() {
     let dir = tempfile::tempdir().unwrap();
     let node = NodeProcess::start(
         dir.path(),
-        &["--http-max-requests", "1", "--http-body-timeout", "1s"],
+        &["--http-max-requests", "1", "--http-body-timeout", "3s"],
     );
     // One upload whose body stalls holds the only request slot.
     let mut stalled = TcpStream::connect(addr(&node)).await.unwrap();
@@ -148,13 +148,15 @@ async fn requests_beyond_the_cap_are_shed_and_a_stalled_body_times_out() {
         "PUT /v1/zones/demo/chunks/{hash} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789"
     );
     stalled.write_all(head.as_bytes()).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Give the server time to take the upload up (it holds the slot until the body deadline,
+    // 3 s); asking earlier could take the slot first and have the upload shed instead.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     let e = node.client().health().await.unwrap_err();
     assert_eq!(e.code(), Some(ErrorCode::Unavailable), "{e}");
 
     // The stalled body is given up on at the body deadline, with a JSON error.
     let mut answer = Vec::new();
-    let read = tokio::time::timeout(Duration::from_secs(5), async {
+    let read = tokio::time::timeout(Duration::from_secs(8), async {
         let mut buf = [0u8; 1024];
         loop {
             match stalled.read(&mut buf).await {
