@@ -124,6 +124,21 @@ impl Cluster {
     }
 }
 
+/// Uploads `count` chunks `"{prefix} {i}"`, spread over `clients` in turn; returns each hash
+/// with its bytes.
+async fn put_chunks(clients: &[Client], prefix: &str, count: u32) -> Vec<(Hash32, Vec<u8>)> {
+    let mut chunks = Vec::new();
+    for i in 0..count {
+        let bytes = format!("{prefix} {i}").into_bytes();
+        let (hash, _) = clients[i as usize % clients.len()]
+            .put_chunk(&demo(), bytes.clone())
+            .await
+            .unwrap();
+        chunks.push((hash, bytes));
+    }
+    chunks
+}
+
 /// Sends `sig` (e.g. `-STOP`) to a node's process.
 fn signal(node: &NodeProcess, sig: &str) {
     let status = std::process::Command::new("kill")
@@ -341,15 +356,7 @@ async fn lost_copies_are_restored_and_a_new_node_takes_its_share_without_droppin
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1000);
-    let mut chunks = Vec::new();
-    for i in 0..count {
-        let bytes = format!("repair chunk {i}").into_bytes();
-        let (hash, _) = clients[i as usize % 3]
-            .put_chunk(&demo(), bytes.clone())
-            .await
-            .unwrap();
-        chunks.push((hash, bytes));
-    }
+    let chunks = put_chunks(&clients, "repair chunk", count).await;
     // Kill a follower; everything stays readable.
     let status = cluster.status(cluster.nodes[0].as_ref().unwrap());
     let leader = status["leader"].as_u64().unwrap();
@@ -503,15 +510,7 @@ async fn draining_and_force_removing_nodes_loses_nothing() {
     let mut cluster = Cluster::start(&["--down-after", "60s", "--repair-interval", "300ms"]);
     cluster.join_node();
     let clients = cluster.clients();
-    let mut chunks = Vec::new();
-    for i in 0..120u32 {
-        let bytes = format!("drain chunk {i}").into_bytes();
-        let (hash, _) = clients[i as usize % 4]
-            .put_chunk(&demo(), bytes.clone())
-            .await
-            .unwrap();
-        chunks.push((hash, bytes));
-    }
+    let chunks = put_chunks(&clients, "drain chunk", 120).await;
     let via = cluster.nodes[0].as_ref().unwrap();
     let admin = via.client().with_admin_token(ADMIN);
 
@@ -1326,15 +1325,7 @@ async fn a_holder_away_during_an_append_does_not_collect_the_chunk_afterwards() 
 async fn a_dead_leader_can_be_force_removed_at_once() {
     let mut cluster = Cluster::start(&["--repair-interval", "300ms"]);
     let clients = cluster.clients();
-    let mut chunks = Vec::new();
-    for i in 0..60u32 {
-        let bytes = format!("outlives the leader {i}").into_bytes();
-        let (hash, _) = clients[i as usize % 3]
-            .put_chunk(&demo(), bytes.clone())
-            .await
-            .unwrap();
-        chunks.push((hash, bytes));
-    }
+    let chunks = put_chunks(&clients, "outlives the leader", 60).await;
     let status = cluster.status(cluster.nodes[0].as_ref().unwrap());
     let leader_id = status["leader"].as_u64().unwrap();
     let (leader, followers) = cluster.leader_and_followers();
