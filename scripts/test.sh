@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of Blindstore:
+#   - the gateway's dependencies: no Raft, no LMDB;
 #   - the Rust workspace: unit tests, openraft's storage test suite on the LMDB stores, the
 #     entry-format test vectors, HTTP API tests, and multi-process tests of the real binary
 #     (kill -9 durability, racing writers, garbage collection);
@@ -12,6 +13,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The gateway must not link Raft or LMDB (docs/ARCHITECTURE.md).
+if cargo tree -p blindstore-gateway -e normal --prefix none | grep -E '^(openraft|heed|blindstore-storage|blindstore-cluster) '; then
+    echo "blindstore-gateway links Raft or LMDB (see above)" >&2
+    exit 1
+fi
 cargo build --workspace --bins
 cargo test --workspace
 python3 scripts/walkthrough.py --spawn target/debug/blindstore

@@ -1,3 +1,4 @@
+use blindstore_replication::ChunkError;
 use blindstore_storage::StorageError;
 use blindstore_types::Hash32;
 
@@ -62,15 +63,25 @@ pub enum NodeError {
 }
 
 impl From<StorageError> for NodeError {
+    /// A storage error means the same for a node as for chunk replication.
     fn from(e: StorageError) -> Self {
+        ChunkError::from(e).into()
+    }
+}
+
+impl From<ChunkError> for NodeError {
+    fn from(e: ChunkError) -> Self {
         match e {
-            StorageError::HashMismatch { expected, actual } => {
+            ChunkError::HashMismatch { expected, actual } => {
                 NodeError::HashMismatch { expected, actual }
             }
-            StorageError::CorruptChunk { hash, .. } => NodeError::CorruptChunk(hash),
-            e @ StorageError::QuotaExceeded { .. } => NodeError::QuotaExceeded(e.to_string()),
-            StorageError::Full(why) => NodeError::InsufficientStorage(why),
-            other => NodeError::Storage(other),
+            ChunkError::UnknownChunk => NodeError::UnknownChunk,
+            ChunkError::QuotaExceeded(m) => NodeError::QuotaExceeded(m),
+            ChunkError::InsufficientStorage(m) => NodeError::InsufficientStorage(m),
+            ChunkError::Unavailable(m) => NodeError::Unavailable(m),
+            ChunkError::CorruptChunk(hash) => NodeError::CorruptChunk(hash),
+            ChunkError::Internal(m) => NodeError::Internal(m),
+            ChunkError::Storage(e) => NodeError::Storage(e),
         }
     }
 }

@@ -3,25 +3,21 @@
 //! [`Node`] is what the HTTP layer talks to: it validates requests, stores payloads as chunks,
 //! proposes commands through openraft and reads the state machine, linearizably unless asked
 //! otherwise. It knows nothing of HTTP; errors come out as [`NodeError`], which keeps "definitely
-//! did not happen" apart from "outcome unknown".
+//! did not happen" apart from "outcome unknown". Chunk replication (placement, transfer,
+//! repair, GC, scrubbing) is the `blindstore-replication` crate's [`Replicator`], which the
+//! node owns and feeds its membership through `membership::MembershipView`.
 
-mod chunks;
 mod error;
 mod forwarding;
-mod gc;
 mod joining;
 mod membership;
 mod node;
-mod placement;
-mod repair;
 mod rpc_server;
-mod scrub;
 mod transport;
 
+pub use blindstore_replication::{RepairReport, Replicator, ScrubConfig, ScrubReport};
 pub use error::NodeError;
 pub use node::{
     entry_answer_bytes, AppendInput, Consistency, EntriesPage, Limits, Node, NodeConfig,
     ReadEntries, ZoneInfo,
 };
-pub use repair::RepairReport;
-pub use scrub::{ScrubConfig, ScrubReport};

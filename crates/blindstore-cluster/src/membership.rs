@@ -3,7 +3,13 @@
 //! `forwarding`, the node-to-node server in `rpc_server`.
 
 use std::collections::BTreeSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Weak;
 use std::time::Duration;
+
+use blindstore_replication::{ChunkError, ClusterView};
+use tokio_util::sync::CancellationToken;
 
 use blindstore_storage::TypeConfig;
 use blindstore_types::api::{ClusterMembers, Member};
@@ -12,7 +18,50 @@ use blindstore_types::raft::{NodeId, NodeInfo};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{ChangeMembers, Raft};
 
-use crate::{Node, NodeError};
+use crate::node::Inner;
+use crate::{Consistency, Node, NodeError};
+
+/// What chunk replication sees of its node: the storage members from the Raft membership and
+/// the linearizable read barrier. Weak, so the node's replicator does not keep the node alive.
+pub(crate) struct MembershipView(pub(crate) Weak<Inner>);
+
+impl MembershipView {
+    fn node(&self) -> Option<Node> {
+        self.0.upgrade().map(|inner| Node { inner })
+    }
+}
+
+impl ClusterView for MembershipView {
+    fn storage_members(&self) -> Vec<(NodeId, NodeInfo)> {
+        self.node()
+            .map(|node| node.storage_members())
+            .unwrap_or_default()
+    }
+
+    fn read_barrier(&self) -> Pin<Box<dyn Future<Output = Result<(), ChunkError>> + Send + '_>> {
+        Box::pin(async move {
+            let node = self
+                .node()
+                .ok_or_else(|| ChunkError::Unavailable("the node is stopping".into()))?;
+            node.read_barrier(Consistency::Linearizable)
+                .await
+                .map_err(|e| ChunkError::Unavailable(e.to_string()))
+        })
+    }
+}
+
+/// Runs [`Node::tidy_membership`] every `interval` until `shutdown`.
+pub(crate) async fn run_tidy(node: Node, interval: Duration, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        if let Err(e) = node.tidy_membership().await {
+            tracing::warn!(error = %e, "tidying the membership failed; will retry");
+        }
+    }
+}
 
 impl Node {
     /// Runs one membership change (or learner addition) on the leader within `limit`. A
@@ -86,6 +135,16 @@ impl Node {
             .membership_config
             .membership()
             .clone()
+    }
+
+    /// The nodes that hold chunks: every member of the Raft membership that can be reached
+    /// (has an rpc address), and always this node.
+    pub(crate) fn storage_members(&self) -> Vec<(NodeId, NodeInfo)> {
+        self.membership()
+            .nodes()
+            .filter(|(id, info)| **id == self.inner.id || !info.rpc_addr.is_empty())
+            .map(|(id, info)| (*id, info.clone()))
+            .collect()
     }
 
     pub(crate) fn raft(&self) -> &Raft<TypeConfig> {
@@ -177,7 +236,7 @@ impl Node {
 
     /// Leader: keeps the membership as wanted after removals, whoever made them: a storage
     /// node is promoted while voters are fewer than wanted, and nodes no longer members lose
-    /// their draining mark. Idempotent; the repairer calls it on every pass.
+    /// their draining mark. Idempotent; `run_tidy` calls it every repair interval.
     pub(crate) async fn tidy_membership(&self) -> Result<(), NodeError> {
         if !self.is_leader() {
             return Ok(());
@@ -213,7 +272,7 @@ impl Node {
     /// How many chunks `node` holds, asked over rpc.
     pub(crate) async fn held_by(&self, node: NodeId) -> Result<u64, NodeError> {
         if node == self.inner.id {
-            return Ok(self.inner.chunks.total_usage()?.chunks);
+            return Ok(self.inner.replicator.local().total_usage()?.chunks);
         }
         let info = self
             .membership()

@@ -2,9 +2,10 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use blindstore_replication::{ReplicationConfig, Replicator, Schedule};
 use blindstore_storage::negative_controls::{
     self,
     Control::{EarlyAck, SkipCas, StaleReads},
@@ -21,8 +22,9 @@ use openraft::{Raft, ServerState};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::membership::MembershipView;
 use crate::transport::GrpcNetwork;
-use crate::{gc, NodeError};
+use crate::NodeError;
 use crate::{joining, rpc_server};
 use blindstore_rpc::ClusterSecret;
 use blindstore_rpc::Peers;
@@ -166,20 +168,11 @@ pub(crate) struct Inner {
     pub(crate) voters: usize,
     pub(crate) raft: Raft<TypeConfig>,
     pub(crate) state: StateMachineStore,
-    pub(crate) chunks: ChunkStore,
+    /// Chunk placement, transfer, repair, GC and scrubbing, over this node's chunk store.
+    pub(crate) replicator: Replicator,
     pub(crate) peers: Peers,
-    /// Copies of each chunk (at most the number of storage members).
-    pub(crate) replication: usize,
-    pub(crate) down_after: Duration,
-    pub(crate) liveness: crate::repair::Liveness,
-    /// Held chunks that some owner lacked at the last repair pass.
-    pub(crate) under_replicated: std::sync::atomic::AtomicU64,
     limits: Limits,
     pub(crate) write_timeout: Duration,
-    /// Unreferenced chunks older than this are garbage.
-    pub(crate) staging_ttl: Duration,
-    data_dir: PathBuf,
-    min_free_bytes: u64,
     /// Serialises membership changes made by this node as leader.
     pub(crate) membership: tokio::sync::Mutex<joining::Reservations>,
     pub(crate) shutdown: CancellationToken,
@@ -262,49 +255,56 @@ impl Node {
             tracing::info!(node_id = id, "bootstrapped a one-voter cluster");
         }
 
+        let replication = ReplicationConfig {
+            id,
+            replication: config.replication,
+            down_after: config.down_after,
+            write_timeout: config.write_timeout,
+            staging_ttl: config.staging_ttl,
+            data_dir: config.data_dir.clone(),
+            min_free_bytes: config.min_free_bytes,
+        };
         let node = Node {
-            inner: Arc::new(Inner {
+            // The replicator sees the node through a weak reference, so neither keeps the
+            // other alive.
+            inner: Arc::new_cyclic(|me: &Weak<Inner>| Inner {
                 id,
                 bootstrapped,
                 own_info,
                 voters: config.voters,
                 raft,
+                replicator: Replicator::new(
+                    replication,
+                    chunks,
+                    state.clone(),
+                    peers.clone(),
+                    Box::new(MembershipView(me.clone())),
+                ),
                 state,
-                chunks,
                 peers,
-                replication: config.replication,
-                down_after: config.down_after,
-                liveness: Default::default(),
-                under_replicated: Default::default(),
                 limits: config.limits.clone(),
                 write_timeout: config.write_timeout,
-                staging_ttl: config.staging_ttl,
-                data_dir: config.data_dir.clone(),
-                min_free_bytes: config.min_free_bytes,
                 membership: tokio::sync::Mutex::new(joining::Reservations::default()),
                 shutdown: CancellationToken::new(),
                 tasks: tokio::sync::Mutex::new(Vec::new()),
             }),
         };
-        let gc_task = tokio::spawn(gc::run(
-            node.clone(),
-            config.staging_ttl,
-            config.gc_interval,
-            node.inner.shutdown.clone(),
-        ));
-        node.inner.tasks.lock().await.push(gc_task);
-        let scrub_task = tokio::spawn(crate::scrub::run(
-            node.clone(),
-            config.scrub,
-            node.inner.shutdown.clone(),
-        ));
-        node.inner.tasks.lock().await.push(scrub_task);
-        let repair_task = tokio::spawn(crate::repair::run(
+        let schedule = Schedule {
+            gc_interval: config.gc_interval,
+            repair_interval: config.repair_interval,
+            scrub: config.scrub,
+        };
+        let background = node
+            .inner
+            .replicator
+            .spawn_background(schedule, &node.inner.shutdown);
+        node.inner.tasks.lock().await.extend(background);
+        let tidy = tokio::spawn(crate::membership::run_tidy(
             node.clone(),
             config.repair_interval,
             node.inner.shutdown.clone(),
         ));
-        node.inner.tasks.lock().await.push(repair_task);
+        node.inner.tasks.lock().await.push(tidy);
         if let Some(listener) = rpc_listener {
             let rpc_task = tokio::spawn(rpc_server::serve_rpc(node.clone(), listener, secret));
             node.inner.tasks.lock().await.push(rpc_task);
@@ -389,9 +389,9 @@ impl Node {
         tracing::info!("node stopped");
     }
 
-    /// This node's own chunk store (what peers ask it for).
-    pub(crate) fn local_chunks(&self) -> &ChunkStore {
-        &self.inner.chunks
+    /// Chunk replication on this node: placement, repair, garbage collection, scrubbing.
+    pub fn chunks(&self) -> &Replicator {
+        &self.inner.replicator
     }
 
     pub fn limits(&self) -> &Limits {
@@ -418,11 +418,8 @@ impl Node {
             last_log_index: m.last_log_index,
             snapshot: m.snapshot.map(|l| l.index),
             purged: m.purged.map(|l| l.index),
-            under_replicated: self
-                .inner
-                .under_replicated
-                .load(std::sync::atomic::Ordering::Relaxed),
-            chunks_held: match self.inner.chunks.total_usage() {
+            under_replicated: self.inner.replicator.under_replicated(),
+            chunks_held: match self.inner.replicator.local().total_usage() {
                 Ok(usage) => usage.chunks,
                 Err(e) => {
                     tracing::error!(error = %e, "reading chunk usage");
@@ -471,7 +468,7 @@ impl Node {
         zone: ZoneId,
         record: blindstore_types::command::ZoneRecord,
     ) -> Result<ZoneInfo, NodeError> {
-        let held = self.inner.chunks.usage(&zone)?;
+        let held = self.inner.replicator.local().usage(&zone)?;
         let quota = self.inner.state.quota(&zone)?;
         Ok(ZoneInfo {
             quota,
@@ -502,31 +499,47 @@ impl Node {
             });
         }
         self.check_room()?;
-        self.before_proposal(self.store_chunk(zone, hash, bytes, true))
+        self.before_proposal(self.store_chunk(zone, hash, bytes))
             .await
+    }
+
+    /// Stores a client's chunk on its owners (see [`Replicator::store`]).
+    async fn store_chunk(
+        &self,
+        zone: &ZoneId,
+        hash: Hash32,
+        bytes: Vec<u8>,
+    ) -> Result<bool, NodeError> {
+        Ok(self.inner.replicator.store(zone, hash, bytes, true).await?)
+    }
+
+    /// A chunk's verified bytes from any holder (see [`Replicator::fetch`]).
+    async fn fetch_chunk(&self, zone: &ZoneId, hash: &Hash32) -> Result<Vec<u8>, NodeError> {
+        Ok(self.inner.replicator.fetch(zone, hash).await?)
+    }
+
+    /// Which of `hashes` are not fully replicated (see [`Replicator::missing_anywhere`]).
+    async fn missing_anywhere(
+        &self,
+        zone: &ZoneId,
+        hashes: &[Hash32],
+        touch: bool,
+    ) -> Result<Vec<Hash32>, NodeError> {
+        Ok(self
+            .inner
+            .replicator
+            .missing_anywhere(zone, hashes, touch)
+            .await?)
     }
 
     /// Refuses new data when this node is short of room: free disk below `min_free_bytes`, or
     /// the state store's map over 90% full (so Raft never meets a full map while applying).
     pub(crate) fn check_room(&self) -> Result<(), NodeError> {
-        self.disk_room()?;
+        self.inner.replicator.disk_room()?;
         let (used, size) = self.inner.state.map_usage()?;
         if used > size / 10 * 9 {
             return Err(NodeError::InsufficientStorage(format!(
                 "the state store uses {used} of its {size}-byte map; raise its map size"
-            )));
-        }
-        Ok(())
-    }
-
-    /// Free disk space at or above the reserve.
-    pub(crate) fn disk_room(&self) -> Result<(), NodeError> {
-        let free =
-            fs4::available_space(&self.inner.data_dir).map_err(|e| NodeError::Storage(e.into()))?;
-        if free < self.inner.min_free_bytes {
-            return Err(NodeError::InsufficientStorage(format!(
-                "{free} bytes free, below the reserve of {}",
-                self.inner.min_free_bytes
             )));
         }
         Ok(())
@@ -564,7 +577,7 @@ impl Node {
     /// A chunk's length, if it is stored anywhere.
     pub async fn chunk_len(&self, zone: &ZoneId, hash: &Hash32) -> Result<u64, NodeError> {
         self.require_zone_fresh(zone).await?;
-        match self.inner.chunks.len(zone, hash)? {
+        match self.inner.replicator.local().len(zone, hash)? {
             Some(len) => Ok(len),
             None => Ok(self.fetch_chunk(zone, hash).await?.len() as u64),
         }
@@ -707,7 +720,7 @@ impl Node {
                 limit: quota.max_entries,
             }));
         }
-        self.before_proposal(self.store_chunk(zone, header.payload_hash, input.payload, true))
+        self.before_proposal(self.store_chunk(zone, header.payload_hash, input.payload))
             .await?;
 
         let (index, entry_hash) = (header.index, header.entry_hash);
@@ -941,14 +954,6 @@ fn unexpected(response: CommandResponse) -> NodeError {
 pub fn entry_answer_bytes(header: &EntryHeader) -> u64 {
     const FIXED: u64 = 512;
     header.payload_len.div_ceil(3) * 4 + header.chunks.len() as u64 * 67 + FIXED
-}
-
-/// Wall-clock time, used only by the proposer (never inside state machine application).
-pub(crate) fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 fn now_ms() -> u64 {

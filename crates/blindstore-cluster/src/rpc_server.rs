@@ -1,10 +1,9 @@
 //! The server side of node-to-node gRPC: Raft messages into openraft, the cluster calls
-//! (join, forward, read index) and chunk transfers into [`Node`]. Every call has passed the
+//! (join, forward, read index) into [`Node`]; chunk transfers go to the node's replicator
+//! (`blindstore_replication::ChunksRpc`). Every call has passed the
 //! cluster-secret check before it gets here (the interceptors are installed in `serve_rpc`);
 //! the Cluster service also admits the gateway token, for `Members` only.
 
-use blindstore_rpc::v1::chunks_server::Chunks;
-use blindstore_rpc::v1::chunks_server::ChunksServer;
 use blindstore_rpc::v1::cluster_server::Cluster;
 use blindstore_rpc::v1::cluster_server::ClusterServer;
 use blindstore_rpc::v1::forward_error::Kind;
@@ -12,23 +11,17 @@ use blindstore_rpc::v1::forward_reply::Result as ForwardResult;
 use blindstore_rpc::v1::raft_server::Raft as RaftService;
 use blindstore_rpc::v1::raft_server::RaftServer;
 use blindstore_rpc::v1::{
-    AddMemberReply, AddMemberRequest, ForwardError, ForwardReply, ForwardRequest, GetChunkReply,
-    GetChunkRequest, HeldReply, HeldRequest, JoinReply, JoinRequest, MemberInfo, MembersReply,
-    MembersRequest, MissingChunksReply, MissingChunksRequest, PutChunkReply, PutChunkRequest,
-    RaftMessage, ReadIndexReply, ReadIndexRequest,
+    AddMemberReply, AddMemberRequest, ForwardError, ForwardReply, ForwardRequest, HeldReply,
+    HeldRequest, JoinReply, JoinRequest, MemberInfo, MembersReply, MembersRequest, RaftMessage,
+    ReadIndexReply, ReadIndexRequest,
 };
-use blindstore_rpc::{require_member, ClusterSecret, MAX_MESSAGE_BYTES, MAX_RAFT_MESSAGE_BYTES};
+use blindstore_rpc::{require_member, ClusterSecret, MAX_RAFT_MESSAGE_BYTES};
 use blindstore_types::command::Command;
 use blindstore_types::raft::NodeInfo;
 use blindstore_types::record::{decode, encode};
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
-use blindstore_storage::StorageError;
-use blindstore_types::{Hash32, ZoneId};
-
-use crate::chunks::hash_from_bytes;
-use crate::node::now_secs;
 use crate::{Node, NodeError};
 
 /// Serves node-to-node gRPC on `listener` until the node shuts down.
@@ -55,9 +48,7 @@ pub(crate) async fn serve_rpc(node: Node, listener: TcpListener, secret: Cluster
             secret.checker_allowing_gateways(),
         ))
         .add_service(tonic::service::interceptor::InterceptedService::new(
-            ChunksServer::new(ChunksRpc(node))
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            node.inner.replicator.rpc_service(),
             secret.checker(),
         ))
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled())
@@ -70,9 +61,6 @@ pub(crate) async fn serve_rpc(node: Node, listener: TcpListener, secret: Cluster
 
 /// Serves `blindstore.v1.Raft` for a node.
 pub(crate) struct RaftRpc(pub(crate) Node);
-
-/// Serves `blindstore.v1.Chunks` from a node's own chunk store.
-pub(crate) struct ChunksRpc(pub(crate) Node);
 
 /// Serves `blindstore.v1.Cluster` for a node.
 pub(crate) struct ClusterRpc(pub(crate) Node);
@@ -210,7 +198,8 @@ impl Cluster for ClusterRpc {
         require_member(&request)?;
         let usage = self
             .0
-            .local_chunks()
+            .chunks()
+            .local()
             .total_usage()
             .map_err(|e| Status::internal(e.to_string()))?;
         Ok(Response::new(HeldReply {
@@ -225,97 +214,5 @@ impl Cluster for ClusterRpc {
         require_member(&request)?;
         let index = self.0.leader_read_index().await.map_err(status_of)?;
         Ok(Response::new(ReadIndexReply { index }))
-    }
-}
-
-fn chunk_address(zone: &str, hash: &[u8]) -> Result<(ZoneId, Hash32), Status> {
-    let zone = ZoneId::new(zone).map_err(|e| Status::invalid_argument(e.to_string()))?;
-    let hash = hash_from_bytes(hash)
-        .ok_or_else(|| Status::invalid_argument("a chunk hash is 32 bytes"))?;
-    Ok((zone, hash))
-}
-
-#[tonic::async_trait]
-impl Chunks for ChunksRpc {
-    async fn put(
-        &self,
-        request: Request<PutChunkRequest>,
-    ) -> Result<Response<PutChunkReply>, Status> {
-        let r = request.into_inner();
-        let (zone, hash) = chunk_address(&r.zone, &r.hash)?;
-        let created = self
-            .0
-            .put_local(&zone, hash, r.data, r.client_write)
-            .await
-            .map_err(|e| match e {
-                NodeError::HashMismatch { .. } => Status::invalid_argument(e.to_string()),
-                NodeError::QuotaExceeded(m) => Status::failed_precondition(m),
-                NodeError::InsufficientStorage(m) => Status::resource_exhausted(m),
-                other => Status::internal(other.to_string()),
-            })?;
-        Ok(Response::new(PutChunkReply { created }))
-    }
-
-    async fn get(
-        &self,
-        request: Request<GetChunkRequest>,
-    ) -> Result<Response<GetChunkReply>, Status> {
-        let r = request.into_inner();
-        let (zone, hash) = chunk_address(&r.zone, &r.hash)?;
-        // A corrupt local copy is reported as absent, so the caller tries another holder.
-        let data = match self.0.local_chunks().get(&zone, &hash).await {
-            Ok(data) => data,
-            Err(e) => {
-                tracing::error!(error = %e, "local chunk copy unusable");
-                None
-            }
-        };
-        Ok(Response::new(GetChunkReply {
-            found: data.is_some(),
-            data: data.unwrap_or_default(),
-        }))
-    }
-
-    async fn missing(
-        &self,
-        request: Request<MissingChunksRequest>,
-    ) -> Result<Response<MissingChunksReply>, Status> {
-        let r = request.into_inner();
-        let zone = ZoneId::new(&r.zone).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let hashes = r
-            .hashes
-            .iter()
-            .map(|h| {
-                hash_from_bytes(h)
-                    .ok_or_else(|| Status::invalid_argument("a chunk hash is 32 bytes"))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let chunks = self.0.local_chunks();
-        let internal = |e: StorageError| Status::internal(e.to_string());
-        let mut missing = if r.touch {
-            chunks.touch(&zone, hashes, now_secs()).await
-        } else {
-            chunks.missing(&zone, &hashes)
-        }
-        .map_err(internal)?;
-        if r.verify {
-            // A held copy that fails its hash is no copy: never counted by whoever asks.
-            let held: Vec<Hash32> = r
-                .hashes
-                .iter()
-                .filter_map(|h| hash_from_bytes(h))
-                .filter(|h| !missing.contains(h))
-                .collect();
-            for hash in held {
-                match chunks.get(&zone, &hash).await {
-                    Ok(Some(_)) => {}
-                    Ok(None) | Err(StorageError::CorruptChunk { .. }) => missing.push(hash),
-                    Err(e) => return Err(internal(e)),
-                }
-            }
-        }
-        Ok(Response::new(MissingChunksReply {
-            missing: missing.iter().map(|h| h.0.to_vec()).collect(),
-        }))
     }
 }

@@ -188,8 +188,13 @@ pub(crate) async fn chunk_replicas(
         .node
         .zone(&zone, blindstore_cluster::Consistency::Stale)
         .await?;
-    let node_ids = state.node.replicas(&zone, &hash).await?;
-    let owners = state.node.owners(&zone, &hash);
+    let node_ids = state
+        .node
+        .chunks()
+        .replicas(&zone, &hash)
+        .await
+        .map_err(blindstore_cluster::NodeError::from)?;
+    let owners = state.node.chunks().owners(&zone, &hash);
     Ok(Json(Replicas { node_ids, owners }))
 }
 

@@ -2,7 +2,7 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -10,10 +10,9 @@ use blindstore_types::api::{ErrorBody, MissingChunksRequest, MissingChunksRespon
 use blindstore_types::{Hash32, ZoneId};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
-use crate::{parse_zone, ApiError, ApiJson, ApiPath, AppState};
+use blindstore_web::{etag_headers, if_none_match};
 
-/// Chunks never change, so any cache may keep them forever.
-const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+use crate::{parse_zone, ApiError, ApiJson, ApiPath, AppState};
 
 fn parse_chunk_path(zone: &str, hash: &str) -> Result<(ZoneId, Hash32), ApiError> {
     let zone = parse_zone(zone)?;
@@ -146,25 +145,4 @@ pub(crate) async fn missing_chunks(
     let zone = parse_zone(&zone)?;
     let missing = state.node.missing_chunks(&zone, &req.hashes).await?;
     Ok(Json(MissingChunksResponse { missing }))
-}
-
-/// `ETag` and immutable `Cache-Control` for a chunk (also used by the gateway).
-pub fn etag_headers(hash: &Hash32) -> [(axum::http::HeaderName, HeaderValue); 2] {
-    let etag = HeaderValue::from_str(&format!("\"{hash}\"")).expect("hex is a valid header value");
-    [
-        (ETAG, etag),
-        (CACHE_CONTROL, HeaderValue::from_static(IMMUTABLE)),
-    ]
-}
-
-/// `If-None-Match: "<hash>"`, a list containing it (weak or strong), or `*`.
-pub fn if_none_match(headers: &HeaderMap, hash: &Hash32) -> bool {
-    let hex = hash.to_hex();
-    headers.get_all(IF_NONE_MATCH).iter().any(|v| {
-        v.to_str().is_ok_and(|v| {
-            v.split(',')
-                .map(str::trim)
-                .any(|tag| tag == "*" || tag.trim_start_matches("W/").trim_matches('"') == hex)
-        })
-    })
 }

@@ -3,16 +3,9 @@
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use blindstore_cluster::NodeError;
 use blindstore_types::api::{ErrorBody, ErrorCode};
-
-/// What a 503 `unavailable` says: the detail (addresses, library errors) goes to the log only.
-const UNAVAILABLE: &str =
-    "the cluster cannot take this request now (no leader, no quorum or a peer unreachable); nothing was changed; retry later";
-/// What a 503 `outcome_unknown` says.
-const OUTCOME_UNKNOWN: &str =
-    "the write was proposed but its outcome is unknown (leader lost or deadline passed); read to find out before retrying";
+use blindstore_web::{error_response_with, OUTCOME_UNKNOWN, UNAVAILABLE};
 
 /// An error as the API reports it: status, stable code, message. Internal details are logged,
 /// never returned.
@@ -121,8 +114,6 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (code, message, conflict) = self.parts();
-        let status =
-            StatusCode::from_u16(code.status()).expect("every error code has a valid status");
         let mut body = ErrorBody::new(code, message);
         if let Some((length, head)) = conflict {
             body.error.length = Some(length);
@@ -130,6 +121,6 @@ impl IntoResponse for ApiError {
             body.length = Some(length);
             body.head = Some(head);
         }
-        (status, Json(body)).into_response()
+        error_response_with(body)
     }
 }

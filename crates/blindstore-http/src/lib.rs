@@ -8,7 +8,6 @@ mod admin;
 mod chains;
 mod chunks;
 mod error;
-mod server;
 
 use std::sync::{Arc, OnceLock};
 
@@ -25,9 +24,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-pub use chunks::{etag_headers, if_none_match};
 pub use error::ApiError;
-pub use server::{limited, serve, ServerLimits};
 
 /// What every handler gets.
 #[derive(Clone)]

@@ -294,8 +294,8 @@ pub struct ServeArgs {
 
 impl Config {
     /// The HTTP server's limits.
-    pub fn server_limits(&self) -> blindstore_http::ServerLimits {
-        blindstore_http::ServerLimits {
+    pub fn server_limits(&self) -> blindstore_web::ServerLimits {
+        blindstore_web::ServerLimits {
             header_read_timeout: self.http_header_timeout,
             body_read_timeout: self.http_body_timeout,
             request_timeout: self.http_request_timeout,

@@ -177,11 +177,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // can be reached), then let requests in flight finish, within a deadline.
     let drain = tokio_util::sync::CancellationToken::new();
     let limits = config.server_limits();
-    let server =
-        blindstore_http::serve(listener, blindstore_http::limited(app, &limits), limits, {
-            let drain = drain.clone();
-            async move { drain.cancelled().await }
-        });
+    let server = blindstore_web::serve(listener, blindstore_web::limited(app, &limits), limits, {
+        let drain = drain.clone();
+        async move { drain.cancelled().await }
+    });
     let mut server = tokio::spawn(server);
     tokio::select! {
         _ = shutdown_signal() => {}
@@ -233,8 +232,8 @@ async fn serve_gateway(config: Config, admin_token: String) -> anyhow::Result<()
     println!("blindstore listening on http://{local_addr}");
     let _ = std::io::stdout().flush();
     let limits = config.server_limits();
-    let app = blindstore_http::limited(blindstore_gateway::router(gateway), &limits);
-    blindstore_http::serve(listener, app, limits, shutdown_signal()).await;
+    let app = blindstore_web::limited(blindstore_gateway::router(gateway), &limits);
+    blindstore_web::serve(listener, app, limits, shutdown_signal()).await;
     shutdown.cancel();
     if let Err(e) = refresher.await {
         tracing::warn!(error = %e, "member refresher ended abnormally");

@@ -185,6 +185,7 @@ async fn repair_restores_two_copies_after_a_node_stops() {
     for hash in &hashes {
         assert_eq!(
             cluster.nodes[0]
+                .chunks()
                 .replicas(&demo(), hash)
                 .await
                 .unwrap()
@@ -205,7 +206,7 @@ async fn repair_restores_two_copies_after_a_node_stops() {
         "two live copies of every chunk",
         || async {
             for hash in &hashes {
-                let holders = live[0].replicas(&demo(), hash).await.unwrap();
+                let holders = live[0].chunks().replicas(&demo(), hash).await.unwrap();
                 if holders.len() != 2 || holders.contains(&gone_id) {
                     return false;
                 }
@@ -246,22 +247,28 @@ async fn garbage_collection_removes_unreferenced_chunks_everywhere_and_keeps_ref
     // Past a 1 s staging TTL, a pass on every node (each after its read barrier).
     tokio::time::sleep(Duration::from_millis(2100)).await;
     for node in &cluster.nodes {
-        node.collect_garbage(Duration::from_secs(1)).await.unwrap();
+        node.chunks()
+            .collect_garbage(Duration::from_secs(1))
+            .await
+            .unwrap();
     }
     assert!(via
+        .chunks()
         .replicas(&demo(), &Hash32::digest(&loose))
         .await
         .unwrap()
         .is_empty());
     assert_eq!(
-        via.replicas(&demo(), &Hash32::digest(&kept))
+        via.chunks()
+            .replicas(&demo(), &Hash32::digest(&kept))
             .await
             .unwrap()
             .len(),
         2
     );
     assert_eq!(
-        via.replicas(&demo(), &Hash32::digest(b"payload"))
+        via.chunks()
+            .replicas(&demo(), &Hash32::digest(b"payload"))
             .await
             .unwrap()
             .len(),

@@ -551,7 +551,8 @@ async fn draining_and_force_removing_nodes_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_gateway_serves_the_api_and_repeated_chunk_reads_from_its_cache() {
-    let mut cluster = Cluster::start(&[]);
+    // Chunks up to the largest allowed size, for the gateway's memory check below.
+    let mut cluster = Cluster::start(&["--max-chunk-bytes", "33554432"]);
     let seed = cluster.nodes[0].as_ref().unwrap().rpc.clone().unwrap();
     // The gateway has only the gateway token (every member keeps it beside its join token).
     let token = std::fs::read_to_string(cluster.dir.path().join("n2/gateway-token")).unwrap();
@@ -606,6 +607,27 @@ async fn a_gateway_serves_the_api_and_repeated_chunk_reads_from_its_cache() {
         big
     );
 
+    // Streaming bounds the gateway's memory: four 24 MiB uploads at once raise its peak
+    // resident memory by far less than the 96 MiB a buffering gateway would hold.
+    let before = peak_rss_bytes(gateway.pid());
+    let uploads: Vec<_> = (0..4u8)
+        .map(|n| {
+            let gw = gw.clone();
+            tokio::spawn(async move {
+                let body: Vec<u8> = (0..(24u32 << 20)).map(|i| (i % 241) as u8 ^ n).collect();
+                gw.put_chunk(&demo(), body).await.unwrap();
+            })
+        })
+        .collect();
+    for upload in uploads {
+        upload.await.unwrap();
+    }
+    let grown = peak_rss_bytes(gateway.pid()).saturating_sub(before);
+    assert!(
+        grown < 48 << 20,
+        "the gateway's peak RSS grew by {grown} bytes for 96 MiB of concurrent uploads"
+    );
+
     // Chunk reads: the first misses, the rest hit.
     let bytes = b"a popular chunk".to_vec();
     let (hash, _) = gw.put_chunk(&demo(), bytes.clone()).await.unwrap();
@@ -636,6 +658,17 @@ async fn a_gateway_serves_the_api_and_repeated_chunk_reads_from_its_cache() {
         Some(ErrorCode::Unavailable),
         "uncached reads need a member: {other}"
     );
+}
+
+/// A process's peak resident memory (`VmHWM`), in bytes.
+fn peak_rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM in /proc/<pid>/status");
+    kib * 1024
 }
 
 async fn cache_stats(gateway: &NodeProcess) -> Value {

@@ -10,22 +10,15 @@ use blindstore_types::{Hash32, ZoneId};
 
 use blindstore_storage::StorageError;
 
-use crate::node::now_secs;
 use crate::placement::rank;
-use crate::{Node, NodeError};
+use crate::{hash_from_bytes, now_secs, ChunkError, Replicator};
 
 /// How long one chunk transfer to or from a peer may take.
 const CHUNK_RPC_TIMEOUT: Duration = Duration::from_secs(15);
 
-impl Node {
-    /// The nodes that hold chunks: every member of the Raft membership that can be reached
-    /// (has an rpc address), and always this node.
+impl Replicator {
     pub(crate) fn storage_members(&self) -> Vec<(NodeId, NodeInfo)> {
-        self.membership()
-            .nodes()
-            .filter(|(id, info)| **id == self.inner.id || !info.rpc_addr.is_empty())
-            .map(|(id, info)| (*id, info.clone()))
-            .collect()
+        self.inner.view.storage_members()
     }
 
     /// Where a chunk is written: the owner candidates in rank order (the first `copies` are
@@ -39,14 +32,14 @@ impl Node {
     /// that is not being drained in a smaller cluster. Unreachable members count (with too
     /// few nodes up, a write fails rather than being acknowledged with fewer copies); draining
     /// ones do not (they are on their way out).
-    pub(crate) fn required_copies(&self) -> usize {
+    pub fn required_copies(&self) -> usize {
         let draining = self.inner.state.draining().unwrap_or_default();
         let members = self
             .storage_members()
             .iter()
             .filter(|(id, _)| !draining.contains(id))
             .count();
-        self.inner.replication.min(members).max(1)
+        self.inner.config.replication.min(members).max(1)
     }
 
     /// Stores a chunk on its owners, durably, before returning. An owner that cannot be reached
@@ -54,16 +47,16 @@ impl Node {
     /// repair to move later). A `client_write` is held to the zone's per-node quotas and each
     /// holder's free-space reserve; a holder at the quota ends the write with
     /// `QuotaExceeded`. Returns whether any holder stored it as new.
-    pub(crate) async fn store_chunk(
+    pub async fn store(
         &self,
         zone: &ZoneId,
         hash: Hash32,
         bytes: Vec<u8>,
         client_write: bool,
-    ) -> Result<bool, NodeError> {
+    ) -> Result<bool, ChunkError> {
         let actual = Hash32::digest(&bytes);
         if actual != hash {
-            return Err(NodeError::HashMismatch {
+            return Err(ChunkError::HashMismatch {
                 expected: hash,
                 actual,
             });
@@ -76,7 +69,7 @@ impl Node {
             if stored == copies {
                 break;
             }
-            let result = if id == self.inner.id {
+            let result = if id == self.me() {
                 self.put_local(zone, hash, bytes.clone(), client_write)
                     .await
             } else {
@@ -88,8 +81,8 @@ impl Node {
                     stored += 1;
                     created |= new;
                 }
-                Err(e @ NodeError::QuotaExceeded(_)) => return Err(e),
-                Err(e @ NodeError::InsufficientStorage(_)) => {
+                Err(e @ ChunkError::QuotaExceeded(_)) => return Err(e),
+                Err(e @ ChunkError::InsufficientStorage(_)) => {
                     tracing::warn!(node_id = id, error = %e, hash = %hash, "a holder is out of room; trying the next node");
                     out_of_room = Some(e);
                 }
@@ -102,7 +95,7 @@ impl Node {
             if let Some(e) = out_of_room {
                 return Err(e);
             }
-            return Err(NodeError::Unavailable(format!(
+            return Err(ChunkError::Unavailable(format!(
                 "stored {stored} of {copies} copies of chunk {hash}"
             )));
         }
@@ -110,13 +103,13 @@ impl Node {
     }
 
     /// Stores a copy here; a `client_write` is held to the zone's quotas and the reserve.
-    pub(crate) async fn put_local(
+    pub async fn put_local(
         &self,
         zone: &ZoneId,
         hash: Hash32,
         bytes: Vec<u8>,
         client_write: bool,
-    ) -> Result<bool, NodeError> {
+    ) -> Result<bool, ChunkError> {
         let quota = if client_write {
             self.disk_room()?;
             Some(self.inner.state.quota(zone)?)
@@ -130,19 +123,15 @@ impl Node {
             .await?)
     }
 
-    pub(crate) async fn put_remote(
+    pub async fn put_remote(
         &self,
         info: &NodeInfo,
         zone: &ZoneId,
         hash: &Hash32,
         data: Vec<u8>,
         client_write: bool,
-    ) -> Result<bool, NodeError> {
-        let mut client = self
-            .inner
-            .peers
-            .chunks(&info.rpc_addr)
-            .map_err(unavailable)?;
+    ) -> Result<bool, ChunkError> {
+        let mut client = self.peer(info)?;
         // A client is waiting: an owner that does not answer soon (paused, overloaded) is
         // passed over for the next node in rank order well within the write deadline.
         let limit = if client_write {
@@ -158,11 +147,11 @@ impl Node {
         };
         let reply = tokio::time::timeout(limit, client.put(request))
             .await
-            .map_err(|_| NodeError::Unavailable("chunk put timed out".into()))?
+            .map_err(|_| ChunkError::Unavailable("chunk put timed out".into()))?
             .map_err(|s| match s.code() {
-                tonic::Code::FailedPrecondition => NodeError::QuotaExceeded(s.message().into()),
+                tonic::Code::FailedPrecondition => ChunkError::QuotaExceeded(s.message().into()),
                 tonic::Code::ResourceExhausted => {
-                    NodeError::InsufficientStorage(s.message().into())
+                    ChunkError::InsufficientStorage(s.message().into())
                 }
                 _ => unavailable(s),
             })?;
@@ -171,11 +160,7 @@ impl Node {
 
     /// A chunk's verified bytes from this node or, failing that, from the first holder in rank
     /// order that has an intact copy.
-    pub(crate) async fn fetch_chunk(
-        &self,
-        zone: &ZoneId,
-        hash: &Hash32,
-    ) -> Result<Vec<u8>, NodeError> {
+    pub async fn fetch(&self, zone: &ZoneId, hash: &Hash32) -> Result<Vec<u8>, ChunkError> {
         let mut corrupt_here = false;
         match self.inner.chunks.get(zone, hash).await {
             Ok(Some(bytes)) => return Ok(bytes),
@@ -191,8 +176,8 @@ impl Node {
                 }
                 Ok(bytes)
             }
-            None if corrupt_here => Err(NodeError::CorruptChunk(*hash)),
-            None => Err(NodeError::UnknownChunk),
+            None if corrupt_here => Err(ChunkError::CorruptChunk(*hash)),
+            None => Err(ChunkError::UnknownChunk),
         }
     }
 
@@ -200,7 +185,7 @@ impl Node {
     async fn fetch_from_peers(&self, zone: &ZoneId, hash: &Hash32) -> Option<Vec<u8>> {
         // Every storage member, draining and down ones included: a copy may be anywhere.
         let ranked = rank(&self.storage_members(), zone, hash);
-        for (id, info) in ranked.into_iter().filter(|(id, _)| *id != self.inner.id) {
+        for (id, info) in ranked.into_iter().filter(|(id, _)| *id != self.me()) {
             match self.get_remote(&info, zone, hash).await {
                 Ok(Some(bytes)) if Hash32::digest(&bytes) == *hash => return Some(bytes),
                 Ok(Some(_)) => {
@@ -217,7 +202,7 @@ impl Node {
 
     /// After the scrubber deleted a corrupt local copy: stores an intact one from a peer, if
     /// any peer has it. Returns whether the copy was restored.
-    pub(crate) async fn restore_local(&self, zone: &ZoneId, hash: &Hash32) -> bool {
+    pub async fn restore_local(&self, zone: &ZoneId, hash: &Hash32) -> bool {
         match self.fetch_from_peers(zone, hash).await {
             Some(bytes) => {
                 self.rewrite_local(zone, hash, bytes).await;
@@ -240,42 +225,47 @@ impl Node {
         }
     }
 
+    /// The Chunks client of the member at `info`.
+    fn peer(
+        &self,
+        info: &NodeInfo,
+    ) -> Result<blindstore_rpc::v1::chunks_client::ChunksClient<blindstore_rpc::Authed>, ChunkError>
+    {
+        self.inner.peers.chunks(&info.rpc_addr).map_err(unavailable)
+    }
+
     async fn get_remote(
         &self,
         info: &NodeInfo,
         zone: &ZoneId,
         hash: &Hash32,
-    ) -> Result<Option<Vec<u8>>, NodeError> {
-        let mut client = self
-            .inner
-            .peers
-            .chunks(&info.rpc_addr)
-            .map_err(unavailable)?;
+    ) -> Result<Option<Vec<u8>>, ChunkError> {
+        let mut client = self.peer(info)?;
         let request = GetChunkRequest {
             zone: zone.to_string(),
             hash: hash.0.to_vec(),
         };
         let reply = tokio::time::timeout(CHUNK_RPC_TIMEOUT, client.get(request))
             .await
-            .map_err(|_| NodeError::Unavailable("chunk get timed out".into()))?
+            .map_err(|_| ChunkError::Unavailable("chunk get timed out".into()))?
             .map_err(unavailable)?
             .into_inner();
         Ok(reply.found.then_some(reply.data))
     }
 
     /// The hashes among `hashes` that are not fully replicated: held by fewer than
-    /// [`Node::required_copies`] storage members. Every member is asked at once, each within
+    /// [`Replicator::required_copies`] storage members. Every member is asked at once, each within
     /// `CHUNK_RPC_TIMEOUT`; with `touch`, every holder restarts the staging clock of the ones
     /// it has, so no holder collects a chunk an append is about to reference. A member that
     /// cannot be asked counts as not holding anything, so the answer errs towards "missing",
     /// never towards "present"; with `touch` (an append), a hash short only because some
     /// member could not be asked is `Unavailable` (retry later), not the client's mistake.
-    pub(crate) async fn missing_anywhere(
+    pub async fn missing_anywhere(
         &self,
         zone: &ZoneId,
         hashes: &[Hash32],
         touch: bool,
-    ) -> Result<Vec<Hash32>, NodeError> {
+    ) -> Result<Vec<Hash32>, ChunkError> {
         if hashes.is_empty() {
             return Ok(Vec::new());
         }
@@ -283,7 +273,7 @@ impl Node {
         let copies = self.required_copies();
         let mut unasked = 0;
         let mut asks = tokio::task::JoinSet::new();
-        for (id, info) in members.into_iter().filter(|(id, _)| *id != self.inner.id) {
+        for (id, info) in members.into_iter().filter(|(id, _)| *id != self.me()) {
             let (node, zone, hashes) = (self.clone(), zone.clone(), hashes.to_vec());
             let limit = if touch {
                 self.per_peer_deadline()
@@ -335,7 +325,7 @@ impl Node {
             .copied()
             .collect();
         if touch && unasked > 0 && short.iter().any(|h| holders[h] + unasked >= copies) {
-            return Err(NodeError::Unavailable(format!(
+            return Err(ChunkError::Unavailable(format!(
                 "{unasked} storage members could not be asked whether they hold the referenced chunks"
             )));
         }
@@ -344,14 +334,14 @@ impl Node {
 
     /// Which of `hashes` the member at `info` does not hold (with `verify`: does not hold
     /// intact, its copies read and hashed).
-    pub(crate) async fn missing_remote(
+    pub async fn missing_remote(
         &self,
         info: &NodeInfo,
         zone: &ZoneId,
         hashes: &[Hash32],
         touch: bool,
         verify: bool,
-    ) -> Result<Vec<Hash32>, NodeError> {
+    ) -> Result<Vec<Hash32>, ChunkError> {
         self.missing_remote_within(info, zone, hashes, touch, verify, CHUNK_RPC_TIMEOUT)
             .await
     }
@@ -359,7 +349,7 @@ impl Node {
     /// How long one peer may take on a client's write before it is passed over: a quarter of
     /// the write deadline, so the next node in rank order still fits in it.
     fn per_peer_deadline(&self) -> Duration {
-        (self.inner.write_timeout / 4).max(Duration::from_millis(250))
+        (self.inner.config.write_timeout / 4).max(Duration::from_millis(250))
     }
 
     async fn missing_remote_within(
@@ -370,12 +360,8 @@ impl Node {
         touch: bool,
         verify: bool,
         limit: Duration,
-    ) -> Result<Vec<Hash32>, NodeError> {
-        let mut client = self
-            .inner
-            .peers
-            .chunks(&info.rpc_addr)
-            .map_err(unavailable)?;
+    ) -> Result<Vec<Hash32>, ChunkError> {
+        let mut client = self.peer(info)?;
         let request = MissingChunksRequest {
             zone: zone.to_string(),
             hashes: hashes.iter().map(|h| h.0.to_vec()).collect(),
@@ -384,7 +370,7 @@ impl Node {
         };
         let reply = tokio::time::timeout(limit, client.missing(request))
             .await
-            .map_err(|_| NodeError::Unavailable("chunk query timed out".into()))?
+            .map_err(|_| ChunkError::Unavailable("chunk query timed out".into()))?
             .map_err(unavailable)?;
         reply
             .into_inner()
@@ -392,16 +378,16 @@ impl Node {
             .iter()
             .map(|h| {
                 hash_from_bytes(h)
-                    .ok_or_else(|| NodeError::Internal("peer sent a malformed hash".into()))
+                    .ok_or_else(|| ChunkError::Internal("peer sent a malformed hash".into()))
             })
             .collect()
     }
 
     /// The ids of the nodes holding a copy of the chunk (asking every storage member).
-    pub async fn replicas(&self, zone: &ZoneId, hash: &Hash32) -> Result<Vec<NodeId>, NodeError> {
+    pub async fn replicas(&self, zone: &ZoneId, hash: &Hash32) -> Result<Vec<NodeId>, ChunkError> {
         let mut holders = Vec::new();
         for (id, info) in self.storage_members() {
-            let held = if id == self.inner.id {
+            let held = if id == self.me() {
                 self.inner.chunks.len(zone, hash)?.is_some()
             } else {
                 match self
@@ -423,10 +409,6 @@ impl Node {
     }
 }
 
-pub(crate) fn hash_from_bytes(bytes: &[u8]) -> Option<Hash32> {
-    Some(Hash32(bytes.try_into().ok()?))
-}
-
-fn unavailable(s: impl std::fmt::Display) -> NodeError {
-    NodeError::Unavailable(s.to_string())
+fn unavailable(s: impl std::fmt::Display) -> ChunkError {
+    ChunkError::Unavailable(s.to_string())
 }

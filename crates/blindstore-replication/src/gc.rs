@@ -14,19 +14,14 @@ use std::time::Duration;
 use blindstore_storage::{ChunkStore, GcReport, StateMachineStore};
 use tokio_util::sync::CancellationToken;
 
-use crate::node::now_secs;
-use crate::{Consistency, Node, NodeError};
+use crate::{now_secs, ChunkError, Replicator};
 
 /// Chunks deleted per pass at most, so one pass never holds the chunk store's write lock long.
 const MAX_DELETES_PER_PASS: usize = 10_000;
 
 /// Runs a pass every `interval` until `shutdown` is cancelled.
-pub(crate) async fn run(
-    node: Node,
-    staging_ttl: Duration,
-    interval: Duration,
-    shutdown: CancellationToken,
-) {
+pub(crate) async fn run(replicator: Replicator, interval: Duration, shutdown: CancellationToken) {
+    let staging_ttl = replicator.inner.config.staging_ttl;
     tracing::info!(
         staging_ttl_secs = staging_ttl.as_secs(),
         interval_secs = interval.as_secs(),
@@ -37,7 +32,7 @@ pub(crate) async fn run(
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(interval) => {}
         }
-        match node.collect_garbage(staging_ttl).await {
+        match replicator.collect_garbage(staging_ttl).await {
             Ok(report) if report.deleted > 0 => {
                 tracing::info!(
                     deleted = report.deleted,
@@ -53,11 +48,11 @@ pub(crate) async fn run(
     tracing::info!("garbage collector stopped");
 }
 
-impl Node {
+impl Replicator {
     /// One pass: after a read barrier, deletes unreferenced chunks untouched for
     /// `staging_ttl`. Without a barrier (no leader, partitioned) nothing is deleted.
-    pub async fn collect_garbage(&self, staging_ttl: Duration) -> Result<GcReport, NodeError> {
-        self.read_barrier(Consistency::Linearizable).await?;
+    pub async fn collect_garbage(&self, staging_ttl: Duration) -> Result<GcReport, ChunkError> {
+        self.inner.view.read_barrier().await?;
         Ok(collect_unreferenced(&self.inner.chunks, &self.inner.state, staging_ttl).await?)
     }
 }

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use crate::Node;
+use crate::Replicator;
 
 /// Chunks hashed per step at most.
 const STEP_CHUNKS: usize = 256;
@@ -34,7 +34,7 @@ pub struct ScrubReport {
 }
 
 /// Runs passes until `shutdown`.
-pub(crate) async fn run(node: Node, config: ScrubConfig, shutdown: CancellationToken) {
+pub(crate) async fn run(replicator: Replicator, config: ScrubConfig, shutdown: CancellationToken) {
     tracing::info!(
         interval_secs = config.interval.as_secs(),
         bytes_per_sec = config.bytes_per_sec,
@@ -44,7 +44,7 @@ pub(crate) async fn run(node: Node, config: ScrubConfig, shutdown: CancellationT
         let started = Instant::now();
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            report = node.scrub_pass(config.bytes_per_sec) => match report {
+            report = replicator.scrub_pass(config.bytes_per_sec) => match report {
                 Ok(r) => tracing::info!(
                     checked = r.checked,
                     bytes = r.bytes,
@@ -65,9 +65,9 @@ pub(crate) async fn run(node: Node, config: ScrubConfig, shutdown: CancellationT
     tracing::info!("scrubber stopped");
 }
 
-impl Node {
+impl Replicator {
     /// One pass over every chunk held here, reading at most `bytes_per_sec`.
-    pub async fn scrub_pass(&self, bytes_per_sec: u64) -> Result<ScrubReport, crate::NodeError> {
+    pub async fn scrub_pass(&self, bytes_per_sec: u64) -> Result<ScrubReport, crate::ChunkError> {
         let step_bytes = bytes_per_sec.clamp(1, 64 << 20);
         let mut report = ScrubReport::default();
         let mut after = None;

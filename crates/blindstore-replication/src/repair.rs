@@ -24,7 +24,7 @@ use blindstore_types::{Hash32, ZoneId};
 use tokio_util::sync::CancellationToken;
 
 use crate::placement::rank;
-use crate::{Node, NodeError};
+use crate::{now_secs, ChunkError, Replicator};
 
 /// Chunks read per step of a pass.
 const PAGE: usize = 1000;
@@ -73,7 +73,7 @@ pub struct RepairReport {
 }
 
 /// Runs passes every `interval` until `shutdown`.
-pub(crate) async fn run(node: Node, interval: Duration, shutdown: CancellationToken) {
+pub(crate) async fn run(replicator: Replicator, interval: Duration, shutdown: CancellationToken) {
     tracing::info!(
         interval_ms = interval.as_millis() as u64,
         "repairer started"
@@ -83,10 +83,7 @@ pub(crate) async fn run(node: Node, interval: Duration, shutdown: CancellationTo
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(interval) => {}
         }
-        if let Err(e) = node.tidy_membership().await {
-            tracing::warn!(error = %e, "tidying the membership failed; will retry");
-        }
-        match node.repair_pass().await {
+        match replicator.repair_pass().await {
             Ok(r) if r.copied > 0 || r.handed_off > 0 => tracing::info!(
                 scanned = r.scanned,
                 under_replicated = r.under_replicated,
@@ -101,12 +98,12 @@ pub(crate) async fn run(node: Node, interval: Duration, shutdown: CancellationTo
     tracing::info!("repairer stopped");
 }
 
-impl Node {
+impl Replicator {
     /// Storage members that can own chunks: all but those being drained and those unreachable
     /// for over `down_after`. (A draining node itself ranks only the others, so its own chunks
     /// go to them.)
-    pub(crate) fn owner_candidates(&self) -> Vec<(NodeId, NodeInfo)> {
-        let me = self.inner.id;
+    pub fn owner_candidates(&self) -> Vec<(NodeId, NodeInfo)> {
+        let me = self.me();
         let draining = match self.inner.state.draining() {
             Ok(set) => set,
             Err(e) => {
@@ -114,7 +111,7 @@ impl Node {
                 Default::default()
             }
         };
-        let down_after = self.inner.down_after;
+        let down_after = self.inner.config.down_after;
         self.storage_members()
             .into_iter()
             .filter(|(id, _)| !draining.contains(id))
@@ -125,7 +122,7 @@ impl Node {
     /// The chunk's current owners, as the repairer sees them.
     pub fn owners(&self, zone: &ZoneId, hash: &Hash32) -> Vec<NodeId> {
         let live = self.owner_candidates();
-        let copies = self.inner.replication.min(live.len()).max(1);
+        let copies = self.inner.config.replication.min(live.len()).max(1);
         rank(&live, zone, hash)
             .into_iter()
             .take(copies)
@@ -134,9 +131,9 @@ impl Node {
     }
 
     /// One repair pass over the chunks this node holds.
-    pub async fn repair_pass(&self) -> Result<RepairReport, NodeError> {
+    pub async fn repair_pass(&self) -> Result<RepairReport, ChunkError> {
         let members = self.storage_members();
-        let me = self.inner.id;
+        let me = self.me();
         // Ask every peer something cheap, so liveness is known even for peers we owe nothing.
         for (id, info) in members.iter().filter(|(id, _)| *id != me) {
             let reachable = self
@@ -152,7 +149,7 @@ impl Node {
             self.inner.liveness.record(*id, reachable);
         }
         let live = self.owner_candidates();
-        let copies = self.inner.replication.min(live.len()).max(1);
+        let copies = self.inner.config.replication.min(live.len()).max(1);
 
         let mut report = RepairReport::default();
         let mut after = None;
@@ -239,8 +236,8 @@ impl Node {
 
     /// Whether this node's copy of a chunk is garbage: no committed entry references it and
     /// it has not been stored or named by an append for `staging_ttl`.
-    fn is_garbage(&self, zone: &ZoneId, hash: &Hash32) -> Result<bool, NodeError> {
-        let cutoff = crate::node::now_secs().saturating_sub(self.inner.staging_ttl.as_secs());
+    fn is_garbage(&self, zone: &ZoneId, hash: &Hash32) -> Result<bool, ChunkError> {
+        let cutoff = now_secs().saturating_sub(self.inner.config.staging_ttl.as_secs());
         let old = self
             .inner
             .chunks

@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
 use axum::http::Method;
-use axum::response::IntoResponse;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -28,7 +27,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
-use crate::ApiError;
+use blindstore_types::api::ErrorCode;
+
+use crate::{error_response, OUTCOME_UNKNOWN};
 
 /// Connections over the limit being answered 503 at once, at most.
 const MAX_REFUSALS: usize = 64;
@@ -73,21 +74,25 @@ pub fn limited(router: Router, limits: &ServerLimits) -> Router {
 
 async fn overloaded(method: Method, error: tower::BoxError) -> axum::response::Response {
     if error.is::<tower::load_shed::error::Overloaded>() {
-        return ApiError::Busy("too many requests in flight; retry later").into_response();
+        return error_response(
+            ErrorCode::Unavailable,
+            "too many requests in flight; retry later",
+        );
     }
     if error.is::<tower::timeout::error::Elapsed>() {
         let read = method == Method::GET || method == Method::HEAD;
         return if read {
-            ApiError::Busy("the request took longer than the server allows; nothing was changed")
+            error_response(
+                ErrorCode::Unavailable,
+                "the request took longer than the server allows; nothing was changed",
+            )
         } else {
-            ApiError::Node(blindstore_cluster::NodeError::OutcomeUnknown(
-                "request deadline passed".into(),
-            ))
-        }
-        .into_response();
+            tracing::warn!("request deadline passed; answered 503 outcome_unknown");
+            error_response(ErrorCode::OutcomeUnknown, OUTCOME_UNKNOWN)
+        };
     }
     tracing::error!(error = %error, "request failed in a middleware layer");
-    ApiError::Node(blindstore_cluster::NodeError::Internal(error.to_string())).into_response()
+    error_response(ErrorCode::Internal, "internal error; see the server log")
 }
 
 /// Serves `app` (already [`limited`]) on `listener` until `shutdown` completes, then stops
