@@ -7,6 +7,10 @@
 //! The client never retries: every error says whether the request certainly had no effect
 //! ([`ClientError::is_definite`]) or may have had one.
 
+mod accounts;
+
+pub use accounts::Session;
+
 use std::time::Duration;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -34,6 +38,10 @@ pub enum ClientError {
     /// The server answered something that is not the documented body.
     #[error("unexpected response ({status}): {detail}")]
     Unexpected { status: StatusCode, detail: String },
+    /// The client's side of a login or registration failed: a wrong password or an unknown
+    /// account (OPAQUE cannot tell them apart), or a malformed server message.
+    #[error("login: {0}")]
+    Login(#[from] blindstore_auth::AuthError),
 }
 
 impl ClientError {
@@ -45,12 +53,23 @@ impl ClientError {
         }
     }
 
+    /// For `envelope_conflict`: the envelope's current version (0: it does not exist).
+    pub fn envelope_version(&self) -> Option<u64> {
+        match self {
+            ClientError::Api { body, .. } if body.error.code == ErrorCode::EnvelopeConflict => {
+                body.error.version
+            }
+            _ => None,
+        }
+    }
+
     pub fn status(&self) -> Option<StatusCode> {
         match self {
             ClientError::Api { status, .. } | ClientError::Unexpected { status, .. } => {
                 Some(*status)
             }
             ClientError::Transport(e) => e.status(),
+            ClientError::Login(_) => None,
         }
     }
 
@@ -66,6 +85,7 @@ impl ClientError {
             },
             ClientError::Transport(e) => e.is_connect(),
             ClientError::Unexpected { .. } => false,
+            ClientError::Login(_) => true,
         }
     }
 

@@ -44,6 +44,25 @@ pub enum NodeError {
     /// The operation certainly did not take effect: no leader, no quorum, shutting down.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// A login failed: wrong password, unknown account, or an expired or used login. One
+    /// variant for all, so a client cannot tell which.
+    #[error("login failed: wrong password or unknown account")]
+    InvalidLogin,
+    /// The bearer token is not a live session of this zone (missing, expired, revoked).
+    #[error("missing, expired or revoked session (Authorization: Bearer <session token>)")]
+    InvalidSession,
+    /// The account id is taken.
+    #[error("an account with this id exists")]
+    AccountExists,
+    /// No such account (administrator calls only: logins never say this).
+    #[error("unknown account")]
+    UnknownAccount,
+    /// No envelope of that name.
+    #[error("unknown envelope")]
+    UnknownEnvelope,
+    /// An envelope write expected another version. Nothing was changed.
+    #[error("envelope conflict: the current version is {version}")]
+    EnvelopeConflict { version: u64 },
     /// The operation was proposed but its fate is unknown (leader lost, node stopping). It may
     /// or may not have taken effect; the client must read to find out.
     #[error("outcome unknown: {0}")]

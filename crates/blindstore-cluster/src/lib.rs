@@ -7,6 +7,7 @@
 //! repair, GC, scrubbing) is the `blindstore-replication` crate's [`Replicator`], which the
 //! node owns and feeds its membership through `membership::MembershipView`.
 
+mod accounts;
 mod error;
 mod forwarding;
 mod joining;
@@ -15,9 +16,10 @@ mod node;
 mod rpc_server;
 mod transport;
 
+pub use accounts::Authenticated;
 pub use blindstore_replication::{RepairReport, Replicator, ScrubConfig, ScrubReport};
 pub use error::NodeError;
 pub use node::{
-    entry_answer_bytes, AppendInput, Consistency, EntriesPage, Limits, Node, NodeConfig,
-    ReadEntries, ZoneInfo,
+    entry_answer_bytes, AccountSettings, AppendInput, Consistency, EntriesPage, Limits, Node,
+    NodeConfig, ReadEntries, ZoneInfo,
 };

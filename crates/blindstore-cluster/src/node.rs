@@ -103,6 +103,26 @@ pub struct NodeConfig {
     /// Build a Raft snapshot after this many applied log entries; the log before it is then
     /// purged, keeping a quarter of that many entries for followers that lag slightly.
     pub snapshot_logs: u64,
+    /// Sessions and logins.
+    pub accounts: AccountSettings,
+}
+
+/// How long sessions and logins last.
+#[derive(Debug, Clone, Copy)]
+pub struct AccountSettings {
+    /// A session ends this long after the login that opened it (fixed, not sliding).
+    pub session_ttl: Duration,
+    /// A login must be finished this long after it started.
+    pub login_ttl: Duration,
+}
+
+impl Default for AccountSettings {
+    fn default() -> Self {
+        Self {
+            session_ttl: Duration::from_secs(30 * 24 * 3600),
+            login_ttl: Duration::from_secs(60),
+        }
+    }
 }
 
 /// How fresh a read must be.
@@ -172,6 +192,7 @@ pub(crate) struct Inner {
     pub(crate) replicator: Replicator,
     pub(crate) peers: Peers,
     limits: Limits,
+    pub(crate) accounts: AccountSettings,
     pub(crate) write_timeout: Duration,
     /// Serialises membership changes made by this node as leader.
     pub(crate) membership: tokio::sync::Mutex<joining::Reservations>,
@@ -283,6 +304,7 @@ impl Node {
                 state,
                 peers,
                 limits: config.limits.clone(),
+                accounts: config.accounts,
                 write_timeout: config.write_timeout,
                 membership: tokio::sync::Mutex::new(joining::Reservations::default()),
                 shutdown: CancellationToken::new(),
@@ -434,12 +456,18 @@ impl Node {
     pub async fn create_zone(&self, zone: ZoneId) -> Result<bool, NodeError> {
         match self
             .propose(Command::CreateZone {
-                zone,
+                zone: zone.clone(),
                 created_at_ms: now_ms(),
             })
             .await?
         {
-            CommandResponse::ZoneCreated { created } => Ok(created),
+            CommandResponse::ZoneCreated { created } => {
+                // Its account secrets come with it.
+                if self.inner.state.zone_auth(&zone)?.is_none() {
+                    self.set_zone_auth(&zone).await?;
+                }
+                Ok(created)
+            }
             other => Err(unexpected(other)),
         }
     }
@@ -830,7 +858,7 @@ impl Node {
 
     /// Like `require_zone`, but a zone not found locally is looked for again after catching
     /// up with the leader (this node may lag).
-    async fn require_zone_fresh(&self, zone: &ZoneId) -> Result<(), NodeError> {
+    pub(crate) async fn require_zone_fresh(&self, zone: &ZoneId) -> Result<(), NodeError> {
         if self.require_zone(zone).is_ok() {
             return Ok(());
         }
@@ -870,7 +898,7 @@ impl Node {
     /// proposed here it is never forwarded as well — a leader that steps down answers
     /// `ForwardToLeader` for entries that may still commit, so that is an unknown outcome,
     /// not a reason to propose the command a second time.
-    async fn propose(&self, command: Command) -> Result<CommandResponse, NodeError> {
+    pub(crate) async fn propose(&self, command: Command) -> Result<CommandResponse, NodeError> {
         if self.is_leader() {
             self.propose_here(command).await
         } else {
@@ -930,7 +958,7 @@ pub(crate) fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, NodeInfo
     }
 }
 
-fn rejection(r: Rejection) -> NodeError {
+pub(crate) fn rejection(r: Rejection) -> NodeError {
     match r {
         Rejection::UnknownZone => NodeError::UnknownZone,
         Rejection::UnknownChain => NodeError::UnknownChain,
@@ -940,10 +968,21 @@ fn rejection(r: Rejection) -> NodeError {
         Rejection::QuotaExceeded { what, limit } => {
             NodeError::QuotaExceeded(format!("the zone's quota of {what} ({limit}) is reached"))
         }
+        Rejection::AccountExists => NodeError::AccountExists,
+        Rejection::UnknownAccount => NodeError::UnknownAccount,
+        // A login that cannot be redeemed fails like any other.
+        Rejection::TicketUsed => NodeError::InvalidLogin,
+        Rejection::InvalidSession => NodeError::InvalidSession,
+        Rejection::EnvelopeConflict { version } => NodeError::EnvelopeConflict { version },
+        Rejection::TooManyEnvelopes => NodeError::QuotaExceeded(format!(
+            "an account holds at most {} envelopes",
+            blindstore_types::account::MAX_ENVELOPES_PER_ACCOUNT
+        )),
+        Rejection::NoZoneAuth => NodeError::Internal("the zone has no account secrets".into()),
     }
 }
 
-fn unexpected(response: CommandResponse) -> NodeError {
+pub(crate) fn unexpected(response: CommandResponse) -> NodeError {
     NodeError::Internal(format!(
         "state machine answered {response:?} to a command of another kind"
     ))
@@ -956,7 +995,7 @@ pub fn entry_answer_bytes(header: &EntryHeader) -> u64 {
     header.payload_len.div_ceil(3) * 4 + header.chunks.len() as u64 * 67 + FIXED
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

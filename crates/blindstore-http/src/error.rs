@@ -54,8 +54,8 @@ impl From<PathRejection> for ApiError {
 }
 
 impl ApiError {
-    /// The code and the message a client sees, plus a conflict's length and head.
-    fn parts(self) -> (ErrorCode, String, Option<(u64, blindstore_types::Hash32)>) {
+    /// The code and the message a client sees, plus a conflict's details.
+    fn parts(self) -> (ErrorCode, String, Option<Conflict>) {
         use ErrorCode as C;
         match self {
             ApiError::BadRequest(m) => (C::BadRequest, m, None),
@@ -83,9 +83,21 @@ impl ApiError {
                     NodeError::BadSignature => (C::BadSignature, message, None),
                     NodeError::HashMismatch { .. } => (C::HashMismatch, message, None),
                     NodeError::MissingChunks(_) => (C::MissingChunk, message, None),
-                    NodeError::IndexConflict { length, head } => {
-                        (C::IndexConflict, message, Some((length, head)))
-                    }
+                    NodeError::IndexConflict { length, head } => (
+                        C::IndexConflict,
+                        message,
+                        Some(Conflict::Chain(length, head)),
+                    ),
+                    NodeError::EnvelopeConflict { version } => (
+                        C::EnvelopeConflict,
+                        message,
+                        Some(Conflict::Version(version)),
+                    ),
+                    NodeError::InvalidLogin => (C::InvalidLogin, message, None),
+                    NodeError::InvalidSession => (C::InvalidSession, message, None),
+                    NodeError::AccountExists => (C::AccountExists, message, None),
+                    NodeError::UnknownAccount => (C::UnknownAccount, message, None),
+                    NodeError::UnknownEnvelope => (C::UnknownEnvelope, message, None),
                     NodeError::TooLarge { .. } => (C::PayloadTooLarge, message, None),
                     NodeError::QuotaExceeded(_) => (C::QuotaExceeded, message, None),
                     NodeError::InsufficientStorage(_) => (C::InsufficientStorage, message, None),
@@ -111,15 +123,27 @@ impl ApiError {
     }
 }
 
+/// What a 409 tells besides its message.
+enum Conflict {
+    /// A chain's length and head.
+    Chain(u64, blindstore_types::Hash32),
+    /// An envelope's current version.
+    Version(u64),
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (code, message, conflict) = self.parts();
         let mut body = ErrorBody::new(code, message);
-        if let Some((length, head)) = conflict {
-            body.error.length = Some(length);
-            body.error.head = Some(head);
-            body.length = Some(length);
-            body.head = Some(head);
+        match conflict {
+            Some(Conflict::Chain(length, head)) => {
+                body.error.length = Some(length);
+                body.error.head = Some(head);
+                body.length = Some(length);
+                body.head = Some(head);
+            }
+            Some(Conflict::Version(version)) => body.error.version = Some(version),
+            None => {}
         }
         error_response_with(body)
     }

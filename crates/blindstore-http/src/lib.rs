@@ -4,6 +4,7 @@
 //! Every route is registered through utoipa-axum, so the OpenAPI document served at
 //! `/v1/openapi.json` is built from the same list as the router and cannot leave one out.
 
+mod accounts;
 mod admin;
 mod chains;
 mod chunks;
@@ -61,6 +62,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(health))
         .routes(routes!(openapi_json))
         .merge(admin::routes())
+        .merge(accounts::routes())
         .routes(routes!(
             chunks::put_chunk,
             chunks::get_chunk,
@@ -91,6 +93,10 @@ impl utoipa::Modify for AdminAuth {
         let components = openapi.components.get_or_insert_with(Default::default);
         components.add_security_scheme(
             "admin_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        components.add_security_scheme(
+            "session_token",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
     }

@@ -106,6 +106,9 @@ pub struct Config {
     /// certainly was not. Default: `10s`.
     #[serde(with = "humantime_serde")]
     pub write_timeout: Duration,
+    /// A session ends this long after its login (fixed, not sliding). Default: `30d`.
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
     /// How often each node starts a scrub pass: every chunk it holds is read and checked
     /// against its hash; a copy that fails is deleted and replaced from a replica. The first
     /// pass starts at start-up. Default: `24h`.
@@ -170,6 +173,7 @@ impl Default for Config {
             http_max_connections: 1024,
             http_max_requests: 256,
             write_timeout: Duration::from_secs(10),
+            session_ttl: Duration::from_secs(30 * 24 * 3600),
             scrub_interval: Duration::from_secs(24 * 3600),
             scrub_bytes_per_sec: 32 << 20,
             role: Role::Member,
@@ -275,6 +279,9 @@ pub struct ServeArgs {
     /// Deadline of a write (proposal, forward, membership change), e.g. 10s [default: 10s]
     #[arg(long, env = "BLINDSTORE_WRITE_TIMEOUT", value_parser = humantime::parse_duration)]
     pub write_timeout: Option<Duration>,
+    /// Sessions end this long after their login, e.g. 30d, 12h [default: 30d]
+    #[arg(long, env = "BLINDSTORE_SESSION_TTL", value_parser = humantime::parse_duration)]
+    pub session_ttl: Option<Duration>,
     /// Start a scrub pass (re-hash every held chunk) this often [default: 24h]
     #[arg(long, env = "BLINDSTORE_SCRUB_INTERVAL", value_parser = humantime::parse_duration)]
     pub scrub_interval: Option<Duration>,
@@ -340,6 +347,7 @@ impl Config {
             http_max_connections,
             http_max_requests,
             write_timeout,
+            session_ttl,
             scrub_interval,
             scrub_bytes_per_sec,
             role,
@@ -376,6 +384,7 @@ impl Config {
             http_max_connections,
             http_max_requests,
             write_timeout,
+            session_ttl,
             scrub_interval,
             scrub_bytes_per_sec,
             role,
@@ -457,6 +466,11 @@ impl Config {
         }
         if self.snapshot_logs < 8 {
             bail!("snapshot_logs must be at least 8");
+        }
+        if self.session_ttl < Duration::from_secs(60)
+            || self.session_ttl > Duration::from_secs(366 * 24 * 3600)
+        {
+            bail!("session_ttl must be between 60s and 366d");
         }
         if self.write_timeout < Duration::from_millis(500)
             || self.write_timeout > Duration::from_secs(300)

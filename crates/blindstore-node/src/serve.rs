@@ -130,6 +130,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 interval: config.scrub_interval,
                 bytes_per_sec: config.scrub_bytes_per_sec,
             },
+            accounts: blindstore_cluster::AccountSettings {
+                session_ttl: config.session_ttl,
+                ..Default::default()
+            },
         },
         rpc_listener,
     )

@@ -10,7 +10,8 @@
 //! crate never sets `NO_SYNC`), so a commit that returned is on disk. Every stored value starts
 //! with a format version byte; see `docs/storage-format.md`.
 
-pub mod chunk_store;
+mod accounts;
+mod chunk_store;
 pub mod log_store;
 pub mod negative_controls;
 pub mod state_machine;

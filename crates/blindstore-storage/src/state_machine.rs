@@ -16,6 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::TypeConfig;
+use blindstore_types::account::{
+    AccountId, AccountRecord, EnvelopeRecord, SessionRecord, ZoneAuth,
+};
 use blindstore_types::command::{
     ChainHead, Command, CommandResponse, Quota, QuotaKind, Rejection, ZoneRecord,
 };
@@ -30,6 +33,7 @@ use openraft::{
     StoredMembership,
 };
 
+use crate::accounts::AccountTables;
 use crate::negative_controls;
 use crate::{blocking, decode, open_env, zone_key, StorageError};
 use blindstore_types::record::encode;
@@ -76,11 +80,14 @@ struct Tables {
     cluster: Database<Bytes, Bytes>,
     /// zone id → `Quota`, for zones whose quotas were set (others have the defaults).
     quotas: Database<Bytes, Bytes>,
+    /// Accounts, sessions, envelopes, zone secrets, redeemed login tickets.
+    accounts: AccountTables,
 }
 
 impl Tables {
     /// The tables a snapshot carries, with their ids in the snapshot file.
-    fn snapshot_tables(&self) -> [(u8, Database<Bytes, Bytes>); 6] {
+    fn snapshot_tables(&self) -> [(u8, Database<Bytes, Bytes>); 12] {
+        let a = &self.accounts;
         [
             (1, self.zones.remap_key_type::<Bytes>()),
             (2, self.chains),
@@ -88,6 +95,12 @@ impl Tables {
             (4, self.refs),
             (5, self.cluster),
             (6, self.quotas),
+            (7, a.zone_auth),
+            (8, a.accounts),
+            (9, a.sessions),
+            (10, a.account_sessions),
+            (11, a.envelopes),
+            (12, a.tickets),
         ]
     }
 }
@@ -95,7 +108,7 @@ impl Tables {
 impl StateMachineStore {
     /// Opens or creates the state machine in `dir`, with snapshots in `dir/snapshots`.
     pub fn open(dir: &Path, map_size: usize) -> Result<Self, StorageError> {
-        let env = open_env(dir, map_size, 8)?;
+        let env = open_env(dir, map_size, 16)?;
         let mut wtxn = env.write_txn()?;
         let tables = Tables {
             meta: env.create_database(&mut wtxn, Some("meta"))?,
@@ -105,6 +118,14 @@ impl StateMachineStore {
             refs: env.create_database(&mut wtxn, Some("refs"))?,
             cluster: env.create_database(&mut wtxn, Some("cluster"))?,
             quotas: env.create_database(&mut wtxn, Some("quotas"))?,
+            accounts: AccountTables {
+                zone_auth: env.create_database(&mut wtxn, Some("zone_auth"))?,
+                accounts: env.create_database(&mut wtxn, Some("accounts"))?,
+                sessions: env.create_database(&mut wtxn, Some("sessions"))?,
+                account_sessions: env.create_database(&mut wtxn, Some("account_sessions"))?,
+                envelopes: env.create_database(&mut wtxn, Some("envelopes"))?,
+                tickets: env.create_database(&mut wtxn, Some("tickets"))?,
+            },
         };
         wtxn.commit()?;
         let snapshot_dir = dir.join("snapshots");
@@ -235,6 +256,70 @@ impl StateMachineStore {
             .refs
             .get(&rtxn, &zone_key(zone, hash))?
             .is_some())
+    }
+
+    /// A zone's account secrets, if it has them.
+    pub fn zone_auth(&self, zone: &ZoneId) -> Result<Option<ZoneAuth>, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        self.inner.tables.accounts.zone_auth(&rtxn, zone)
+    }
+
+    pub fn account(
+        &self,
+        zone: &ZoneId,
+        account: &AccountId,
+    ) -> Result<Option<AccountRecord>, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        self.inner.tables.accounts.account(&rtxn, zone, account)
+    }
+
+    /// The session whose bearer token hashes to `token_hash`, expired or not.
+    pub fn session(
+        &self,
+        zone: &ZoneId,
+        token_hash: &Hash32,
+    ) -> Result<Option<SessionRecord>, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        self.inner.tables.accounts.session(&rtxn, zone, token_hash)
+    }
+
+    /// An account's sessions (expired ones included), by token hash.
+    pub fn account_sessions(
+        &self,
+        zone: &ZoneId,
+        account: &AccountId,
+    ) -> Result<Vec<(Hash32, SessionRecord)>, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        self.inner
+            .tables
+            .accounts
+            .account_sessions(&rtxn, zone, account)
+    }
+
+    pub fn envelope(
+        &self,
+        zone: &ZoneId,
+        account: &AccountId,
+        name: &str,
+    ) -> Result<Option<EnvelopeRecord>, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        self.inner
+            .tables
+            .accounts
+            .envelope(&rtxn, zone, account, name)
+    }
+
+    /// An account's envelopes, by name.
+    pub fn envelopes(
+        &self,
+        zone: &ZoneId,
+        account: &AccountId,
+    ) -> Result<Vec<(String, EnvelopeRecord)>, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        self.inner
+            .tables
+            .accounts
+            .envelope_list(&rtxn, zone, account)
     }
 
     fn write_snapshot_file(&self) -> Result<(Meta, PathBuf), StorageError> {
@@ -520,6 +605,16 @@ fn apply_command(
                 entry_hash: header.entry_hash,
                 length: chain.length,
             })
+        }
+        account_command @ (Command::SetZoneAuth { .. }
+        | Command::CreateAccount { .. }
+        | Command::CreateSession { .. }
+        | Command::RevokeSessions { .. }
+        | Command::PutEnvelope { .. }
+        | Command::ChangePassword { .. }
+        | Command::DeleteAccount { .. }) => {
+            let zone_exists = |txn: &RwTxn, zone: &ZoneId| Ok(get_zone(t, txn, zone)?.is_some());
+            t.accounts.apply(wtxn, zone_exists, account_command)
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::account::AccountId;
 use crate::ids::{ChainId, Hash32, PublicKey, Signature, ZoneId};
 
 #[cfg(feature = "openapi")]
@@ -240,6 +241,183 @@ pub struct ErrorDetail {
     pub length: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub head: Option<Hash32>,
+    /// With `envelope_conflict`: the envelope's current version (0: it does not exist).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
+}
+
+/// `POST /v1/zones/{zone}/auth/register/start`: an OPAQUE registration request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RegisterStart {
+    /// The account id the client chose (1 to 256 bytes; e.g. a hash of the username).
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub account: AccountId,
+    /// OPAQUE `RegistrationRequest`, base64url without padding.
+    pub registration_request: String,
+}
+
+/// The answer to [`RegisterStart`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RegisterStarted {
+    /// OPAQUE `RegistrationResponse`, base64url without padding.
+    pub registration_response: String,
+}
+
+/// `POST /v1/zones/{zone}/auth/register/finish`: the client's OPAQUE record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RegisterFinish {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub account: AccountId,
+    /// OPAQUE `RegistrationUpload`, base64url without padding.
+    pub registration_record: String,
+}
+
+/// `POST /v1/zones/{zone}/auth/login/start`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LoginStart {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub account: AccountId,
+    /// OPAQUE `CredentialRequest` (KE1), base64url without padding.
+    pub start_login_request: String,
+}
+
+/// The answer to [`LoginStart`]; an unknown account gets one of the same shape.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct LoginStarted {
+    /// OPAQUE `CredentialResponse` (KE2), base64url without padding.
+    pub login_response: String,
+    /// The sealed login state: send it back with `login/finish`, to any node, within the
+    /// login time limit. Opaque to the client.
+    pub login_ticket: String,
+}
+
+/// `POST /v1/zones/{zone}/auth/login/finish`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LoginFinish {
+    pub login_ticket: String,
+    /// OPAQUE `CredentialFinalization` (KE3), base64url without padding.
+    pub finish_login_request: String,
+    /// A label for the session (e.g. the device), up to 128 bytes.
+    #[serde(default)]
+    pub label: String,
+}
+
+/// A new session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct NewSession {
+    /// The bearer token: `Authorization: Bearer <token>`. Shown once; the server keeps only
+    /// its SHA-256.
+    pub token: String,
+    /// The session's id in `GET .../auth/sessions`.
+    pub session_id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub account: AccountId,
+    pub expires_at_ms: u64,
+}
+
+/// One session of an account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SessionInfo {
+    pub session_id: String,
+    pub label: String,
+    pub created_at_ms: u64,
+    pub expires_at_ms: u64,
+    /// Whether this is the session the request came with.
+    pub current: bool,
+}
+
+/// `GET /v1/zones/{zone}/auth/sessions`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SessionList {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub account: AccountId,
+    pub sessions: Vec<SessionInfo>,
+}
+
+/// How many sessions a logout ended.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Revoked {
+    pub revoked: u64,
+}
+
+/// `GET /v1/zones/{zone}/auth/envelopes/{name}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Envelope {
+    pub name: String,
+    pub version: u64,
+    /// The client-encrypted bytes, base64url without padding.
+    pub data: String,
+    pub updated_at_ms: u64,
+}
+
+/// `PUT /v1/zones/{zone}/auth/envelopes/{name}`, with `If-Match: "<version>"` to replace
+/// that version, or without it to create the envelope.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EnvelopePut {
+    /// At most 64 KiB, base64url without padding.
+    pub data: String,
+}
+
+/// An envelope's name and version after a write, or in a list.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EnvelopeInfo {
+    pub name: String,
+    pub version: u64,
+    #[serde(default)]
+    pub bytes: u64,
+    #[serde(default)]
+    pub updated_at_ms: u64,
+}
+
+/// `GET /v1/zones/{zone}/auth/envelopes`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct EnvelopeList {
+    pub envelopes: Vec<EnvelopeInfo>,
+}
+
+/// An envelope written together with a password change.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct EnvelopeChange {
+    pub name: String,
+    /// base64url without padding, at most 64 KiB.
+    pub data: String,
+    /// The version being replaced (0: the envelope must not exist yet).
+    pub if_version: u64,
+}
+
+/// `POST /v1/zones/{zone}/auth/password`: a new OPAQUE record (after `register/start` with
+/// the same account id), in one step with an envelope and, optionally, the end of every other
+/// session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ChangePassword {
+    pub registration_record: String,
+    #[serde(default)]
+    pub envelope: Option<EnvelopeChange>,
+    #[serde(default)]
+    pub revoke_other_sessions: bool,
 }
 
 /// The stable error codes of HTTP API v1, in one place for the server, the gateway and the
@@ -260,6 +438,10 @@ pub enum ErrorCode {
     MissingChunk,
     /// 401: missing or wrong credentials.
     Unauthorized,
+    /// 401: a login failed (wrong password and unknown account alike).
+    InvalidLogin,
+    /// 401: the session token is missing, expired or revoked.
+    InvalidSession,
     /// 403: a quota of the zone would be exceeded.
     QuotaExceeded,
     /// 404: no such route.
@@ -274,6 +456,14 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// 409: the entry's index/prev is not the chain's length/head.
     IndexConflict,
+    /// 409: the account id is taken.
+    AccountExists,
+    /// 409: the envelope's version is not the expected one (`version` holds the current).
+    EnvelopeConflict,
+    /// 404: no such account.
+    UnknownAccount,
+    /// 404: no such envelope.
+    UnknownEnvelope,
     /// 413: a body or field above its size limit.
     PayloadTooLarge,
     /// 500: a broken invariant; details are in the server log.
@@ -295,11 +485,12 @@ impl ErrorCode {
         use ErrorCode::*;
         match self {
             BadRequest | BadPublicKey | BadSignature | HashMismatch | MissingChunk => 400,
-            Unauthorized => 401,
+            Unauthorized | InvalidLogin | InvalidSession => 401,
             QuotaExceeded => 403,
-            NotFound | UnknownZone | UnknownChain | UnknownChunk => 404,
+            NotFound | UnknownZone | UnknownChain | UnknownChunk | UnknownAccount
+            | UnknownEnvelope => 404,
             MethodNotAllowed => 405,
-            IndexConflict => 409,
+            IndexConflict | AccountExists | EnvelopeConflict => 409,
             PayloadTooLarge => 413,
             Internal | Unknown => 500,
             Unavailable | OutcomeUnknown => 503,
@@ -317,6 +508,12 @@ impl ErrorCode {
             HashMismatch => "hash_mismatch",
             MissingChunk => "missing_chunk",
             Unauthorized => "unauthorized",
+            InvalidLogin => "invalid_login",
+            InvalidSession => "invalid_session",
+            AccountExists => "account_exists",
+            EnvelopeConflict => "envelope_conflict",
+            UnknownAccount => "unknown_account",
+            UnknownEnvelope => "unknown_envelope",
             QuotaExceeded => "quota_exceeded",
             NotFound => "not_found",
             UnknownZone => "unknown_zone",
@@ -349,6 +546,7 @@ impl ErrorBody {
                 message: message.into(),
                 length: None,
                 head: None,
+                version: None,
             },
             length: None,
             head: None,
@@ -399,7 +597,13 @@ mod schemas {
 mod tests {
     use super::ErrorCode::{self, *};
 
-    const ALL: [ErrorCode; 19] = [
+    const ALL: [ErrorCode; 25] = [
+        InvalidLogin,
+        InvalidSession,
+        AccountExists,
+        EnvelopeConflict,
+        UnknownAccount,
+        UnknownEnvelope,
         BadRequest,
         BadPublicKey,
         BadSignature,

@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::account::{AccountId, Acting, EnvelopeWrite, Revoke, SessionRecord, ZoneAuth};
 use crate::entry::EntryHeader;
 use crate::ids::{ChainId, Hash32, PublicKey, ZoneId};
 
@@ -28,6 +29,65 @@ pub enum Command {
     SetDraining { node: u64, draining: bool },
     /// Set a zone's quotas. (New variants go last: the encoding numbers variants.)
     SetQuota { zone: ZoneId, quota: Quota },
+    /// Give a zone its account secrets; a no-op if it has them (the first ones stay).
+    SetZoneAuth { zone: ZoneId, auth: ZoneAuth },
+    /// Create an account from a finished OPAQUE registration; rejected if the id is taken.
+    CreateAccount {
+        zone: ZoneId,
+        account: AccountId,
+        registration: Vec<u8>,
+        created_at_ms: u64,
+    },
+    /// Open a session after a login succeeded. Rejected if the account is gone, its password
+    /// changed since the login started, or the login ticket was used already (single use).
+    CreateSession {
+        zone: ZoneId,
+        token_hash: Hash32,
+        session: SessionRecord,
+        /// The account's `password_changed_at_ms` when the login started.
+        password_changed_at_ms: u64,
+        ticket: TicketUse,
+    },
+    /// Revoke sessions of `account` (logout, log out everywhere).
+    RevokeSessions {
+        zone: ZoneId,
+        account: AccountId,
+        revoke: Revoke,
+    },
+    /// Write an envelope with compare-and-set on its version, for a live session.
+    PutEnvelope {
+        zone: ZoneId,
+        account: AccountId,
+        acting: Acting,
+        write: EnvelopeWrite,
+    },
+    /// Replace the account's OPAQUE record (a new password), and optionally an envelope and
+    /// the other sessions, in one step, for a live session.
+    ChangePassword {
+        zone: ZoneId,
+        account: AccountId,
+        acting: Acting,
+        registration: Vec<u8>,
+        envelope: Option<EnvelopeWrite>,
+        revoke_other_sessions: bool,
+    },
+    /// Delete an account with its envelopes and sessions: for its own live session, or by an
+    /// administrator (`acting` None).
+    DeleteAccount {
+        zone: ZoneId,
+        account: AccountId,
+        acting: Option<Acting>,
+    },
+}
+
+/// A login ticket being redeemed: its id and when it stops being valid (until then its id is
+/// remembered, so it cannot be redeemed twice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TicketUse {
+    pub id: [u8; 16],
+    pub expires_at_ms: u64,
+    /// The redeeming command's clock, for forgetting expired ticket ids.
+    pub now_ms: u64,
 }
 
 /// The result of applying one log entry.
@@ -53,6 +113,19 @@ pub enum CommandResponse {
     DrainingSet,
     /// A zone's quotas were set.
     QuotaSet,
+    ZoneAuthSet {
+        created: bool,
+    },
+    AccountCreated,
+    SessionCreated,
+    SessionsRevoked {
+        count: u64,
+    },
+    EnvelopePut {
+        version: u64,
+    },
+    PasswordChanged,
+    AccountDeleted,
 }
 
 /// Why a command changed nothing.
@@ -76,6 +149,23 @@ pub enum Rejection {
         what: QuotaKind,
         limit: u64,
     },
+    /// The account id is taken.
+    AccountExists,
+    /// No such account (or it was deleted), or its password changed during the login.
+    UnknownAccount,
+    /// The login ticket was redeemed already or has expired.
+    TicketUsed,
+    /// The acting session is unknown, expired, revoked or of another account.
+    InvalidSession,
+    /// The envelope's version is not the one the write expected.
+    EnvelopeConflict {
+        /// The current version (0: no such envelope).
+        version: u64,
+    },
+    /// The account holds the most envelopes it may.
+    TooManyEnvelopes,
+    /// The zone has no account secrets yet.
+    NoZoneAuth,
 }
 
 /// What a quota limits.

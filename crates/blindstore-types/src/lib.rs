@@ -2,6 +2,7 @@
 //! clocks, no randomness. The entry format of docs/entry-format.md lives in [`entry`]; the commands the
 //! Raft state machine applies live in [`command`]; the JSON bodies of HTTP API v1 in [`api`].
 
+pub mod account;
 pub mod api;
 pub mod command;
 pub mod entry;

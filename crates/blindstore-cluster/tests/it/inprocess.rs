@@ -41,6 +41,7 @@ fn config(dir: &std::path::Path, rpc_addr: String, join: Option<String>) -> Node
             interval: Duration::from_secs(3600),
             bytes_per_sec: 32 << 20,
         },
+        accounts: Default::default(),
     }
 }
 

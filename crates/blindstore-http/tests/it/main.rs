@@ -1,5 +1,6 @@
 //! HTTP API v1 tested through the router, against a real node on a temporary data dir.
 
+mod accounts;
 mod api;
 mod openapi;
 mod support;

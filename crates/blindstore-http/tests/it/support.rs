@@ -50,6 +50,7 @@ pub async fn start_with(limits: Limits, tweak: impl FnOnce(&mut NodeConfig)) -> 
             interval: Duration::from_secs(3600),
             bytes_per_sec: 32 << 20,
         },
+        accounts: Default::default(),
     };
     tweak(&mut config);
     let node = Node::start(config, None).await.unwrap();

@@ -1,0 +1,134 @@
+//! Login tickets: the server's OPAQUE login state, sealed with XChaCha20-Poly1305 under the
+//! zone's ticket key (replicated state), so the node that finishes a login need not be the one
+//! that started it. The zone is bound as associated data; a ticket carries its own expiry and
+//! a random id that the state machine remembers once redeemed, so it works once.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use blindstore_types::account::AccountId;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use rand::rngs::OsRng;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+use crate::AuthError;
+
+const AAD_PREFIX: &[u8] = b"blindstore/login-ticket/v1\0";
+const NONCE_BYTES: usize = 24;
+
+/// What a login ticket carries.
+#[derive(Serialize, Deserialize)]
+pub struct LoginTicket {
+    pub account: AccountId,
+    /// The serialized OPAQUE `ServerLogin` (secret).
+    pub state: Vec<u8>,
+    /// The account's `password_changed_at_ms` at login start (0 for an unknown account).
+    /// Fixed width, so a ticket's length does not tell whether the account exists.
+    #[serde(with = "postcard::fixint::le")]
+    pub password_changed_at_ms: u64,
+    pub id: [u8; 16],
+    #[serde(with = "postcard::fixint::le")]
+    pub expires_at_ms: u64,
+}
+
+impl LoginTicket {
+    pub fn new(
+        account: AccountId,
+        state: Vec<u8>,
+        password_changed_at_ms: u64,
+        expires_at_ms: u64,
+    ) -> Self {
+        let mut id = [0u8; 16];
+        OsRng.fill_bytes(&mut id);
+        LoginTicket {
+            account,
+            state,
+            password_changed_at_ms,
+            id,
+            expires_at_ms,
+        }
+    }
+
+    /// Seals the ticket for `zone` under `key`.
+    pub fn seal(&self, key: &[u8; 32], zone: &str) -> String {
+        let mut nonce = [0u8; NONCE_BYTES];
+        OsRng.fill_bytes(&mut nonce);
+        let plain = postcard::to_allocvec(self).expect("encoding into a Vec cannot fail");
+        let aad = [AAD_PREFIX, zone.as_bytes()].concat();
+        let sealed = XChaCha20Poly1305::new(key.into())
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: &plain,
+                    aad: &aad,
+                },
+            )
+            .expect("XChaCha20-Poly1305 encryption does not fail on a small message");
+        URL_SAFE_NO_PAD.encode([nonce.as_slice(), &sealed].concat())
+    }
+
+    /// Opens a ticket sealed for `zone` under `key` that has not expired at `now_ms`.
+    pub fn open(key: &[u8; 32], zone: &str, ticket: &str, now_ms: u64) -> Result<Self, AuthError> {
+        let bytes = URL_SAFE_NO_PAD
+            .decode(ticket)
+            .map_err(|_| AuthError::BadTicket)?;
+        if bytes.len() < NONCE_BYTES {
+            return Err(AuthError::BadTicket);
+        }
+        let (nonce, sealed) = bytes.split_at(NONCE_BYTES);
+        let aad = [AAD_PREFIX, zone.as_bytes()].concat();
+        let plain = XChaCha20Poly1305::new(key.into())
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| AuthError::BadTicket)?;
+        let ticket: LoginTicket = postcard::from_bytes(&plain).map_err(|_| AuthError::BadTicket)?;
+        if ticket.expires_at_ms <= now_ms {
+            return Err(AuthError::BadTicket);
+        }
+        Ok(ticket)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ticket() -> LoginTicket {
+        LoginTicket::new(AccountId::new("alice").unwrap(), vec![5; 128], 7, 10_000)
+    }
+
+    #[test]
+    fn a_ticket_opens_only_in_its_zone_with_its_key_before_expiry() {
+        let key = [1u8; 32];
+        let sealed = ticket().seal(&key, "budget");
+        let opened = LoginTicket::open(&key, "budget", &sealed, 9_999).unwrap();
+        assert_eq!(opened.state, vec![5; 128]);
+        assert_eq!(opened.password_changed_at_ms, 7);
+        assert!(
+            LoginTicket::open(&key, "budget", &sealed, 10_000).is_err(),
+            "expired"
+        );
+        assert!(
+            LoginTicket::open(&key, "other", &sealed, 0).is_err(),
+            "another zone"
+        );
+        assert!(
+            LoginTicket::open(&[2u8; 32], "budget", &sealed, 0).is_err(),
+            "another key"
+        );
+        let mut tampered = URL_SAFE_NO_PAD.decode(&sealed).unwrap();
+        *tampered.last_mut().unwrap() ^= 1;
+        let tampered = URL_SAFE_NO_PAD.encode(tampered);
+        assert!(
+            LoginTicket::open(&key, "budget", &tampered, 0).is_err(),
+            "tampered"
+        );
+        assert!(LoginTicket::open(&key, "budget", "short", 0).is_err());
+    }
+}

@@ -1,0 +1,299 @@
+//! Accounts from Rust: OPAQUE registration and login with the same key stretching as
+//! `@serenity-kit/opaque`, sessions and envelopes. The password and the export key never leave
+//! this process.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use blindstore_auth::client;
+use blindstore_types::account::AccountId;
+use blindstore_types::api::{
+    ChangePassword, Envelope, EnvelopeChange, EnvelopeInfo, EnvelopeList, EnvelopePut, LoginFinish,
+    LoginStart, LoginStarted, NewSession, RegisterFinish, RegisterStart, RegisterStarted, Revoked,
+    SessionList,
+};
+use blindstore_types::ZoneId;
+use reqwest::header::IF_MATCH;
+use reqwest::Method;
+
+use crate::{checked, json, Client, Result};
+
+/// A logged-in session.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub zone: ZoneId,
+    /// The bearer token.
+    pub token: String,
+    pub session_id: String,
+    pub account: AccountId,
+    pub expires_at_ms: u64,
+    /// OPAQUE's export key: 64 bytes only the password holder can compute, the same at every
+    /// login; the root of the client's own keys. Never sent.
+    pub export_key: Vec<u8>,
+}
+
+impl Client {
+    fn auth_path(zone: &ZoneId, rest: &str) -> String {
+        format!("/v1/zones/{zone}/auth/{rest}")
+    }
+
+    /// Registers `account` with `password`; returns the export key.
+    pub async fn register(
+        &self,
+        zone: &ZoneId,
+        account: &AccountId,
+        password: &[u8],
+    ) -> Result<Vec<u8>> {
+        let record = self.registration_record(zone, account, password).await?;
+        let body = RegisterFinish {
+            account: account.clone(),
+            registration_record: record.message,
+        };
+        checked(
+            self.request(Method::POST, &Self::auth_path(zone, "register/finish"))
+                .json(&body)
+                .send()
+                .await?,
+        )
+        .await?;
+        Ok(record.export_key)
+    }
+
+    /// The two first steps of a registration: a record for `password`, not yet uploaded.
+    async fn registration_record(
+        &self,
+        zone: &ZoneId,
+        account: &AccountId,
+        password: &[u8],
+    ) -> Result<client::Finished> {
+        let (state, registration_request) = client::start_registration(password)?;
+        let start = RegisterStart {
+            account: account.clone(),
+            registration_request,
+        };
+        let started: RegisterStarted = json(
+            self.request(Method::POST, &Self::auth_path(zone, "register/start"))
+                .json(&start)
+                .send()
+                .await?,
+        )
+        .await?;
+        Ok(state.finish(password, &started.registration_response)?)
+    }
+
+    /// Logs in: a session. A wrong password or an unknown account fails on the client side
+    /// (`ClientError::Login`) before the last message is sent.
+    pub async fn login(
+        &self,
+        zone: &ZoneId,
+        account: &AccountId,
+        password: &[u8],
+        label: &str,
+    ) -> Result<Session> {
+        let (state, start_login_request) = client::start_login(password)?;
+        let started = self
+            .login_start(zone, account, &start_login_request)
+            .await?;
+        let finished = state.finish(password, &started.login_response)?;
+        let session = self
+            .login_finish(zone, &started.login_ticket, &finished.message, label)
+            .await?;
+        Ok(Session {
+            zone: zone.clone(),
+            token: session.token,
+            session_id: session.session_id,
+            account: session.account,
+            expires_at_ms: session.expires_at_ms,
+            export_key: finished.export_key,
+        })
+    }
+
+    /// `POST .../auth/login/start` with a prepared OPAQUE message.
+    pub async fn login_start(
+        &self,
+        zone: &ZoneId,
+        account: &AccountId,
+        start_login_request: &str,
+    ) -> Result<LoginStarted> {
+        let body = LoginStart {
+            account: account.clone(),
+            start_login_request: start_login_request.to_owned(),
+        };
+        json(
+            self.request(Method::POST, &Self::auth_path(zone, "login/start"))
+                .json(&body)
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    /// `POST .../auth/login/finish` with a prepared OPAQUE message.
+    pub async fn login_finish(
+        &self,
+        zone: &ZoneId,
+        login_ticket: &str,
+        finish_login_request: &str,
+        label: &str,
+    ) -> Result<NewSession> {
+        let body = LoginFinish {
+            login_ticket: login_ticket.to_owned(),
+            finish_login_request: finish_login_request.to_owned(),
+            label: label.to_owned(),
+        };
+        json(
+            self.request(Method::POST, &Self::auth_path(zone, "login/finish"))
+                .json(&body)
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    fn session_request(
+        &self,
+        method: Method,
+        session: &Session,
+        rest: &str,
+    ) -> reqwest::RequestBuilder {
+        self.request(method, &Self::auth_path(&session.zone, rest))
+            .bearer_auth(&session.token)
+    }
+
+    /// Ends this session.
+    pub async fn logout(&self, session: &Session) -> Result<u64> {
+        let revoked: Revoked = json(
+            self.session_request(Method::POST, session, "logout")
+                .send()
+                .await?,
+        )
+        .await?;
+        Ok(revoked.revoked)
+    }
+
+    /// Ends every session of the account.
+    pub async fn logout_everywhere(&self, session: &Session) -> Result<u64> {
+        let revoked: Revoked = json(
+            self.session_request(Method::POST, session, "logout-all")
+                .send()
+                .await?,
+        )
+        .await?;
+        Ok(revoked.revoked)
+    }
+
+    /// The account's live sessions.
+    pub async fn sessions(&self, session: &Session) -> Result<SessionList> {
+        json(
+            self.session_request(Method::GET, session, "sessions")
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    /// Ends one of the account's sessions by its id; whether it existed.
+    pub async fn end_session(&self, session: &Session, id: &str) -> Result<bool> {
+        let path = format!("sessions/{id}");
+        let revoked: Revoked = json(
+            self.session_request(Method::DELETE, session, &path)
+                .send()
+                .await?,
+        )
+        .await?;
+        Ok(revoked.revoked > 0)
+    }
+
+    /// One envelope: its version and bytes.
+    pub async fn envelope(&self, session: &Session, name: &str) -> Result<(u64, Vec<u8>)> {
+        let path = format!("envelopes/{name}");
+        let envelope: Envelope = json(
+            self.session_request(Method::GET, session, &path)
+                .send()
+                .await?,
+        )
+        .await?;
+        let data =
+            URL_SAFE_NO_PAD
+                .decode(&envelope.data)
+                .map_err(|e| crate::ClientError::Unexpected {
+                    status: reqwest::StatusCode::OK,
+                    detail: format!("envelope data: {e}"),
+                })?;
+        Ok((envelope.version, data))
+    }
+
+    /// The account's envelopes.
+    pub async fn envelopes(&self, session: &Session) -> Result<Vec<EnvelopeInfo>> {
+        let list: EnvelopeList = json(
+            self.session_request(Method::GET, session, "envelopes")
+                .send()
+                .await?,
+        )
+        .await?;
+        Ok(list.envelopes)
+    }
+
+    /// Writes an envelope replacing version `if_version` (0: it must not exist yet); the new
+    /// version, or `envelope_conflict` with the current one.
+    pub async fn put_envelope(
+        &self,
+        session: &Session,
+        name: &str,
+        data: &[u8],
+        if_version: u64,
+    ) -> Result<u64> {
+        let path = format!("envelopes/{name}");
+        let mut request = self
+            .session_request(Method::PUT, session, &path)
+            .json(&EnvelopePut {
+                data: URL_SAFE_NO_PAD.encode(data),
+            });
+        if if_version > 0 {
+            request = request.header(IF_MATCH, format!("\"{if_version}\""));
+        }
+        let info: EnvelopeInfo = json(request.send().await?).await?;
+        Ok(info.version)
+    }
+
+    /// Changes the password, optionally with an envelope (name, bytes, version replaced) and
+    /// the end of every other session, in one step; returns the new export key.
+    pub async fn change_password(
+        &self,
+        session: &Session,
+        new_password: &[u8],
+        envelope: Option<(&str, &[u8], u64)>,
+        revoke_other_sessions: bool,
+    ) -> Result<Vec<u8>> {
+        let record = self
+            .registration_record(&session.zone, &session.account, new_password)
+            .await?;
+        let body = ChangePassword {
+            registration_record: record.message,
+            envelope: envelope.map(|(name, data, if_version)| EnvelopeChange {
+                name: name.to_owned(),
+                data: URL_SAFE_NO_PAD.encode(data),
+                if_version,
+            }),
+            revoke_other_sessions,
+        };
+        checked(
+            self.session_request(Method::POST, session, "password")
+                .json(&body)
+                .send()
+                .await?,
+        )
+        .await?;
+        Ok(record.export_key)
+    }
+
+    /// Deletes the session's account with its envelopes and sessions.
+    pub async fn delete_account(&self, session: &Session) -> Result<()> {
+        checked(
+            self.session_request(Method::DELETE, session, "account")
+                .send()
+                .await?,
+        )
+        .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,396 @@
+//! Accounts: OPAQUE registration and login, sessions, envelopes. The OPAQUE steps are
+//! `blindstore_auth`'s; this module reads the replicated state (after a read barrier, so every
+//! node answers alike) and proposes the changes. Session checks are linearizable: a session
+//! revoked before the check began is refused on every node.
+
+use blindstore_auth::ticket::LoginTicket;
+use blindstore_auth::{server, session_id, session_token_hash, AuthError};
+use blindstore_types::account::{
+    check_envelope_name, AccountId, Acting, EnvelopeRecord, EnvelopeWrite, Revoke, SessionRecord,
+    ZoneAuth, MAX_ENVELOPE_BYTES, MAX_SESSION_LABEL_BYTES,
+};
+use blindstore_types::api::{NewSession, SessionInfo};
+use blindstore_types::command::{Command, CommandResponse, TicketUse};
+use blindstore_types::{Hash32, ZoneId};
+
+use crate::node::{now_ms, rejection, unexpected};
+use crate::{Consistency, Node, NodeError};
+
+/// A request's live session.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub account: AccountId,
+    pub token_hash: Hash32,
+    pub session: SessionRecord,
+}
+
+impl Authenticated {
+    fn acting(&self) -> Acting {
+        Acting {
+            session: self.token_hash,
+            now_ms: now_ms(),
+        }
+    }
+}
+
+fn malformed(e: AuthError) -> NodeError {
+    NodeError::BadRequest(e.to_string())
+}
+
+impl Node {
+    /// The zone's account secrets, created on first use (zones made before accounts existed
+    /// have none; new zones get theirs when created).
+    pub(crate) async fn zone_auth(&self, zone: &ZoneId) -> Result<ZoneAuth, NodeError> {
+        self.require_zone_fresh(zone).await?;
+        if let Some(auth) = self.inner.state.zone_auth(zone)? {
+            return Ok(auth);
+        }
+        self.read_barrier(Consistency::Linearizable).await?;
+        if let Some(auth) = self.inner.state.zone_auth(zone)? {
+            return Ok(auth);
+        }
+        self.set_zone_auth(zone).await?;
+        self.read_barrier(Consistency::Linearizable).await?;
+        self.inner
+            .state
+            .zone_auth(zone)?
+            .ok_or_else(|| NodeError::Internal("zone secrets missing after creation".into()))
+    }
+
+    /// Gives `zone` account secrets unless it has some.
+    pub(crate) async fn set_zone_auth(&self, zone: &ZoneId) -> Result<(), NodeError> {
+        let command = Command::SetZoneAuth {
+            zone: zone.clone(),
+            auth: blindstore_auth::new_zone_auth(),
+        };
+        match self.propose(command).await? {
+            CommandResponse::ZoneAuthSet { .. } => Ok(()),
+            CommandResponse::Rejected(r) => Err(rejection(r)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Registration, first step (stateless): the OPAQUE registration response.
+    pub async fn register_start(
+        &self,
+        zone: &ZoneId,
+        account: &AccountId,
+        registration_request: &str,
+    ) -> Result<String, NodeError> {
+        let auth = self.zone_auth(zone).await?;
+        server::registration_response(&auth.opaque_setup, account.as_str(), registration_request)
+            .map_err(malformed)
+    }
+
+    /// Registration, last step: creates the account; `AccountExists` if the id is taken.
+    pub async fn register_finish(
+        &self,
+        zone: &ZoneId,
+        account: &AccountId,
+        registration_record: &str,
+    ) -> Result<(), NodeError> {
+        let registration = server::registration_record(registration_record).map_err(malformed)?;
+        self.zone_auth(zone).await?;
+        self.check_room()?;
+        let command = Command::CreateAccount {
+            zone: zone.clone(),
+            account: account.clone(),
+            registration,
+            created_at_ms: now_ms(),
+        };
+        match self.propose(command).await? {
+            CommandResponse::AccountCreated => Ok(()),
+            CommandResponse::Rejected(r) => Err(rejection(r)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Login, first step: the OPAQUE login response and a sealed ticket for `login_finish`.
+    /// An unknown account gets an answer of the same shape (a dummy record).
+    pub async fn login_start(
+        &self,
+        zone: &ZoneId,
+        account: &AccountId,
+        start_login_request: &str,
+    ) -> Result<(String, String), NodeError> {
+        let auth = self.zone_auth(zone).await?;
+        self.read_barrier(Consistency::Linearizable).await?;
+        let record = self.inner.state.account(zone, account)?;
+        let (response, state) = server::login_start(
+            &auth.opaque_setup,
+            account.as_str(),
+            record.as_ref().map(|r| r.registration.as_slice()),
+            start_login_request,
+        )
+        .map_err(malformed)?;
+        let expires = now_ms() + self.inner.accounts.login_ttl.as_millis() as u64;
+        let changed = record.map_or(0, |r| r.password_changed_at_ms);
+        let ticket = LoginTicket::new(account.clone(), state, changed, expires);
+        Ok((response, ticket.seal(&auth.ticket_key, zone.as_str())))
+    }
+
+    /// Login, last step: a new session if the client proved the password. Every failure — a
+    /// wrong password, an unknown account, an expired, forged or reused ticket — is the same
+    /// `InvalidLogin`.
+    pub async fn login_finish(
+        &self,
+        zone: &ZoneId,
+        login_ticket: &str,
+        finish_login_request: &str,
+        label: String,
+    ) -> Result<NewSession, NodeError> {
+        if label.len() > MAX_SESSION_LABEL_BYTES {
+            return Err(NodeError::TooLarge {
+                what: "session label",
+                limit: MAX_SESSION_LABEL_BYTES as u64,
+            });
+        }
+        let auth = self.zone_auth(zone).await?;
+        let now = now_ms();
+        let ticket = LoginTicket::open(&auth.ticket_key, zone.as_str(), login_ticket, now)
+            .map_err(|_| NodeError::InvalidLogin)?;
+        server::login_finish(&ticket.state, finish_login_request).map_err(|e| match e {
+            AuthError::Malformed(_) => malformed(e),
+            _ => NodeError::InvalidLogin,
+        })?;
+        self.check_room()?;
+        let (token, token_hash) = blindstore_auth::new_session_token();
+        let session = SessionRecord {
+            account: ticket.account.clone(),
+            created_at_ms: now,
+            expires_at_ms: now + self.inner.accounts.session_ttl.as_millis() as u64,
+            label,
+        };
+        let expires_at_ms = session.expires_at_ms;
+        let command = Command::CreateSession {
+            zone: zone.clone(),
+            token_hash,
+            session,
+            password_changed_at_ms: ticket.password_changed_at_ms,
+            ticket: TicketUse {
+                id: ticket.id,
+                expires_at_ms: ticket.expires_at_ms,
+                now_ms: now,
+            },
+        };
+        match self.propose(command).await? {
+            CommandResponse::SessionCreated => Ok(NewSession {
+                token,
+                session_id: session_id(&token_hash),
+                account: ticket.account,
+                expires_at_ms,
+            }),
+            // An account deleted or re-registered meanwhile fails like a wrong password.
+            CommandResponse::Rejected(_) => Err(NodeError::InvalidLogin),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The live session a bearer token names, checked after a read barrier: a revocation
+    /// that returned before this call began is seen.
+    pub async fn authenticate(
+        &self,
+        zone: &ZoneId,
+        bearer: &str,
+    ) -> Result<Authenticated, NodeError> {
+        let token_hash = session_token_hash(bearer).ok_or(NodeError::InvalidSession)?;
+        self.require_zone_fresh(zone).await?;
+        self.read_barrier(Consistency::Linearizable).await?;
+        let session = self
+            .inner
+            .state
+            .session(zone, &token_hash)?
+            .filter(|s| s.expires_at_ms > now_ms())
+            .ok_or(NodeError::InvalidSession)?;
+        Ok(Authenticated {
+            account: session.account.clone(),
+            token_hash,
+            session,
+        })
+    }
+
+    /// Ends this session, or (`everywhere`) every session of its account. Returns how many.
+    pub async fn logout(
+        &self,
+        zone: &ZoneId,
+        who: &Authenticated,
+        everywhere: bool,
+    ) -> Result<u64, NodeError> {
+        let revoke = if everywhere {
+            Revoke::All { except: None }
+        } else {
+            Revoke::One(who.token_hash)
+        };
+        self.revoke(zone, &who.account, revoke).await
+    }
+
+    /// Ends one of the account's sessions by its listed id; false if it has none such.
+    pub async fn end_session(
+        &self,
+        zone: &ZoneId,
+        who: &Authenticated,
+        id: &str,
+    ) -> Result<bool, NodeError> {
+        let target = self
+            .inner
+            .state
+            .account_sessions(zone, &who.account)?
+            .into_iter()
+            .map(|(hash, _)| hash)
+            .find(|hash| session_id(hash) == id);
+        match target {
+            Some(hash) => Ok(self.revoke(zone, &who.account, Revoke::One(hash)).await? > 0),
+            None => Ok(false),
+        }
+    }
+
+    async fn revoke(
+        &self,
+        zone: &ZoneId,
+        account: &AccountId,
+        revoke: Revoke,
+    ) -> Result<u64, NodeError> {
+        let command = Command::RevokeSessions {
+            zone: zone.clone(),
+            account: account.clone(),
+            revoke,
+        };
+        match self.propose(command).await? {
+            CommandResponse::SessionsRevoked { count } => Ok(count),
+            CommandResponse::Rejected(r) => Err(rejection(r)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The account's live sessions, oldest first.
+    pub fn sessions(
+        &self,
+        zone: &ZoneId,
+        who: &Authenticated,
+    ) -> Result<Vec<SessionInfo>, NodeError> {
+        let now = now_ms();
+        let mut sessions: Vec<SessionInfo> = self
+            .inner
+            .state
+            .account_sessions(zone, &who.account)?
+            .into_iter()
+            .filter(|(_, s)| s.expires_at_ms > now)
+            .map(|(hash, s)| SessionInfo {
+                session_id: session_id(&hash),
+                label: s.label,
+                created_at_ms: s.created_at_ms,
+                expires_at_ms: s.expires_at_ms,
+                current: hash == who.token_hash,
+            })
+            .collect();
+        sessions.sort_by_key(|s| s.created_at_ms);
+        Ok(sessions)
+    }
+
+    /// One of the account's envelopes.
+    pub fn envelope(
+        &self,
+        zone: &ZoneId,
+        who: &Authenticated,
+        name: &str,
+    ) -> Result<EnvelopeRecord, NodeError> {
+        check_envelope_name(name).map_err(NodeError::BadRequest)?;
+        self.inner
+            .state
+            .envelope(zone, &who.account, name)?
+            .ok_or(NodeError::UnknownEnvelope)
+    }
+
+    /// The account's envelopes, by name.
+    pub fn envelopes(
+        &self,
+        zone: &ZoneId,
+        who: &Authenticated,
+    ) -> Result<Vec<(String, EnvelopeRecord)>, NodeError> {
+        Ok(self.inner.state.envelopes(zone, &who.account)?)
+    }
+
+    /// Writes an envelope if its version is `if_version` (0: it must not exist); returns the
+    /// new version, or `EnvelopeConflict` with the current one.
+    pub async fn put_envelope(
+        &self,
+        zone: &ZoneId,
+        who: &Authenticated,
+        write: EnvelopeWrite,
+    ) -> Result<u64, NodeError> {
+        check_envelope_write(&write)?;
+        self.check_room()?;
+        let command = Command::PutEnvelope {
+            zone: zone.clone(),
+            account: who.account.clone(),
+            acting: who.acting(),
+            write,
+        };
+        match self.propose(command).await? {
+            CommandResponse::EnvelopePut { version } => Ok(version),
+            CommandResponse::Rejected(r) => Err(rejection(r)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Replaces the account's OPAQUE record (the client ran `register/start` for it), with an
+    /// envelope and the end of the other sessions, in one step.
+    pub async fn change_password(
+        &self,
+        zone: &ZoneId,
+        who: &Authenticated,
+        registration_record: &str,
+        envelope: Option<EnvelopeWrite>,
+        revoke_other_sessions: bool,
+    ) -> Result<(), NodeError> {
+        let registration = server::registration_record(registration_record).map_err(malformed)?;
+        if let Some(write) = &envelope {
+            check_envelope_write(write)?;
+        }
+        let command = Command::ChangePassword {
+            zone: zone.clone(),
+            account: who.account.clone(),
+            acting: who.acting(),
+            registration,
+            envelope,
+            revoke_other_sessions,
+        };
+        match self.propose(command).await? {
+            CommandResponse::PasswordChanged => Ok(()),
+            CommandResponse::Rejected(r) => Err(rejection(r)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Deletes an account with its sessions and envelopes: the account's own live session
+    /// (`who`), or an administrator (`who` None).
+    pub async fn delete_account(
+        &self,
+        zone: &ZoneId,
+        account: &AccountId,
+        who: Option<&Authenticated>,
+    ) -> Result<(), NodeError> {
+        self.require_zone_fresh(zone).await?;
+        let command = Command::DeleteAccount {
+            zone: zone.clone(),
+            account: account.clone(),
+            acting: who.map(Authenticated::acting),
+        };
+        match self.propose(command).await? {
+            CommandResponse::AccountDeleted => Ok(()),
+            CommandResponse::Rejected(r) => Err(rejection(r)),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+fn check_envelope_write(write: &EnvelopeWrite) -> Result<(), NodeError> {
+    check_envelope_name(&write.name).map_err(NodeError::BadRequest)?;
+    if write.data.len() > MAX_ENVELOPE_BYTES {
+        return Err(NodeError::TooLarge {
+            what: "envelope",
+            limit: MAX_ENVELOPE_BYTES as u64,
+        });
+    }
+    Ok(())
+}

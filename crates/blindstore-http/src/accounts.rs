@@ -1,0 +1,402 @@
+//! Account routes under `/v1/zones/{zone}/auth`: OPAQUE registration and login, sessions
+//! (`Authorization: Bearer <session token>`), envelopes with compare-and-set, password change
+//! and account deletion; and the administrator's account deletion.
+
+use axum::extract::{FromRequestParts, State};
+use axum::http::header::{AUTHORIZATION, ETAG, IF_MATCH};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use blindstore_cluster::{Authenticated, NodeError};
+use blindstore_types::account::{AccountId, EnvelopeWrite};
+use blindstore_types::api::{
+    ChangePassword, Envelope, EnvelopeInfo, EnvelopeList, EnvelopePut, ErrorBody, LoginFinish,
+    LoginStart, LoginStarted, NewSession, RegisterFinish, RegisterStart, RegisterStarted, Revoked,
+    SessionList,
+};
+use blindstore_types::ZoneId;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::admin::Admin;
+use crate::{parse_zone, ApiError, ApiJson, ApiPath, AppState};
+
+pub(crate) fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register_start))
+        .routes(routes!(register_finish))
+        .routes(routes!(login_start))
+        .routes(routes!(login_finish))
+        .routes(routes!(logout))
+        .routes(routes!(logout_everywhere))
+        .routes(routes!(list_sessions))
+        .routes(routes!(end_session))
+        .routes(routes!(list_envelopes))
+        .routes(routes!(get_envelope, put_envelope))
+        .routes(routes!(change_password))
+        .routes(routes!(delete_own_account))
+        .routes(routes!(admin_delete_account))
+}
+
+/// The bearer token a request carries (not yet checked).
+pub(crate) struct Bearer(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Bearer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| Bearer(t.trim().to_string()))
+            .ok_or(ApiError::Node(NodeError::InvalidSession))
+    }
+}
+
+async fn session(
+    state: &AppState,
+    zone: &str,
+    bearer: &Bearer,
+) -> Result<(ZoneId, Authenticated), ApiError> {
+    let zone = parse_zone(zone)?;
+    let who = state.node.authenticate(&zone, &bearer.0).await?;
+    Ok((zone, who))
+}
+
+fn base64_field(what: &str, text: &str) -> Result<Vec<u8>, ApiError> {
+    URL_SAFE_NO_PAD
+        .decode(text)
+        .map_err(|_| ApiError::BadRequest(format!("{what} is not base64url without padding")))
+}
+
+/// Starts an OPAQUE registration (stateless).
+#[utoipa::path(post, path = "/v1/zones/{zone}/auth/register/start", tag = "accounts",
+    request_body = RegisterStart,
+    responses(
+        (status = 200, body = RegisterStarted),
+        (status = 400, description = "Malformed request", body = ErrorBody),
+        (status = 404, description = "Unknown zone", body = ErrorBody)))]
+async fn register_start(
+    State(state): State<AppState>,
+    ApiPath(zone): ApiPath<String>,
+    ApiJson(body): ApiJson<RegisterStart>,
+) -> Result<Json<RegisterStarted>, ApiError> {
+    let zone = parse_zone(&zone)?;
+    let registration_response = state
+        .node
+        .register_start(&zone, &body.account, &body.registration_request)
+        .await?;
+    Ok(Json(RegisterStarted {
+        registration_response,
+    }))
+}
+
+/// Finishes a registration: creates the account.
+#[utoipa::path(post, path = "/v1/zones/{zone}/auth/register/finish", tag = "accounts",
+    request_body = RegisterFinish,
+    responses(
+        (status = 201, description = "Account created"),
+        (status = 400, description = "Malformed record", body = ErrorBody),
+        (status = 409, description = "The account id is taken (`account_exists`)", body = ErrorBody)))]
+async fn register_finish(
+    State(state): State<AppState>,
+    ApiPath(zone): ApiPath<String>,
+    ApiJson(body): ApiJson<RegisterFinish>,
+) -> Result<StatusCode, ApiError> {
+    let zone = parse_zone(&zone)?;
+    state
+        .node
+        .register_finish(&zone, &body.account, &body.registration_record)
+        .await?;
+    Ok(StatusCode::CREATED)
+}
+
+/// Starts an OPAQUE login. An unknown account gets an answer of the same shape.
+#[utoipa::path(post, path = "/v1/zones/{zone}/auth/login/start", tag = "accounts",
+    request_body = LoginStart,
+    responses((status = 200, body = LoginStarted),
+        (status = 400, description = "Malformed request", body = ErrorBody)))]
+async fn login_start(
+    State(state): State<AppState>,
+    ApiPath(zone): ApiPath<String>,
+    ApiJson(body): ApiJson<LoginStart>,
+) -> Result<Json<LoginStarted>, ApiError> {
+    let zone = parse_zone(&zone)?;
+    let (login_response, login_ticket) = state
+        .node
+        .login_start(&zone, &body.account, &body.start_login_request)
+        .await?;
+    Ok(Json(LoginStarted {
+        login_response,
+        login_ticket,
+    }))
+}
+
+/// Finishes a login (on any node): a session. A wrong password and an unknown account get
+/// the same 401 `invalid_login`.
+#[utoipa::path(post, path = "/v1/zones/{zone}/auth/login/finish", tag = "accounts",
+    request_body = LoginFinish,
+    responses((status = 200, body = NewSession),
+        (status = 401, description = "`invalid_login`", body = ErrorBody)))]
+async fn login_finish(
+    State(state): State<AppState>,
+    ApiPath(zone): ApiPath<String>,
+    ApiJson(body): ApiJson<LoginFinish>,
+) -> Result<Json<NewSession>, ApiError> {
+    let zone = parse_zone(&zone)?;
+    let session = state
+        .node
+        .login_finish(
+            &zone,
+            &body.login_ticket,
+            &body.finish_login_request,
+            body.label,
+        )
+        .await?;
+    Ok(Json(session))
+}
+
+/// Ends the session the request comes with.
+#[utoipa::path(post, path = "/v1/zones/{zone}/auth/logout", tag = "accounts",
+    security(("session_token" = [])),
+    responses((status = 200, body = Revoked),
+        (status = 401, description = "`invalid_session`", body = ErrorBody)))]
+async fn logout(
+    State(state): State<AppState>,
+    ApiPath(zone): ApiPath<String>,
+    bearer: Bearer,
+) -> Result<Json<Revoked>, ApiError> {
+    let (zone, who) = session(&state, &zone, &bearer).await?;
+    let revoked = state.node.logout(&zone, &who, false).await?;
+    Ok(Json(Revoked { revoked }))
+}
+
+/// Ends every session of the account ("log out everywhere").
+#[utoipa::path(post, path = "/v1/zones/{zone}/auth/logout-all", tag = "accounts",
+    security(("session_token" = [])),
+    responses((status = 200, body = Revoked),
+        (status = 401, description = "`invalid_session`", body = ErrorBody)))]
+async fn logout_everywhere(
+    State(state): State<AppState>,
+    ApiPath(zone): ApiPath<String>,
+    bearer: Bearer,
+) -> Result<Json<Revoked>, ApiError> {
+    let (zone, who) = session(&state, &zone, &bearer).await?;
+    let revoked = state.node.logout(&zone, &who, true).await?;
+    Ok(Json(Revoked { revoked }))
+}
+
+/// The account's live sessions.
+#[utoipa::path(get, path = "/v1/zones/{zone}/auth/sessions", tag = "accounts",
+    security(("session_token" = [])),
+    responses((status = 200, body = SessionList),
+        (status = 401, description = "`invalid_session`", body = ErrorBody)))]
+async fn list_sessions(
+    State(state): State<AppState>,
+    ApiPath(zone): ApiPath<String>,
+    bearer: Bearer,
+) -> Result<Json<SessionList>, ApiError> {
+    let (zone, who) = session(&state, &zone, &bearer).await?;
+    let sessions = state.node.sessions(&zone, &who)?;
+    Ok(Json(SessionList {
+        account: who.account,
+        sessions,
+    }))
+}
+
+/// Ends one of the account's sessions, by its listed id.
+#[utoipa::path(delete, path = "/v1/zones/{zone}/auth/sessions/{id}", tag = "accounts",
+    security(("session_token" = [])),
+    responses((status = 200, body = Revoked),
+        (status = 401, description = "`invalid_session`", body = ErrorBody)))]
+async fn end_session(
+    State(state): State<AppState>,
+    ApiPath((zone, id)): ApiPath<(String, String)>,
+    bearer: Bearer,
+) -> Result<Json<Revoked>, ApiError> {
+    let (zone, who) = session(&state, &zone, &bearer).await?;
+    let ended = state.node.end_session(&zone, &who, &id).await?;
+    Ok(Json(Revoked {
+        revoked: u64::from(ended),
+    }))
+}
+
+/// The account's envelopes: names, versions, sizes.
+#[utoipa::path(get, path = "/v1/zones/{zone}/auth/envelopes", tag = "accounts",
+    security(("session_token" = [])),
+    responses((status = 200, body = EnvelopeList),
+        (status = 401, description = "`invalid_session`", body = ErrorBody)))]
+async fn list_envelopes(
+    State(state): State<AppState>,
+    ApiPath(zone): ApiPath<String>,
+    bearer: Bearer,
+) -> Result<Json<EnvelopeList>, ApiError> {
+    let (zone, who) = session(&state, &zone, &bearer).await?;
+    let envelopes = state
+        .node
+        .envelopes(&zone, &who)?
+        .into_iter()
+        .map(|(name, e)| EnvelopeInfo {
+            name,
+            version: e.version,
+            bytes: e.data.len() as u64,
+            updated_at_ms: e.updated_at_ms,
+        })
+        .collect();
+    Ok(Json(EnvelopeList { envelopes }))
+}
+
+/// One envelope, with `ETag: "<version>"`.
+#[utoipa::path(get, path = "/v1/zones/{zone}/auth/envelopes/{name}", tag = "accounts",
+    security(("session_token" = [])),
+    responses((status = 200, body = Envelope),
+        (status = 401, description = "`invalid_session`", body = ErrorBody),
+        (status = 404, description = "`unknown_envelope`", body = ErrorBody)))]
+async fn get_envelope(
+    State(state): State<AppState>,
+    ApiPath((zone, name)): ApiPath<(String, String)>,
+    bearer: Bearer,
+) -> Result<Response, ApiError> {
+    let (zone, who) = session(&state, &zone, &bearer).await?;
+    let envelope = state.node.envelope(&zone, &who, &name)?;
+    let etag = version_etag(envelope.version);
+    let body = Envelope {
+        name,
+        version: envelope.version,
+        data: URL_SAFE_NO_PAD.encode(&envelope.data),
+        updated_at_ms: envelope.updated_at_ms,
+    };
+    Ok(([(ETAG, etag)], Json(body)).into_response())
+}
+
+/// Writes an envelope. `If-Match: "<version>"` replaces that version; without `If-Match` the
+/// envelope must not exist yet. Another version: 409 `envelope_conflict` with the current
+/// version in `error.version`, and nothing changed.
+#[utoipa::path(put, path = "/v1/zones/{zone}/auth/envelopes/{name}", tag = "accounts",
+    security(("session_token" = [])),
+    request_body = EnvelopePut,
+    params(("If-Match" = Option<String>, Header, description = "The version being replaced, quoted")),
+    responses((status = 200, body = EnvelopeInfo),
+        (status = 401, description = "`invalid_session`", body = ErrorBody),
+        (status = 409, description = "`envelope_conflict`", body = ErrorBody),
+        (status = 413, description = "Over 64 KiB", body = ErrorBody)))]
+async fn put_envelope(
+    State(state): State<AppState>,
+    ApiPath((zone, name)): ApiPath<(String, String)>,
+    headers: HeaderMap,
+    bearer: Bearer,
+    ApiJson(body): ApiJson<EnvelopePut>,
+) -> Result<Response, ApiError> {
+    let if_version = if_match_version(&headers)?;
+    let data = base64_field("data", &body.data)?;
+    let (zone, who) = session(&state, &zone, &bearer).await?;
+    let bytes = data.len() as u64;
+    let write = EnvelopeWrite {
+        name: name.clone(),
+        data,
+        if_version,
+    };
+    let version = state.node.put_envelope(&zone, &who, write).await?;
+    let info = EnvelopeInfo {
+        name,
+        version,
+        bytes,
+        updated_at_ms: 0,
+    };
+    Ok(([(ETAG, version_etag(version))], Json(info)).into_response())
+}
+
+/// Changes the password: a new OPAQUE record (from `register/start` with the same account
+/// id), with an envelope and the end of the other sessions, in one atomic step.
+#[utoipa::path(post, path = "/v1/zones/{zone}/auth/password", tag = "accounts",
+    security(("session_token" = [])),
+    request_body = ChangePassword,
+    responses((status = 204, description = "Changed"),
+        (status = 401, description = "`invalid_session`", body = ErrorBody),
+        (status = 409, description = "`envelope_conflict`", body = ErrorBody)))]
+async fn change_password(
+    State(state): State<AppState>,
+    ApiPath(zone): ApiPath<String>,
+    bearer: Bearer,
+    ApiJson(body): ApiJson<ChangePassword>,
+) -> Result<StatusCode, ApiError> {
+    let envelope = match body.envelope {
+        Some(e) => Some(EnvelopeWrite {
+            data: base64_field("envelope.data", &e.data)?,
+            name: e.name,
+            if_version: e.if_version,
+        }),
+        None => None,
+    };
+    let (zone, who) = session(&state, &zone, &bearer).await?;
+    state
+        .node
+        .change_password(
+            &zone,
+            &who,
+            &body.registration_record,
+            envelope,
+            body.revoke_other_sessions,
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes the account of the session: its record, envelopes and sessions.
+#[utoipa::path(delete, path = "/v1/zones/{zone}/auth/account", tag = "accounts",
+    security(("session_token" = [])),
+    responses((status = 204, description = "Deleted"),
+        (status = 401, description = "`invalid_session`", body = ErrorBody)))]
+async fn delete_own_account(
+    State(state): State<AppState>,
+    ApiPath(zone): ApiPath<String>,
+    bearer: Bearer,
+) -> Result<StatusCode, ApiError> {
+    let (zone, who) = session(&state, &zone, &bearer).await?;
+    state
+        .node
+        .delete_account(&zone, &who.account.clone(), Some(&who))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes an account (administrator): its record, envelopes and sessions.
+#[utoipa::path(delete, path = "/v1/admin/zones/{zone}/accounts/{account}", tag = "admin",
+    security(("admin_token" = [])),
+    responses((status = 204, description = "Deleted"),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "`unknown_account`", body = ErrorBody)))]
+async fn admin_delete_account(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath((zone, account)): ApiPath<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let zone = parse_zone(&zone)?;
+    let account = AccountId::new(account).map_err(ApiError::BadRequest)?;
+    state.node.delete_account(&zone, &account, None).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn version_etag(version: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).expect("digits are a valid header value")
+}
+
+/// The version `If-Match` names (quoted or not), or 0 without the header.
+fn if_match_version(headers: &HeaderMap) -> Result<u64, ApiError> {
+    let Some(value) = headers.get(IF_MATCH) else {
+        return Ok(0);
+    };
+    value
+        .to_str()
+        .ok()
+        .map(|v| v.trim().trim_start_matches("W/").trim_matches('"'))
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| {
+            ApiError::BadRequest("If-Match must be an envelope version, e.g. \"3\"".into())
+        })
+}

@@ -1,0 +1,479 @@
+//! Accounts through the HTTP API: OPAQUE registration and login (the client side from
+//! `blindstore_auth::client`), sessions, envelopes with compare-and-set, password change,
+//! deletion.
+
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use blindstore_auth::client;
+use blindstore_cluster::Limits;
+use serde_json::{json, Value};
+
+use crate::support::{start, Reply, TestNode, TOKEN};
+
+const AUTH: &str = "/v1/zones/demo/auth";
+
+async fn register(t: &TestNode, account: &str, password: &[u8]) -> Vec<u8> {
+    let (state, request) = client::start_registration(password).unwrap();
+    let r = t
+        .call(
+            Method::POST,
+            &format!("{AUTH}/register/start"),
+            Some(json!({"account": account, "registration_request": request})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
+    let done = state
+        .finish(
+            password,
+            r.json()["registration_response"].as_str().unwrap(),
+        )
+        .unwrap();
+    let r = t
+        .call(
+            Method::POST,
+            &format!("{AUTH}/register/finish"),
+            Some(json!({"account": account, "registration_record": done.message})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json());
+    done.export_key
+}
+
+/// Starts a login: the client state and the server's answer.
+async fn login_start(t: &TestNode, account: &str, password: &[u8]) -> (client::Login, Value) {
+    let (state, request) = client::start_login(password).unwrap();
+    let r = t
+        .call(
+            Method::POST,
+            &format!("{AUTH}/login/start"),
+            Some(json!({"account": account, "start_login_request": request})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
+    (state, r.json())
+}
+
+async fn login_finish(t: &TestNode, ticket: &str, message: &str, label: &str) -> Reply {
+    t.call(
+        Method::POST,
+        &format!("{AUTH}/login/finish"),
+        Some(json!({"login_ticket": ticket, "finish_login_request": message, "label": label})),
+    )
+    .await
+}
+
+/// A full login: the session token and the export key.
+async fn login(t: &TestNode, account: &str, password: &[u8], label: &str) -> (String, Vec<u8>) {
+    let (state, started) = login_start(t, account, password).await;
+    let done = state
+        .finish(password, started["login_response"].as_str().unwrap())
+        .unwrap();
+    let r = login_finish(
+        t,
+        started["login_ticket"].as_str().unwrap(),
+        &done.message,
+        label,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
+    (
+        r.json()["token"].as_str().unwrap().to_owned(),
+        done.export_key,
+    )
+}
+
+async fn with_session(
+    t: &TestNode,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+    if_match: Option<&str>,
+) -> Reply {
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(format!("{AUTH}/{path}"))
+        .header("authorization", format!("Bearer {token}"));
+    if let Some(v) = if_match {
+        builder = builder.header("if-match", v);
+    }
+    let body = match body {
+        Some(v) => {
+            builder = builder.header("content-type", "application/json");
+            Body::from(serde_json::to_vec(&v).unwrap())
+        }
+        None => Body::empty(),
+    };
+    t.send(builder.body(body).unwrap()).await
+}
+
+#[tokio::test]
+async fn register_log_in_use_a_session_and_log_out() {
+    let t = start(Limits::default()).await;
+    let registered = register(&t, "alice", b"correct horse").await;
+    let (token, export_key) = login(&t, "alice", b"correct horse", "laptop").await;
+    assert_eq!(export_key, registered, "the same export key at every login");
+
+    let r = with_session(&t, Method::GET, "sessions", &token, None, None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let sessions = r.json();
+    assert_eq!(sessions["account"], "alice");
+    assert_eq!(sessions["sessions"][0]["label"], "laptop");
+    assert_eq!(sessions["sessions"][0]["current"], true);
+
+    // The id is taken: 409, and the first registration still logs in.
+    let (state, request) = client::start_registration(b"other").unwrap();
+    let r = t
+        .call(
+            Method::POST,
+            &format!("{AUTH}/register/start"),
+            Some(json!({"account": "alice", "registration_request": request})),
+        )
+        .await;
+    let done = state
+        .finish(
+            b"other",
+            r.json()["registration_response"].as_str().unwrap(),
+        )
+        .unwrap();
+    let r = t
+        .call(
+            Method::POST,
+            &format!("{AUTH}/register/finish"),
+            Some(json!({"account": "alice", "registration_record": done.message})),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::CONFLICT, "account_exists")
+    );
+    login(&t, "alice", b"correct horse", "still works").await;
+
+    let r = with_session(&t, Method::POST, "logout", &token, None, None).await;
+    assert_eq!(
+        (r.status, r.json()["revoked"].as_u64()),
+        (StatusCode::OK, Some(1))
+    );
+    let r = with_session(&t, Method::GET, "sessions", &token, None, None).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::UNAUTHORIZED, "invalid_session")
+    );
+    let r = t.call(Method::GET, &format!("{AUTH}/sessions"), None).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::UNAUTHORIZED, "invalid_session")
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_password_and_an_unknown_account_look_the_same() {
+    let t = start(Limits::default()).await;
+    register(&t, "alice", b"alice's password").await;
+    register(&t, "bob", b"bob's password").await;
+    // A well-formed last message that proves nothing about alice's password: bob's.
+    let (state, started) = login_start(&t, "bob", b"bob's password").await;
+    let bobs = state
+        .finish(
+            b"bob's password",
+            started["login_response"].as_str().unwrap(),
+        )
+        .unwrap()
+        .message;
+
+    let (_, known) = login_start(&t, "alice", b"guess").await;
+    // (An id of the same length: the ticket carries the id the client sent.)
+    let (_, unknown) = login_start(&t, "nobod", b"guess").await;
+    for field in ["login_response", "login_ticket"] {
+        assert_eq!(
+            known[field].as_str().unwrap().len(),
+            unknown[field].as_str().unwrap().len(),
+            "{field} of an unknown account has the same shape"
+        );
+    }
+    let wrong = login_finish(&t, known["login_ticket"].as_str().unwrap(), &bobs, "").await;
+    let none = login_finish(&t, unknown["login_ticket"].as_str().unwrap(), &bobs, "").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!((none.status, &none.body), (wrong.status, &wrong.body));
+    assert_eq!(wrong.code(), "invalid_login");
+
+    // A forged ticket, a ticket for another zone: the same answer.
+    let forged = login_finish(&t, "AAAA", &bobs, "").await;
+    assert_eq!((forged.status, &forged.body), (wrong.status, &wrong.body));
+}
+
+#[tokio::test]
+async fn a_login_ticket_works_once() {
+    let t = start(Limits::default()).await;
+    register(&t, "alice", b"pw").await;
+    let (state, started) = login_start(&t, "alice", b"pw").await;
+    let done = state
+        .finish(b"pw", started["login_response"].as_str().unwrap())
+        .unwrap();
+    let ticket = started["login_ticket"].as_str().unwrap();
+    let first = login_finish(&t, ticket, &done.message, "").await;
+    assert_eq!(first.status, StatusCode::OK);
+    let again = login_finish(&t, ticket, &done.message, "").await;
+    assert_eq!(
+        (again.status, again.code().as_str()),
+        (StatusCode::UNAUTHORIZED, "invalid_login")
+    );
+}
+
+#[tokio::test]
+async fn envelopes_are_written_with_compare_and_set() {
+    let t = start(Limits::default()).await;
+    register(&t, "alice", b"pw").await;
+    let (token, _) = login(&t, "alice", b"pw", "").await;
+    let put = |data: &str, if_match: Option<&'static str>| {
+        let (t, token) = (&t, token.clone());
+        let body = json!({ "data": data });
+        async move {
+            with_session(
+                t,
+                Method::PUT,
+                "envelopes/password",
+                &token,
+                Some(body),
+                if_match,
+            )
+            .await
+        }
+    };
+    let r = put("AAEC", None).await;
+    assert_eq!(
+        (r.status, r.json()["version"].as_u64()),
+        (StatusCode::OK, Some(1))
+    );
+    assert_eq!(r.headers["etag"], "\"1\"");
+    // Creating it again, or replacing a version that is not the current one: 409 with the
+    // current version, and nothing changes.
+    let r = put("BBBB", None).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::CONFLICT, "envelope_conflict")
+    );
+    assert_eq!(r.json()["error"]["version"], 1);
+    let r = put("BBBB", Some("\"7\"")).await;
+    assert_eq!(
+        (r.status, r.json()["error"]["version"].as_u64()),
+        (StatusCode::CONFLICT, Some(1))
+    );
+    let r = with_session(&t, Method::GET, "envelopes/password", &token, None, None).await;
+    assert_eq!(
+        (r.json()["data"].as_str(), r.json()["version"].as_u64()),
+        (Some("AAEC"), Some(1))
+    );
+    let r = put("BBBB", Some("\"1\"")).await;
+    assert_eq!(
+        (r.status, r.json()["version"].as_u64()),
+        (StatusCode::OK, Some(2))
+    );
+    let r = with_session(&t, Method::GET, "envelopes/password", &token, None, None).await;
+    assert_eq!(r.json()["data"], "BBBB");
+
+    let r = with_session(&t, Method::GET, "envelopes", &token, None, None).await;
+    assert_eq!(r.json()["envelopes"][0]["name"], "password");
+    let r = with_session(&t, Method::GET, "envelopes/nothing", &token, None, None).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::NOT_FOUND, "unknown_envelope")
+    );
+    let r = with_session(&t, Method::GET, "envelopes/Bad%20Name", &token, None, None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let big = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        vec![0u8; 64 * 1024 + 1],
+    );
+    let r = with_session(
+        &t,
+        Method::PUT,
+        "envelopes/big",
+        &token,
+        Some(json!({"data": big})),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    // Someone else's session cannot read it.
+    register(&t, "bob", b"pw").await;
+    let (bobs, _) = login(&t, "bob", b"pw", "").await;
+    let r = with_session(&t, Method::GET, "envelopes/password", &bobs, None, None).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_password_change_is_one_step_and_can_end_other_sessions() {
+    let t = start(Limits::default()).await;
+    register(&t, "alice", b"old").await;
+    let (here, _) = login(&t, "alice", b"old", "here").await;
+    let (elsewhere, _) = login(&t, "alice", b"old", "elsewhere").await;
+    let r = with_session(
+        &t,
+        Method::PUT,
+        "envelopes/password",
+        &here,
+        Some(json!({"data": "AAAA"})),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    let new_record = |password: &'static [u8]| {
+        let t = &t;
+        async move {
+            let (state, request) = client::start_registration(password).unwrap();
+            let r = t
+                .call(
+                    Method::POST,
+                    &format!("{AUTH}/register/start"),
+                    Some(json!({"account": "alice", "registration_request": request})),
+                )
+                .await;
+            state
+                .finish(
+                    password,
+                    r.json()["registration_response"].as_str().unwrap(),
+                )
+                .unwrap()
+        }
+    };
+    // A stale envelope version: nothing changes, the old password still works.
+    let record = new_record(b"new").await;
+    let body = json!({
+        "registration_record": record.message,
+        "envelope": {"name": "password", "data": "BBBB", "if_version": 0},
+        "revoke_other_sessions": true
+    });
+    let r = with_session(&t, Method::POST, "password", &here, Some(body), None).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::CONFLICT, "envelope_conflict")
+    );
+    login(&t, "alice", b"old", "").await;
+
+    let body = json!({
+        "registration_record": record.message,
+        "envelope": {"name": "password", "data": "BBBB", "if_version": 1},
+        "revoke_other_sessions": true
+    });
+    let r = with_session(&t, Method::POST, "password", &here, Some(body), None).await;
+    assert_eq!(
+        r.status,
+        StatusCode::NO_CONTENT,
+        "{:?}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let (_, new_key) = login(&t, "alice", b"new", "").await;
+    assert_eq!(new_key, record.export_key);
+    let (state, started) = login_start(&t, "alice", b"old").await;
+    assert!(state
+        .finish(b"old", started["login_response"].as_str().unwrap())
+        .is_err());
+    let r = with_session(&t, Method::GET, "envelopes/password", &here, None, None).await;
+    assert_eq!(r.json()["data"], "BBBB");
+    let r = with_session(&t, Method::GET, "sessions", &elsewhere, None, None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "other sessions ended");
+}
+
+#[tokio::test]
+async fn an_account_can_be_deleted_by_itself_or_an_administrator() {
+    let t = start(Limits::default()).await;
+    register(&t, "alice", b"pw").await;
+    let (token, _) = login(&t, "alice", b"pw", "").await;
+    with_session(
+        &t,
+        Method::PUT,
+        "envelopes/password",
+        &token,
+        Some(json!({"data": "AAAA"})),
+        None,
+    )
+    .await;
+    let r = with_session(&t, Method::DELETE, "account", &token, None, None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = with_session(&t, Method::GET, "envelopes/password", &token, None, None).await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNAUTHORIZED,
+        "its sessions went with it"
+    );
+    // The id is free again.
+    register(&t, "alice", b"pw2").await;
+
+    let r = t
+        .admin(Method::DELETE, "/v1/admin/zones/demo/accounts/alice")
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let r = t
+        .admin(Method::DELETE, "/v1/admin/zones/demo/accounts/alice")
+        .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::NOT_FOUND, "unknown_account")
+    );
+    let r = t
+        .call(Method::DELETE, "/v1/admin/zones/demo/accounts/alice", None)
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let _ = TOKEN;
+}
+
+#[tokio::test]
+async fn malformed_account_requests_are_refused_with_nothing_changed() {
+    let t = start(Limits::default()).await;
+    let cases = [
+        (
+            "register/start",
+            json!({"account": "", "registration_request": "AAAA"}),
+        ),
+        (
+            "register/start",
+            json!({"account": "a".repeat(257), "registration_request": "AAAA"}),
+        ),
+        (
+            "register/start",
+            json!({"account": "alice", "registration_request": "not base64!"}),
+        ),
+        (
+            "register/start",
+            json!({"account": "alice", "registration_request": "AAAA"}),
+        ),
+        (
+            "register/finish",
+            json!({"account": "alice", "registration_record": "AAAA"}),
+        ),
+        (
+            "login/start",
+            json!({"account": "alice", "start_login_request": "AAAA"}),
+        ),
+        (
+            "login/start",
+            json!({"account": "alice", "start_login_request": "AAAA", "extra": 1}),
+        ),
+    ];
+    for (path, body) in cases {
+        let r = t
+            .call(Method::POST, &format!("{AUTH}/{path}"), Some(body.clone()))
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::BAD_REQUEST,
+            "{path} {body}: {:?}",
+            r.json()
+        );
+    }
+    let r = t
+        .call(
+            Method::POST,
+            "/v1/zones/nowhere/auth/login/start",
+            Some(json!({"account": "a", "start_login_request": "AAAA"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    // Nothing was registered.
+    let r = t
+        .admin(Method::DELETE, "/v1/admin/zones/demo/accounts/alice")
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}

@@ -1,0 +1,183 @@
+//! Accounts as the replicated state keeps them: identifiers, the zone's account secrets, the
+//! OPAQUE registration record, sessions (by the SHA-256 of their bearer token) and envelopes.
+//! No password, export key or session token ever appears here.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::Hash32;
+
+/// Longest account identifier, bytes.
+pub const MAX_ACCOUNT_ID_BYTES: usize = 256;
+/// Longest envelope name, bytes.
+pub const MAX_ENVELOPE_NAME_BYTES: usize = 64;
+/// Largest envelope, bytes.
+pub const MAX_ENVELOPE_BYTES: usize = 64 * 1024;
+/// Envelopes one account may hold.
+pub const MAX_ENVELOPES_PER_ACCOUNT: usize = 16;
+/// Live sessions one account may hold; a new login beyond it ends the oldest.
+pub const MAX_SESSIONS_PER_ACCOUNT: usize = 64;
+/// Longest session label, bytes.
+pub const MAX_SESSION_LABEL_BYTES: usize = 128;
+
+/// An account's identifier, chosen by the client (the SDK sends a hash of the username, so the
+/// server need not see it in clear): 1 to 256 bytes of printable text.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct AccountId(String);
+
+impl AccountId {
+    pub fn new(id: impl Into<String>) -> Result<Self, String> {
+        let id = id.into();
+        if id.is_empty() || id.len() > MAX_ACCOUNT_ID_BYTES {
+            return Err(format!(
+                "an account id is 1 to {MAX_ACCOUNT_ID_BYTES} bytes, not {}",
+                id.len()
+            ));
+        }
+        if id.chars().any(char::is_control) {
+            return Err("an account id has no control characters".into());
+        }
+        Ok(AccountId(id))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for AccountId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        AccountId::new(s)
+    }
+}
+
+impl From<AccountId> for String {
+    fn from(id: AccountId) -> String {
+        id.0
+    }
+}
+
+impl std::fmt::Display for AccountId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Checks an envelope name: 1 to 64 bytes of `[a-z0-9._-]`.
+pub fn check_envelope_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_ENVELOPE_NAME_BYTES
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "an envelope name is 1 to {MAX_ENVELOPE_NAME_BYTES} characters of a-z, 0-9, '.', '_', '-'"
+        ))
+    }
+}
+
+/// A zone's account secrets, created with the zone and held only in the replicated state
+/// (and so in every voter's data dir, log and snapshots). Never logged: `Debug` hides them.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoneAuth {
+    /// The serialized OPAQUE `ServerSetup` (OPRF seed, server key pair, dummy key).
+    pub opaque_setup: Vec<u8>,
+    /// Key that seals the login tickets any node can open (XChaCha20-Poly1305).
+    pub ticket_key: [u8; 32],
+}
+
+impl std::fmt::Debug for ZoneAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ZoneAuth { .. }")
+    }
+}
+
+/// An account: its OPAQUE registration record (what the server needs to run a login, useless
+/// for guessing the password without an online login per guess).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountRecord {
+    pub registration: Vec<u8>,
+    pub created_at_ms: u64,
+    /// Changed at every password change.
+    pub password_changed_at_ms: u64,
+}
+
+/// A session, stored under the SHA-256 of its bearer token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub account: AccountId,
+    pub created_at_ms: u64,
+    /// Fixed at creation: sessions do not slide.
+    pub expires_at_ms: u64,
+    pub label: String,
+}
+
+/// A named envelope: opaque client-encrypted bytes with a version for compare-and-set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvelopeRecord {
+    /// 1 for the first write, +1 for each replacement.
+    pub version: u64,
+    pub data: Vec<u8>,
+    pub updated_at_ms: u64,
+}
+
+/// An envelope write with compare-and-set: `if_version` 0 means "must not exist yet".
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvelopeWrite {
+    pub name: String,
+    pub data: Vec<u8>,
+    pub if_version: u64,
+}
+
+/// The session a command acts for: checked again where the command is applied, so a
+/// revocation that commits first always wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acting {
+    pub session: Hash32,
+    pub now_ms: u64,
+}
+
+/// Which sessions to revoke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Revoke {
+    /// The one session with this token hash.
+    One(Hash32),
+    /// Every session of the account, but `except` if given.
+    All { except: Option<Hash32> },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_ids_are_bounded_and_printable() {
+        assert!(AccountId::new("alice").is_ok());
+        assert!(AccountId::new("a".repeat(256)).is_ok());
+        assert!(AccountId::new("a".repeat(257)).is_err());
+        assert!(AccountId::new("").is_err());
+        assert!(AccountId::new("a\nb").is_err());
+    }
+
+    #[test]
+    fn envelope_names() {
+        assert!(check_envelope_name("password").is_ok());
+        assert!(check_envelope_name("passkey-1.v2_x").is_ok());
+        assert!(check_envelope_name("Password").is_err());
+        assert!(check_envelope_name("").is_err());
+        assert!(check_envelope_name(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn zone_auth_debug_hides_the_secrets() {
+        let auth = ZoneAuth {
+            opaque_setup: vec![7; 128],
+            ticket_key: [9; 32],
+        };
+        assert_eq!(format!("{auth:?}"), "ZoneAuth { .. }");
+    }
+}
