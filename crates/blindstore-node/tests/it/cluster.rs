@@ -1520,3 +1520,93 @@ async fn a_paused_owner_does_not_hold_up_uploads() {
     }
     cluster.nodes[leader].take();
 }
+
+/// A session built from what `login/finish` returned.
+fn session_of(new: blindstore_types::api::NewSession) -> blindstore_client::Session {
+    blindstore_client::Session {
+        zone: demo(),
+        token: new.token,
+        session_id: new.session_id,
+        account: new.account,
+        expires_at_ms: new.expires_at_ms,
+        export_key: Vec::new(),
+    }
+}
+
+/// Logs in with the login started on `start` and finished on `finish`.
+async fn login_across(
+    start: &Client,
+    finish: &Client,
+    account: &blindstore_types::account::AccountId,
+    password: &[u8],
+) -> blindstore_client::Result<blindstore_client::Session> {
+    let (state, request) = blindstore_auth::client::start_login(password)?;
+    let started = start.login_start(&demo(), account, &request).await?;
+    let done = state.finish(password, &started.login_response)?;
+    let new = finish
+        .login_finish(&demo(), &started.login_ticket, &done.message, "across")
+        .await?;
+    Ok(session_of(new))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn accounts_work_across_nodes_through_a_leader_loss_and_restarts() {
+    let mut cluster = Cluster::start(&[]);
+    let clients = cluster.clients();
+    let alice = blindstore_types::account::AccountId::new("alice").unwrap();
+    clients[0]
+        .register(&demo(), &alice, b"alice's password")
+        .await
+        .unwrap();
+    // A login started on one node finishes on another.
+    let before = login_across(&clients[0], &clients[1], &alice, b"alice's password")
+        .await
+        .unwrap();
+    assert_eq!(
+        clients[2].sessions(&before).await.unwrap().sessions.len(),
+        1
+    );
+
+    // The leader dies between registration and the next login.
+    let (leader, followers) = cluster.leader_and_followers();
+    let leader_dir = cluster.dir.path().join(format!("n{}", leader + 1));
+    cluster.nodes[leader].take().unwrap().kill_9();
+    let (a, b) = (
+        cluster.nodes[followers[0]].as_ref().unwrap().client(),
+        cluster.nodes[followers[1]].as_ref().unwrap().client(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let after = loop {
+        match login_across(&a, &b, &alice, b"alice's password").await {
+            Ok(session) => break session,
+            Err(e) if Instant::now() < deadline && e.code() != Some(ErrorCode::InvalidLogin) => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(e) => panic!("no login within 30 s of losing the leader: {e}"),
+        }
+    };
+    // A revoked session is refused on every node as soon as the revocation returns.
+    assert_eq!(a.logout(&after).await.unwrap(), 1);
+    for client in [&a, &b] {
+        let refused = client.sessions(&after).await.unwrap_err();
+        assert_eq!(refused.code(), Some(ErrorCode::InvalidSession));
+    }
+    assert!(b.sessions(&before).await.is_ok(), "only that session ended");
+
+    // The dead node comes back (no --join needed) and knows the sessions made before and
+    // during its absence.
+    let args = ["--rpc-addr", "127.0.0.1:0", "--admin-token", ADMIN];
+    cluster.nodes[leader] = Some(NodeProcess::start(&leader_dir, &args));
+    let back = cluster.nodes[leader].as_ref().unwrap().client();
+    eventually(
+        Duration::from_secs(30),
+        "the restarted node serves sessions",
+        || {
+            let (back, before) = (back.clone(), before.clone());
+            async move { back.sessions(&before).await.is_ok() }
+        },
+    )
+    .await;
+    let refused = back.sessions(&after).await.unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::InvalidSession));
+}

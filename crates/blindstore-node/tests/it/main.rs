@@ -1,5 +1,6 @@
 //! The `blindstore` binary as users run it: real processes on ephemeral ports.
 
+mod accounts;
 mod cluster;
 mod durability;
 mod limits;

@@ -23,6 +23,20 @@ impl NodeProcess {
     }
 
     pub fn start_in(cwd: Option<&Path>, data_dir: &Path, extra: &[&str]) -> NodeProcess {
+        Self::spawn(cwd, data_dir, extra, None)
+    }
+
+    /// Like [`NodeProcess::start`], logging at `trace` (every crate) into `log`.
+    pub fn start_logging(data_dir: &Path, extra: &[&str], log: &Path) -> NodeProcess {
+        Self::spawn(None, data_dir, extra, Some(log))
+    }
+
+    fn spawn(
+        cwd: Option<&Path>,
+        data_dir: &Path,
+        extra: &[&str],
+        log: Option<&Path>,
+    ) -> NodeProcess {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_blindstore"));
         cmd.arg("serve").arg("--http-addr").arg("127.0.0.1:0");
         if !data_dir.as_os_str().is_empty() {
@@ -36,6 +50,10 @@ impl NodeProcess {
             .env_remove("BLINDSTORE_ADMIN_TOKEN")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        if let Some(log) = log {
+            cmd.env("RUST_LOG", "trace")
+                .stderr(std::fs::File::create(log).expect("create the log file"));
+        }
         if let Some(cwd) = cwd {
             cmd.current_dir(cwd);
         }
