@@ -22,6 +22,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::admin::Admin;
+use crate::rate::ClientIp;
 use crate::{parse_zone, ApiError, ApiJson, ApiPath, AppState};
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -80,13 +81,16 @@ fn base64_field(what: &str, text: &str) -> Result<Vec<u8>, ApiError> {
     responses(
         (status = 200, body = RegisterStarted),
         (status = 400, description = "Malformed request", body = ErrorBody),
-        (status = 404, description = "Unknown zone", body = ErrorBody)))]
+        (status = 404, description = "Unknown zone", body = ErrorBody),
+        (status = 429, description = "`rate_limited`, with `Retry-After`", body = ErrorBody)))]
 async fn register_start(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiPath(zone): ApiPath<String>,
     ApiJson(body): ApiJson<RegisterStart>,
 ) -> Result<Json<RegisterStarted>, ApiError> {
     let zone = parse_zone(&zone)?;
+    state.auth_limiter.register(ip)?;
     let registration_response = state
         .node
         .register_start(&zone, &body.account, &body.registration_request)
@@ -102,13 +106,16 @@ async fn register_start(
     responses(
         (status = 201, description = "Account created"),
         (status = 400, description = "Malformed record", body = ErrorBody),
-        (status = 409, description = "The account id is taken (`account_exists`)", body = ErrorBody)))]
+        (status = 409, description = "The account id is taken (`account_exists`)", body = ErrorBody),
+        (status = 429, description = "`rate_limited`, with `Retry-After`", body = ErrorBody)))]
 async fn register_finish(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiPath(zone): ApiPath<String>,
     ApiJson(body): ApiJson<RegisterFinish>,
 ) -> Result<StatusCode, ApiError> {
     let zone = parse_zone(&zone)?;
+    state.auth_limiter.register(ip)?;
     state
         .node
         .register_finish(&zone, &body.account, &body.registration_record)
@@ -120,13 +127,16 @@ async fn register_finish(
 #[utoipa::path(post, path = "/v1/zones/{zone}/auth/login/start", tag = "accounts",
     request_body = LoginStart,
     responses((status = 200, body = LoginStarted),
-        (status = 400, description = "Malformed request", body = ErrorBody)))]
+        (status = 400, description = "Malformed request", body = ErrorBody),
+        (status = 429, description = "`rate_limited` (per client IP and per account), with `Retry-After`", body = ErrorBody)))]
 async fn login_start(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiPath(zone): ApiPath<String>,
     ApiJson(body): ApiJson<LoginStart>,
 ) -> Result<Json<LoginStarted>, ApiError> {
     let zone = parse_zone(&zone)?;
+    state.auth_limiter.login(ip, &zone, &body.account)?;
     let (login_response, login_ticket) = state
         .node
         .login_start(&zone, &body.account, &body.start_login_request)

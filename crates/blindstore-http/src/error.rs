@@ -24,6 +24,8 @@ pub enum ApiError {
     MethodNotAllowed,
     /// The server is at its limit of requests in flight (or the request took too long).
     Busy(&'static str),
+    /// Over a rate limit; try again after this long.
+    RateLimited(std::time::Duration),
 }
 
 impl From<NodeError> for ApiError {
@@ -72,6 +74,11 @@ impl ApiError {
                 None,
             ),
             ApiError::Busy(why) => (C::Unavailable, why.into(), None),
+            ApiError::RateLimited(wait) => (
+                C::RateLimited,
+                format!("too many attempts; retry in {} s", retry_after_secs(wait)),
+                None,
+            ),
             ApiError::Node(e) => {
                 let message = e.to_string();
                 match e {
@@ -131,8 +138,17 @@ enum Conflict {
     Version(u64),
 }
 
+/// `Retry-After` in whole seconds, rounded up.
+fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let retry_after = match &self {
+            ApiError::RateLimited(wait) => Some(retry_after_secs(*wait)),
+            _ => None,
+        };
         let (code, message, conflict) = self.parts();
         let mut body = ErrorBody::new(code, message);
         match conflict {
@@ -145,6 +161,12 @@ impl IntoResponse for ApiError {
             Some(Conflict::Version(version)) => body.error.version = Some(version),
             None => {}
         }
-        error_response_with(body)
+        let mut response = error_response_with(body);
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }

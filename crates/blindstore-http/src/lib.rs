@@ -9,6 +9,7 @@ mod admin;
 mod chains;
 mod chunks;
 mod error;
+mod rate;
 
 use std::sync::{Arc, OnceLock};
 
@@ -26,6 +27,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use error::ApiError;
+pub use rate::AuthLimits;
 
 /// What every handler gets.
 #[derive(Clone)]
@@ -33,6 +35,17 @@ pub struct AppState {
     pub node: Node,
     /// The admin bearer token.
     pub admin_token: Arc<str>,
+    auth_limiter: Arc<rate::AuthLimiter>,
+}
+
+impl AppState {
+    pub fn new(node: Node, admin_token: &str, auth_limits: &AuthLimits) -> Self {
+        Self {
+            node,
+            admin_token: admin_token.into(),
+            auth_limiter: Arc::new(rate::AuthLimiter::new(auth_limits)),
+        }
+    }
 }
 
 /// The complete router for `state`.

@@ -109,6 +109,15 @@ pub struct Config {
     /// A session ends this long after its login (fixed, not sliding). Default: `30d`.
     #[serde(with = "humantime_serde")]
     pub session_ttl: Duration,
+    /// Login attempts (`login/start`) per client IP per minute, per node. Default: 30.
+    pub login_rate_per_ip: u32,
+    /// Login attempts per account per minute, per node. Default: 10.
+    pub login_rate_per_account: u32,
+    /// Registration requests per client IP per minute, per node. Default: 10.
+    pub register_rate_per_ip: u32,
+    /// Peers (addresses or CIDR ranges) whose `X-Forwarded-For` names the client, for rate
+    /// limits behind a gateway or load balancer. Default: none.
+    pub trusted_proxies: Vec<String>,
     /// How often each node starts a scrub pass: every chunk it holds is read and checked
     /// against its hash; a copy that fails is deleted and replaced from a replica. The first
     /// pass starts at start-up. Default: `24h`.
@@ -174,6 +183,10 @@ impl Default for Config {
             http_max_requests: 256,
             write_timeout: Duration::from_secs(10),
             session_ttl: Duration::from_secs(30 * 24 * 3600),
+            login_rate_per_ip: 30,
+            login_rate_per_account: 10,
+            register_rate_per_ip: 10,
+            trusted_proxies: Vec::new(),
             scrub_interval: Duration::from_secs(24 * 3600),
             scrub_bytes_per_sec: 32 << 20,
             role: Role::Member,
@@ -282,6 +295,18 @@ pub struct ServeArgs {
     /// Sessions end this long after their login, e.g. 30d, 12h [default: 30d]
     #[arg(long, env = "BLINDSTORE_SESSION_TTL", value_parser = humantime::parse_duration)]
     pub session_ttl: Option<Duration>,
+    /// Login attempts per client IP per minute [default: 30]
+    #[arg(long, env = "BLINDSTORE_LOGIN_RATE_PER_IP")]
+    pub login_rate_per_ip: Option<u32>,
+    /// Login attempts per account per minute [default: 10]
+    #[arg(long, env = "BLINDSTORE_LOGIN_RATE_PER_ACCOUNT")]
+    pub login_rate_per_account: Option<u32>,
+    /// Registration requests per client IP per minute [default: 10]
+    #[arg(long, env = "BLINDSTORE_REGISTER_RATE_PER_IP")]
+    pub register_rate_per_ip: Option<u32>,
+    /// Trusted proxies whose X-Forwarded-For names the client: addresses or CIDR ranges, comma-separated [default: none]
+    #[arg(long, env = "BLINDSTORE_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Option<Vec<String>>,
     /// Start a scrub pass (re-hash every held chunk) this often [default: 24h]
     #[arg(long, env = "BLINDSTORE_SCRUB_INTERVAL", value_parser = humantime::parse_duration)]
     pub scrub_interval: Option<Duration>,
@@ -309,6 +334,27 @@ impl Config {
             max_connections: self.http_max_connections,
             max_requests: self.http_max_requests,
         }
+    }
+
+    /// The rate limits of account endpoints.
+    pub fn auth_limits(&self) -> anyhow::Result<blindstore_http::AuthLimits> {
+        let trusted_proxies = self
+            .trusted_proxies
+            .iter()
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        anyhow::anyhow!("trusted_proxies: {p:?} is not an address or CIDR range")
+                    })
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(blindstore_http::AuthLimits {
+            login_per_ip: self.login_rate_per_ip,
+            login_per_account: self.login_rate_per_account,
+            register_per_ip: self.register_rate_per_ip,
+            trusted_proxies,
+        })
     }
 
     /// Defaults, then the file, then environment and flags (clap has already merged those two,
@@ -348,6 +394,10 @@ impl Config {
             http_max_requests,
             write_timeout,
             session_ttl,
+            login_rate_per_ip,
+            login_rate_per_account,
+            register_rate_per_ip,
+            trusted_proxies,
             scrub_interval,
             scrub_bytes_per_sec,
             role,
@@ -385,6 +435,10 @@ impl Config {
             http_max_requests,
             write_timeout,
             session_ttl,
+            login_rate_per_ip,
+            login_rate_per_account,
+            register_rate_per_ip,
+            trusted_proxies,
             scrub_interval,
             scrub_bytes_per_sec,
             role,
@@ -466,6 +520,16 @@ impl Config {
         }
         if self.snapshot_logs < 8 {
             bail!("snapshot_logs must be at least 8");
+        }
+        self.auth_limits()?;
+        if [
+            self.login_rate_per_ip,
+            self.login_rate_per_account,
+            self.register_rate_per_ip,
+        ]
+        .contains(&0)
+        {
+            bail!("login_rate_per_ip, login_rate_per_account and register_rate_per_ip must be at least 1");
         }
         if self.session_ttl < Duration::from_secs(60)
             || self.session_ttl > Duration::from_secs(366 * 24 * 3600)

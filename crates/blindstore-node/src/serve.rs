@@ -168,10 +168,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
     }
 
-    let app = blindstore_http::router(AppState {
-        node: node.clone(),
-        admin_token: admin_token.into(),
-    });
+    let app = blindstore_http::router(AppState::new(
+        node.clone(),
+        &admin_token,
+        &config.auth_limits()?,
+    ));
     tracing::info!(addr = %local_addr, "http listening");
     // One machine-readable line on stdout, for people and for scripts that started us on port 0.
     println!("blindstore listening on http://{local_addr}");

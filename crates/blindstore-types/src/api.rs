@@ -466,6 +466,8 @@ pub enum ErrorCode {
     UnknownEnvelope,
     /// 413: a body or field above its size limit.
     PayloadTooLarge,
+    /// 429: too many requests of this kind; `Retry-After` says when to try again.
+    RateLimited,
     /// 500: a broken invariant; details are in the server log.
     Internal,
     /// 503: certainly not done (no leader, no quorum, too busy, shutting down).
@@ -492,6 +494,7 @@ impl ErrorCode {
             MethodNotAllowed => 405,
             IndexConflict | AccountExists | EnvelopeConflict => 409,
             PayloadTooLarge => 413,
+            RateLimited => 429,
             Internal | Unknown => 500,
             Unavailable | OutcomeUnknown => 503,
             InsufficientStorage => 507,
@@ -522,6 +525,7 @@ impl ErrorCode {
             MethodNotAllowed => "method_not_allowed",
             IndexConflict => "index_conflict",
             PayloadTooLarge => "payload_too_large",
+            RateLimited => "rate_limited",
             Internal => "internal",
             Unavailable => "unavailable",
             OutcomeUnknown => "outcome_unknown",
@@ -597,7 +601,8 @@ mod schemas {
 mod tests {
     use super::ErrorCode::{self, *};
 
-    const ALL: [ErrorCode; 25] = [
+    const ALL: [ErrorCode; 26] = [
+        RateLimited,
         InvalidLogin,
         InvalidSession,
         AccountExists,

@@ -6,9 +6,10 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use blindstore_auth::client;
 use blindstore_cluster::Limits;
+use blindstore_http::AuthLimits;
 use serde_json::{json, Value};
 
-use crate::support::{start, Reply, TestNode, TOKEN};
+use crate::support::{start, start_full, Reply, TestNode, TOKEN};
 
 const AUTH: &str = "/v1/zones/demo/auth";
 
@@ -476,4 +477,106 @@ async fn malformed_account_requests_are_refused_with_nothing_changed() {
         .admin(Method::DELETE, "/v1/admin/zones/demo/accounts/alice")
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+/// A login start from `peer` (optionally through `X-Forwarded-For`).
+async fn login_start_from(
+    t: &TestNode,
+    account: &str,
+    peer: &str,
+    forwarded_for: Option<&str>,
+) -> Reply {
+    let (_, request) = client::start_login(b"pw").unwrap();
+    let body = json!({"account": account, "start_login_request": request});
+    let mut builder = Request::builder()
+        .method(Method::POST)
+        .uri(format!("{AUTH}/login/start"))
+        .header("content-type", "application/json");
+    if let Some(xff) = forwarded_for {
+        builder = builder.header("x-forwarded-for", xff);
+    }
+    let mut request = builder
+        .body(Body::from(serde_json::to_vec(&body).unwrap()))
+        .unwrap();
+    let peer: std::net::SocketAddr = format!("{peer}:4000").parse().unwrap();
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    t.send(request).await
+}
+
+#[tokio::test]
+async fn logins_and_registrations_are_rate_limited_per_ip_and_per_account() {
+    let limits = AuthLimits {
+        login_per_ip: 4,
+        login_per_account: 2,
+        register_per_ip: 3,
+        trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
+    };
+    let t = start_full(Limits::default(), |_| {}, &limits).await;
+    // Per account: two attempts, then 429 with Retry-After, from any address.
+    for _ in 0..2 {
+        assert_eq!(
+            login_start_from(&t, "alice", "192.0.2.1", None)
+                .await
+                .status,
+            StatusCode::OK
+        );
+    }
+    let r = login_start_from(&t, "alice", "192.0.2.2", None).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+    );
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=30).contains(&retry), "Retry-After: {retry}");
+    // Per IP: 192.0.2.1 has used 2 of its 4 (the refused attempt was 192.0.2.2's first).
+    for account in ["bob", "carol"] {
+        assert_eq!(
+            login_start_from(&t, account, "192.0.2.1", None)
+                .await
+                .status,
+            StatusCode::OK
+        );
+    }
+    let r = login_start_from(&t, "dave", "192.0.2.1", None).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    // An untrusted peer cannot pick its key with X-Forwarded-For.
+    let r = login_start_from(&t, "erin", "192.0.2.1", Some("198.51.100.9")).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    // Behind a trusted proxy, the client is the right-most untrusted forwarded address.
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let r = login_start_from(&t, "frank", "10.1.1.1", Some("198.51.100.7, 10.2.2.2")).await;
+        statuses.push(r.status.as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 429], "frank's account limit");
+    let r = login_start_from(&t, "grace", "10.1.1.1", Some("198.51.100.8")).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "another client behind the same proxy"
+    );
+    let r = login_start_from(&t, "heidi", "10.1.1.1", Some("198.51.100.7")).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "frank's account limit is not the proxy's IP limit"
+    );
+
+    // Registrations: three steps per IP per minute.
+    let (_, request) = client::start_registration(b"pw").unwrap();
+    let body = json!({"account": "ivan", "registration_request": request});
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let r = t
+            .call(
+                Method::POST,
+                &format!("{AUTH}/register/start"),
+                Some(body.clone()),
+            )
+            .await;
+        statuses.push(r.status.as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
 }

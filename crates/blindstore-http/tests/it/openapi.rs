@@ -27,6 +27,20 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/zones/{zone}/chains/{chain_id}"),
     ("post", "/v1/zones/{zone}/chains/{chain_id}/entries"),
     ("get", "/v1/zones/{zone}/chains/{chain_id}/entries"),
+    ("post", "/v1/zones/{zone}/auth/register/start"),
+    ("post", "/v1/zones/{zone}/auth/register/finish"),
+    ("post", "/v1/zones/{zone}/auth/login/start"),
+    ("post", "/v1/zones/{zone}/auth/login/finish"),
+    ("post", "/v1/zones/{zone}/auth/logout"),
+    ("post", "/v1/zones/{zone}/auth/logout-all"),
+    ("get", "/v1/zones/{zone}/auth/sessions"),
+    ("delete", "/v1/zones/{zone}/auth/sessions/{id}"),
+    ("get", "/v1/zones/{zone}/auth/envelopes"),
+    ("get", "/v1/zones/{zone}/auth/envelopes/{name}"),
+    ("put", "/v1/zones/{zone}/auth/envelopes/{name}"),
+    ("post", "/v1/zones/{zone}/auth/password"),
+    ("delete", "/v1/zones/{zone}/auth/account"),
+    ("delete", "/v1/admin/zones/{zone}/accounts/{account}"),
 ];
 
 #[tokio::test]
@@ -59,7 +73,10 @@ async fn every_route_is_served_and_documented() {
             .replace("{zone}", "demo")
             .replace("{hash}", &hash)
             .replace("{chain_id}", &hash)
-            .replace("{node_id}", "99");
+            .replace("{node_id}", "99")
+            .replace("{id}", "0")
+            .replace("{name}", "password")
+            .replace("{account}", "nobody");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let r = t.call(method.clone(), &uri, None).await;
         // An unrouted request gets `not_found` (404) or `method_not_allowed` (405); every real

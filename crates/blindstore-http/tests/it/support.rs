@@ -4,7 +4,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::Router;
 use blindstore_cluster::{Limits, Node, NodeConfig};
-use blindstore_http::{router, AppState};
+use blindstore_http::{router, AppState, AuthLimits};
 use blindstore_types::ZoneId;
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -23,6 +23,15 @@ pub async fn start(limits: Limits) -> TestNode {
 
 /// Like [`start`], with the node's configuration changed by `tweak` first.
 pub async fn start_with(limits: Limits, tweak: impl FnOnce(&mut NodeConfig)) -> TestNode {
+    start_full(limits, tweak, &AuthLimits::default()).await
+}
+
+/// Like [`start_with`], with these rate limits on account endpoints.
+pub async fn start_full(
+    limits: Limits,
+    tweak: impl FnOnce(&mut NodeConfig),
+    auth_limits: &AuthLimits,
+) -> TestNode {
     let dir = tempfile::tempdir().unwrap();
     let mut config = NodeConfig {
         data_dir: dir.path().to_owned(),
@@ -58,10 +67,7 @@ pub async fn start_with(limits: Limits, tweak: impl FnOnce(&mut NodeConfig)) -> 
     node.create_zone(ZoneId::new("demo").unwrap())
         .await
         .unwrap();
-    let app = router(AppState {
-        node: node.clone(),
-        admin_token: TOKEN.into(),
-    });
+    let app = router(AppState::new(node.clone(), TOKEN, auth_limits));
     TestNode { app, _dir: dir }
 }
 
