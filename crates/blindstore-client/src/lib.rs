@@ -18,7 +18,7 @@ use base64::Engine;
 use blindstore_types::api::{
     AppendRequest, AppendResponse, Chain, ClusterMembers, CreateChainRequest, Entries, Entry,
     ErrorBody, ErrorCode, Health, MissingChunksRequest, MissingChunksResponse, NodeChange,
-    Replicas, Zone, ZoneList,
+    Replicas, Zone, ZoneList, ZoneQuota,
 };
 use blindstore_types::entry::{chain_id, genesis, UnsignedEntry};
 use blindstore_types::{ChainId, Hash32, PublicKey, Signature, ZoneId};
@@ -189,6 +189,12 @@ impl Client {
             .await?;
         let created = response.status() == StatusCode::CREATED;
         Ok((created, json(response).await?))
+    }
+
+    /// Sets a zone's quotas; fields left out keep their values (admin). The quotas now in force.
+    pub async fn set_quota(&self, zone: &ZoneId, change: &ZoneQuota) -> Result<ZoneQuota> {
+        let path = format!("/v1/admin/zones/{zone}/quota");
+        json(self.admin(Method::PUT, &path).json(change).send().await?).await
     }
 
     pub async fn zones(&self) -> Result<Vec<Zone>> {

@@ -36,7 +36,7 @@ pub struct RemoveArgs {
 
 /// Which cluster, and the admin token for it.
 #[derive(Debug, Args)]
-struct Target {
+pub(crate) struct Target {
     /// HTTP address of any member.
     #[arg(long, env = "BLINDSTORE_URL", default_value = "http://127.0.0.1:8080")]
     url: String,
@@ -64,7 +64,7 @@ impl Target {
         }
     }
 
-    fn client(&self) -> anyhow::Result<Client> {
+    pub(crate) fn client(&self) -> anyhow::Result<Client> {
         Ok(Client::new(&self.url).with_admin_token(&self.token()?))
     }
 

@@ -3,6 +3,7 @@
 mod cluster;
 mod config;
 mod serve;
+mod zone;
 
 use clap::{Parser, Subcommand};
 
@@ -24,6 +25,9 @@ enum Command {
     /// Look at and manage a cluster.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
+    /// Create zones, look at their usage, change their quotas.
+    #[command(subcommand)]
+    Zone(zone::ZoneCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -31,6 +35,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(&args),
         Command::Cluster(command) => cluster::run(command),
+        Command::Zone(command) => zone::run(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

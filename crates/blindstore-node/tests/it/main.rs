@@ -6,3 +6,4 @@ mod durability;
 mod limits;
 mod process;
 mod serve;
+mod zone;

@@ -1,0 +1,159 @@
+//! `blindstore zone ...`: creating zones and looking at and changing their settings, through
+//! any member's admin API.
+
+use anyhow::Context;
+use blindstore_types::api::{Zone, ZoneQuota};
+use blindstore_types::ZoneId;
+use clap::{Args, Subcommand};
+
+use crate::cluster::Target;
+
+#[derive(Debug, Subcommand)]
+pub enum ZoneCommand {
+    /// Create a zone (nothing happens if it exists) and show it.
+    Create(ZoneArgs),
+    /// One row per zone: id, chains, entries, chunks and bytes held by the answering node.
+    List(ListArgs),
+    /// A zone's usage and quotas.
+    Show(ZoneArgs),
+    /// Change a zone's quotas; settings left out keep their values.
+    Set(SetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ZoneArgs {
+    /// The zone id: [a-z0-9][a-z0-9-]{0,62}.
+    zone: String,
+    #[command(flatten)]
+    target: Target,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SetArgs {
+    #[command(flatten)]
+    zone: ZoneArgs,
+    /// Chains in the zone at most.
+    #[arg(long)]
+    max_chains: Option<u64>,
+    /// Entries in all the zone's chains together at most.
+    #[arg(long)]
+    max_entries: Option<u64>,
+    /// Chunk bytes each node holds for the zone at most.
+    #[arg(long)]
+    max_chunk_bytes: Option<u64>,
+    /// Chunks each node holds for the zone at most.
+    #[arg(long)]
+    max_chunks: Option<u64>,
+}
+
+pub fn run(command: ZoneCommand) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        match command {
+            ZoneCommand::Create(args) => {
+                let zone = zone_id(&args.zone)?;
+                let (created, info) = args.target.client()?.create_zone(&zone).await?;
+                if !args.json {
+                    println!("{}", if created { "created" } else { "exists" });
+                }
+                print_zone(&info, args.json)
+            }
+            ZoneCommand::List(args) => {
+                let zones = args.target.client()?.zones().await?;
+                if args.json {
+                    println!("{}", serde_json::to_string_pretty(&zones)?);
+                    return Ok(());
+                }
+                println!(
+                    "{:<24} {:>10} {:>12} {:>12} {:>16}",
+                    "ZONE", "CHAINS", "ENTRIES", "CHUNKS", "CHUNK BYTES"
+                );
+                for z in zones {
+                    println!(
+                        "{:<24} {:>10} {:>12} {:>12} {:>16}",
+                        z.zone.as_str(),
+                        z.usage.chains,
+                        z.usage.entries,
+                        z.usage.chunks,
+                        z.usage.bytes
+                    );
+                }
+                Ok(())
+            }
+            ZoneCommand::Show(args) => {
+                let zone = zone_id(&args.zone)?;
+                let info = args.target.client()?.zone(&zone).await?;
+                print_zone(&info, args.json)
+            }
+            ZoneCommand::Set(args) => {
+                let zone = zone_id(&args.zone.zone)?;
+                let change = ZoneQuota {
+                    max_chains: args.max_chains,
+                    max_entries: args.max_entries,
+                    max_chunk_bytes: args.max_chunk_bytes,
+                    max_chunks: args.max_chunks,
+                };
+                if change == ZoneQuota::default() {
+                    anyhow::bail!(
+                        "nothing to set: give --max-chains, --max-entries, --max-chunk-bytes or --max-chunks"
+                    );
+                }
+                let client = args.zone.target.client()?;
+                client.set_quota(&zone, &change).await?;
+                let info = client.zone(&zone).await?;
+                print_zone(&info, args.zone.json)
+            }
+        }
+    })
+}
+
+fn zone_id(zone: &str) -> anyhow::Result<ZoneId> {
+    ZoneId::new(zone).map_err(|e| anyhow::anyhow!("invalid zone id {zone:?}: {e}"))
+}
+
+fn print_zone(z: &Zone, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(z)?);
+        return Ok(());
+    }
+    let q = &z.quota;
+    let limit = |v: Option<u64>| v.map_or_else(|| "default".to_owned(), |v| v.to_string());
+    println!("zone            {}", z.zone.as_str());
+    println!("created_at_ms   {}", z.created_at_ms);
+    println!(
+        "chains          {} (at most {})",
+        z.usage.chains,
+        limit(q.max_chains)
+    );
+    println!(
+        "entries         {} (at most {})",
+        z.usage.entries,
+        limit(q.max_entries)
+    );
+    println!(
+        "chunks          {} on the answering node (at most {} per node)",
+        z.usage.chunks,
+        limit(q.max_chunks)
+    );
+    println!(
+        "chunk bytes     {} on the answering node (at most {} per node)",
+        z.usage.bytes,
+        limit(q.max_chunk_bytes)
+    );
+    Ok(())
+}
