@@ -18,7 +18,7 @@ use base64::Engine;
 use blindstore_types::api::{
     AppendRequest, AppendResponse, Chain, ClusterMembers, CreateChainRequest, Entries, Entry,
     ErrorBody, ErrorCode, Health, MissingChunksRequest, MissingChunksResponse, NodeChange,
-    Replicas, Zone, ZoneList, ZoneQuota,
+    Replicas, Zone, ZoneList, ZoneQuota, ZoneSettingsChange,
 };
 use blindstore_types::entry::{chain_id, genesis, UnsignedEntry};
 use blindstore_types::{ChainId, Hash32, PublicKey, Signature, ZoneId};
@@ -194,6 +194,16 @@ impl Client {
     /// Sets a zone's quotas; fields left out keep their values (admin). The quotas now in force.
     pub async fn set_quota(&self, zone: &ZoneId, change: &ZoneQuota) -> Result<ZoneQuota> {
         let path = format!("/v1/admin/zones/{zone}/quota");
+        json(self.admin(Method::PUT, &path).json(change).send().await?).await
+    }
+
+    /// Changes a zone's settings; fields left out keep their values (admin).
+    pub async fn set_zone_settings(
+        &self,
+        zone: &ZoneId,
+        change: &ZoneSettingsChange,
+    ) -> Result<blindstore_types::account::ZoneSettings> {
+        let path = format!("/v1/admin/zones/{zone}/settings");
         json(self.admin(Method::PUT, &path).json(change).send().await?).await
     }
 

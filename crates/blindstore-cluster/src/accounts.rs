@@ -25,7 +25,7 @@ pub struct Authenticated {
 }
 
 impl Authenticated {
-    fn acting(&self) -> Acting {
+    pub(crate) fn acting(&self) -> Acting {
         Acting {
             session: self.token_hash,
             now_ms: now_ms(),

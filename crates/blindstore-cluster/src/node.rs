@@ -5,13 +5,15 @@ use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use blindstore_replication::{ReplicationConfig, Replicator, Schedule};
+use crate::Authenticated;
+use blindstore_replication::{ReplicationConfig, Replicator, Schedule, Writer};
 use blindstore_storage::negative_controls::{
     self,
     Control::{EarlyAck, SkipCas, StaleReads},
 };
 use blindstore_storage::TypeConfig;
 use blindstore_storage::{ChunkStore, LogStore, MapSizes, StateMachineStore};
+use blindstore_types::account::WritePolicy;
 use blindstore_types::api::{Health, ZoneUsage};
 use blindstore_types::command::{ChainHead, Command, CommandResponse, Quota, Rejection};
 use blindstore_types::entry::{check_public_key, EntryHeader, UnsignedEntry};
@@ -167,6 +169,7 @@ pub struct EntriesPage {
 #[derive(Debug, Clone)]
 pub struct ZoneInfo {
     pub quota: Quota,
+    pub settings: blindstore_types::account::ZoneSettings,
     pub zone: ZoneId,
     pub created_at_ms: u64,
     pub usage: ZoneUsage,
@@ -500,6 +503,7 @@ impl Node {
         let quota = self.inner.state.quota(&zone)?;
         Ok(ZoneInfo {
             quota,
+            settings: self.inner.state.zone_settings(&zone)?,
             zone,
             created_at_ms: record.created_at_ms,
             usage: ZoneUsage {
@@ -513,13 +517,17 @@ impl Node {
 
     /// Stores a chunk durably. Returns whether it was new to the zone.
     #[tracing::instrument(skip_all, fields(zone = %zone, hash = %hash, len = bytes.len()), err(level = "debug"))]
+    /// `who` is the request's session, if it has one: a zone whose writes need accounts
+    /// refuses an upload without one and charges the chunk to the account.
     pub async fn put_chunk(
         &self,
         zone: &ZoneId,
         hash: Hash32,
         bytes: Vec<u8>,
+        who: Option<&Authenticated>,
     ) -> Result<bool, NodeError> {
         self.require_zone_fresh(zone).await?;
+        let writer = self.writer(zone, who)?;
         if bytes.len() as u64 > self.inner.limits.max_chunk_bytes {
             return Err(NodeError::TooLarge {
                 what: "chunk",
@@ -527,8 +535,29 @@ impl Node {
             });
         }
         self.check_room()?;
-        self.before_proposal(self.store_chunk(zone, hash, bytes))
+        self.before_proposal(self.store_chunk(zone, hash, bytes, &writer))
             .await
+    }
+
+    /// Refuses a write `who` may not make in `zone` (see [`Node::put_chunk`]), before its
+    /// body is read.
+    pub async fn authorize_write(
+        &self,
+        zone: &ZoneId,
+        who: Option<&Authenticated>,
+    ) -> Result<(), NodeError> {
+        self.require_zone_fresh(zone).await?;
+        self.writer(zone, who).map(|_| ())
+    }
+
+    /// Who writes, under the zone's write policy: anyone in an open zone; in a zone whose
+    /// writes need accounts, only a session's account (`InvalidSession` without one).
+    fn writer(&self, zone: &ZoneId, who: Option<&Authenticated>) -> Result<Writer, NodeError> {
+        match (self.inner.state.zone_settings(zone)?.writes, who) {
+            (WritePolicy::Open, _) => Ok(Writer::Client(None)),
+            (WritePolicy::Accounts, Some(who)) => Ok(Writer::Client(Some(who.account.clone()))),
+            (WritePolicy::Accounts, None) => Err(NodeError::InvalidSession),
+        }
     }
 
     /// Stores a client's chunk on its owners (see [`Replicator::store`]).
@@ -537,8 +566,13 @@ impl Node {
         zone: &ZoneId,
         hash: Hash32,
         bytes: Vec<u8>,
+        writer: &Writer,
     ) -> Result<bool, NodeError> {
-        Ok(self.inner.replicator.store(zone, hash, bytes, true).await?)
+        Ok(self
+            .inner
+            .replicator
+            .store(zone, hash, bytes, writer)
+            .await?)
     }
 
     /// A chunk's verified bytes from any holder (see [`Replicator::fetch`]).
@@ -596,6 +630,31 @@ impl Node {
         }
     }
 
+    /// Changes `zone`'s settings: fields left out keep their current values.
+    pub async fn set_zone_settings(
+        &self,
+        zone: &ZoneId,
+        change: &blindstore_types::api::ZoneSettingsChange,
+    ) -> Result<blindstore_types::account::ZoneSettings, NodeError> {
+        self.read_barrier(Consistency::Linearizable).await?;
+        self.require_zone(zone)?;
+        let mut settings = self.inner.state.zone_settings(zone)?;
+        settings.writes = change.writes.unwrap_or(settings.writes);
+        let q = &mut settings.account_quota;
+        q.max_chains = change.account_max_chains.unwrap_or(q.max_chains);
+        q.max_chunks = change.account_max_chunks.unwrap_or(q.max_chunks);
+        q.max_chunk_bytes = change.account_max_chunk_bytes.unwrap_or(q.max_chunk_bytes);
+        let command = Command::SetZoneSettings {
+            zone: zone.clone(),
+            settings,
+        };
+        match self.propose(command).await? {
+            CommandResponse::ZoneSettingsSet => Ok(settings),
+            CommandResponse::Rejected(r) => Err(rejection(r)),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// A chunk's verified bytes, from this node or another holder.
     pub async fn get_chunk(&self, zone: &ZoneId, hash: &Hash32) -> Result<Vec<u8>, NodeError> {
         self.require_zone_fresh(zone).await?;
@@ -629,17 +688,29 @@ impl Node {
 
     /// Creates the chain owned by `public_key`; returns whether it was new, and the chain.
     #[tracing::instrument(skip_all, fields(zone = %zone), err(level = "debug"))]
+    /// `who` as for [`Node::put_chunk`]: in a zone whose writes need accounts the chain is
+    /// the account's, held to its chain quota.
     pub async fn create_chain(
         &self,
         zone: &ZoneId,
         public_key: PublicKey,
+        who: Option<&Authenticated>,
     ) -> Result<(bool, ChainHead), NodeError> {
         check_public_key(&public_key).map_err(|_| NodeError::BadPublicKey)?;
         self.require_zone_fresh(zone).await?;
+        let writer = self.writer(zone, who)?;
         self.check_room()?;
-        let command = Command::CreateChain {
-            zone: zone.clone(),
-            public_key,
+        let command = match (writer, who) {
+            (Writer::Client(Some(account)), Some(who)) => Command::CreateAccountChain {
+                zone: zone.clone(),
+                public_key,
+                account,
+                acting: who.acting(),
+            },
+            _ => Command::CreateChain {
+                zone: zone.clone(),
+                public_key,
+            },
         };
         match self.propose(command).await? {
             CommandResponse::ChainCreated { created, chain } => Ok((created, chain)),
@@ -748,8 +819,13 @@ impl Node {
                 limit: quota.max_entries,
             }));
         }
-        self.before_proposal(self.store_chunk(zone, header.payload_hash, input.payload))
-            .await?;
+        self.before_proposal(self.store_chunk(
+            zone,
+            header.payload_hash,
+            input.payload,
+            &Writer::Client(None),
+        ))
+        .await?;
 
         let (index, entry_hash) = (header.index, header.entry_hash);
         let command = Command::Append {
@@ -979,6 +1055,9 @@ pub(crate) fn rejection(r: Rejection) -> NodeError {
             blindstore_types::account::MAX_ENVELOPES_PER_ACCOUNT
         )),
         Rejection::NoZoneAuth => NodeError::Internal("the zone has no account secrets".into()),
+        Rejection::AccountQuotaExceeded { what, limit } => NodeError::QuotaExceeded(format!(
+            "the account's quota of {what} ({limit}) is reached"
+        )),
     }
 }
 

@@ -242,7 +242,28 @@ async fn forward(State(gw): State<Arc<Gateway>>, request: Request) -> Response {
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    gw.forward(parts.method, path, &parts.headers, body).await
+    let headers = with_forwarded_for(&parts);
+    gw.forward(parts.method, path, &headers, body).await
+}
+
+/// The request's headers with the client's address appended to `X-Forwarded-For`, so members
+/// that trust this gateway (`trusted_proxies`) rate-limit the client, not the gateway.
+fn with_forwarded_for(parts: &axum::http::request::Parts) -> HeaderMap {
+    let mut headers = parts.headers.clone();
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
+    if let Some(axum::extract::ConnectInfo(peer)) = peer {
+        let name = axum::http::HeaderName::from_static("x-forwarded-for");
+        let chain = match headers.get(&name).and_then(|v| v.to_str().ok()) {
+            Some(earlier) => format!("{earlier}, {}", peer.ip()),
+            None => peer.ip().to_string(),
+        };
+        if let Ok(value) = axum::http::HeaderValue::from_str(&chain) {
+            headers.insert(name, value);
+        }
+    }
+    headers
 }
 
 async fn get_chunk(
@@ -359,4 +380,32 @@ fn is_hop_by_hop(name: &str) -> bool {
 fn error(code: ErrorCode, message: &str) -> Response {
     let status = StatusCode::from_u16(code.status()).expect("every error code has a valid status");
     (status, Json(ErrorBody::new(code, message))).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parts(forwarded: Option<&str>, peer: Option<&str>) -> axum::http::request::Parts {
+        let mut builder = axum::http::Request::builder().uri("/v1/zones/demo/auth/login/start");
+        if let Some(f) = forwarded {
+            builder = builder.header("x-forwarded-for", f);
+        }
+        let (mut parts, _) = builder.body(()).unwrap().into_parts();
+        if let Some(peer) = peer {
+            let peer: std::net::SocketAddr = peer.parse().unwrap();
+            parts.extensions.insert(axum::extract::ConnectInfo(peer));
+        }
+        parts
+    }
+
+    #[test]
+    fn the_client_address_is_appended_to_x_forwarded_for() {
+        let h = with_forwarded_for(&parts(None, Some("198.51.100.7:5000")));
+        assert_eq!(h["x-forwarded-for"], "198.51.100.7");
+        let h = with_forwarded_for(&parts(Some("203.0.113.1"), Some("198.51.100.7:5000")));
+        assert_eq!(h["x-forwarded-for"], "203.0.113.1, 198.51.100.7");
+        let h = with_forwarded_for(&parts(Some("203.0.113.1"), None));
+        assert_eq!(h["x-forwarded-for"], "203.0.113.1");
+    }
 }

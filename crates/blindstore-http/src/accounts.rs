@@ -59,6 +59,24 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
     }
 }
 
+/// The request's session if it carries a bearer token (401 if the token is not a live
+/// session), or `None` without one.
+pub(crate) async fn optional_session(
+    state: &AppState,
+    zone: &ZoneId,
+    headers: &HeaderMap,
+) -> Result<Option<Authenticated>, ApiError> {
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let token = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or(ApiError::Node(NodeError::InvalidSession))?;
+    Ok(Some(state.node.authenticate(zone, token.trim()).await?))
+}
+
 async fn session(
     state: &AppState,
     zone: &str,

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use blindstore_cluster::ZoneInfo;
 use blindstore_types::api::{
-    ClusterMembers, ErrorBody, NodeChange, Replicas, Zone, ZoneList, ZoneQuota,
+    ClusterMembers, ErrorBody, NodeChange, Replicas, Zone, ZoneList, ZoneQuota, ZoneSettingsChange,
 };
 use blindstore_types::Hash32;
 use subtle::ConstantTimeEq;
@@ -23,6 +23,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_zones))
         .routes(routes!(create_zone, get_zone))
         .routes(routes!(set_quota))
+        .routes(routes!(set_settings))
         .routes(routes!(chunk_replicas))
         .routes(routes!(cluster))
         .routes(routes!(drain_node, undrain_node))
@@ -56,6 +57,7 @@ fn to_api(z: ZoneInfo) -> Zone {
         created_at_ms: z.created_at_ms,
         usage: z.usage,
         quota: quota_to_api(z.quota),
+        settings: z.settings,
     }
 }
 
@@ -95,6 +97,29 @@ pub(crate) async fn set_quota(
         .await?;
     let quota = state.node.set_quota(&zone, &change).await?;
     Ok(Json(quota_to_api(quota)))
+}
+
+/// Set a zone's settings: who may write (`open`, or `accounts`: creating chains and uploading
+/// chunks need a session) and what each account may use. Fields left out keep their values.
+#[utoipa::path(put, path = "/v1/admin/zones/{zone}/settings", tag = "admin",
+    params(("zone" = String, Path, description = "Zone id")),
+    request_body = ZoneSettingsChange,
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The settings now in force", body = blindstore_types::account::ZoneSettings),
+        (status = 400, description = "`bad_request`", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "`unknown_zone`", body = ErrorBody),
+        (status = 503, description = "`unavailable` or `outcome_unknown`", body = ErrorBody),
+    ))]
+pub(crate) async fn set_settings(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath(zone): ApiPath<String>,
+    ApiJson(change): ApiJson<ZoneSettingsChange>,
+) -> Result<Json<blindstore_types::account::ZoneSettings>, ApiError> {
+    let zone = parse_zone(&zone)?;
+    Ok(Json(state.node.set_zone_settings(&zone, &change).await?))
 }
 
 /// Create a zone (idempotent).

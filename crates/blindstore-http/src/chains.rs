@@ -50,16 +50,23 @@ fn to_api(head: ChainHead) -> Chain {
         (status = 201, description = "Created", body = Chain),
         (status = 200, description = "Already existed", body = Chain),
         (status = 400, description = "`bad_request` or `bad_public_key`", body = ErrorBody),
+        (status = 401, description = "`invalid_session`: the zone's writes need a session (`Authorization: Bearer <session token>`)", body = ErrorBody),
+        (status = 403, description = "`quota_exceeded` (the zone's or the account's)", body = ErrorBody),
         (status = 404, description = "`unknown_zone`", body = ErrorBody),
         (status = 503, description = "`unavailable` or `outcome_unknown`", body = ErrorBody),
     ))]
 pub(crate) async fn create_chain(
     State(state): State<AppState>,
     ApiPath(zone): ApiPath<String>,
+    headers: axum::http::HeaderMap,
     ApiJson(req): ApiJson<CreateChainRequest>,
 ) -> Result<(StatusCode, Json<Chain>), ApiError> {
     let zone = parse_zone(&zone)?;
-    let (created, head) = state.node.create_chain(&zone, req.public_key).await?;
+    let who = crate::accounts::optional_session(&state, &zone, &headers).await?;
+    let (created, head) = state
+        .node
+        .create_chain(&zone, req.public_key, who.as_ref())
+        .await?;
     let status = if created {
         StatusCode::CREATED
     } else {

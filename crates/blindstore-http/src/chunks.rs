@@ -12,6 +12,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use blindstore_web::{etag_headers, if_none_match};
 
+use crate::accounts::optional_session;
 use crate::{parse_zone, ApiError, ApiJson, ApiPath, AppState};
 
 fn parse_chunk_path(zone: &str, hash: &str) -> Result<(ZoneId, Hash32), ApiError> {
@@ -32,6 +33,8 @@ fn parse_chunk_path(zone: &str, hash: &str) -> Result<(ZoneId, Hash32), ApiError
         (status = 201, description = "Stored"),
         (status = 200, description = "Already stored"),
         (status = 400, description = "`hash_mismatch` or `bad_request`", body = ErrorBody),
+        (status = 401, description = "`invalid_session`: the zone's writes need a session (`Authorization: Bearer <session token>`)", body = ErrorBody),
+        (status = 403, description = "`quota_exceeded` (the zone's or the account's)", body = ErrorBody),
         (status = 404, description = "`unknown_zone`", body = ErrorBody),
         (status = 413, description = "`payload_too_large`", body = ErrorBody),
     ))]
@@ -42,6 +45,8 @@ pub(crate) async fn put_chunk(
     body: Body,
 ) -> Result<Response, ApiError> {
     let (zone, hash) = parse_chunk_path(&zone, &hash)?;
+    let who = optional_session(&state, &zone, &headers).await?;
+    state.node.authorize_write(&zone, who.as_ref()).await?;
     let limit = state.node.limits().max_chunk_bytes;
     let too_large = || ApiError::TooLarge(format!("chunks are limited to {limit} bytes"));
     let declared = headers
@@ -61,7 +66,10 @@ pub(crate) async fn put_chunk(
             )))
         }
     };
-    let created = state.node.put_chunk(&zone, hash, bytes).await?;
+    let created = state
+        .node
+        .put_chunk(&zone, hash, bytes, who.as_ref())
+        .await?;
     let status = if created {
         StatusCode::CREATED
     } else {

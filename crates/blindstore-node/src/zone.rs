@@ -2,7 +2,8 @@
 //! any member's admin API.
 
 use anyhow::Context;
-use blindstore_types::api::{Zone, ZoneQuota};
+use blindstore_types::account::WritePolicy;
+use blindstore_types::api::{Zone, ZoneQuota, ZoneSettingsChange};
 use blindstore_types::ZoneId;
 use clap::{Args, Subcommand};
 
@@ -16,7 +17,7 @@ pub enum ZoneCommand {
     List(ListArgs),
     /// A zone's usage and quotas.
     Show(ZoneArgs),
-    /// Change a zone's quotas; settings left out keep their values.
+    /// Change a zone's quotas and settings; those left out keep their values.
     Set(SetArgs),
 }
 
@@ -56,6 +57,18 @@ pub struct SetArgs {
     /// Chunks each node holds for the zone at most.
     #[arg(long)]
     max_chunks: Option<u64>,
+    /// Who may create chains and upload chunks: `open` (anyone) or `accounts` (a session).
+    #[arg(long, value_parser = ["open", "accounts"])]
+    writes: Option<String>,
+    /// With `--writes accounts`: chains one account may create.
+    #[arg(long)]
+    account_max_chains: Option<u64>,
+    /// With `--writes accounts`: chunks charged to one account, per node.
+    #[arg(long)]
+    account_max_chunks: Option<u64>,
+    /// With `--writes accounts`: chunk bytes charged to one account, per node.
+    #[arg(long)]
+    account_max_chunk_bytes: Option<u64>,
 }
 
 pub fn run(command: ZoneCommand) -> anyhow::Result<()> {
@@ -108,13 +121,28 @@ pub fn run(command: ZoneCommand) -> anyhow::Result<()> {
                     max_chunk_bytes: args.max_chunk_bytes,
                     max_chunks: args.max_chunks,
                 };
-                if change == ZoneQuota::default() {
+                let settings = ZoneSettingsChange {
+                    writes: match args.writes.as_deref() {
+                        Some("accounts") => Some(WritePolicy::Accounts),
+                        Some(_) => Some(WritePolicy::Open),
+                        None => None,
+                    },
+                    account_max_chains: args.account_max_chains,
+                    account_max_chunks: args.account_max_chunks,
+                    account_max_chunk_bytes: args.account_max_chunk_bytes,
+                };
+                if change == ZoneQuota::default() && settings == ZoneSettingsChange::default() {
                     anyhow::bail!(
-                        "nothing to set: give --max-chains, --max-entries, --max-chunk-bytes or --max-chunks"
+                        "nothing to set: give --max-chains, --max-entries, --max-chunk-bytes, --max-chunks, --writes or --account-max-*"
                     );
                 }
                 let client = args.zone.target.client()?;
-                client.set_quota(&zone, &change).await?;
+                if change != ZoneQuota::default() {
+                    client.set_quota(&zone, &change).await?;
+                }
+                if settings != ZoneSettingsChange::default() {
+                    client.set_zone_settings(&zone, &settings).await?;
+                }
                 let info = client.zone(&zone).await?;
                 print_zone(&info, args.zone.json)
             }
@@ -154,6 +182,16 @@ fn print_zone(z: &Zone, json: bool) -> anyhow::Result<()> {
         "chunk bytes     {} on the answering node (at most {} per node)",
         z.usage.bytes,
         limit(q.max_chunk_bytes)
+    );
+    let s = &z.settings;
+    let writes = match s.writes {
+        WritePolicy::Open => "open (anyone may create chains and upload chunks)",
+        WritePolicy::Accounts => "accounts (creating chains and uploading chunks need a session)",
+    };
+    println!("writes          {writes}");
+    println!(
+        "per account     {} chains, {} chunks and {} chunk bytes per node",
+        s.account_quota.max_chains, s.account_quota.max_chunks, s.account_quota.max_chunk_bytes
     );
     Ok(())
 }

@@ -87,11 +87,25 @@ impl From<StorageError> for ChunkError {
                 ChunkError::HashMismatch { expected, actual }
             }
             StorageError::CorruptChunk { hash, .. } => ChunkError::CorruptChunk(hash),
-            e @ StorageError::QuotaExceeded { .. } => ChunkError::QuotaExceeded(e.to_string()),
+            e
+            @ (StorageError::QuotaExceeded { .. } | StorageError::AccountQuotaExceeded { .. }) => {
+                ChunkError::QuotaExceeded(e.to_string())
+            }
             StorageError::Full(why) => ChunkError::InsufficientStorage(why),
             other => ChunkError::Storage(other),
         }
     }
+}
+
+/// Who is writing a chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Writer {
+    /// Repair or a corrupt copy's replacement: no quotas, no reserve.
+    Repair,
+    /// A client's upload or an append's payload: held to the zone's quotas and each holder's
+    /// free-space reserve, and, with an account (a zone whose writes need accounts), charged
+    /// to it and held to its quota.
+    Client(Option<blindstore_types::account::AccountId>),
 }
 
 /// How a replicator behaves.

@@ -24,7 +24,7 @@ use blindstore_types::{Hash32, ZoneId};
 use tokio_util::sync::CancellationToken;
 
 use crate::placement::rank;
-use crate::{now_secs, ChunkError, Replicator};
+use crate::{now_secs, ChunkError, Replicator, Writer};
 
 /// Chunks read per step of a pass.
 const PAGE: usize = 1000;
@@ -281,7 +281,10 @@ impl Replicator {
                 return false;
             }
         };
-        match self.put_remote(owner, zone, hash, bytes, false).await {
+        match self
+            .put_remote(owner, zone, hash, bytes, &Writer::Repair)
+            .await
+        {
             Ok(_) => true,
             Err(e) => {
                 tracing::warn!(error = %e, hash = %hash, "repair: copy failed");

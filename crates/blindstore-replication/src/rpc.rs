@@ -12,7 +12,8 @@ use blindstore_storage::StorageError;
 use blindstore_types::{Hash32, ZoneId};
 use tonic::{Request, Response, Status};
 
-use crate::{hash_from_bytes, now_secs, ChunkError, Replicator};
+use crate::{hash_from_bytes, now_secs, ChunkError, Replicator, Writer};
+use blindstore_types::account::AccountId;
 
 /// Serves `blindstore.v1.Chunks` from a replicator's own chunk store.
 pub struct ChunksRpc(Replicator);
@@ -41,9 +42,16 @@ impl Chunks for ChunksRpc {
     ) -> Result<Response<PutChunkReply>, Status> {
         let r = request.into_inner();
         let (zone, hash) = chunk_address(&r.zone, &r.hash)?;
+        let writer = match (r.client_write, r.account.as_str()) {
+            (false, _) => Writer::Repair,
+            (true, "") => Writer::Client(None),
+            (true, account) => Writer::Client(Some(
+                AccountId::new(account).map_err(Status::invalid_argument)?,
+            )),
+        };
         let created = self
             .0
-            .put_local(&zone, hash, r.data, r.client_write)
+            .put_local(&zone, hash, r.data, &writer)
             .await
             .map_err(|e| match e {
                 ChunkError::HashMismatch { .. } => Status::invalid_argument(e.to_string()),

@@ -8,10 +8,10 @@ use blindstore_rpc::v1::{GetChunkRequest, MissingChunksRequest, PutChunkRequest}
 use blindstore_types::raft::{NodeId, NodeInfo};
 use blindstore_types::{Hash32, ZoneId};
 
-use blindstore_storage::StorageError;
+use blindstore_storage::{ClientWrite, StorageError};
 
 use crate::placement::rank;
-use crate::{hash_from_bytes, now_secs, ChunkError, Replicator};
+use crate::{hash_from_bytes, now_secs, ChunkError, Replicator, Writer};
 
 /// How long one chunk transfer to or from a peer may take.
 const CHUNK_RPC_TIMEOUT: Duration = Duration::from_secs(15);
@@ -52,7 +52,7 @@ impl Replicator {
         zone: &ZoneId,
         hash: Hash32,
         bytes: Vec<u8>,
-        client_write: bool,
+        writer: &Writer,
     ) -> Result<bool, ChunkError> {
         let actual = Hash32::digest(&bytes);
         if actual != hash {
@@ -70,10 +70,9 @@ impl Replicator {
                 break;
             }
             let result = if id == self.me() {
-                self.put_local(zone, hash, bytes.clone(), client_write)
-                    .await
+                self.put_local(zone, hash, bytes.clone(), writer).await
             } else {
-                self.put_remote(&info, zone, &hash, bytes.clone(), client_write)
+                self.put_remote(&info, zone, &hash, bytes.clone(), writer)
                     .await
             };
             match result {
@@ -102,24 +101,30 @@ impl Replicator {
         Ok(created)
     }
 
-    /// Stores a copy here; a `client_write` is held to the zone's quotas and the reserve.
+    /// Stores a copy here; a client's write is held to the zone's quotas (and the account's)
+    /// and the reserve.
     pub async fn put_local(
         &self,
         zone: &ZoneId,
         hash: Hash32,
         bytes: Vec<u8>,
-        client_write: bool,
+        writer: &Writer,
     ) -> Result<bool, ChunkError> {
-        let quota = if client_write {
-            self.disk_room()?;
-            Some(self.inner.state.quota(zone)?)
-        } else {
-            None
+        let client = match writer {
+            Writer::Repair => None,
+            Writer::Client(account) => {
+                self.disk_room()?;
+                let account_quota = self.inner.state.zone_settings(zone)?.account_quota;
+                Some(ClientWrite {
+                    zone_quota: self.inner.state.quota(zone)?,
+                    account: account.clone().map(|a| (a, account_quota)),
+                })
+            }
         };
         Ok(self
             .inner
             .chunks
-            .put_within(zone, hash, bytes, now_secs(), quota)
+            .put_within(zone, hash, bytes, now_secs(), client)
             .await?)
     }
 
@@ -129,9 +134,10 @@ impl Replicator {
         zone: &ZoneId,
         hash: &Hash32,
         data: Vec<u8>,
-        client_write: bool,
+        writer: &Writer,
     ) -> Result<bool, ChunkError> {
         let mut client = self.peer(info)?;
+        let client_write = matches!(writer, Writer::Client(_));
         // A client is waiting: an owner that does not answer soon (paused, overloaded) is
         // passed over for the next node in rank order well within the write deadline.
         let limit = if client_write {
@@ -144,6 +150,10 @@ impl Replicator {
             hash: hash.0.to_vec(),
             data,
             client_write,
+            account: match writer {
+                Writer::Client(Some(account)) => account.to_string(),
+                _ => String::new(),
+            },
         };
         let reply = tokio::time::timeout(limit, client.put(request))
             .await

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use blindstore_replication::{
-    ChunkError, ClusterView, ReplicationConfig, Replicator, Schedule, ScrubConfig,
+    ChunkError, ClusterView, ReplicationConfig, Replicator, Schedule, ScrubConfig, Writer,
 };
 use blindstore_rpc::{ClusterSecret, Peers};
 use blindstore_storage::{ChunkStore, StateMachineStore};
@@ -138,7 +138,10 @@ async fn a_chunk_lands_on_its_two_owners_and_is_readable_from_the_third() {
         let hash = Hash32::digest(&bytes);
         // Stored through whichever node: always on the owners, never elsewhere.
         let via = &trio.nodes[i as usize % 3];
-        assert!(via.store(&zone(), hash, bytes.clone(), true).await.unwrap());
+        assert!(via
+            .store(&zone(), hash, bytes.clone(), &Writer::Client(None))
+            .await
+            .unwrap());
         let mut owners = via.owners(&zone(), &hash);
         owners.sort();
         assert_eq!(holders(&trio, &hash), owners, "chunk {i}");
@@ -148,7 +151,12 @@ async fn a_chunk_lands_on_its_two_owners_and_is_readable_from_the_third() {
         }
     }
     let wrong = trio.nodes[0]
-        .store(&zone(), Hash32::digest(b"other"), b"bytes".to_vec(), true)
+        .store(
+            &zone(),
+            Hash32::digest(b"other"),
+            b"bytes".to_vec(),
+            &Writer::Client(None),
+        )
         .await;
     assert!(
         matches!(wrong, Err(ChunkError::HashMismatch { .. })),
@@ -162,7 +170,7 @@ async fn repair_restores_a_lost_copy_from_the_co_owner() {
     let bytes = b"precious".to_vec();
     let hash = Hash32::digest(&bytes);
     trio.nodes[0]
-        .store(&zone(), hash, bytes.clone(), true)
+        .store(&zone(), hash, bytes.clone(), &Writer::Client(None))
         .await
         .unwrap();
     let owners = trio.nodes[0].owners(&zone(), &hash);
@@ -198,7 +206,7 @@ async fn garbage_is_collected_only_after_a_read_barrier() {
     let bytes = b"abandoned upload".to_vec();
     let hash = Hash32::digest(&bytes);
     trio.nodes[0]
-        .store(&zone(), hash, bytes, true)
+        .store(&zone(), hash, bytes, &Writer::Client(None))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(2100)).await;

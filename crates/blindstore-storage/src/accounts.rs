@@ -90,6 +90,18 @@ impl AccountTables {
             .transpose()
     }
 
+    pub(crate) fn put_account(
+        &self,
+        wtxn: &mut RwTxn,
+        zone: &ZoneId,
+        account: &AccountId,
+        record: &AccountRecord,
+    ) -> Result<(), StorageError> {
+        self.accounts
+            .put(wtxn, &account_key(zone, account), &encode(record))?;
+        Ok(())
+    }
+
     /// An account's sessions, expired ones included.
     pub(crate) fn account_sessions(
         &self,
@@ -186,6 +198,7 @@ impl AccountTables {
                     registration,
                     created_at_ms,
                     password_changed_at_ms: created_at_ms,
+                    chains: 0,
                 };
                 self.accounts
                     .put(wtxn, &account_key(&zone, &account), &encode(&record))?;
@@ -295,7 +308,7 @@ impl AccountTables {
     }
 
     /// Whether `acting` is a live session of `account` at the command's time.
-    fn acting_ok(
+    pub(crate) fn acting_ok(
         &self,
         txn: &RoTxn<WithoutTls>,
         zone: &ZoneId,

@@ -31,6 +31,22 @@ struct Inner {
     meta: Database<Bytes, Bytes>,
     /// zone id → `Usage`.
     usage: Database<Str, Bytes>,
+    /// `zone_key(zone, hash)` → `account_key(zone, account)`: the account charged for a chunk
+    /// (the first to upload it here, in a zone whose writes need accounts).
+    owners: Database<Bytes, Bytes>,
+    /// `account_key(zone, account)` → `Usage`: what this node holds for an account.
+    account_usage: Database<Bytes, Bytes>,
+}
+
+/// What a client's write is held to: the zone's quotas and, in a zone whose writes need
+/// accounts, the uploading account's.
+#[derive(Debug, Clone)]
+pub struct ClientWrite {
+    pub zone_quota: blindstore_types::command::Quota,
+    pub account: Option<(
+        blindstore_types::account::AccountId,
+        blindstore_types::account::AccountQuota,
+    )>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -119,7 +135,7 @@ impl ChunkStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e.into()),
         };
-        let env = open_env(dir, map_size, 4)?;
+        let env = open_env(dir, map_size, 8)?;
         if let Some(file_len) = file_len {
             // Reading a page past the end of a truncated file would fault the process: check
             // the length LMDB expects before any page is read.
@@ -245,7 +261,7 @@ impl ChunkStore {
 
     /// Opens or creates the chunk store in `dir`, without checking what it holds.
     pub fn open(dir: &Path, map_size: usize) -> Result<Self, StorageError> {
-        Self::from_env(open_env(dir, map_size, 4)?)
+        Self::from_env(open_env(dir, map_size, 8)?)
     }
 
     fn from_env(env: Env<WithoutTls>) -> Result<Self, StorageError> {
@@ -253,6 +269,8 @@ impl ChunkStore {
         let data = env.create_database(&mut wtxn, Some("data"))?;
         let meta = env.create_database(&mut wtxn, Some("meta"))?;
         let usage = env.create_database(&mut wtxn, Some("usage"))?;
+        let owners = env.create_database(&mut wtxn, Some("owners"))?;
+        let account_usage = env.create_database(&mut wtxn, Some("account_usage"))?;
         wtxn.commit()?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -260,6 +278,8 @@ impl ChunkStore {
                 data,
                 meta,
                 usage,
+                owners,
+                account_usage,
             }),
         })
     }
@@ -278,15 +298,16 @@ impl ChunkStore {
     }
 
     /// Like [`ChunkStore::put`], refusing with [`StorageError::QuotaExceeded`] (and writing
-    /// nothing) a new chunk that would take the zone's holdings here past `quota`. The check
-    /// and the write are one transaction.
+    /// nothing) a new chunk that would take the zone's holdings here past its quota, or the
+    /// account's past the account's quota (a new chunk is then charged to the account). The
+    /// checks and the write are one transaction.
     pub async fn put_within(
         &self,
         zone: &ZoneId,
         hash: Hash32,
         bytes: Vec<u8>,
         now_secs: u64,
-        quota: Option<blindstore_types::command::Quota>,
+        client: Option<ClientWrite>,
     ) -> Result<bool, StorageError> {
         let inner = self.inner.clone();
         let zone = zone.clone();
@@ -317,8 +338,10 @@ impl ChunkStore {
             }
             let existed = intact;
             let len = bytes.len() as u64;
-            if let (Some(quota), false) = (quota, existed) {
+            let mut charge = None;
+            if let (Some(client), false) = (client, existed) {
                 use blindstore_types::command::QuotaKind;
+                let quota = client.zone_quota;
                 let usage = read_usage(&inner, &wtxn, &zone)?;
                 if usage.chunks + 1 > quota.max_chunks {
                     return Err(StorageError::QuotaExceeded {
@@ -331,6 +354,23 @@ impl ChunkStore {
                         what: QuotaKind::ChunkBytes,
                         limit: quota.max_chunk_bytes,
                     });
+                }
+                if let Some((account, quota)) = client.account {
+                    let owner = crate::accounts::account_key(&zone, &account);
+                    let usage = read_account_usage(&inner, &wtxn, &owner)?;
+                    if usage.chunks + 1 > quota.max_chunks {
+                        return Err(StorageError::AccountQuotaExceeded {
+                            what: QuotaKind::Chunks,
+                            limit: quota.max_chunks,
+                        });
+                    }
+                    if usage.bytes + len > quota.max_chunk_bytes {
+                        return Err(StorageError::AccountQuotaExceeded {
+                            what: QuotaKind::ChunkBytes,
+                            limit: quota.max_chunk_bytes,
+                        });
+                    }
+                    charge = Some((owner, usage));
                 }
             }
             inner.meta.put(
@@ -350,6 +390,12 @@ impl ChunkStore {
                 usage.chunks += 1;
                 usage.bytes += len;
                 inner.usage.put(&mut wtxn, zone.as_str(), &encode(&usage))?;
+                if let Some((owner, mut usage)) = charge {
+                    usage.chunks += 1;
+                    usage.bytes += len;
+                    inner.account_usage.put(&mut wtxn, &owner, &encode(&usage))?;
+                    inner.owners.put(&mut wtxn, &key, &owner)?;
+                }
             }
             wtxn.commit()?;
             Ok(!existed)
@@ -505,6 +551,20 @@ impl ChunkStore {
         Ok(total)
     }
 
+    /// What this node holds for an account of `zone` (chunks charged to it).
+    pub fn account_usage(
+        &self,
+        zone: &ZoneId,
+        account: &blindstore_types::account::AccountId,
+    ) -> Result<Usage, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        read_account_usage(
+            &self.inner,
+            &rtxn,
+            &crate::accounts::account_key(zone, account),
+        )
+    }
+
     /// What this store holds for `zone`.
     pub fn usage(&self, zone: &ZoneId) -> Result<Usage, StorageError> {
         let rtxn = self.inner.env.read_txn()?;
@@ -598,7 +658,27 @@ fn delete_chunk(
     usage.chunks = usage.chunks.saturating_sub(1);
     usage.bytes = usage.bytes.saturating_sub(meta.len);
     inner.usage.put(wtxn, zone.as_str(), &encode(&usage))?;
+    if let Some(owner) = inner.owners.get(wtxn, key)?.map(<[u8]>::to_vec) {
+        let mut usage = read_account_usage(inner, wtxn, &owner)?;
+        usage.chunks = usage.chunks.saturating_sub(1);
+        usage.bytes = usage.bytes.saturating_sub(meta.len);
+        inner.account_usage.put(wtxn, &owner, &encode(&usage))?;
+        inner.owners.delete(wtxn, key)?;
+    }
     Ok(())
+}
+
+fn read_account_usage(
+    inner: &Inner,
+    txn: &heed::RoTxn<WithoutTls>,
+    owner: &[u8],
+) -> Result<Usage, StorageError> {
+    inner
+        .account_usage
+        .get(txn, owner)?
+        .map(|b| decode("account usage", b))
+        .transpose()
+        .map(Option::unwrap_or_default)
 }
 
 fn read_usage(

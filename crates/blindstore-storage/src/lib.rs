@@ -20,7 +20,7 @@ use std::path::Path;
 
 use heed::{Env, EnvOpenOptions, WithoutTls};
 
-pub use chunk_store::{ChunkStore, GcReport, OpenReport, ScrubStep};
+pub use chunk_store::{ChunkStore, ClientWrite, GcReport, OpenReport, ScrubStep};
 pub use log_store::LogStore;
 pub use state_machine::StateMachineStore;
 
@@ -49,6 +49,12 @@ pub enum StorageError {
     /// A zone quota would be exceeded; nothing was written.
     #[error("the zone's quota of {what} ({limit}) would be exceeded")]
     QuotaExceeded {
+        what: blindstore_types::command::QuotaKind,
+        limit: u64,
+    },
+    /// An account's quota would be exceeded; nothing was written.
+    #[error("the account's quota of {what} ({limit}) would be exceeded")]
+    AccountQuotaExceeded {
         what: blindstore_types::command::QuotaKind,
         limit: u64,
     },

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::TypeConfig;
 use blindstore_types::account::{
-    AccountId, AccountRecord, EnvelopeRecord, SessionRecord, ZoneAuth,
+    AccountId, AccountRecord, EnvelopeRecord, SessionRecord, ZoneAuth, ZoneSettings,
 };
 use blindstore_types::command::{
     ChainHead, Command, CommandResponse, Quota, QuotaKind, Rejection, ZoneRecord,
@@ -82,11 +82,13 @@ struct Tables {
     quotas: Database<Bytes, Bytes>,
     /// Accounts, sessions, envelopes, zone secrets, redeemed login tickets.
     accounts: AccountTables,
+    /// zone id → `ZoneSettings`, for zones whose settings were set (others have the defaults).
+    settings: Database<Bytes, Bytes>,
 }
 
 impl Tables {
     /// The tables a snapshot carries, with their ids in the snapshot file.
-    fn snapshot_tables(&self) -> [(u8, Database<Bytes, Bytes>); 12] {
+    fn snapshot_tables(&self) -> [(u8, Database<Bytes, Bytes>); 13] {
         let a = &self.accounts;
         [
             (1, self.zones.remap_key_type::<Bytes>()),
@@ -101,6 +103,7 @@ impl Tables {
             (10, a.account_sessions),
             (11, a.envelopes),
             (12, a.tickets),
+            (13, self.settings),
         ]
     }
 }
@@ -126,6 +129,7 @@ impl StateMachineStore {
                 envelopes: env.create_database(&mut wtxn, Some("envelopes"))?,
                 tickets: env.create_database(&mut wtxn, Some("tickets"))?,
             },
+            settings: env.create_database(&mut wtxn, Some("settings"))?,
         };
         wtxn.commit()?;
         let snapshot_dir = dir.join("snapshots");
@@ -256,6 +260,12 @@ impl StateMachineStore {
             .refs
             .get(&rtxn, &zone_key(zone, hash))?
             .is_some())
+    }
+
+    /// A zone's settings (the defaults unless set).
+    pub fn zone_settings(&self, zone: &ZoneId) -> Result<ZoneSettings, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        read_settings(&self.inner.tables, &rtxn, zone)
     }
 
     /// A zone's account secrets, if it has them.
@@ -498,42 +508,48 @@ fn apply_command(
             t.zones.put(wtxn, zone.as_str(), &encode(&record))?;
             Ok(CommandResponse::ZoneCreated { created: true })
         }
-        Command::CreateChain { zone, public_key } => {
-            let Some(mut zone_record) = get_zone(t, wtxn, &zone)? else {
+        Command::CreateChain { zone, public_key } => create_chain(t, wtxn, zone, public_key),
+        Command::CreateAccountChain {
+            zone,
+            public_key,
+            account,
+            acting,
+        } => {
+            if get_zone(t, wtxn, &zone)?.is_none() {
                 return Ok(CommandResponse::Rejected(Rejection::UnknownZone));
+            }
+            if !t.accounts.acting_ok(wtxn, &zone, &account, acting)? {
+                return Ok(CommandResponse::Rejected(Rejection::InvalidSession));
+            }
+            let Some(mut record) = t.accounts.account(wtxn, &zone, &account)? else {
+                return Ok(CommandResponse::Rejected(Rejection::UnknownAccount));
             };
-            // The proposer checked the key; a command from anyone else is checked here too.
-            if check_public_key(&public_key).is_err() {
-                return Ok(CommandResponse::Rejected(Rejection::BadPublicKey));
-            }
             let id = chain_id(&public_key);
-            let key = zone_key(&zone, &id);
-            if let Some(bytes) = t.chains.get(wtxn, &key)? {
-                let chain = decode("chain", bytes)?;
-                return Ok(CommandResponse::ChainCreated {
-                    created: false,
-                    chain,
-                });
-            }
-            let quota = read_quota(t, wtxn, &zone)?;
-            if zone_record.chains >= quota.max_chains {
-                return Ok(CommandResponse::Rejected(Rejection::QuotaExceeded {
+            let exists = t.chains.get(wtxn, &zone_key(&zone, &id))?.is_some();
+            let quota = read_settings(t, wtxn, &zone)?.account_quota;
+            if !exists && record.chains >= quota.max_chains {
+                return Ok(CommandResponse::Rejected(Rejection::AccountQuotaExceeded {
                     what: QuotaKind::Chains,
                     limit: quota.max_chains,
                 }));
             }
-            let chain = ChainHead {
-                public_key,
-                length: 0,
-                head: genesis(&id),
-            };
-            t.chains.put(wtxn, &key, &encode(&chain))?;
-            zone_record.chains += 1;
-            t.zones.put(wtxn, zone.as_str(), &encode(&zone_record))?;
-            Ok(CommandResponse::ChainCreated {
-                created: true,
-                chain,
-            })
+            let response = create_chain(t, wtxn, zone.clone(), public_key)?;
+            if matches!(
+                response,
+                CommandResponse::ChainCreated { created: true, .. }
+            ) {
+                record.chains += 1;
+                t.accounts.put_account(wtxn, &zone, &account, &record)?;
+            }
+            Ok(response)
+        }
+        Command::SetZoneSettings { zone, settings } => {
+            if get_zone(t, wtxn, &zone)?.is_none() {
+                return Ok(CommandResponse::Rejected(Rejection::UnknownZone));
+            }
+            t.settings
+                .put(wtxn, zone.as_str().as_bytes(), &encode(&settings))?;
+            Ok(CommandResponse::ZoneSettingsSet)
         }
         Command::SetQuota { zone, quota } => {
             if get_zone(t, wtxn, &zone)?.is_none() {
@@ -619,7 +635,63 @@ fn apply_command(
     }
 }
 
+/// Creates the chain owned by `public_key` (answering the existing one if it exists), held
+/// to the zone's chain quota and key check.
+fn create_chain(
+    t: &Tables,
+    wtxn: &mut RwTxn,
+    zone: ZoneId,
+    public_key: blindstore_types::PublicKey,
+) -> Result<CommandResponse, StorageError> {
+    let Some(mut zone_record) = get_zone(t, wtxn, &zone)? else {
+        return Ok(CommandResponse::Rejected(Rejection::UnknownZone));
+    };
+    // The proposer checked the key; a command from anyone else is checked here too.
+    if check_public_key(&public_key).is_err() {
+        return Ok(CommandResponse::Rejected(Rejection::BadPublicKey));
+    }
+    let id = chain_id(&public_key);
+    let key = zone_key(&zone, &id);
+    if let Some(bytes) = t.chains.get(wtxn, &key)? {
+        let chain = decode("chain", bytes)?;
+        return Ok(CommandResponse::ChainCreated {
+            created: false,
+            chain,
+        });
+    }
+    let quota = read_quota(t, wtxn, &zone)?;
+    if zone_record.chains >= quota.max_chains {
+        return Ok(CommandResponse::Rejected(Rejection::QuotaExceeded {
+            what: QuotaKind::Chains,
+            limit: quota.max_chains,
+        }));
+    }
+    let chain = ChainHead {
+        public_key,
+        length: 0,
+        head: genesis(&id),
+    };
+    t.chains.put(wtxn, &key, &encode(&chain))?;
+    zone_record.chains += 1;
+    t.zones.put(wtxn, zone.as_str(), &encode(&zone_record))?;
+    Ok(CommandResponse::ChainCreated {
+        created: true,
+        chain,
+    })
+}
+
 const DRAINING: &[u8] = b"draining";
+
+fn read_settings(
+    t: &Tables,
+    txn: &heed::RoTxn<WithoutTls>,
+    zone: &ZoneId,
+) -> Result<ZoneSettings, StorageError> {
+    match t.settings.get(txn, zone.as_str().as_bytes())? {
+        Some(bytes) => decode("zone settings", bytes),
+        None => Ok(ZoneSettings::default()),
+    }
+}
 
 fn read_quota(
     t: &Tables,

@@ -96,6 +96,49 @@ impl std::fmt::Debug for ZoneAuth {
     }
 }
 
+/// Who may write to a zone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum WritePolicy {
+    /// Anyone may create chains and upload chunks (appends always need the chain's key).
+    #[default]
+    Open,
+    /// Creating chains and uploading chunks need a session of an account of the zone, and
+    /// count against that account's quotas.
+    Accounts,
+}
+
+/// What one account may use in a zone with [`WritePolicy::Accounts`]. Chains count the whole
+/// zone; chunks and chunk bytes count what each node holds for the account (the first
+/// account to upload a chunk is charged for it), like the zone's chunk quotas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AccountQuota {
+    pub max_chains: u64,
+    pub max_chunks: u64,
+    pub max_chunk_bytes: u64,
+}
+
+impl Default for AccountQuota {
+    /// Documented in docs/accounts.md.
+    fn default() -> Self {
+        Self {
+            max_chains: 1_000,
+            max_chunks: 100_000,
+            max_chunk_bytes: 1 << 30,
+        }
+    }
+}
+
+/// A zone's settings (defaults unless set).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ZoneSettings {
+    pub writes: WritePolicy,
+    pub account_quota: AccountQuota,
+}
+
 /// An account: its OPAQUE registration record (what the server needs to run a login, useless
 /// for guessing the password without an online login per guess).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +147,8 @@ pub struct AccountRecord {
     pub created_at_ms: u64,
     /// Changed at every password change.
     pub password_changed_at_ms: u64,
+    /// Chains created by the account (in a zone whose writes need accounts).
+    pub chains: u64,
 }
 
 /// A session, stored under the SHA-256 of its bearer token.

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::account::AccountId;
+use crate::account::{AccountId, WritePolicy, ZoneSettings};
 use crate::ids::{ChainId, Hash32, PublicKey, Signature, ZoneId};
 
 #[cfg(feature = "openapi")]
@@ -92,6 +92,29 @@ pub struct Zone {
     /// The zone's quotas (defaults unless set).
     #[serde(default)]
     pub quota: ZoneQuota,
+    /// Who may write, and what each account may use (defaults unless set).
+    #[serde(default)]
+    pub settings: ZoneSettings,
+}
+
+/// `PUT /v1/admin/zones/{zone}/settings`: fields left out keep their current values.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ZoneSettingsChange {
+    /// `open` (anyone may create chains and upload chunks) or `accounts` (a session is
+    /// needed, and usage counts against the account's quotas).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writes: Option<WritePolicy>,
+    /// Chains one account may create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_max_chains: Option<u64>,
+    /// Chunks charged to one account, per node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_max_chunks: Option<u64>,
+    /// Chunk bytes charged to one account, per node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_max_chunk_bytes: Option<u64>,
 }
 
 /// `GET`/`PUT /v1/admin/zones/{zone}/quota`: a zone's quotas. In a `PUT`, fields left out keep

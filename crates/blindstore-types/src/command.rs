@@ -5,7 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::account::{AccountId, Acting, EnvelopeWrite, Revoke, SessionRecord, ZoneAuth};
+use crate::account::{
+    AccountId, Acting, EnvelopeWrite, Revoke, SessionRecord, ZoneAuth, ZoneSettings,
+};
 use crate::entry::EntryHeader;
 use crate::ids::{ChainId, Hash32, PublicKey, ZoneId};
 
@@ -78,6 +80,20 @@ pub enum Command {
         account: AccountId,
         acting: Option<Acting>,
     },
+    /// Set a zone's settings (write policy, account quotas).
+    SetZoneSettings {
+        zone: ZoneId,
+        settings: ZoneSettings,
+    },
+    /// Create a chain for an account, in a zone whose writes need accounts: held to the
+    /// account's chain quota and its session (checked again here); answered like
+    /// `CreateChain`.
+    CreateAccountChain {
+        zone: ZoneId,
+        public_key: PublicKey,
+        account: AccountId,
+        acting: Acting,
+    },
 }
 
 /// A login ticket being redeemed: its id and when it stops being valid (until then its id is
@@ -126,6 +142,7 @@ pub enum CommandResponse {
     },
     PasswordChanged,
     AccountDeleted,
+    ZoneSettingsSet,
 }
 
 /// Why a command changed nothing.
@@ -166,6 +183,11 @@ pub enum Rejection {
     TooManyEnvelopes,
     /// The zone has no account secrets yet.
     NoZoneAuth,
+    /// The account is at its quota of chains.
+    AccountQuotaExceeded {
+        what: QuotaKind,
+        limit: u64,
+    },
 }
 
 /// What a quota limits.

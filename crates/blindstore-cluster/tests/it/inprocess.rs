@@ -128,7 +128,7 @@ async fn writes_through_followers_are_forwarded_and_follower_reads_are_lineariza
     let followers = cluster.followers();
     let w = ChainWriter::generate(demo());
     let (created, _) = cluster.nodes[followers[0]]
-        .create_chain(&demo(), *w.public_key())
+        .create_chain(&demo(), *w.public_key(), None)
         .await
         .unwrap();
     assert!(
@@ -178,7 +178,7 @@ async fn repair_restores_two_copies_after_a_node_stops() {
         let bytes = format!("in-process chunk {i}").into_bytes();
         let hash = Hash32::digest(&bytes);
         cluster.nodes[(i % 3) as usize]
-            .put_chunk(&demo(), hash, bytes)
+            .put_chunk(&demo(), hash, bytes, None)
             .await
             .unwrap();
         hashes.push(hash);
@@ -230,12 +230,14 @@ async fn garbage_collection_removes_unreferenced_chunks_everywhere_and_keeps_ref
     let loose = b"never referenced".to_vec();
     let kept = b"referenced by an entry".to_vec();
     for bytes in [&loose, &kept] {
-        via.put_chunk(&demo(), Hash32::digest(bytes), bytes.clone())
+        via.put_chunk(&demo(), Hash32::digest(bytes), bytes.clone(), None)
             .await
             .unwrap();
     }
     let w = ChainWriter::generate(demo());
-    via.create_chain(&demo(), *w.public_key()).await.unwrap();
+    via.create_chain(&demo(), *w.public_key(), None)
+        .await
+        .unwrap();
     let (request, _) = w.sign(0, w.genesis(), b"payload", vec![Hash32::digest(&kept)]);
     let input = AppendInput {
         index: 0,

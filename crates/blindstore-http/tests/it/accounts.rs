@@ -580,3 +580,135 @@ async fn logins_and_registrations_are_rate_limited_per_ip_and_per_account() {
     }
     assert_eq!(statuses, [200, 200, 200, 429]);
 }
+
+#[tokio::test]
+async fn a_zone_whose_writes_need_accounts_refuses_anonymous_writes_and_counts_per_account() {
+    let t = start(Limits::default()).await;
+    let settings =
+        json!({"writes": "accounts", "account_max_chains": 1, "account_max_chunk_bytes": 100});
+    let request = Request::builder()
+        .method(Method::PUT)
+        .uri("/v1/admin/zones/demo/settings")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/json")
+        .body(Body::from(settings.to_string()))
+        .unwrap();
+    let r = t.send(request).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
+    assert_eq!(r.json()["writes"], "accounts");
+    let r = t.admin(Method::GET, "/v1/admin/zones/demo").await;
+    assert_eq!(r.json()["settings"]["account_quota"]["max_chains"], 1);
+
+    let chunk = |bytes: &[u8], token: Option<&str>| {
+        let hash = blindstore_types::Hash32::digest(bytes).to_hex();
+        let mut builder = Request::builder()
+            .method(Method::PUT)
+            .uri(format!("/v1/zones/demo/chunks/{hash}"));
+        if let Some(token) = token {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
+        builder.body(Body::from(bytes.to_vec())).unwrap()
+    };
+    let chain = |seed: u8, token: Option<&str>| {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[seed; 32]);
+        let public = blindstore_types::PublicKey(key.verifying_key().to_bytes());
+        let mut builder = Request::builder()
+            .method(Method::POST)
+            .uri("/v1/zones/demo/chains")
+            .header("content-type", "application/json");
+        if let Some(token) = token {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
+        let body = json!({"public_key": public.to_b64()});
+        builder.body(Body::from(body.to_string())).unwrap()
+    };
+
+    // Without a session, or with a dead one: 401, nothing stored.
+    let r = t.send(chunk(&[1; 50], None)).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::UNAUTHORIZED, "invalid_session")
+    );
+    let r = t.send(chunk(&[1; 50], Some("AAAA"))).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = t.send(chain(1, None)).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::UNAUTHORIZED, "invalid_session")
+    );
+    let r = t
+        .call(
+            Method::POST,
+            "/v1/zones/demo/chunks/missing",
+            Some(json!({"hashes": [blindstore_types::Hash32::digest(&[1; 50]).to_hex()]})),
+        )
+        .await;
+    assert_eq!(r.json()["missing"].as_array().unwrap().len(), 1);
+
+    // With a session: written, and counted against the account's quotas.
+    register(&t, "alice", b"pw").await;
+    let (alice, _) = login(&t, "alice", b"pw", "").await;
+    assert_eq!(
+        t.send(chunk(&[1; 50], Some(&alice))).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        t.send(chunk(&[1; 50], Some(&alice))).await.status,
+        StatusCode::OK,
+        "stored once, charged once"
+    );
+    let r = t.send(chunk(&[2; 60], Some(&alice))).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::FORBIDDEN, "quota_exceeded")
+    );
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("account"));
+    assert_eq!(
+        t.send(chain(1, Some(&alice))).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        t.send(chain(1, Some(&alice))).await.status,
+        StatusCode::OK,
+        "the same chain again"
+    );
+    let r = t.send(chain(2, Some(&alice))).await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (StatusCode::FORBIDDEN, "quota_exceeded")
+    );
+    // Another account has its own quotas; reads need no session.
+    register(&t, "bob", b"pw").await;
+    let (bob, _) = login(&t, "bob", b"pw", "").await;
+    assert_eq!(
+        t.send(chain(2, Some(&bob))).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        t.send(chunk(&[2; 60], Some(&bob))).await.status,
+        StatusCode::CREATED
+    );
+    let hash = blindstore_types::Hash32::digest(&[2; 60]).to_hex();
+    let r = t
+        .call(Method::GET, &format!("/v1/zones/demo/chunks/{hash}"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    // Back to open: anonymous writes work again.
+    let request = Request::builder()
+        .method(Method::PUT)
+        .uri("/v1/admin/zones/demo/settings")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .header("content-type", "application/json")
+        .body(Body::from(json!({"writes": "open"}).to_string()))
+        .unwrap();
+    assert_eq!(t.send(request).await.status, StatusCode::OK);
+    assert_eq!(
+        t.send(chunk(&[3; 10], None)).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(t.send(chain(3, None)).await.status, StatusCode::CREATED);
+}

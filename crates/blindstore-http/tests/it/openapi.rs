@@ -14,6 +14,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/admin/zones"),
     ("get", "/v1/admin/zones/{zone}"),
     ("put", "/v1/admin/zones/{zone}/quota"),
+    ("put", "/v1/admin/zones/{zone}/settings"),
     ("get", "/v1/admin/zones/{zone}/chunks/{hash}/replicas"),
     ("get", "/v1/admin/cluster"),
     ("post", "/v1/admin/cluster/nodes/{node_id}/drain"),

@@ -1454,6 +1454,7 @@ async fn the_gateway_token_cannot_act_as_a_member() {
                 hash: vec![0; 32],
                 data: vec![],
                 client_write: false,
+                account: String::new(),
             })
             .await
             .unwrap_err(),

@@ -63,6 +63,35 @@ async fn zones_are_created_listed_shown_and_limited_from_the_command_line() {
     assert_eq!(shown["quota"]["max_chains"], 1);
     let (ok, out, _) = cli(&["show", "budget"]);
     assert!(ok && out.contains("chains          0 (at most 1)"), "{out}");
+    assert!(out.contains("writes          open"), "{out}");
+
+    // The write policy: anonymous writes refused, a session's account counted.
+    let (ok, out, err) = cli(&[
+        "set",
+        "demo",
+        "--writes",
+        "accounts",
+        "--account-max-chains",
+        "5",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["settings"]["writes"], "accounts");
+    assert_eq!(shown["settings"]["account_quota"]["max_chains"], 5);
+    let demo = ZoneId::new("demo").unwrap();
+    let refused = node
+        .client()
+        .put_chunk(&demo, b"anonymous".to_vec())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::InvalidSession));
+    let (ok, _, _) = cli(&["set", "demo", "--writes", "open"]);
+    assert!(ok);
+    node.client()
+        .put_chunk(&demo, b"anonymous".to_vec())
+        .await
+        .unwrap();
 
     // The quota holds for clients.
     let budget = ZoneId::new("budget").unwrap();
