@@ -340,35 +340,20 @@ impl ChunkStore {
             let len = bytes.len() as u64;
             let mut charge = None;
             if let (Some(client), false) = (client, existed) {
-                use blindstore_types::command::QuotaKind;
                 let quota = client.zone_quota;
                 let usage = read_usage(&inner, &wtxn, &zone)?;
-                if usage.chunks + 1 > quota.max_chunks {
-                    return Err(StorageError::QuotaExceeded {
-                        what: QuotaKind::Chunks,
-                        limit: quota.max_chunks,
-                    });
-                }
-                if usage.bytes + len > quota.max_chunk_bytes {
-                    return Err(StorageError::QuotaExceeded {
-                        what: QuotaKind::ChunkBytes,
-                        limit: quota.max_chunk_bytes,
-                    });
+                if let Some((what, limit)) =
+                    over_quota(&usage, len, quota.max_chunks, quota.max_chunk_bytes)
+                {
+                    return Err(StorageError::QuotaExceeded { what, limit });
                 }
                 if let Some((account, quota)) = client.account {
                     let owner = crate::accounts::account_key(&zone, &account);
                     let usage = read_account_usage(&inner, &wtxn, &owner)?;
-                    if usage.chunks + 1 > quota.max_chunks {
-                        return Err(StorageError::AccountQuotaExceeded {
-                            what: QuotaKind::Chunks,
-                            limit: quota.max_chunks,
-                        });
-                    }
-                    if usage.bytes + len > quota.max_chunk_bytes {
-                        return Err(StorageError::AccountQuotaExceeded {
-                            what: QuotaKind::ChunkBytes,
-                            limit: quota.max_chunk_bytes,
-                        });
+                    if let Some((what, limit)) =
+                        over_quota(&usage, len, quota.max_chunks, quota.max_chunk_bytes)
+                    {
+                        return Err(StorageError::AccountQuotaExceeded { what, limit });
                     }
                     charge = Some((owner, usage));
                 }
@@ -666,6 +651,23 @@ fn delete_chunk(
         inner.owners.delete(wtxn, key)?;
     }
     Ok(())
+}
+
+/// Which limit one more chunk of `len` bytes would break, if any.
+fn over_quota(
+    usage: &Usage,
+    len: u64,
+    max_chunks: u64,
+    max_bytes: u64,
+) -> Option<(blindstore_types::command::QuotaKind, u64)> {
+    use blindstore_types::command::QuotaKind;
+    if usage.chunks + 1 > max_chunks {
+        Some((QuotaKind::Chunks, max_chunks))
+    } else if usage.bytes + len > max_bytes {
+        Some((QuotaKind::ChunkBytes, max_bytes))
+    } else {
+        None
+    }
 }
 
 fn read_account_usage(

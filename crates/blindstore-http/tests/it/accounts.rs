@@ -13,6 +13,17 @@ use crate::support::{start, start_full, Reply, TestNode, TOKEN};
 
 const AUTH: &str = "/v1/zones/demo/auth";
 
+/// `reply` is an API error with this status and code.
+#[track_caller]
+fn refused(reply: &Reply, status: StatusCode, code: &str) {
+    assert_eq!(
+        (reply.status, reply.code().as_str()),
+        (status, code),
+        "{:?}",
+        String::from_utf8_lossy(&reply.body)
+    );
+}
+
 async fn register(t: &TestNode, account: &str, password: &[u8]) -> Vec<u8> {
     let (state, request) = client::start_registration(password).unwrap();
     let r = t
@@ -144,10 +155,7 @@ async fn register_log_in_use_a_session_and_log_out() {
             Some(json!({"account": "alice", "registration_record": done.message})),
         )
         .await;
-    assert_eq!(
-        (r.status, r.code().as_str()),
-        (StatusCode::CONFLICT, "account_exists")
-    );
+    refused(&r, StatusCode::CONFLICT, "account_exists");
     login(&t, "alice", b"correct horse", "still works").await;
 
     let r = with_session(&t, Method::POST, "logout", &token, None, None).await;
@@ -156,15 +164,9 @@ async fn register_log_in_use_a_session_and_log_out() {
         (StatusCode::OK, Some(1))
     );
     let r = with_session(&t, Method::GET, "sessions", &token, None, None).await;
-    assert_eq!(
-        (r.status, r.code().as_str()),
-        (StatusCode::UNAUTHORIZED, "invalid_session")
-    );
+    refused(&r, StatusCode::UNAUTHORIZED, "invalid_session");
     let r = t.call(Method::GET, &format!("{AUTH}/sessions"), None).await;
-    assert_eq!(
-        (r.status, r.code().as_str()),
-        (StatusCode::UNAUTHORIZED, "invalid_session")
-    );
+    refused(&r, StatusCode::UNAUTHORIZED, "invalid_session");
 }
 
 #[tokio::test]
@@ -215,10 +217,7 @@ async fn a_login_ticket_works_once() {
     let first = login_finish(&t, ticket, &done.message, "").await;
     assert_eq!(first.status, StatusCode::OK);
     let again = login_finish(&t, ticket, &done.message, "").await;
-    assert_eq!(
-        (again.status, again.code().as_str()),
-        (StatusCode::UNAUTHORIZED, "invalid_login")
-    );
+    refused(&again, StatusCode::UNAUTHORIZED, "invalid_login");
 }
 
 #[tokio::test]
@@ -250,10 +249,7 @@ async fn envelopes_are_written_with_compare_and_set() {
     // Creating it again, or replacing a version that is not the current one: 409 with the
     // current version, and nothing changes.
     let r = put("BBBB", None).await;
-    assert_eq!(
-        (r.status, r.code().as_str()),
-        (StatusCode::CONFLICT, "envelope_conflict")
-    );
+    refused(&r, StatusCode::CONFLICT, "envelope_conflict");
     assert_eq!(r.json()["error"]["version"], 1);
     let r = put("BBBB", Some("\"7\"")).await;
     assert_eq!(
@@ -276,10 +272,7 @@ async fn envelopes_are_written_with_compare_and_set() {
     let r = with_session(&t, Method::GET, "envelopes", &token, None, None).await;
     assert_eq!(r.json()["envelopes"][0]["name"], "password");
     let r = with_session(&t, Method::GET, "envelopes/nothing", &token, None, None).await;
-    assert_eq!(
-        (r.status, r.code().as_str()),
-        (StatusCode::NOT_FOUND, "unknown_envelope")
-    );
+    refused(&r, StatusCode::NOT_FOUND, "unknown_envelope");
     let r = with_session(&t, Method::GET, "envelopes/Bad%20Name", &token, None, None).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let big = base64::Engine::encode(
@@ -347,10 +340,7 @@ async fn a_password_change_is_one_step_and_can_end_other_sessions() {
         "revoke_other_sessions": true
     });
     let r = with_session(&t, Method::POST, "password", &here, Some(body), None).await;
-    assert_eq!(
-        (r.status, r.code().as_str()),
-        (StatusCode::CONFLICT, "envelope_conflict")
-    );
+    refused(&r, StatusCode::CONFLICT, "envelope_conflict");
     login(&t, "alice", b"old", "").await;
 
     let body = json!({
@@ -409,10 +399,7 @@ async fn an_account_can_be_deleted_by_itself_or_an_administrator() {
     let r = t
         .admin(Method::DELETE, "/v1/admin/zones/demo/accounts/alice")
         .await;
-    assert_eq!(
-        (r.status, r.code().as_str()),
-        (StatusCode::NOT_FOUND, "unknown_account")
-    );
+    refused(&r, StatusCode::NOT_FOUND, "unknown_account");
     let r = t
         .call(Method::DELETE, "/v1/admin/zones/demo/accounts/alice", None)
         .await;
@@ -524,10 +511,7 @@ async fn logins_and_registrations_are_rate_limited_per_ip_and_per_account() {
         );
     }
     let r = login_start_from(&t, "alice", "192.0.2.2", None).await;
-    assert_eq!(
-        (r.status, r.code().as_str()),
-        (StatusCode::TOO_MANY_REQUESTS, "rate_limited")
-    );
+    refused(&r, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=30).contains(&retry), "Retry-After: {retry}");
     // Per IP: 192.0.2.1 has used 2 of its 4 (the refused attempt was 192.0.2.2's first).
@@ -625,17 +609,11 @@ async fn a_zone_whose_writes_need_accounts_refuses_anonymous_writes_and_counts_p
 
     // Without a session, or with a dead one: 401, nothing stored.
     let r = t.send(chunk(&[1; 50], None)).await;
-    assert_eq!(
-        (r.status, r.code().as_str()),
-        (StatusCode::UNAUTHORIZED, "invalid_session")
-    );
+    refused(&r, StatusCode::UNAUTHORIZED, "invalid_session");
     let r = t.send(chunk(&[1; 50], Some("AAAA"))).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let r = t.send(chain(1, None)).await;
-    assert_eq!(
-        (r.status, r.code().as_str()),
-        (StatusCode::UNAUTHORIZED, "invalid_session")
-    );
+    refused(&r, StatusCode::UNAUTHORIZED, "invalid_session");
     let r = t
         .call(
             Method::POST,
@@ -658,10 +636,7 @@ async fn a_zone_whose_writes_need_accounts_refuses_anonymous_writes_and_counts_p
         "stored once, charged once"
     );
     let r = t.send(chunk(&[2; 60], Some(&alice))).await;
-    assert_eq!(
-        (r.status, r.code().as_str()),
-        (StatusCode::FORBIDDEN, "quota_exceeded")
-    );
+    refused(&r, StatusCode::FORBIDDEN, "quota_exceeded");
     assert!(r.json()["error"]["message"]
         .as_str()
         .unwrap()
@@ -676,10 +651,7 @@ async fn a_zone_whose_writes_need_accounts_refuses_anonymous_writes_and_counts_p
         "the same chain again"
     );
     let r = t.send(chain(2, Some(&alice))).await;
-    assert_eq!(
-        (r.status, r.code().as_str()),
-        (StatusCode::FORBIDDEN, "quota_exceeded")
-    );
+    refused(&r, StatusCode::FORBIDDEN, "quota_exceeded");
     // Another account has its own quotas; reads need no session.
     register(&t, "bob", b"pw").await;
     let (bob, _) = login(&t, "bob", b"pw", "").await;
