@@ -23,10 +23,10 @@ pub struct LoginTicket {
     pub account: AccountId,
     /// The serialized OPAQUE `ServerLogin` (secret).
     pub state: Vec<u8>,
-    /// The account's `password_changed_at_ms` at login start (0 for an unknown account).
-    /// Fixed width, so a ticket's length does not tell whether the account exists.
-    #[serde(with = "postcard::fixint::le")]
-    pub password_changed_at_ms: u64,
+    /// SHA-256 of the account's registration record at login start (zeros for an unknown
+    /// account): a login cannot finish into an account re-registered or given a new password
+    /// meanwhile. Fixed width, so a ticket's length does not tell whether the account exists.
+    pub registration_hash: [u8; 32],
     pub id: [u8; 16],
     #[serde(with = "postcard::fixint::le")]
     pub expires_at_ms: u64,
@@ -36,7 +36,7 @@ impl LoginTicket {
     pub fn new(
         account: AccountId,
         state: Vec<u8>,
-        password_changed_at_ms: u64,
+        registration_hash: [u8; 32],
         expires_at_ms: u64,
     ) -> Self {
         let mut id = [0u8; 16];
@@ -44,7 +44,7 @@ impl LoginTicket {
         LoginTicket {
             account,
             state,
-            password_changed_at_ms,
+            registration_hash,
             id,
             expires_at_ms,
         }
@@ -100,7 +100,12 @@ mod tests {
     use super::*;
 
     fn ticket() -> LoginTicket {
-        LoginTicket::new(AccountId::new("alice").unwrap(), vec![5; 128], 7, 10_000)
+        LoginTicket::new(
+            AccountId::new("alice").unwrap(),
+            vec![5; 128],
+            [7; 32],
+            10_000,
+        )
     }
 
     #[test]
@@ -109,7 +114,7 @@ mod tests {
         let sealed = ticket().seal(&key, "budget");
         let opened = LoginTicket::open(&key, "budget", &sealed, 9_999).unwrap();
         assert_eq!(opened.state, vec![5; 128]);
-        assert_eq!(opened.password_changed_at_ms, 7);
+        assert_eq!(opened.registration_hash, [7; 32]);
         assert!(
             LoginTicket::open(&key, "budget", &sealed, 10_000).is_err(),
             "expired"

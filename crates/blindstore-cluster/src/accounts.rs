@@ -124,8 +124,8 @@ impl Node {
         )
         .map_err(malformed)?;
         let expires = now_ms() + self.inner.accounts.login_ttl.as_millis() as u64;
-        let changed = record.map_or(0, |r| r.password_changed_at_ms);
-        let ticket = LoginTicket::new(account.clone(), state, changed, expires);
+        let registration_hash = record.map_or([0; 32], |r| Hash32::digest(&r.registration).0);
+        let ticket = LoginTicket::new(account.clone(), state, registration_hash, expires);
         Ok((response, ticket.seal(&auth.ticket_key, zone.as_str())))
     }
 
@@ -166,7 +166,7 @@ impl Node {
             zone: zone.clone(),
             token_hash,
             session,
-            password_changed_at_ms: ticket.password_changed_at_ms,
+            registration_hash: Hash32(ticket.registration_hash),
             ticket: TicketUse {
                 id: ticket.id,
                 expires_at_ms: ticket.expires_at_ms,
@@ -311,23 +311,24 @@ impl Node {
     }
 
     /// Writes an envelope if its version is `if_version` (0: it must not exist); returns the
-    /// new version, or `EnvelopeConflict` with the current one.
+    /// new version and its time, or `EnvelopeConflict` with the current version.
     pub async fn put_envelope(
         &self,
         zone: &ZoneId,
         who: &Authenticated,
         write: EnvelopeWrite,
-    ) -> Result<u64, NodeError> {
+    ) -> Result<(u64, u64), NodeError> {
         check_envelope_write(&write)?;
         self.check_room()?;
+        let acting = who.acting();
         let command = Command::PutEnvelope {
             zone: zone.clone(),
             account: who.account.clone(),
-            acting: who.acting(),
+            acting,
             write,
         };
         match self.propose(command).await? {
-            CommandResponse::EnvelopePut { version } => Ok(version),
+            CommandResponse::EnvelopePut { version } => Ok((version, acting.now_ms)),
             CommandResponse::Rejected(r) => Err(rejection(r)),
             other => Err(unexpected(other)),
         }

@@ -329,12 +329,12 @@ async fn put_envelope(
         data,
         if_version,
     };
-    let version = state.node.put_envelope(&zone, &who, write).await?;
+    let (version, updated_at_ms) = state.node.put_envelope(&zone, &who, write).await?;
     let info = EnvelopeInfo {
         name,
         version,
         bytes,
-        updated_at_ms: 0,
+        updated_at_ms,
     };
     Ok(([(ETAG, version_etag(version))], Json(info)).into_response())
 }

@@ -5,7 +5,9 @@
 //! `rate_limited` with `Retry-After`.
 //!
 //! The client IP is the TCP peer, unless the peer is a trusted proxy: then it is the
-//! right-most address in `X-Forwarded-For` that is not itself a trusted proxy.
+//! right-most address in `X-Forwarded-For` that is not itself a trusted proxy (an entry that
+//! is not an address ends the search at the last trusted hop). IPv4-mapped IPv6 addresses
+//! count as IPv4, and IPv6 clients are limited per /64 (one subscriber's usual allocation).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
@@ -21,8 +23,8 @@ use ipnet::IpNet;
 
 use crate::{ApiError, AppState};
 
-/// Keys kept per limiter before the idle ones are dropped.
-const MAX_KEYS: usize = 100_000;
+/// Checks between two sweeps of idle keys (a sweep visits every key).
+const SWEEP_EVERY: u64 = 4096;
 
 /// Limits per minute; documented in docs/operations.md.
 #[derive(Debug, Clone)]
@@ -51,6 +53,7 @@ impl Default for AuthLimits {
 /// The limiters of one node.
 pub(crate) struct AuthLimiter {
     trusted_proxies: Vec<IpNet>,
+    checks: std::sync::atomic::AtomicU64,
     login_ip: DefaultKeyedRateLimiter<IpAddr>,
     login_account: DefaultKeyedRateLimiter<(ZoneId, AccountId)>,
     register_ip: DefaultKeyedRateLimiter<IpAddr>,
@@ -64,6 +67,7 @@ impl AuthLimiter {
     pub(crate) fn new(limits: &AuthLimits) -> Self {
         Self {
             trusted_proxies: limits.trusted_proxies.clone(),
+            checks: Default::default(),
             login_ip: RateLimiter::keyed(per_minute(limits.login_per_ip)),
             login_account: RateLimiter::keyed(per_minute(limits.login_per_account)),
             register_ip: RateLimiter::keyed(per_minute(limits.register_per_ip)),
@@ -77,17 +81,41 @@ impl AuthLimiter {
         zone: &ZoneId,
         account: &AccountId,
     ) -> Result<(), ApiError> {
-        check(&self.login_ip, &ip)?;
+        self.sweep();
+        check(&self.login_ip, &limit_key(ip))?;
         check(&self.login_account, &(zone.clone(), account.clone()))
     }
 
     /// A registration step from `ip`.
     pub(crate) fn register(&self, ip: IpAddr) -> Result<(), ApiError> {
-        check(&self.register_ip, &ip)
+        self.sweep();
+        check(&self.register_ip, &limit_key(ip))
+    }
+
+    /// Every so many checks, drops the keys whose limits have fully recovered.
+    fn sweep(&self) {
+        use std::sync::atomic::Ordering;
+        if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            self.login_ip.retain_recent();
+            self.login_account.retain_recent();
+            self.register_ip.retain_recent();
+        }
     }
 
     fn trusted(&self, ip: &IpAddr) -> bool {
+        let ip = &ip.to_canonical();
         self.trusted_proxies.iter().any(|net| net.contains(ip))
+    }
+}
+
+/// The key an address is limited under: IPv4 as is, IPv6 by its /64.
+fn limit_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(prefix.into())
+        }
+        v4 => v4,
     }
 }
 
@@ -95,13 +123,20 @@ fn check<K>(limiter: &DefaultKeyedRateLimiter<K>, key: &K) -> Result<(), ApiErro
 where
     K: Clone + Eq + std::hash::Hash,
 {
-    if limiter.len() > MAX_KEYS {
-        limiter.retain_recent();
-    }
     limiter.check_key(key).map_err(|not_until| {
         let wait = not_until.wait_time_from(DefaultClock::default().now());
         ApiError::RateLimited(wait.max(Duration::from_secs(1)))
     })
+}
+
+/// An `X-Forwarded-For` entry as an address: `1.2.3.4`, `2001:db8::1`, `1.2.3.4:5678` or
+/// `[2001:db8::1]:443`.
+fn forwarded_address(entry: &str) -> Option<IpAddr> {
+    entry
+        .parse::<IpAddr>()
+        .or_else(|_| entry.parse::<SocketAddr>().map(|s| s.ip()))
+        .ok()
+        .map(|ip| ip.to_canonical())
 }
 
 /// The client's IP address (see the module documentation).
@@ -115,24 +150,59 @@ impl FromRequestParts<AppState> for ClientIp {
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| {
+                c.0.ip().to_canonical()
+            });
         let limiter = &state.auth_limiter;
-        if !limiter.trusted(&peer) {
-            return Ok(ClientIp(peer));
+        let mut client = peer;
+        if !limiter.trusted(&client) {
+            return Ok(ClientIp(client));
         }
-        let forwarded: Vec<IpAddr> = parts
+        let entries: Vec<&str> = parts
             .headers
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
-            .filter_map(|a| a.trim().parse().ok())
+            .map(str::trim)
             .collect();
-        let client = forwarded
-            .into_iter()
-            .rev()
-            .find(|ip| !limiter.trusted(ip))
-            .unwrap_or(peer);
+        // From the right: trusted hops are skipped; the first untrusted address is the client;
+        // anything that is not an address ends the search at the last trusted hop.
+        for entry in entries.into_iter().rev() {
+            let Some(ip) = forwarded_address(entry) else {
+                break;
+            };
+            client = ip;
+            if !limiter.trusted(&ip) {
+                break;
+            }
+        }
         Ok(ClientIp(client))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_share_their_64_and_mapped_ipv4_is_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(limit_key(a), limit_key(b));
+        assert_ne!(limit_key(a), limit_key(c));
+        let mapped: IpAddr = "::ffff:10.0.0.5".parse().unwrap();
+        assert_eq!(limit_key(mapped), "10.0.0.5".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn forwarded_entries_with_ports_are_addresses_and_garbage_is_not() {
+        assert_eq!(forwarded_address("1.2.3.4:5678"), "1.2.3.4".parse().ok());
+        assert_eq!(
+            forwarded_address("[2001:db8::1]:443"),
+            "2001:db8::1".parse().ok()
+        );
+        assert_eq!(forwarded_address("unknown"), None);
     }
 }

@@ -18,6 +18,9 @@ use crate::{decode, zone_key, StorageError};
 
 /// Redeemed ticket ids forgotten per command at most (they are forgotten once expired).
 const TICKETS_PRUNED_PER_COMMAND: usize = 64;
+/// The key, in `tickets`, of the latest expiry among forgotten ticket ids (u64 big-endian).
+/// One byte long: no ticket key (24 bytes) is this key.
+const TICKET_WATERMARK: &[u8] = b"w";
 
 /// The account tables.
 #[derive(Clone, Copy)]
@@ -208,11 +211,11 @@ impl AccountTables {
                 zone,
                 token_hash,
                 session,
-                password_changed_at_ms,
+                registration_hash,
                 ticket,
             } => {
                 let current = self.account(wtxn, &zone, &session.account)?;
-                if current.is_none_or(|a| a.password_changed_at_ms != password_changed_at_ms) {
+                if current.is_none_or(|a| Hash32::digest(&a.registration) != registration_hash) {
                     return rejected(Rejection::UnknownAccount);
                 }
                 if !self.redeem_ticket(wtxn, ticket)? {
@@ -320,22 +323,21 @@ impl AccountTables {
             .is_some_and(|s| s.account == *account && s.expires_at_ms > acting.now_ms))
     }
 
-    /// Records a ticket as redeemed; false if it was already, or has expired. Forgets a few
-    /// expired ones on the way.
+    /// Records a ticket as redeemed; false (writing nothing) if it was already, or has
+    /// expired by the command's clock or by the forgetting watermark. Ids are forgotten once
+    /// their expiry has passed on the clock of some command; the watermark remembers how far
+    /// that went, so a node whose clock runs ahead can make tickets expire early but never
+    /// make a redeemed one usable again.
     fn redeem_ticket(&self, wtxn: &mut RwTxn, ticket: TicketUse) -> Result<bool, StorageError> {
-        let expired: Vec<Vec<u8>> = self
-            .tickets
-            .iter(wtxn)?
-            .take(TICKETS_PRUNED_PER_COMMAND)
-            .map(|item| item.map(|(k, _)| k.to_vec()))
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .filter(|k| u64::from_be_bytes(k[..8].try_into().expect("8 bytes")) <= ticket.now_ms)
-            .collect();
-        for key in expired {
-            self.tickets.delete(wtxn, &key)?;
-        }
-        if ticket.expires_at_ms <= ticket.now_ms {
+        let watermark = match self.tickets.get(wtxn, TICKET_WATERMARK)? {
+            Some(bytes) => u64::from_be_bytes(
+                bytes
+                    .try_into()
+                    .map_err(|_| StorageError::MalformedKey("ticket watermark".into()))?,
+            ),
+            None => 0,
+        };
+        if ticket.expires_at_ms <= ticket.now_ms.max(watermark) {
             return Ok(false);
         }
         let key = with_suffix(&ticket.expires_at_ms.to_be_bytes(), &ticket.id);
@@ -343,6 +345,31 @@ impl AccountTables {
             return Ok(false);
         }
         self.tickets.put(wtxn, &key, &[])?;
+        let expired: Vec<Vec<u8>> = self
+            .tickets
+            .iter(wtxn)?
+            .take(TICKETS_PRUNED_PER_COMMAND)
+            .map(|item| item.map(|(k, _)| k.to_vec()))
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .filter(|k| k.len() == 24)
+            .filter(|k| u64::from_be_bytes(k[..8].try_into().expect("8 bytes")) <= ticket.now_ms)
+            .collect();
+        if !expired.is_empty() {
+            for key in &expired {
+                self.tickets.delete(wtxn, key)?;
+            }
+            let forgotten = expired
+                .iter()
+                .map(|k| u64::from_be_bytes(k[..8].try_into().expect("8 bytes")))
+                .max()
+                .unwrap_or(0);
+            self.tickets.put(
+                wtxn,
+                TICKET_WATERMARK,
+                &forgotten.max(watermark).to_be_bytes(),
+            )?;
+        }
         Ok(true)
     }
 
@@ -462,5 +489,64 @@ impl AccountTables {
         let key = with_suffix(&account_key(zone, account), write.name.as_bytes());
         self.envelopes.put(wtxn, &key, &encode(&record))?;
         Ok(record.version)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tables(dir: &std::path::Path) -> (heed::Env<WithoutTls>, AccountTables) {
+        let env = crate::open_env(dir, 1 << 24, 8).unwrap();
+        let mut wtxn = env.write_txn().unwrap();
+        let mut db = |name| env.create_database(&mut wtxn, Some(name)).unwrap();
+        let tables = AccountTables {
+            zone_auth: db("zone_auth"),
+            accounts: db("accounts"),
+            sessions: db("sessions"),
+            account_sessions: db("account_sessions"),
+            envelopes: db("envelopes"),
+            tickets: db("tickets"),
+        };
+        wtxn.commit().unwrap();
+        (env, tables)
+    }
+
+    fn redeem(
+        env: &heed::Env<WithoutTls>,
+        t: &AccountTables,
+        id: u8,
+        expires: u64,
+        now: u64,
+    ) -> bool {
+        let mut wtxn = env.write_txn().unwrap();
+        let ticket = TicketUse {
+            id: [id; 16],
+            expires_at_ms: expires,
+            now_ms: now,
+        };
+        let redeemed = t.redeem_ticket(&mut wtxn, ticket).unwrap();
+        wtxn.commit().unwrap();
+        redeemed
+    }
+
+    fn stored(env: &heed::Env<WithoutTls>, t: &AccountTables) -> u64 {
+        t.tickets.len(&env.read_txn().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_ticket_works_once_even_when_a_fast_clock_forgets_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (env, t) = tables(dir.path());
+        assert!(redeem(&env, &t, 1, 60_000, 1_000));
+        assert!(!redeem(&env, &t, 1, 60_000, 2_000), "used");
+        // A node whose clock is far ahead redeems another ticket and forgets the first.
+        assert!(redeem(&env, &t, 2, 300_000, 150_000));
+        // Back on a slow clock the first is still refused: it expired before the watermark.
+        assert!(!redeem(&env, &t, 1, 60_000, 3_000));
+        // An expired ticket is refused and nothing is written.
+        let before = stored(&env, &t);
+        assert!(!redeem(&env, &t, 3, 10, 20));
+        assert_eq!(stored(&env, &t), before);
     }
 }

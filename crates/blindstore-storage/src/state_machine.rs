@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::TypeConfig;
 use blindstore_types::account::{
-    AccountId, AccountRecord, EnvelopeRecord, SessionRecord, ZoneAuth, ZoneSettings,
+    AccountId, AccountRecord, EnvelopeRecord, SessionRecord, WritePolicy, ZoneAuth, ZoneSettings,
 };
 use blindstore_types::command::{
     ChainHead, Command, CommandResponse, Quota, QuotaKind, Rejection, ZoneRecord,
@@ -508,7 +508,14 @@ fn apply_command(
             t.zones.put(wtxn, zone.as_str(), &encode(&record))?;
             Ok(CommandResponse::ZoneCreated { created: true })
         }
-        Command::CreateChain { zone, public_key } => create_chain(t, wtxn, zone, public_key),
+        Command::CreateChain { zone, public_key } => {
+            // A node that had not yet applied a change to `accounts` let this through: the
+            // policy holds where it is applied.
+            if read_settings(t, wtxn, &zone)?.writes == WritePolicy::Accounts {
+                return Ok(CommandResponse::Rejected(Rejection::InvalidSession));
+            }
+            create_chain(t, wtxn, zone, public_key)
+        }
         Command::CreateAccountChain {
             zone,
             public_key,

@@ -46,8 +46,9 @@ pub enum Command {
         zone: ZoneId,
         token_hash: Hash32,
         session: SessionRecord,
-        /// The account's `password_changed_at_ms` when the login started.
-        password_changed_at_ms: u64,
+        /// SHA-256 of the account's registration record when the login started (each
+        /// registration and password change makes a new record).
+        registration_hash: Hash32,
         ticket: TicketUse,
     },
     /// Revoke sessions of `account` (logout, log out everywhere).

@@ -142,3 +142,128 @@ async fn append_is_a_compare_and_set_and_survives_snapshot_install() {
         "state survives reopening"
     );
 }
+
+/// The write policy and the account quotas hold where commands are applied, whoever
+/// proposed them: an anonymous `CreateChain` that a lagging node let through after the zone
+/// switched to `accounts` is refused, and an account's chains are counted.
+#[tokio::test]
+async fn the_write_policy_and_account_quotas_are_checked_on_apply_and_survive_snapshots() {
+    use blindstore_types::account::{
+        AccountId, AccountQuota, Acting, SessionRecord, WritePolicy, ZoneSettings,
+    };
+    use blindstore_types::command::TicketUse;
+    use blindstore_types::Hash32;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap();
+    let zone = ZoneId::new("demo").unwrap();
+    let alice = AccountId::new("alice").unwrap();
+    let key = |seed: u8| {
+        PublicKey(
+            SigningKey::from_bytes(&[seed; 32])
+                .verifying_key()
+                .to_bytes(),
+        )
+    };
+    let token = Hash32::digest(b"alice's session token");
+    let acting = Acting {
+        session: token,
+        now_ms: 2_000,
+    };
+    let settings = ZoneSettings {
+        writes: WritePolicy::Accounts,
+        account_quota: AccountQuota {
+            max_chains: 1,
+            ..AccountQuota::default()
+        },
+    };
+    let commands = vec![
+        Command::CreateZone {
+            zone: zone.clone(),
+            created_at_ms: 1,
+        },
+        Command::SetZoneSettings {
+            zone: zone.clone(),
+            settings,
+        },
+        Command::CreateChain {
+            zone: zone.clone(),
+            public_key: key(1),
+        },
+        Command::CreateAccount {
+            zone: zone.clone(),
+            account: alice.clone(),
+            registration: vec![9; 192],
+            created_at_ms: 1_000,
+        },
+        Command::CreateSession {
+            zone: zone.clone(),
+            token_hash: token,
+            session: SessionRecord {
+                account: alice.clone(),
+                created_at_ms: 1_500,
+                expires_at_ms: 1_000_000,
+                label: String::new(),
+            },
+            registration_hash: Hash32::digest(&[9; 192]),
+            ticket: TicketUse {
+                id: [1; 16],
+                expires_at_ms: 60_000,
+                now_ms: 1_500,
+            },
+        },
+        Command::CreateAccountChain {
+            zone: zone.clone(),
+            public_key: key(2),
+            account: alice.clone(),
+            acting,
+        },
+        Command::CreateAccountChain {
+            zone: zone.clone(),
+            public_key: key(3),
+            account: alice.clone(),
+            acting,
+        },
+    ];
+    let entries: Vec<_> = commands
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| entry(i as u64 + 1, c))
+        .collect();
+    let responses = sm.apply(entries).await.unwrap();
+    assert_eq!(
+        responses[2],
+        CommandResponse::Rejected(Rejection::InvalidSession),
+        "an anonymous chain in a zone whose writes need accounts"
+    );
+    assert_eq!(responses[4], CommandResponse::SessionCreated);
+    assert!(matches!(
+        responses[5],
+        CommandResponse::ChainCreated { created: true, .. }
+    ));
+    assert!(matches!(
+        responses[6],
+        CommandResponse::Rejected(Rejection::AccountQuotaExceeded { limit: 1, .. })
+    ));
+    assert!(sm.chain(&zone, &chain_id(&key(1))).unwrap().is_none());
+    assert_eq!(sm.account(&zone, &alice).unwrap().unwrap().chains, 1);
+
+    // A snapshot carries the settings, the account and its session to another node.
+    let snapshot = sm
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    let mut other = StateMachineStore::open(&dir.path().join("b"), 1 << 26).unwrap();
+    other
+        .install_snapshot(&snapshot.meta, snapshot.snapshot)
+        .await
+        .unwrap();
+    assert_eq!(other.zone_settings(&zone).unwrap(), settings);
+    assert_eq!(other.account(&zone, &alice).unwrap().unwrap().chains, 1);
+    assert_eq!(
+        other.session(&zone, &token).unwrap().unwrap().account,
+        alice
+    );
+}
