@@ -25,7 +25,7 @@ enum Command {
     /// Look at and manage a cluster.
     #[command(subcommand)]
     Cluster(cluster::ClusterCommand),
-    /// Create zones, look at their usage, change their quotas.
+    /// Create zones, look at their usage, change their quotas and write policy.
     #[command(subcommand)]
     Zone(zone::ZoneCommand),
 }

@@ -15,7 +15,7 @@ pub enum ZoneCommand {
     Create(ZoneArgs),
     /// One row per zone: id, chains, entries, chunks and bytes held by the answering node.
     List(ListArgs),
-    /// A zone's usage and quotas.
+    /// A zone's usage, quotas and settings.
     Show(ZoneArgs),
     /// Change a zone's quotas and settings; those left out keep their values.
     Set(SetArgs),
