@@ -24,7 +24,8 @@ fn refused(reply: &Reply, status: StatusCode, code: &str) {
     );
 }
 
-async fn register(t: &TestNode, account: &str, password: &[u8]) -> Vec<u8> {
+/// The first two steps of a registration: a record for `password`, not yet uploaded.
+async fn registration_record(t: &TestNode, account: &str, password: &[u8]) -> client::Finished {
     let (state, request) = client::start_registration(password).unwrap();
     let r = t
         .call(
@@ -34,12 +35,16 @@ async fn register(t: &TestNode, account: &str, password: &[u8]) -> Vec<u8> {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
-    let done = state
+    state
         .finish(
             password,
             r.json()["registration_response"].as_str().unwrap(),
         )
-        .unwrap();
+        .unwrap()
+}
+
+async fn register(t: &TestNode, account: &str, password: &[u8]) -> Vec<u8> {
+    let done = registration_record(t, account, password).await;
     let r = t
         .call(
             Method::POST,
@@ -134,20 +139,7 @@ async fn register_log_in_use_a_session_and_log_out() {
     assert_eq!(sessions["sessions"][0]["current"], true);
 
     // The id is taken: 409, and the first registration still logs in.
-    let (state, request) = client::start_registration(b"other").unwrap();
-    let r = t
-        .call(
-            Method::POST,
-            &format!("{AUTH}/register/start"),
-            Some(json!({"account": "alice", "registration_request": request})),
-        )
-        .await;
-    let done = state
-        .finish(
-            b"other",
-            r.json()["registration_response"].as_str().unwrap(),
-        )
-        .unwrap();
+    let done = registration_record(&t, "alice", b"other").await;
     let r = t
         .call(
             Method::POST,
@@ -313,27 +305,8 @@ async fn a_password_change_is_one_step_and_can_end_other_sessions() {
     .await;
     assert_eq!(r.status, StatusCode::OK);
 
-    let new_record = |password: &'static [u8]| {
-        let t = &t;
-        async move {
-            let (state, request) = client::start_registration(password).unwrap();
-            let r = t
-                .call(
-                    Method::POST,
-                    &format!("{AUTH}/register/start"),
-                    Some(json!({"account": "alice", "registration_request": request})),
-                )
-                .await;
-            state
-                .finish(
-                    password,
-                    r.json()["registration_response"].as_str().unwrap(),
-                )
-                .unwrap()
-        }
-    };
     // A stale envelope version: nothing changes, the old password still works.
-    let record = new_record(b"new").await;
+    let record = registration_record(&t, "alice", b"new").await;
     let body = json!({
         "registration_record": record.message,
         "envelope": {"name": "password", "data": "BBBB", "if_version": 0},

@@ -10,6 +10,25 @@ use ed25519_dalek::SigningKey;
 use openraft::storage::RaftStateMachine;
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftSnapshotBuilder};
 
+/// A fresh state machine in `dir` that installed a snapshot of `sm`.
+async fn copied_by_snapshot(
+    sm: &mut StateMachineStore,
+    dir: &std::path::Path,
+) -> StateMachineStore {
+    let snapshot = sm
+        .get_snapshot_builder()
+        .await
+        .build_snapshot()
+        .await
+        .unwrap();
+    let mut other = StateMachineStore::open(dir, 1 << 26).unwrap();
+    other
+        .install_snapshot(&snapshot.meta, snapshot.snapshot)
+        .await
+        .unwrap();
+    other
+}
+
 fn entry(index: u64, command: Command) -> Entry<TypeConfig> {
     Entry {
         log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
@@ -117,17 +136,7 @@ async fn append_is_a_compare_and_set_and_survives_snapshot_install() {
     );
 
     // Snapshot, install on a fresh state machine, and compare.
-    let snapshot = sm
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
-    let mut other = StateMachineStore::open(&dir.path().join("b"), 1 << 26).unwrap();
-    other
-        .install_snapshot(&snapshot.meta, snapshot.snapshot)
-        .await
-        .unwrap();
+    let other = copied_by_snapshot(&mut sm, &dir.path().join("b")).await;
     assert_eq!(
         other.entries(&zone, &id, Some(0), 10).unwrap().unwrap().1,
         vec![e0, e1]
@@ -249,17 +258,7 @@ async fn the_write_policy_and_account_quotas_are_checked_on_apply_and_survive_sn
     assert_eq!(sm.account(&zone, &alice).unwrap().unwrap().chains, 1);
 
     // A snapshot carries the settings, the account and its session to another node.
-    let snapshot = sm
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
-    let mut other = StateMachineStore::open(&dir.path().join("b"), 1 << 26).unwrap();
-    other
-        .install_snapshot(&snapshot.meta, snapshot.snapshot)
-        .await
-        .unwrap();
+    let other = copied_by_snapshot(&mut sm, &dir.path().join("b")).await;
     assert_eq!(other.zone_settings(&zone).unwrap(), settings);
     assert_eq!(other.account(&zone, &alice).unwrap().unwrap().chains, 1);
     assert_eq!(
