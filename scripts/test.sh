@@ -2,14 +2,15 @@
 # Runs every test of Blindstore:
 #   - the gateway's dependencies: no Raft, no LMDB;
 #   - the Rust workspace (accounts are also checked against the browser's OPAQUE library,
-#     @serenity-kit/opaque, run by Node): unit tests, openraft's storage test suite on the LMDB stores, the
+#     @serenity-kit/opaque, run by Node, and passkeys in headless Chromium): unit tests, openraft's storage test suite on the LMDB stores, the
 #     entry-format test vectors, HTTP API tests, and multi-process tests of the real binary
 #     (kill -9 durability, racing writers, garbage collection);
 #   - the walkthrough: an independent Python client (HTTP + Ed25519 only) that checks the test
 #     vectors, appends and verifies 100 entries, and checks every documented rejection;
 #   - the fault-injection verification's short mode and its three negative controls
 #     (scripts/jepsen.sh; docs/reliability.md).
-# Needs: the Rust toolchain, Node.js 20 with npm (the npm registry for `npm ci`), python3 with
+# Needs: the Rust toolchain with libssl-dev and pkg-config, Node.js 20 with npm (the npm
+# registry for `npm ci`), Debian's chromium at /usr/bin/chromium (or $CHROMIUM), python3 with
 # `cryptography` (pip install cryptography), root with iproute2 and nftables for the
 # fault-injection runs.
 set -euo pipefail
@@ -20,7 +21,8 @@ if cargo tree -p blindstore-gateway -e normal --prefix none | grep -E '^(openraf
     echo "blindstore-gateway links Raft or LMDB (see above)" >&2
     exit 1
 fi
-# The browser libraries the interoperability tests run under Node (sdk/interop).
+# The browser libraries the interoperability tests run under Node (sdk/interop), and
+# playwright-core, which drives Chromium for the passkey test.
 npm ci --prefix sdk/interop --no-audit --no-fund --silent
 cargo build --workspace --bins
 cargo test --workspace

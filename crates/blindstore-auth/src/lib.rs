@@ -11,6 +11,7 @@
 //!   ([`key_stretching`]).
 //! - [`ticket`]: the login state sealed (XChaCha20-Poly1305 under the zone's ticket key) so any
 //!   node can finish a login another node started.
+//! - [`passkey`]: WebAuthn registration and login (`webauthn-rs`), state sealed in tickets too.
 //! - [`new_session_token`]: random 256-bit bearer tokens, stored only as their SHA-256.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -23,6 +24,7 @@ use rand::rngs::OsRng;
 use rand::RngCore;
 
 pub mod client;
+pub mod passkey;
 pub mod server;
 pub mod ticket;
 
@@ -56,6 +58,13 @@ pub enum AuthError {
     /// A login ticket is not one this zone sealed, or has expired.
     #[error("invalid or expired login ticket")]
     BadTicket,
+    /// The zone's passkey settings do not make a valid relying party.
+    #[error("passkeys are not set up for this zone")]
+    NotConfigured,
+    /// The browser's new credential did not verify (wrong origin, challenge or relying party,
+    /// no user verification, an unsupported algorithm).
+    #[error("the passkey registration did not verify")]
+    PasskeyRefused,
 }
 
 /// Fresh account secrets for a zone: an OPAQUE server setup and a ticket key.

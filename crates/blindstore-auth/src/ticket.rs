@@ -1,7 +1,9 @@
-//! Login tickets: the server's OPAQUE login state, sealed with XChaCha20-Poly1305 under the
-//! zone's ticket key (replicated state), so the node that finishes a login need not be the one
-//! that started it. The zone is bound as associated data; a ticket carries its own expiry and
-//! a random id that the state machine remembers once redeemed, so it works once.
+//! Tickets: the server's state between the two steps of a ceremony (an OPAQUE login, a passkey
+//! registration or login), sealed with XChaCha20-Poly1305 under the zone's ticket key
+//! (replicated state), so the node that finishes a ceremony need not be the one that started
+//! it. The zone and the ceremony are bound as associated data (a ticket of one kind never opens
+//! as another); a ticket carries its own expiry and a random id that the state machine
+//! remembers once redeemed, so it works once.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -14,48 +16,64 @@ use serde::{Deserialize, Serialize};
 
 use crate::AuthError;
 
-const AAD_PREFIX: &[u8] = b"blindstore/login-ticket/v1\0";
 const NONCE_BYTES: usize = 24;
+
+/// The ceremony a ticket belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ceremony {
+    PasswordLogin,
+    PasskeyRegistration,
+    PasskeyLogin,
+}
+
+impl Ceremony {
+    fn aad(self, zone: &str) -> Vec<u8> {
+        let prefix: &[u8] = match self {
+            Ceremony::PasswordLogin => b"blindstore/login-ticket/v1\0",
+            Ceremony::PasskeyRegistration => b"blindstore/passkey-registration-ticket/v1\0",
+            Ceremony::PasskeyLogin => b"blindstore/passkey-login-ticket/v1\0",
+        };
+        [prefix, zone.as_bytes()].concat()
+    }
+}
 
 /// What a login ticket carries.
 #[derive(Serialize, Deserialize)]
 pub struct LoginTicket {
     pub account: AccountId,
-    /// The serialized OPAQUE `ServerLogin` (secret).
+    /// The ceremony's server state: the serialized OPAQUE `ServerLogin` (secret), or the
+    /// webauthn-rs registration or authentication state.
     pub state: Vec<u8>,
-    /// SHA-256 of the account's registration record at login start (zeros for an unknown
-    /// account): a login cannot finish into an account re-registered or given a new password
-    /// meanwhile. Fixed width, so a ticket's length does not tell whether the account exists.
-    pub registration_hash: [u8; 32],
+    /// What the ceremony must still match when it finishes. A password login: the SHA-256 of
+    /// the account's registration record at login start (zeros for an unknown account), so a
+    /// login cannot finish into an account re-registered or given a new password meanwhile
+    /// (fixed width, so a ticket's length does not tell whether the account exists). A passkey
+    /// registration: the hash of the session that started it. A passkey login: zeros.
+    pub binding: [u8; 32],
     pub id: [u8; 16],
     #[serde(with = "postcard::fixint::le")]
     pub expires_at_ms: u64,
 }
 
 impl LoginTicket {
-    pub fn new(
-        account: AccountId,
-        state: Vec<u8>,
-        registration_hash: [u8; 32],
-        expires_at_ms: u64,
-    ) -> Self {
+    pub fn new(account: AccountId, state: Vec<u8>, binding: [u8; 32], expires_at_ms: u64) -> Self {
         let mut id = [0u8; 16];
         OsRng.fill_bytes(&mut id);
         LoginTicket {
             account,
             state,
-            registration_hash,
+            binding,
             id,
             expires_at_ms,
         }
     }
 
-    /// Seals the ticket for `zone` under `key`.
-    pub fn seal(&self, key: &[u8; 32], zone: &str) -> String {
+    /// Seals the ticket of `ceremony` for `zone` under `key`.
+    pub fn seal(&self, key: &[u8; 32], zone: &str, ceremony: Ceremony) -> String {
         let mut nonce = [0u8; NONCE_BYTES];
         OsRng.fill_bytes(&mut nonce);
         let plain = postcard::to_allocvec(self).expect("encoding into a Vec cannot fail");
-        let aad = [AAD_PREFIX, zone.as_bytes()].concat();
+        let aad = ceremony.aad(zone);
         let sealed = XChaCha20Poly1305::new(key.into())
             .encrypt(
                 XNonce::from_slice(&nonce),
@@ -68,8 +86,15 @@ impl LoginTicket {
         URL_SAFE_NO_PAD.encode([nonce.as_slice(), &sealed].concat())
     }
 
-    /// Opens a ticket sealed for `zone` under `key` that has not expired at `now_ms`.
-    pub fn open(key: &[u8; 32], zone: &str, ticket: &str, now_ms: u64) -> Result<Self, AuthError> {
+    /// Opens a ticket of `ceremony` sealed for `zone` under `key` that has not expired at
+    /// `now_ms`.
+    pub fn open(
+        key: &[u8; 32],
+        zone: &str,
+        ceremony: Ceremony,
+        ticket: &str,
+        now_ms: u64,
+    ) -> Result<Self, AuthError> {
         let bytes = URL_SAFE_NO_PAD
             .decode(ticket)
             .map_err(|_| AuthError::BadTicket)?;
@@ -77,7 +102,7 @@ impl LoginTicket {
             return Err(AuthError::BadTicket);
         }
         let (nonce, sealed) = bytes.split_at(NONCE_BYTES);
-        let aad = [AAD_PREFIX, zone.as_bytes()].concat();
+        let aad = ceremony.aad(zone);
         let plain = XChaCha20Poly1305::new(key.into())
             .decrypt(
                 XNonce::from_slice(nonce),
@@ -109,31 +134,32 @@ mod tests {
     }
 
     #[test]
-    fn a_ticket_opens_only_in_its_zone_with_its_key_before_expiry() {
+    fn a_ticket_opens_only_in_its_zone_and_ceremony_with_its_key_before_expiry() {
+        use Ceremony::*;
         let key = [1u8; 32];
-        let sealed = ticket().seal(&key, "budget");
-        let opened = LoginTicket::open(&key, "budget", &sealed, 9_999).unwrap();
+        let sealed = ticket().seal(&key, "budget", PasswordLogin);
+        let open = |key: &[u8; 32], zone: &str, ticket: &str, now: u64| {
+            LoginTicket::open(key, zone, PasswordLogin, ticket, now)
+        };
+        let opened = open(&key, "budget", &sealed, 9_999).unwrap();
         assert_eq!(opened.state, vec![5; 128]);
-        assert_eq!(opened.registration_hash, [7; 32]);
+        assert_eq!(opened.binding, [7; 32]);
+        for other in [PasskeyRegistration, PasskeyLogin] {
+            assert!(
+                LoginTicket::open(&key, "budget", other, &sealed, 0).is_err(),
+                "another ceremony"
+            );
+        }
+        assert!(open(&key, "budget", &sealed, 10_000).is_err(), "expired");
+        assert!(open(&key, "other", &sealed, 0).is_err(), "another zone");
         assert!(
-            LoginTicket::open(&key, "budget", &sealed, 10_000).is_err(),
-            "expired"
-        );
-        assert!(
-            LoginTicket::open(&key, "other", &sealed, 0).is_err(),
-            "another zone"
-        );
-        assert!(
-            LoginTicket::open(&[2u8; 32], "budget", &sealed, 0).is_err(),
+            open(&[2u8; 32], "budget", &sealed, 0).is_err(),
             "another key"
         );
         let mut tampered = URL_SAFE_NO_PAD.decode(&sealed).unwrap();
         *tampered.last_mut().unwrap() ^= 1;
         let tampered = URL_SAFE_NO_PAD.encode(tampered);
-        assert!(
-            LoginTicket::open(&key, "budget", &tampered, 0).is_err(),
-            "tampered"
-        );
-        assert!(LoginTicket::open(&key, "budget", "short", 0).is_err());
+        assert!(open(&key, "budget", &tampered, 0).is_err(), "tampered");
+        assert!(open(&key, "budget", "short", 0).is_err());
     }
 }

@@ -8,8 +8,8 @@ use blindstore_auth::client;
 use blindstore_types::account::AccountId;
 use blindstore_types::api::{
     ChangePassword, Envelope, EnvelopeChange, EnvelopeInfo, EnvelopeList, EnvelopePut, LoginFinish,
-    LoginStart, LoginStarted, NewSession, RegisterFinish, RegisterStart, RegisterStarted, Revoked,
-    SessionList,
+    LoginStart, LoginStarted, NewSession, PasskeyInfo, PasskeyList, RegisterFinish, RegisterStart,
+    RegisterStarted, Revoked, SessionList,
 };
 use blindstore_types::ZoneId;
 use reqwest::header::IF_MATCH;
@@ -255,6 +255,49 @@ impl Client {
         Ok(info.version)
     }
 
+    /// Deletes version `if_version` of an envelope; `envelope_conflict` with the current
+    /// version (0: none) otherwise.
+    pub async fn delete_envelope(
+        &self,
+        session: &Session,
+        name: &str,
+        if_version: u64,
+    ) -> Result<()> {
+        let path = format!("envelopes/{name}");
+        checked(
+            self.session_request(Method::DELETE, session, &path)
+                .header(IF_MATCH, format!("\"{if_version}\""))
+                .send()
+                .await?,
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The account's passkeys (registering one and logging in with one need a browser's
+    /// authenticator: `sdk/interop/passkeys.mjs`).
+    pub async fn passkeys(&self, session: &Session) -> Result<Vec<PasskeyInfo>> {
+        let list: PasskeyList = json(
+            self.session_request(Method::GET, session, "passkeys")
+                .send()
+                .await?,
+        )
+        .await?;
+        Ok(list.passkeys)
+    }
+
+    /// Removes one of the account's passkeys by its id.
+    pub async fn remove_passkey(&self, session: &Session, passkey_id: &str) -> Result<()> {
+        let path = format!("passkeys/{passkey_id}");
+        checked(
+            self.session_request(Method::DELETE, session, &path)
+                .send()
+                .await?,
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Changes the password, optionally with an envelope (name, bytes, version replaced) and
     /// the end of every other session, in one step; returns the new export key.
     pub async fn change_password(
@@ -286,7 +329,7 @@ impl Client {
         Ok(record.export_key)
     }
 
-    /// Deletes the session's account with its envelopes and sessions.
+    /// Deletes the session's account with its envelopes, passkeys and sessions.
     pub async fn delete_account(&self, session: &Session) -> Result<()> {
         checked(
             self.session_request(Method::DELETE, session, "account")

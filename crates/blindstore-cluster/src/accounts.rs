@@ -3,7 +3,7 @@
 //! node answers alike) and proposes the changes. Session checks are linearizable: a session
 //! revoked before the check began is refused on every node.
 
-use blindstore_auth::ticket::LoginTicket;
+use blindstore_auth::ticket::{Ceremony, LoginTicket};
 use blindstore_auth::{server, session_id, session_token_hash, AuthError};
 use blindstore_types::account::{
     check_envelope_name, AccountId, Acting, EnvelopeRecord, EnvelopeWrite, Revoke, SessionRecord,
@@ -126,7 +126,10 @@ impl Node {
         let expires = now_ms() + self.inner.accounts.login_ttl.as_millis() as u64;
         let registration_hash = record.map_or([0; 32], |r| Hash32::digest(&r.registration).0);
         let ticket = LoginTicket::new(account.clone(), state, registration_hash, expires);
-        Ok((response, ticket.seal(&auth.ticket_key, zone.as_str())))
+        Ok((
+            response,
+            ticket.seal(&auth.ticket_key, zone.as_str(), Ceremony::PasswordLogin),
+        ))
     }
 
     /// Login, last step: a new session if the client proved the password. Every failure — a
@@ -139,20 +142,45 @@ impl Node {
         finish_login_request: &str,
         label: String,
     ) -> Result<NewSession, NodeError> {
-        if label.len() > MAX_SESSION_LABEL_BYTES {
-            return Err(NodeError::TooLarge {
-                what: "session label",
-                limit: MAX_SESSION_LABEL_BYTES as u64,
-            });
-        }
+        check_label("session label", &label)?;
         let auth = self.zone_auth(zone).await?;
         let now = now_ms();
-        let ticket = LoginTicket::open(&auth.ticket_key, zone.as_str(), login_ticket, now)
-            .map_err(|_| NodeError::InvalidLogin)?;
+        let ticket = LoginTicket::open(
+            &auth.ticket_key,
+            zone.as_str(),
+            Ceremony::PasswordLogin,
+            login_ticket,
+            now,
+        )
+        .map_err(|_| NodeError::InvalidLogin)?;
         server::login_finish(&ticket.state, finish_login_request).map_err(|e| match e {
             AuthError::Malformed(_) => malformed(e),
             _ => NodeError::InvalidLogin,
         })?;
+        let registration_hash = Hash32(ticket.binding);
+        self.open_session(&ticket, now, label, |token_hash, session, ticket| {
+            Command::CreateSession {
+                zone: zone.clone(),
+                token_hash,
+                session,
+                registration_hash,
+                ticket,
+            }
+        })
+        .await
+    }
+
+    /// Opens a session for the account of a login `ticket` that verified: `command` makes the
+    /// state change (which checks the login still holds and redeems the ticket). A rejection
+    /// — the account deleted, its password or passkey changed, the ticket used — fails like
+    /// a wrong password.
+    pub(crate) async fn open_session(
+        &self,
+        ticket: &LoginTicket,
+        now: u64,
+        label: String,
+        command: impl FnOnce(Hash32, SessionRecord, TicketUse) -> Command,
+    ) -> Result<NewSession, NodeError> {
         self.check_room()?;
         let (token, token_hash) = blindstore_auth::new_session_token();
         let session = SessionRecord {
@@ -162,25 +190,18 @@ impl Node {
             label,
         };
         let expires_at_ms = session.expires_at_ms;
-        let command = Command::CreateSession {
-            zone: zone.clone(),
-            token_hash,
-            session,
-            registration_hash: Hash32(ticket.registration_hash),
-            ticket: TicketUse {
-                id: ticket.id,
-                expires_at_ms: ticket.expires_at_ms,
-                now_ms: now,
-            },
+        let redeem = TicketUse {
+            id: ticket.id,
+            expires_at_ms: ticket.expires_at_ms,
+            now_ms: now,
         };
-        match self.propose(command).await? {
+        match self.propose(command(token_hash, session, redeem)).await? {
             CommandResponse::SessionCreated => Ok(NewSession {
                 token,
                 session_id: session_id(&token_hash),
-                account: ticket.account,
+                account: ticket.account.clone(),
                 expires_at_ms,
             }),
-            // An account deleted or re-registered meanwhile fails like a wrong password.
             CommandResponse::Rejected(_) => Err(NodeError::InvalidLogin),
             other => Err(unexpected(other)),
         }
@@ -334,6 +355,30 @@ impl Node {
         }
     }
 
+    /// Deletes an envelope if its version is `if_version`; `EnvelopeConflict` with the current
+    /// version (0: there is none) otherwise.
+    pub async fn delete_envelope(
+        &self,
+        zone: &ZoneId,
+        who: &Authenticated,
+        name: &str,
+        if_version: u64,
+    ) -> Result<(), NodeError> {
+        check_envelope_name(name).map_err(NodeError::BadRequest)?;
+        let command = Command::DeleteEnvelope {
+            zone: zone.clone(),
+            account: who.account.clone(),
+            acting: who.acting(),
+            name: name.to_owned(),
+            if_version,
+        };
+        match self.propose(command).await? {
+            CommandResponse::EnvelopeDeleted => Ok(()),
+            CommandResponse::Rejected(r) => Err(rejection(r)),
+            other => Err(unexpected(other)),
+        }
+    }
+
     /// Replaces the account's OPAQUE record (the client ran `register/start` for it), with an
     /// envelope and the end of the other sessions, in one step.
     pub async fn change_password(
@@ -383,6 +428,16 @@ impl Node {
             other => Err(unexpected(other)),
         }
     }
+}
+
+pub(crate) fn check_label(what: &'static str, label: &str) -> Result<(), NodeError> {
+    if label.len() > MAX_SESSION_LABEL_BYTES {
+        return Err(NodeError::TooLarge {
+            what,
+            limit: MAX_SESSION_LABEL_BYTES as u64,
+        });
+    }
+    Ok(())
 }
 
 fn check_envelope_write(write: &EnvelopeWrite) -> Result<(), NodeError> {

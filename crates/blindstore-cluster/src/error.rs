@@ -60,6 +60,15 @@ pub enum NodeError {
     /// No envelope of that name.
     #[error("unknown envelope")]
     UnknownEnvelope,
+    /// The account has no passkey with that id.
+    #[error("unknown passkey")]
+    UnknownPasskey,
+    /// The passkey is registered in the zone already.
+    #[error("this passkey is registered already")]
+    PasskeyExists,
+    /// The zone has no passkey settings.
+    #[error("passkeys are not set up for this zone (blindstore zone set ZONE --passkey-rp-id DOMAIN --passkey-origin ORIGIN)")]
+    PasskeysOff,
     /// An envelope write expected another version. Nothing was changed.
     #[error("envelope conflict: the current version is {version}")]
     EnvelopeConflict { version: u64 },

@@ -13,6 +13,7 @@ mod forwarding;
 mod joining;
 mod membership;
 mod node;
+mod passkeys;
 mod rpc_server;
 mod transport;
 

@@ -644,9 +644,10 @@ impl Node {
         q.max_chains = change.account_max_chains.unwrap_or(q.max_chains);
         q.max_chunks = change.account_max_chunks.unwrap_or(q.max_chunks);
         q.max_chunk_bytes = change.account_max_chunk_bytes.unwrap_or(q.max_chunk_bytes);
+        settings.passkeys = passkey_settings(settings.passkeys.take(), change)?;
         let command = Command::SetZoneSettings {
             zone: zone.clone(),
-            settings,
+            settings: settings.clone(),
         };
         match self.propose(command).await? {
             CommandResponse::ZoneSettingsSet => Ok(settings),
@@ -1058,7 +1059,54 @@ pub(crate) fn rejection(r: Rejection) -> NodeError {
         Rejection::AccountQuotaExceeded { what, limit } => NodeError::QuotaExceeded(format!(
             "the account's quota of {what} ({limit}) is reached"
         )),
+        Rejection::PasskeyExists => NodeError::PasskeyExists,
+        Rejection::UnknownPasskey => NodeError::UnknownPasskey,
+        Rejection::TooManyPasskeys => NodeError::QuotaExceeded(format!(
+            "an account holds at most {} passkeys",
+            blindstore_types::account::MAX_PASSKEYS_PER_ACCOUNT
+        )),
     }
+}
+
+/// A zone's passkey settings after `change`: an empty relying party id turns passkeys off;
+/// a new id or origin list is checked to make a relying party browsers accept.
+fn passkey_settings(
+    current: Option<blindstore_types::account::PasskeySettings>,
+    change: &blindstore_types::api::ZoneSettingsChange,
+) -> Result<Option<blindstore_types::account::PasskeySettings>, NodeError> {
+    let rp_id = match (&change.passkey_rp_id, &current) {
+        (Some(id), _) if id.is_empty() => {
+            if change
+                .passkey_origins
+                .as_ref()
+                .is_some_and(|o| !o.is_empty())
+            {
+                return Err(NodeError::BadRequest(
+                    "passkey origins given while turning passkeys off".into(),
+                ));
+            }
+            return Ok(None);
+        }
+        (Some(id), _) => id.clone(),
+        (None, Some(current)) => current.rp_id.clone(),
+        (None, None) if change.passkey_origins.is_some() => {
+            return Err(NodeError::BadRequest(
+                "passkey origins need a relying party id (--passkey-rp-id)".into(),
+            ))
+        }
+        (None, None) => return Ok(None),
+    };
+    let origins = match (&change.passkey_origins, current) {
+        (Some(origins), _) => origins.clone(),
+        (None, Some(current)) => current.origins,
+        (None, None) => Vec::new(),
+    };
+    blindstore_auth::passkey::check_relying_party(&rp_id, &origins)
+        .map_err(NodeError::BadRequest)?;
+    Ok(Some(blindstore_types::account::PasskeySettings {
+        rp_id,
+        origins,
+    }))
 }
 
 pub(crate) fn unexpected(response: CommandResponse) -> NodeError {

@@ -36,14 +36,14 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_sessions))
         .routes(routes!(end_session))
         .routes(routes!(list_envelopes))
-        .routes(routes!(get_envelope, put_envelope))
+        .routes(routes!(get_envelope, put_envelope, delete_envelope))
         .routes(routes!(change_password))
         .routes(routes!(delete_own_account))
         .routes(routes!(admin_delete_account))
 }
 
 /// The bearer token a request carries (not yet checked).
-pub(crate) struct Bearer(String);
+pub(crate) struct Bearer(pub(crate) String);
 
 impl<S: Send + Sync> FromRequestParts<S> for Bearer {
     type Rejection = ApiError;
@@ -77,7 +77,7 @@ pub(crate) async fn optional_session(
     Ok(Some(state.node.authenticate(zone, token.trim()).await?))
 }
 
-async fn session(
+pub(crate) async fn session(
     state: &AppState,
     zone: &str,
     bearer: &Bearer,
@@ -339,6 +339,36 @@ async fn put_envelope(
     Ok(([(ETAG, version_etag(version))], Json(info)).into_response())
 }
 
+/// Deletes an envelope. `If-Match: "<version>"` is required: another version (or no such
+/// envelope) is 409 `envelope_conflict` with the current version (0: none) in
+/// `error.version`, and nothing changed.
+#[utoipa::path(delete, path = "/v1/zones/{zone}/auth/envelopes/{name}", tag = "accounts",
+    security(("session_token" = [])),
+    params(("If-Match" = String, Header, description = "The version being deleted, quoted")),
+    responses((status = 204, description = "Deleted"),
+        (status = 400, description = "No `If-Match`", body = ErrorBody),
+        (status = 401, description = "`invalid_session`", body = ErrorBody),
+        (status = 409, description = "`envelope_conflict`", body = ErrorBody)))]
+async fn delete_envelope(
+    State(state): State<AppState>,
+    ApiPath((zone, name)): ApiPath<(String, String)>,
+    headers: HeaderMap,
+    bearer: Bearer,
+) -> Result<StatusCode, ApiError> {
+    if !headers.contains_key(IF_MATCH) {
+        return Err(ApiError::BadRequest(
+            "deleting an envelope needs If-Match with its version, e.g. \"3\"".into(),
+        ));
+    }
+    let if_version = if_match_version(&headers)?;
+    let (zone, who) = session(&state, &zone, &bearer).await?;
+    state
+        .node
+        .delete_envelope(&zone, &who, &name, if_version)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Changes the password: a new OPAQUE record (from `register/start` with the same account
 /// id), with an envelope and the end of the other sessions, in one atomic step.
 #[utoipa::path(post, path = "/v1/zones/{zone}/auth/password", tag = "accounts",
@@ -375,7 +405,7 @@ async fn change_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Deletes the account of the session: its record, envelopes and sessions.
+/// Deletes the account of the session: its record, envelopes, passkeys and sessions.
 #[utoipa::path(delete, path = "/v1/zones/{zone}/auth/account", tag = "accounts",
     security(("session_token" = [])),
     responses((status = 204, description = "Deleted"),
@@ -393,7 +423,7 @@ async fn delete_own_account(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Deletes an account (administrator): its record, envelopes and sessions.
+/// Deletes an account (administrator): its record, envelopes, passkeys and sessions.
 #[utoipa::path(delete, path = "/v1/admin/zones/{zone}/accounts/{account}", tag = "admin",
     security(("admin_token" = [])),
     responses((status = 204, description = "Deleted"),

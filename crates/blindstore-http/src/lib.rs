@@ -9,6 +9,7 @@ mod admin;
 mod chains;
 mod chunks;
 mod error;
+mod passkeys;
 mod rate;
 
 use std::sync::{Arc, OnceLock};
@@ -76,6 +77,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(openapi_json))
         .merge(admin::routes())
         .merge(accounts::routes())
+        .merge(passkeys::routes())
         .routes(routes!(
             chunks::put_chunk,
             chunks::get_chunk,

@@ -69,6 +69,17 @@ pub struct SetArgs {
     /// With `--writes accounts`: chunk bytes charged to one account, per node.
     #[arg(long)]
     account_max_chunk_bytes: Option<u64>,
+    /// Turn passkeys on with this relying party id: the domain passkeys are bound to, e.g.
+    /// `app.example.com`, or `localhost` (never an IP address). Needs --passkey-origin.
+    #[arg(long, value_name = "DOMAIN")]
+    passkey_rp_id: Option<String>,
+    /// A web origin allowed to use the zone's passkeys, e.g. `https://app.example.com` or
+    /// `http://localhost:8080`; repeat for several. Replaces the current list.
+    #[arg(long = "passkey-origin", value_name = "ORIGIN")]
+    passkey_origins: Vec<String>,
+    /// Turn passkeys off (registered passkeys stay, unusable until they are turned on again).
+    #[arg(long, conflicts_with_all = ["passkey_rp_id", "passkey_origins"])]
+    no_passkeys: bool,
 }
 
 pub fn run(command: ZoneCommand) -> anyhow::Result<()> {
@@ -130,10 +141,17 @@ pub fn run(command: ZoneCommand) -> anyhow::Result<()> {
                     account_max_chains: args.account_max_chains,
                     account_max_chunks: args.account_max_chunks,
                     account_max_chunk_bytes: args.account_max_chunk_bytes,
+                    passkey_rp_id: if args.no_passkeys {
+                        Some(String::new())
+                    } else {
+                        args.passkey_rp_id
+                    },
+                    passkey_origins: (!args.passkey_origins.is_empty())
+                        .then_some(args.passkey_origins),
                 };
                 if change == ZoneQuota::default() && settings == ZoneSettingsChange::default() {
                     anyhow::bail!(
-                        "nothing to set: give --max-chains, --max-entries, --max-chunk-bytes, --max-chunks, --writes or --account-max-*"
+                        "nothing to set: give --max-chains, --max-entries, --max-chunk-bytes, --max-chunks, --writes, --account-max-*, --passkey-rp-id/--passkey-origin or --no-passkeys"
                     );
                 }
                 let client = args.zone.target.client()?;
@@ -193,5 +211,13 @@ fn print_zone(z: &Zone, json: bool) -> anyhow::Result<()> {
         "per account     {} chains, {} chunks and {} chunk bytes per node",
         s.account_quota.max_chains, s.account_quota.max_chunks, s.account_quota.max_chunk_bytes
     );
+    match &s.passkeys {
+        Some(p) => println!(
+            "passkeys        on: relying party {}, origins {}",
+            p.rp_id,
+            p.origins.join(", ")
+        ),
+        None => println!("passkeys        off"),
+    }
     Ok(())
 }

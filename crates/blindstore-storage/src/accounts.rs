@@ -5,8 +5,9 @@
 //! concurrent write that committed first wins.
 
 use blindstore_types::account::{
-    AccountId, AccountRecord, Acting, EnvelopeRecord, EnvelopeWrite, Revoke, SessionRecord,
-    ZoneAuth, MAX_ENVELOPES_PER_ACCOUNT, MAX_SESSIONS_PER_ACCOUNT,
+    AccountId, AccountRecord, Acting, EnvelopeRecord, EnvelopeWrite, PasskeyRecord, Revoke,
+    SessionRecord, ZoneAuth, MAX_ENVELOPES_PER_ACCOUNT, MAX_PASSKEYS_PER_ACCOUNT,
+    MAX_SESSIONS_PER_ACCOUNT,
 };
 use blindstore_types::command::{Command, CommandResponse, Rejection, TicketUse};
 use blindstore_types::record::encode;
@@ -37,6 +38,11 @@ pub(crate) struct AccountTables {
     pub(crate) envelopes: Database<Bytes, Bytes>,
     /// `u64 expiry (ms, big-endian) || ticket id` → empty: redeemed, unexpired login tickets.
     pub(crate) tickets: Database<Bytes, Bytes>,
+    /// `account_key || credential id` → `PasskeyRecord`.
+    pub(crate) passkeys: Database<Bytes, Bytes>,
+    /// `u8 len(zone) || zone || credential id` → account id: a credential id belongs to one
+    /// account of a zone.
+    pub(crate) passkey_ids: Database<Bytes, Bytes>,
 }
 
 /// `u8 len(zone) || zone || u16 len(account) || account`: no key is a prefix of another.
@@ -47,6 +53,16 @@ pub(crate) fn account_key(zone: &ZoneId, account: &AccountId) -> Vec<u8> {
     key.extend_from_slice(zone);
     key.extend_from_slice(&(account.len() as u16).to_be_bytes());
     key.extend_from_slice(account);
+    key
+}
+
+/// `u8 len(zone) || zone || credential id`.
+fn passkey_id_key(zone: &ZoneId, id: &[u8]) -> Vec<u8> {
+    let zone = zone.as_str().as_bytes();
+    let mut key = Vec::with_capacity(1 + zone.len() + id.len());
+    key.push(zone.len() as u8);
+    key.extend_from_slice(zone);
+    key.extend_from_slice(id);
     key
 }
 
@@ -162,6 +178,48 @@ impl AccountTables {
             out.push((name, decode("envelope", bytes)?));
         }
         Ok(out)
+    }
+
+    /// An account's passkeys, by credential id.
+    pub(crate) fn passkeys(
+        &self,
+        txn: &RoTxn<WithoutTls>,
+        zone: &ZoneId,
+        account: &AccountId,
+    ) -> Result<Vec<(Vec<u8>, PasskeyRecord)>, StorageError> {
+        let prefix = account_key(zone, account);
+        let mut out = Vec::new();
+        for item in self.passkeys.prefix_iter(txn, &prefix)? {
+            let (key, bytes) = item?;
+            out.push((key[prefix.len()..].to_vec(), decode("passkey", bytes)?));
+        }
+        Ok(out)
+    }
+
+    fn passkey(
+        &self,
+        txn: &RoTxn<WithoutTls>,
+        zone: &ZoneId,
+        account: &AccountId,
+        id: &[u8],
+    ) -> Result<Option<PasskeyRecord>, StorageError> {
+        self.passkeys
+            .get(txn, &with_suffix(&account_key(zone, account), id))?
+            .map(|b| decode("passkey", b))
+            .transpose()
+    }
+
+    fn delete_passkey(
+        &self,
+        wtxn: &mut RwTxn,
+        zone: &ZoneId,
+        account: &AccountId,
+        id: &[u8],
+    ) -> Result<bool, StorageError> {
+        self.passkey_ids.delete(wtxn, &passkey_id_key(zone, id))?;
+        Ok(self
+            .passkeys
+            .delete(wtxn, &with_suffix(&account_key(zone, account), id))?)
     }
 
     /// Applies an account command (`apply_command` sends only those here).
@@ -304,7 +362,99 @@ impl AccountTables {
                 for name in names {
                     self.envelopes.delete(wtxn, &name)?;
                 }
+                for (id, _) in self.passkeys(wtxn, &zone, &account)? {
+                    self.delete_passkey(wtxn, &zone, &account, &id)?;
+                }
                 R::AccountDeleted
+            }
+            Command::DeleteEnvelope {
+                zone,
+                account,
+                acting,
+                name,
+                if_version,
+            } => {
+                if !self.acting_ok(wtxn, &zone, &account, acting)? {
+                    return rejected(Rejection::InvalidSession);
+                }
+                let current = self
+                    .envelope(wtxn, &zone, &account, &name)?
+                    .map_or(0, |e| e.version);
+                if current == 0 || current != if_version {
+                    return rejected(Rejection::EnvelopeConflict { version: current });
+                }
+                let key = with_suffix(&account_key(&zone, &account), name.as_bytes());
+                self.envelopes.delete(wtxn, &key)?;
+                R::EnvelopeDeleted
+            }
+            Command::AddPasskey {
+                zone,
+                account,
+                acting,
+                id,
+                passkey,
+                ticket,
+            } => {
+                if !self.acting_ok(wtxn, &zone, &account, acting)? {
+                    return rejected(Rejection::InvalidSession);
+                }
+                if self.account(wtxn, &zone, &account)?.is_none() {
+                    return rejected(Rejection::UnknownAccount);
+                }
+                let id_key = passkey_id_key(&zone, &id);
+                if self.passkey_ids.get(wtxn, &id_key)?.is_some() {
+                    return rejected(Rejection::PasskeyExists);
+                }
+                if self.passkeys(wtxn, &zone, &account)?.len() >= MAX_PASSKEYS_PER_ACCOUNT {
+                    return rejected(Rejection::TooManyPasskeys);
+                }
+                if !self.redeem_ticket(wtxn, ticket)? {
+                    return rejected(Rejection::TicketUsed);
+                }
+                self.passkey_ids
+                    .put(wtxn, &id_key, account.as_str().as_bytes())?;
+                let key = with_suffix(&account_key(&zone, &account), &id);
+                self.passkeys.put(wtxn, &key, &encode(&passkey))?;
+                R::PasskeyAdded
+            }
+            Command::RemovePasskey {
+                zone,
+                account,
+                acting,
+                id,
+            } => {
+                if !self.acting_ok(wtxn, &zone, &account, acting)? {
+                    return rejected(Rejection::InvalidSession);
+                }
+                if !self.delete_passkey(wtxn, &zone, &account, &id)? {
+                    return rejected(Rejection::UnknownPasskey);
+                }
+                R::PasskeyRemoved
+            }
+            Command::CreatePasskeySession {
+                zone,
+                token_hash,
+                session,
+                passkey,
+                credential,
+                ticket,
+            } => {
+                let Some(mut record) = self.passkey(wtxn, &zone, &session.account, &passkey)?
+                else {
+                    return rejected(Rejection::UnknownPasskey);
+                };
+                if !self.redeem_ticket(wtxn, ticket)? {
+                    return rejected(Rejection::TicketUsed);
+                }
+                if let Some(credential) = credential {
+                    record.credential = credential;
+                }
+                record.last_used_ms = session.created_at_ms;
+                let key = with_suffix(&account_key(&zone, &session.account), &passkey);
+                self.passkeys.put(wtxn, &key, &encode(&record))?;
+                self.make_room_for_session(wtxn, &zone, &session.account, session.created_at_ms)?;
+                self.put_session(wtxn, &zone, &token_hash, &session)?;
+                R::SessionCreated
             }
             other => unreachable!("not an account command: {other:?}"),
         })
@@ -507,6 +657,8 @@ mod tests {
             account_sessions: db("account_sessions"),
             envelopes: db("envelopes"),
             tickets: db("tickets"),
+            passkeys: db("passkeys"),
+            passkey_ids: db("passkey_ids"),
         };
         wtxn.commit().unwrap();
         (env, tables)

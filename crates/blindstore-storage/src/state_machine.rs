@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex};
 
 use crate::TypeConfig;
 use blindstore_types::account::{
-    AccountId, AccountRecord, EnvelopeRecord, SessionRecord, WritePolicy, ZoneAuth, ZoneSettings,
+    AccountId, AccountRecord, EnvelopeRecord, PasskeyRecord, SessionRecord, WritePolicy, ZoneAuth,
+    ZoneSettings, ZoneSettingsV1,
 };
 use blindstore_types::command::{
     ChainHead, Command, CommandResponse, Quota, QuotaKind, Rejection, ZoneRecord,
@@ -88,7 +89,7 @@ struct Tables {
 
 impl Tables {
     /// The tables a snapshot carries, with their ids in the snapshot file.
-    fn snapshot_tables(&self) -> [(u8, Database<Bytes, Bytes>); 13] {
+    fn snapshot_tables(&self) -> [(u8, Database<Bytes, Bytes>); 15] {
         let a = &self.accounts;
         [
             (1, self.zones.remap_key_type::<Bytes>()),
@@ -104,6 +105,8 @@ impl Tables {
             (11, a.envelopes),
             (12, a.tickets),
             (13, self.settings),
+            (14, a.passkeys),
+            (15, a.passkey_ids),
         ]
     }
 }
@@ -111,7 +114,7 @@ impl Tables {
 impl StateMachineStore {
     /// Opens or creates the state machine in `dir`, with snapshots in `dir/snapshots`.
     pub fn open(dir: &Path, map_size: usize) -> Result<Self, StorageError> {
-        let env = open_env(dir, map_size, 16)?;
+        let env = open_env(dir, map_size, 24)?;
         let mut wtxn = env.write_txn()?;
         let tables = Tables {
             meta: env.create_database(&mut wtxn, Some("meta"))?,
@@ -128,6 +131,8 @@ impl StateMachineStore {
                 account_sessions: env.create_database(&mut wtxn, Some("account_sessions"))?,
                 envelopes: env.create_database(&mut wtxn, Some("envelopes"))?,
                 tickets: env.create_database(&mut wtxn, Some("tickets"))?,
+                passkeys: env.create_database(&mut wtxn, Some("passkeys"))?,
+                passkey_ids: env.create_database(&mut wtxn, Some("passkey_ids"))?,
             },
             settings: env.create_database(&mut wtxn, Some("settings"))?,
         };
@@ -330,6 +335,16 @@ impl StateMachineStore {
             .tables
             .accounts
             .envelope_list(&rtxn, zone, account)
+    }
+
+    /// An account's passkeys, by credential id.
+    pub fn passkeys(
+        &self,
+        zone: &ZoneId,
+        account: &AccountId,
+    ) -> Result<Vec<(Vec<u8>, PasskeyRecord)>, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        self.inner.tables.accounts.passkeys(&rtxn, zone, account)
     }
 
     fn write_snapshot_file(&self) -> Result<(Meta, PathBuf), StorageError> {
@@ -550,6 +565,14 @@ fn apply_command(
             }
             Ok(response)
         }
+        Command::SetZoneSettingsV1 { zone, settings } => apply_command(
+            t,
+            wtxn,
+            Command::SetZoneSettings {
+                zone,
+                settings: settings.into(),
+            },
+        ),
         Command::SetZoneSettings { zone, settings } => {
             if get_zone(t, wtxn, &zone)?.is_none() {
                 return Ok(CommandResponse::Rejected(Rejection::UnknownZone));
@@ -635,7 +658,11 @@ fn apply_command(
         | Command::RevokeSessions { .. }
         | Command::PutEnvelope { .. }
         | Command::ChangePassword { .. }
-        | Command::DeleteAccount { .. }) => {
+        | Command::DeleteAccount { .. }
+        | Command::AddPasskey { .. }
+        | Command::RemovePasskey { .. }
+        | Command::CreatePasskeySession { .. }
+        | Command::DeleteEnvelope { .. }) => {
             let zone_exists = |txn: &RwTxn, zone: &ZoneId| Ok(get_zone(t, txn, zone)?.is_some());
             t.accounts.apply(wtxn, zone_exists, account_command)
         }
@@ -695,7 +722,12 @@ fn read_settings(
     zone: &ZoneId,
 ) -> Result<ZoneSettings, StorageError> {
     match t.settings.get(txn, zone.as_str().as_bytes())? {
-        Some(bytes) => decode("zone settings", bytes),
+        // Settings stored before passkeys existed have the older, shorter layout.
+        Some(bytes) => decode("zone settings", bytes).or_else(|e| {
+            decode::<ZoneSettingsV1>("zone settings", bytes)
+                .map(ZoneSettings::from)
+                .map_err(|_| e)
+        }),
         None => Ok(ZoneSettings::default()),
     }
 }

@@ -16,8 +16,12 @@ pub const MAX_ENVELOPE_BYTES: usize = 64 * 1024;
 pub const MAX_ENVELOPES_PER_ACCOUNT: usize = 16;
 /// Live sessions one account may hold; a new login beyond it ends the oldest.
 pub const MAX_SESSIONS_PER_ACCOUNT: usize = 64;
-/// Longest session label, bytes.
+/// Longest session or passkey label, bytes.
 pub const MAX_SESSION_LABEL_BYTES: usize = 128;
+/// Passkeys one account may hold.
+pub const MAX_PASSKEYS_PER_ACCOUNT: usize = 16;
+/// Longest passkey credential id, bytes (WebAuthn allows up to 1023).
+pub const MAX_PASSKEY_ID_BYTES: usize = 1023;
 
 /// An account's identifier, chosen by the client (the SDK sends a hash of the username, so the
 /// server need not see it in clear): 1 to 256 bytes of printable text.
@@ -131,12 +135,52 @@ impl Default for AccountQuota {
     }
 }
 
+/// A zone's passkey (WebAuthn) relying party: the domain passkeys are bound to and the web
+/// origins allowed to use them (`https://`, or `http://` on `localhost`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PasskeySettings {
+    /// e.g. `app.example.com`, or `localhost`; never an IP address.
+    pub rp_id: String,
+    /// e.g. `https://app.example.com`; each host is `rp_id` or a subdomain of it.
+    pub origins: Vec<String>,
+}
+
 /// A zone's settings (defaults unless set).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ZoneSettings {
     pub writes: WritePolicy,
     pub account_quota: AccountQuota,
+    /// Passkeys are off unless set.
+    pub passkeys: Option<PasskeySettings>,
+}
+
+/// [`ZoneSettings`] as stored and logged before passkeys existed: read, never written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZoneSettingsV1 {
+    pub writes: WritePolicy,
+    pub account_quota: AccountQuota,
+}
+
+impl From<ZoneSettingsV1> for ZoneSettings {
+    fn from(old: ZoneSettingsV1) -> Self {
+        ZoneSettings {
+            writes: old.writes,
+            account_quota: old.account_quota,
+            passkeys: None,
+        }
+    }
+}
+
+/// A passkey of an account: the credential as `webauthn-rs` stores it (JSON: the public key,
+/// signature counter, backup state — nothing secret), under its credential id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasskeyRecord {
+    pub credential: Vec<u8>,
+    pub label: String,
+    pub created_at_ms: u64,
+    pub last_used_ms: u64,
 }
 
 /// An account: its OPAQUE registration record (what the server needs to run a login, useless
@@ -215,6 +259,27 @@ mod tests {
         assert!(check_envelope_name("Password").is_err());
         assert!(check_envelope_name("").is_err());
         assert!(check_envelope_name(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn settings_stored_before_passkeys_still_read() {
+        use crate::record::{decode, encode};
+        let old = encode(&(WritePolicy::Accounts, AccountQuota::default()));
+        assert!(decode::<ZoneSettings>("zone settings", &old).is_err());
+        let read: ZoneSettings = decode::<ZoneSettingsV1>("zone settings", &old)
+            .unwrap()
+            .into();
+        assert_eq!(read.writes, WritePolicy::Accounts);
+        assert_eq!(read.passkeys, None);
+        // The old settings command keeps its place in the log encoding (variant 12).
+        let logged = crate::command::Command::SetZoneSettingsV1 {
+            zone: crate::ZoneId::new("demo").unwrap(),
+            settings: ZoneSettingsV1 {
+                writes: WritePolicy::Open,
+                account_quota: AccountQuota::default(),
+            },
+        };
+        assert_eq!(postcard::to_allocvec(&logged).unwrap()[0], 12);
     }
 
     #[test]

@@ -115,6 +115,14 @@ pub struct ZoneSettingsChange {
     /// Chunk bytes charged to one account, per node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_max_chunk_bytes: Option<u64>,
+    /// Passkeys: the relying party id (a domain such as `app.example.com` or `localhost`);
+    /// an empty string turns passkeys off. Setting it needs `passkey_origins` too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passkey_rp_id: Option<String>,
+    /// Passkeys: the web origins allowed to use them (`https://app.example.com`, or
+    /// `http://localhost:8080`), replacing the current list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passkey_origins: Option<Vec<String>>,
 }
 
 /// `GET`/`PUT /v1/admin/zones/{zone}/quota`: a zone's quotas. In a `PUT`, fields left out keep
@@ -349,6 +357,77 @@ pub struct NewSession {
     pub expires_at_ms: u64,
 }
 
+/// The first step of a passkey ceremony: the options to hand to the browser's
+/// `navigator.credentials.create` / `.get` (`PublicKeyCredential.parseCreationOptionsFromJSON`
+/// / `parseRequestOptionsFromJSON` read `options.publicKey`), and a sealed ticket to send back
+/// with the second step, to any node, within five minutes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PasskeyOptions {
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub options: serde_json::Value,
+    pub ticket: String,
+}
+
+/// `POST /v1/zones/{zone}/auth/passkeys/register/finish`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyRegisterFinish {
+    pub ticket: String,
+    /// The new credential as the browser's `PublicKeyCredential.toJSON()` gives it. The
+    /// client removes `clientExtensionResults.prf` (its secret) first; the server drops it
+    /// anyway.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub credential: serde_json::Value,
+    /// A label for the passkey (e.g. the device), up to 128 bytes.
+    #[serde(default)]
+    pub label: String,
+}
+
+/// `POST /v1/zones/{zone}/auth/passkeys/login/start`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyLoginStart {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub account: AccountId,
+}
+
+/// `POST /v1/zones/{zone}/auth/passkeys/login/finish`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyLoginFinish {
+    pub ticket: String,
+    /// The assertion as `PublicKeyCredential.toJSON()` gives it (without
+    /// `clientExtensionResults.prf`).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub credential: serde_json::Value,
+    /// A label for the session, up to 128 bytes.
+    #[serde(default)]
+    pub label: String,
+}
+
+/// One passkey of an account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PasskeyInfo {
+    /// The credential id, base64url without padding (the browser's `credential.id`).
+    pub passkey_id: String,
+    pub label: String,
+    pub created_at_ms: u64,
+    /// 0 until first used to log in.
+    pub last_used_ms: u64,
+}
+
+/// `GET /v1/zones/{zone}/auth/passkeys`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct PasskeyList {
+    pub passkeys: Vec<PasskeyInfo>,
+}
+
 /// One session of an account.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]
@@ -487,6 +566,12 @@ pub enum ErrorCode {
     UnknownAccount,
     /// 404: no such envelope.
     UnknownEnvelope,
+    /// 404: the account has no such passkey.
+    UnknownPasskey,
+    /// 409: the passkey is registered in the zone already.
+    PasskeyExists,
+    /// 403: passkeys are not set up for the zone (`blindstore zone set --passkey-rp-id`).
+    PasskeysOff,
     /// 413: a body or field above its size limit.
     PayloadTooLarge,
     /// 429: too many requests of this kind; `Retry-After` says when to try again.
@@ -511,11 +596,11 @@ impl ErrorCode {
         match self {
             BadRequest | BadPublicKey | BadSignature | HashMismatch | MissingChunk => 400,
             Unauthorized | InvalidLogin | InvalidSession => 401,
-            QuotaExceeded => 403,
+            QuotaExceeded | PasskeysOff => 403,
             NotFound | UnknownZone | UnknownChain | UnknownChunk | UnknownAccount
-            | UnknownEnvelope => 404,
+            | UnknownEnvelope | UnknownPasskey => 404,
             MethodNotAllowed => 405,
-            IndexConflict | AccountExists | EnvelopeConflict => 409,
+            IndexConflict | AccountExists | EnvelopeConflict | PasskeyExists => 409,
             PayloadTooLarge => 413,
             RateLimited => 429,
             Internal | Unknown => 500,
@@ -540,6 +625,9 @@ impl ErrorCode {
             EnvelopeConflict => "envelope_conflict",
             UnknownAccount => "unknown_account",
             UnknownEnvelope => "unknown_envelope",
+            UnknownPasskey => "unknown_passkey",
+            PasskeyExists => "passkey_exists",
+            PasskeysOff => "passkeys_off",
             QuotaExceeded => "quota_exceeded",
             NotFound => "not_found",
             UnknownZone => "unknown_zone",
@@ -624,7 +712,10 @@ mod schemas {
 mod tests {
     use super::ErrorCode::{self, *};
 
-    const ALL: [ErrorCode; 26] = [
+    const ALL: [ErrorCode; 29] = [
+        UnknownPasskey,
+        PasskeyExists,
+        PasskeysOff,
         RateLimited,
         InvalidLogin,
         InvalidSession,

@@ -6,7 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::account::{
-    AccountId, Acting, EnvelopeWrite, Revoke, SessionRecord, ZoneAuth, ZoneSettings,
+    AccountId, Acting, EnvelopeWrite, PasskeyRecord, Revoke, SessionRecord, ZoneAuth, ZoneSettings,
+    ZoneSettingsV1,
 };
 use crate::entry::EntryHeader;
 use crate::ids::{ChainId, Hash32, PublicKey, ZoneId};
@@ -81,10 +82,11 @@ pub enum Command {
         account: AccountId,
         acting: Option<Acting>,
     },
-    /// Set a zone's settings (write policy, account quotas).
-    SetZoneSettings {
+    /// Set a zone's settings as they were before passkeys: only read from logs written by
+    /// older builds (applied as the settings with passkeys off), never proposed.
+    SetZoneSettingsV1 {
         zone: ZoneId,
-        settings: ZoneSettings,
+        settings: ZoneSettingsV1,
     },
     /// Create a chain for an account, in a zone whose writes need accounts: held to the
     /// account's chain quota and its session (checked again here); answered like
@@ -94,6 +96,48 @@ pub enum Command {
         public_key: PublicKey,
         account: AccountId,
         acting: Acting,
+    },
+    /// Add a passkey to an account, for a live session of it, redeeming the registration's
+    /// ticket. Rejected if the credential id is registered in the zone already (to any
+    /// account) or the account holds the most passkeys it may.
+    AddPasskey {
+        zone: ZoneId,
+        account: AccountId,
+        acting: Acting,
+        id: Vec<u8>,
+        passkey: PasskeyRecord,
+        ticket: TicketUse,
+    },
+    /// Remove one of the account's passkeys, for a live session of it.
+    RemovePasskey {
+        zone: ZoneId,
+        account: AccountId,
+        acting: Acting,
+        id: Vec<u8>,
+    },
+    /// Open a session after a passkey login verified, redeeming its ticket. Rejected if the
+    /// passkey was removed (or the account deleted) meanwhile. `credential`, when given, is
+    /// the passkey's new stored form (its signature counter moved).
+    CreatePasskeySession {
+        zone: ZoneId,
+        token_hash: Hash32,
+        session: SessionRecord,
+        passkey: Vec<u8>,
+        credential: Option<Vec<u8>>,
+        ticket: TicketUse,
+    },
+    /// Delete an envelope if its version is `if_version`, for a live session.
+    DeleteEnvelope {
+        zone: ZoneId,
+        account: AccountId,
+        acting: Acting,
+        name: String,
+        if_version: u64,
+    },
+    /// Set a zone's settings (write policy, account quotas, passkeys).
+    SetZoneSettings {
+        zone: ZoneId,
+        settings: ZoneSettings,
     },
 }
 
@@ -144,6 +188,9 @@ pub enum CommandResponse {
     PasswordChanged,
     AccountDeleted,
     ZoneSettingsSet,
+    PasskeyAdded,
+    PasskeyRemoved,
+    EnvelopeDeleted,
 }
 
 /// Why a command changed nothing.
@@ -189,6 +236,12 @@ pub enum Rejection {
         what: QuotaKind,
         limit: u64,
     },
+    /// The passkey's credential id is registered in the zone already.
+    PasskeyExists,
+    /// The account has no passkey with this credential id.
+    UnknownPasskey,
+    /// The account holds the most passkeys it may.
+    TooManyPasskeys,
 }
 
 /// What a quota limits.

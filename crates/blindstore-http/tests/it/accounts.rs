@@ -657,3 +657,110 @@ async fn a_zone_whose_writes_need_accounts_refuses_anonymous_writes_and_counts_p
     );
     assert_eq!(t.send(chain(3, None)).await.status, StatusCode::CREATED);
 }
+
+/// Passkeys are off until the zone names a relying party; settings browsers would refuse are
+/// refused and change nothing; a configured zone answers registration options for its
+/// origin, and a passkey login for an account without passkeys is `invalid_login`.
+#[tokio::test]
+async fn passkeys_are_off_until_configured_and_bad_settings_change_nothing() {
+    let t = start(Limits::default()).await;
+    register(&t, "alice", b"pw").await;
+    let (token, _) = login(&t, "alice", b"pw", "").await;
+    let put_settings = |settings: Value| {
+        Request::builder()
+            .method(Method::PUT)
+            .uri("/v1/admin/zones/demo/settings")
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .header("content-type", "application/json")
+            .body(Body::from(settings.to_string()))
+            .unwrap()
+    };
+
+    let r = with_session(
+        &t,
+        Method::POST,
+        "passkeys/register/start",
+        &token,
+        None,
+        None,
+    )
+    .await;
+    refused(&r, StatusCode::FORBIDDEN, "passkeys_off");
+    let r = t
+        .call(
+            Method::POST,
+            &format!("{AUTH}/passkeys/login/start"),
+            Some(json!({"account": "alice"})),
+        )
+        .await;
+    refused(&r, StatusCode::FORBIDDEN, "passkeys_off");
+
+    for bad in [
+        json!({"passkey_rp_id": "127.0.0.1", "passkey_origins": ["http://127.0.0.1:8080"]}),
+        json!({"passkey_rp_id": "example.com", "passkey_origins": ["http://example.com"]}),
+        json!({"passkey_rp_id": "example.com", "passkey_origins": ["https://example.org"]}),
+        json!({"passkey_rp_id": "example.com"}),
+        json!({"passkey_origins": ["https://example.com"]}),
+    ] {
+        let r = t.send(put_settings(bad.clone())).await;
+        refused(&r, StatusCode::BAD_REQUEST, "bad_request");
+        let zone = t.admin(Method::GET, "/v1/admin/zones/demo").await;
+        assert_eq!(zone.json()["settings"]["passkeys"], Value::Null, "{bad}");
+    }
+
+    let good = json!({"passkey_rp_id": "example.com",
+        "passkey_origins": ["https://example.com", "https://app.example.com:8443"]});
+    let r = t.send(put_settings(good)).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
+    assert_eq!(r.json()["passkeys"]["rp_id"], "example.com");
+    let r = with_session(
+        &t,
+        Method::POST,
+        "passkeys/register/start",
+        &token,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
+    let options = &r.json()["options"]["publicKey"];
+    assert_eq!(options["rp"]["id"], "example.com");
+    assert_eq!(
+        options["authenticatorSelection"]["userVerification"],
+        "required"
+    );
+    assert!(!r.json()["ticket"].as_str().unwrap().is_empty());
+    // A made-up credential does not verify; a ticket from another session is refused.
+    let ticket = r.json()["ticket"].as_str().unwrap().to_owned();
+    let (other, _) = login(&t, "alice", b"pw", "other").await;
+    let finish = json!({"ticket": ticket, "credential": {"id": "AAAA", "rawId": "AAAA", "type": "public-key",
+        "response": {"attestationObject": "AAAA", "clientDataJSON": "AAAA"}}});
+    for session in [&token, &other] {
+        let r = with_session(
+            &t,
+            Method::POST,
+            "passkeys/register/finish",
+            session,
+            Some(finish.clone()),
+            None,
+        )
+        .await;
+        refused(&r, StatusCode::BAD_REQUEST, "bad_request");
+    }
+    let r = with_session(&t, Method::GET, "passkeys", &token, None, None).await;
+    assert_eq!(r.json()["passkeys"], json!([]));
+
+    let r = t
+        .call(
+            Method::POST,
+            &format!("{AUTH}/passkeys/login/start"),
+            Some(json!({"account": "alice"})),
+        )
+        .await;
+    refused(&r, StatusCode::UNAUTHORIZED, "invalid_login");
+
+    // Turned off again: the relying party goes.
+    let r = t.send(put_settings(json!({"passkey_rp_id": ""}))).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["passkeys"], Value::Null);
+}

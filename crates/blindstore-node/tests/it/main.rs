@@ -4,6 +4,7 @@ mod accounts;
 mod cluster;
 mod durability;
 mod limits;
+mod passkeys;
 mod process;
 mod serve;
 mod zone;

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::process::NodeProcess;
 
 /// Runs `blindstore zone <args>` against `url` with the admin token in `data_dir`.
-fn zone_cli(url: &str, data_dir: &Path, args: &[&str]) -> (bool, String, String) {
+pub(crate) fn zone_cli(url: &str, data_dir: &Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_blindstore"))
         .arg("zone")
         .args(args)

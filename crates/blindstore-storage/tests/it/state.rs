@@ -185,6 +185,7 @@ async fn the_write_policy_and_account_quotas_are_checked_on_apply_and_survive_sn
             max_chains: 1,
             ..AccountQuota::default()
         },
+        passkeys: None,
     };
     let commands = vec![
         Command::CreateZone {
@@ -193,7 +194,7 @@ async fn the_write_policy_and_account_quotas_are_checked_on_apply_and_survive_sn
         },
         Command::SetZoneSettings {
             zone: zone.clone(),
-            settings,
+            settings: settings.clone(),
         },
         Command::CreateChain {
             zone: zone.clone(),
@@ -265,4 +266,214 @@ async fn the_write_policy_and_account_quotas_are_checked_on_apply_and_survive_sn
         other.session(&zone, &token).unwrap().unwrap().account,
         alice
     );
+}
+
+/// Passkeys where commands are applied: a credential id belongs to one account of the zone,
+/// each registration and login ticket works once, a login with a passkey removed meanwhile
+/// is refused, deleting the account frees its credentials, and a snapshot carries them.
+#[tokio::test]
+async fn passkeys_are_unique_single_use_and_carried_by_snapshots() {
+    use blindstore_types::account::{AccountId, Acting, PasskeyRecord, SessionRecord};
+    use blindstore_types::command::TicketUse;
+    use blindstore_types::Hash32;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap();
+    let zone = ZoneId::new("demo").unwrap();
+    let (alice, bob) = (
+        AccountId::new("alice").unwrap(),
+        AccountId::new("bob").unwrap(),
+    );
+    let session = |account: &AccountId, at: u64| SessionRecord {
+        account: account.clone(),
+        created_at_ms: at,
+        expires_at_ms: 1_000_000,
+        label: String::new(),
+    };
+    let ticket = |id: u8| TicketUse {
+        id: [id; 16],
+        expires_at_ms: 300_000,
+        now_ms: 2_000,
+    };
+    let (alice_token, bob_token) = (Hash32::digest(b"alice"), Hash32::digest(b"bob"));
+    let acting = |token| Acting {
+        session: token,
+        now_ms: 2_000,
+    };
+    let record = |credential: &[u8]| PasskeyRecord {
+        credential: credential.to_vec(),
+        label: "laptop".into(),
+        created_at_ms: 2_000,
+        last_used_ms: 0,
+    };
+    let add = |account: &AccountId, token, id: &[u8], t: u8| Command::AddPasskey {
+        zone: zone.clone(),
+        account: account.clone(),
+        acting: acting(token),
+        id: id.to_vec(),
+        passkey: record(b"v1"),
+        ticket: ticket(t),
+    };
+    let login = |id: &[u8], t: u8, token: &[u8]| Command::CreatePasskeySession {
+        zone: zone.clone(),
+        token_hash: Hash32::digest(token),
+        session: session(&alice, 3_000),
+        passkey: id.to_vec(),
+        credential: Some(b"v2".to_vec()),
+        ticket: ticket(t),
+    };
+    let mut commands = vec![Command::CreateZone {
+        zone: zone.clone(),
+        created_at_ms: 1,
+    }];
+    for (i, (account, token)) in [(&alice, alice_token), (&bob, bob_token)]
+        .into_iter()
+        .enumerate()
+    {
+        commands.push(Command::CreateAccount {
+            zone: zone.clone(),
+            account: account.clone(),
+            registration: vec![i as u8; 192],
+            created_at_ms: 1_000,
+        });
+        commands.push(Command::CreateSession {
+            zone: zone.clone(),
+            token_hash: token,
+            session: session(account, 1_500),
+            registration_hash: Hash32::digest(&[i as u8; 192]),
+            ticket: ticket(100 + i as u8),
+        });
+    }
+    commands.extend([
+        add(&alice, alice_token, b"key-1", 1), // 5: added
+        add(&bob, bob_token, b"key-1", 2),     // 6: another account's credential id
+        add(&alice, alice_token, b"key-2", 1), // 7: the registration ticket again
+        add(&alice, bob_token, b"key-3", 3),   // 8: bob's session acting for alice
+        login(b"key-1", 4, b"s1"),             // 9: a session, the credential updated
+        login(b"key-1", 4, b"s2"),             // 10: the login ticket again
+        Command::RemovePasskey {
+            zone: zone.clone(),
+            account: alice.clone(),
+            acting: acting(alice_token),
+            id: b"key-1".to_vec(),
+        }, // 11
+        login(b"key-1", 5, b"s3"),             // 12: a login with the removed passkey
+        add(&alice, alice_token, b"key-4", 6), // 13
+        Command::DeleteAccount {
+            zone: zone.clone(),
+            account: alice.clone(),
+            acting: None,
+        }, // 14: frees key-4
+        add(&bob, bob_token, b"key-4", 7),     // 15
+    ]);
+    let entries: Vec<_> = commands
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| entry(i as u64 + 1, c))
+        .collect();
+    let r = sm.apply(entries).await.unwrap();
+    use CommandResponse::{AccountDeleted, PasskeyAdded, PasskeyRemoved, Rejected, SessionCreated};
+    assert_eq!(r[5], PasskeyAdded);
+    assert_eq!(r[6], Rejected(Rejection::PasskeyExists));
+    assert_eq!(r[7], Rejected(Rejection::TicketUsed));
+    assert_eq!(r[8], Rejected(Rejection::InvalidSession));
+    assert_eq!(r[9], SessionCreated);
+    assert_eq!(r[10], Rejected(Rejection::TicketUsed));
+    assert_eq!(r[11], PasskeyRemoved);
+    assert_eq!(r[12], Rejected(Rejection::UnknownPasskey));
+    assert!(sm.session(&zone, &Hash32::digest(b"s3")).unwrap().is_none());
+    assert_eq!(r[13], PasskeyAdded);
+    assert_eq!(r[14], AccountDeleted);
+    assert!(sm.passkeys(&zone, &alice).unwrap().is_empty());
+    assert_eq!(
+        r[15], PasskeyAdded,
+        "a deleted account's credential ids are free"
+    );
+
+    let other = copied_by_snapshot(&mut sm, &dir.path().join("b")).await;
+    let bobs = other.passkeys(&zone, &bob).unwrap();
+    assert_eq!(bobs.len(), 1);
+    assert_eq!(bobs[0].0, b"key-4");
+    assert_eq!(bobs[0].1, record(b"v1"));
+}
+
+/// The counter update a passkey login carries is stored, with the time of use.
+#[tokio::test]
+async fn a_passkey_login_stores_the_updated_credential() {
+    use blindstore_types::account::{AccountId, Acting, PasskeyRecord, SessionRecord};
+    use blindstore_types::command::TicketUse;
+    use blindstore_types::Hash32;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = StateMachineStore::open(dir.path(), 1 << 26).unwrap();
+    let zone = ZoneId::new("demo").unwrap();
+    let alice = AccountId::new("alice").unwrap();
+    let token = Hash32::digest(b"t");
+    let session = SessionRecord {
+        account: alice.clone(),
+        created_at_ms: 1_500,
+        expires_at_ms: 1_000_000,
+        label: String::new(),
+    };
+    let ticket = |id: u8| TicketUse {
+        id: [id; 16],
+        expires_at_ms: 300_000,
+        now_ms: 2_000,
+    };
+    let commands = vec![
+        Command::CreateZone {
+            zone: zone.clone(),
+            created_at_ms: 1,
+        },
+        Command::CreateAccount {
+            zone: zone.clone(),
+            account: alice.clone(),
+            registration: vec![1; 192],
+            created_at_ms: 1_000,
+        },
+        Command::CreateSession {
+            zone: zone.clone(),
+            token_hash: token,
+            session: session.clone(),
+            registration_hash: Hash32::digest(&[1; 192]),
+            ticket: ticket(1),
+        },
+        Command::AddPasskey {
+            zone: zone.clone(),
+            account: alice.clone(),
+            acting: Acting {
+                session: token,
+                now_ms: 2_000,
+            },
+            id: b"key".to_vec(),
+            passkey: PasskeyRecord {
+                credential: b"counter 1".to_vec(),
+                label: String::new(),
+                created_at_ms: 2_000,
+                last_used_ms: 0,
+            },
+            ticket: ticket(2),
+        },
+        Command::CreatePasskeySession {
+            zone: zone.clone(),
+            token_hash: Hash32::digest(b"t2"),
+            session: SessionRecord {
+                created_at_ms: 5_000,
+                ..session
+            },
+            passkey: b"key".to_vec(),
+            credential: Some(b"counter 2".to_vec()),
+            ticket: ticket(3),
+        },
+    ];
+    let entries: Vec<_> = commands
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| entry(i as u64 + 1, c))
+        .collect();
+    let r = sm.apply(entries).await.unwrap();
+    assert_eq!(r[4], CommandResponse::SessionCreated);
+    let (_, stored) = sm.passkeys(&zone, &alice).unwrap().remove(0);
+    assert_eq!(stored.credential, b"counter 2");
+    assert_eq!(stored.last_used_ms, 5_000);
 }

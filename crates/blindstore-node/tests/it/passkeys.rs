@@ -1,0 +1,167 @@
+//! Passkeys in a real browser: headless Chromium (Debian's `chromium`, driven by
+//! playwright-core from `sdk/interop/passkeys.mjs`) with a CDP virtual authenticator that
+//! supports PRF registers a passkey for an account, seals a secret under the PRF output in an
+//! envelope, logs in with the passkey on a fresh ceremony and opens the envelope again — while
+//! the server stores the credential and never receives the PRF output.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use blindstore_types::account::AccountId;
+use blindstore_types::api::ErrorCode;
+use blindstore_types::ZoneId;
+use serde_json::Value;
+
+use crate::process::NodeProcess;
+use crate::zone::zone_cli;
+
+fn interop_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../sdk/interop")
+}
+
+/// Runs `sdk/interop/passkeys.mjs`; the JSON line it printed.
+fn chromium_passkeys(base: &str, account: &str, token: &str, shots: &Path) -> Value {
+    let dir = interop_dir();
+    assert!(
+        dir.join("node_modules/playwright-core").exists(),
+        "sdk/interop has no node_modules: run `npm ci --prefix sdk/interop` (scripts/test.sh does)"
+    );
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "the passkey test needs Chromium at {chromium} (apt-get install chromium; .ci/run does)"
+    );
+    let out = Command::new("node")
+        .current_dir(&dir)
+        .arg("passkeys.mjs")
+        .args([base, "demo", account, token])
+        .arg(shots)
+        .output()
+        .expect("run node (Node.js 20 or later)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "passkeys.mjs failed: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passkeys_register_and_log_in_in_chromium_and_the_prf_stays_in_the_browser() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("node.log");
+    let data = dir.path().join("data");
+    let node = NodeProcess::start_logging(&data, &[], &log);
+    let client = node.client();
+    let demo = ZoneId::new("demo").unwrap();
+    let alice = AccountId::new("alice-hash").unwrap();
+    client.register(&demo, &alice, b"pw").await.unwrap();
+    let session = client.login(&demo, &alice, b"pw", "rust").await.unwrap();
+
+    // Off until the zone names its relying party.
+    let off = client.passkeys(&session).await.unwrap();
+    assert!(off.is_empty());
+    // The browser must use a domain origin: WebAuthn refuses IP addresses.
+    let origin = node.url.replace("127.0.0.1", "localhost");
+    let (ok, _, err) = zone_cli(
+        &node.url,
+        &data,
+        &[
+            "set",
+            "demo",
+            "--passkey-rp-id",
+            "127.0.0.1",
+            "--passkey-origin",
+            &node.url,
+        ],
+    );
+    assert!(!ok && err.contains("not a lowercase domain name"), "{err}");
+    let (ok, out, err) = zone_cli(
+        &node.url,
+        &data,
+        &[
+            "set",
+            "demo",
+            "--passkey-rp-id",
+            "localhost",
+            "--passkey-origin",
+            &origin,
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!(
+            "passkeys        on: relying party localhost, origins {origin}"
+        )),
+        "{out}"
+    );
+
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let result = chromium_passkeys(&origin, alice.as_str(), &session.token, &shots);
+    let registered = &result["registered"];
+    let logged_in = &result["logged_in"];
+    assert_eq!(registered["status"], 201, "{result}");
+    assert!(
+        registered["replay_status"].as_u64().unwrap() >= 400,
+        "{result}"
+    );
+    assert_eq!(registered["envelope_status"], 200, "{result}");
+    assert_eq!(logged_in["unknown_status"], 401, "{result}");
+    assert_eq!(logged_in["tampered_status"], 401, "{result}");
+    assert_eq!(logged_in["status"], 200, "{result}");
+    assert_eq!(logged_in["replay_status"], 401, "{result}");
+    assert_eq!(logged_in["secret"], "the budget key", "{result}");
+    assert_eq!(result["same_prf"], true, "the PRF unwraps what it wrapped");
+    assert_eq!(
+        result["prf_sent"], false,
+        "the PRF output never left the page"
+    );
+    assert_eq!(result["page_errors"], Value::Array(vec![]), "{result}");
+
+    // The passkey is listed, its login recorded; the passkey session is a real session.
+    let passkeys = client.passkeys(&session).await.unwrap();
+    assert_eq!(passkeys.len(), 1);
+    assert_eq!(passkeys[0].passkey_id, registered["passkey"]["passkey_id"]);
+    assert_eq!(passkeys[0].label, "Chromium");
+    assert!(passkeys[0].last_used_ms > 0);
+    let labels: Vec<String> = client
+        .sessions(&session)
+        .await
+        .unwrap()
+        .sessions
+        .into_iter()
+        .map(|s| s.label)
+        .collect();
+    assert_eq!(labels, ["rust", "Chromium passkey"]);
+
+    // Removing the passkey ends logins with it; its envelope goes when the client deletes it.
+    client
+        .remove_passkey(&session, &passkeys[0].passkey_id)
+        .await
+        .unwrap();
+    let gone = client
+        .remove_passkey(&session, &passkeys[0].passkey_id)
+        .await
+        .unwrap_err();
+    assert_eq!(gone.code(), Some(ErrorCode::UnknownPasskey));
+    let (version, _) = client.envelope(&session, "passkey-1").await.unwrap();
+    let stale = client
+        .delete_envelope(&session, "passkey-1", version + 1)
+        .await
+        .unwrap_err();
+    assert_eq!(stale.code(), Some(ErrorCode::EnvelopeConflict));
+    client
+        .delete_envelope(&session, "passkey-1", version)
+        .await
+        .unwrap();
+    assert!(client.envelopes(&session).await.unwrap().is_empty());
+
+    // The server saw neither the PRF output nor a key derived from it.
+    assert_eq!(node.terminate().code(), Some(0));
+    let log = std::fs::read_to_string(&log).unwrap();
+    for prf in [&registered["prf"], &logged_in["prf"]] {
+        assert!(!log.contains(prf.as_str().unwrap()));
+    }
+}
