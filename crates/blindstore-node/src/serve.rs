@@ -173,6 +173,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         &admin_token,
         &config.auth_limits()?,
     ));
+    let shutdown = shutdown_signal()?;
     tracing::info!(addr = %local_addr, "http listening");
     // One machine-readable line on stdout, for people and for scripts that started us on port 0.
     println!("blindstore listening on http://{local_addr}");
@@ -188,7 +189,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     });
     let mut server = tokio::spawn(server);
     tokio::select! {
-        _ = shutdown_signal() => {}
+        _ = shutdown => {}
         result = &mut server => {
             node.shutdown(SHUTDOWN_DEADLINE).await;
             return result.context("http server task");
@@ -233,12 +234,13 @@ async fn serve_gateway(config: Config, admin_token: String) -> anyhow::Result<()
     .map_err(|e| anyhow::anyhow!("finding the cluster: {e}"))?;
     let shutdown = tokio_util::sync::CancellationToken::new();
     let refresher = tokio::spawn(gateway.clone().refresh_until(shutdown.clone()));
+    let stop = shutdown_signal()?;
     tracing::info!(addr = %local_addr, "gateway listening");
     println!("blindstore listening on http://{local_addr}");
     let _ = std::io::stdout().flush();
     let limits = config.server_limits();
     let app = blindstore_web::limited(blindstore_gateway::router(gateway), &limits);
-    blindstore_web::serve(listener, app, limits, shutdown_signal()).await;
+    blindstore_web::serve(listener, app, limits, stop).await;
     shutdown.cancel();
     if let Err(e) = refresher.await {
         tracing::warn!(error = %e, "member refresher ended abnormally");
@@ -321,26 +323,17 @@ fn write_token(dir: &Path, name: &str, token: &str) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", dir.join(name).display()))
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
+/// Listens for SIGINT and SIGTERM from the moment it is called (not from when the future is
+/// first polled): a signal that arrives right after the "listening" line is a clean shutdown,
+/// not the default action that kills the process.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => tracing::info!("SIGINT received; shutting down"),
+            _ = terminate.recv() => tracing::info!("SIGTERM received; shutting down"),
         }
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("SIGINT received; shutting down"),
-        _ = term => tracing::info!("SIGTERM received; shutting down"),
-    }
+    })
 }
