@@ -10,31 +10,16 @@
 // Prints one JSON line with what happened; exit status 1 on any error. Chromium is found at
 // $CHROMIUM or /usr/bin/chromium.
 import { readFileSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { deadline, launchChromium } from "./browser.mjs";
 
 const [base, zone, account, token, shots] = process.argv.slice(2);
 if (!shots) {
   console.error("usage: node passkeys.mjs <base-url> <zone> <account> <session-token> <screenshot-dir>");
   process.exit(1);
 }
-setTimeout(() => {
-  console.error("passkeys.mjs: timed out after 120 s");
-  process.exit(1);
-}, 120_000).unref();
+deadline("passkeys.mjs", 120);
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-  ],
-});
+const browser = await launchChromium();
 try {
   const context = await browser.newContext({ viewport: { width: 800, height: 520 } });
   const page = await context.newPage();

@@ -423,6 +423,26 @@ impl Node {
         &self.inner.limits
     }
 
+    /// A zone's settings as this node has applied them (no read barrier: for per-request
+    /// decisions such as CORS, where a moment's lag is harmless).
+    pub fn zone_settings(
+        &self,
+        zone: &ZoneId,
+    ) -> Result<blindstore_types::account::ZoneSettings, NodeError> {
+        Ok(self.inner.state.zone_settings(zone)?)
+    }
+
+    /// Sees a new value after every change this node applies (entries, snapshots): live
+    /// readers wait on it, then read what is new.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.state.changes()
+    }
+
+    /// Completes when the node starts shutting down: live streams end on it.
+    pub fn stopping(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.inner.shutdown.clone().cancelled_owned()
+    }
+
     pub fn health(&self) -> Health {
         let m = self.inner.raft.metrics().borrow().clone();
         let voter = m
@@ -645,6 +665,13 @@ impl Node {
         q.max_chunks = change.account_max_chunks.unwrap_or(q.max_chunks);
         q.max_chunk_bytes = change.account_max_chunk_bytes.unwrap_or(q.max_chunk_bytes);
         settings.passkeys = passkey_settings(settings.passkeys.take(), change)?;
+        if let Some(origins) = &change.cors_origins {
+            for origin in origins {
+                blindstore_types::account::check_cors_origin(origin)
+                    .map_err(NodeError::BadRequest)?;
+            }
+            settings.cors_origins = origins.clone();
+        }
         let command = Command::SetZoneSettings {
             zone: zone.clone(),
             settings: settings.clone(),

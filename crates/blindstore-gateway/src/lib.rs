@@ -6,13 +6,16 @@
 
 mod cache;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, IF_NONE_MATCH};
+use axum::http::header::{
+    AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, IF_NONE_MATCH, ORIGIN,
+};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -35,6 +38,21 @@ const MAX_FORWARD_BYTES: usize = 65 << 20;
 const RETRYABLE_BODY_BYTES: usize = 1 << 20;
 /// How often the member list is refreshed.
 const REFRESH_EVERY: Duration = Duration::from_secs(5);
+/// How long what a member said about a zone's browser access (CORS, resource policy) is used
+/// for chunks answered from the cache.
+const WEB_POLICY_TTL: Duration = Duration::from_secs(10);
+/// A forwarded request that takes longer than this is answered 503 (streams excepted).
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(60);
+/// A stream (live events, a long poll) whose member sends nothing for this long is cut.
+const STREAM_IDLE: Duration = Duration::from_secs(60);
+/// The headers of a chunk answer that depend on the zone's settings and the page's origin.
+const WEB_POLICY_HEADERS: [&str; 5] = [
+    "access-control-allow-origin",
+    "access-control-expose-headers",
+    "vary",
+    "cross-origin-resource-policy",
+    "content-security-policy",
+];
 
 /// What a gateway needs.
 #[derive(Debug, Clone)]
@@ -50,6 +68,10 @@ pub struct GatewayConfig {
     pub cache_disk: Option<(PathBuf, u64)>,
 }
 
+/// (zone, the page's `Origin`) → when learned, and the browser-access headers a member's chunk
+/// answer carried.
+type WebPolicies = HashMap<(ZoneId, Option<HeaderValue>), (Instant, HeaderMap)>;
+
 /// A running gateway.
 pub struct Gateway {
     config: GatewayConfig,
@@ -57,6 +79,9 @@ pub struct Gateway {
     leader: RwLock<Option<u64>>,
     http: reqwest::Client,
     cache: ChunkCache,
+    web_policy: std::sync::Mutex<WebPolicies>,
+    /// Cancelled when the gateway stops: relayed streams end then.
+    stopping: CancellationToken,
 }
 
 impl Gateway {
@@ -65,7 +90,7 @@ impl Gateway {
         let cache = ChunkCache::new(config.cache_memory_bytes, config.cache_disk.clone())
             .map_err(|e| format!("setting up the disk cache: {e}"))?;
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(60))
+            .read_timeout(STREAM_IDLE)
             .build()
             .map_err(|e| e.to_string())?;
         let gateway = Arc::new(Self {
@@ -74,6 +99,8 @@ impl Gateway {
             leader: RwLock::new(None),
             http,
             cache,
+            web_policy: Default::default(),
+            stopping: CancellationToken::new(),
         });
         gateway.refresh().await?;
         Ok(gateway)
@@ -118,6 +145,38 @@ impl Gateway {
         self.cache.stats()
     }
 
+    /// Ends the relayed streams (live events, long polls): call when the gateway stops, so
+    /// that its HTTP server can drain.
+    pub fn stop_streams(&self) {
+        self.stopping.cancel();
+    }
+
+    /// What members last said about browser access to `zone`'s chunks from `origin`, if
+    /// recent.
+    fn web_policy(&self, zone: &ZoneId, origin: Option<&HeaderValue>) -> Option<HeaderMap> {
+        let seen = self.web_policy.lock().expect("lock");
+        seen.get(&(zone.clone(), origin.cloned()))
+            .filter(|(at, _)| at.elapsed() < WEB_POLICY_TTL)
+            .map(|(_, headers)| headers.clone())
+    }
+
+    fn learn_web_policy(&self, zone: &ZoneId, origin: Option<&HeaderValue>, answer: &HeaderMap) {
+        let mut policy = HeaderMap::new();
+        for name in WEB_POLICY_HEADERS {
+            for value in answer.get_all(name) {
+                policy.append(axum::http::HeaderName::from_static(name), value.clone());
+            }
+        }
+        let mut seen = self.web_policy.lock().expect("lock");
+        if seen.len() >= 10_000 {
+            seen.retain(|_, (at, _)| at.elapsed() < WEB_POLICY_TTL);
+            if seen.len() >= 10_000 {
+                seen.clear();
+            }
+        }
+        seen.insert((zone.clone(), origin.cloned()), (Instant::now(), policy));
+    }
+
     /// Sends a request to the members in order (leader first) until one answers. A streamed
     /// body goes to the first member only: it cannot be sent twice.
     async fn forward(
@@ -139,6 +198,9 @@ impl Gateway {
             };
             let url = format!("http://{}{}", member.http_addr, path_and_query);
             let mut request = self.http.request(method.clone(), &url).body(body);
+            if !is_stream(path_and_query) {
+                request = request.timeout(FORWARD_TIMEOUT);
+            }
             for (name, value) in headers {
                 // reqwest sets the length (or chunked encoding) of the body it sends.
                 if name != HOST && name != CONTENT_LENGTH && !is_hop_by_hop(name.as_str()) {
@@ -146,7 +208,7 @@ impl Gateway {
                 }
             }
             match request.send().await {
-                Ok(response) => return relay(response),
+                Ok(response) => return relay(response, &self.stopping),
                 // Never reached the member: safe to try another.
                 Err(e) if e.is_connect() => {
                     tracing::debug!(member = member.node_id, error = %e, "member unreachable; trying the next")
@@ -276,8 +338,11 @@ async fn get_chunk(
         // Malformed: let a member give the documented error.
         return forward(State(gw), request).await;
     };
-    if let Some(bytes) = gw.cache.get(&zone, &hash).await {
-        return chunk_response(&hash, &headers, bytes, false);
+    let origin = headers.get(ORIGIN);
+    if let Some(policy) = gw.web_policy(&zone, origin) {
+        if let Some(bytes) = gw.cache.get(&zone, &hash).await {
+            return with_policy(chunk_response(&hash, &headers, bytes, false), policy);
+        }
     }
     let path = request.uri().path().to_owned();
     let mut upstream_headers = headers.clone();
@@ -293,6 +358,8 @@ async fn get_chunk(
     if response.status() != StatusCode::OK {
         return response;
     }
+    gw.learn_web_policy(&zone, origin, response.headers());
+    let policy = gw.web_policy(&zone, origin).unwrap_or_default();
     let bytes = match axum::body::to_bytes(response.into_body(), MAX_FORWARD_BYTES).await {
         Ok(b) => b,
         Err(e) => return error(ErrorCode::Unavailable, &format!("reading the chunk: {e}")),
@@ -304,7 +371,7 @@ async fn get_chunk(
         );
     }
     gw.cache.insert(&zone, &hash, bytes.clone()).await;
-    chunk_response(&hash, &headers, bytes, false)
+    with_policy(chunk_response(&hash, &headers, bytes, false), policy)
 }
 
 async fn head_chunk(
@@ -314,8 +381,10 @@ async fn head_chunk(
     request: Request,
 ) -> Response {
     if let (Ok(zone), Ok(hash)) = (ZoneId::new(&zone), Hash32::from_hex(&hash)) {
-        if let Some(bytes) = gw.cache.get(&zone, &hash).await {
-            return chunk_response(&hash, &headers, bytes, true);
+        if let Some(policy) = gw.web_policy(&zone, headers.get(ORIGIN)) {
+            if let Some(bytes) = gw.cache.get(&zone, &hash).await {
+                return with_policy(chunk_response(&hash, &headers, bytes, true), policy);
+            }
         }
     }
     forward(State(gw), request).await
@@ -348,8 +417,25 @@ fn chunk_response(
     response
 }
 
-/// The member's answer, its body streamed through (a chunk is never held whole here).
-fn relay(response: reqwest::Response) -> Response {
+/// A chunk answer with the zone's browser-access headers, as a member gave them.
+fn with_policy(mut response: Response, policy: HeaderMap) -> Response {
+    for (name, value) in &policy {
+        response.headers_mut().append(name, value.clone());
+    }
+    response
+}
+
+/// Whether a request is a stream that may stay open indefinitely (live events, long polls).
+fn is_stream(path_and_query: &str) -> bool {
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    path.ends_with("/events") || query.split('&').any(|p| p.starts_with("wait="))
+}
+
+/// The member's answer, its body streamed through (a chunk is never held whole here); the
+/// body ends when the gateway stops.
+fn relay(response: reqwest::Response, stopping: &CancellationToken) -> Response {
     let status = response.status();
     let mut headers = HeaderMap::new();
     for (name, value) in response.headers() {
@@ -357,7 +443,9 @@ fn relay(response: reqwest::Response) -> Response {
             headers.append(name.clone(), value.clone());
         }
     }
-    let mut out = Response::new(Body::from_stream(response.bytes_stream()));
+    let body =
+        futures::StreamExt::take_until(response.bytes_stream(), stopping.clone().cancelled_owned());
+    let mut out = Response::new(Body::from_stream(body));
     *out.status_mut() = status;
     *out.headers_mut() = headers;
     out
@@ -397,6 +485,15 @@ mod tests {
             parts.extensions.insert(axum::extract::ConnectInfo(peer));
         }
         parts
+    }
+
+    #[test]
+    fn streams_are_told_apart_by_path_and_wait() {
+        assert!(is_stream("/v1/zones/demo/chains/ab/events"));
+        assert!(is_stream("/v1/zones/demo/events?chains=ab"));
+        assert!(is_stream("/v1/zones/demo/chains/ab/entries?from=3&wait=30"));
+        assert!(!is_stream("/v1/zones/demo/chains/ab/entries?from=3"));
+        assert!(!is_stream("/v1/zones/demo/chunks/events-are-not-here"));
     }
 
     #[test]

@@ -39,7 +39,6 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_envelope, put_envelope, delete_envelope))
         .routes(routes!(change_password))
         .routes(routes!(delete_own_account))
-        .routes(routes!(admin_delete_account))
 }
 
 /// The bearer token a request carries (not yet checked).
@@ -429,7 +428,7 @@ async fn delete_own_account(
     responses((status = 204, description = "Deleted"),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 404, description = "`unknown_account`", body = ErrorBody)))]
-async fn admin_delete_account(
+pub(crate) async fn admin_delete_account(
     _: Admin,
     State(state): State<AppState>,
     ApiPath((zone, account)): ApiPath<(String, String)>,

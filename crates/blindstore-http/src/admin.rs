@@ -28,6 +28,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(cluster))
         .routes(routes!(drain_node, undrain_node))
         .routes(routes!(remove_node))
+        .routes(routes!(crate::accounts::admin_delete_account))
 }
 
 /// Proof that the request carries the admin token; handlers take it as an argument.

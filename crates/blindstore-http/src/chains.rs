@@ -2,18 +2,20 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use blindstore_cluster::{AppendInput, ReadEntries};
+use blindstore_cluster::{AppendInput, EntriesPage, ReadEntries};
 use blindstore_types::api::{
     AppendRequest, AppendResponse, Chain, CreateChainRequest, Entries, Entry, ErrorBody,
 };
 use blindstore_types::command::ChainHead;
-use blindstore_types::entry::chain_id;
+use blindstore_types::entry::{chain_id, EntryHeader};
 use blindstore_types::{ChainId, ZoneId};
 use serde::Deserialize;
 
+use crate::rate::ClientIp;
 use crate::{
     consistency, parse_zone, ApiError, ApiJson, ApiPath, ApiQuery, AppState, ConsistencyParam,
     ConsistencyQuery,
@@ -22,7 +24,7 @@ use crate::{
 /// Entries returned when the request gives no `limit`.
 const DEFAULT_READ_LIMIT: usize = 100;
 
-fn parse_chain_path(zone: &str, chain: &str) -> Result<(ZoneId, ChainId), ApiError> {
+pub(crate) fn parse_chain_path(zone: &str, chain: &str) -> Result<(ZoneId, ChainId), ApiError> {
     let zone = parse_zone(zone)?;
     let chain = ChainId::from_hex(chain).map_err(|_| {
         ApiError::BadRequest(format!(
@@ -154,6 +156,10 @@ pub(crate) struct EntriesQuery {
     last: Option<usize>,
     /// `linearizable` (default) or `stale`.
     consistency: Option<ConsistencyParam>,
+    /// Long poll (with `from`): when entry `from` does not exist yet, wait up to this many
+    /// seconds (`30` or `30s`; at most 30) for it, then answer what there is (possibly no
+    /// entries).
+    wait: Option<String>,
 }
 
 /// Read entries with their payloads. At most 1000 entries and about 8 MiB of payload per
@@ -167,9 +173,10 @@ pub(crate) struct EntriesQuery {
     ))]
 pub(crate) async fn read_entries(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     ApiPath((zone, chain)): ApiPath<(String, String)>,
     ApiQuery(q): ApiQuery<EntriesQuery>,
-) -> Result<Json<Entries>, ApiError> {
+) -> Result<Response, ApiError> {
     let (zone, chain) = parse_chain_path(&zone, &chain)?;
     let which = match (q.from, q.limit, q.last) {
         (None, None, Some(last)) if last > 0 => ReadEntries::Last(last),
@@ -185,27 +192,43 @@ pub(crate) async fn read_entries(
             limit: limit.unwrap_or(DEFAULT_READ_LIMIT),
         },
     };
+    if let Some(wait) = &q.wait {
+        let ReadEntries::From { from, limit } = which else {
+            return Err(ApiError::BadRequest("wait goes with from, not last".into()));
+        };
+        let wait = crate::live::parse_wait(wait)?;
+        return crate::live::long_poll(&state, ip, zone, chain, from, limit, wait).await;
+    }
     let page = state
         .node
         .entries(&zone, &chain, which, consistency(q.consistency))
         .await?;
-    let entries = page
-        .entries
-        .into_iter()
-        .map(|(h, payload)| Entry {
-            index: h.index,
-            prev: h.prev,
-            payload_hash: h.payload_hash,
-            payload: URL_SAFE_NO_PAD.encode(payload),
-            chunks: h.chunks,
-            signature: h.signature,
-            entry_hash: h.entry_hash,
-        })
-        .collect();
-    Ok(Json(Entries {
+    Ok(Json(api_entries(page)).into_response())
+}
+
+/// An entry as the API shows it.
+pub(crate) fn api_entry(h: EntryHeader, payload: Vec<u8>) -> Entry {
+    Entry {
+        index: h.index,
+        prev: h.prev,
+        payload_hash: h.payload_hash,
+        payload: URL_SAFE_NO_PAD.encode(payload),
+        chunks: h.chunks,
+        signature: h.signature,
+        entry_hash: h.entry_hash,
+    }
+}
+
+/// A page of entries as the API shows it.
+pub(crate) fn api_entries(page: EntriesPage) -> Entries {
+    Entries {
         length: page.chain.length,
         head: page.chain.head,
-        entries,
+        entries: page
+            .entries
+            .into_iter()
+            .map(|(h, payload)| api_entry(h, payload))
+            .collect(),
         next: page.next,
-    }))
+    }
 }

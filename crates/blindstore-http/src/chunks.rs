@@ -92,13 +92,14 @@ pub(crate) async fn get_chunk(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (zone, hash) = parse_chunk_path(&zone, &hash)?;
+    let security = security_headers(&state, &zone);
     if if_none_match(&headers, &hash) {
         // Existence still matters: a 304 for a chunk that is not stored would be a lie.
         state.node.chunk_len(&zone, &hash).await?;
-        return Ok((StatusCode::NOT_MODIFIED, etag_headers(&hash)).into_response());
+        return Ok((StatusCode::NOT_MODIFIED, etag_headers(&hash), security).into_response());
     }
     let bytes = state.node.get_chunk(&zone, &hash).await?;
-    let mut response = (etag_headers(&hash), bytes).into_response();
+    let mut response = (etag_headers(&hash), security, bytes).into_response();
     response.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
@@ -126,7 +127,8 @@ pub(crate) async fn head_chunk(
     } else {
         StatusCode::OK
     };
-    let mut response = (status, etag_headers(&hash)).into_response();
+    let security = security_headers(&state, &zone);
+    let mut response = (status, etag_headers(&hash), security).into_response();
     let h = response.headers_mut();
     h.insert(
         CONTENT_TYPE,
@@ -134,6 +136,16 @@ pub(crate) async fn head_chunk(
     );
     h.insert(CONTENT_LENGTH, HeaderValue::from(len));
     Ok(response)
+}
+
+/// A chunk answer's security headers: cross-origin embedding only when the zone allows
+/// pages of other origins.
+fn security_headers(state: &AppState, zone: &ZoneId) -> [(axum::http::HeaderName, HeaderValue); 2] {
+    let cross_origin = state
+        .node
+        .zone_settings(zone)
+        .is_ok_and(|s| !s.cors_origins.is_empty());
+    blindstore_web::chunk_security_headers(cross_origin)
 }
 
 /// Which of these chunks the zone does not hold: how a client resumes an interrupted upload.

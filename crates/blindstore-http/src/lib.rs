@@ -8,7 +8,9 @@ mod accounts;
 mod admin;
 mod chains;
 mod chunks;
+mod cors;
 mod error;
+mod live;
 mod passkeys;
 mod rate;
 
@@ -28,6 +30,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub use error::ApiError;
+pub use live::LiveLimits;
 pub use rate::AuthLimits;
 
 /// What every handler gets.
@@ -37,6 +40,8 @@ pub struct AppState {
     /// The admin bearer token.
     pub admin_token: Arc<str>,
     auth_limiter: Arc<rate::AuthLimiter>,
+    live_limits: Arc<live::LiveLimits>,
+    subscribers: Arc<live::Subscribers>,
 }
 
 impl AppState {
@@ -45,7 +50,15 @@ impl AppState {
             node,
             admin_token: admin_token.into(),
             auth_limiter: Arc::new(rate::AuthLimiter::new(auth_limits)),
+            live_limits: Arc::new(LiveLimits::default()),
+            subscribers: Arc::default(),
         }
+    }
+
+    /// The same state with other limits for live updates.
+    pub fn with_live_limits(mut self, limits: LiveLimits) -> Self {
+        self.live_limits = Arc::new(limits);
+        self
     }
 }
 
@@ -58,10 +71,15 @@ pub fn router(state: AppState) -> Router {
         + limits.max_entry_chunks * 70
         + 64 * 1024;
     let json_limit = json_limit.max(limits.max_missing_query * 70 + 1024);
-    let (router, _) = api().split_for_parts();
-    router
-        .fallback(not_found)
+    let (client, _) = client_api().split_for_parts();
+    let (service, _) = service_api().split_for_parts();
+    // The 405 fallback is set before the CORS layer so that preflights (OPTIONS, which no
+    // route has) reach the layer instead of the bare 405.
+    client
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(cors::layer(state.node.clone()))
+        .merge(service.method_not_allowed_fallback(method_not_allowed))
+        .fallback(not_found)
         .layer(DefaultBodyLimit::max(json_limit))
         .with_state(state)
 }
@@ -73,9 +91,21 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 
 fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(service_api())
+        .merge(client_api())
+}
+
+/// Health, the OpenAPI document and the admin routes: never CORS.
+fn service_api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .routes(routes!(health))
         .routes(routes!(openapi_json))
         .merge(admin::routes())
+}
+
+/// The client API under `/v1/zones/{zone}`: CORS per zone.
+fn client_api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .merge(accounts::routes())
         .merge(passkeys::routes())
         .routes(routes!(
@@ -87,6 +117,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(chains::create_chain))
         .routes(routes!(chains::get_chain))
         .routes(routes!(chains::append, chains::read_entries))
+        .routes(routes!(live::chain_events))
+        .routes(routes!(live::zone_events))
 }
 
 #[derive(OpenApi)]

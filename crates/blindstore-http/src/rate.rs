@@ -109,7 +109,7 @@ impl AuthLimiter {
 }
 
 /// The key an address is limited under: IPv4 as is, IPv6 by its /64.
-fn limit_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn limit_key(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) => {
             let prefix = u128::from(v6) & !((1u128 << 64) - 1);

@@ -234,7 +234,15 @@ async fn serve_gateway(config: Config, admin_token: String) -> anyhow::Result<()
     .map_err(|e| anyhow::anyhow!("finding the cluster: {e}"))?;
     let shutdown = tokio_util::sync::CancellationToken::new();
     let refresher = tokio::spawn(gateway.clone().refresh_until(shutdown.clone()));
-    let stop = shutdown_signal()?;
+    let signal = shutdown_signal()?;
+    // On a signal, relayed streams end too, so the server can drain.
+    let stop = {
+        let gateway = gateway.clone();
+        async move {
+            signal.await;
+            gateway.stop_streams();
+        }
+    };
     tracing::info!(addr = %local_addr, "gateway listening");
     println!("blindstore listening on http://{local_addr}");
     let _ = std::io::stdout().flush();

@@ -18,7 +18,7 @@ pub enum ZoneCommand {
     /// A zone's usage, quotas and settings.
     Show(ZoneArgs),
     /// Change a zone's quotas and settings; those left out keep their values.
-    Set(SetArgs),
+    Set(Box<SetArgs>),
 }
 
 #[derive(Debug, Args)]
@@ -80,6 +80,13 @@ pub struct SetArgs {
     /// Turn passkeys off (registered passkeys stay, unusable until they are turned on again).
     #[arg(long, conflicts_with_all = ["passkey_rp_id", "passkey_origins"])]
     no_passkeys: bool,
+    /// A web origin whose pages may call the zone's API from the browser (CORS), e.g.
+    /// `https://budget.example.com`, or `*` for any; repeat for several. Replaces the list.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    cors_origins: Vec<String>,
+    /// Allow no other origin to call the zone's API from the browser.
+    #[arg(long, conflicts_with = "cors_origins")]
+    no_cors: bool,
 }
 
 pub fn run(command: ZoneCommand) -> anyhow::Result<()> {
@@ -148,10 +155,15 @@ pub fn run(command: ZoneCommand) -> anyhow::Result<()> {
                     },
                     passkey_origins: (!args.passkey_origins.is_empty())
                         .then_some(args.passkey_origins),
+                    cors_origins: if args.no_cors {
+                        Some(Vec::new())
+                    } else {
+                        (!args.cors_origins.is_empty()).then_some(args.cors_origins)
+                    },
                 };
                 if change == ZoneQuota::default() && settings == ZoneSettingsChange::default() {
                     anyhow::bail!(
-                        "nothing to set: give --max-chains, --max-entries, --max-chunk-bytes, --max-chunks, --writes, --account-max-*, --passkey-rp-id/--passkey-origin or --no-passkeys"
+                        "nothing to set: give --max-chains, --max-entries, --max-chunk-bytes, --max-chunks, --writes, --account-max-*, --passkey-rp-id/--passkey-origin, --no-passkeys, --cors-origin or --no-cors"
                     );
                 }
                 let client = args.zone.target.client()?;
@@ -218,6 +230,11 @@ fn print_zone(z: &Zone, json: bool) -> anyhow::Result<()> {
             p.origins.join(", ")
         ),
         None => println!("passkeys        off"),
+    }
+    if s.cors_origins.is_empty() {
+        println!("cors            off (browsers on other origins may not call the API)");
+    } else {
+        println!("cors            {}", s.cors_origins.join(", "));
     }
     Ok(())
 }

@@ -58,6 +58,9 @@ pub struct StateMachineStore {
 
 struct Inner {
     env: Env<WithoutTls>,
+    /// Counts committed changes (applied batches, installed snapshots): readers that follow
+    /// chains wait on it and then read what is new.
+    changes: tokio::sync::watch::Sender<u64>,
     tables: Tables,
     snapshot_dir: PathBuf,
     /// Serialises snapshot file replacement between builder and installer.
@@ -149,12 +152,23 @@ impl StateMachineStore {
         Ok(Self {
             inner: Arc::new(Inner {
                 env,
+                changes: tokio::sync::watch::Sender::new(0),
                 tables,
                 snapshot_dir,
                 snapshot_files: Mutex::new(()),
                 snapshot_seq: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// A receiver that sees a new value after every committed change to the state (an applied
+    /// batch, an installed snapshot). Values only count; read the state to see what changed.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.changes.subscribe()
+    }
+
+    fn changed(&self) {
+        self.inner.changes.send_modify(|n| *n += 1);
     }
 
     /// The last log id applied, as stored.
@@ -454,6 +468,7 @@ impl StateMachineStore {
             .meta
             .put(&mut wtxn, MEMBERSHIP, &encode(&meta.last_membership))?;
         wtxn.commit()?;
+        self.changed();
         drop(reader);
 
         // Keep what was installed as the current snapshot, for followers that need it next.
@@ -495,6 +510,7 @@ impl StateMachineStore {
             t.meta.put(&mut wtxn, LAST_APPLIED, &encode(&Some(last)))?;
         }
         wtxn.commit()?;
+        self.changed();
         Ok(responses)
     }
 }

@@ -154,6 +154,55 @@ pub struct ZoneSettings {
     pub account_quota: AccountQuota,
     /// Passkeys are off unless set.
     pub passkeys: Option<PasskeySettings>,
+    /// Web origins whose pages may call the zone's client API (CORS): exact origins such as
+    /// `https://app.example.com`, or `*` for any. Empty: none but the API's own.
+    pub cors_origins: Vec<String>,
+}
+
+impl ZoneSettings {
+    /// Whether a page from `origin` may call the zone's client API.
+    pub fn cors_allows(&self, origin: &str) -> bool {
+        self.cors_origins.iter().any(|o| o == "*" || o == origin)
+    }
+}
+
+/// Checks a CORS origin: `*`, or `scheme://host[:port]` with scheme `http` or `https` and
+/// nothing after the host and port, in lowercase as browsers send it.
+pub fn check_cors_origin(origin: &str) -> Result<(), String> {
+    if origin == "*" {
+        return Ok(());
+    }
+    let bad = || {
+        format!(
+            "CORS origin {origin:?} must be `*` or SCHEME://HOST[:PORT] (http or https, lowercase, no path), as browsers send it"
+        )
+    };
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .ok_or_else(bad)?;
+    // HOST is a name or an IPv4 address, or an IPv6 address in brackets; `:PORT` may follow.
+    let (host, port) = match rest.rfind(':') {
+        Some(i) if !rest[i..].contains(']') => (&rest[..i], Some(&rest[i + 1..])),
+        _ => (rest, None),
+    };
+    let host_ok = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        !v6.is_empty()
+            && v6
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase() || b == b':')
+    } else {
+        !host.is_empty()
+            && host
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+    };
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+    if host_ok && port_ok {
+        Ok(())
+    } else {
+        Err(bad())
+    }
 }
 
 /// [`ZoneSettings`] as stored and logged before passkeys existed: read, never written.
@@ -169,6 +218,7 @@ impl From<ZoneSettingsV1> for ZoneSettings {
             writes: old.writes,
             account_quota: old.account_quota,
             passkeys: None,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -259,6 +309,36 @@ mod tests {
         assert!(check_envelope_name("Password").is_err());
         assert!(check_envelope_name("").is_err());
         assert!(check_envelope_name(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn cors_origins_are_exact_origins_or_any() {
+        for good in [
+            "*",
+            "https://app.example.com",
+            "http://localhost:8080",
+            "http://[::1]:3000",
+        ] {
+            assert!(check_cors_origin(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "app.example.com",
+            "https://app.example.com/",
+            "https://App.example.com",
+            "ftp://example.com",
+            "https://example.com:99999",
+            "https://*.example.com",
+        ] {
+            assert!(check_cors_origin(bad).is_err(), "{bad}");
+        }
+        let settings = ZoneSettings {
+            cors_origins: vec!["https://a.example".into()],
+            ..ZoneSettings::default()
+        };
+        assert!(settings.cors_allows("https://a.example"));
+        assert!(!settings.cors_allows("https://b.example"));
+        assert!(!ZoneSettings::default().cors_allows("https://a.example"));
     }
 
     #[test]

@@ -123,6 +123,10 @@ pub struct ZoneSettingsChange {
     /// `http://localhost:8080`), replacing the current list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passkey_origins: Option<Vec<String>>,
+    /// CORS: the web origins whose pages may call the zone's client API (exact origins, or
+    /// `*`), replacing the current list; an empty list allows none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors_origins: Option<Vec<String>>,
 }
 
 /// `GET`/`PUT /v1/admin/zones/{zone}/quota`: a zone's quotas. In a `PUT`, fields left out keep

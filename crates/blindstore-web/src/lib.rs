@@ -46,6 +46,27 @@ pub fn etag_headers(hash: &Hash32) -> [(axum::http::HeaderName, HeaderValue); 2]
     ]
 }
 
+/// What a chunk answer carries besides its ETag: no browser may run or render it as a page
+/// (`Content-Security-Policy: sandbox`, and `nosniff` on every answer), and it may be
+/// embedded by other origins only when its zone allows pages of other origins
+/// (`Cross-Origin-Resource-Policy`).
+pub fn chunk_security_headers(cross_origin: bool) -> [(axum::http::HeaderName, HeaderValue); 2] {
+    [
+        (
+            axum::http::header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("sandbox"),
+        ),
+        (
+            axum::http::HeaderName::from_static("cross-origin-resource-policy"),
+            HeaderValue::from_static(if cross_origin {
+                "cross-origin"
+            } else {
+                "same-origin"
+            }),
+        ),
+    ]
+}
+
 /// `If-None-Match: "<hash>"`, a list containing it (weak or strong), or `*`.
 pub fn if_none_match(headers: &HeaderMap, hash: &Hash32) -> bool {
     let hex = hash.to_hex();

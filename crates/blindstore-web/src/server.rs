@@ -58,9 +58,14 @@ impl Default for ServerLimits {
 }
 
 /// `router` with the per-request limits: load shedding above `max_requests` in flight, the
-/// request deadline and the body deadline. Errors of these layers become JSON 503s.
+/// request deadline and the body deadline. Errors of these layers become JSON 503s. Every
+/// answer says `X-Content-Type-Options: nosniff`.
 pub fn limited(router: Router, limits: &ServerLimits) -> Router {
     let layers = tower::ServiceBuilder::new()
+        .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+            axum::http::header::X_CONTENT_TYPE_OPTIONS,
+            axum::http::HeaderValue::from_static("nosniff"),
+        ))
         .layer(HandleErrorLayer::new(overloaded))
         .load_shed()
         .layer(tower::limit::GlobalConcurrencyLimitLayer::new(

@@ -12,11 +12,11 @@ fn demo() -> ZoneId {
     ZoneId::new("demo").unwrap()
 }
 
-fn writer(seed: u8) -> ChainWriter {
+pub(crate) fn writer(seed: u8) -> ChainWriter {
     ChainWriter::new(demo(), SigningKey::from_bytes(&[seed; 32]))
 }
 
-async fn create_chain(t: &TestNode, w: &ChainWriter) -> Value {
+pub(crate) async fn create_chain(t: &TestNode, w: &ChainWriter) -> Value {
     let r = t
         .call(
             Method::POST,
@@ -28,14 +28,24 @@ async fn create_chain(t: &TestNode, w: &ChainWriter) -> Value {
     r.json()
 }
 
-fn entries_uri(w: &ChainWriter) -> String {
+pub(crate) fn entries_uri(w: &ChainWriter) -> String {
     format!("/v1/zones/demo/chains/{}/entries", w.chain_id())
 }
 
 /// Appends `n` entries with payload "entry i"; returns the head.
 async fn append_n(t: &TestNode, w: &ChainWriter, n: u64) -> Hash32 {
-    let mut prev = w.genesis();
-    for i in 0..n {
+    append(t, w, 0, n, w.genesis()).await
+}
+
+/// Appends entries `from..to` ("entry i") after `prev`; returns the new head.
+pub(crate) async fn append(
+    t: &TestNode,
+    w: &ChainWriter,
+    from: u64,
+    to: u64,
+    mut prev: Hash32,
+) -> Hash32 {
+    for i in from..to {
         let (req, hash) = w.sign(i, prev, format!("entry {i}").as_bytes(), vec![]);
         let r = t
             .call(

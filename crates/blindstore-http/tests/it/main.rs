@@ -2,5 +2,6 @@
 
 mod accounts;
 mod api;
+mod live;
 mod openapi;
 mod support;

@@ -40,6 +40,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/zones/{zone}/auth/envelopes/{name}"),
     ("put", "/v1/zones/{zone}/auth/envelopes/{name}"),
     ("delete", "/v1/zones/{zone}/auth/envelopes/{name}"),
+    ("get", "/v1/zones/{zone}/chains/{chain_id}/events"),
+    ("get", "/v1/zones/{zone}/events"),
     ("post", "/v1/zones/{zone}/auth/passkeys/register/start"),
     ("post", "/v1/zones/{zone}/auth/passkeys/register/finish"),
     ("post", "/v1/zones/{zone}/auth/passkeys/login/start"),

@@ -14,6 +14,7 @@ pub const TOKEN: &str = "test-admin-token-0123456789";
 
 pub struct TestNode {
     pub app: Router,
+    pub state: AppState,
     _dir: tempfile::TempDir,
 }
 
@@ -67,10 +68,16 @@ pub async fn start_full(
     node.create_zone(ZoneId::new("demo").unwrap())
         .await
         .unwrap();
-    let app = router(AppState::new(node.clone(), TOKEN, auth_limits));
-    TestNode { app, _dir: dir }
+    let state = AppState::new(node.clone(), TOKEN, auth_limits);
+    let app = router(state.clone());
+    TestNode {
+        app,
+        state,
+        _dir: dir,
+    }
 }
 
+#[derive(Debug)]
 pub struct Reply {
     pub status: StatusCode,
     pub headers: axum::http::HeaderMap,

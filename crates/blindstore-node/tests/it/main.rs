@@ -7,4 +7,5 @@ mod limits;
 mod passkeys;
 mod process;
 mod serve;
+mod web;
 mod zone;

@@ -4,8 +4,7 @@
 //! envelope, logs in with the passkey on a fresh ceremony and opens the envelope again — while
 //! the server stores the credential and never receives the PRF output.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use blindstore_types::account::AccountId;
 use blindstore_types::api::ErrorCode;
@@ -13,37 +12,18 @@ use blindstore_types::ZoneId;
 use serde_json::Value;
 
 use crate::process::NodeProcess;
+use crate::web::{interop_script, screenshot_dir};
 use crate::zone::zone_cli;
-
-fn interop_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../sdk/interop")
-}
 
 /// Runs `sdk/interop/passkeys.mjs`; the JSON line it printed.
 fn chromium_passkeys(base: &str, account: &str, token: &str, shots: &Path) -> Value {
-    let dir = interop_dir();
-    assert!(
-        dir.join("node_modules/playwright-core").exists(),
-        "sdk/interop has no node_modules: run `npm ci --prefix sdk/interop` (scripts/test.sh does)"
+    let browser = interop_script(
+        "passkeys.mjs",
+        &[base, "demo", account, token, shots.to_str().unwrap()],
     );
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    assert!(
-        Path::new(&chromium).exists(),
-        "the passkey test needs Chromium at {chromium} (apt-get install chromium; .ci/run does)"
-    );
-    let out = Command::new("node")
-        .current_dir(&dir)
-        .arg("passkeys.mjs")
-        .args([base, "demo", account, token])
-        .arg(shots)
-        .output()
-        .expect("run node (Node.js 20 or later)");
+    let out = browser.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "passkeys.mjs failed: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "passkeys.mjs failed: {stdout}");
     serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
@@ -97,8 +77,7 @@ async fn passkeys_register_and_log_in_in_chromium_and_the_prf_stays_in_the_brows
         "{out}"
     );
 
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
+    let shots = screenshot_dir();
     let result = chromium_passkeys(&origin, alice.as_str(), &session.token, &shots);
     let registered = &result["registered"];
     let logged_in = &result["logged_in"];

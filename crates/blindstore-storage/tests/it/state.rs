@@ -186,6 +186,7 @@ async fn the_write_policy_and_account_quotas_are_checked_on_apply_and_survive_sn
             ..AccountQuota::default()
         },
         passkeys: None,
+        cors_origins: vec!["https://budget.example".into()],
     };
     let commands = vec![
         Command::CreateZone {

@@ -1,0 +1,169 @@
+//! The web edge against real processes: a page in headless Chromium on another origin calls
+//! the API (CORS) and follows a chain live with `EventSource`, while a page on an origin the
+//! zone does not allow is refused; every answer carries the security headers.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use blindstore_client::ChainWriter;
+use blindstore_types::{Hash32, ZoneId};
+use ed25519_dalek::SigningKey;
+use serde_json::Value;
+
+use crate::process::NodeProcess;
+use crate::zone::zone_cli;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Starts `sdk/interop/<script>` under Node with `args` (it drives Chromium); stdin and stdout
+/// piped.
+pub(crate) fn interop_script(script: &str, args: &[&str]) -> std::process::Child {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../sdk/interop");
+    assert!(
+        dir.join("node_modules/playwright-core").exists(),
+        "sdk/interop has no node_modules: run `npm ci --prefix sdk/interop` (scripts/test.sh does)"
+    );
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "the browser tests need Chromium at {chromium} (apt-get install chromium; .ci/run does)"
+    );
+    Command::new("node")
+        .current_dir(&dir)
+        .arg(script)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run node (Node.js 20 or later)")
+}
+
+/// Where the browser tests put their screenshots.
+pub(crate) fn screenshot_dir() -> PathBuf {
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    shots
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_page_on_another_origin_calls_the_api_and_follows_a_chain_live_in_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(dir.path(), &[]);
+    let client = node.client();
+    let demo = ZoneId::new("demo").unwrap();
+    let writer = ChainWriter::new(demo.clone(), SigningKey::from_bytes(&[3; 32]));
+    client
+        .create_chain(&demo, writer.public_key())
+        .await
+        .unwrap();
+    let mut prev = writer.genesis();
+    for i in 0..2u64 {
+        let (request, hash) = writer.sign(i, prev, format!("entry {i}").as_bytes(), vec![]);
+        client
+            .append(&demo, &writer.chain_id(), &request)
+            .await
+            .unwrap();
+        prev = hash;
+    }
+
+    let bytes = b"a chunk".to_vec();
+    let hash = Hash32::digest(&bytes);
+    client.put_chunk(&demo, bytes).await.unwrap();
+
+    let shots = screenshot_dir();
+    let chain = writer.chain_id().to_hex();
+    let mut browser = interop_script(
+        "live.mjs",
+        &[
+            &node.url,
+            "demo",
+            &chain,
+            "2",
+            "3",
+            shots.to_str().unwrap(),
+            &hash.to_hex(),
+        ],
+    );
+    let mut lines = BufReader::new(browser.stdout.take().unwrap()).lines();
+    let origins: Value =
+        serde_json::from_str(&lines.next().expect("live.mjs printed nothing").unwrap()).unwrap();
+    // The page's origin may call the zone's API; the other origin may not.
+    let origin = origins["origin"].as_str().unwrap();
+    let (ok, out, err) = zone_cli(
+        &node.url,
+        dir.path(),
+        &["set", "demo", "--cors-origin", origin],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains(&format!("cors            {origin}")), "{out}");
+    writeln!(browser.stdin.take().unwrap(), "go").unwrap();
+    let ready = lines.next().expect("live.mjs stopped").unwrap();
+    assert_eq!(ready, r#"{"ready":true}"#);
+
+    // Another client appends; the page must see it within a second.
+    let (request, _) = writer.sign(2, prev, b"entry 2", vec![]);
+    client
+        .append(&demo, &writer.chain_id(), &request)
+        .await
+        .unwrap();
+    let appended_at = now_ms();
+    let report: Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert!(browser.wait().unwrap().success());
+
+    let allowed = &report["allowed"];
+    assert_eq!(allowed["call"]["status"], 200, "{report}");
+    assert_eq!(allowed["call"]["length"], 2, "{report}");
+    assert_eq!(allowed["call"]["chunk_status"], 200, "{report}");
+    assert_eq!(allowed["call"]["chunk_bytes"], 7, "{report}");
+    assert_eq!(
+        allowed["call"]["etag"],
+        format!("\"{hash}\""),
+        "the ETag is exposed to the page"
+    );
+    let entries = allowed["entries"].as_array().unwrap();
+    let seen: Vec<(u64, &str)> = entries
+        .iter()
+        .map(|e| (e["index"].as_u64().unwrap(), e["payload"].as_str().unwrap()))
+        .collect();
+    assert_eq!(seen, [(0, "entry 0"), (1, "entry 1"), (2, "entry 2")]);
+    let arrived = entries[2]["arrived"].as_u64().unwrap();
+    assert!(
+        arrived.saturating_sub(appended_at) < 1_000,
+        "entry 2 reached the page {} ms after the append",
+        arrived.saturating_sub(appended_at)
+    );
+
+    // The origin the zone does not list is refused by the browser.
+    let other = &report["other"];
+    assert!(other["error"].is_string(), "{report}");
+    assert_eq!(other["entries"], Value::Array(vec![]));
+    assert_eq!(report["page_errors"], Value::Array(vec![]), "{report}");
+
+    // Every answer says nosniff; a chunk never runs as a page and may be embedded by the
+    // zone's allowed origins.
+    let http = reqwest::Client::new();
+    let health = http
+        .get(format!("{}/v1/health", node.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.headers()["x-content-type-options"], "nosniff");
+    let chunk = http
+        .get(format!("{}/v1/zones/demo/chunks/{hash}", node.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(chunk.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(chunk.headers()["content-security-policy"], "sandbox");
+    assert_eq!(
+        chunk.headers()["cross-origin-resource-policy"],
+        "cross-origin"
+    );
+}
