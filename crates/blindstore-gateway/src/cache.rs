@@ -126,6 +126,12 @@ impl ChunkCache {
         found
     }
 
+    /// Counts a request that a member must answer whatever the cache holds, as a miss.
+    pub(crate) fn count_miss(&self, zone: &ZoneId, hash: &Hash32) {
+        self.count(&(zone.clone(), *hash));
+        self.misses.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Caches a chunk whose hash the caller has checked.
     pub(crate) async fn insert(&self, zone: &ZoneId, hash: &Hash32, bytes: Bytes) {
         let key = (zone.clone(), *hash);

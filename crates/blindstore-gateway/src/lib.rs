@@ -338,11 +338,16 @@ async fn get_chunk(
         // Malformed: let a member give the documented error.
         return forward(State(gw), request).await;
     };
+    // The zone's browser-access headers for this origin are needed for an answer from the
+    // cache; when no member told them lately, a member answers (and tells them).
     let origin = headers.get(ORIGIN);
-    if let Some(policy) = gw.web_policy(&zone, origin) {
-        if let Some(bytes) = gw.cache.get(&zone, &hash).await {
-            return with_policy(chunk_response(&hash, &headers, bytes, false), policy);
+    match gw.web_policy(&zone, origin) {
+        Some(policy) => {
+            if let Some(bytes) = gw.cache.get(&zone, &hash).await {
+                return with_policy(chunk_response(&hash, &headers, bytes, false), policy);
+            }
         }
+        None => gw.cache.count_miss(&zone, &hash),
     }
     let path = request.uri().path().to_owned();
     let mut upstream_headers = headers.clone();

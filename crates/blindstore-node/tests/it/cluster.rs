@@ -588,6 +588,22 @@ async fn a_gateway_serves_the_api_and_repeated_chunk_reads_from_its_cache() {
         verify_entries(&demo(), w.public_key(), w.genesis(), &entries).unwrap(),
         prev
     );
+    // Live streams are relayed.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let relayed = tokio::time::timeout(
+        Duration::from_secs(20),
+        follow_with_failover(
+            vec![gateway.url.clone()],
+            w.chain_id().to_hex(),
+            seen.clone(),
+            std::sync::Arc::new(5.into()),
+        ),
+    )
+    .await
+    .expect("the gateway relays the stream");
+    assert_eq!(relayed, 0, "one stream, never broken");
+    let indexes: Vec<u64> = seen.lock().unwrap().iter().map(|(i, _)| *i).collect();
+    assert_eq!(indexes, [0, 1, 2, 3, 4]);
     let (stale, _) = w.sign(0, w.genesis(), b"x", vec![]);
     let conflict = gw.append(&demo(), &w.chain_id(), &stale).await.unwrap_err();
     assert_eq!(
@@ -642,13 +658,30 @@ async fn a_gateway_serves_the_api_and_repeated_chunk_reads_from_its_cache() {
     );
     assert_eq!(stats["most_requested"][0]["hash"], hash.to_hex());
     assert_eq!(stats["most_requested"][0]["requests"], 3);
+    // A cached answer carries the zone's browser-access headers as a member gave them.
+    let cached = reqwest::get(format!("{}/v1/zones/demo/chunks/{hash}", gateway.url))
+        .await
+        .unwrap();
+    let h = cached.headers();
+    assert_eq!(
+        (
+            &h["x-content-type-options"],
+            &h["content-security-policy"],
+            &h["cross-origin-resource-policy"]
+        ),
+        (
+            &"nosniff".parse().unwrap(),
+            &"sandbox".parse().unwrap(),
+            &"same-origin".parse().unwrap()
+        )
+    );
 
     // With every member gone, the cached chunk is still served: members see no requests for it.
     for node in cluster.nodes.iter_mut() {
         node.take().unwrap().kill_9();
     }
     assert_eq!(gw.get_chunk(&demo(), &hash).await.unwrap(), bytes);
-    assert_eq!(cache_stats(&gateway).await["hits"], 3);
+    assert_eq!(cache_stats(&gateway).await["hits"], 4);
     let other = gw
         .get_chunk(&demo(), &Hash32::digest(b"never stored"))
         .await
@@ -1610,4 +1643,151 @@ async fn accounts_work_across_nodes_through_a_leader_loss_and_restarts() {
     .await;
     let refused = back.sessions(&after).await.unwrap_err();
     assert_eq!(refused.code(), Some(ErrorCode::InvalidSession));
+}
+
+/// Follows a chain's server-sent events on each of `urls` in turn, resuming on the next with
+/// `Last-Event-ID` when a stream breaks; records every entry's (index, hash) until `target`
+/// (0: not known yet) entries have arrived.
+async fn follow_with_failover(
+    urls: Vec<String>,
+    chain: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<(u64, String)>>>,
+    target: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> usize {
+    use futures::StreamExt;
+    use std::sync::atomic::Ordering;
+    let http = reqwest::Client::new();
+    let mut reconnects = 0;
+    // Like a browser's EventSource: reconnect a moment after a stream breaks or is refused
+    // (no leader yet: 503), to the next node.
+    for url in urls.iter().cycle().take(150) {
+        if reconnects > 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let last = seen.lock().unwrap().last().map(|(i, _)| i.to_string());
+        let mut request = http.get(format!("{url}/v1/zones/demo/chains/{chain}/events"));
+        if let Some(last) = last {
+            request = request.header("last-event-id", last);
+        }
+        let response = match request.send().await {
+            Ok(response) if response.status().is_success() => response,
+            _ => {
+                reconnects += 1;
+                continue;
+            }
+        };
+        let mut body = response.bytes_stream();
+        let mut buffer = String::new();
+        while let Some(Ok(bytes)) = body.next().await {
+            buffer.push_str(std::str::from_utf8(&bytes).unwrap());
+            while let Some(end) = buffer.find("\n\n") {
+                let block: String = buffer.drain(..end + 2).collect();
+                if !block.contains("event: entry") {
+                    continue;
+                }
+                let data = block
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data: "))
+                    .unwrap();
+                let entry: Value = serde_json::from_str(data).unwrap();
+                let index = entry["index"].as_u64().unwrap();
+                let hash = entry["entry_hash"].as_str().unwrap().to_owned();
+                seen.lock().unwrap().push((index, hash));
+            }
+            let target = target.load(Ordering::Relaxed);
+            if target > 0 && seen.lock().unwrap().len() as u64 >= target {
+                return reconnects;
+            }
+        }
+        reconnects += 1;
+    }
+    reconnects
+}
+
+/// A client follows a chain through node A while a writer appends through the others; A is
+/// killed; the client resumes on node B with `Last-Event-ID` and gets every entry exactly
+/// once, in order, with no gap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_live_stream_resumes_on_another_node_after_a_failover_with_nothing_lost_or_repeated() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    let mut cluster = Cluster::start(&[]);
+    let (leader, followers) = cluster.leader_and_followers();
+    // Follow through the leader (the harshest loss), write through the followers.
+    let urls = vec![
+        cluster.nodes[leader].as_ref().unwrap().url.clone(),
+        cluster.nodes[followers[0]].as_ref().unwrap().url.clone(),
+    ];
+    let writers_via: Vec<Client> = followers
+        .iter()
+        .map(|i| cluster.nodes[*i].as_ref().unwrap().client())
+        .collect();
+    let w = ChainWriter::generate(demo());
+    writers_via[0]
+        .create_chain(&demo(), w.public_key())
+        .await
+        .unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let target = Arc::new(AtomicU64::new(0));
+    let follower = tokio::spawn(follow_with_failover(
+        urls,
+        w.chain_id().to_hex(),
+        seen.clone(),
+        target.clone(),
+    ));
+    let stop = Arc::new(AtomicBool::new(false));
+    let acks: Acks = Arc::new(Mutex::new(Vec::new()));
+    let writer = tokio::spawn(keep_appending(
+        writers_via.clone(),
+        w.clone(),
+        acks.clone(),
+        stop.clone(),
+    ));
+
+    eventually(Duration::from_secs(20), "the stream delivers", || async {
+        seen.lock().unwrap().len() >= 20
+    })
+    .await;
+    cluster.nodes[leader].take().unwrap().kill_9();
+    let killed_at = seen.lock().unwrap().len();
+    // Writes resume under a new leader, and the follower must see them through node B.
+    eventually(
+        Duration::from_secs(30),
+        "entries after the failover",
+        || async { seen.lock().unwrap().len() >= killed_at + 20 },
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+
+    let chain = writers_via[0].chain(&demo(), &w.chain_id()).await.unwrap();
+    target.store(chain.length, Ordering::Relaxed);
+    let reconnects = tokio::time::timeout(Duration::from_secs(30), follower)
+        .await
+        .expect("the follower caught up with the chain")
+        .unwrap();
+    assert!(reconnects >= 1, "the stream broke when node A died");
+    let entries = writers_via[0]
+        .all_entries(&demo(), &w.chain_id())
+        .await
+        .unwrap();
+    let expected: Vec<(u64, String)> = entries
+        .iter()
+        .map(|e| (e.index, e.entry_hash.to_hex()))
+        .collect();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.len(),
+        expected.len(),
+        "every entry exactly once ({} acknowledged appends)",
+        acks.lock().unwrap().len()
+    );
+    assert_eq!(seen, expected, "in order, with no gap, matching the chain");
+    for (index, hash) in acks.lock().unwrap().iter() {
+        assert_eq!(
+            seen[*index as usize].1,
+            hash.to_hex(),
+            "acknowledged entry {index}"
+        );
+    }
 }
