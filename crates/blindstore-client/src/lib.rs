@@ -207,6 +207,40 @@ impl Client {
         json(self.admin(Method::PUT, &path).json(change).send().await?).await
     }
 
+    /// Publishes a site version whose chunks are all stored (admin); its number.
+    pub async fn publish_site(
+        &self,
+        zone: &ZoneId,
+        manifest: &blindstore_types::site::SiteManifest,
+    ) -> Result<u64> {
+        let path = format!("/v1/admin/zones/{zone}/site");
+        let published: blindstore_types::api::SitePublished = json(
+            self.admin(Method::POST, &path)
+                .json(manifest)
+                .send()
+                .await?,
+        )
+        .await?;
+        Ok(published.version)
+    }
+
+    /// The zone's site versions and the current one (admin).
+    pub async fn site_versions(
+        &self,
+        zone: &ZoneId,
+    ) -> Result<blindstore_types::api::SiteVersions> {
+        let path = format!("/v1/admin/zones/{zone}/site");
+        json(self.admin(Method::GET, &path).send().await?).await
+    }
+
+    /// Makes a site version current (admin).
+    pub async fn set_site_version(&self, zone: &ZoneId, version: u64) -> Result<()> {
+        let path = format!("/v1/admin/zones/{zone}/site/current");
+        let body = blindstore_types::api::SiteSwitch { version };
+        checked(self.admin(Method::PUT, &path).json(&body).send().await?).await?;
+        Ok(())
+    }
+
     pub async fn zones(&self) -> Result<Vec<Zone>> {
         let list: ZoneList = json(self.admin(Method::GET, "/v1/admin/zones").send().await?).await?;
         Ok(list.zones)

@@ -15,6 +15,7 @@ mod membership;
 mod node;
 mod passkeys;
 mod rpc_server;
+mod sites;
 mod transport;
 
 pub use accounts::Authenticated;
@@ -24,3 +25,4 @@ pub use node::{
     entry_answer_bytes, AccountSettings, AppendInput, Consistency, EntriesPage, Limits, Node,
     NodeConfig, ReadEntries, ZoneInfo,
 };
+pub use sites::MAX_SITE_MANIFEST_BYTES;

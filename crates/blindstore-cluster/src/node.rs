@@ -432,6 +432,22 @@ impl Node {
         Ok(self.inner.state.zone_settings(zone)?)
     }
 
+    /// The settings of every zone whose settings were set, as this node has applied them.
+    pub fn all_zone_settings(
+        &self,
+    ) -> Result<Vec<(ZoneId, blindstore_types::account::ZoneSettings)>, NodeError> {
+        Ok(self.inner.state.zone_settings_all()?)
+    }
+
+    /// The zone whose site the host name `host` serves, as this node has applied the settings.
+    pub fn zone_for_host(&self, host: &str) -> Result<Option<ZoneId>, NodeError> {
+        Ok(self
+            .all_zone_settings()?
+            .into_iter()
+            .find(|(_, s)| s.site_hosts.iter().any(|h| h == host))
+            .map(|(zone, _)| zone))
+    }
+
     /// Sees a new value after every change this node applies (entries, snapshots): live
     /// readers wait on it, then read what is new.
     pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
@@ -596,12 +612,16 @@ impl Node {
     }
 
     /// A chunk's verified bytes from any holder (see [`Replicator::fetch`]).
-    async fn fetch_chunk(&self, zone: &ZoneId, hash: &Hash32) -> Result<Vec<u8>, NodeError> {
+    pub(crate) async fn fetch_chunk(
+        &self,
+        zone: &ZoneId,
+        hash: &Hash32,
+    ) -> Result<Vec<u8>, NodeError> {
         Ok(self.inner.replicator.fetch(zone, hash).await?)
     }
 
     /// Which of `hashes` are not fully replicated (see [`Replicator::missing_anywhere`]).
-    async fn missing_anywhere(
+    pub(crate) async fn missing_anywhere(
         &self,
         zone: &ZoneId,
         hashes: &[Hash32],
@@ -671,6 +691,17 @@ impl Node {
                     .map_err(NodeError::BadRequest)?;
             }
             settings.cors_origins = origins.clone();
+        }
+        if let Some(hosts) = &change.site_hosts {
+            for host in hosts {
+                blindstore_types::account::check_site_host(host).map_err(NodeError::BadRequest)?;
+                if let Some(other) = self.zone_for_host(host)?.filter(|z| z != zone) {
+                    return Err(NodeError::BadRequest(format!(
+                        "site host {host} belongs to zone {other}"
+                    )));
+                }
+            }
+            settings.site_hosts = hosts.clone();
         }
         let command = Command::SetZoneSettings {
             zone: zone.clone(),
@@ -1088,6 +1119,7 @@ pub(crate) fn rejection(r: Rejection) -> NodeError {
         )),
         Rejection::PasskeyExists => NodeError::PasskeyExists,
         Rejection::UnknownPasskey => NodeError::UnknownPasskey,
+        Rejection::UnknownSiteVersion => NodeError::BadRequest("no such site version".into()),
         Rejection::TooManyPasskeys => NodeError::QuotaExceeded(format!(
             "an account holds at most {} passkeys",
             blindstore_types::account::MAX_PASSKEYS_PER_ACCOUNT

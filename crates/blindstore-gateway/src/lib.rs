@@ -309,9 +309,15 @@ async fn forward(State(gw): State<Arc<Gateway>>, request: Request) -> Response {
 }
 
 /// The request's headers with the client's address appended to `X-Forwarded-For`, so members
-/// that trust this gateway (`trusted_proxies`) rate-limit the client, not the gateway.
+/// that trust this gateway (`trusted_proxies`) rate-limit the client, not the gateway; and the
+/// host the client asked for as `X-Forwarded-Host` (sites served by host name).
 fn with_forwarded_for(parts: &axum::http::request::Parts) -> HeaderMap {
     let mut headers = parts.headers.clone();
+    if let Some(host) = parts.headers.get(HOST) {
+        if !headers.contains_key("x-forwarded-host") {
+            headers.insert("x-forwarded-host", host.clone());
+        }
+    }
     let peer = parts
         .extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();

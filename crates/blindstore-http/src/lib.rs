@@ -13,6 +13,7 @@ mod error;
 mod live;
 mod passkeys;
 mod rate;
+mod sites;
 
 use std::sync::{Arc, OnceLock};
 
@@ -32,6 +33,7 @@ use utoipa_axum::routes;
 pub use error::ApiError;
 pub use live::LiveLimits;
 pub use rate::AuthLimits;
+pub use sites::LocalSite;
 
 /// What every handler gets.
 #[derive(Clone)]
@@ -42,6 +44,8 @@ pub struct AppState {
     auth_limiter: Arc<rate::AuthLimiter>,
     live_limits: Arc<live::LiveLimits>,
     subscribers: Arc<live::Subscribers>,
+    sites: Arc<sites::SiteCache>,
+    local_site: Option<Arc<LocalSite>>,
 }
 
 impl AppState {
@@ -52,7 +56,15 @@ impl AppState {
             auth_limiter: Arc::new(rate::AuthLimiter::new(auth_limits)),
             live_limits: Arc::new(LiveLimits::default()),
             subscribers: Arc::default(),
+            sites: Arc::default(),
+            local_site: None,
         }
+    }
+
+    /// The same state serving `site` (a directory) at `/` for requests no route takes.
+    pub fn with_local_site(mut self, site: LocalSite) -> Self {
+        self.local_site = Some(Arc::new(site));
+        self
     }
 
     /// The same state with other limits for live updates.
@@ -79,7 +91,8 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(cors::layer(state.node.clone()))
         .merge(service.method_not_allowed_fallback(method_not_allowed))
-        .fallback(not_found)
+        .merge(sites::site_routes())
+        .fallback(sites::fallback)
         .layer(DefaultBodyLimit::max(json_limit))
         .with_state(state)
 }
@@ -101,6 +114,7 @@ fn service_api() -> OpenApiRouter<AppState> {
         .routes(routes!(health))
         .routes(routes!(openapi_json))
         .merge(admin::routes())
+        .merge(sites::admin_routes())
 }
 
 /// The client API under `/v1/zones/{zone}`: CORS per zone.
@@ -160,10 +174,6 @@ pub(crate) struct ApiJson<T>(pub T);
 pub(crate) struct ApiPath<T>(pub T);
 
 /// Unknown routes answer the JSON error body like everything else.
-async fn not_found() -> ApiError {
-    ApiError::NotFound
-}
-
 async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }

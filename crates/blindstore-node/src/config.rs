@@ -66,6 +66,14 @@ pub struct Config {
     /// This node's id, on first start only. Default: assigned (1 for a new cluster, the next
     /// free id when joining).
     pub node_id: Option<u64>,
+    /// A directory served at `/` (requests no API route takes), scanned at start: a web app
+    /// and its API from one process. Default: none.
+    pub site: Option<PathBuf>,
+    /// With `site`: the `Content-Security-Policy` of its files. Default: none.
+    pub site_csp: Option<String>,
+    /// With `site`: a single-page app (HTML navigations to paths that are not files get
+    /// `index.html`). Default: false.
+    pub site_spa: bool,
     /// How many voters the cluster should have: 3 or 5 (1 is allowed for a single node).
     /// Nodes joining beyond that stay storage nodes (Raft learners). Default: 3.
     pub voters: usize,
@@ -155,6 +163,9 @@ impl Default for Config {
             data_dir: PathBuf::from("./blindstore-data"),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_token: None,
+            site: None,
+            site_csp: None,
+            site_spa: false,
             log_format: LogFormat::Text,
             demo_zone: true,
             max_chunk_bytes: 4 << 20,
@@ -253,6 +264,15 @@ pub struct ServeArgs {
     /// This node's id, first start only [default: assigned]
     #[arg(long, env = "BLINDSTORE_NODE_ID")]
     pub node_id: Option<u64>,
+    /// Serve this directory at / (a web app and its API from one process) [default: none]
+    #[arg(long, env = "BLINDSTORE_SITE")]
+    pub site: Option<PathBuf>,
+    /// With --site: the Content-Security-Policy of its files [default: none]
+    #[arg(long, env = "BLINDSTORE_SITE_CSP")]
+    pub site_csp: Option<String>,
+    /// With --site: a single-page app (navigations to unknown paths get index.html)
+    #[arg(long, env = "BLINDSTORE_SITE_SPA")]
+    pub site_spa: bool,
     /// Voters the cluster should have: 3 or 5 [default: 3]
     #[arg(long, env = "BLINDSTORE_VOTERS")]
     pub voters: Option<usize>,
@@ -380,6 +400,9 @@ impl Config {
             join_token,
             gateway_token,
             node_id,
+            site,
+            site_csp,
+            site_spa,
             voters,
             replication,
             down_after,
@@ -456,8 +479,13 @@ impl Config {
             join,
             join_token,
             gateway_token,
-            node_id
+            node_id,
+            site,
+            site_csp
         );
+        if site_spa {
+            config.site_spa = true;
+        }
         config.validate()?;
         Ok(config)
     }

@@ -3,6 +3,7 @@
 mod cluster;
 mod config;
 mod serve;
+mod site;
 mod zone;
 
 use clap::{Parser, Subcommand};
@@ -28,6 +29,9 @@ enum Command {
     /// Create zones, look at their usage, change their quotas and write policy.
     #[command(subcommand)]
     Zone(zone::ZoneCommand),
+    /// Deploy a directory as a zone's static site, list its versions, roll back.
+    #[command(subcommand)]
+    Site(site::SiteCommand),
 }
 
 fn main() -> std::process::ExitCode {
@@ -36,6 +40,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::run(&args),
         Command::Cluster(command) => cluster::run(command),
         Command::Zone(command) => zone::run(command),
+        Command::Site(command) => site::run(command),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -168,11 +168,15 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
     }
 
-    let app = blindstore_http::router(AppState::new(
-        node.clone(),
-        &admin_token,
-        &config.auth_limits()?,
-    ));
+    let mut state = AppState::new(node.clone(), &admin_token, &config.auth_limits()?);
+    if let Some(dir) = &config.site {
+        let files = blindstore_web::site::scan_dir(dir)
+            .with_context(|| format!("reading the site directory {}", dir.display()))?;
+        let site = blindstore_http::LocalSite::new(files, config.site_csp.clone(), config.site_spa);
+        tracing::info!(dir = %dir.display(), files = site.files(), "serving a site at /");
+        state = state.with_local_site(site);
+    }
+    let app = blindstore_http::router(state);
     let shutdown = shutdown_signal()?;
     tracing::info!(addr = %local_addr, "http listening");
     // One machine-readable line on stdout, for people and for scripts that started us on port 0.

@@ -87,6 +87,13 @@ pub struct SetArgs {
     /// Allow no other origin to call the zone's API from the browser.
     #[arg(long, conflicts_with = "cors_origins")]
     no_cors: bool,
+    /// A host name whose requests get the zone's site at `/` (e.g. budget.example.com);
+    /// repeat for several. Replaces the list.
+    #[arg(long = "site-host", value_name = "HOST")]
+    site_hosts: Vec<String>,
+    /// Serve the zone's site under no host name (it stays at /sites/ZONE/).
+    #[arg(long, conflicts_with = "site_hosts")]
+    no_site_hosts: bool,
 }
 
 pub fn run(command: ZoneCommand) -> anyhow::Result<()> {
@@ -160,10 +167,15 @@ pub fn run(command: ZoneCommand) -> anyhow::Result<()> {
                     } else {
                         (!args.cors_origins.is_empty()).then_some(args.cors_origins)
                     },
+                    site_hosts: if args.no_site_hosts {
+                        Some(Vec::new())
+                    } else {
+                        (!args.site_hosts.is_empty()).then_some(args.site_hosts)
+                    },
                 };
                 if change == ZoneQuota::default() && settings == ZoneSettingsChange::default() {
                     anyhow::bail!(
-                        "nothing to set: give --max-chains, --max-entries, --max-chunk-bytes, --max-chunks, --writes, --account-max-*, --passkey-rp-id/--passkey-origin, --no-passkeys, --cors-origin or --no-cors"
+                        "nothing to set: give --max-chains, --max-entries, --max-chunk-bytes, --max-chunks, --writes, --account-max-*, --passkey-rp-id/--passkey-origin, --no-passkeys, --cors-origin, --no-cors, --site-host or --no-site-hosts"
                     );
                 }
                 let client = args.zone.target.client()?;
@@ -235,6 +247,9 @@ fn print_zone(z: &Zone, json: bool) -> anyhow::Result<()> {
         println!("cors            off (browsers on other origins may not call the API)");
     } else {
         println!("cors            {}", s.cors_origins.join(", "));
+    }
+    if !s.site_hosts.is_empty() {
+        println!("site hosts      {}", s.site_hosts.join(", "));
     }
     Ok(())
 }

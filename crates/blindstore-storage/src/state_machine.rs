@@ -25,6 +25,7 @@ use blindstore_types::command::{
 };
 use blindstore_types::entry::{chain_id, check_public_key, genesis, EntryHeader};
 use blindstore_types::raft::{NodeId, NodeInfo};
+use blindstore_types::site::SiteVersionRecord;
 use blindstore_types::{ChainId, Hash32, ZoneId};
 use heed::types::{Bytes, Str};
 use heed::{Database, Env, RwTxn, WithoutTls};
@@ -88,11 +89,15 @@ struct Tables {
     accounts: AccountTables,
     /// zone id → `ZoneSettings`, for zones whose settings were set (others have the defaults).
     settings: Database<Bytes, Bytes>,
+    /// `u8 len(zone) || zone || u64 version` (big-endian) → `SiteVersionRecord`.
+    sites: Database<Bytes, Bytes>,
+    /// zone id → the current site version (u64 big-endian).
+    site_current: Database<Bytes, Bytes>,
 }
 
 impl Tables {
     /// The tables a snapshot carries, with their ids in the snapshot file.
-    fn snapshot_tables(&self) -> [(u8, Database<Bytes, Bytes>); 15] {
+    fn snapshot_tables(&self) -> [(u8, Database<Bytes, Bytes>); 17] {
         let a = &self.accounts;
         [
             (1, self.zones.remap_key_type::<Bytes>()),
@@ -110,6 +115,8 @@ impl Tables {
             (13, self.settings),
             (14, a.passkeys),
             (15, a.passkey_ids),
+            (16, self.sites),
+            (17, self.site_current),
         ]
     }
 }
@@ -138,6 +145,8 @@ impl StateMachineStore {
                 passkey_ids: env.create_database(&mut wtxn, Some("passkey_ids"))?,
             },
             settings: env.create_database(&mut wtxn, Some("settings"))?,
+            sites: env.create_database(&mut wtxn, Some("sites"))?,
+            site_current: env.create_database(&mut wtxn, Some("site_current"))?,
         };
         wtxn.commit()?;
         let snapshot_dir = dir.join("snapshots");
@@ -287,6 +296,22 @@ impl StateMachineStore {
         read_settings(&self.inner.tables, &rtxn, zone)
     }
 
+    /// The settings of every zone whose settings were set.
+    pub fn zone_settings_all(&self) -> Result<Vec<(ZoneId, ZoneSettings)>, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        let mut out = Vec::new();
+        for item in self.inner.tables.settings.iter(&rtxn)? {
+            let (key, _) = item?;
+            let zone = std::str::from_utf8(key)
+                .ok()
+                .and_then(|z| ZoneId::new(z).ok())
+                .ok_or_else(|| StorageError::MalformedKey("settings key".into()))?;
+            let settings = read_settings(&self.inner.tables, &rtxn, &zone)?;
+            out.push((zone, settings));
+        }
+        Ok(out)
+    }
+
     /// A zone's account secrets, if it has them.
     pub fn zone_auth(&self, zone: &ZoneId) -> Result<Option<ZoneAuth>, StorageError> {
         let rtxn = self.inner.env.read_txn()?;
@@ -349,6 +374,52 @@ impl StateMachineStore {
             .tables
             .accounts
             .envelope_list(&rtxn, zone, account)
+    }
+
+    /// The zone's current site version and its manifest, if it has a site.
+    pub fn current_site(
+        &self,
+        zone: &ZoneId,
+    ) -> Result<Option<(u64, SiteVersionRecord)>, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        let t = &self.inner.tables;
+        let Some(version) = current_site_version(t, &rtxn, zone)? else {
+            return Ok(None);
+        };
+        let record = t
+            .sites
+            .get(&rtxn, &site_key(zone, version))?
+            .map(|b| decode("site version", b))
+            .transpose()?
+            .ok_or_else(|| StorageError::MalformedKey("current site version missing".into()))?;
+        Ok(Some((version, record)))
+    }
+
+    /// The zone's current site version number, if it has a site.
+    pub fn current_site_version(&self, zone: &ZoneId) -> Result<Option<u64>, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        current_site_version(&self.inner.tables, &rtxn, zone)
+    }
+
+    /// Every site version of the zone, oldest first.
+    pub fn site_versions(
+        &self,
+        zone: &ZoneId,
+    ) -> Result<Vec<(u64, SiteVersionRecord)>, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        let prefix = site_key(zone, 0);
+        let prefix = &prefix[..prefix.len() - 8];
+        let mut out = Vec::new();
+        for item in self.inner.tables.sites.prefix_iter(&rtxn, prefix)? {
+            let (key, bytes) = item?;
+            let version = u64::from_be_bytes(
+                key[prefix.len()..]
+                    .try_into()
+                    .map_err(|_| StorageError::MalformedKey("site version key".into()))?,
+            );
+            out.push((version, decode("site version", bytes)?));
+        }
+        Ok(out)
     }
 
     /// An account's passkeys, by credential id.
@@ -589,6 +660,49 @@ fn apply_command(
                 settings: settings.into(),
             },
         ),
+        Command::PublishSite {
+            zone,
+            manifest,
+            created_at_ms,
+        } => {
+            if get_zone(t, wtxn, &zone)?.is_none() {
+                return Ok(CommandResponse::Rejected(Rejection::UnknownZone));
+            }
+            let prefix = site_key(&zone, 0);
+            let prefix = &prefix[..prefix.len() - 8];
+            let last = match t.sites.rev_prefix_iter(wtxn, prefix)?.next() {
+                Some(item) => {
+                    let (key, _) = item?;
+                    u64::from_be_bytes(
+                        key[prefix.len()..]
+                            .try_into()
+                            .map_err(|_| StorageError::MalformedKey("site version key".into()))?,
+                    )
+                }
+                None => 0,
+            };
+            let version = last + 1;
+            for hash in manifest.chunks() {
+                t.refs.put(wtxn, &zone_key(&zone, hash), &[])?;
+            }
+            let record = SiteVersionRecord {
+                manifest,
+                created_at_ms,
+            };
+            t.sites
+                .put(wtxn, &site_key(&zone, version), &encode(&record))?;
+            t.site_current
+                .put(wtxn, zone.as_str().as_bytes(), &version.to_be_bytes())?;
+            Ok(CommandResponse::SitePublished { version })
+        }
+        Command::SetSiteVersion { zone, version } => {
+            if t.sites.get(wtxn, &site_key(&zone, version))?.is_none() {
+                return Ok(CommandResponse::Rejected(Rejection::UnknownSiteVersion));
+            }
+            t.site_current
+                .put(wtxn, zone.as_str().as_bytes(), &version.to_be_bytes())?;
+            Ok(CommandResponse::SiteVersionSet)
+        }
         Command::SetZoneSettings { zone, settings } => {
             if get_zone(t, wtxn, &zone)?.is_none() {
                 return Ok(CommandResponse::Rejected(Rejection::UnknownZone));
@@ -731,6 +845,31 @@ fn create_chain(
 }
 
 const DRAINING: &[u8] = b"draining";
+
+/// `u8 len(zone) || zone || u64 version` (big-endian).
+fn site_key(zone: &ZoneId, version: u64) -> Vec<u8> {
+    let zone = zone.as_str().as_bytes();
+    let mut key = Vec::with_capacity(1 + zone.len() + 8);
+    key.push(zone.len() as u8);
+    key.extend_from_slice(zone);
+    key.extend_from_slice(&version.to_be_bytes());
+    key
+}
+
+fn current_site_version(
+    t: &Tables,
+    txn: &heed::RoTxn<WithoutTls>,
+    zone: &ZoneId,
+) -> Result<Option<u64>, StorageError> {
+    t.site_current
+        .get(txn, zone.as_str().as_bytes())?
+        .map(|b| {
+            b.try_into()
+                .map(u64::from_be_bytes)
+                .map_err(|_| StorageError::MalformedKey("current site version".into()))
+        })
+        .transpose()
+}
 
 fn read_settings(
     t: &Tables,

@@ -157,12 +157,34 @@ pub struct ZoneSettings {
     /// Web origins whose pages may call the zone's client API (CORS): exact origins such as
     /// `https://app.example.com`, or `*` for any. Empty: none but the API's own.
     pub cors_origins: Vec<String>,
+    /// Host names whose requests get the zone's site at `/` (e.g. `budget.example.com`).
+    pub site_hosts: Vec<String>,
 }
 
 impl ZoneSettings {
     /// Whether a page from `origin` may call the zone's client API.
     pub fn cors_allows(&self, origin: &str) -> bool {
         self.cors_origins.iter().any(|o| o == "*" || o == origin)
+    }
+}
+
+/// Checks a site host name: a lowercase DNS name (letters, digits, `-`, `.`), no port.
+pub fn check_site_host(host: &str) -> Result<(), String> {
+    let ok = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "site host {host:?} must be a lowercase host name such as budget.example.com (no port)"
+        ))
     }
 }
 
@@ -219,6 +241,7 @@ impl From<ZoneSettingsV1> for ZoneSettings {
             account_quota: old.account_quota,
             passkeys: None,
             cors_origins: Vec::new(),
+            site_hosts: Vec::new(),
         }
     }
 }

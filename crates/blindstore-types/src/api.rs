@@ -127,6 +127,9 @@ pub struct ZoneSettingsChange {
     /// `*`), replacing the current list; an empty list allows none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cors_origins: Option<Vec<String>>,
+    /// Host names whose requests get the zone's site at `/`, replacing the current list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site_hosts: Option<Vec<String>>,
 }
 
 /// `GET`/`PUT /v1/admin/zones/{zone}/quota`: a zone's quotas. In a `PUT`, fields left out keep
@@ -411,6 +414,41 @@ pub struct PasskeyLoginFinish {
     /// A label for the session, up to 128 bytes.
     #[serde(default)]
     pub label: String,
+}
+
+/// `POST /v1/admin/zones/{zone}/site`: the published version.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SitePublished {
+    pub version: u64,
+}
+
+/// One site version of a zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SiteVersionInfo {
+    pub version: u64,
+    pub created_at_ms: u64,
+    pub files: u64,
+    /// The files' bytes (without precompressed variants).
+    pub bytes: u64,
+    pub current: bool,
+}
+
+/// `GET /v1/admin/zones/{zone}/site`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct SiteVersions {
+    pub current: Option<u64>,
+    pub versions: Vec<SiteVersionInfo>,
+}
+
+/// `PUT /v1/admin/zones/{zone}/site/current`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SiteSwitch {
+    pub version: u64,
 }
 
 /// One passkey of an account.

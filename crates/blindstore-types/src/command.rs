@@ -139,6 +139,15 @@ pub enum Command {
         zone: ZoneId,
         settings: ZoneSettings,
     },
+    /// Publish a site version (the node checked that every chunk is stored) and make it the
+    /// zone's current one; its chunks become referenced, so never collected.
+    PublishSite {
+        zone: ZoneId,
+        manifest: crate::site::SiteManifest,
+        created_at_ms: u64,
+    },
+    /// Make an existing site version the current one (rollback, or forward again).
+    SetSiteVersion { zone: ZoneId, version: u64 },
 }
 
 /// A login ticket being redeemed: its id and when it stops being valid (until then its id is
@@ -191,6 +200,10 @@ pub enum CommandResponse {
     PasskeyAdded,
     PasskeyRemoved,
     EnvelopeDeleted,
+    SitePublished {
+        version: u64,
+    },
+    SiteVersionSet,
 }
 
 /// Why a command changed nothing.
@@ -242,6 +255,8 @@ pub enum Rejection {
     UnknownPasskey,
     /// The account holds the most passkeys it may.
     TooManyPasskeys,
+    /// No site version with that number.
+    UnknownSiteVersion,
 }
 
 /// What a quota limits.

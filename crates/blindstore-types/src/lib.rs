@@ -9,5 +9,6 @@ pub mod entry;
 pub mod ids;
 pub mod raft;
 pub mod record;
+pub mod site;
 
 pub use ids::{ChainId, Hash32, PublicKey, Signature, ZoneId};

@@ -4,6 +4,7 @@
 //! it without linking either.
 
 mod server;
+pub mod site;
 
 use axum::http::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};

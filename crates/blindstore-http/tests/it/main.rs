@@ -4,4 +4,5 @@ mod accounts;
 mod api;
 mod live;
 mod openapi;
+mod sites;
 mod support;

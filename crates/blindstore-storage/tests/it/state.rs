@@ -187,6 +187,7 @@ async fn the_write_policy_and_account_quotas_are_checked_on_apply_and_survive_sn
         },
         passkeys: None,
         cors_origins: vec!["https://budget.example".into()],
+        site_hosts: vec!["budget.example".into()],
     };
     let commands = vec![
         Command::CreateZone {
@@ -477,4 +478,83 @@ async fn a_passkey_login_stores_the_updated_credential() {
     let (_, stored) = sm.passkeys(&zone, &alice).unwrap().remove(0);
     assert_eq!(stored.credential, b"counter 2");
     assert_eq!(stored.last_used_ms, 5_000);
+}
+
+/// A published site's chunks are referenced (never collected), versions number up, a switch
+/// to an unknown version changes nothing, and a snapshot carries the versions and which is
+/// current.
+#[tokio::test]
+async fn site_versions_reference_their_chunks_and_survive_snapshots() {
+    use blindstore_types::site::{SiteBlob, SiteFile, SiteManifest};
+    use blindstore_types::Hash32;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap();
+    let zone = ZoneId::new("demo").unwrap();
+    let manifest = |n: u8| {
+        let mut m = SiteManifest::default();
+        m.files.insert(
+            "index.html".into(),
+            SiteFile {
+                content_type: "text/html".into(),
+                blob: SiteBlob {
+                    chunks: vec![Hash32([n; 32])],
+                    len: 1,
+                    sha256: Hash32([n; 32]),
+                },
+                gzip: Some(SiteBlob {
+                    chunks: vec![Hash32([n + 100; 32])],
+                    len: 1,
+                    sha256: Hash32([n + 100; 32]),
+                }),
+                br: None,
+            },
+        );
+        m
+    };
+    let commands = vec![
+        Command::CreateZone {
+            zone: zone.clone(),
+            created_at_ms: 1,
+        },
+        Command::PublishSite {
+            zone: zone.clone(),
+            manifest: manifest(1),
+            created_at_ms: 10,
+        },
+        Command::PublishSite {
+            zone: zone.clone(),
+            manifest: manifest(2),
+            created_at_ms: 20,
+        },
+        Command::SetSiteVersion {
+            zone: zone.clone(),
+            version: 7,
+        },
+        Command::SetSiteVersion {
+            zone: zone.clone(),
+            version: 1,
+        },
+    ];
+    let entries: Vec<_> = commands
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| entry(i as u64 + 1, c))
+        .collect();
+    let r = sm.apply(entries).await.unwrap();
+    assert_eq!(r[1], CommandResponse::SitePublished { version: 1 });
+    assert_eq!(r[2], CommandResponse::SitePublished { version: 2 });
+    assert_eq!(
+        r[3],
+        CommandResponse::Rejected(Rejection::UnknownSiteVersion)
+    );
+    assert_eq!(r[4], CommandResponse::SiteVersionSet);
+    for n in [1u8, 101, 2, 102] {
+        assert!(sm.is_referenced(&zone, &Hash32([n; 32])).unwrap(), "{n}");
+    }
+    let other = copied_by_snapshot(&mut sm, &dir.path().join("b")).await;
+    let (version, record) = other.current_site(&zone).unwrap().unwrap();
+    assert_eq!((version, record.manifest), (1, manifest(1)));
+    assert_eq!(other.site_versions(&zone).unwrap().len(), 2);
+    assert!(other.is_referenced(&zone, &Hash32([102; 32])).unwrap());
 }

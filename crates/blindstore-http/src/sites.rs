@@ -1,0 +1,306 @@
+//! Static sites: the admin routes that publish a version and switch between versions, and
+//! serving — a zone's current site under `/sites/{zone}/`, at `/` for the zone's host names,
+//! and a local directory (`serve --site`) at `/` for everything else. Which file, and its
+//! headers, is `blindstore_web::site`'s.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Request, State};
+use axum::http::header::{HOST, LOCATION};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use blindstore_types::api::{ErrorBody, SitePublished, SiteSwitch, SiteVersionInfo, SiteVersions};
+use blindstore_types::site::{SiteBlob, SiteManifest};
+use blindstore_types::ZoneId;
+use blindstore_web::site::{answer, Encoding, ScannedFile};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::admin::Admin;
+use crate::{parse_zone, ApiError, ApiJson, ApiPath, AppState};
+
+pub(crate) fn admin_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(publish, versions))
+        .routes(routes!(switch))
+}
+
+/// The sites under `/sites/{zone}/` (files, not API: left out of the OpenAPI document).
+pub(crate) fn site_routes() -> axum::Router<AppState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route("/sites/{zone}", get(site_root))
+        .route("/sites/{zone}/", get(site_file))
+        .route("/sites/{zone}/{*path}", get(site_file))
+}
+
+/// A directory served at `/` (`blindstore serve --site DIR`), scanned at start.
+pub struct LocalSite {
+    manifest: SiteManifest,
+    disk: HashMap<(String, EncodingKey), PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum EncodingKey {
+    Identity,
+    Gzip,
+    Brotli,
+}
+
+impl From<Encoding> for EncodingKey {
+    fn from(e: Encoding) -> Self {
+        match e {
+            Encoding::Identity => EncodingKey::Identity,
+            Encoding::Gzip => EncodingKey::Gzip,
+            Encoding::Brotli => EncodingKey::Brotli,
+        }
+    }
+}
+
+impl LocalSite {
+    /// The site of the files `scan_dir` found, with an optional CSP and SPA fallback.
+    pub fn new(files: Vec<ScannedFile>, csp: Option<String>, spa: bool) -> Self {
+        let manifest = blindstore_web::site::local_manifest(&files, csp, spa);
+        let mut disk = HashMap::new();
+        for f in files {
+            if let Some((p, _, _)) = f.gzip {
+                disk.insert((f.path.clone(), EncodingKey::Gzip), p);
+            }
+            if let Some((p, _, _)) = f.br {
+                disk.insert((f.path.clone(), EncodingKey::Brotli), p);
+            }
+            disk.insert((f.path, EncodingKey::Identity), f.disk);
+        }
+        LocalSite { manifest, disk }
+    }
+
+    pub fn files(&self) -> usize {
+        self.manifest.files.len()
+    }
+}
+
+/// Current site manifests by zone, with their version: decoded once per version.
+#[derive(Default)]
+pub(crate) struct SiteCache {
+    manifests: Mutex<HashMap<ZoneId, (u64, Arc<SiteManifest>)>>,
+    /// The state's change count when `hosts` was built, and host name → zone.
+    hosts: Mutex<(Option<u64>, HashMap<String, ZoneId>)>,
+}
+
+impl SiteCache {
+    fn manifest(
+        &self,
+        state: &AppState,
+        zone: &ZoneId,
+    ) -> Result<Option<Arc<SiteManifest>>, ApiError> {
+        let Some(version) = state.node.current_site_version(zone)? else {
+            return Ok(None);
+        };
+        if let Some((v, m)) = self.manifests.lock().expect("site cache").get(zone) {
+            if *v == version {
+                return Ok(Some(m.clone()));
+            }
+        }
+        let Some((version, manifest)) = state.node.current_site(zone)? else {
+            return Ok(None);
+        };
+        self.manifests
+            .lock()
+            .expect("site cache")
+            .insert(zone.clone(), (version, manifest.clone()));
+        Ok(Some(manifest))
+    }
+
+    fn zone_for_host(&self, state: &AppState, host: &str) -> Result<Option<ZoneId>, ApiError> {
+        let now = *state.node.changes().borrow();
+        let mut hosts = self.hosts.lock().expect("site hosts");
+        if hosts.0 != Some(now) {
+            let mut map = HashMap::new();
+            for (zone, settings) in state.node.all_zone_settings()? {
+                for host in settings.site_hosts {
+                    map.insert(host, zone.clone());
+                }
+            }
+            *hosts = (Some(now), map);
+        }
+        Ok(hosts.1.get(host).cloned())
+    }
+}
+
+/// Publishes a site version: every chunk of every file must be stored (400 `missing_chunk`
+/// otherwise, and nothing changes); the version becomes current at once.
+#[utoipa::path(post, path = "/v1/admin/zones/{zone}/site", tag = "sites",
+    security(("admin_token" = [])),
+    request_body = blindstore_types::site::SiteManifest,
+    responses((status = 201, body = SitePublished),
+        (status = 400, description = "`bad_request`, or `missing_chunk` with the missing hashes", body = ErrorBody),
+        (status = 413, description = "A manifest over 4 MiB encoded", body = ErrorBody)))]
+async fn publish(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath(zone): ApiPath<String>,
+    ApiJson(manifest): ApiJson<SiteManifest>,
+) -> Result<(StatusCode, Json<SitePublished>), ApiError> {
+    let zone = parse_zone(&zone)?;
+    let version = state.node.publish_site(&zone, manifest).await?;
+    Ok((StatusCode::CREATED, Json(SitePublished { version })))
+}
+
+/// The zone's site versions, oldest first, and which is current.
+#[utoipa::path(get, path = "/v1/admin/zones/{zone}/site", tag = "sites",
+    security(("admin_token" = [])),
+    responses((status = 200, body = SiteVersions)))]
+async fn versions(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath(zone): ApiPath<String>,
+) -> Result<Json<SiteVersions>, ApiError> {
+    let zone = parse_zone(&zone)?;
+    let (versions, current) = state.node.site_versions(&zone).await?;
+    let versions = versions
+        .into_iter()
+        .map(|(version, record)| SiteVersionInfo {
+            version,
+            created_at_ms: record.created_at_ms,
+            files: record.manifest.files.len() as u64,
+            bytes: record.manifest.files.values().map(|f| f.blob.len).sum(),
+            current: Some(version) == current,
+        })
+        .collect();
+    Ok(Json(SiteVersions { current, versions }))
+}
+
+/// Makes a site version current (a rollback, or forward again): one atomic switch.
+#[utoipa::path(put, path = "/v1/admin/zones/{zone}/site/current", tag = "sites",
+    security(("admin_token" = [])),
+    request_body = SiteSwitch,
+    responses((status = 200, body = SiteSwitch),
+        (status = 400, description = "No such version", body = ErrorBody)))]
+async fn switch(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath(zone): ApiPath<String>,
+    ApiJson(body): ApiJson<SiteSwitch>,
+) -> Result<Json<SiteSwitch>, ApiError> {
+    let zone = parse_zone(&zone)?;
+    state.node.set_site_version(&zone, body.version).await?;
+    Ok(Json(body))
+}
+
+/// `/sites/{zone}` without the slash: redirect, so the site's relative links work.
+async fn site_root(ApiPath(zone): ApiPath<String>) -> Result<Response, ApiError> {
+    let zone = parse_zone(&zone)?;
+    let mut r = StatusCode::MOVED_PERMANENTLY.into_response();
+    let location =
+        HeaderValue::from_str(&format!("/sites/{zone}/")).expect("a zone id is a valid path");
+    r.headers_mut().insert(LOCATION, location);
+    Ok(r)
+}
+
+/// A file of the zone's current site (the path may be empty: `index.html`). Correct
+/// `Content-Type`, `ETag`, conditional GET, precompressed variants, caching; see docs/web.md.
+async fn site_file(State(state): State<AppState>, request: Request) -> Result<Response, ApiError> {
+    let (parts, _) = request.into_parts();
+    let path = parts.uri.path();
+    let rest = path.strip_prefix("/sites/").unwrap_or_default();
+    let (zone, file) = rest.split_once('/').unwrap_or((rest, ""));
+    let zone = parse_zone(zone)?;
+    serve_zone_site(
+        &state,
+        &zone,
+        &format!("/{file}"),
+        &parts.method,
+        &parts.headers,
+    )
+    .await
+}
+
+async fn serve_zone_site(
+    state: &AppState,
+    zone: &ZoneId,
+    path: &str,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let Some(manifest) = state.sites.manifest(state, zone)? else {
+        return Ok(plain_not_found());
+    };
+    let node = &state.node;
+    answer(&manifest, path, method, headers, |_, _, blob: &SiteBlob| {
+        let blob = blob.clone();
+        async move { node.site_blob(zone, &blob).await.map_err(ApiError::Node) }
+    })
+    .await
+}
+
+fn plain_not_found() -> Response {
+    (StatusCode::NOT_FOUND, "not found\n").into_response()
+}
+
+/// Requests no route took: the site of the zone the host name belongs to, else the local
+/// site, else the JSON 404 of the API.
+pub(crate) async fn fallback(State(state): State<AppState>, request: Request) -> Response {
+    let (request, _) = request.into_parts();
+    let host = request
+        .headers
+        .get("x-forwarded-host")
+        .or_else(|| request.headers.get(HOST))
+        .and_then(|v| v.to_str().ok())
+        .map(|h| {
+            h.rsplit_once(':')
+                .map_or(h, |(name, _)| name)
+                .to_ascii_lowercase()
+        });
+    let path = request.uri.path().to_owned();
+    let api = path.starts_with("/v1/") || path == "/v1";
+    let result = async {
+        if !api {
+            if let Some(host) = host {
+                if let Some(zone) = state.sites.zone_for_host(&state, &host)? {
+                    return serve_zone_site(
+                        &state,
+                        &zone,
+                        &path,
+                        &request.method,
+                        &request.headers,
+                    )
+                    .await
+                    .map(Some);
+                }
+            }
+            if let Some(local) = &state.local_site {
+                let local = local.clone();
+                let response = answer(
+                    &local.manifest,
+                    &path,
+                    &request.method,
+                    &request.headers,
+                    |path, encoding, _| {
+                        let file = local.disk.get(&(path.to_owned(), encoding.into())).cloned();
+                        async move {
+                            let file = file.ok_or(ApiError::NotFound)?;
+                            tokio::fs::read(&file).await.map_err(|e| {
+                                ApiError::Node(blindstore_cluster::NodeError::Unavailable(format!(
+                                    "reading {}: {e}",
+                                    file.display()
+                                )))
+                            })
+                        }
+                    },
+                )
+                .await?;
+                return Ok(Some(response));
+            }
+        }
+        Ok::<_, ApiError>(None)
+    }
+    .await;
+    match result {
+        Ok(Some(response)) => response,
+        Ok(None) => ApiError::NotFound.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
