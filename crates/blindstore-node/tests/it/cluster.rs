@@ -1791,3 +1791,189 @@ async fn a_live_stream_resumes_on_another_node_after_a_failover_with_nothing_los
         );
     }
 }
+
+/// Writes a site of `files` files (and a `.gz` variant of one) into `dir`, marked `version`
+/// in `index.html` and `version.txt`; returns each path with its expected type.
+fn write_site(dir: &std::path::Path, files: usize, version: &str) -> Vec<(String, &'static str)> {
+    let kinds = [
+        ("js", "text/javascript; charset=utf-8"),
+        ("css", "text/css; charset=utf-8"),
+        ("svg", "image/svg+xml; charset=utf-8"),
+        ("json", "application/json; charset=utf-8"),
+        ("png", "image/png"),
+        ("txt", "text/plain; charset=utf-8"),
+    ];
+    let mut out = Vec::new();
+    std::fs::create_dir_all(dir.join("assets")).unwrap();
+    for i in 0..files - 2 {
+        let (ext, content_type) = kinds[i % kinds.len()];
+        let path = format!("assets/file-{i}.a1b2c3d{i}.{ext}");
+        std::fs::write(dir.join(&path), format!("file {i} of the site\n")).unwrap();
+        out.push((path, content_type));
+    }
+    std::fs::write(
+        dir.join("index.html"),
+        format!("<!doctype html><title>{version}</title>"),
+    )
+    .unwrap();
+    out.push(("index.html".into(), "text/html; charset=utf-8"));
+    std::fs::write(dir.join("version.txt"), version).unwrap();
+    out.push(("version.txt".into(), "text/plain; charset=utf-8"));
+    std::fs::write(
+        dir.join("assets/file-0.a1b2c3d0.js.gz"),
+        b"\x1f\x8b fake gzip",
+    )
+    .unwrap();
+    out
+}
+
+fn site_cli(via: &NodeProcess, args: &[&str]) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_blindstore"))
+        .arg("site")
+        .args(args)
+        .args(["--url", &via.url, "--admin-token", ADMIN])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "site {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `site deploy` of 500 files to a three-node cluster: every node and a gateway serve every
+/// file with its type and an ETag that is the hash of what they send; switching versions is
+/// atomic — readers during the switches only ever see one whole version per answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deployed_site_is_served_everywhere_and_switches_versions_atomically() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let cluster = Cluster::start(&[]);
+    let seed = cluster.nodes[0].as_ref().unwrap().rpc.clone().unwrap();
+    let token = std::fs::read_to_string(cluster.dir.path().join("n1/gateway-token")).unwrap();
+    let gateway = NodeProcess::start(
+        &cluster.dir.path().join("gw"),
+        &[
+            "--role",
+            "gateway",
+            "--join",
+            &seed,
+            "--gateway-token",
+            token.trim(),
+            "--admin-token",
+            ADMIN,
+        ],
+    );
+    let site = cluster.dir.path().join("dist");
+    let files = write_site(&site, 500, "v1");
+    let first = cluster.nodes[0].as_ref().unwrap();
+    let out = site_cli(first, &["deploy", site.to_str().unwrap(), "--zone", "demo"]);
+    assert!(out.contains("500 files"), "{out}");
+    assert!(out.contains("published site version 1"), "{out}");
+
+    let http = reqwest::Client::new();
+    let mut servers: Vec<String> = cluster
+        .nodes
+        .iter()
+        .flatten()
+        .map(|n| n.url.clone())
+        .collect();
+    servers.push(gateway.url.clone());
+    for base in &servers {
+        for (path, content_type) in &files {
+            let r = http
+                .get(format!("{base}/sites/demo/{path}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200, "{base} {path}");
+            assert_eq!(r.headers()["content-type"], *content_type, "{base} {path}");
+            let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+            let body = r.bytes().await.unwrap();
+            assert_eq!(
+                etag,
+                format!("\"{}\"", Hash32::digest(&body)),
+                "{base} {path}"
+            );
+            assert_eq!(
+                body,
+                std::fs::read(site.join(path)).unwrap(),
+                "{base} {path}"
+            );
+        }
+        let gz = http
+            .get(format!("{base}/sites/demo/assets/file-0.a1b2c3d0.js"))
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(gz.headers()["content-encoding"], "gzip");
+        assert_eq!(gz.bytes().await.unwrap().as_ref(), b"\x1f\x8b fake gzip");
+    }
+
+    // Version 2 changes two files; the other 498 are not uploaded again.
+    write_site(&site, 500, "v2");
+    let out = site_cli(first, &["deploy", site.to_str().unwrap(), "--zone", "demo"]);
+    assert!(out.contains("published site version 2"), "{out}");
+    assert!(out.contains("uploaded 2 new chunks"), "{out}");
+
+    // Readers on every server while the version switches back and forth.
+    let stop = Arc::new(AtomicBool::new(false));
+    let readers: Vec<_> = servers
+        .iter()
+        .map(|base| {
+            let (http, stop) = (http.clone(), stop.clone());
+            let url = format!("{base}/sites/demo/version.txt");
+            tokio::spawn(async move {
+                let mut seen = std::collections::BTreeSet::new();
+                for _ in 0..100_000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let r = http.get(&url).send().await.unwrap();
+                    let etag = r.headers()["etag"].to_str().unwrap().to_owned();
+                    let body = r.bytes().await.unwrap();
+                    assert_eq!(
+                        etag,
+                        format!("\"{}\"", Hash32::digest(&body)),
+                        "one version per answer"
+                    );
+                    let body = String::from_utf8(body.to_vec()).unwrap();
+                    assert!(body == "v1" || body == "v2", "{body}");
+                    seen.insert(body);
+                }
+                seen
+            })
+        })
+        .collect();
+    for to in ["1", "2", "1"] {
+        let out = site_cli(first, &["rollback", "--zone", "demo", "--to", to]);
+        assert!(
+            out.contains(&format!("site version {to} is current")),
+            "{out}"
+        );
+        // Every server serves the switched-to version within moments.
+        for base in &servers {
+            let url = format!("{base}/sites/demo/version.txt");
+            eventually(Duration::from_secs(5), "every server switched", || {
+                let (http, url) = (http.clone(), url.clone());
+                async move {
+                    http.get(&url).send().await.unwrap().text().await.unwrap() == format!("v{to}")
+                }
+            })
+            .await;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for reader in readers {
+        let seen = reader.await.unwrap();
+        assert!(!seen.is_empty());
+    }
+    let list = site_cli(first, &["list", "--zone", "demo"]);
+    assert!(
+        list.contains("*     1") && list.contains("      2"),
+        "{list}"
+    );
+}
