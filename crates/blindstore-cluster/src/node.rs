@@ -703,6 +703,18 @@ impl Node {
             }
             settings.site_hosts = hosts.clone();
         }
+        if let Some(proxies) = &change.proxies {
+            for (i, route) in proxies.iter().enumerate() {
+                route.check().map_err(NodeError::BadRequest)?;
+                if proxies[..i].iter().any(|r| r.name == route.name) {
+                    return Err(NodeError::BadRequest(format!(
+                        "proxy {} is listed twice",
+                        route.name
+                    )));
+                }
+            }
+            settings.proxies = proxies.clone();
+        }
         let command = Command::SetZoneSettings {
             zone: zone.clone(),
             settings: settings.clone(),

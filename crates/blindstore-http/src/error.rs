@@ -26,6 +26,11 @@ pub enum ApiError {
     Busy(&'static str),
     /// Over a rate limit; try again after this long.
     RateLimited(std::time::Duration),
+    /// A proxied upstream failed (502) or was too slow (504); the message says which.
+    Upstream {
+        timeout: bool,
+        message: String,
+    },
 }
 
 impl From<NodeError> for ApiError {
@@ -74,6 +79,15 @@ impl ApiError {
                 None,
             ),
             ApiError::Busy(why) => (C::Unavailable, why.into(), None),
+            ApiError::Upstream { timeout, message } => (
+                if timeout {
+                    C::GatewayTimeout
+                } else {
+                    C::BadGateway
+                },
+                message,
+                None,
+            ),
             ApiError::RateLimited(wait) => (
                 C::RateLimited,
                 format!("too many attempts; retry in {} s", retry_after_secs(wait)),

@@ -12,6 +12,7 @@ mod cors;
 mod error;
 mod live;
 mod passkeys;
+mod proxy;
 mod rate;
 mod sites;
 
@@ -46,6 +47,7 @@ pub struct AppState {
     subscribers: Arc<live::Subscribers>,
     sites: Arc<sites::SiteCache>,
     local_site: Option<Arc<LocalSite>>,
+    proxy_client: reqwest::Client,
 }
 
 impl AppState {
@@ -58,7 +60,13 @@ impl AppState {
             subscribers: Arc::default(),
             sites: Arc::default(),
             local_site: None,
+            proxy_client: proxy::client(),
         }
+    }
+
+    /// Whether `peer` is a trusted proxy, whose `X-Forwarded-*` headers are believed.
+    fn trusts_forwarded_headers(&self, peer: std::net::IpAddr) -> bool {
+        self.auth_limiter.trusted(&peer)
     }
 
     /// The same state serving `site` (a directory) at `/` for requests no route takes.
@@ -88,6 +96,7 @@ pub fn router(state: AppState) -> Router {
     // The 405 fallback is set before the CORS layer so that preflights (OPTIONS, which no
     // route has) reach the layer instead of the bare 405.
     client
+        .merge(proxy::routes())
         .method_not_allowed_fallback(method_not_allowed)
         .layer(cors::layer(state.node.clone()))
         .merge(service.method_not_allowed_fallback(method_not_allowed))

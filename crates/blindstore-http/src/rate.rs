@@ -102,7 +102,7 @@ impl AuthLimiter {
         }
     }
 
-    fn trusted(&self, ip: &IpAddr) -> bool {
+    pub(crate) fn trusted(&self, ip: &IpAddr) -> bool {
         let ip = &ip.to_canonical();
         self.trusted_proxies.iter().any(|net| net.contains(ip))
     }

@@ -243,7 +243,7 @@ fn plain_not_found() -> Response {
 /// Requests no route took: the site of the zone the host name belongs to, else the local
 /// site, else the JSON 404 of the API.
 pub(crate) async fn fallback(State(state): State<AppState>, request: Request) -> Response {
-    let (request, _) = request.into_parts();
+    let (request, body) = request.into_parts();
     let host = request
         .headers
         .get("x-forwarded-host")
@@ -256,6 +256,19 @@ pub(crate) async fn fallback(State(state): State<AppState>, request: Request) ->
         });
     let path = request.uri.path().to_owned();
     let api = path.starts_with("/v1/") || path == "/v1";
+    // `/proxy/{name}/...` on a zone's host name: its reverse proxy.
+    if let (false, Some(host), Some(route)) = (api, &host, path.strip_prefix("/proxy/")) {
+        match state.sites.zone_for_host(&state, host) {
+            Ok(Some(zone)) => {
+                let request = Request::from_parts(request, body);
+                return crate::proxy::forward(&state, &zone, route, request)
+                    .await
+                    .unwrap_or_else(IntoResponse::into_response);
+            }
+            Ok(None) => {}
+            Err(e) => return e.into_response(),
+        }
+    }
     let result = async {
         if !api {
             if let Some(host) = host {

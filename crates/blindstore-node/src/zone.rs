@@ -2,7 +2,7 @@
 //! any member's admin API.
 
 use anyhow::Context;
-use blindstore_types::account::WritePolicy;
+use blindstore_types::account::{ProxyRoute, WritePolicy, DEFAULT_PROXY_TIMEOUT_MS};
 use blindstore_types::api::{Zone, ZoneQuota, ZoneSettingsChange};
 use blindstore_types::ZoneId;
 use clap::{Args, Subcommand};
@@ -94,6 +94,16 @@ pub struct SetArgs {
     /// Serve the zone's site under no host name (it stays at /sites/ZONE/).
     #[arg(long, conflicts_with = "site_hosts")]
     no_site_hosts: bool,
+    /// A reverse-proxy route NAME=URL: /v1/zones/ZONE/proxy/NAME/... goes to URL/...;
+    /// repeat for several. Replaces the list.
+    #[arg(long = "proxy", value_name = "NAME=URL")]
+    proxies: Vec<String>,
+    /// With --proxy: the time the upstream has to answer, e.g. 10s [default: 30s]
+    #[arg(long, value_parser = humantime::parse_duration, requires = "proxies")]
+    proxy_timeout: Option<std::time::Duration>,
+    /// Remove every reverse-proxy route.
+    #[arg(long, conflicts_with = "proxies")]
+    no_proxies: bool,
 }
 
 pub fn run(command: ZoneCommand) -> anyhow::Result<()> {
@@ -172,10 +182,34 @@ pub fn run(command: ZoneCommand) -> anyhow::Result<()> {
                     } else {
                         (!args.site_hosts.is_empty()).then_some(args.site_hosts)
                     },
+                    proxies: if args.no_proxies {
+                        Some(Vec::new())
+                    } else if args.proxies.is_empty() {
+                        None
+                    } else {
+                        let timeout_ms = args.proxy_timeout.map_or(DEFAULT_PROXY_TIMEOUT_MS, |t| {
+                            t.as_millis() as u64
+                        });
+                        Some(
+                            args.proxies
+                                .iter()
+                                .map(|p| {
+                                    let (name, upstream) = p.split_once('=').ok_or_else(|| {
+                                        anyhow::anyhow!("--proxy takes NAME=URL, not {p:?}")
+                                    })?;
+                                    Ok(ProxyRoute {
+                                        name: name.to_owned(),
+                                        upstream: upstream.to_owned(),
+                                        timeout_ms,
+                                    })
+                                })
+                                .collect::<anyhow::Result<Vec<_>>>()?,
+                        )
+                    },
                 };
                 if change == ZoneQuota::default() && settings == ZoneSettingsChange::default() {
                     anyhow::bail!(
-                        "nothing to set: give --max-chains, --max-entries, --max-chunk-bytes, --max-chunks, --writes, --account-max-*, --passkey-rp-id/--passkey-origin, --no-passkeys, --cors-origin, --no-cors, --site-host or --no-site-hosts"
+                        "nothing to set: give --max-chains, --max-entries, --max-chunk-bytes, --max-chunks, --writes, --account-max-*, --passkey-rp-id/--passkey-origin, --no-passkeys, --cors-origin, --no-cors, --site-host, --no-site-hosts, --proxy or --no-proxies"
                     );
                 }
                 let client = args.zone.target.client()?;
@@ -250,6 +284,12 @@ fn print_zone(z: &Zone, json: bool) -> anyhow::Result<()> {
     }
     if !s.site_hosts.is_empty() {
         println!("site hosts      {}", s.site_hosts.join(", "));
+    }
+    for p in &s.proxies {
+        println!(
+            "proxy           {} -> {} ({} ms)",
+            p.name, p.upstream, p.timeout_ms
+        );
     }
     Ok(())
 }

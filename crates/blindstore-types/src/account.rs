@@ -159,6 +159,64 @@ pub struct ZoneSettings {
     pub cors_origins: Vec<String>,
     /// Host names whose requests get the zone's site at `/` (e.g. `budget.example.com`).
     pub site_hosts: Vec<String>,
+    /// Other services reached through the zone: `/v1/zones/{zone}/proxy/{name}/...` (and
+    /// `/proxy/{name}/...` on the zone's site hosts) go to the route's upstream.
+    pub proxies: Vec<ProxyRoute>,
+}
+
+/// A reverse-proxy route of a zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ProxyRoute {
+    /// `[a-z0-9-]{1,63}`.
+    pub name: String,
+    /// `http://` or `https://` URL the rest of the path is appended to, e.g.
+    /// `https://api.example.com/v2`.
+    pub upstream: String,
+    /// The whole exchange with the upstream must finish within this many milliseconds.
+    pub timeout_ms: u64,
+}
+
+/// Default [`ProxyRoute::timeout_ms`].
+pub const DEFAULT_PROXY_TIMEOUT_MS: u64 = 30_000;
+
+impl ProxyRoute {
+    /// Checks the name, the upstream URL (http or https, a host, no query, fragment or
+    /// credentials) and the timeout (1 ms to 5 minutes).
+    pub fn check(&self) -> Result<(), String> {
+        let name_ok = !self.name.is_empty()
+            && self.name.len() <= 63
+            && self
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !name_ok {
+            return Err(format!(
+                "proxy name {:?} must be [a-z0-9-]{{1,63}}",
+                self.name
+            ));
+        }
+        let rest = self
+            .upstream
+            .strip_prefix("https://")
+            .or_else(|| self.upstream.strip_prefix("http://"));
+        let upstream_ok = rest.is_some_and(|rest| {
+            let host = rest.split('/').next().unwrap_or_default();
+            !host.is_empty()
+                && !rest.contains(['?', '#', '@', ' '])
+                && !rest.chars().any(char::is_control)
+        });
+        if !upstream_ok {
+            return Err(format!(
+                "proxy upstream {:?} must be an http:// or https:// URL with a host and no query, fragment or credentials",
+                self.upstream
+            ));
+        }
+        if self.timeout_ms == 0 || self.timeout_ms > 300_000 {
+            return Err("a proxy timeout is 1 ms to 5 minutes".into());
+        }
+        Ok(())
+    }
 }
 
 impl ZoneSettings {
@@ -242,6 +300,7 @@ impl From<ZoneSettingsV1> for ZoneSettings {
             passkeys: None,
             cors_origins: Vec::new(),
             site_hosts: Vec::new(),
+            proxies: Vec::new(),
         }
     }
 }

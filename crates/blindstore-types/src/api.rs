@@ -130,6 +130,9 @@ pub struct ZoneSettingsChange {
     /// Host names whose requests get the zone's site at `/`, replacing the current list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub site_hosts: Option<Vec<String>>,
+    /// Reverse-proxy routes, replacing the current list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxies: Option<Vec<crate::account::ProxyRoute>>,
 }
 
 /// `GET`/`PUT /v1/admin/zones/{zone}/quota`: a zone's quotas. In a `PUT`, fields left out keep
@@ -616,6 +619,10 @@ pub enum ErrorCode {
     PasskeysOff,
     /// 413: a body or field above its size limit.
     PayloadTooLarge,
+    /// 502: a proxied upstream could not be reached or answered badly.
+    BadGateway,
+    /// 504: a proxied upstream did not answer in time.
+    GatewayTimeout,
     /// 429: too many requests of this kind; `Retry-After` says when to try again.
     RateLimited,
     /// 500: a broken invariant; details are in the server log.
@@ -644,6 +651,8 @@ impl ErrorCode {
             MethodNotAllowed => 405,
             IndexConflict | AccountExists | EnvelopeConflict | PasskeyExists => 409,
             PayloadTooLarge => 413,
+            BadGateway => 502,
+            GatewayTimeout => 504,
             RateLimited => 429,
             Internal | Unknown => 500,
             Unavailable | OutcomeUnknown => 503,
@@ -678,6 +687,8 @@ impl ErrorCode {
             MethodNotAllowed => "method_not_allowed",
             IndexConflict => "index_conflict",
             PayloadTooLarge => "payload_too_large",
+            BadGateway => "bad_gateway",
+            GatewayTimeout => "gateway_timeout",
             RateLimited => "rate_limited",
             Internal => "internal",
             Unavailable => "unavailable",
@@ -754,7 +765,9 @@ mod schemas {
 mod tests {
     use super::ErrorCode::{self, *};
 
-    const ALL: [ErrorCode; 29] = [
+    const ALL: [ErrorCode; 31] = [
+        BadGateway,
+        GatewayTimeout,
         UnknownPasskey,
         PasskeyExists,
         PasskeysOff,

@@ -167,3 +167,133 @@ async fn a_page_on_another_origin_calls_the_api_and_follows_a_chain_live_in_chro
         "cross-origin"
     );
 }
+
+/// A child process killed when dropped (a failing test leaves nothing behind).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `GET path` over a bare TCP connection, the path sent exactly as given; the status line.
+async fn raw_get(base: &str, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.strip_prefix("http://").unwrap();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+/// The reverse proxy against a real upstream process: a request goes through with the right
+/// headers (no session, no cookies, `X-Forwarded-For` set) and comes back without the
+/// upstream's cookies; a slow upstream is 504, an answer too large and an upstream that is
+/// down are 502, a request body too large is 413 — all JSON errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reverse_proxy_relays_and_maps_upstream_failures() {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/upstream/upstream.py");
+    let mut upstream = Killed(
+        Command::new("python3")
+            .arg(&script)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run python3"),
+    );
+    let port = BufReader::new(upstream.0.stdout.take().unwrap())
+        .lines()
+        .next()
+        .unwrap()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(dir.path(), &[]);
+    let upstream_url = format!("http://127.0.0.1:{port}/api");
+    let (ok, out, err) = zone_cli(
+        &node.url,
+        dir.path(),
+        &[
+            "set",
+            "demo",
+            "--proxy",
+            &format!("up={upstream_url}"),
+            "--proxy-timeout",
+            "1s",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(&format!("proxy           up -> {upstream_url} (1000 ms)")),
+        "{out}"
+    );
+    let (ok, _, err) = zone_cli(
+        &node.url,
+        dir.path(),
+        &["set", "demo", "--proxy", "bad=ftp://x"],
+    );
+    assert!(!ok && err.contains("http:// or https://"), "{err}");
+
+    let http = reqwest::Client::new();
+    let base = format!("{}/v1/zones/demo/proxy/up", node.url);
+    let r = http
+        .post(format!("{base}/echo?x=1"))
+        .header("authorization", "Bearer a-session-token")
+        .header("cookie", "c=d")
+        .header("x-custom", "kept")
+        .body("hello")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers().get("set-cookie").is_none(),
+        "no upstream cookies here"
+    );
+    assert_eq!(r.headers()["x-upstream"], "yes");
+    let echo: Value = r.json().await.unwrap();
+    assert_eq!(echo["method"], "POST");
+    assert_eq!(echo["path"], "/api/echo");
+    assert_eq!(echo["query"], "x=1");
+    assert_eq!(echo["body_len"], 5);
+    let headers = &echo["headers"];
+    assert!(headers.get("authorization").is_none(), "{headers}");
+    assert!(headers.get("cookie").is_none(), "{headers}");
+    assert_eq!(headers["x-custom"], "kept");
+    assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
+    assert_eq!(headers["x-forwarded-proto"], "http");
+    assert_eq!(headers["host"], format!("127.0.0.1:{port}"));
+
+    let code = |r: Value| r["error"]["code"].as_str().unwrap().to_owned();
+    let slow = http.get(format!("{base}/slow")).send().await.unwrap();
+    assert_eq!(slow.status(), 504);
+    assert_eq!(code(slow.json().await.unwrap()), "gateway_timeout");
+    let big = http.get(format!("{base}/big")).send().await.unwrap();
+    assert_eq!(big.status(), 502);
+    assert_eq!(code(big.json().await.unwrap()), "bad_gateway");
+    let oversized = http
+        .post(format!("{base}/echo"))
+        .body(vec![0u8; 11 << 20])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oversized.status(), 413);
+    let unknown = http
+        .get(format!("{}/v1/zones/demo/proxy/nope/x", node.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    // Sent as is (an HTTP client library would resolve the dots itself).
+    let escape = raw_get(&node.url, "/v1/zones/demo/proxy/up/a/%2e%2e/b").await;
+    assert!(escape.starts_with("HTTP/1.1 400"), "{escape}");
+
+    upstream.0.kill().unwrap();
+    upstream.0.wait().unwrap();
+    let down = http.get(format!("{base}/echo")).send().await.unwrap();
+    assert_eq!(down.status(), 502);
+    assert_eq!(code(down.json().await.unwrap()), "bad_gateway");
+}

@@ -188,6 +188,7 @@ async fn the_write_policy_and_account_quotas_are_checked_on_apply_and_survive_sn
         passkeys: None,
         cors_origins: vec!["https://budget.example".into()],
         site_hosts: vec!["budget.example".into()],
+        proxies: vec![],
     };
     let commands = vec![
         Command::CreateZone {

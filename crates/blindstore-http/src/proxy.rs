@@ -1,0 +1,302 @@
+//! The reverse proxy: a zone's routes to other services. `/v1/zones/{zone}/proxy/{name}/rest`
+//! (and `/proxy/{name}/rest` on the zone's site host names) goes to the route's upstream URL
+//! with `/rest` and the query appended. reqwest is the client: a connect deadline, the route's
+//! total deadline, bounded bodies both ways, no redirects followed (they are passed back).
+//!
+//! Headers: hop-by-hop headers go neither way; the client's `Authorization` (its Blindstore
+//! session) and `Cookie` never go to the upstream, and the upstream's `Set-Cookie` never comes
+//! back (it would land on this origin); `X-Forwarded-For`, `-Host` and `-Proto` are set.
+//! Failures are the API's JSON errors: 502 `bad_gateway` (unreachable, a broken answer, an
+//! answer too large), 504 `gateway_timeout`, 413 for a request body too large.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use blindstore_types::account::ProxyRoute;
+use blindstore_types::ZoneId;
+use futures::StreamExt;
+
+use crate::{ApiError, AppState};
+
+/// Largest request body sent to an upstream.
+pub const MAX_PROXY_REQUEST_BYTES: usize = 10 << 20;
+/// Largest upstream answer relayed.
+pub const MAX_PROXY_RESPONSE_BYTES: usize = 10 << 20;
+/// How long connecting to an upstream may take.
+pub const PROXY_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The client that talks to upstreams.
+pub(crate) fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(PROXY_CONNECT_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .expect("a plain HTTP client builds")
+}
+
+/// Headers that describe one connection, not the message: never relayed.
+fn hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "proxy-connection"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
+}
+
+/// Headers of the client's request that stay here.
+fn kept_from_upstream(name: &HeaderName) -> bool {
+    hop_by_hop(name)
+        || matches!(
+            name.as_str(),
+            "host" | "authorization" | "cookie" | "content-length" | "origin"
+        )
+        || name.as_str().starts_with("x-forwarded-")
+}
+
+/// `/v1/zones/{zone}/proxy/{name}[/{*rest}]`, any method (not in the OpenAPI document: what
+/// it answers is the upstream's).
+pub(crate) fn routes() -> axum::Router<AppState> {
+    use axum::routing::any;
+    axum::Router::new()
+        .route("/v1/zones/{zone}/proxy/{name}", any(handler))
+        .route("/v1/zones/{zone}/proxy/{name}/{*rest}", any(handler))
+}
+
+async fn handler(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let path = request.uri().path().to_owned();
+    let rest = path.strip_prefix("/v1/zones/").unwrap_or_default();
+    let (zone, rest) = rest.split_once('/').unwrap_or((rest, ""));
+    let zone = crate::parse_zone(zone)?;
+    let rest = rest.strip_prefix("proxy/").unwrap_or_default();
+    forward(&state, &zone, rest, request).await
+}
+
+/// Forwards `request` to `zone`'s route: `path` is `{name}[/rest]` (percent-encoded as
+/// received).
+pub(crate) async fn forward(
+    state: &AppState,
+    zone: &ZoneId,
+    path: &str,
+    request: axum::extract::Request,
+) -> Result<Response, ApiError> {
+    let (name, rest) = match path.find('/') {
+        Some(i) => (&path[..i], &path[i..]),
+        None => (path, ""),
+    };
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |c| {
+            c.0.ip().to_canonical()
+        });
+    let (parts, body) = request.into_parts();
+    exchange(
+        state,
+        zone,
+        name,
+        rest,
+        parts.uri.query(),
+        parts.method,
+        &parts.headers,
+        peer,
+        body,
+    )
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn exchange(
+    state: &AppState,
+    zone: &ZoneId,
+    name: &str,
+    rest: &str,
+    query: Option<&str>,
+    method: Method,
+    headers: &HeaderMap,
+    client_ip: IpAddr,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let settings = state.node.zone_settings(zone)?;
+    let Some(route) = settings.proxies.iter().find(|r| r.name == name) else {
+        return Err(ApiError::NotFound);
+    };
+    let url = upstream_url(route, rest, query)?;
+    let body = axum::body::to_bytes(body, MAX_PROXY_REQUEST_BYTES)
+        .await
+        .map_err(|_| {
+            ApiError::TooLarge(format!(
+                "a proxied request body is at most {MAX_PROXY_REQUEST_BYTES} bytes"
+            ))
+        })?;
+    let mut request = state
+        .proxy_client
+        .request(method, &url)
+        .timeout(Duration::from_millis(route.timeout_ms))
+        .body(body);
+    for (name, value) in headers {
+        if !kept_from_upstream(name) {
+            request = request.header(name, value);
+        }
+    }
+    let forwarded_for = match headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .filter(|_| state.trusts_forwarded_headers(client_ip))
+    {
+        Some(earlier) => format!("{earlier}, {client_ip}"),
+        None => client_ip.to_string(),
+    };
+    request = request.header("x-forwarded-for", forwarded_for);
+    if let Some(host) = headers.get("host") {
+        request = request.header("x-forwarded-host", host);
+    }
+    request = request.header("x-forwarded-proto", "http");
+
+    let response = request
+        .send()
+        .await
+        .map_err(|e| upstream_error(route, &e))?;
+    let status = response.status();
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_PROXY_RESPONSE_BYTES as u64)
+    {
+        return Err(too_large_answer(route));
+    }
+    let mut out_headers = HeaderMap::new();
+    for (name, value) in response.headers() {
+        if !hop_by_hop(name) && name != "set-cookie" && name != "content-length" {
+            out_headers.append(name.clone(), value.clone());
+        }
+    }
+    let mut stream = response.bytes_stream();
+    let mut bytes = Vec::new();
+    while let Some(piece) = stream.next().await {
+        let piece = piece.map_err(|e| upstream_error(route, &e))?;
+        if bytes.len() + piece.len() > MAX_PROXY_RESPONSE_BYTES {
+            return Err(too_large_answer(route));
+        }
+        bytes.extend_from_slice(&piece);
+    }
+    let mut out = (
+        StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
+        bytes,
+    )
+        .into_response();
+    out.headers_mut().extend(out_headers);
+    Ok(out)
+}
+
+/// The upstream URL: the route's base, the rest of the path (which must stay below it) and
+/// the query.
+fn upstream_url(route: &ProxyRoute, rest: &str, query: Option<&str>) -> Result<String, ApiError> {
+    let decoded = percent_encoding::percent_decode_str(rest).decode_utf8_lossy();
+    if decoded
+        .split('/')
+        .any(|segment| segment == ".." || segment == ".")
+        || decoded.contains('\\')
+    {
+        return Err(ApiError::BadRequest(
+            "a proxied path has no `.` or `..` segments".into(),
+        ));
+    }
+    let mut url = route.upstream.trim_end_matches('/').to_owned();
+    url.push_str(rest);
+    if let Some(query) = query {
+        url.push('?');
+        url.push_str(query);
+    }
+    Ok(url)
+}
+
+fn upstream_error(route: &ProxyRoute, e: &reqwest::Error) -> ApiError {
+    if e.is_timeout() {
+        ApiError::Upstream {
+            timeout: true,
+            message: format!(
+                "proxy {}: the upstream did not answer within {} ms",
+                route.name, route.timeout_ms
+            ),
+        }
+    } else {
+        tracing::info!(route = %route.name, error = %e, "proxied request failed");
+        let what = if e.is_connect() {
+            "could not be reached"
+        } else {
+            "failed while answering"
+        };
+        ApiError::Upstream {
+            timeout: false,
+            message: format!("proxy {}: the upstream {what}", route.name),
+        }
+    }
+}
+
+fn too_large_answer(route: &ProxyRoute) -> ApiError {
+    ApiError::Upstream {
+        timeout: false,
+        message: format!(
+            "proxy {}: the upstream's answer is over {MAX_PROXY_RESPONSE_BYTES} bytes",
+            route.name
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_urls_stay_below_the_route() {
+        let route = ProxyRoute {
+            name: "weather".into(),
+            upstream: "https://api.example.com/v2/".into(),
+            timeout_ms: 1000,
+        };
+        assert_eq!(
+            upstream_url(&route, "/today", Some("city=Oslo")).unwrap(),
+            "https://api.example.com/v2/today?city=Oslo"
+        );
+        assert_eq!(
+            upstream_url(&route, "", None).unwrap(),
+            "https://api.example.com/v2"
+        );
+        for bad in ["/../admin", "/a/%2e%2e/b", "/a\\b"] {
+            assert!(upstream_url(&route, bad, None).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn credentials_and_connection_headers_stay_here() {
+        for name in [
+            "authorization",
+            "cookie",
+            "connection",
+            "host",
+            "x-forwarded-for",
+            "te",
+        ] {
+            assert!(kept_from_upstream(&HeaderName::from_static(name)), "{name}");
+        }
+        for name in ["accept", "content-type", "if-none-match", "user-agent"] {
+            assert!(
+                !kept_from_upstream(&HeaderName::from_static(name)),
+                "{name}"
+            );
+        }
+    }
+}
