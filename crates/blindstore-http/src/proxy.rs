@@ -103,33 +103,50 @@ pub(crate) async fn forward(
         .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |c| {
             c.0.ip().to_canonical()
         });
+    let secure = request
+        .extensions()
+        .get::<blindstore_web::Secure>()
+        .is_some_and(|s| s.0);
     let (parts, body) = request.into_parts();
-    exchange(
-        state,
-        zone,
+    let call = Call {
         name,
         rest,
-        parts.uri.query(),
-        parts.method,
-        &parts.headers,
-        peer,
-        body,
-    )
-    .await
+        query: parts.uri.query(),
+        method: parts.method.clone(),
+        headers: &parts.headers,
+        client_ip: peer,
+        secure,
+    };
+    exchange(state, zone, call, body).await
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A request on its way to an upstream.
+struct Call<'a> {
+    name: &'a str,
+    rest: &'a str,
+    query: Option<&'a str>,
+    method: Method,
+    headers: &'a HeaderMap,
+    client_ip: IpAddr,
+    /// Whether the client used TLS (`X-Forwarded-Proto`).
+    secure: bool,
+}
+
 async fn exchange(
     state: &AppState,
     zone: &ZoneId,
-    name: &str,
-    rest: &str,
-    query: Option<&str>,
-    method: Method,
-    headers: &HeaderMap,
-    client_ip: IpAddr,
+    call: Call<'_>,
     body: Body,
 ) -> Result<Response, ApiError> {
+    let Call {
+        name,
+        rest,
+        query,
+        method,
+        headers,
+        client_ip,
+        secure,
+    } = call;
     let settings = state.node.zone_settings(zone)?;
     let Some(route) = settings.proxies.iter().find(|r| r.name == name) else {
         return Err(ApiError::NotFound);
@@ -164,7 +181,7 @@ async fn exchange(
     if let Some(host) = headers.get("host") {
         request = request.header("x-forwarded-host", host);
     }
-    request = request.header("x-forwarded-proto", "http");
+    request = request.header("x-forwarded-proto", if secure { "https" } else { "http" });
 
     let response = request
         .send()

@@ -74,6 +74,11 @@ pub struct Config {
     /// With `site`: a single-page app (HTML navigations to paths that are not files get
     /// `index.html`). Default: false.
     pub site_spa: bool,
+    /// HTTPS: the certificate chain, PEM (leaf first). Needs `tls_key`. Reloaded on SIGHUP.
+    /// Default: none (plain HTTP).
+    pub tls_cert: Option<PathBuf>,
+    /// HTTPS: the certificate's private key, PEM. Default: none.
+    pub tls_key: Option<PathBuf>,
     /// How many voters the cluster should have: 3 or 5 (1 is allowed for a single node).
     /// Nodes joining beyond that stay storage nodes (Raft learners). Default: 3.
     pub voters: usize,
@@ -166,6 +171,8 @@ impl Default for Config {
             site: None,
             site_csp: None,
             site_spa: false,
+            tls_cert: None,
+            tls_key: None,
             log_format: LogFormat::Text,
             demo_zone: true,
             max_chunk_bytes: 4 << 20,
@@ -273,6 +280,12 @@ pub struct ServeArgs {
     /// With --site: a single-page app (navigations to unknown paths get index.html)
     #[arg(long, env = "BLINDSTORE_SITE_SPA")]
     pub site_spa: bool,
+    /// HTTPS: certificate chain (PEM); reloaded on SIGHUP [default: none, plain HTTP]
+    #[arg(long, env = "BLINDSTORE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// HTTPS: private key (PEM) of --tls-cert
+    #[arg(long, env = "BLINDSTORE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Voters the cluster should have: 3 or 5 [default: 3]
     #[arg(long, env = "BLINDSTORE_VOTERS")]
     pub voters: Option<usize>,
@@ -346,6 +359,29 @@ pub struct ServeArgs {
 
 impl Config {
     /// The HTTP server's limits.
+    /// The TLS configuration, loaded, with a task that reloads it on SIGHUP; `None` for
+    /// plain HTTP.
+    pub fn tls(&self) -> anyhow::Result<Option<std::sync::Arc<blindstore_web::Tls>>> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Ok(None);
+        };
+        let tls = blindstore_web::Tls::load(cert, key).map_err(|e| anyhow::anyhow!(e))?;
+        let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("listening for SIGHUP")?;
+        let reloading = tls.clone();
+        tokio::spawn(async move {
+            while hangups.recv().await.is_some() {
+                match reloading.reload() {
+                    Ok(()) => tracing::info!("SIGHUP: TLS certificate reloaded"),
+                    Err(e) => {
+                        tracing::error!(error = %e, "SIGHUP: TLS certificate not reloaded; the previous one stays in use")
+                    }
+                }
+            }
+        });
+        Ok(Some(tls))
+    }
+
     pub fn server_limits(&self) -> blindstore_web::ServerLimits {
         blindstore_web::ServerLimits {
             header_read_timeout: self.http_header_timeout,
@@ -403,6 +439,8 @@ impl Config {
             site,
             site_csp,
             site_spa,
+            tls_cert,
+            tls_key,
             voters,
             replication,
             down_after,
@@ -481,7 +519,9 @@ impl Config {
             gateway_token,
             node_id,
             site,
-            site_csp
+            site_csp,
+            tls_cert,
+            tls_key
         );
         if site_spa {
             config.site_spa = true;
@@ -497,6 +537,9 @@ impl Config {
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            bail!("tls_cert and tls_key go together");
+        }
         if let Some(token) = &self.admin_token {
             if !usable_token(token) {
                 bail!("admin_token must be at least 16 printable ASCII characters without spaces");

@@ -178,16 +178,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let app = blindstore_http::router(state);
     let shutdown = shutdown_signal()?;
-    tracing::info!(addr = %local_addr, "http listening");
+    let tls = config.tls()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(addr = %local_addr, scheme, "http listening");
     // One machine-readable line on stdout, for people and for scripts that started us on port 0.
-    println!("blindstore listening on http://{local_addr}");
+    println!("blindstore listening on {scheme}://{local_addr}");
     let _ = std::io::stdout().flush();
 
     // On SIGTERM/SIGINT: stop Raft first (writes in flight end at once, even when no peer
     // can be reached), then let requests in flight finish, within a deadline.
     let drain = tokio_util::sync::CancellationToken::new();
     let limits = config.server_limits();
-    let server = blindstore_web::serve(listener, blindstore_web::limited(app, &limits), limits, {
+    let app = blindstore_web::limited(app, &limits);
+    let server = blindstore_web::serve(listener, app, limits, tls, {
         let drain = drain.clone();
         async move { drain.cancelled().await }
     });
@@ -248,11 +251,13 @@ async fn serve_gateway(config: Config, admin_token: String) -> anyhow::Result<()
         }
     };
     tracing::info!(addr = %local_addr, "gateway listening");
-    println!("blindstore listening on http://{local_addr}");
+    let tls = config.tls()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("blindstore listening on {scheme}://{local_addr}");
     let _ = std::io::stdout().flush();
     let limits = config.server_limits();
     let app = blindstore_web::limited(blindstore_gateway::router(gateway), &limits);
-    blindstore_web::serve(listener, app, limits, stop).await;
+    blindstore_web::serve(listener, app, limits, tls, stop).await;
     shutdown.cancel();
     if let Err(e) = refresher.await {
         tracing::warn!(error = %e, "member refresher ended abnormally");

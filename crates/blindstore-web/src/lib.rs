@@ -5,6 +5,7 @@
 
 mod server;
 pub mod site;
+mod tls;
 
 use axum::http::header::{CACHE_CONTROL, ETAG, IF_NONE_MATCH};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -13,7 +14,8 @@ use axum::Json;
 use blindstore_types::api::{ErrorBody, ErrorCode};
 use blindstore_types::Hash32;
 
-pub use server::{limited, serve, ServerLimits};
+pub use server::{limited, serve, Secure, ServerLimits};
+pub use tls::Tls;
 
 /// What a 503 `unavailable` says: the detail (addresses, library errors) goes to the log only.
 pub const UNAVAILABLE: &str =

@@ -13,6 +13,9 @@
 //!
 //! Shutdown is graceful: new connections stop, requests in flight finish (the caller bounds
 //! how long that may take).
+//!
+//! With [`Tls`], connections are TLS (the handshake within `header_read_timeout`) and speak
+//! HTTP/2 or HTTP/1.1 as ALPN decides; without, plain HTTP/1.1.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -31,6 +34,10 @@ use tower::ServiceExt;
 use blindstore_types::api::ErrorCode;
 
 use crate::{error_response, OUTCOME_UNKNOWN};
+
+/// Whether a request came over TLS (a request extension).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Secure(pub bool);
 
 /// Connections over the limit being answered 503 at once, at most.
 const MAX_REFUSALS: usize = 64;
@@ -101,12 +108,14 @@ async fn overloaded(method: Method, error: tower::BoxError) -> axum::response::R
     error_response(ErrorCode::Internal, "internal error; see the server log")
 }
 
-/// Serves `app` (already [`limited`]) on `listener` until `shutdown` completes, then stops
-/// accepting and waits for open connections to finish their requests.
+/// Serves `app` (already [`limited`]) on `listener`, over TLS when `tls` is given, until
+/// `shutdown` completes, then stops accepting and waits for open connections to finish their
+/// requests.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ServerLimits,
+    tls: Option<Arc<crate::tls::Tls>>,
     shutdown: impl Future<Output = ()>,
 ) {
     // HTTP/1.1 only (HTTP/2 comes with TLS): hyper's header timer then runs from the moment a
@@ -144,20 +153,53 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        // Handlers that need the peer (rate limits) find it as axum's `ConnectInfo`.
+        // Handlers that need the peer (rate limits) find it as axum's `ConnectInfo`, and
+        // whether the connection is TLS as `Secure`.
+        let secure = Secure(tls.is_some());
         let app =
             app.clone()
                 .map_request(move |mut request: hyper::Request<hyper::body::Incoming>| {
-                    request
-                        .extensions_mut()
-                        .insert(axum::extract::ConnectInfo(peer));
+                    let extensions = request.extensions_mut();
+                    extensions.insert(axum::extract::ConnectInfo(peer));
+                    extensions.insert(secure);
                     request
                 });
         let service = TowerToHyperService::new(app);
-        let connection = builder.serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+        let Some(tls) = &tls else {
+            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            let connection = graceful.watch(connection);
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                drop(permit);
+            });
+            continue;
+        };
+        let acceptor = tls.acceptor();
+        let watcher = graceful.watcher();
+        let handshake_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let stream =
+                match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+            let mut auto =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+            auto.http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(handshake_timeout);
+            auto.http2().timer(TokioTimer::new());
+            let connection = auto.serve_connection(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(connection).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
             drop(permit);

@@ -297,3 +297,101 @@ async fn the_reverse_proxy_relays_and_maps_upstream_failures() {
     assert_eq!(down.status(), 502);
     assert_eq!(code(down.json().await.unwrap()), "bad_gateway");
 }
+
+/// A self-signed certificate for 127.0.0.1 and localhost, written as PEM into `cert`/`key`;
+/// the certificate PEM.
+fn self_signed(cert: &Path, key: &Path) -> String {
+    let made =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    std::fs::write(cert, made.cert.pem()).unwrap();
+    std::fs::write(key, made.key_pair.serialize_pem()).unwrap();
+    made.cert.pem()
+}
+
+fn trusting(pem: &str, http1_only: bool) -> reqwest::Client {
+    let builder = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(pem.as_bytes()).unwrap())
+        .tls_built_in_root_certs(false);
+    let builder = if http1_only {
+        builder.http1_only()
+    } else {
+        builder
+    };
+    builder.build().unwrap()
+}
+
+/// HTTPS with HTTP/2 by ALPN (HTTP/1.1 for clients that ask for it) against a self-signed
+/// certificate made here; SIGHUP loads a new certificate without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_negotiates_http2_and_reloads_its_certificate_on_sighup() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let first = self_signed(&cert, &key);
+    let node = NodeProcess::start(
+        &dir.path().join("data"),
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(node.url.starts_with("https://"), "{}", node.url);
+    let health = format!("{}/v1/health", node.url);
+
+    let r = trusting(&first, false).get(&health).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.version(), reqwest::Version::HTTP_2);
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    let r = trusting(&first, true).get(&health).send().await.unwrap();
+    assert_eq!(r.version(), reqwest::Version::HTTP_11);
+    // The API works over it: a chunk goes in and out.
+    let bytes = b"over tls".to_vec();
+    let hash = Hash32::digest(&bytes);
+    let put = trusting(&first, false)
+        .put(format!("{}/v1/zones/demo/chunks/{hash}", node.url))
+        .body(bytes.clone())
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success());
+
+    // A new certificate on disk, SIGHUP: new connections get it.
+    let second = self_signed(&cert, &key);
+    let status = Command::new("kill")
+        .args(["-HUP", &node.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    crate::process::eventually(
+        std::time::Duration::from_secs(10),
+        "the new certificate is served",
+        || {
+            let client = trusting(&second, false);
+            let url = health.clone();
+            async move { client.get(&url).send().await.is_ok() }
+        },
+    )
+    .await;
+    assert!(
+        trusting(&first, false).get(&health).send().await.is_err(),
+        "the old certificate is gone"
+    );
+    // A broken file on SIGHUP keeps the current certificate.
+    std::fs::write(&cert, "not a certificate").unwrap();
+    Command::new("kill")
+        .args(["-HUP", &node.pid().to_string()])
+        .status()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        trusting(&second, false)
+            .get(&health)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(node.terminate().code(), Some(0));
+}
