@@ -49,15 +49,7 @@ pub struct PasskeyLogin {
 /// each origin is `https://host[:port]` (or `http://` for `localhost` and its subdomains) whose
 /// host is the id or one of its subdomains. Returns the parsed origins.
 pub fn check_relying_party(rp_id: &str, origins: &[String]) -> Result<Vec<Url>, String> {
-    let valid_id = !rp_id.is_empty()
-        && rp_id.len() <= 253
-        && rp_id.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        })
+    let valid_id = blindstore_types::account::check_site_host(rp_id).is_ok()
         && !rp_id.bytes().all(|b| b.is_ascii_digit() || b == b'.');
     if !valid_id {
         return Err(format!(

@@ -226,7 +226,8 @@ impl ZoneSettings {
     }
 }
 
-/// Checks a site host name: a lowercase DNS name (letters, digits, `-`, `.`), no port.
+/// Checks a host name: a lowercase DNS name (letters, digits, `-`, `.`), no port. Used for
+/// site host names and passkey relying party ids.
 pub fn check_site_host(host: &str) -> Result<(), String> {
     let ok = !host.is_empty()
         && host.len() <= 253

@@ -96,6 +96,25 @@ impl Cluster {
 }
 
 impl Cluster {
+    /// Starts a gateway for the cluster, with `extra` flags. It has only the gateway token
+    /// (every member keeps it beside its join token).
+    fn start_gateway(&self, extra: &[&str]) -> NodeProcess {
+        let seed = self.nodes[0].as_ref().unwrap().rpc.clone().unwrap();
+        let token = std::fs::read_to_string(self.dir.path().join("n2/gateway-token")).unwrap();
+        let mut args = vec![
+            "--role",
+            "gateway",
+            "--join",
+            &seed,
+            "--gateway-token",
+            token.trim(),
+            "--admin-token",
+            ADMIN,
+        ];
+        args.extend_from_slice(extra);
+        NodeProcess::start(&self.dir.path().join("gw"), &args)
+    }
+
     /// The index in `nodes` of the node with id `id`, as `status` names it.
     fn index_of(&self, status: &Value, id: u64) -> usize {
         let http = status["nodes"]
@@ -553,24 +572,7 @@ async fn draining_and_force_removing_nodes_loses_nothing() {
 async fn a_gateway_serves_the_api_and_repeated_chunk_reads_from_its_cache() {
     // Chunks up to the largest allowed size, for the gateway's memory check below.
     let mut cluster = Cluster::start(&["--max-chunk-bytes", "33554432"]);
-    let seed = cluster.nodes[0].as_ref().unwrap().rpc.clone().unwrap();
-    // The gateway has only the gateway token (every member keeps it beside its join token).
-    let token = std::fs::read_to_string(cluster.dir.path().join("n2/gateway-token")).unwrap();
-    let gateway = NodeProcess::start(
-        &cluster.dir.path().join("gw"),
-        &[
-            "--role",
-            "gateway",
-            "--join",
-            &seed,
-            "--gateway-token",
-            token.trim(),
-            "--admin-token",
-            ADMIN,
-            "--cache-disk-bytes",
-            "1000000",
-        ],
-    );
+    let gateway = cluster.start_gateway(&["--cache-disk-bytes", "1000000"]);
     let gw = gateway.client();
     assert_eq!(gw.health().await.unwrap().role, "gateway");
 
@@ -1851,21 +1853,7 @@ async fn a_deployed_site_is_served_everywhere_and_switches_versions_atomically()
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     let cluster = Cluster::start(&[]);
-    let seed = cluster.nodes[0].as_ref().unwrap().rpc.clone().unwrap();
-    let token = std::fs::read_to_string(cluster.dir.path().join("n1/gateway-token")).unwrap();
-    let gateway = NodeProcess::start(
-        &cluster.dir.path().join("gw"),
-        &[
-            "--role",
-            "gateway",
-            "--join",
-            &seed,
-            "--gateway-token",
-            token.trim(),
-            "--admin-token",
-            ADMIN,
-        ],
-    );
+    let gateway = cluster.start_gateway(&[]);
     let site = cluster.dir.path().join("dist");
     let files = write_site(&site, 500, "v1");
     let first = cluster.nodes[0].as_ref().unwrap();

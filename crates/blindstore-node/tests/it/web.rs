@@ -134,6 +134,10 @@ async fn a_page_on_another_origin_calls_the_api_and_follows_a_chain_live_in_chro
         .collect();
     assert_eq!(seen, [(0, "entry 0"), (1, "entry 1"), (2, "entry 2")]);
     let arrived = entries[2]["arrived"].as_u64().unwrap();
+    println!(
+        "entry 2 reached the page {} ms after its append was acknowledged",
+        arrived as i64 - appended_at as i64
+    );
     assert!(
         arrived.saturating_sub(appended_at) < 1_000,
         "entry 2 reached the page {} ms after the append",

@@ -29,6 +29,15 @@ async fn copied_by_snapshot(
     other
 }
 
+/// `commands` as log entries 1, 2, ...
+fn numbered(commands: Vec<Command>) -> Vec<Entry<TypeConfig>> {
+    commands
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| entry(i as u64 + 1, c))
+        .collect()
+}
+
 fn entry(index: u64, command: Command) -> Entry<TypeConfig> {
     Entry {
         log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
@@ -238,11 +247,7 @@ async fn the_write_policy_and_account_quotas_are_checked_on_apply_and_survive_sn
             acting,
         },
     ];
-    let entries: Vec<_> = commands
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| entry(i as u64 + 1, c))
-        .collect();
+    let entries = numbered(commands);
     let responses = sm.apply(entries).await.unwrap();
     assert_eq!(
         responses[2],
@@ -369,11 +374,7 @@ async fn passkeys_are_unique_single_use_and_carried_by_snapshots() {
         }, // 14: frees key-4
         add(&bob, bob_token, b"key-4", 7),     // 15
     ]);
-    let entries: Vec<_> = commands
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| entry(i as u64 + 1, c))
-        .collect();
+    let entries = numbered(commands);
     let r = sm.apply(entries).await.unwrap();
     use CommandResponse::{AccountDeleted, PasskeyAdded, PasskeyRemoved, Rejected, SessionCreated};
     assert_eq!(r[5], PasskeyAdded);
@@ -469,11 +470,7 @@ async fn a_passkey_login_stores_the_updated_credential() {
             ticket: ticket(3),
         },
     ];
-    let entries: Vec<_> = commands
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| entry(i as u64 + 1, c))
-        .collect();
+    let entries = numbered(commands);
     let r = sm.apply(entries).await.unwrap();
     assert_eq!(r[4], CommandResponse::SessionCreated);
     let (_, stored) = sm.passkeys(&zone, &alice).unwrap().remove(0);
@@ -537,11 +534,7 @@ async fn site_versions_reference_their_chunks_and_survive_snapshots() {
             version: 1,
         },
     ];
-    let entries: Vec<_> = commands
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| entry(i as u64 + 1, c))
-        .collect();
+    let entries = numbered(commands);
     let r = sm.apply(entries).await.unwrap();
     assert_eq!(r[1], CommandResponse::SitePublished { version: 1 });
     assert_eq!(r[2], CommandResponse::SitePublished { version: 2 });
