@@ -26,6 +26,8 @@ pub enum ApiError {
     Busy(&'static str),
     /// Over a rate limit; try again after this long.
     RateLimited(std::time::Duration),
+    /// The zone has no reverse-proxy route of this name.
+    UnknownProxy(String),
     /// A proxied upstream failed (502) or was too slow (504); the message says which.
     Upstream {
         timeout: bool,
@@ -79,6 +81,11 @@ impl ApiError {
                 None,
             ),
             ApiError::Busy(why) => (C::Unavailable, why.into(), None),
+            ApiError::UnknownProxy(name) => (
+                C::UnknownProxy,
+                format!("the zone has no proxy route {name:?}"),
+                None,
+            ),
             ApiError::Upstream { timeout, message } => (
                 if timeout {
                     C::GatewayTimeout

@@ -152,6 +152,7 @@ fn client_api() -> OpenApiRouter<AppState> {
         description = "Zero-knowledge storage for web apps: zones, immutable content-addressed chunks, and signed hash-linked chains. Errors are `{\"error\":{\"code\",\"message\"}}`."
     ),
     components(schemas(ErrorBody)),
+    paths(sites::site_file_doc, proxy::proxy_doc),
     modifiers(&AdminAuth)
 )]
 struct ApiDoc;

@@ -73,6 +73,22 @@ pub(crate) fn routes() -> axum::Router<AppState> {
         .route("/v1/zones/{zone}/proxy/{name}/{*rest}", any(handler))
 }
 
+/// The zone's reverse-proxy route `name`: the request (any method; documented here as GET)
+/// goes to the route's upstream with `path` and the query appended, and its answer comes
+/// back. `Authorization`, `Cookie` and `Set-Cookie` stay here; see docs/web.md.
+#[utoipa::path(get, path = "/v1/zones/{zone}/proxy/{name}/{path}", tag = "proxy",
+    params(("zone" = String, Path, description = "Zone id"),
+        ("name" = String, Path, description = "The route's name"),
+        ("path" = String, Path, description = "The rest of the path (may contain `/`)")),
+    responses((status = 200, description = "The upstream's answer, whatever its status"),
+        (status = 400, description = "A path with `.` or `..` segments", body = blindstore_types::api::ErrorBody),
+        (status = 404, description = "`unknown_proxy`: the zone has no such route", body = blindstore_types::api::ErrorBody),
+        (status = 413, description = "A request body over 10 MiB", body = blindstore_types::api::ErrorBody),
+        (status = 502, description = "`bad_gateway`: the upstream is unreachable, broke off or answered over 10 MiB", body = blindstore_types::api::ErrorBody),
+        (status = 504, description = "`gateway_timeout`", body = blindstore_types::api::ErrorBody)))]
+#[allow(dead_code)]
+pub(crate) fn proxy_doc() {}
+
 async fn handler(
     axum::extract::State(state): axum::extract::State<AppState>,
     request: axum::extract::Request,
@@ -149,7 +165,7 @@ async fn exchange(
     } = call;
     let settings = state.node.zone_settings(zone)?;
     let Some(route) = settings.proxies.iter().find(|r| r.name == name) else {
-        return Err(ApiError::NotFound);
+        return Err(ApiError::UnknownProxy(name.to_owned()));
     };
     let url = upstream_url(route, rest, query)?;
     let body = axum::body::to_bytes(body, MAX_PROXY_REQUEST_BYTES)

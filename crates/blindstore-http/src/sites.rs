@@ -190,6 +190,21 @@ async fn switch(
     Ok(Json(body))
 }
 
+/// A file of the zone's current site; `path` may hold `/` (and may be empty:
+/// `index.html`). `Content-Type` from the extension, `ETag` (SHA-256 of the bytes sent),
+/// `If-None-Match` → 304, `immutable` caching for content-hashed names only, precompressed
+/// variants by `Accept-Encoding`, the site's CSP, and (for single-page apps) `index.html` for
+/// HTML navigations only. Also `HEAD`. See docs/web.md.
+#[utoipa::path(get, path = "/sites/{zone}/{path}", tag = "sites",
+    params(("zone" = String, Path, description = "Zone id"),
+        ("path" = String, Path, description = "The file's path in the site (may contain `/`)")),
+    responses((status = 200, description = "The file"),
+        (status = 301, description = "A directory without its trailing slash"),
+        (status = 304, description = "`If-None-Match` matched"),
+        (status = 404, description = "No such file, or the zone has no site (the site's `404.html` if it has one)")))]
+#[allow(dead_code)]
+pub(crate) fn site_file_doc() {}
+
 /// `/sites/{zone}` without the slash: redirect, so the site's relative links work.
 async fn site_root(ApiPath(zone): ApiPath<String>) -> Result<Response, ApiError> {
     let zone = parse_zone(&zone)?;

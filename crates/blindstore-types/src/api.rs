@@ -613,6 +613,8 @@ pub enum ErrorCode {
     UnknownEnvelope,
     /// 404: the account has no such passkey.
     UnknownPasskey,
+    /// 404: the zone has no reverse-proxy route of that name.
+    UnknownProxy,
     /// 409: the passkey is registered in the zone already.
     PasskeyExists,
     /// 403: passkeys are not set up for the zone (`blindstore zone set --passkey-rp-id`).
@@ -647,7 +649,7 @@ impl ErrorCode {
             Unauthorized | InvalidLogin | InvalidSession => 401,
             QuotaExceeded | PasskeysOff => 403,
             NotFound | UnknownZone | UnknownChain | UnknownChunk | UnknownAccount
-            | UnknownEnvelope | UnknownPasskey => 404,
+            | UnknownEnvelope | UnknownPasskey | UnknownProxy => 404,
             MethodNotAllowed => 405,
             IndexConflict | AccountExists | EnvelopeConflict | PasskeyExists => 409,
             PayloadTooLarge => 413,
@@ -677,6 +679,7 @@ impl ErrorCode {
             UnknownAccount => "unknown_account",
             UnknownEnvelope => "unknown_envelope",
             UnknownPasskey => "unknown_passkey",
+            UnknownProxy => "unknown_proxy",
             PasskeyExists => "passkey_exists",
             PasskeysOff => "passkeys_off",
             QuotaExceeded => "quota_exceeded",
@@ -765,7 +768,8 @@ mod schemas {
 mod tests {
     use super::ErrorCode::{self, *};
 
-    const ALL: [ErrorCode; 31] = [
+    const ALL: [ErrorCode; 32] = [
+        UnknownProxy,
         BadGateway,
         GatewayTimeout,
         UnknownPasskey,

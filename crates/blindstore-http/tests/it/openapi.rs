@@ -45,6 +45,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/v1/admin/zones/{zone}/site"),
     ("get", "/v1/admin/zones/{zone}/site"),
     ("put", "/v1/admin/zones/{zone}/site/current"),
+    ("get", "/sites/{zone}/{path}"),
+    ("get", "/v1/zones/{zone}/proxy/{name}/{path}"),
     ("post", "/v1/zones/{zone}/auth/passkeys/register/start"),
     ("post", "/v1/zones/{zone}/auth/passkeys/register/finish"),
     ("post", "/v1/zones/{zone}/auth/passkeys/login/start"),
@@ -89,7 +91,8 @@ async fn every_route_is_served_and_documented() {
             .replace("{node_id}", "99")
             .replace("{id}", "0")
             .replace("{name}", "password")
-            .replace("{account}", "nobody");
+            .replace("{account}", "nobody")
+            .replace("{path}", "a/b.txt");
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let r = t.call(method.clone(), &uri, None).await;
         // An unrouted request gets `not_found` (404) or `method_not_allowed` (405); every real
@@ -99,7 +102,17 @@ async fn every_route_is_served_and_documented() {
             StatusCode::METHOD_NOT_ALLOWED,
             "{method} {uri} is not served"
         );
-        if r.status == StatusCode::NOT_FOUND && method != Method::HEAD {
+        // A site's missing file is a website's plain-text 404, not the API's JSON one.
+        let site_file = path.starts_with("/sites/");
+        if site_file {
+            assert!(
+                r.headers["content-type"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("text/plain"),
+                "{method} {uri} is not served"
+            );
+        } else if r.status == StatusCode::NOT_FOUND && method != Method::HEAD {
             let code = r.code();
             assert!(
                 !code.is_empty() && code != "not_found",

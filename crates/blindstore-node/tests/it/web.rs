@@ -291,6 +291,7 @@ async fn the_reverse_proxy_relays_and_maps_upstream_failures() {
         .await
         .unwrap();
     assert_eq!(unknown.status(), 404);
+    assert_eq!(code(unknown.json().await.unwrap()), "unknown_proxy");
     // Sent as is (an HTTP client library would resolve the dots itself).
     let escape = raw_get(&node.url, "/v1/zones/demo/proxy/up/a/%2e%2e/b").await;
     assert!(escape.starts_with("HTTP/1.1 400"), "{escape}");
