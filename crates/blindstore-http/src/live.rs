@@ -311,9 +311,15 @@ async fn follow(
             let which = ReadEntries::From { from, limit: BATCH };
             let page = match node.entries(&zone, &chain, which, Consistency::Stale).await {
                 Ok(page) => page,
-                Err(e) => {
+                // Gone for good: say so. Anything else (a payload's holders unreachable for a
+                // moment): end the stream, and the client reconnects and resumes.
+                Err(e @ (NodeError::UnknownChain | NodeError::UnknownZone)) => {
                     let event = unavailable(&chain, from, None, &e.to_string());
                     let _ = tx.send_timeout(event, slow_consumer).await;
+                    return;
+                }
+                Err(e) => {
+                    tracing::debug!(%zone, error = %e, "ending a live stream on a read error");
                     return;
                 }
             };
