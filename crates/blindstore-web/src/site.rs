@@ -45,17 +45,12 @@ pub enum Resolved<'a> {
     Redirect(String),
 }
 
-impl<'a> Resolved<'a> {
-    /// The blob that is sent.
-    pub fn blob(&self) -> Option<&'a SiteBlob> {
-        match self {
-            Resolved::File { file, encoding, .. } => Some(match encoding {
-                Encoding::Identity => &file.blob,
-                Encoding::Gzip => file.gzip.as_ref().expect("chosen only when present"),
-                Encoding::Brotli => file.br.as_ref().expect("chosen only when present"),
-            }),
-            _ => None,
-        }
+/// The bytes sent for `file` in `encoding` (chosen only among those the file has).
+fn blob_of(file: &SiteFile, encoding: Encoding) -> &SiteBlob {
+    match encoding {
+        Encoding::Identity => &file.blob,
+        Encoding::Gzip => file.gzip.as_ref().expect("chosen only when present"),
+        Encoding::Brotli => file.br.as_ref().expect("chosen only when present"),
     }
 }
 
@@ -183,11 +178,7 @@ pub fn file_headers(
     file: &SiteFile,
     encoding: Encoding,
 ) -> HeaderMap {
-    let blob = match encoding {
-        Encoding::Identity => &file.blob,
-        Encoding::Gzip => file.gzip.as_ref().expect("chosen only when present"),
-        Encoding::Brotli => file.br.as_ref().expect("chosen only when present"),
-    };
+    let blob = blob_of(file, encoding);
     let mut h = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(&file.content_type) {
         h.insert(CONTENT_TYPE, v);
@@ -265,11 +256,7 @@ where
         }
     };
     let mut out_headers = file_headers(manifest, path, file, encoding);
-    let blob = match encoding {
-        Encoding::Identity => &file.blob,
-        Encoding::Gzip => file.gzip.as_ref().expect("chosen"),
-        Encoding::Brotli => file.br.as_ref().expect("chosen"),
-    };
+    let blob = blob_of(file, encoding);
     if status == StatusCode::OK && crate::if_none_match(headers, &blob.sha256) {
         let mut r = StatusCode::NOT_MODIFIED.into_response();
         out_headers.remove(CONTENT_TYPE);

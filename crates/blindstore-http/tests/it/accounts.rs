@@ -666,15 +666,6 @@ async fn passkeys_are_off_until_configured_and_bad_settings_change_nothing() {
     let t = start(Limits::default()).await;
     register(&t, "alice", b"pw").await;
     let (token, _) = login(&t, "alice", b"pw", "").await;
-    let put_settings = |settings: Value| {
-        Request::builder()
-            .method(Method::PUT)
-            .uri("/v1/admin/zones/demo/settings")
-            .header("authorization", format!("Bearer {TOKEN}"))
-            .header("content-type", "application/json")
-            .body(Body::from(settings.to_string()))
-            .unwrap()
-    };
 
     let r = with_session(
         &t,
@@ -702,7 +693,7 @@ async fn passkeys_are_off_until_configured_and_bad_settings_change_nothing() {
         json!({"passkey_rp_id": "example.com"}),
         json!({"passkey_origins": ["https://example.com"]}),
     ] {
-        let r = t.send(put_settings(bad.clone())).await;
+        let r = t.set_settings(bad.clone()).await;
         refused(&r, StatusCode::BAD_REQUEST, "bad_request");
         let zone = t.admin(Method::GET, "/v1/admin/zones/demo").await;
         assert_eq!(zone.json()["settings"]["passkeys"], Value::Null, "{bad}");
@@ -710,7 +701,7 @@ async fn passkeys_are_off_until_configured_and_bad_settings_change_nothing() {
 
     let good = json!({"passkey_rp_id": "example.com",
         "passkey_origins": ["https://example.com", "https://app.example.com:8443"]});
-    let r = t.send(put_settings(good)).await;
+    let r = t.set_settings(good).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
     assert_eq!(r.json()["passkeys"]["rp_id"], "example.com");
     let r = with_session(
@@ -760,7 +751,7 @@ async fn passkeys_are_off_until_configured_and_bad_settings_change_nothing() {
     refused(&r, StatusCode::UNAUTHORIZED, "invalid_login");
 
     // Turned off again: the relying party goes.
-    let r = t.send(put_settings(json!({"passkey_rp_id": ""}))).await;
+    let r = t.set_settings(json!({"passkey_rp_id": ""})).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["passkeys"], Value::Null);
 }

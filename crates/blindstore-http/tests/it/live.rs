@@ -17,7 +17,7 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 use crate::api::{append, create_chain, entries_uri, writer};
-use crate::support::{start, Reply, TestNode, TOKEN};
+use crate::support::{start, Reply, TestNode};
 
 /// One server-sent event.
 #[derive(Debug, Default)]
@@ -380,25 +380,11 @@ async fn cors_follows_the_zone_settings_and_never_covers_admin_routes() {
     let r = t.send(preflight(chains, allowed)).await;
     assert!(!r.headers.contains_key("access-control-allow-origin"));
 
-    let settings = Request::builder()
-        .method(Method::PUT)
-        .uri("/v1/admin/zones/demo/settings")
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .header("content-type", "application/json")
-        .body(Body::from(json!({"cors_origins": [allowed]}).to_string()))
-        .unwrap();
-    let r = t.send(settings).await;
+    let settings = json!({"cors_origins": [allowed]});
+    let r = t.set_settings(settings).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
-    let bad = Request::builder()
-        .method(Method::PUT)
-        .uri("/v1/admin/zones/demo/settings")
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .header("content-type", "application/json")
-        .body(Body::from(
-            json!({"cors_origins": ["budget.example/"]}).to_string(),
-        ))
-        .unwrap();
-    assert_eq!(t.send(bad).await.code(), "bad_request");
+    let bad = json!({"cors_origins": ["budget.example/"]});
+    assert_eq!(t.set_settings(bad).await.code(), "bad_request");
 
     let r = t.send(preflight(chains, allowed)).await;
     assert!(r.status.is_success(), "{:?} {:?}", r.status, r.headers);
@@ -449,14 +435,8 @@ async fn cors_follows_the_zone_settings_and_never_covers_admin_routes() {
     assert_eq!(r.headers["cross-origin-resource-policy"], "cross-origin");
 
     // `*` allows any origin.
-    let any = Request::builder()
-        .method(Method::PUT)
-        .uri("/v1/admin/zones/demo/settings")
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .header("content-type", "application/json")
-        .body(Body::from(json!({"cors_origins": ["*"]}).to_string()))
-        .unwrap();
-    assert_eq!(t.send(any).await.status, StatusCode::OK);
+    let any = json!({"cors_origins": ["*"]});
+    assert_eq!(t.set_settings(any).await.status, StatusCode::OK);
     let r = t.send(preflight(chains, "https://anyone.example")).await;
     assert_eq!(
         r.headers["access-control-allow-origin"],

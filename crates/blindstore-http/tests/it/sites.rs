@@ -6,21 +6,10 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use blindstore_types::site::{SiteBlob, SiteFile, SiteManifest};
 use blindstore_types::Hash32;
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::support::{start, Reply, TestNode, TOKEN};
+use crate::support::{start, Reply, TestNode};
 use blindstore_cluster::Limits;
-
-async fn admin_json(t: &TestNode, method: Method, uri: &str, body: Value) -> Reply {
-    let request = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("authorization", format!("Bearer {TOKEN}"))
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    t.send(request).await
-}
 
 /// Stores `bytes` as one chunk (unless `store` is false); the file that names it.
 async fn file(t: &TestNode, content_type: &str, bytes: &[u8], store: bool) -> SiteFile {
@@ -81,13 +70,13 @@ async fn a_site_is_published_only_whole_and_served_with_the_right_headers() {
 
     // One chunk missing: refused, and there is no site.
     let partial = site(&t, "v1", false).await;
-    let r = admin_json(
-        &t,
-        Method::POST,
-        publish,
-        serde_json::to_value(&partial).unwrap(),
-    )
-    .await;
+    let r = t
+        .admin_json(
+            Method::POST,
+            publish,
+            serde_json::to_value(&partial).unwrap(),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.code(), "missing_chunk");
     assert_eq!(
@@ -96,13 +85,9 @@ async fn a_site_is_published_only_whole_and_served_with_the_right_headers() {
     );
 
     let v1 = site(&t, "v1", true).await;
-    let r = admin_json(
-        &t,
-        Method::POST,
-        publish,
-        serde_json::to_value(&v1).unwrap(),
-    )
-    .await;
+    let r = t
+        .admin_json(Method::POST, publish, serde_json::to_value(&v1).unwrap())
+        .await;
     assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json());
     assert_eq!(r.json()["version"], 1);
 
@@ -150,37 +135,33 @@ async fn a_site_is_published_only_whole_and_served_with_the_right_headers() {
 
     // A second version, then back: each switch is one step.
     let v2 = site(&t, "v2", true).await;
-    let r = admin_json(
-        &t,
-        Method::POST,
-        publish,
-        serde_json::to_value(&v2).unwrap(),
-    )
-    .await;
+    let r = t
+        .admin_json(Method::POST, publish, serde_json::to_value(&v2).unwrap())
+        .await;
     assert_eq!(r.json()["version"], 2);
     assert_eq!(
         get(&t, "/sites/demo/", &[]).await.body,
         b"<!doctype html><h1>v2</h1>"
     );
-    let r = admin_json(
-        &t,
-        Method::PUT,
-        "/v1/admin/zones/demo/site/current",
-        json!({"version": 1}),
-    )
-    .await;
+    let r = t
+        .admin_json(
+            Method::PUT,
+            "/v1/admin/zones/demo/site/current",
+            json!({"version": 1}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(
         get(&t, "/sites/demo/", &[]).await.body,
         b"<!doctype html><h1>v1</h1>"
     );
-    let r = admin_json(
-        &t,
-        Method::PUT,
-        "/v1/admin/zones/demo/site/current",
-        json!({"version": 9}),
-    )
-    .await;
+    let r = t
+        .admin_json(
+            Method::PUT,
+            "/v1/admin/zones/demo/site/current",
+            json!({"version": 9}),
+        )
+        .await;
     assert_eq!(r.code(), "bad_request");
     let list = t.admin(Method::GET, publish).await.json();
     assert_eq!(list["current"], 1);
@@ -190,13 +171,9 @@ async fn a_site_is_published_only_whole_and_served_with_the_right_headers() {
     let mut bad = v1.clone();
     let index = bad.files["index.html"].clone();
     bad.files.insert("../escape.html".into(), index);
-    let r = admin_json(
-        &t,
-        Method::POST,
-        publish,
-        serde_json::to_value(&bad).unwrap(),
-    )
-    .await;
+    let r = t
+        .admin_json(Method::POST, publish, serde_json::to_value(&bad).unwrap())
+        .await;
     assert_eq!(r.code(), "bad_request");
     // Admin routes need the token.
     let r = t
@@ -213,29 +190,29 @@ async fn a_site_is_published_only_whole_and_served_with_the_right_headers() {
 async fn a_zone_site_answers_its_host_names_at_the_root() {
     let t = start(Limits::default()).await;
     let v1 = site(&t, "v1", true).await;
-    let r = admin_json(
-        &t,
-        Method::POST,
-        "/v1/admin/zones/demo/site",
-        serde_json::to_value(&v1).unwrap(),
-    )
-    .await;
+    let r = t
+        .admin_json(
+            Method::POST,
+            "/v1/admin/zones/demo/site",
+            serde_json::to_value(&v1).unwrap(),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CREATED);
-    let r = admin_json(
-        &t,
-        Method::PUT,
-        "/v1/admin/zones/demo/settings",
-        json!({"site_hosts": ["budget.example.com"]}),
-    )
-    .await;
+    let r = t
+        .admin_json(
+            Method::PUT,
+            "/v1/admin/zones/demo/settings",
+            json!({"site_hosts": ["budget.example.com"]}),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
-    let r = admin_json(
-        &t,
-        Method::PUT,
-        "/v1/admin/zones/demo/settings",
-        json!({"site_hosts": ["Budget.example.com:80"]}),
-    )
-    .await;
+    let r = t
+        .admin_json(
+            Method::PUT,
+            "/v1/admin/zones/demo/settings",
+            json!({"site_hosts": ["Budget.example.com:80"]}),
+        )
+        .await;
     assert_eq!(r.code(), "bad_request");
 
     let page = get(&t, "/", &[("host", "budget.example.com:8080")]).await;

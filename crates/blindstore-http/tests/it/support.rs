@@ -130,6 +130,24 @@ impl TestNode {
         self.send(builder.body(body).unwrap()).await
     }
 
+    /// An admin request with a JSON body.
+    pub async fn admin_json(&self, method: Method, uri: &str, body: Value) -> Reply {
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        self.send(request).await
+    }
+
+    /// `PUT /v1/admin/zones/demo/settings` with `change`.
+    pub async fn set_settings(&self, change: Value) -> Reply {
+        self.admin_json(Method::PUT, "/v1/admin/zones/demo/settings", change)
+            .await
+    }
+
     pub async fn admin(&self, method: Method, uri: &str) -> Reply {
         let request = Request::builder()
             .method(method)
