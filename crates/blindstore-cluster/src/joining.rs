@@ -8,8 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use blindstore_rpc::v1::{AddMemberRequest, JoinRequest};
-use blindstore_rpc::Peers;
+use blindstore_rpc::tls::{ClusterCa, ClusterToken, CA_CERT_FILE};
+use blindstore_rpc::v1::{AddMemberRequest, ClusterCaRequest, JoinRequest};
+use blindstore_rpc::{ClusterSecret, Peers, RpcError};
 use blindstore_storage::LogStore;
 use blindstore_types::raft::{NodeId, NodeInfo};
 use openraft::ChangeMembers;
@@ -107,6 +108,80 @@ pub(crate) async fn node_id(
     }
     log.adopt_node_id(id)?;
     Ok(id)
+}
+
+/// The cluster CA, when the join token names one (the cluster's rpc runs over TLS): the one
+/// stored in `dir`, which must be the one named; else, on a node joining through `seed`, the
+/// seed's — its certificate accepted only with the named fingerprint, its key then asked for
+/// over a connection verified against it — stored in `dir` for the next starts.
+pub(crate) async fn cluster_ca(
+    dir: &Path,
+    token: &ClusterToken,
+    secret: &ClusterSecret,
+    seed: Option<&str>,
+) -> Result<Option<ClusterCa>, NodeError> {
+    let identity = |e: blindstore_rpc::tls::TlsError| NodeError::Identity(e.to_string());
+    let stored = ClusterCa::load(dir).map_err(identity)?;
+    let Some(expected) = token.ca else {
+        if stored.is_some() {
+            return Err(NodeError::Identity(format!(
+                "{} holds a cluster CA ({CA_CERT_FILE}), but the join token names none: \
+                 give the token this cluster printed (it ends in @ca-sha256:...)",
+                dir.display()
+            )));
+        }
+        return Ok(None);
+    };
+    if let Some(ca) = stored {
+        if ca.fingerprint() != expected {
+            return Err(NodeError::Identity(format!(
+                "the cluster CA in {} is not the one the join token names; this data dir belongs to another cluster",
+                dir.display()
+            )));
+        }
+        return Ok(Some(ca));
+    }
+    let Some(seed) = seed else {
+        return Err(NodeError::Identity(format!(
+            "the join token names a cluster CA, but {} holds none ({CA_CERT_FILE}) and this start joins no cluster to fetch it from",
+            dir.display()
+        )));
+    };
+    let refused = |e: RpcError| match e {
+        RpcError::Refused(m) | RpcError::BadToken(m) => {
+            NodeError::BadRequest(format!("join refused: {m}"))
+        }
+        RpcError::Unavailable(m) => NodeError::Unavailable(format!("join via {seed}: {m}")),
+    };
+    let cert = blindstore_rpc::tls::fetch_ca_cert(seed, expected)
+        .await
+        .map_err(refused)?;
+    let peers = Peers::new(
+        secret.clone(),
+        Some(blindstore_rpc::tls::client_config(&cert)),
+    );
+    let mut client = peers
+        .cluster(seed)
+        .map_err(|s| NodeError::Unavailable(s.to_string()))?;
+    let reply = tokio::time::timeout(FORWARD_TIMEOUT, client.cluster_ca(ClusterCaRequest {}))
+        .await
+        .map_err(|_| NodeError::Unavailable(format!("join via {seed}: no answer")))?
+        .map_err(|s| match s.code() {
+            tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
+                NodeError::BadRequest(format!("join refused: {}", s.message()))
+            }
+            _ => NodeError::Unavailable(format!("join via {seed}: {}", s.message())),
+        })?
+        .into_inner();
+    let ca = ClusterCa::from_pem(reply.cert_pem, reply.key_pem).map_err(identity)?;
+    if ca.fingerprint() != expected {
+        return Err(NodeError::Identity(format!(
+            "{seed} handed over a CA other than the one the join token names"
+        )));
+    }
+    ca.store(dir).map_err(identity)?;
+    tracing::info!(fingerprint = %expected, "cluster CA fetched for TLS between nodes");
+    Ok(Some(ca))
 }
 
 impl Node {

@@ -28,6 +28,7 @@ use crate::membership::MembershipView;
 use crate::transport::GrpcNetwork;
 use crate::NodeError;
 use crate::{joining, rpc_server};
+use blindstore_rpc::tls::{ClusterCa, ClusterToken};
 use blindstore_rpc::ClusterSecret;
 use blindstore_rpc::Peers;
 use tokio::net::TcpListener;
@@ -77,7 +78,8 @@ pub struct NodeConfig {
     pub map_sizes: MapSizes,
     /// This node's node-to-node address as peers should dial it; empty if it serves none.
     pub rpc_addr: String,
-    /// The shared secret every node-to-node call carries (the join token).
+    /// The join token: the shared secret every node-to-node call carries, followed for a
+    /// cluster whose rpc runs over TLS by its CA's fingerprint (`blindstore_rpc::tls`).
     pub cluster_secret: String,
     /// On a pristine data dir: the rpc address of a member of the cluster to join.
     pub join: Option<String>,
@@ -175,6 +177,12 @@ pub struct ZoneInfo {
     pub usage: ZoneUsage,
 }
 
+/// The host part of a `host:port` address (brackets of an IPv6 literal removed).
+fn advertised_host(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
 /// A running node. Cloning shares it.
 #[derive(Clone)]
 pub struct Node {
@@ -199,6 +207,8 @@ pub(crate) struct Inner {
     pub(crate) write_timeout: Duration,
     /// Serialises membership changes made by this node as leader.
     pub(crate) membership: tokio::sync::Mutex<joining::Reservations>,
+    /// The cluster CA, when the cluster's rpc runs over TLS.
+    pub(crate) cluster_ca: Option<ClusterCa>,
     pub(crate) shutdown: CancellationToken,
     tasks: tokio::sync::Mutex<Vec<JoinHandle<()>>>,
 }
@@ -221,13 +231,21 @@ impl Node {
             ChunkStore::open_checked(&dir.join("chunks"), config.map_sizes.chunks)?;
         tracing::info!(quarantined = ?opened.quarantined, "chunk store opened");
         let pristine = log.is_pristine()?;
-        let secret = ClusterSecret::new(&config.cluster_secret)
+        let token = ClusterToken::parse(&config.cluster_secret)
+            .map_err(|e| NodeError::BadRequest(format!("join token: {e}")))?;
+        let secret = ClusterSecret::new(&token.secret)
             .map_err(|e| NodeError::BadRequest(format!("cluster secret: {}", e.message())))?;
-        let peers = Peers::new(secret.clone());
         let joining = match (&config.join, pristine) {
             (Some(seed), true) => Some(seed.clone()),
             _ => None,
         };
+        let cluster_ca = joining::cluster_ca(dir, &token, &secret, joining.as_deref()).await?;
+        let peers = Peers::new(
+            secret.clone(),
+            cluster_ca
+                .as_ref()
+                .map(|ca| blindstore_rpc::tls::client_config(ca.cert_pem())),
+        );
         let id = joining::node_id(dir, &log, config.node_id, joining.as_deref(), &peers).await?;
         tracing::info!(
             node_id = id,
@@ -288,6 +306,12 @@ impl Node {
             data_dir: config.data_dir.clone(),
             min_free_bytes: config.min_free_bytes,
         };
+        // A fresh certificate at every start, for the address this node advertises now.
+        let server_tls = cluster_ca
+            .as_ref()
+            .map(|ca| ca.server_config(advertised_host(&own_info.rpc_addr)))
+            .transpose()
+            .map_err(|e| NodeError::Identity(format!("rpc TLS: {e}")))?;
         let node = Node {
             // The replicator sees the node through a weak reference, so neither keeps the
             // other alive.
@@ -310,6 +334,7 @@ impl Node {
                 accounts: config.accounts,
                 write_timeout: config.write_timeout,
                 membership: tokio::sync::Mutex::new(joining::Reservations::default()),
+                cluster_ca,
                 shutdown: CancellationToken::new(),
                 tasks: tokio::sync::Mutex::new(Vec::new()),
             }),
@@ -331,7 +356,12 @@ impl Node {
         ));
         node.inner.tasks.lock().await.push(tidy);
         if let Some(listener) = rpc_listener {
-            let rpc_task = tokio::spawn(rpc_server::serve_rpc(node.clone(), listener, secret));
+            let rpc_task = tokio::spawn(rpc_server::serve_rpc(
+                node.clone(),
+                listener,
+                secret,
+                server_tls,
+            ));
             node.inner.tasks.lock().await.push(rpc_task);
         }
         if let Some(seed) = joining {

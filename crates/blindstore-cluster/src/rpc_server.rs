@@ -11,9 +11,9 @@ use blindstore_rpc::v1::forward_reply::Result as ForwardResult;
 use blindstore_rpc::v1::raft_server::Raft as RaftService;
 use blindstore_rpc::v1::raft_server::RaftServer;
 use blindstore_rpc::v1::{
-    AddMemberReply, AddMemberRequest, ForwardError, ForwardReply, ForwardRequest, HeldReply,
-    HeldRequest, JoinReply, JoinRequest, MemberInfo, MembersReply, MembersRequest, RaftMessage,
-    ReadIndexReply, ReadIndexRequest,
+    AddMemberReply, AddMemberRequest, ClusterCaReply, ClusterCaRequest, ForwardError, ForwardReply,
+    ForwardRequest, HeldReply, HeldRequest, JoinReply, JoinRequest, MemberInfo, MembersReply,
+    MembersRequest, RaftMessage, ReadIndexReply, ReadIndexRequest,
 };
 use blindstore_rpc::{require_member, ClusterSecret, MAX_RAFT_MESSAGE_BYTES};
 use blindstore_types::command::Command;
@@ -24,8 +24,13 @@ use tonic::{Request, Response, Status};
 
 use crate::{Node, NodeError};
 
-/// Serves node-to-node gRPC on `listener` until the node shuts down.
-pub(crate) async fn serve_rpc(node: Node, listener: TcpListener, secret: ClusterSecret) {
+/// Serves node-to-node gRPC on `listener` until the node shuts down, over TLS with `tls`.
+pub(crate) async fn serve_rpc(
+    node: Node,
+    listener: TcpListener,
+    secret: ClusterSecret,
+    tls: Option<tonic::transport::ServerTlsConfig>,
+) {
     let shutdown = node.inner.shutdown.clone();
     let addr = listener
         .local_addr()
@@ -33,7 +38,17 @@ pub(crate) async fn serve_rpc(node: Node, listener: TcpListener, secret: Cluster
         .unwrap_or_default();
     tracing::info!(addr = %addr, "rpc listening");
     let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
-    let result = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(config) = tls {
+        builder = match builder.tls_config(config) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "rpc TLS could not be set up; rpc not served");
+                return;
+            }
+        };
+    }
+    let result = builder
         .add_service(tonic::service::interceptor::InterceptedService::new(
             RaftServer::new(RaftRpc(node.clone()))
                 .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
@@ -191,6 +206,20 @@ impl Cluster for ClusterRpc {
         Ok(Response::new(MembersReply {
             leader: view.leader.unwrap_or(0),
             members,
+        }))
+    }
+
+    async fn cluster_ca(
+        &self,
+        request: Request<ClusterCaRequest>,
+    ) -> Result<Response<ClusterCaReply>, Status> {
+        require_member(&request)?;
+        Ok(Response::new(match &self.0.inner.cluster_ca {
+            Some(ca) => ClusterCaReply {
+                cert_pem: ca.cert_pem().to_owned(),
+                key_pem: ca.key_pem().to_owned(),
+            },
+            None => ClusterCaReply::default(),
         }))
     }
 

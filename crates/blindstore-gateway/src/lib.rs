@@ -78,6 +78,8 @@ pub struct Gateway {
     members: RwLock<Vec<Member>>,
     leader: RwLock<Option<u64>>,
     http: reqwest::Client,
+    /// gRPC channels to the members (the gateway token; TLS when the cluster uses it).
+    peers: blindstore_rpc::Peers,
     cache: ChunkCache,
     web_policy: std::sync::Mutex<WebPolicies>,
     /// Cancelled when the gateway stops: relayed streams end then.
@@ -93,11 +95,15 @@ impl Gateway {
             .read_timeout(STREAM_IDLE)
             .build()
             .map_err(|e| e.to_string())?;
+        let peers = blindstore_rpc::peers_for_token(&config.token, &config.seeds)
+            .await
+            .map_err(|e| e.to_string())?;
         let gateway = Arc::new(Self {
             config,
             members: RwLock::new(Vec::new()),
             leader: RwLock::new(None),
             http,
+            peers,
             cache,
             web_policy: Default::default(),
             stopping: CancellationToken::new(),
@@ -124,7 +130,7 @@ impl Gateway {
         let known: Vec<String> = self.members().iter().map(|m| m.rpc_addr.clone()).collect();
         let mut last_error = String::from("no seed given");
         for addr in known.iter().chain(&self.config.seeds) {
-            match blindstore_rpc::discover(addr, &self.config.token).await {
+            match blindstore_rpc::discover(addr, &self.peers).await {
                 Ok(view) if !view.members.is_empty() => {
                     *self.leader.write().expect("lock") = view.leader;
                     *self.members.write().expect("lock") = view.members;

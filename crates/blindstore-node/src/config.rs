@@ -66,6 +66,11 @@ pub struct Config {
     /// This node's id, on first start only. Default: assigned (1 for a new cluster, the next
     /// free id when joining).
     pub node_id: Option<u64>,
+    /// When creating a cluster: run node-to-node gRPC over TLS, with a cluster CA made now and
+    /// kept in `<data_dir>/cluster-ca.pem` and `cluster-ca-key.pem` (mode 0600). The join token
+    /// then names the CA, so joining nodes and gateways verify it; they need no flag. Only at
+    /// the cluster's first start. Default: false (plain gRPC).
+    pub cluster_tls: bool,
     /// A directory served at `/` (requests no API route takes), scanned at start: a web app
     /// and its API from one process. Default: none.
     pub site: Option<PathBuf>,
@@ -171,6 +176,7 @@ impl Default for Config {
             site: None,
             site_csp: None,
             site_spa: false,
+            cluster_tls: false,
             tls_cert: None,
             tls_key: None,
             log_format: LogFormat::Text,
@@ -271,6 +277,9 @@ pub struct ServeArgs {
     /// This node's id, first start only [default: assigned]
     #[arg(long, env = "BLINDSTORE_NODE_ID")]
     pub node_id: Option<u64>,
+    /// New cluster: gRPC between nodes over TLS with a cluster CA made now (joiners need no flag)
+    #[arg(long, env = "BLINDSTORE_CLUSTER_TLS")]
+    pub cluster_tls: bool,
     /// Serve this directory at / (a web app and its API from one process) [default: none]
     #[arg(long, env = "BLINDSTORE_SITE")]
     pub site: Option<PathBuf>,
@@ -439,6 +448,7 @@ impl Config {
             site,
             site_csp,
             site_spa,
+            cluster_tls,
             tls_cert,
             tls_key,
             voters,
@@ -526,6 +536,9 @@ impl Config {
         if site_spa {
             config.site_spa = true;
         }
+        if cluster_tls {
+            config.cluster_tls = true;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -577,6 +590,9 @@ impl Config {
             .is_some_and(|t| !usable_token(t))
         {
             bail!("gateway_token must be at least 16 printable ASCII characters without spaces");
+        }
+        if self.cluster_tls && (self.rpc_addr.is_none() || self.role == Role::Gateway) {
+            bail!("cluster_tls is for a member with rpc_addr (a gateway follows the token it is given)");
         }
         if self.join.is_some() && self.rpc_addr.is_none() && self.role == Role::Member {
             bail!("join needs rpc_addr: members talk to each other over it");

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use blindstore_cluster::{Limits, Node, NodeConfig};
 use blindstore_http::AppState;
+use blindstore_rpc::tls::{ClusterCa, ClusterToken};
 use blindstore_types::ZoneId;
 use tracing_subscriber::EnvFilter;
 
@@ -142,7 +143,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if !rpc_addr.is_empty() {
         println!("blindstore rpc listening on {rpc_addr}");
         // The gateway token follows from the join token; kept beside it for operators.
-        let gateway_token = blindstore_rpc::gateway_token(&cluster_secret);
+        let token =
+            ClusterToken::parse(&cluster_secret).map_err(|e| anyhow::anyhow!("join token: {e}"))?;
+        let gateway_token = token
+            .with_secret(blindstore_rpc::gateway_token(&token.secret))
+            .to_string();
         if read_token(&config.data_dir, GATEWAY_TOKEN_FILE)?.as_deref() != Some(&gateway_token) {
             write_token(&config.data_dir, GATEWAY_TOKEN_FILE, &gateway_token)?;
         }
@@ -295,6 +300,15 @@ fn admin_token(config: &Config) -> anyhow::Result<String> {
 /// Returns it and whether it is new.
 fn join_token(config: &Config) -> anyhow::Result<(String, bool)> {
     let stored = read_token(&config.data_dir, JOIN_TOKEN_FILE)?;
+    let existing = config.join_token.as_ref().or(stored.as_ref());
+    if let (true, Some(token)) = (config.cluster_tls, existing) {
+        let parsed = ClusterToken::parse(token).map_err(|e| anyhow::anyhow!("join token: {e}"))?;
+        if parsed.ca.is_none() {
+            anyhow::bail!(
+                "cluster_tls is chosen when a cluster is created; this cluster runs plain gRPC between nodes (its join token names no CA)"
+            );
+        }
+    }
     match (&config.join_token, stored) {
         (Some(given), Some(stored)) if *given != stored => anyhow::bail!(
             "the join token given differs from the one in {}: this data dir belongs to another cluster",
@@ -306,7 +320,18 @@ fn join_token(config: &Config) -> anyhow::Result<(String, bool)> {
             Ok((given.clone(), false))
         }
         (None, None) => {
-            let token = hex::encode(rand::random::<[u8; 32]>());
+            let mut token = ClusterToken {
+                secret: hex::encode(rand::random::<[u8; 32]>()),
+                ca: None,
+            };
+            if config.cluster_tls {
+                let ca = ClusterCa::generate().context("making the cluster CA")?;
+                ca.store(&config.data_dir)
+                    .context("storing the cluster CA")?;
+                tracing::info!(fingerprint = %ca.fingerprint(), "cluster CA made: rpc between nodes runs over TLS");
+                token.ca = Some(ca.fingerprint());
+            }
+            let token = token.to_string();
             write_token(&config.data_dir, JOIN_TOKEN_FILE, &token)?;
             Ok((token, true))
         }

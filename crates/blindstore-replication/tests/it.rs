@@ -90,7 +90,7 @@ async fn trio(staging_ttl: Duration) -> Trio {
             config,
             chunks,
             state,
-            Peers::new(secret.clone()),
+            Peers::new(secret.clone(), None),
             Box::new(view),
         );
         let service = tonic::service::interceptor::InterceptedService::new(

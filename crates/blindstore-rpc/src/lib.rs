@@ -11,8 +11,11 @@ use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
 mod peers;
+pub mod tls;
 
-pub use peers::{discover, never_sent, Authed, Peers, MAX_MESSAGE_BYTES, MAX_RAFT_MESSAGE_BYTES};
+pub use peers::{
+    discover, never_sent, peers_for_token, Authed, Peers, MAX_MESSAGE_BYTES, MAX_RAFT_MESSAGE_BYTES,
+};
 
 /// Why a node-to-node call made by this crate's helpers failed.
 #[derive(Debug, thiserror::Error)]

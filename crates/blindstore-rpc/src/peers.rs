@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use blindstore_types::api::{ClusterMembers, Member};
 use tonic::codegen::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::v1::chunks_client::ChunksClient;
 use crate::v1::cluster_client::ClusterClient;
@@ -36,13 +36,17 @@ pub type Authed = InterceptedService<Channel, AttachSecret>;
 #[derive(Clone)]
 pub struct Peers {
     secret: ClusterSecret,
+    /// For a cluster whose rpc runs over TLS: trusts its CA alone (`crate::tls`).
+    tls: Option<ClientTlsConfig>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
 }
 
 impl Peers {
-    pub fn new(secret: ClusterSecret) -> Self {
+    /// Plain-text channels (`tls` none) or TLS ones verified against the cluster CA.
+    pub fn new(secret: ClusterSecret, tls: Option<ClientTlsConfig>) -> Self {
         Self {
             secret,
+            tls,
             channels: Arc::new(Mutex::new(HashMap::new())),
         }
     }
@@ -57,10 +61,17 @@ impl Peers {
         if let Some(c) = channels.get(addr) {
             return Ok(c.clone());
         }
-        let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-            .map_err(|e| tonic::Status::invalid_argument(format!("bad peer address {addr}: {e}")))?
+        let bad = |e: tonic::transport::Error| {
+            tonic::Status::invalid_argument(format!("bad peer address {addr}: {e}"))
+        };
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let mut endpoint = Endpoint::from_shared(format!("{scheme}://{addr}"))
+            .map_err(bad)?
             .connect_timeout(CONNECT_TIMEOUT)
             .tcp_nodelay(true);
+        if let Some(tls) = &self.tls {
+            endpoint = endpoint.tls_config(tls.clone()).map_err(bad)?;
+        }
         let channel = endpoint.connect_lazy();
         channels.insert(addr.to_owned(), channel.clone());
         Ok(channel)
@@ -113,11 +124,30 @@ pub fn never_sent(status: &tonic::Status) -> bool {
 /// How long discovery waits for a member's answer.
 const DISCOVER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The membership as the member at rpc address `seed` sees it, asked with `token` (the join
-/// token or the gateway token): how a gateway finds the cluster. Leader first.
-pub async fn discover(seed: &str, token: &str) -> Result<ClusterMembers, RpcError> {
-    let secret = ClusterSecret::new(token).map_err(|e| RpcError::BadToken(e.message().into()))?;
-    let mut client = Peers::new(secret)
+/// The channels a gateway (or any outsider holding a token) uses to reach a cluster: with the
+/// token's secret, and for a TLS cluster its CA, fetched from the first of `seeds` that
+/// presents the CA the token names.
+pub async fn peers_for_token(token: &str, seeds: &[String]) -> Result<Peers, RpcError> {
+    let token = crate::tls::ClusterToken::parse(token).map_err(RpcError::BadToken)?;
+    let secret =
+        ClusterSecret::new(&token.secret).map_err(|e| RpcError::BadToken(e.message().into()))?;
+    let Some(fingerprint) = token.ca else {
+        return Ok(Peers::new(secret, None));
+    };
+    let mut last_error = RpcError::Unavailable("no seed given".into());
+    for seed in seeds {
+        match crate::tls::fetch_ca_cert(seed, fingerprint).await {
+            Ok(ca) => return Ok(Peers::new(secret, Some(crate::tls::client_config(&ca)))),
+            Err(e) => last_error = e,
+        }
+    }
+    Err(last_error)
+}
+
+/// The membership as the member at rpc address `seed` sees it, asked through `peers` (made with
+/// the join token or the gateway token): how a gateway finds the cluster. Leader first.
+pub async fn discover(seed: &str, peers: &Peers) -> Result<ClusterMembers, RpcError> {
+    let mut client = peers
         .cluster(seed)
         .map_err(|s| RpcError::Unavailable(s.message().into()))?;
     let reply = tokio::time::timeout(

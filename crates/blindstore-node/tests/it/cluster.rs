@@ -26,18 +26,23 @@ struct Cluster {
 impl Cluster {
     /// Starts a first node, then joins two more through it, as the README says.
     fn start(extra: &[&str]) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let mut args = vec!["--rpc-addr", "127.0.0.1:0", "--admin-token", ADMIN];
-        args.extend_from_slice(extra);
-        let first = NodeProcess::start(&dir.path().join("n1"), &args);
-        let mut cluster = Cluster {
-            nodes: vec![Some(first)],
-            extra: extra.iter().map(|s| s.to_string()).collect(),
-            dir,
-        };
+        let mut cluster = Cluster::first(extra, extra);
         cluster.join_node();
         cluster.join_node();
         cluster
+    }
+
+    /// Starts the first node only, with `first_only` flags; nodes joined later get `extra`.
+    fn first(first_only: &[&str], extra: &[&str]) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = vec!["--rpc-addr", "127.0.0.1:0", "--admin-token", ADMIN];
+        args.extend_from_slice(first_only);
+        let first = NodeProcess::start(&dir.path().join("n1"), &args);
+        Cluster {
+            nodes: vec![Some(first)],
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            dir,
+        }
     }
 
     /// Starts one more node that joins through node 1.
@@ -309,23 +314,11 @@ async fn strangers_cannot_join_or_talk_to_members() {
     let seed = first.rpc.clone().unwrap();
 
     // Joining with a wrong token fails, and the cluster is unchanged.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_blindstore"))
-        .args([
-            "serve",
-            "--http-addr",
-            "127.0.0.1:0",
-            "--rpc-addr",
-            "127.0.0.1:0",
-            "--join",
-            &seed,
-        ])
-        .args(["--join-token", "0000000000000000000000000000000000000000"])
-        .arg("--data-dir")
-        .arg(dir.path().join("stranger"))
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = join_fails(
+        &dir.path().join("stranger"),
+        &seed,
+        "0000000000000000000000000000000000000000",
+    );
     assert!(stderr.contains("join refused"), "{stderr}");
     let admin = first.admin_client(&dir.path().join("n1"));
     let members = admin.cluster().await.unwrap().members;
@@ -1964,4 +1957,198 @@ async fn a_deployed_site_is_served_everywhere_and_switches_versions_atomically()
         list.contains("*     1") && list.contains("      2"),
         "{list}"
     );
+}
+
+/// Tries `blindstore serve --join seed` with `token` on a fresh data dir; it must fail. Its
+/// standard error.
+fn join_fails(dir: &std::path::Path, seed: &str, token: &str) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_blindstore"))
+        .args([
+            "serve",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--rpc-addr",
+            "127.0.0.1:0",
+        ])
+        .args(["--join", seed, "--join-token", token])
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cluster_created_with_tls_runs_its_rpc_over_tls_and_hands_the_ca_to_joiners() {
+    use blindstore_rpc::tls::{client_config, ClusterCa, ClusterToken};
+    use blindstore_rpc::v1::MembersRequest;
+
+    // Only the first node is told; the CA's fingerprint travels in the join token.
+    let mut cluster = Cluster::first(&["--cluster-tls"], &[]);
+    let n1 = cluster.dir.path().join("n1");
+    let token = std::fs::read_to_string(n1.join("join-token")).unwrap();
+    let parsed = ClusterToken::parse(token.trim()).unwrap();
+    let ca_pem = std::fs::read_to_string(n1.join("cluster-ca.pem")).unwrap();
+    let key_pem = std::fs::read_to_string(n1.join("cluster-ca-key.pem")).unwrap();
+    let ca = ClusterCa::from_pem(ca_pem.clone(), key_pem).unwrap();
+    assert_eq!(parsed.ca, Some(ca.fingerprint()), "{token}");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(n1.join("cluster-ca-key.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let seed = cluster.nodes[0].as_ref().unwrap().rpc.clone().unwrap();
+
+    // A token naming another CA is refused before the secret is sent anywhere, and so is the
+    // right secret without the fingerprint (plain gRPC to a TLS port).
+    let other = ClusterCa::generate().unwrap();
+    let forged = parsed.clone();
+    let forged = ClusterToken {
+        ca: Some(other.fingerprint()),
+        ..forged
+    };
+    let stderr = join_fails(
+        &cluster.dir.path().join("forged"),
+        &seed,
+        &forged.to_string(),
+    );
+    assert!(stderr.contains("does not present the CA"), "{stderr}");
+    let stderr = join_fails(&cluster.dir.path().join("plain"), &seed, &parsed.secret);
+    assert!(!stderr.contains("join refused"), "{stderr}");
+
+    cluster.join_node();
+    cluster.join_node();
+    for n in ["n2", "n3"] {
+        let dir = cluster.dir.path().join(n);
+        assert_eq!(
+            std::fs::read_to_string(dir.join("cluster-ca.pem")).unwrap(),
+            ca_pem,
+            "{n} keeps the cluster's CA"
+        );
+    }
+    let status = cluster.status(cluster.nodes[2].as_ref().unwrap());
+    assert_eq!(voters_and_leaders(&status), (3, 1, 3), "{status:#}");
+
+    // Raft, forwarding and chunk replication all cross the TLS links.
+    let clients = cluster.clients();
+    let writer = ChainWriter::generate(demo());
+    clients[1]
+        .create_chain(&demo(), writer.public_key())
+        .await
+        .unwrap();
+    let mut head = writer.genesis();
+    for i in 0..9u64 {
+        let (request, hash) = writer.sign(i, head, format!("tls {i}").as_bytes(), vec![]);
+        clients[i as usize % 3]
+            .append(&demo(), &writer.chain_id(), &request)
+            .await
+            .unwrap();
+        head = hash;
+    }
+    for c in &clients {
+        let entries = c.all_entries(&demo(), &writer.chain_id()).await.unwrap();
+        assert_eq!(
+            verify_entries(&demo(), writer.public_key(), writer.genesis(), &entries).unwrap(),
+            head
+        );
+    }
+    let chunks = put_chunks(&clients, "tls chunk", 12).await;
+    let admin = clients[0].clone().with_admin_token(ADMIN);
+    assert_two_live_copies(&admin, &chunks, &[]).await;
+
+    // Every rpc port speaks TLS with a certificate from the cluster CA, and nothing in clear.
+    for node in cluster.nodes.iter().flatten() {
+        let rpc = node.rpc.clone().unwrap();
+        let peers = blindstore_rpc::Peers::new(
+            blindstore_rpc::ClusterSecret::new(&parsed.secret).unwrap(),
+            Some(client_config(&ca_pem)),
+        );
+        let members = peers
+            .cluster(&rpc)
+            .unwrap()
+            .members(MembersRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(members.members.len(), 3);
+        let plain = blindstore_rpc::Peers::new(
+            blindstore_rpc::ClusterSecret::new(&parsed.secret).unwrap(),
+            None,
+        );
+        let refused = plain
+            .cluster(&rpc)
+            .unwrap()
+            .members(MembersRequest {})
+            .await
+            .unwrap_err();
+        // Cut off at the transport (the server wanted a TLS handshake), not by a service.
+        let transport =
+            std::error::Error::source(&refused).is_some_and(|e| e.is::<tonic::transport::Error>());
+        assert!(transport, "{refused:?}");
+        let strange = blindstore_rpc::Peers::new(
+            blindstore_rpc::ClusterSecret::new(&parsed.secret).unwrap(),
+            Some(client_config(other.cert_pem())),
+        );
+        let untrusted = strange
+            .cluster(&rpc)
+            .unwrap()
+            .members(MembersRequest {})
+            .await
+            .unwrap_err();
+        let transport = std::error::Error::source(&untrusted)
+            .is_some_and(|e| e.is::<tonic::transport::Error>());
+        assert!(transport, "{untrusted:?}");
+    }
+
+    // A gateway with the gateway token (which names the CA too) finds the members over TLS.
+    let gateway_token =
+        std::fs::read_to_string(cluster.dir.path().join("n2/gateway-token")).unwrap();
+    assert!(
+        gateway_token
+            .trim()
+            .ends_with(&format!("@ca-sha256:{}", ca.fingerprint())),
+        "{gateway_token}"
+    );
+    let gateway = cluster.start_gateway(&[]);
+    let entries = gateway
+        .client()
+        .all_entries(&demo(), &writer.chain_id())
+        .await
+        .unwrap();
+    assert_eq!(entries.len(), 9);
+
+    // A member restarted on its data dir rejoins over TLS with the CA it kept.
+    let (leader, followers) = cluster.leader_and_followers();
+    let restarted = followers[0];
+    cluster.nodes[restarted].take().unwrap().kill_9();
+    let data = cluster.dir.path().join(format!("n{}", restarted + 1));
+    let args = ["--rpc-addr", "127.0.0.1:0", "--admin-token", ADMIN];
+    cluster.nodes[restarted] = Some(NodeProcess::start(&data, &args));
+    let (request, _) = writer.sign(9, head, b"after the restart", vec![]);
+    cluster.nodes[leader]
+        .as_ref()
+        .unwrap()
+        .client()
+        .append(&demo(), &writer.chain_id(), &request)
+        .await
+        .unwrap();
+    let back = cluster.nodes[restarted].as_ref().unwrap().client();
+    eventually(
+        Duration::from_secs(20),
+        "the restarted member serves the new entry",
+        || {
+            let back = back.clone();
+            let chain = writer.chain_id();
+            async move {
+                back.all_entries(&demo(), &chain)
+                    .await
+                    .is_ok_and(|e| e.len() == 10)
+            }
+        },
+    )
+    .await;
 }
