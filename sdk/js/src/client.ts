@@ -1,0 +1,143 @@
+/**
+ * `Blindstore`: the entry point. One client talks to one zone of one Blindstore deployment and
+ * hands out chain handles; everything is encrypted, signed and verified in the client.
+ */
+
+import { fromHex, toBase64Url, toHex } from "./bytes.js";
+import { Chain, type ClientContext, KeyedLock } from "./chain.js";
+import { genesisOf, importWriteKey } from "./entry.js";
+import { InvalidInputError, VerificationError } from "./errors.js";
+import {
+  type DownloadOptions,
+  type FileData,
+  type FileManifest,
+  type PrepareOptions,
+  type SendOptions,
+  type UploadState,
+  FileUpload,
+  downloadFile,
+  fileChunks,
+} from "./files.js";
+import { type HeadStore, MemoryHeadStore } from "./heads.js";
+import { type FetchLike, type SessionTokenSource, ZoneApi } from "./http.js";
+import { ChainKeys } from "./keys.js";
+
+export interface BlindstoreOptions {
+  /** Where the API is served, e.g. `https://budget.example.com` or `http://127.0.0.1:8080`. */
+  url: string;
+  /** The zone (one per app). */
+  zone: string;
+  /** The `fetch` to use (default: the global one). Wrap it to log, count or add headers. */
+  fetch?: FetchLike;
+  /**
+   * Where the last verified head of each chain is remembered (default: in memory, forgotten on
+   * reload; in browsers `await IndexedDbHeadStore.open()` keeps it across visits).
+   */
+  headStore?: HeadStore;
+  /** The session token to send as `Authorization: Bearer`, for zones whose writes need accounts. */
+  sessionToken?: SessionTokenSource;
+  /** Deadline of each request in milliseconds (default 30 s; event streams excepted). */
+  timeoutMs?: number;
+  /** The zone's largest entry payload (`max_entry_payload_bytes`, default 64 KiB). */
+  maxPayloadBytes?: number;
+  /**
+   * UNSAFE — for the malicious-server test suite's negative control only: skips every check of
+   * what the server serves (signatures, hashes, links, withheld entries, rollback and fork
+   * detection against the head store), so a test can show that its doctored answers would be
+   * accepted without them. Decryption still authenticates payloads. Never set it in an app.
+   */
+  unsafeSkipVerification?: boolean;
+}
+
+/** A Blindstore client for one zone. */
+export class Blindstore {
+  readonly zone: string;
+  readonly #context: ClientContext;
+
+  constructor(options: BlindstoreOptions) {
+    const fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
+    const timeoutMs = options.timeoutMs ?? 30_000;
+    const maxPayloadBytes = options.maxPayloadBytes ?? 64 * 1024;
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 1) {
+      throw new InvalidInputError("timeoutMs must be a positive integer");
+    }
+    if (!Number.isInteger(maxPayloadBytes) || maxPayloadBytes < 1) {
+      throw new InvalidInputError("maxPayloadBytes must be a positive integer");
+    }
+    this.zone = options.zone;
+    this.#context = {
+      api: new ZoneApi({ baseUrl: options.url, zone: options.zone, fetch: fetchImpl, sessionToken: options.sessionToken, timeoutMs }),
+      heads: options.headStore ?? new MemoryHeadStore(),
+      locks: new KeyedLock(),
+      maxPayloadBytes,
+      unsafeSkipVerification: options.unsafeSkipVerification ?? false,
+    };
+  }
+
+  /**
+   * Creates a chain: new keys (unless given) and the chain on the server. Persist `chain.keys`
+   * before writing anything that matters: without them the chain can be neither written nor read.
+   */
+  async createChain(keys?: ChainKeys, options: { signal?: AbortSignal } = {}): Promise<Chain> {
+    const chainKeys = keys ?? (await ChainKeys.generate());
+    if (chainKeys.writeKey === undefined) {
+      throw new InvalidInputError("creating a chain needs its write key");
+    }
+    const { publicKey } = await importWriteKey(chainKeys.writeKey);
+    const info = await this.#context.api.createChain(toBase64Url(publicKey), options.signal);
+    if (info.chain_id !== chainKeys.chainId) {
+      throw new VerificationError("wrong_key", `the server created chain ${info.chain_id}, not ${chainKeys.chainId}`);
+    }
+    const genesis = toHex(await genesisOf(fromHex(chainKeys.chainId, 32)));
+    // A fresh chain starts at the genesis; an existing one (same keys given again) is learnt on first append.
+    const fresh = info.length === 0 && info.head === genesis;
+    return new Chain(this.#context, chainKeys, fresh ? { length: 0, head: genesis } : undefined);
+  }
+
+  /** A handle on an existing chain with these keys: writable when they hold the write key. */
+  openChain(keys: ChainKeys): Chain {
+    return new Chain(this.#context, keys);
+  }
+
+  /**
+   * A read-only handle on chain `chainId`, decrypting with `readKeys` (epoch → 32-byte key).
+   * It verifies everything with the key the chain id certifies; it cannot append.
+   */
+  openReadOnly(reader: { chainId: string; readKeys: ReadonlyMap<number, Uint8Array> }): Chain {
+    return new Chain(this.#context, ChainKeys.readOnly(reader.chainId, reader.readKeys));
+  }
+
+  /**
+   * Starts an upload: every chunk is encrypted once to learn its hash; nothing is sent yet.
+   * Then `upload.send()` and `upload.commit(chain)`; persist `upload.state` to resume.
+   */
+  async prepareUpload(data: FileData, options: PrepareOptions = {}): Promise<FileUpload> {
+    return FileUpload.prepare(this.#context.api, data, this.#context.maxPayloadBytes, options);
+  }
+
+  /** Resumes an upload from its persisted state, with the same data. */
+  resumeUpload(state: UploadState, data: FileData): FileUpload {
+    return FileUpload.resume(this.#context.api, state, data);
+  }
+
+  /** Uploads `data` and commits it to `chain` in one go. */
+  async uploadFile(
+    chain: Chain,
+    data: FileData,
+    options: PrepareOptions & SendOptions = {},
+  ): Promise<Awaited<ReturnType<FileUpload["commit"]>>> {
+    const upload = await this.prepareUpload(data, { ...options, onProgress: undefined });
+    await upload.send(options);
+    return upload.commit(chain, { signal: options.signal });
+  }
+
+  /** Downloads, checks and decrypts a whole file (see `fileManifestOf` to get a manifest from an entry). */
+  async downloadFile(manifest: FileManifest, options: DownloadOptions = {}): Promise<Uint8Array> {
+    return downloadFile(this.#context.api, manifest, options);
+  }
+
+  /** A file's plaintext chunks in order, for files too large to hold whole. */
+  fileChunks(manifest: FileManifest, options: DownloadOptions = {}): AsyncGenerator<Uint8Array, void, undefined> {
+    return fileChunks(this.#context.api, manifest, options);
+  }
+}

@@ -1,0 +1,73 @@
+/**
+ * Blindstore browser SDK: end-to-end encrypted, verified chains and files over the Blindstore
+ * HTTP API, with WebCrypto only. See README.md for a quick start and docs/sdk-format.md for the
+ * formats.
+ */
+
+export { Blindstore, type BlindstoreOptions } from "./client.js";
+export {
+  Chain,
+  type AppendOptions,
+  type AppendResult,
+  type ChainHead,
+  type Entry,
+  type ReadOptions,
+  type RetryOptions,
+} from "./chain.js";
+export { ChainKeys, type ChainKeysJson } from "./keys.js";
+export { type FollowOptions, type Subscription } from "./follow.js";
+export {
+  DEFAULT_CHUNK_SIZE,
+  FILE_MANIFEST_KIND,
+  FileUpload,
+  MAX_CHUNK_SIZE,
+  MAX_FILE_CHUNKS,
+  fileManifestOf,
+  type DownloadOptions,
+  type FileData,
+  type FileManifest,
+  type PrepareOptions,
+  type ProgressCallback,
+  type SendOptions,
+  type UploadState,
+} from "./files.js";
+export { type HeadStore, MemoryHeadStore, type RememberedHead } from "./heads.js";
+export { IndexedDbHeadStore } from "./idb.js";
+export { type FetchLike, type SessionTokenSource } from "./http.js";
+export { type EntryContent, PAYLOAD_VERSION, decryptPayload, encryptPayload, type PayloadPlace } from "./payload.js";
+export {
+  type ChainIdentity,
+  type EntryFields,
+  chainIdOf,
+  chainIdentity,
+  entryHashOf,
+  entryMessage,
+  genesisOf,
+  importWriteKey,
+  parseWireEntry,
+  signEntry,
+  verifyEntry,
+  verifyLinks,
+  type WireEntry,
+  type WriteKey,
+} from "./entry.js";
+export {
+  AbortedError,
+  BlindstoreError,
+  ConflictError,
+  DecryptionError,
+  FileChangedError,
+  ForkError,
+  HttpError,
+  InvalidInputError,
+  MissingKeyError,
+  NetworkError,
+  OutcomeUnknownError,
+  ReadOnlyError,
+  RollbackError,
+  UnsupportedEnvironmentError,
+  UnsupportedVersionError,
+  VerificationError,
+  type VerificationReason,
+} from "./errors.js";
+export { fromBase64Url, fromHex, toBase64Url, toHex } from "./bytes.js";
