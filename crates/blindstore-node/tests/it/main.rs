@@ -6,6 +6,7 @@ mod durability;
 mod limits;
 mod passkeys;
 mod process;
+mod sdk;
 mod serve;
 mod web;
 mod zone;
