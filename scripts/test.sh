@@ -7,6 +7,8 @@
 #     (kill -9 durability, racing writers, garbage collection);
 #   - the walkthrough: an independent Python client (HTTP + Ed25519 only) that checks the test
 #     vectors, appends and verifies 100 entries, and checks every documented rejection;
+#   - the browser SDK (sdk/js): its unit tests, tests against a real node and in headless
+#     Chromium, the malicious-server suite;
 #   - the fault-injection verification's short mode and its three negative controls
 #     (scripts/jepsen.sh; docs/reliability.md).
 # Needs: the Rust toolchain with libssl-dev and pkg-config, Node.js 20 with npm (the npm
@@ -22,9 +24,15 @@ if cargo tree -p blindstore-gateway -e normal --prefix none | grep -E '^(openraf
     exit 1
 fi
 # The browser libraries the interoperability tests run under Node (sdk/interop), and
-# playwright-core, which drives Chromium for the passkey test.
+# playwright-core, which drives Chromium for the passkey test; the browser SDK (sdk/js), whose
+# build the Rust suite checks entries against.
 npm ci --prefix sdk/interop --no-audit --no-fund --silent
+npm ci --prefix sdk/js --no-audit --no-fund --silent
+npm run --prefix sdk/js --silent build
 cargo build --workspace --bins
 cargo test --workspace
 python3 scripts/walkthrough.py --spawn target/debug/blindstore
+# The browser SDK's own suite (unit tests, a real node, headless Chromium).
+export BLINDSTORE_BIN="$PWD/target/debug/blindstore"
+npm test --prefix sdk/js
 scripts/jepsen.sh
