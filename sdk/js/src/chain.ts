@@ -25,7 +25,6 @@ import {
   entryHashOf,
   entryMessage,
   genesisOf,
-  importWriteKey,
   parseWireEntry,
   signEntry,
   verifyEntry,
@@ -36,6 +35,7 @@ import {
   ConflictError,
   ForkError,
   InvalidInputError,
+  NotExportableError,
   OutcomeUnknownError,
   ReadOnlyError,
   RollbackError,
@@ -44,7 +44,7 @@ import {
 import { type Subscription, type FollowOptions, followChain } from "./follow.js";
 import type { HeadStore } from "./heads.js";
 import type { EntriesPage, ZoneApi } from "./http.js";
-import type { ChainKeys } from "./keys.js";
+import { ChainKeys, type ChainSecrets } from "./keys.js";
 import { type EntryContent, PAYLOAD_OVERHEAD, decryptPayload, encryptPayload } from "./payload.js";
 
 /** Entries per request: the server's cap. */
@@ -122,14 +122,14 @@ export class Chain {
   /** Lowercase hex. */
   readonly chainId: string;
   readonly #context: ClientContext;
-  #keys: ChainKeys;
+  #keys: ChainSecrets;
   #identity: Promise<ChainIdentity> | undefined;
   #writeKey: Promise<WriteKey> | undefined;
   /** Where this handle's next append goes; unset until known from a verified read. */
   #tip: ChainHead | undefined;
 
   /** Internal: use `Blindstore.createChain`, `openChain` or `openReadOnly`. */
-  constructor(context: ClientContext, keys: ChainKeys, tip?: ChainHead) {
+  constructor(context: ClientContext, keys: ChainSecrets, tip?: ChainHead) {
     this.#context = context;
     this.zone = context.api.zone;
     this.chainId = keys.chainId;
@@ -137,8 +137,14 @@ export class Chain {
     this.#tip = tip;
   }
 
-  /** The keys this handle holds (after `rotateReadKey`, the rotated ones). Persist them. */
+  /**
+   * The keys this handle holds (after `rotateReadKey`, the rotated ones). Persist them. A chain
+   * opened from a device keyring has none to give: `NotExportableError`.
+   */
   get keys(): ChainKeys {
+    if (!(this.#keys instanceof ChainKeys)) {
+      throw new NotExportableError(`chain ${this.chainId} is held by device keys, which never leave this device`);
+    }
     return this.#keys;
   }
 
@@ -227,8 +233,7 @@ export class Chain {
    * `OutcomeUnknownError` when the answer was lost (read to find out).
    */
   async append(content: EntryContent, options: AppendOptions = {}): Promise<AppendResult> {
-    const writeSeed = this.#keys.writeKey;
-    if (writeSeed === undefined) {
+    if (!this.#keys.writable) {
       throw new ReadOnlyError(this.chainId);
     }
     const chunks = checkChunkList(options.chunks ?? []);
@@ -241,7 +246,7 @@ export class Chain {
       const payload = await encryptPayload(
         { zone: this.zone, chainId: chainIdBytes, index: tip.length, prev },
         keys.epoch,
-        keys.readKey(keys.epoch)!,
+        keys.readKeyMaterial(keys.epoch)!,
         content,
       );
       if (payload.length > this.#context.maxPayloadBytes) {
@@ -250,8 +255,8 @@ export class Chain {
             `(${this.#context.maxPayloadBytes - PAYLOAD_OVERHEAD} for the content): store large data as a file`,
         );
       }
-      // Imported once per handle: the seed never changes (rotation changes read keys only).
-      this.#writeKey ??= importWriteKey(writeSeed);
+      // Imported once per handle: the write key never changes (rotation changes read keys only).
+      this.#writeKey ??= this.#keys.signingKey();
       const writeKey = await this.#writeKey;
       const message = entryMessage({
         zone: this.zone,
@@ -329,8 +334,9 @@ export class Chain {
     if (!this.writable) {
       throw new ReadOnlyError(this.chainId);
     }
-    this.#keys = this.#keys.rotateReadKey();
-    return this.#keys;
+    const rotated = this.keys.rotateReadKey();
+    this.#keys = rotated;
+    return rotated;
   }
 
   /**
@@ -559,7 +565,7 @@ export class Chain {
     const keys = this.#keys;
     const { epoch, content } = await decryptPayload(
       { zone: this.zone, chainId: fromHex(this.chainId, 32), index: entry.index, prev: fromHex(entry.prev, 32) },
-      (keyEpoch) => keys.readKey(keyEpoch),
+      (keyEpoch) => keys.readKeyMaterial(keyEpoch),
       entry.payload,
     );
     return { index: entry.index, entryHash: entry.entryHash, prev: entry.prev, chunks: entry.chunks, keyEpoch: epoch, content };
@@ -578,9 +584,9 @@ export class Chain {
   }
 
   async #loadIdentity(): Promise<ChainIdentity> {
-    const seed = this.#keys.writeKey;
-    if (seed !== undefined) {
-      return chainIdentity(this.zone, this.chainId, (await importWriteKey(seed)).publicKey);
+    if (this.#keys.writable) {
+      this.#writeKey ??= this.#keys.signingKey();
+      return chainIdentity(this.zone, this.chainId, (await this.#writeKey).publicKey);
     }
     const info = await this.#context.api.getChain(this.chainId);
     return chainIdentity(this.zone, this.chainId, decodeField(() => fromBase64Url(info.public_key, 32)));

@@ -3,9 +3,12 @@
  * hands out chain handles; everything is encrypted, signed and verified in the client.
  */
 
+import { AccountApi } from "./account-api.js";
+import { Accounts } from "./accounts.js";
 import { fromHex, toBase64Url, toHex } from "./bytes.js";
 import { Chain, type ClientContext, KeyedLock } from "./chain.js";
-import { genesisOf, importWriteKey } from "./entry.js";
+import { DeviceStore } from "./device-store.js";
+import { genesisOf } from "./entry.js";
 import { InvalidInputError, VerificationError } from "./errors.js";
 import {
   type DownloadOptions,
@@ -20,7 +23,7 @@ import {
 } from "./files.js";
 import { type HeadStore, MemoryHeadStore } from "./heads.js";
 import { type FetchLike, type SessionTokenSource, ZoneApi } from "./http.js";
-import { ChainKeys } from "./keys.js";
+import { ChainKeys, type ChainSecrets } from "./keys.js";
 
 export interface BlindstoreOptions {
   /** Where the API is served, e.g. `https://budget.example.com` or `http://127.0.0.1:8080`. */
@@ -34,7 +37,10 @@ export interface BlindstoreOptions {
    * reload; in browsers `await IndexedDbHeadStore.open()` keeps it across visits).
    */
   headStore?: HeadStore;
-  /** The session token to send as `Authorization: Bearer`, for zones whose writes need accounts. */
+  /**
+   * The session token to send as `Authorization: Bearer`, for zones whose writes need accounts
+   * (default: the token of the session `accounts` logged in or resumed, if any).
+   */
   sessionToken?: SessionTokenSource;
   /** Deadline of each request in milliseconds (default 30 s; event streams excepted). */
   timeoutMs?: number;
@@ -52,6 +58,8 @@ export interface BlindstoreOptions {
 /** A Blindstore client for one zone. */
 export class Blindstore {
   readonly zone: string;
+  /** Accounts of the zone: register, log in, the vault, passkeys, device-only keys. */
+  readonly accounts: Accounts;
   readonly #context: ClientContext;
 
   constructor(options: BlindstoreOptions) {
@@ -65,8 +73,24 @@ export class Blindstore {
       throw new InvalidInputError("maxPayloadBytes must be a positive integer");
     }
     this.zone = options.zone;
+    const api = new ZoneApi({
+      baseUrl: options.url,
+      zone: options.zone,
+      fetch: fetchImpl,
+      sessionToken: options.sessionToken ?? (() => this.accounts.currentToken()),
+      timeoutMs,
+      // A dead session is forgotten wherever the server refuses it (a background cleanup: a
+      // failure leaves the remembered copy to the next `resume`, which checks it again).
+      onSessionRejected: (token) => void this.accounts.forget(token).catch(() => undefined),
+    });
+    this.accounts = new Accounts({
+      api: new AccountApi(api),
+      zone: options.zone,
+      chains: { create: (secrets) => this.#createChain(secrets), open: (secrets) => new Chain(this.#context, secrets) },
+      deviceStore: (purpose) => DeviceStore.open(purpose, options.url, options.zone),
+    });
     this.#context = {
-      api: new ZoneApi({ baseUrl: options.url, zone: options.zone, fetch: fetchImpl, sessionToken: options.sessionToken, timeoutMs }),
+      api,
       heads: options.headStore ?? new MemoryHeadStore(),
       locks: new KeyedLock(),
       maxPayloadBytes,
@@ -83,15 +107,20 @@ export class Blindstore {
     if (chainKeys.writeKey === undefined) {
       throw new InvalidInputError("creating a chain needs its write key");
     }
-    const { publicKey } = await importWriteKey(chainKeys.writeKey);
-    const info = await this.#context.api.createChain(toBase64Url(publicKey), options.signal);
-    if (info.chain_id !== chainKeys.chainId) {
-      throw new VerificationError("wrong_key", `the server created chain ${info.chain_id}, not ${chainKeys.chainId}`);
+    return this.#createChain(chainKeys, options.signal);
+  }
+
+  /** Creates the chain of `secrets` (which hold its write key) on the server. */
+  async #createChain(secrets: ChainSecrets, signal?: AbortSignal): Promise<Chain> {
+    const { publicKey } = await secrets.signingKey();
+    const info = await this.#context.api.createChain(toBase64Url(publicKey), signal);
+    if (info.chain_id !== secrets.chainId) {
+      throw new VerificationError("wrong_key", `the server created chain ${info.chain_id}, not ${secrets.chainId}`);
     }
-    const genesis = toHex(await genesisOf(fromHex(chainKeys.chainId, 32)));
+    const genesis = toHex(await genesisOf(fromHex(secrets.chainId, 32)));
     // A fresh chain starts at the genesis; an existing one (same keys given again) is learnt on first append.
     const fresh = info.length === 0 && info.head === genesis;
-    return new Chain(this.#context, chainKeys, fresh ? { length: 0, head: genesis } : undefined);
+    return new Chain(this.#context, secrets, fresh ? { length: 0, head: genesis } : undefined);
   }
 
   /** A handle on an existing chain with these keys: writable when they hold the write key. */

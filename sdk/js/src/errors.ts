@@ -230,3 +230,92 @@ export class UnsupportedEnvironmentError extends BlindstoreError {
     super("unsupported_environment", message);
   }
 }
+
+/**
+ * A login failed: wrong password, unknown account, or a passkey the server does not accept (the
+ * server's 401 `invalid_login`). The server answers all of these alike, on purpose.
+ */
+export class InvalidLoginError extends HttpError {
+  constructor(message: string, body: unknown) {
+    super(401, "invalid_login", message, body);
+  }
+}
+
+/** Registration of a username that is taken (409 `account_exists`). Nothing changed. */
+export class AccountExistsError extends HttpError {
+  constructor(message: string, body: unknown) {
+    super(409, "account_exists", message, body);
+  }
+}
+
+/**
+ * The session is missing, expired or revoked (401 `invalid_session`). The client forgets it
+ * (and the session remembered on this device): log in again.
+ */
+export class SessionExpiredError extends HttpError {
+  constructor(message: string, body: unknown) {
+    super(401, "invalid_session", message, body);
+  }
+}
+
+/** The zone has no passkey settings (403 `passkeys_off`). */
+export class PasskeysOffError extends HttpError {
+  constructor(message: string, body: unknown) {
+    super(403, "passkeys_off", message, body);
+  }
+}
+
+/**
+ * An envelope write lost a compare-and-set (409 `envelope_conflict`): another device wrote it
+ * first. Nothing changed. The vault retries on its own; this reaches the caller only when the
+ * retries run out or a create-only write meets an existing envelope.
+ */
+export class EnvelopeConflictError extends HttpError {
+  /** The envelope's current version on the server (0: it does not exist). */
+  readonly currentVersion: number;
+
+  constructor(message: string, currentVersion: number, body: unknown) {
+    super(409, "envelope_conflict", message, body);
+    this.currentVersion = currentVersion;
+  }
+}
+
+/**
+ * An account envelope (the vault, a wrapped master key) does not open: it does not authenticate
+ * under the key it must be sealed with for this zone, account and envelope name, or it is
+ * malformed or missing. Either the server swapped or altered it, or it was written by another
+ * client. Never treated as an empty vault.
+ */
+export class EscrowError extends BlindstoreError {
+  /** The envelope concerned. */
+  readonly envelope: string;
+
+  constructor(envelope: string, message: string, options?: { cause?: unknown }) {
+    super("escrow_failed", `envelope ${envelope}: ${message}`, options);
+    this.envelope = envelope;
+  }
+}
+
+/**
+ * The operation needs the account's master key in clear, which a session resumed from this
+ * device does not hold (only a non-extractable copy is kept): pass the password, or log in again.
+ */
+export class ReauthenticationRequiredError extends BlindstoreError {
+  constructor(what: string) {
+    super("reauthentication_required", `${what} needs the account's master key: log in again or pass the password`);
+  }
+}
+
+/** A passkey ceremony failed in the browser: cancelled, no authenticator, or no PRF support. */
+export class PasskeyError extends BlindstoreError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("passkey_failed", message, options);
+  }
+}
+
+/** Keys that live only on this device (non-extractable) were asked for in exportable form. */
+export class NotExportableError extends BlindstoreError {
+  constructor(message: string) {
+    super("not_exportable", message);
+  }
+}

@@ -7,11 +7,16 @@
 import { type Bytes, bytesOf } from "./bytes.js";
 import {
   AbortedError,
+  AccountExistsError,
   BlindstoreError,
   ConflictError,
+  EnvelopeConflictError,
   HttpError,
+  InvalidLoginError,
   NetworkError,
   OutcomeUnknownError,
+  PasskeysOffError,
+  SessionExpiredError,
   VerificationError,
 } from "./errors.js";
 
@@ -63,6 +68,14 @@ export interface ZoneApiOptions {
   sessionToken: SessionTokenSource | undefined;
   /** Deadline of each request, answer body included (event streams excepted). */
   timeoutMs: number;
+  /** Told when the server refuses a token from `sessionToken` as expired or revoked. */
+  onSessionRejected?: (token: string) => void;
+}
+
+/** An account route's answer (account-api.ts): its JSON (undefined when empty) and `ETag`. */
+export interface AccountAnswer {
+  body: unknown;
+  etag: string | null;
 }
 
 /** The client API of one zone. */
@@ -157,6 +170,26 @@ export class ZoneApi {
     return this.#send(`/chains/${chainId}/events?from=${from}`, { accept: "text/event-stream", signal, noTimeout: true });
   }
 
+  /**
+   * A request to an account route (`/auth/...`), for account-api.ts. `token` replaces the
+   * session source: a string is sent, null sends none (logins).
+   */
+  async account(
+    path: string,
+    request: { method?: string; json?: unknown; headers?: Record<string, string>; token?: string | null; signal?: AbortSignal },
+  ): Promise<AccountAnswer> {
+    const response = await this.#send(`/auth/${path}`, request);
+    const text = await this.#body(response, () => response.text());
+    if (text === "") {
+      return { body: undefined, etag: response.headers.get("etag") };
+    }
+    try {
+      return { body: JSON.parse(text), etag: response.headers.get("etag") };
+    } catch {
+      throw new VerificationError("malformed", `${request.method ?? "GET"} /auth/${path} answered with something other than JSON`);
+    }
+  }
+
   async #json(path: string, request: RequestOptions): Promise<unknown> {
     const response = await this.#send(path, request);
     const text = await this.#body(response, () => response.text());
@@ -170,7 +203,7 @@ export class ZoneApi {
   /** Sends one request; non-2xx answers become typed errors. */
   async #send(path: string, request: RequestOptions): Promise<Response> {
     const signal = this.#deadline(request);
-    const headers: Record<string, string> = { accept: request.accept ?? "application/json" };
+    const headers: Record<string, string> = { ...request.headers, accept: request.accept ?? "application/json" };
     let body: BodyInit | undefined;
     if (request.json !== undefined) {
       headers["content-type"] = "application/json";
@@ -179,7 +212,7 @@ export class ZoneApi {
       headers["content-type"] = request.contentType ?? "application/octet-stream";
       body = request.body;
     }
-    const token = await this.#options.sessionToken?.();
+    const token = request.token === undefined ? await this.#options.sessionToken?.() : (request.token ?? undefined);
     if (token !== undefined) {
       headers["authorization"] = `Bearer ${token}`;
     }
@@ -190,7 +223,11 @@ export class ZoneApi {
       throw transportError(error, request.signal, `${request.method ?? "GET"} ${path}`);
     }
     if (!response.ok) {
-      throw await errorOf(response);
+      const error = await errorOf(response);
+      if (error instanceof SessionExpiredError && token !== undefined) {
+        this.#options.onSessionRejected?.(token);
+      }
+      throw error;
     }
     return response;
   }
@@ -219,6 +256,9 @@ interface RequestOptions {
   body?: BodyInit;
   contentType?: string;
   accept?: string;
+  headers?: Record<string, string>;
+  /** Overrides the session source: a token to send, or null for none. */
+  token?: string | null;
   signal?: AbortSignal | undefined;
   noTimeout?: boolean;
 }
@@ -236,6 +276,20 @@ async function errorOf(response: Response): Promise<BlindstoreError> {
   const message = typeof detail?.message === "string" ? detail.message : response.statusText;
   if (response.status === 503 && code === "outcome_unknown") {
     return new OutcomeUnknownError(`the server could not tell whether the write was done: ${message}`);
+  }
+  switch (`${response.status} ${code}`) {
+    case "401 invalid_login":
+      return new InvalidLoginError(message, body);
+    case "401 invalid_session":
+      return new SessionExpiredError(message, body);
+    case "409 account_exists":
+      return new AccountExistsError(message, body);
+    case "403 passkeys_off":
+      return new PasskeysOffError(message, body);
+    case "409 envelope_conflict": {
+      const version = (detail as { version?: unknown }).version;
+      return new EnvelopeConflictError(message, typeof version === "number" ? version : 0, body);
+    }
   }
   return new HttpError(response.status, code, message, body);
 }

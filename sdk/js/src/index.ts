@@ -6,6 +6,17 @@
 
 export { Blindstore, type BlindstoreOptions } from "./client.js";
 export {
+  Accounts,
+  Session,
+  Vault,
+  type ChangePasswordOptions,
+  type PasskeyInfo,
+  type PasskeyLogin,
+  type PasswordCredentials,
+} from "./accounts.js";
+export { DeviceKeyring } from "./device-keys.js";
+export { accountIdOf, normalizeUsername } from "./escrow.js";
+export {
   Chain,
   type AppendOptions,
   type AppendResult,
@@ -53,18 +64,27 @@ export {
 } from "./entry.js";
 export {
   AbortedError,
+  AccountExistsError,
   BlindstoreError,
   ConflictError,
   DecryptionError,
+  EnvelopeConflictError,
+  EscrowError,
   FileChangedError,
   ForkError,
   HttpError,
   InvalidInputError,
+  InvalidLoginError,
   MissingKeyError,
   NetworkError,
+  NotExportableError,
   OutcomeUnknownError,
+  PasskeyError,
+  PasskeysOffError,
   ReadOnlyError,
+  ReauthenticationRequiredError,
   RollbackError,
+  SessionExpiredError,
   UnsupportedEnvironmentError,
   UnsupportedVersionError,
   VerificationError,

@@ -7,8 +7,9 @@
  */
 
 import { type Bytes, fromBase64Url, fromHex, randomBytes, toBase64Url, toHex } from "./bytes.js";
-import { chainIdOf, importWriteKey } from "./entry.js";
-import { InvalidInputError, UnsupportedVersionError } from "./errors.js";
+import { type WriteKey, chainIdOf, importWriteKey } from "./entry.js";
+import { InvalidInputError, ReadOnlyError, UnsupportedVersionError } from "./errors.js";
+import type { ReadKeyMaterial } from "./payload.js";
 
 /** Largest key epoch: the payload format carries it as a u32. */
 const MAX_EPOCH = 0xffffffff;
@@ -26,8 +27,24 @@ export interface ChainKeysJson {
   epoch: number;
 }
 
+/**
+ * What a chain handle needs of its keys, whatever form they take: `ChainKeys` holds raw bytes,
+ * a device keyring (device-keys.ts) non-extractable `CryptoKey`s. Internal.
+ */
+export interface ChainSecrets {
+  /** Lowercase hex chain id. */
+  readonly chainId: string;
+  /** The epoch new entries are encrypted under. */
+  readonly epoch: number;
+  readonly writable: boolean;
+  /** The write key, ready to sign; throws `ReadOnlyError` without one. */
+  signingKey(): Promise<WriteKey>;
+  /** The read key of `epoch`, or undefined when these keys lack it. */
+  readKeyMaterial(epoch: number): ReadKeyMaterial | undefined;
+}
+
 /** A chain's keys. Immutable: rotation and read-only copies return new objects. */
-export class ChainKeys {
+export class ChainKeys implements ChainSecrets {
   /** Lowercase hex chain id. */
   readonly chainId: string;
   /** The 32-byte Ed25519 seed, or undefined for a read-only copy. */
@@ -114,6 +131,17 @@ export class ChainKeys {
 
   /** The read key of `epoch`, or undefined when these keys lack it. */
   readKey(epoch: number): Bytes | undefined {
+    return this.#readKeys.get(epoch);
+  }
+
+  async signingKey(): Promise<WriteKey> {
+    if (this.writeKey === undefined) {
+      throw new ReadOnlyError(this.chainId);
+    }
+    return importWriteKey(this.writeKey);
+  }
+
+  readKeyMaterial(epoch: number): ReadKeyMaterial | undefined {
     return this.#readKeys.get(epoch);
   }
 

@@ -44,8 +44,14 @@ export interface PayloadPlace {
   prev: Uint8Array;
 }
 
+/**
+ * A read key as raw bytes, or as a non-extractable HKDF `CryptoKey` (usage `deriveBits`) for keys
+ * that must not leave the device (device-keys.ts).
+ */
+export type ReadKeyMaterial = Uint8Array | CryptoKey;
+
 /** Encrypts `content` for the entry at `place` under the read key of `epoch`, with a random IV. */
-export async function encryptPayload(place: PayloadPlace, epoch: number, readKey: Uint8Array, content: EntryContent): Promise<Bytes> {
+export async function encryptPayload(place: PayloadPlace, epoch: number, readKey: ReadKeyMaterial, content: EntryContent): Promise<Bytes> {
   return sealPayload(place, epoch, readKey, content, randomBytes(IV_BYTES));
 }
 
@@ -57,7 +63,7 @@ export async function encryptPayload(place: PayloadPlace, epoch: number, readKey
 export async function sealPayload(
   place: PayloadPlace,
   epoch: number,
-  readKey: Uint8Array,
+  readKey: ReadKeyMaterial,
   content: EntryContent,
   iv: Uint8Array,
 ): Promise<Bytes> {
@@ -87,7 +93,7 @@ export function payloadEpoch(payload: Uint8Array, index?: number): number {
  */
 export async function decryptPayload(
   place: PayloadPlace,
-  readKey: (epoch: number) => Uint8Array | undefined,
+  readKey: (epoch: number) => ReadKeyMaterial | undefined,
   payload: Uint8Array,
 ): Promise<{ epoch: number; content: EntryContent }> {
   const epoch = payloadEpoch(payload, place.index);
@@ -123,17 +129,17 @@ function checkHeader(payload: Uint8Array, index: number | undefined): void {
   }
 }
 
-async function payloadKey(place: PayloadPlace, readKey: Uint8Array): Promise<CryptoKey> {
+async function payloadKey(place: PayloadPlace, readKey: ReadKeyMaterial): Promise<CryptoKey> {
   return crypto.subtle.importKey("raw", await payloadKeyBytes(place, readKey), "AES-GCM", false, ["encrypt", "decrypt"]);
 }
 
 /** The per-entry AES-256 key (exported for test vectors; the SDK keeps it non-extractable). */
-export async function payloadKeyBytes(place: PayloadPlace, readKey: Uint8Array): Promise<Bytes> {
-  if (readKey.length !== 32) {
+export async function payloadKeyBytes(place: PayloadPlace, readKey: ReadKeyMaterial): Promise<Bytes> {
+  if (!(readKey instanceof CryptoKey) && readKey.length !== 32) {
     throw new InvalidInputError("a read key has 32 bytes");
   }
   const zone = utf8(place.zone);
-  const ikm = await crypto.subtle.importKey("raw", bytesOf(readKey), "HKDF", false, ["deriveBits"]);
+  const ikm = readKey instanceof CryptoKey ? readKey : await crypto.subtle.importKey("raw", bytesOf(readKey), "HKDF", false, ["deriveBits"]);
   const bits = await crypto.subtle.deriveBits(
     {
       name: "HKDF",

@@ -14,7 +14,7 @@ test("the bundle imports nothing and exposes the API", async () => {
   assert.doesNotMatch(source, /^\s*import\s/m, "no import statements left");
   assert.doesNotMatch(source, /\brequire\(/, "no require");
   const sdk = await import(bundleUrl.href);
-  for (const name of ["Blindstore", "Chain", "ChainKeys", "FileUpload", "MemoryHeadStore", "IndexedDbHeadStore", "VerificationError", "ForkError", "RollbackError"]) {
+  for (const name of ["Blindstore", "Chain", "ChainKeys", "FileUpload", "MemoryHeadStore", "IndexedDbHeadStore", "VerificationError", "ForkError", "RollbackError", "Accounts", "Session", "DeviceKeyring", "EscrowError", "InvalidLoginError"]) {
     assert.equal(typeof sdk[name], "function", name);
   }
 });

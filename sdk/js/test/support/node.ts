@@ -4,7 +4,7 @@
  * at ../../target/debug/blindstore (relative to sdk/js).
  */
 
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -17,6 +17,8 @@ const STOP_DEADLINE_MS = 10_000;
 export interface RunningNode {
   /** e.g. http://127.0.0.1:41234 */
   url: string;
+  /** The node's data dir (its admin token is in `admin-token`). */
+  dataDir: string;
   stop(): Promise<void>;
 }
 
@@ -41,7 +43,7 @@ export async function startNode(extraArgs: string[] = []): Promise<RunningNode> 
   });
   try {
     const url = await listeningUrl(child, () => stderr);
-    return { url, stop: () => stop(child, dataDir) };
+    return { url, dataDir, stop: () => stop(child, dataDir) };
   } catch (error) {
     await stop(child, dataDir);
     throw error;
@@ -82,6 +84,18 @@ async function stop(child: ChildProcess, dataDir: string): Promise<void> {
     clearTimeout(timer);
   }
   rmSync(dataDir, { recursive: true, force: true });
+}
+
+/** Runs `blindstore zone set <zone> <args>` against `node` with its admin token; fails on a non-zero exit. */
+export async function zoneSet(node: RunningNode, zone: string, args: string[]): Promise<void> {
+  await new Promise<void>((resolvePromise, reject) => {
+    execFile(
+      blindstoreBinary(),
+      ["zone", "set", zone, ...args, "--url", node.url, "--data-dir", node.dataDir],
+      { timeout: START_DEADLINE_MS },
+      (error, _stdout, stderr) => (error === null ? resolvePromise() : reject(new Error(`zone set failed: ${error.message}\n${stderr}`))),
+    );
+  });
 }
 
 /** Polls `condition` every 20 ms until it holds, or fails after `timeoutMs`. */

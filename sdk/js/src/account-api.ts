@@ -1,0 +1,214 @@
+/**
+ * The account routes of a zone (`/v1/zones/{zone}/auth/...`, docs/accounts.md): one method per
+ * route, each answer's shape checked. Errors are typed by `ZoneApi` (http.ts). Knows nothing of
+ * keys or OPAQUE.
+ */
+
+import { type Bytes, fromBase64Url, toBase64Url } from "./bytes.js";
+import { HttpError, VerificationError } from "./errors.js";
+import type { ZoneApi } from "./http.js";
+
+/** A session as login routes return it. */
+export interface NewSession {
+  token: string;
+  session_id: string;
+  account: string;
+  expires_at_ms: number;
+}
+
+/** An envelope as read from the server. */
+export interface StoredEnvelope {
+  version: number;
+  data: Bytes;
+}
+
+/** A passkey as the server lists it. */
+export interface PasskeyRecord {
+  passkey_id: string;
+  label: string;
+  created_at_ms: number;
+  last_used_ms: number;
+}
+
+/** The WebAuthn options and ticket of a passkey ceremony's first step. */
+export interface PasskeyChallenge {
+  /** `options.publicKey` in the JSON form `PublicKeyCredential.parse*OptionsFromJSON` takes. */
+  publicKey: unknown;
+  ticket: string;
+}
+
+export class AccountApi {
+  readonly #api: ZoneApi;
+
+  constructor(api: ZoneApi) {
+    this.#api = api;
+  }
+
+  async registerStart(account: string, registrationRequest: string): Promise<string> {
+    const { body } = await this.#api.account("register/start", {
+      method: "POST",
+      token: null,
+      json: { account, registration_request: registrationRequest },
+    });
+    return field(body, "registration_response", "string");
+  }
+
+  async registerFinish(account: string, registrationRecord: string): Promise<void> {
+    await this.#api.account("register/finish", { method: "POST", token: null, json: { account, registration_record: registrationRecord } });
+  }
+
+  async loginStart(account: string, startLoginRequest: string): Promise<{ loginResponse: string; ticket: string }> {
+    const { body } = await this.#api.account("login/start", {
+      method: "POST",
+      token: null,
+      json: { account, start_login_request: startLoginRequest },
+    });
+    return { loginResponse: field(body, "login_response", "string"), ticket: field(body, "login_ticket", "string") };
+  }
+
+  async loginFinish(ticket: string, finishLoginRequest: string, label: string): Promise<NewSession> {
+    const { body } = await this.#api.account("login/finish", {
+      method: "POST",
+      token: null,
+      json: { login_ticket: ticket, finish_login_request: finishLoginRequest, label },
+    });
+    return newSession(body);
+  }
+
+  async logout(token: string): Promise<void> {
+    await this.#api.account("logout", { method: "POST", token });
+  }
+
+  async logoutAll(token: string): Promise<void> {
+    await this.#api.account("logout-all", { method: "POST", token });
+  }
+
+  /** `GET sessions`: used to check that a session is live. */
+  async sessions(token: string): Promise<void> {
+    await this.#api.account("sessions", { token });
+  }
+
+  async deleteAccount(token: string): Promise<void> {
+    await this.#api.account("account", { method: "DELETE", token });
+  }
+
+  /** An envelope, or undefined when the account has none of that name. */
+  async getEnvelope(token: string, name: string): Promise<StoredEnvelope | undefined> {
+    let body: unknown;
+    try {
+      ({ body } = await this.#api.account(`envelopes/${name}`, { token }));
+    } catch (error) {
+      if (error instanceof HttpError && error.status === 404) {
+        return undefined;
+      }
+      throw error;
+    }
+    let data: Bytes;
+    try {
+      data = fromBase64Url(field(body, "data", "string"));
+    } catch (error) {
+      throw error instanceof VerificationError ? error : new VerificationError("malformed", `envelope ${name}: data is not base64url`);
+    }
+    return { version: field(body, "version", "number"), data };
+  }
+
+  /** Writes an envelope over version `ifVersion` (0: it must not exist yet); returns the new version. */
+  async putEnvelope(token: string, name: string, data: Uint8Array, ifVersion: number): Promise<number> {
+    const { body } = await this.#api.account(`envelopes/${name}`, {
+      method: "PUT",
+      token,
+      headers: { "if-match": `"${ifVersion}"` },
+      json: { data: toBase64Url(data) },
+    });
+    return field(body, "version", "number");
+  }
+
+  async deleteEnvelope(token: string, name: string, version: number): Promise<void> {
+    await this.#api.account(`envelopes/${name}`, { method: "DELETE", token, headers: { "if-match": `"${version}"` } });
+  }
+
+  /** `POST password`: the new OPAQUE record and the re-wrapped master key in one atomic step. */
+  async changePassword(
+    token: string,
+    registrationRecord: string,
+    envelope: { name: string; data: Uint8Array; ifVersion: number },
+    revokeOtherSessions: boolean,
+  ): Promise<void> {
+    await this.#api.account("password", {
+      method: "POST",
+      token,
+      json: {
+        registration_record: registrationRecord,
+        envelope: { name: envelope.name, data: toBase64Url(envelope.data), if_version: envelope.ifVersion },
+        revoke_other_sessions: revokeOtherSessions,
+      },
+    });
+  }
+
+  async passkeyRegisterStart(token: string): Promise<PasskeyChallenge> {
+    const { body } = await this.#api.account("passkeys/register/start", { method: "POST", token });
+    return passkeyChallenge(body);
+  }
+
+  async passkeyRegisterFinish(token: string, ticket: string, credential: unknown, label: string): Promise<PasskeyRecord> {
+    const { body } = await this.#api.account("passkeys/register/finish", { method: "POST", token, json: { ticket, credential, label } });
+    return passkeyRecord(body);
+  }
+
+  async passkeyLoginStart(account: string): Promise<PasskeyChallenge> {
+    const { body } = await this.#api.account("passkeys/login/start", { method: "POST", token: null, json: { account } });
+    return passkeyChallenge(body);
+  }
+
+  async passkeyLoginFinish(ticket: string, credential: unknown, label: string): Promise<NewSession> {
+    const { body } = await this.#api.account("passkeys/login/finish", { method: "POST", token: null, json: { ticket, credential, label } });
+    return newSession(body);
+  }
+
+  async passkeys(token: string): Promise<PasskeyRecord[]> {
+    const { body } = await this.#api.account("passkeys", { token });
+    const list = (body as { passkeys?: unknown } | undefined)?.passkeys;
+    if (!Array.isArray(list)) {
+      throw new VerificationError("malformed", "the passkey list lacks passkeys");
+    }
+    return list.map(passkeyRecord);
+  }
+
+  async removePasskey(token: string, passkeyId: string): Promise<void> {
+    await this.#api.account(`passkeys/${encodeURIComponent(passkeyId)}`, { method: "DELETE", token });
+  }
+}
+
+function newSession(body: unknown): NewSession {
+  return {
+    token: field(body, "token", "string"),
+    session_id: field(body, "session_id", "string"),
+    account: field(body, "account", "string"),
+    expires_at_ms: field(body, "expires_at_ms", "number"),
+  };
+}
+
+function passkeyRecord(body: unknown): PasskeyRecord {
+  return {
+    passkey_id: field(body, "passkey_id", "string"),
+    label: field(body, "label", "string"),
+    created_at_ms: field(body, "created_at_ms", "number"),
+    last_used_ms: field(body, "last_used_ms", "number"),
+  };
+}
+
+function passkeyChallenge(body: unknown): PasskeyChallenge {
+  const options = (body as { options?: { publicKey?: unknown } } | undefined)?.options;
+  if (typeof options?.publicKey !== "object" || options.publicKey === null) {
+    throw new VerificationError("malformed", "the passkey answer lacks options.publicKey");
+  }
+  return { publicKey: options.publicKey, ticket: field(body, "ticket", "string") };
+}
+
+function field<K extends "string" | "number">(body: unknown, name: string, type: K): K extends "string" ? string : number {
+  const value = (body as Record<string, unknown> | undefined)?.[name];
+  if (typeof value !== type) {
+    throw new VerificationError("malformed", `the answer lacks ${name}`);
+  }
+  return value as K extends "string" ? string : number;
+}

@@ -1,0 +1,220 @@
+/**
+ * Accounts against the real server (Node: no IndexedDB, so nothing is remembered on a device;
+ * see accounts-browser.test.ts for that and for passkeys): OPAQUE registration and login, the
+ * vault, password change, logouts, account deletion, a server that swaps envelopes, and a zone
+ * whose writes need a session.
+ */
+
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { after, before, test } from "node:test";
+import {
+  AccountExistsError,
+  Blindstore,
+  EscrowError,
+  type FetchLike,
+  InvalidLoginError,
+  SessionExpiredError,
+  accountIdOf,
+} from "../dist/index.js";
+import { type RunningNode, startNode, zoneSet } from "./support/node.js";
+
+/** Generous rate limits: the suite logs in far more often than a person would. */
+const RATES = ["--login-rate-per-ip", "1000", "--login-rate-per-account", "1000", "--register-rate-per-ip", "1000"];
+
+let node: RunningNode;
+
+before(async () => {
+  node = await startNode(RATES);
+});
+
+after(async () => {
+  await node?.stop();
+});
+
+function client(options: { fetch?: FetchLike; url?: string } = {}): Blindstore {
+  return new Blindstore({ url: options.url ?? node.url, zone: "demo", ...(options.fetch ? { fetch: options.fetch } : {}) });
+}
+
+const newUsername = () => `user-${randomBytes(6).toString("hex")}`;
+
+test("register, then log in from another client with the same password and find the vault", async () => {
+  const username = newUsername();
+  const first = client();
+  const session = await first.accounts.register({ username, password: "correct horse", label: "laptop" });
+  assert.equal(session.username, username);
+  assert.equal(session.accountId, await accountIdOf("demo", username));
+  assert.notEqual(session.accountId, username, "the server is given a hash, not the username");
+  assert.ok(session.expiresAt > Date.now());
+  assert.equal(await session.vault.get("budget"), undefined);
+  await session.vault.put("budget", { chain: "abc", n: 1 });
+  await session.vault.put("theme", "dark");
+  await session.vault.delete("theme");
+
+  const second = await client().accounts.login({ username: `  ${username} `, password: "correct horse" });
+  assert.equal(second.accountId, session.accountId, "usernames are trimmed");
+  assert.deepEqual(await second.vault.get("budget"), { chain: "abc", n: 1 });
+  assert.equal(await second.vault.get("theme"), undefined);
+  assert.deepEqual(await second.vault.names(), ["budget"]);
+});
+
+test("a wrong password and an unknown username fail alike", async () => {
+  const username = newUsername();
+  await client().accounts.register({ username, password: "right" });
+  const wrong = await client().accounts.login({ username, password: "wrong" }).catch((error: unknown) => error);
+  const unknown = await client().accounts.login({ username: newUsername(), password: "right" }).catch((error: unknown) => error);
+  assert.ok(wrong instanceof InvalidLoginError, String(wrong));
+  assert.ok(unknown instanceof InvalidLoginError, String(unknown));
+  assert.equal(wrong.code, "invalid_login");
+  assert.equal(wrong.message, unknown.message);
+  const cased = await client().accounts.login({ username: username.toUpperCase(), password: "right" }).catch((error: unknown) => error);
+  assert.ok(cased instanceof InvalidLoginError, "usernames keep their case");
+});
+
+test("registering a taken username is an AccountExistsError", async () => {
+  const username = newUsername();
+  await client().accounts.register({ username, password: "one" });
+  await assert.rejects(client().accounts.register({ username, password: "two" }), AccountExistsError);
+  await client().accounts.login({ username, password: "one" });
+});
+
+test("concurrent vault writes from two devices both land", async () => {
+  const username = newUsername();
+  const a = await client().accounts.register({ username, password: "pw" });
+  const b = await client().accounts.login({ username, password: "pw" });
+  await Promise.all([
+    ...Array.from({ length: 4 }, (_, n) => a.vault.put(`a${n}`, n)),
+    ...Array.from({ length: 4 }, (_, n) => b.vault.put(`b${n}`, n)),
+  ]);
+  assert.deepEqual((await a.vault.names()).sort(), ["a0", "a1", "a2", "a3", "b0", "b1", "b2", "b3"]);
+});
+
+test("changing the password: the old one stops working, the vault stays, other sessions end", async () => {
+  const username = newUsername();
+  const bs = client();
+  const session = await bs.accounts.register({ username, password: "old password" });
+  await session.vault.put("keys", { secret: 42 });
+  const other = await client().accounts.login({ username, password: "old password" });
+
+  await assert.rejects(session.changePassword("not the old one", "new password"), InvalidLoginError);
+  await session.changePassword("old password", "new password");
+
+  await assert.rejects(client().accounts.login({ username, password: "old password" }), InvalidLoginError);
+  const again = await client().accounts.login({ username, password: "new password" });
+  assert.deepEqual(await again.vault.get("keys"), { secret: 42 });
+  assert.deepEqual(await session.vault.get("keys"), { secret: 42 }, "the session that changed it goes on");
+  await assert.rejects(other.vault.get("keys"), SessionExpiredError);
+
+  // Keeping the other sessions is an option.
+  await again.changePassword("new password", "newer password", { revokeOtherSessions: false });
+  assert.deepEqual(await session.vault.get("keys"), { secret: 42 });
+  await client().accounts.login({ username, password: "newer password" });
+});
+
+test("logout ends the session and the client stops sending it; logoutAll ends them all", async () => {
+  const username = newUsername();
+  const bs = client();
+  const session = await bs.accounts.register({ username, password: "pw" });
+  assert.equal(bs.accounts.session, session);
+  await session.logout();
+  assert.equal(bs.accounts.session, undefined);
+  await assert.rejects(session.vault.get("x"), SessionExpiredError);
+
+  const one = await client().accounts.login({ username, password: "pw" });
+  const two = await client().accounts.login({ username, password: "pw" });
+  await one.logoutAll();
+  await assert.rejects(one.vault.get("x"), SessionExpiredError);
+  await assert.rejects(two.vault.get("x"), SessionExpiredError);
+});
+
+test("deleting the account: its password stops working and the username is free again", async () => {
+  const username = newUsername();
+  const session = await client().accounts.register({ username, password: "pw" });
+  await session.vault.put("k", 1);
+  await session.deleteAccount();
+  await assert.rejects(client().accounts.login({ username, password: "pw" }), InvalidLoginError);
+  const fresh = await client().accounts.register({ username, password: "other" });
+  assert.equal(await fresh.vault.get("k"), undefined, "a new account starts with an empty vault");
+});
+
+/** Answers GETs of envelope `name` with `replacement` (a captured answer body) instead. */
+function swapping(name: string, replacement: () => string): FetchLike {
+  return async (input, init) => {
+    if ((init?.method ?? "GET") === "GET" && input.endsWith(`/auth/envelopes/${name}`)) {
+      return new Response(replacement(), { status: 200, headers: { "content-type": "application/json", etag: '"1"' } });
+    }
+    return fetch(input, init);
+  };
+}
+
+/** The raw answer body of GET envelope `name` with `token`. */
+async function envelopeBody(token: string, name: string): Promise<string> {
+  const response = await fetch(`${node.url}/v1/zones/demo/auth/envelopes/${name}`, { headers: { authorization: `Bearer ${token}` } });
+  assert.equal(response.status, 200);
+  return response.text();
+}
+
+test("a server that swaps envelopes between accounts or names is caught, never silently accepted", async () => {
+  const mallory = await client().accounts.register({ username: newUsername(), password: "mallory" });
+  const malloryVault = await envelopeBody(mallory.token, "vault");
+  const malloryKey = await envelopeBody(mallory.token, "key-password");
+
+  const alice = newUsername();
+  const honest = await client().accounts.register({ username: alice, password: "alice" });
+  await honest.vault.put("secret", "alice's");
+  const aliceKey = await envelopeBody(honest.token, "key-password");
+
+  // Another account's vault served as Alice's.
+  const swappedVault = await client({ fetch: swapping("vault", () => malloryVault) }).accounts.login({ username: alice, password: "alice" });
+  await assert.rejects(swappedVault.vault.get("secret"), EscrowError);
+  await assert.rejects(swappedVault.vault.put("secret", "overwritten"), EscrowError);
+
+  // Alice's own key-password envelope served under the name vault.
+  const renamed = await client({ fetch: swapping("vault", () => aliceKey.replace('"key-password"', '"vault"')) }).accounts.login({
+    username: alice,
+    password: "alice",
+  });
+  await assert.rejects(renamed.vault.get("secret"), EscrowError);
+
+  // Another account's wrapped key served as Alice's key-password.
+  await assert.rejects(
+    client({ fetch: swapping("key-password", () => malloryKey) }).accounts.login({ username: alice, password: "alice" }),
+    EscrowError,
+  );
+
+  // Negative control: the same logins through an honest fetch open Alice's vault.
+  const again = await client().accounts.login({ username: alice, password: "alice" });
+  assert.equal(await again.vault.get("secret"), "alice's");
+});
+
+test("a zone whose writes need accounts: chains are created with a session, refused without", async () => {
+  const own = await startNode(RATES);
+  try {
+    await zoneSet(own, "demo", ["--writes", "accounts"]);
+    const anonymous = client({ url: own.url });
+    await assert.rejects(anonymous.createChain(), (error: unknown) => error instanceof SessionExpiredError && error.status === 401);
+
+    const bs = client({ url: own.url });
+    const session = await bs.accounts.register({ username: newUsername(), password: "pw" });
+    const chain = await bs.createChain();
+    await chain.appendJson({ expense: 12.5 });
+    const upload = await bs.prepareUpload(new Uint8Array(3000).fill(7), { name: "x.bin" });
+    await upload.send();
+    await upload.commit(chain);
+    await session.vault.put("budget", chain.keys.toJSON());
+
+    await session.logout();
+    await assert.rejects(bs.createChain(), SessionExpiredError);
+
+    // A session revoked elsewhere: the first refused request forgets it.
+    const username = newUsername();
+    const revoked = client({ url: own.url });
+    await revoked.accounts.register({ username, password: "pw" });
+    await (await client({ url: own.url }).accounts.login({ username, password: "pw" })).logoutAll();
+    assert.notEqual(revoked.accounts.session, undefined);
+    await assert.rejects(revoked.createChain(), SessionExpiredError);
+    assert.equal(revoked.accounts.session, undefined);
+  } finally {
+    await own.stop();
+  }
+});
