@@ -349,6 +349,7 @@ export class Chain {
         openEvents: (from, signal) => this.#context.api.openEvents(this.chainId, from, signal),
         hashBefore: (index, signal) => this.#hashBefore(index, signal),
         accept: (wire, index, prev) => this.#acceptStreamed(wire, index, prev),
+        unsafeSkipVerification: this.#context.unsafeSkipVerification,
       },
       options,
     );

@@ -162,11 +162,11 @@ export class Blindstore {
 
   /** Downloads, checks and decrypts a whole file (see `fileManifestOf` to get a manifest from an entry). */
   async downloadFile(manifest: FileManifest, options: DownloadOptions = {}): Promise<Uint8Array> {
-    return downloadFile(this.#context.api, manifest, options);
+    return downloadFile(this.#context.api, manifest, options, this.#context.unsafeSkipVerification);
   }
 
   /** A file's plaintext chunks in order, for files too large to hold whole. */
   fileChunks(manifest: FileManifest, options: DownloadOptions = {}): AsyncGenerator<Uint8Array, void, undefined> {
-    return fileChunks(this.#context.api, manifest, options);
+    return fileChunks(this.#context.api, manifest, options, this.#context.unsafeSkipVerification);
   }
 }

@@ -315,8 +315,17 @@ export function fileManifestOf(entry: Entry): FileManifest | undefined {
   return manifest;
 }
 
-/** The plaintext chunks of a file, in order, each checked against its hash and decrypted. */
-export async function* fileChunks(api: ZoneApi, manifest: FileManifest, options: DownloadOptions = {}): AsyncGenerator<Bytes, void, undefined> {
+/**
+ * The plaintext chunks of a file, in order, each checked against its hash and decrypted.
+ * `unsafeSkipVerification` (see `BlindstoreOptions`) skips the hash check, for the
+ * malicious-server suite's negative control only.
+ */
+export async function* fileChunks(
+  api: ZoneApi,
+  manifest: FileManifest,
+  options: DownloadOptions = {},
+  unsafeSkipVerification = false,
+): AsyncGenerator<Bytes, void, undefined> {
   const checked = checkManifest(manifest);
   const fileId = fromBase64Url(checked.file_id, FILE_ID_BYTES);
   const fileKey = fromBase64Url(checked.key, 32);
@@ -327,7 +336,7 @@ export async function* fileChunks(api: ZoneApi, manifest: FileManifest, options:
     throwIfAborted(options.signal);
     const hash = checked.chunks[index]!;
     const ciphertext = await api.getChunk(hash, options.signal);
-    if (toHex(await sha256(ciphertext)) !== hash) {
+    if (!unsafeSkipVerification && toHex(await sha256(ciphertext)) !== hash) {
       throw new VerificationError("bad_chunk_hash", `chunk ${index} does not hash to ${hash}`);
     }
     const plaintext = await decryptChunk(fileKey, fileId, index, count, ciphertext);
@@ -342,9 +351,14 @@ export async function* fileChunks(api: ZoneApi, manifest: FileManifest, options:
 }
 
 /** A whole file, downloaded, checked and decrypted. */
-export async function downloadFile(api: ZoneApi, manifest: FileManifest, options: DownloadOptions = {}): Promise<Bytes> {
+export async function downloadFile(
+  api: ZoneApi,
+  manifest: FileManifest,
+  options: DownloadOptions = {},
+  unsafeSkipVerification = false,
+): Promise<Bytes> {
   const parts: Bytes[] = [];
-  for await (const part of fileChunks(api, manifest, options)) {
+  for await (const part of fileChunks(api, manifest, options, unsafeSkipVerification)) {
     parts.push(part);
   }
   return concat(...parts);
