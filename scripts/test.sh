@@ -8,7 +8,8 @@
 #   - the walkthrough: an independent Python client (HTTP + Ed25519 only) that checks the test
 #     vectors, appends and verifies 100 entries, and checks every documented rejection;
 #   - the browser SDK (sdk/js): its unit tests, tests against a real node and in headless
-#     Chromium, the malicious-server suite;
+#     Chromium, the malicious-server suite and its negative control; then the budget app
+#     (examples/budget) as a user meets it, in headless Chromium;
 #   - the fault-injection verification's short mode and its three negative controls
 #     (scripts/jepsen.sh; docs/reliability.md).
 # Needs: the Rust toolchain with libssl-dev and pkg-config, Node.js 20 with npm (the npm
@@ -32,7 +33,10 @@ npm run --prefix sdk/js --silent build
 cargo build --workspace --bins
 cargo test --workspace
 python3 scripts/walkthrough.py --spawn target/debug/blindstore
-# The browser SDK's own suite (unit tests, a real node, headless Chromium).
+# The browser SDK's own suite (unit tests, a real node, headless Chromium, the malicious-server
+# suite and its negative control), then the budget app in headless Chromium.
 export BLINDSTORE_BIN="$PWD/target/debug/blindstore"
 npm test --prefix sdk/js
+npm ci --prefix examples/budget --no-audit --no-fund --silent
+npm test --prefix examples/budget
 scripts/jepsen.sh

@@ -1,0 +1,447 @@
+// The budget app: plain JavaScript on the Blindstore SDK. Every expense is an encrypted,
+// signed entry of the user's chain; the keys live in the account's vault (encrypted in the
+// page under a key only the password or a passkey opens). The server sees ciphertext only.
+//
+// The chain holds operations, folded in order into the current expenses:
+//   {"t": "add",  "id", "date": "YYYY-MM-DD", "cents", "category", "note"}
+//   {"t": "edit", "id", "date", "cents", "category", "note"}   (replaces the expense)
+//   {"t": "del",  "id"}
+// A shared month is a chain of its own whose last entry is a snapshot of that month:
+//   {"t": "month", "month": "YYYY-MM", "expenses": [...]}; its read key travels in the link's
+// fragment (never sent to the server).
+
+import { Blindstore, ChainKeys } from "./blindstore.js";
+
+const $ = (id) => document.getElementById(id);
+const zone = new URLSearchParams(location.search).get("zone")
+  ?? document.querySelector('meta[name="blindstore-zone"]')?.content ?? "demo";
+const bs = new Blindstore({ url: location.origin, zone });
+const BOOK = "budget";
+const PALETTE = ["#2f6fed", "#1f8a4c", "#b7791f", "#c0362c", "#7b4fd6", "#0e8a9a", "#d14d8b", "#667085"];
+
+/** What the page shows, rebuilt from the chain. */
+const state = {
+  session: null,
+  chain: null,
+  /** The vault's record: the expenses chain's keys and the shared months' chains. */
+  book: null,
+  /** The next chain index to fold. */
+  applied: 0,
+  expenses: new Map(),
+  month: currentMonth(),
+  readOnly: false,
+  follow: null,
+};
+
+// ---- helpers ------------------------------------------------------------------------------
+
+function currentMonth() {
+  const now = new Date();
+  return `${now.getFullYear()}-${String(now.getMonth() + 1).padStart(2, "0")}`;
+}
+
+function shiftMonth(month, by) {
+  const [y, m] = month.split("-").map(Number);
+  const d = new Date(y, m - 1 + by, 1);
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}`;
+}
+
+function monthTitle(month) {
+  const [y, m] = month.split("-").map(Number);
+  return new Date(y, m - 1, 1).toLocaleDateString("en", { month: "long", year: "numeric" });
+}
+
+function money(cents) {
+  return (cents / 100).toLocaleString("en", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+}
+
+function showError(error) {
+  const box = $("error");
+  if (!error) {
+    box.hidden = true;
+    return;
+  }
+  box.textContent = describe(error);
+  box.hidden = false;
+  if (error.code && isTampering(error)) setStatus("alert", "server check failed");
+}
+
+/** What a user should read for an error, by the SDK's error codes. */
+function describe(error) {
+  switch (error.code) {
+    case "invalid_login": return "Wrong username or password.";
+    case "account_exists": return "That username is taken. Log in instead, or pick another one.";
+    case "invalid_session": return "Your session has ended. Please log in again.";
+    case "passkeys_off": return "Passkeys are not enabled for this app.";
+    case "network": return "The server cannot be reached. Changes wait until it is back.";
+    default:
+      if (isTampering(error)) {
+        return `The server sent data that failed verification (${error.code}${error.reason ? `: ${error.reason}` : ""}). Nothing from it was shown.`;
+      }
+      return error.message || String(error);
+  }
+}
+
+function isTampering(error) {
+  return ["verification", "rollback", "fork", "decryption"].includes(error.code);
+}
+
+function setStatus(kind, text) {
+  const pill = $("status");
+  pill.dataset.state = kind;
+  pill.textContent = text;
+}
+
+async function busy(button, task) {
+  button.disabled = true;
+  showError(null);
+  try {
+    return await task();
+  } catch (error) {
+    showError(error);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---- folding the chain ---------------------------------------------------------------------
+
+function fold(entry) {
+  if (entry.index !== state.applied) return false;
+  state.applied += 1;
+  const op = entry.content.kind === "json" ? entry.content.value : null;
+  if (!op || typeof op !== "object") return true;
+  if ((op.t === "add" || op.t === "edit") && typeof op.id === "string") {
+    state.expenses.set(op.id, {
+      id: op.id,
+      date: String(op.date),
+      cents: Number(op.cents) || 0,
+      category: String(op.category ?? "Other"),
+      note: String(op.note ?? ""),
+    });
+  } else if (op.t === "del") {
+    state.expenses.delete(op.id);
+  }
+  return true;
+}
+
+/** Reads whatever the chain has past what was folded. */
+async function catchUp() {
+  for await (const entry of state.chain.entries({ from: state.applied })) fold(entry);
+  render();
+}
+
+function follow() {
+  state.follow?.close();
+  state.follow = state.chain.follow({
+    from: state.applied,
+    onEntry: (entry) => {
+      if (!fold(entry)) return;
+      render();
+      void refreshShare(monthOf(entry));
+    },
+    onError: (error) => {
+      if (error.code === "network") setStatus("offline", "offline");
+      else showError(error);
+    },
+  });
+}
+
+function monthOf(entry) {
+  const op = entry.content.kind === "json" ? entry.content.value : null;
+  const expense = op && state.expenses.get(op.id);
+  return expense ? expense.date.slice(0, 7) : op?.date?.slice(0, 7);
+}
+
+function monthExpenses(month) {
+  return [...state.expenses.values()]
+    .filter((e) => e.date.startsWith(month))
+    .sort((a, b) => (a.date === b.date ? a.id.localeCompare(b.id) : a.date.localeCompare(b.date)));
+}
+
+// ---- rendering -----------------------------------------------------------------------------
+
+function render() {
+  $("month-title").textContent = monthTitle(state.month);
+  const list = monthExpenses(state.month);
+  const body = $("expenses").tBodies[0];
+  body.replaceChildren(...list.map(row));
+  $("empty").hidden = list.length > 0;
+  renderChart(list);
+}
+
+function row(expense) {
+  const tr = document.createElement("tr");
+  tr.dataset.id = expense.id;
+  for (const [text, cls] of [[expense.date, ""], [expense.category, ""], [expense.note, ""], [money(expense.cents), "num"]]) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    if (cls) td.className = cls;
+    tr.append(td);
+  }
+  const actions = document.createElement("td");
+  actions.className = "actions editor-only";
+  if (!state.readOnly) {
+    const edit = document.createElement("button");
+    edit.className = "quiet";
+    edit.textContent = "Edit";
+    edit.addEventListener("click", () => startEdit(expense));
+    const del = document.createElement("button");
+    del.className = "quiet";
+    del.textContent = "Delete";
+    del.addEventListener("click", () => busy(del, () => record({ t: "del", id: expense.id })));
+    actions.append(edit, del);
+  }
+  tr.append(actions);
+  return tr;
+}
+
+function renderChart(list) {
+  const totals = new Map();
+  for (const e of list) totals.set(e.category, (totals.get(e.category) ?? 0) + e.cents);
+  const sorted = [...totals].sort((a, b) => b[1] - a[1]);
+  const max = sorted[0]?.[1] ?? 0;
+  const sum = sorted.reduce((s, [, c]) => s + c, 0);
+  $("month-total").textContent = sum ? `Total ${money(sum)}` : "";
+  $("chart").replaceChildren(...sorted.map(([category, cents], i) => {
+    const line = document.createElement("div");
+    line.className = "bar-row";
+    line.dataset.category = category;
+    const name = document.createElement("span");
+    name.textContent = category;
+    const track = document.createElement("div");
+    track.className = "bar-track";
+    const fill = document.createElement("div");
+    fill.className = "bar-fill";
+    fill.style.width = `${Math.max(2, Math.round((cents / max) * 100))}%`;
+    fill.style.background = PALETTE[i % PALETTE.length];
+    track.append(fill);
+    const amount = document.createElement("span");
+    amount.className = "num";
+    amount.textContent = money(cents);
+    line.append(name, track, amount);
+    return line;
+  }));
+  if (!sorted.length) {
+    const none = document.createElement("p");
+    none.className = "hint";
+    none.textContent = "Nothing spent this month.";
+    $("chart").append(none);
+  }
+}
+
+// ---- writing -------------------------------------------------------------------------------
+
+/** Appends one operation (re-read and retried on a conflict with another device or tab). */
+async function record(op) {
+  await state.chain.appendWithRetry(() => ({ kind: "json", value: op }), { maxAttempts: 5 });
+  await catchUp();
+  await refreshShare(op.date?.slice(0, 7) ?? state.month);
+}
+
+function startEdit(expense) {
+  $("edit-id").value = expense.id;
+  $("date").value = expense.date;
+  $("amount").value = (expense.cents / 100).toFixed(2);
+  $("category").value = expense.category;
+  $("note").value = expense.note;
+  $("form-title").textContent = "Edit the expense";
+  $("save-expense").textContent = "Save";
+  $("cancel-edit").hidden = false;
+}
+
+function resetForm() {
+  $("edit-id").value = "";
+  $("amount").value = "";
+  $("note").value = "";
+  $("form-title").textContent = "Add an expense";
+  $("save-expense").textContent = "Add";
+  $("cancel-edit").hidden = true;
+  if (!$("date").value.startsWith(state.month)) $("date").value = `${state.month}-01`;
+}
+
+// ---- sharing a month -----------------------------------------------------------------------
+
+/** Writes the month's snapshot into its share chain, if the month is shared. */
+async function refreshShare(month) {
+  const keys = month && state.book?.shares?.[month];
+  if (!keys) return;
+  const chain = bs.openChain(await ChainKeys.fromJSON(keys));
+  const snapshot = { t: "month", month, expenses: monthExpenses(month) };
+  await chain.appendWithRetry(() => ({ kind: "json", value: snapshot }), { maxAttempts: 5 });
+}
+
+async function shareMonth() {
+  const month = state.month;
+  let keys = state.book.shares?.[month];
+  if (!keys) {
+    const chain = await bs.createChain();
+    keys = chain.keys.toJSON();
+    state.book = { ...state.book, shares: { ...state.book.shares, [month]: keys } };
+    await state.session.vault.put(BOOK, state.book);
+  }
+  await refreshShare(month);
+  const reader = (await ChainKeys.fromJSON(keys)).forReader().toJSON();
+  const fragment = btoa(JSON.stringify(reader)).replaceAll("+", "-").replaceAll("/", "_").replace(/=+$/, "");
+  const link = `${location.origin}${location.pathname}${location.search}#share=${fragment}`;
+  $("share-link").value = link;
+  $("share-box").hidden = false;
+}
+
+async function openShared(fragment) {
+  state.readOnly = true;
+  document.body.classList.add("readonly");
+  $("readonly-note").hidden = false;
+  setStatus("readonly", "read-only");
+  const json = JSON.parse(atob(fragment.replaceAll("-", "+").replaceAll("_", "/")));
+  const chain = bs.openChain(await ChainKeys.fromJSON(json));
+  state.chain = chain;
+  const show = (snapshot) => {
+    if (snapshot?.t !== "month") return;
+    state.month = snapshot.month;
+    state.expenses = new Map(snapshot.expenses.map((e) => [e.id, e]));
+    render();
+  };
+  const [last] = await chain.readLast(1);
+  if (last) show(last.content.value);
+  $("app").hidden = false;
+  state.follow = chain.follow({
+    from: last ? last.index + 1 : 0,
+    onEntry: (entry) => show(entry.content.value),
+    onError: (error) => showError(error),
+  });
+}
+
+// ---- accounts ------------------------------------------------------------------------------
+
+async function enter(session) {
+  state.session = session;
+  $("who").textContent = session.username;
+  $("who").hidden = false;
+  $("logout").hidden = false;
+  $("auth").hidden = true;
+  let book = await session.vault.get(BOOK);
+  if (!book) {
+    const chain = await bs.createChain();
+    book = { chain: chain.keys.toJSON(), shares: {} };
+    await session.vault.put(BOOK, book);
+  }
+  state.book = book;
+  state.chain = bs.openChain(await ChainKeys.fromJSON(book.chain));
+  state.applied = 0;
+  state.expenses.clear();
+  await catchUp();
+  follow();
+  setStatus("online", "online");
+  $("app").hidden = false;
+  resetForm();
+}
+
+function showAuth() {
+  $("app").hidden = true;
+  $("auth").hidden = false;
+  $("who").hidden = true;
+  $("logout").hidden = true;
+  setStatus("starting", "signed out");
+}
+
+let signingUp = false;
+function selectTab(signup) {
+  signingUp = signup;
+  $("tab-login").setAttribute("aria-selected", String(!signup));
+  $("tab-signup").setAttribute("aria-selected", String(signup));
+  $("auth-submit").textContent = signup ? "Create account" : "Log in";
+  $("password").autocomplete = signup ? "new-password" : "current-password";
+}
+
+// ---- wiring --------------------------------------------------------------------------------
+
+function wire() {
+  $("tab-login").addEventListener("click", () => selectTab(false));
+  $("tab-signup").addEventListener("click", () => selectTab(true));
+  $("auth-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const credentials = { username: $("username").value.trim(), password: $("password").value, label: "budget" };
+    void busy($("auth-submit"), async () => {
+      const session = signingUp ? await bs.accounts.register(credentials) : await bs.accounts.login(credentials);
+      $("password").value = "";
+      await enter(session);
+    });
+  });
+  $("passkey-login").addEventListener("click", () => busy($("passkey-login"), async () => {
+    const username = $("username").value.trim();
+    if (!username) throw new Error("Enter your username first.");
+    await enter(await bs.accounts.loginWithPasskey({ username, label: "budget" }));
+  }));
+  $("add-passkey").addEventListener("click", () => busy($("add-passkey"), async () => {
+    await state.session.addPasskey({ label: "budget" });
+    setStatus("online", "passkey added");
+  }));
+  $("logout").addEventListener("click", () => busy($("logout"), async () => {
+    state.follow?.close();
+    await state.session.logout();
+    state.session = null;
+    state.expenses.clear();
+    showAuth();
+  }));
+  $("expense-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const cents = Math.round(Number.parseFloat($("amount").value) * 100);
+    const editing = $("edit-id").value;
+    const op = {
+      t: editing ? "edit" : "add",
+      id: editing || crypto.randomUUID(),
+      date: $("date").value,
+      cents,
+      category: $("category").value.trim() || "Other",
+      note: $("note").value.trim(),
+    };
+    void busy($("save-expense"), async () => {
+      await record(op);
+      resetForm();
+    });
+  });
+  $("cancel-edit").addEventListener("click", resetForm);
+  $("prev-month").addEventListener("click", () => { state.month = shiftMonth(state.month, -1); $("share-box").hidden = true; resetForm(); render(); });
+  $("next-month").addEventListener("click", () => { state.month = shiftMonth(state.month, 1); $("share-box").hidden = true; resetForm(); render(); });
+  $("export-csv").addEventListener("click", exportCsv);
+  $("share-month").addEventListener("click", () => busy($("share-month"), shareMonth));
+  $("copy-link").addEventListener("click", () => navigator.clipboard?.writeText($("share-link").value));
+}
+
+function csvField(value) {
+  const text = String(value);
+  return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
+}
+
+function exportCsv() {
+  const lines = [["date", "category", "amount", "note"].join(",")];
+  for (const e of monthExpenses(state.month)) {
+    lines.push([e.date, e.category, (e.cents / 100).toFixed(2), e.note].map(csvField).join(","));
+  }
+  const blob = new Blob([lines.join("\r\n") + "\r\n"], { type: "text/csv" });
+  const link = document.createElement("a");
+  link.href = URL.createObjectURL(blob);
+  link.download = `budget-${state.month}.csv`;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+}
+
+async function start() {
+  wire();
+  const share = location.hash.match(/^#share=([A-Za-z0-9_-]+)$/);
+  try {
+    if (share) {
+      await openShared(share[1]);
+      return;
+    }
+    const session = await bs.accounts.resume();
+    if (session) await enter(session);
+    else showAuth();
+  } catch (error) {
+    showError(error);
+    if (!share) showAuth();
+  }
+}
+
+void start();

@@ -1,0 +1,221 @@
+// The budget app as a new user meets it, in Debian's headless Chromium (playwright-core)
+// against a real node started here with `serve --site site/`: sign up, add expenses, see the
+// totals; a second tab updates live; a fresh browser (new storage) logs in and sees the same
+// totals; a share link opens a read-only month in a third browser that cannot append; a passkey
+// logs in. Screenshots go to $SCREENSHOTS (default target/tmp/screenshots/budget); the docs use
+// them.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+import { startNode, zoneSet } from "./support/node.mjs";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const site = resolve(here, "..", "site");
+const shots = process.env.SCREENSHOTS ?? resolve(here, "../../../target/tmp/screenshots/budget");
+mkdirSync(shots, { recursive: true });
+
+const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const VIEWPORT = { width: 1100, height: 760 };
+
+function launch() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      "--no-first-run",
+    ],
+  });
+}
+
+function month(offsetDays = 0) {
+  const d = new Date(Date.now() + offsetDays * 86_400_000);
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}`;
+}
+
+/** Fails the test on any uncaught error in the page. */
+function watch(page, errors) {
+  page.on("pageerror", (error) => errors.push(String(error)));
+}
+
+async function addExpense(page, { day, amount, category, note }) {
+  await page.fill("#date", `${month()}-${day}`);
+  await page.fill("#amount", amount);
+  await page.fill("#category", category);
+  await page.fill("#note", note);
+  const rows = await page.locator("#expenses tbody tr").count();
+  await page.click("#save-expense");
+  await page.waitForFunction((n) => document.querySelectorAll("#expenses tbody tr").length === n, rows + 1, { timeout: 10_000 });
+}
+
+/** The chart as {category: "12.34"}. */
+async function totals(page) {
+  return page.$$eval("#chart .bar-row", (rows) =>
+    Object.fromEntries(rows.map((r) => [r.dataset.category, r.querySelector(".num").textContent])));
+}
+
+async function signUp(page, url, username, password) {
+  await page.goto(url);
+  await page.waitForSelector("#auth:not([hidden])", { timeout: 15_000 });
+  await page.click("#tab-signup");
+  await page.fill("#username", username);
+  await page.fill("#password", password);
+  await page.screenshot({ path: join(shots, "budget-sign-up.png") });
+  await page.click("#auth-submit");
+  await page.waitForSelector("#app:not([hidden])", { timeout: 30_000 });
+}
+
+test("a user signs up, adds expenses, and finds them everywhere: a second tab live, a fresh browser, a read-only share link, a passkey", { timeout: 240_000 }, async () => {
+  const node = await startNode(["--site", site]);
+  // Passkeys need a domain name: the page is loaded from localhost, not 127.0.0.1.
+  const origin = node.url.replace("127.0.0.1", "localhost");
+  // As scripts/demo.sh runs it: writes need an account; passkeys on.
+  await zoneSet(node, ["demo", "--writes", "accounts", "--passkey-rp-id", "localhost", "--passkey-origin", origin]);
+  const browser = await launch();
+  const errors = [];
+  try {
+    // Sign up and add expenses.
+    const first = await browser.newContext({ viewport: VIEWPORT });
+    const page = await first.newPage();
+    watch(page, errors);
+    await signUp(page, origin, "alice", "correct horse battery staple");
+    for (const hidden of ["#share-box", "#readonly-note", "#error", "#auth"]) {
+      assert.equal(await page.isVisible(hidden), false, `${hidden} is hidden in the owner's view`);
+    }
+    await addExpense(page, { day: "03", amount: "42.50", category: "Groceries", note: "market" });
+    await addExpense(page, { day: "05", amount: "900", category: "Rent", note: "flat" });
+    await addExpense(page, { day: "07", amount: "12.25", category: "Groceries", note: "bakery, \"fresh\"" });
+    assert.deepEqual(await totals(page), { Rent: "900.00", Groceries: "54.75" });
+    assert.match(await page.textContent("#month-total"), /954\.75/);
+
+    // A second tab of the same browser resumes the session and sees the next expense live.
+    const second = await first.newPage();
+    watch(second, errors);
+    await second.goto(origin);
+    await second.waitForSelector("#app:not([hidden])", { timeout: 30_000 });
+    assert.deepEqual(await totals(second), { Rent: "900.00", Groceries: "54.75" });
+    const started = Date.now();
+    await addExpense(page, { day: "09", amount: "30", category: "Transport", note: "train" });
+    await second.waitForFunction(() => document.querySelector('#chart [data-category="Transport"]'), null, { timeout: 5_000 });
+    const liveMs = Date.now() - started;
+    assert.ok(liveMs < 5_000, `the second tab saw the expense after ${liveMs} ms`);
+
+    // Edit and delete are new entries too.
+    await page.click('#expenses tbody tr:has-text("train") button:has-text("Edit")');
+    await page.fill("#amount", "35");
+    await page.click("#save-expense");
+    await page.waitForFunction(() => document.querySelector('#chart [data-category="Transport"] .num')?.textContent === "35.00", null, { timeout: 10_000 });
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: join(shots, "budget-month.png"), fullPage: true });
+
+    // CSV export of the month.
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click("#export-csv")]);
+    const csv = await (await download.createReadStream()).toArray();
+    const text = Buffer.concat(csv).toString("utf8");
+    assert.match(text, /^date,category,amount,note\r\n/);
+    assert.ok(text.includes(`${month()}-07,Groceries,12.25,"bakery, ""fresh"""`), text);
+    await first.close();
+
+    // A fresh browser (no storage) logs in with the password and sees the same totals.
+    const fresh = await browser.newContext({ viewport: VIEWPORT });
+    const again = await fresh.newPage();
+    watch(again, errors);
+    await again.goto(origin);
+    await again.waitForSelector("#auth:not([hidden])", { timeout: 15_000 });
+    await again.fill("#username", "alice");
+    await again.fill("#password", "wrong password!");
+    await again.click("#auth-submit");
+    await again.waitForSelector("#error:not([hidden])", { timeout: 30_000 });
+    assert.match(await again.textContent("#error"), /Wrong username or password/);
+    await again.fill("#password", "correct horse battery staple");
+    await again.click("#auth-submit");
+    await again.waitForSelector("#app:not([hidden])", { timeout: 30_000 });
+    assert.deepEqual(await totals(again), { Rent: "900.00", Groceries: "54.75", Transport: "35.00" });
+    await again.screenshot({ path: join(shots, "budget-fresh-login.png"), fullPage: true });
+
+    // Share the month: a third browser opens the link, read-only.
+    await again.click("#share-month");
+    await again.waitForSelector("#share-box:not([hidden])", { timeout: 15_000 });
+    const link = await again.inputValue("#share-link");
+    assert.match(link, /#share=[A-Za-z0-9_-]+$/);
+    const shareRequests = [];
+    const viewer = await browser.newContext({ viewport: VIEWPORT });
+    const view = await viewer.newPage();
+    watch(view, errors);
+    view.on("request", (r) => shareRequests.push(r.url()));
+    await view.goto(link);
+    await view.waitForSelector("#readonly-note:not([hidden])", { timeout: 15_000 });
+    assert.equal(await view.isVisible("#share-box"), false, "no share box in the shared view");
+    await view.waitForFunction(() => document.querySelectorAll("#chart .bar-row").length === 3, null, { timeout: 15_000 });
+    assert.deepEqual(await totals(view), { Rent: "900.00", Groceries: "54.75", Transport: "35.00" });
+    assert.equal(await view.isVisible("#expense-form"), false, "no editor in the shared view");
+    const fragment = link.split("#share=")[1];
+    assert.ok(!shareRequests.some((u) => u.includes(fragment)), "the read key never reaches the server");
+    // The link holds no write key: the SDK refuses to append with it.
+    const refused = await view.evaluate(async (fragment) => {
+      const { Blindstore, ChainKeys } = await import("./blindstore.js");
+      const keys = await ChainKeys.fromJSON(JSON.parse(atob(fragment.replaceAll("-", "+").replaceAll("_", "/"))));
+      const chain = new Blindstore({ url: location.origin, zone: "demo" }).openChain(keys);
+      try {
+        await chain.appendJson({ t: "month", month: "1999-01", expenses: [] });
+        return "appended";
+      } catch (error) {
+        return error.code;
+      }
+    }, fragment);
+    assert.equal(refused, "read_only");
+    // The shared month follows the owner's changes live.
+    await addExpense(again, { day: "11", amount: "8", category: "Fun", note: "cinema" });
+    await view.waitForFunction(() => document.querySelector('#chart [data-category="Fun"]'), null, { timeout: 10_000 });
+    await view.screenshot({ path: join(shots, "budget-shared.png"), fullPage: true });
+    await viewer.close();
+    await fresh.close();
+
+    // A passkey: added while logged in, then used to log in after logging out.
+    const keyed = await browser.newContext({ viewport: VIEWPORT });
+    const withKey = await keyed.newPage();
+    watch(withKey, errors);
+    const cdp = await keyed.newCDPSession(withKey);
+    await cdp.send("WebAuthn.enable", { enableUI: false });
+    await cdp.send("WebAuthn.addVirtualAuthenticator", {
+      options: {
+        protocol: "ctap2",
+        ctap2Version: "ctap2_1",
+        transport: "internal",
+        hasResidentKey: true,
+        hasUserVerification: true,
+        isUserVerified: true,
+        automaticPresenceSimulation: true,
+        hasPrf: true,
+      },
+    });
+    await withKey.goto(origin);
+    await withKey.waitForSelector("#auth:not([hidden])", { timeout: 15_000 });
+    await withKey.fill("#username", "alice");
+    await withKey.fill("#password", "correct horse battery staple");
+    await withKey.click("#auth-submit");
+    await withKey.waitForSelector("#app:not([hidden])", { timeout: 30_000 });
+    await withKey.click("#add-passkey");
+    await withKey.waitForFunction(() => document.querySelector("#status").textContent === "passkey added", null, { timeout: 30_000 });
+    await withKey.click("#logout");
+    await withKey.waitForSelector("#auth:not([hidden])", { timeout: 15_000 });
+    await withKey.fill("#username", "alice");
+    await withKey.click("#passkey-login");
+    await withKey.waitForSelector("#app:not([hidden])", { timeout: 30_000 });
+    assert.equal((await totals(withKey)).Rent, "900.00");
+    await keyed.close();
+
+    assert.deepEqual(errors, [], "no uncaught errors in any page");
+  } finally {
+    await browser.close();
+    await node.stop();
+  }
+});
