@@ -37,6 +37,8 @@ python3 scripts/walkthrough.py --spawn target/debug/blindstore
 # suite and its negative control), then the budget app in headless Chromium.
 export BLINDSTORE_BIN="$PWD/target/debug/blindstore"
 npm test --prefix sdk/js
+# The API reference generated from the types must build without warnings.
+npm run --prefix sdk/js --silent docs
 npm ci --prefix examples/budget --no-audit --no-fund --silent
 npm test --prefix examples/budget
 scripts/jepsen.sh
