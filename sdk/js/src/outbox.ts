@@ -20,6 +20,7 @@ import type { AppendResult, Chain } from "./chain.js";
 import {
   ConflictError,
   ForkError,
+  HttpError,
   InvalidInputError,
   ReadOnlyError,
   RollbackError,
@@ -113,8 +114,9 @@ export type OutboxEvent =
   /** The write can never be sent (too large, read-only handle, refused by the server): dropped, `durable` rejected. */
   | { type: "failed"; id: string; chainId: string; error: unknown; pending: number }
   /**
-   * The server misbehaved (a `VerificationError`, `ForkError`, `RollbackError`): the chain's
-   * writes stay queued, and sending stops until `flush()` or the next enqueue.
+   * The server misbehaved (a `VerificationError`, `ForkError`, `RollbackError`) or refused the
+   * session (401, 403): the chain's writes stay queued, and sending stops until `flush()` or the
+   * next enqueue.
    */
   | { type: "stopped"; chainId: string; error: unknown; pending: number };
 
@@ -239,7 +241,7 @@ export class Outbox {
         this.#settle(record.id, result, undefined);
         this.#emit({ type: "sent", id: record.id, chainId, result, pending: (await this.#store.list(this.#zone)).length });
       } catch (error) {
-        if (isServerMisbehaviour(error)) {
+        if (keepsQueued(error)) {
           this.#emit({ type: "stopped", chainId, error, pending: (await this.#store.list(this.#zone)).length });
           return;
         }
@@ -305,8 +307,14 @@ export class Outbox {
   }
 }
 
-/** Errors that say the server cannot be trusted: the write must not be dropped for them. */
-function isServerMisbehaviour(error: unknown): boolean {
+/**
+ * Errors that stop sending without dropping the write: the server cannot be trusted (it may be
+ * hiding the chain's real state), or the session is missing or expired (the app signs in again).
+ */
+function keepsQueued(error: unknown): boolean {
+  if (error instanceof HttpError) {
+    return error.status === 401 || error.status === 403;
+  }
   return error instanceof VerificationError || error instanceof ForkError || error instanceof RollbackError;
 }
 
