@@ -17,12 +17,12 @@
  * neither gaps nor duplicates.
  */
 
+import { randomBytes, toHex } from "./bytes.js";
 import type { Chain, Entry } from "./chain.js";
 import { HttpError, RollbackError, VerificationError } from "./errors.js";
 import { type EntryVerifier, type Subscription, isTransient, sleep } from "./follow.js";
 import type { ZoneApi } from "./http.js";
 import { SseParser } from "./sse.js";
-import { randomBytes, toHex } from "./bytes.js";
 
 /** How often each tab says which chains it follows, and the leader that it leads. */
 const HEARTBEAT_MS = 1_000;

@@ -270,3 +270,47 @@ test("a 20 MiB upload interrupted by a reload resumes without re-sending stored 
   }
 });
 
+
+test("without Web Locks, tabs elect one leader over the BroadcastChannel and each entry arrives once", async () => {
+  const writer = new Blindstore({ url: site.node.url, zone: "demo" });
+  const chain = await writer.createChain();
+  const readerKeys = JSON.parse(JSON.stringify(chain.keys.forReader()));
+  const context = await site.browser.newContext();
+  await context.addInitScript(() => Object.defineProperty(Navigator.prototype, "locks", { get: () => undefined }));
+  try {
+    const pages = [await openPage(await context.newPage()), await openPage(await context.newPage())];
+    for (const page of pages) {
+      assert.equal(await page.evaluate(() => (navigator as any).locks), undefined);
+      await page.evaluate(async (keys) => {
+        const sdk = (window as any).sdk;
+        const store = new sdk.Blindstore({ url: location.origin, zone: "demo" });
+        const hub = store.live();
+        (window as any).hub = hub;
+        (window as any).got = [];
+        hub.follow(store.openChain(await sdk.ChainKeys.fromJSON(keys)), {
+          onEntry: (entry: any) => (window as any).got.push(entry.index),
+          onError: (error: unknown) => ((window as any).followError = String(error)),
+        });
+      }, readerKeys);
+    }
+    for (let n = 0; n < 4; n++) {
+      await chain.appendJson({ n });
+    }
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const views = await Promise.all(
+        pages.map((page) => page.evaluate(() => ({ got: (window as any).got as number[], leading: (window as any).hub.leading as boolean, error: (window as any).followError }))),
+      );
+      const settled = views.every((view) => JSON.stringify(view.got) === "[0,1,2,3]") && views.filter((view) => view.leading).length === 1;
+      if (settled) break;
+      for (const view of views) {
+        assert.equal(view.error, undefined);
+        assert.ok(view.got.every((index, i) => index === i), `in order, no duplicates: ${JSON.stringify(view.got)}`);
+      }
+      if (Date.now() > deadline) assert.fail(`tabs saw ${JSON.stringify(views)}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  } finally {
+    await context.close();
+  }
+});
