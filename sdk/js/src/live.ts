@@ -13,8 +13,10 @@
  * of `chain.follow` (exact next index, `prev` link, signature, payload hash, remembered head).
  * An event before its next index is a duplicate and is dropped; one after it means the tab
  * missed some (a new leader started from another position, a message was lost), and the tab
- * reads the gap itself by a verified range read before going on. So a change of leader leaves
- * neither gaps nor duplicates.
+ * reads the gap itself by a verified range read before going on. The leader's heartbeat states
+ * where its stream stands on each chain, so a tab that starts behind it (it joined late, from an
+ * older index) reads up to there without waiting for the next entry. So a change of leader
+ * leaves neither gaps nor duplicates.
  */
 
 import { randomBytes, toHex } from "./bytes.js";
@@ -57,7 +59,7 @@ export interface LiveFollowOptions {
 type Message =
   | { t: "want"; tab: string; chains: Record<string, number> }
   | { t: "bye"; tab: string }
-  | { t: "leader"; tab: string }
+  | { t: "leader"; tab: string; positions: Record<string, number> }
   | { t: "event"; chain: string; index: number; wire: unknown }
   | { t: "unavailable"; chain: string; length: unknown }
   | { t: "failed"; chains: string[]; status: number; code: string; message: string };
@@ -109,6 +111,7 @@ export class LiveHub {
       chain,
       verifier: chain.verifier(),
       next: from,
+      seen: from,
       prev: undefined,
       queue: Promise.resolve(),
       options,
@@ -181,7 +184,9 @@ export class LiveHub {
   #beat(): void {
     this.#announce();
     if (this.#leading) {
-      this.#post({ t: "leader", tab: this.#tab });
+      const positions = Object.fromEntries(this.#positions);
+      this.#post({ t: "leader", tab: this.#tab, positions });
+      this.#catchUp(positions);
       // Tabs that went silent (closed without a goodbye) no longer count.
       const now = Date.now();
       for (const [tab, want] of this.#wants) {
@@ -203,7 +208,7 @@ export class LiveHub {
   #announce(): void {
     const chains: Record<string, number> = {};
     for (const [chainId, followers] of this.#followers) {
-      chains[chainId] = Math.min(...[...followers].map((follower) => follower.next));
+      chains[chainId] = Math.min(...[...followers].map((follower) => follower.seen));
     }
     this.#wants.set(this.#tab, { chains, seen: Date.now() });
     this.#post({ t: "want", tab: this.#tab, chains });
@@ -233,6 +238,9 @@ export class LiveHub {
         }
         // A new leader learns what this tab follows at once.
         this.#announce();
+        if (typeof message.positions === "object" && message.positions !== null) {
+          this.#catchUp(message.positions);
+        }
         break;
       case "event":
         this.#deliver(message.chain, message.index, message.wire);
@@ -253,7 +261,7 @@ export class LiveHub {
       return;
     }
     this.#leading = true;
-    this.#post({ t: "leader", tab: this.#tab });
+    this.#post({ t: "leader", tab: this.#tab, positions: {} });
     this.#scheduleReconnect();
   }
 
@@ -393,7 +401,25 @@ export class LiveHub {
 
   #deliver(chainId: string, index: number, wire: unknown): void {
     for (const follower of this.#followers.get(chainId) ?? []) {
+      if (Number.isSafeInteger(index)) {
+        follower.seen = Math.max(follower.seen, index + 1);
+      }
       follower.queue = follower.queue.then(() => this.#accept(follower, index, wire));
+    }
+  }
+
+  /** Followers behind the leader's stream (they started from an older index) read up to where it stands. */
+  #catchUp(positions: Record<string, unknown>): void {
+    for (const [chainId, position] of Object.entries(positions)) {
+      if (typeof position !== "number" || !Number.isSafeInteger(position)) {
+        continue;
+      }
+      for (const follower of this.#followers.get(chainId) ?? []) {
+        if (follower.seen < position) {
+          follower.seen = position;
+          follower.queue = follower.queue.then(() => this.#guarded(follower, () => this.#readUpTo(follower, position, false)));
+        }
+      }
     }
   }
 
@@ -405,32 +431,55 @@ export class LiveHub {
 
   /** Verifies and delivers one relayed entry to one follower: drops a duplicate, reads a gap first. */
   async #accept(follower: Follower, index: number, wire: unknown): Promise<void> {
+    if (!Number.isSafeInteger(index) || index < follower.next) {
+      return;
+    }
+    await this.#guarded(follower, async () => {
+      await this.#readUpTo(follower, index, true);
+      follower.prev ??= await follower.verifier.hashBefore(follower.next, follower.stop.signal);
+      await this.#hand(follower, await follower.verifier.accept(wire, index, follower.prev));
+    });
+  }
+
+  /**
+   * Reads and delivers (verified, linked to the last entry delivered) the entries before `end`
+   * that the follower has not had. `complete`: they must all exist (an event at `end` came);
+   * otherwise what the chain has is enough (`end` is another tab's word).
+   */
+  async #readUpTo(follower: Follower, end: number, complete: boolean): Promise<void> {
     const signal = follower.stop.signal;
-    if (signal.aborted || !Number.isSafeInteger(index) || index < follower.next) {
+    if (end <= follower.next) {
+      return;
+    }
+    follower.prev ??= await follower.verifier.hashBefore(follower.next, signal);
+    const gap = await follower.chain.readRange(follower.next, end - follower.next, { signal, noCache: true });
+    if ((complete && gap.length !== end - follower.next) || (gap.length > 0 && gap[0]!.prev !== follower.prev)) {
+      throw new VerificationError("withheld", `entries ${follower.next}..${end - 1} could not be read in order`);
+    }
+    for (const entry of gap) {
+      await this.#hand(follower, entry);
+    }
+  }
+
+  /** Runs one step of a follower; a failure that reconnecting cannot mend stops it. */
+  async #guarded(follower: Follower, step: () => Promise<void>): Promise<void> {
+    if (follower.stop.signal.aborted) {
       return;
     }
     try {
-      follower.prev ??= await follower.verifier.hashBefore(follower.next, signal);
-      if (index > follower.next) {
-        const gap = await follower.chain.readRange(follower.next, index - follower.next, { signal, noCache: true });
-        if (gap.length !== index - follower.next || gap[0]!.prev !== follower.prev) {
-          throw new VerificationError("withheld", `entries ${follower.next}..${index - 1} could not be read in order`);
-        }
-        for (const entry of gap) {
-          await this.#hand(follower, entry);
-        }
-      }
-      await this.#hand(follower, await follower.verifier.accept(wire, index, follower.prev));
+      await step();
     } catch (error) {
-      if (signal.aborted) {
+      if (follower.stop.signal.aborted) {
         return;
       }
       if (error instanceof HandlerFailure) {
         this.#fail(follower, error.error);
       } else if (!isTransient(error)) {
         this.#fail(follower, error);
+      } else {
+        // A transient failure (reading a gap, say) drops this step: the next event or heartbeat reads again.
+        follower.seen = follower.next;
       }
-      // A transient failure (reading a gap, say) drops this event: the next one reads the gap again.
     }
   }
 
@@ -461,6 +510,8 @@ interface Follower {
   verifier: EntryVerifier;
   /** The next index to deliver, and the hash of the entry before it once known. */
   next: number;
+  /** The index after the last one this tab received or asked for (entries may still be in the queue). */
+  seen: number;
   prev: string | undefined;
   /** Entries are handled one after another. */
   queue: Promise<void>;

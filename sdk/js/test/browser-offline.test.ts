@@ -200,6 +200,32 @@ test("two tabs following two chains share one event stream, and the other tab ta
     const last = streams.get(leader)!.at(-1)!;
     assert.ok(chains.every((chain) => last.includes(chain.chainId)), "the leader's stream carries both chains");
 
+    // A tab that joins late, from index 0, with nothing new appended: it reads up to where the
+    // leader's stream stands (its heartbeat says so) instead of waiting for the next entry.
+    const late = await openPage(await context.newPage());
+    const lateStreams: string[] = [];
+    late.on("request", (request) => {
+      if (new URL(request.url()).pathname.endsWith("/events")) lateStreams.push(request.url());
+    });
+    await late.evaluate(async (json) => {
+      const sdk = (window as any).sdk;
+      const store = new sdk.Blindstore({ url: location.origin, zone: "demo" });
+      const chain = store.openChain(await sdk.ChainKeys.fromJSON(json));
+      (window as any).got = { [chain.chainId]: [] };
+      (window as any).hub = store.live();
+      (window as any).hub.follow(chain, {
+        onEntry: (entry: any) => (window as any).got[chain.chainId].push(entry.content.value.n),
+        onError: (error: unknown) => ((window as any).followError = String(error)),
+      });
+    }, readerKeys[0]);
+    const lateDeadline = Date.now() + 10_000;
+    while (JSON.stringify((await seen(late)).got[chains[0]!.chainId]) !== "[0,1,2]") {
+      assert.ok(Date.now() < lateDeadline, `the late tab saw ${JSON.stringify(await seen(late))}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    assert.equal(lateStreams.length, 0, "the late tab opened no stream");
+    await late.close();
+
     await leader.close();
     for (let n = 3; n < 6; n++) {
       for (const chain of chains) await chain.appendJson({ n });
