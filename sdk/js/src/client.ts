@@ -167,7 +167,7 @@ export class Blindstore {
     const uploads: FileUpload[] = [];
     for (const record of await store.list(this.zone)) {
       const { state, data } = await openRecord(store, record);
-      uploads.push(FileUpload.resume(this.#context.api, state, data, keeperFor(store, this.zone, data)));
+      uploads.push(FileUpload.resume(this.#context.api, state, data, keeperFor(store, this.zone, data, true)));
     }
     return uploads;
   }

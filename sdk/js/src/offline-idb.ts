@@ -8,12 +8,14 @@ import type { EntryStore } from "./cache.js";
 import type { WireEntry } from "./entry.js";
 import { UnsupportedEnvironmentError } from "./errors.js";
 import type { OutboxRecord, OutboxStore } from "./outbox.js";
+import type { FileData } from "./files.js";
 import { type UploadRecord, type UploadStore, newDeviceKey } from "./uploads.js";
 
 const DB_VERSION = 1;
 const ENTRIES = "entries";
 const OUTBOX = "outbox";
 const UPLOADS = "uploads";
+const UPLOAD_DATA = "upload-data";
 const DEVICE_KEYS = "device-keys";
 const UPLOAD_KEY = "uploads";
 
@@ -32,6 +34,7 @@ export async function openOfflineDb(name = "blindstore-offline"): Promise<IDBDat
     db.createObjectStore(ENTRIES);
     db.createObjectStore(OUTBOX, { keyPath: "id" }).createIndex("zone-seq", ["zone", "seq"]);
     db.createObjectStore(UPLOADS, { keyPath: "id" });
+    db.createObjectStore(UPLOAD_DATA);
     db.createObjectStore(DEVICE_KEYS);
   };
   return settled(request);
@@ -128,20 +131,35 @@ export class IndexedDbUploadStore implements UploadStore {
     return new IndexedDbUploadStore(await openOfflineDb(name));
   }
 
-  async put(record: UploadRecord): Promise<void> {
+  async putData(id: string, data: FileData): Promise<void> {
+    const transaction = this.db.transaction(UPLOAD_DATA, "readwrite");
+    transaction.objectStore(UPLOAD_DATA).put(data, id);
+    await completed(transaction);
+  }
+
+  async putState(record: UploadRecord): Promise<void> {
     const transaction = this.db.transaction(UPLOADS, "readwrite");
     transaction.objectStore(UPLOADS).put(record);
     await completed(transaction);
   }
 
-  async list(zone: string): Promise<UploadRecord[]> {
-    const all = (await settled(this.db.transaction(UPLOADS, "readonly").objectStore(UPLOADS).getAll())) as UploadRecord[];
-    return all.filter((record) => record.zone === zone);
+  async list(zone: string): Promise<Array<UploadRecord & { data: FileData }>> {
+    const transaction = this.db.transaction([UPLOADS, UPLOAD_DATA], "readonly");
+    const records = ((await settled(transaction.objectStore(UPLOADS).getAll())) as UploadRecord[]).filter((record) => record.zone === zone);
+    const found: Array<UploadRecord & { data: FileData }> = [];
+    for (const record of records) {
+      const data = (await settled(transaction.objectStore(UPLOAD_DATA).get(record.id))) as FileData | undefined;
+      if (data !== undefined) {
+        found.push({ ...record, data });
+      }
+    }
+    return found;
   }
 
   async remove(id: string): Promise<void> {
-    const transaction = this.db.transaction(UPLOADS, "readwrite");
+    const transaction = this.db.transaction([UPLOADS, UPLOAD_DATA], "readwrite");
     transaction.objectStore(UPLOADS).delete(id);
+    transaction.objectStore(UPLOAD_DATA).delete(id);
     await completed(transaction);
   }
 

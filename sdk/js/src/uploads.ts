@@ -17,7 +17,7 @@ import type { FileData, UploadKeeper, UploadState } from "./files.js";
 const AAD_LABEL = utf8("blindstore/upload-record/v1\0");
 const IV_BYTES = 12;
 
-/** One upload as an `UploadStore` keeps it. */
+/** One upload's state as an `UploadStore` keeps it; its data is kept apart, written once. */
 export interface UploadRecord {
   v: 1;
   /** The file id (base64url), also the record's key. */
@@ -27,13 +27,16 @@ export interface UploadRecord {
   iv: Uint8Array;
   /** AES-256-GCM of the state's JSON under the device key, additional data the label, zone and id. */
   sealedState: Uint8Array;
-  data: FileData;
 }
 
 /** Where resumable uploads are kept. `MemoryUploadStore` (tests); `IndexedDbUploadStore` (browsers). */
 export interface UploadStore {
-  put(record: UploadRecord): Promise<void>;
-  list(zone: string): Promise<UploadRecord[]>;
+  /** Keeps an upload's data, once per upload (it is large; the state changes after every chunk). */
+  putData(id: string, data: FileData): Promise<void>;
+  putState(record: UploadRecord): Promise<void>;
+  /** The zone's uploads, each with its data (uploads whose data is missing are left out). */
+  list(zone: string): Promise<Array<UploadRecord & { data: FileData }>>;
+  /** Forgets an upload: its state and its data. */
   remove(id: string): Promise<void>;
   /** The non-extractable AES-GCM key that seals the states, created on first use. */
   deviceKey(): Promise<CryptoKey>;
@@ -42,18 +45,27 @@ export interface UploadStore {
 /** An `UploadStore` in memory (forgets on reload; for tests). */
 export class MemoryUploadStore implements UploadStore {
   readonly #records = new Map<string, UploadRecord>();
+  readonly #data = new Map<string, FileData>();
   #key: Promise<CryptoKey> | undefined;
 
-  async put(record: UploadRecord): Promise<void> {
+  async putData(id: string, data: FileData): Promise<void> {
+    this.#data.set(id, data);
+  }
+
+  async putState(record: UploadRecord): Promise<void> {
     this.#records.set(record.id, record);
   }
 
-  async list(zone: string): Promise<UploadRecord[]> {
-    return [...this.#records.values()].filter((record) => record.zone === zone);
+  async list(zone: string): Promise<Array<UploadRecord & { data: FileData }>> {
+    return [...this.#records.values()].flatMap((record) => {
+      const data = this.#data.get(record.id);
+      return record.zone === zone && data !== undefined ? [{ ...record, data }] : [];
+    });
   }
 
   async remove(id: string): Promise<void> {
     this.#records.delete(id);
+    this.#data.delete(id);
   }
 
   deviceKey(): Promise<CryptoKey> {
@@ -67,8 +79,11 @@ export function newDeviceKey(): Promise<CryptoKey> {
   return crypto.subtle.generateKey({ name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]) as Promise<CryptoKey>;
 }
 
-/** Keeps one upload's state in `store` (with its data) as the upload goes, and removes it once committed. */
-export function keeperFor(store: UploadStore, zone: string, data: FileData): UploadKeeper {
+/**
+ * Keeps one upload's state in `store` as the upload goes (and its data, unless `dataKept`: an
+ * upload resumed from the store), and removes both once committed.
+ */
+export function keeperFor(store: UploadStore, zone: string, data: FileData, dataKept = false): UploadKeeper {
   // Saves run one after another, so an older state never overwrites a newer one.
   let tail: Promise<void> = Promise.resolve();
   const after = (step: () => Promise<void>) => {
@@ -84,14 +99,18 @@ export function keeperFor(store: UploadStore, zone: string, data: FileData): Upl
           await store.deviceKey(),
           utf8(JSON.stringify(state)),
         );
-        await store.put({ v: 1, id: state.file_id, zone, iv, sealedState: new Uint8Array(sealed), data });
+        if (!dataKept) {
+          await store.putData(state.file_id, data);
+          dataKept = true;
+        }
+        await store.putState({ v: 1, id: state.file_id, zone, iv, sealedState: new Uint8Array(sealed) });
       }),
     remove: (fileId) => after(() => store.remove(fileId)),
   };
 }
 
 /** Opens a stored record: its state and data. */
-export async function openRecord(store: UploadStore, record: UploadRecord): Promise<{ state: UploadState; data: FileData }> {
+export async function openRecord(store: UploadStore, record: UploadRecord & { data: FileData }): Promise<{ state: UploadState; data: FileData }> {
   if (record.v !== 1) {
     throw new UnsupportedVersionError("upload_record", record.v);
   }
