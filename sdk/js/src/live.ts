@@ -314,7 +314,8 @@ export class LiveHub {
   }
 
   /** The leader's one connection, reconnecting (from the positions reached) until stopped. */
-  async #runStream(chains: string[], stop: AbortSignal): Promise<void> {
+  async #runStream(wanted: string[], stop: AbortSignal): Promise<void> {
+    let chains = wanted;
     let failures = 0;
     let retryMs = MIN_RETRY_MS;
     while (!stop.aborted) {
@@ -354,8 +355,13 @@ export class LiveHub {
           return;
         }
         if (error instanceof HttpError && !isTransient(error)) {
-          this.#broadcast({ t: "failed", chains, status: error.status, code: error.code, message: error.message });
-          return;
+          // One unknown chain refuses the whole stream: fail the followers of that chain only.
+          const refused = error.status === 404 ? await this.#unknownChains(chains, stop) : chains;
+          this.#broadcast({ t: "failed", chains: refused, status: error.status, code: error.code, message: error.message });
+          chains = chains.filter((chain) => !refused.includes(chain));
+          if (chains.length === 0) {
+            return;
+          }
         }
         failures += 1;
       } finally {
@@ -364,6 +370,21 @@ export class LiveHub {
       }
       await sleep(Math.min(retryMs * 2 ** Math.min(failures, 10), MAX_RETRY_MS), stop);
     }
+  }
+
+  /** Which of `chains` the server does not know (all of them when it knows none: an unknown zone). */
+  async #unknownChains(chains: string[], stop: AbortSignal): Promise<string[]> {
+    const unknown: string[] = [];
+    for (const chain of chains) {
+      try {
+        await this.#api.getChain(chain, stop);
+      } catch (error) {
+        if (error instanceof HttpError && error.status === 404) {
+          unknown.push(chain);
+        }
+      }
+    }
+    return unknown.length === 0 ? chains : unknown;
   }
 
   /** Passes one event of the stream on, unverified (every tab verifies it), and notes the position. */
