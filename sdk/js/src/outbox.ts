@@ -18,6 +18,7 @@
 import { type Bytes, bytesOf, concat, fromBase64Url, fromHex, randomBytes, toBase64Url, u8, utf8 } from "./bytes.js";
 import type { AppendResult, Chain } from "./chain.js";
 import {
+  BlindstoreError,
   ConflictError,
   ForkError,
   HttpError,
@@ -143,6 +144,10 @@ export class Outbox {
   readonly #again = new Set<string>();
   readonly #waiters = new Map<string, { resolve: (result: AppendResult) => void; reject: (error: unknown) => void }>();
   readonly #listeners = new Set<(event: OutboxEvent) => void>();
+  /** The next backoff delay of each chain that failed to send. */
+  readonly #delays = new Map<string, number>();
+  /** Tells the origin's other tabs which writes were sent, so that their `durable` settles too. */
+  readonly #channel: BroadcastChannel | undefined;
   #wake = new AbortController();
   #seq = 0;
 
@@ -154,6 +159,12 @@ export class Outbox {
     this.#maxRetryMs = options.maxRetryMs ?? DEFAULT_MAX_RETRY_MS;
     // Coming back online is the moment to try again, whatever the backoff says.
     globalThis.addEventListener?.("online", () => this.flush());
+    if (typeof BroadcastChannel !== "undefined") {
+      this.#channel = new BroadcastChannel(`${options.lockPrefix}/outbox`);
+      // In Node the channel would keep the process alive for nothing.
+      (this.#channel as { unref?: () => void }).unref?.();
+      this.#channel.addEventListener("message", (event: MessageEvent) => void this.#heard(event.data as OutboxNotice));
+    }
   }
 
   /** The writes waiting, in the order they will be sent (per chain). */
@@ -216,45 +227,86 @@ export class Outbox {
       return;
     }
     const run = (async () => {
-      do {
+      for (;;) {
         this.#again.delete(chainId);
-        await withLock(`${this.#lockPrefix}/outbox/${chainId}`, () => this.#drain(chainId));
-      } while (this.#again.has(chainId));
+        // The lock is held while sending, not while waiting to retry: another tab may be online.
+        const outcome = await withLock(`${this.#lockPrefix}/outbox/${chainId}`, () => this.#drain(chainId));
+        if (outcome === "retry") {
+          const delayMs = this.#delays.get(chainId) ?? this.#minRetryMs;
+          this.#delays.set(chainId, Math.min(delayMs * 2, this.#maxRetryMs));
+          await sleepUnlessWoken(delayMs, this.#wake.signal);
+        } else if (!this.#again.has(chainId)) {
+          return;
+        }
+      }
     })().finally(() => this.#draining.delete(chainId));
     this.#draining.set(chainId, run);
   }
 
-  /** Sends the chain's writes one by one, in order, until none is left. */
-  async #drain(chainId: string): Promise<void> {
+  /**
+   * Sends the chain's writes one by one, in order, until none is left ("done"), a network
+   * failure ("retry", after a backoff), or an error that keeps them queued ("stopped").
+   */
+  async #drain(chainId: string): Promise<"done" | "retry" | "stopped"> {
     const chain = this.#chains.get(chainId)!;
-    let delayMs = this.#minRetryMs;
     for (;;) {
       // Listed afresh each time: another tab may have sent some while this one waited for the lock.
       const record = (await this.#store.list(this.#zone)).find((candidate) => candidate.chainId === chainId);
       if (record === undefined) {
-        return;
+        return "done";
       }
       try {
         const result = await this.#deliver(chain, record);
         await this.#store.remove(record.id);
-        delayMs = this.#minRetryMs;
+        this.#delays.delete(chainId);
         this.#settle(record.id, result, undefined);
         this.#emit({ type: "sent", id: record.id, chainId, result, pending: (await this.#store.list(this.#zone)).length });
+        this.#tell({ id: record.id, chainId, result });
       } catch (error) {
         if (keepsQueued(error)) {
           this.#emit({ type: "stopped", chainId, error, pending: (await this.#store.list(this.#zone)).length });
-          return;
+          return "stopped";
         }
         if (!isTransient(error)) {
           await this.#store.remove(record.id);
           this.#settle(record.id, undefined, error);
           this.#emit({ type: "failed", id: record.id, chainId, error, pending: (await this.#store.list(this.#zone)).length });
+          this.#tell({ id: record.id, chainId, error: { code: codeOf(error), message: String((error as Error)?.message ?? error) } });
           continue;
         }
+        const delayMs = this.#delays.get(chainId) ?? this.#minRetryMs;
         this.#emit({ type: "retrying", chainId, error, delayMs, pending: (await this.#store.list(this.#zone)).length });
-        await sleepUnlessWoken(delayMs, this.#wake.signal);
-        delayMs = Math.min(delayMs * 2, this.#maxRetryMs);
+        return "retry";
       }
+    }
+  }
+
+  #tell(notice: OutboxNotice): void {
+    try {
+      this.#channel?.postMessage(notice);
+    } catch {
+      // Other tabs learn it from `pending()` then.
+    }
+  }
+
+  /** Another tab sent (or dropped) a write: settle this tab's `durable` for it, if it has one. */
+  async #heard(notice: OutboxNotice): Promise<void> {
+    if (typeof notice?.id !== "string" || typeof notice.chainId !== "string") {
+      return;
+    }
+    const pending = (await this.#store.list(this.#zone)).length;
+    if (typeof notice.result?.index === "number") {
+      const chain = this.#chains.get(notice.chainId);
+      // The other tab's word is checked: the entry it names must carry this write id.
+      const landed = this.#waiters.has(notice.id) && chain !== undefined ? await carries(chain, notice.result.index, notice.id).catch(() => undefined) : undefined;
+      if (landed !== undefined) {
+        this.#settle(notice.id, landed, undefined);
+        this.#emit({ type: "sent", id: notice.id, chainId: notice.chainId, result: landed, pending });
+      }
+    } else if (notice.error !== undefined) {
+      const error = new BlindstoreError(notice.error.code, notice.error.message);
+      this.#settle(notice.id, undefined, error);
+      this.#emit({ type: "failed", id: notice.id, chainId: notice.chainId, error, pending });
     }
   }
 
@@ -307,6 +359,18 @@ export class Outbox {
   }
 }
 
+/** What one tab tells the others about a write it sent or dropped. A receiver checks a claimed result by reading the entry. */
+interface OutboxNotice {
+  id: string;
+  chainId: string;
+  result?: AppendResult;
+  error?: { code: string; message: string };
+}
+
+function codeOf(error: unknown): string {
+  return error instanceof BlindstoreError ? error.code : "failed";
+}
+
 /**
  * Errors that stop sending without dropping the write: the server cannot be trusted (it may be
  * hiding the chain's real state), or the session is missing or expired (the app signs in again).
@@ -326,6 +390,12 @@ async function findWrite(chain: Chain, from: number, id: string): Promise<Append
     }
   }
   return undefined;
+}
+
+/** Whether entry `index` (read verified, never from the cache) carries write `id`. */
+async function carries(chain: Chain, index: number, id: string): Promise<AppendResult | undefined> {
+  const [entry] = await chain.readRange(index, 1, { noCache: true });
+  return entry?.writeId === id ? { index, entryHash: entry.entryHash, length: index + 1 } : undefined;
 }
 
 async function seal(chain: Chain, id: string, seq: number, plaintext: Bytes): Promise<OutboxRecord> {

@@ -141,6 +141,62 @@ test("the IndexedDB outbox survives a reload while offline, and sends every writ
   }
 });
 
+test("a write queued in one tab and sent by another settles in the tab that queued it, and is sent once", async () => {
+  const chain = await new Blindstore({ url: site.node.url, zone: "demo" }).createChain();
+  const keys = JSON.parse(JSON.stringify(chain.keys));
+  const context = await site.browser.newContext();
+  try {
+    const [queuer, sender] = [await openPage(await context.newPage()), await openPage(await context.newPage())];
+    const appends = new Map<Page, number>([
+      [queuer, 0],
+      [sender, 0],
+    ]);
+    for (const page of [queuer, sender]) {
+      page.on("request", (request) => {
+        if (request.method() === "POST" && request.url().endsWith("/entries")) appends.set(page, appends.get(page)! + 1);
+      });
+    }
+    const open = async (page: Page) =>
+      page.evaluate(async (json) => {
+        const sdk = (window as any).sdk;
+        const store = new sdk.Blindstore({ url: location.origin, zone: "demo", outboxStore: await sdk.IndexedDbOutboxStore.open("outbox-tabs") });
+        (window as any).store = store;
+        (window as any).chain = store.openChain(await sdk.ChainKeys.fromJSON(json));
+      }, keys);
+    // The sender holds the chain's outbox lock, then asks for it again through its outbox, so
+    // that it (not the queuer) is next in line when it lets go.
+    await sender.evaluate((chainId) => {
+      const name = `blindstore:${location.origin}:demo/outbox/${chainId}`;
+      (window as any).held = new Promise<void>((granted) => {
+        navigator.locks.request(name, () => {
+          granted();
+          return new Promise<void>((release) => ((window as any).release = release));
+        });
+      });
+    }, chain.chainId);
+    await sender.evaluate(() => (window as any).held);
+    await open(sender);
+    await open(queuer);
+    await queuer.evaluate(async () => {
+      const chain = (window as any).chain;
+      const writes = [0, 1].map((n) => chain.enqueueJson({ n }));
+      await Promise.all(writes.map((write: any) => write.queued));
+      (window as any).durable = Promise.all(writes.map((write: any) => write.durable));
+    });
+    await sender.evaluate(() => (window as any).release());
+    const results = await queuer.evaluate(async () => {
+      const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error("durable did not settle within 20 s")), 20_000));
+      return (await Promise.race([(window as any).durable, timeout])).map((result: any) => result.index);
+    });
+    assert.deepEqual(results, [0, 1]);
+    assert.deepEqual((await readAll(keys)).map(valueOf), [{ n: 0 }, { n: 1 }]);
+    assert.equal(appends.get(queuer), 0, "the queuing tab sent nothing");
+    assert.equal(appends.get(sender), 2, "the other tab sent each write once");
+  } finally {
+    await context.close();
+  }
+});
+
 test("two tabs following two chains share one event stream, and the other tab takes over when the leader closes", async () => {
   const writer = new Blindstore({ url: site.node.url, zone: "demo" });
   const chains = [await writer.createChain(), await writer.createChain()];
