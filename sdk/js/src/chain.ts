@@ -20,6 +20,7 @@ import {
   type ChainIdentity,
   type LinkedEntry,
   type ParsedEntry,
+  type WireEntry,
   type WriteKey,
   chainIdentity,
   entryHashOf,
@@ -30,19 +31,22 @@ import {
   verifyEntry,
   verifyLinks,
 } from "./entry.js";
+import type { EntryStore } from "./cache.js";
 import {
   AbortedError,
   ConflictError,
   ForkError,
   InvalidInputError,
   NotExportableError,
+  NetworkError,
   OutcomeUnknownError,
   ReadOnlyError,
   RollbackError,
   VerificationError,
 } from "./errors.js";
-import { type Subscription, type FollowOptions, followChain } from "./follow.js";
+import { type EntryVerifier, type Subscription, type FollowOptions, followChain } from "./follow.js";
 import type { HeadStore } from "./heads.js";
+import type { Outbox, QueuedWrite } from "./outbox.js";
 import type { EntriesPage, ZoneApi } from "./http.js";
 import { ChainKeys, type ChainSecrets } from "./keys.js";
 import { type EntryContent, PAYLOAD_OVERHEAD, decryptPayload, encryptPayload } from "./payload.js";
@@ -63,6 +67,8 @@ export interface Entry {
   /** The read-key epoch the payload was encrypted under. */
   keyEpoch: number;
   content: EntryContent;
+  /** The write id (base64url) when the entry was written through the outbox (docs/sdk-format.md). */
+  writeId?: string;
 }
 
 /** A chain's length and the hash of its last entry (the genesis while it is empty). */
@@ -81,11 +87,18 @@ export interface AppendResult {
 
 export interface ReadOptions {
   signal?: AbortSignal;
+  /**
+   * Fail with the `NetworkError` rather than answer from the entry cache when the network fails
+   * (for callers that must know the server's state, such as the outbox looking for its writes).
+   */
+  noCache?: boolean;
 }
 
 export interface AppendOptions {
   /** Hashes (lowercase hex) of chunks the entry references; each must be stored already. */
   chunks?: readonly string[];
+  /** A 16-byte write id to carry inside the encrypted payload (the outbox's de-duplication). */
+  writeId?: Uint8Array;
   signal?: AbortSignal;
 }
 
@@ -98,7 +111,10 @@ export interface RetryOptions extends AppendOptions {
 export interface ClientContext {
   readonly api: ZoneApi;
   readonly heads: HeadStore;
+  /** Verified entries kept for offline reads, when the app asked for it. */
+  readonly entries: EntryStore | undefined;
   readonly locks: KeyedLock;
+  readonly outbox: Outbox;
   readonly maxPayloadBytes: number;
   /** See `BlindstoreOptions.unsafeSkipVerification`. */
   readonly unsafeSkipVerification: boolean;
@@ -153,6 +169,25 @@ export class Chain {
     return this.#keys.writable;
   }
 
+  /** The zone's largest entry payload, as the client was told. */
+  get maxPayloadBytes(): number {
+    return this.#context.maxPayloadBytes;
+  }
+
+  /**
+   * Queues an append in the client's outbox (outbox.ts): `queued` settles once the write is
+   * stored (encrypted), `durable` once the server acknowledged it. It is sent when the network
+   * allows, in order with this chain's other queued writes, exactly once.
+   */
+  enqueue(content: EntryContent): QueuedWrite {
+    return this.#context.outbox.enqueue(this, content);
+  }
+
+  /** `enqueue` of a JSON value. */
+  enqueueJson(value: unknown): QueuedWrite {
+    return this.enqueue({ kind: "json", value });
+  }
+
   /**
    * The chain's length and head as the server states them, checked against the remembered head:
    * shorter is a `RollbackError`, equally long with another head a `ForkError`. A longer chain is
@@ -179,9 +214,12 @@ export class Chain {
     if (count === 0) {
       return [];
     }
-    const segment = await this.#fetchRange(from, count, from === 0 ? await this.#genesis() : undefined, options.signal);
-    await this.#reconcile(observed(segment), options.signal);
-    return this.#decryptAll(segment.entries);
+    const genesis = from === 0 ? await this.#genesis() : undefined;
+    return this.#readOrCached(
+      () => this.#fetchRange(from, count, genesis, options.signal),
+      (store) => store.range(this.zone, this.chainId, from, count),
+      options,
+    );
   }
 
   /** The last `count` entries, linked to the remembered head (the entries between are fetched). */
@@ -190,22 +228,35 @@ export class Chain {
     if (count === 0) {
       return [];
     }
-    const segment = await this.#fetchLast(count, options.signal);
-    await this.#reconcile(observed(segment), options.signal);
-    return this.#decryptAll(segment.entries);
+    return this.#readOrCached(
+      () => this.#fetchLast(count, options.signal),
+      (store) => store.last(this.zone, this.chainId, count),
+      options,
+    );
   }
 
   /**
    * Every entry from `from` (default 0) to the end, page by page, each page verified and linked
-   * to the one before. Ends at the end of the chain as it is when the last page is read.
+   * to the one before. Ends at the end of the chain as it is when the last page is read; with an
+   * entry cache, a page the network cannot fetch is read from the cache (then it ends there).
    */
   async *entries(options: ReadOptions & { from?: number } = {}): AsyncGenerator<Entry, void, undefined> {
     let next = options.from ?? 0;
     checkIndex(next, "from");
     let prev = next === 0 ? await this.#genesis() : undefined;
     for (;;) {
-      const segment = await this.#fetchRange(next, PAGE_ENTRIES, prev, options.signal);
-      await this.#reconcile(observed(segment), options.signal);
+      let segment: Segment;
+      try {
+        segment = await this.#fetchRange(next, PAGE_ENTRIES, prev, options.signal);
+        await this.#reconcile(observed(segment), options.signal);
+      } catch (error) {
+        if (options.noCache) {
+          throw error;
+        }
+        yield* await this.#cached(error, (store) => store.range(this.zone, this.chainId, next, Number.MAX_SAFE_INTEGER), prev);
+        return;
+      }
+      await this.#keep(segment.entries);
       yield* await this.#decryptAll(segment.entries);
       const last = segment.entries.at(-1);
       if (last === undefined || last.index + 1 >= segment.serverLength) {
@@ -248,6 +299,7 @@ export class Chain {
         keys.epoch,
         keys.readKeyMaterial(keys.epoch)!,
         content,
+        options.writeId,
       );
       if (payload.length > this.#context.maxPayloadBytes) {
         throw new InvalidInputError(
@@ -293,6 +345,17 @@ export class Chain {
         { entries: [{ index: tip.length, prev: tip.head, entryHash }], stated: { length: answer.length, head: entryHash } },
         options.signal,
       );
+      await this.#context.entries?.put(this.zone, this.chainId, [
+        {
+          index: tip.length,
+          prev: tip.head,
+          payload_hash: toHex(await sha256(payload)),
+          payload: toBase64Url(payload),
+          chunks: [...chunks],
+          signature: toBase64Url(signature),
+          entry_hash: entryHash,
+        },
+      ]);
       return { index: tip.length, entryHash, length: answer.length };
     });
   }
@@ -344,18 +407,87 @@ export class Chain {
    * and decrypted, across reconnections. See `FollowOptions`.
    */
   follow(options: FollowOptions): Subscription {
-    return followChain(
-      {
-        openEvents: (from, signal) => this.#context.api.openEvents(this.chainId, from, signal),
-        hashBefore: (index, signal) => this.#hashBefore(index, signal),
-        accept: (wire, index, prev) => this.#acceptStreamed(wire, index, prev),
-        unsafeSkipVerification: this.#context.unsafeSkipVerification,
-      },
-      options,
-    );
+    return followChain({ ...this.verifier(), openEvents: (from, signal) => this.#context.api.openEvents(this.chainId, from, signal) }, options);
+  }
+
+  /**
+   * Internal: the checks a follower applies to this chain's streamed entries, for followers
+   * whose events arrive another way (the shared live connection, live.ts).
+   */
+  verifier(): EntryVerifier {
+    return {
+      hashBefore: (index, signal) => this.#hashBefore(index, signal),
+      accept: (wire, index, prev) => this.#acceptStreamed(wire, index, prev),
+      unsafeSkipVerification: this.#context.unsafeSkipVerification,
+    };
   }
 
   // ---- reading ----
+
+  /**
+   * A verified read, reconciled and kept in the entry cache; when the network fails and there is
+   * a cache, the entries it holds for the read instead.
+   */
+  async #readOrCached(
+    read: () => Promise<Segment>,
+    cachedRead: (store: EntryStore) => Promise<WireEntry[]>,
+    options: ReadOptions,
+  ): Promise<Entry[]> {
+    let segment: Segment;
+    try {
+      segment = await read();
+      await this.#reconcile(observed(segment), options.signal);
+    } catch (error) {
+      if (options.noCache) {
+        throw error;
+      }
+      return this.#cached(error, cachedRead, undefined);
+    }
+    await this.#keep(segment.entries);
+    return this.#decryptAll(segment.entries);
+  }
+
+  /**
+   * The cached entries `cachedRead` finds, decrypted, when `error` is a network failure and the
+   * client has a cache; otherwise (or when the cache holds none) `error` again. The cache only
+   * ever received verified entries; their links are checked again (to `prev` when given), which
+   * catches a store mixed up between chains without needing the network.
+   */
+  async #cached(error: unknown, cachedRead: (store: EntryStore) => Promise<WireEntry[]>, prev: string | undefined): Promise<Entry[]> {
+    const store = this.#context.entries;
+    if (!(error instanceof NetworkError) || store === undefined) {
+      throw error;
+    }
+    const entries = (await cachedRead(store)).map(parseWireEntry);
+    const first = entries[0];
+    if (first === undefined) {
+      throw error;
+    }
+    verifyLinks(entries, first.index, prev ?? (first.index === 0 ? await this.#genesis() : undefined));
+    return this.#decryptAll(entries);
+  }
+
+  /** Keeps verified (and reconciled) entries in the entry cache, when there is one. */
+  async #keep(entries: ParsedEntry[]): Promise<void> {
+    if (this.#context.entries === undefined || this.#context.unsafeSkipVerification || entries.length === 0) {
+      return;
+    }
+    await this.#context.entries.put(this.zone, this.chainId, entries.map(wireOf));
+  }
+
+  /** A cached entry at an index the server now serves with another hash is a fork. */
+  async #checkCached(entries: LinkedEntry[]): Promise<void> {
+    const first = entries[0];
+    if (this.#context.entries === undefined || first === undefined) {
+      return;
+    }
+    for (const cached of await this.#context.entries.range(this.zone, this.chainId, first.index, entries.length)) {
+      const seen = entries[cached.index - first.index]!;
+      if (seen.entryHash !== cached.entry_hash) {
+        throw new ForkError(cached.index, cached.entry_hash, seen.entryHash);
+      }
+    }
+  }
 
   /** Verified entries `from`..`from + count - 1` (fewer at the end), in pages. */
   async #fetchRange(from: number, count: number, prev: string | undefined, signal: AbortSignal | undefined): Promise<Segment> {
@@ -461,6 +593,7 @@ export class Chain {
     await locks.run(`head/${this.zone}/${this.chainId}`, async () => {
       const remembered = await heads.get(this.zone, this.chainId);
       const { entries, stated } = observation;
+      await this.#checkCached(entries);
       const last = entries.at(-1);
       if (remembered !== undefined) {
         if (stated !== undefined && stated.length < remembered.length) {
@@ -531,6 +664,7 @@ export class Chain {
     // The stream states no length: an old entry replayed is no rollback, but it is checked
     // against the remembered head all the same.
     await this.#reconcile({ entries: [entry], stated: undefined }, undefined);
+    await this.#keep([entry]);
     return this.#decrypt(entry);
   }
 
@@ -564,12 +698,16 @@ export class Chain {
 
   async #decrypt(entry: ParsedEntry): Promise<Entry> {
     const keys = this.#keys;
-    const { epoch, content } = await decryptPayload(
+    const { epoch, content, writeId } = await decryptPayload(
       { zone: this.zone, chainId: fromHex(this.chainId, 32), index: entry.index, prev: fromHex(entry.prev, 32) },
       (keyEpoch) => keys.readKeyMaterial(keyEpoch),
       entry.payload,
     );
-    return { index: entry.index, entryHash: entry.entryHash, prev: entry.prev, chunks: entry.chunks, keyEpoch: epoch, content };
+    const decrypted: Entry = { index: entry.index, entryHash: entry.entryHash, prev: entry.prev, chunks: entry.chunks, keyEpoch: epoch, content };
+    if (writeId !== undefined) {
+      decrypted.writeId = toBase64Url(writeId);
+    }
+    return decrypted;
   }
 
   /** The chain's identity: from the write key when this handle has it, else from the server's key, checked against the id. */
@@ -618,6 +756,19 @@ export class KeyedLock {
       }
     }
   }
+}
+
+/** An entry back in the form the server serves it, for the entry cache. */
+function wireOf(entry: ParsedEntry): WireEntry {
+  return {
+    index: entry.index,
+    prev: entry.prev,
+    payload_hash: entry.payloadHash,
+    payload: toBase64Url(entry.payload),
+    chunks: [...entry.chunks],
+    signature: toBase64Url(entry.signature),
+    entry_hash: entry.entryHash,
+  };
 }
 
 function observed(segment: Segment): Observation {

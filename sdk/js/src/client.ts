@@ -24,6 +24,10 @@ import {
 import { type HeadStore, MemoryHeadStore } from "./heads.js";
 import { type FetchLike, type SessionTokenSource, ZoneApi } from "./http.js";
 import { ChainKeys, type ChainSecrets } from "./keys.js";
+import type { EntryStore } from "./cache.js";
+import { LiveHub } from "./live.js";
+import { MemoryOutboxStore, Outbox, type OutboxStore } from "./outbox.js";
+import { type UploadStore, keeperFor, openRecord } from "./uploads.js";
 
 export interface BlindstoreOptions {
   /** Where the API is served, e.g. `https://budget.example.com` or `http://127.0.0.1:8080`. */
@@ -53,6 +57,18 @@ export interface BlindstoreOptions {
    * accepted without them. Decryption still authenticates payloads. Never set it in an app.
    */
   unsafeSkipVerification?: boolean;
+  /**
+   * Keeps verified entries (still encrypted) so that reads answer from it when the network
+   * fails (default: none; in browsers `await IndexedDbEntryStore.open()`).
+   */
+  entryStore?: EntryStore;
+  /** Where `chain.enqueue` keeps queued writes (default in memory; in browsers `await IndexedDbOutboxStore.open()`). */
+  outboxStore?: OutboxStore;
+  /** The outbox's first delay after a network failure (default 500 ms), doubling up to `outboxMaxRetryMs` (default 30 s). */
+  outboxMinRetryMs?: number;
+  outboxMaxRetryMs?: number;
+  /** Where uploads are kept to resume after a reload (default: none; in browsers `await IndexedDbUploadStore.open()`). */
+  uploadStore?: UploadStore;
 }
 
 /** A Blindstore client for one zone. */
@@ -60,7 +76,12 @@ export class Blindstore {
   readonly zone: string;
   /** Accounts of the zone: register, log in, the vault, passkeys, device-only keys. */
   readonly accounts: Accounts;
+  /** Queued writes (`chain.enqueue`): `pending()`, `onChange(listener)`, `flush()`. */
+  readonly outbox: Outbox;
   readonly #context: ClientContext;
+  readonly #url: string;
+  readonly #uploads: UploadStore | undefined;
+  #live: LiveHub | undefined;
 
   constructor(options: BlindstoreOptions) {
     const fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
@@ -89,10 +110,21 @@ export class Blindstore {
       chains: { create: (secrets) => this.#createChain(secrets), open: (secrets) => new Chain(this.#context, secrets) },
       deviceStore: (purpose) => DeviceStore.open(purpose, options.url, options.zone),
     });
+    this.#url = options.url;
+    this.#uploads = options.uploadStore;
+    this.outbox = new Outbox({
+      store: options.outboxStore ?? new MemoryOutboxStore(),
+      zone: options.zone,
+      lockPrefix: `blindstore:${options.url}:${options.zone}`,
+      minRetryMs: options.outboxMinRetryMs,
+      maxRetryMs: options.outboxMaxRetryMs,
+    });
     this.#context = {
       api,
       heads: options.headStore ?? new MemoryHeadStore(),
+      entries: options.entryStore,
       locks: new KeyedLock(),
+      outbox: this.outbox,
       maxPayloadBytes,
       unsafeSkipVerification: options.unsafeSkipVerification ?? false,
     };
@@ -120,12 +152,19 @@ export class Blindstore {
     const genesis = toHex(await genesisOf(fromHex(secrets.chainId, 32)));
     // A fresh chain starts at the genesis; an existing one (same keys given again) is learnt on first append.
     const fresh = info.length === 0 && info.head === genesis;
-    return new Chain(this.#context, secrets, fresh ? { length: 0, head: genesis } : undefined);
+    const chain = new Chain(this.#context, secrets, fresh ? { length: 0, head: genesis } : undefined);
+    this.outbox.register(chain);
+    return chain;
   }
 
-  /** A handle on an existing chain with these keys: writable when they hold the write key. */
+  /**
+   * A handle on an existing chain with these keys: writable when they hold the write key. The
+   * outbox sends the chain's queued writes (those left by an earlier page too) once it is opened.
+   */
   openChain(keys: ChainKeys): Chain {
-    return new Chain(this.#context, keys);
+    const chain = new Chain(this.#context, keys);
+    this.outbox.register(chain);
+    return chain;
   }
 
   /**
@@ -141,7 +180,34 @@ export class Blindstore {
    * Then `upload.send()` and `upload.commit(chain)`; persist `upload.state` to resume.
    */
   async prepareUpload(data: FileData, options: PrepareOptions = {}): Promise<FileUpload> {
-    return FileUpload.prepare(this.#context.api, data, this.#context.maxPayloadBytes, options);
+    const keeper = this.#uploads === undefined ? undefined : keeperFor(this.#uploads, this.zone, data);
+    return FileUpload.prepare(this.#context.api, data, this.#context.maxPayloadBytes, options, keeper);
+  }
+
+  /**
+   * The uploads kept in the `uploadStore` and not committed yet (an earlier page's too), with
+   * their data: `send()` sends only the chunks the server lacks, `commit(chain)` forgets them.
+   */
+  async pendingUploads(): Promise<FileUpload[]> {
+    const store = this.#uploads;
+    if (store === undefined) {
+      return [];
+    }
+    const uploads: FileUpload[] = [];
+    for (const record of await store.list(this.zone)) {
+      const { state, data } = await openRecord(store, record);
+      uploads.push(FileUpload.resume(this.#context.api, state, data, keeperFor(store, this.zone, data, true)));
+    }
+    return uploads;
+  }
+
+  /**
+   * The live connection this client shares with the origin's other tabs (live.ts): one event
+   * stream for every chain any tab follows through it.
+   */
+  live(): LiveHub {
+    this.#live ??= new LiveHub({ api: this.#context.api, name: `blindstore:${this.#url}:${this.zone}` });
+    return this.#live;
   }
 
   /** Resumes an upload from its persisted state, with the same data. */

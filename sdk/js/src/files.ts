@@ -118,6 +118,13 @@ export interface SendOptions {
   signal?: AbortSignal;
 }
 
+/** Where an upload keeps its state as it goes, to resume after a reload (uploads.ts). */
+export interface UploadKeeper {
+  save(state: UploadState): Promise<void>;
+  /** Forgets the upload: it is committed. */
+  remove(fileId: string): Promise<void>;
+}
+
 export interface DownloadOptions {
   onProgress?: ProgressCallback;
   signal?: AbortSignal;
@@ -130,11 +137,13 @@ export class FileUpload {
   readonly #fileId: Bytes;
   readonly #fileKey: Bytes;
   readonly #state: UploadState;
+  readonly #keeper: UploadKeeper | undefined;
 
-  private constructor(api: ZoneApi, data: FileData, state: UploadState) {
+  private constructor(api: ZoneApi, data: FileData, state: UploadState, keeper?: UploadKeeper) {
     this.#api = api;
     this.#data = data;
     this.#state = state;
+    this.#keeper = keeper;
     this.#fileId = fromBase64Url(state.file_id, FILE_ID_BYTES);
     this.#fileKey = fromBase64Url(state.file_key, 32);
   }
@@ -144,7 +153,13 @@ export class FileUpload {
    * hash (nothing is sent yet). `maxPayloadBytes` is the zone's entry payload limit, which the
    * manifest must fit in.
    */
-  static async prepare(api: ZoneApi, data: FileData, maxPayloadBytes: number, options: PrepareOptions = {}): Promise<FileUpload> {
+  static async prepare(
+    api: ZoneApi,
+    data: FileData,
+    maxPayloadBytes: number,
+    options: PrepareOptions = {},
+    keeper?: UploadKeeper,
+  ): Promise<FileUpload> {
     const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
     if (!Number.isInteger(chunkSize) || chunkSize < 1 || chunkSize > MAX_CHUNK_SIZE) {
       throw new InvalidInputError(`chunkSize must be an integer in 1..${MAX_CHUNK_SIZE}`);
@@ -166,7 +181,7 @@ export class FileUpload {
       chunks: new Array<string>(count).fill("0".repeat(64)),
       uploaded: [],
     };
-    const upload = new FileUpload(api, data, state);
+    const upload = new FileUpload(api, data, state, keeper);
     const manifestBytes = utf8(JSON.stringify(upload.manifest())).length + PAYLOAD_OVERHEAD;
     if (manifestBytes > maxPayloadBytes) {
       throw new InvalidInputError(`the file's manifest would take ${manifestBytes} bytes, more than an entry's ${maxPayloadBytes}: use larger chunks or a shorter name`);
@@ -179,6 +194,7 @@ export class FileUpload {
       done += plaintext.length;
       options.onProgress?.(done, size);
     }
+    await keeper?.save(upload.state);
     return upload;
   }
 
@@ -186,12 +202,12 @@ export class FileUpload {
    * Continues an upload from a persisted `state` with the same `data`. Throws `FileChangedError`
    * when the size differs; a changed chunk is caught when it is re-encrypted for sending.
    */
-  static resume(api: ZoneApi, state: UploadState, data: FileData): FileUpload {
+  static resume(api: ZoneApi, state: UploadState, data: FileData, keeper?: UploadKeeper): FileUpload {
     const checked = checkUploadState(state);
     if (sizeOf(data) !== checked.size) {
       throw new FileChangedError(`the data has ${sizeOf(data)} bytes, the upload ${checked.size}`);
     }
-    return new FileUpload(api, data, checked);
+    return new FileUpload(api, data, checked, keeper);
   }
 
   /** A copy of the state to persist (JSON-safe). */
@@ -241,6 +257,7 @@ export class FileUpload {
         done += plaintext.length;
         options.onProgress?.(done, state.size);
         options.onState?.(this.state);
+        await this.#keeper?.save(this.state);
       }
     };
     const workers = Array.from({ length: Math.min(concurrency, pending.length) }, worker);
@@ -276,6 +293,7 @@ export class FileUpload {
   async commit(chain: Chain, options: { signal?: AbortSignal } = {}): Promise<AppendResult & { manifest: FileManifest }> {
     const manifest = this.manifest();
     const result = await chain.append({ kind: "json", value: manifest }, { chunks: manifest.chunks, signal: options.signal });
+    await this.#keeper?.remove(manifest.file_id);
     return { ...result, manifest };
   }
 

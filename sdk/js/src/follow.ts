@@ -44,9 +44,13 @@ export interface Subscription {
 }
 
 /** What a chain handle gives its follower. */
-export interface FollowSource {
+export interface FollowSource extends EntryVerifier {
   /** Opens the event stream from index `from`; non-2xx answers throw typed errors. */
   openEvents(from: number, signal: AbortSignal): Promise<Response>;
+}
+
+/** How a follower checks a chain's streamed entries, wherever they come from. */
+export interface EntryVerifier {
   /** The verified hash of the entry before `index` (the genesis for 0). */
   hashBefore(index: number, signal: AbortSignal): Promise<string>;
   /** Verifies a streamed entry as entry `index` following `prev`, and decrypts it. */
@@ -177,7 +181,7 @@ async function run(source: FollowSource, options: FollowOptions, from: number, s
  * Whether reconnecting may help: a lost or silent connection (the idle timer aborts it, which
  * surfaces as `AbortedError` while following is not stopped), an overloaded or unavailable node.
  */
-function isTransient(error: unknown): boolean {
+export function isTransient(error: unknown): boolean {
   if (error instanceof HttpError) {
     return error.status === 429 || error.status >= 500;
   }
@@ -192,7 +196,7 @@ function parseJson(data: string): unknown {
   }
 }
 
-function sleep(ms: number, stop: AbortSignal): Promise<void> {
+export function sleep(ms: number, stop: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(done, ms);
     stop.addEventListener("abort", done, { once: true });

@@ -190,6 +190,15 @@ export class ZoneApi {
     }
   }
 
+  /**
+   * `GET /events?chains=id:from,...`: one event stream for many chains (at most 32), each from its
+   * own position. Like `openEvents`, no deadline.
+   */
+  async openZoneEvents(cursors: ReadonlyArray<{ chainId: string; from: number }>, signal: AbortSignal): Promise<Response> {
+    const chains = cursors.map(({ chainId, from }) => `${chainId}:${from}`).join(",");
+    return this.#send(`/events?chains=${chains}`, { accept: "text/event-stream", signal, noTimeout: true });
+  }
+
   async #json(path: string, request: RequestOptions): Promise<unknown> {
     const response = await this.#send(path, request);
     const text = await this.#body(response, () => response.text());

@@ -44,6 +44,19 @@ export {
 } from "./files.js";
 export { type HeadStore, MemoryHeadStore, type RememberedHead } from "./heads.js";
 export { IndexedDbHeadStore } from "./idb.js";
+export { type EntryStore, MemoryEntryStore } from "./cache.js";
+export { IndexedDbEntryStore, IndexedDbOutboxStore, IndexedDbUploadStore } from "./offline-idb.js";
+export {
+  MemoryOutboxStore,
+  Outbox,
+  type OutboxEvent,
+  type OutboxRecord,
+  type OutboxStore,
+  type PendingWrite,
+  type QueuedWrite,
+} from "./outbox.js";
+export { LiveHub, type LiveFollowOptions } from "./live.js";
+export { MemoryUploadStore, type UploadRecord, type UploadStore } from "./uploads.js";
 export { type FetchLike, type SessionTokenSource } from "./http.js";
 export { type EntryContent, PAYLOAD_VERSION, decryptPayload, encryptPayload, type PayloadPlace } from "./payload.js";
 export {

@@ -8,6 +8,7 @@
  * aad       = "blindstore/payload/v1\0" || u8(len zone) || zone || chain_id || u64(index) || prev || u32(key_epoch)
  * payload   = u8(1) || u32(key_epoch) || iv (12 random bytes) || AES-256-GCM(key, iv, aad, plaintext) (with its 16-byte tag)
  * plaintext = u8(kind: 1 bytes, 2 JSON as UTF-8) || body
+ *           | u8(3) || write_id (16 bytes) || u8(kind: 1 or 2) || body     (a write from the outbox)
  * ```
  *
  * The key is per entry, and the additional data binds the ciphertext to its zone, chain, index,
@@ -24,12 +25,18 @@ const KEY_INFO_LABEL = utf8("blindstore/payload-key/v1\0");
 const AAD_LABEL = utf8("blindstore/payload/v1\0");
 const KIND_BYTES = 1;
 const KIND_JSON = 2;
+/** A write id, then one of the kinds above: lets the outbox find out whether a write landed. */
+const KIND_WRITE = 3;
+/** Bytes of a write id. */
+export const WRITE_ID_BYTES = 16;
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 const HEADER_BYTES = 1 + 4 + IV_BYTES;
 
 /** Bytes a payload adds to its body: version, epoch, IV, tag and kind. */
 export const PAYLOAD_OVERHEAD = HEADER_BYTES + TAG_BYTES + 1;
+/** Bytes a write id adds to a payload: its kind byte and the id. */
+export const WRITE_ID_OVERHEAD = 1 + WRITE_ID_BYTES;
 
 /** What an entry holds once decrypted. */
 export type EntryContent = { kind: "json"; value: unknown } | { kind: "bytes"; bytes: Uint8Array };
@@ -50,9 +57,18 @@ export interface PayloadPlace {
  */
 export type ReadKeyMaterial = Uint8Array | CryptoKey;
 
-/** Encrypts `content` for the entry at `place` under the read key of `epoch`, with a random IV. */
-export async function encryptPayload(place: PayloadPlace, epoch: number, readKey: ReadKeyMaterial, content: EntryContent): Promise<Bytes> {
-  return sealPayload(place, epoch, readKey, content, randomBytes(IV_BYTES));
+/**
+ * Encrypts `content` for the entry at `place` under the read key of `epoch`, with a random IV;
+ * with `writeId` (16 bytes), the plaintext carries it (kind 3).
+ */
+export async function encryptPayload(
+  place: PayloadPlace,
+  epoch: number,
+  readKey: ReadKeyMaterial,
+  content: EntryContent,
+  writeId?: Uint8Array,
+): Promise<Bytes> {
+  return sealPayload(place, epoch, readKey, content, randomBytes(IV_BYTES), writeId);
 }
 
 /**
@@ -66,11 +82,15 @@ export async function sealPayload(
   readKey: ReadKeyMaterial,
   content: EntryContent,
   iv: Uint8Array,
+  writeId?: Uint8Array,
 ): Promise<Bytes> {
   if (iv.length !== IV_BYTES) {
     throw new InvalidInputError("the IV has 12 bytes");
   }
-  const plaintext = encodeContent(content);
+  if (writeId !== undefined && writeId.length !== WRITE_ID_BYTES) {
+    throw new InvalidInputError(`a write id has ${WRITE_ID_BYTES} bytes`);
+  }
+  const plaintext = writeId === undefined ? encodeContent(content) : concat(u8(KIND_WRITE), writeId, encodeContent(content));
   const key = await payloadKey(place, readKey);
   const ciphertext = await crypto.subtle.encrypt(
     { name: "AES-GCM", iv: bytesOf(iv), additionalData: additionalData(place, epoch) },
@@ -95,7 +115,7 @@ export async function decryptPayload(
   place: PayloadPlace,
   readKey: (epoch: number) => ReadKeyMaterial | undefined,
   payload: Uint8Array,
-): Promise<{ epoch: number; content: EntryContent }> {
+): Promise<{ epoch: number; content: EntryContent; writeId?: Bytes }> {
   const epoch = payloadEpoch(payload, place.index);
   const secret = readKey(epoch);
   if (secret === undefined) {
@@ -113,6 +133,13 @@ export async function decryptPayload(
     );
   } catch (error) {
     throw new DecryptionError("the payload does not authenticate under its read key and place", place.index, { cause: error });
+  }
+  if (plaintext[0] === KIND_WRITE) {
+    if (plaintext.length < 1 + WRITE_ID_BYTES + 1 || plaintext[1 + WRITE_ID_BYTES] === KIND_WRITE) {
+      throw new DecryptionError("a write-id plaintext is too short or nested", place.index);
+    }
+    const writeId = plaintext.slice(1, 1 + WRITE_ID_BYTES);
+    return { epoch, content: decodeContent(plaintext.subarray(1 + WRITE_ID_BYTES), place.index), writeId };
   }
   return { epoch, content: decodeContent(plaintext, place.index) };
 }
@@ -159,7 +186,7 @@ export function additionalData(place: PayloadPlace, epoch: number): Bytes {
   return concat(AAD_LABEL, u8(zone.length), zone, place.chainId, u64(place.index), place.prev, u32(epoch));
 }
 
-function encodeContent(content: EntryContent): Bytes {
+export function encodeContent(content: EntryContent): Bytes {
   if (content.kind === "bytes") {
     return concat(u8(KIND_BYTES), content.bytes);
   }
@@ -170,7 +197,7 @@ function encodeContent(content: EntryContent): Bytes {
   return concat(u8(KIND_JSON), utf8(text));
 }
 
-function decodeContent(plaintext: Uint8Array, index: number): EntryContent {
+export function decodeContent(plaintext: Uint8Array, index?: number): EntryContent {
   if (plaintext.length === 0) {
     throw new DecryptionError("the plaintext has no kind byte", index);
   }

@@ -145,6 +145,26 @@ test("unknown versions and kinds, missing keys and short payloads raise typed er
   await assert.rejects(decryptPayload(place, () => readKey, empty), DecryptionError);
 });
 
+test("a write id travels inside the encrypted payload (kind 3), around a bytes or JSON body", async () => {
+  const vector = vectors.payloads[0]!;
+  const place = placeOf(vector);
+  const readKey = fromHex(vector.read_key);
+  const writeId = Uint8Array.from({ length: 16 }, (_, i) => i + 1);
+  for (const content of [{ kind: "json", value: { n: 1 } }, { kind: "bytes", bytes: Uint8Array.of(7, 8) }] as EntryContent[]) {
+    const payload = await encryptPayload(place, 0, readKey, content, writeId);
+    const opened = await decryptPayload(place, () => readKey, payload);
+    assert.deepEqual(opened.content, content);
+    assert.deepEqual(opened.writeId, writeId);
+  }
+  assert.equal((await decryptPayload(place, () => readKey, fromBase64Url(vector.payload))).writeId, undefined);
+  await assert.rejects(encryptPayload(place, 0, readKey, { kind: "json", value: 1 }, new Uint8Array(15)), { name: "InvalidInputError" });
+  // Nested or cut short: refused, not read as something else.
+  const nested = await sealRaw(place, readKey, Uint8Array.of(3, ...writeId, 3, ...writeId, 2, ...utf8("1")));
+  await assert.rejects(decryptPayload(place, () => readKey, nested), DecryptionError);
+  const short = await sealRaw(place, readKey, Uint8Array.of(3, ...writeId));
+  await assert.rejects(decryptPayload(place, () => readKey, short), DecryptionError);
+});
+
 test("encryption uses a fresh IV every time", async () => {
   const vector = vectors.payloads[0]!;
   const place = placeOf(vector);

@@ -1,0 +1,461 @@
+/**
+ * The outbox: appends queued while offline (or just not sent yet), kept encrypted in an
+ * `OutboxStore`, and sent in order per chain whenever the network lets them through.
+ *
+ * A write is encrypted and signed when it is sent, at the chain's head as it is then (the entry
+ * format binds the index and `prev`, so a write queued at one head cannot be sent at another):
+ * after a conflict the next attempt re-reads the head and re-encrypts at the new index. Each
+ * write carries a random write id inside its encrypted payload (plaintext kind 3,
+ * docs/sdk-format.md); before sending again after an attempt whose outcome is unknown (lost
+ * answer, network error, page closed mid-request), the outbox reads the chain from the index of
+ * its first attempt and looks for that id, so a write is never appended twice.
+ *
+ * At rest a queued write is sealed with AES-256-GCM under a key derived from the chain's read key
+ * (HKDF, salt the chain id, info "blindstore/outbox/v1\0" || write id); the store never holds
+ * plaintext. Sending is serialized per chain across tabs with the Web Locks API when it exists.
+ */
+
+import { type Bytes, bytesOf, concat, fromBase64Url, fromHex, randomBytes, toBase64Url, u8, utf8 } from "./bytes.js";
+import type { AppendResult, Chain } from "./chain.js";
+import {
+  BlindstoreError,
+  ConflictError,
+  ForkError,
+  HttpError,
+  InvalidInputError,
+  ReadOnlyError,
+  RollbackError,
+  UnsupportedVersionError,
+  VerificationError,
+} from "./errors.js";
+import { isTransient } from "./follow.js";
+import type { ChainKeys } from "./keys.js";
+import { type EntryContent, PAYLOAD_OVERHEAD, WRITE_ID_BYTES, WRITE_ID_OVERHEAD, decodeContent, encodeContent } from "./payload.js";
+
+const SEAL_LABEL = utf8("blindstore/outbox/v1\0");
+const IV_BYTES = 12;
+const DEFAULT_MIN_RETRY_MS = 500;
+const DEFAULT_MAX_RETRY_MS = 30_000;
+
+/** One queued write as an `OutboxStore` keeps it (docs/sdk-format.md, "Outbox records"). */
+export interface OutboxRecord {
+  v: 1;
+  /** The write id: 16 random bytes, base64url; also the record's key. */
+  id: string;
+  zone: string;
+  /** Lowercase hex. */
+  chainId: string;
+  /** Enqueue order within the store; records of a chain are sent in this order. */
+  seq: number;
+  /** The read-key epoch the content is sealed under. */
+  epoch: number;
+  /** 12 bytes, base64url. */
+  iv: string;
+  /** AES-256-GCM of the encoded content (kind byte and body), base64url. */
+  sealed: string;
+  /** The chain's length before the first attempt to send: any copy that landed is at or after it. */
+  tried?: number;
+}
+
+/** Where queued writes are kept. `MemoryOutboxStore` (tests, Node); `IndexedDbOutboxStore` (browsers). */
+export interface OutboxStore {
+  add(record: OutboxRecord): Promise<void>;
+  /** The zone's records, in `seq` order. */
+  list(zone: string): Promise<OutboxRecord[]>;
+  update(record: OutboxRecord): Promise<void>;
+  remove(id: string): Promise<void>;
+}
+
+/** An `OutboxStore` in memory: queued writes are lost with the page. */
+export class MemoryOutboxStore implements OutboxStore {
+  readonly #records = new Map<string, OutboxRecord>();
+
+  async add(record: OutboxRecord): Promise<void> {
+    this.#records.set(record.id, structuredClone(record));
+  }
+
+  async list(zone: string): Promise<OutboxRecord[]> {
+    return [...this.#records.values()].filter((record) => record.zone === zone).sort((a, b) => a.seq - b.seq).map((record) => structuredClone(record));
+  }
+
+  async update(record: OutboxRecord): Promise<void> {
+    if (this.#records.has(record.id)) {
+      this.#records.set(record.id, structuredClone(record));
+    }
+  }
+
+  async remove(id: string): Promise<void> {
+    this.#records.delete(id);
+  }
+}
+
+/** A write handed to the outbox. */
+export interface QueuedWrite {
+  /** The write id (base64url); the entry carries it as `Entry.writeId`. */
+  id: string;
+  /** Settles once the write is in the outbox store (it survives a reload from then on). */
+  queued: Promise<void>;
+  /** Settles once the server acknowledged the write (or it failed for good: read-only, too large). */
+  durable: Promise<AppendResult>;
+}
+
+/** A write still waiting in the outbox. */
+export interface PendingWrite {
+  id: string;
+  chainId: string;
+  /** Whether an attempt to send it was made (it may have landed; the outbox checks before resending). */
+  tried: boolean;
+}
+
+/** What the outbox reports to `onChange` listeners. */
+export type OutboxEvent =
+  | { type: "queued"; id: string; chainId: string; pending: number }
+  | { type: "sent"; id: string; chainId: string; result: AppendResult; pending: number }
+  | { type: "retrying"; chainId: string; error: unknown; delayMs: number; pending: number }
+  /** The write can never be sent (too large, read-only handle, refused by the server): dropped, `durable` rejected. */
+  | { type: "failed"; id: string; chainId: string; error: unknown; pending: number }
+  /**
+   * The server misbehaved (a `VerificationError`, `ForkError`, `RollbackError`) or refused the
+   * session (401, 403): the chain's writes stay queued, and sending stops until `flush()` or the
+   * next enqueue.
+   */
+  | { type: "stopped"; chainId: string; error: unknown; pending: number };
+
+export interface OutboxOptions {
+  store: OutboxStore;
+  zone: string;
+  /** Names the cross-tab send lock: one per deployment and zone. */
+  lockPrefix: string;
+  /** First delay after a network failure (default 500 ms), doubling up to `maxRetryMs` (default 30 s). */
+  minRetryMs?: number;
+  maxRetryMs?: number;
+}
+
+/** The client's outbox (`Blindstore.outbox`). */
+export class Outbox {
+  readonly #store: OutboxStore;
+  readonly #zone: string;
+  readonly #lockPrefix: string;
+  readonly #minRetryMs: number;
+  readonly #maxRetryMs: number;
+  /** Chain handles able to send: the outbox sends a chain's writes once the app opened it with its write key. */
+  readonly #chains = new Map<string, Chain>();
+  readonly #draining = new Map<string, Promise<void>>();
+  readonly #again = new Set<string>();
+  readonly #waiters = new Map<string, { resolve: (result: AppendResult) => void; reject: (error: unknown) => void }>();
+  readonly #listeners = new Set<(event: OutboxEvent) => void>();
+  /** The next backoff delay of each chain that failed to send. */
+  readonly #delays = new Map<string, number>();
+  /** Tells the origin's other tabs which writes were sent, so that their `durable` settles too. */
+  readonly #channel: BroadcastChannel | undefined;
+  #wake = new AbortController();
+  #seq = 0;
+
+  constructor(options: OutboxOptions) {
+    this.#store = options.store;
+    this.#zone = options.zone;
+    this.#lockPrefix = options.lockPrefix;
+    this.#minRetryMs = options.minRetryMs ?? DEFAULT_MIN_RETRY_MS;
+    this.#maxRetryMs = options.maxRetryMs ?? DEFAULT_MAX_RETRY_MS;
+    // Coming back online is the moment to try again, whatever the backoff says.
+    globalThis.addEventListener?.("online", () => this.flush());
+    if (typeof BroadcastChannel !== "undefined") {
+      this.#channel = new BroadcastChannel(`${options.lockPrefix}/outbox`);
+      // In Node the channel would keep the process alive for nothing.
+      (this.#channel as { unref?: () => void }).unref?.();
+      this.#channel.addEventListener("message", (event: MessageEvent) => void this.#heard(event.data as OutboxNotice));
+    }
+  }
+
+  /** The writes waiting, in the order they will be sent (per chain). */
+  async pending(): Promise<PendingWrite[]> {
+    return (await this.#store.list(this.#zone)).map((record) => ({ id: record.id, chainId: record.chainId, tried: record.tried !== undefined }));
+  }
+
+  /** Calls `listener` on every change of the outbox; returns the function that stops it. */
+  onChange(listener: (event: OutboxEvent) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Tries every waiting write now rather than after its backoff. */
+  flush(): void {
+    this.#wake.abort();
+    this.#wake = new AbortController();
+    for (const chainId of this.#chains.keys()) {
+      this.#kick(chainId);
+    }
+  }
+
+  /** Internal (`Chain.enqueue`): seals and stores the write, then starts sending. */
+  enqueue(chain: Chain, content: EntryContent): QueuedWrite {
+    if (!chain.writable) {
+      throw new ReadOnlyError(chain.chainId);
+    }
+    const id = toBase64Url(randomBytes(WRITE_ID_BYTES));
+    const plaintext = encodeContent(content);
+    const durable = new Promise<AppendResult>((resolve, reject) => this.#waiters.set(id, { resolve, reject }));
+    // A caller that only watches `queued` must not get an unhandled rejection from `durable`.
+    durable.catch(() => undefined);
+    const queued = (async () => {
+      if (plaintext.length - 1 + PAYLOAD_OVERHEAD + WRITE_ID_OVERHEAD > chain.maxPayloadBytes) {
+        throw new InvalidInputError(`the content does not fit in one entry's ${chain.maxPayloadBytes} bytes: store large data as a file`);
+      }
+      const record = await seal(chain, id, Date.now() * 1000 + (this.#seq++ % 1000), plaintext);
+      await this.#store.add(record);
+      this.register(chain);
+      this.#emit({ type: "queued", id, chainId: chain.chainId, pending: (await this.#store.list(this.#zone)).length });
+      this.#kick(chain.chainId);
+    })();
+    queued.catch((error: unknown) => this.#settle(id, undefined, error));
+    return { id, queued, durable };
+  }
+
+  /** Internal (the client, for each writable handle): lets the outbox send this chain's writes, and starts. */
+  register(chain: Chain): void {
+    if (!chain.writable || chain.zone !== this.#zone) {
+      return;
+    }
+    this.#chains.set(chain.chainId, chain);
+    this.#kick(chain.chainId);
+  }
+
+  /** Starts sending a chain's writes, or makes the running sender look again when it is done. */
+  #kick(chainId: string): void {
+    if (this.#draining.has(chainId)) {
+      this.#again.add(chainId);
+      return;
+    }
+    const run = (async () => {
+      for (;;) {
+        this.#again.delete(chainId);
+        // The lock is held while sending, not while waiting to retry: another tab may be online.
+        const outcome = await withLock(`${this.#lockPrefix}/outbox/${chainId}`, () => this.#drain(chainId));
+        if (outcome === "retry") {
+          const delayMs = this.#delays.get(chainId) ?? this.#minRetryMs;
+          this.#delays.set(chainId, Math.min(delayMs * 2, this.#maxRetryMs));
+          await sleepUnlessWoken(delayMs, this.#wake.signal);
+        } else if (!this.#again.has(chainId)) {
+          return;
+        }
+      }
+    })().finally(() => this.#draining.delete(chainId));
+    this.#draining.set(chainId, run);
+  }
+
+  /**
+   * Sends the chain's writes one by one, in order, until none is left ("done"), a network
+   * failure ("retry", after a backoff), or an error that keeps them queued ("stopped").
+   */
+  async #drain(chainId: string): Promise<"done" | "retry" | "stopped"> {
+    const chain = this.#chains.get(chainId)!;
+    for (;;) {
+      // Listed afresh each time: another tab may have sent some while this one waited for the lock.
+      const record = (await this.#store.list(this.#zone)).find((candidate) => candidate.chainId === chainId);
+      if (record === undefined) {
+        return "done";
+      }
+      try {
+        const result = await this.#deliver(chain, record);
+        await this.#store.remove(record.id);
+        this.#delays.delete(chainId);
+        this.#settle(record.id, result, undefined);
+        this.#emit({ type: "sent", id: record.id, chainId, result, pending: (await this.#store.list(this.#zone)).length });
+        this.#tell({ id: record.id, chainId, result });
+      } catch (error) {
+        if (keepsQueued(error)) {
+          this.#emit({ type: "stopped", chainId, error, pending: (await this.#store.list(this.#zone)).length });
+          return "stopped";
+        }
+        if (!isTransient(error)) {
+          await this.#store.remove(record.id);
+          this.#settle(record.id, undefined, error);
+          this.#emit({ type: "failed", id: record.id, chainId, error, pending: (await this.#store.list(this.#zone)).length });
+          this.#tell({ id: record.id, chainId, error: { code: codeOf(error), message: String((error as Error)?.message ?? error) } });
+          continue;
+        }
+        const delayMs = this.#delays.get(chainId) ?? this.#minRetryMs;
+        this.#emit({ type: "retrying", chainId, error, delayMs, pending: (await this.#store.list(this.#zone)).length });
+        return "retry";
+      }
+    }
+  }
+
+  #tell(notice: OutboxNotice): void {
+    try {
+      this.#channel?.postMessage(notice);
+    } catch {
+      // Other tabs learn it from `pending()` then.
+    }
+  }
+
+  /** Another tab sent (or dropped) a write: settle this tab's `durable` for it, if it has one. */
+  async #heard(notice: OutboxNotice): Promise<void> {
+    if (typeof notice?.id !== "string" || typeof notice.chainId !== "string") {
+      return;
+    }
+    const pending = (await this.#store.list(this.#zone)).length;
+    if (typeof notice.result?.index === "number") {
+      const chain = this.#chains.get(notice.chainId);
+      // The other tab's word is checked: the entry it names must carry this write id.
+      const landed = this.#waiters.has(notice.id) && chain !== undefined ? await carries(chain, notice.result.index, notice.id).catch(() => undefined) : undefined;
+      if (landed !== undefined) {
+        this.#settle(notice.id, landed, undefined);
+        this.#emit({ type: "sent", id: notice.id, chainId: notice.chainId, result: landed, pending });
+      }
+    } else if (notice.error !== undefined) {
+      const error = new BlindstoreError(notice.error.code, notice.error.message);
+      this.#settle(notice.id, undefined, error);
+      this.#emit({ type: "failed", id: notice.id, chainId: notice.chainId, error, pending });
+    }
+  }
+
+  /**
+   * Appends one queued write exactly once: before any attempt after the first, looks for its
+   * write id among the entries from the index of the first attempt on; after a conflict,
+   * `append` re-reads the head and the content is encrypted and signed again at the new index.
+   */
+  async #deliver(chain: Chain, record: OutboxRecord): Promise<AppendResult> {
+    const content = await unseal(chain.keys, record);
+    const writeId = fromBase64Url(record.id, WRITE_ID_BYTES);
+    for (;;) {
+      if (record.tried === undefined) {
+        record.tried = (await chain.head()).length;
+        await this.#store.update(record);
+      } else {
+        const landed = await findWrite(chain, record.tried, record.id);
+        if (landed !== undefined) {
+          return landed;
+        }
+      }
+      try {
+        return await chain.append(content, { writeId });
+      } catch (error) {
+        if (!(error instanceof ConflictError)) {
+          throw error;
+        }
+      }
+    }
+  }
+
+  #settle(id: string, result: AppendResult | undefined, error: unknown): void {
+    const waiter = this.#waiters.get(id);
+    this.#waiters.delete(id);
+    if (result !== undefined) {
+      waiter?.resolve(result);
+    } else {
+      waiter?.reject(error);
+    }
+  }
+
+  #emit(event: OutboxEvent): void {
+    for (const listener of this.#listeners) {
+      try {
+        listener(event);
+      } catch {
+        // A listener's failure is the app's to report; it must not stop the outbox.
+      }
+    }
+  }
+}
+
+/** What one tab tells the others about a write it sent or dropped. A receiver checks a claimed result by reading the entry. */
+interface OutboxNotice {
+  id: string;
+  chainId: string;
+  result?: AppendResult;
+  error?: { code: string; message: string };
+}
+
+function codeOf(error: unknown): string {
+  return error instanceof BlindstoreError ? error.code : "failed";
+}
+
+/**
+ * Errors that stop sending without dropping the write: the server cannot be trusted (it may be
+ * hiding the chain's real state), or the session is missing or expired (the app signs in again).
+ */
+function keepsQueued(error: unknown): boolean {
+  if (error instanceof HttpError) {
+    return error.status === 401 || error.status === 403;
+  }
+  return error instanceof VerificationError || error instanceof ForkError || error instanceof RollbackError;
+}
+
+/** The entry that carries write `id`, among the chain's entries from `from` on (verified reads, never the cache). */
+async function findWrite(chain: Chain, from: number, id: string): Promise<AppendResult | undefined> {
+  for await (const entry of chain.entries({ from, noCache: true })) {
+    if (entry.writeId === id) {
+      return { index: entry.index, entryHash: entry.entryHash, length: entry.index + 1 };
+    }
+  }
+  return undefined;
+}
+
+/** Whether entry `index` (read verified, never from the cache) carries write `id`. */
+async function carries(chain: Chain, index: number, id: string): Promise<AppendResult | undefined> {
+  const [entry] = await chain.readRange(index, 1, { noCache: true });
+  return entry?.writeId === id ? { index, entryHash: entry.entryHash, length: index + 1 } : undefined;
+}
+
+async function seal(chain: Chain, id: string, seq: number, plaintext: Bytes): Promise<OutboxRecord> {
+  const keys = chain.keys;
+  const iv = randomBytes(IV_BYTES);
+  const key = await sealKey(keys.readKey(keys.epoch)!, chain.chainId, id);
+  const sealed = await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: sealAad(chain.zone, chain.chainId, id) }, key, bytesOf(plaintext));
+  return { v: 1, id, zone: chain.zone, chainId: chain.chainId, seq, epoch: keys.epoch, iv: toBase64Url(iv), sealed: toBase64Url(new Uint8Array(sealed)) };
+}
+
+async function unseal(keys: ChainKeys, record: OutboxRecord): Promise<EntryContent> {
+  if (record.v !== 1) {
+    throw new UnsupportedVersionError("outbox_record", record.v);
+  }
+  const readKey = keys.readKey(record.epoch);
+  if (readKey === undefined) {
+    throw new InvalidInputError(`queued write ${record.id} is sealed under key epoch ${record.epoch}, which this handle lacks`);
+  }
+  const key = await sealKey(readKey, record.chainId, record.id);
+  const plaintext = await crypto.subtle.decrypt(
+    { name: "AES-GCM", iv: fromBase64Url(record.iv, IV_BYTES), additionalData: sealAad(record.zone, record.chainId, record.id) },
+    key,
+    fromBase64Url(record.sealed),
+  );
+  return decodeContent(new Uint8Array(plaintext));
+}
+
+async function sealKey(readKey: Uint8Array, chainId: string, id: string): Promise<CryptoKey> {
+  const ikm = await crypto.subtle.importKey("raw", bytesOf(readKey), "HKDF", false, ["deriveKey"]);
+  return crypto.subtle.deriveKey(
+    { name: "HKDF", hash: "SHA-256", salt: fromHex(chainId, 32), info: concat(SEAL_LABEL, fromBase64Url(id, WRITE_ID_BYTES)) },
+    ikm,
+    { name: "AES-GCM", length: 256 },
+    false,
+    ["encrypt", "decrypt"],
+  );
+}
+
+function sealAad(zone: string, chainId: string, id: string): Bytes {
+  const zoneBytes = utf8(zone);
+  return concat(SEAL_LABEL, u8(zoneBytes.length), zoneBytes, fromHex(chainId, 32), fromBase64Url(id, WRITE_ID_BYTES));
+}
+
+/** Runs `task` holding the Web Lock `name` (across the origin's tabs), or just runs it where there are no Web Locks. */
+export async function withLock<T>(name: string, task: () => Promise<T>): Promise<T> {
+  const locks = (globalThis as { navigator?: { locks?: LockManager } }).navigator?.locks;
+  if (locks === undefined) {
+    return task();
+  }
+  return locks.request(name, task) as Promise<T>;
+}
+
+function sleepUnlessWoken(ms: number, wake: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      wake.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    wake.addEventListener("abort", done, { once: true });
+  });
+}

@@ -1,0 +1,193 @@
+/**
+ * Offline features in Node: reads answered from the verified entry cache when the network fails
+ * (and a cached entry the server contradicts caught as a fork), and the outbox against the real
+ * server — writes queued while the network is down, sent once and in order when it is back,
+ * re-based after another writer's appends, and never duplicated when an answer is lost.
+ */
+
+import assert from "node:assert/strict";
+import { after, before, test } from "node:test";
+import {
+  Blindstore,
+  ChainKeys,
+  type Entry,
+  type FetchLike,
+  ForkError,
+  MemoryEntryStore,
+  MemoryOutboxStore,
+  NetworkError,
+  type OutboxEvent,
+} from "../dist/index.js";
+import { FakeServer } from "./support/fake-server.js";
+import { type RunningNode, startNode } from "./support/node.js";
+
+let node: RunningNode;
+
+before(async () => {
+  node = await startNode();
+});
+
+after(async () => {
+  await node?.stop();
+});
+
+/** A fetch that fails like a lost network while `down`, and counts the appends that reach the server. */
+function flakyNetwork(base: FetchLike = fetch) {
+  const network = {
+    down: false,
+    appends: 0,
+    /** Appends whose answer is thrown away after the server applied them. */
+    dropAnswers: 0,
+    fetch: (async (input: string, init?: RequestInit) => {
+      if (network.down) {
+        throw new TypeError("fetch failed (network down)");
+      }
+      const isAppend = init?.method === "POST" && input.endsWith("/entries");
+      if (isAppend) {
+        network.appends += 1;
+      }
+      const response = await base(input, init);
+      if (isAppend && network.dropAnswers > 0) {
+        network.dropAnswers -= 1;
+        await response.body?.cancel();
+        throw new TypeError("fetch failed (connection reset before the answer)");
+      }
+      return response;
+    }) as FetchLike,
+  };
+  return network;
+}
+
+const values = (entries: Entry[]) => entries.map((entry) => (entry.content.kind === "json" ? entry.content.value : entry.content.bytes));
+
+async function readAll(keys: ChainKeys): Promise<Entry[]> {
+  const reader = new Blindstore({ url: node.url, zone: "demo" }).openChain(keys);
+  const entries: Entry[] = [];
+  for await (const entry of reader.entries()) {
+    entries.push(entry);
+  }
+  return entries;
+}
+
+test("reads answer from the entry cache when the network fails, and only with entries verified before", async () => {
+  const network = flakyNetwork();
+  const entryStore = new MemoryEntryStore();
+  const store = new Blindstore({ url: node.url, zone: "demo", fetch: network.fetch, entryStore });
+  const chain = await store.createChain();
+  for (let n = 0; n < 6; n++) {
+    await chain.appendJson({ n });
+  }
+  const reader = new Blindstore({ url: node.url, zone: "demo", fetch: network.fetch, entryStore: new MemoryEntryStore() }).openChain(
+    await ChainKeys.fromJSON(JSON.parse(JSON.stringify(chain.keys.forReader()))),
+  );
+  assert.deepEqual(values(await reader.readRange(0, 4)), [{ n: 0 }, { n: 1 }, { n: 2 }, { n: 3 }]);
+  network.down = true;
+  assert.deepEqual(values(await reader.readFirst(2)), [{ n: 0 }, { n: 1 }]);
+  assert.deepEqual(values(await reader.readLast(2)), [{ n: 2 }, { n: 3 }], "the newest entries it verified");
+  assert.deepEqual(values(await reader.readRange(2, 10)), [{ n: 2 }, { n: 3 }]);
+  const all: unknown[] = [];
+  for await (const entry of reader.entries()) {
+    all.push(entry.content.kind === "json" ? entry.content.value : undefined);
+  }
+  assert.equal(all.length, 4);
+  await assert.rejects(reader.readRange(4, 2), NetworkError, "entries never verified are not made up");
+  await assert.rejects(reader.readLast(1, { noCache: true }), NetworkError);
+  // The writer cached its own appends.
+  assert.deepEqual(values(await chain.readLast(1)), [{ n: 5 }]);
+  network.down = false;
+  assert.deepEqual(values(await reader.readLast(2)), [{ n: 4 }, { n: 5 }]);
+});
+
+test("a cached entry that the server later contradicts is a fork, even with no remembered head", async () => {
+  const server = new FakeServer();
+  const serving = { current: server };
+  const fetchFake: FetchLike = (input, init) => serving.current.fetch(input, init);
+  const chain = await new Blindstore({ url: "http://blindstore.test", zone: "demo", fetch: fetchFake }).createChain();
+  for (let n = 0; n < 5; n++) {
+    await chain.appendJson({ n });
+  }
+  const entryStore = new MemoryEntryStore();
+  const readKeys = new Map([[0, chain.keys.readKey(0)!]]);
+  await new Blindstore({ url: "http://blindstore.test", zone: "demo", fetch: fetchFake, entryStore }).openReadOnly({ chainId: chain.chainId, readKeys }).readRange(0, 3);
+  // Another branch from entry 2 on, signed with the same key.
+  const forked = server.fork();
+  forked.chains.get(chain.chainId)!.entries.splice(2);
+  const other = new Blindstore({ url: "http://blindstore.test", zone: "demo", fetch: forked.fetch }).openChain(chain.keys);
+  for (let n = 0; n < 3; n++) {
+    await other.appendJson({ branch: n });
+  }
+  serving.current = forked;
+  // A new client (its remembered heads lost, say) that shares the cache.
+  const reader = new Blindstore({ url: "http://blindstore.test", zone: "demo", fetch: fetchFake, entryStore }).openReadOnly({ chainId: chain.chainId, readKeys });
+  await assert.rejects(reader.readRange(0, 5), { name: "ForkError", index: 2 });
+  await assert.rejects(reader.readLast(4), ForkError);
+  const unshared = new Blindstore({ url: "http://blindstore.test", zone: "demo", fetch: fetchFake }).openReadOnly({ chainId: chain.chainId, readKeys });
+  assert.equal((await unshared.readRange(0, 5)).length, 5, "negative control: without the cache the branch is new to it");
+});
+
+test("outbox: three writes queued while the network is down are sent once, in order, when it is back", async () => {
+  const network = flakyNetwork();
+  const store = new Blindstore({ url: node.url, zone: "demo", fetch: network.fetch, outboxMinRetryMs: 20, outboxMaxRetryMs: 100 });
+  const events: OutboxEvent[] = [];
+  store.outbox.onChange((event) => events.push(event));
+  const chain = await store.createChain();
+  network.down = true;
+  const writes = [0, 1, 2].map((n) => chain.enqueueJson({ n }));
+  await Promise.all(writes.map((write) => write.queued));
+  assert.equal((await store.outbox.pending()).length, 3);
+  assert.deepEqual((await store.outbox.pending()).map((write) => write.id), writes.map((write) => write.id), "in order");
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.equal(network.appends, 0, "nothing reached the server");
+  assert.ok(events.some((event) => event.type === "retrying"));
+  network.down = false;
+  store.outbox.flush();
+  const results = await Promise.all(writes.map((write) => write.durable));
+  assert.deepEqual(results.map((result) => result.index), [0, 1, 2]);
+  assert.equal((await store.outbox.pending()).length, 0);
+  const entries = await readAll(chain.keys);
+  assert.deepEqual(values(entries), [{ n: 0 }, { n: 1 }, { n: 2 }]);
+  assert.deepEqual(entries.map((entry) => entry.writeId), writes.map((write) => write.id), "each entry carries its write id");
+  assert.equal(events.filter((event) => event.type === "sent").length, 3);
+});
+
+test("outbox: writes queued while another writer appended are re-based after its entries, none lost or doubled", async () => {
+  const network = flakyNetwork();
+  const store = new Blindstore({ url: node.url, zone: "demo", fetch: network.fetch, outboxMinRetryMs: 20, outboxMaxRetryMs: 100 });
+  const chain = await store.createChain();
+  await chain.appendJson({ from: "a", n: 0 });
+  network.down = true;
+  const writes = [1, 2].map((n) => chain.enqueueJson({ from: "a", n }));
+  await Promise.all(writes.map((write) => write.queued));
+  // The other writer (another device with the same keys) moves the chain on meanwhile.
+  const otherDevice = new Blindstore({ url: node.url, zone: "demo" }).openChain(chain.keys);
+  await otherDevice.appendJson({ from: "b", n: 0 });
+  await otherDevice.appendJson({ from: "b", n: 1 });
+  network.down = false;
+  store.outbox.flush();
+  const results = await Promise.all(writes.map((write) => write.durable));
+  assert.deepEqual(results.map((result) => result.index), [3, 4]);
+  assert.deepEqual(values(await readAll(chain.keys)), [
+    { from: "a", n: 0 },
+    { from: "b", n: 0 },
+    { from: "b", n: 1 },
+    { from: "a", n: 1 },
+    { from: "a", n: 2 },
+  ]);
+});
+
+test("outbox: an append whose answer is lost after the server applied it is found, not sent again", async () => {
+  const network = flakyNetwork();
+  const store = new Blindstore({ url: node.url, zone: "demo", fetch: network.fetch, outboxMinRetryMs: 20, outboxMaxRetryMs: 100, outboxStore: new MemoryOutboxStore() });
+  const chain = await store.createChain();
+  network.dropAnswers = 1;
+  const first = chain.enqueueJson({ n: 0 });
+  const result = await first.durable;
+  assert.equal(result.index, 0);
+  assert.equal(network.appends, 1, "the lost append was not repeated");
+  const second = await chain.enqueueJson({ n: 1 }).durable;
+  assert.equal(second.index, 1);
+  const entries = await readAll(chain.keys);
+  assert.deepEqual(values(entries), [{ n: 0 }, { n: 1 }]);
+  assert.equal(entries[0]!.writeId, first.id);
+  assert.equal(network.appends, 2);
+});

@@ -1,0 +1,61 @@
+/**
+ * Headless Chromium through playwright-core, and a node serving the SDK bundle and a page at
+ * the same origin (`--site`), so pages use the API without CORS set-up. A missing Chromium fails
+ * the test: a browser test that skips proves nothing.
+ */
+
+import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type Browser, chromium } from "playwright-core";
+import { type RunningNode, startNode } from "./node.js";
+
+const CHROMIUM = process.env["CHROMIUM"] ?? "/usr/bin/chromium";
+
+/** A page that loads the bundle as `window.sdk` and sets `window.sdkReady`. */
+export const SDK_PAGE = `<!doctype html><meta charset="utf-8"><title>sdk</title>
+<script type="module">
+import * as sdk from "./blindstore.js";
+window.sdk = sdk;
+window.sdkReady = true;
+</script>`;
+
+export interface BrowserSite {
+  browser: Browser;
+  node: RunningNode;
+  stop(): Promise<void>;
+}
+
+/** Starts a node serving the bundle and `pages` (file name → HTML), and launches Chromium. */
+export async function startBrowserSite(pages: Record<string, string> = { "index.html": SDK_PAGE }): Promise<BrowserSite> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`no Chromium at ${CHROMIUM}: install it or set CHROMIUM`);
+  }
+  const site = mkdtempSync(join(tmpdir(), "blindstore-sdk-site-"));
+  copyFileSync(new URL("../../dist/blindstore.js", import.meta.url), join(site, "blindstore.js"));
+  for (const [name, html] of Object.entries(pages)) {
+    writeFileSync(join(site, name), html);
+  }
+  const node = await startNode(["--site", site]);
+  let browser: Browser;
+  try {
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      timeout: 30_000,
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+    });
+  } catch (error) {
+    await node.stop();
+    rmSync(site, { recursive: true, force: true });
+    throw error;
+  }
+  return {
+    browser,
+    node,
+    stop: async () => {
+      await browser.close();
+      await node.stop();
+      rmSync(site, { recursive: true, force: true });
+    },
+  };
+}
