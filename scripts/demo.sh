@@ -14,7 +14,6 @@ data="${DEMO_DATA:-./blindstore-demo-data}"
 cargo build --release --bin blindstore
 bin=target/release/blindstore
 npm ci --prefix sdk/js --no-audit --no-fund --silent
-npm run --prefix sdk/js build --silent
 node examples/budget/scripts/build.mjs
 
 log=$(mktemp)

@@ -10,12 +10,25 @@
 //   {"t": "month", "month": "YYYY-MM", "expenses": [...]}; its read key travels in the link's
 // fragment (never sent to the server).
 
-import { Blindstore, ChainKeys } from "./blindstore.js";
+import {
+  Blindstore,
+  ChainKeys,
+  IndexedDbEntryStore,
+  IndexedDbHeadStore,
+  IndexedDbOutboxStore,
+} from "./blindstore.js";
 
 const $ = (id) => document.getElementById(id);
 const zone = new URLSearchParams(location.search).get("zone")
   ?? document.querySelector('meta[name="blindstore-zone"]')?.content ?? "demo";
-const bs = new Blindstore({ url: location.origin, zone });
+// Heads remembered (a server rolling a chain back is caught), verified entries cached (reads
+// work offline), writes queued in an encrypted outbox (sent when the server answers).
+const [headStore, entryStore, outboxStore] = await Promise.all([
+  IndexedDbHeadStore.open(),
+  IndexedDbEntryStore.open(),
+  IndexedDbOutboxStore.open(),
+]);
+const bs = new Blindstore({ url: location.origin, zone, headStore, entryStore, outboxStore });
 const BOOK = "budget";
 const PALETTE = ["#2f6fed", "#1f8a4c", "#b7791f", "#c0362c", "#7b4fd6", "#0e8a9a", "#d14d8b", "#667085"];
 
@@ -28,6 +41,8 @@ const state = {
   /** The next chain index to fold. */
   applied: 0,
   expenses: new Map(),
+  /** Operations queued in the outbox and not yet in the chain, by write id. */
+  pending: new Map(),
   month: currentMonth(),
   readOnly: false,
   follow: null,
@@ -109,6 +124,7 @@ async function busy(button, task) {
 function fold(entry) {
   if (entry.index !== state.applied) return false;
   state.applied += 1;
+  if (entry.writeId) state.pending.delete(entry.writeId);
   const op = entry.content.kind === "json" ? entry.content.value : null;
   if (!op || typeof op !== "object") return true;
   if ((op.t === "add" || op.t === "edit") && typeof op.id === "string") {
@@ -133,7 +149,8 @@ async function catchUp() {
 
 function follow() {
   state.follow?.close();
-  state.follow = state.chain.follow({
+  // One connection per origin, shared by every tab of the app.
+  state.follow = bs.live().follow(state.chain, {
     from: state.applied,
     onEntry: (entry) => {
       if (!fold(entry)) return;
@@ -153,8 +170,18 @@ function monthOf(entry) {
   return expense ? expense.date.slice(0, 7) : op?.date?.slice(0, 7);
 }
 
+/** The expenses with the queued operations applied on top (shown as pending). */
+function currentExpenses() {
+  const all = new Map(state.expenses);
+  for (const op of state.pending.values()) {
+    if (op.t === "del") all.delete(op.id);
+    else all.set(op.id, { ...op, pending: true });
+  }
+  return all;
+}
+
 function monthExpenses(month) {
-  return [...state.expenses.values()]
+  return [...currentExpenses().values()]
     .filter((e) => e.date.startsWith(month))
     .sort((a, b) => (a.date === b.date ? a.id.localeCompare(b.id) : a.date.localeCompare(b.date)));
 }
@@ -173,6 +200,7 @@ function render() {
 function row(expense) {
   const tr = document.createElement("tr");
   tr.dataset.id = expense.id;
+  if (expense.pending) tr.className = "pending";
   for (const [text, cls] of [[expense.date, ""], [expense.category, ""], [expense.note, ""], [money(expense.cents), "num"]]) {
     const td = document.createElement("td");
     td.textContent = text;
@@ -232,11 +260,27 @@ function renderChart(list) {
 
 // ---- writing -------------------------------------------------------------------------------
 
-/** Appends one operation (re-read and retried on a conflict with another device or tab). */
+/**
+ * Queues one operation in the outbox: shown at once (as pending), sent when the server answers —
+ * re-based on the chain's head if another tab or device wrote meanwhile, never twice.
+ */
 async function record(op) {
-  await state.chain.appendWithRetry(() => ({ kind: "json", value: op }), { maxAttempts: 5 });
-  await catchUp();
-  await refreshShare(op.date?.slice(0, 7) ?? state.month);
+  const write = state.chain.enqueueJson(op);
+  await write.queued;
+  state.pending.set(write.id, op);
+  render();
+  void write.durable.then(async () => {
+    await catchUp();
+    await refreshShare(op.date?.slice(0, 7) ?? state.month);
+  }).catch(showError);
+}
+
+/** The status pill: online, offline, or how many writes wait. */
+async function showOutbox() {
+  if (state.readOnly) return;
+  const waiting = (await bs.outbox.pending()).length;
+  if (waiting > 0) setStatus("queued", `queued (${waiting})`);
+  else setStatus(navigator.onLine ? "online" : "offline", navigator.onLine ? "online" : "offline");
 }
 
 function startEdit(expense) {
@@ -267,8 +311,14 @@ async function refreshShare(month) {
   const keys = month && state.book?.shares?.[month];
   if (!keys) return;
   const chain = bs.openChain(await ChainKeys.fromJSON(keys));
-  const snapshot = { t: "month", month, expenses: monthExpenses(month) };
-  await chain.appendWithRetry(() => ({ kind: "json", value: snapshot }), { maxAttempts: 5 });
+  const expenses = monthExpenses(month).filter((e) => !e.pending).map(({ pending, ...e }) => e);
+  const snapshot = { t: "month", month, expenses };
+  try {
+    await chain.appendWithRetry(() => ({ kind: "json", value: snapshot }), { maxAttempts: 5 });
+  } catch (error) {
+    // Offline: the next change to the month, online, writes the snapshot again.
+    if (error.code !== "network") throw error;
+  }
 }
 
 async function shareMonth() {
@@ -332,7 +382,7 @@ async function enter(session) {
   state.expenses.clear();
   await catchUp();
   follow();
-  setStatus("online", "online");
+  await showOutbox();
   $("app").hidden = false;
   resetForm();
 }
@@ -429,6 +479,11 @@ function exportCsv() {
 
 async function start() {
   wire();
+  bs.outbox.onChange(() => void showOutbox());
+  addEventListener("online", () => void showOutbox());
+  addEventListener("offline", () => void showOutbox());
+  // The app's own files are kept by a service worker, so the page opens offline too.
+  navigator.serviceWorker?.register("sw.js").catch(() => undefined);
   const share = location.hash.match(/^#share=([A-Za-z0-9_-]+)$/);
   try {
     if (share) {

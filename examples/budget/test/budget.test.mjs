@@ -1,7 +1,8 @@
 // The budget app as a new user meets it, in Debian's headless Chromium (playwright-core)
 // against a real node started here with `serve --site site/`: sign up, add expenses, see the
 // totals; a second tab updates live; a fresh browser (new storage) logs in and sees the same
-// totals; a share link opens a read-only month in a third browser that cannot append; a passkey
+// totals, then goes offline: the page still opens and shows them, and an expense added offline
+// is sent once the network is back; a share link opens a read-only month in a third browser that cannot append; a passkey
 // logs in. Screenshots go to $SCREENSHOTS (default target/tmp/screenshots/budget); the docs use
 // them.
 import { test } from "node:test";
@@ -141,6 +142,22 @@ test("a user signs up, adds expenses, and finds them everywhere: a second tab li
     assert.deepEqual(await totals(again), { Rent: "900.00", Groceries: "54.75", Transport: "35.00" });
     await again.screenshot({ path: join(shots, "budget-fresh-login.png"), fullPage: true });
 
+    // Offline: the page reopens (its files from the service worker, the expenses from the SDK's
+    // verified cache, the keys from the vault's sealed copy), and a new expense waits in the
+    // outbox until the server answers.
+    await again.evaluate(() => navigator.serviceWorker.ready);
+    await fresh.setOffline(true);
+    await again.reload();
+    await again.waitForSelector("#app:not([hidden])", { timeout: 30_000 });
+    assert.deepEqual(await totals(again), { Rent: "900.00", Groceries: "54.75", Transport: "35.00" });
+    await addExpense(again, { day: "10", amount: "4.50", category: "Coffee", note: "offline" });
+    assert.equal(await again.textContent("#status"), "queued (1)");
+    assert.equal(await again.locator('#expenses tbody tr.pending:has-text("offline")').count(), 1);
+    await again.screenshot({ path: join(shots, "budget-offline.png"), fullPage: true });
+    await fresh.setOffline(false);
+    await again.waitForFunction(() => document.querySelector("#status").textContent === "online", null, { timeout: 30_000 });
+    await again.waitForFunction(() => document.querySelectorAll("#expenses tbody tr.pending").length === 0, null, { timeout: 10_000 });
+
     // Share the month: a third browser opens the link, read-only.
     await again.click("#share-month");
     await again.waitForSelector("#share-box:not([hidden])", { timeout: 15_000 });
@@ -154,8 +171,8 @@ test("a user signs up, adds expenses, and finds them everywhere: a second tab li
     await view.goto(link);
     await view.waitForSelector("#readonly-note:not([hidden])", { timeout: 15_000 });
     assert.equal(await view.isVisible("#share-box"), false, "no share box in the shared view");
-    await view.waitForFunction(() => document.querySelectorAll("#chart .bar-row").length === 3, null, { timeout: 15_000 });
-    assert.deepEqual(await totals(view), { Rent: "900.00", Groceries: "54.75", Transport: "35.00" });
+    await view.waitForFunction(() => document.querySelectorAll("#chart .bar-row").length === 4, null, { timeout: 15_000 });
+    assert.deepEqual(await totals(view), { Rent: "900.00", Groceries: "54.75", Transport: "35.00", Coffee: "4.50" });
     assert.equal(await view.isVisible("#expense-form"), false, "no editor in the shared view");
     const fragment = link.split("#share=")[1];
     assert.ok(!shareRequests.some((u) => u.includes(fragment)), "the read key never reaches the server");

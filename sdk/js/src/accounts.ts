@@ -22,6 +22,7 @@ import {
   EscrowError,
   InvalidInputError,
   InvalidLoginError,
+  NetworkError,
   ReauthenticationRequiredError,
   SessionExpiredError,
   VerificationError,
@@ -182,7 +183,11 @@ export class Accounts {
         await store.delete(REMEMBERED);
         return null;
       }
-      throw error;
+      // Offline, the remembered session is used unchecked: its first request once the server
+      // answers checks it (and forgets it if it has ended), and the vault answers from its copy.
+      if (!(error instanceof NetworkError)) {
+        throw error;
+      }
     }
     const session = new Session(this.#context, this, {
       username: remembered.username,
@@ -216,8 +221,10 @@ export class Accounts {
       return;
     }
     const store = await this.#context.deviceStore("accounts");
-    if (rememberedSession(await store.get(REMEMBERED))?.token === token) {
+    const remembered = rememberedSession(await store.get(REMEMBERED));
+    if (remembered?.token === token) {
       await store.delete(REMEMBERED);
+      await store.delete(`vault-copy:${remembered.accountId}`);
     }
   }
 
@@ -328,7 +335,8 @@ export class Session {
     this.#context = context;
     this.#accounts = accounts;
     this.#state = state;
-    this.vault = new Vault(context.api, { zone: context.zone, account: state.accountId, name: VAULT_ENVELOPE }, state);
+    const copies = typeof indexedDB === "undefined" ? undefined : () => context.deviceStore("accounts");
+    this.vault = new Vault(context.api, { zone: context.zone, account: state.accountId, name: VAULT_ENVELOPE }, state, copies);
   }
 
   /** The bearer token (keep it secret: it is the session). */
@@ -473,18 +481,25 @@ export class Vault {
   readonly #api: AccountApi;
   readonly #place: EnvelopePlace;
   readonly #state: SessionState;
+  /** Where the last vault read is kept (sealed, as the server sent it), in browsers. */
+  readonly #copies: (() => Promise<DeviceStore>) | undefined;
   #key: Promise<CryptoKey> | undefined;
 
   /** Internal: `session.vault`. */
-  constructor(api: AccountApi, place: EnvelopePlace, state: SessionState) {
+  constructor(api: AccountApi, place: EnvelopePlace, state: SessionState, copies?: () => Promise<DeviceStore>) {
     this.#api = api;
     this.#place = place;
     this.#state = state;
+    this.#copies = copies;
   }
 
-  /** The value stored under `name`, or undefined. Any envelope that does not open is an `EscrowError`. */
+  /**
+   * The value stored under `name`, or undefined. Any envelope that does not open is an
+   * `EscrowError`. Offline (a `NetworkError`), in browsers, the vault as last read on this device
+   * answers: still sealed under the account's key, opened and checked the same way.
+   */
   async get<T = unknown>(name: string): Promise<T | undefined> {
-    const { entries } = await this.#read();
+    const { entries } = await this.#read(true);
     return entries.get(name) as T | undefined;
   }
 
@@ -524,9 +539,20 @@ export class Vault {
     }
   }
 
-  async #read(): Promise<{ entries: Map<string, unknown>; version: number }> {
-    const envelope: StoredEnvelope = await required(this.#api.getEnvelope(this.#state.token, this.#place.name), this.#place.name);
+  async #read(offline = false): Promise<{ entries: Map<string, unknown>; version: number }> {
+    const copyName = `vault-copy:${this.#place.account}`;
+    let envelope: StoredEnvelope;
+    try {
+      envelope = await required(this.#api.getEnvelope(this.#state.token, this.#place.name), this.#place.name);
+    } catch (error) {
+      const copy = offline && error instanceof NetworkError ? await (await this.#copies?.())?.get(copyName) : undefined;
+      if (copy === undefined) {
+        throw error;
+      }
+      envelope = copy as StoredEnvelope;
+    }
     const plaintext = await openEnvelope(await this.#vaultKey(), this.#place, envelope.data);
+    await (await this.#copies?.())?.put(copyName, { data: envelope.data, version: envelope.version });
     return { entries: decodeVault(plaintext), version: envelope.version };
   }
 
