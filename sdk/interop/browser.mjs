@@ -25,3 +25,23 @@ export function deadline(script, seconds) {
     process.exit(1);
   }, seconds * 1000).unref();
 }
+
+// Gives `page` (of `context`) a CDP virtual authenticator — a platform authenticator with
+// resident keys, user verification and the PRF extension — that approves every ceremony.
+export async function addPrfAuthenticator(context, page) {
+  const cdp = await context.newCDPSession(page);
+  await cdp.send("WebAuthn.enable", { enableUI: false });
+  await cdp.send("WebAuthn.addVirtualAuthenticator", {
+    options: {
+      protocol: "ctap2",
+      ctap2Version: "ctap2_1",
+      transport: "internal",
+      hasResidentKey: true,
+      hasUserVerification: true,
+      isUserVerified: true,
+      automaticPresenceSimulation: true,
+      hasPrf: true,
+    },
+  });
+  return cdp;
+}

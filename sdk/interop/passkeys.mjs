@@ -10,7 +10,7 @@
 // Prints one JSON line with what happened; exit status 1 on any error. Chromium is found at
 // $CHROMIUM or /usr/bin/chromium.
 import { readFileSync } from "node:fs";
-import { deadline, launchChromium } from "./browser.mjs";
+import { addPrfAuthenticator, deadline, launchChromium } from "./browser.mjs";
 
 const [base, zone, account, token, shots] = process.argv.slice(2);
 if (!shots) {
@@ -23,20 +23,7 @@ const browser = await launchChromium();
 try {
   const context = await browser.newContext({ viewport: { width: 800, height: 520 } });
   const page = await context.newPage();
-  const cdp = await context.newCDPSession(page);
-  await cdp.send("WebAuthn.enable", { enableUI: false });
-  await cdp.send("WebAuthn.addVirtualAuthenticator", {
-    options: {
-      protocol: "ctap2",
-      ctap2Version: "ctap2_1",
-      transport: "internal",
-      hasResidentKey: true,
-      hasUserVerification: true,
-      isUserVerified: true,
-      automaticPresenceSimulation: true,
-      hasPrf: true,
-    },
-  });
+  await addPrfAuthenticator(context, page);
   const html = readFileSync(new URL("./passkeys.html", import.meta.url));
   await page.route(`${base}/passkeys.html`, (route) =>
     route.fulfill({ status: 200, contentType: "text/html; charset=utf-8", body: html }),

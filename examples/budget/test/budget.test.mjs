@@ -2,15 +2,17 @@
 // against a real node started here with `serve --site site/`: sign up, add expenses, see the
 // totals; a second tab updates live; a fresh browser (new storage) logs in and sees the same
 // totals, then goes offline: the page still opens and shows them, and an expense added offline
-// is sent once the network is back; a share link opens a read-only month in a third browser that cannot append; a passkey
-// logs in. Screenshots go to $SCREENSHOTS (default target/tmp/screenshots/budget); the docs use
+// is sent once the network is back; a share link opens a read-only month in a third browser
+// that cannot append; a passkey logs in. Screenshots go to $SCREENSHOTS (default target/tmp/screenshots/budget); the docs use
 // them.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { chromium } from "playwright-core";
+// Chromium as every browser test of the project launches it (sdk/interop, whose packages
+// scripts/test.sh installs).
+import { addPrfAuthenticator, launchChromium as launch } from "../../../sdk/interop/browser.mjs";
 import { startNode, zoneSet } from "./support/node.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -18,24 +20,7 @@ const site = resolve(here, "..", "site");
 const shots = process.env.SCREENSHOTS ?? resolve(here, "../../../target/tmp/screenshots/budget");
 mkdirSync(shots, { recursive: true });
 
-const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const VIEWPORT = { width: 1100, height: 760 };
-
-function launch() {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--no-first-run",
-    ],
-  });
-}
 
 function month(offsetDays = 0) {
   const d = new Date(Date.now() + offsetDays * 86_400_000);
@@ -200,20 +185,7 @@ test("a user signs up, adds expenses, and finds them everywhere: a second tab li
     const keyed = await browser.newContext({ viewport: VIEWPORT });
     const withKey = await keyed.newPage();
     watch(withKey, errors);
-    const cdp = await keyed.newCDPSession(withKey);
-    await cdp.send("WebAuthn.enable", { enableUI: false });
-    await cdp.send("WebAuthn.addVirtualAuthenticator", {
-      options: {
-        protocol: "ctap2",
-        ctap2Version: "ctap2_1",
-        transport: "internal",
-        hasResidentKey: true,
-        hasUserVerification: true,
-        isUserVerified: true,
-        automaticPresenceSimulation: true,
-        hasPrf: true,
-      },
-    });
+    await addPrfAuthenticator(keyed, withKey);
     await withKey.goto(origin);
     await withKey.waitForSelector("#auth:not([hidden])", { timeout: 15_000 });
     await withKey.fill("#username", "alice");
