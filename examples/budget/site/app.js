@@ -89,6 +89,7 @@ function describe(error) {
     case "invalid_session": return "Your session has ended. Please log in again.";
     case "passkeys_off": return "Passkeys are not enabled for this app.";
     case "network": return "The server cannot be reached. Changes wait until it is back.";
+    case "missing_key": return "This entry was written under a key you do not have.";
     default:
       if (isTampering(error)) {
         return `The server sent data that failed verification (${error.code}${error.reason ? `: ${error.reason}` : ""}). Nothing from it was shown.`;
@@ -97,8 +98,9 @@ function describe(error) {
   }
 }
 
+/** Errors that mean the server sent something that failed the SDK's checks. */
 function isTampering(error) {
-  return ["verification", "rollback", "fork", "decryption"].includes(error.code);
+  return ["verification_failed", "rollback", "fork", "decryption_failed", "escrow_failed", "unsupported_version"].includes(error.code);
 }
 
 function setStatus(kind, text) {
@@ -311,10 +313,14 @@ async function refreshShare(month) {
   const keys = month && state.book?.shares?.[month];
   if (!keys) return;
   const chain = bs.openChain(await ChainKeys.fromJSON(keys));
-  const expenses = monthExpenses(month).filter((e) => !e.pending).map(({ pending, ...e }) => e);
-  const snapshot = { t: "month", month, expenses };
+  // Built at each attempt: after a conflict (another tab wrote a snapshot) the newest state wins.
+  const snapshot = () => ({
+    t: "month",
+    month,
+    expenses: monthExpenses(month).filter((e) => !e.pending).map(({ pending, ...e }) => e),
+  });
   try {
-    await chain.appendWithRetry(() => ({ kind: "json", value: snapshot }), { maxAttempts: 5 });
+    await chain.appendWithRetry(() => ({ kind: "json", value: snapshot() }), { maxAttempts: 5 });
   } catch (error) {
     // Offline: the next change to the month, online, writes the snapshot again.
     if (error.code !== "network") throw error;
@@ -344,7 +350,8 @@ async function openShared(fragment) {
   $("readonly-note").hidden = false;
   setStatus("readonly", "read-only");
   const json = JSON.parse(atob(fragment.replaceAll("-", "+").replaceAll("_", "/")));
-  const chain = bs.openChain(await ChainKeys.fromJSON(json));
+  // Read-only whatever the link holds: a write key in a link is never used.
+  const chain = bs.openChain((await ChainKeys.fromJSON(json)).forReader());
   state.chain = chain;
   const show = (snapshot) => {
     if (snapshot?.t !== "month") return;
@@ -430,8 +437,13 @@ function wire() {
   $("logout").addEventListener("click", () => busy($("logout"), async () => {
     state.follow?.close();
     await state.session.logout();
+    // Nothing of this user stays on screen or in memory for the next one.
     state.session = null;
+    state.book = null;
+    state.chain = null;
+    state.applied = 0;
     state.expenses.clear();
+    state.pending.clear();
     showAuth();
   }));
   $("expense-form").addEventListener("submit", (event) => {

@@ -268,7 +268,15 @@ export class Accounts {
     const keyPlace = { zone, account, name: PASSWORD_ENVELOPE };
     const wrapped = await api.getEnvelope(token, PASSWORD_ENVELOPE);
     if (wrapped !== undefined) {
-      return unwrapMasterKey(wrapKey, keyPlace, wrapped.data);
+      const masterKey = await unwrapMasterKey(wrapKey, keyPlace, wrapped.data);
+      if ((await api.getEnvelope(token, VAULT_ENVELOPE)) === undefined) {
+        // A first login cut off between the two writes: finish it (create-only, so a vault
+        // another device wrote meanwhile wins).
+        await this.#createEmptyVault(token, account, masterKey).catch((error: unknown) => {
+          if (!(error instanceof EnvelopeConflictError)) throw error;
+        });
+      }
+      return masterKey;
     }
     if ((await api.getEnvelope(token, VAULT_ENVELOPE)) !== undefined) {
       throw new EscrowError(PASSWORD_ENVELOPE, "the account has a vault but no key-password envelope");
@@ -283,10 +291,16 @@ export class Accounts {
       }
       throw error;
     }
+    await this.#createEmptyVault(token, account, masterKey);
+    return masterKey;
+  }
+
+  /** Writes an empty vault, create-only. */
+  async #createEmptyVault(token: string, account: string, masterKey: Bytes): Promise<void> {
+    const zone = this.#context.zone;
     const vaultPlace = { zone, account, name: VAULT_ENVELOPE };
     const emptyVault = await sealEnvelope(await vaultKey(await importMasterKey(masterKey), zone, account), vaultPlace, encodeVault(new Map()));
-    await api.putEnvelope(token, VAULT_ENVELOPE, emptyVault, 0);
-    return masterKey;
+    await this.#context.api.putEnvelope(token, VAULT_ENVELOPE, emptyVault, 0);
   }
 
   /** Runs `open` with a new session; if it fails, ends that session rather than leave it dangling. */

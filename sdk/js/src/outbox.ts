@@ -16,13 +16,15 @@
  */
 
 import { type Bytes, bytesOf, concat, fromBase64Url, fromHex, randomBytes, toBase64Url, u8, utf8 } from "./bytes.js";
-import type { AppendResult, Chain } from "./chain.js";
+import type { AppendResult, Chain, Entry } from "./chain.js";
 import {
   BlindstoreError,
   ConflictError,
+  DecryptionError,
   ForkError,
   HttpError,
   InvalidInputError,
+  MissingKeyError,
   ReadOnlyError,
   RollbackError,
   UnsupportedVersionError,
@@ -382,15 +384,49 @@ function keepsQueued(error: unknown): boolean {
   return error instanceof VerificationError || error instanceof ForkError || error instanceof RollbackError;
 }
 
-/** The entry that carries write `id`, among the chain's entries from `from` on (verified reads, never the cache). */
+/**
+ * The entry that carries write `id`, among the chain's entries from `from` on (verified reads,
+ * never the cache). Entries this handle cannot decrypt (another writer's, under a read-key epoch
+ * it lacks) are passed over: the write was sealed under an epoch the handle holds, so it is not
+ * among them.
+ */
 async function findWrite(chain: Chain, from: number, id: string): Promise<AppendResult | undefined> {
-  for await (const entry of chain.entries({ from, noCache: true })) {
-    if (entry.writeId === id) {
-      return { index: entry.index, entryHash: entry.entryHash, length: entry.index + 1 };
+  const { length } = await chain.head();
+  let next = from;
+  while (next < length) {
+    let page: Entry[];
+    let after: number;
+    try {
+      page = await chain.readRange(next, Math.min(FIND_PAGE, length - next), { noCache: true });
+      if (page.length === 0) {
+        return undefined;
+      }
+      after = next + page.length;
+    } catch (error) {
+      const index = unopenedIndex(error);
+      if (index === undefined || index < next) {
+        throw error;
+      }
+      // The entries before the one that does not open, then on past it.
+      page = index > next ? await chain.readRange(next, index - next, { noCache: true }) : [];
+      after = index + 1;
     }
+    const found = page.find((entry) => entry.writeId === id);
+    if (found !== undefined) {
+      return { index: found.index, entryHash: found.entryHash, length: found.index + 1 };
+    }
+    next = after;
   }
   return undefined;
 }
+
+/** The index of the entry a verified read could not decrypt, if that is why it failed. */
+function unopenedIndex(error: unknown): number | undefined {
+  return error instanceof MissingKeyError || error instanceof DecryptionError ? error.index : undefined;
+}
+
+/** Entries read per page while looking for a write. */
+const FIND_PAGE = 100;
 
 /** Whether entry `index` (read verified, never from the cache) carries write `id`. */
 async function carries(chain: Chain, index: number, id: string): Promise<AppendResult | undefined> {

@@ -58,6 +58,22 @@ test("register, then log in from another client with the same password and find 
   assert.deepEqual(await second.vault.names(), ["budget"]);
 });
 
+test("a sign-up cut off before its vault was written is finished by the next login", async () => {
+  const username = newUsername();
+  // The network fails exactly when the new account's empty vault is being stored.
+  const cutting: FetchLike = async (input, init) => {
+    if (init?.method === "PUT" && input.endsWith("/auth/envelopes/vault")) {
+      throw new TypeError("fetch failed (connection reset)");
+    }
+    return fetch(input, init);
+  };
+  await assert.rejects(client({ fetch: cutting }).accounts.register({ username, password: "correct horse" }));
+  const session = await client().accounts.login({ username, password: "correct horse" });
+  assert.equal(await session.vault.get("budget"), undefined);
+  await session.vault.put("budget", { n: 1 });
+  assert.deepEqual(await session.vault.get("budget"), { n: 1 });
+});
+
 test("a wrong password and an unknown username fail alike", async () => {
   const username = newUsername();
   await client().accounts.register({ username, password: "right" });

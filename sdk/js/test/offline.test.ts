@@ -38,6 +38,8 @@ function flakyNetwork(base: FetchLike = fetch) {
     appends: 0,
     /** Appends whose answer is thrown away after the server applied them. */
     dropAnswers: 0,
+    /** Runs (once) before the next append reaches the server: another writer getting in first. */
+    beforeAppend: undefined as (() => Promise<void>) | undefined,
     fetch: (async (input: string, init?: RequestInit) => {
       if (network.down) {
         throw new TypeError("fetch failed (network down)");
@@ -45,6 +47,9 @@ function flakyNetwork(base: FetchLike = fetch) {
       const isAppend = init?.method === "POST" && input.endsWith("/entries");
       if (isAppend) {
         network.appends += 1;
+        const first = network.beforeAppend;
+        network.beforeAppend = undefined;
+        await first?.();
       }
       const response = await base(input, init);
       if (isAppend && network.dropAnswers > 0) {
@@ -190,4 +195,22 @@ test("outbox: an append whose answer is lost after the server applied it is foun
   assert.deepEqual(values(entries), [{ n: 0 }, { n: 1 }]);
   assert.equal(entries[0]!.writeId, first.id);
   assert.equal(network.appends, 2);
+});
+
+test("outbox: a write re-sent after a conflict is looked for past entries under a read key this device lacks", async () => {
+  const network = flakyNetwork();
+  const store = new Blindstore({ url: node.url, zone: "demo", fetch: network.fetch, outboxMinRetryMs: 20, outboxMaxRetryMs: 100, outboxStore: new MemoryOutboxStore() });
+  const chain = await store.createChain();
+  await chain.appendJson({ n: 0 });
+  // Just before the outbox's first send (at index 1), another device rotates the read key and
+  // takes index 1 with an entry under the new key, which this device lacks. After the conflict,
+  // the outbox looks for its write from index 1 on: it must pass over that entry, not give up.
+  const other = new Blindstore({ url: node.url, zone: "demo" }).openChain(chain.keys);
+  other.rotateReadKey();
+  network.beforeAppend = async () => {
+    await other.appendJson({ from: "other" });
+  };
+  const result = await chain.enqueueJson({ n: 2 }).durable;
+  assert.equal(result.index, 2);
+  assert.deepEqual(values(await readAll(other.keys)), [{ n: 0 }, { from: "other" }, { n: 2 }]);
 });
