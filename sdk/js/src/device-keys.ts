@@ -27,7 +27,7 @@ interface StoredChainKeys {
   chainId: string;
   signKey: CryptoKey;
   publicKey: Bytes;
-  /** Epoch → HKDF key (usage deriveBits). */
+  /** Epoch → HKDF key (usage deriveKey). */
   readKeys: Map<number, CryptoKey>;
   epoch: number;
 }
@@ -81,7 +81,8 @@ export class DeviceKeyring {
     const pair = (await crypto.subtle.generateKey("Ed25519", false, ["sign", "verify"])) as CryptoKeyPair;
     const publicKey = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
     // The read key's bytes exist only until imported, as non-extractable, here.
-    const readKey = await crypto.subtle.importKey("raw", randomBytes(32), "HKDF", false, ["deriveBits"]);
+    // deriveKey only: per-entry keys come out as non-extractable AES keys, never as bytes.
+    const readKey = await crypto.subtle.importKey("raw", randomBytes(32), "HKDF", false, ["deriveKey"]);
     const stored: StoredChainKeys = {
       v: 1,
       chainId: toHex(await chainIdOf(publicKey)),

@@ -156,28 +156,37 @@ function checkHeader(payload: Uint8Array, index: number | undefined): void {
   }
 }
 
+/**
+ * The per-entry AES-256 key, derived straight into a non-extractable `CryptoKey`: a device read
+ * key (usage `deriveKey` only) never lets script see a per-entry key's bytes.
+ */
 async function payloadKey(place: PayloadPlace, readKey: ReadKeyMaterial): Promise<CryptoKey> {
-  return crypto.subtle.importKey("raw", await payloadKeyBytes(place, readKey), "AES-GCM", false, ["encrypt", "decrypt"]);
+  const ikm = readKey instanceof CryptoKey ? readKey : await importReadKey(readKey, ["deriveKey"]);
+  return crypto.subtle.deriveKey(payloadKeyParams(place), ikm, { name: "AES-GCM", length: 256 }, false, ["encrypt", "decrypt"]);
 }
 
-/** The per-entry AES-256 key (exported for test vectors; the SDK keeps it non-extractable). */
-export async function payloadKeyBytes(place: PayloadPlace, readKey: ReadKeyMaterial): Promise<Bytes> {
-  if (!(readKey instanceof CryptoKey) && readKey.length !== 32) {
+/** The per-entry AES-256 key's bytes, from a raw read key: for test vectors only. */
+export async function payloadKeyBytes(place: PayloadPlace, readKey: Uint8Array): Promise<Bytes> {
+  const bits = await crypto.subtle.deriveBits(payloadKeyParams(place), await importReadKey(readKey, ["deriveBits"]), 256);
+  return new Uint8Array(bits);
+}
+
+async function importReadKey(readKey: Uint8Array, usages: KeyUsage[]): Promise<CryptoKey> {
+  if (readKey.length !== 32) {
     throw new InvalidInputError("a read key has 32 bytes");
   }
+  return crypto.subtle.importKey("raw", bytesOf(readKey), "HKDF", false, usages);
+}
+
+/** HKDF-SHA-256 over the read key, salted with the chain id, bound to zone, chain and index. */
+function payloadKeyParams(place: PayloadPlace): HkdfParams {
   const zone = utf8(place.zone);
-  const ikm = readKey instanceof CryptoKey ? readKey : await crypto.subtle.importKey("raw", bytesOf(readKey), "HKDF", false, ["deriveBits"]);
-  const bits = await crypto.subtle.deriveBits(
-    {
-      name: "HKDF",
-      hash: "SHA-256",
-      salt: bytesOf(place.chainId),
-      info: concat(KEY_INFO_LABEL, u8(zone.length), zone, place.chainId, u64(place.index)),
-    },
-    ikm,
-    256,
-  );
-  return new Uint8Array(bits);
+  return {
+    name: "HKDF",
+    hash: "SHA-256",
+    salt: bytesOf(place.chainId),
+    info: concat(KEY_INFO_LABEL, u8(zone.length), zone, place.chainId, u64(place.index)),
+  };
 }
 
 /** The additional data that binds a payload to its place and epoch. */

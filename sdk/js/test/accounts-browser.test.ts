@@ -187,6 +187,11 @@ test("a device keyring: chains whose keys stay in IndexedDB, unreadable by the p
         () => "exported",
         (error: Error) => error.name,
       );
+    const tryDeriveBits = (key: CryptoKey) =>
+      crypto.subtle.deriveBits({ name: "HKDF", hash: "SHA-256", salt: new Uint8Array(32), info: new Uint8Array(1) }, key, 256).then(
+        () => "derived",
+        (error: Error) => error.name,
+      );
     return {
       values,
       list: await keyring.list(),
@@ -195,6 +200,8 @@ test("a device keyring: chains whose keys stay in IndexedDB, unreadable by the p
       signKeyExtractable: stored.signKey.extractable,
       readKey: await tryExport(stored.readKeys.get(0)!, "raw"),
       readKeyExtractable: stored.readKeys.get(0)!.extractable,
+      // Nor can per-entry key bytes be derived from it.
+      readKeyBits: await tryDeriveBits(stored.readKeys.get(0)!),
     };
   }, created.chainId);
   assert.deepEqual(reopened, {
@@ -206,6 +213,7 @@ test("a device keyring: chains whose keys stay in IndexedDB, unreadable by the p
     // WebCrypto exports no HKDF key at all; `extractable: false` is the stronger check.
     readKey: "NotSupportedError",
     readKeyExtractable: false,
+    readKeyBits: "InvalidAccessError",
   });
   assert.deepEqual(errors, []);
   await page.context().close();
