@@ -5,7 +5,7 @@
  */
 
 import { UnsupportedEnvironmentError } from "./errors.js";
-import type { HeadStore, RememberedHead } from "./heads.js";
+import { type HeadStore, type RememberedHead, checkSameHistory } from "./heads.js";
 
 const STORE = "heads";
 
@@ -47,6 +47,7 @@ export class IndexedDbHeadStore implements HeadStore {
       transaction.onerror = () => reject(transaction.error);
       transaction.onabort = () => reject(transaction.error);
     });
+    checkSameHistory(isHead(stored) ? stored : undefined, head);
   }
 
   close(): void {
