@@ -11,8 +11,10 @@ cd "$(dirname "$0")/.."
 port="${PORT:-8080}"
 data="${DEMO_DATA:-./blindstore-demo-data}"
 
-cargo build --release --bin blindstore
-bin=target/release/blindstore
+# The debug build: quick to make (the test command has usually made it already), and ample for
+# one person trying the app.
+cargo build --bin blindstore
+bin=target/debug/blindstore
 npm ci --prefix sdk/js --no-audit --no-fund --silent
 node examples/budget/scripts/build.mjs
 
