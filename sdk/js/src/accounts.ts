@@ -86,17 +86,8 @@ export interface AccountsContext {
   deviceStore(purpose: string): Promise<DeviceStore>;
 }
 
-/** The remembered session as stored on the device (version 1). */
-interface RememberedSession {
-  v: 1;
-  username: string;
-  accountId: string;
-  sessionId: string;
-  token: string;
-  expiresAt: number;
-  /** Non-extractable HKDF key. */
-  masterKey: CryptoKey;
-}
+/** The remembered session as stored on the device (version 1): a session without the master key's bytes. */
+type RememberedSession = { v: 1 } & Omit<SessionState, "masterKeyBytes">;
 
 /** The account side of a client. One session at a time; its token goes with the client's requests. */
 export class Accounts {
@@ -497,6 +488,8 @@ export class Vault {
   readonly #state: SessionState;
   /** Where the last vault read is kept (sealed, as the server sent it), in browsers. */
   readonly #copies: (() => Promise<DeviceStore>) | undefined;
+  /** That store, opened on first use. */
+  #copyStore: Promise<DeviceStore> | undefined;
   #key: Promise<CryptoKey> | undefined;
 
   /** Internal: `session.vault`. */
@@ -555,18 +548,25 @@ export class Vault {
 
   async #read(offline = false): Promise<{ entries: Map<string, unknown>; version: number }> {
     const copyName = `vault-copy:${this.#place.account}`;
+    if (this.#copies !== undefined) {
+      this.#copyStore ??= this.#copies();
+    }
     let envelope: StoredEnvelope;
+    let fromCopy = false;
     try {
       envelope = await required(this.#api.getEnvelope(this.#state.token, this.#place.name), this.#place.name);
     } catch (error) {
-      const copy = offline && error instanceof NetworkError ? await (await this.#copies?.())?.get(copyName) : undefined;
+      const copy = offline && error instanceof NetworkError ? await (await this.#copyStore)?.get(copyName) : undefined;
       if (copy === undefined) {
         throw error;
       }
       envelope = copy as StoredEnvelope;
+      fromCopy = true;
     }
     const plaintext = await openEnvelope(await this.#vaultKey(), this.#place, envelope.data);
-    await (await this.#copies?.())?.put(copyName, { data: envelope.data, version: envelope.version });
+    if (!fromCopy) {
+      await (await this.#copyStore)?.put(copyName, { data: envelope.data, version: envelope.version });
+    }
     return { entries: decodeVault(plaintext), version: envelope.version };
   }
 
