@@ -8,6 +8,7 @@
 //! node owns and feeds its membership through `membership::MembershipView`.
 
 mod accounts;
+mod batcher;
 mod error;
 mod forwarding;
 mod joining;

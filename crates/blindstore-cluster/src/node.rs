@@ -40,6 +40,10 @@ pub struct Limits {
     pub max_chunk_bytes: u64,
     /// Largest entry payload.
     pub max_entry_payload_bytes: u64,
+    /// Payloads of at most this many bytes travel in the Raft entry and are kept with it by
+    /// every voter; larger ones are stored as chunks (0: every payload is a chunk, the layout
+    /// of earlier builds).
+    pub inline_payload_bytes: u64,
     /// Most extra chunks one entry may reference.
     pub max_entry_chunks: usize,
     /// Most hashes one `chunks/missing` request may ask about.
@@ -56,6 +60,7 @@ impl Default for Limits {
         Self {
             max_chunk_bytes: 4 << 20,
             max_entry_payload_bytes: 64 << 10,
+            inline_payload_bytes: 64 << 10,
             max_entry_chunks: 1024,
             max_missing_query: 10_000,
             max_read_entries: 1000,
@@ -198,6 +203,8 @@ pub(crate) struct Inner {
     /// How many voters the cluster should have; joining nodes beyond it stay learners.
     pub(crate) voters: usize,
     pub(crate) raft: Raft<TypeConfig>,
+    /// Proposals made while this node leads, committed in shared log entries.
+    batcher: crate::batcher::Batcher,
     pub(crate) state: StateMachineStore,
     /// Chunk placement, transfer, repair, GC and scrubbing, over this node's chunk store.
     pub(crate) replicator: Replicator,
@@ -320,6 +327,7 @@ impl Node {
                 bootstrapped,
                 own_info,
                 voters: config.voters,
+                batcher: crate::batcher::Batcher::start(raft.clone()),
                 raft,
                 replicator: Replicator::new(
                     replication,
@@ -518,6 +526,11 @@ impl Node {
                 }
             },
         }
+    }
+
+    /// The chunks this node holds and their bytes, all zones together.
+    pub fn chunk_usage(&self) -> Result<blindstore_storage::Usage, NodeError> {
+        Ok(self.inner.replicator.local().total_usage()?)
     }
 
     /// Creates `zone`; returns whether it was new.
@@ -836,8 +849,9 @@ impl Node {
 
     /// Appends a signed entry. Checks, in order: limits, the signature, that every referenced
     /// chunk is stored, and (early, then again inside the state machine) the index/prev
-    /// compare-and-set. The payload is stored as a chunk before the entry is proposed, so a
-    /// committed entry's payload is always durable.
+    /// compare-and-set. A payload of at most `inline_payload_bytes` travels in the Raft entry
+    /// (every voter keeps it with the entry); a larger one is stored as a chunk before the
+    /// entry is proposed. Either way a committed entry's payload is durable.
     #[tracing::instrument(skip_all, fields(zone = %zone, chain = %chain, index = input.index), err(level = "debug"))]
     pub async fn append(
         &self,
@@ -920,19 +934,27 @@ impl Node {
                 limit: quota.max_entries,
             }));
         }
-        self.before_proposal(self.store_chunk(
-            zone,
-            header.payload_hash,
-            input.payload,
-            &Writer::Client(None),
-        ))
-        .await?;
-
         let (index, entry_hash) = (header.index, header.entry_hash);
-        let command = Command::Append {
-            zone: zone.clone(),
-            chain_id: *chain,
-            header,
+        let command = if input.payload.len() as u64 <= limits.inline_payload_bytes {
+            Command::AppendWithPayload {
+                zone: zone.clone(),
+                chain_id: *chain,
+                header,
+                payload: input.payload,
+            }
+        } else {
+            self.before_proposal(self.store_chunk(
+                zone,
+                header.payload_hash,
+                input.payload,
+                &Writer::Client(None),
+            ))
+            .await?;
+            Command::Append {
+                zone: zone.clone(),
+                chain_id: *chain,
+                header,
+            }
         };
         if negative_controls::on(EarlyAck) {
             // Deliberately broken: acknowledge now, commit (or not) later.
@@ -988,10 +1010,10 @@ impl Node {
 
         // The size cap: keep the first entries that fit (the last ones for `Last`).
         let cap = self.inner.limits.max_read_bytes;
-        let fits = |headers: &[EntryHeader]| -> usize {
+        let fits = |headers: &[(EntryHeader, Option<Vec<u8>>)]| -> usize {
             let mut total = 0u64;
             let mut n = 0;
-            for h in headers {
+            for (h, _) in headers {
                 total += entry_answer_bytes(h);
                 if n > 0 && total > cap {
                     break;
@@ -1009,8 +1031,12 @@ impl Node {
         }
 
         let mut entries = Vec::with_capacity(headers.len());
-        for header in headers {
-            let payload = match self.fetch_chunk(zone, &header.payload_hash).await {
+        for (header, kept) in headers {
+            let fetched = match kept {
+                Some(payload) => Ok(payload),
+                None => self.fetch_chunk(zone, &header.payload_hash).await,
+            };
+            let payload = match fetched {
                 Ok(payload) => payload,
                 Err(NodeError::UnknownChunk) => {
                     return Err(NodeError::Unavailable(format!(
@@ -1089,9 +1115,9 @@ impl Node {
         &self,
         command: Command,
     ) -> Result<CommandResponse, NodeError> {
-        let write = self.inner.raft.client_write(command);
+        let write = self.inner.batcher.propose(command);
         match tokio::time::timeout(self.inner.write_timeout, write).await {
-            Ok(result) => result.map(|r| r.data).map_err(write_error),
+            Ok(result) => result,
             Err(_) => Err(NodeError::OutcomeUnknown(format!(
                 "not committed within the write deadline of {:?}",
                 self.inner.write_timeout
@@ -1166,6 +1192,7 @@ pub(crate) fn rejection(r: Rejection) -> NodeError {
             "an account holds at most {} passkeys",
             blindstore_types::account::MAX_PASSKEYS_PER_ACCOUNT
         )),
+        Rejection::NestedBatch => NodeError::Internal("a batch inside a batch".into()),
     }
 }
 

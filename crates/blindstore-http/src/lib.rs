@@ -11,6 +11,7 @@ mod chunks;
 mod cors;
 mod error;
 mod live;
+mod metrics;
 mod passkeys;
 mod proxy;
 mod rate;
@@ -84,6 +85,7 @@ impl AppState {
 
 /// The complete router for `state`.
 pub fn router(state: AppState) -> Router {
+    metrics::handle();
     let limits = state.node.limits().clone();
     // The JSON body limit follows from the entry limits: base64 payload plus hex chunk list,
     // with room for the other fields. Chunk uploads are raw bodies with their own limit.
@@ -102,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .merge(service.method_not_allowed_fallback(method_not_allowed))
         .merge(sites::site_routes())
         .fallback(sites::fallback)
+        .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(json_limit))
         .with_state(state)
 }
@@ -122,6 +125,7 @@ fn service_api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(health))
         .routes(routes!(openapi_json))
+        .routes(routes!(metrics::metrics))
         .merge(admin::routes())
         .merge(sites::admin_routes())
 }

@@ -33,6 +33,10 @@ pub struct Config {
     pub max_chunk_bytes: u64,
     /// Largest entry payload, in bytes. Default: 64 KiB (65536).
     pub max_entry_payload_bytes: u64,
+    /// Payloads of at most this many bytes travel inside the Raft entry (every voter keeps
+    /// them with the entry); larger ones are stored as chunks. 0: every payload is a chunk.
+    /// Default: 64 KiB (65536).
+    pub inline_payload_bytes: u64,
     /// Unreferenced chunks older than this are deleted. At least three times `write_timeout`
     /// plus 1 s.
     /// Default: `24h`.
@@ -183,6 +187,7 @@ impl Default for Config {
             demo_zone: true,
             max_chunk_bytes: 4 << 20,
             max_entry_payload_bytes: 64 << 10,
+            inline_payload_bytes: 64 << 10,
             staging_ttl: Duration::from_secs(24 * 3600),
             gc_interval: Duration::from_secs(600),
             snapshot_logs: 20_000,
@@ -247,6 +252,10 @@ pub struct ServeArgs {
     /// Largest entry payload, bytes [default: 65536]
     #[arg(long, env = "BLINDSTORE_MAX_ENTRY_PAYLOAD_BYTES")]
     pub max_entry_payload_bytes: Option<u64>,
+    /// Payloads up to this size travel in the Raft entry, larger ones are chunks; 0: all
+    /// chunks [default: 65536]
+    #[arg(long, env = "BLINDSTORE_INLINE_PAYLOAD_BYTES")]
+    pub inline_payload_bytes: Option<u64>,
     /// Delete unreferenced chunks after this long, e.g. 24h, 90m [default: 24h]
     #[arg(long, env = "BLINDSTORE_STAGING_TTL", value_parser = humantime::parse_duration)]
     pub staging_ttl: Option<Duration>,
@@ -435,6 +444,7 @@ impl Config {
             demo_zone,
             max_chunk_bytes,
             max_entry_payload_bytes,
+            inline_payload_bytes,
             staging_ttl,
             gc_interval,
             snapshot_logs,
@@ -489,6 +499,7 @@ impl Config {
             demo_zone,
             max_chunk_bytes,
             max_entry_payload_bytes,
+            inline_payload_bytes,
             staging_ttl,
             gc_interval,
             snapshot_logs,
@@ -564,6 +575,9 @@ impl Config {
         if self.max_entry_payload_bytes == 0 || self.max_entry_payload_bytes > self.max_chunk_bytes
         {
             bail!("max_entry_payload_bytes must be between 1 and max_chunk_bytes");
+        }
+        if self.inline_payload_bytes > 1 << 20 {
+            bail!("inline_payload_bytes must be at most 1048576 (1 MiB)");
         }
         if self.repair_interval < Duration::from_millis(100) {
             bail!("repair_interval must be at least 100ms");

@@ -107,6 +107,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             limits: Limits {
                 max_chunk_bytes: config.max_chunk_bytes,
                 max_entry_payload_bytes: config.max_entry_payload_bytes,
+                inline_payload_bytes: config.inline_payload_bytes,
                 ..Limits::default()
             },
             staging_ttl: config.staging_ttl,

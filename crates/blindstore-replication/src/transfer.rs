@@ -173,7 +173,10 @@ impl Replicator {
     pub async fn fetch(&self, zone: &ZoneId, hash: &Hash32) -> Result<Vec<u8>, ChunkError> {
         let mut corrupt_here = false;
         match self.inner.chunks.get(zone, hash).await {
-            Ok(Some(bytes)) => return Ok(bytes),
+            Ok(Some(bytes)) => {
+                metrics::counter!("blindstore_chunk_reads_total", "source" => "local").increment(1);
+                return Ok(bytes);
+            }
             Ok(None) => {}
             // Never served; an intact copy from elsewhere replaces it below.
             Err(StorageError::CorruptChunk { .. }) => corrupt_here = true,
@@ -181,13 +184,17 @@ impl Replicator {
         }
         match self.fetch_from_peers(zone, hash).await {
             Some(bytes) => {
+                metrics::counter!("blindstore_chunk_reads_total", "source" => "peer").increment(1);
                 if corrupt_here {
                     self.rewrite_local(zone, hash, bytes.clone()).await;
                 }
                 Ok(bytes)
             }
             None if corrupt_here => Err(ChunkError::CorruptChunk(*hash)),
-            None => Err(ChunkError::UnknownChunk),
+            None => {
+                metrics::counter!("blindstore_chunk_reads_total", "source" => "none").increment(1);
+                Err(ChunkError::UnknownChunk)
+            }
         }
     }
 

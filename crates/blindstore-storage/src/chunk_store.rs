@@ -14,7 +14,7 @@ use heed::types::{Bytes, Str};
 use heed::{Database, Env, WithoutTls};
 use serde::{Deserialize, Serialize};
 
-use crate::{blocking, decode, open_env, zone_key, StorageError};
+use crate::{blocking, commit, decode, open_env, zone_key, StorageError};
 use blindstore_types::record::{encode, RecordError, RECORD_V1};
 
 /// The chunk store. Cheap to clone.
@@ -247,7 +247,7 @@ impl ChunkStore {
             }
             step.corrupt.push((zone, hash));
         }
-        wtxn.commit()?;
+        commit(wtxn, "chunks")?;
         Ok(step)
     }
 
@@ -271,7 +271,7 @@ impl ChunkStore {
         let usage = env.create_database(&mut wtxn, Some("usage"))?;
         let owners = env.create_database(&mut wtxn, Some("owners"))?;
         let account_usage = env.create_database(&mut wtxn, Some("account_usage"))?;
-        wtxn.commit()?;
+        commit(wtxn, "chunks")?;
         Ok(Self {
             inner: Arc::new(Inner {
                 env,
@@ -382,7 +382,7 @@ impl ChunkStore {
                     inner.owners.put(&mut wtxn, &key, &owner)?;
                 }
             }
-            wtxn.commit()?;
+            commit(wtxn, "chunks")?;
             Ok(!existed)
         })
         .await
@@ -473,7 +473,7 @@ impl ChunkStore {
                     None => missing.push(hash),
                 }
             }
-            wtxn.commit()?;
+            commit(wtxn, "chunks")?;
             Ok(missing)
         })
         .await
@@ -517,7 +517,7 @@ impl ChunkStore {
             };
             let meta: ChunkMeta = decode("chunk meta", bytes)?;
             delete_chunk(&inner, &mut wtxn, &zone, &key, &meta)?;
-            wtxn.commit()?;
+            commit(wtxn, "chunks")?;
             Ok(true)
         })
         .await
@@ -611,7 +611,7 @@ impl ChunkStore {
                 report.deleted += 1;
                 report.bytes_freed += meta.len;
             }
-            wtxn.commit()?;
+            commit(wtxn, "chunks")?;
             Ok(report)
         })
         .await

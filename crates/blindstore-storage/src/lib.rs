@@ -20,7 +20,7 @@ use std::path::Path;
 
 use heed::{Env, EnvOpenOptions, WithoutTls};
 
-pub use chunk_store::{ChunkStore, ClientWrite, GcReport, OpenReport, ScrubStep};
+pub use chunk_store::{ChunkStore, ClientWrite, GcReport, OpenReport, ScrubStep, Usage};
 pub use log_store::LogStore;
 pub use state_machine::StateMachineStore;
 
@@ -140,6 +140,16 @@ impl Default for MapSizes {
 const MAX_READERS: u32 = 1024;
 
 /// Opens (creating if needed) an LMDB environment in `dir`.
+/// Commits `wtxn` (LMDB writes it to disk and syncs before returning), recording how long that
+/// took in `blindstore_storage_commit_seconds{store}`.
+fn commit(wtxn: heed::RwTxn, store: &'static str) -> Result<(), StorageError> {
+    let started = std::time::Instant::now();
+    wtxn.commit()?;
+    metrics::histogram!("blindstore_storage_commit_seconds", "store" => store)
+        .record(started.elapsed().as_secs_f64());
+    Ok(())
+}
+
 fn open_env(dir: &Path, map_size: usize, max_dbs: u32) -> Result<Env<WithoutTls>, StorageError> {
     std::fs::create_dir_all(dir)?;
     let mut options = EnvOpenOptions::new().read_txn_without_tls();

@@ -3,6 +3,10 @@
 //! Correctness condition kept by every write here: the LMDB transaction is committed — which
 //! fsyncs — before the call returns or, for `append`, before openraft is told the entries are
 //! flushed. So a vote or log entry openraft believes persisted survives a crash.
+//!
+//! The committed log id is the exception openraft allows: the state machine commits each applied
+//! batch durably, so the committed id is only a hint for replaying after a restart. It is kept
+//! in memory and written with the next log append, never with a sync of its own.
 
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
@@ -17,7 +21,7 @@ use heed::{Database, Env, WithoutTls};
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{AnyError, Entry, LogId, OptionalSend, StorageIOError, Vote};
 
-use crate::{blocking, decode, open_env, StorageError};
+use crate::{blocking, commit, decode, open_env, StorageError};
 use blindstore_types::record::encode;
 
 type RaftStorageError = openraft::StorageError<NodeId>;
@@ -39,6 +43,8 @@ struct Inner {
     /// The node id to store with the first write (see [`LogStore::adopt_node_id`]), and
     /// whether it is stored already.
     node_id: std::sync::Mutex<(Option<NodeId>, bool)>,
+    /// A committed log id (encoded) not written yet: it goes with the next append.
+    committed: std::sync::Mutex<Option<Vec<u8>>>,
     /// Log index (big-endian, so LMDB order is index order) → encoded `Entry`.
     logs: Database<U64<BigEndian>, Bytes>,
     /// `vote`, `committed`, `last_purged` → encoded values.
@@ -52,11 +58,12 @@ impl LogStore {
         let mut wtxn = env.write_txn()?;
         let logs = env.create_database(&mut wtxn, Some("logs"))?;
         let meta = env.create_database(&mut wtxn, Some("meta"))?;
-        wtxn.commit()?;
+        commit(wtxn, "raft_log")?;
         Ok(Self {
             inner: Arc::new(Inner {
                 env,
                 node_id: std::sync::Mutex::new((None, false)),
+                committed: std::sync::Mutex::new(None),
                 logs,
                 meta,
             }),
@@ -95,7 +102,7 @@ impl LogStore {
         if !self.is_pristine()? {
             let mut wtxn = self.inner.env.write_txn()?;
             self.inner.store_node_id(&mut wtxn)?;
-            wtxn.commit()?;
+            commit(wtxn, "raft_log")?;
             self.inner.node_id_committed();
         }
         Ok(())
@@ -124,7 +131,7 @@ impl LogStore {
             let mut wtxn = inner.env.write_txn()?;
             inner.store_node_id(&mut wtxn)?;
             inner.meta.put(&mut wtxn, key, &bytes)?;
-            wtxn.commit()?;
+            commit(wtxn, "raft_log")?;
             inner.node_id_committed();
             Ok(())
         })
@@ -223,12 +230,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         &mut self,
         committed: Option<LogId<NodeId>>,
     ) -> Result<(), RaftStorageError> {
-        self.write_meta(COMMITTED, &committed)
-            .await
-            .map_err(|e| StorageIOError::write(AnyError::new(&e)).into())
+        if let Some(id) = committed {
+            metrics::gauge!("blindstore_raft_commit_index").set(id.index as f64);
+        }
+        *self.inner.committed.lock().expect("never poisoned") = Some(encode(&committed));
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, RaftStorageError> {
+        if let Some(pending) = &*self.inner.committed.lock().expect("never poisoned") {
+            return decode(COMMITTED, pending)
+                .map_err(|e| StorageIOError::read(AnyError::new(&e)).into());
+        }
         self.read_meta::<Option<LogId<NodeId>>>(COMMITTED)
             .map(Option::flatten)
             .map_err(|e| StorageIOError::read(AnyError::new(&e)).into())
@@ -251,13 +264,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             .map(|e| (e.log_id.index, encode(&e)))
             .collect();
         let inner = self.inner.clone();
+        let committed = inner.committed.lock().expect("never poisoned").take();
         let result = blocking(move || {
             let mut wtxn = inner.env.write_txn()?;
             inner.store_node_id(&mut wtxn)?;
             for (index, bytes) in &encoded {
                 inner.logs.put(&mut wtxn, index, bytes)?;
             }
-            wtxn.commit()?;
+            if let Some(committed) = &committed {
+                inner.meta.put(&mut wtxn, COMMITTED, committed)?;
+            }
+            commit(wtxn, "raft_log")?;
             inner.node_id_committed();
             Ok(())
         })
@@ -280,7 +297,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         blocking(move || {
             let mut wtxn = inner.env.write_txn()?;
             inner.logs.delete_range(&mut wtxn, &(log_id.index..))?;
-            wtxn.commit()?;
+            commit(wtxn, "raft_log")?;
             Ok(())
         })
         .await
@@ -295,7 +312,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let mut wtxn = inner.env.write_txn()?;
             inner.meta.put(&mut wtxn, LAST_PURGED, &purged)?;
             inner.logs.delete_range(&mut wtxn, &(..=log_id.index))?;
-            wtxn.commit()?;
+            commit(wtxn, "raft_log")?;
             Ok(())
         })
         .await

@@ -37,7 +37,7 @@ use openraft::{
 
 use crate::accounts::AccountTables;
 use crate::negative_controls;
-use crate::{blocking, decode, open_env, zone_key, StorageError};
+use crate::{blocking, commit, decode, open_env, zone_key, StorageError};
 use blindstore_types::record::encode;
 
 type RaftStorageError = openraft::StorageError<NodeId>;
@@ -79,6 +79,9 @@ struct Tables {
     chains: Database<Bytes, Bytes>,
     /// `zone_key(zone, chain_id) || u64 index` → `EntryHeader`.
     entries: Database<Bytes, Bytes>,
+    /// `zone_key(zone, chain_id) || u64 index` → the payload, for entries whose payload
+    /// travelled in the Raft entry (the others' payloads are chunks).
+    payloads: Database<Bytes, Bytes>,
     /// `zone_key(zone, chunk hash)` → empty: chunks some entry references (never collected).
     refs: Database<Bytes, Bytes>,
     /// Cluster-wide settings: `draining` → the set of draining node ids.
@@ -97,7 +100,7 @@ struct Tables {
 
 impl Tables {
     /// The tables a snapshot carries, with their ids in the snapshot file.
-    fn snapshot_tables(&self) -> [(u8, Database<Bytes, Bytes>); 17] {
+    fn snapshot_tables(&self) -> [(u8, Database<Bytes, Bytes>); 18] {
         let a = &self.accounts;
         [
             (1, self.zones.remap_key_type::<Bytes>()),
@@ -117,6 +120,7 @@ impl Tables {
             (15, a.passkey_ids),
             (16, self.sites),
             (17, self.site_current),
+            (18, self.payloads),
         ]
     }
 }
@@ -132,6 +136,7 @@ impl StateMachineStore {
             chains: env.create_database(&mut wtxn, Some("chains"))?,
             entries: env.create_database(&mut wtxn, Some("entries"))?,
             refs: env.create_database(&mut wtxn, Some("refs"))?,
+            payloads: env.create_database(&mut wtxn, Some("payloads"))?,
             cluster: env.create_database(&mut wtxn, Some("cluster"))?,
             quotas: env.create_database(&mut wtxn, Some("quotas"))?,
             accounts: AccountTables {
@@ -148,7 +153,7 @@ impl StateMachineStore {
             sites: env.create_database(&mut wtxn, Some("sites"))?,
             site_current: env.create_database(&mut wtxn, Some("site_current"))?,
         };
-        wtxn.commit()?;
+        commit(wtxn, "state")?;
         let snapshot_dir = dir.join("snapshots");
         std::fs::create_dir_all(&snapshot_dir)?;
         // Incoming or half-built snapshots from a previous run are useless: remove them.
@@ -219,17 +224,19 @@ impl StateMachineStore {
             .transpose()
     }
 
-    /// Entry headers `from..` of a chain, at most `limit` of them, read in one transaction
-    /// together with the chain head they belong to.
+    /// Entry headers `from..` of a chain, at most `limit` of them, each with its payload when
+    /// the state machine keeps it (`None`: the payload is the chunk `payload_hash`), read in
+    /// one transaction together with the chain head they belong to.
     ///
     /// `from: None` reads the last `limit` entries of the chain as of that same transaction.
+    #[allow(clippy::type_complexity)]
     pub fn entries(
         &self,
         zone: &ZoneId,
         chain: &ChainId,
         from: Option<u64>,
         limit: usize,
-    ) -> Result<Option<(ChainHead, Vec<EntryHeader>)>, StorageError> {
+    ) -> Result<Option<(ChainHead, Vec<(EntryHeader, Option<Vec<u8>>)>)>, StorageError> {
         let rtxn = self.inner.env.read_txn()?;
         let prefix = zone_key(zone, chain);
         let Some(head) = self.inner.tables.chains.get(&rtxn, &prefix)? else {
@@ -250,8 +257,13 @@ impl StateMachineStore {
             if out.len() >= limit {
                 break;
             }
-            let (_, bytes) = item?;
-            out.push(decode("entry header", bytes)?);
+            let (key, bytes) = item?;
+            let header: EntryHeader = decode("entry header", bytes)?;
+            let payload = match self.inner.tables.payloads.get(&rtxn, key)? {
+                Some(bytes) => Some(decode("payload", bytes)?),
+                None => None,
+            };
+            out.push((header, payload));
         }
         Ok(Some((head, out)))
     }
@@ -538,7 +550,7 @@ impl StateMachineStore {
             .tables
             .meta
             .put(&mut wtxn, MEMBERSHIP, &encode(&meta.last_membership))?;
-        wtxn.commit()?;
+        commit(wtxn, "state")?;
         self.changed();
         drop(reader);
 
@@ -580,7 +592,7 @@ impl StateMachineStore {
         if let Some(last) = last {
             t.meta.put(&mut wtxn, LAST_APPLIED, &encode(&Some(last)))?;
         }
-        wtxn.commit()?;
+        commit(wtxn, "state")?;
         self.changed();
         Ok(responses)
     }
@@ -733,54 +745,22 @@ fn apply_command(
             zone,
             chain_id,
             header,
-        } => {
-            let Some(mut zone_record) = get_zone(t, wtxn, &zone)? else {
-                return Ok(CommandResponse::Rejected(Rejection::UnknownZone));
-            };
-            let key = zone_key(&zone, &chain_id);
-            let Some(bytes) = t.chains.get(wtxn, &key)? else {
-                return Ok(CommandResponse::Rejected(Rejection::UnknownChain));
-            };
-            let mut chain: ChainHead = decode("chain", bytes)?;
-            if negative_controls::on(negative_controls::Control::SkipCas) {
-                // Deliberately broken: the entry lands where it says, over whatever is there.
-                chain.length = header.index;
-                chain.head = header.prev;
+        } => append(t, wtxn, zone, chain_id, header, None),
+        Command::AppendWithPayload {
+            zone,
+            chain_id,
+            header,
+            payload,
+        } => append(t, wtxn, zone, chain_id, header, Some(payload)),
+        Command::Batch(commands) => {
+            let mut responses = Vec::with_capacity(commands.len());
+            for command in commands {
+                responses.push(match command {
+                    Command::Batch(_) => CommandResponse::Rejected(Rejection::NestedBatch),
+                    command => apply_command(t, wtxn, command)?,
+                });
             }
-            let quota = read_quota(t, wtxn, &zone)?;
-            if zone_record.entries >= quota.max_entries {
-                return Ok(CommandResponse::Rejected(Rejection::QuotaExceeded {
-                    what: QuotaKind::Entries,
-                    limit: quota.max_entries,
-                }));
-            }
-            // The proposer verified the entry; a command from anyone else is verified here too.
-            if header.verify(&zone, &chain_id, &chain.public_key).is_err() {
-                return Ok(CommandResponse::Rejected(Rejection::BadSignature));
-            }
-            // The compare-and-set that keeps a chain linear.
-            if header.index != chain.length || header.prev != chain.head {
-                return Ok(CommandResponse::Rejected(Rejection::IndexConflict {
-                    length: chain.length,
-                    head: chain.head,
-                }));
-            }
-            for referenced in std::iter::once(&header.payload_hash).chain(&header.chunks) {
-                t.refs.put(wtxn, &zone_key(&zone, referenced), &[])?;
-            }
-            t.entries
-                .put(wtxn, &entry_key(&key, header.index), &encode(&header))?;
-            chain.length += 1;
-            chain.head = header.entry_hash;
-            t.chains.put(wtxn, &key, &encode(&chain))?;
-            zone_record.entries += 1;
-            zone_record.payload_bytes += header.payload_len;
-            t.zones.put(wtxn, zone.as_str(), &encode(&zone_record))?;
-            Ok(CommandResponse::Appended {
-                index: header.index,
-                entry_hash: header.entry_hash,
-                length: chain.length,
-            })
+            Ok(CommandResponse::Batch(responses))
         }
         account_command @ (Command::SetZoneAuth { .. }
         | Command::CreateAccount { .. }
@@ -797,6 +777,81 @@ fn apply_command(
             t.accounts.apply(wtxn, zone_exists, account_command)
         }
     }
+}
+
+/// Appends a verified entry if it continues the chain (the compare-and-set), within the zone's
+/// entries quota. `payload`, when given, is kept with the entry (it must hash to the header's
+/// `payload_hash`); otherwise the payload is a chunk, which the entry references.
+fn append(
+    t: &Tables,
+    wtxn: &mut RwTxn,
+    zone: ZoneId,
+    chain_id: ChainId,
+    header: EntryHeader,
+    payload: Option<Vec<u8>>,
+) -> Result<CommandResponse, StorageError> {
+    let Some(mut zone_record) = get_zone(t, wtxn, &zone)? else {
+        return Ok(CommandResponse::Rejected(Rejection::UnknownZone));
+    };
+    let key = zone_key(&zone, &chain_id);
+    let Some(bytes) = t.chains.get(wtxn, &key)? else {
+        return Ok(CommandResponse::Rejected(Rejection::UnknownChain));
+    };
+    let mut chain: ChainHead = decode("chain", bytes)?;
+    if negative_controls::on(negative_controls::Control::SkipCas) {
+        // Deliberately broken: the entry lands where it says, over whatever is there.
+        chain.length = header.index;
+        chain.head = header.prev;
+    }
+    let quota = read_quota(t, wtxn, &zone)?;
+    if zone_record.entries >= quota.max_entries {
+        return Ok(CommandResponse::Rejected(Rejection::QuotaExceeded {
+            what: QuotaKind::Entries,
+            limit: quota.max_entries,
+        }));
+    }
+    // The proposer verified the entry; a command from anyone else is verified here too.
+    if header.verify(&zone, &chain_id, &chain.public_key).is_err() {
+        return Ok(CommandResponse::Rejected(Rejection::BadSignature));
+    }
+    if let Some(payload) = &payload {
+        if payload.len() as u64 != header.payload_len
+            || Hash32::digest(payload) != header.payload_hash
+        {
+            return Ok(CommandResponse::Rejected(Rejection::BadSignature));
+        }
+    }
+    // The compare-and-set that keeps a chain linear.
+    if header.index != chain.length || header.prev != chain.head {
+        return Ok(CommandResponse::Rejected(Rejection::IndexConflict {
+            length: chain.length,
+            head: chain.head,
+        }));
+    }
+    match payload {
+        Some(payload) => t
+            .payloads
+            .put(wtxn, &entry_key(&key, header.index), &encode(&payload))?,
+        None => t
+            .refs
+            .put(wtxn, &zone_key(&zone, &header.payload_hash), &[])?,
+    }
+    for chunk in &header.chunks {
+        t.refs.put(wtxn, &zone_key(&zone, chunk), &[])?;
+    }
+    t.entries
+        .put(wtxn, &entry_key(&key, header.index), &encode(&header))?;
+    chain.length += 1;
+    chain.head = header.entry_hash;
+    t.chains.put(wtxn, &key, &encode(&chain))?;
+    zone_record.entries += 1;
+    zone_record.payload_bytes += header.payload_len;
+    t.zones.put(wtxn, zone.as_str(), &encode(&zone_record))?;
+    Ok(CommandResponse::Appended {
+        index: header.index,
+        entry_hash: header.entry_hash,
+        length: chain.length,
+    })
 }
 
 /// Creates the chain owned by `public_key` (answering the existing one if it exists), held

@@ -148,6 +148,19 @@ pub enum Command {
     },
     /// Make an existing site version the current one (rollback, or forward again).
     SetSiteVersion { zone: ZoneId, version: u64 },
+    /// Like `Append`, with the payload itself: small payloads travel in the Raft entry and
+    /// are kept with the entry by every voter (no chunk is stored). Applied only if the
+    /// payload hashes to `header.payload_hash`.
+    AppendWithPayload {
+        zone: ZoneId,
+        chain_id: ChainId,
+        header: EntryHeader,
+        payload: Vec<u8>,
+    },
+    /// Several commands in one log entry, applied in order, each with its own response (a
+    /// rejected one changes nothing and does not stop the others): how the leader commits
+    /// many concurrent writes with one log write. Batches do not nest.
+    Batch(Vec<Command>),
 }
 
 /// A login ticket being redeemed: its id and when it stops being valid (until then its id is
@@ -204,6 +217,8 @@ pub enum CommandResponse {
         version: u64,
     },
     SiteVersionSet,
+    /// The responses of a `Batch`, in its order.
+    Batch(Vec<CommandResponse>),
 }
 
 /// Why a command changed nothing.
@@ -257,6 +272,8 @@ pub enum Rejection {
     TooManyPasskeys,
     /// No site version with that number.
     UnknownSiteVersion,
+    /// A `Batch` inside a `Batch` (never proposed).
+    NestedBatch,
 }
 
 /// What a quota limits.

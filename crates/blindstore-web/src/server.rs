@@ -108,6 +108,23 @@ async fn overloaded(method: Method, error: tower::BoxError) -> axum::response::R
     error_response(ErrorCode::Internal, "internal error; see the server log")
 }
 
+/// An accepted connection's slot under `max_connections`, counted in the
+/// `blindstore_http_open_connections` gauge while it is open.
+struct OpenConnection(#[allow(dead_code)] tokio::sync::OwnedSemaphorePermit);
+
+impl OpenConnection {
+    fn new(permit: tokio::sync::OwnedSemaphorePermit) -> Self {
+        metrics::gauge!("blindstore_http_open_connections").increment(1.0);
+        Self(permit)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        metrics::gauge!("blindstore_http_open_connections").decrement(1.0);
+    }
+}
+
 /// Serves `app` (already [`limited`]) on `listener`, over TLS when `tls` is given, until
 /// `shutdown` completes, then stops accepting and waits for open connections to finish their
 /// requests.
@@ -152,6 +169,7 @@ pub async fn serve(
             }
             continue;
         };
+        let permit = OpenConnection::new(permit);
         let _ = stream.set_nodelay(true);
         // Handlers that need the peer (rate limits) find it as axum's `ConnectInfo`, and
         // whether the connection is TLS as `Secure`.

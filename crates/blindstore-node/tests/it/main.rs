@@ -4,6 +4,7 @@ mod accounts;
 mod cluster;
 mod durability;
 mod limits;
+mod metrics;
 mod passkeys;
 mod process;
 mod sdk;

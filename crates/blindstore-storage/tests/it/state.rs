@@ -46,6 +46,119 @@ fn entry(index: u64, command: Command) -> Entry<TypeConfig> {
 }
 
 #[tokio::test]
+async fn a_batch_applies_each_command_on_its_own_and_inline_payloads_are_kept_with_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap();
+    let zone = ZoneId::new("demo").unwrap();
+    let sk = SigningKey::from_bytes(&[6; 32]);
+    let pk = PublicKey(sk.verifying_key().to_bytes());
+    let id = chain_id(&pk);
+    let signed = |index, prev, payload: &[u8]| {
+        UnsignedEntry::new(zone.clone(), id, index, prev, payload, vec![])
+            .sign(&sk)
+            .header()
+    };
+    // Entry 0 as earlier builds stored it (payload a chunk), then inline ones: the upgrade.
+    let e0 = signed(0, genesis(&id), b"chunk");
+    let e1 = signed(1, e0.entry_hash, b"inline one");
+    let e2 = signed(2, e1.entry_hash, b"inline two");
+    let stale = signed(1, genesis(&id), b"stale");
+    let inline = |header, payload: &[u8]| Command::AppendWithPayload {
+        zone: zone.clone(),
+        chain_id: id,
+        header,
+        payload: payload.to_vec(),
+    };
+    let batch = Command::Batch(vec![
+        inline(e1.clone(), b"inline one"),
+        inline(stale, b"stale"),
+        inline(e2.clone(), b"not the signed payload"),
+        Command::Batch(vec![]),
+        inline(e2.clone(), b"inline two"),
+    ]);
+    let responses = sm
+        .apply(numbered(vec![
+            Command::CreateZone {
+                zone: zone.clone(),
+                created_at_ms: 1,
+            },
+            Command::CreateChain {
+                zone: zone.clone(),
+                public_key: pk,
+            },
+            Command::Append {
+                zone: zone.clone(),
+                chain_id: id,
+                header: e0.clone(),
+            },
+            batch,
+        ]))
+        .await
+        .unwrap();
+    let CommandResponse::Batch(answers) = &responses[3] else {
+        panic!("a batch answers a batch: {:?}", responses[3]);
+    };
+    assert!(matches!(
+        answers[0],
+        CommandResponse::Appended {
+            index: 1,
+            length: 2,
+            ..
+        }
+    ));
+    assert_eq!(
+        answers[1],
+        CommandResponse::Rejected(Rejection::IndexConflict {
+            length: 2,
+            head: e1.entry_hash
+        }),
+        "the compare-and-set sees the batch's earlier commands"
+    );
+    assert_eq!(
+        answers[2],
+        CommandResponse::Rejected(Rejection::BadSignature),
+        "a payload that does not hash to the signed one"
+    );
+    assert_eq!(
+        answers[3],
+        CommandResponse::Rejected(Rejection::NestedBatch)
+    );
+    assert!(matches!(
+        answers[4],
+        CommandResponse::Appended {
+            index: 2,
+            length: 3,
+            ..
+        }
+    ));
+    assert_eq!(answers.len(), 5);
+
+    let expected = vec![
+        (e0.clone(), None),
+        (e1.clone(), Some(b"inline one".to_vec())),
+        (e2.clone(), Some(b"inline two".to_vec())),
+    ];
+    assert_eq!(
+        sm.entries(&zone, &id, Some(0), 10).unwrap().unwrap().1,
+        expected
+    );
+    assert!(sm.is_referenced(&zone, &e0.payload_hash).unwrap());
+    assert!(
+        !sm.is_referenced(&zone, &e1.payload_hash).unwrap(),
+        "an inline payload is no chunk"
+    );
+    let zone_record = sm.zone(&zone).unwrap().unwrap();
+    assert_eq!((zone_record.entries, zone_record.payload_bytes), (3, 25));
+
+    let other = copied_by_snapshot(&mut sm, &dir.path().join("b")).await;
+    assert_eq!(
+        other.entries(&zone, &id, Some(0), 10).unwrap().unwrap().1,
+        expected,
+        "inline payloads travel in snapshots"
+    );
+}
+
+#[tokio::test]
 async fn append_is_a_compare_and_set_and_survives_snapshot_install() {
     let dir = tempfile::tempdir().unwrap();
     let mut sm = StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap();
@@ -132,7 +245,7 @@ async fn append_is_a_compare_and_set_and_survives_snapshot_install() {
 
     let (head, headers) = sm.entries(&zone, &id, Some(0), 10).unwrap().unwrap();
     assert_eq!((head.length, head.head), (2, e1.entry_hash));
-    assert_eq!(headers, vec![e0.clone(), e1.clone()]);
+    assert_eq!(headers, vec![(e0.clone(), None), (e1.clone(), None)]);
     assert!(sm.is_referenced(&zone, &e0.payload_hash).unwrap());
     let zone_record = sm.zone(&zone).unwrap().unwrap();
     assert_eq!(
@@ -148,7 +261,7 @@ async fn append_is_a_compare_and_set_and_survives_snapshot_install() {
     let other = copied_by_snapshot(&mut sm, &dir.path().join("b")).await;
     assert_eq!(
         other.entries(&zone, &id, Some(0), 10).unwrap().unwrap().1,
-        vec![e0, e1]
+        vec![(e0, None), (e1, None)]
     );
     assert_eq!(other.zone(&zone).unwrap(), Some(zone_record));
     assert_eq!(other.last_applied().unwrap().map(|l| l.index), Some(7));
