@@ -117,10 +117,14 @@ impl ChunkCache {
         match &found {
             Some(bytes) => {
                 self.hits.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("blindstore_cache_requests_total", "result" => "hit")
+                    .increment(1);
                 self.put_memory(key, bytes.clone());
             }
             None => {
                 self.misses.fetch_add(1, Ordering::Relaxed);
+                metrics::counter!("blindstore_cache_requests_total", "result" => "miss")
+                    .increment(1);
             }
         }
         found
@@ -130,6 +134,7 @@ impl ChunkCache {
     pub(crate) fn count_miss(&self, zone: &ZoneId, hash: &Hash32) {
         self.count(&(zone.clone(), *hash));
         self.misses.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("blindstore_cache_requests_total", "result" => "miss").increment(1);
     }
 
     /// Caches a chunk whose hash the caller has checked.

@@ -243,14 +243,17 @@ enum ForwardBody {
 /// The gateway's HTTP API: everything is forwarded, chunk reads go through the caches, and
 /// `/v1/health` and `/v1/admin/cache` are the gateway's own.
 pub fn router(gateway: Arc<Gateway>) -> Router {
+    blindstore_web::metrics::handle();
     Router::new()
         .route("/v1/health", get(health))
         .route("/v1/admin/cache", get(cache_stats))
+        .route("/v1/metrics", get(metrics))
         .route(
             "/v1/zones/{zone}/chunks/{hash}",
             get(get_chunk).head(head_chunk).fallback(forward),
         )
         .fallback(forward)
+        .layer(axum::middleware::from_fn(blindstore_web::metrics::track))
         .with_state(gateway)
 }
 
@@ -269,16 +272,32 @@ async fn health(State(gw): State<Arc<Gateway>>) -> Json<Health> {
     })
 }
 
-async fn cache_stats(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+/// Whether `headers` carry the gateway's admin token.
+fn is_admin(gw: &Gateway, headers: &HeaderMap) -> bool {
     let presented = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if !bool::from(presented.as_bytes().ct_eq(gw.config.admin_token.as_bytes())) {
+    bool::from(presented.as_bytes().ct_eq(gw.config.admin_token.as_bytes()))
+}
+
+async fn cache_stats(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    if !is_admin(&gw, &headers) {
         return error(ErrorCode::Unauthorized, "missing or invalid admin token");
     }
     Json(gw.cache_stats()).into_response()
+}
+
+/// The gateway's Prometheus metrics (docs/operations.md), for the admin token.
+async fn metrics(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    if !is_admin(&gw, &headers) {
+        return error(ErrorCode::Unauthorized, "missing or invalid admin token");
+    }
+    let stats = gw.cache_stats();
+    metrics::gauge!("blindstore_cache_bytes", "tier" => "memory").set(stats.memory_bytes as f64);
+    metrics::gauge!("blindstore_cache_bytes", "tier" => "disk").set(stats.disk_bytes as f64);
+    blindstore_web::metrics::exposition()
 }
 
 async fn forward(State(gw): State<Arc<Gateway>>, request: Request) -> Response {

@@ -85,7 +85,7 @@ impl AppState {
 
 /// The complete router for `state`.
 pub fn router(state: AppState) -> Router {
-    metrics::handle();
+    blindstore_web::metrics::handle();
     let limits = state.node.limits().clone();
     // The JSON body limit follows from the entry limits: base64 payload plus hex chunk list,
     // with room for the other fields. Chunk uploads are raw bodies with their own limit.
@@ -104,7 +104,7 @@ pub fn router(state: AppState) -> Router {
         .merge(service.method_not_allowed_fallback(method_not_allowed))
         .merge(sites::site_routes())
         .fallback(sites::fallback)
-        .layer(axum::middleware::from_fn(metrics::track))
+        .layer(axum::middleware::from_fn(blindstore_web::metrics::track))
         .layer(DefaultBodyLimit::max(json_limit))
         .with_state(state)
 }

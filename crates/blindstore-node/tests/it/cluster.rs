@@ -653,6 +653,20 @@ async fn a_gateway_serves_the_api_and_repeated_chunk_reads_from_its_cache() {
     );
     assert_eq!(stats["most_requested"][0]["hash"], hash.to_hex());
     assert_eq!(stats["most_requested"][0]["requests"], 3);
+    // The same counts for Prometheus, behind the admin token.
+    let metrics = crate::metrics::scrape(&gateway.url, ADMIN).await;
+    assert_eq!(
+        (
+            metrics[r#"blindstore_cache_requests_total{result="miss"}"#],
+            metrics[r#"blindstore_cache_requests_total{result="hit"}"#]
+        ),
+        (1.0, 2.0)
+    );
+    assert!(metrics[r#"blindstore_cache_bytes{tier="memory"}"#] >= bytes.len() as f64);
+    let anonymous = reqwest::get(format!("{}/v1/metrics", gateway.url))
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
     // A cached answer carries the zone's browser-access headers as a member gave them.
     let cached = reqwest::get(format!("{}/v1/zones/demo/chunks/{hash}", gateway.url))
         .await

@@ -345,7 +345,10 @@ async fn entries_stored_before_inline_payloads_read_back_after_the_upgrade() {
         prev = append(client.clone(), index, prev).await;
     }
     let zone = new.admin_client(dir.path()).zone(&demo()).await.unwrap();
-    assert_eq!(zone.usage.chunks, 5, "new payloads travel in the log, not as chunks");
+    assert_eq!(
+        zone.usage.chunks, 5,
+        "new payloads travel in the log, not as chunks"
+    );
     let entries = client.all_entries(&demo(), &w.chain_id()).await.unwrap();
     verify_entries(&demo(), w.public_key(), w.genesis(), &entries).expect("chain verifies");
     let read: Vec<Vec<u8>> = entries

@@ -48,7 +48,7 @@ fn total(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
         .sum()
 }
 
-async fn scrape(url: &str, token: &str) -> BTreeMap<String, f64> {
+pub(crate) async fn scrape(url: &str, token: &str) -> BTreeMap<String, f64> {
     let response = reqwest::Client::new()
         .get(format!("{url}/v1/metrics"))
         .bearer_auth(token)
