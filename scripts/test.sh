@@ -10,12 +10,15 @@
 #   - the browser SDK (sdk/js): its unit tests, tests against a real node and in headless
 #     Chromium, the malicious-server suite and its negative control; then the budget app
 #     (examples/budget) as a user meets it, in headless Chromium;
+#   - the benchmark's quick mode (scripts/bench.sh --quick: every load against Blindstore, etcd
+#     and nginx for half a second; it checks that each did work without errors, never timings);
 #   - the fault-injection verification's short mode and its three negative controls
 #     (scripts/jepsen.sh; docs/reliability.md).
 # Needs: the Rust toolchain with libssl-dev and pkg-config, Node.js 20 with npm (the npm
 # registry for `npm ci`), Debian's chromium at /usr/bin/chromium (or $CHROMIUM), python3 with
 # `cryptography` (pip install cryptography), root with iproute2 and nftables for the
-# fault-injection runs.
+# fault-injection runs; protoc (Debian's protobuf-compiler) to build the benchmark's etcd client,
+# and etcd-server and nginx-light, which scripts/bench.sh installs with apt when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,4 +44,5 @@ npm test --prefix sdk/js
 npm run --prefix sdk/js --silent docs
 npm ci --prefix examples/budget --no-audit --no-fund --silent
 npm test --prefix examples/budget
+scripts/bench.sh --quick
 scripts/jepsen.sh

@@ -82,30 +82,31 @@ impl Node {
     /// Leader: the index a linearizable read must see applied.
     pub(crate) async fn leader_read_index(&self) -> Result<u64, NodeError> {
         let log_id = self
-            .inner
-            .raft
-            .ensure_linearizable()
+            .leader_read()
             .await
             .map_err(|e| NodeError::Unavailable(format!("read index: {e}")))?;
         Ok(log_id.map(|l| l.index).unwrap_or(0))
     }
 
+    /// Follower: asks the leader for its read index.
+    async fn fetch_read_index(&self) -> Result<u64, String> {
+        let mut client = self.leader_client().map_err(|e| e.to_string())?;
+        match tokio::time::timeout(FORWARD_TIMEOUT, client.read_index(ReadIndexRequest {})).await {
+            Err(_) => Err("read index timed out".into()),
+            Ok(Err(s)) => Err(format!("read index: {}", s.message())),
+            Ok(Ok(reply)) => Ok(reply.into_inner().index),
+        }
+    }
+
     /// Follower: waits until this node has applied the leader's read index.
+    /// The leader's read index comes from a call shared with the other reads waiting here.
     pub(crate) async fn follower_read_barrier(&self) -> Result<(), NodeError> {
-        let mut client = self.leader_client()?;
-        let index =
-            match tokio::time::timeout(FORWARD_TIMEOUT, client.read_index(ReadIndexRequest {}))
-                .await
-            {
-                Err(_) => return Err(NodeError::Unavailable("read index timed out".into())),
-                Ok(Err(s)) => {
-                    return Err(NodeError::Unavailable(format!(
-                        "read index: {}",
-                        s.message()
-                    )))
-                }
-                Ok(Ok(reply)) => reply.into_inner().index,
-            };
+        let index = self
+            .inner
+            .follower_reads
+            .join(|| self.fetch_read_index())
+            .await
+            .map_err(NodeError::Unavailable)?;
         self.inner
             .raft
             .wait(Some(FORWARD_TIMEOUT))

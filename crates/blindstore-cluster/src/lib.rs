@@ -15,6 +15,7 @@ mod joining;
 mod membership;
 mod node;
 mod passkeys;
+mod rounds;
 mod rpc_server;
 mod sites;
 mod transport;

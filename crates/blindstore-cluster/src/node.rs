@@ -205,6 +205,10 @@ pub(crate) struct Inner {
     pub(crate) raft: Raft<TypeConfig>,
     /// Proposals made while this node leads, committed in shared log entries.
     batcher: crate::batcher::Batcher,
+    /// Read-index rounds shared by the linearizable reads waiting at the same time: on the
+    /// leader (its own reads and followers' read-index calls), and a follower's calls to it.
+    pub(crate) leader_reads: crate::rounds::Rounds<LeaderRead>,
+    pub(crate) follower_reads: crate::rounds::Rounds<Result<u64, String>>,
     pub(crate) state: StateMachineStore,
     /// Chunk placement, transfer, repair, GC and scrubbing, over this node's chunk store.
     pub(crate) replicator: Replicator,
@@ -328,6 +332,8 @@ impl Node {
                 own_info,
                 voters: config.voters,
                 batcher: crate::batcher::Batcher::start(raft.clone()),
+                leader_reads: crate::rounds::Rounds::new(),
+                follower_reads: crate::rounds::Rounds::new(),
                 raft,
                 replicator: Replicator::new(
                     replication,
@@ -1080,13 +1086,22 @@ impl Node {
         if consistency == Consistency::Stale || negative_controls::on(StaleReads) {
             return Ok(());
         }
-        match self.inner.raft.ensure_linearizable().await {
+        match self.leader_read().await {
             Ok(_) => Ok(()),
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => {
                 self.follower_read_barrier().await
             }
             Err(e) => Err(NodeError::Unavailable(format!("linearizable read: {e}"))),
         }
+    }
+
+    /// Leader: the read index (once applied here), from a heartbeat round shared with the
+    /// other reads waiting at the same time; `ForwardToLeader` on a follower.
+    pub(crate) async fn leader_read(&self) -> LeaderRead {
+        self.inner
+            .leader_reads
+            .join(|| self.inner.raft.ensure_linearizable())
+            .await
     }
 
     /// Proposes `command` through Raft, forwarding it to the leader if this node is not it.
@@ -1141,6 +1156,12 @@ impl Node {
             })?
     }
 }
+
+/// What openraft's `ensure_linearizable` answers.
+pub(crate) type LeaderRead = Result<
+    Option<openraft::LogId<NodeId>>,
+    RaftError<NodeId, CheckIsLeaderError<NodeId, NodeInfo>>,
+>;
 
 /// What a failed `client_write` means for the client. `ForwardToLeader` comes both from a
 /// node that never led and from a leader that stepped down with the entry in its log, which
