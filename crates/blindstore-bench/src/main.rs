@@ -68,6 +68,9 @@ struct Args {
     /// Also write the report to this file.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Run only these groups of rows (comma-separated: append, read, put, get) [default: all].
+    #[arg(long, value_delimiter = ',', value_parser = ["append", "read", "put", "get"])]
+    only: Vec<String>,
     /// The `blindstore` binary to run.
     #[arg(long, default_value = "target/release/blindstore")]
     blindstore: PathBuf,
@@ -184,10 +187,19 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     let systems = Systems::start(args, dir.path(), &mut processes).await?;
 
     let mut rows = Vec::new();
-    append_rows(&systems, &plan, &mut rows).await?;
-    read_rows(&systems, &plan, &mut rows).await?;
-    chunk_put_rows(&systems, &plan, &dir.path().join("disk-probe"), &mut rows).await?;
-    chunk_get_rows(&systems, &plan, &mut rows).await?;
+    let wanted = |group: &str| args.only.is_empty() || args.only.iter().any(|g| g == group);
+    if wanted("append") {
+        append_rows(&systems, &plan, &mut rows).await?;
+    }
+    if wanted("read") {
+        read_rows(&systems, &plan, &mut rows).await?;
+    }
+    if wanted("put") {
+        chunk_put_rows(&systems, &plan, &dir.path().join("disk-probe"), &mut rows).await?;
+    }
+    if wanted("get") {
+        chunk_get_rows(&systems, &plan, &mut rows).await?;
+    }
 
     let rss = processes.rss();
     let mut problems = processes.exited();

@@ -904,6 +904,7 @@ impl Node {
             .with_signature(input.signature)
             .verify(&head.public_key)
             .map_err(|_| NodeError::BadSignature)?;
+        self.inner.state.verified_entry(header.entry_hash);
 
         let missing = self
             .before_proposal(self.missing_anywhere(zone, &header.chunks, true))
@@ -913,17 +914,11 @@ impl Node {
         }
         // Chains only grow and entries never change, so even a lagging copy proves a conflict
         // when the index is taken, or is the next one but prev is not the head. An index past
-        // the local length may be right if this node lags: catch up, then check again.
-        let mut head = head;
-        if header.index > head.length {
-            self.read_barrier(Consistency::Linearizable).await?;
-            head = self
-                .inner
-                .state
-                .chain(zone, chain)?
-                .ok_or(NodeError::UnknownChain)?;
-        }
-        let taken = header.index != head.length || header.prev != head.head;
+        // the local length may be right if this node lags (a follower that has not applied the
+        // writer's previous append yet): the leader's state machine decides, without a
+        // read-index round here first.
+        let taken =
+            header.index < head.length || (header.index == head.length && header.prev != head.head);
         if taken && !negative_controls::on(SkipCas) {
             return Err(NodeError::IndexConflict {
                 length: head.length,

@@ -647,7 +647,7 @@ mod tests {
     use super::*;
 
     fn tables(dir: &std::path::Path) -> (heed::Env<WithoutTls>, AccountTables) {
-        let env = crate::open_env(dir, 1 << 24, 8).unwrap();
+        let env = crate::open_env(dir, 1 << 24, 8, crate::Sync::Full).unwrap();
         let mut wtxn = env.write_txn().unwrap();
         let mut db = |name| env.create_database(&mut wtxn, Some(name)).unwrap();
         let tables = AccountTables {

@@ -135,7 +135,7 @@ impl ChunkStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e.into()),
         };
-        let env = open_env(dir, map_size, 8)?;
+        let env = open_env(dir, map_size, 8, crate::Sync::Full)?;
         if let Some(file_len) = file_len {
             // Reading a page past the end of a truncated file would fault the process: check
             // the length LMDB expects before any page is read.
@@ -261,7 +261,7 @@ impl ChunkStore {
 
     /// Opens or creates the chunk store in `dir`, without checking what it holds.
     pub fn open(dir: &Path, map_size: usize) -> Result<Self, StorageError> {
-        Self::from_env(open_env(dir, map_size, 8)?)
+        Self::from_env(open_env(dir, map_size, 8, crate::Sync::Full)?)
     }
 
     fn from_env(env: Env<WithoutTls>) -> Result<Self, StorageError> {

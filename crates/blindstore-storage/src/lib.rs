@@ -139,7 +139,6 @@ impl Default for MapSizes {
 /// Concurrent read transactions per environment.
 const MAX_READERS: u32 = 1024;
 
-/// Opens (creating if needed) an LMDB environment in `dir`.
 /// Commits `wtxn` (LMDB writes it to disk and syncs before returning), recording how long that
 /// took in `blindstore_storage_commit_seconds{store}`.
 fn commit(wtxn: heed::RwTxn, store: &'static str) -> Result<(), StorageError> {
@@ -150,9 +149,36 @@ fn commit(wtxn: heed::RwTxn, store: &'static str) -> Result<(), StorageError> {
     Ok(())
 }
 
-fn open_env(dir: &Path, map_size: usize, max_dbs: u32) -> Result<Env<WithoutTls>, StorageError> {
+/// How an environment's commits reach the disk.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sync {
+    /// A commit returns once its data and its meta page are synced (LMDB's default): it
+    /// survives a machine crash.
+    Full,
+    /// A commit returns once its data is synced; its meta page is synced by the next commit.
+    /// A machine crash keeps the environment intact but may undo its last commit (a process
+    /// crash loses nothing). Only for the state machine, which the Raft log replays.
+    DataOnly,
+}
+
+/// Opens (creating if needed) an LMDB environment in `dir`.
+fn open_env(
+    dir: &Path,
+    map_size: usize,
+    max_dbs: u32,
+    sync: Sync,
+) -> Result<Env<WithoutTls>, StorageError> {
     std::fs::create_dir_all(dir)?;
     let mut options = EnvOpenOptions::new().read_txn_without_tls();
+    if sync == Sync::DataOnly {
+        // SAFETY: heed calls NO_META_SYNC unsafe because a machine crash may undo the last
+        // commit; `Sync::DataOnly` is only used where that is recovered from (the state
+        // machine: openraft re-applies the log from its last applied id).
+        #[allow(unsafe_code)]
+        unsafe {
+            options.flags(heed::EnvFlags::NO_META_SYNC);
+        }
+    }
     // Reads run on tokio's blocking pool (up to 512 threads), each holding one read
     // transaction: LMDB's default of 126 reader slots would be the limit under load.
     options

@@ -54,7 +54,7 @@ struct Inner {
 impl LogStore {
     /// Opens or creates the log store in `dir`.
     pub fn open(dir: &Path, map_size: usize) -> Result<Self, StorageError> {
-        let env = open_env(dir, map_size, 4)?;
+        let env = open_env(dir, map_size, 4, crate::Sync::Full)?;
         let mut wtxn = env.write_txn()?;
         let logs = env.create_database(&mut wtxn, Some("logs"))?;
         let meta = env.create_database(&mut wtxn, Some("meta"))?;

@@ -67,6 +67,34 @@ struct Inner {
     /// Serialises snapshot file replacement between builder and installer.
     snapshot_files: Mutex<()>,
     snapshot_seq: AtomicU64,
+    verified: Verified,
+}
+
+/// Entry hashes whose signatures this node verified when the append arrived, so applying the
+/// entry here does not verify it again. Bounded: an entry that fell out is verified again.
+pub(crate) struct Verified(Mutex<lru::LruCache<Hash32, ()>>);
+
+impl Verified {
+    const CAPACITY: usize = 1 << 16;
+
+    fn new() -> Self {
+        Self(Mutex::new(lru::LruCache::new(
+            std::num::NonZeroUsize::new(Self::CAPACITY).expect("not zero"),
+        )))
+    }
+
+    fn insert(&self, entry_hash: Hash32) {
+        self.0.lock().expect("never poisoned").put(entry_hash, ());
+    }
+
+    /// Whether `entry_hash` was verified here, forgetting it.
+    fn take(&self, entry_hash: &Hash32) -> bool {
+        self.0
+            .lock()
+            .expect("never poisoned")
+            .pop(entry_hash)
+            .is_some()
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -128,7 +156,7 @@ impl Tables {
 impl StateMachineStore {
     /// Opens or creates the state machine in `dir`, with snapshots in `dir/snapshots`.
     pub fn open(dir: &Path, map_size: usize) -> Result<Self, StorageError> {
-        let env = open_env(dir, map_size, 24)?;
+        let env = open_env(dir, map_size, 24, crate::Sync::DataOnly)?;
         let mut wtxn = env.write_txn()?;
         let tables = Tables {
             meta: env.create_database(&mut wtxn, Some("meta"))?,
@@ -171,8 +199,15 @@ impl StateMachineStore {
                 snapshot_dir,
                 snapshot_files: Mutex::new(()),
                 snapshot_seq: AtomicU64::new(0),
+                verified: Verified::new(),
             }),
         })
+    }
+
+    /// Records that this node verified the signature of the entry `entry_hash` (against its
+    /// chain's key), so applying it here skips verifying it again.
+    pub fn verified_entry(&self, entry_hash: Hash32) {
+        self.inner.verified.insert(entry_hash);
     }
 
     /// A receiver that sees a new value after every committed change to the state (an applied
@@ -580,7 +615,9 @@ impl StateMachineStore {
             last = Some(entry.log_id);
             let response = match entry.payload {
                 EntryPayload::Blank => CommandResponse::None,
-                EntryPayload::Normal(command) => apply_command(t, &mut wtxn, command)?,
+                EntryPayload::Normal(command) => {
+                    apply_command(t, &mut wtxn, command, &inner.verified)?
+                }
                 EntryPayload::Membership(m) => {
                     let stored = Membership::new(Some(entry.log_id), m);
                     t.meta.put(&mut wtxn, MEMBERSHIP, &encode(&stored))?;
@@ -604,6 +641,7 @@ fn apply_command(
     t: &Tables,
     wtxn: &mut RwTxn,
     command: Command,
+    verified: &Verified,
 ) -> Result<CommandResponse, StorageError> {
     match command {
         Command::CreateZone {
@@ -671,6 +709,7 @@ fn apply_command(
                 zone,
                 settings: settings.into(),
             },
+            verified,
         ),
         Command::PublishSite {
             zone,
@@ -745,19 +784,19 @@ fn apply_command(
             zone,
             chain_id,
             header,
-        } => append(t, wtxn, zone, chain_id, header, None),
+        } => append(t, wtxn, zone, chain_id, header, None, verified),
         Command::AppendWithPayload {
             zone,
             chain_id,
             header,
             payload,
-        } => append(t, wtxn, zone, chain_id, header, Some(payload)),
+        } => append(t, wtxn, zone, chain_id, header, Some(payload), verified),
         Command::Batch(commands) => {
             let mut responses = Vec::with_capacity(commands.len());
             for command in commands {
                 responses.push(match command {
                     Command::Batch(_) => CommandResponse::Rejected(Rejection::NestedBatch),
-                    command => apply_command(t, wtxn, command)?,
+                    command => apply_command(t, wtxn, command, verified)?,
                 });
             }
             Ok(CommandResponse::Batch(responses))
@@ -789,6 +828,7 @@ fn append(
     chain_id: ChainId,
     header: EntryHeader,
     payload: Option<Vec<u8>>,
+    verified: &Verified,
 ) -> Result<CommandResponse, StorageError> {
     let Some(mut zone_record) = get_zone(t, wtxn, &zone)? else {
         return Ok(CommandResponse::Rejected(Rejection::UnknownZone));
@@ -810,8 +850,12 @@ fn append(
             limit: quota.max_entries,
         }));
     }
-    // The proposer verified the entry; a command from anyone else is verified here too.
-    if header.verify(&zone, &chain_id, &chain.public_key).is_err() {
+    // The proposer verified the entry; a command from anyone else is verified here too (on
+    // the node that verified it when it arrived, that result stands: the entry hash covers
+    // every signed byte and the signature, and the chain id fixes the key).
+    if !verified.take(&header.entry_hash)
+        && header.verify(&zone, &chain_id, &chain.public_key).is_err()
+    {
         return Ok(CommandResponse::Rejected(Rejection::BadSignature));
     }
     if let Some(payload) = &payload {
@@ -1076,7 +1120,8 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         read().map_err(|e| StorageIOError::read_state_machine(AnyError::new(&e)).into())
     }
 
-    /// The batch, and the last applied log id with it, is committed (fsynced) before returning.
+    /// The batch, and the last applied log id with it, is committed before returning (data
+    /// synced; the meta page with the next commit: see `Sync::DataOnly`).
     #[tracing::instrument(level = "debug", skip_all)]
     async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResponse>, RaftStorageError>
     where

@@ -225,7 +225,12 @@ async fn repair_restores_two_copies_after_a_node_stops() {
 async fn garbage_collection_removes_unreferenced_chunks_everywhere_and_keeps_referenced_ones() {
     // A 1 s staging TTL (the passes are run by hand below); repair runs every 200 ms and must
     // not bring back what a pass on one owner deleted while the other owner still has it.
-    let cluster = Cluster::start_with(|c| c.staging_ttl = Duration::from_secs(1)).await;
+    // Payloads stored as chunks (as larger payloads are), so the payload's chunk is checked too.
+    let cluster = Cluster::start_with(|c| {
+        c.staging_ttl = Duration::from_secs(1);
+        c.limits.inline_payload_bytes = 0;
+    })
+    .await;
     let via = &cluster.nodes[cluster.leader()];
     let loose = b"never referenced".to_vec();
     let kept = b"referenced by an entry".to_vec();

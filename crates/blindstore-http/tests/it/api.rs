@@ -707,14 +707,17 @@ async fn zone_quotas_are_enforced_and_refusals_change_nothing() {
         "a refused append stores nothing, not even its payload"
     );
 
-    // Two payloads are held; one more chunk fits the count, then none.
+    // Small payloads travel in the Raft entry, not as chunks: three chunks fit the count,
+    // then none.
     let small = |s: &str| s.as_bytes().to_vec();
     let put = |bytes: Vec<u8>| {
         let uri = format!("/v1/zones/demo/chunks/{}", Hash32::digest(&bytes));
         (uri, bytes)
     };
-    let (uri, bytes) = put(small("the third chunk"));
-    assert_eq!(t.put_raw(&uri, bytes).await.status, StatusCode::CREATED);
+    for chunk in ["the first chunk", "the second chunk", "the third chunk"] {
+        let (uri, bytes) = put(small(chunk));
+        assert_eq!(t.put_raw(&uri, bytes).await.status, StatusCode::CREATED);
+    }
     let (uri, bytes) = put(small("a fourth chunk"));
     let r = t.put_raw(&uri, bytes).await;
     assert_eq!(

@@ -10,6 +10,7 @@ use crate::support::start;
 const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/health"),
     ("get", "/v1/openapi.json"),
+    ("get", "/v1/metrics"),
     ("put", "/v1/admin/zones/{zone}"),
     ("get", "/v1/admin/zones"),
     ("get", "/v1/admin/zones/{zone}"),
