@@ -26,8 +26,9 @@ use blindstore_storage::TypeConfig;
 /// The most commands in one log entry.
 pub(crate) const MAX_BATCH_COMMANDS: usize = 512;
 /// Roughly the most command bytes in one log entry (a single larger command still goes, alone):
-/// it keeps an entry within one append-entries message of the transport.
-pub(crate) const MAX_BATCH_BYTES: usize = 512 << 10;
+/// it keeps an entry within one append-entries message of the transport, and the log kept
+/// between snapshots (`snapshot_logs` entries) within its map.
+pub(crate) const MAX_BATCH_BYTES: usize = 256 << 10;
 /// Batches proposed and not yet committed, at most. Two lets the leader flush one batch while
 /// the followers store the previous one.
 const IN_FLIGHT: usize = 2;
@@ -87,16 +88,22 @@ async fn run(raft: Raft<TypeConfig>, mut proposals: mpsc::Receiver<Proposal>) {
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             return;
         };
-        let mut bytes = first.size;
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH_COMMANDS && bytes < MAX_BATCH_BYTES {
-            match proposals.try_recv() {
-                Ok(next) => {
-                    bytes += next.size;
-                    batch.push(next);
-                }
-                Err(_) => break,
+        // A caller past its write deadline was told the outcome is unknown and may have moved
+        // on: its command, never proposed, is dropped rather than committed late.
+        let mut bytes = 0;
+        let mut batch = Vec::new();
+        let mut next = Some(first);
+        while let Some(proposal) = next.take() {
+            if !proposal.reply.is_closed() {
+                bytes += proposal.size;
+                batch.push(proposal);
             }
+            if batch.len() < MAX_BATCH_COMMANDS && bytes < MAX_BATCH_BYTES {
+                next = proposals.try_recv().ok();
+            }
+        }
+        if batch.is_empty() {
+            continue;
         }
         metrics::histogram!("blindstore_raft_batch_commands").record(batch.len() as f64);
         let raft = raft.clone();

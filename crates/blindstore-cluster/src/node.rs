@@ -904,7 +904,7 @@ impl Node {
             .with_signature(input.signature)
             .verify(&head.public_key)
             .map_err(|_| NodeError::BadSignature)?;
-        self.inner.state.verified_entry(header.entry_hash);
+        self.inner.state.verified_entry(zone, chain, &header);
 
         let missing = self
             .before_proposal(self.missing_anywhere(zone, &header.chunks, true))

@@ -70,8 +70,8 @@ struct Inner {
     verified: Verified,
 }
 
-/// Entry hashes whose signatures this node verified when the append arrived, so applying the
-/// entry here does not verify it again. Bounded: an entry that fell out is verified again.
+/// Entries whose signatures this node verified when the append arrived, so applying the entry
+/// here does not verify it again. Bounded: an entry that fell out is verified again.
 pub(crate) struct Verified(Mutex<lru::LruCache<Hash32, ()>>);
 
 impl Verified {
@@ -83,17 +83,23 @@ impl Verified {
         )))
     }
 
-    fn insert(&self, entry_hash: Hash32) {
-        self.0.lock().expect("never poisoned").put(entry_hash, ());
+    /// What identifies a verified entry: the zone, the chain and every field of the header,
+    /// so a command that only claims a verified entry hash is verified again.
+    fn key(zone: &ZoneId, chain_id: &ChainId, header: &EntryHeader) -> Hash32 {
+        let mut bytes = zone_key(zone, chain_id);
+        bytes.extend_from_slice(&encode(header));
+        Hash32::digest(&bytes)
     }
 
-    /// Whether `entry_hash` was verified here, forgetting it.
-    fn take(&self, entry_hash: &Hash32) -> bool {
-        self.0
-            .lock()
-            .expect("never poisoned")
-            .pop(entry_hash)
-            .is_some()
+    fn insert(&self, zone: &ZoneId, chain_id: &ChainId, header: &EntryHeader) {
+        let key = Self::key(zone, chain_id, header);
+        self.0.lock().expect("never poisoned").put(key, ());
+    }
+
+    /// Whether this exact entry was verified here, forgetting it.
+    fn take(&self, zone: &ZoneId, chain_id: &ChainId, header: &EntryHeader) -> bool {
+        let key = Self::key(zone, chain_id, header);
+        self.0.lock().expect("never poisoned").pop(&key).is_some()
     }
 }
 
@@ -204,10 +210,10 @@ impl StateMachineStore {
         })
     }
 
-    /// Records that this node verified the signature of the entry `entry_hash` (against its
-    /// chain's key), so applying it here skips verifying it again.
-    pub fn verified_entry(&self, entry_hash: Hash32) {
-        self.inner.verified.insert(entry_hash);
+    /// Records that this node verified the signature of `header` (against the key of
+    /// `chain_id` in `zone`), so applying that exact entry here skips verifying it again.
+    pub fn verified_entry(&self, zone: &ZoneId, chain_id: &ChainId, header: &EntryHeader) {
+        self.inner.verified.insert(zone, chain_id, header);
     }
 
     /// A receiver that sees a new value after every committed change to the state (an applied
@@ -586,6 +592,9 @@ impl StateMachineStore {
             .meta
             .put(&mut wtxn, MEMBERSHIP, &encode(&meta.last_membership))?;
         commit(wtxn, "state")?;
+        // openraft purges the log up to the snapshot next: the installed state must be on
+        // disk first, meta page included (`Sync::DataOnly` leaves that to the next commit).
+        self.inner.env.force_sync()?;
         self.changed();
         drop(reader);
 
@@ -853,7 +862,7 @@ fn append(
     // The proposer verified the entry; a command from anyone else is verified here too (on
     // the node that verified it when it arrived, that result stands: the entry hash covers
     // every signed byte and the signature, and the chain id fixes the key).
-    if !verified.take(&header.entry_hash)
+    if !verified.take(&zone, &chain_id, &header)
         && header.verify(&zone, &chain_id, &chain.public_key).is_err()
     {
         return Ok(CommandResponse::Rejected(Rejection::BadSignature));
@@ -1087,6 +1096,10 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
         let this = self.clone();
         let (meta, path) = blocking(move || {
             let (meta, tmp) = this.write_snapshot_file()?;
+            // The log is purged up to near the snapshot: every applied batch it covers must be
+            // on disk, meta page included (see `Sync::DataOnly`), so a machine crash never
+            // leaves the state behind the purged log.
+            this.inner.env.force_sync()?;
             let path = this.promote_snapshot(&tmp)?;
             Ok((meta, path))
         })
