@@ -76,6 +76,10 @@ async fn unreferenced_chunks_are_collected_after_the_staging_ttl() {
             "500ms",
             "--gc-interval",
             "200ms",
+            // Payloads stored as chunks (as larger payloads are), so the payload's chunk is
+            // checked too.
+            "--inline-payload-bytes",
+            "0",
         ],
     );
     let client = node.client();
