@@ -284,6 +284,7 @@ async fn append_rows(s: &Systems, plan: &Plan, rows: &mut Vec<Row>) -> anyhow::R
 
 /// Head reads and `last=20` reads against etcd's linearizable gets.
 async fn read_rows(s: &Systems, plan: &Plan, rows: &mut Vec<Row>) -> anyhow::Result<()> {
+    use targets::ChainReadKind::{Head, Last};
     let (w, n) = (plan.window, plan.clients);
     let (c, one) = (&s.cluster, &s.single);
     let cluster_chains = targets::read_chains(&c.urls, &c.zone).await?;
@@ -292,7 +293,7 @@ async fn read_rows(s: &Systems, plan: &Plan, rows: &mut Vec<Row>) -> anyhow::Res
 
     let load = "chain head read";
     let cluster = measure(load, n, "3-node", async {
-        let readers = targets::head_readers(&c.urls, &c.zone, &cluster_chains, n);
+        let readers = targets::chain_readers(&c.urls, &c.zone, &cluster_chains, n, Head);
         load::run(readers, w).await
     })
     .await?;
@@ -301,7 +302,7 @@ async fn read_rows(s: &Systems, plan: &Plan, rows: &mut Vec<Row>) -> anyhow::Res
     })
     .await?;
     let single = measure(load, n, "1-node", async {
-        let readers = targets::head_readers(&one.urls, &one.zone, &single_chains, n);
+        let readers = targets::chain_readers(&one.urls, &one.zone, &single_chains, n, Head);
         load::run(readers, w).await
     })
     .await?;
@@ -310,12 +311,12 @@ async fn read_rows(s: &Systems, plan: &Plan, rows: &mut Vec<Row>) -> anyhow::Res
 
     let load = "entries?last=20 (1 KiB each)";
     let cluster = measure(load, n, "3-node", async {
-        let readers = targets::last_readers(&c.urls, &c.zone, &cluster_chains, n);
+        let readers = targets::chain_readers(&c.urls, &c.zone, &cluster_chains, n, Last);
         load::run(readers, w).await
     })
     .await?;
     let single = measure(load, n, "1-node", async {
-        let readers = targets::last_readers(&one.urls, &one.zone, &single_chains, n);
+        let readers = targets::chain_readers(&one.urls, &one.zone, &single_chains, n, Last);
         load::run(readers, w).await
     })
     .await?;

@@ -86,40 +86,40 @@ impl Worker for Append {
     }
 }
 
-/// Reads a chain's head (`GET .../chains/{id}`, linearizable by default).
-pub struct HeadRead {
+/// What a chain reader asks for, linearizably (the API's default).
+#[derive(Clone, Copy)]
+pub enum ChainReadKind {
+    /// The chain's head: `GET .../chains/{id}`.
+    Head,
+    /// Its newest entries: `GET .../entries?last=20`.
+    Last,
+}
+
+/// Reads one chain, over and over.
+pub struct ChainRead {
     client: Client,
     zone: ZoneId,
     chain: ChainId,
+    kind: ChainReadKind,
 }
 
-impl Worker for HeadRead {
+impl Worker for ChainRead {
     async fn op(&mut self) -> Result<(), String> {
-        match self.client.chain(&self.zone, &self.chain).await {
-            Ok(chain) if chain.length >= LAST as u64 => Ok(()),
-            Ok(chain) => Err(format!("chain has {} entries, not {LAST}", chain.length)),
-            Err(e) => Err(describe(&e)),
-        }
-    }
-}
-
-/// Reads a chain's newest entries (`GET .../entries?last=20`, linearizable by default).
-pub struct LastEntries {
-    client: Client,
-    zone: ZoneId,
-    chain: ChainId,
-}
-
-impl Worker for LastEntries {
-    async fn op(&mut self) -> Result<(), String> {
-        match self
-            .client
-            .last_entries(&self.zone, &self.chain, LAST)
-            .await
-        {
-            Ok(entries) if entries.entries.len() == LAST => Ok(()),
-            Ok(entries) => Err(format!("{} entries, not {LAST}", entries.entries.len())),
-            Err(e) => Err(describe(&e)),
+        match self.kind {
+            ChainReadKind::Head => match self.client.chain(&self.zone, &self.chain).await {
+                Ok(chain) if chain.length >= LAST as u64 => Ok(()),
+                Ok(chain) => Err(format!("chain has {} entries, not {LAST}", chain.length)),
+                Err(e) => Err(describe(&e)),
+            },
+            ChainReadKind::Last => match self
+                .client
+                .last_entries(&self.zone, &self.chain, LAST)
+                .await
+            {
+                Ok(entries) if entries.entries.len() == LAST => Ok(()),
+                Ok(entries) => Err(format!("{} entries, not {LAST}", entries.entries.len())),
+                Err(e) => Err(describe(&e)),
+            },
         }
     }
 }
@@ -305,29 +305,20 @@ pub async fn read_chains(urls: &[String], zone: &ZoneId) -> anyhow::Result<Vec<C
     Ok(chains)
 }
 
-/// `n` head readers: client `i` asks node `i % nodes` about chain `i % chains`.
-pub fn head_readers(urls: &[String], zone: &ZoneId, chains: &[ChainId], n: usize) -> Vec<HeadRead> {
-    (0..n)
-        .map(|i| HeadRead {
-            client: Client::with_timeout(&urls[i % urls.len()], REQUEST_TIMEOUT),
-            zone: zone.clone(),
-            chain: chains[i % chains.len()],
-        })
-        .collect()
-}
-
-/// `n` `last=20` readers, spread like [`head_readers`].
-pub fn last_readers(
+/// `n` chain readers: client `i` asks node `i % nodes` about chain `i % chains`.
+pub fn chain_readers(
     urls: &[String],
     zone: &ZoneId,
     chains: &[ChainId],
     n: usize,
-) -> Vec<LastEntries> {
+    kind: ChainReadKind,
+) -> Vec<ChainRead> {
     (0..n)
-        .map(|i| LastEntries {
+        .map(|i| ChainRead {
             client: Client::with_timeout(&urls[i % urls.len()], REQUEST_TIMEOUT),
             zone: zone.clone(),
             chain: chains[i % chains.len()],
+            kind,
         })
         .collect()
 }

@@ -524,7 +524,7 @@ impl Node {
             snapshot: m.snapshot.map(|l| l.index),
             purged: m.purged.map(|l| l.index),
             under_replicated: self.inner.replicator.under_replicated(),
-            chunks_held: match self.inner.replicator.local().total_usage() {
+            chunks_held: match self.chunk_usage() {
                 Ok(usage) => usage.chunks,
                 Err(e) => {
                     tracing::error!(error = %e, "reading chunk usage");
