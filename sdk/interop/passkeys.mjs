@@ -2,7 +2,7 @@
 // by playwright-core) against a running Blindstore node, with a CDP virtual authenticator
 // that supports PRF. Used by the Rust test suite:
 //
-//   node passkeys.mjs <base-url> <zone> <account> <session-token> <screenshot-dir>
+//   node passkeys.mjs <base-url> <zone> <account> <session-token> <step-up> <screenshot-dir>
 //
 // <base-url> must be http://localhost:<port> (an IP address cannot be a passkey relying
 // party), the zone's passkey settings naming that origin. The page is served at the node's
@@ -12,9 +12,9 @@
 import { readFileSync } from "node:fs";
 import { addPrfAuthenticator, deadline, launchChromium } from "./browser.mjs";
 
-const [base, zone, account, token, shots] = process.argv.slice(2);
+const [base, zone, account, token, stepUp, shots] = process.argv.slice(2);
 if (!shots) {
-  console.error("usage: node passkeys.mjs <base-url> <zone> <account> <session-token> <screenshot-dir>");
+  console.error("usage: node passkeys.mjs <base-url> <zone> <account> <session-token> <step-up> <screenshot-dir>");
   process.exit(1);
 }
 deadline("passkeys.mjs", 120);
@@ -36,17 +36,22 @@ try {
 
   await page.goto(`${base}/passkeys.html`);
   const registered = await page.evaluate(
-    ([zone, token]) => window.registerPasskey(zone, token, "the budget key"),
-    [zone, token],
+    ([zone, token, stepUp]) => window.registerPasskey(zone, token, stepUp, "the budget key"),
+    [zone, token, stepUp],
   );
   await page.screenshot({ path: `${shots}/passkey-registered.png` });
   const loggedIn = await page.evaluate(([zone, account]) => window.logInWithPasskey(zone, account), [zone, account]);
   await page.screenshot({ path: `${shots}/passkey-login.png` });
+  const steppedUp = await page.evaluate(
+    ([zone, account, token]) => window.stepUpWithPasskey(zone, account, token),
+    [zone, account, token],
+  );
   const prfSent = sent.some((body) => body.includes(registered.prf) || body.includes(loggedIn.prf));
   console.log(
     JSON.stringify({
       registered,
       logged_in: loggedIn,
+      step_up: steppedUp,
       same_prf: registered.prf === loggedIn.prf,
       prf_sent: prfSent,
       requests: sent.length,

@@ -24,6 +24,12 @@ pub enum Ceremony {
     PasswordLogin,
     PasskeyRegistration,
     PasskeyLogin,
+    /// A step-up: a fresh proof (a password or passkey login completed moments ago) bound to
+    /// one session, which what cannot be undone requires besides the session.
+    StepUp,
+    /// A device token: a client that logged in to the account before, which gets a login
+    /// rate limit of its own instead of the one strangers share.
+    Device,
 }
 
 impl Ceremony {
@@ -32,6 +38,8 @@ impl Ceremony {
             Ceremony::PasswordLogin => b"blindstore/login-ticket/v1\0",
             Ceremony::PasskeyRegistration => b"blindstore/passkey-registration-ticket/v1\0",
             Ceremony::PasskeyLogin => b"blindstore/passkey-login-ticket/v1\0",
+            Ceremony::StepUp => b"blindstore/step-up-ticket/v1\0",
+            Ceremony::Device => b"blindstore/device-token/v1\0",
         };
         [prefix, zone.as_bytes()].concat()
     }
@@ -48,7 +56,8 @@ pub struct LoginTicket {
     /// the account's registration record at login start (zeros for an unknown account), so a
     /// login cannot finish into an account re-registered or given a new password meanwhile
     /// (fixed width, so a ticket's length does not tell whether the account exists). A passkey
-    /// registration: the hash of the session that started it. A passkey login: zeros.
+    /// registration and a step-up: the hash of the session it belongs to. A passkey login and a
+    /// device token: zeros.
     pub binding: [u8; 32],
     pub id: [u8; 16],
     #[serde(with = "postcard::fixint::le")]
@@ -144,7 +153,7 @@ mod tests {
         let opened = open(&key, "budget", &sealed, 9_999).unwrap();
         assert_eq!(opened.state, vec![5; 128]);
         assert_eq!(opened.binding, [7; 32]);
-        for other in [PasskeyRegistration, PasskeyLogin] {
+        for other in [PasskeyRegistration, PasskeyLogin, StepUp, Device] {
             assert!(
                 LoginTicket::open(&key, "budget", other, &sealed, 0).is_err(),
                 "another ceremony"

@@ -3,18 +3,24 @@
 //! node answers alike) and proposes the changes. Session checks are linearizable: a session
 //! revoked before the check began is refused on every node.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use blindstore_auth::ticket::{Ceremony, LoginTicket};
 use blindstore_auth::{server, session_id, session_token_hash, AuthError};
 use blindstore_types::account::{
     check_envelope_name, AccountId, Acting, EnvelopeRecord, EnvelopeWrite, Revoke, SessionRecord,
     ZoneAuth, MAX_ENVELOPE_BYTES, MAX_SESSION_LABEL_BYTES,
 };
-use blindstore_types::api::{NewSession, SessionInfo};
-use blindstore_types::command::{Command, CommandResponse, TicketUse};
+use blindstore_types::api::{NewSession, SessionInfo, StepUp};
+use blindstore_types::command::{Command, CommandResponse, NewPassword, TicketUse};
 use blindstore_types::{Hash32, ZoneId};
 
 use crate::node::{now_ms, rejection, unexpected};
 use crate::{Consistency, Node, NodeError};
+
+/// A device's id, from a device token the zone issued (see [`Node::device`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DeviceId(pub [u8; 16]);
 
 /// A request's live session.
 #[derive(Debug, Clone)]
@@ -25,6 +31,11 @@ pub struct Authenticated {
 }
 
 impl Authenticated {
+    /// The session's id, as `GET .../auth/sessions` lists it.
+    pub fn session_id(&self) -> String {
+        session_id(&self.token_hash)
+    }
+
     pub(crate) fn acting(&self) -> Acting {
         Acting {
             session: self.token_hash,
@@ -141,10 +152,40 @@ impl Node {
         login_ticket: &str,
         finish_login_request: &str,
         label: String,
+        device_token: Option<&str>,
     ) -> Result<NewSession, NodeError> {
         check_label("session label", &label)?;
-        let auth = self.zone_auth(zone).await?;
         let now = now_ms();
+        let ticket = self
+            .password_login(zone, login_ticket, finish_login_request, now)
+            .await?;
+        let registration_hash = Hash32(ticket.binding);
+        self.open_session(
+            &ticket,
+            zone,
+            now,
+            label,
+            device_token,
+            |token_hash, session, ticket| Command::CreateSession {
+                zone: zone.clone(),
+                token_hash,
+                session,
+                registration_hash,
+                ticket,
+            },
+        )
+        .await
+    }
+
+    /// The login ticket of a password login whose last message proves the password.
+    async fn password_login(
+        &self,
+        zone: &ZoneId,
+        login_ticket: &str,
+        finish_login_request: &str,
+        now: u64,
+    ) -> Result<LoginTicket, NodeError> {
+        let auth = self.zone_auth(zone).await?;
         let ticket = LoginTicket::open(
             &auth.ticket_key,
             zone.as_str(),
@@ -157,17 +198,117 @@ impl Node {
             AuthError::Malformed(_) => malformed(e),
             _ => NodeError::InvalidLogin,
         })?;
-        let registration_hash = Hash32(ticket.binding);
-        self.open_session(&ticket, now, label, |token_hash, session, ticket| {
-            Command::CreateSession {
-                zone: zone.clone(),
-                token_hash,
-                session,
-                registration_hash,
-                ticket,
-            }
+        Ok(ticket)
+    }
+
+    /// A step-up for `who`'s session from a password login of its account (started with
+    /// `login_start`): the proof that the password was typed just now. No session is opened.
+    /// A login of another account fails like a wrong password.
+    pub async fn step_up_with_password(
+        &self,
+        zone: &ZoneId,
+        who: &Authenticated,
+        login_ticket: &str,
+        finish_login_request: &str,
+    ) -> Result<StepUp, NodeError> {
+        let now = now_ms();
+        let ticket = self
+            .password_login(zone, login_ticket, finish_login_request, now)
+            .await?;
+        // The login must be against the record the account has now (not one replaced since).
+        let current = self.inner.state.account(zone, &who.account)?;
+        if ticket.account != who.account
+            || current.is_none_or(|a| Hash32::digest(&a.registration).0 != ticket.binding)
+        {
+            return Err(NodeError::InvalidLogin);
+        }
+        self.step_up(zone, &who.token_hash, &who.account, now).await
+    }
+
+    /// Seals a step-up for the session `token_hash` of `account`.
+    pub(crate) async fn step_up(
+        &self,
+        zone: &ZoneId,
+        token_hash: &Hash32,
+        account: &AccountId,
+        now: u64,
+    ) -> Result<StepUp, NodeError> {
+        let auth = self.zone_auth(zone).await?;
+        let expires_at_ms = now + self.inner.accounts.step_up_ttl.as_millis() as u64;
+        let ticket = LoginTicket::new(account.clone(), Vec::new(), token_hash.0, expires_at_ms);
+        Ok(StepUp {
+            step_up: ticket.seal(&auth.ticket_key, zone.as_str(), Ceremony::StepUp),
+            expires_at_ms,
         })
-        .await
+    }
+
+    /// Checks that `who`'s request carries a live step-up of its own session: what cannot be
+    /// undone needs one besides the session.
+    pub async fn require_step_up(
+        &self,
+        zone: &ZoneId,
+        who: &Authenticated,
+        step_up: Option<&str>,
+    ) -> Result<(), NodeError> {
+        let required = NodeError::StepUpRequired {
+            minutes: self.inner.accounts.step_up_ttl.as_secs().div_ceil(60),
+        };
+        let Some(step_up) = step_up else {
+            return Err(required);
+        };
+        let auth = self.zone_auth(zone).await?;
+        match LoginTicket::open(
+            &auth.ticket_key,
+            zone.as_str(),
+            Ceremony::StepUp,
+            step_up,
+            now_ms(),
+        ) {
+            Ok(t) if t.account == who.account && t.binding == who.token_hash.0 => Ok(()),
+            _ => Err(required),
+        }
+    }
+
+    /// The device a device token of `account` names, if it is one the zone issued to a login
+    /// of that account and it has not expired; `None` for anything else (a stranger).
+    pub async fn device(
+        &self,
+        zone: &ZoneId,
+        account: &AccountId,
+        device_token: Option<&str>,
+    ) -> Result<Option<DeviceId>, NodeError> {
+        let Some(token) = device_token else {
+            return Ok(None);
+        };
+        let auth = self.zone_auth(zone).await?;
+        Ok(LoginTicket::open(
+            &auth.ticket_key,
+            zone.as_str(),
+            Ceremony::Device,
+            token,
+            now_ms(),
+        )
+        .ok()
+        .filter(|t| t.account == *account)
+        .map(|t| DeviceId(t.id)))
+    }
+
+    /// A device token for `account`: the same device id as `previous` if that is one of its
+    /// tokens, a new one otherwise.
+    async fn device_token(
+        &self,
+        zone: &ZoneId,
+        account: &AccountId,
+        previous: Option<&str>,
+        now: u64,
+    ) -> Result<String, NodeError> {
+        let auth = self.zone_auth(zone).await?;
+        let expires = now + self.inner.accounts.device_ttl.as_millis() as u64;
+        let mut ticket = LoginTicket::new(account.clone(), Vec::new(), [0; 32], expires);
+        if let Some(DeviceId(id)) = self.device(zone, account, previous).await? {
+            ticket.id = id;
+        }
+        Ok(ticket.seal(&auth.ticket_key, zone.as_str(), Ceremony::Device))
     }
 
     /// Opens a session for the account of a login `ticket` that verified: `command` makes the
@@ -177,8 +318,10 @@ impl Node {
     pub(crate) async fn open_session(
         &self,
         ticket: &LoginTicket,
+        zone: &ZoneId,
         now: u64,
         label: String,
+        device_token: Option<&str>,
         command: impl FnOnce(Hash32, SessionRecord, TicketUse) -> Command,
     ) -> Result<NewSession, NodeError> {
         self.check_room()?;
@@ -195,13 +338,20 @@ impl Node {
             expires_at_ms: ticket.expires_at_ms,
             now_ms: now,
         };
+        let account = &ticket.account;
         match self.propose(command(token_hash, session, redeem)).await? {
-            CommandResponse::SessionCreated => Ok(NewSession {
-                token,
-                session_id: session_id(&token_hash),
-                account: ticket.account.clone(),
-                expires_at_ms,
-            }),
+            CommandResponse::SessionCreated => {
+                let step_up = self.step_up(zone, &token_hash, account, now).await?;
+                Ok(NewSession {
+                    token,
+                    session_id: session_id(&token_hash),
+                    account: ticket.account.clone(),
+                    expires_at_ms,
+                    step_up: step_up.step_up,
+                    step_up_expires_at_ms: step_up.expires_at_ms,
+                    device_token: self.device_token(zone, account, device_token, now).await?,
+                })
+            }
             CommandResponse::Rejected(_) => Err(NodeError::InvalidLogin),
             other => Err(unexpected(other)),
         }
@@ -230,19 +380,10 @@ impl Node {
         })
     }
 
-    /// Ends this session, or (`everywhere`) every session of its account. Returns how many.
-    pub async fn logout(
-        &self,
-        zone: &ZoneId,
-        who: &Authenticated,
-        everywhere: bool,
-    ) -> Result<u64, NodeError> {
-        let revoke = if everywhere {
-            Revoke::All { except: None }
-        } else {
-            Revoke::One(who.token_hash)
-        };
-        self.revoke(zone, &who.account, revoke).await
+    /// Ends this session. Returns how many ended (0 or 1).
+    pub async fn logout(&self, zone: &ZoneId, who: &Authenticated) -> Result<u64, NodeError> {
+        self.revoke(zone, &who.account, Revoke::One(who.token_hash))
+            .await
     }
 
     /// Ends one of the account's sessions by its listed id; false if it has none such.
@@ -380,7 +521,8 @@ impl Node {
     }
 
     /// Replaces the account's OPAQUE record (the client ran `register/start` for it), with an
-    /// envelope and the end of the other sessions, in one step.
+    /// envelope, the removal of passkeys (their ids, base64url) and the end of the other
+    /// sessions, in one step. Returns how many sessions ended.
     pub async fn change_password(
         &self,
         zone: &ZoneId,
@@ -388,21 +530,62 @@ impl Node {
         registration_record: &str,
         envelope: Option<EnvelopeWrite>,
         revoke_other_sessions: bool,
-    ) -> Result<(), NodeError> {
+        remove_passkeys: &[String],
+    ) -> Result<u64, NodeError> {
         let registration = server::registration_record(registration_record).map_err(malformed)?;
         if let Some(write) = &envelope {
             check_envelope_write(write)?;
         }
-        let command = Command::ChangePassword {
+        let password = Some(NewPassword {
+            registration,
+            envelope,
+        });
+        let revoke = revoke_other_sessions.then_some(Revoke::All {
+            except: Some(who.token_hash),
+        });
+        self.change_credentials(zone, who, password, remove_passkeys, revoke)
+            .await
+    }
+
+    /// Ends every session of the account (this one too), removing the passkeys named (ids,
+    /// base64url) in the same step. Returns how many sessions ended.
+    pub async fn logout_everywhere(
+        &self,
+        zone: &ZoneId,
+        who: &Authenticated,
+        remove_passkeys: &[String],
+    ) -> Result<u64, NodeError> {
+        let revoke = Some(Revoke::All { except: None });
+        self.change_credentials(zone, who, None, remove_passkeys, revoke)
+            .await
+    }
+
+    async fn change_credentials(
+        &self,
+        zone: &ZoneId,
+        who: &Authenticated,
+        password: Option<NewPassword>,
+        remove_passkeys: &[String],
+        revoke: Option<Revoke>,
+    ) -> Result<u64, NodeError> {
+        let remove_passkeys = remove_passkeys
+            .iter()
+            .map(|id| {
+                URL_SAFE_NO_PAD
+                    .decode(id)
+                    .map_err(|_| NodeError::UnknownPasskey)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let command = Command::ChangeCredentials {
             zone: zone.clone(),
             account: who.account.clone(),
             acting: who.acting(),
-            registration,
-            envelope,
-            revoke_other_sessions,
+            password,
+            remove_passkeys,
+            revoke,
         };
         match self.propose(command).await? {
-            CommandResponse::PasswordChanged => Ok(()),
+            CommandResponse::CredentialsChanged { revoked } => Ok(revoked),
             CommandResponse::Rejected(r) => Err(rejection(r)),
             other => Err(unexpected(other)),
         }

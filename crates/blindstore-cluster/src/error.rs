@@ -51,6 +51,9 @@ pub enum NodeError {
     /// The bearer token is not a live session of this zone (missing, expired, revoked).
     #[error("missing, expired or revoked session (Authorization: Bearer <session token>)")]
     InvalidSession,
+    /// The request cannot be undone and its session has no fresh proof (step-up).
+    #[error("this cannot be undone: prove the password or a passkey again (a step-up, sent as Blindstore-Step-Up) within {minutes} minutes before it")]
+    StepUpRequired { minutes: u64 },
     /// The account id is taken.
     #[error("an account with this id exists")]
     AccountExists,

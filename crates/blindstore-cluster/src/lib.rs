@@ -20,7 +20,7 @@ mod rpc_server;
 mod sites;
 mod transport;
 
-pub use accounts::Authenticated;
+pub use accounts::{Authenticated, DeviceId};
 pub use blindstore_replication::{RepairReport, Replicator, ScrubConfig, ScrubReport};
 pub use error::NodeError;
 pub use node::{

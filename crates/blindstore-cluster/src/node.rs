@@ -123,6 +123,12 @@ pub struct AccountSettings {
     pub session_ttl: Duration,
     /// A login must be finished this long after it started.
     pub login_ttl: Duration,
+    /// A step-up (the proof of a login) lets its session do what cannot be undone for this
+    /// long.
+    pub step_up_ttl: Duration,
+    /// A device token gives its client a login limit of its own for this long (renewed at
+    /// every login).
+    pub device_ttl: Duration,
 }
 
 impl Default for AccountSettings {
@@ -130,6 +136,8 @@ impl Default for AccountSettings {
         Self {
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             login_ttl: Duration::from_secs(60),
+            step_up_ttl: Duration::from_secs(5 * 60),
+            device_ttl: Duration::from_secs(365 * 24 * 3600),
         }
     }
 }

@@ -11,7 +11,7 @@ use blindstore_auth::AuthError;
 use blindstore_types::account::{
     AccountId, PasskeyRecord, MAX_PASSKEYS_PER_ACCOUNT, MAX_PASSKEY_ID_BYTES,
 };
-use blindstore_types::api::{NewSession, PasskeyInfo};
+use blindstore_types::api::{NewSession, PasskeyInfo, StepUp};
 use blindstore_types::command::{Command, CommandResponse, TicketUse};
 use blindstore_types::ZoneId;
 use serde_json::Value;
@@ -185,10 +185,57 @@ impl Node {
         ticket: &str,
         credential: Value,
         label: String,
+        device_token: Option<&str>,
     ) -> Result<NewSession, NodeError> {
         check_label("session label", &label)?;
-        let auth = self.zone_auth(zone).await?;
         let now = now_ms();
+        let (ticket, login) = self.passkey_login(zone, ticket, credential, now).await?;
+        self.open_session(
+            &ticket,
+            zone,
+            now,
+            label,
+            device_token,
+            |token_hash, session, redeem| Command::CreatePasskeySession {
+                zone: zone.clone(),
+                token_hash,
+                session,
+                passkey: login.id,
+                credential: login.updated,
+                ticket: redeem,
+            },
+        )
+        .await
+    }
+
+    /// A step-up for `who`'s session from a passkey login of its account (started with
+    /// `passkey_login_start`): the proof that one of its passkeys was used just now. No session
+    /// is opened. A login of another account fails like a wrong passkey.
+    pub async fn step_up_with_passkey(
+        &self,
+        zone: &ZoneId,
+        who: &Authenticated,
+        ticket: &str,
+        credential: Value,
+    ) -> Result<StepUp, NodeError> {
+        let now = now_ms();
+        let (ticket, _) = self.passkey_login(zone, ticket, credential, now).await?;
+        if ticket.account != who.account {
+            return Err(NodeError::InvalidLogin);
+        }
+        self.step_up(zone, &who.token_hash, &who.account, now).await
+    }
+
+    /// The ticket of a passkey login whose assertion verifies against one of the account's
+    /// passkeys, with what the login tells of that passkey.
+    async fn passkey_login(
+        &self,
+        zone: &ZoneId,
+        ticket: &str,
+        credential: Value,
+        now: u64,
+    ) -> Result<(LoginTicket, blindstore_auth::passkey::PasskeyLogin), NodeError> {
+        let auth = self.zone_auth(zone).await?;
         let ticket = LoginTicket::open(
             &auth.ticket_key,
             zone.as_str(),
@@ -211,17 +258,7 @@ impl Node {
                 AuthError::Malformed(_) => NodeError::BadRequest(e.to_string()),
                 _ => NodeError::InvalidLogin,
             })?;
-        self.open_session(&ticket, now, label, |token_hash, session, redeem| {
-            Command::CreatePasskeySession {
-                zone: zone.clone(),
-                token_hash,
-                session,
-                passkey: login.id,
-                credential: login.updated,
-                ticket: redeem,
-            }
-        })
-        .await
+        Ok((ticket, login))
     }
 
     /// The session's account's passkeys, oldest first.

@@ -1,6 +1,9 @@
 //! Account routes under `/v1/zones/{zone}/auth`: OPAQUE registration and login, sessions
 //! (`Authorization: Bearer <session token>`), envelopes with compare-and-set, password change
-//! and account deletion; and the administrator's account deletion.
+//! and account deletion; and the administrator's account deletion. What cannot be undone
+//! (a new password, ending other sessions, deleting an envelope or the account, adding or
+//! removing a passkey) needs a step-up besides the session: `Blindstore-Step-Up`, the proof
+//! of a login completed minutes ago for this session.
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::header::{AUTHORIZATION, ETAG, IF_MATCH};
@@ -13,9 +16,9 @@ use base64::Engine;
 use blindstore_cluster::{Authenticated, NodeError};
 use blindstore_types::account::{AccountId, EnvelopeWrite};
 use blindstore_types::api::{
-    ChangePassword, Envelope, EnvelopeInfo, EnvelopeList, EnvelopePut, ErrorBody, LoginFinish,
-    LoginStart, LoginStarted, NewSession, RegisterFinish, RegisterStart, RegisterStarted, Revoked,
-    SessionList,
+    ChangePassword, CredentialsChanged, Envelope, EnvelopeInfo, EnvelopeList, EnvelopePut,
+    ErrorBody, LoginFinish, LoginStart, LoginStarted, LogoutEverywhere, NewSession, PasskeyInfo,
+    RegisterFinish, RegisterStart, RegisterStarted, Revoked, SessionList, StepUp, StepUpFinish,
 };
 use blindstore_types::ZoneId;
 use utoipa_axum::router::OpenApiRouter;
@@ -31,6 +34,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(register_finish))
         .routes(routes!(login_start))
         .routes(routes!(login_finish))
+        .routes(routes!(step_up))
         .routes(routes!(logout))
         .routes(routes!(logout_everywhere))
         .routes(routes!(list_sessions))
@@ -86,20 +90,39 @@ pub(crate) async fn session(
     Ok((zone, who))
 }
 
+/// The header that carries a step-up.
+pub(crate) const STEP_UP: &str = "blindstore-step-up";
+
+/// The request's session, with a live step-up of its own (`Blindstore-Step-Up`): for what
+/// cannot be undone. Without one: 403 `step_up_required`.
+pub(crate) async fn fresh_session(
+    state: &AppState,
+    zone: &str,
+    bearer: &Bearer,
+    headers: &HeaderMap,
+) -> Result<(ZoneId, Authenticated), ApiError> {
+    let (zone, who) = session(state, zone, bearer).await?;
+    let step_up = headers.get(STEP_UP).and_then(|v| v.to_str().ok());
+    state.node.require_step_up(&zone, &who, step_up).await?;
+    Ok((zone, who))
+}
+
 fn base64_field(what: &str, text: &str) -> Result<Vec<u8>, ApiError> {
     URL_SAFE_NO_PAD
         .decode(text)
         .map_err(|_| ApiError::BadRequest(format!("{what} is not base64url without padding")))
 }
 
-/// Starts an OPAQUE registration (stateless).
+/// Starts an OPAQUE registration (stateless). For an id that exists the answer carries the
+/// account's OPRF evaluation, as a login start's does, so it is held to the same per-account
+/// limit (a password change presents its device token).
 #[utoipa::path(post, path = "/v1/zones/{zone}/auth/register/start", tag = "accounts",
     request_body = RegisterStart,
     responses(
         (status = 200, body = RegisterStarted),
         (status = 400, description = "Malformed request", body = ErrorBody),
         (status = 404, description = "Unknown zone", body = ErrorBody),
-        (status = 429, description = "`rate_limited`, with `Retry-After`", body = ErrorBody)))]
+        (status = 429, description = "`rate_limited` (per client IP, and per account or device), with `Retry-After`", body = ErrorBody)))]
 async fn register_start(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -107,7 +130,14 @@ async fn register_start(
     ApiJson(body): ApiJson<RegisterStart>,
 ) -> Result<Json<RegisterStarted>, ApiError> {
     let zone = parse_zone(&zone)?;
-    state.auth_limiter.register(ip)?;
+    let device_token = body.device_token.as_deref();
+    let device = state
+        .node
+        .device(&zone, &body.account, device_token)
+        .await?;
+    state
+        .auth_limiter
+        .register_start(ip, &zone, &body.account, device)?;
     let registration_response = state
         .node
         .register_start(&zone, &body.account, &body.registration_request)
@@ -145,7 +175,7 @@ async fn register_finish(
     request_body = LoginStart,
     responses((status = 200, body = LoginStarted),
         (status = 400, description = "Malformed request", body = ErrorBody),
-        (status = 429, description = "`rate_limited` (per client IP and per account), with `Retry-After`", body = ErrorBody)))]
+        (status = 429, description = "`rate_limited` (per client IP and per account, or per device with a device token), with `Retry-After`", body = ErrorBody)))]
 async fn login_start(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -153,7 +183,12 @@ async fn login_start(
     ApiJson(body): ApiJson<LoginStart>,
 ) -> Result<Json<LoginStarted>, ApiError> {
     let zone = parse_zone(&zone)?;
-    state.auth_limiter.login(ip, &zone, &body.account)?;
+    let device_token = body.device_token.as_deref();
+    let device = state
+        .node
+        .device(&zone, &body.account, device_token)
+        .await?;
+    state.auth_limiter.login(ip, &zone, &body.account, device)?;
     let (login_response, login_ticket) = state
         .node
         .login_start(&zone, &body.account, &body.start_login_request)
@@ -183,9 +218,32 @@ async fn login_finish(
             &body.login_ticket,
             &body.finish_login_request,
             body.label,
+            body.device_token.as_deref(),
         )
         .await?;
     Ok(Json(session))
+}
+
+/// Finishes a password login (started with `login/start`) as a step-up for the request's
+/// session: no new session, a proof for what cannot be undone. A wrong password, or a login of
+/// another account, is 401 `invalid_login`.
+#[utoipa::path(post, path = "/v1/zones/{zone}/auth/step-up", tag = "accounts",
+    security(("session_token" = [])),
+    request_body = StepUpFinish,
+    responses((status = 200, body = StepUp),
+        (status = 401, description = "`invalid_session` or `invalid_login`", body = ErrorBody)))]
+async fn step_up(
+    State(state): State<AppState>,
+    ApiPath(zone): ApiPath<String>,
+    bearer: Bearer,
+    ApiJson(body): ApiJson<StepUpFinish>,
+) -> Result<Json<StepUp>, ApiError> {
+    let (zone, who) = session(&state, &zone, &bearer).await?;
+    let step_up = state
+        .node
+        .step_up_with_password(&zone, &who, &body.login_ticket, &body.finish_login_request)
+        .await?;
+    Ok(Json(step_up))
 }
 
 /// Ends the session the request comes with.
@@ -199,23 +257,51 @@ async fn logout(
     bearer: Bearer,
 ) -> Result<Json<Revoked>, ApiError> {
     let (zone, who) = session(&state, &zone, &bearer).await?;
-    let revoked = state.node.logout(&zone, &who, false).await?;
+    let revoked = state.node.logout(&zone, &who).await?;
     Ok(Json(Revoked { revoked }))
 }
 
-/// Ends every session of the account ("log out everywhere").
+/// Ends every session of the account ("log out everywhere"), this one too, removing the
+/// passkeys named in the body in the same step. Needs a step-up. The answer lists the
+/// passkeys the account keeps.
 #[utoipa::path(post, path = "/v1/zones/{zone}/auth/logout-all", tag = "accounts",
     security(("session_token" = [])),
-    responses((status = 200, body = Revoked),
-        (status = 401, description = "`invalid_session`", body = ErrorBody)))]
+    params(("Blindstore-Step-Up" = String, Header, description = "A step-up of this session")),
+    request_body(content = Option<LogoutEverywhere>, description = "Optional"),
+    responses((status = 200, body = CredentialsChanged),
+        (status = 401, description = "`invalid_session`", body = ErrorBody),
+        (status = 403, description = "`step_up_required`", body = ErrorBody),
+        (status = 404, description = "`unknown_passkey`: nothing changed", body = ErrorBody)))]
 async fn logout_everywhere(
     State(state): State<AppState>,
     ApiPath(zone): ApiPath<String>,
+    headers: HeaderMap,
     bearer: Bearer,
-) -> Result<Json<Revoked>, ApiError> {
-    let (zone, who) = session(&state, &zone, &bearer).await?;
-    let revoked = state.node.logout(&zone, &who, true).await?;
-    Ok(Json(Revoked { revoked }))
+    body: axum::body::Bytes,
+) -> Result<Json<CredentialsChanged>, ApiError> {
+    let body: LogoutEverywhere = if body.iter().all(u8::is_ascii_whitespace) {
+        LogoutEverywhere::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?
+    };
+    let (zone, who) = fresh_session(&state, &zone, &bearer, &headers).await?;
+    let passkeys = state.node.passkeys(&zone, &who)?;
+    let revoked = state
+        .node
+        .logout_everywhere(&zone, &who, &body.remove_passkeys)
+        .await?;
+    Ok(Json(CredentialsChanged {
+        revoked,
+        passkeys: kept(passkeys, &body.remove_passkeys),
+    }))
+}
+
+/// The passkeys of `before` that are not among `removed`.
+fn kept(before: Vec<PasskeyInfo>, removed: &[String]) -> Vec<PasskeyInfo> {
+    before
+        .into_iter()
+        .filter(|p| !removed.contains(&p.passkey_id))
+        .collect()
 }
 
 /// The account's live sessions.
@@ -236,17 +322,31 @@ async fn list_sessions(
     }))
 }
 
-/// Ends one of the account's sessions, by its listed id.
+/// Ends one of the account's sessions, by its listed id. Another session than the request's
+/// needs a step-up.
 #[utoipa::path(delete, path = "/v1/zones/{zone}/auth/sessions/{id}", tag = "accounts",
     security(("session_token" = [])),
+    params(("Blindstore-Step-Up" = Option<String>, Header, description = "A step-up of this session (to end another)")),
     responses((status = 200, body = Revoked),
-        (status = 401, description = "`invalid_session`", body = ErrorBody)))]
+        (status = 401, description = "`invalid_session`", body = ErrorBody),
+        (status = 403, description = "`step_up_required`", body = ErrorBody)))]
 async fn end_session(
     State(state): State<AppState>,
     ApiPath((zone, id)): ApiPath<(String, String)>,
+    headers: HeaderMap,
     bearer: Bearer,
 ) -> Result<Json<Revoked>, ApiError> {
     let (zone, who) = session(&state, &zone, &bearer).await?;
+    if who.session_id() != id {
+        state
+            .node
+            .require_step_up(
+                &zone,
+                &who,
+                headers.get(STEP_UP).and_then(|v| v.to_str().ok()),
+            )
+            .await?;
+    }
     let ended = state.node.end_session(&zone, &who, &id).await?;
     Ok(Json(Revoked {
         revoked: u64::from(ended),
@@ -338,7 +438,7 @@ async fn put_envelope(
     Ok(([(ETAG, version_etag(version))], Json(info)).into_response())
 }
 
-/// Deletes an envelope. `If-Match: "<version>"` is required: another version (or no such
+/// Deletes an envelope (with a step-up). `If-Match: "<version>"` is required: another version (or no such
 /// envelope) is 409 `envelope_conflict` with the current version (0: none) in
 /// `error.version`, and nothing changed.
 #[utoipa::path(delete, path = "/v1/zones/{zone}/auth/envelopes/{name}", tag = "accounts",
@@ -347,6 +447,7 @@ async fn put_envelope(
     responses((status = 204, description = "Deleted"),
         (status = 400, description = "No `If-Match`", body = ErrorBody),
         (status = 401, description = "`invalid_session`", body = ErrorBody),
+        (status = 403, description = "`step_up_required`", body = ErrorBody),
         (status = 409, description = "`envelope_conflict`", body = ErrorBody)))]
 async fn delete_envelope(
     State(state): State<AppState>,
@@ -360,7 +461,7 @@ async fn delete_envelope(
         ));
     }
     let if_version = if_match_version(&headers)?;
-    let (zone, who) = session(&state, &zone, &bearer).await?;
+    let (zone, who) = fresh_session(&state, &zone, &bearer, &headers).await?;
     state
         .node
         .delete_envelope(&zone, &who, &name, if_version)
@@ -368,20 +469,25 @@ async fn delete_envelope(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Changes the password: a new OPAQUE record (from `register/start` with the same account
-/// id), with an envelope and the end of the other sessions, in one atomic step.
+/// Changes the password (with a step-up): a new OPAQUE record (from `register/start` with the
+/// same account id), with an envelope, the removal of passkeys and the end of the other
+/// sessions, in one atomic step. The answer lists the passkeys the account keeps.
 #[utoipa::path(post, path = "/v1/zones/{zone}/auth/password", tag = "accounts",
     security(("session_token" = [])),
+    params(("Blindstore-Step-Up" = String, Header, description = "A step-up of this session")),
     request_body = ChangePassword,
-    responses((status = 204, description = "Changed"),
+    responses((status = 200, description = "Changed", body = CredentialsChanged),
         (status = 401, description = "`invalid_session`", body = ErrorBody),
-        (status = 409, description = "`envelope_conflict`", body = ErrorBody)))]
+        (status = 403, description = "`step_up_required`", body = ErrorBody),
+        (status = 404, description = "`unknown_passkey`: nothing changed", body = ErrorBody),
+        (status = 409, description = "`envelope_conflict`: nothing changed", body = ErrorBody)))]
 async fn change_password(
     State(state): State<AppState>,
     ApiPath(zone): ApiPath<String>,
+    headers: HeaderMap,
     bearer: Bearer,
     ApiJson(body): ApiJson<ChangePassword>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Json<CredentialsChanged>, ApiError> {
     let envelope = match body.envelope {
         Some(e) => Some(EnvelopeWrite {
             data: base64_field("envelope.data", &e.data)?,
@@ -390,8 +496,9 @@ async fn change_password(
         }),
         None => None,
     };
-    let (zone, who) = session(&state, &zone, &bearer).await?;
-    state
+    let (zone, who) = fresh_session(&state, &zone, &bearer, &headers).await?;
+    let passkeys = state.node.passkeys(&zone, &who)?;
+    let revoked = state
         .node
         .change_password(
             &zone,
@@ -399,22 +506,30 @@ async fn change_password(
             &body.registration_record,
             envelope,
             body.revoke_other_sessions,
+            &body.remove_passkeys,
         )
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Json(CredentialsChanged {
+        revoked,
+        passkeys: kept(passkeys, &body.remove_passkeys),
+    }))
 }
 
-/// Deletes the account of the session: its record, envelopes, passkeys and sessions.
+/// Deletes the account of the session (with a step-up): its record, envelopes, passkeys and
+/// sessions.
 #[utoipa::path(delete, path = "/v1/zones/{zone}/auth/account", tag = "accounts",
     security(("session_token" = [])),
+    params(("Blindstore-Step-Up" = String, Header, description = "A step-up of this session")),
     responses((status = 204, description = "Deleted"),
-        (status = 401, description = "`invalid_session`", body = ErrorBody)))]
+        (status = 401, description = "`invalid_session`", body = ErrorBody),
+        (status = 403, description = "`step_up_required`", body = ErrorBody)))]
 async fn delete_own_account(
     State(state): State<AppState>,
     ApiPath(zone): ApiPath<String>,
+    headers: HeaderMap,
     bearer: Bearer,
 ) -> Result<StatusCode, ApiError> {
-    let (zone, who) = session(&state, &zone, &bearer).await?;
+    let (zone, who) = fresh_session(&state, &zone, &bearer, &headers).await?;
     state
         .node
         .delete_account(&zone, &who.account.clone(), Some(&who))

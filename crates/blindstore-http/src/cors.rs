@@ -49,6 +49,7 @@ pub(crate) fn layer(node: Node) -> CorsLayer {
             IF_MATCH,
             IF_NONE_MATCH,
             HeaderName::from_static("last-event-id"),
+            HeaderName::from_static(crate::accounts::STEP_UP),
         ])
         .expose_headers([ETAG, RETRY_AFTER, LOCATION, CONTENT_LENGTH])
         .max_age(MAX_AGE)

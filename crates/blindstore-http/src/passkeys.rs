@@ -4,16 +4,16 @@
 //! write.
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use blindstore_types::api::{
     ErrorBody, NewSession, PasskeyInfo, PasskeyList, PasskeyLoginFinish, PasskeyLoginStart,
-    PasskeyOptions, PasskeyRegisterFinish,
+    PasskeyOptions, PasskeyRegisterFinish, PasskeyStepUpFinish, StepUp,
 };
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::accounts::{session, Bearer};
+use crate::accounts::{fresh_session, session, Bearer};
 use crate::rate::ClientIp;
 use crate::{parse_zone, ApiError, ApiJson, ApiPath, AppState};
 
@@ -23,24 +23,27 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(register_finish))
         .routes(routes!(login_start))
         .routes(routes!(login_finish))
+        .routes(routes!(step_up))
         .routes(routes!(list))
         .routes(routes!(remove))
 }
 
-/// Starts registering a passkey for the session's account: options for
+/// Starts registering a passkey for the session's account (with a step-up): options for
 /// `navigator.credentials.create` (the account's passkeys excluded; the browser adds the PRF
 /// extension and may replace the user name shown) and a ticket for this session.
 #[utoipa::path(post, path = "/v1/zones/{zone}/auth/passkeys/register/start", tag = "passkeys",
     security(("session_token" = [])),
+    params(("Blindstore-Step-Up" = String, Header, description = "A step-up of this session")),
     responses((status = 200, body = PasskeyOptions),
         (status = 401, description = "`invalid_session`", body = ErrorBody),
-        (status = 403, description = "`passkeys_off`, or `quota_exceeded` (16 passkeys)", body = ErrorBody)))]
+        (status = 403, description = "`step_up_required`, `passkeys_off`, or `quota_exceeded` (16 passkeys)", body = ErrorBody)))]
 async fn register_start(
     State(state): State<AppState>,
     ApiPath(zone): ApiPath<String>,
+    headers: HeaderMap,
     bearer: Bearer,
 ) -> Result<Json<PasskeyOptions>, ApiError> {
-    let (zone, who) = session(&state, &zone, &bearer).await?;
+    let (zone, who) = fresh_session(&state, &zone, &bearer, &headers).await?;
     let (options, ticket) = state.node.passkey_register_start(&zone, &who).await?;
     Ok(Json(PasskeyOptions { options, ticket }))
 }
@@ -82,7 +85,12 @@ async fn login_start(
     ApiJson(body): ApiJson<PasskeyLoginStart>,
 ) -> Result<Json<PasskeyOptions>, ApiError> {
     let zone = parse_zone(&zone)?;
-    state.auth_limiter.login(ip, &zone, &body.account)?;
+    let device_token = body.device_token.as_deref();
+    let device = state
+        .node
+        .device(&zone, &body.account, device_token)
+        .await?;
+    state.auth_limiter.login(ip, &zone, &body.account, device)?;
     let (options, ticket) = state.node.passkey_login_start(&zone, &body.account).await?;
     Ok(Json(PasskeyOptions { options, ticket }))
 }
@@ -101,9 +109,37 @@ async fn login_finish(
     let zone = parse_zone(&zone)?;
     let session = state
         .node
-        .passkey_login_finish(&zone, &body.ticket, body.credential, body.label)
+        .passkey_login_finish(
+            &zone,
+            &body.ticket,
+            body.credential,
+            body.label,
+            body.device_token.as_deref(),
+        )
         .await?;
     Ok(Json(session))
+}
+
+/// Finishes a passkey login (started with `passkeys/login/start`) as a step-up for the
+/// request's session: no new session, a proof for what cannot be undone. Any failed check,
+/// or a login of another account, is 401 `invalid_login`.
+#[utoipa::path(post, path = "/v1/zones/{zone}/auth/passkeys/step-up", tag = "passkeys",
+    security(("session_token" = [])),
+    request_body = PasskeyStepUpFinish,
+    responses((status = 200, body = StepUp),
+        (status = 401, description = "`invalid_session` or `invalid_login`", body = ErrorBody)))]
+async fn step_up(
+    State(state): State<AppState>,
+    ApiPath(zone): ApiPath<String>,
+    bearer: Bearer,
+    ApiJson(body): ApiJson<PasskeyStepUpFinish>,
+) -> Result<Json<StepUp>, ApiError> {
+    let (zone, who) = session(&state, &zone, &bearer).await?;
+    let step_up = state
+        .node
+        .step_up_with_passkey(&zone, &who, &body.ticket, body.credential)
+        .await?;
+    Ok(Json(step_up))
 }
 
 /// The account's passkeys.
@@ -121,19 +157,22 @@ async fn list(
     Ok(Json(PasskeyList { passkeys }))
 }
 
-/// Removes one of the account's passkeys (an envelope the client made for it stays until the
-/// client deletes it).
+/// Removes one of the account's passkeys, with a step-up (an envelope the client made for it
+/// stays until the client deletes it).
 #[utoipa::path(delete, path = "/v1/zones/{zone}/auth/passkeys/{id}", tag = "passkeys",
     security(("session_token" = [])),
+    params(("Blindstore-Step-Up" = String, Header, description = "A step-up of this session")),
     responses((status = 204, description = "Removed"),
         (status = 401, description = "`invalid_session`", body = ErrorBody),
+        (status = 403, description = "`step_up_required`", body = ErrorBody),
         (status = 404, description = "`unknown_passkey`", body = ErrorBody)))]
 async fn remove(
     State(state): State<AppState>,
     ApiPath((zone, id)): ApiPath<(String, String)>,
+    headers: HeaderMap,
     bearer: Bearer,
 ) -> Result<StatusCode, ApiError> {
-    let (zone, who) = session(&state, &zone, &bearer).await?;
+    let (zone, who) = fresh_session(&state, &zone, &bearer, &headers).await?;
     state.node.remove_passkey(&zone, &who, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,8 +1,15 @@
 //! Rate limits on account endpoints, so a password cannot be guessed online at speed and
-//! accounts cannot be created in bulk: per client IP for registrations and logins, and per
-//! account for logins (governor's keyed GCRA limiters). Limits are per node: behind a load
-//! balancer over n nodes a client gets at most n times the rate. Over the limit: 429
-//! `rate_limited` with `Retry-After`.
+//! accounts cannot be created in bulk (governor's keyed GCRA limiters):
+//!
+//! - Every answer that evaluates an account's OPRF — a login start (password or passkey) and
+//!   a registration start, which for an existing account answers with the same OPRF key a
+//!   login does — is held to the account's limit: one bucket per account for strangers, and
+//!   one per device for a client that presents a device token an earlier login of that
+//!   account got, so strangers cannot lock the owner out (OWASP's "device cookies").
+//! - Strangers are also held per client IP (logins and registration steps apart).
+//!
+//! Limits are per node: behind a load balancer over n nodes a client gets at most n times the
+//! rate. Over the limit: 429 `rate_limited` with `Retry-After`.
 //!
 //! The client IP is the TCP peer, unless the peer is a trusted proxy: then it is the
 //! right-most address in `X-Forwarded-For` that is not itself a trusted proxy (an entry that
@@ -15,6 +22,7 @@ use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
+use blindstore_cluster::DeviceId;
 use blindstore_types::account::AccountId;
 use blindstore_types::ZoneId;
 use governor::clock::{Clock, DefaultClock};
@@ -31,7 +39,8 @@ const SWEEP_EVERY: u64 = 4096;
 pub struct AuthLimits {
     /// Login starts per client IP per minute.
     pub login_per_ip: u32,
-    /// Login starts per account per minute.
+    /// Login and registration starts per account per minute: shared by every client without
+    /// a device token of the account, and the same again for each device that has one.
     pub login_per_account: u32,
     /// Registration steps per client IP per minute.
     pub register_per_ip: u32,
@@ -56,6 +65,7 @@ pub(crate) struct AuthLimiter {
     checks: std::sync::atomic::AtomicU64,
     login_ip: DefaultKeyedRateLimiter<IpAddr>,
     login_account: DefaultKeyedRateLimiter<(ZoneId, AccountId)>,
+    login_device: DefaultKeyedRateLimiter<DeviceId>,
     register_ip: DefaultKeyedRateLimiter<IpAddr>,
 }
 
@@ -70,20 +80,41 @@ impl AuthLimiter {
             checks: Default::default(),
             login_ip: RateLimiter::keyed(per_minute(limits.login_per_ip)),
             login_account: RateLimiter::keyed(per_minute(limits.login_per_account)),
+            login_device: RateLimiter::keyed(per_minute(limits.login_per_account)),
             register_ip: RateLimiter::keyed(per_minute(limits.register_per_ip)),
         }
     }
 
-    /// A login start from `ip` for `account`.
+    /// A login start from `ip` for `account`, by one of its devices or a stranger.
     pub(crate) fn login(
         &self,
         ip: IpAddr,
         zone: &ZoneId,
         account: &AccountId,
+        device: Option<DeviceId>,
     ) -> Result<(), ApiError> {
         self.sweep();
+        if let Some(device) = device {
+            return check(&self.login_device, &device);
+        }
         check(&self.login_ip, &limit_key(ip))?;
         check(&self.login_account, &(zone.clone(), account.clone()))
+    }
+
+    /// A registration start from `ip` for `account`: a registration step for the IP, and an
+    /// OPRF answer for the account (its device's, or the one strangers share).
+    pub(crate) fn register_start(
+        &self,
+        ip: IpAddr,
+        zone: &ZoneId,
+        account: &AccountId,
+        device: Option<DeviceId>,
+    ) -> Result<(), ApiError> {
+        self.register(ip)?;
+        match device {
+            Some(device) => check(&self.login_device, &device),
+            None => check(&self.login_account, &(zone.clone(), account.clone())),
+        }
     }
 
     /// A registration step from `ip`.
@@ -98,6 +129,7 @@ impl AuthLimiter {
         if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             self.login_ip.retain_recent();
             self.login_account.retain_recent();
+            self.login_device.retain_recent();
             self.register_ip.retain_recent();
         }
     }

@@ -9,7 +9,7 @@ use blindstore_types::account::{
     SessionRecord, ZoneAuth, MAX_ENVELOPES_PER_ACCOUNT, MAX_PASSKEYS_PER_ACCOUNT,
     MAX_SESSIONS_PER_ACCOUNT,
 };
-use blindstore_types::command::{Command, CommandResponse, Rejection, TicketUse};
+use blindstore_types::command::{Command, CommandResponse, NewPassword, Rejection, TicketUse};
 use blindstore_types::record::encode;
 use blindstore_types::{Hash32, ZoneId};
 use heed::types::Bytes;
@@ -43,6 +43,13 @@ pub(crate) struct AccountTables {
     /// `u8 len(zone) || zone || credential id` → account id: a credential id belongs to one
     /// account of a zone.
     pub(crate) passkey_ids: Database<Bytes, Bytes>,
+}
+
+/// The parts of a [`Command::ChangeCredentials`].
+struct CredentialsChange {
+    password: Option<NewPassword>,
+    remove_passkeys: Vec<Vec<u8>>,
+    revoke: Option<Revoke>,
 }
 
 /// `u8 len(zone) || zone || u16 len(account) || account`: no key is a prefix of another.
@@ -314,30 +321,40 @@ impl AccountTables {
                 envelope,
                 revoke_other_sessions,
             } => {
-                if !self.acting_ok(wtxn, &zone, &account, acting)? {
-                    return rejected(Rejection::InvalidSession);
-                }
-                let Some(mut record) = self.account(wtxn, &zone, &account)? else {
-                    return rejected(Rejection::UnknownAccount);
+                // Written by older builds; applied as the credentials change it is.
+                let password = Some(NewPassword {
+                    registration,
+                    envelope,
+                });
+                let change = CredentialsChange {
+                    password,
+                    remove_passkeys: Vec::new(),
+                    revoke: revoke_other_sessions.then_some(Revoke::All {
+                        except: Some(acting.session),
+                    }),
                 };
-                if let Some(write) = &envelope {
-                    if let Err(r) = self.check_envelope_write(wtxn, &zone, &account, write)? {
-                        return rejected(r);
-                    }
+                match self.change_credentials(wtxn, &zone, &account, acting, change)? {
+                    Ok(_) => R::PasswordChanged,
+                    Err(r) => R::Rejected(r),
                 }
-                record.registration = registration;
-                record.password_changed_at_ms =
-                    acting.now_ms.max(record.password_changed_at_ms + 1);
-                self.accounts
-                    .put(wtxn, &account_key(&zone, &account), &encode(&record))?;
-                if let Some(write) = envelope {
-                    self.put_envelope(wtxn, &zone, &account, write, acting.now_ms)?;
+            }
+            Command::ChangeCredentials {
+                zone,
+                account,
+                acting,
+                password,
+                remove_passkeys,
+                revoke,
+            } => {
+                let change = CredentialsChange {
+                    password,
+                    remove_passkeys,
+                    revoke,
+                };
+                match self.change_credentials(wtxn, &zone, &account, acting, change)? {
+                    Ok(revoked) => R::CredentialsChanged { revoked },
+                    Err(r) => R::Rejected(r),
                 }
-                if revoke_other_sessions {
-                    let except = Some(acting.session);
-                    self.revoke(wtxn, &zone, &account, Revoke::All { except })?;
-                }
-                R::PasswordChanged
             }
             Command::DeleteAccount {
                 zone,
@@ -458,6 +475,51 @@ impl AccountTables {
             }
             other => unreachable!("not an account command: {other:?}"),
         })
+    }
+
+    /// A new password, the end of the other sessions and the removal of passkeys, all or
+    /// nothing: every precondition is checked before anything is written. Returns how many
+    /// sessions ended.
+    fn change_credentials(
+        &self,
+        wtxn: &mut RwTxn,
+        zone: &ZoneId,
+        account: &AccountId,
+        acting: Acting,
+        change: CredentialsChange,
+    ) -> Result<Result<u64, Rejection>, StorageError> {
+        if !self.acting_ok(wtxn, zone, account, acting)? {
+            return Ok(Err(Rejection::InvalidSession));
+        }
+        let Some(mut record) = self.account(wtxn, zone, account)? else {
+            return Ok(Err(Rejection::UnknownAccount));
+        };
+        if let Some(write) = change.password.as_ref().and_then(|p| p.envelope.as_ref()) {
+            if let Err(r) = self.check_envelope_write(wtxn, zone, account, write)? {
+                return Ok(Err(r));
+            }
+        }
+        for id in &change.remove_passkeys {
+            if self.passkey(wtxn, zone, account, id)?.is_none() {
+                return Ok(Err(Rejection::UnknownPasskey));
+            }
+        }
+        if let Some(password) = change.password {
+            record.registration = password.registration;
+            record.password_changed_at_ms = acting.now_ms.max(record.password_changed_at_ms + 1);
+            self.accounts
+                .put(wtxn, &account_key(zone, account), &encode(&record))?;
+            if let Some(write) = password.envelope {
+                self.put_envelope(wtxn, zone, account, write, acting.now_ms)?;
+            }
+        }
+        for id in &change.remove_passkeys {
+            self.delete_passkey(wtxn, zone, account, id)?;
+        }
+        match change.revoke {
+            Some(revoke) => Ok(Ok(self.revoke(wtxn, zone, account, revoke)?)),
+            None => Ok(Ok(0)),
+        }
     }
 
     /// Whether `acting` is a live session of `account` at the command's time.

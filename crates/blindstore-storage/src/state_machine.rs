@@ -816,6 +816,7 @@ fn apply_command(
         | Command::RevokeSessions { .. }
         | Command::PutEnvelope { .. }
         | Command::ChangePassword { .. }
+        | Command::ChangeCredentials { .. }
         | Command::DeleteAccount { .. }
         | Command::AddPasskey { .. }
         | Command::RemovePasskey { .. }

@@ -297,6 +297,11 @@ pub struct RegisterStart {
     pub account: AccountId,
     /// OPAQUE `RegistrationRequest`, base64url without padding.
     pub registration_request: String,
+    /// The device token a login on this client got for this account, if any: the request is
+    /// then held to this device's own limit instead of the one strangers share (a password
+    /// change runs `register/start` for an existing account).
+    #[serde(default)]
+    pub device_token: Option<String>,
 }
 
 /// The answer to [`RegisterStart`].
@@ -327,6 +332,10 @@ pub struct LoginStart {
     pub account: AccountId,
     /// OPAQUE `CredentialRequest` (KE1), base64url without padding.
     pub start_login_request: String,
+    /// The device token an earlier login on this client got for this account, if any: the
+    /// login is then held to this device's own limit, so strangers' attempts cannot lock it out.
+    #[serde(default)]
+    pub device_token: Option<String>,
 }
 
 /// The answer to [`LoginStart`]; an unknown account gets one of the same shape.
@@ -351,6 +360,10 @@ pub struct LoginFinish {
     /// A label for the session (e.g. the device), up to 128 bytes.
     #[serde(default)]
     pub label: String,
+    /// The device token this client holds for the account, if any: the new one keeps its
+    /// device id (and so its rate limit).
+    #[serde(default)]
+    pub device_token: Option<String>,
 }
 
 /// A new session.
@@ -364,6 +377,51 @@ pub struct NewSession {
     pub session_id: String,
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub account: AccountId,
+    pub expires_at_ms: u64,
+    /// A step-up for this session: the proof of a login completed just now, which what cannot
+    /// be undone requires (`Blindstore-Step-Up: <step_up>`) until `step_up_expires_at_ms`. Keep
+    /// it in memory only.
+    #[serde(default)]
+    pub step_up: String,
+    #[serde(default)]
+    pub step_up_expires_at_ms: u64,
+    /// The device token: send it with later logins to this account from this client
+    /// (`device_token` in `login/start`, `register/start`, `passkeys/login/start` and
+    /// `login/finish`), so they are held to this device's own rate limit. Keep it across
+    /// logouts.
+    #[serde(default)]
+    pub device_token: String,
+}
+
+/// `POST /v1/zones/{zone}/auth/step-up`: a password login (started with `login/start`)
+/// finished to prove the password again for the request's session, instead of opening a
+/// new session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct StepUpFinish {
+    pub login_ticket: String,
+    /// OPAQUE `CredentialFinalization` (KE3), base64url without padding.
+    pub finish_login_request: String,
+}
+
+/// `POST /v1/zones/{zone}/auth/passkeys/step-up`: a passkey login (started with
+/// `passkeys/login/start`) finished to prove the passkey again for the request's session.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PasskeyStepUpFinish {
+    pub ticket: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub credential: serde_json::Value,
+}
+
+/// A step-up: send it as `Blindstore-Step-Up: <step_up>` with the session's requests that
+/// cannot be undone, until `expires_at_ms`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct StepUp {
+    pub step_up: String,
     pub expires_at_ms: u64,
 }
 
@@ -402,6 +460,9 @@ pub struct PasskeyRegisterFinish {
 pub struct PasskeyLoginStart {
     #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub account: AccountId,
+    /// As in `login/start`.
+    #[serde(default)]
+    pub device_token: Option<String>,
 }
 
 /// `POST /v1/zones/{zone}/auth/passkeys/login/finish`.
@@ -417,6 +478,9 @@ pub struct PasskeyLoginFinish {
     /// A label for the session, up to 128 bytes.
     #[serde(default)]
     pub label: String,
+    /// As in `login/finish`.
+    #[serde(default)]
+    pub device_token: Option<String>,
 }
 
 /// `POST /v1/admin/zones/{zone}/site`: the published version.
@@ -565,6 +629,30 @@ pub struct ChangePassword {
     pub envelope: Option<EnvelopeChange>,
     #[serde(default)]
     pub revoke_other_sessions: bool,
+    /// Passkeys to remove in the same step (their `passkey_id`s); an unknown one refuses the
+    /// whole change with 404 `unknown_passkey`.
+    #[serde(default)]
+    pub remove_passkeys: Vec<String>,
+}
+
+/// `POST /v1/zones/{zone}/auth/logout-all` (the body is optional).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LogoutEverywhere {
+    /// Passkeys to remove in the same step, as in [`ChangePassword`].
+    #[serde(default)]
+    pub remove_passkeys: Vec<String>,
+}
+
+/// The answer to a password change or "log out everywhere": how many sessions ended, and
+/// the passkeys the account still has (a password change does not end them: remove the ones
+/// you do not know in the same step, or now).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CredentialsChanged {
+    pub revoked: u64,
+    pub passkeys: Vec<PasskeyInfo>,
 }
 
 /// The stable error codes of HTTP API v1, in one place for the server, the gateway and the
@@ -589,6 +677,9 @@ pub enum ErrorCode {
     InvalidLogin,
     /// 401: the session token is missing, expired or revoked.
     InvalidSession,
+    /// 403: the request cannot be undone and needs a fresh proof for its session (a
+    /// step-up: `Blindstore-Step-Up`, from a password or passkey login minutes ago).
+    StepUpRequired,
     /// 403: a quota of the zone would be exceeded.
     QuotaExceeded,
     /// 404: no such route.
@@ -647,7 +738,7 @@ impl ErrorCode {
         match self {
             BadRequest | BadPublicKey | BadSignature | HashMismatch | MissingChunk => 400,
             Unauthorized | InvalidLogin | InvalidSession => 401,
-            QuotaExceeded | PasskeysOff => 403,
+            QuotaExceeded | PasskeysOff | StepUpRequired => 403,
             NotFound | UnknownZone | UnknownChain | UnknownChunk | UnknownAccount
             | UnknownEnvelope | UnknownPasskey | UnknownProxy => 404,
             MethodNotAllowed => 405,
@@ -674,6 +765,7 @@ impl ErrorCode {
             Unauthorized => "unauthorized",
             InvalidLogin => "invalid_login",
             InvalidSession => "invalid_session",
+            StepUpRequired => "step_up_required",
             AccountExists => "account_exists",
             EnvelopeConflict => "envelope_conflict",
             UnknownAccount => "unknown_account",
@@ -768,7 +860,8 @@ mod schemas {
 mod tests {
     use super::ErrorCode::{self, *};
 
-    const ALL: [ErrorCode; 32] = [
+    const ALL: [ErrorCode; 33] = [
+        StepUpRequired,
         UnknownProxy,
         BadGateway,
         GatewayTimeout,

@@ -161,6 +161,26 @@ pub enum Command {
     /// rejected one changes nothing and does not stop the others): how the leader commits
     /// many concurrent writes with one log write. Batches do not nest.
     Batch(Vec<Command>),
+    /// What a user does when an account may be in someone else's hands, as one step for a
+    /// live session of it (whose step-up the proposer checked): a new password (optional, with
+    /// an envelope), the removal of passkeys, the end of sessions (optional: every other one,
+    /// or every one for "log out everywhere"). An unknown passkey or an envelope conflict
+    /// rejects it all, changing nothing.
+    ChangeCredentials {
+        zone: ZoneId,
+        account: AccountId,
+        acting: Acting,
+        password: Option<NewPassword>,
+        remove_passkeys: Vec<Vec<u8>>,
+        revoke: Option<Revoke>,
+    },
+}
+
+/// A new OPAQUE record, with the envelope written in the same step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewPassword {
+    pub registration: Vec<u8>,
+    pub envelope: Option<EnvelopeWrite>,
 }
 
 /// A login ticket being redeemed: its id and when it stops being valid (until then its id is
@@ -219,6 +239,10 @@ pub enum CommandResponse {
     SiteVersionSet,
     /// The responses of a `Batch`, in its order.
     Batch(Vec<CommandResponse>),
+    CredentialsChanged {
+        /// Sessions ended.
+        revoked: u64,
+    },
 }
 
 /// Why a command changed nothing.

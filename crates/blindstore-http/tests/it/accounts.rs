@@ -79,8 +79,24 @@ async fn login_finish(t: &TestNode, ticket: &str, message: &str, label: &str) ->
     .await
 }
 
-/// A full login: the session token and the export key.
-async fn login(t: &TestNode, account: &str, password: &[u8], label: &str) -> (String, Vec<u8>) {
+/// A logged-in session: its token (what `&session` reads as where a token is expected), the
+/// step-up its login gave, and the device token.
+#[derive(Clone)]
+struct Signed {
+    token: String,
+    step_up: String,
+    device: String,
+}
+
+impl std::ops::Deref for Signed {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.token
+    }
+}
+
+/// A full login: the session and the export key.
+async fn login(t: &TestNode, account: &str, password: &[u8], label: &str) -> (Signed, Vec<u8>) {
     let (state, started) = login_start(t, account, password).await;
     let done = state
         .finish(password, started["login_response"].as_str().unwrap())
@@ -93,10 +109,13 @@ async fn login(t: &TestNode, account: &str, password: &[u8], label: &str) -> (St
     )
     .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
-    (
-        r.json()["token"].as_str().unwrap().to_owned(),
-        done.export_key,
-    )
+    let field = |name: &str| r.json()[name].as_str().unwrap().to_owned();
+    let signed = Signed {
+        token: field("token"),
+        step_up: field("step_up"),
+        device: field("device_token"),
+    };
+    (signed, done.export_key)
 }
 
 async fn with_session(
@@ -107,10 +126,38 @@ async fn with_session(
     body: Option<Value>,
     if_match: Option<&str>,
 ) -> Reply {
+    session_call(t, method, path, token, None, body, if_match).await
+}
+
+/// A request of `session` with its step-up, for what cannot be undone.
+async fn stepped_up(
+    t: &TestNode,
+    method: Method,
+    path: &str,
+    session: &Signed,
+    body: Option<Value>,
+    if_match: Option<&str>,
+) -> Reply {
+    let step_up = Some(session.step_up.as_str());
+    session_call(t, method, path, session, step_up, body, if_match).await
+}
+
+async fn session_call(
+    t: &TestNode,
+    method: Method,
+    path: &str,
+    token: &str,
+    step_up: Option<&str>,
+    body: Option<Value>,
+    if_match: Option<&str>,
+) -> Reply {
     let mut builder = Request::builder()
         .method(method)
         .uri(format!("{AUTH}/{path}"))
         .header("authorization", format!("Bearer {token}"));
+    if let Some(v) = step_up {
+        builder = builder.header("blindstore-step-up", v);
+    }
     if let Some(v) = if_match {
         builder = builder.header("if-match", v);
     }
@@ -312,7 +359,7 @@ async fn a_password_change_is_one_step_and_can_end_other_sessions() {
         "envelope": {"name": "password", "data": "BBBB", "if_version": 0},
         "revoke_other_sessions": true
     });
-    let r = with_session(&t, Method::POST, "password", &here, Some(body), None).await;
+    let r = stepped_up(&t, Method::POST, "password", &here, Some(body), None).await;
     refused(&r, StatusCode::CONFLICT, "envelope_conflict");
     login(&t, "alice", b"old", "").await;
 
@@ -321,13 +368,33 @@ async fn a_password_change_is_one_step_and_can_end_other_sessions() {
         "envelope": {"name": "password", "data": "BBBB", "if_version": 1},
         "revoke_other_sessions": true
     });
-    let r = with_session(&t, Method::POST, "password", &here, Some(body), None).await;
-    assert_eq!(
-        r.status,
-        StatusCode::NO_CONTENT,
-        "{:?}",
-        String::from_utf8_lossy(&r.body)
-    );
+    // The session alone, or with another session's step-up, is not enough.
+    let r = with_session(
+        &t,
+        Method::POST,
+        "password",
+        &here,
+        Some(body.clone()),
+        None,
+    )
+    .await;
+    refused(&r, StatusCode::FORBIDDEN, "step_up_required");
+    let borrowed = Some(elsewhere.step_up.as_str());
+    let r = session_call(
+        &t,
+        Method::POST,
+        "password",
+        &here,
+        borrowed,
+        Some(body.clone()),
+        None,
+    )
+    .await;
+    refused(&r, StatusCode::FORBIDDEN, "step_up_required");
+    login(&t, "alice", b"old", "").await;
+    let r = stepped_up(&t, Method::POST, "password", &here, Some(body), None).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
+    assert_eq!(r.json(), json!({"revoked": 3, "passkeys": []}));
     let (_, new_key) = login(&t, "alice", b"new", "").await;
     assert_eq!(new_key, record.export_key);
     let (state, started) = login_start(&t, "alice", b"old").await;
@@ -355,6 +422,8 @@ async fn an_account_can_be_deleted_by_itself_or_an_administrator() {
     )
     .await;
     let r = with_session(&t, Method::DELETE, "account", &token, None, None).await;
+    refused(&r, StatusCode::FORBIDDEN, "step_up_required");
+    let r = stepped_up(&t, Method::DELETE, "account", &token, None, None).await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
     let r = with_session(&t, Method::GET, "envelopes/password", &token, None, None).await;
     assert_eq!(
@@ -523,15 +592,11 @@ async fn logins_and_registrations_are_rate_limited_per_ip_and_per_account() {
 
     // Registrations: three steps per IP per minute.
     let (_, request) = client::start_registration(b"pw").unwrap();
-    let body = json!({"account": "ivan", "registration_request": request});
     let mut statuses = Vec::new();
-    for _ in 0..4 {
+    for account in ["ivan", "judy", "ken", "lou"] {
+        let body = json!({"account": account, "registration_request": request});
         let r = t
-            .call(
-                Method::POST,
-                &format!("{AUTH}/register/start"),
-                Some(body.clone()),
-            )
+            .call(Method::POST, &format!("{AUTH}/register/start"), Some(body))
             .await;
         statuses.push(r.status.as_u16());
     }
@@ -667,7 +732,7 @@ async fn passkeys_are_off_until_configured_and_bad_settings_change_nothing() {
     register(&t, "alice", b"pw").await;
     let (token, _) = login(&t, "alice", b"pw", "").await;
 
-    let r = with_session(
+    let r = stepped_up(
         &t,
         Method::POST,
         "passkeys/register/start",
@@ -704,7 +769,7 @@ async fn passkeys_are_off_until_configured_and_bad_settings_change_nothing() {
     let r = t.set_settings(good).await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
     assert_eq!(r.json()["passkeys"]["rp_id"], "example.com");
-    let r = with_session(
+    let r = stepped_up(
         &t,
         Method::POST,
         "passkeys/register/start",
@@ -754,4 +819,290 @@ async fn passkeys_are_off_until_configured_and_bad_settings_change_nothing() {
     let r = t.set_settings(json!({"passkey_rp_id": ""})).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json()["passkeys"], Value::Null);
+}
+
+/// A registration start for `account` from `peer`, optionally with a device token.
+async fn register_start_from(
+    t: &TestNode,
+    account: &str,
+    peer: &str,
+    device: Option<&str>,
+) -> Reply {
+    let (_, request) = client::start_registration(b"guess").unwrap();
+    let body = json!({"account": account, "registration_request": request, "device_token": device});
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .uri(format!("{AUTH}/register/start"))
+        .header("content-type", "application/json")
+        .body(Body::from(serde_json::to_vec(&body).unwrap()))
+        .unwrap();
+    let peer: std::net::SocketAddr = format!("{peer}:4000").parse().unwrap();
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    t.send(request).await
+}
+
+/// `register/start` for an existing id answers with the account's OPRF evaluation, as
+/// `login/start` does: it is held to the same per-account limit, whatever the address, so it
+/// is no way around the login limit (60 of 60 answers from 6 addresses got through before).
+#[tokio::test]
+async fn registration_starts_are_no_password_oracle_beyond_the_login_limit() {
+    let limits = AuthLimits {
+        login_per_ip: 1000,
+        register_per_ip: 1000,
+        ..AuthLimits::default()
+    };
+    let t = start_full(Limits::default(), |_| {}, &limits).await;
+    register(&t, "alice", b"pw").await;
+    let (owner, _) = login(&t, "alice", b"pw", "").await;
+    let mut answered = 0;
+    for peer in 1..=6 {
+        for _ in 0..10 {
+            let r = register_start_from(&t, "alice", &format!("192.0.2.{peer}"), None).await;
+            match r.status {
+                StatusCode::OK => answered += 1,
+                _ => refused(&r, StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            }
+        }
+    }
+    // The registration and the login above used two; starts of both kinds share the rest.
+    assert!(
+        answered <= 8,
+        "{answered} OPRF answers for one account in a minute"
+    );
+    let r = login_start_from(&t, "alice", "198.51.100.1", None).await;
+    refused(&r, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    // The owner's device (its token from a login) has a limit of its own: a password change
+    // still works. A token another node's zone issued is a stranger's.
+    let r = register_start_from(&t, "alice", "192.0.2.1", Some(&owner.device)).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
+    let (elsewhere, _) = {
+        let t2 = start(Limits::default()).await;
+        register(&t2, "alice", b"pw").await;
+        login(&t2, "alice", b"pw", "").await
+    };
+    let r = register_start_from(&t, "alice", "192.0.2.1", Some(&elsewhere.device)).await;
+    refused(&r, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+}
+
+/// A login start for `account` from `peer` with a device token.
+async fn device_login_start(t: &TestNode, account: &str, peer: &str, device: &str) -> Reply {
+    let (_, request) = client::start_login(b"pw").unwrap();
+    let body = json!({"account": account, "start_login_request": request, "device_token": device});
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .uri(format!("{AUTH}/login/start"))
+        .header("content-type", "application/json")
+        .body(Body::from(serde_json::to_vec(&body).unwrap()))
+        .unwrap();
+    let peer: std::net::SocketAddr = format!("{peer}:4000").parse().unwrap();
+    request
+        .extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    t.send(request).await
+}
+
+/// Strangers share the account's login limit; a device that logged in before has its own
+/// (OWASP's device cookies), so 200 attempts by a stranger do not lock the owner out. A device
+/// token of another account, of another zone's secrets or forged counts for nothing.
+#[tokio::test]
+async fn a_strangers_attempts_do_not_lock_the_owners_device_out() {
+    let t = start(Limits::default()).await;
+    register(&t, "alice", b"pw").await;
+    register(&t, "bob", b"pw").await;
+    let (alice, _) = login(&t, "alice", b"pw", "laptop").await;
+    let (bob, _) = login(&t, "bob", b"pw", "").await;
+    let mut refused_count = 0;
+    for i in 0..200 {
+        let r = login_start_from(&t, "alice", &format!("203.0.113.{}", i % 250), None).await;
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            refused_count += 1;
+        }
+    }
+    assert!(
+        refused_count >= 190,
+        "the stranger got {} tries",
+        200 - refused_count
+    );
+    // The stranger's bucket is empty; the owner's device logs in, from the same address.
+    for peer in ["203.0.113.1", "192.0.2.50"] {
+        let r = device_login_start(&t, "alice", peer, &alice.device).await;
+        assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
+    }
+    // The whole login, and the new device token keeps the device.
+    let (state, request) = client::start_login(b"pw").unwrap();
+    let body =
+        json!({"account": "alice", "start_login_request": request, "device_token": alice.device});
+    let started = t
+        .call(Method::POST, &format!("{AUTH}/login/start"), Some(body))
+        .await;
+    assert_eq!(started.status, StatusCode::OK);
+    let done = state
+        .finish(b"pw", started.json()["login_response"].as_str().unwrap())
+        .unwrap();
+    let body = json!({"login_ticket": started.json()["login_ticket"], "finish_login_request": done.message,
+        "device_token": alice.device});
+    let r = t
+        .call(Method::POST, &format!("{AUTH}/login/finish"), Some(body))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
+    let renewed = r.json()["device_token"].as_str().unwrap().to_owned();
+    assert_ne!(renewed, alice.device);
+    // Same device, same bucket: its limit (10 a minute) was partly used above.
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(
+            device_login_start(&t, "alice", "192.0.2.51", &renewed)
+                .await
+                .status,
+        );
+    }
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "one bucket per device"
+    );
+    // Bob's device token, or garbage, is a stranger's for alice.
+    for token in [bob.device.as_str(), "AAAA", ""] {
+        let r = device_login_start(&t, "alice", "192.0.2.52", token).await;
+        refused(&r, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    }
+}
+
+/// What cannot be undone needs a step-up of the session: from its login, or from a password
+/// login proved again for it (`auth/step-up`), which opens no session. A wrong password, a
+/// login of another account and another session's step-up are refused.
+#[tokio::test]
+async fn what_cannot_be_undone_needs_a_fresh_proof() {
+    let t = start(Limits::default()).await;
+    register(&t, "alice", b"pw").await;
+    register(&t, "bob", b"pw").await;
+    let (stolen, _) = login(&t, "alice", b"pw", "phone").await;
+    let (other, _) = login(&t, "alice", b"pw", "laptop").await;
+    let put = Some(json!({"data": "AAAA"}));
+    let r = with_session(&t, Method::PUT, "envelopes/vault", &stolen, put, None).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "everyday writes need the session only"
+    );
+    let sessions = with_session(&t, Method::GET, "sessions", &stolen, None, None).await;
+    let other_id = sessions.json()["sessions"][1]["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let record = registration_record(&t, "alice", b"attacker's").await;
+    let new_password =
+        json!({"registration_record": record.message, "revoke_other_sessions": true});
+    let attempts = [
+        (
+            Method::POST,
+            "password".to_owned(),
+            Some(new_password.clone()),
+            None,
+        ),
+        (Method::POST, "logout-all".to_owned(), None, None),
+        (Method::DELETE, format!("sessions/{other_id}"), None, None),
+        (
+            Method::DELETE,
+            "envelopes/vault".to_owned(),
+            None,
+            Some("\"1\""),
+        ),
+        (Method::DELETE, "account".to_owned(), None, None),
+        (
+            Method::POST,
+            "passkeys/register/start".to_owned(),
+            None,
+            None,
+        ),
+        (Method::DELETE, "passkeys/AAAA".to_owned(), None, None),
+    ];
+    for (method, path, body, if_match) in &attempts {
+        for step_up in [None, Some(other.step_up.as_str()), Some("AAAA")] {
+            let r = session_call(
+                &t,
+                method.clone(),
+                path,
+                &stolen,
+                step_up,
+                body.clone(),
+                *if_match,
+            )
+            .await;
+            refused(&r, StatusCode::FORBIDDEN, "step_up_required");
+        }
+    }
+    // Nothing changed: both sessions live, the password and the envelope as they were.
+    let r = with_session(&t, Method::GET, "sessions", &other, None, None).await;
+    assert_eq!(r.json()["sessions"].as_array().unwrap().len(), 2);
+    login(&t, "alice", b"pw", "").await;
+    // Its own session it may always end.
+    let stolen_id = sessions.json()["sessions"][0]["session_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(sessions.json()["sessions"][0]["current"], true);
+
+    // A step-up from a password login proved for the session.
+    let step_up = |account: &'static str, password: &'static [u8], session: Signed| {
+        let t = &t;
+        async move {
+            let (state, started) = login_start(t, account, password).await;
+            let message = match state.finish(password, started["login_response"].as_str().unwrap())
+            {
+                Ok(done) => done.message,
+                Err(_) => client::start_login(b"x").unwrap().1,
+            };
+            let body =
+                json!({"login_ticket": started["login_ticket"], "finish_login_request": message});
+            with_session(t, Method::POST, "step-up", &session, Some(body), None).await
+        }
+    };
+    let r = step_up("alice", b"wrong", other.clone()).await;
+    refused(&r, StatusCode::UNAUTHORIZED, "invalid_login");
+    let r = step_up("bob", b"pw", other.clone()).await;
+    refused(&r, StatusCode::UNAUTHORIZED, "invalid_login");
+    let r = step_up("alice", b"pw", other.clone()).await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
+    let fresh = Signed {
+        step_up: r.json()["step_up"].as_str().unwrap().to_owned(),
+        ..other.clone()
+    };
+    let sessions_before = with_session(&t, Method::GET, "sessions", &other, None, None).await;
+    assert_eq!(
+        sessions_before.json()["sessions"].as_array().unwrap().len(),
+        3,
+        "no session opened"
+    );
+    let r = stepped_up(
+        &t,
+        Method::DELETE,
+        &format!("sessions/{stolen_id}"),
+        &fresh,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(r.json()["revoked"], 1);
+    let r = with_session(&t, Method::GET, "sessions", &stolen, None, None).await;
+    refused(&r, StatusCode::UNAUTHORIZED, "invalid_session");
+    let r = stepped_up(
+        &t,
+        Method::DELETE,
+        "envelopes/vault",
+        &fresh,
+        None,
+        Some("\"1\""),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    // "Log out everywhere" naming a passkey the account does not have changes nothing.
+    let body = Some(json!({"remove_passkeys": ["AAAA"]}));
+    let r = stepped_up(&t, Method::POST, "logout-all", &fresh, body, None).await;
+    refused(&r, StatusCode::NOT_FOUND, "unknown_passkey");
+    let r = stepped_up(&t, Method::POST, "logout-all", &fresh, None, None).await;
+    assert_eq!(r.json(), json!({"revoked": 2, "passkeys": []}));
+    let r = with_session(&t, Method::GET, "sessions", &other, None, None).await;
+    refused(&r, StatusCode::UNAUTHORIZED, "invalid_session");
 }

@@ -55,6 +55,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/zones/{zone}/auth/passkeys"),
     ("delete", "/v1/zones/{zone}/auth/passkeys/{id}"),
     ("post", "/v1/zones/{zone}/auth/password"),
+    ("post", "/v1/zones/{zone}/auth/step-up"),
+    ("post", "/v1/zones/{zone}/auth/passkeys/step-up"),
     ("delete", "/v1/zones/{zone}/auth/account"),
     ("delete", "/v1/admin/zones/{zone}/accounts/{account}"),
 ];

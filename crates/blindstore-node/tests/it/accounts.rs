@@ -81,14 +81,16 @@ async fn the_browser_library_and_the_rust_client_use_each_others_accounts() {
         URL_SAFE_NO_PAD.encode(&export_key)
     );
     // The npm side's session is a session like any other.
-    let npm_session = blindstore_client::Session {
-        zone: demo(),
+    let npm_session = blindstore_types::api::NewSession {
         token: logged_in["token"].as_str().unwrap().to_owned(),
         session_id: String::new(),
         account: account("from-rust"),
         expires_at_ms: 0,
-        export_key,
+        step_up: String::new(),
+        step_up_expires_at_ms: 0,
+        device_token: String::new(),
     };
+    let npm_session = blindstore_client::Session::new(demo(), npm_session, export_key);
     let list = client.sessions(&npm_session).await.unwrap();
     assert_eq!(list.sessions[0].label, "node interop");
     // A wrong password fails in the npm library too.

@@ -1559,14 +1559,7 @@ async fn a_paused_owner_does_not_hold_up_uploads() {
 
 /// A session built from what `login/finish` returned.
 fn session_of(new: blindstore_types::api::NewSession) -> blindstore_client::Session {
-    blindstore_client::Session {
-        zone: demo(),
-        token: new.token,
-        session_id: new.session_id,
-        account: new.account,
-        expires_at_ms: new.expires_at_ms,
-        export_key: Vec::new(),
-    }
+    blindstore_client::Session::new(demo(), new, Vec::new())
 }
 
 /// Logs in with the login started on `start` and finished on `finish`.
@@ -1577,7 +1570,7 @@ async fn login_across(
     password: &[u8],
 ) -> blindstore_client::Result<blindstore_client::Session> {
     let (state, request) = blindstore_auth::client::start_login(password)?;
-    let started = start.login_start(&demo(), account, &request).await?;
+    let started = start.login_start(&demo(), account, &request, None).await?;
     let done = state.finish(password, &started.login_response)?;
     let new = finish
         .login_finish(&demo(), &started.login_ticket, &done.message, "across")

@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use blindstore_client::Session;
 use blindstore_types::account::AccountId;
 use blindstore_types::api::ErrorCode;
 use blindstore_types::ZoneId;
@@ -16,10 +17,19 @@ use crate::web::{interop_script, screenshot_dir};
 use crate::zone::zone_cli;
 
 /// Runs `sdk/interop/passkeys.mjs`; the JSON line it printed.
-fn chromium_passkeys(base: &str, account: &str, token: &str, shots: &Path) -> Value {
+fn chromium_passkeys(base: &str, session: &Session, shots: &Path) -> Value {
+    let account = session.account.as_str();
+    let (token, step_up) = (&session.token, &session.step_up);
     let browser = interop_script(
         "passkeys.mjs",
-        &[base, "demo", account, token, shots.to_str().unwrap()],
+        &[
+            base,
+            "demo",
+            account,
+            token,
+            step_up,
+            shots.to_str().unwrap(),
+        ],
     );
     let out = browser.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -78,9 +88,11 @@ async fn passkeys_register_and_log_in_in_chromium_and_the_prf_stays_in_the_brows
     );
 
     let shots = screenshot_dir();
-    let result = chromium_passkeys(&origin, alice.as_str(), &session.token, &shots);
+    let result = chromium_passkeys(&origin, &session, &shots);
     let registered = &result["registered"];
     let logged_in = &result["logged_in"];
+    assert_eq!(registered["bare_status"], 403, "{result}");
+    assert_eq!(registered["bare_code"], "step_up_required", "{result}");
     assert_eq!(registered["status"], 201, "{result}");
     assert!(
         registered["replay_status"].as_u64().unwrap() >= 400,
@@ -115,13 +127,45 @@ async fn passkeys_register_and_log_in_in_chromium_and_the_prf_stays_in_the_brows
         .collect();
     assert_eq!(labels, ["rust", "Chromium passkey"]);
 
-    // Removing the passkey ends logins with it; its envelope goes when the client deletes it.
-    client
-        .remove_passkey(&session, &passkeys[0].passkey_id)
+    // Removing a passkey cannot be done with a bare session (a stolen one, say).
+    let passkey_id = passkeys[0].passkey_id.clone();
+    let bare = Session {
+        step_up: String::new(),
+        ..session.clone()
+    };
+    let refused = client.remove_passkey(&bare, &passkey_id).await.unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::StepUpRequired));
+    let refused = client.logout_everywhere(&bare, &[]).await.unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::StepUpRequired));
+
+    // "Log out everywhere" with a step-up proved by the passkey, removing the passkey in the
+    // same step; an unknown passkey among those named changes nothing.
+    assert_eq!(result["step_up"]["status"], 200, "{result}");
+    let stepped_up = Session {
+        step_up: result["step_up"]["step_up"].as_str().unwrap().to_owned(),
+        ..session.clone()
+    };
+    let unknown = client
+        .logout_everywhere(&stepped_up, &[passkey_id.clone(), "AAAA".into()])
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Some(ErrorCode::UnknownPasskey));
+    assert_eq!(client.passkeys(&session).await.unwrap().len(), 1);
+    assert_eq!(client.sessions(&session).await.unwrap().sessions.len(), 2);
+    let done = client
+        .logout_everywhere(&stepped_up, std::slice::from_ref(&passkey_id))
         .await
         .unwrap();
+    assert_eq!(done.revoked, 2);
+    assert!(done.passkeys.is_empty());
+    let ended = client.sessions(&session).await.unwrap_err();
+    assert_eq!(ended.code(), Some(ErrorCode::InvalidSession));
+
+    // The passkey is gone; its envelope goes when the client deletes it.
+    let session = client.login(&demo, &alice, b"pw", "rust").await.unwrap();
+    assert!(client.passkeys(&session).await.unwrap().is_empty());
     let gone = client
-        .remove_passkey(&session, &passkeys[0].passkey_id)
+        .remove_passkey(&session, &passkey_id)
         .await
         .unwrap_err();
     assert_eq!(gone.code(), Some(ErrorCode::UnknownPasskey));
