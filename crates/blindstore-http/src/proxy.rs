@@ -3,9 +3,19 @@
 //! with `/rest` and the query appended. reqwest is the client: a connect deadline, the route's
 //! total deadline, bounded bodies both ways, no redirects followed (they are passed back).
 //!
+//! Upstream content never runs as this origin: every proxied answer carries
+//! `Content-Security-Policy: sandbox` (HTML from upstream gets an opaque origin: no access to
+//! the app's storage, cookies or service workers) and `X-Content-Type-Options: nosniff`, and
+//! the headers by which an answer acts on the whole origin — `Set-Cookie`, `Clear-Site-Data`,
+//! `Service-Worker-Allowed`, `Refresh` — are dropped.
+//!
+//! Paths: a segment with `;` (a path parameter some servers read as `..;`), a backslash, or a
+//! percent-escape of `.`, `/`, `\`, `;`, `%` or a control character is refused with 400 and
+//! never reaches the upstream, so no decoding along the way can climb out of the route's base.
+//!
 //! Headers: hop-by-hop headers go neither way; the client's `Authorization` (its Blindstore
-//! session) and `Cookie` never go to the upstream, and the upstream's `Set-Cookie` never comes
-//! back (it would land on this origin); `X-Forwarded-For`, `-Host` and `-Proto` are set.
+//! session) and `Cookie` never go to the upstream; `X-Forwarded-For`, `-Host` and `-Proto` are
+//! set.
 //! Failures are the API's JSON errors: 502 `bad_gateway` (unreachable, a broken answer, an
 //! answer too large), 504 `gateway_timeout`, 413 for a request body too large.
 
@@ -52,6 +62,21 @@ fn hop_by_hop(name: &HeaderName) -> bool {
             | "transfer-encoding"
             | "upgrade"
     )
+}
+
+/// Headers of an upstream's answer that stay there: they would act on this origin as a
+/// whole (its cookies, its stored data, its service workers, a navigation away).
+fn kept_from_client(name: &HeaderName) -> bool {
+    hop_by_hop(name)
+        || matches!(
+            name.as_str(),
+            "set-cookie"
+                | "set-cookie2"
+                | "clear-site-data"
+                | "service-worker-allowed"
+                | "refresh"
+                | "content-length"
+        )
 }
 
 /// Headers of the client's request that stay here.
@@ -212,10 +237,19 @@ async fn exchange(
     }
     let mut out_headers = HeaderMap::new();
     for (name, value) in response.headers() {
-        if !hop_by_hop(name) && name != "set-cookie" && name != "content-length" {
+        if !kept_from_client(name) {
             out_headers.append(name.clone(), value.clone());
         }
     }
+    // Ours, besides any the upstream sent (a browser enforces every policy it is given).
+    out_headers.append(
+        axum::http::header::CONTENT_SECURITY_POLICY,
+        axum::http::HeaderValue::from_static("sandbox"),
+    );
+    out_headers.insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
     let mut stream = response.bytes_stream();
     let mut bytes = Vec::new();
     while let Some(piece) = stream.next().await {
@@ -237,15 +271,10 @@ async fn exchange(
 /// The upstream URL: the route's base, the rest of the path (which must stay below it) and
 /// the query.
 fn upstream_url(route: &ProxyRoute, rest: &str, query: Option<&str>) -> Result<String, ApiError> {
-    let decoded = percent_encoding::percent_decode_str(rest).decode_utf8_lossy();
-    if decoded
-        .split('/')
-        .any(|segment| segment == ".." || segment == ".")
-        || decoded.contains('\\')
-    {
-        return Err(ApiError::BadRequest(
-            "a proxied path has no `.` or `..` segments".into(),
-        ));
+    if let Some(why) = unsafe_path(rest) {
+        return Err(ApiError::BadRequest(format!(
+            "a proxied path may not contain {why}"
+        )));
     }
     let mut url = route.upstream.trim_end_matches('/').to_owned();
     url.push_str(rest);
@@ -254,6 +283,36 @@ fn upstream_url(route: &ProxyRoute, rest: &str, query: Option<&str>) -> Result<S
         url.push_str(query);
     }
     Ok(url)
+}
+
+/// Why a proxied path (as received, percent-encoded) could climb out of the route's base on
+/// some server along the way, if it could.
+fn unsafe_path(raw: &str) -> Option<&'static str> {
+    if raw.contains(';') {
+        return Some("`;` (path parameters)");
+    }
+    if raw.contains('\\') {
+        return Some("a backslash");
+    }
+    let bytes = raw.as_bytes();
+    for (i, _) in raw.match_indices('%') {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        let Some(byte) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) else {
+            return Some("a `%` that is not a percent-escape");
+        };
+        if matches!(byte, b'.' | b'/' | b'\\' | b';' | b'%') || byte.is_ascii_control() {
+            return Some("an encoded `.`, `/`, `\\`, `;`, `%` or control character");
+        }
+    }
+    if raw
+        .split('/')
+        .any(|segment| segment == ".." || segment == ".")
+    {
+        return Some("`.` or `..` segments");
+    }
+    None
 }
 
 fn upstream_error(route: &ProxyRoute, e: &reqwest::Error) -> ApiError {
@@ -308,8 +367,29 @@ mod tests {
             upstream_url(&route, "", None).unwrap(),
             "https://api.example.com/v2"
         );
-        for bad in ["/../admin", "/a/%2e%2e/b", "/a\\b"] {
+        for bad in [
+            "/../admin",
+            "/./admin",
+            "/a/%2e%2e/b",
+            "/a/%2E%2E/b",
+            "/a/.%2e/b",
+            "/a\\b",
+            "/a%5cb",
+            "/a%5Cb",
+            "/a%2fb",
+            "/a%2F..",
+            "/rates/..;/..;/admin",
+            "/a;x=1",
+            "/a%3bb",
+            "/a%252e%252e/b",
+            "/a%00b",
+            "/a%",
+            "/a%zz",
+        ] {
             assert!(upstream_url(&route, bad, None).is_err(), "{bad}");
+        }
+        for good in ["/a%20b", "/caf%C3%A9", "/a.b/c..d", "/v1/x-y_z~"] {
+            assert!(upstream_url(&route, good, None).is_ok(), "{good}");
         }
     }
 

@@ -259,9 +259,17 @@ fn plain_not_found() -> Response {
 /// site, else the JSON 404 of the API.
 pub(crate) async fn fallback(State(state): State<AppState>, request: Request) -> Response {
     let (request, body) = request.into_parts();
-    let host = request
+    // `X-Forwarded-Host` is believed only from a trusted proxy (a gateway): anyone else could
+    // pick which zone's site and proxy routes answer.
+    let peer = request
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    let forwarded_host = request
         .headers
         .get("x-forwarded-host")
+        .filter(|_| peer.is_some_and(|ip| state.trusts_forwarded_headers(ip)));
+    let host = forwarded_host
         .or_else(|| request.headers.get(HOST))
         .and_then(|v| v.to_str().ok())
         .map(|h| {

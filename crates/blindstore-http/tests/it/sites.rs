@@ -188,7 +188,11 @@ async fn a_site_is_published_only_whole_and_served_with_the_right_headers() {
 
 #[tokio::test]
 async fn a_zone_site_answers_its_host_names_at_the_root() {
-    let t = start(Limits::default()).await;
+    let limits = blindstore_http::AuthLimits {
+        trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
+        ..Default::default()
+    };
+    let t = crate::support::start_full(Limits::default(), |_| {}, &limits).await;
     let v1 = site(&t, "v1", true).await;
     let r = t
         .admin_json(
@@ -217,17 +221,23 @@ async fn a_zone_site_answers_its_host_names_at_the_root() {
 
     let page = get(&t, "/", &[("host", "budget.example.com:8080")]).await;
     assert_eq!(page.body, b"<!doctype html><h1>v1</h1>");
-    // Behind a gateway or proxy, the host the client asked for.
-    let page = get(
-        &t,
-        "/",
-        &[
-            ("host", "10.0.0.1"),
-            ("x-forwarded-host", "budget.example.com"),
-        ],
-    )
-    .await;
-    assert_eq!(page.status, StatusCode::OK);
+    // Behind a gateway or proxy (a trusted peer), the host the client asked for; anyone else
+    // cannot pick the zone with `X-Forwarded-Host`.
+    let forwarded = |peer: &str| {
+        let mut request = Request::builder()
+            .uri("/")
+            .header("host", "10.0.0.1")
+            .header("x-forwarded-host", "budget.example.com")
+            .body(Body::empty())
+            .unwrap();
+        let peer: std::net::SocketAddr = format!("{peer}:4000").parse().unwrap();
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
+        t.send(request)
+    };
+    assert_eq!(forwarded("10.0.0.2").await.status, StatusCode::OK);
+    assert_eq!(forwarded("192.0.2.7").await.status, StatusCode::NOT_FOUND);
     // Other hosts get the API's 404; the API itself is unaffected.
     let other = get(&t, "/", &[("host", "other.example.com")]).await;
     assert_eq!(other.status, StatusCode::NOT_FOUND);

@@ -253,10 +253,18 @@ async fn the_reverse_proxy_relays_and_maps_upstream_failures() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    assert!(
-        r.headers().get("set-cookie").is_none(),
-        "no upstream cookies here"
-    );
+    // Nothing the upstream sends acts as this origin: no cookies, no clearing of the app's
+    // storage, no service worker scope, no redirect; its content runs sandboxed.
+    for name in [
+        "set-cookie",
+        "clear-site-data",
+        "service-worker-allowed",
+        "refresh",
+    ] {
+        assert!(r.headers().get(name).is_none(), "{name} came through");
+    }
+    assert_eq!(r.headers()["content-security-policy"], "sandbox");
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     assert_eq!(r.headers()["x-upstream"], "yes");
     let echo: Value = r.json().await.unwrap();
     assert_eq!(echo["method"], "POST");
@@ -294,9 +302,32 @@ async fn the_reverse_proxy_relays_and_maps_upstream_failures() {
         .unwrap();
     assert_eq!(unknown.status(), 404);
     assert_eq!(code(unknown.json().await.unwrap()), "unknown_proxy");
-    // Sent as is (an HTTP client library would resolve the dots itself).
-    let escape = raw_get(&node.url, "/v1/zones/demo/proxy/up/a/%2e%2e/b").await;
-    assert!(escape.starts_with("HTTP/1.1 400"), "{escape}");
+    // Sent as is (an HTTP client library would resolve the dots itself): every way out of the
+    // route's base is refused here and never reaches the upstream.
+    for escape in [
+        "/v1/zones/demo/proxy/up/a/%2e%2e/b",
+        "/v1/zones/demo/proxy/up/..;/..;/admin",
+        "/v1/zones/demo/proxy/up/a%2f..%2fadmin",
+        "/v1/zones/demo/proxy/up/a%5c..%5cadmin",
+        "/v1/zones/demo/proxy/up/a\\..\\admin",
+        "/v1/zones/demo/proxy/up/a%252e%252e/admin",
+    ] {
+        let status = raw_get(&node.url, escape).await;
+        assert!(status.starts_with("HTTP/1.1 400"), "{escape}: {status}");
+    }
+    let seen: Vec<String> = http
+        .get(format!("{base}/seen"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        seen.iter()
+            .all(|p| !p.contains("admin") && !p.contains("..")),
+        "{seen:?}"
+    );
 
     upstream.0.kill().unwrap();
     upstream.0.wait().unwrap();

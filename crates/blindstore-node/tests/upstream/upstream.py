@@ -2,11 +2,17 @@
   /echo...   the request as JSON (method, path, query, headers, body length), with a cookie
   /slow      after 3 seconds
   /big       11 MiB
+  /seen      the paths of every request so far
+Every answer also tries to act as the page's origin: it sets a cookie, Clear-Site-Data,
+Service-Worker-Allowed and Refresh.
 """
 import json
 import sys
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+SEEN = []
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -19,9 +25,14 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("content-length") or 0)
         body = self.rfile.read(length) if length else b""
         path, _, query = self.path.partition("?")
+        if not path.endswith("/seen"):
+            SEEN.append(self.path)
         if path.endswith("/slow"):
             time.sleep(3)
-        if path.endswith("/big"):
+        if path.endswith("/seen"):
+            data = json.dumps(SEEN).encode()
+            content_type = "application/json"
+        elif path.endswith("/big"):
             data = b"x" * (11 << 20)
             content_type = "application/octet-stream"
         else:
@@ -38,6 +49,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(data)))
         self.send_header("set-cookie", "session=upstream")
         self.send_header("x-upstream", "yes")
+        self.send_header("clear-site-data", '"*"')
+        self.send_header("service-worker-allowed", "/")
+        self.send_header("refresh", "0; url=https://evil.example/")
         self.end_headers()
         self.wfile.write(data)
 
