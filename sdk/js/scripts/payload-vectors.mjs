@@ -1,15 +1,20 @@
-// Writes docs/test-vectors/payload-v1.json: the SDK's payload encryption and file chunk
-// encryption (docs/sdk-format.md) worked through with fixed keys and IVs, for other
-// implementations to check themselves against. test/payload.test.ts checks that the SDK still
-// produces exactly these bytes. Run with `npm run vectors` (builds first).
+// Writes the SDK's payload test vectors (docs/sdk-format.md), worked through with fixed keys and
+// IVs, for other implementations to check themselves against; test/payload.test.ts checks that
+// the SDK still produces exactly these bytes. Run with `npm run vectors` (builds first).
+//
+// - test/vectors/payload-v2.json: payload version 2 (one chain key per chain and epoch), which
+//   the SDK writes.
+// - docs/test-vectors/payload-v1.json: payload version 1 (a key per entry), which the SDK still
+//   reads, and file chunk encryption. Unchanged since version 1 was written; rewritten the same.
 
 import { writeFileSync } from "node:fs";
 import { sha256, toBase64Url, toHex, fromHex, utf8 } from "../dist/bytes.js";
 import { chainIdOf, genesisOf, importWriteKey } from "../dist/entry.js";
-import { additionalData, payloadKeyBytes, sealPayload } from "../dist/payload.js";
+import { additionalData, additionalDataV1, chainKeyBytes, entryKeyV1Bytes, sealPayload, sealPayloadV1 } from "../dist/payload.js";
 import { chunkKeyMaterial, encryptChunk } from "../dist/files.js";
 
-const output = new URL("../../../docs/test-vectors/payload-v1.json", import.meta.url);
+const outputV1 = new URL("../../../docs/test-vectors/payload-v1.json", import.meta.url);
+const outputV2 = new URL("../test/vectors/payload-v2.json", import.meta.url);
 
 const filled = (byte, length) => new Uint8Array(length).fill(byte);
 const sequence = (start, length) => Uint8Array.from({ length }, (_, i) => (start + i) & 0xff);
@@ -67,13 +72,13 @@ const cases = [
   },
 ];
 
-const payloads = [];
+const payloadsV1 = [];
+const payloadsV2 = [];
 for (const c of cases) {
   const place = { zone: c.zone, chainId: c.chain.chainId, index: c.index, prev: c.prev };
-  const payload = await sealPayload(place, c.epoch, c.readKey, c.content, c.iv);
   const plaintext =
     c.content.kind === "json" ? new Uint8Array([2, ...utf8(JSON.stringify(c.content.value))]) : new Uint8Array([1, ...c.content.bytes]);
-  payloads.push({
+  const inputs = {
     zone: c.zone,
     chain_id: toHex(c.chain.chainId),
     index: c.index,
@@ -83,10 +88,22 @@ for (const c of cases) {
     iv: toHex(c.iv),
     content: c.content.kind === "json" ? { kind: "json", value: c.content.value } : { kind: "bytes", hex: toHex(c.content.bytes) },
     plaintext: toHex(plaintext),
-    entry_key: toHex(await payloadKeyBytes(place, c.readKey)),
+  };
+  const v1 = await sealPayloadV1(place, c.epoch, c.readKey, c.content, c.iv);
+  payloadsV1.push({
+    ...inputs,
+    entry_key: toHex(await entryKeyV1Bytes(place, c.readKey)),
+    additional_data: toHex(additionalDataV1(place, c.epoch)),
+    payload: toBase64Url(v1),
+    payload_hash: toHex(await sha256(v1)),
+  });
+  const v2 = await sealPayload(place, c.epoch, c.readKey, c.content, c.iv);
+  payloadsV2.push({
+    ...inputs,
+    chain_key: toHex(await chainKeyBytes(c.readKey, c.chain.chainId, c.epoch)),
     additional_data: toHex(additionalData(place, c.epoch)),
-    payload: toBase64Url(payload),
-    payload_hash: toHex(await sha256(payload)),
+    payload: toBase64Url(v2),
+    payload_hash: toHex(await sha256(v2)),
   });
 }
 
@@ -108,16 +125,31 @@ for (const [index, plaintext] of fileChunks.entries()) {
   });
 }
 
-const vectors = {
+const vectorsV1 = {
   format: "blindstore SDK payload v1 and file chunk v1 (docs/sdk-format.md)",
   notes:
     "Byte strings are lowercase hex, except payload (base64url, as an entry carries it). " +
     "entry_key and additional_data are intermediate values; an implementation must reproduce payload from the inputs " +
     "(zone, chain_id, index, prev, key_epoch, read_key, iv, plaintext) and decrypt it back. " +
     "File chunks: file_key and file_id are the file's; each chunk is chunk index of count.",
-  payloads,
+  payloads: payloadsV1,
   file: { file_key: toHex(fileKey), file_id: toHex(fileId), chunk_size: 23, size: 50, chunks },
 };
 
-writeFileSync(output, JSON.stringify(vectors, null, 2) + "\n");
-console.log(`wrote ${output.pathname}`);
+const vectorsV2 = {
+  format: "blindstore SDK payload v2 (docs/sdk-format.md)",
+  notes:
+    "Byte strings are lowercase hex, except payload (base64url, as an entry carries it). " +
+    "chain_key (one per chain and key epoch) and additional_data are intermediate values; an implementation must " +
+    "reproduce payload from the inputs (zone, chain_id, index, prev, key_epoch, read_key, iv, plaintext) and decrypt it back. " +
+    "The inputs are those of payload-v1.json (docs/test-vectors).",
+  payloads: payloadsV2,
+};
+
+for (const [output, vectors] of [
+  [outputV1, vectorsV1],
+  [outputV2, vectorsV2],
+]) {
+  writeFileSync(output, JSON.stringify(vectors, null, 2) + "\n");
+  console.log(`wrote ${output.pathname}`);
+}

@@ -14,6 +14,15 @@ export interface NewSession {
   session_id: string;
   account: string;
   expires_at_ms: number;
+  /** The step-up of the login just completed (docs/accounts.md), when the server gives one. */
+  step_up?: string;
+  step_up_expires_at_ms?: number;
+}
+
+/** A step-up: sent as `Blindstore-Step-Up` with what cannot be undone, until it expires (server time). */
+export interface StepUp {
+  value: string;
+  expiresAt: number;
 }
 
 /** An envelope as read from the server. */
@@ -79,8 +88,18 @@ export class AccountApi {
     await this.#api.account("logout", { method: "POST", token });
   }
 
-  async logoutAll(token: string): Promise<void> {
-    await this.#api.account("logout-all", { method: "POST", token });
+  async logoutAll(token: string, stepUp: string): Promise<void> {
+    await this.#api.account("logout-all", { method: "POST", token, headers: stepUpHeader(stepUp) });
+  }
+
+  /** `POST step-up`: a password login (from `loginStart`) finished as a step-up of the session `token`. */
+  async stepUp(token: string, ticket: string, finishLoginRequest: string): Promise<StepUp> {
+    const { body } = await this.#api.account("step-up", {
+      method: "POST",
+      token,
+      json: { login_ticket: ticket, finish_login_request: finishLoginRequest },
+    });
+    return { value: field(body, "step_up", "string"), expiresAt: field(body, "expires_at_ms", "number") };
   }
 
   /** `GET sessions`: used to check that a session is live. */
@@ -88,8 +107,8 @@ export class AccountApi {
     await this.#api.account("sessions", { token });
   }
 
-  async deleteAccount(token: string): Promise<void> {
-    await this.#api.account("account", { method: "DELETE", token });
+  async deleteAccount(token: string, stepUp: string): Promise<void> {
+    await this.#api.account("account", { method: "DELETE", token, headers: stepUpHeader(stepUp) });
   }
 
   /** An envelope, or undefined when the account has none of that name. */
@@ -123,13 +142,14 @@ export class AccountApi {
     return field(body, "version", "number");
   }
 
-  async deleteEnvelope(token: string, name: string, version: number): Promise<void> {
-    await this.#api.account(`envelopes/${name}`, { method: "DELETE", token, headers: { "if-match": `"${version}"` } });
+  async deleteEnvelope(token: string, stepUp: string, name: string, version: number): Promise<void> {
+    await this.#api.account(`envelopes/${name}`, { method: "DELETE", token, headers: { "if-match": `"${version}"`, ...stepUpHeader(stepUp) } });
   }
 
   /** `POST password`: the new OPAQUE record and the re-wrapped master key in one atomic step. */
   async changePassword(
     token: string,
+    stepUp: string,
     registrationRecord: string,
     envelope: { name: string; data: Uint8Array; ifVersion: number },
     revokeOtherSessions: boolean,
@@ -137,6 +157,7 @@ export class AccountApi {
     await this.#api.account("password", {
       method: "POST",
       token,
+      headers: stepUpHeader(stepUp),
       json: {
         registration_record: registrationRecord,
         envelope: { name: envelope.name, data: toBase64Url(envelope.data), if_version: envelope.ifVersion },
@@ -145,8 +166,8 @@ export class AccountApi {
     });
   }
 
-  async passkeyRegisterStart(token: string): Promise<PasskeyChallenge> {
-    const { body } = await this.#api.account("passkeys/register/start", { method: "POST", token });
+  async passkeyRegisterStart(token: string, stepUp: string): Promise<PasskeyChallenge> {
+    const { body } = await this.#api.account("passkeys/register/start", { method: "POST", token, headers: stepUpHeader(stepUp) });
     return passkeyChallenge(body);
   }
 
@@ -174,18 +195,29 @@ export class AccountApi {
     return list.map(passkeyRecord);
   }
 
-  async removePasskey(token: string, passkeyId: string): Promise<void> {
-    await this.#api.account(`passkeys/${encodeURIComponent(passkeyId)}`, { method: "DELETE", token });
+  async removePasskey(token: string, stepUp: string, passkeyId: string): Promise<void> {
+    await this.#api.account(`passkeys/${encodeURIComponent(passkeyId)}`, { method: "DELETE", token, headers: stepUpHeader(stepUp) });
   }
 }
 
 function newSession(body: unknown): NewSession {
-  return {
+  const session: NewSession = {
     token: field(body, "token", "string"),
     session_id: field(body, "session_id", "string"),
     account: field(body, "account", "string"),
     expires_at_ms: field(body, "expires_at_ms", "number"),
   };
+  const stepUp = (body as { step_up?: unknown; step_up_expires_at_ms?: unknown } | undefined) ?? {};
+  if (typeof stepUp.step_up === "string" && stepUp.step_up !== "" && typeof stepUp.step_up_expires_at_ms === "number") {
+    session.step_up = stepUp.step_up;
+    session.step_up_expires_at_ms = stepUp.step_up_expires_at_ms;
+  }
+  return session;
+}
+
+/** The header that carries a step-up. */
+function stepUpHeader(stepUp: string): Record<string, string> {
+  return { "blindstore-step-up": stepUp };
 }
 
 function passkeyRecord(body: unknown): PasskeyRecord {

@@ -4,16 +4,17 @@
  * account, and remember the session on this device. docs/accounts.md is the server's side;
  * docs/sdk-format.md, "Accounts and key escrow", the formats.
  *
- * Key hierarchy: a random 32-byte master key per account; the vault is sealed under a key
- * derived from it; the master key itself is kept by the server only wrapped — under a key
- * derived from the OPAQUE export key (`key-password`) and under each passkey's PRF output
- * (`passkey-…`). A session holds the master key as a non-extractable HKDF key, plus its bytes
- * when it began with a password or passkey (needed to wrap it anew); a resumed session holds
- * only the non-extractable key.
+ * Key hierarchy: a random 32-byte master key per account; the vault is sealed under a vault key
+ * derived from it for a key epoch (a password change moves the vault to the next one); the
+ * master key itself is kept by the server only wrapped — under a key derived from the OPAQUE
+ * export key (`key-password`) and under each passkey's PRF output (`passkey-…`). A session holds
+ * the current vault key as a non-extractable AES-GCM key, plus the master key's bytes when it
+ * began with a password or passkey (needed to wrap it anew, or to derive another vault key); a
+ * session remembered on the device keeps only the vault key, never the master key.
  */
 
 import * as opaque from "@serenity-kit/opaque";
-import { type AccountApi, type NewSession, type StoredEnvelope } from "./account-api.js";
+import { type AccountApi, type NewSession, type StepUp, type StoredEnvelope } from "./account-api.js";
 import { type Bytes, fromBase64Url } from "./bytes.js";
 import type { DeviceStore } from "./device-store.js";
 import { type ChainOpener, DeviceKeyring } from "./device-keys.js";
@@ -31,19 +32,25 @@ import {
   type EnvelopePlace,
   PASSWORD_ENVELOPE,
   VAULT_ENVELOPE,
+  type VaultKeyId,
   accountIdOf,
   decodeVault,
   encodeVault,
-  importMasterKey,
   newMasterKey,
+  nextVaultKeyId,
   normalizeUsername,
+  olderVaultKey,
   openEnvelope,
   passkeyEnvelopeName,
   passkeyWrapKey,
   passwordWrapKey,
+  sameVaultKey,
   sealEnvelope,
+  sealVault,
   unwrapMasterKey,
   vaultKey,
+  vaultKeyFromBase,
+  vaultKeyIdOf,
 } from "./escrow.js";
 import { assertPasskey, createPasskey } from "./passkeys.js";
 
@@ -51,6 +58,10 @@ import { assertPasskey, createPasskey } from "./passkeys.js";
 const VAULT_ATTEMPTS = 8;
 /** The key of the remembered session in the device store. */
 const REMEMBERED = "session";
+/** A step-up this close to its expiry is not used (the server's clock may run ahead). */
+const STEP_UP_MARGIN_MS = 30_000;
+/** The vault key a new account's vault is sealed under. */
+const FIRST_VAULT_KEY: VaultKeyId = { version: 2, epoch: 0 };
 
 export interface PasswordCredentials {
   username: string;
@@ -77,6 +88,16 @@ export interface ChangePasswordOptions {
   revokeOtherSessions?: boolean;
 }
 
+export interface LogoutOptions {
+  /**
+   * What becomes of the writes this account queued in the client's outbox and that are not sent
+   * yet: `"keep"` (the default) keeps them, sealed, on this device, to be sent the next time the
+   * account logs in here (never with another account's session); `"discard"` forgets them (their
+   * `durable` rejects with `WriteDiscardedError`).
+   */
+  queuedWrites?: "keep" | "discard";
+}
+
 /** What `Accounts` needs of its client (client.ts). Internal. */
 export interface AccountsContext {
   api: AccountApi;
@@ -84,10 +105,36 @@ export interface AccountsContext {
   chains: ChainOpener;
   /** Opens the device store of `purpose` for this deployment and zone. */
   deviceStore(purpose: string): Promise<DeviceStore>;
+  /** The client's outbox: started when a session begins, emptied of an account's writes on request. */
+  outbox: { flush(): void; discard(account: string): Promise<number> };
 }
 
-/** The remembered session as stored on the device (version 1): a session without the master key's bytes. */
-type RememberedSession = { v: 1 } & Omit<SessionState, "masterKeyBytes">;
+/**
+ * The remembered session as stored on the device (version 2, docs/sdk-format.md): the session
+ * and its vault key (non-extractable AES-GCM), never the master key.
+ */
+interface RememberedSession {
+  v: 2;
+  username: string;
+  accountId: string;
+  sessionId: string;
+  token: string;
+  expiresAt: number;
+  vaultKey: CryptoKey;
+  vaultVersion: 1 | 2;
+  vaultEpoch: number;
+}
+
+/** As SDKs before vault key epochs stored it (version 1): the master key as an HKDF key. Only read, to migrate. */
+interface RememberedSessionV1 {
+  v: 1;
+  username: string;
+  accountId: string;
+  sessionId: string;
+  token: string;
+  expiresAt: number;
+  masterKey: CryptoKey;
+}
 
 /** The account side of a client. One session at a time; its token goes with the client's requests. */
 export class Accounts {
@@ -129,8 +176,11 @@ export class Accounts {
     const username = normalizeUsername(credentials.username);
     const account = await accountIdOf(this.#context.zone, username);
     const { session, exportKey } = await passwordLogin(this.#context.api, account, credentials.password, credentials.label ?? "");
-    const masterKey = await this.#withSession(session, () => this.#openOrCreateMasterKey(session.token, account, exportKey));
-    return this.#begin(username, session, masterKey);
+    const opened = await this.#withSession(session, async () => {
+      const masterKey = await this.#openOrCreateMasterKey(session.token, account, exportKey);
+      return { masterKey, vaultId: await this.#vaultKeyId(session.token) };
+    });
+    return this.#begin(username, session, opened.masterKey, opened.vaultId);
   }
 
   /**
@@ -144,12 +194,13 @@ export class Accounts {
     const challenge = await api.passkeyLoginStart(account);
     const assertion = await assertPasskey(challenge.publicKey);
     const session = checkedSession(await api.passkeyLoginFinish(challenge.ticket, assertion.credential, login.label ?? ""), account);
-    const masterKey = await this.#withSession(session, async () => {
+    const opened = await this.#withSession(session, async () => {
       const place = { zone: this.#context.zone, account, name: await passkeyEnvelopeName(assertion.rawCredentialId) };
       const envelope = await required(api.getEnvelope(session.token, place.name), place.name);
-      return unwrapMasterKey(await passkeyWrapKey(assertion.prfOutput, place.zone, account), place, envelope.data);
+      const masterKey = await unwrapMasterKey(await passkeyWrapKey(assertion.prfOutput, place.zone, account), place, envelope.data);
+      return { masterKey, vaultId: await this.#vaultKeyId(session.token) };
     });
-    return this.#begin(username, session, masterKey);
+    return this.#begin(username, session, opened.masterKey, opened.vaultId);
   }
 
   /**
@@ -159,7 +210,7 @@ export class Accounts {
    */
   async resume(): Promise<Session | null> {
     const store = await this.#context.deviceStore("accounts");
-    const remembered = rememberedSession(await store.get(REMEMBERED));
+    const remembered = await this.#migrated(store, await store.get(REMEMBERED));
     if (remembered === undefined) {
       return null;
     }
@@ -186,16 +237,17 @@ export class Accounts {
       sessionId: remembered.sessionId,
       token: remembered.token,
       expiresAt: remembered.expiresAt,
-      masterKey: remembered.masterKey,
+      vault: { id: { version: remembered.vaultVersion, epoch: remembered.vaultEpoch }, key: remembered.vaultKey },
       masterKeyBytes: undefined,
     });
     this.#current = session;
+    this.#context.outbox.flush();
     return session;
   }
 
   /** The device-only keyring `name` (browsers): chains whose keys never leave this device. */
   deviceKeys(name = "default"): DeviceKeyring {
-    return new DeviceKeyring(name, this.#context.chains, () => this.#context.deviceStore("device-keys"));
+    return new DeviceKeyring(name, this.#context.zone, this.#context.chains, () => this.#context.deviceStore("device-keys"));
   }
 
   /** The token to send with the client's requests. Internal. */
@@ -212,39 +264,82 @@ export class Accounts {
       return;
     }
     const store = await this.#context.deviceStore("accounts");
-    const remembered = rememberedSession(await store.get(REMEMBERED));
+    const remembered = rememberedFields(await store.get(REMEMBERED));
     if (remembered?.token === token) {
       await store.delete(REMEMBERED);
       await store.delete(`vault-copy:${remembered.accountId}`);
     }
   }
 
-  /** Makes a logged-in session current and remembers it on the device where there is IndexedDB. */
-  async #begin(username: string, session: NewSession, masterKeyBytes: Bytes): Promise<Session> {
-    const masterKey = await importMasterKey(masterKeyBytes);
+  /**
+   * Keeps the vault key `state` now uses in the remembered session, when `state` is the session
+   * remembered on this device. Internal (the vault, after a password change or when it finds the
+   * vault sealed under a newer key).
+   */
+  async rememberVaultKey(state: SessionState): Promise<void> {
+    if (typeof indexedDB === "undefined") {
+      return;
+    }
+    const store = await this.#context.deviceStore("accounts");
+    if (rememberedFields(await store.get(REMEMBERED))?.token === state.token) {
+      await store.put(REMEMBERED, rememberedRecord(state));
+    }
+  }
+
+  /**
+   * The remembered session in `stored`, version 2; a version 1 record (an older SDK's, holding
+   * the master key as an HKDF key) is replaced by a version 2 one holding only the vault key
+   * (version 1, the only one that SDK knew) derived from it.
+   */
+  async #migrated(store: DeviceStore, stored: unknown): Promise<RememberedSession | undefined> {
+    const old = rememberedSessionV1(stored);
+    if (old === undefined) {
+      return rememberedSession(stored);
+    }
+    const vaultId: VaultKeyId = { version: 1, epoch: 0 };
+    const migrated: RememberedSession = {
+      v: 2,
+      username: old.username,
+      accountId: old.accountId,
+      sessionId: old.sessionId,
+      token: old.token,
+      expiresAt: old.expiresAt,
+      vaultKey: await vaultKeyFromBase(old.masterKey, this.#context.zone, old.accountId, vaultId),
+      vaultVersion: vaultId.version,
+      vaultEpoch: vaultId.epoch,
+    };
+    await store.put(REMEMBERED, migrated);
+    return migrated;
+  }
+
+  /**
+   * Makes a logged-in session current, remembers it on the device where there is IndexedDB (with
+   * the vault key `vaultId`, never the master key), and lets the outbox send its account's writes.
+   */
+  async #begin(username: string, session: NewSession, masterKeyBytes: Bytes, vaultId: VaultKeyId): Promise<Session> {
     const state: SessionState = {
       username,
       accountId: session.account,
       sessionId: session.session_id,
       token: session.token,
       expiresAt: session.expires_at_ms,
-      masterKey,
+      vault: { id: vaultId, key: await vaultKey(masterKeyBytes, this.#context.zone, session.account, vaultId) },
       masterKeyBytes,
     };
+    if (session.step_up !== undefined && session.step_up_expires_at_ms !== undefined) {
+      state.stepUp = { value: session.step_up, expiresAt: session.step_up_expires_at_ms };
+    }
     if (typeof indexedDB !== "undefined") {
-      const remembered: RememberedSession = {
-        v: 1,
-        username,
-        accountId: state.accountId,
-        sessionId: state.sessionId,
-        token: state.token,
-        expiresAt: state.expiresAt,
-        masterKey,
-      };
-      await (await this.#context.deviceStore("accounts")).put(REMEMBERED, remembered);
+      await (await this.#context.deviceStore("accounts")).put(REMEMBERED, rememberedRecord(state));
     }
     this.#current = new Session(this.#context, this, state);
+    this.#context.outbox.flush();
     return this.#current;
+  }
+
+  /** The vault key the account's vault is sealed under now (its envelope's header). */
+  async #vaultKeyId(token: string): Promise<VaultKeyId> {
+    return vaultKeyIdOf((await required(this.#context.api.getEnvelope(token, VAULT_ENVELOPE), VAULT_ENVELOPE)).data);
   }
 
   /**
@@ -286,11 +381,12 @@ export class Accounts {
     return masterKey;
   }
 
-  /** Writes an empty vault, create-only. */
+  /** Writes an empty vault, create-only, under the first vault key. */
   async #createEmptyVault(token: string, account: string, masterKey: Bytes): Promise<void> {
     const zone = this.#context.zone;
     const vaultPlace = { zone, account, name: VAULT_ENVELOPE };
-    const emptyVault = await sealEnvelope(await vaultKey(await importMasterKey(masterKey), zone, account), vaultPlace, encodeVault(new Map()));
+    const key = await vaultKey(masterKey, zone, account, FIRST_VAULT_KEY);
+    const emptyVault = await sealVault(key, FIRST_VAULT_KEY, vaultPlace, encodeVault(new Map()));
     await this.#context.api.putEnvelope(token, VAULT_ENVELOPE, emptyVault, 0);
   }
 
@@ -307,16 +403,18 @@ export class Accounts {
 }
 
 /** Internal state of a session. */
-interface SessionState {
+export interface SessionState {
   username: string;
   accountId: string;
   sessionId: string;
   token: string;
   expiresAt: number;
-  /** The master key, non-extractable (HKDF). */
-  masterKey: CryptoKey;
+  /** The vault key the session uses (non-extractable AES-GCM), and which one it is. */
+  vault: { id: VaultKeyId; key: CryptoKey };
   /** The master key's bytes, when the session began with a login (not when resumed). */
   masterKeyBytes: Bytes | undefined;
+  /** The session's step-up (memory only), from its login or a later proof. */
+  stepUp?: StepUp;
 }
 
 /** A logged-in account: its vault, passkeys, password and sessions. */
@@ -341,7 +439,9 @@ export class Session {
     this.#accounts = accounts;
     this.#state = state;
     const copies = typeof indexedDB === "undefined" ? undefined : () => context.deviceStore("accounts");
-    this.vault = new Vault(context.api, { zone: context.zone, account: state.accountId, name: VAULT_ENVELOPE }, state, copies);
+    this.vault = new Vault(context.api, { zone: context.zone, account: state.accountId, name: VAULT_ENVELOPE }, state, copies, () =>
+      accounts.rememberVaultKey(state),
+    );
   }
 
   /** The bearer token (keep it secret: it is the session). */
@@ -351,13 +451,17 @@ export class Session {
 
   /**
    * Adds a passkey (browsers): registers a WebAuthn credential with the PRF extension and wraps
-   * the master key under its PRF output. A resumed session does not hold the master key's bytes:
-   * pass `password` (checked by a login) or get `ReauthenticationRequiredError`.
+   * the master key under its PRF output. It needs the master key's bytes and a step-up (a
+   * password or passkey proven for this session within the last minutes, docs/accounts.md): a
+   * session that began with a login minutes ago has both; otherwise pass `password` (proven to
+   * the server again, never sent) or get `ReauthenticationRequiredError`.
    */
   async addPasskey(options: { label?: string; password?: string } = {}): Promise<{ id: string }> {
-    const masterKey = await this.#masterKeyBytes("adding a passkey", options.password);
+    const what = "adding a passkey";
+    const stepUp = await this.#stepUp(what, options.password);
+    const masterKey = await this.#masterKeyBytes(what, options.password);
     const api = this.#context.api;
-    const challenge = await api.passkeyRegisterStart(this.token);
+    const challenge = await api.passkeyRegisterStart(this.token, stepUp);
     const created = await createPasskey(challenge.publicKey, this.username);
     const record = await api.passkeyRegisterFinish(this.token, challenge.ticket, created.credential, options.label ?? "");
     const place = { zone: this.#context.zone, account: this.accountId, name: await passkeyEnvelopeName(created.rawCredentialId) };
@@ -366,7 +470,7 @@ export class Session {
       await api.putEnvelope(this.token, place.name, sealed, 0);
     } catch (error) {
       // Without its envelope the passkey could log in but not open anything.
-      await api.removePasskey(this.token, record.passkey_id).catch(() => undefined);
+      await api.removePasskey(this.token, stepUp, record.passkey_id).catch(() => undefined);
       throw error;
     }
     return { id: record.passkey_id };
@@ -381,10 +485,11 @@ export class Session {
     }));
   }
 
-  /** Removes a passkey and its envelope. */
-  async removePasskey(id: string): Promise<void> {
+  /** Removes a passkey and its envelope; needs a step-up, as `addPasskey`. */
+  async removePasskey(id: string, options: { password?: string } = {}): Promise<void> {
     const api = this.#context.api;
-    await api.removePasskey(this.token, id);
+    const stepUp = await this.#stepUp("removing a passkey", options.password);
+    await api.removePasskey(this.token, stepUp, id);
     let rawId: Bytes;
     try {
       rawId = fromBase64Url(id);
@@ -394,63 +499,72 @@ export class Session {
     const name = await passkeyEnvelopeName(rawId);
     const envelope = await api.getEnvelope(this.token, name);
     if (envelope !== undefined) {
-      await api.deleteEnvelope(this.token, name, envelope.version);
+      await api.deleteEnvelope(this.token, stepUp, name, envelope.version);
     }
   }
 
   /**
-   * Changes the password: `oldPassword` is checked by a login, then the new OPAQUE record and
-   * the master key wrapped under the new password replace the old ones in one step (if another
-   * device changed it meanwhile: `EnvelopeConflictError`, nothing changed). By default every
-   * other session of the account ends.
+   * Changes the password: `oldPassword` is proven to the server (a step-up of this session, which
+   * also opens the master key); the vault is sealed again under
+   * the next vault key (so a vault key kept by another device, or a device that lost the session,
+   * opens nothing written from now on); then the new OPAQUE record and the master key wrapped
+   * under the new password replace the old ones in one step (if another device changed the
+   * password meanwhile: `EnvelopeConflictError`, the password is unchanged — the vault stays
+   * sealed under its new key). By default every other session of the account ends.
    */
   async changePassword(oldPassword: string, newPassword: string, options: ChangePasswordOptions = {}): Promise<void> {
     const revokeOtherSessions = options.revokeOtherSessions ?? true;
     const api = this.#context.api;
     const { zone } = this.#context;
-    const check = await passwordMasterKey(api, zone, this.accountId, oldPassword, "password change");
-    let changed = false;
-    try {
-      await opaque.ready;
-      const { clientRegistrationState, registrationRequest } = opaque.client.startRegistration({ password: newPassword });
-      const registrationResponse = await api.registerStart(this.accountId, registrationRequest);
-      const { registrationRecord, exportKey } = opaqueStep(() =>
-        opaque.client.finishRegistration({ clientRegistrationState, registrationResponse, password: newPassword }),
-      );
-      const keyPlace = { zone, account: this.accountId, name: PASSWORD_ENVELOPE };
-      const sealed = await sealEnvelope(await passwordWrapKey(fromBase64Url(exportKey), zone, this.accountId), keyPlace, check.masterKey);
-      const envelope = { name: PASSWORD_ENVELOPE, data: sealed, ifVersion: check.version };
-      await api.changePassword(this.token, registrationRecord, envelope, revokeOtherSessions);
-      changed = true;
-      this.#state.masterKeyBytes ??= check.masterKey;
-    } finally {
-      // The change revoked the check's session with the others; a failure to end it leaves it to expire.
-      if (!(changed && revokeOtherSessions)) {
-        await api.logout(check.token).catch(() => undefined);
-      }
-    }
-  }
-
-  /** Ends this session (and forgets it on this device). */
-  async logout(): Promise<void> {
-    await this.#ending(() => this.#context.api.logout(this.token));
-  }
-
-  /** Ends every session of the account, this one included. */
-  async logoutAll(): Promise<void> {
-    await this.#ending(() => this.#context.api.logoutAll(this.token));
+    const proof = await this.#prove(oldPassword);
+    // First the vault: had the password changed first, a failure in between would leave the
+    // vault readable by the keys of before.
+    await this.vault.reseal(proof.masterKey);
+    await opaque.ready;
+    const { clientRegistrationState, registrationRequest } = opaque.client.startRegistration({ password: newPassword });
+    const registrationResponse = await api.registerStart(this.accountId, registrationRequest);
+    const { registrationRecord, exportKey } = opaqueStep(() =>
+      opaque.client.finishRegistration({ clientRegistrationState, registrationResponse, password: newPassword }),
+    );
+    const keyPlace = { zone, account: this.accountId, name: PASSWORD_ENVELOPE };
+    const sealed = await sealEnvelope(await passwordWrapKey(fromBase64Url(exportKey), zone, this.accountId), keyPlace, proof.masterKey);
+    const envelope = { name: PASSWORD_ENVELOPE, data: sealed, ifVersion: proof.version };
+    await api.changePassword(this.token, proof.stepUp, registrationRecord, envelope, revokeOtherSessions);
   }
 
   /**
-   * Deletes the account: its record, envelopes (the vault), passkeys and sessions. Chains are
-   * not touched; their keys, if they were only in the vault, are gone.
+   * Ends this session (and forgets it on this device). The account's writes still queued in the
+   * client's outbox are kept for its next login here, or discarded (`options.queuedWrites`); they
+   * are never sent with another account's session.
    */
-  async deleteAccount(): Promise<void> {
-    await this.#ending(() => this.#context.api.deleteAccount(this.token));
+  async logout(options: LogoutOptions = {}): Promise<void> {
+    await this.#ending(() => this.#context.api.logout(this.token), options.queuedWrites ?? "keep");
   }
 
-  /** Runs a request that ends this session, then forgets it; an already dead session counts as ended. */
-  async #ending(request: () => Promise<void>): Promise<void> {
+  /**
+   * Ends every session of the account, this one included; queued writes as in `logout`. Needs a
+   * step-up, as `addPasskey`.
+   */
+  async logoutAll(options: LogoutOptions & { password?: string } = {}): Promise<void> {
+    const stepUp = await this.#stepUp("ending every session", options.password);
+    await this.#ending(() => this.#context.api.logoutAll(this.token, stepUp), options.queuedWrites ?? "keep");
+  }
+
+  /**
+   * Deletes the account: its record, envelopes (the vault), passkeys and sessions, and its writes
+   * queued on this device. Chains are not touched; their keys, if they were only in the vault,
+   * are gone. Needs a step-up, as `addPasskey`.
+   */
+  async deleteAccount(options: { password?: string } = {}): Promise<void> {
+    const stepUp = await this.#stepUp("deleting the account", options.password);
+    await this.#ending(() => this.#context.api.deleteAccount(this.token, stepUp), "discard");
+  }
+
+  /**
+   * Runs a request that ends this session, then forgets it (an already dead session counts as
+   * ended), then discards the account's queued writes if asked.
+   */
+  async #ending(request: () => Promise<void>, queuedWrites: "keep" | "discard"): Promise<void> {
     try {
       await request();
     } catch (error) {
@@ -459,8 +573,12 @@ export class Session {
       }
     }
     await this.#accounts.forget(this.token);
+    if (queuedWrites === "discard") {
+      await this.#context.outbox.discard(this.accountId);
+    }
   }
 
+  /** The master key's bytes: the session's, else opened by proving `password`. */
   async #masterKeyBytes(what: string, password: string | undefined): Promise<Bytes> {
     if (this.#state.masterKeyBytes !== undefined) {
       return this.#state.masterKeyBytes;
@@ -468,12 +586,35 @@ export class Session {
     if (password === undefined) {
       throw new ReauthenticationRequiredError(what);
     }
+    return (await this.#prove(password)).masterKey;
+  }
+
+  /** A live step-up of this session: its own (from the login, or a proof minutes ago), else one from proving `password`. */
+  async #stepUp(what: string, password: string | undefined): Promise<string> {
+    const live = this.#state.stepUp;
+    if (live !== undefined && live.expiresAt - STEP_UP_MARGIN_MS > Date.now()) {
+      return live.value;
+    }
+    if (password === undefined) {
+      throw new ReauthenticationRequiredError(what);
+    }
+    return (await this.#prove(password)).stepUp;
+  }
+
+  /**
+   * Proves `password` to the server as a step-up of this session (no new session is opened), and
+   * opens the master key with the login's export key. A wrong password: `InvalidLoginError`.
+   */
+  async #prove(password: string): Promise<{ masterKey: Bytes; version: number; stepUp: string }> {
     const api = this.#context.api;
-    const check = await passwordMasterKey(api, this.#context.zone, this.accountId, password, "re-authentication");
-    // Only the check's login; a failure to end it leaves it to expire.
-    await api.logout(check.token).catch(() => undefined);
-    this.#state.masterKeyBytes = check.masterKey;
-    return check.masterKey;
+    const zone = this.#context.zone;
+    const { exportKey, stepUp } = await passwordStepUp(api, this.accountId, password, this.token);
+    this.#state.stepUp = stepUp;
+    const current = await required(api.getEnvelope(this.token, PASSWORD_ENVELOPE), PASSWORD_ENVELOPE);
+    const place = { zone, account: this.accountId, name: PASSWORD_ENVELOPE };
+    const masterKey = await unwrapMasterKey(await passwordWrapKey(exportKey, zone, this.accountId), place, current.data);
+    this.#state.masterKeyBytes ??= masterKey;
+    return { masterKey, version: current.version, stepUp: stepUp.value };
   }
 }
 
@@ -490,20 +631,24 @@ export class Vault {
   readonly #copies: (() => Promise<DeviceStore>) | undefined;
   /** That store, opened on first use. */
   #copyStore: Promise<DeviceStore> | undefined;
-  #key: Promise<CryptoKey> | undefined;
+  /** Keeps the session's new vault key on the device, when it is the remembered session. */
+  readonly #keyChanged: () => Promise<void>;
 
   /** Internal: `session.vault`. */
-  constructor(api: AccountApi, place: EnvelopePlace, state: SessionState, copies?: () => Promise<DeviceStore>) {
+  constructor(api: AccountApi, place: EnvelopePlace, state: SessionState, copies: (() => Promise<DeviceStore>) | undefined, keyChanged: () => Promise<void>) {
     this.#api = api;
     this.#place = place;
     this.#state = state;
     this.#copies = copies;
+    this.#keyChanged = keyChanged;
   }
 
   /**
    * The value stored under `name`, or undefined. Any envelope that does not open is an
-   * `EscrowError`. Offline (a `NetworkError`), in browsers, the vault as last read on this device
-   * answers: still sealed under the account's key, opened and checked the same way.
+   * `EscrowError`; a vault sealed again under a newer key (a password change) since a resumed
+   * session was remembered, a `ReauthenticationRequiredError`. Offline (a `NetworkError`), in
+   * browsers, the vault as last read on this device answers: still sealed under the account's
+   * key, opened and checked the same way.
    */
   async get<T = unknown>(name: string): Promise<T | undefined> {
     const { entries } = await this.#read(true);
@@ -530,49 +675,103 @@ export class Vault {
     return [...(await this.#read()).entries.keys()];
   }
 
-  async #update(change: (entries: Map<string, unknown>) => void): Promise<void> {
+  /**
+   * Seals the vault again, unchanged, under the vault key after the one it is sealed under
+   * (derived from `masterKey`); from then on the session uses that key. Internal (a password
+   * change).
+   */
+  async reseal(masterKey: Bytes): Promise<void> {
+    this.#state.masterKeyBytes ??= masterKey;
+    await this.#update(() => undefined, true);
+  }
+
+  /**
+   * Reads, changes and writes the vault (compare-and-set, retried when another device wrote
+   * first); `nextKey` seals it under the vault key after the one it was read under. A writer
+   * keeps the key the vault is sealed under: only a password change moves it on.
+   */
+  async #update(change: (entries: Map<string, unknown>) => void, nextKey = false): Promise<void> {
     for (let attempt = 1; ; attempt++) {
-      const { entries, version } = await this.#read();
+      const { entries, version, id } = await this.#read();
       change(entries);
-      const sealed = await sealEnvelope(await this.#vaultKey(), this.#place, encodeVault(entries));
+      const sealedId = nextKey ? nextVaultKeyId(id) : id;
+      const key = await this.#keyFor(sealedId);
+      const sealed = await sealVault(key, sealedId, this.#place, encodeVault(entries));
+      let written: number;
       try {
-        await this.#api.putEnvelope(this.#state.token, this.#place.name, sealed, version);
-        return;
+        written = await this.#api.putEnvelope(this.#state.token, this.#place.name, sealed, version);
       } catch (error) {
         if (!(error instanceof EnvelopeConflictError) || attempt >= VAULT_ATTEMPTS) {
           throw error;
         }
+        continue;
       }
+      if (!sameVaultKey(sealedId, this.#state.vault.id)) {
+        this.#state.vault = { id: sealedId, key };
+        await this.#keyChanged();
+      }
+      await this.#keepCopy({ data: sealed, version: written });
+      return;
     }
   }
 
-  async #read(offline = false): Promise<{ entries: Map<string, unknown>; version: number }> {
+  async #read(offline = false): Promise<{ entries: Map<string, unknown>; version: number; id: VaultKeyId }> {
     const copyName = `vault-copy:${this.#place.account}`;
-    if (this.#copies !== undefined) {
-      this.#copyStore ??= this.#copies();
-    }
     let envelope: StoredEnvelope;
     let fromCopy = false;
     try {
       envelope = await required(this.#api.getEnvelope(this.#state.token, this.#place.name), this.#place.name);
     } catch (error) {
-      const copy = offline && error instanceof NetworkError ? await (await this.#copyStore)?.get(copyName) : undefined;
+      const copy = offline && error instanceof NetworkError ? await (await this.#copyDb())?.get(copyName) : undefined;
       if (copy === undefined) {
         throw error;
       }
       envelope = copy as StoredEnvelope;
       fromCopy = true;
     }
-    const plaintext = await openEnvelope(await this.#vaultKey(), this.#place, envelope.data);
-    if (!fromCopy) {
-      await (await this.#copyStore)?.put(copyName, { data: envelope.data, version: envelope.version });
+    const id = vaultKeyIdOf(envelope.data);
+    const key = await this.#keyFor(id);
+    const plaintext = await openEnvelope(key, this.#place, envelope.data);
+    if (!sameVaultKey(id, this.#state.vault.id)) {
+      // A vault sealed under a newer key than the session's (a password change on another device
+      // that kept this session): use that key from now on.
+      this.#state.vault = { id, key };
+      await this.#keyChanged();
     }
-    return { entries: decodeVault(plaintext), version: envelope.version };
+    if (!fromCopy) {
+      await this.#keepCopy({ data: envelope.data, version: envelope.version });
+    }
+    return { entries: decodeVault(plaintext), version: envelope.version, id };
   }
 
-  #vaultKey(): Promise<CryptoKey> {
-    this.#key ??= vaultKey(this.#state.masterKey, this.#place.zone, this.#place.account);
-    return this.#key;
+  /**
+   * The vault key `id`: the session's own, or, for a newer one, derived from the master key when
+   * the session holds its bytes. Never an older key than the session's: a server that serves a
+   * vault sealed before the last password change this session knows of is caught.
+   */
+  async #keyFor(id: VaultKeyId): Promise<CryptoKey> {
+    const current = this.#state.vault;
+    if (sameVaultKey(id, current.id)) {
+      return current.key;
+    }
+    if (olderVaultKey(id, current.id)) {
+      throw new EscrowError(this.#place.name, "the vault is sealed under an older key than this session has seen (served from before a password change)");
+    }
+    if (this.#state.masterKeyBytes === undefined) {
+      throw new ReauthenticationRequiredError("opening the vault, sealed again under a new key since this session was remembered (a password change),");
+    }
+    return vaultKey(this.#state.masterKeyBytes, this.#place.zone, this.#place.account, id);
+  }
+
+  async #keepCopy(envelope: StoredEnvelope): Promise<void> {
+    await (await this.#copyDb())?.put(`vault-copy:${this.#place.account}`, { data: envelope.data, version: envelope.version });
+  }
+
+  #copyDb(): Promise<DeviceStore> | undefined {
+    if (this.#copies !== undefined) {
+      this.#copyStore ??= this.#copies();
+    }
+    return this.#copyStore;
   }
 }
 
@@ -591,28 +790,20 @@ async function passwordLogin(api: AccountApi, account: string, password: string,
 }
 
 /**
- * Checks `password` by a login of its own and unwraps the master key from `key-password` with
- * it: the master key, the version of `key-password`, and the check's session token (the caller
- * ends it).
+ * Proves `password` for the session `token` (OPAQUE `login/start`, then `step-up` in place of
+ * `login/finish`): the export key and the step-up. A wrong password fails on the client, like a
+ * login's.
  */
-async function passwordMasterKey(
-  api: AccountApi,
-  zone: string,
-  account: string,
-  password: string,
-  label: string,
-): Promise<{ masterKey: Bytes; version: number; token: string }> {
-  const { session, exportKey } = await passwordLogin(api, account, password, label);
-  try {
-    const current = await required(api.getEnvelope(session.token, PASSWORD_ENVELOPE), PASSWORD_ENVELOPE);
-    const place = { zone, account, name: PASSWORD_ENVELOPE };
-    const masterKey = await unwrapMasterKey(await passwordWrapKey(exportKey, zone, account), place, current.data);
-    return { masterKey, version: current.version, token: session.token };
-  } catch (error) {
-    // A failure to end it leaves it to expire.
-    await api.logout(session.token).catch(() => undefined);
-    throw error;
+async function passwordStepUp(api: AccountApi, account: string, password: string, token: string): Promise<{ exportKey: Bytes; stepUp: StepUp }> {
+  await opaque.ready;
+  const { clientLoginState, startLoginRequest } = opaque.client.startLogin({ password });
+  const { loginResponse, ticket } = await api.loginStart(account, startLoginRequest);
+  const finished = opaqueStep(() => opaque.client.finishLogin({ clientLoginState, loginResponse, password }));
+  if (finished === undefined) {
+    throw new InvalidLoginError("wrong username or password", undefined);
   }
+  const stepUp = await api.stepUp(token, ticket, finished.finishLoginRequest);
+  return { exportKey: fromBase64Url(finished.exportKey), stepUp };
 }
 
 /** Runs an OPAQUE client step; the library throws only on messages it cannot parse. */
@@ -639,18 +830,55 @@ async function required(envelope: Promise<StoredEnvelope | undefined>, name: str
   return found;
 }
 
+/** The session record to remember on the device for `state`: its vault key, never the master key. */
+function rememberedRecord(state: SessionState): RememberedSession {
+  return {
+    v: 2,
+    username: state.username,
+    accountId: state.accountId,
+    sessionId: state.sessionId,
+    token: state.token,
+    expiresAt: state.expiresAt,
+    vaultKey: state.vault.key,
+    vaultVersion: state.vault.id.version,
+    vaultEpoch: state.vault.id.epoch,
+  };
+}
+
+/** The fields every remembered session record has, whatever its version. */
+function rememberedFields(value: unknown): { token: string; accountId: string } | undefined {
+  const stored = value as { token?: unknown; accountId?: unknown } | undefined;
+  return typeof stored?.token === "string" && typeof stored.accountId === "string" ? { token: stored.token, accountId: stored.accountId } : undefined;
+}
+
+function hasSessionFields(stored: Partial<RememberedSession> | Partial<RememberedSessionV1>): boolean {
+  return (
+    typeof stored.token === "string" &&
+    typeof stored.username === "string" &&
+    typeof stored.accountId === "string" &&
+    typeof stored.sessionId === "string" &&
+    typeof stored.expiresAt === "number"
+  );
+}
+
 function rememberedSession(value: unknown): RememberedSession | undefined {
   const stored = value as Partial<RememberedSession> | undefined;
   if (
-    stored?.v !== 1 ||
-    typeof stored.token !== "string" ||
-    typeof stored.username !== "string" ||
-    typeof stored.accountId !== "string" ||
-    typeof stored.sessionId !== "string" ||
-    typeof stored.expiresAt !== "number" ||
-    !(stored.masterKey instanceof CryptoKey)
+    stored?.v !== 2 ||
+    !hasSessionFields(stored) ||
+    !(stored.vaultKey instanceof CryptoKey) ||
+    (stored.vaultVersion !== 1 && stored.vaultVersion !== 2) ||
+    typeof stored.vaultEpoch !== "number"
   ) {
     return undefined;
   }
   return stored as RememberedSession;
+}
+
+function rememberedSessionV1(value: unknown): RememberedSessionV1 | undefined {
+  const stored = value as Partial<RememberedSessionV1> | undefined;
+  if (stored?.v !== 1 || !hasSessionFields(stored) || !(stored.masterKey instanceof CryptoKey)) {
+    return undefined;
+  }
+  return stored as RememberedSessionV1;
 }

@@ -47,7 +47,7 @@ import {
 import { type EntryVerifier, type Subscription, type FollowOptions, followChain } from "./follow.js";
 import type { HeadStore } from "./heads.js";
 import type { Outbox, QueuedWrite } from "./outbox.js";
-import type { EntriesPage, ZoneApi } from "./http.js";
+import type { EntriesPage, SessionTokenSource, ZoneApi } from "./http.js";
 import { ChainKeys, type ChainSecrets } from "./keys.js";
 import { type EntryContent, PAYLOAD_OVERHEAD, decryptPayload, encryptPayload } from "./payload.js";
 
@@ -167,6 +167,22 @@ export class Chain {
   /** Whether this handle holds the write key. */
   get writable(): boolean {
     return this.#keys.writable;
+  }
+
+  /**
+   * Internal (the outbox, which seals queued writes under the chain key): the keys this handle
+   * holds, raw (`ChainKeys`) or as kept non-extractable `CryptoKey`s (a device keyring).
+   */
+  secrets(): ChainSecrets {
+    return this.#keys;
+  }
+
+  /**
+   * Internal (the outbox): a handle on this chain whose requests send the session token of
+   * `sessionToken`, whatever the client's session becomes meanwhile.
+   */
+  withSessionToken(sessionToken: SessionTokenSource): Chain {
+    return new Chain({ ...this.#context, api: this.#context.api.withSessionToken(sessionToken) }, this.#keys, this.#tip);
   }
 
   /** The zone's largest entry payload, as the client was told. */
@@ -292,15 +308,13 @@ export class Chain {
     return this.#context.locks.run(`append/${this.zone}/${this.chainId}`, async () => {
       const tip = await this.#currentTip(options.signal);
       const keys = this.#keys;
+      const chainKey = await keys.chainKey(keys.epoch);
+      if (chainKey === undefined) {
+        throw new InvalidInputError(`no key for the current epoch ${keys.epoch}`);
+      }
       const chainIdBytes = fromHex(this.chainId, 32);
       const prev = fromHex(tip.head, 32);
-      const payload = await encryptPayload(
-        { zone: this.zone, chainId: chainIdBytes, index: tip.length, prev },
-        keys.epoch,
-        keys.readKeyMaterial(keys.epoch)!,
-        content,
-        options.writeId,
-      );
+      const payload = await encryptPayload({ zone: this.zone, chainId: chainIdBytes, index: tip.length, prev }, keys.epoch, chainKey, content, options.writeId);
       if (payload.length > this.#context.maxPayloadBytes) {
         throw new InvalidInputError(
           `the encrypted payload has ${payload.length} bytes, more than the zone's ${this.#context.maxPayloadBytes} ` +
@@ -700,7 +714,7 @@ export class Chain {
     const keys = this.#keys;
     const { epoch, content, writeId } = await decryptPayload(
       { zone: this.zone, chainId: fromHex(this.chainId, 32), index: entry.index, prev: fromHex(entry.prev, 32) },
-      (keyEpoch) => keys.readKeyMaterial(keyEpoch),
+      keys,
       entry.payload,
     );
     const decrypted: Entry = { index: entry.index, entryHash: entry.entryHash, prev: entry.prev, chunks: entry.chunks, keyEpoch: epoch, content };

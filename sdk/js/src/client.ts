@@ -62,7 +62,12 @@ export interface BlindstoreOptions {
    * fails (default: none; in browsers `await IndexedDbEntryStore.open()`).
    */
   entryStore?: EntryStore;
-  /** Where `chain.enqueue` keeps queued writes (default in memory; in browsers `await IndexedDbOutboxStore.open()`). */
+  /**
+   * Where `chain.enqueue` keeps queued writes (default in memory; in browsers
+   * `await IndexedDbOutboxStore.open()`). A queued write belongs to the account logged in when it
+   * was queued (`accounts`): it is sent only with that account's session token, while that
+   * account is logged in here.
+   */
   outboxStore?: OutboxStore;
   /** The outbox's first delay after a network failure (default 500 ms), doubling up to `outboxMaxRetryMs` (default 30 s). */
   outboxMinRetryMs?: number;
@@ -109,6 +114,7 @@ export class Blindstore {
       zone: options.zone,
       chains: { create: (secrets) => this.#createChain(secrets), open: (secrets) => new Chain(this.#context, secrets) },
       deviceStore: (purpose) => DeviceStore.open(purpose, options.url, options.zone),
+      outbox: { flush: () => this.outbox.flush(), discard: (account) => this.outbox.discard(account) },
     });
     this.#url = options.url;
     this.#uploads = options.uploadStore;
@@ -118,6 +124,15 @@ export class Blindstore {
       lockPrefix: `blindstore:${options.url}:${options.zone}`,
       minRetryMs: options.outboxMinRetryMs,
       maxRetryMs: options.outboxMaxRetryMs,
+      // A queued write goes with the session of the account that queued it, or waits for it.
+      owner: () => {
+        const session = this.accounts.session;
+        if (session === undefined) {
+          return { account: undefined, token: options.sessionToken ?? (() => undefined) };
+        }
+        const token = session.token;
+        return { account: session.accountId, token: () => token };
+      },
     });
     this.#context = {
       api,

@@ -297,12 +297,15 @@ export class EscrowError extends BlindstoreError {
 }
 
 /**
- * The operation needs the account's master key in clear, which a session resumed from this
- * device does not hold (only a non-extractable copy is kept): pass the password, or log in again.
+ * The operation needs what only a fresh proof of the password gives: the account's master key in
+ * clear (a session resumed from this device keeps only the vault key), a step-up (what cannot be
+ * undone needs a password or passkey proven for the session within the last minutes), or the
+ * vault key of a vault sealed again since the session was remembered. Pass the password, or log
+ * in again.
  */
 export class ReauthenticationRequiredError extends BlindstoreError {
   constructor(what: string) {
-    super("reauthentication_required", `${what} needs the account's master key: log in again or pass the password`);
+    super("reauthentication_required", `${what} needs the password proven again: pass it, or log in again`);
   }
 }
 
@@ -317,5 +320,19 @@ export class PasskeyError extends BlindstoreError {
 export class NotExportableError extends BlindstoreError {
   constructor(message: string) {
     super("not_exportable", message);
+  }
+}
+
+/**
+ * A queued write was discarded before it was sent: its account logged out choosing to forget
+ * its queued writes (`session.logout({ queuedWrites: "discard" })`), or was deleted.
+ */
+export class WriteDiscardedError extends BlindstoreError {
+  /** The write id. */
+  readonly id: string;
+
+  constructor(id: string) {
+    super("write_discarded", `queued write ${id} was discarded at its account's logout; it was never sent`);
+    this.id = id;
   }
 }

@@ -90,6 +90,11 @@ export class ZoneApi {
     this.#base = `${options.baseUrl.replace(/\/+$/, "")}/v1/zones/${encodeURIComponent(options.zone)}`;
   }
 
+  /** The same API, its requests sending the token of `sessionToken` instead. */
+  withSessionToken(sessionToken: SessionTokenSource): ZoneApi {
+    return new ZoneApi({ ...this.#options, sessionToken });
+  }
+
   /** `POST /chains`: creates the chain of `publicKey` (base64url), or finds it when it exists. */
   async createChain(publicKey: string, signal?: AbortSignal): Promise<ChainInfo> {
     const answer = await this.#json("/chains", { method: "POST", json: { public_key: publicKey }, signal });

@@ -102,5 +102,6 @@ export {
   UnsupportedVersionError,
   VerificationError,
   type VerificationReason,
+  WriteDiscardedError,
 } from "./errors.js";
 export { fromBase64Url, fromHex, toBase64Url, toHex } from "./bytes.js";

@@ -9,7 +9,7 @@
 import { type Bytes, fromBase64Url, fromHex, randomBytes, toBase64Url, toHex } from "./bytes.js";
 import { type WriteKey, chainIdOf, importWriteKey } from "./entry.js";
 import { InvalidInputError, ReadOnlyError, UnsupportedVersionError } from "./errors.js";
-import type { ReadKeyMaterial } from "./payload.js";
+import { type PayloadKeys, type PayloadPlace, chainKeyOf, rawPayloadKeys } from "./payload.js";
 
 /** Largest key epoch: the payload format carries it as a u32. */
 const MAX_EPOCH = 0xffffffff;
@@ -28,10 +28,11 @@ export interface ChainKeysJson {
 }
 
 /**
- * What a chain handle needs of its keys, whatever form they take: `ChainKeys` holds raw bytes,
- * a device keyring (device-keys.ts) non-extractable `CryptoKey`s. Internal.
+ * What a chain handle needs of its keys, whatever form they take: `ChainKeys` holds raw bytes
+ * (and keeps the chain keys it derives from them as non-extractable `CryptoKey`s), a device
+ * keyring (device-keys.ts) only non-extractable `CryptoKey`s. Internal.
  */
-export interface ChainSecrets {
+export interface ChainSecrets extends PayloadKeys {
   /** Lowercase hex chain id. */
   readonly chainId: string;
   /** The epoch new entries are encrypted under. */
@@ -39,8 +40,8 @@ export interface ChainSecrets {
   readonly writable: boolean;
   /** The write key, ready to sign; throws `ReadOnlyError` without one. */
   signingKey(): Promise<WriteKey>;
-  /** The read key of `epoch`, or undefined when these keys lack it. */
-  readKeyMaterial(epoch: number): ReadKeyMaterial | undefined;
+  /** The raw read key of `epoch`: undefined when these keys lack it or hold no raw keys (a device keyring). */
+  readKey(epoch: number): Bytes | undefined;
 }
 
 /** A chain's keys. Immutable: rotation and read-only copies return new objects. */
@@ -52,12 +53,16 @@ export class ChainKeys implements ChainSecrets {
   /** The epoch new entries are encrypted under. */
   readonly epoch: number;
   readonly #readKeys: ReadonlyMap<number, Bytes>;
+  /** The chain keys derived so far, by epoch: each derived once, then used as it is. */
+  readonly #chainKeys = new Map<number, Promise<CryptoKey>>();
+  readonly #raw: PayloadKeys;
 
   private constructor(chainId: string, writeKey: Bytes | undefined, readKeys: ReadonlyMap<number, Bytes>, epoch: number) {
     this.chainId = chainId;
     this.writeKey = writeKey;
     this.#readKeys = readKeys;
     this.epoch = epoch;
+    this.#raw = rawPayloadKeys(fromHex(chainId, 32), (keyEpoch) => readKeys.get(keyEpoch));
   }
 
   /** New keys for a new chain: a random write key and a random read key at epoch 0. */
@@ -141,8 +146,26 @@ export class ChainKeys implements ChainSecrets {
     return importWriteKey(this.writeKey);
   }
 
-  readKeyMaterial(epoch: number): ReadKeyMaterial | undefined {
-    return this.#readKeys.get(epoch);
+  /**
+   * The chain key of `epoch` (payload version 2): derived from the read key the first time, then
+   * kept, as a non-extractable AES-256-GCM `CryptoKey` (usages encrypt and decrypt).
+   */
+  async chainKey(epoch: number): Promise<CryptoKey | undefined> {
+    const readKey = this.#readKeys.get(epoch);
+    if (readKey === undefined) {
+      return undefined;
+    }
+    let key = this.#chainKeys.get(epoch);
+    if (key === undefined) {
+      key = chainKeyOf(readKey, fromHex(this.chainId, 32), epoch);
+      this.#chainKeys.set(epoch, key);
+    }
+    return key;
+  }
+
+  /** The key of a version 1 payload at `place`, derived from the read key for this entry only. */
+  async entryKeyV1(place: PayloadPlace, epoch: number): Promise<CryptoKey | undefined> {
+    return this.#raw.entryKeyV1(place, epoch);
   }
 
   /** The epochs these keys hold a read key for, ascending. */

@@ -10,8 +10,12 @@
  * answer, network error, page closed mid-request), the outbox reads the chain from the index of
  * its first attempt and looks for that id, so a write is never appended twice.
  *
- * At rest a queued write is sealed with AES-256-GCM under a key derived from the chain's read key
- * (HKDF, salt the chain id, info "blindstore/outbox/v1\0" || write id); the store never holds
+ * A queued write belongs to the account whose session queued it (or to none, queued without a
+ * session): it is sent only while that account's session is the client's, with that session's
+ * token, and waits through other accounts' sessions; a logout may discard it instead.
+ *
+ * At rest a queued write is sealed with AES-256-GCM under the chain key of its epoch (the key
+ * that encrypts the chain's payloads, with other additional data); the store never holds
  * plaintext. Sending is serialized per chain across tabs with the Web Locks API when it exists.
  */
 
@@ -29,19 +33,24 @@ import {
   RollbackError,
   UnsupportedVersionError,
   VerificationError,
+  WriteDiscardedError,
 } from "./errors.js";
 import { isTransient } from "./follow.js";
-import type { ChainKeys } from "./keys.js";
+import type { SessionTokenSource } from "./http.js";
+import type { ChainSecrets } from "./keys.js";
 import { type EntryContent, PAYLOAD_OVERHEAD, WRITE_ID_BYTES, WRITE_ID_OVERHEAD, decodeContent, encodeContent } from "./payload.js";
 
-const SEAL_LABEL = utf8("blindstore/outbox/v1\0");
+const SEAL_LABEL = utf8("blindstore/outbox/v2\0");
+const SEAL_LABEL_V1 = utf8("blindstore/outbox/v1\0");
+const RECORD_VERSION = 2;
 const IV_BYTES = 12;
 const DEFAULT_MIN_RETRY_MS = 500;
 const DEFAULT_MAX_RETRY_MS = 30_000;
 
 /** One queued write as an `OutboxStore` keeps it (docs/sdk-format.md, "Outbox records"). */
 export interface OutboxRecord {
-  v: 1;
+  /** 2; records of version 1 (older SDKs) are still sent. */
+  v: 1 | 2;
   /** The write id: 16 random bytes, base64url; also the record's key. */
   id: string;
   zone: string;
@@ -57,6 +66,11 @@ export interface OutboxRecord {
   sealed: string;
   /** The chain's length before the first attempt to send: any copy that landed is at or after it. */
   tried?: number;
+  /**
+   * Version 2: the account id of the session that queued the write; absent when it was queued
+   * without a session. Version 1 records name no account.
+   */
+  account?: string;
 }
 
 /** Where queued writes are kept. `MemoryOutboxStore` (tests, Node); `IndexedDbOutboxStore` (browsers). */
@@ -105,6 +119,8 @@ export interface QueuedWrite {
 export interface PendingWrite {
   id: string;
   chainId: string;
+  /** The account it belongs to (undefined: queued without a session). */
+  account: string | undefined;
   /** Whether an attempt to send it was made (it may have landed; the outbox checks before resending). */
   tried: boolean;
 }
@@ -114,7 +130,10 @@ export type OutboxEvent =
   | { type: "queued"; id: string; chainId: string; pending: number }
   | { type: "sent"; id: string; chainId: string; result: AppendResult; pending: number }
   | { type: "retrying"; chainId: string; error: unknown; delayMs: number; pending: number }
-  /** The write can never be sent (too large, read-only handle, refused by the server): dropped, `durable` rejected. */
+  /**
+   * The write can never be sent (too large, read-only handle, refused by the server) or was
+   * discarded at its account's logout (`WriteDiscardedError`): dropped, `durable` rejected.
+   */
   | { type: "failed"; id: string; chainId: string; error: unknown; pending: number }
   /**
    * The server misbehaved (a `VerificationError`, `ForkError`, `RollbackError`) or refused the
@@ -123,9 +142,20 @@ export type OutboxEvent =
    */
   | { type: "stopped"; chainId: string; error: unknown; pending: number };
 
+/**
+ * Whose writes may be sent now: the current session's account (undefined without a session) and
+ * the token to send them with. Internal (the client gives it from `accounts`).
+ */
+export interface OutboxOwner {
+  account: string | undefined;
+  token: SessionTokenSource;
+}
+
 export interface OutboxOptions {
   store: OutboxStore;
   zone: string;
+  /** Whose writes may be sent now (default: no account, no token). */
+  owner?: () => OutboxOwner;
   /** Names the cross-tab send lock: one per deployment and zone. */
   lockPrefix: string;
   /** First delay after a network failure (default 500 ms), doubling up to `maxRetryMs` (default 30 s). */
@@ -140,6 +170,7 @@ export class Outbox {
   readonly #lockPrefix: string;
   readonly #minRetryMs: number;
   readonly #maxRetryMs: number;
+  readonly #owner: () => OutboxOwner;
   /** Chain handles able to send: the outbox sends a chain's writes once the app opened it with its write key. */
   readonly #chains = new Map<string, Chain>();
   readonly #draining = new Map<string, Promise<void>>();
@@ -159,6 +190,7 @@ export class Outbox {
     this.#lockPrefix = options.lockPrefix;
     this.#minRetryMs = options.minRetryMs ?? DEFAULT_MIN_RETRY_MS;
     this.#maxRetryMs = options.maxRetryMs ?? DEFAULT_MAX_RETRY_MS;
+    this.#owner = options.owner ?? (() => ({ account: undefined, token: () => undefined }));
     // Coming back online is the moment to try again, whatever the backoff says.
     globalThis.addEventListener?.("online", () => this.flush());
     if (typeof BroadcastChannel !== "undefined") {
@@ -169,9 +201,42 @@ export class Outbox {
     }
   }
 
-  /** The writes waiting, in the order they will be sent (per chain). */
+  /**
+   * The writes waiting that belong to the current session's account (without a session: those
+   * queued without one), in the order they will be sent (per chain). Other accounts' writes wait
+   * unseen until their account logs in again.
+   */
   async pending(): Promise<PendingWrite[]> {
-    return (await this.#store.list(this.#zone)).map((record) => ({ id: record.id, chainId: record.chainId, tried: record.tried !== undefined }));
+    return (await this.#mine()).map((record) => ({ id: record.id, chainId: record.chainId, account: record.account, tried: record.tried !== undefined }));
+  }
+
+  /**
+   * Forgets every queued write of `account` (undefined: those queued without a session), never
+   * to be sent: their `durable` rejects with `WriteDiscardedError`, here and in the origin's
+   * other tabs. Waits for a send in progress on the same chain (in any tab) to end first, so a
+   * write is either sent before this or never. Returns how many were discarded. Internal:
+   * `session.logout({ queuedWrites: "discard" })`.
+   */
+  async discard(account: string | undefined): Promise<number> {
+    const chains = new Set((await this.#store.list(this.#zone)).filter((record) => ownedBy(record, account)).map((record) => record.chainId));
+    let discarded = 0;
+    for (const chainId of chains) {
+      const removed = await withLock(`${this.#lockPrefix}/outbox/${chainId}`, async () => {
+        const records = (await this.#store.list(this.#zone)).filter((record) => record.chainId === chainId && ownedBy(record, account));
+        for (const record of records) {
+          await this.#store.remove(record.id);
+        }
+        return records;
+      });
+      for (const record of removed) {
+        const error = new WriteDiscardedError(record.id);
+        this.#settle(record.id, undefined, error);
+        this.#emit({ type: "failed", id: record.id, chainId, error, pending: (await this.#mine()).length });
+        this.#tell({ id: record.id, chainId, error: { code: error.code, message: error.message } });
+      }
+      discarded += removed.length;
+    }
+    return discarded;
   }
 
   /** Calls `listener` on every change of the outbox; returns the function that stops it. */
@@ -203,10 +268,10 @@ export class Outbox {
       if (plaintext.length - 1 + PAYLOAD_OVERHEAD + WRITE_ID_OVERHEAD > chain.maxPayloadBytes) {
         throw new InvalidInputError(`the content does not fit in one entry's ${chain.maxPayloadBytes} bytes: store large data as a file`);
       }
-      const record = await seal(chain, id, Date.now() * 1000 + (this.#seq++ % 1000), plaintext);
+      const record = await seal(chain, id, Date.now() * 1000 + (this.#seq++ % 1000), plaintext, this.#owner().account);
       await this.#store.add(record);
       this.register(chain);
-      this.#emit({ type: "queued", id, chainId: chain.chainId, pending: (await this.#store.list(this.#zone)).length });
+      this.#emit({ type: "queued", id, chainId: chain.chainId, pending: (await this.#mine()).length });
       this.#kick(chain.chainId);
     })();
     queued.catch((error: unknown) => this.#settle(id, undefined, error));
@@ -250,34 +315,38 @@ export class Outbox {
    * failure ("retry", after a backoff), or an error that keeps them queued ("stopped").
    */
   async #drain(chainId: string): Promise<"done" | "retry" | "stopped"> {
-    const chain = this.#chains.get(chainId)!;
     for (;;) {
+      // Asked afresh for each write: the session may have changed since the last one.
+      const owner = this.#owner();
       // Listed afresh each time: another tab may have sent some while this one waited for the lock.
-      const record = (await this.#store.list(this.#zone)).find((candidate) => candidate.chainId === chainId);
+      const record = (await this.#store.list(this.#zone)).find((candidate) => candidate.chainId === chainId && ownedBy(candidate, owner.account));
       if (record === undefined) {
         return "done";
       }
+      // Every request for this write carries the owner's token as it is now: a later login of
+      // another account cannot lend it its session.
+      const chain = this.#chains.get(chainId)!.withSessionToken(owner.token);
       try {
         const result = await this.#deliver(chain, record);
         await this.#store.remove(record.id);
         this.#delays.delete(chainId);
         this.#settle(record.id, result, undefined);
-        this.#emit({ type: "sent", id: record.id, chainId, result, pending: (await this.#store.list(this.#zone)).length });
+        this.#emit({ type: "sent", id: record.id, chainId, result, pending: (await this.#mine()).length });
         this.#tell({ id: record.id, chainId, result });
       } catch (error) {
         if (keepsQueued(error)) {
-          this.#emit({ type: "stopped", chainId, error, pending: (await this.#store.list(this.#zone)).length });
+          this.#emit({ type: "stopped", chainId, error, pending: (await this.#mine()).length });
           return "stopped";
         }
         if (!isTransient(error)) {
           await this.#store.remove(record.id);
           this.#settle(record.id, undefined, error);
-          this.#emit({ type: "failed", id: record.id, chainId, error, pending: (await this.#store.list(this.#zone)).length });
+          this.#emit({ type: "failed", id: record.id, chainId, error, pending: (await this.#mine()).length });
           this.#tell({ id: record.id, chainId, error: { code: codeOf(error), message: String((error as Error)?.message ?? error) } });
           continue;
         }
         const delayMs = this.#delays.get(chainId) ?? this.#minRetryMs;
-        this.#emit({ type: "retrying", chainId, error, delayMs, pending: (await this.#store.list(this.#zone)).length });
+        this.#emit({ type: "retrying", chainId, error, delayMs, pending: (await this.#mine()).length });
         return "retry";
       }
     }
@@ -296,7 +365,7 @@ export class Outbox {
     if (typeof notice?.id !== "string" || typeof notice.chainId !== "string") {
       return;
     }
-    const pending = (await this.#store.list(this.#zone)).length;
+    const pending = (await this.#mine()).length;
     if (typeof notice.result?.index === "number") {
       const chain = this.#chains.get(notice.chainId);
       // The other tab's word is checked: the entry it names must carry this write id.
@@ -306,7 +375,8 @@ export class Outbox {
         this.#emit({ type: "sent", id: notice.id, chainId: notice.chainId, result: landed, pending });
       }
     } else if (notice.error !== undefined) {
-      const error = new BlindstoreError(notice.error.code, notice.error.message);
+      const error =
+        notice.error.code === "write_discarded" ? new WriteDiscardedError(notice.id) : new BlindstoreError(notice.error.code, notice.error.message);
       this.#settle(notice.id, undefined, error);
       this.#emit({ type: "failed", id: notice.id, chainId: notice.chainId, error, pending });
     }
@@ -318,7 +388,7 @@ export class Outbox {
    * `append` re-reads the head and the content is encrypted and signed again at the new index.
    */
   async #deliver(chain: Chain, record: OutboxRecord): Promise<AppendResult> {
-    const content = await unseal(chain.keys, record);
+    const content = await unseal(chain.secrets(), record);
     const writeId = fromBase64Url(record.id, WRITE_ID_BYTES);
     for (;;) {
       if (record.tried === undefined) {
@@ -348,6 +418,12 @@ export class Outbox {
     } else {
       waiter?.reject(error);
     }
+  }
+
+  /** The records of the current owner. */
+  async #mine(): Promise<OutboxRecord[]> {
+    const { account } = this.#owner();
+    return (await this.#store.list(this.#zone)).filter((record) => ownedBy(record, account));
   }
 
   #emit(event: OutboxEvent): void {
@@ -434,45 +510,84 @@ async function carries(chain: Chain, index: number, id: string): Promise<AppendR
   return entry?.writeId === id ? { index, entryHash: entry.entryHash, length: index + 1 } : undefined;
 }
 
-async function seal(chain: Chain, id: string, seq: number, plaintext: Bytes): Promise<OutboxRecord> {
-  const keys = chain.keys;
-  const iv = randomBytes(IV_BYTES);
-  const key = await sealKey(keys.readKey(keys.epoch)!, chain.chainId, id);
-  const sealed = await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: sealAad(chain.zone, chain.chainId, id) }, key, bytesOf(plaintext));
-  return { v: 1, id, zone: chain.zone, chainId: chain.chainId, seq, epoch: keys.epoch, iv: toBase64Url(iv), sealed: toBase64Url(new Uint8Array(sealed)) };
+/**
+ * Whether `record` is `account`'s. A version 1 record (an older SDK's) names no account: it goes
+ * with whichever session is current when its chain is sent, as it did then.
+ */
+function ownedBy(record: OutboxRecord, account: string | undefined): boolean {
+  return record.v === 1 || record.account === account;
 }
 
-async function unseal(keys: ChainKeys, record: OutboxRecord): Promise<EntryContent> {
-  if (record.v !== 1) {
+async function seal(chain: Chain, id: string, seq: number, plaintext: Bytes, account: string | undefined): Promise<OutboxRecord> {
+  const secrets = chain.secrets();
+  const key = await secrets.chainKey(secrets.epoch);
+  if (key === undefined) {
+    throw new InvalidInputError(`chain ${chain.chainId} has no key for its current epoch ${secrets.epoch}`);
+  }
+  const iv = randomBytes(IV_BYTES);
+  const sealed = await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: sealAad(chain.zone, chain.chainId, id, account) }, key, bytesOf(plaintext));
+  const record: OutboxRecord = {
+    v: RECORD_VERSION,
+    id,
+    zone: chain.zone,
+    chainId: chain.chainId,
+    seq,
+    epoch: secrets.epoch,
+    iv: toBase64Url(iv),
+    sealed: toBase64Url(new Uint8Array(sealed)),
+  };
+  if (account !== undefined) {
+    record.account = account;
+  }
+  return record;
+}
+
+async function unseal(secrets: ChainSecrets, record: OutboxRecord): Promise<EntryContent> {
+  let key: CryptoKey | undefined;
+  let aad: Bytes;
+  if (record.v === RECORD_VERSION) {
+    key = await secrets.chainKey(record.epoch);
+    aad = sealAad(record.zone, record.chainId, record.id, record.account);
+  } else if (record.v === 1) {
+    // An older SDK's record: its key derives from the raw read key, which only `ChainKeys` hold.
+    const readKey = secrets.readKey(record.epoch);
+    key = readKey === undefined ? undefined : await sealKeyV1(readKey, record.chainId, record.id);
+    aad = sealAadV1(record.zone, record.chainId, record.id);
+  } else {
     throw new UnsupportedVersionError("outbox_record", record.v);
   }
-  const readKey = keys.readKey(record.epoch);
-  if (readKey === undefined) {
+  if (key === undefined) {
     throw new InvalidInputError(`queued write ${record.id} is sealed under key epoch ${record.epoch}, which this handle lacks`);
   }
-  const key = await sealKey(readKey, record.chainId, record.id);
-  const plaintext = await crypto.subtle.decrypt(
-    { name: "AES-GCM", iv: fromBase64Url(record.iv, IV_BYTES), additionalData: sealAad(record.zone, record.chainId, record.id) },
-    key,
-    fromBase64Url(record.sealed),
-  );
+  const plaintext = await crypto.subtle.decrypt({ name: "AES-GCM", iv: fromBase64Url(record.iv, IV_BYTES), additionalData: aad }, key, fromBase64Url(record.sealed));
   return decodeContent(new Uint8Array(plaintext));
 }
 
-async function sealKey(readKey: Uint8Array, chainId: string, id: string): Promise<CryptoKey> {
+/** "blindstore/outbox/v2\0" || u8(len zone) || zone || chain_id || write_id || u8(len account) || account. */
+function sealAad(zone: string, chainId: string, id: string, account: string | undefined): Bytes {
+  const zoneBytes = utf8(zone);
+  const accountBytes = utf8(account ?? "");
+  if (accountBytes.length > 255) {
+    throw new InvalidInputError("an account id is at most 255 bytes");
+  }
+  return concat(SEAL_LABEL, u8(zoneBytes.length), zoneBytes, fromHex(chainId, 32), fromBase64Url(id, WRITE_ID_BYTES), u8(accountBytes.length), accountBytes);
+}
+
+async function sealKeyV1(readKey: Uint8Array, chainId: string, id: string): Promise<CryptoKey> {
+  // Derived for this record only, never kept.
   const ikm = await crypto.subtle.importKey("raw", bytesOf(readKey), "HKDF", false, ["deriveKey"]);
   return crypto.subtle.deriveKey(
-    { name: "HKDF", hash: "SHA-256", salt: fromHex(chainId, 32), info: concat(SEAL_LABEL, fromBase64Url(id, WRITE_ID_BYTES)) },
+    { name: "HKDF", hash: "SHA-256", salt: fromHex(chainId, 32), info: concat(SEAL_LABEL_V1, fromBase64Url(id, WRITE_ID_BYTES)) },
     ikm,
     { name: "AES-GCM", length: 256 },
     false,
-    ["encrypt", "decrypt"],
+    ["decrypt"],
   );
 }
 
-function sealAad(zone: string, chainId: string, id: string): Bytes {
+function sealAadV1(zone: string, chainId: string, id: string): Bytes {
   const zoneBytes = utf8(zone);
-  return concat(SEAL_LABEL, u8(zoneBytes.length), zoneBytes, fromHex(chainId, 32), fromBase64Url(id, WRITE_ID_BYTES));
+  return concat(SEAL_LABEL_V1, u8(zoneBytes.length), zoneBytes, fromHex(chainId, 32), fromBase64Url(id, WRITE_ID_BYTES));
 }
 
 /** Runs `task` holding the Web Lock `name` (across the origin's tabs), or just runs it where there are no Web Locks. */

@@ -1,7 +1,7 @@
 /**
  * Accounts where only a browser can test them, in headless Chromium driven by playwright-core:
- * the session remembered in IndexedDB across reloads (its master key non-extractable), device
- * keyrings, and passkeys with a CDP virtual authenticator that supports PRF — whose PRF output
+ * the session remembered in IndexedDB across reloads (with its vault key, non-extractable, and
+ * never the master key), device keyrings, and passkeys with a CDP virtual authenticator that supports PRF — whose PRF output
  * must never appear in any request. The page is served by the node itself at
  * http://localhost:PORT (a passkey relying party cannot be an IP address). Fails, not skips,
  * without Chromium (`$CHROMIUM`, else /usr/bin/chromium).
@@ -74,7 +74,7 @@ async function load(page: Page): Promise<void> {
 
 const newUsername = () => `user-${Math.random().toString(36).slice(2)}`;
 
-test("a session is remembered across reloads, its master key non-extractable, and forgotten once revoked", { timeout: TEST_DEADLINE_MS }, async () => {
+test("a session is remembered across reloads with its vault key only, non-extractable, and forgotten once revoked", { timeout: TEST_DEADLINE_MS }, async () => {
   const { page, errors } = await openPage();
   const username = newUsername();
   await page.evaluate(async (username) => {
@@ -99,8 +99,9 @@ test("a session is remembered across reloads, its master key non-extractable, an
         get.onerror = () => reject(get.error);
       };
     });
-    // Whatever error a browser build names, the export must fail without giving key bytes.
-    const exported = await crypto.subtle.exportKey("raw", record["masterKey"] as CryptoKey).then(
+    // Whatever error a browser build names, the export must fail without giving key bytes
+    // (keys-browser.test.ts tries every other way out).
+    const exported = await crypto.subtle.exportKey("raw", record["vaultKey"] as CryptoKey).then(
       (bytes) => `exported ${bytes.byteLength} bytes`,
       () => "refused",
     );
@@ -112,7 +113,9 @@ test("a session is remembered across reloads, its master key non-extractable, an
       username: session.username,
       n: await session.vault.get("n"),
       fields: Object.keys(record).sort(),
-      extractable: (record["masterKey"] as CryptoKey).extractable,
+      algorithm: (record["vaultKey"] as CryptoKey).algorithm.name,
+      usages: [...(record["vaultKey"] as CryptoKey).usages].sort(),
+      extractable: (record["vaultKey"] as CryptoKey).extractable,
       exported,
       addPasskey,
     };
@@ -120,7 +123,9 @@ test("a session is remembered across reloads, its master key non-extractable, an
   assert.deepEqual(resumed, {
     username,
     n: 1,
-    fields: ["accountId", "expiresAt", "masterKey", "sessionId", "token", "username", "v"],
+    fields: ["accountId", "expiresAt", "sessionId", "token", "username", "v", "vaultEpoch", "vaultKey", "vaultVersion"],
+    algorithm: "AES-GCM",
+    usages: ["decrypt", "encrypt"],
     extractable: false,
     exported: "refused",
     addPasskey: "reauthentication_required",
@@ -173,7 +178,7 @@ test("a device keyring: chains whose keys stay in IndexedDB, unreadable by the p
     if (chain === undefined) return null;
     await chain.appendJson({ n: 2 });
     const values = (await chain.readFirst(10)).map((entry) => (entry.content as { value: unknown }).value);
-    const stored = await new Promise<{ signKey: CryptoKey; readKeys: Map<number, CryptoKey> }>((resolve, reject) => {
+    const stored = await new Promise<{ signKey: CryptoKey; chainKeys: Map<number, CryptoKey> }>((resolve, reject) => {
       const open = indexedDB.open(`blindstore-device-keys:${location.origin}:demo`);
       open.onerror = () => reject(open.error);
       open.onsuccess = () => {
@@ -200,10 +205,11 @@ test("a device keyring: chains whose keys stay in IndexedDB, unreadable by the p
       otherKeyring: await client().accounts.deviceKeys("other").list(),
       signKey: await tryExport(stored.signKey, "pkcs8"),
       signKeyExtractable: stored.signKey.extractable,
-      readKey: await tryExport(stored.readKeys.get(0)!, "raw"),
-      readKeyExtractable: stored.readKeys.get(0)!.extractable,
-      // Nor can per-entry key bytes be derived from it.
-      readKeyBits: await tryDeriveBits(stored.readKeys.get(0)!),
+      chainKey: await tryExport(stored.chainKeys.get(0)!, "raw"),
+      chainKeyAlgorithm: stored.chainKeys.get(0)!.algorithm.name,
+      chainKeyExtractable: stored.chainKeys.get(0)!.extractable,
+      // Nor can other key bytes be derived from it.
+      chainKeyBits: await tryDeriveBits(stored.chainKeys.get(0)!),
     };
   }, created.chainId);
   assert.deepEqual(reopened, {
@@ -212,9 +218,10 @@ test("a device keyring: chains whose keys stay in IndexedDB, unreadable by the p
     otherKeyring: [],
     signKey: "refused",
     signKeyExtractable: false,
-    readKey: "refused",
-    readKeyExtractable: false,
-    readKeyBits: "refused",
+    chainKey: "refused",
+    chainKeyAlgorithm: "AES-GCM",
+    chainKeyExtractable: false,
+    chainKeyBits: "refused",
   });
   assert.deepEqual(errors, []);
   await page.context().close();

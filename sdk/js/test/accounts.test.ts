@@ -16,7 +16,11 @@ import {
   InvalidLoginError,
   SessionExpiredError,
   accountIdOf,
+  fromBase64Url,
+  toBase64Url,
 } from "../dist/index.js";
+import { VAULT_ENVELOPE, openEnvelope, vaultKey, vaultKeyIdOf } from "../dist/escrow.js";
+import { masterKeyOf, writeLegacyVault } from "./support/legacy.js";
 import { type RunningNode, startNode, zoneSet } from "./support/node.js";
 
 /** Generous rate limits: the suite logs in far more often than a person would. */
@@ -126,6 +130,65 @@ test("changing the password: the old one stops working, the vault stays, other s
   assert.deepEqual(await session.vault.get("keys"), { secret: 42 });
   await client().accounts.login({ username, password: "newer password" });
 });
+
+test("a password change seals the vault again under the next vault key; an older SDK's vault (version 1) is read, kept, then moved on", async () => {
+  const username = newUsername();
+  const account = await accountIdOf("demo", username);
+  const registered = await client().accounts.register({ username, password: "old password" });
+  await registered.vault.put("keys", { secret: 42 });
+  const vaultOf = async (token: string) => vaultKeyIdOf((await accountApiEnvelope(token, VAULT_ENVELOPE)).data);
+  assert.deepEqual(await vaultOf(registered.token), { version: 2, epoch: 0 }, "a new account's vault is version 2, epoch 0");
+
+  // The account as an older SDK left it: a version 1 vault. It still opens, and writes keep it.
+  await writeLegacyVault(node.url, "demo", account, "old password", { keys: { secret: 42 }, older: true });
+  const session = await client().accounts.login({ username, password: "old password" });
+  assert.equal(await session.vault.get("older"), true);
+  await session.vault.put("more", 1);
+  assert.deepEqual(await vaultOf(session.token), { version: 1, epoch: 0 }, "a write keeps the vault's key");
+
+  // A password change moves it to the next key; the key of before opens nothing written since.
+  const { masterKey } = await masterKeyOf(node.url, "demo", account, "old password");
+  const place = { zone: "demo", account, name: VAULT_ENVELOPE };
+  const keyOf = (version: 1 | 2, epoch: number) => vaultKey(masterKey, "demo", account, { version, epoch });
+  const before = await accountApiEnvelope(session.token, VAULT_ENVELOPE);
+  await session.changePassword("old password", "new password", { revokeOtherSessions: false });
+  const after1 = await accountApiEnvelope(session.token, VAULT_ENVELOPE);
+  assert.deepEqual(vaultKeyIdOf(after1.data), { version: 2, epoch: 0 });
+  await assert.rejects(openEnvelope(await keyOf(1, 0), place, after1.data), EscrowError);
+  assert.ok((await openEnvelope(await keyOf(2, 0), place, after1.data)).length > 0, "negative control: the new key opens it");
+  assert.deepEqual(await session.vault.get("keys"), { secret: 42 });
+  assert.deepEqual(await session.vault.names(), ["keys", "older", "more"]);
+
+  await session.changePassword("new password", "newer password", { revokeOtherSessions: false });
+  const after2 = await accountApiEnvelope(session.token, VAULT_ENVELOPE);
+  assert.deepEqual(vaultKeyIdOf(after2.data), { version: 2, epoch: 1 });
+  await assert.rejects(openEnvelope(await keyOf(2, 0), place, after2.data), EscrowError);
+  // A session from before the changes holds the master key: it follows to the new key.
+  assert.deepEqual(await registered.vault.get("keys"), { secret: 42 });
+
+  // A server that serves the vault as it was before the changes, to a session that has seen the
+  // newer key, is caught rather than read (or written back under the old key).
+  let rollBack = false;
+  const rolling: FetchLike = async (input, init) => {
+    if (rollBack && (init?.method ?? "GET") === "GET" && input.endsWith("/auth/envelopes/vault")) {
+      return new Response(JSON.stringify({ data: toBase64Url(before.data), version: before.version }), { status: 200, headers: { "content-type": "application/json" } });
+    }
+    return fetch(input, init);
+  };
+  const watching = await client({ fetch: rolling }).accounts.login({ username, password: "newer password" });
+  assert.deepEqual(await watching.vault.get("keys"), { secret: 42 });
+  rollBack = true;
+  await assert.rejects(watching.vault.get("keys"), EscrowError);
+  await assert.rejects(watching.vault.put("keys", "overwritten"), EscrowError);
+});
+
+/** An envelope as the server stores it, read with `token`. */
+async function accountApiEnvelope(token: string, name: string): Promise<{ version: number; data: Uint8Array }> {
+  const response = await fetch(`${node.url}/v1/zones/demo/auth/envelopes/${name}`, { headers: { authorization: `Bearer ${token}` } });
+  assert.equal(response.status, 200);
+  const body = (await response.json()) as { version: number; data: string };
+  return { version: body.version, data: fromBase64Url(body.data) };
+}
 
 test("logout ends the session and the client stops sending it; logoutAll ends them all", async () => {
   const username = newUsername();

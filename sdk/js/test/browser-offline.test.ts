@@ -141,6 +141,112 @@ test("the IndexedDB outbox survives a reload while offline, and sends every writ
   }
 });
 
+test("a write queued by one account is never sent with another's session: it waits for its account's next login, or is discarded at logout", async () => {
+  const context = await site.browser.newContext();
+  try {
+    const page = await openPage(await context.newPage());
+    // Every append the page sends, with the session it carries.
+    const appends: Array<{ chain: string; token: string | undefined }> = [];
+    page.on("request", (request) => {
+      const match = /\/chains\/([0-9a-f]{64})\/entries$/.exec(new URL(request.url()).pathname);
+      if (request.method() === "POST" && match) appends.push({ chain: match[1]!, token: request.headers()["authorization"]?.replace(/^Bearer /, "") });
+    });
+    const blockAppends = () =>
+      page.route("**/chains/*/entries", (route) => (route.request().method() === "POST" ? route.abort("internetdisconnected") : route.continue()));
+    const alice = `alice-${Math.random().toString(36).slice(2)}`;
+    const bob = `bob-${Math.random().toString(36).slice(2)}`;
+
+    // Alice queues two writes while appends cannot get through, then logs out keeping them.
+    const queued = await page.evaluate(async (alice) => {
+      const sdk = (window as any).sdk;
+      const bs = new sdk.Blindstore({ url: location.origin, zone: "demo", outboxStore: await sdk.IndexedDbOutboxStore.open("outbox-accounts"), outboxMaxRetryMs: 200 });
+      (window as any).bs = bs;
+      const session = await bs.accounts.register({ username: alice, password: "pw" });
+      const chain = await bs.createChain();
+      await session.vault.put("chain", chain.keys.toJSON());
+      (window as any).aliceToken = session.token;
+      return chain.chainId;
+    }, alice);
+    await blockAppends();
+    const aliceWrites = await page.evaluate(async () => {
+      const w = window as any;
+      const chain = w.bs.openChain(await w.sdk.ChainKeys.fromJSON(await w.bs.accounts.session.vault.get("chain")));
+      const writes = [chain.enqueueJson({ n: 0 }), chain.enqueueJson({ n: 1 })];
+      await Promise.all(writes.map((write: any) => write.queued));
+      w.aliceDurable = Promise.all(writes.map((write: any) => write.durable));
+      const pending = (await w.bs.outbox.pending()).length;
+      await w.bs.accounts.session.logout();
+      return { pending, afterLogout: (await w.bs.outbox.pending()).length };
+    });
+    assert.deepEqual(aliceWrites, { pending: 2, afterLogout: 0 }, "the outbox lists only the current account's writes");
+
+    // Bob logs in on the same page; appends get through again. His write is sent, Alice's wait.
+    await page.unroute("**/chains/*/entries");
+    const bobView = await page.evaluate(async (bob) => {
+      const w = window as any;
+      const session = await w.bs.accounts.register({ username: bob, password: "pw" });
+      w.bobToken = session.token;
+      const chain = await w.bs.createChain();
+      const result = await chain.enqueueJson({ bob: true }).durable;
+      w.bs.outbox.flush();
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      return { index: result.index, pending: (await w.bs.outbox.pending()).length };
+    }, bob);
+    assert.deepEqual(bobView, { index: 0, pending: 0 });
+    const tokens = await page.evaluate(() => ({ alice: (window as any).aliceToken as string, bob: (window as any).bobToken as string }));
+    assert.deepEqual(
+      appends.filter((append) => append.chain === queued && append.token !== tokens.alice),
+      [],
+      "no append to Alice's chain with another session (or none)",
+    );
+    assert.equal(await readChainLength(queued), 0, "Alice's writes were not sent during Bob's session");
+
+    // Bob leaves, Alice logs in again: her writes go, with her new session, in order.
+    const sent = await page.evaluate(async (alice) => {
+      const w = window as any;
+      await w.bs.accounts.session.logout();
+      const session = await w.bs.accounts.login({ username: alice, password: "pw" });
+      w.aliceToken2 = session.token;
+      const timeout = new Promise((_, reject) => setTimeout(() => reject(new Error("Alice's writes were not sent within 20 s")), 20_000));
+      return (await Promise.race([w.aliceDurable, timeout])).map((result: any) => result.index);
+    }, alice);
+    assert.deepEqual(sent, [0, 1]);
+    const aliceToken2 = await page.evaluate(() => (window as any).aliceToken2 as string);
+    assert.ok(
+      appends.filter((append) => append.chain === queued).every((append) => append.token === tokens.alice || append.token === aliceToken2),
+      "every append to Alice's chain carried one of Alice's sessions",
+    );
+
+    // A write Alice discards at logout is never sent, not even at her next login.
+    await blockAppends();
+    const discarded = await page.evaluate(async (alice) => {
+      const w = window as any;
+      const chain = w.bs.openChain(await w.sdk.ChainKeys.fromJSON(await w.bs.accounts.session.vault.get("chain")));
+      const write = chain.enqueueJson({ n: "discarded" });
+      await write.queued;
+      await w.bs.accounts.session.logout({ queuedWrites: "discard" });
+      const outcome = await write.durable.then(
+        () => "sent",
+        (error: any) => error.code,
+      );
+      await w.bs.accounts.login({ username: alice, password: "pw" });
+      return { outcome, pending: (await w.bs.outbox.pending()).length };
+    }, alice);
+    await page.unroute("**/chains/*/entries");
+    assert.deepEqual(discarded, { outcome: "write_discarded", pending: 0 });
+    await page.evaluate(() => new Promise((resolve) => setTimeout(resolve, 1000)));
+    assert.equal(await readChainLength(queued), 2, "the discarded write never reached the chain");
+  } finally {
+    await context.close();
+  }
+});
+
+/** A chain's length as the server states it. */
+async function readChainLength(chainId: string): Promise<number> {
+  const info = (await (await fetch(`${site.node.url}/v1/zones/demo/chains/${chainId}`)).json()) as { length: number };
+  return info.length;
+}
+
 test("a write queued in one tab and sent by another settles in the tab that queued it, and is sent once", async () => {
   const chain = await new Blindstore({ url: site.node.url, zone: "demo" }).createChain();
   const keys = JSON.parse(JSON.stringify(chain.keys));
