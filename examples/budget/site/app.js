@@ -267,14 +267,20 @@ function renderChart(list) {
  * re-based on the chain's head if another tab or device wrote meanwhile, never twice.
  */
 async function record(op) {
-  const write = state.chain.enqueueJson(op);
+  const chain = state.chain;
+  const write = chain.enqueueJson(op);
   await write.queued;
   state.pending.set(write.id, op);
   render();
   void write.durable.then(async () => {
+    // Sent after a logout and a new login: the page shows that session's chain by now.
+    if (state.chain !== chain) return;
     await catchUp();
     await refreshShare(op.date?.slice(0, 7) ?? state.month);
-  }).catch(showError);
+  }).catch((error) => {
+    // Discarded at logout, as the user chose.
+    if (error.code !== "write_discarded") showError(error);
+  });
 }
 
 /** The status pill: online, offline, or how many writes wait. */
@@ -435,8 +441,13 @@ function wire() {
     setStatus("online", "passkey added");
   }));
   $("logout").addEventListener("click", () => busy($("logout"), async () => {
+    // Writes still queued belong to this account: kept for its next login here (never sent with
+    // anyone else's session), or discarded, as the user says.
+    const waiting = (await bs.outbox.pending()).length;
+    const queuedWrites = waiting > 0 ? await askAboutQueuedWrites(waiting) : "keep";
+    if (queuedWrites === "cancel") return;
     state.follow?.close();
-    await state.session.logout();
+    await state.session.logout({ queuedWrites });
     // Nothing of this user stays on screen or in memory for the next one.
     state.session = null;
     state.book = null;
@@ -469,6 +480,19 @@ function wire() {
   $("export-csv").addEventListener("click", exportCsv);
   $("share-month").addEventListener("click", () => busy($("share-month"), shareMonth));
   $("copy-link").addEventListener("click", () => navigator.clipboard?.writeText($("share-link").value));
+}
+
+/** Asks what to do with `count` writes not sent yet: "keep", "discard" or "cancel". */
+function askAboutQueuedWrites(count) {
+  const dialog = $("logout-dialog");
+  $("logout-pending").textContent = count === 1
+    ? "1 change you made has not reached the server yet."
+    : `${count} changes you made have not reached the server yet.`;
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue || "cancel"), { once: true });
+    dialog.returnValue = "";
+    dialog.showModal();
+  });
 }
 
 function csvField(value) {

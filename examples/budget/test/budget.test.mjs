@@ -59,6 +59,16 @@ async function signUp(page, url, username, password) {
   await page.waitForSelector("#app:not([hidden])", { timeout: 30_000 });
 }
 
+/** Signs up or logs in from the form the page shows now (no reload: the same page, the same client). */
+async function enterHere(page, username, password, { signUp = false } = {}) {
+  await page.waitForSelector("#auth:not([hidden])", { timeout: 15_000 });
+  await page.click(signUp ? "#tab-signup" : "#tab-login");
+  await page.fill("#username", username);
+  await page.fill("#password", password);
+  await page.click("#auth-submit");
+  await page.waitForSelector("#app:not([hidden])", { timeout: 30_000 });
+}
+
 test("a user signs up, adds expenses, and finds them everywhere: a second tab live, a fresh browser, a read-only share link, a passkey", { timeout: 240_000 }, async () => {
   const node = await startNode(["--site", site]);
   // Passkeys need a domain name: the page is loaded from localhost, not 127.0.0.1.
@@ -203,6 +213,85 @@ test("a user signs up, adds expenses, and finds them everywhere: a second tab li
     await keyed.close();
 
     assert.deepEqual(errors, [], "no uncaught errors in any page");
+  } finally {
+    await browser.close();
+    await node.stop();
+  }
+});
+
+test("changes queued by one user are never sent with another's session: kept for their next login, or discarded at logout", { timeout: 180_000 }, async () => {
+  const node = await startNode(["--site", site]);
+  await zoneSet(node, ["demo", "--writes", "accounts"]);
+  const browser = await launch();
+  const errors = [];
+  try {
+    const context = await browser.newContext({ viewport: VIEWPORT });
+    const page = await context.newPage();
+    watch(page, errors);
+    // Every append the page sends: to which chain, with which session.
+    const appends = [];
+    page.on("request", (request) => {
+      const match = /\/chains\/([0-9a-f]{64})\/entries$/.exec(new URL(request.url()).pathname);
+      if (request.method() === "POST" && match) appends.push({ chain: match[1], token: request.headers()["authorization"] });
+    });
+    const blockAppends = () => page.route("**/chains/*/entries", (route) => (route.request().method() === "POST" ? route.abort("internetdisconnected") : route.continue()));
+    const unblockAppends = () => page.unroute("**/chains/*/entries");
+    const lengthOf = async (chain) => (await (await fetch(`${node.url}/v1/zones/demo/chains/${chain}`)).json()).length;
+
+    // Carol adds an expense that cannot reach the server, and logs out: the app asks.
+    await signUp(page, node.url, "carol", "carol's password");
+    await blockAppends();
+    await addExpense(page, { day: "04", amount: "25", category: "Books", note: "queued" });
+    assert.equal(await page.textContent("#status"), "queued (1)");
+    for (const until = Date.now() + 10_000; appends.length === 0; ) {
+      assert.ok(Date.now() < until, "the outbox tried to send the expense");
+      await page.waitForTimeout(50);
+    }
+    const carolChain = appends[0].chain;
+    await page.click("#logout");
+    await page.waitForSelector("#logout-dialog[open]", { timeout: 10_000 });
+    assert.match(await page.textContent("#logout-pending"), /1 change you made has not reached the server yet/);
+    await page.screenshot({ path: join(shots, "budget-logout-pending.png") });
+    await page.click("#logout-keep");
+    await page.waitForSelector("#auth:not([hidden])", { timeout: 15_000 });
+
+    // Dave signs up in the same page; appends get through again. His expense is sent, Carol's waits.
+    await unblockAppends();
+    await enterHere(page, "dave", "dave's password", { signUp: true });
+    await addExpense(page, { day: "06", amount: "7", category: "Coffee", note: "dave's" });
+    await page.waitForFunction(() => document.querySelector("#status").textContent === "online", null, { timeout: 30_000 });
+    await page.waitForTimeout(1500);
+    assert.deepEqual(await totals(page), { Coffee: "7.00" }, "Dave sees only his expense");
+    const daveTokens = new Set(appends.filter((a) => a.chain !== carolChain).map((a) => a.token));
+    assert.equal(appends.filter((a) => a.chain === carolChain && (a.token === undefined || daveTokens.has(a.token))).length, 0, "nothing of Carol's went with Dave's session, or with none");
+    assert.equal(await lengthOf(carolChain), 0, "Carol's expense waited");
+
+    // Dave logs out (nothing pending: no question); Carol logs in and her expense is sent.
+    await page.click("#logout");
+    await page.waitForSelector("#auth:not([hidden])", { timeout: 15_000 });
+    assert.equal(await page.isVisible("#logout-dialog"), false);
+    await enterHere(page, "carol", "carol's password");
+    await page.waitForFunction(() => document.querySelector("#status").textContent === "online", null, { timeout: 30_000 });
+    await page.waitForFunction(() => document.querySelector('#chart [data-category="Books"]'), null, { timeout: 10_000 });
+    assert.deepEqual(await totals(page), { Books: "25.00" });
+    assert.equal(await lengthOf(carolChain), 1);
+    assert.equal(appends.filter((a) => a.chain === carolChain && (a.token === undefined || daveTokens.has(a.token))).length, 0, "nothing of Carol's went with Dave's session, or with none");
+
+    // Discarded at logout: never sent, not even at the next login.
+    await blockAppends();
+    await addExpense(page, { day: "08", amount: "99", category: "Gadgets", note: "discard me" });
+    await page.click("#logout");
+    await page.waitForSelector("#logout-dialog[open]", { timeout: 10_000 });
+    await page.click("#logout-discard");
+    await page.waitForSelector("#auth:not([hidden])", { timeout: 15_000 });
+    await unblockAppends();
+    await enterHere(page, "carol", "carol's password");
+    await page.waitForFunction(() => document.querySelector("#status").textContent === "online", null, { timeout: 30_000 });
+    await page.waitForTimeout(1000);
+    assert.deepEqual(await totals(page), { Books: "25.00" });
+    assert.equal(await lengthOf(carolChain), 1);
+    assert.equal(await page.isVisible("#error"), false, "a discarded change is no error");
+    assert.deepEqual(errors, [], "no uncaught errors in the page");
   } finally {
     await browser.close();
     await node.stop();
