@@ -58,7 +58,7 @@ export {
 export { LiveHub, type LiveFollowOptions } from "./live.js";
 export { MemoryUploadStore, type UploadRecord, type UploadStore } from "./uploads.js";
 export { type FetchLike, type SessionTokenSource } from "./http.js";
-export { type EntryContent, PAYLOAD_VERSION, decryptPayload, encryptPayload, type PayloadPlace } from "./payload.js";
+export { type EntryContent, PAYLOAD_VERSION, decryptPayload, encryptPayload, type PayloadKeys, type PayloadPlace } from "./payload.js";
 export {
   type ChainIdentity,
   type EntryFields,

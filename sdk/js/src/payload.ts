@@ -189,12 +189,6 @@ export async function entryKeyV1FromBase(base: CryptoKey, place: EntryPosition):
   return crypto.subtle.importKey("raw", bits, AES_GCM, false, ["decrypt"]);
 }
 
-/** The version a payload names (its first byte), without decrypting it. */
-export function payloadVersion(payload: Uint8Array, index?: number): number {
-  checkHeader(payload, index);
-  return payload[0]!;
-}
-
 /** The key epoch a payload names, without decrypting it. */
 export function payloadEpoch(payload: Uint8Array, index?: number): number {
   checkHeader(payload, index);
