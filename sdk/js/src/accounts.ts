@@ -505,12 +505,12 @@ export class Session {
 
   /**
    * Changes the password: `oldPassword` is proven to the server (a step-up of this session, which
-   * also opens the master key); the vault is sealed again under
-   * the next vault key (so a vault key kept by another device, or a device that lost the session,
-   * opens nothing written from now on); then the new OPAQUE record and the master key wrapped
-   * under the new password replace the old ones in one step (if another device changed the
-   * password meanwhile: `EnvelopeConflictError`, the password is unchanged — the vault stays
-   * sealed under its new key). By default every other session of the account ends.
+   * also opens the master key); the vault is sealed again under the next vault key (so a vault
+   * key kept by another device, or by a device that lost the session, opens nothing written from
+   * now on); then the new OPAQUE record and the master key wrapped under the new password
+   * replace the old ones in one step (if another device changed the password meanwhile:
+   * `EnvelopeConflictError`, the password is unchanged — the vault stays sealed under its new
+   * key). By default every other session of the account ends.
    */
   async changePassword(oldPassword: string, newPassword: string, options: ChangePasswordOptions = {}): Promise<void> {
     const revokeOtherSessions = options.revokeOtherSessions ?? true;
