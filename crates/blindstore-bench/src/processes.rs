@@ -175,6 +175,10 @@ impl Blindstore {
                 // node's 256 clients plus anything else.
                 "--http-max-requests".into(),
                 "4096".into(),
+                // Every client connects from 127.0.0.1: one address's share of the connections
+                // (64 by default) would refuse most of 256.
+                "--http-max-connections-per-ip".into(),
+                "4096".into(),
             ];
             if nodes > 1 {
                 args.extend(["--rpc-addr".into(), "127.0.0.1:0".into()]);

@@ -84,6 +84,7 @@ impl Node {
         let log_id = self
             .leader_read()
             .await
+            .map_err(|e| NodeError::Unavailable(format!("read index: {e}")))?
             .map_err(|e| NodeError::Unavailable(format!("read index: {e}")))?;
         Ok(log_id.map(|l| l.index).unwrap_or(0))
     }
@@ -104,8 +105,10 @@ impl Node {
         let index = self
             .inner
             .follower_reads
-            .join(|| self.fetch_read_index())
+            .join(FORWARD_TIMEOUT, || self.fetch_read_index())
             .await
+            .map_err(|_| "read index timed out".to_owned())
+            .and_then(|index| index)
             .map_err(NodeError::Unavailable)?;
         self.inner
             .raft

@@ -506,6 +506,21 @@ impl Node {
         self.inner.state.changes()
     }
 
+    /// Follows one chain on this node: woken after each applied batch that appended to it
+    /// (and after a snapshot is installed), never by changes to other chains.
+    pub fn chain_changes(
+        &self,
+        zone: &ZoneId,
+        chain: &ChainId,
+    ) -> blindstore_storage::ChainChanges {
+        self.inner.state.chain_changes(zone, chain)
+    }
+
+    /// How many chains live readers follow on this node.
+    pub fn followed_chains(&self) -> usize {
+        self.inner.state.followed_chains()
+    }
+
     /// Completes when the node starts shutting down: live streams end on it.
     pub fn stopping(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
         self.inner.shutdown.clone().cancelled_owned()
@@ -1090,20 +1105,26 @@ impl Node {
             return Ok(());
         }
         match self.leader_read().await {
-            Ok(_) => Ok(()),
-            Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => {
+            Err(timed_out) => Err(NodeError::Unavailable(format!(
+                "linearizable read: no quorum confirmed the leader ({timed_out})"
+            ))),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_)))) => {
                 self.follower_read_barrier().await
             }
-            Err(e) => Err(NodeError::Unavailable(format!("linearizable read: {e}"))),
+            Ok(Err(e)) => Err(NodeError::Unavailable(format!("linearizable read: {e}"))),
         }
     }
 
     /// Leader: the read index (once applied here), from a heartbeat round shared with the
-    /// other reads waiting at the same time; `ForwardToLeader` on a follower.
-    pub(crate) async fn leader_read(&self) -> LeaderRead {
+    /// other reads waiting at the same time, bounded by the write deadline; `ForwardToLeader`
+    /// on a follower.
+    pub(crate) async fn leader_read(&self) -> Result<LeaderRead, crate::rounds::RoundTimedOut> {
         self.inner
             .leader_reads
-            .join(|| self.inner.raft.ensure_linearizable())
+            .join(self.inner.write_timeout, || {
+                self.inner.raft.ensure_linearizable()
+            })
             .await
     }
 
@@ -1120,6 +1141,8 @@ impl Node {
     /// `ForwardToLeader` for entries that may still commit, so that is an unknown outcome,
     /// not a reason to propose the command a second time.
     pub(crate) async fn propose(&self, command: Command) -> Result<CommandResponse, NodeError> {
+        // Refused here, whichever node this is: it could never reach a follower.
+        crate::batcher::check_size(&command)?;
         if self.is_leader() {
             self.propose_here(command).await
         } else {

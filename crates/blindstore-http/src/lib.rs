@@ -66,6 +66,12 @@ impl AppState {
     }
 
     /// Whether `peer` is a trusted proxy, whose `X-Forwarded-*` headers are believed.
+    /// How many times live subscribers (event streams, long polls) were woken to look for new
+    /// entries on this node: only appends to the chains they follow wake them.
+    pub fn live_wakeups(&self) -> u64 {
+        self.subscribers.wakeups()
+    }
+
     fn trusts_forwarded_headers(&self, peer: std::net::IpAddr) -> bool {
         self.auth_limiter.trusted(&peer)
     }

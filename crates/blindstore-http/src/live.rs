@@ -69,6 +69,8 @@ const RETRY_MS: u64 = 1_000;
 #[derive(Default)]
 pub(crate) struct Subscribers {
     counts: Mutex<(usize, HashMap<IpAddr, usize>)>,
+    /// Times a subscriber was woken to look for new entries.
+    wakeups: std::sync::atomic::AtomicU64,
 }
 
 /// One subscription's place; given back when dropped.
@@ -96,6 +98,22 @@ impl Subscribers {
             registry: self.clone(),
             ip,
         })
+    }
+}
+
+impl Subscription {
+    /// Counts a wake-up of this subscriber.
+    fn woken(&self) {
+        use std::sync::atomic::Ordering;
+        self.registry.wakeups.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("blindstore_live_wakeups_total").increment(1);
+    }
+}
+
+impl Subscribers {
+    /// Times subscribers were woken to look for new entries.
+    pub(crate) fn wakeups(&self) -> u64 {
+        self.wakeups.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -297,14 +315,18 @@ async fn follow(
     slow_consumer: Duration,
     _subscription: Subscription,
 ) {
-    let mut changes = node.changes();
+    // Woken only by appends to the chains followed here (each wake is counted).
+    let mut changes: Vec<_> = cursors
+        .iter()
+        .map(|(chain, _)| node.chain_changes(&zone, chain))
+        .collect();
     let mut stopping = std::pin::pin!(node.stopping());
     let retry = Event::default().retry(Duration::from_millis(RETRY_MS));
     if tx.send(retry).await.is_err() {
         return;
     }
     loop {
-        changes.borrow_and_update();
+        changes.iter_mut().for_each(|c| c.mark_seen());
         let mut more = false;
         for i in 0..cursors.len() {
             let (chain, from) = cursors[i];
@@ -368,8 +390,10 @@ async fn follow(
         if more {
             continue;
         }
+        let any_changed =
+            futures::future::select_all(changes.iter_mut().map(|c| Box::pin(c.changed())));
         tokio::select! {
-            changed = changes.changed() => if changed.is_err() { return },
+            _ = any_changed => _subscription.woken(),
             _ = &mut stopping => {
                 let end = Event::default().event("end").data("{\"reason\":\"shutting down\"}");
                 let _ = tx.try_send(end);
@@ -424,11 +448,11 @@ pub(crate) async fn long_poll(
     let body = futures::stream::once(async move {
         let _subscription = subscription;
         let deadline = tokio::time::Instant::now() + wait;
-        let mut changes = node.changes();
+        let mut changes = node.chain_changes(&zone, &chain);
         let mut stopping = std::pin::pin!(node.stopping());
         let mut page = page;
         loop {
-            changes.borrow_and_update();
+            changes.mark_seen();
             match node.entries(&zone, &chain, which, Consistency::Stale).await {
                 Ok(now) if !now.entries.is_empty() => {
                     page = now;
@@ -441,7 +465,7 @@ pub(crate) async fn long_poll(
                 }
             }
             tokio::select! {
-                changed = changes.changed() => if changed.is_err() { break },
+                _ = changes.changed() => _subscription.woken(),
                 _ = tokio::time::sleep_until(deadline) => break,
                 _ = &mut stopping => break,
             }

@@ -142,13 +142,7 @@ impl AuthLimiter {
 
 /// The key an address is limited under: IPv4 as is, IPv6 by its /64.
 pub(crate) fn limit_key(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
-            IpAddr::V6(prefix.into())
-        }
-        v4 => v4,
-    }
+    blindstore_web::client_key(ip)
 }
 
 fn check<K>(limiter: &DefaultKeyedRateLimiter<K>, key: &K) -> Result<(), ApiError>

@@ -120,6 +120,12 @@ pub struct Config {
     pub http_request_timeout: Duration,
     /// HTTP: open connections at most; a new one beyond is answered 503. Default: 1024.
     pub http_max_connections: usize,
+    /// HTTP: open connections from one client address (IPv6: one /64) at most; a new one
+    /// beyond is answered 429. `trusted_proxies` are exempt. Default: 64.
+    pub http_max_connections_per_ip: usize,
+    /// HTTP: a connection with no request in flight is closed after this. Default: `60s`.
+    #[serde(with = "humantime_serde")]
+    pub http_idle_timeout: Duration,
     /// HTTP: requests handled at once at most; more are answered 503 at once. Default: 256.
     pub http_max_requests: usize,
     /// How long a write may take before the client is answered 503: a proposal until it
@@ -209,6 +215,8 @@ impl Default for Config {
             http_body_timeout: Duration::from_secs(30),
             http_request_timeout: Duration::from_secs(60),
             http_max_connections: 1024,
+            http_max_connections_per_ip: 64,
+            http_idle_timeout: Duration::from_secs(60),
             http_max_requests: 256,
             write_timeout: Duration::from_secs(10),
             session_ttl: Duration::from_secs(30 * 24 * 3600),
@@ -337,6 +345,12 @@ pub struct ServeArgs {
     /// HTTP: open connections at most [default: 1024]
     #[arg(long, env = "BLINDSTORE_HTTP_MAX_CONNECTIONS")]
     pub http_max_connections: Option<usize>,
+    /// HTTP: open connections from one client address at most [default: 64]
+    #[arg(long, env = "BLINDSTORE_HTTP_MAX_CONNECTIONS_PER_IP")]
+    pub http_max_connections_per_ip: Option<usize>,
+    /// HTTP: close a connection idle this long [default: 60s]
+    #[arg(long, env = "BLINDSTORE_HTTP_IDLE_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub http_idle_timeout: Option<Duration>,
     /// HTTP: requests in flight at most [default: 256]
     #[arg(long, env = "BLINDSTORE_HTTP_MAX_REQUESTS")]
     pub http_max_requests: Option<usize>,
@@ -400,14 +414,17 @@ impl Config {
         Ok(Some(tls))
     }
 
-    pub fn server_limits(&self) -> blindstore_web::ServerLimits {
-        blindstore_web::ServerLimits {
+    pub fn server_limits(&self) -> anyhow::Result<blindstore_web::ServerLimits> {
+        Ok(blindstore_web::ServerLimits {
             header_read_timeout: self.http_header_timeout,
             body_read_timeout: self.http_body_timeout,
             request_timeout: self.http_request_timeout,
+            idle_timeout: self.http_idle_timeout,
             max_connections: self.http_max_connections,
+            max_connections_per_ip: self.http_max_connections_per_ip,
+            trusted_proxies: self.auth_limits()?.trusted_proxies,
             max_requests: self.http_max_requests,
-        }
+        })
     }
 
     /// The rate limits of account endpoints.
@@ -472,6 +489,8 @@ impl Config {
             http_body_timeout,
             http_request_timeout,
             http_max_connections,
+            http_max_connections_per_ip,
+            http_idle_timeout,
             http_max_requests,
             write_timeout,
             session_ttl,
@@ -514,6 +533,8 @@ impl Config {
             http_body_timeout,
             http_request_timeout,
             http_max_connections,
+            http_max_connections_per_ip,
+            http_idle_timeout,
             http_max_requests,
             write_timeout,
             session_ttl,
@@ -659,8 +680,11 @@ impl Config {
                 bail!("{name} must be at least 1048576 (1 MiB)");
             }
         }
-        if self.http_max_connections == 0 || self.http_max_requests == 0 {
-            bail!("http_max_connections and http_max_requests must be at least 1");
+        if self.http_max_connections == 0
+            || self.http_max_requests == 0
+            || self.http_max_connections_per_ip == 0
+        {
+            bail!("http_max_connections, http_max_connections_per_ip and http_max_requests must be at least 1");
         }
         // An append touches its chunks, then may spend a write deadline on each of three
         // steps (asking the holders, storing its payload, committing; a forward adds 1 s).

@@ -194,7 +194,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     // On SIGTERM/SIGINT: stop Raft first (writes in flight end at once, even when no peer
     // can be reached), then let requests in flight finish, within a deadline.
     let drain = tokio_util::sync::CancellationToken::new();
-    let limits = config.server_limits();
+    let limits = config.server_limits()?;
     let app = blindstore_web::limited(app, &limits);
     let server = blindstore_web::serve(listener, app, limits, tls, {
         let drain = drain.clone();
@@ -261,7 +261,7 @@ async fn serve_gateway(config: Config, admin_token: String) -> anyhow::Result<()
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("blindstore listening on {scheme}://{local_addr}");
     let _ = std::io::stdout().flush();
-    let limits = config.server_limits();
+    let limits = config.server_limits()?;
     let app = blindstore_web::limited(blindstore_gateway::router(gateway), &limits);
     blindstore_web::serve(listener, app, limits, tls, stop).await;
     shutdown.cancel();

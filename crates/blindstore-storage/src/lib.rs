@@ -11,6 +11,7 @@
 //! with a format version byte; see `docs/storage-format.md`.
 
 mod accounts;
+mod chain_watch;
 mod chunk_store;
 pub mod log_store;
 pub mod negative_controls;
@@ -20,6 +21,7 @@ use std::path::Path;
 
 use heed::{Env, EnvOpenOptions, WithoutTls};
 
+pub use chain_watch::ChainChanges;
 pub use chunk_store::{ChunkStore, ClientWrite, GcReport, OpenReport, ScrubStep, Usage};
 pub use log_store::LogStore;
 pub use state_machine::StateMachineStore;

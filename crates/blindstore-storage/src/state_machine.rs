@@ -36,6 +36,7 @@ use openraft::{
 };
 
 use crate::accounts::AccountTables;
+use crate::chain_watch::{ChainChanges, ChainWatchers};
 use crate::negative_controls;
 use crate::{blocking, commit, decode, open_env, zone_key, StorageError};
 use blindstore_types::record::encode;
@@ -62,6 +63,8 @@ struct Inner {
     /// Counts committed changes (applied batches, installed snapshots): readers that follow
     /// chains wait on it and then read what is new.
     changes: tokio::sync::watch::Sender<u64>,
+    /// The followers of single chains, woken only by appends to theirs.
+    chain_watchers: Arc<ChainWatchers>,
     tables: Tables,
     snapshot_dir: PathBuf,
     /// Serialises snapshot file replacement between builder and installer.
@@ -201,6 +204,7 @@ impl StateMachineStore {
             inner: Arc::new(Inner {
                 env,
                 changes: tokio::sync::watch::Sender::new(0),
+                chain_watchers: Arc::default(),
                 tables,
                 snapshot_dir,
                 snapshot_files: Mutex::new(()),
@@ -220,6 +224,17 @@ impl StateMachineStore {
     /// batch, an installed snapshot). Values only count; read the state to see what changed.
     pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
         self.inner.changes.subscribe()
+    }
+
+    /// Follows one chain: woken after each committed batch that appended to it (and after a
+    /// snapshot is installed), not by changes to anything else.
+    pub fn chain_changes(&self, zone: &ZoneId, chain: &ChainId) -> ChainChanges {
+        self.inner.chain_watchers.follow(zone, chain)
+    }
+
+    /// How many chains are followed on this node.
+    pub fn followed_chains(&self) -> usize {
+        self.inner.chain_watchers.followed()
     }
 
     fn changed(&self) {
@@ -596,6 +611,7 @@ impl StateMachineStore {
         // disk first, meta page included (`Sync::DataOnly` leaves that to the next commit).
         self.inner.env.force_sync()?;
         self.changed();
+        self.inner.chain_watchers.wake_all();
         drop(reader);
 
         // Keep what was installed as the current snapshot, for followers that need it next.
@@ -620,11 +636,13 @@ impl StateMachineStore {
         let mut wtxn = inner.env.write_txn()?;
         let mut responses = Vec::with_capacity(entries.len());
         let mut last = None;
+        let mut appended = Vec::new();
         for entry in entries {
             last = Some(entry.log_id);
             let response = match entry.payload {
                 EntryPayload::Blank => CommandResponse::None,
                 EntryPayload::Normal(command) => {
+                    appended_chains(&command, &mut appended);
                     apply_command(t, &mut wtxn, command, &inner.verified)?
                 }
                 EntryPayload::Membership(m) => {
@@ -640,7 +658,23 @@ impl StateMachineStore {
         }
         commit(wtxn, "state")?;
         self.changed();
+        inner.chain_watchers.wake(&appended);
         Ok(responses)
+    }
+}
+
+/// The chains `command` may append to (a rejected append wakes its followers for nothing,
+/// which costs them one read).
+fn appended_chains(command: &Command, out: &mut Vec<(ZoneId, ChainId)>) {
+    match command {
+        Command::Append { zone, chain_id, .. }
+        | Command::AppendWithPayload { zone, chain_id, .. } => out.push((zone.clone(), *chain_id)),
+        Command::Batch(commands) => {
+            for command in commands {
+                appended_chains(command, out);
+            }
+        }
+        _ => {}
     }
 }
 

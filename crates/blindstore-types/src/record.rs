@@ -28,6 +28,16 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     postcard::to_extend(value, vec![RECORD_V1]).expect("encoding into a Vec cannot fail")
 }
 
+/// The length of [`encode`]'s output for `value`, without encoding it: what a value adds to a
+/// log entry or a message, by the bytes that cross the boundary.
+pub fn encoded_len<T: Serialize>(value: &T) -> usize {
+    1 + postcard::serialize_with_flavor::<T, _, usize>(
+        value,
+        postcard::ser_flavors::Size::default(),
+    )
+    .expect("sizing cannot fail")
+}
+
 pub fn decode<T: DeserializeOwned>(what: &'static str, bytes: &[u8]) -> Result<T, RecordError> {
     match bytes.split_first() {
         Some((&RECORD_V1, body)) => {
@@ -60,5 +70,12 @@ mod tests {
             decode::<(u64, String)>("t", &bytes[..2]),
             Err(RecordError::Decode { .. })
         ));
+    }
+
+    #[test]
+    fn the_encoded_length_is_the_length_of_the_encoding() {
+        for value in [(0u64, String::new()), (u64::MAX, "x".repeat(70_000))] {
+            assert_eq!(encoded_len(&value), encode(&value).len());
+        }
     }
 }

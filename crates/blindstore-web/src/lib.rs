@@ -15,7 +15,7 @@ use axum::Json;
 use blindstore_types::api::{ErrorBody, ErrorCode};
 use blindstore_types::Hash32;
 
-pub use server::{limited, serve, Secure, ServerLimits};
+pub use server::{client_key, limited, serve, Secure, ServerLimits};
 pub use tls::Tls;
 
 /// What a 503 `unavailable` says: the detail (addresses, library errors) goes to the log only.

@@ -455,3 +455,71 @@ async fn chunks_of_a_zone_without_cors_stay_same_origin() {
     assert_eq!(r.headers["cross-origin-resource-policy"], "same-origin");
     assert_eq!(r.headers["content-security-policy"], "sandbox");
 }
+
+/// This process's CPU time so far (user and system), from /proc/self/stat.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .unwrap()
+        .1
+        .split_whitespace()
+        .collect();
+    // Fields 14 and 15 of the whole line (utime, stime) are 12 and 13 after the command.
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // Linux reports them in USER_HZ, 100 per second on every architecture it runs on.
+    Duration::from_millis(ticks * 10)
+}
+
+/// Appends wake only the subscribers of the chain appended to: with 10,000 idle subscribers of
+/// one chain, 300 appends to another wake none of them (each wake-up is counted) and cost the
+/// node what they cost with no subscribers (the CPU time of both runs is printed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_subscribers_of_one_chain_cost_appends_to_another_nothing() {
+    const SUBSCRIBERS: usize = 10_000;
+    const APPENDS: u64 = 300;
+    let t = with_limits(LiveLimits {
+        max_subscribers: SUBSCRIBERS,
+        max_subscribers_per_ip: SUBSCRIBERS,
+        ..LiveLimits::default()
+    })
+    .await;
+    let (idle, busy) = (writer(1), writer(2));
+    create_chain(&t, &idle).await;
+    create_chain(&t, &busy).await;
+    let idle_head = append(&t, &idle, 0, 1, idle.genesis()).await;
+
+    let started = (std::time::Instant::now(), cpu_time());
+    let mut head = append(&t, &busy, 0, APPENDS, busy.genesis()).await;
+    let (alone_wall, alone_cpu) = (started.0.elapsed(), cpu_time() - started.1);
+
+    let mut streams = Vec::with_capacity(SUBSCRIBERS);
+    for _ in 0..SUBSCRIBERS {
+        let mut stream = open(&t, &events_uri(&idle), None).await.unwrap();
+        // Its first entry came: the subscriber has read the chain and now waits.
+        assert_eq!(stream.next(SOON).await.unwrap().event, "entry");
+        streams.push(stream);
+    }
+    let before = t.state.live_wakeups();
+    let started = (std::time::Instant::now(), cpu_time());
+    head = append(&t, &busy, APPENDS, 2 * APPENDS, head).await;
+    let (crowded_wall, crowded_cpu) = (started.0.elapsed(), cpu_time() - started.1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        t.state.live_wakeups(),
+        before,
+        "appends to another chain woke idle subscribers"
+    );
+    println!(
+        "{APPENDS} appends to another chain: {alone_wall:?} wall, {alone_cpu:?} CPU with no subscribers; \
+         {crowded_wall:?} wall, {crowded_cpu:?} CPU with {SUBSCRIBERS} idle subscribers"
+    );
+
+    // An append to their chain wakes them all, and each gets the entry.
+    append(&t, &idle, 1, 2, idle_head).await;
+    for stream in streams.iter_mut().step_by(997) {
+        let event = stream.next(SOON).await.unwrap();
+        assert_eq!(event.id.as_deref(), Some("1"));
+    }
+    let _ = head;
+}

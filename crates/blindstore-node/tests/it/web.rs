@@ -338,7 +338,7 @@ async fn the_reverse_proxy_relays_and_maps_upstream_failures() {
 
 /// A self-signed certificate for 127.0.0.1 and localhost, written as PEM into `cert`/`key`;
 /// the certificate PEM.
-fn self_signed(cert: &Path, key: &Path) -> String {
+pub(crate) fn self_signed(cert: &Path, key: &Path) -> String {
     let made =
         rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
     std::fs::write(cert, made.cert.pem()).unwrap();
