@@ -2,7 +2,7 @@
 // IVs, for other implementations to check themselves against; test/payload.test.ts checks that
 // the SDK still produces exactly these bytes. Run with `npm run vectors` (builds first).
 //
-// - test/vectors/payload-v2.json: payload version 2 (one chain key per chain and epoch), which
+// - docs/test-vectors/payload-v2.json: payload version 2 (one chain key per chain and epoch), which
 //   the SDK writes.
 // - docs/test-vectors/payload-v1.json: payload version 1 (a key per entry), which the SDK still
 //   reads, and file chunk encryption. Unchanged since version 1 was written; rewritten the same.
@@ -14,7 +14,7 @@ import { additionalData, additionalDataV1, chainKeyBytes, entryKeyV1Bytes, sealP
 import { chunkKeyMaterial, encryptChunk } from "../dist/files.js";
 
 const outputV1 = new URL("../../../docs/test-vectors/payload-v1.json", import.meta.url);
-const outputV2 = new URL("../test/vectors/payload-v2.json", import.meta.url);
+const outputV2 = new URL("../../../docs/test-vectors/payload-v2.json", import.meta.url);
 
 const filled = (byte, length) => new Uint8Array(length).fill(byte);
 const sequence = (start, length) => Uint8Array.from({ length }, (_, i) => (start + i) & 0xff);

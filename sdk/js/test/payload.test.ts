@@ -1,5 +1,5 @@
 /**
- * Payload encryption against test/vectors/payload-v2.json (what the SDK writes) and
+ * Payload encryption against docs/test-vectors/payload-v2.json (what the SDK writes) and
  * docs/test-vectors/payload-v1.json (what older SDKs wrote, still read; with the file chunk
  * vectors), both written by scripts/payload-vectors.mjs, and the typed errors of every way
  * decryption can fail.
@@ -53,7 +53,7 @@ interface ChunkVector {
   hash: string;
 }
 
-const vectors = JSON.parse(readFileSync(new URL("../test/vectors/payload-v2.json", import.meta.url), "utf8")) as { payloads: PayloadVector[] };
+const vectors = JSON.parse(readFileSync(new URL("../../../docs/test-vectors/payload-v2.json", import.meta.url), "utf8")) as { payloads: PayloadVector[] };
 const vectorsV1 = JSON.parse(readFileSync(new URL("../../../docs/test-vectors/payload-v1.json", import.meta.url), "utf8")) as {
   payloads: PayloadVector[];
   file: { file_key: string; file_id: string; chunks: ChunkVector[] };
