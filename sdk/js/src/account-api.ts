@@ -17,6 +17,11 @@ export interface NewSession {
   /** The step-up of the login just completed (docs/accounts.md), when the server gives one. */
   step_up?: string;
   step_up_expires_at_ms?: number;
+  /**
+   * The device token (docs/accounts.md, "Device tokens"): sent with this device's later logins
+   * to the account, they are held to its own rate limit, which strangers cannot exhaust.
+   */
+  device_token?: string;
 }
 
 /** A step-up: sent as `Blindstore-Step-Up` with what cannot be undone, until it expires (server time). */
@@ -39,6 +44,13 @@ export interface PasskeyRecord {
   last_used_ms: number;
 }
 
+/** The answer to a password change or "log out everywhere": sessions ended, passkeys kept. */
+export interface CredentialsChanged {
+  revoked: number;
+  /** The passkeys the account still has: each can still log in. */
+  passkeys: PasskeyRecord[];
+}
+
 /** The WebAuthn options and ticket of a passkey ceremony's first step. */
 export interface PasskeyChallenge {
   /** `options.publicKey` in the JSON form `PublicKeyCredential.parse*OptionsFromJSON` takes. */
@@ -53,11 +65,12 @@ export class AccountApi {
     this.#api = api;
   }
 
-  async registerStart(account: string, registrationRequest: string): Promise<string> {
+  /** `deviceToken`: this device's for the account, if it has one (a password change). */
+  async registerStart(account: string, registrationRequest: string, deviceToken: string | undefined): Promise<string> {
     const { body } = await this.#api.account("register/start", {
       method: "POST",
       token: null,
-      json: { account, registration_request: registrationRequest },
+      json: { account, registration_request: registrationRequest, device_token: deviceToken },
     });
     return field(body, "registration_response", "string");
   }
@@ -66,20 +79,20 @@ export class AccountApi {
     await this.#api.account("register/finish", { method: "POST", token: null, json: { account, registration_record: registrationRecord } });
   }
 
-  async loginStart(account: string, startLoginRequest: string): Promise<{ loginResponse: string; ticket: string }> {
+  async loginStart(account: string, startLoginRequest: string, deviceToken: string | undefined): Promise<{ loginResponse: string; ticket: string }> {
     const { body } = await this.#api.account("login/start", {
       method: "POST",
       token: null,
-      json: { account, start_login_request: startLoginRequest },
+      json: { account, start_login_request: startLoginRequest, device_token: deviceToken },
     });
     return { loginResponse: field(body, "login_response", "string"), ticket: field(body, "login_ticket", "string") };
   }
 
-  async loginFinish(ticket: string, finishLoginRequest: string, label: string): Promise<NewSession> {
+  async loginFinish(ticket: string, finishLoginRequest: string, label: string, deviceToken: string | undefined): Promise<NewSession> {
     const { body } = await this.#api.account("login/finish", {
       method: "POST",
       token: null,
-      json: { login_ticket: ticket, finish_login_request: finishLoginRequest, label },
+      json: { login_ticket: ticket, finish_login_request: finishLoginRequest, label, device_token: deviceToken },
     });
     return newSession(body);
   }
@@ -88,8 +101,15 @@ export class AccountApi {
     await this.#api.account("logout", { method: "POST", token });
   }
 
-  async logoutAll(token: string, stepUp: string): Promise<void> {
-    await this.#api.account("logout-all", { method: "POST", token, headers: stepUpHeader(stepUp) });
+  /** `POST logout-all`: every session ends, and the passkeys `removePasskeys` names go, in one step. */
+  async logoutAll(token: string, stepUp: string, removePasskeys: string[]): Promise<CredentialsChanged> {
+    const { body } = await this.#api.account("logout-all", {
+      method: "POST",
+      token,
+      headers: stepUpHeader(stepUp),
+      json: { remove_passkeys: removePasskeys },
+    });
+    return credentialsChanged(body);
   }
 
   /** `POST step-up`: a password login (from `loginStart`) finished as a step-up of the session `token`. */
@@ -146,15 +166,19 @@ export class AccountApi {
     await this.#api.account(`envelopes/${name}`, { method: "DELETE", token, headers: { "if-match": `"${version}"`, ...stepUpHeader(stepUp) } });
   }
 
-  /** `POST password`: the new OPAQUE record and the re-wrapped master key in one atomic step. */
+  /**
+   * `POST password`: the new OPAQUE record, the re-wrapped master key, the removal of the passkeys
+   * `removePasskeys` names and the end of the other sessions, in one atomic step.
+   */
   async changePassword(
     token: string,
     stepUp: string,
     registrationRecord: string,
     envelope: { name: string; data: Uint8Array; ifVersion: number },
     revokeOtherSessions: boolean,
-  ): Promise<void> {
-    await this.#api.account("password", {
+    removePasskeys: string[],
+  ): Promise<CredentialsChanged> {
+    const { body } = await this.#api.account("password", {
       method: "POST",
       token,
       headers: stepUpHeader(stepUp),
@@ -162,8 +186,10 @@ export class AccountApi {
         registration_record: registrationRecord,
         envelope: { name: envelope.name, data: toBase64Url(envelope.data), if_version: envelope.ifVersion },
         revoke_other_sessions: revokeOtherSessions,
+        remove_passkeys: removePasskeys,
       },
     });
+    return credentialsChanged(body);
   }
 
   async passkeyRegisterStart(token: string, stepUp: string): Promise<PasskeyChallenge> {
@@ -176,14 +202,24 @@ export class AccountApi {
     return passkeyRecord(body);
   }
 
-  async passkeyLoginStart(account: string): Promise<PasskeyChallenge> {
-    const { body } = await this.#api.account("passkeys/login/start", { method: "POST", token: null, json: { account } });
+  async passkeyLoginStart(account: string, deviceToken: string | undefined): Promise<PasskeyChallenge> {
+    const { body } = await this.#api.account("passkeys/login/start", { method: "POST", token: null, json: { account, device_token: deviceToken } });
     return passkeyChallenge(body);
   }
 
-  async passkeyLoginFinish(ticket: string, credential: unknown, label: string): Promise<NewSession> {
-    const { body } = await this.#api.account("passkeys/login/finish", { method: "POST", token: null, json: { ticket, credential, label } });
+  async passkeyLoginFinish(ticket: string, credential: unknown, label: string, deviceToken: string | undefined): Promise<NewSession> {
+    const { body } = await this.#api.account("passkeys/login/finish", {
+      method: "POST",
+      token: null,
+      json: { ticket, credential, label, device_token: deviceToken },
+    });
     return newSession(body);
+  }
+
+  /** `POST passkeys/step-up`: a passkey login (from `passkeyLoginStart`) finished as a step-up of the session `token`. */
+  async passkeyStepUp(token: string, ticket: string, credential: unknown): Promise<StepUp> {
+    const { body } = await this.#api.account("passkeys/step-up", { method: "POST", token, json: { ticket, credential } });
+    return { value: field(body, "step_up", "string"), expiresAt: field(body, "expires_at_ms", "number") };
   }
 
   async passkeys(token: string): Promise<PasskeyRecord[]> {
@@ -207,10 +243,13 @@ function newSession(body: unknown): NewSession {
     account: field(body, "account", "string"),
     expires_at_ms: field(body, "expires_at_ms", "number"),
   };
-  const stepUp = (body as { step_up?: unknown; step_up_expires_at_ms?: unknown } | undefined) ?? {};
-  if (typeof stepUp.step_up === "string" && stepUp.step_up !== "" && typeof stepUp.step_up_expires_at_ms === "number") {
-    session.step_up = stepUp.step_up;
-    session.step_up_expires_at_ms = stepUp.step_up_expires_at_ms;
+  const extra = (body as { step_up?: unknown; step_up_expires_at_ms?: unknown; device_token?: unknown } | undefined) ?? {};
+  if (typeof extra.step_up === "string" && extra.step_up !== "" && typeof extra.step_up_expires_at_ms === "number") {
+    session.step_up = extra.step_up;
+    session.step_up_expires_at_ms = extra.step_up_expires_at_ms;
+  }
+  if (typeof extra.device_token === "string" && extra.device_token !== "") {
+    session.device_token = extra.device_token;
   }
   return session;
 }
@@ -227,6 +266,14 @@ function passkeyRecord(body: unknown): PasskeyRecord {
     created_at_ms: field(body, "created_at_ms", "number"),
     last_used_ms: field(body, "last_used_ms", "number"),
   };
+}
+
+function credentialsChanged(body: unknown): CredentialsChanged {
+  const list = (body as { passkeys?: unknown } | undefined)?.passkeys;
+  if (!Array.isArray(list)) {
+    throw new VerificationError("malformed", "the answer lacks the passkeys kept");
+  }
+  return { revoked: field(body, "revoked", "number"), passkeys: list.map(passkeyRecord) };
 }
 
 function passkeyChallenge(body: unknown): PasskeyChallenge {

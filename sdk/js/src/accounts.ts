@@ -14,9 +14,10 @@
  */
 
 import * as opaque from "@serenity-kit/opaque";
-import { type AccountApi, type NewSession, type StepUp, type StoredEnvelope } from "./account-api.js";
+import { type AccountApi, type CredentialsChanged, type NewSession, type PasskeyRecord, type StepUp, type StoredEnvelope } from "./account-api.js";
 import { type Bytes, fromBase64Url } from "./bytes.js";
 import type { DeviceStore } from "./device-store.js";
+import type { DeviceTokens } from "./device-tokens.js";
 import { type ChainOpener, DeviceKeyring } from "./device-keys.js";
 import {
   EnvelopeConflictError,
@@ -81,11 +82,39 @@ export interface PasskeyInfo {
   label?: string;
   /** Milliseconds since the epoch. */
   createdAt?: number;
+  /** When it last logged in or proved a step-up (ms since the epoch); absent if never. */
+  lastUsedAt?: number;
+}
+
+/**
+ * A fresh proof, for what cannot be undone when the session has no live step-up (or, for adding
+ * a passkey, no master key): the password (proven to the server with OPAQUE, never sent), or
+ * `passkey: true` to prove one of the account's passkeys (a WebAuthn ceremony in the browser,
+ * whose PRF output also opens the master key). One of the two, not both.
+ */
+export interface FreshProof {
+  password?: string;
+  passkey?: boolean;
 }
 
 export interface ChangePasswordOptions {
   /** End every other session of the account in the same step (default true). */
   revokeOtherSessions?: boolean;
+  /**
+   * Passkeys (their `id`s, from `session.passkeys()`) to remove in the same atomic step: a
+   * password change does not end passkeys, and one the user does not know could be a thief's.
+   * An id the account does not have refuses the whole change (`HttpError` 404
+   * `unknown_passkey`; the password stays).
+   */
+  removePasskeys?: string[];
+}
+
+/** What a password change or "log out everywhere" did. */
+export interface CredentialsChange {
+  /** How many sessions ended. */
+  revoked: number;
+  /** The passkeys the account keeps: each of them can still log in. Show them to the user. */
+  passkeys: PasskeyInfo[];
 }
 
 export interface LogoutOptions {
@@ -107,6 +136,8 @@ export interface AccountsContext {
   deviceStore(purpose: string): Promise<DeviceStore>;
   /** The client's outbox: started when a session begins, emptied of an account's writes on request. */
   outbox: { flush(): void; discard(account: string): Promise<number> };
+  /** This device's tokens, per account: sent with its logins, kept across logouts. */
+  deviceTokens: DeviceTokens;
 }
 
 /**
@@ -159,7 +190,8 @@ export class Accounts {
     const account = await accountIdOf(this.#context.zone, credentials.username);
     await opaque.ready;
     const { clientRegistrationState, registrationRequest } = opaque.client.startRegistration({ password: credentials.password });
-    const registrationResponse = await this.#context.api.registerStart(account, registrationRequest);
+    const deviceToken = await this.#context.deviceTokens.get(account);
+    const registrationResponse = await this.#context.api.registerStart(account, registrationRequest, deviceToken);
     const { registrationRecord } = opaqueStep(() =>
       opaque.client.finishRegistration({ clientRegistrationState, registrationResponse, password: credentials.password }),
     );
@@ -170,12 +202,16 @@ export class Accounts {
   /**
    * Logs in with a password. A wrong password and an unknown username are the same
    * `InvalidLoginError`. An account whose envelopes do not open is an `EscrowError` (and the new
-   * session is ended).
+   * session is ended). Too many attempts: `RateLimitedError` — a device that logged in to the
+   * account before sends its device token and is held to its own limit, which strangers'
+   * attempts do not touch.
    */
   async login(credentials: PasswordCredentials): Promise<Session> {
     const username = normalizeUsername(credentials.username);
     const account = await accountIdOf(this.#context.zone, username);
-    const { session, exportKey } = await passwordLogin(this.#context.api, account, credentials.password, credentials.label ?? "");
+    const deviceTokens = this.#context.deviceTokens;
+    const { session, exportKey } = await passwordLogin(this.#context.api, account, credentials.password, credentials.label ?? "", await deviceTokens.get(account));
+    await keepDeviceToken(deviceTokens, session);
     const opened = await this.#withSession(session, async () => {
       const masterKey = await this.#openOrCreateMasterKey(session.token, account, exportKey);
       return { masterKey, vaultId: await this.#vaultKeyId(session.token) };
@@ -191,9 +227,12 @@ export class Accounts {
     const username = normalizeUsername(login.username);
     const account = await accountIdOf(this.#context.zone, username);
     const api = this.#context.api;
-    const challenge = await api.passkeyLoginStart(account);
+    const deviceTokens = this.#context.deviceTokens;
+    const deviceToken = await deviceTokens.get(account);
+    const challenge = await api.passkeyLoginStart(account, deviceToken);
     const assertion = await assertPasskey(challenge.publicKey);
-    const session = checkedSession(await api.passkeyLoginFinish(challenge.ticket, assertion.credential, login.label ?? ""), account);
+    const session = checkedSession(await api.passkeyLoginFinish(challenge.ticket, assertion.credential, login.label ?? "", deviceToken), account);
+    await keepDeviceToken(deviceTokens, session);
     const opened = await this.#withSession(session, async () => {
       const place = { zone: this.#context.zone, account, name: await passkeyEnvelopeName(assertion.rawCredentialId) };
       const envelope = await required(api.getEnvelope(session.token, place.name), place.name);
@@ -450,16 +489,32 @@ export class Session {
   }
 
   /**
+   * Proves the password or a passkey again for this session now (docs/accounts.md, "Step-up"),
+   * whether or not it has a live step-up: what cannot be undone is then allowed for the next
+   * minutes without asking again. The proof also gives back the master key a resumed session
+   * lacks. A wrong password or a passkey the server refuses: `InvalidLoginError`; a cancelled
+   * passkey ceremony: `PasskeyError`. Returns when the step-up expires (server time, ms).
+   */
+  async stepUp(proof: FreshProof): Promise<{ expiresAt: number }> {
+    checkedProof(proof);
+    const stepUp = proof.password !== undefined ? (await this.#prove(proof.password)).stepUp : await this.#provePasskey();
+    return { expiresAt: stepUp.expiresAt };
+  }
+
+  /**
    * Adds a passkey (browsers): registers a WebAuthn credential with the PRF extension and wraps
    * the master key under its PRF output. It needs the master key's bytes and a step-up (a
    * password or passkey proven for this session within the last minutes, docs/accounts.md): a
-   * session that began with a login minutes ago has both; otherwise pass `password` (proven to
-   * the server again, never sent) or get `ReauthenticationRequiredError`.
+   * session that began with a login minutes ago has both; otherwise pass a `FreshProof`
+   * (`password`, or `passkey: true`) or get `ReauthenticationRequiredError`.
    */
-  async addPasskey(options: { label?: string; password?: string } = {}): Promise<{ id: string }> {
+  async addPasskey(options: { label?: string } & FreshProof = {}): Promise<{ id: string }> {
     const what = "adding a passkey";
-    const stepUp = await this.#stepUp(what, options.password);
-    const masterKey = await this.#masterKeyBytes(what, options.password);
+    const stepUp = await this.#freshStepUp(what, options, true);
+    const masterKey = this.#state.masterKeyBytes;
+    if (masterKey === undefined) {
+      throw new ReauthenticationRequiredError(what);
+    }
     const api = this.#context.api;
     const challenge = await api.passkeyRegisterStart(this.token, stepUp);
     const created = await createPasskey(challenge.publicKey, this.username);
@@ -476,31 +531,20 @@ export class Session {
     return { id: record.passkey_id };
   }
 
-  /** The account's passkeys, oldest first. */
+  /**
+   * The account's passkeys, oldest first: what `changePassword` and `logoutAll` can remove in
+   * the same step.
+   */
   async passkeys(): Promise<PasskeyInfo[]> {
-    return (await this.#context.api.passkeys(this.token)).map((passkey) => ({
-      id: passkey.passkey_id,
-      ...(passkey.label === "" ? {} : { label: passkey.label }),
-      createdAt: passkey.created_at_ms,
-    }));
+    return (await this.#context.api.passkeys(this.token)).map(passkeyInfo);
   }
 
-  /** Removes a passkey and its envelope; needs a step-up, as `addPasskey`. */
-  async removePasskey(id: string, options: { password?: string } = {}): Promise<void> {
-    const api = this.#context.api;
-    const stepUp = await this.#stepUp("removing a passkey", options.password);
-    await api.removePasskey(this.token, stepUp, id);
-    let rawId: Bytes;
-    try {
-      rawId = fromBase64Url(id);
-    } catch {
-      throw new InvalidInputError("a passkey id is base64url");
-    }
-    const name = await passkeyEnvelopeName(rawId);
-    const envelope = await api.getEnvelope(this.token, name);
-    if (envelope !== undefined) {
-      await api.deleteEnvelope(this.token, stepUp, name, envelope.version);
-    }
+  /** Removes a passkey and its envelope; needs a step-up, as `addPasskey` (without the master key). */
+  async removePasskey(id: string, options: FreshProof = {}): Promise<void> {
+    const name = await passkeyEnvelopeNameOf(id);
+    const stepUp = await this.#freshStepUp("removing a passkey", options);
+    await this.#context.api.removePasskey(this.token, stepUp, id);
+    await this.#deleteEnvelopes([name], stepUp);
   }
 
   /**
@@ -510,10 +554,14 @@ export class Session {
    * now on); then the new OPAQUE record and the master key wrapped under the new password
    * replace the old ones in one step (if another device changed the password meanwhile:
    * `EnvelopeConflictError`, the password is unchanged — the vault stays sealed under its new
-   * key). By default every other session of the account ends.
+   * key). By default every other session of the account ends. The passkeys named in
+   * `removePasskeys` are removed in the same step (then their envelopes); the answer lists the
+   * passkeys the account keeps, which a password change does not end: show them to the user.
    */
-  async changePassword(oldPassword: string, newPassword: string, options: ChangePasswordOptions = {}): Promise<void> {
+  async changePassword(oldPassword: string, newPassword: string, options: ChangePasswordOptions = {}): Promise<CredentialsChange> {
     const revokeOtherSessions = options.revokeOtherSessions ?? true;
+    const removePasskeys = [...(options.removePasskeys ?? [])];
+    const envelopeNames = await Promise.all(removePasskeys.map(passkeyEnvelopeNameOf));
     const api = this.#context.api;
     const { zone } = this.#context;
     const proof = await this.#prove(oldPassword);
@@ -522,14 +570,18 @@ export class Session {
     await this.vault.reseal(proof.masterKey);
     await opaque.ready;
     const { clientRegistrationState, registrationRequest } = opaque.client.startRegistration({ password: newPassword });
-    const registrationResponse = await api.registerStart(this.accountId, registrationRequest);
+    // With the device token: held to this device's limit, not the one strangers share.
+    const registrationResponse = await api.registerStart(this.accountId, registrationRequest, await this.#context.deviceTokens.get(this.accountId));
     const { registrationRecord, exportKey } = opaqueStep(() =>
       opaque.client.finishRegistration({ clientRegistrationState, registrationResponse, password: newPassword }),
     );
     const keyPlace = { zone, account: this.accountId, name: PASSWORD_ENVELOPE };
     const sealed = await sealEnvelope(await passwordWrapKey(fromBase64Url(exportKey), zone, this.accountId), keyPlace, proof.masterKey);
     const envelope = { name: PASSWORD_ENVELOPE, data: sealed, ifVersion: proof.version };
-    await api.changePassword(this.token, proof.stepUp, registrationRecord, envelope, revokeOtherSessions);
+    const changed = await api.changePassword(this.token, proof.stepUp.value, registrationRecord, envelope, revokeOtherSessions, removePasskeys);
+    // The passkeys are gone; their envelopes now open nothing anyone can log in to fetch.
+    await this.#deleteEnvelopes(envelopeNames, proof.stepUp.value);
+    return credentialsChange(changed);
   }
 
   /**
@@ -542,22 +594,36 @@ export class Session {
   }
 
   /**
-   * Ends every session of the account, this one included; queued writes as in `logout`. Needs a
-   * step-up, as `addPasskey`.
+   * Ends every session of the account, this one included, and removes the passkeys named in
+   * `removePasskeys` in the same step (their envelopes first, while this session can still delete
+   * them); queued writes as in `logout`. Needs a step-up, as `removePasskey`. Returns the passkeys
+   * the account keeps: they can still log in. A session that has already ended cannot end the
+   * others: `SessionExpiredError` (forgotten here all the same).
    */
-  async logoutAll(options: LogoutOptions & { password?: string } = {}): Promise<void> {
-    const stepUp = await this.#stepUp("ending every session", options.password);
-    await this.#ending(() => this.#context.api.logoutAll(this.token, stepUp), options.queuedWrites ?? "keep");
+  async logoutAll(options: LogoutOptions & FreshProof & { removePasskeys?: string[] } = {}): Promise<CredentialsChange> {
+    const removePasskeys = [...(options.removePasskeys ?? [])];
+    const envelopeNames = await Promise.all(removePasskeys.map(passkeyEnvelopeNameOf));
+    const stepUp = await this.#freshStepUp("ending every session", options);
+    let changed: CredentialsChanged | undefined;
+    await this.#ending(async () => {
+      await this.#deleteEnvelopes(envelopeNames, stepUp);
+      changed = await this.#context.api.logoutAll(this.token, stepUp, removePasskeys);
+    }, options.queuedWrites ?? "keep");
+    if (changed === undefined) {
+      throw new SessionExpiredError("the session had ended already: log in again to end the others", undefined);
+    }
+    return credentialsChange(changed);
   }
 
   /**
    * Deletes the account: its record, envelopes (the vault), passkeys and sessions, and its writes
-   * queued on this device. Chains are not touched; their keys, if they were only in the vault,
-   * are gone. Needs a step-up, as `addPasskey`.
+   * queued on this device (and this device's token for it). Chains are not touched; their keys,
+   * if they were only in the vault, are gone. Needs a step-up, as `removePasskey`.
    */
-  async deleteAccount(options: { password?: string } = {}): Promise<void> {
-    const stepUp = await this.#stepUp("deleting the account", options.password);
+  async deleteAccount(options: FreshProof = {}): Promise<void> {
+    const stepUp = await this.#freshStepUp("deleting the account", options);
     await this.#ending(() => this.#context.api.deleteAccount(this.token, stepUp), "discard");
+    await this.#context.deviceTokens.delete(this.accountId);
   }
 
   /**
@@ -578,43 +644,72 @@ export class Session {
     }
   }
 
-  /** The master key's bytes: the session's, else opened by proving `password`. */
-  async #masterKeyBytes(what: string, password: string | undefined): Promise<Bytes> {
-    if (this.#state.masterKeyBytes !== undefined) {
-      return this.#state.masterKeyBytes;
-    }
-    if (password === undefined) {
-      throw new ReauthenticationRequiredError(what);
-    }
-    return (await this.#prove(password)).masterKey;
-  }
-
-  /** A live step-up of this session: its own (from the login, or a proof minutes ago), else one from proving `password`. */
-  async #stepUp(what: string, password: string | undefined): Promise<string> {
+  /**
+   * A live step-up of this session — its own (from the login, or a proof minutes ago), else one
+   * from proving `proof` — and, when `masterKey` is asked for, the master key's bytes held too
+   * (the same proof opens it).
+   */
+  async #freshStepUp(what: string, proof: FreshProof, masterKey = false): Promise<string> {
+    checkedProof(proof, true);
     const live = this.#state.stepUp;
-    if (live !== undefined && live.expiresAt - STEP_UP_MARGIN_MS > Date.now()) {
+    if (live !== undefined && live.expiresAt - STEP_UP_MARGIN_MS > Date.now() && (!masterKey || this.#state.masterKeyBytes !== undefined)) {
       return live.value;
     }
-    if (password === undefined) {
-      throw new ReauthenticationRequiredError(what);
+    if (proof.password !== undefined) {
+      return (await this.#prove(proof.password)).stepUp.value;
     }
-    return (await this.#prove(password)).stepUp;
+    if (proof.passkey === true) {
+      return (await this.#provePasskey()).value;
+    }
+    throw new ReauthenticationRequiredError(what);
+  }
+
+  /**
+   * Proves one of the account's passkeys as a step-up of this session (`passkeys/login/start`,
+   * the browser's assertion without its PRF results, then `passkeys/step-up`), and opens the
+   * master key with the assertion's PRF output when the session lacks it.
+   */
+  async #provePasskey(): Promise<StepUp> {
+    const api = this.#context.api;
+    const zone = this.#context.zone;
+    const challenge = await api.passkeyLoginStart(this.accountId, await this.#context.deviceTokens.get(this.accountId));
+    const assertion = await assertPasskey(challenge.publicKey);
+    const stepUp = await api.passkeyStepUp(this.token, challenge.ticket, assertion.credential);
+    this.#state.stepUp = stepUp;
+    if (this.#state.masterKeyBytes === undefined) {
+      const place = { zone, account: this.accountId, name: await passkeyEnvelopeName(assertion.rawCredentialId) };
+      const envelope = await required(api.getEnvelope(this.token, place.name), place.name);
+      this.#state.masterKeyBytes = await unwrapMasterKey(await passkeyWrapKey(assertion.prfOutput, zone, this.accountId), place, envelope.data);
+    }
+    return stepUp;
+  }
+
+  /** Deletes the envelopes `names` that exist (a removed passkey's), with the step-up it needs. */
+  async #deleteEnvelopes(names: string[], stepUp: string): Promise<void> {
+    const api = this.#context.api;
+    for (const name of names) {
+      const envelope = await api.getEnvelope(this.token, name);
+      if (envelope !== undefined) {
+        await api.deleteEnvelope(this.token, stepUp, name, envelope.version);
+      }
+    }
   }
 
   /**
    * Proves `password` to the server as a step-up of this session (no new session is opened), and
    * opens the master key with the login's export key. A wrong password: `InvalidLoginError`.
    */
-  async #prove(password: string): Promise<{ masterKey: Bytes; version: number; stepUp: string }> {
+  async #prove(password: string): Promise<{ masterKey: Bytes; version: number; stepUp: StepUp }> {
     const api = this.#context.api;
     const zone = this.#context.zone;
-    const { exportKey, stepUp } = await passwordStepUp(api, this.accountId, password, this.token);
+    const deviceToken = await this.#context.deviceTokens.get(this.accountId);
+    const { exportKey, stepUp } = await passwordStepUp(api, this.accountId, password, this.token, deviceToken);
     this.#state.stepUp = stepUp;
     const current = await required(api.getEnvelope(this.token, PASSWORD_ENVELOPE), PASSWORD_ENVELOPE);
     const place = { zone, account: this.accountId, name: PASSWORD_ENVELOPE };
     const masterKey = await unwrapMasterKey(await passwordWrapKey(exportKey, zone, this.accountId), place, current.data);
     this.#state.masterKeyBytes ??= masterKey;
-    return { masterKey, version: current.version, stepUp: stepUp.value };
+    return { masterKey, version: current.version, stepUp };
   }
 }
 
@@ -776,16 +871,22 @@ export class Vault {
 }
 
 /** An OPAQUE login: the session and the export key. A wrong password fails on the client, like an unknown account on the server. */
-async function passwordLogin(api: AccountApi, account: string, password: string, label: string): Promise<{ session: NewSession; exportKey: Bytes }> {
+async function passwordLogin(
+  api: AccountApi,
+  account: string,
+  password: string,
+  label: string,
+  deviceToken: string | undefined,
+): Promise<{ session: NewSession; exportKey: Bytes }> {
   await opaque.ready;
   const { clientLoginState, startLoginRequest } = opaque.client.startLogin({ password });
-  const { loginResponse, ticket } = await api.loginStart(account, startLoginRequest);
+  const { loginResponse, ticket } = await api.loginStart(account, startLoginRequest, deviceToken);
   const finished = opaqueStep(() => opaque.client.finishLogin({ clientLoginState, loginResponse, password }));
   if (finished === undefined) {
     // The same error as the server's for an unknown account, on purpose.
     throw new InvalidLoginError("wrong username or password", undefined);
   }
-  const session = checkedSession(await api.loginFinish(ticket, finished.finishLoginRequest, label), account);
+  const session = checkedSession(await api.loginFinish(ticket, finished.finishLoginRequest, label, deviceToken), account);
   return { session, exportKey: fromBase64Url(finished.exportKey) };
 }
 
@@ -794,10 +895,16 @@ async function passwordLogin(api: AccountApi, account: string, password: string,
  * `login/finish`): the export key and the step-up. A wrong password fails on the client, like a
  * login's.
  */
-async function passwordStepUp(api: AccountApi, account: string, password: string, token: string): Promise<{ exportKey: Bytes; stepUp: StepUp }> {
+async function passwordStepUp(
+  api: AccountApi,
+  account: string,
+  password: string,
+  token: string,
+  deviceToken: string | undefined,
+): Promise<{ exportKey: Bytes; stepUp: StepUp }> {
   await opaque.ready;
   const { clientLoginState, startLoginRequest } = opaque.client.startLogin({ password });
-  const { loginResponse, ticket } = await api.loginStart(account, startLoginRequest);
+  const { loginResponse, ticket } = await api.loginStart(account, startLoginRequest, deviceToken);
   const finished = opaqueStep(() => opaque.client.finishLogin({ clientLoginState, loginResponse, password }));
   if (finished === undefined) {
     throw new InvalidLoginError("wrong username or password", undefined);
@@ -813,6 +920,45 @@ function opaqueStep<T>(step: () => T): T {
   } catch (error) {
     throw new VerificationError("malformed", `the server's OPAQUE message does not parse: ${(error as Error)?.message ?? String(error)}`);
   }
+}
+
+/** Keeps the device token a login returned (renewed at each login) for the next ones. */
+async function keepDeviceToken(deviceTokens: DeviceTokens, session: NewSession): Promise<void> {
+  if (session.device_token !== undefined) {
+    await deviceTokens.put(session.account, session.device_token);
+  }
+}
+
+/** Refuses a proof naming both the password and a passkey; with `optional`, one naming neither is allowed. */
+function checkedProof(proof: FreshProof, optional = false): void {
+  const given = Number(proof.password !== undefined) + Number(proof.passkey === true);
+  if (given > 1 || (given === 0 && !optional)) {
+    throw new InvalidInputError("a fresh proof is the password or a passkey: give exactly one");
+  }
+}
+
+function passkeyInfo(passkey: PasskeyRecord): PasskeyInfo {
+  return {
+    id: passkey.passkey_id,
+    ...(passkey.label === "" ? {} : { label: passkey.label }),
+    createdAt: passkey.created_at_ms,
+    ...(passkey.last_used_ms === 0 ? {} : { lastUsedAt: passkey.last_used_ms }),
+  };
+}
+
+function credentialsChange(changed: CredentialsChanged): CredentialsChange {
+  return { revoked: changed.revoked, passkeys: changed.passkeys.map(passkeyInfo) };
+}
+
+/** The envelope name of the passkey `id` (base64url, as listed); anything else is refused before anything is sent. */
+async function passkeyEnvelopeNameOf(id: string): Promise<string> {
+  let rawId: Bytes;
+  try {
+    rawId = fromBase64Url(id);
+  } catch {
+    throw new InvalidInputError("a passkey id is base64url");
+  }
+  return passkeyEnvelopeName(rawId);
 }
 
 function checkedSession(session: NewSession, account: string): NewSession {

@@ -8,6 +8,7 @@ import { Accounts } from "./accounts.js";
 import { fromHex, toBase64Url, toHex } from "./bytes.js";
 import { Chain, type ClientContext, KeyedLock } from "./chain.js";
 import { DeviceStore } from "./device-store.js";
+import { DeviceTokens } from "./device-tokens.js";
 import { genesisOf } from "./entry.js";
 import { InvalidInputError, VerificationError } from "./errors.js";
 import {
@@ -114,6 +115,7 @@ export class Blindstore {
       zone: options.zone,
       chains: { create: (secrets) => this.#createChain(secrets), open: (secrets) => new Chain(this.#context, secrets) },
       deviceStore: (purpose) => DeviceStore.open(purpose, options.url, options.zone),
+      deviceTokens: new DeviceTokens(typeof indexedDB === "undefined" ? undefined : () => DeviceStore.open("accounts", options.url, options.zone)),
       outbox: { flush: () => this.outbox.flush(), discard: (account) => this.outbox.discard(account) },
     });
     this.#url = options.url;

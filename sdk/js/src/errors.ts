@@ -258,6 +258,21 @@ export class SessionExpiredError extends HttpError {
   }
 }
 
+/**
+ * The server refused the request for now (429 `rate_limited`): too many attempts of its kind —
+ * logins and registrations per client address, per account or per device (docs/accounts.md,
+ * "Limits"), or live subscriptions. Nothing changed. Try again after `retryAfterSeconds`.
+ */
+export class RateLimitedError extends HttpError {
+  /** The server's `Retry-After`, in seconds; undefined when it sent none the SDK can read. */
+  readonly retryAfterSeconds: number | undefined;
+
+  constructor(message: string, retryAfterSeconds: number | undefined, body: unknown) {
+    super(429, "rate_limited", message, body);
+    this.retryAfterSeconds = retryAfterSeconds;
+  }
+}
+
 /** The zone has no passkey settings (403 `passkeys_off`). */
 export class PasskeysOffError extends HttpError {
   constructor(message: string, body: unknown) {
@@ -297,15 +312,15 @@ export class EscrowError extends BlindstoreError {
 }
 
 /**
- * The operation needs what only a fresh proof of the password gives: the account's master key in
- * clear (a session resumed from this device keeps only the vault key), a step-up (what cannot be
- * undone needs a password or passkey proven for the session within the last minutes), or the
- * vault key of a vault sealed again since the session was remembered. Pass the password, or log
- * in again.
+ * The operation needs what only a fresh proof gives: the account's master key in clear (a
+ * session resumed from this device keeps only the vault key), a step-up (what cannot be undone
+ * needs a password or passkey proven for the session within the last minutes), or the vault key
+ * of a vault sealed again since the session was remembered. Ask the user, then call again with
+ * `{ password }` or `{ passkey: true }` (or `session.stepUp(...)` first), or log in again.
  */
 export class ReauthenticationRequiredError extends BlindstoreError {
   constructor(what: string) {
-    super("reauthentication_required", `${what} needs the password proven again: pass it, or log in again`);
+    super("reauthentication_required", `${what} needs the password or a passkey proven again: pass one, or log in again`);
   }
 }
 

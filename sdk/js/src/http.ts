@@ -16,6 +16,7 @@ import {
   NetworkError,
   OutcomeUnknownError,
   PasskeysOffError,
+  RateLimitedError,
   SessionExpiredError,
   VerificationError,
 } from "./errors.js";
@@ -300,12 +301,27 @@ async function errorOf(response: Response): Promise<BlindstoreError> {
       return new AccountExistsError(message, body);
     case "403 passkeys_off":
       return new PasskeysOffError(message, body);
+    case "429 rate_limited":
+      return new RateLimitedError(message, retryAfterSeconds(response.headers.get("retry-after")), body);
     case "409 envelope_conflict": {
       const version = (detail as { version?: unknown }).version;
       return new EnvelopeConflictError(message, typeof version === "number" ? version : 0, body);
     }
   }
   return new HttpError(response.status, code, message, body);
+}
+
+/** `Retry-After` in seconds: delay-seconds, or an HTTP date counted from now; undefined when absent or unreadable. */
+function retryAfterSeconds(header: string | null): number | undefined {
+  if (header === null) {
+    return undefined;
+  }
+  const text = header.trim();
+  if (/^\d+$/.test(text)) {
+    return Number(text);
+  }
+  const date = Date.parse(text);
+  return Number.isNaN(date) ? undefined : Math.max(0, Math.ceil((date - Date.now()) / 1000));
 }
 
 function transportError(error: unknown, callerSignal: AbortSignal | undefined, what: string): BlindstoreError {

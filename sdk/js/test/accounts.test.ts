@@ -13,7 +13,10 @@ import {
   Blindstore,
   EscrowError,
   type FetchLike,
+  HttpError,
+  InvalidInputError,
   InvalidLoginError,
+  RateLimitedError,
   SessionExpiredError,
   accountIdOf,
   fromBase64Url,
@@ -22,6 +25,7 @@ import {
 import { VAULT_ENVELOPE, openEnvelope, vaultKey, vaultKeyIdOf } from "../dist/escrow.js";
 import { masterKeyOf, writeLegacyVault } from "./support/legacy.js";
 import { type RunningNode, startNode, zoneSet } from "./support/node.js";
+import { strangerLoginStarts } from "./support/stranger.js";
 
 /** Generous rate limits: the suite logs in far more often than a person would. */
 const RATES = ["--login-rate-per-ip", "1000", "--login-rate-per-account", "1000", "--register-rate-per-ip", "1000"];
@@ -204,6 +208,55 @@ test("logout ends the session and the client stops sending it; logoutAll ends th
   await one.logoutAll();
   await assert.rejects(one.vault.get("x"), SessionExpiredError);
   await assert.rejects(two.vault.get("x"), SessionExpiredError);
+});
+
+test("a password change and log-out-everywhere say how many sessions ended and which passkeys stay; an unknown passkey to remove changes nothing", async () => {
+  const username = newUsername();
+  const session = await client().accounts.register({ username, password: "old password" });
+  await client().accounts.login({ username, password: "old password" });
+
+  const unknown = await session.changePassword("old password", "new password", { removePasskeys: ["AAAA"] }).catch((error: unknown) => error);
+  assert.ok(unknown instanceof HttpError, String(unknown));
+  assert.equal(unknown.status, 404);
+  assert.equal(unknown.code, "unknown_passkey");
+  await client().accounts.login({ username, password: "old password" }); // unchanged
+  await assert.rejects(session.changePassword("old password", "new password", { removePasskeys: ["not base64url!"] }), InvalidInputError);
+
+  // Two other sessions are live: the first login's and the one just above.
+  assert.deepEqual(await session.changePassword("old password", "new password"), { revoked: 2, passkeys: [] });
+  await client().accounts.login({ username, password: "new password" });
+  assert.deepEqual(await session.logoutAll(), { revoked: 2, passkeys: [] });
+  await assert.rejects(session.logoutAll(), SessionExpiredError, "a session that has ended cannot end the others");
+});
+
+test("a stranger's failed logins cannot lock out a client that logged in before; a new client gets RateLimitedError with Retry-After", async () => {
+  // The default limits: 10 starts a minute per account and 30 per address, shared by every
+  // client without a device token of the account; a device token gets 10 of its own.
+  const limited = await startNode();
+  try {
+    const username = newUsername();
+    const account = await accountIdOf("demo", username);
+    const owner = new Blindstore({ url: limited.url, zone: "demo" });
+    await (await owner.accounts.register({ username, password: "pw" })).logout();
+
+    const flood = await strangerLoginStarts(limited.url, "demo", account, 200);
+    assert.deepEqual(Object.keys(flood).sort(), ["200", "429"], JSON.stringify(flood));
+    assert.ok(flood[429]! >= 180, `most of the stranger's attempts were refused: ${JSON.stringify(flood)}`);
+    // The owner's client keeps its device token across the logout: its login, the step-up of a
+    // password change (login/start) and the change's register/start are held to its own limit.
+    const session = await owner.accounts.login({ username, password: "pw" });
+    await session.changePassword("pw", "pw2");
+    await owner.accounts.login({ username, password: "pw2" });
+
+    await strangerLoginStarts(limited.url, "demo", account, 20);
+    const refused = await new Blindstore({ url: limited.url, zone: "demo" }).accounts.login({ username, password: "pw2" }).catch((error: unknown) => error);
+    assert.ok(refused instanceof RateLimitedError, String(refused));
+    assert.equal(refused.status, 429);
+    assert.equal(refused.code, "rate_limited");
+    assert.ok(refused.retryAfterSeconds !== undefined && refused.retryAfterSeconds >= 1 && refused.retryAfterSeconds <= 60, `Retry-After: ${refused.retryAfterSeconds}`);
+  } finally {
+    await limited.stop();
+  }
 });
 
 test("deleting the account: its password stops working and the username is free again", async () => {

@@ -21,12 +21,12 @@ export async function masterKeyOf(url: string, zone: string, account: string, pa
   const api = accountApi(url, zone);
   await opaque.ready;
   const { clientLoginState, startLoginRequest } = opaque.client.startLogin({ password });
-  const { loginResponse, ticket } = await api.loginStart(account, startLoginRequest);
+  const { loginResponse, ticket } = await api.loginStart(account, startLoginRequest, undefined);
   const finished = opaque.client.finishLogin({ clientLoginState, loginResponse, password });
   if (finished === undefined) {
     throw new Error("the side login failed: wrong password");
   }
-  const session = await api.loginFinish(ticket, finished.finishLoginRequest, "test");
+  const session = await api.loginFinish(ticket, finished.finishLoginRequest, "test", undefined);
   const wrapped = await api.getEnvelope(session.token, PASSWORD_ENVELOPE);
   if (wrapped === undefined) {
     throw new Error("the account has no key-password envelope");
