@@ -85,6 +85,14 @@ pub fn new_session_token() -> (String, Hash32) {
     (URL_SAFE_NO_PAD.encode(raw), Hash32::digest(&raw))
 }
 
+/// A one-time invite code: 128 random bits, base64url (the state keeps the SHA-256 of this
+/// text).
+pub fn new_invite_code() -> String {
+    let mut raw = [0u8; blindstore_types::account::INVITE_CODE_BYTES];
+    OsRng.fill_bytes(&mut raw);
+    URL_SAFE_NO_PAD.encode(raw)
+}
+
 /// The stored hash of a bearer token, or `None` if it is not shaped like one.
 pub fn session_token_hash(token: &str) -> Option<Hash32> {
     let raw = URL_SAFE_NO_PAD.decode(token).ok()?;

@@ -72,12 +72,26 @@ impl Client {
         account: &AccountId,
         password: &[u8],
     ) -> Result<Vec<u8>> {
+        self.register_with_invite(zone, account, password, None)
+            .await
+    }
+
+    /// Registers `account` with `password` and an invite code (for a zone whose registration
+    /// is `invite`); returns the export key.
+    pub async fn register_with_invite(
+        &self,
+        zone: &ZoneId,
+        account: &AccountId,
+        password: &[u8],
+        invite: Option<&str>,
+    ) -> Result<Vec<u8>> {
         let record = self
             .registration_record(zone, account, password, None)
             .await?;
         let body = RegisterFinish {
             account: account.clone(),
             registration_record: record.message,
+            invite: invite.map(str::to_owned),
         };
         checked(
             self.request(Method::POST, &Self::auth_path(zone, "register/finish"))

@@ -207,6 +207,29 @@ impl Client {
         json(self.admin(Method::PUT, &path).json(change).send().await?).await
     }
 
+    /// Changes a zone's registration policy and caps; fields left out keep their values
+    /// (admin).
+    pub async fn set_registration(
+        &self,
+        zone: &ZoneId,
+        change: &blindstore_types::api::RegistrationChange,
+    ) -> Result<blindstore_types::account::RegistrationSettings> {
+        let path = format!("/v1/admin/zones/{zone}/registration");
+        json(self.admin(Method::PUT, &path).json(change).send().await?).await
+    }
+
+    /// Creates `count` one-time invite codes valid for `ttl_secs` (admin).
+    pub async fn create_invites(
+        &self,
+        zone: &ZoneId,
+        count: u64,
+        ttl_secs: Option<u64>,
+    ) -> Result<blindstore_types::api::Invites> {
+        let path = format!("/v1/admin/zones/{zone}/invites");
+        let body = blindstore_types::api::InviteRequest { count, ttl_secs };
+        json(self.admin(Method::POST, &path).json(&body).send().await?).await
+    }
+
     /// Publishes a site version whose chunks are all stored (admin); its number.
     pub async fn publish_site(
         &self,

@@ -8,8 +8,9 @@ use base64::Engine;
 use blindstore_auth::ticket::{Ceremony, LoginTicket};
 use blindstore_auth::{server, session_id, session_token_hash, AuthError};
 use blindstore_types::account::{
-    check_envelope_name, AccountId, Acting, EnvelopeRecord, EnvelopeWrite, Revoke, SessionRecord,
-    ZoneAuth, MAX_ENVELOPE_BYTES, MAX_SESSION_LABEL_BYTES,
+    check_envelope_name, AccountId, Acting, EnvelopeRecord, EnvelopeWrite, RegistrationSettings,
+    Revoke, SessionRecord, ZoneAuth, MAX_ENVELOPE_BYTES, MAX_INVITES_PER_REQUEST,
+    MAX_SESSION_LABEL_BYTES,
 };
 use blindstore_types::api::{NewSession, SessionInfo, StepUp};
 use blindstore_types::command::{Command, CommandResponse, NewPassword, TicketUse};
@@ -93,21 +94,25 @@ impl Node {
             .map_err(malformed)
     }
 
-    /// Registration, last step: creates the account; `AccountExists` if the id is taken.
+    /// Registration, last step: creates the account under the zone's registration policy
+    /// (`invite`: the code given is used up) and account cap; `AccountExists` if the id is
+    /// taken.
     pub async fn register_finish(
         &self,
         zone: &ZoneId,
         account: &AccountId,
         registration_record: &str,
+        invite: Option<&str>,
     ) -> Result<(), NodeError> {
         let registration = server::registration_record(registration_record).map_err(malformed)?;
         self.zone_auth(zone).await?;
         self.check_room()?;
-        let command = Command::CreateAccount {
+        let command = Command::RegisterAccount {
             zone: zone.clone(),
             account: account.clone(),
             registration,
             created_at_ms: now_ms(),
+            invite: invite.map(|code| invite_hash(code.trim())),
         };
         match self.propose(command).await? {
             CommandResponse::AccountCreated => Ok(()),
@@ -612,6 +617,78 @@ impl Node {
         }
     }
 }
+
+/// The state keeps an invite code's SHA-256 (of its text, as given to the user).
+fn invite_hash(code: &str) -> Hash32 {
+    Hash32::digest(code.as_bytes())
+}
+
+impl Node {
+    /// Sets a zone's registration policy and caps; fields left out keep their values.
+    pub async fn set_registration(
+        &self,
+        zone: &ZoneId,
+        change: &blindstore_types::api::RegistrationChange,
+    ) -> Result<RegistrationSettings, NodeError> {
+        self.read_barrier(Consistency::Linearizable).await?;
+        self.require_zone(zone)?;
+        let mut settings = self.inner.state.registration(zone)?;
+        settings.policy = change.policy.unwrap_or(settings.policy);
+        settings.max_accounts = change.max_accounts.unwrap_or(settings.max_accounts);
+        settings.max_envelope_bytes = change
+            .max_envelope_bytes
+            .unwrap_or(settings.max_envelope_bytes);
+        let command = Command::SetRegistration {
+            zone: zone.clone(),
+            settings,
+        };
+        match self.propose(command).await? {
+            CommandResponse::RegistrationSet => Ok(settings),
+            CommandResponse::Rejected(r) => Err(rejection(r)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Creates `count` one-time invite codes for `zone`, valid for `ttl`: the codes (shown
+    /// once; the state keeps their hashes) and their expiry.
+    pub async fn create_invites(
+        &self,
+        zone: &ZoneId,
+        count: u64,
+        ttl: std::time::Duration,
+    ) -> Result<(Vec<String>, u64), NodeError> {
+        if count == 0 || count > MAX_INVITES_PER_REQUEST {
+            return Err(NodeError::BadRequest(format!(
+                "count must be 1 to {MAX_INVITES_PER_REQUEST}"
+            )));
+        }
+        if ttl.is_zero() || ttl > MAX_INVITE_TTL {
+            return Err(NodeError::BadRequest(
+                "an invite lasts at least a second and at most 365 days".into(),
+            ));
+        }
+        self.require_zone_fresh(zone).await?;
+        let codes: Vec<String> = (0..count)
+            .map(|_| blindstore_auth::new_invite_code())
+            .collect();
+        let now = now_ms();
+        let expires_at_ms = now + ttl.as_millis() as u64;
+        let command = Command::CreateInvites {
+            zone: zone.clone(),
+            codes: codes.iter().map(|c| invite_hash(c)).collect(),
+            expires_at_ms,
+            now_ms: now,
+        };
+        match self.propose(command).await? {
+            CommandResponse::InvitesCreated => Ok((codes, expires_at_ms)),
+            CommandResponse::Rejected(r) => Err(rejection(r)),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+/// The longest an invite lasts.
+const MAX_INVITE_TTL: std::time::Duration = std::time::Duration::from_secs(365 * 24 * 3600);
 
 pub(crate) fn check_label(what: &'static str, label: &str) -> Result<(), NodeError> {
     if label.len() > MAX_SESSION_LABEL_BYTES {

@@ -51,6 +51,12 @@ pub enum NodeError {
     /// The bearer token is not a live session of this zone (missing, expired, revoked).
     #[error("missing, expired or revoked session (Authorization: Bearer <session token>)")]
     InvalidSession,
+    /// The zone's registration policy is `closed`.
+    #[error("this zone does not take new accounts (its registration is closed)")]
+    RegistrationClosed,
+    /// The zone takes new accounts by invite only, and the code given is not a live one.
+    #[error("this zone takes new accounts by invite only: the invite code is missing, unknown, used or expired")]
+    InvalidInvite,
     /// The request cannot be undone and its session has no fresh proof (step-up).
     #[error("this cannot be undone: prove the password or a passkey again (a step-up, sent as Blindstore-Step-Up) within {minutes} minutes before it")]
     StepUpRequired { minutes: u64 },

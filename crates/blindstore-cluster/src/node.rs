@@ -184,6 +184,8 @@ pub struct EntriesPage {
 #[derive(Debug, Clone)]
 pub struct ZoneInfo {
     pub quota: Quota,
+    pub registration: blindstore_types::account::RegistrationSettings,
+    pub accounts: blindstore_types::account::AccountUsage,
     pub settings: blindstore_types::account::ZoneSettings,
     pub zone: ZoneId,
     pub created_at_ms: u64,
@@ -611,6 +613,8 @@ impl Node {
         let quota = self.inner.state.quota(&zone)?;
         Ok(ZoneInfo {
             quota,
+            registration: self.inner.state.registration(&zone)?,
+            accounts: self.inner.state.account_usage(&zone)?,
             settings: self.inner.state.zone_settings(&zone)?,
             zone,
             created_at_ms: record.created_at_ms,
@@ -1093,7 +1097,7 @@ impl Node {
         self.require_zone(zone)
     }
 
-    fn require_zone(&self, zone: &ZoneId) -> Result<(), NodeError> {
+    pub(crate) fn require_zone(&self, zone: &ZoneId) -> Result<(), NodeError> {
         match self.inner.state.zone(zone)? {
             Some(_) => Ok(()),
             None => Err(NodeError::UnknownZone),
@@ -1233,6 +1237,8 @@ pub(crate) fn rejection(r: Rejection) -> NodeError {
             "the account's quota of {what} ({limit}) is reached"
         )),
         Rejection::PasskeyExists => NodeError::PasskeyExists,
+        Rejection::RegistrationClosed => NodeError::RegistrationClosed,
+        Rejection::InvalidInvite => NodeError::InvalidInvite,
         Rejection::UnknownPasskey => NodeError::UnknownPasskey,
         Rejection::UnknownSiteVersion => NodeError::BadRequest("no such site version".into()),
         Rejection::TooManyPasskeys => NodeError::QuotaExceeded(format!(

@@ -153,6 +153,7 @@ async fn register_start(
     responses(
         (status = 201, description = "Account created"),
         (status = 400, description = "Malformed record", body = ErrorBody),
+        (status = 403, description = "`registration_closed`, `invalid_invite`, or `quota_exceeded` (the zone's account cap)", body = ErrorBody),
         (status = 409, description = "The account id is taken (`account_exists`)", body = ErrorBody),
         (status = 429, description = "`rate_limited`, with `Retry-After`", body = ErrorBody)))]
 async fn register_finish(
@@ -165,7 +166,12 @@ async fn register_finish(
     state.auth_limiter.register(ip)?;
     state
         .node
-        .register_finish(&zone, &body.account, &body.registration_record)
+        .register_finish(
+            &zone,
+            &body.account,
+            &body.registration_record,
+            body.invite.as_deref(),
+        )
         .await?;
     Ok(StatusCode::CREATED)
 }
@@ -410,8 +416,10 @@ async fn get_envelope(
     params(("If-Match" = Option<String>, Header, description = "The version being replaced, quoted")),
     responses((status = 200, body = EnvelopeInfo),
         (status = 401, description = "`invalid_session`", body = ErrorBody),
+        (status = 403, description = "`quota_exceeded`: the zone's envelope bytes", body = ErrorBody),
         (status = 409, description = "`envelope_conflict`", body = ErrorBody),
-        (status = 413, description = "Over 64 KiB", body = ErrorBody)))]
+        (status = 413, description = "Over 64 KiB", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: envelope writes of the account", body = ErrorBody)))]
 async fn put_envelope(
     State(state): State<AppState>,
     ApiPath((zone, name)): ApiPath<(String, String)>,
@@ -422,6 +430,7 @@ async fn put_envelope(
     let if_version = if_match_version(&headers)?;
     let data = base64_field("data", &body.data)?;
     let (zone, who) = session(&state, &zone, &bearer).await?;
+    state.auth_limiter.envelope_write(&zone, &who.account)?;
     let bytes = data.len() as u64;
     let write = EnvelopeWrite {
         name: name.clone(),
@@ -462,6 +471,7 @@ async fn delete_envelope(
     }
     let if_version = if_match_version(&headers)?;
     let (zone, who) = fresh_session(&state, &zone, &bearer, &headers).await?;
+    state.auth_limiter.envelope_write(&zone, &who.account)?;
     state
         .node
         .delete_envelope(&zone, &who, &name, if_version)

@@ -7,7 +7,8 @@ use axum::http::StatusCode;
 use axum::Json;
 use blindstore_cluster::ZoneInfo;
 use blindstore_types::api::{
-    ClusterMembers, ErrorBody, NodeChange, Replicas, Zone, ZoneList, ZoneQuota, ZoneSettingsChange,
+    ClusterMembers, ErrorBody, InviteRequest, Invites, NodeChange, RegistrationChange, Replicas,
+    Zone, ZoneList, ZoneQuota, ZoneSettingsChange,
 };
 use blindstore_types::Hash32;
 use subtle::ConstantTimeEq;
@@ -24,6 +25,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(create_zone, get_zone))
         .routes(routes!(set_quota))
         .routes(routes!(set_settings))
+        .routes(routes!(set_registration))
+        .routes(routes!(create_invites))
         .routes(routes!(chunk_replicas))
         .routes(routes!(cluster))
         .routes(routes!(drain_node, undrain_node))
@@ -59,6 +62,8 @@ fn to_api(z: ZoneInfo) -> Zone {
         usage: z.usage,
         quota: quota_to_api(z.quota),
         settings: z.settings,
+        registration: z.registration,
+        accounts: z.accounts,
     }
 }
 
@@ -121,6 +126,63 @@ pub(crate) async fn set_settings(
 ) -> Result<Json<blindstore_types::account::ZoneSettings>, ApiError> {
     let zone = parse_zone(&zone)?;
     Ok(Json(state.node.set_zone_settings(&zone, &change).await?))
+}
+
+/// Set who may create accounts in a zone (`open`, `invite`, `closed`) and the caps on what its
+/// accounts keep in the replicated state (accounts; envelope bytes of all accounts). Fields
+/// left out keep their values. Lowering a cap below the usage refuses new accounts or
+/// envelope bytes; nothing is deleted.
+#[utoipa::path(put, path = "/v1/admin/zones/{zone}/registration", tag = "admin",
+    params(("zone" = String, Path, description = "Zone id")),
+    request_body = RegistrationChange,
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The registration settings now in force", body = blindstore_types::account::RegistrationSettings),
+        (status = 400, description = "`bad_request`", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "`unknown_zone`", body = ErrorBody),
+        (status = 503, description = "`unavailable` or `outcome_unknown`", body = ErrorBody),
+    ))]
+pub(crate) async fn set_registration(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath(zone): ApiPath<String>,
+    ApiJson(change): ApiJson<RegistrationChange>,
+) -> Result<Json<blindstore_types::account::RegistrationSettings>, ApiError> {
+    let zone = parse_zone(&zone)?;
+    Ok(Json(state.node.set_registration(&zone, &change).await?))
+}
+
+/// Create one-time invite codes for a zone whose registration is `invite`: each creates one
+/// account (`invite` in `register/finish`) until it expires. The codes are shown once.
+#[utoipa::path(post, path = "/v1/admin/zones/{zone}/invites", tag = "admin",
+    params(("zone" = String, Path, description = "Zone id")),
+    request_body = InviteRequest,
+    security(("admin_token" = [])),
+    responses(
+        (status = 201, description = "The new codes", body = Invites),
+        (status = 400, description = "`bad_request`: count 1 to 1000, ttl up to 365 days", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 403, description = "`quota_exceeded`: the zone holds 100,000 unused codes", body = ErrorBody),
+        (status = 404, description = "`unknown_zone`", body = ErrorBody),
+        (status = 503, description = "`unavailable` or `outcome_unknown`", body = ErrorBody),
+    ))]
+pub(crate) async fn create_invites(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath(zone): ApiPath<String>,
+    ApiJson(request): ApiJson<InviteRequest>,
+) -> Result<(StatusCode, Json<Invites>), ApiError> {
+    let zone = parse_zone(&zone)?;
+    let ttl = std::time::Duration::from_secs(request.ttl_secs.unwrap_or(7 * 24 * 3600));
+    let (codes, expires_at_ms) = state.node.create_invites(&zone, request.count, ttl).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Invites {
+            codes,
+            expires_at_ms,
+        }),
+    ))
 }
 
 /// Create a zone (idempotent).

@@ -124,6 +124,8 @@ impl ApiError {
                     NodeError::InvalidLogin => (C::InvalidLogin, message, None),
                     NodeError::InvalidSession => (C::InvalidSession, message, None),
                     NodeError::StepUpRequired { .. } => (C::StepUpRequired, message, None),
+                    NodeError::RegistrationClosed => (C::RegistrationClosed, message, None),
+                    NodeError::InvalidInvite => (C::InvalidInvite, message, None),
                     NodeError::AccountExists => (C::AccountExists, message, None),
                     NodeError::UnknownAccount => (C::UnknownAccount, message, None),
                     NodeError::UnknownEnvelope => (C::UnknownEnvelope, message, None),

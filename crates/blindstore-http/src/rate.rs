@@ -44,6 +44,8 @@ pub struct AuthLimits {
     pub login_per_account: u32,
     /// Registration steps per client IP per minute.
     pub register_per_ip: u32,
+    /// Envelope writes and deletions per account per minute: envelopes are replicated state.
+    pub envelope_writes_per_account: u32,
     /// Peers whose `X-Forwarded-For` is believed (gateways, load balancers).
     pub trusted_proxies: Vec<IpNet>,
 }
@@ -54,6 +56,7 @@ impl Default for AuthLimits {
             login_per_ip: 30,
             login_per_account: 10,
             register_per_ip: 10,
+            envelope_writes_per_account: 60,
             trusted_proxies: Vec::new(),
         }
     }
@@ -67,6 +70,7 @@ pub(crate) struct AuthLimiter {
     login_account: DefaultKeyedRateLimiter<(ZoneId, AccountId)>,
     login_device: DefaultKeyedRateLimiter<DeviceId>,
     register_ip: DefaultKeyedRateLimiter<IpAddr>,
+    envelope_account: DefaultKeyedRateLimiter<(ZoneId, AccountId)>,
 }
 
 fn per_minute(n: u32) -> Quota {
@@ -82,6 +86,7 @@ impl AuthLimiter {
             login_account: RateLimiter::keyed(per_minute(limits.login_per_account)),
             login_device: RateLimiter::keyed(per_minute(limits.login_per_account)),
             register_ip: RateLimiter::keyed(per_minute(limits.register_per_ip)),
+            envelope_account: RateLimiter::keyed(per_minute(limits.envelope_writes_per_account)),
         }
     }
 
@@ -117,6 +122,16 @@ impl AuthLimiter {
         }
     }
 
+    /// An envelope write or deletion by `account`.
+    pub(crate) fn envelope_write(
+        &self,
+        zone: &ZoneId,
+        account: &AccountId,
+    ) -> Result<(), ApiError> {
+        self.sweep();
+        check(&self.envelope_account, &(zone.clone(), account.clone()))
+    }
+
     /// A registration step from `ip`.
     pub(crate) fn register(&self, ip: IpAddr) -> Result<(), ApiError> {
         self.sweep();
@@ -131,6 +146,7 @@ impl AuthLimiter {
             self.login_account.retain_recent();
             self.login_device.retain_recent();
             self.register_ip.retain_recent();
+            self.envelope_account.retain_recent();
         }
     }
 

@@ -143,6 +143,8 @@ pub struct Config {
     pub login_rate_per_account: u32,
     /// Registration requests per client IP per minute, per node. Default: 10.
     pub register_rate_per_ip: u32,
+    /// Envelope writes (and deletions) per account per minute, per node. Default: 60.
+    pub envelope_rate_per_account: u32,
     /// Peers (addresses or CIDR ranges) whose `X-Forwarded-For` names the client, for rate
     /// limits behind a gateway or load balancer. Default: none.
     pub trusted_proxies: Vec<String>,
@@ -223,6 +225,7 @@ impl Default for Config {
             login_rate_per_ip: 30,
             login_rate_per_account: 10,
             register_rate_per_ip: 10,
+            envelope_rate_per_account: 60,
             trusted_proxies: Vec::new(),
             scrub_interval: Duration::from_secs(24 * 3600),
             scrub_bytes_per_sec: 32 << 20,
@@ -369,6 +372,9 @@ pub struct ServeArgs {
     /// Registration requests per client IP per minute [default: 10]
     #[arg(long, env = "BLINDSTORE_REGISTER_RATE_PER_IP")]
     pub register_rate_per_ip: Option<u32>,
+    /// Envelope writes per account per minute [default: 60]
+    #[arg(long, env = "BLINDSTORE_ENVELOPE_RATE_PER_ACCOUNT")]
+    pub envelope_rate_per_account: Option<u32>,
     /// Trusted proxies whose X-Forwarded-For names the client: addresses or CIDR ranges, comma-separated [default: none]
     #[arg(long, env = "BLINDSTORE_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Option<Vec<String>>,
@@ -444,6 +450,7 @@ impl Config {
             login_per_ip: self.login_rate_per_ip,
             login_per_account: self.login_rate_per_account,
             register_per_ip: self.register_rate_per_ip,
+            envelope_writes_per_account: self.envelope_rate_per_account,
             trusted_proxies,
         })
     }
@@ -497,6 +504,7 @@ impl Config {
             login_rate_per_ip,
             login_rate_per_account,
             register_rate_per_ip,
+            envelope_rate_per_account,
             trusted_proxies,
             scrub_interval,
             scrub_bytes_per_sec,
@@ -541,6 +549,7 @@ impl Config {
             login_rate_per_ip,
             login_rate_per_account,
             register_rate_per_ip,
+            envelope_rate_per_account,
             trusted_proxies,
             scrub_interval,
             scrub_bytes_per_sec,
@@ -648,10 +657,11 @@ impl Config {
             self.login_rate_per_ip,
             self.login_rate_per_account,
             self.register_rate_per_ip,
+            self.envelope_rate_per_account,
         ]
         .contains(&0)
         {
-            bail!("login_rate_per_ip, login_rate_per_account and register_rate_per_ip must be at least 1");
+            bail!("login_rate_per_ip, login_rate_per_account, register_rate_per_ip and envelope_rate_per_account must be at least 1");
         }
         if self.session_ttl < Duration::from_secs(60)
             || self.session_ttl > Duration::from_secs(366 * 24 * 3600)

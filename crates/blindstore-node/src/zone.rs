@@ -2,8 +2,10 @@
 //! any member's admin API.
 
 use anyhow::Context;
-use blindstore_types::account::{ProxyRoute, WritePolicy, DEFAULT_PROXY_TIMEOUT_MS};
-use blindstore_types::api::{Zone, ZoneQuota, ZoneSettingsChange};
+use blindstore_types::account::{
+    ProxyRoute, RegistrationPolicy, WritePolicy, DEFAULT_PROXY_TIMEOUT_MS,
+};
+use blindstore_types::api::{RegistrationChange, Zone, ZoneQuota, ZoneSettingsChange};
 use blindstore_types::ZoneId;
 use clap::{Args, Subcommand};
 
@@ -19,6 +21,21 @@ pub enum ZoneCommand {
     Show(ZoneArgs),
     /// Change a zone's quotas and settings; those left out keep their values.
     Set(Box<SetArgs>),
+    /// Create one-time invite codes for a zone whose registration is `invite` (printed once,
+    /// one per line).
+    Invite(InviteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct InviteArgs {
+    #[command(flatten)]
+    zone: ZoneArgs,
+    /// How many codes (1 to 1000).
+    #[arg(long, default_value_t = 1)]
+    count: u64,
+    /// How long they stay valid, e.g. 7d or 12h (at most 365d).
+    #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+    ttl: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -60,6 +77,16 @@ pub struct SetArgs {
     /// Who may create chains and upload chunks: `open` (anyone) or `accounts` (a session).
     #[arg(long, value_parser = ["open", "accounts"])]
     writes: Option<String>,
+    /// Who may create accounts: `open` (anyone), `invite` (a one-time code from `blindstore
+    /// zone invite`) or `closed` (nobody; existing accounts keep working).
+    #[arg(long, value_parser = ["open", "invite", "closed"])]
+    registration: Option<String>,
+    /// Accounts in the zone at most.
+    #[arg(long)]
+    max_accounts: Option<u64>,
+    /// Envelope bytes of all the zone's accounts together at most.
+    #[arg(long)]
+    max_envelope_bytes: Option<u64>,
     /// With `--writes accounts`: chains one account may create.
     #[arg(long)]
     account_max_chains: Option<u64>,
@@ -148,6 +175,27 @@ pub fn run(command: ZoneCommand) -> anyhow::Result<()> {
                 let info = args.target.client()?.zone(&zone).await?;
                 print_zone(&info, args.json)
             }
+            ZoneCommand::Invite(args) => {
+                let zone = zone_id(&args.zone.zone)?;
+                let client = args.zone.target.client()?;
+                let invites = client
+                    .create_invites(&zone, args.count, Some(args.ttl.as_secs()))
+                    .await?;
+                if args.zone.json {
+                    println!("{}", serde_json::to_string_pretty(&invites)?);
+                } else {
+                    for code in &invites.codes {
+                        println!("{code}");
+                    }
+                    eprintln!(
+                        "{} invite code(s) for zone {}, each good for one account until {} (unix ms); they are not shown again",
+                        invites.codes.len(),
+                        zone.as_str(),
+                        invites.expires_at_ms
+                    );
+                }
+                Ok(())
+            }
             ZoneCommand::Set(args) => {
                 let zone = zone_id(&args.zone.zone)?;
                 let change = ZoneQuota {
@@ -207,14 +255,30 @@ pub fn run(command: ZoneCommand) -> anyhow::Result<()> {
                         )
                     },
                 };
-                if change == ZoneQuota::default() && settings == ZoneSettingsChange::default() {
+                let registration = RegistrationChange {
+                    policy: match args.registration.as_deref() {
+                        Some("invite") => Some(RegistrationPolicy::Invite),
+                        Some("closed") => Some(RegistrationPolicy::Closed),
+                        Some(_) => Some(RegistrationPolicy::Open),
+                        None => None,
+                    },
+                    max_accounts: args.max_accounts,
+                    max_envelope_bytes: args.max_envelope_bytes,
+                };
+                if change == ZoneQuota::default()
+                    && settings == ZoneSettingsChange::default()
+                    && registration == RegistrationChange::default()
+                {
                     anyhow::bail!(
-                        "nothing to set: give --max-chains, --max-entries, --max-chunk-bytes, --max-chunks, --writes, --account-max-*, --passkey-rp-id/--passkey-origin, --no-passkeys, --cors-origin, --no-cors, --site-host, --no-site-hosts, --proxy or --no-proxies"
+                        "nothing to set: give --max-chains, --max-entries, --max-chunk-bytes, --max-chunks, --writes, --account-max-*, --registration, --max-accounts, --max-envelope-bytes, --passkey-rp-id/--passkey-origin, --no-passkeys, --cors-origin, --no-cors, --site-host, --no-site-hosts, --proxy or --no-proxies"
                     );
                 }
                 let client = args.zone.target.client()?;
                 if change != ZoneQuota::default() {
                     client.set_quota(&zone, &change).await?;
+                }
+                if registration != RegistrationChange::default() {
+                    client.set_registration(&zone, &registration).await?;
                 }
                 if settings != ZoneSettingsChange::default() {
                     client.set_zone_settings(&zone, &settings).await?;
@@ -265,6 +329,23 @@ fn print_zone(z: &Zone, json: bool) -> anyhow::Result<()> {
         WritePolicy::Accounts => "accounts (creating chains and uploading chunks need a session)",
     };
     println!("writes          {writes}");
+    let r = &z.registration;
+    let registration = match r.policy {
+        RegistrationPolicy::Open => "open (anyone may create an account)",
+        RegistrationPolicy::Invite => {
+            "invite (a one-time code from `blindstore zone invite` is needed)"
+        }
+        RegistrationPolicy::Closed => "closed (no new accounts)",
+    };
+    println!("registration    {registration}");
+    println!(
+        "accounts        {} (at most {})",
+        z.accounts.accounts, r.max_accounts
+    );
+    println!(
+        "envelope bytes  {} (at most {})",
+        z.accounts.envelope_bytes, r.max_envelope_bytes
+    );
     println!(
         "per account     {} chains, {} chunks and {} chunk bytes per node",
         s.account_quota.max_chains, s.account_quota.max_chunks, s.account_quota.max_chunk_bytes

@@ -5,11 +5,14 @@
 //! concurrent write that committed first wins.
 
 use blindstore_types::account::{
-    AccountId, AccountRecord, Acting, EnvelopeRecord, EnvelopeWrite, PasskeyRecord, Revoke,
-    SessionRecord, ZoneAuth, MAX_ENVELOPES_PER_ACCOUNT, MAX_PASSKEYS_PER_ACCOUNT,
+    AccountId, AccountRecord, AccountUsage, Acting, EnvelopeRecord, EnvelopeWrite, PasskeyRecord,
+    RegistrationPolicy, RegistrationSettings, Revoke, SessionRecord, ZoneAuth,
+    MAX_ENVELOPES_PER_ACCOUNT, MAX_INVITES_PER_ZONE, MAX_PASSKEYS_PER_ACCOUNT,
     MAX_SESSIONS_PER_ACCOUNT,
 };
-use blindstore_types::command::{Command, CommandResponse, NewPassword, Rejection, TicketUse};
+use blindstore_types::command::{
+    Command, CommandResponse, NewPassword, QuotaKind, Rejection, TicketUse,
+};
 use blindstore_types::record::encode;
 use blindstore_types::{Hash32, ZoneId};
 use heed::types::Bytes;
@@ -43,6 +46,13 @@ pub(crate) struct AccountTables {
     /// `u8 len(zone) || zone || credential id` → account id: a credential id belongs to one
     /// account of a zone.
     pub(crate) passkey_ids: Database<Bytes, Bytes>,
+    /// zone id → `RegistrationSettings`, for zones whose registration was set.
+    pub(crate) registration: Database<Bytes, Bytes>,
+    /// `zone_key(zone, SHA-256 of the code)` → u64 expiry (ms, big-endian): unused invites.
+    pub(crate) invites: Database<Bytes, Bytes>,
+    /// zone id → `AccountUsage`. Derived from `accounts` and `envelopes` (not in snapshots:
+    /// rebuilt after one is installed, and when a data dir from before it is opened).
+    pub(crate) usage: Database<Bytes, Bytes>,
 }
 
 /// The parts of a [`Command::ChangeCredentials`].
@@ -250,27 +260,91 @@ impl AccountTables {
                     .put(wtxn, zone.as_str().as_bytes(), &encode(&auth))?;
                 R::ZoneAuthSet { created: true }
             }
+            // Written by older builds: a registration without an invite.
             Command::CreateAccount {
                 zone,
                 account,
                 registration,
                 created_at_ms,
+            }
+            | Command::RegisterAccount {
+                zone,
+                account,
+                registration,
+                created_at_ms,
+                invite: None,
             } => {
                 if !zone_exists(wtxn, &zone)? {
                     return rejected(Rejection::UnknownZone);
                 }
-                if self.account(wtxn, &zone, &account)?.is_some() {
-                    return rejected(Rejection::AccountExists);
+                let new = (registration, created_at_ms, None);
+                match self.register(wtxn, &zone, &account, new)? {
+                    Ok(()) => R::AccountCreated,
+                    Err(r) => R::Rejected(r),
                 }
-                let record = AccountRecord {
-                    registration,
-                    created_at_ms,
-                    password_changed_at_ms: created_at_ms,
-                    chains: 0,
-                };
-                self.accounts
-                    .put(wtxn, &account_key(&zone, &account), &encode(&record))?;
-                R::AccountCreated
+            }
+            Command::RegisterAccount {
+                zone,
+                account,
+                registration,
+                created_at_ms,
+                invite: Some(invite),
+            } => {
+                if !zone_exists(wtxn, &zone)? {
+                    return rejected(Rejection::UnknownZone);
+                }
+                let new = (registration, created_at_ms, Some(invite));
+                match self.register(wtxn, &zone, &account, new)? {
+                    Ok(()) => R::AccountCreated,
+                    Err(r) => R::Rejected(r),
+                }
+            }
+            Command::SetRegistration { zone, settings } => {
+                if !zone_exists(wtxn, &zone)? {
+                    return rejected(Rejection::UnknownZone);
+                }
+                self.registration
+                    .put(wtxn, zone.as_str().as_bytes(), &encode(&settings))?;
+                R::RegistrationSet
+            }
+            Command::CreateInvites {
+                zone,
+                codes,
+                expires_at_ms,
+                now_ms,
+            } => {
+                if !zone_exists(wtxn, &zone)? {
+                    return rejected(Rejection::UnknownZone);
+                }
+                let prefix = zone_prefix(&zone);
+                // Expired codes go first; what is left counts against the cap.
+                let mut live = 0u64;
+                let mut expired = Vec::new();
+                for item in self.invites.prefix_iter(wtxn, &prefix)? {
+                    let (key, value) = item?;
+                    if read_u64(value) <= now_ms {
+                        expired.push(key.to_vec());
+                    } else {
+                        live += 1;
+                    }
+                }
+                for key in expired {
+                    self.invites.delete(wtxn, &key)?;
+                }
+                if live + codes.len() as u64 > MAX_INVITES_PER_ZONE {
+                    return rejected(Rejection::QuotaExceeded {
+                        what: QuotaKind::Invites,
+                        limit: MAX_INVITES_PER_ZONE,
+                    });
+                }
+                for code in codes {
+                    self.invites.put(
+                        wtxn,
+                        &zone_key(&zone, &code),
+                        &expires_at_ms.to_be_bytes(),
+                    )?;
+                }
+                R::InvitesCreated
             }
             Command::CreateSession {
                 zone,
@@ -371,14 +445,22 @@ impl AccountTables {
                     return rejected(Rejection::UnknownAccount);
                 }
                 self.revoke(wtxn, &zone, &account, Revoke::All { except: None })?;
-                let names: Vec<Vec<u8>> = self
+                let envelopes: Vec<(Vec<u8>, u64)> = self
                     .envelopes
                     .prefix_iter(wtxn, &key)?
-                    .map(|item| item.map(|(k, _)| k.to_vec()))
-                    .collect::<Result<_, _>>()?;
-                for name in names {
+                    .map(|item| {
+                        let (k, v) = item?;
+                        let record: EnvelopeRecord = decode("envelope", v)?;
+                        Ok((k.to_vec(), record.data.len() as u64))
+                    })
+                    .collect::<Result<_, StorageError>>()?;
+                let mut usage = self.usage(wtxn, &zone)?;
+                usage.accounts = usage.accounts.saturating_sub(1);
+                for (name, bytes) in envelopes {
                     self.envelopes.delete(wtxn, &name)?;
+                    usage.envelope_bytes = usage.envelope_bytes.saturating_sub(bytes);
                 }
+                self.put_usage(wtxn, &zone, usage)?;
                 for (id, _) in self.passkeys(wtxn, &zone, &account)? {
                     self.delete_passkey(wtxn, &zone, &account, &id)?;
                 }
@@ -400,8 +482,14 @@ impl AccountTables {
                 if current == 0 || current != if_version {
                     return rejected(Rejection::EnvelopeConflict { version: current });
                 }
+                let bytes = self
+                    .envelope(wtxn, &zone, &account, &name)?
+                    .map_or(0, |e| e.data.len() as u64);
                 let key = with_suffix(&account_key(&zone, &account), name.as_bytes());
                 self.envelopes.delete(wtxn, &key)?;
+                let mut usage = self.usage(wtxn, &zone)?;
+                usage.envelope_bytes = usage.envelope_bytes.saturating_sub(bytes);
+                self.put_usage(wtxn, &zone, usage)?;
                 R::EnvelopeDeleted
             }
             Command::AddPasskey {
@@ -681,6 +769,18 @@ impl AccountTables {
         {
             return Ok(Err(Rejection::TooManyEnvelopes));
         }
+        let old = self
+            .envelope(txn, zone, account, &write.name)?
+            .map_or(0, |e| e.data.len() as u64);
+        let new = write.data.len() as u64;
+        let limit = self.registration_settings(txn, zone)?.max_envelope_bytes;
+        let used = self.usage(txn, zone)?.envelope_bytes;
+        if new > old && used.saturating_sub(old) + new > limit {
+            return Ok(Err(Rejection::QuotaExceeded {
+                what: QuotaKind::EnvelopeBytes,
+                limit,
+            }));
+        }
         Ok(Ok(()))
     }
 
@@ -693,15 +793,144 @@ impl AccountTables {
         write: EnvelopeWrite,
         now_ms: u64,
     ) -> Result<u64, StorageError> {
+        let old = self
+            .envelope(wtxn, zone, account, &write.name)?
+            .map_or(0, |e| e.data.len() as u64);
         let record = EnvelopeRecord {
             version: write.if_version + 1,
             data: write.data,
             updated_at_ms: now_ms,
         };
+        let mut usage = self.usage(wtxn, zone)?;
+        usage.envelope_bytes = usage.envelope_bytes.saturating_sub(old) + record.data.len() as u64;
+        self.put_usage(wtxn, zone, usage)?;
         let key = with_suffix(&account_key(zone, account), write.name.as_bytes());
         self.envelopes.put(wtxn, &key, &encode(&record))?;
         Ok(record.version)
     }
+
+    /// Creates an account under the zone's policy and cap: (record, time, invite hash).
+    fn register(
+        &self,
+        wtxn: &mut RwTxn,
+        zone: &ZoneId,
+        account: &AccountId,
+        (registration, created_at_ms, invite): (Vec<u8>, u64, Option<Hash32>),
+    ) -> Result<Result<(), Rejection>, StorageError> {
+        if self.account(wtxn, zone, account)?.is_some() {
+            return Ok(Err(Rejection::AccountExists));
+        }
+        let settings = self.registration_settings(wtxn, zone)?;
+        let invite_key = match (settings.policy, invite) {
+            (RegistrationPolicy::Closed, _) => return Ok(Err(Rejection::RegistrationClosed)),
+            (RegistrationPolicy::Invite, None) => return Ok(Err(Rejection::InvalidInvite)),
+            (RegistrationPolicy::Invite, Some(code)) => {
+                let key = zone_key(zone, &code);
+                match self.invites.get(wtxn, &key)? {
+                    Some(expiry) if read_u64(expiry) > created_at_ms => Some(key),
+                    _ => return Ok(Err(Rejection::InvalidInvite)),
+                }
+            }
+            // An open zone ignores an invite.
+            (RegistrationPolicy::Open, _) => None,
+        };
+        let mut usage = self.usage(wtxn, zone)?;
+        if usage.accounts >= settings.max_accounts {
+            return Ok(Err(Rejection::QuotaExceeded {
+                what: QuotaKind::Accounts,
+                limit: settings.max_accounts,
+            }));
+        }
+        if let Some(key) = invite_key {
+            self.invites.delete(wtxn, &key)?;
+        }
+        let record = AccountRecord {
+            registration,
+            created_at_ms,
+            password_changed_at_ms: created_at_ms,
+            chains: 0,
+        };
+        self.accounts
+            .put(wtxn, &account_key(zone, account), &encode(&record))?;
+        usage.accounts += 1;
+        self.put_usage(wtxn, zone, usage)?;
+        Ok(Ok(()))
+    }
+
+    /// The zone's registration policy and caps.
+    pub(crate) fn registration_settings(
+        &self,
+        txn: &RoTxn<WithoutTls>,
+        zone: &ZoneId,
+    ) -> Result<RegistrationSettings, StorageError> {
+        match self.registration.get(txn, zone.as_str().as_bytes())? {
+            Some(bytes) => decode("registration settings", bytes),
+            None => Ok(RegistrationSettings::default()),
+        }
+    }
+
+    /// What the zone's accounts keep in the state.
+    pub(crate) fn usage(
+        &self,
+        txn: &RoTxn<WithoutTls>,
+        zone: &ZoneId,
+    ) -> Result<AccountUsage, StorageError> {
+        match self.usage.get(txn, zone.as_str().as_bytes())? {
+            Some(bytes) => decode("account usage", bytes),
+            None => Ok(AccountUsage::default()),
+        }
+    }
+
+    fn put_usage(
+        &self,
+        wtxn: &mut RwTxn,
+        zone: &ZoneId,
+        usage: AccountUsage,
+    ) -> Result<(), StorageError> {
+        self.usage
+            .put(wtxn, zone.as_str().as_bytes(), &encode(&usage))?;
+        Ok(())
+    }
+
+    /// Counts every zone's accounts and envelope bytes again from the tables (after a snapshot
+    /// replaced them, or for a data dir written before the counts were kept).
+    pub(crate) fn rebuild_usage(&self, wtxn: &mut RwTxn) -> Result<(), StorageError> {
+        let mut usage: std::collections::BTreeMap<Vec<u8>, AccountUsage> = Default::default();
+        for item in self.accounts.iter(wtxn)? {
+            let (key, _) = item?;
+            usage.entry(key_zone(key).to_vec()).or_default().accounts += 1;
+        }
+        for item in self.envelopes.iter(wtxn)? {
+            let (key, value) = item?;
+            let record: EnvelopeRecord = decode("envelope", value)?;
+            usage
+                .entry(key_zone(key).to_vec())
+                .or_default()
+                .envelope_bytes += record.data.len() as u64;
+        }
+        self.usage.clear(wtxn)?;
+        for (zone, counts) in usage {
+            self.usage.put(wtxn, &zone, &encode(&counts))?;
+        }
+        Ok(())
+    }
+}
+
+/// The zone id at the start of an `account_key` (`u8 len(zone) || zone || ...`).
+fn key_zone(key: &[u8]) -> &[u8] {
+    let len = key.first().copied().unwrap_or(0) as usize;
+    key.get(1..1 + len).unwrap_or_default()
+}
+
+/// `u8 len(zone) || zone`: the prefix of every `zone_key` of the zone.
+fn zone_prefix(zone: &ZoneId) -> Vec<u8> {
+    let mut prefix = vec![zone.as_str().len() as u8];
+    prefix.extend_from_slice(zone.as_str().as_bytes());
+    prefix
+}
+
+fn read_u64(bytes: &[u8]) -> u64 {
+    bytes.try_into().map(u64::from_be_bytes).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -709,7 +938,7 @@ mod tests {
     use super::*;
 
     fn tables(dir: &std::path::Path) -> (heed::Env<WithoutTls>, AccountTables) {
-        let env = crate::open_env(dir, 1 << 24, 8, crate::Sync::Full).unwrap();
+        let env = crate::open_env(dir, 1 << 24, 16, crate::Sync::Full).unwrap();
         let mut wtxn = env.write_txn().unwrap();
         let mut db = |name| env.create_database(&mut wtxn, Some(name)).unwrap();
         let tables = AccountTables {
@@ -721,6 +950,9 @@ mod tests {
             tickets: db("tickets"),
             passkeys: db("passkeys"),
             passkey_ids: db("passkey_ids"),
+            registration: db("registration"),
+            invites: db("invites"),
+            usage: db("account_usage"),
         };
         wtxn.commit().unwrap();
         (env, tables)

@@ -50,6 +50,8 @@ const MEMBERSHIP: &str = "membership";
 const SNAPSHOT_MAGIC: &[u8; 20] = b"BLINDSTORE-SNAPSHOT\n";
 const SNAPSHOT_V1: u8 = 1;
 const CURRENT_SNAPSHOT: &str = "current.snap";
+/// Meta key present once the account usage table is kept up to date.
+const ACCOUNT_USAGE_KEPT: &str = "account_usage_kept";
 
 /// The state machine store. Cheap to clone: the node keeps a clone for reads while openraft
 /// owns another.
@@ -137,7 +139,7 @@ struct Tables {
 
 impl Tables {
     /// The tables a snapshot carries, with their ids in the snapshot file.
-    fn snapshot_tables(&self) -> [(u8, Database<Bytes, Bytes>); 18] {
+    fn snapshot_tables(&self) -> [(u8, Database<Bytes, Bytes>); 20] {
         let a = &self.accounts;
         [
             (1, self.zones.remap_key_type::<Bytes>()),
@@ -158,6 +160,8 @@ impl Tables {
             (16, self.sites),
             (17, self.site_current),
             (18, self.payloads),
+            (19, a.registration),
+            (20, a.invites),
         ]
     }
 }
@@ -165,7 +169,7 @@ impl Tables {
 impl StateMachineStore {
     /// Opens or creates the state machine in `dir`, with snapshots in `dir/snapshots`.
     pub fn open(dir: &Path, map_size: usize) -> Result<Self, StorageError> {
-        let env = open_env(dir, map_size, 24, crate::Sync::DataOnly)?;
+        let env = open_env(dir, map_size, 32, crate::Sync::DataOnly)?;
         let mut wtxn = env.write_txn()?;
         let tables = Tables {
             meta: env.create_database(&mut wtxn, Some("meta"))?,
@@ -185,11 +189,19 @@ impl StateMachineStore {
                 tickets: env.create_database(&mut wtxn, Some("tickets"))?,
                 passkeys: env.create_database(&mut wtxn, Some("passkeys"))?,
                 passkey_ids: env.create_database(&mut wtxn, Some("passkey_ids"))?,
+                registration: env.create_database(&mut wtxn, Some("registration"))?,
+                invites: env.create_database(&mut wtxn, Some("invites"))?,
+                usage: env.create_database(&mut wtxn, Some("account_usage"))?,
             },
             settings: env.create_database(&mut wtxn, Some("settings"))?,
             sites: env.create_database(&mut wtxn, Some("sites"))?,
             site_current: env.create_database(&mut wtxn, Some("site_current"))?,
         };
+        // Account usage is derived state: a data dir from before it was kept gets it counted.
+        if tables.meta.get(&wtxn, ACCOUNT_USAGE_KEPT)?.is_none() {
+            tables.accounts.rebuild_usage(&mut wtxn)?;
+            tables.meta.put(&mut wtxn, ACCOUNT_USAGE_KEPT, &[1])?;
+        }
         commit(wtxn, "state")?;
         let snapshot_dir = dir.join("snapshots");
         std::fs::create_dir_all(&snapshot_dir)?;
@@ -239,6 +251,27 @@ impl StateMachineStore {
 
     fn changed(&self) {
         self.inner.changes.send_modify(|n| *n += 1);
+    }
+
+    /// A zone's registration policy and caps.
+    pub fn registration(
+        &self,
+        zone: &ZoneId,
+    ) -> Result<blindstore_types::account::RegistrationSettings, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        self.inner
+            .tables
+            .accounts
+            .registration_settings(&rtxn, zone)
+    }
+
+    /// What a zone's accounts keep in the state: accounts and envelope bytes.
+    pub fn account_usage(
+        &self,
+        zone: &ZoneId,
+    ) -> Result<blindstore_types::account::AccountUsage, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        self.inner.tables.accounts.usage(&rtxn, zone)
     }
 
     /// The last log id applied, as stored.
@@ -606,6 +639,7 @@ impl StateMachineStore {
             .tables
             .meta
             .put(&mut wtxn, MEMBERSHIP, &encode(&meta.last_membership))?;
+        inner.tables.accounts.rebuild_usage(&mut wtxn)?;
         commit(wtxn, "state")?;
         // openraft purges the log up to the snapshot next: the installed state must be on
         // disk first, meta page included (`Sync::DataOnly` leaves that to the next commit).
@@ -851,6 +885,9 @@ fn apply_command(
         | Command::PutEnvelope { .. }
         | Command::ChangePassword { .. }
         | Command::ChangeCredentials { .. }
+        | Command::RegisterAccount { .. }
+        | Command::SetRegistration { .. }
+        | Command::CreateInvites { .. }
         | Command::DeleteAccount { .. }
         | Command::AddPasskey { .. }
         | Command::RemovePasskey { .. }

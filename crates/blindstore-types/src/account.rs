@@ -113,6 +113,58 @@ pub enum WritePolicy {
     Accounts,
 }
 
+/// Who may create accounts in a zone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum RegistrationPolicy {
+    /// Anyone (within the rate limits and the zone's account cap).
+    #[default]
+    Open,
+    /// Only with a one-time invite code an administrator created.
+    Invite,
+    /// Nobody; existing accounts keep working.
+    Closed,
+}
+
+/// A zone's registration policy and the caps on what its accounts keep in the replicated state
+/// (every voter holds it all): accounts, and envelope bytes of all accounts together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RegistrationSettings {
+    pub policy: RegistrationPolicy,
+    pub max_accounts: u64,
+    pub max_envelope_bytes: u64,
+}
+
+impl Default for RegistrationSettings {
+    /// Documented in docs/accounts.md: with them a zone's accounts take at most a few GiB of
+    /// the state store (100,000 accounts with their sessions, and 1 GiB of envelopes), far
+    /// from its guard.
+    fn default() -> Self {
+        Self {
+            policy: RegistrationPolicy::Open,
+            max_accounts: 100_000,
+            max_envelope_bytes: 1 << 30,
+        }
+    }
+}
+
+/// What a zone's accounts keep in the replicated state, counted where commands are applied.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AccountUsage {
+    pub accounts: u64,
+    pub envelope_bytes: u64,
+}
+
+/// The bytes of an invite code (shown once; the state keeps its SHA-256).
+pub const INVITE_CODE_BYTES: usize = 16;
+/// Invite codes one request may create at most.
+pub const MAX_INVITES_PER_REQUEST: u64 = 1_000;
+/// Unused invite codes a zone may hold at most.
+pub const MAX_INVITES_PER_ZONE: u64 = 100_000;
+
 /// What one account may use in a zone with [`WritePolicy::Accounts`]. Chains count the whole
 /// zone; chunks and chunk bytes count what each node holds for the account (the first
 /// account to upload a chunk is charged for it), like the zone's chunk quotas.

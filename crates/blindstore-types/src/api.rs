@@ -95,6 +95,48 @@ pub struct Zone {
     /// Who may write, and what each account may use (defaults unless set).
     #[serde(default)]
     pub settings: ZoneSettings,
+    /// Who may create accounts, and the caps on what accounts keep (defaults unless set).
+    #[serde(default)]
+    pub registration: crate::account::RegistrationSettings,
+    /// What the zone's accounts keep now.
+    #[serde(default)]
+    pub accounts: crate::account::AccountUsage,
+}
+
+/// `PUT /v1/admin/zones/{zone}/registration`: fields left out keep their values.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationChange {
+    /// `open`, `invite` (a one-time code from `POST .../invites` is needed) or `closed`.
+    #[serde(default)]
+    pub policy: Option<crate::account::RegistrationPolicy>,
+    /// Accounts in the zone at most.
+    #[serde(default)]
+    pub max_accounts: Option<u64>,
+    /// Envelope bytes of all the zone's accounts together at most.
+    #[serde(default)]
+    pub max_envelope_bytes: Option<u64>,
+}
+
+/// `POST /v1/admin/zones/{zone}/invites`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct InviteRequest {
+    /// How many codes (1 to 1000).
+    pub count: u64,
+    /// How long they stay valid, seconds (default 7 days, at most 365 days).
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+}
+
+/// New one-time invite codes: each creates one account, until `expires_at_ms`. Shown once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct Invites {
+    pub codes: Vec<String>,
+    pub expires_at_ms: u64,
 }
 
 /// `PUT /v1/admin/zones/{zone}/settings`: fields left out keep their current values.
@@ -321,6 +363,9 @@ pub struct RegisterFinish {
     pub account: AccountId,
     /// OPAQUE `RegistrationUpload`, base64url without padding.
     pub registration_record: String,
+    /// A one-time invite code, for a zone whose registration is `invite` (ignored otherwise).
+    #[serde(default)]
+    pub invite: Option<String>,
 }
 
 /// `POST /v1/zones/{zone}/auth/login/start`.
@@ -677,6 +722,10 @@ pub enum ErrorCode {
     InvalidLogin,
     /// 401: the session token is missing, expired or revoked.
     InvalidSession,
+    /// 403: the zone's registration is closed.
+    RegistrationClosed,
+    /// 403: the zone takes new accounts by invite only and the code is not a live one.
+    InvalidInvite,
     /// 403: the request cannot be undone and needs a fresh proof for its session (a
     /// step-up: `Blindstore-Step-Up`, from a password or passkey login minutes ago).
     StepUpRequired,
@@ -738,7 +787,9 @@ impl ErrorCode {
         match self {
             BadRequest | BadPublicKey | BadSignature | HashMismatch | MissingChunk => 400,
             Unauthorized | InvalidLogin | InvalidSession => 401,
-            QuotaExceeded | PasskeysOff | StepUpRequired => 403,
+            QuotaExceeded | PasskeysOff | StepUpRequired | RegistrationClosed | InvalidInvite => {
+                403
+            }
             NotFound | UnknownZone | UnknownChain | UnknownChunk | UnknownAccount
             | UnknownEnvelope | UnknownPasskey | UnknownProxy => 404,
             MethodNotAllowed => 405,
@@ -766,6 +817,8 @@ impl ErrorCode {
             InvalidLogin => "invalid_login",
             InvalidSession => "invalid_session",
             StepUpRequired => "step_up_required",
+            RegistrationClosed => "registration_closed",
+            InvalidInvite => "invalid_invite",
             AccountExists => "account_exists",
             EnvelopeConflict => "envelope_conflict",
             UnknownAccount => "unknown_account",
@@ -860,8 +913,10 @@ mod schemas {
 mod tests {
     use super::ErrorCode::{self, *};
 
-    const ALL: [ErrorCode; 33] = [
+    const ALL: [ErrorCode; 35] = [
         StepUpRequired,
+        RegistrationClosed,
+        InvalidInvite,
         UnknownProxy,
         BadGateway,
         GatewayTimeout,

@@ -6,8 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::account::{
-    AccountId, Acting, EnvelopeWrite, PasskeyRecord, Revoke, SessionRecord, ZoneAuth, ZoneSettings,
-    ZoneSettingsV1,
+    AccountId, Acting, EnvelopeWrite, PasskeyRecord, RegistrationSettings, Revoke, SessionRecord,
+    ZoneAuth, ZoneSettings, ZoneSettingsV1,
 };
 use crate::entry::EntryHeader;
 use crate::ids::{ChainId, Hash32, PublicKey, ZoneId};
@@ -174,6 +174,31 @@ pub enum Command {
         remove_passkeys: Vec<Vec<u8>>,
         revoke: Option<Revoke>,
     },
+    /// Create an account from a finished OPAQUE registration, under the zone's registration
+    /// policy and account cap (checked here): rejected if the id is taken, registration is
+    /// closed, the invite (needed under `invite`) is unknown, used or expired by
+    /// `created_at_ms` — it is used up by this — or the zone is at its account cap.
+    RegisterAccount {
+        zone: ZoneId,
+        account: AccountId,
+        registration: Vec<u8>,
+        created_at_ms: u64,
+        /// SHA-256 of the invite code the client gave, if any.
+        invite: Option<Hash32>,
+    },
+    /// Set a zone's registration policy and caps.
+    SetRegistration {
+        zone: ZoneId,
+        settings: RegistrationSettings,
+    },
+    /// Add one-time invite codes (their SHA-256s) to a zone, valid until `expires_at_ms`;
+    /// rejected if the zone would hold more than `MAX_INVITES_PER_ZONE` unused ones.
+    CreateInvites {
+        zone: ZoneId,
+        codes: Vec<Hash32>,
+        expires_at_ms: u64,
+        now_ms: u64,
+    },
 }
 
 /// A new OPAQUE record, with the envelope written in the same step.
@@ -243,6 +268,8 @@ pub enum CommandResponse {
         /// Sessions ended.
         revoked: u64,
     },
+    RegistrationSet,
+    InvitesCreated,
 }
 
 /// Why a command changed nothing.
@@ -298,6 +325,10 @@ pub enum Rejection {
     UnknownSiteVersion,
     /// A `Batch` inside a `Batch` (never proposed).
     NestedBatch,
+    /// The zone's registration policy is `closed`.
+    RegistrationClosed,
+    /// The zone's policy is `invite` and the code given is missing, unknown, used or expired.
+    InvalidInvite,
 }
 
 /// What a quota limits.
@@ -307,6 +338,9 @@ pub enum QuotaKind {
     Entries,
     ChunkBytes,
     Chunks,
+    Accounts,
+    EnvelopeBytes,
+    Invites,
 }
 
 impl std::fmt::Display for QuotaKind {
@@ -316,6 +350,9 @@ impl std::fmt::Display for QuotaKind {
             QuotaKind::Entries => "entries",
             QuotaKind::ChunkBytes => "chunk bytes held per node",
             QuotaKind::Chunks => "chunks held per node",
+            QuotaKind::Accounts => "accounts",
+            QuotaKind::EnvelopeBytes => "envelope bytes of all accounts",
+            QuotaKind::Invites => "unused invite codes",
         })
     }
 }

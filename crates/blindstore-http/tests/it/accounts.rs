@@ -541,6 +541,7 @@ async fn logins_and_registrations_are_rate_limited_per_ip_and_per_account() {
         login_per_account: 2,
         register_per_ip: 3,
         trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
+        ..AuthLimits::default()
     };
     let t = start_full(Limits::default(), |_| {}, &limits).await;
     // Per account: two attempts, then 429 with Retry-After, from any address.
@@ -1105,4 +1106,142 @@ async fn what_cannot_be_undone_needs_a_fresh_proof() {
     assert_eq!(r.json(), json!({"revoked": 2, "passkeys": []}));
     let r = with_session(&t, Method::GET, "sessions", &other, None, None).await;
     refused(&r, StatusCode::UNAUTHORIZED, "invalid_session");
+}
+
+async fn zone(t: &TestNode) -> Value {
+    t.admin(Method::GET, "/v1/admin/zones/demo").await.json()
+}
+
+async fn set(t: &TestNode, change: Value) -> Value {
+    let r = t
+        .admin_json(Method::PUT, "/v1/admin/zones/demo/registration", change)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.json());
+    r.json()
+}
+
+/// Registration with an invite code (or none).
+async fn register_with(t: &TestNode, account: &str, invite: Option<&str>) -> Reply {
+    let done = registration_record(t, account, b"pw").await;
+    let body = json!({"account": account, "registration_record": done.message, "invite": invite});
+    t.call(Method::POST, &format!("{AUTH}/register/finish"), Some(body))
+        .await
+}
+
+/// Accounts cannot fill the replicated state: a zone's registration is `open`, `invite` (one-
+/// time codes an administrator creates) or `closed`; its accounts and their envelope bytes
+/// are capped and counted in its usage; envelope writes are rate-limited per account.
+#[tokio::test]
+async fn registration_policy_invites_and_caps_bound_what_accounts_keep() {
+    let limits = AuthLimits {
+        register_per_ip: 1000,
+        envelope_writes_per_account: 4,
+        ..AuthLimits::default()
+    };
+    let t = start_full(Limits::default(), |_| {}, &limits).await;
+    let z = zone(&t).await;
+    assert_eq!(
+        z["registration"],
+        json!({"policy": "open", "max_accounts": 100_000, "max_envelope_bytes": 1u64 << 30})
+    );
+    assert_eq!(z["accounts"], json!({"accounts": 0, "envelope_bytes": 0}));
+    register(&t, "alice", b"pw").await;
+
+    // The account cap.
+    set(&t, json!({"max_accounts": 2})).await;
+    assert_eq!(
+        register_with(&t, "bob", None).await.status,
+        StatusCode::CREATED
+    );
+    let r = register_with(&t, "carol", None).await;
+    refused(&r, StatusCode::FORBIDDEN, "quota_exceeded");
+    assert_eq!(zone(&t).await["accounts"]["accounts"], 2);
+
+    // Closed: no new accounts, but an existing one can still change its password (the
+    // registration start answers).
+    set(&t, json!({"policy": "closed", "max_accounts": 100})).await;
+    let r = register_with(&t, "dave", None).await;
+    refused(&r, StatusCode::FORBIDDEN, "registration_closed");
+    registration_record(&t, "alice", b"new").await;
+
+    // Invite: a one-time code from the administrator.
+    set(&t, json!({"policy": "invite"})).await;
+    let r = register_with(&t, "erin", None).await;
+    refused(&r, StatusCode::FORBIDDEN, "invalid_invite");
+    for bad in [
+        json!({"count": 0}),
+        json!({"count": 1001}),
+        json!({"count": 1, "ttl_secs": 0}),
+    ] {
+        let r = t
+            .admin_json(Method::POST, "/v1/admin/zones/demo/invites", bad.clone())
+            .await;
+        refused(&r, StatusCode::BAD_REQUEST, "bad_request");
+    }
+    let r = t
+        .admin_json(
+            Method::POST,
+            "/v1/admin/zones/demo/invites",
+            json!({"count": 2}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.json());
+    let codes: Vec<String> = serde_json::from_value(r.json()["codes"].clone()).unwrap();
+    assert_eq!(codes.len(), 2);
+    let r = register_with(&t, "erin", Some("not-a-code")).await;
+    refused(&r, StatusCode::FORBIDDEN, "invalid_invite");
+    assert_eq!(
+        register_with(&t, "erin", Some(&codes[0])).await.status,
+        StatusCode::CREATED
+    );
+    let r = register_with(&t, "frank", Some(&codes[0])).await;
+    refused(&r, StatusCode::FORBIDDEN, "invalid_invite");
+    assert_eq!(
+        register_with(&t, "frank", Some(&codes[1])).await.status,
+        StatusCode::CREATED
+    );
+    assert_eq!(zone(&t).await["accounts"]["accounts"], 4);
+
+    // The zone's envelope bytes.
+    set(&t, json!({"max_envelope_bytes": 100_000})).await;
+    let (alice, _) = login(&t, "alice", b"pw", "").await;
+    let big = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        [7u8; 60_000],
+    );
+    let small = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        [7u8; 30_000],
+    );
+    let put = |name: &'static str, data: &String, if_match: Option<&'static str>| {
+        let (t, alice, body) = (&t, alice.clone(), json!({ "data": data }));
+        async move {
+            with_session(
+                t,
+                Method::PUT,
+                &format!("envelopes/{name}"),
+                &alice,
+                Some(body),
+                if_match,
+            )
+            .await
+        }
+    };
+    assert_eq!(put("a", &big, None).await.status, StatusCode::OK);
+    let r = put("b", &big, None).await;
+    refused(&r, StatusCode::FORBIDDEN, "quota_exceeded");
+    assert_eq!(put("b", &small, None).await.status, StatusCode::OK);
+    assert_eq!(zone(&t).await["accounts"]["envelope_bytes"], 90_000);
+    // Replacing with fewer bytes frees them; deleting the account frees the rest.
+    assert_eq!(put("a", &small, Some("\"1\"")).await.status, StatusCode::OK);
+    assert_eq!(zone(&t).await["accounts"]["envelope_bytes"], 60_000);
+    // Envelope writes of one account: four a minute here (a refused one counts too).
+    let r = put("c", &small, None).await;
+    refused(&r, StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    let r = stepped_up(&t, Method::DELETE, "account", &alice, None, None).await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        zone(&t).await["accounts"],
+        json!({"accounts": 3, "envelope_bytes": 0})
+    );
 }

@@ -56,6 +56,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/zones/{zone}/auth/passkeys/{id}"),
     ("post", "/v1/zones/{zone}/auth/password"),
     ("post", "/v1/zones/{zone}/auth/step-up"),
+    ("put", "/v1/admin/zones/{zone}/registration"),
+    ("post", "/v1/admin/zones/{zone}/invites"),
     ("post", "/v1/zones/{zone}/auth/passkeys/step-up"),
     ("delete", "/v1/zones/{zone}/auth/account"),
     ("delete", "/v1/admin/zones/{zone}/accounts/{account}"),

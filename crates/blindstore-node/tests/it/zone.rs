@@ -118,3 +118,57 @@ async fn zones_are_created_listed_shown_and_limited_from_the_command_line() {
     let (ok, _, err) = zone_cli(&node.url, Path::new("/nonexistent"), &["list"]);
     assert!(!ok && err.contains("admin-token"), "{err}");
 }
+
+/// An operator closes a zone's registration to strangers: `--registration invite`, then
+/// `blindstore zone invite` prints one-time codes, each good for one account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registration_by_invite_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(dir.path(), &[]);
+    let cli = |args: &[&str]| zone_cli(&node.url, dir.path(), args);
+    let (ok, out, err) = cli(&[
+        "set",
+        "demo",
+        "--registration",
+        "invite",
+        "--max-accounts",
+        "50",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("registration    invite"), "{out}");
+    assert!(out.contains("accounts        0 (at most 50)"), "{out}");
+    let (ok, out, err) = cli(&["invite", "demo", "--count", "2", "--ttl", "1h"]);
+    assert!(ok, "{err}");
+    let codes: Vec<&str> = out.lines().collect();
+    assert_eq!(codes.len(), 2, "{out}");
+    assert!(err.contains("not shown again"), "{err}");
+    let (ok, _, err) = cli(&["set", "demo", "--registration", "sometimes"]);
+    assert!(!ok && err.contains("invalid value"), "{err}");
+
+    let client = node.client();
+    let demo = ZoneId::new("demo").unwrap();
+    let alice = blindstore_types::account::AccountId::new("alice").unwrap();
+    let refused = client.register(&demo, &alice, b"pw").await.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        Some(blindstore_types::api::ErrorCode::InvalidInvite)
+    );
+    client
+        .register_with_invite(&demo, &alice, b"pw", Some(codes[0]))
+        .await
+        .unwrap();
+    let bob = blindstore_types::account::AccountId::new("bob").unwrap();
+    let reused = client
+        .register_with_invite(&demo, &bob, b"pw", Some(codes[0]))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        reused.code(),
+        Some(blindstore_types::api::ErrorCode::InvalidInvite)
+    );
+    let (ok, out, _) = cli(&["show", "demo"]);
+    assert!(
+        ok && out.contains("accounts        1 (at most 50)"),
+        "{out}"
+    );
+}
