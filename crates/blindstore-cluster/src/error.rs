@@ -51,6 +51,10 @@ pub enum NodeError {
     /// The bearer token is not a live session of this zone (missing, expired, revoked).
     #[error("missing, expired or revoked session (Authorization: Bearer <session token>)")]
     InvalidSession,
+    /// A node removed from the cluster for good: this one (it serves no clients), or one that
+    /// asked to be added again.
+    #[error("node {0} was removed from the cluster for good; it is never added again (start a new node with a fresh data dir)")]
+    Removed(u64),
     /// The zone's registration policy is `closed`.
     #[error("this zone does not take new accounts (its registration is closed)")]
     RegistrationClosed,

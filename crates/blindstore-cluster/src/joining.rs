@@ -197,7 +197,11 @@ impl Node {
         }
         let mut reservations = self.inner.membership.lock().await;
         let members: BTreeSet<NodeId> = self.member_ids();
+        let removed = self.removed_nodes();
         let id = if requested != 0 {
+            if removed.contains(&requested) {
+                return Err(NodeError::Removed(requested));
+            }
             if members.contains(&requested) || reservations.reserved.contains(&requested) {
                 return Err(NodeError::BadRequest(format!(
                     "node id {requested} is already in use"
@@ -205,9 +209,11 @@ impl Node {
             }
             requested
         } else {
+            // Never an id a removed node had: its certificate, data dir or log could come back.
             members
                 .iter()
                 .chain(&reservations.reserved)
+                .chain(&removed)
                 .max()
                 .copied()
                 .unwrap_or(0)
@@ -235,6 +241,13 @@ impl Node {
             return Ok(reply.into_inner().voter);
         }
         let mut reservations = self.inner.membership.lock().await;
+        if self.removed_nodes().contains(&id) {
+            tracing::warn!(
+                node_id = id,
+                "a removed node asked to be added again; refused"
+            );
+            return Err(NodeError::Removed(id));
+        }
         let raft = &self.inner.raft;
         let limit = self.inner.write_timeout;
         match self.membership().get_node(&id).cloned() {
@@ -293,6 +306,10 @@ impl Node {
                     };
                     tracing::info!(node_id = self.inner.id, role, "joined the cluster");
                     return Ok(());
+                }
+                Err(s) if s.code() == tonic::Code::PermissionDenied => {
+                    self.learned_removed();
+                    return Err(NodeError::Removed(self.inner.id));
                 }
                 Err(s) if Instant::now() < deadline && s.code() != tonic::Code::Unauthenticated => {
                     tracing::info!(error = %s.message(), "not added yet; retrying");
@@ -371,6 +388,12 @@ impl Node {
                 client.members(blindstore_rpc::v1::MembersRequest {}),
             )
             .await;
+            if let Ok(Ok(view)) = &view {
+                if view.get_ref().removed.contains(&self.inner.id) {
+                    self.learned_removed();
+                    return Ok(true);
+                }
+            }
             if let Ok(Ok(view)) = view {
                 let known = view
                     .into_inner()
@@ -385,6 +408,10 @@ impl Node {
             }
             match tokio::time::timeout(FORWARD_TIMEOUT, client.add_member(request.clone())).await {
                 Ok(Ok(_)) => return Ok(true),
+                Ok(Err(s)) if s.code() == tonic::Code::PermissionDenied => {
+                    self.learned_removed();
+                    return Ok(true);
+                }
                 Ok(Err(s)) => last = NodeError::Unavailable(s.message().to_owned()),
                 Err(_) => last = NodeError::Unavailable(format!("{addr} did not answer")),
             }

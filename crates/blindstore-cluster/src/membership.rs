@@ -217,6 +217,12 @@ impl Node {
                 )));
             }
         }
+        // Remembered first, for good: whatever happens to the membership change, the node is
+        // never added back, and it learns it was removed from its own state.
+        match self.propose_command(Command::MarkRemoved { node }).await? {
+            CommandResponse::RemovedMarked => {}
+            other => return Err(NodeError::Internal(format!("unexpected answer {other:?}"))),
+        }
         let _guard = self.inner.membership.lock().await;
         let raft = &self.inner.raft;
         let limit = self.inner.write_timeout;

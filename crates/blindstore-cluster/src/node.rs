@@ -1,6 +1,6 @@
 //! A Blindstore node: its stores, its Raft instance and the operations the API offers.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -206,6 +206,8 @@ pub struct Node {
 
 pub(crate) struct Inner {
     pub(crate) id: NodeId,
+    /// Set once this node learns it was removed from the cluster.
+    pub(crate) removed: std::sync::atomic::AtomicBool,
     /// Whether this start created a new cluster.
     bootstrapped: bool,
     /// This node's addresses as it advertises them.
@@ -343,6 +345,7 @@ impl Node {
                 voters: config.voters,
                 batcher: crate::batcher::Batcher::start(raft.clone()),
                 leader_reads: crate::rounds::Rounds::new(),
+                removed: Default::default(),
                 follower_reads: crate::rounds::Rounds::new(),
                 raft,
                 replicator: Replicator::new(
@@ -556,7 +559,42 @@ impl Node {
                     0
                 }
             },
+            removed: self.is_removed(),
         }
+    }
+
+    /// Whether this node was removed from the cluster for good: its own state says so, or a
+    /// member told it. A removed node serves no client requests.
+    pub fn is_removed(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        if self.inner.removed.load(Ordering::Relaxed) {
+            return true;
+        }
+        let removed = self
+            .inner
+            .state
+            .removed_nodes()
+            .is_ok_and(|set| set.contains(&self.inner.id));
+        if removed {
+            self.learned_removed();
+        }
+        removed
+    }
+
+    /// Records (once, loudly) that this node was removed from the cluster.
+    pub(crate) fn learned_removed(&self) {
+        use std::sync::atomic::Ordering;
+        if !self.inner.removed.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                node_id = self.inner.id,
+                "this node was removed from the cluster for good: it serves no clients and is never added again; stop it and wipe its data dir (a new node joins with a fresh one)"
+            );
+        }
+    }
+
+    /// Nodes removed from the cluster for good.
+    pub(crate) fn removed_nodes(&self) -> BTreeSet<NodeId> {
+        self.inner.state.removed_nodes().unwrap_or_default()
     }
 
     /// The chunks this node holds and their bytes, all zones together.

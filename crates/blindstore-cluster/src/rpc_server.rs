@@ -16,7 +16,9 @@ use blindstore_rpc::v1::{
     MembersRequest, RaftMessage, ReadIndexReply, ReadIndexRequest,
 };
 use blindstore_rpc::{require_member, ClusterSecret, MAX_RAFT_MESSAGE_BYTES};
+use blindstore_storage::TypeConfig;
 use blindstore_types::command::Command;
+use blindstore_types::raft::NodeId;
 use blindstore_types::raft::NodeInfo;
 use blindstore_types::record::{decode, encode};
 use tokio::net::TcpListener;
@@ -84,14 +86,28 @@ fn bad_record(e: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("undecodable record: {e}"))
 }
 
+impl RaftRpc {
+    /// Refuses a Raft message from a node removed from the cluster for good (a removed node
+    /// left running, or restarted on its old data dir, must not lead or start elections).
+    fn refuse_removed(&self, sender: Option<NodeId>) -> Result<(), Status> {
+        match sender {
+            Some(id) if self.0.removed_nodes().contains(&id) => {
+                Err(status_of(NodeError::Removed(id)))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl RaftService for RaftRpc {
     async fn append_entries(
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
-        let rpc =
+        let rpc: openraft::raft::AppendEntriesRequest<TypeConfig> =
             decode("append entries request", &request.into_inner().record).map_err(bad_record)?;
+        self.refuse_removed(rpc.vote.leader_id().voted_for())?;
         let result = self.0.raft().append_entries(rpc).await;
         Ok(Response::new(RaftMessage {
             record: encode(&result),
@@ -99,7 +115,9 @@ impl RaftService for RaftRpc {
     }
 
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
-        let rpc = decode("vote request", &request.into_inner().record).map_err(bad_record)?;
+        let rpc: openraft::raft::VoteRequest<NodeId> =
+            decode("vote request", &request.into_inner().record).map_err(bad_record)?;
+        self.refuse_removed(rpc.vote.leader_id().voted_for())?;
         let result = self.0.raft().vote(rpc).await;
         Ok(Response::new(RaftMessage {
             record: encode(&result),
@@ -110,8 +128,9 @@ impl RaftService for RaftRpc {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
-        let rpc =
+        let rpc: openraft::raft::InstallSnapshotRequest<TypeConfig> =
             decode("install snapshot request", &request.into_inner().record).map_err(bad_record)?;
+        self.refuse_removed(rpc.vote.leader_id().voted_for())?;
         let result = self.0.raft().install_snapshot(rpc).await;
         Ok(Response::new(RaftMessage {
             record: encode(&result),
@@ -121,6 +140,7 @@ impl RaftService for RaftRpc {
 
 fn status_of(e: NodeError) -> Status {
     match e {
+        NodeError::Removed(_) => Status::permission_denied(e.to_string()),
         NodeError::Unavailable(m) => Status::unavailable(m),
         NodeError::BadRequest(m) => Status::invalid_argument(m),
         other => Status::internal(other.to_string()),
@@ -206,6 +226,7 @@ impl Cluster for ClusterRpc {
         Ok(Response::new(MembersReply {
             leader: view.leader.unwrap_or(0),
             members,
+            removed: self.0.removed_nodes().into_iter().collect(),
         }))
     }
 

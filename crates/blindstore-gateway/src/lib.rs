@@ -269,6 +269,7 @@ async fn health(State(gw): State<Arc<Gateway>>) -> Json<Health> {
         purged: None,
         chunks_held: 0,
         under_replicated: 0,
+        removed: false,
     })
 }
 

@@ -125,6 +125,7 @@ impl ApiError {
                     NodeError::InvalidSession => (C::InvalidSession, message, None),
                     NodeError::StepUpRequired { .. } => (C::StepUpRequired, message, None),
                     NodeError::RegistrationClosed => (C::RegistrationClosed, message, None),
+                    NodeError::Removed(_) => (C::NodeRemoved, message, None),
                     NodeError::InvalidInvite => (C::InvalidInvite, message, None),
                     NodeError::AccountExists => (C::AccountExists, message, None),
                     NodeError::UnknownAccount => (C::UnknownAccount, message, None),

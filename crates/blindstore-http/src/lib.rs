@@ -110,9 +110,27 @@ pub fn router(state: AppState) -> Router {
         .merge(service.method_not_allowed_fallback(method_not_allowed))
         .merge(sites::site_routes())
         .fallback(sites::fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            refuse_if_removed,
+        ))
         .layer(axum::middleware::from_fn(blindstore_web::metrics::track))
         .layer(DefaultBodyLimit::max(json_limit))
         .with_state(state)
+}
+
+/// A node removed from the cluster for good answers nothing but its health (which says so):
+/// 503 `node_removed`, so clients go to another member and nothing is stored here.
+async fn refuse_if_removed(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if request.uri().path() != "/v1/health" && state.node.is_removed() {
+        let id = state.node.health().node_id;
+        return ApiError::Node(blindstore_cluster::NodeError::Removed(id)).into_response();
+    }
+    next.run(request).await
 }
 
 /// The OpenAPI 3.1 document of every route.

@@ -380,6 +380,12 @@ impl StateMachineStore {
         read_draining(&self.inner.tables, &rtxn)
     }
 
+    /// The nodes removed from the cluster for good.
+    pub fn removed_nodes(&self) -> Result<std::collections::BTreeSet<NodeId>, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        read_node_set(&self.inner.tables, &rtxn, REMOVED)
+    }
+
     /// Whether any committed entry of `zone` references chunk `hash` (as payload or extra).
     pub fn is_referenced(&self, zone: &ZoneId, hash: &Hash32) -> Result<bool, StorageError> {
         let rtxn = self.inner.env.read_txn()?;
@@ -847,6 +853,12 @@ fn apply_command(
                 .put(wtxn, zone.as_str().as_bytes(), &encode(&quota))?;
             Ok(CommandResponse::QuotaSet)
         }
+        Command::MarkRemoved { node } => {
+            let mut set = read_node_set(t, wtxn, REMOVED)?;
+            set.insert(node);
+            t.cluster.put(wtxn, REMOVED, &encode(&set))?;
+            Ok(CommandResponse::RemovedMarked)
+        }
         Command::SetDraining { node, draining } => {
             let mut set = read_draining(t, wtxn)?;
             if draining {
@@ -1025,6 +1037,8 @@ fn create_chain(
 }
 
 const DRAINING: &[u8] = b"draining";
+/// Key of the nodes removed from the cluster for good, in the `cluster` table.
+const REMOVED: &[u8] = b"removed";
 
 /// `u8 len(zone) || zone || u64 version` (big-endian).
 fn site_key(zone: &ZoneId, version: u64) -> Vec<u8> {
@@ -1082,8 +1096,17 @@ fn read_draining(
     t: &Tables,
     txn: &heed::RoTxn<WithoutTls>,
 ) -> Result<std::collections::BTreeSet<NodeId>, StorageError> {
-    match t.cluster.get(txn, DRAINING)? {
-        Some(bytes) => decode("draining set", bytes),
+    read_node_set(t, txn, DRAINING)
+}
+
+/// A set of node ids kept in the cluster table (`draining`, `removed`).
+fn read_node_set(
+    t: &Tables,
+    txn: &heed::RoTxn<WithoutTls>,
+    key: &[u8],
+) -> Result<std::collections::BTreeSet<NodeId>, StorageError> {
+    match t.cluster.get(txn, key)? {
+        Some(bytes) => decode("node id set", bytes),
         None => Ok(Default::default()),
     }
 }

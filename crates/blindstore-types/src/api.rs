@@ -33,6 +33,9 @@ pub struct Health {
     /// Chunks held here that some owner lacked at the last repair pass (the repair backlog).
     #[serde(default)]
     pub under_replicated: u64,
+    /// This node was removed from the cluster for good: it serves no client requests.
+    #[serde(default)]
+    pub removed: bool,
 }
 
 /// `GET /v1/admin/zones/{zone}/chunks/{hash}/replicas`.
@@ -773,6 +776,8 @@ pub enum ErrorCode {
     Unavailable,
     /// 503: proposed, fate unknown; read to find out.
     OutcomeUnknown,
+    /// 503: this node was removed from the cluster for good; use another member.
+    NodeRemoved,
     /// 507: the node is below its free-space reserve.
     InsufficientStorage,
     /// A code this build does not know (a newer server).
@@ -799,7 +804,7 @@ impl ErrorCode {
             GatewayTimeout => 504,
             RateLimited => 429,
             Internal | Unknown => 500,
-            Unavailable | OutcomeUnknown => 503,
+            Unavailable | OutcomeUnknown | NodeRemoved => 503,
             InsufficientStorage => 507,
         }
     }
@@ -841,6 +846,7 @@ impl ErrorCode {
             Internal => "internal",
             Unavailable => "unavailable",
             OutcomeUnknown => "outcome_unknown",
+            NodeRemoved => "node_removed",
             InsufficientStorage => "insufficient_storage",
             Unknown => "unknown",
         }
@@ -913,7 +919,8 @@ mod schemas {
 mod tests {
     use super::ErrorCode::{self, *};
 
-    const ALL: [ErrorCode; 35] = [
+    const ALL: [ErrorCode; 36] = [
+        NodeRemoved,
         StepUpRequired,
         RegistrationClosed,
         InvalidInvite,

@@ -191,6 +191,10 @@ pub enum Command {
         zone: ZoneId,
         settings: RegistrationSettings,
     },
+    /// Remember that node `node` was removed from the cluster, for good: it is never added
+    /// again (its id is never reused), members refuse its Raft messages, and it refuses
+    /// clients once it learns this. Proposed before the membership change that removes it.
+    MarkRemoved { node: u64 },
     /// Add one-time invite codes (their SHA-256s) to a zone, valid until `expires_at_ms`;
     /// rejected if the zone would hold more than `MAX_INVITES_PER_ZONE` unused ones.
     CreateInvites {
@@ -270,6 +274,7 @@ pub enum CommandResponse {
     },
     RegistrationSet,
     InvitesCreated,
+    RemovedMarked,
 }
 
 /// Why a command changed nothing.

@@ -2231,3 +2231,111 @@ async fn large_writes_at_once_never_make_an_entry_followers_cannot_receive() {
         assert!(settings.cors_origins.len() >= 22_000);
     }
 }
+
+/// A vote request from `candidate` to the member at `rpc`, with the cluster's secret; the
+/// member's gRPC answer code. Term 0: an answer, never a change of the member's vote.
+async fn vote_from(rpc: &str, token: &str, candidate: u64) -> tonic::Code {
+    use blindstore_rpc::v1::{raft_client::RaftClient, RaftMessage};
+    let token = blindstore_rpc::tls::ClusterToken::parse(token).unwrap();
+    let secret = blindstore_rpc::ClusterSecret::new(&token.secret).unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{rpc}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let request: openraft::raft::VoteRequest<u64> =
+        openraft::raft::VoteRequest::new(openraft::Vote::new(0, candidate), None);
+    let record = blindstore_types::record::encode(&request);
+    match RaftClient::with_interceptor(channel, secret.attacher())
+        .vote(RaftMessage { record })
+        .await
+    {
+        Ok(_) => tonic::Code::Ok,
+        Err(status) => status.code(),
+    }
+}
+
+/// A removed node is out for good: left running it learns it was removed and refuses client
+/// requests (503 `node_removed`, stated in its health); restarted on its data dir without
+/// `--join` it is not added back; members refuse its Raft messages; its id is never reused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_removed_node_is_out_for_good() {
+    let mut cluster = Cluster::start(&[]);
+    cluster.join_node();
+    let via = cluster.nodes[0].as_ref().unwrap();
+    let admin = via.client().with_admin_token(ADMIN);
+    let token = std::fs::read_to_string(cluster.dir.path().join("n1/join-token")).unwrap();
+    let member_rpc = via.rpc.clone().unwrap();
+    assert_eq!(
+        vote_from(&member_rpc, token.trim(), 4).await,
+        tonic::Code::Ok
+    );
+
+    let out = cli(via, &["remove", "4", "--force"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let removed = cluster.nodes[3].as_ref().unwrap();
+    let client = removed.client();
+    eventually(
+        Duration::from_secs(20),
+        "node 4 knows it was removed",
+        || {
+            let client = client.clone();
+            async move { client.health().await.is_ok_and(|h| h.removed) }
+        },
+    )
+    .await;
+    let bytes = b"sent to a removed node".to_vec();
+    let refused = client.put_chunk(&demo(), bytes.clone()).await.unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::NodeRemoved), "{refused}");
+    assert_eq!(client.health().await.unwrap().chunks_held, 0);
+    // Its Raft messages are refused by the members.
+    assert_eq!(
+        vote_from(&member_rpc, token.trim(), 4).await,
+        tonic::Code::PermissionDenied
+    );
+
+    // Restarted on its data dir (no --join): never added back, still refusing clients.
+    let dir4 = cluster.dir.path().join("n4");
+    cluster.nodes[3].take().unwrap().terminate();
+    let args = ["--rpc-addr", "127.0.0.1:0", "--admin-token", ADMIN];
+    let again = NodeProcess::start(&dir4, &args);
+    let client = again.client();
+    eventually(
+        Duration::from_secs(20),
+        "the restarted node knows it was removed",
+        || {
+            let client = client.clone();
+            async move { client.health().await.is_ok_and(|h| h.removed) }
+        },
+    )
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let members: Vec<u64> = admin
+        .cluster()
+        .await
+        .unwrap()
+        .members
+        .iter()
+        .map(|m| m.node_id)
+        .collect();
+    assert_eq!(members, vec![1, 2, 3], "node 4 was added back");
+    let refused = client.put_chunk(&demo(), bytes.clone()).await.unwrap_err();
+    assert_eq!(refused.code(), Some(ErrorCode::NodeRemoved), "{refused}");
+
+    // A new node gets a new id, never 4.
+    drop(again);
+    cluster.join_node();
+    let members: Vec<u64> = admin
+        .cluster()
+        .await
+        .unwrap()
+        .members
+        .iter()
+        .map(|m| m.node_id)
+        .collect();
+    assert_eq!(members, vec![1, 2, 3, 5]);
+}
