@@ -46,6 +46,8 @@ const state = {
   month: currentMonth(),
   readOnly: false,
   follow: null,
+  /** The account's passkeys as last listed (the account panel). */
+  passkeys: [],
 };
 
 // ---- helpers ------------------------------------------------------------------------------
@@ -88,6 +90,10 @@ function describe(error) {
     case "account_exists": return "That username is taken. Log in instead, or pick another one.";
     case "invalid_session": return "Your session has ended. Please log in again.";
     case "passkeys_off": return "Passkeys are not enabled for this app.";
+    case "passkey_failed": return "The passkey did not answer: it was cancelled, or this device holds none for your account.";
+    case "rate_limited": return `Too many attempts. Try again in ${error.retryAfterSeconds ?? 60} seconds.`;
+    case "unknown_passkey": return "That passkey was removed already. Nothing changed.";
+    case "reauthentication_required": return "This needs your password again.";
     case "network": return "The server cannot be reached. Changes wait until it is back.";
     case "missing_key": return "This entry was written under a key you do not have.";
     default:
@@ -382,7 +388,9 @@ async function enter(session) {
   $("who").textContent = session.username;
   $("who").hidden = false;
   $("logout").hidden = false;
+  $("account-open").hidden = false;
   $("auth").hidden = true;
+  $("auth-notice").hidden = true;
   let book = await session.vault.get(BOOK);
   if (!book) {
     const chain = await bs.createChain();
@@ -402,10 +410,236 @@ async function enter(session) {
 
 function showAuth() {
   $("app").hidden = true;
+  $("account").hidden = true;
   $("auth").hidden = false;
   $("who").hidden = true;
   $("logout").hidden = true;
+  $("account-open").hidden = true;
   setStatus("starting", "signed out");
+}
+
+/** Forgets everything of the user who just left: nothing of theirs stays on screen or in memory. */
+function leave() {
+  state.follow?.close();
+  state.session = null;
+  state.book = null;
+  state.chain = null;
+  state.applied = 0;
+  state.expenses.clear();
+  state.pending.clear();
+  state.passkeys = [];
+  showAuth();
+}
+
+// ---- the account panel ---------------------------------------------------------------------
+//
+// Passkeys (add, list, remove), the password, and "log out everywhere". What cannot be undone
+// needs a fresh proof of the password or a passkey for the session; when the SDK says it lacks
+// one, the app asks (askForProof) and tries again with the answer.
+
+async function openAccount() {
+  showError(null);
+  $("account-notice").hidden = true;
+  $("app").hidden = true;
+  $("account").hidden = false;
+  $("account-title").focus();
+  await loadPasskeys();
+}
+
+function closeAccount() {
+  $("account").hidden = true;
+  $("app").hidden = false;
+}
+
+/** Runs an account action behind `button`: the last notice goes, errors show as everywhere else. */
+function accountAction(button, task) {
+  return busy(button, async () => {
+    $("account-notice").hidden = true;
+    await task();
+  });
+}
+
+function notice(text) {
+  const box = $("account").hidden ? $("auth-notice") : $("account-notice");
+  box.textContent = text;
+  box.hidden = false;
+}
+
+async function loadPasskeys() {
+  state.passkeys = await state.session.passkeys();
+  renderPasskeys();
+}
+
+function passkeyName(passkey) {
+  return passkey.label ?? "Unnamed passkey";
+}
+
+function day(ms) {
+  return new Date(ms).toLocaleDateString("en", { day: "numeric", month: "short", year: "numeric" });
+}
+
+function renderPasskeys() {
+  const list = state.passkeys;
+  $("passkey-list").replaceChildren(...list.map((passkey) => {
+    const item = document.createElement("li");
+    item.dataset.id = passkey.id;
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = passkeyName(passkey);
+    const meta = document.createElement("span");
+    meta.className = "meta";
+    meta.textContent = [passkey.createdAt && `added ${day(passkey.createdAt)}`, passkey.lastUsedAt ? `last used ${day(passkey.lastUsedAt)}` : "never used to log in"]
+      .filter(Boolean).join(" · ");
+    const remove = document.createElement("button");
+    remove.className = "danger";
+    remove.textContent = "Remove";
+    remove.setAttribute("aria-label", `Remove the passkey ${passkeyName(passkey)}`);
+    remove.addEventListener("click", () => accountAction(remove, async () => {
+      const done = await withFreshProof("Removing a passkey", (proof) => state.session.removePasskey(passkey.id, proof));
+      if (!done) return;
+      await loadPasskeys();
+      notice(`The passkey “${passkeyName(passkey)}” was removed.`);
+    }));
+    const about = document.createElement("span");
+    about.className = "about";
+    about.append(name, meta);
+    item.append(about, remove);
+    return item;
+  }));
+  $("passkeys-empty").hidden = list.length > 0;
+  fillChoices($("password-passkeys"), list);
+}
+
+/** Fills a fieldset with a checkbox per passkey (hidden when there are none). */
+function fillChoices(fieldset, passkeys) {
+  fieldset.querySelector(".choice-list").replaceChildren(...passkeys.map((passkey) => {
+    const label = document.createElement("label");
+    label.className = "check";
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.value = passkey.id;
+    label.append(box, passkeyName(passkey));
+    return label;
+  }));
+  fieldset.hidden = passkeys.length === 0;
+}
+
+function ticked(fieldset) {
+  return [...fieldset.querySelectorAll("input:checked")].map((box) => box.value);
+}
+
+/** "Passkeys that can still log in: …", for after a change. */
+function keptPasskeys(passkeys) {
+  return passkeys.length === 0
+    ? "No passkey can log in to your account now."
+    : `Passkeys that can still log in: ${passkeys.map(passkeyName).join(", ")}.`;
+}
+
+function sessionsEnded(count) {
+  return count === 1 ? "1 session ended" : `${count} sessions ended`;
+}
+
+/**
+ * Runs `task(proof)` with no proof first; when the SDK needs a fresh one, asks for the password
+ * (or a passkey) and runs it again with the answer, asking again after a wrong one. True when it
+ * ran; false when the user cancelled (and says that nothing changed).
+ */
+async function withFreshProof(what, task) {
+  try {
+    await task({});
+    return true;
+  } catch (error) {
+    if (error.code !== "reauthentication_required") throw error;
+  }
+  let problem = "";
+  for (;;) {
+    const proof = await askForProof(what, problem);
+    if (proof === null) {
+      notice(`${what} was cancelled. Nothing changed.`);
+      return false;
+    }
+    try {
+      await task(proof);
+      return true;
+    } catch (error) {
+      if (error.code === "invalid_login") problem = proof.passkey ? "That passkey was not accepted." : "That password is wrong.";
+      else if (error.code === "passkey_failed") problem = describe(error);
+      else throw error;
+    }
+  }
+}
+
+/** Asks for the password (or a passkey): `{ password }`, `{ passkey: true }`, or null if cancelled. */
+function askForProof(what, problem) {
+  const dialog = $("proof-dialog");
+  $("proof-why").textContent = `${what} needs your password again.`;
+  $("proof-error").textContent = problem;
+  $("proof-error").hidden = !problem;
+  $("proof-password").value = "";
+  $("proof-passkey").hidden = (state.passkeys ?? []).length === 0;
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => {
+      const password = $("proof-password").value;
+      $("proof-password").value = "";
+      if (dialog.returnValue === "password" && password) resolve({ password });
+      else if (dialog.returnValue === "passkey") resolve({ passkey: true });
+      else resolve(null);
+    }, { once: true });
+    dialog.returnValue = "";
+    dialog.showModal();
+  });
+}
+
+/** Asks which passkeys to remove while logging out everywhere: their ids, or null if cancelled. */
+async function askLogoutEverywhere() {
+  await loadPasskeys();
+  const dialog = $("everywhere-dialog");
+  fillChoices($("everywhere-passkeys"), state.passkeys);
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "confirm" ? ticked($("everywhere-passkeys")) : null), { once: true });
+    dialog.returnValue = "";
+    dialog.showModal();
+  });
+}
+
+async function changePassword() {
+  const current = $("current-password").value;
+  const next = $("new-password").value;
+  const removePasskeys = ticked($("password-passkeys"));
+  let changed;
+  try {
+    changed = await state.session.changePassword(current, next, { removePasskeys });
+  } catch (error) {
+    if (error.code === "invalid_login") throw new Error("The current password is wrong. Nothing changed.");
+    throw error;
+  }
+  $("current-password").value = "";
+  $("new-password").value = "";
+  await loadPasskeys();
+  notice(`Your password was changed; ${sessionsEnded(changed.revoked)} elsewhere. ${keptPasskeys(changed.passkeys)}`);
+}
+
+async function logoutEverywhere() {
+  const removePasskeys = await askLogoutEverywhere();
+  if (removePasskeys === null) return;
+  const waiting = (await bs.outbox.pending()).length;
+  const queuedWrites = waiting > 0 ? await askAboutQueuedWrites(waiting) : "keep";
+  if (queuedWrites === "cancel") return;
+  let ended;
+  const done = await withFreshProof("Logging out everywhere", async (proof) => {
+    ended = await state.session.logoutAll({ ...proof, removePasskeys, queuedWrites });
+  });
+  if (!done) return;
+  leave();
+  notice(`You were logged out everywhere (${sessionsEnded(ended.revoked)}). ${keptPasskeys(ended.passkeys)}`);
+}
+
+async function addPasskey() {
+  const label = $("passkey-label").value.trim() || "Passkey";
+  const done = await withFreshProof("Adding a passkey", (proof) => state.session.addPasskey({ label, ...proof }));
+  if (!done) return;
+  await loadPasskeys();
+  notice(`The passkey “${label}” was added.`);
 }
 
 let signingUp = false;
@@ -436,10 +670,17 @@ function wire() {
     if (!username) throw new Error("Enter your username first.");
     await enter(await bs.accounts.loginWithPasskey({ username, label: "budget" }));
   }));
-  $("add-passkey").addEventListener("click", () => busy($("add-passkey"), async () => {
-    await state.session.addPasskey({ label: "budget" });
-    setStatus("online", "passkey added");
-  }));
+  $("account-open").addEventListener("click", () => busy($("account-open"), openAccount));
+  $("account-close").addEventListener("click", closeAccount);
+  $("passkey-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    void accountAction($("add-passkey"), addPasskey);
+  });
+  $("password-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    void accountAction($("change-password"), changePassword);
+  });
+  $("logout-all").addEventListener("click", () => accountAction($("logout-all"), logoutEverywhere));
   $("logout").addEventListener("click", () => busy($("logout"), async () => {
     // Writes still queued belong to this account: kept for its next login here (never sent with
     // anyone else's session), or discarded, as the user says.
@@ -448,14 +689,7 @@ function wire() {
     if (queuedWrites === "cancel") return;
     state.follow?.close();
     await state.session.logout({ queuedWrites });
-    // Nothing of this user stays on screen or in memory for the next one.
-    state.session = null;
-    state.book = null;
-    state.chain = null;
-    state.applied = 0;
-    state.expenses.clear();
-    state.pending.clear();
-    showAuth();
+    leave();
   }));
   $("expense-form").addEventListener("submit", (event) => {
     event.preventDefault();

@@ -7,46 +7,13 @@
 // them.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 // Chromium as every browser test of the project launches it (sdk/interop, whose packages
 // scripts/test.sh installs).
 import { addPrfAuthenticator, launchChromium as launch } from "../../../sdk/interop/browser.mjs";
+import { VIEWPORT, addExpense, enterHere, month, shots, site, totals, watch } from "./support/app.mjs";
+import { axeViolations } from "./support/axe.mjs";
 import { startNode, zoneSet } from "./support/node.mjs";
-
-const here = dirname(fileURLToPath(import.meta.url));
-const site = resolve(here, "..", "site");
-const shots = process.env.SCREENSHOTS ?? resolve(here, "../../../target/tmp/screenshots/budget");
-mkdirSync(shots, { recursive: true });
-
-const VIEWPORT = { width: 1100, height: 760 };
-
-function month(offsetDays = 0) {
-  const d = new Date(Date.now() + offsetDays * 86_400_000);
-  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}`;
-}
-
-/** Fails the test on any uncaught error in the page. */
-function watch(page, errors) {
-  page.on("pageerror", (error) => errors.push(String(error)));
-}
-
-async function addExpense(page, { day, amount, category, note }) {
-  await page.fill("#date", `${month()}-${day}`);
-  await page.fill("#amount", amount);
-  await page.fill("#category", category);
-  await page.fill("#note", note);
-  const rows = await page.locator("#expenses tbody tr").count();
-  await page.click("#save-expense");
-  await page.waitForFunction((n) => document.querySelectorAll("#expenses tbody tr").length === n, rows + 1, { timeout: 10_000 });
-}
-
-/** The chart as {category: "12.34"}. */
-async function totals(page) {
-  return page.$$eval("#chart .bar-row", (rows) =>
-    Object.fromEntries(rows.map((r) => [r.dataset.category, r.querySelector(".num").textContent])));
-}
 
 async function signUp(page, url, username, password) {
   await page.goto(url);
@@ -55,16 +22,6 @@ async function signUp(page, url, username, password) {
   await page.fill("#username", username);
   await page.fill("#password", password);
   await page.screenshot({ path: join(shots, "budget-sign-up.png") });
-  await page.click("#auth-submit");
-  await page.waitForSelector("#app:not([hidden])", { timeout: 30_000 });
-}
-
-/** Signs up or logs in from the form the page shows now (no reload: the same page, the same client). */
-async function enterHere(page, username, password, { signUp = false } = {}) {
-  await page.waitForSelector("#auth:not([hidden])", { timeout: 15_000 });
-  await page.click(signUp ? "#tab-signup" : "#tab-login");
-  await page.fill("#username", username);
-  await page.fill("#password", password);
   await page.click("#auth-submit");
   await page.waitForSelector("#app:not([hidden])", { timeout: 30_000 });
 }
@@ -149,6 +106,7 @@ test("a user signs up, adds expenses, and finds them everywhere: a second tab li
     assert.equal(await again.textContent("#status"), "queued (1)");
     assert.equal(await again.locator('#expenses tbody tr.pending:has-text("offline")').count(), 1);
     await again.screenshot({ path: join(shots, "budget-offline.png"), fullPage: true });
+    assert.deepEqual(await axeViolations(again, "html"), [], "the page offline, with a queued change, passes axe");
     await fresh.setOffline(false);
     await again.waitForFunction(() => document.querySelector("#status").textContent === "online", null, { timeout: 30_000 });
     await again.waitForFunction(() => document.querySelectorAll("#expenses tbody tr.pending").length === 0, null, { timeout: 10_000 });
@@ -188,6 +146,7 @@ test("a user signs up, adds expenses, and finds them everywhere: a second tab li
     await addExpense(again, { day: "11", amount: "8", category: "Fun", note: "cinema" });
     await view.waitForFunction(() => document.querySelector('#chart [data-category="Fun"]'), null, { timeout: 10_000 });
     await view.screenshot({ path: join(shots, "budget-shared.png"), fullPage: true });
+    assert.deepEqual(await axeViolations(view, "html"), [], "the read-only view passes axe");
     await viewer.close();
     await fresh.close();
 
@@ -202,8 +161,11 @@ test("a user signs up, adds expenses, and finds them everywhere: a second tab li
     await withKey.fill("#password", "correct horse battery staple");
     await withKey.click("#auth-submit");
     await withKey.waitForSelector("#app:not([hidden])", { timeout: 30_000 });
+    await withKey.click("#account-open");
+    await withKey.waitForSelector("#account:not([hidden])", { timeout: 15_000 });
+    await withKey.fill("#passkey-label", "laptop");
     await withKey.click("#add-passkey");
-    await withKey.waitForFunction(() => document.querySelector("#status").textContent === "passkey added", null, { timeout: 30_000 });
+    await withKey.waitForSelector('#passkey-list li:has-text("laptop")', { timeout: 30_000 });
     await withKey.click("#logout");
     await withKey.waitForSelector("#auth:not([hidden])", { timeout: 15_000 });
     await withKey.fill("#username", "alice");
@@ -252,6 +214,7 @@ test("changes queued by one user are never sent with another's session: kept for
     await page.waitForSelector("#logout-dialog[open]", { timeout: 10_000 });
     assert.match(await page.textContent("#logout-pending"), /1 change you made has not reached the server yet/);
     await page.screenshot({ path: join(shots, "budget-logout-pending.png") });
+    assert.deepEqual(await axeViolations(page, "#logout-dialog"), [], "the logout dialog passes axe");
     await page.click("#logout-keep");
     await page.waitForSelector("#auth:not([hidden])", { timeout: 15_000 });
 
