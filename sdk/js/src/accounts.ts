@@ -134,8 +134,11 @@ export interface AccountsContext {
   chains: ChainOpener;
   /** Opens the device store of `purpose` for this deployment and zone. */
   deviceStore(purpose: string): Promise<DeviceStore>;
-  /** The client's outbox: started when a session begins, emptied of an account's writes on request. */
-  outbox: { flush(): void; discard(account: string): Promise<number> };
+  /**
+   * The client's outbox: started when a session begins, holding an account's writes while it logs
+   * out (`hold`, `release`), emptied of them on request.
+   */
+  outbox: { flush(): void; hold(account: string): Promise<void>; release(account: string): void; discard(account: string): Promise<number> };
   /** This device's tokens, per account: sent with its logins, kept across logouts. */
   deviceTokens: DeviceTokens;
 }
@@ -280,6 +283,7 @@ export class Accounts {
       masterKeyBytes: undefined,
     });
     this.#current = session;
+    this.#context.outbox.release(session.accountId);
     this.#context.outbox.flush();
     return session;
   }
@@ -372,6 +376,7 @@ export class Accounts {
       await (await this.#context.deviceStore("accounts")).put(REMEMBERED, rememberedRecord(state));
     }
     this.#current = new Session(this.#context, this, state);
+    this.#context.outbox.release(state.accountId);
     this.#context.outbox.flush();
     return this.#current;
   }
@@ -628,13 +633,20 @@ export class Session {
 
   /**
    * Runs a request that ends this session, then forgets it (an already dead session counts as
-   * ended), then discards the account's queued writes if asked.
+   * ended), then discards the account's queued writes if asked. The account's writes are held
+   * from the start: none is sent once the session is ending (appends need no session, so a send
+   * already under way would otherwise go out after the logout); they go again if the request
+   * fails and the session stays.
    */
   async #ending(request: () => Promise<void>, queuedWrites: "keep" | "discard"): Promise<void> {
+    const outbox = this.#context.outbox;
+    await outbox.hold(this.accountId);
     try {
       await request();
     } catch (error) {
       if (!(error instanceof SessionExpiredError)) {
+        outbox.release(this.accountId);
+        outbox.flush();
         throw error;
       }
     }

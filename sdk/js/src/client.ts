@@ -116,7 +116,12 @@ export class Blindstore {
       chains: { create: (secrets) => this.#createChain(secrets), open: (secrets) => new Chain(this.#context, secrets) },
       deviceStore: (purpose) => DeviceStore.open(purpose, options.url, options.zone),
       deviceTokens: new DeviceTokens(typeof indexedDB === "undefined" ? undefined : () => DeviceStore.open("accounts", options.url, options.zone)),
-      outbox: { flush: () => this.outbox.flush(), discard: (account) => this.outbox.discard(account) },
+      outbox: {
+        flush: () => this.outbox.flush(),
+        hold: (account) => this.outbox.hold(account),
+        release: (account) => this.outbox.release(account),
+        discard: (account) => this.outbox.discard(account),
+      },
     });
     this.#url = options.url;
     this.#uploads = options.uploadStore;

@@ -183,6 +183,8 @@ export class Outbox {
   readonly #channel: BroadcastChannel | undefined;
   #wake = new AbortController();
   #seq = 0;
+  /** Accounts logging out: their writes are not sent, whoever the owner says is current. */
+  readonly #held = new Set<string>();
 
   constructor(options: OutboxOptions) {
     this.#store = options.store;
@@ -237,6 +239,26 @@ export class Outbox {
       discarded += removed.length;
     }
     return discarded;
+  }
+
+  /**
+   * Stops sending `account`'s writes, which stay queued, and waits for a send of them in
+   * progress (in any tab) to end: after this, none is sent until `release(account)`. Internal:
+   * a logout holds its account's writes before it ends the session, so that none goes out after
+   * the logout — not even with the ended session's token, which an append does not need.
+   */
+  async hold(account: string): Promise<void> {
+    this.#held.add(account);
+    const chains = new Set((await this.#store.list(this.#zone)).filter((record) => ownedBy(record, account)).map((record) => record.chainId));
+    for (const chainId of chains) {
+      // A sender holds the chain's lock while it sends: taking it waits for that send to end.
+      await withLock(`${this.#lockPrefix}/outbox/${chainId}`, async () => undefined);
+    }
+  }
+
+  /** Lets `account`'s writes be sent again (its session goes on, or it logged in again). Internal. */
+  release(account: string): void {
+    this.#held.delete(account);
   }
 
   /** Calls `listener` on every change of the outbox; returns the function that stops it. */
@@ -318,6 +340,9 @@ export class Outbox {
     for (;;) {
       // Asked afresh for each write: the session may have changed since the last one.
       const owner = this.#owner();
+      if (owner.account !== undefined && this.#held.has(owner.account)) {
+        return "done";
+      }
       // Listed afresh each time: another tab may have sent some while this one waited for the lock.
       const record = (await this.#store.list(this.#zone)).find((candidate) => candidate.chainId === chainId && ownedBy(candidate, owner.account));
       if (record === undefined) {
