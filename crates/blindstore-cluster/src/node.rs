@@ -206,6 +206,9 @@ pub struct Node {
 
 pub(crate) struct Inner {
     pub(crate) id: NodeId,
+    /// False after a restart until this node's state is known to be at least as new as what
+    /// it served before (see `Node::start`).
+    caught_up: std::sync::atomic::AtomicBool,
     /// Set once this node learns it was removed from the cluster.
     pub(crate) removed: std::sync::atomic::AtomicBool,
     /// Whether this start created a new cluster.
@@ -297,6 +300,25 @@ impl Node {
                 .validate()
                 .map_err(|e| NodeError::Unavailable(format!("raft config: {e}")))?,
         );
+        // The state store syncs data but not its meta page at each commit (`Sync::DataOnly`):
+        // a power loss can roll it back one batch, behind what this node served before, while
+        // the saved commit index trails. Until it has applied every entry its log held at
+        // start, or a read barrier has shown it current, it serves nothing from its state.
+        let mut log = log;
+        let held_at_start = openraft::storage::RaftLogStorage::get_log_state(&mut log)
+            .await
+            .map_err(|e| NodeError::Unavailable(format!("reading the log: {e}")))?
+            .last_log_id
+            .map(|l| l.index);
+        let applied_at_start = state.last_applied()?.map(|l| l.index);
+        let caught_up = held_at_start.is_none_or(|held| applied_at_start >= Some(held));
+        if !caught_up {
+            tracing::info!(
+                applied = ?applied_at_start,
+                held = ?held_at_start,
+                "catching up after a restart: serving nothing from local state until applied up to the log or confirmed by a read barrier"
+            );
+        }
         let raft = Raft::new(
             id,
             raft_config,
@@ -346,6 +368,7 @@ impl Node {
                 batcher: crate::batcher::Batcher::start(raft.clone()),
                 leader_reads: crate::rounds::Rounds::new(),
                 removed: Default::default(),
+                caught_up: std::sync::atomic::AtomicBool::new(caught_up),
                 follower_reads: crate::rounds::Rounds::new(),
                 raft,
                 replicator: Replicator::new(
@@ -391,6 +414,10 @@ impl Node {
             ));
             node.inner.tasks.lock().await.push(rpc_task);
         }
+        if !caught_up {
+            let catching_up = tokio::spawn(node.clone().catch_up(held_at_start.unwrap_or(0)));
+            node.inner.tasks.lock().await.push(catching_up);
+        }
         if let Some(seed) = joining {
             node.ask_to_be_added(&seed).await?;
         } else if !pristine {
@@ -434,6 +461,50 @@ impl Node {
     }
 
     /// Waits until this node knows a leader, up to `timeout`.
+    /// Whether this node's state is known to be current enough to serve: false after a
+    /// restart until it has applied every entry its log held at start, or a linearizable read
+    /// barrier succeeded. Until then it refuses reads and every check on local state.
+    pub fn is_caught_up(&self) -> bool {
+        self.inner
+            .caught_up
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Waits (at most `timeout`) until [`Node::is_caught_up`].
+    pub async fn wait_caught_up(&self, timeout: Duration) -> Result<(), NodeError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.is_caught_up() {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(NodeError::Unavailable(
+                    "not caught up with the cluster after the restart".into(),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
+    /// After a restart whose state trails the log: catches up, then lets the node serve.
+    async fn catch_up(self, held: u64) {
+        let shutdown = self.inner.shutdown.clone();
+        loop {
+            let applied = self.inner.raft.metrics().borrow().last_applied;
+            let current = applied.is_some_and(|a| a.index >= held)
+                || self.read_barrier(Consistency::Linearizable).await.is_ok();
+            if current {
+                self.inner
+                    .caught_up
+                    .store(true, std::sync::atomic::Ordering::Release);
+                tracing::info!("caught up after the restart: serving");
+                return;
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+    }
+
     pub async fn wait_for_leader(&self, timeout: Duration) -> Result<NodeId, NodeError> {
         let metrics = self
             .inner

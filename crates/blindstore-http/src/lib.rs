@@ -120,7 +120,10 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// A node removed from the cluster for good answers nothing but its health (which says so):
-/// 503 `node_removed`, so clients go to another member and nothing is stored here.
+/// 503 `node_removed`, so clients go to another member and nothing is stored here. A node
+/// catching up after a restart (its state may have rolled back one batch in a power loss)
+/// answers 503 `unavailable` until it is current: no stale read, no check on old local state
+/// (write policy, CORS, site hosts).
 async fn refuse_if_removed(
     State(state): State<AppState>,
     request: axum::extract::Request,
@@ -129,6 +132,12 @@ async fn refuse_if_removed(
     if request.uri().path() != "/v1/health" && state.node.is_removed() {
         let id = state.node.health().node_id;
         return ApiError::Node(blindstore_cluster::NodeError::Removed(id)).into_response();
+    }
+    if request.uri().path() != "/v1/health" && !state.node.is_caught_up() {
+        return ApiError::Node(blindstore_cluster::NodeError::Unavailable(
+            "this node is catching up with the cluster after a restart; retry, or use another member".into(),
+        ))
+        .into_response();
     }
     next.run(request).await
 }

@@ -166,6 +166,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if node.bootstrapped() || node.sole_voter().await {
         let leader = node.wait_for_leader(Duration::from_secs(60)).await?;
         tracing::info!(leader, "raft ready");
+        // Alone, it confirms its own state at once (the new term's first entry commits all
+        // it holds); a member of a larger cluster answers 503 until a quorum confirms it.
+        node.wait_caught_up(Duration::from_secs(60)).await?;
     }
     if node.bootstrapped() && config.demo_zone {
         let demo = ZoneId::new("demo").expect("'demo' is a valid zone id");

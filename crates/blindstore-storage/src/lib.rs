@@ -19,7 +19,7 @@ pub mod state_machine;
 
 use std::path::Path;
 
-use heed::{Env, EnvOpenOptions, WithoutTls};
+use heed::{Database, Env, EnvOpenOptions, WithoutTls};
 
 pub use chain_watch::ChainChanges;
 pub use chunk_store::{ChunkStore, ClientWrite, GcReport, OpenReport, ScrubStep, Usage};
@@ -175,7 +175,9 @@ fn open_env(
     if sync == Sync::DataOnly {
         // SAFETY: heed calls NO_META_SYNC unsafe because a machine crash may undo the last
         // commit; `Sync::DataOnly` is only used where that is recovered from (the state
-        // machine: openraft re-applies the log from its last applied id).
+        // machine: the node serves nothing from it until it has applied every entry its log
+        // held at start or a read barrier confirmed it, and the log applies the lost batch
+        // again once the commit index is known).
         #[allow(unsafe_code)]
         unsafe {
             options.flags(heed::EnvFlags::NO_META_SYNC);
@@ -193,6 +195,34 @@ fn open_env(
     #[allow(unsafe_code)]
     let env = unsafe { options.open(dir)? };
     Ok(env)
+}
+
+/// Does to a stopped node's state store (`<data dir>/state`) what a power loss can do under
+/// `Sync::DataOnly`: the store opens on the snapshot before its last commit (LMDB's
+/// `MDB_PREVSNAPSHOT`), and a commit makes that the current one — the last applied batch is
+/// gone. For tests and fault injection only; never on a live node.
+pub fn roll_back_last_commit(state_dir: &Path) -> Result<(), StorageError> {
+    let mut options = EnvOpenOptions::new().read_txn_without_tls();
+    // SAFETY: opening on the previous snapshot is what this function is for; the caller
+    // guarantees the node owning the directory is stopped, so nothing else has it open.
+    #[allow(unsafe_code)]
+    unsafe {
+        options.flags(heed::EnvFlags::PREV_SNAPSHOT);
+    }
+    options.map_size(1 << 30).max_dbs(32);
+    // SAFETY: as above: this process opens the directory once, and no other process has it.
+    #[allow(unsafe_code)]
+    let env = unsafe { options.open(state_dir)? };
+    let mut wtxn = env.write_txn()?;
+    // A commit with a change writes a new meta page from the previous snapshot.
+    let meta: Database<heed::types::Str, heed::types::Bytes> = env
+        .open_database(&wtxn, Some("meta"))?
+        .ok_or_else(|| StorageError::BadSnapshot("no meta table".into()))?;
+    meta.put(&mut wtxn, "rolled-back", &[1])?;
+    meta.delete(&mut wtxn, "rolled-back")?;
+    wtxn.commit()?;
+    env.force_sync()?;
+    Ok(())
 }
 
 /// Writes `dir/name` so that it holds either its old contents or all of `contents`, durably:

@@ -517,9 +517,20 @@ async fn login_start_from(
 ) -> Reply {
     let (_, request) = client::start_login(b"pw").unwrap();
     let body = json!({"account": account, "start_login_request": request});
+    post_from(t, "login/start", body, peer, forwarded_for).await
+}
+
+/// `POST {AUTH}/{path}` with `body`, from `peer` (optionally through `X-Forwarded-For`).
+async fn post_from(
+    t: &TestNode,
+    path: &str,
+    body: Value,
+    peer: &str,
+    forwarded_for: Option<&str>,
+) -> Reply {
     let mut builder = Request::builder()
         .method(Method::POST)
-        .uri(format!("{AUTH}/login/start"))
+        .uri(format!("{AUTH}/{path}"))
         .header("content-type", "application/json");
     if let Some(xff) = forwarded_for {
         builder = builder.header("x-forwarded-for", xff);
@@ -831,17 +842,7 @@ async fn register_start_from(
 ) -> Reply {
     let (_, request) = client::start_registration(b"guess").unwrap();
     let body = json!({"account": account, "registration_request": request, "device_token": device});
-    let mut request = Request::builder()
-        .method(Method::POST)
-        .uri(format!("{AUTH}/register/start"))
-        .header("content-type", "application/json")
-        .body(Body::from(serde_json::to_vec(&body).unwrap()))
-        .unwrap();
-    let peer: std::net::SocketAddr = format!("{peer}:4000").parse().unwrap();
-    request
-        .extensions_mut()
-        .insert(axum::extract::ConnectInfo(peer));
-    t.send(request).await
+    post_from(t, "register/start", body, peer, None).await
 }
 
 /// `register/start` for an existing id answers with the account's OPRF evaluation, as
@@ -891,17 +892,7 @@ async fn registration_starts_are_no_password_oracle_beyond_the_login_limit() {
 async fn device_login_start(t: &TestNode, account: &str, peer: &str, device: &str) -> Reply {
     let (_, request) = client::start_login(b"pw").unwrap();
     let body = json!({"account": account, "start_login_request": request, "device_token": device});
-    let mut request = Request::builder()
-        .method(Method::POST)
-        .uri(format!("{AUTH}/login/start"))
-        .header("content-type", "application/json")
-        .body(Body::from(serde_json::to_vec(&body).unwrap()))
-        .unwrap();
-    let peer: std::net::SocketAddr = format!("{peer}:4000").parse().unwrap();
-    request
-        .extensions_mut()
-        .insert(axum::extract::ConnectInfo(peer));
-    t.send(request).await
+    post_from(t, "login/start", body, peer, None).await
 }
 
 /// Strangers share the account's login limit; a device that logged in before has its own
