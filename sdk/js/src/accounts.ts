@@ -627,8 +627,15 @@ export class Session {
    */
   async deleteAccount(options: FreshProof = {}): Promise<void> {
     const stepUp = await this.#freshStepUp("deleting the account", options);
-    await this.#ending(() => this.#context.api.deleteAccount(this.token, stepUp), "discard");
-    await this.#context.deviceTokens.delete(this.accountId);
+    let deleted = false;
+    await this.#ending(async () => {
+      await this.#context.api.deleteAccount(this.token, stepUp);
+      deleted = true;
+    }, "discard");
+    // A session that had ended deleted nothing: the device token still serves the account.
+    if (deleted) {
+      await this.#context.deviceTokens.delete(this.accountId);
+    }
   }
 
   /**

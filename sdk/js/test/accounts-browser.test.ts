@@ -28,12 +28,23 @@ const PAGE = `<!doctype html><meta charset="utf-8"><title>sdk accounts</title>
 import * as sdk from "./blindstore.js";
 window.sdk = sdk;
 window.client = () => new sdk.Blindstore({ url: location.origin, zone: "demo" });
+// A record of the SDK's accounts store on this device, read as the SDK left it.
+window.accountsRecord = (key) => new Promise((resolve, reject) => {
+  const open = indexedDB.open(\`blindstore-accounts:\${location.origin}:demo\`);
+  open.onerror = () => reject(open.error);
+  open.onsuccess = () => {
+    const get = open.result.transaction("records").objectStore("records").get(key);
+    get.onsuccess = () => resolve(get.result);
+    get.onerror = () => reject(get.error);
+  };
+});
 window.ready = true;
 </script>`;
 
 // The page's globals, as the evaluated functions below use them.
 declare const sdk: typeof import("../dist/index.js");
 declare function client(): import("../dist/index.js").Blindstore;
+declare function accountsRecord(key: string): Promise<unknown>;
 
 let node: RunningNode;
 let site: string;
@@ -539,15 +550,7 @@ test("device tokens: after a stranger's 200 login attempts the browser that logg
       await session.addPasskey({ label: "laptop" });
       await session.logout();
       // Kept across the logout: the device token is not a session.
-      return new Promise<unknown>((resolve, reject) => {
-        const open = indexedDB.open(`blindstore-accounts:${location.origin}:demo`);
-        open.onerror = () => reject(open.error);
-        open.onsuccess = () => {
-          const get = open.result.transaction("records").objectStore("records").get(`device-token:${session.accountId}`);
-          get.onsuccess = () => resolve(get.result);
-          get.onerror = () => reject(get.error);
-        };
-      });
+      return accountsRecord(`device-token:${session.accountId}`);
     }, username);
     assert.equal(typeof kept, "string", "the device token is kept after logging out");
 
@@ -582,6 +585,14 @@ test("device tokens: after a stranger's 200 login attempts the browser that logg
       assert.equal(outcome.typed, true, `${how}: a RateLimitedError`);
       assert.ok(outcome.retryAfter !== undefined && outcome.retryAfter >= 1 && outcome.retryAfter <= 60, `${how}: Retry-After ${outcome.retryAfter}`);
     }
+
+    // Deleting the account from the device that holds its token forgets the token too.
+    const afterDeletion = await page.evaluate(async (username) => {
+      const session = await client().accounts.login({ username, password: "pw" });
+      await session.deleteAccount();
+      return accountsRecord(`device-token:${session.accountId}`);
+    }, username);
+    assert.equal(afterDeletion, undefined);
     assert.deepEqual([...errors, ...fresh.errors], []);
     await page.context().close();
     await fresh.page.context().close();
