@@ -88,6 +88,8 @@ function describe(error) {
   switch (error.code) {
     case "invalid_login": return "Wrong username or password.";
     case "account_exists": return "That username is taken. Log in instead, or pick another one.";
+    case "invalid_invite": return "This app takes new accounts by invitation: enter the invite code you were given (each code works once).";
+    case "registration_closed": return "This app takes no new accounts. Existing accounts can log in.";
     case "invalid_session": return "Your session has ended. Please log in again.";
     case "passkeys_off": return "Passkeys are not enabled for this app.";
     case "passkey_failed": return "The passkey did not answer: it was cancelled, or this device holds none for your account.";
@@ -649,6 +651,7 @@ function selectTab(signup) {
   $("tab-signup").setAttribute("aria-selected", String(signup));
   $("auth-submit").textContent = signup ? "Create account" : "Log in";
   $("password").autocomplete = signup ? "new-password" : "current-password";
+  $("invite-row").hidden = !signup;
 }
 
 // ---- wiring --------------------------------------------------------------------------------
@@ -659,9 +662,13 @@ function wire() {
   $("auth-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const credentials = { username: $("username").value.trim(), password: $("password").value, label: "budget" };
+    const invite = $("invite").value.trim();
     void busy($("auth-submit"), async () => {
-      const session = signingUp ? await bs.accounts.register(credentials) : await bs.accounts.login(credentials);
+      const session = signingUp
+        ? await bs.accounts.register({ ...credentials, ...(invite ? { invite } : {}) })
+        : await bs.accounts.login(credentials);
       $("password").value = "";
+      $("invite").value = "";
       await enter(session);
     });
   });

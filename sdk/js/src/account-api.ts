@@ -75,8 +75,9 @@ export class AccountApi {
     return field(body, "registration_response", "string");
   }
 
-  async registerFinish(account: string, registrationRecord: string): Promise<void> {
-    await this.#api.account("register/finish", { method: "POST", token: null, json: { account, registration_record: registrationRecord } });
+  async registerFinish(account: string, registrationRecord: string, invite: string | undefined): Promise<void> {
+    const json = { account, registration_record: registrationRecord, ...(invite === undefined ? {} : { invite: invite.trim() }) };
+    await this.#api.account("register/finish", { method: "POST", token: null, json });
   }
 
   async loginStart(account: string, startLoginRequest: string, deviceToken: string | undefined): Promise<{ loginResponse: string; ticket: string }> {

@@ -71,6 +71,16 @@ export interface PasswordCredentials {
   label?: string;
 }
 
+/** What `register` takes: the credentials, and an invite code where the zone asks for one. */
+export interface Registration extends PasswordCredentials {
+  /**
+   * A one-time invite code from the zone's administrator (`blindstore zone invite`), for a zone
+   * whose registration is `invite`; ignored by an open zone. Without a valid one such a zone
+   * answers `InvalidInviteError`.
+   */
+  invite?: string;
+}
+
 export interface PasskeyLogin {
   username: string;
   label?: string;
@@ -189,7 +199,7 @@ export class Accounts {
    * Registers `username` (409 → `AccountExistsError`) and logs in: the new account gets its
    * master key, its `key-password` envelope and an empty vault.
    */
-  async register(credentials: PasswordCredentials): Promise<Session> {
+  async register(credentials: Registration): Promise<Session> {
     const account = await accountIdOf(this.#context.zone, credentials.username);
     await opaque.ready;
     const { clientRegistrationState, registrationRequest } = opaque.client.startRegistration({ password: credentials.password });
@@ -198,7 +208,7 @@ export class Accounts {
     const { registrationRecord } = opaqueStep(() =>
       opaque.client.finishRegistration({ clientRegistrationState, registrationResponse, password: credentials.password }),
     );
-    await this.#context.api.registerFinish(account, registrationRecord);
+    await this.#context.api.registerFinish(account, registrationRecord, credentials.invite);
     return this.login(credentials);
   }
 

@@ -248,6 +248,23 @@ export class AccountExistsError extends HttpError {
   }
 }
 
+/** The zone takes no new accounts (403 `registration_closed`). Nothing changed. */
+export class RegistrationClosedError extends HttpError {
+  constructor(message: string, body: unknown) {
+    super(403, "registration_closed", message, body);
+  }
+}
+
+/**
+ * The zone takes new accounts by invite only, and the code given is missing, unknown, used or
+ * expired (403 `invalid_invite`; all alike). Nothing changed.
+ */
+export class InvalidInviteError extends HttpError {
+  constructor(message: string, body: unknown) {
+    super(403, "invalid_invite", message, body);
+  }
+}
+
 /**
  * The session is missing, expired or revoked (401 `invalid_session`). The client forgets it
  * (and the session remembered on this device): log in again.

@@ -8,6 +8,8 @@ import { type Bytes, bytesOf } from "./bytes.js";
 import {
   AbortedError,
   AccountExistsError,
+  InvalidInviteError,
+  RegistrationClosedError,
   BlindstoreError,
   ConflictError,
   EnvelopeConflictError,
@@ -299,6 +301,10 @@ async function errorOf(response: Response): Promise<BlindstoreError> {
       return new SessionExpiredError(message, body);
     case "409 account_exists":
       return new AccountExistsError(message, body);
+    case "403 registration_closed":
+      return new RegistrationClosedError(message, body);
+    case "403 invalid_invite":
+      return new InvalidInviteError(message, body);
     case "403 passkeys_off":
       return new PasskeysOffError(message, body);
     case "429 rate_limited":

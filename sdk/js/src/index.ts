@@ -16,6 +16,7 @@ export {
   type PasskeyInfo,
   type PasskeyLogin,
   type PasswordCredentials,
+  type Registration,
 } from "./accounts.js";
 export { DeviceKeyring } from "./device-keys.js";
 export { accountIdOf, normalizeUsername } from "./escrow.js";
@@ -81,6 +82,8 @@ export {
 export {
   AbortedError,
   AccountExistsError,
+  InvalidInviteError,
+  RegistrationClosedError,
   BlindstoreError,
   ConflictError,
   DecryptionError,

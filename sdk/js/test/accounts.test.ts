@@ -7,6 +7,8 @@
 
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
 import {
   AccountExistsError,
@@ -15,8 +17,10 @@ import {
   type FetchLike,
   HttpError,
   InvalidInputError,
+  InvalidInviteError,
   InvalidLoginError,
   RateLimitedError,
+  RegistrationClosedError,
   SessionExpiredError,
   accountIdOf,
   fromBase64Url,
@@ -24,7 +28,7 @@ import {
 } from "../dist/index.js";
 import { VAULT_ENVELOPE, openEnvelope, vaultKey, vaultKeyIdOf } from "../dist/escrow.js";
 import { masterKeyOf, writeLegacyVault } from "./support/legacy.js";
-import { type RunningNode, startNode, zoneSet } from "./support/node.js";
+import { type RunningNode, startNode, zoneInvite, zoneSet } from "./support/node.js";
 import { strangerLoginStarts } from "./support/stranger.js";
 
 /** Generous rate limits: the suite logs in far more often than a person would. */
@@ -346,6 +350,35 @@ test("a zone whose writes need accounts: chains are created with a session, refu
     assert.notEqual(revoked.accounts.session, undefined);
     await assert.rejects(revoked.createChain(), SessionExpiredError);
     assert.equal(revoked.accounts.session, undefined);
+  } finally {
+    await own.stop();
+  }
+});
+
+test("a zone that takes accounts by invite: sign-up needs a one-time code, and a closed zone takes none", async () => {
+  const zone = "invited";
+  const own = await startNode(RATES);
+  try {
+    const adminToken = readFileSync(join(own.dataDir, "admin-token"), "utf8").trim();
+    const http = await fetch(`${own.url}/v1/admin/zones/${zone}`, {
+      method: "PUT",
+      headers: { authorization: `Bearer ${adminToken}` },
+    });
+    assert.ok(http.ok, `zone creation: ${http.status}`);
+    await zoneSet(own, zone, ["--registration", "invite"]);
+    const bs = new Blindstore({ url: own.url, zone });
+    await assert.rejects(bs.accounts.register({ username: newUsername(), password: "pw" }), InvalidInviteError);
+    const [code, other] = await zoneInvite(own, zone, 2);
+    assert.ok(code && other);
+    await assert.rejects(bs.accounts.register({ username: newUsername(), password: "pw", invite: "not-a-code" }), InvalidInviteError);
+    const session = await bs.accounts.register({ username: newUsername(), password: "pw", invite: code });
+    await session.vault.put("n", 1);
+    await assert.rejects(bs.accounts.register({ username: newUsername(), password: "pw", invite: code }), InvalidInviteError, "a code works once");
+    await zoneSet(own, zone, ["--registration", "closed"]);
+    await assert.rejects(bs.accounts.register({ username: newUsername(), password: "pw", invite: other }), RegistrationClosedError);
+    // Existing accounts keep working.
+    const again = await bs.accounts.login({ username: session.username, password: "pw" });
+    assert.equal(await again.vault.get("n"), 1);
   } finally {
     await own.stop();
   }

@@ -48,6 +48,17 @@ export async function startNode(args = []) {
   }
 }
 
+/** `blindstore zone invite ZONE --count N` against `node`: the codes it printed. */
+export async function zoneInvite(node, zone, count) {
+  const token = readFileSync(join(node.dataDir, "admin-token"), "utf8").trim();
+  const { stdout } = await promisify(execFile)(
+    binary,
+    ["zone", "invite", zone, "--count", String(count), "--url", node.url, "--admin-token", token],
+    { timeout: 30_000 },
+  );
+  return stdout.split("\n").filter((line) => line.trim() !== "");
+}
+
 /** `blindstore zone set ARGS` against `node`, with its admin token. */
 export async function zoneSet(node, args) {
   const token = readFileSync(join(node.dataDir, "admin-token"), "utf8").trim();

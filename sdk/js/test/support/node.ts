@@ -98,6 +98,21 @@ export async function zoneSet(node: RunningNode, zone: string, args: string[]): 
   });
 }
 
+/** Runs `blindstore zone invite <zone> --count <count>` against `node`: the codes it printed. */
+export async function zoneInvite(node: RunningNode, zone: string, count: number): Promise<string[]> {
+  return await new Promise<string[]>((resolvePromise, reject) => {
+    execFile(
+      blindstoreBinary(),
+      ["zone", "invite", zone, "--count", String(count), "--url", node.url, "--data-dir", node.dataDir],
+      { timeout: START_DEADLINE_MS },
+      (error, stdout, stderr) =>
+        error === null
+          ? resolvePromise(stdout.split("\n").filter((line) => line.trim() !== ""))
+          : reject(new Error(`zone invite failed: ${error.message}\n${stderr}`)),
+    );
+  });
+}
+
 /** Polls `condition` every 20 ms until it holds, or fails after `timeoutMs`. */
 export async function waitFor(condition: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
