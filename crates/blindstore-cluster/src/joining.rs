@@ -19,6 +19,8 @@ use crate::forwarding::FORWARD_TIMEOUT;
 use crate::{Node, NodeError};
 
 const NODE_ID_FILE: &str = "node-id";
+/// How often a member asks another whether it was removed.
+const REMOVAL_CHECK: Duration = Duration::from_secs(3);
 /// How long a joining node keeps asking to be added (the leader may be changing meanwhile).
 pub(crate) const JOIN_PATIENCE: Duration = Duration::from_secs(120);
 
@@ -417,6 +419,44 @@ impl Node {
             }
         }
         Err(last)
+    }
+
+    /// Every few seconds until shutdown: asks another member whether this node was removed
+    /// from the cluster. A node removed while it lagged (or was cut off before it applied
+    /// the removal) learns it this way, and stops serving clients.
+    pub(crate) async fn watch_for_removal(self) {
+        let shutdown = self.inner.shutdown.clone();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(REMOVAL_CHECK) => {}
+            }
+            if self.is_removed() {
+                return;
+            }
+            if self.is_leader() {
+                continue;
+            }
+            let others: Vec<String> = self
+                .membership()
+                .nodes()
+                .filter(|(id, info)| **id != self.inner.id && !info.rpc_addr.is_empty())
+                .map(|(_, info)| info.rpc_addr.clone())
+                .collect();
+            for addr in others {
+                let Ok(mut client) = self.inner.peers.cluster(&addr) else {
+                    continue;
+                };
+                let asked = client.members(blindstore_rpc::v1::MembersRequest {});
+                if let Ok(Ok(view)) = tokio::time::timeout(FORWARD_TIMEOUT, asked).await {
+                    if view.get_ref().removed.contains(&self.inner.id) {
+                        self.learned_removed();
+                        return;
+                    }
+                    break;
+                }
+            }
+        }
     }
 
     /// Leader: makes the membership carry this node's current addresses.

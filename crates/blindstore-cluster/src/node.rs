@@ -418,6 +418,8 @@ impl Node {
             let catching_up = tokio::spawn(node.clone().catch_up(held_at_start.unwrap_or(0)));
             node.inner.tasks.lock().await.push(catching_up);
         }
+        let removal = tokio::spawn(node.clone().watch_for_removal());
+        node.inner.tasks.lock().await.push(removal);
         if let Some(seed) = joining {
             node.ask_to_be_added(&seed).await?;
         } else if !pristine {

@@ -2271,7 +2271,10 @@ async fn a_removed_node_is_out_for_good() {
         tonic::Code::Ok
     );
 
+    // Paused while it is removed, it cannot apply the removal: it learns it from a member.
+    signal(cluster.nodes[3].as_ref().unwrap(), "-STOP");
     let out = cli(via, &["remove", "4", "--force"]);
+    signal(cluster.nodes[3].as_ref().unwrap(), "-CONT");
     assert!(
         out.status.success(),
         "{}",
