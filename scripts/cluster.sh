@@ -57,6 +57,11 @@ start() {
     if ((i > 1)); then
       args+=(--join "127.0.0.1:$(rpc_port 1)" --join-token "$(cat "$DIR/n1/join-token")")
     fi
+    # The gateway runs on this host: members believe its X-Forwarded-For and exempt it from
+    # the per-address connection share (docs/operations.md, Gateways).
+    if [[ "${WITH_GATEWAY:-0}" == 1 ]]; then
+      args+=(--trusted-proxies 127.0.0.1)
+    fi
     "$BIN" "${args[@]}" >> "$DIR/n$i.log" 2>&1 &
     echo $! > "$DIR/n$i.pid"
     wait_healthy "http://127.0.0.1:$(http_port "$i")"
