@@ -12,8 +12,9 @@ pub const MAX_ACCOUNT_ID_BYTES: usize = 256;
 pub const MAX_ENVELOPE_NAME_BYTES: usize = 64;
 /// Largest envelope, bytes.
 pub const MAX_ENVELOPE_BYTES: usize = 64 * 1024;
-/// Envelopes one account may hold.
-pub const MAX_ENVELOPES_PER_ACCOUNT: usize = 16;
+/// Envelopes one account may hold: one per passkey it may have (`MAX_PASSKEYS_PER_ACCOUNT`),
+/// the vault and the password's key, and two to spare.
+pub const MAX_ENVELOPES_PER_ACCOUNT: usize = 20;
 /// Live sessions one account may hold; a new login beyond it ends the oldest.
 pub const MAX_SESSIONS_PER_ACCOUNT: usize = 64;
 /// Longest session or passkey label, bytes.

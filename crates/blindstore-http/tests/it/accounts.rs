@@ -1236,3 +1236,22 @@ async fn registration_policy_invites_and_caps_bound_what_accounts_keep() {
         json!({"accounts": 3, "envelope_bytes": 0})
     );
 }
+
+/// An account holds 20 envelopes: one for each of its 16 passkeys, the vault, the password's
+/// key and two to spare; the 21st is refused and nothing changes.
+#[tokio::test]
+async fn an_account_holds_an_envelope_for_each_passkey_and_its_vault() {
+    let t = start(Limits::default()).await;
+    register(&t, "alice", b"pw").await;
+    let (alice, _) = login(&t, "alice", b"pw", "").await;
+    let body = || Some(json!({"data": "AAAA"}));
+    for i in 0..20 {
+        let path = format!("envelopes/e{i}");
+        let r = with_session(&t, Method::PUT, &path, &alice, body(), None).await;
+        assert_eq!(r.status, StatusCode::OK, "envelope {i}: {:?}", r.json());
+    }
+    let r = with_session(&t, Method::PUT, "envelopes/e20", &alice, body(), None).await;
+    refused(&r, StatusCode::FORBIDDEN, "quota_exceeded");
+    let r = with_session(&t, Method::GET, "envelopes", &alice, None, None).await;
+    assert_eq!(r.json()["envelopes"].as_array().unwrap().len(), 20);
+}
