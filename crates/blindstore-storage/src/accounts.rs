@@ -817,9 +817,7 @@ impl AccountTables {
         account: &AccountId,
         (registration, created_at_ms, invite): (Vec<u8>, u64, Option<Hash32>),
     ) -> Result<Result<(), Rejection>, StorageError> {
-        if self.account(wtxn, zone, account)?.is_some() {
-            return Ok(Err(Rejection::AccountExists));
-        }
+        // The policy first: a zone closed to strangers tells them nothing about which ids exist.
         let settings = self.registration_settings(wtxn, zone)?;
         let invite_key = match (settings.policy, invite) {
             (RegistrationPolicy::Closed, _) => return Ok(Err(Rejection::RegistrationClosed)),
@@ -834,6 +832,10 @@ impl AccountTables {
             // An open zone ignores an invite.
             (RegistrationPolicy::Open, _) => None,
         };
+        // An invite is used up only by the account it creates.
+        if self.account(wtxn, zone, account)?.is_some() {
+            return Ok(Err(Rejection::AccountExists));
+        }
         let mut usage = self.usage(wtxn, zone)?;
         if usage.accounts >= settings.max_accounts {
             return Ok(Err(Rejection::QuotaExceeded {

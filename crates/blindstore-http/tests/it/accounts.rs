@@ -1153,6 +1153,8 @@ async fn registration_policy_invites_and_caps_bound_what_accounts_keep() {
     set(&t, json!({"policy": "closed", "max_accounts": 100})).await;
     let r = register_with(&t, "dave", None).await;
     refused(&r, StatusCode::FORBIDDEN, "registration_closed");
+    let r = register_with(&t, "alice", None).await;
+    refused(&r, StatusCode::FORBIDDEN, "registration_closed");
     registration_record(&t, "alice", b"new").await;
 
     // Invite: a one-time code from the administrator.
@@ -1181,6 +1183,12 @@ async fn registration_policy_invites_and_caps_bound_what_accounts_keep() {
     assert_eq!(codes.len(), 2);
     let r = register_with(&t, "erin", Some("not-a-code")).await;
     refused(&r, StatusCode::FORBIDDEN, "invalid_invite");
+    // Without a code, an existing id looks like any other: no existence oracle.
+    let r = register_with(&t, "alice", None).await;
+    refused(&r, StatusCode::FORBIDDEN, "invalid_invite");
+    // With a code, an existing id is 409 and the code is not used up.
+    let r = register_with(&t, "alice", Some(&codes[0])).await;
+    refused(&r, StatusCode::CONFLICT, "account_exists");
     assert_eq!(
         register_with(&t, "erin", Some(&codes[0])).await.status,
         StatusCode::CREATED
