@@ -123,6 +123,7 @@ impl Node {
                 .then_some(m.last_log_index)
                 .flatten(),
             members,
+            removed: self.removed_nodes().into_iter().collect(),
         }
     }
 

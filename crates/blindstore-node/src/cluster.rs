@@ -251,6 +251,7 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
             "term": members.term,
             "under_replicated": under_replicated,
             "nodes": rows,
+            "removed": members.removed,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
@@ -295,6 +296,10 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
         );
     }
     println!("under-replicated chunks: {under_replicated}");
+    if !members.removed.is_empty() {
+        let ids: Vec<String> = members.removed.iter().map(u64::to_string).collect();
+        println!("removed for good (never added again): {}", ids.join(", "));
+    }
     Ok(())
 }
 

@@ -183,5 +183,6 @@ pub async fn discover(seed: &str, peers: &Peers) -> Result<ClusterMembers, RpcEr
         term: 0,
         leader_last_log_index: None,
         members,
+        removed: Vec::new(),
     })
 }

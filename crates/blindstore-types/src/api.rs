@@ -59,6 +59,9 @@ pub struct ClusterMembers {
     /// The leader's last log index, if this node is the leader (for lag).
     pub leader_last_log_index: Option<u64>,
     pub members: Vec<Member>,
+    /// Nodes removed from the cluster for good: never added again, their ids never reused.
+    #[serde(default)]
+    pub removed: Vec<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

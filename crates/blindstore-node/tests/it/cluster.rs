@@ -2322,6 +2322,9 @@ async fn a_removed_node_is_out_for_good() {
         vec![1, 2, 3],
         "node 4 was added back"
     );
+    // The operator sees it in the status.
+    let status = cluster.status(cluster.nodes[0].as_ref().unwrap());
+    assert_eq!(status["removed"], serde_json::json!([4]), "{status}");
     let refused = client.put_chunk(&demo(), bytes.clone()).await.unwrap_err();
     assert_eq!(refused.code(), Some(ErrorCode::NodeRemoved), "{refused}");
 
