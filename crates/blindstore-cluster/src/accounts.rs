@@ -227,7 +227,22 @@ impl Node {
         {
             return Err(NodeError::InvalidLogin);
         }
+        self.redeem(&ticket, now).await?;
         self.step_up(zone, &who.token_hash, &who.account, now).await
+    }
+
+    /// Redeems a login ticket that opens no session (a step-up): once only.
+    pub(crate) async fn redeem(&self, ticket: &LoginTicket, now: u64) -> Result<(), NodeError> {
+        let ticket = TicketUse {
+            id: ticket.id,
+            expires_at_ms: ticket.expires_at_ms,
+            now_ms: now,
+        };
+        match self.propose(Command::RedeemTicket { ticket }).await? {
+            CommandResponse::TicketRedeemed => Ok(()),
+            CommandResponse::Rejected(_) => Err(NodeError::InvalidLogin),
+            other => Err(unexpected(other)),
+        }
     }
 
     /// Seals a step-up for the session `token_hash` of `account`.

@@ -223,6 +223,7 @@ impl Node {
         if ticket.account != who.account {
             return Err(NodeError::InvalidLogin);
         }
+        self.redeem(&ticket, now).await?;
         self.step_up(zone, &who.token_hash, &who.account, now).await
     }
 

@@ -299,6 +299,12 @@ impl AccountTables {
                     Err(r) => R::Rejected(r),
                 }
             }
+            Command::RedeemTicket { ticket } => {
+                if !self.redeem_ticket(wtxn, ticket)? {
+                    return rejected(Rejection::TicketUsed);
+                }
+                R::TicketRedeemed
+            }
             Command::SetRegistration { zone, settings } => {
                 if !zone_exists(wtxn, &zone)? {
                     return rejected(Rejection::UnknownZone);

@@ -900,6 +900,7 @@ fn apply_command(
         | Command::RegisterAccount { .. }
         | Command::SetRegistration { .. }
         | Command::CreateInvites { .. }
+        | Command::RedeemTicket { .. }
         | Command::DeleteAccount { .. }
         | Command::AddPasskey { .. }
         | Command::RemovePasskey { .. }

@@ -191,6 +191,9 @@ pub enum Command {
         zone: ZoneId,
         settings: RegistrationSettings,
     },
+    /// Redeem a login ticket finished as a step-up (no session opened): rejected if it was
+    /// redeemed already or has expired, so one login proves one step-up.
+    RedeemTicket { ticket: TicketUse },
     /// Remember that node `node` was removed from the cluster, for good: it is never added
     /// again (its id is never reused), members refuse its Raft messages, and it refuses
     /// clients once it learns this. Proposed before the membership change that removes it.
@@ -275,6 +278,7 @@ pub enum CommandResponse {
     RegistrationSet,
     InvitesCreated,
     RemovedMarked,
+    TicketRedeemed,
 }
 
 /// Why a command changed nothing.

@@ -1061,6 +1061,25 @@ async fn what_cannot_be_undone_needs_a_fresh_proof() {
         step_up: r.json()["step_up"].as_str().unwrap().to_owned(),
         ..other.clone()
     };
+    // One login proves one step-up: the same finished login again is refused.
+    let (state, started) = login_start(&t, "alice", b"pw").await;
+    let done = state
+        .finish(b"pw", started["login_response"].as_str().unwrap())
+        .unwrap();
+    let body =
+        json!({"login_ticket": started["login_ticket"], "finish_login_request": done.message});
+    let r = with_session(
+        &t,
+        Method::POST,
+        "step-up",
+        &other,
+        Some(body.clone()),
+        None,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = with_session(&t, Method::POST, "step-up", &other, Some(body), None).await;
+    refused(&r, StatusCode::UNAUTHORIZED, "invalid_login");
     let sessions_before = with_session(&t, Method::GET, "sessions", &other, None, None).await;
     assert_eq!(
         sessions_before.json()["sessions"].as_array().unwrap().len(),
