@@ -299,20 +299,7 @@ test("a device keyring: chains whose keys stay in IndexedDB, unreadable by the p
 
 test("passkeys: add one, log in with it on a device that remembers nothing, remove it; the PRF output is never sent", { timeout: TEST_DEADLINE_MS }, async () => {
   const { page, errors } = await openPage();
-  const cdp = await page.context().newCDPSession(page);
-  await cdp.send("WebAuthn.enable", { enableUI: false });
-  await cdp.send("WebAuthn.addVirtualAuthenticator", {
-    options: {
-      protocol: "ctap2",
-      ctap2Version: "ctap2_1",
-      transport: "internal",
-      hasResidentKey: true,
-      hasUserVerification: true,
-      isUserVerified: true,
-      automaticPresenceSimulation: true,
-      hasPrf: true,
-    },
-  });
+  await (await authenticators(page)).add();
   const sent: string[] = [];
   page.on("request", (request) => sent.push(`${request.url()}\n${JSON.stringify(request.headers())}\n${request.postData() ?? ""}`));
 
