@@ -421,17 +421,26 @@ impl Node {
         Err(last)
     }
 
-    /// Every few seconds until shutdown: asks another member whether this node was removed
-    /// from the cluster. A node removed while it lagged (or was cut off before it applied
-    /// the removal) learns it this way, and stops serving clients.
+    /// From start until shutdown, every few seconds: whether this node was removed from the
+    /// cluster — its own state says so (it applied the removal), or another member does (it
+    /// was removed while it lagged, or was cut off before it applied it). Once it knows, it
+    /// stops serving clients.
     pub(crate) async fn watch_for_removal(self) {
         let shutdown = self.inner.shutdown.clone();
+        let mut first = true;
         loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(REMOVAL_CHECK) => {}
+            if !first {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(REMOVAL_CHECK) => {}
+                }
             }
+            first = false;
             if self.is_removed() {
+                return;
+            }
+            if self.removed_nodes().contains(&self.inner.id) {
+                self.learned_removed();
                 return;
             }
             if self.is_leader() {

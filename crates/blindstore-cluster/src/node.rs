@@ -636,22 +636,13 @@ impl Node {
         }
     }
 
-    /// Whether this node was removed from the cluster for good: its own state says so, or a
-    /// member told it. A removed node serves no client requests.
+    /// Whether this node knows it was removed from the cluster for good (from its own state or
+    /// from a member: `watch_for_removal`). A removed node serves no client requests. Read on
+    /// every request: an atomic, no storage read.
     pub fn is_removed(&self) -> bool {
-        use std::sync::atomic::Ordering;
-        if self.inner.removed.load(Ordering::Relaxed) {
-            return true;
-        }
-        let removed = self
-            .inner
-            .state
-            .removed_nodes()
-            .is_ok_and(|set| set.contains(&self.inner.id));
-        if removed {
-            self.learned_removed();
-        }
-        removed
+        self.inner
+            .removed
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Records (once, loudly) that this node was removed from the cluster.
@@ -1256,11 +1247,12 @@ impl Node {
     /// `ForwardToLeader` for entries that may still commit, so that is an unknown outcome,
     /// not a reason to propose the command a second time.
     pub(crate) async fn propose(&self, command: Command) -> Result<CommandResponse, NodeError> {
-        // Refused here, whichever node this is: it could never reach a follower.
-        crate::batcher::check_size(&command)?;
         if self.is_leader() {
             self.propose_here(command).await
         } else {
+            // Refused here too (the leader's batcher checks what it proposes): a command too
+            // large for any entry is not sent to the leader at all.
+            crate::batcher::check_size(&command)?;
             self.forward(&command).await
         }
     }

@@ -907,16 +907,30 @@ async function passwordLogin(
   label: string,
   deviceToken: string | undefined,
 ): Promise<{ session: NewSession; exportKey: Bytes }> {
+  const proof = await passwordProof(api, account, password, deviceToken);
+  const session = checkedSession(await api.loginFinish(proof.ticket, proof.finishLoginRequest, label, deviceToken), account);
+  return { session, exportKey: proof.exportKey };
+}
+
+/**
+ * The client's side of an OPAQUE login up to its last message: the server's ticket, the
+ * message that finishes the login (or a step-up), and the export key. A wrong password fails
+ * here, on the client, with the same error as the server's for an unknown account, on purpose.
+ */
+async function passwordProof(
+  api: AccountApi,
+  account: string,
+  password: string,
+  deviceToken: string | undefined,
+): Promise<{ ticket: string; finishLoginRequest: string; exportKey: Bytes }> {
   await opaque.ready;
   const { clientLoginState, startLoginRequest } = opaque.client.startLogin({ password });
   const { loginResponse, ticket } = await api.loginStart(account, startLoginRequest, deviceToken);
   const finished = opaqueStep(() => opaque.client.finishLogin({ clientLoginState, loginResponse, password }));
   if (finished === undefined) {
-    // The same error as the server's for an unknown account, on purpose.
     throw new InvalidLoginError("wrong username or password", undefined);
   }
-  const session = checkedSession(await api.loginFinish(ticket, finished.finishLoginRequest, label, deviceToken), account);
-  return { session, exportKey: fromBase64Url(finished.exportKey) };
+  return { ticket, finishLoginRequest: finished.finishLoginRequest, exportKey: fromBase64Url(finished.exportKey) };
 }
 
 /**
@@ -931,15 +945,9 @@ async function passwordStepUp(
   token: string,
   deviceToken: string | undefined,
 ): Promise<{ exportKey: Bytes; stepUp: StepUp }> {
-  await opaque.ready;
-  const { clientLoginState, startLoginRequest } = opaque.client.startLogin({ password });
-  const { loginResponse, ticket } = await api.loginStart(account, startLoginRequest, deviceToken);
-  const finished = opaqueStep(() => opaque.client.finishLogin({ clientLoginState, loginResponse, password }));
-  if (finished === undefined) {
-    throw new InvalidLoginError("wrong username or password", undefined);
-  }
-  const stepUp = await api.stepUp(token, ticket, finished.finishLoginRequest);
-  return { exportKey: fromBase64Url(finished.exportKey), stepUp };
+  const proof = await passwordProof(api, account, password, deviceToken);
+  const stepUp = await api.stepUp(token, proof.ticket, proof.finishLoginRequest);
+  return { exportKey: proof.exportKey, stepUp };
 }
 
 /** Runs an OPAQUE client step; the library throws only on messages it cannot parse. */
