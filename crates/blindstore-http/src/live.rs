@@ -81,7 +81,7 @@ pub(crate) struct Subscription {
 
 impl Subscribers {
     fn join(self: &Arc<Self>, ip: IpAddr, limits: &LiveLimits) -> Result<Subscription, ApiError> {
-        let ip = crate::rate::limit_key(ip);
+        let ip = blindstore_web::client_key(ip);
         let mut counts = self.counts.lock().expect("subscriber counts");
         if counts.0 >= limits.max_subscribers {
             return Err(ApiError::Node(NodeError::Unavailable(

@@ -25,6 +25,7 @@ use axum::http::request::Parts;
 use blindstore_cluster::DeviceId;
 use blindstore_types::account::AccountId;
 use blindstore_types::ZoneId;
+use blindstore_web::client_key;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use ipnet::IpNet;
@@ -102,7 +103,7 @@ impl AuthLimiter {
         if let Some(device) = device {
             return check(&self.login_device, &device);
         }
-        check(&self.login_ip, &limit_key(ip))?;
+        check(&self.login_ip, &client_key(ip))?;
         check(&self.login_account, &(zone.clone(), account.clone()))
     }
 
@@ -135,7 +136,7 @@ impl AuthLimiter {
     /// A registration step from `ip`.
     pub(crate) fn register(&self, ip: IpAddr) -> Result<(), ApiError> {
         self.sweep();
-        check(&self.register_ip, &limit_key(ip))
+        check(&self.register_ip, &client_key(ip))
     }
 
     /// Every so many checks, drops the keys whose limits have fully recovered.
@@ -154,11 +155,6 @@ impl AuthLimiter {
         let ip = &ip.to_canonical();
         self.trusted_proxies.iter().any(|net| net.contains(ip))
     }
-}
-
-/// The key an address is limited under: IPv4 as is, IPv6 by its /64.
-pub(crate) fn limit_key(ip: IpAddr) -> IpAddr {
-    blindstore_web::client_key(ip)
 }
 
 fn check<K>(limiter: &DefaultKeyedRateLimiter<K>, key: &K) -> Result<(), ApiError>
@@ -232,10 +228,10 @@ mod tests {
         let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
         let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
         let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        assert_eq!(limit_key(a), limit_key(b));
-        assert_ne!(limit_key(a), limit_key(c));
+        assert_eq!(client_key(a), client_key(b));
+        assert_ne!(client_key(a), client_key(c));
         let mapped: IpAddr = "::ffff:10.0.0.5".parse().unwrap();
-        assert_eq!(limit_key(mapped), "10.0.0.5".parse::<IpAddr>().unwrap());
+        assert_eq!(client_key(mapped), "10.0.0.5".parse::<IpAddr>().unwrap());
     }
 
     #[test]
