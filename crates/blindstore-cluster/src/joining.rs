@@ -8,9 +8,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use blindstore_rpc::tls::{ClusterCa, ClusterToken, CA_CERT_FILE};
-use blindstore_rpc::v1::{AddMemberRequest, ClusterCaRequest, JoinRequest};
-use blindstore_rpc::{ClusterSecret, Peers, RpcError};
+use blindstore_rpc::tls::{
+    ClusterCa, ClusterToken, Fingerprint, NodeCert, CA_CERT_FILE, CA_KEY_FILE, NODE_CERT_FILE,
+    NODE_CERT_RENEW_BEFORE,
+};
+use blindstore_rpc::v1::{AddMemberRequest, JoinRequest, SignNodeRequest};
+use blindstore_rpc::{Peers, RpcError};
 use blindstore_storage::LogStore;
 use blindstore_types::raft::{NodeId, NodeInfo};
 use openraft::ChangeMembers;
@@ -42,6 +45,7 @@ pub(crate) async fn node_id(
     configured: Option<NodeId>,
     joining: Option<&str>,
     peers: &Peers,
+    ca: Option<&CaMaterial>,
 ) -> Result<NodeId, NodeError> {
     let path = dir.join(NODE_ID_FILE);
     let io = |e: std::io::Error| NodeError::Storage(e.into());
@@ -84,19 +88,48 @@ pub(crate) async fn node_id(
                 let mut client = peers
                     .cluster(seed)
                     .map_err(|s| NodeError::Unavailable(s.to_string()))?;
+                // Over TLS the join asks for this node's certificate too; it is stored before
+                // the id, so a data dir with an id from a join always has its certificate.
+                let request_key = ca
+                    .map(|_| blindstore_rpc::tls::node_request())
+                    .transpose()
+                    .map_err(|e| NodeError::Identity(e.to_string()))?;
                 let request = JoinRequest {
                     node_id: configured.unwrap_or(0),
+                    csr_pem: request_key
+                        .as_ref()
+                        .map(|(csr, _)| csr.clone())
+                        .unwrap_or_default(),
                 };
                 let reply = tokio::time::timeout(FORWARD_TIMEOUT, client.join(request))
                     .await
                     .map_err(|_| NodeError::Unavailable(format!("join via {seed}: no answer")))?
                     .map_err(|s| match s.code() {
-                        tonic::Code::Unauthenticated => {
+                        tonic::Code::Unauthenticated
+                        | tonic::Code::PermissionDenied
+                        | tonic::Code::InvalidArgument => {
                             NodeError::BadRequest(format!("join refused: {}", s.message()))
                         }
                         _ => NodeError::Unavailable(format!("join via {seed}: {}", s.message())),
+                    })?
+                    .into_inner();
+                if let (Some(ca), Some((_, key))) = (ca, request_key) {
+                    let cert = NodeCert::new(reply.cert_pem, key, &ca.cert_pem).map_err(|e| {
+                        NodeError::Identity(format!(
+                            "the cluster's answer to the join: {e} (is its leader an older version?)"
+                        ))
                     })?;
-                reply.into_inner().node_id
+                    if cert.node_id() != reply.node_id {
+                        return Err(NodeError::Identity(format!(
+                            "the cluster reserved node id {} but issued a certificate for node {}",
+                            reply.node_id,
+                            cert.node_id()
+                        )));
+                    }
+                    cert.store(dir)
+                        .map_err(|e| NodeError::Identity(e.to_string()))?;
+                }
+                reply.node_id
             }
             None => configured.unwrap_or(1),
         },
@@ -112,18 +145,31 @@ pub(crate) async fn node_id(
     Ok(id)
 }
 
-/// The cluster CA, when the join token names one (the cluster's rpc runs over TLS): the one
-/// stored in `dir`, which must be the one named; else, on a node joining through `seed`, the
-/// seed's — its certificate accepted only with the named fingerprint, its key then asked for
-/// over a connection verified against it — stored in `dir` for the next starts.
+/// The cluster CA as this node has it, on a cluster whose rpc runs over TLS.
+pub(crate) struct CaMaterial {
+    pub(crate) cert_pem: String,
+    /// The CA with its key, on a member that signs node certificates.
+    pub(crate) signer: Option<ClusterCa>,
+}
+
+/// This node's TLS: the CA and its own certificate.
+pub(crate) struct NodeTls {
+    pub(crate) ca: CaMaterial,
+    pub(crate) cert: NodeCert,
+}
+
+/// The cluster CA, when the join token names one (the cluster's rpc runs over TLS): the
+/// certificate stored in `dir`, which must be the one named (and its key, if this member signs
+/// node certificates); else, on a node joining through `seed`, the certificate the seed
+/// presents, accepted only with the named fingerprint and stored in `dir` for the next starts.
+/// The key never travels.
 pub(crate) async fn cluster_ca(
     dir: &Path,
     token: &ClusterToken,
-    secret: &ClusterSecret,
     seed: Option<&str>,
-) -> Result<Option<ClusterCa>, NodeError> {
+) -> Result<Option<CaMaterial>, NodeError> {
     let identity = |e: blindstore_rpc::tls::TlsError| NodeError::Identity(e.to_string());
-    let stored = ClusterCa::load(dir).map_err(identity)?;
+    let stored = blindstore_rpc::tls::load_ca_cert(dir).map_err(identity)?;
     let Some(expected) = token.ca else {
         if stored.is_some() {
             return Err(NodeError::Identity(format!(
@@ -134,14 +180,15 @@ pub(crate) async fn cluster_ca(
         }
         return Ok(None);
     };
-    if let Some(ca) = stored {
-        if ca.fingerprint() != expected {
+    if let Some(cert_pem) = stored {
+        if Fingerprint::of_pem(&cert_pem).map_err(identity)? != expected {
             return Err(NodeError::Identity(format!(
                 "the cluster CA in {} is not the one the join token names; this data dir belongs to another cluster",
                 dir.display()
             )));
         }
-        return Ok(Some(ca));
+        let signer = ClusterCa::load(dir).map_err(identity)?;
+        return Ok(Some(CaMaterial { cert_pem, signer }));
     }
     let Some(seed) = seed else {
         return Err(NodeError::Identity(format!(
@@ -149,54 +196,111 @@ pub(crate) async fn cluster_ca(
             dir.display()
         )));
     };
-    let refused = |e: RpcError| match e {
-        RpcError::Refused(m) | RpcError::BadToken(m) => {
-            NodeError::BadRequest(format!("join refused: {m}"))
-        }
-        RpcError::Unavailable(m) => NodeError::Unavailable(format!("join via {seed}: {m}")),
-    };
-    let cert = blindstore_rpc::tls::fetch_ca_cert(seed, expected)
+    let cert_pem = blindstore_rpc::tls::fetch_ca_cert(seed, expected)
         .await
-        .map_err(refused)?;
-    let peers = Peers::new(
-        secret.clone(),
-        Some(blindstore_rpc::tls::client_config(&cert)),
-    );
-    let mut client = peers
-        .cluster(seed)
-        .map_err(|s| NodeError::Unavailable(s.to_string()))?;
-    let reply = tokio::time::timeout(FORWARD_TIMEOUT, client.cluster_ca(ClusterCaRequest {}))
-        .await
-        .map_err(|_| NodeError::Unavailable(format!("join via {seed}: no answer")))?
-        .map_err(|s| match s.code() {
-            tonic::Code::Unauthenticated | tonic::Code::PermissionDenied => {
-                NodeError::BadRequest(format!("join refused: {}", s.message()))
+        .map_err(|e| match e {
+            RpcError::Refused(m) | RpcError::BadToken(m) => {
+                NodeError::BadRequest(format!("join refused: {m}"))
             }
-            _ => NodeError::Unavailable(format!("join via {seed}: {}", s.message())),
-        })?
-        .into_inner();
-    let ca = ClusterCa::from_pem(reply.cert_pem, reply.key_pem).map_err(identity)?;
-    if ca.fingerprint() != expected {
-        return Err(NodeError::Identity(format!(
-            "{seed} handed over a CA other than the one the join token names"
-        )));
+            RpcError::Unavailable(m) => NodeError::Unavailable(format!("join via {seed}: {m}")),
+        })?;
+    blindstore_rpc::tls::store_ca_cert(dir, &cert_pem).map_err(identity)?;
+    tracing::info!(fingerprint = %expected, "cluster CA certificate fetched for TLS between nodes");
+    Ok(Some(CaMaterial {
+        cert_pem,
+        signer: None,
+    }))
+}
+
+/// This node's certificate: the one in `dir` (it must name `id`); a new one signed here when
+/// this member holds the CA key and has none or it expires soon; else the one it has.
+pub(crate) fn node_cert(dir: &Path, id: NodeId, ca: &CaMaterial) -> Result<NodeCert, NodeError> {
+    let identity = |e: blindstore_rpc::tls::TlsError| NodeError::Identity(e.to_string());
+    let stored = NodeCert::load(dir, &ca.cert_pem).map_err(identity)?;
+    if let Some(cert) = &stored {
+        if cert.node_id() != id {
+            return Err(NodeError::Identity(format!(
+                "{} names node {}, but this data dir is node {id}'s; refusing to start",
+                dir.join(NODE_CERT_FILE).display(),
+                cert.node_id()
+            )));
+        }
     }
-    ca.store(dir).map_err(identity)?;
-    tracing::info!(fingerprint = %expected, "cluster CA fetched for TLS between nodes");
-    Ok(Some(ca))
+    match (stored, &ca.signer) {
+        (Some(cert), _) if !cert.expires_within(NODE_CERT_RENEW_BEFORE) => Ok(cert),
+        (_, Some(signer)) => {
+            let (csr, key) = blindstore_rpc::tls::node_request().map_err(identity)?;
+            let chain = signer.sign_node(id, &csr).map_err(identity)?;
+            let cert = NodeCert::new(chain, key, &ca.cert_pem).map_err(identity)?;
+            cert.store(dir).map_err(identity)?;
+            tracing::info!(
+                node_id = id,
+                "node certificate signed with the cluster CA held here"
+            );
+            Ok(cert)
+        }
+        (Some(cert), None) => {
+            tracing::warn!(
+                node_id = id,
+                "the node certificate expires within 180 days; a new one is asked for once the node runs"
+            );
+            Ok(cert)
+        }
+        (None, None) => Err(NodeError::Identity(format!(
+            "{} holds no node certificate ({NODE_CERT_FILE}) and no CA key ({CA_KEY_FILE}): a node \
+             gets its certificate when it joins. Restore {NODE_CERT_FILE} and node-key.pem from a \
+             backup of this data dir, or copy {CA_KEY_FILE} here from the member that holds it",
+            dir.display()
+        ))),
+    }
 }
 
 impl Node {
-    /// Leader: reserves an id for a joining node (`requested`, or the next free one).
-    pub(crate) async fn reserve_node_id(&self, requested: NodeId) -> Result<NodeId, NodeError> {
+    /// Leader: reserves an id for a joining node (`requested`, or the next free one) and, on a
+    /// TLS cluster, has its certificate request signed for that id. The id and the
+    /// certificate (PEM; empty without TLS).
+    pub(crate) async fn join_node(
+        &self,
+        requested: NodeId,
+        csr_pem: String,
+    ) -> Result<(NodeId, String), NodeError> {
         if !self.is_leader() {
             let mut client = self.leader_client()?;
             let reply = client
-                .join(JoinRequest { node_id: requested })
+                .join(JoinRequest {
+                    node_id: requested,
+                    csr_pem,
+                })
                 .await
-                .map_err(|s| NodeError::Unavailable(s.message().to_owned()))?;
-            return Ok(reply.into_inner().node_id);
+                .map_err(|s| match s.code() {
+                    tonic::Code::InvalidArgument | tonic::Code::PermissionDenied => {
+                        NodeError::BadRequest(s.message().to_owned())
+                    }
+                    _ => NodeError::Unavailable(s.message().to_owned()),
+                })?
+                .into_inner();
+            return Ok((reply.node_id, reply.cert_pem));
         }
+        if self.inner.tls.is_some() && csr_pem.is_empty() {
+            return Err(NodeError::BadRequest(
+                "this cluster runs its rpc over TLS: a joining node must send a certificate request (is it an older version?)".into(),
+            ));
+        }
+        let id = self.reserve_node_id(requested).await?;
+        if self.inner.tls.is_none() {
+            return Ok((id, String::new()));
+        }
+        match self.sign_node_cert(self.inner.id, id, &csr_pem).await {
+            Ok(cert) => Ok((id, cert)),
+            Err(e) => {
+                self.inner.membership.lock().await.reserved.remove(&id);
+                Err(e)
+            }
+        }
+    }
+
+    /// Leader: reserves an id for a joining node (`requested`, or the next free one).
+    async fn reserve_node_id(&self, requested: NodeId) -> Result<NodeId, NodeError> {
         let mut reservations = self.inner.membership.lock().await;
         let members: BTreeSet<NodeId> = self.member_ids();
         let removed = self.removed_nodes();
@@ -224,6 +328,103 @@ impl Node {
         reservations.reserved.insert(id);
         tracing::info!(node_id = id, "reserved a node id for a joining node");
         Ok(id)
+    }
+
+    /// Signs a certificate for node `id`, asked by node `caller`: with the CA key held here,
+    /// else by the first member that holds it. A node may renew its own certificate; any other
+    /// member may have one signed only for an id that is neither a member nor removed (a node
+    /// joining). Never for a removed id.
+    pub(crate) async fn sign_node_cert(
+        &self,
+        caller: NodeId,
+        id: NodeId,
+        csr_pem: &str,
+    ) -> Result<String, NodeError> {
+        let Some(tls) = &self.inner.tls else {
+            return Err(NodeError::BadRequest(
+                "this cluster runs plain rpc between nodes; it issues no certificates".into(),
+            ));
+        };
+        if self.removed_nodes().contains(&id) {
+            return Err(NodeError::Removed(id));
+        }
+        if caller != id && self.member_ids().contains(&id) {
+            return Err(NodeError::BadRequest(format!(
+                "node {id} is a member: only it can renew its certificate"
+            )));
+        }
+        if let Some(signer) = &tls.ca.signer {
+            let cert = signer
+                .sign_node(id, csr_pem)
+                .map_err(|e| NodeError::BadRequest(e.to_string()))?;
+            tracing::info!(node_id = id, asked_by = caller, "node certificate signed");
+            return Ok(cert);
+        }
+        let holders: Vec<String> = self
+            .membership()
+            .nodes()
+            .filter(|(m, info)| **m != self.inner.id && !info.rpc_addr.is_empty())
+            .map(|(_, info)| info.rpc_addr.clone())
+            .collect();
+        let request = SignNodeRequest {
+            node_id: id,
+            csr_pem: csr_pem.to_owned(),
+        };
+        for addr in holders {
+            let Ok(mut client) = self.inner.peers.cluster(&addr) else {
+                continue;
+            };
+            match tokio::time::timeout(FORWARD_TIMEOUT, client.sign_node(request.clone())).await {
+                Ok(Ok(reply)) => return Ok(reply.into_inner().cert_pem),
+                Ok(Err(s)) if s.code() == tonic::Code::FailedPrecondition => {}
+                Ok(Err(s)) if s.code() == tonic::Code::InvalidArgument => {
+                    return Err(NodeError::BadRequest(s.message().to_owned()))
+                }
+                Ok(Err(s)) => {
+                    tracing::debug!(addr, error = %s.message(), "asking a member to sign a node certificate")
+                }
+                Err(_) => tracing::debug!(addr, "a member did not answer a signing request"),
+            }
+        }
+        Err(NodeError::Unavailable(format!(
+            "no reachable member holds the cluster CA key ({CA_KEY_FILE}), so no node certificate can be issued: \
+             start the member that made the cluster, or copy {CA_KEY_FILE} from a backup into another member's data dir and restart it"
+        )))
+    }
+
+    /// A member whose certificate expires soon and who holds no CA key: asks the members for a
+    /// new one until one signs it, and stores it for the next start. Ends when done or at
+    /// shutdown.
+    pub(crate) async fn renew_own_certificate(self, dir: std::path::PathBuf) {
+        let shutdown = self.inner.shutdown.clone();
+        loop {
+            match self.renew_once(&dir).await {
+                Ok(()) => {
+                    tracing::info!(
+                        "a new node certificate was issued and stored; it is used from the next start"
+                    );
+                    return;
+                }
+                Err(e) => tracing::warn!(error = %e, "renewing the node certificate; will retry"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+            }
+        }
+    }
+
+    async fn renew_once(&self, dir: &Path) -> Result<(), NodeError> {
+        let Some(tls) = &self.inner.tls else {
+            return Ok(());
+        };
+        let identity = |e: blindstore_rpc::tls::TlsError| NodeError::Identity(e.to_string());
+        let (csr, key) = blindstore_rpc::tls::node_request().map_err(identity)?;
+        let chain = self
+            .sign_node_cert(self.inner.id, self.inner.id, &csr)
+            .await?;
+        let cert = NodeCert::new(chain, key, &tls.ca.cert_pem).map_err(identity)?;
+        cert.store(dir).map_err(identity)
     }
 
     /// Leader: adds `id` as a learner, waits until it has caught up, and promotes it to voter

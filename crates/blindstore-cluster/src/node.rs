@@ -28,7 +28,7 @@ use crate::membership::MembershipView;
 use crate::transport::GrpcNetwork;
 use crate::NodeError;
 use crate::{joining, rpc_server};
-use blindstore_rpc::tls::{ClusterCa, ClusterToken};
+use blindstore_rpc::tls::ClusterToken;
 use blindstore_rpc::ClusterSecret;
 use blindstore_rpc::Peers;
 use tokio::net::TcpListener;
@@ -192,12 +192,6 @@ pub struct ZoneInfo {
     pub usage: ZoneUsage,
 }
 
-/// The host part of a `host:port` address (brackets of an IPv6 literal removed).
-fn advertised_host(addr: &str) -> &str {
-    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
-    host.trim_start_matches('[').trim_end_matches(']')
-}
-
 /// A running node. Cloning shares it.
 #[derive(Clone)]
 pub struct Node {
@@ -233,8 +227,8 @@ pub(crate) struct Inner {
     pub(crate) write_timeout: Duration,
     /// Serialises membership changes made by this node as leader.
     pub(crate) membership: tokio::sync::Mutex<joining::Reservations>,
-    /// The cluster CA, when the cluster's rpc runs over TLS.
-    pub(crate) cluster_ca: Option<ClusterCa>,
+    /// The cluster CA and this node's certificate, when the cluster's rpc runs over TLS.
+    pub(crate) tls: Option<joining::NodeTls>,
     pub(crate) shutdown: CancellationToken,
     tasks: tokio::sync::Mutex<Vec<JoinHandle<()>>>,
 }
@@ -265,14 +259,30 @@ impl Node {
             (Some(seed), true) => Some(seed.clone()),
             _ => None,
         };
-        let cluster_ca = joining::cluster_ca(dir, &token, &secret, joining.as_deref()).await?;
+        let ca = joining::cluster_ca(dir, &token, joining.as_deref()).await?;
+        // Before it has its certificate, a joining node calls as a stranger holding the token.
+        let stranger = Peers::new(
+            secret.clone(),
+            ca.as_ref()
+                .map(|ca| blindstore_rpc::tls::client_config(&ca.cert_pem, None)),
+        );
+        let id = joining::node_id(
+            dir,
+            &log,
+            config.node_id,
+            joining.as_deref(),
+            &stranger,
+            ca.as_ref(),
+        )
+        .await?;
+        let tls = ca
+            .map(|ca| joining::node_cert(dir, id, &ca).map(|cert| joining::NodeTls { ca, cert }))
+            .transpose()?;
         let peers = Peers::new(
             secret.clone(),
-            cluster_ca
-                .as_ref()
-                .map(|ca| blindstore_rpc::tls::client_config(ca.cert_pem())),
+            tls.as_ref()
+                .map(|t| blindstore_rpc::tls::client_config(&t.ca.cert_pem, Some(&t.cert))),
         );
-        let id = joining::node_id(dir, &log, config.node_id, joining.as_deref(), &peers).await?;
         tracing::info!(
             node_id = id,
             pristine,
@@ -351,12 +361,14 @@ impl Node {
             data_dir: config.data_dir.clone(),
             min_free_bytes: config.min_free_bytes,
         };
-        // A fresh certificate at every start, for the address this node advertises now.
-        let server_tls = cluster_ca
+        let server_tls = tls
             .as_ref()
-            .map(|ca| ca.server_config(advertised_host(&own_info.rpc_addr)))
-            .transpose()
-            .map_err(|e| NodeError::Identity(format!("rpc TLS: {e}")))?;
+            .map(|t| blindstore_rpc::tls::server_config(&t.ca.cert_pem, &t.cert));
+        let renew = tls.as_ref().is_some_and(|t| {
+            t.ca.signer.is_none()
+                && t.cert
+                    .expires_within(blindstore_rpc::tls::NODE_CERT_RENEW_BEFORE)
+        });
         let node = Node {
             // The replicator sees the node through a weak reference, so neither keeps the
             // other alive.
@@ -384,7 +396,7 @@ impl Node {
                 accounts: config.accounts,
                 write_timeout: config.write_timeout,
                 membership: tokio::sync::Mutex::new(joining::Reservations::default()),
-                cluster_ca,
+                tls,
                 shutdown: CancellationToken::new(),
                 tasks: tokio::sync::Mutex::new(Vec::new()),
             }),
@@ -420,6 +432,10 @@ impl Node {
         }
         let removal = tokio::spawn(node.clone().watch_for_removal());
         node.inner.tasks.lock().await.push(removal);
+        if renew {
+            let renewal = tokio::spawn(node.clone().renew_own_certificate(dir.clone()));
+            node.inner.tasks.lock().await.push(renewal);
+        }
         if let Some(seed) = joining {
             node.ask_to_be_added(&seed).await?;
         } else if !pristine {

@@ -2,7 +2,9 @@
 //! (join, forward, read index) into [`Node`]; chunk transfers go to the node's replicator
 //! (`blindstore_replication::ChunksRpc`). Every call has passed the
 //! cluster-secret check before it gets here (the interceptors are installed in `serve_rpc`);
-//! the Cluster service also admits the gateway token, for `Members` only.
+//! the Cluster service also admits the gateway token, for `Members` only. On a cluster that
+//! runs its rpc over TLS, member calls must also come with a node certificate from the cluster
+//! CA, which names the caller ([`Caller`]); a removed node's certificate is refused.
 
 use blindstore_rpc::v1::cluster_server::Cluster;
 use blindstore_rpc::v1::cluster_server::ClusterServer;
@@ -11,9 +13,9 @@ use blindstore_rpc::v1::forward_reply::Result as ForwardResult;
 use blindstore_rpc::v1::raft_server::Raft as RaftService;
 use blindstore_rpc::v1::raft_server::RaftServer;
 use blindstore_rpc::v1::{
-    AddMemberReply, AddMemberRequest, ClusterCaReply, ClusterCaRequest, ForwardError, ForwardReply,
-    ForwardRequest, HeldReply, HeldRequest, JoinReply, JoinRequest, MemberInfo, MembersReply,
-    MembersRequest, RaftMessage, ReadIndexReply, ReadIndexRequest,
+    AddMemberReply, AddMemberRequest, ForwardError, ForwardReply, ForwardRequest, HeldReply,
+    HeldRequest, JoinReply, JoinRequest, MemberInfo, MembersReply, MembersRequest, RaftMessage,
+    ReadIndexReply, ReadIndexRequest, SignNodeReply, SignNodeRequest,
 };
 use blindstore_rpc::{require_member, ClusterSecret, MAX_RAFT_MESSAGE_BYTES};
 use blindstore_storage::TypeConfig;
@@ -55,24 +57,80 @@ pub(crate) async fn serve_rpc(
             RaftServer::new(RaftRpc(node.clone()))
                 .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES),
-            secret.checker(),
+            members_only(node.clone(), secret.clone()),
         ))
-        // Gateways may look up the members here; every other call checks for a member.
+        // Gateways may look up the members here, and a joining node (holding the token but no
+        // certificate yet) may join; every other call checks for a member.
         .add_service(tonic::service::interceptor::InterceptedService::new(
             ClusterServer::new(ClusterRpc(node.clone()))
                 .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_RAFT_MESSAGE_BYTES),
-            secret.checker_allowing_gateways(),
+            {
+                let node = node.clone();
+                let secret = secret.clone();
+                move |request| {
+                    let mut request = secret.verify_any(request)?;
+                    identify(&node, &mut request);
+                    Ok(request)
+                }
+            },
         ))
         .add_service(tonic::service::interceptor::InterceptedService::new(
             node.inner.replicator.rpc_service(),
-            secret.checker(),
+            members_only(node.clone(), secret.clone()),
         ))
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled())
         .await;
     match result {
         Ok(()) => tracing::info!("rpc stopped"),
         Err(e) => tracing::error!(error = %e, "rpc server failed"),
+    }
+}
+
+/// Who a call comes from, by the node certificate it presented (TLS clusters only).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Caller {
+    pub(crate) id: NodeId,
+    pub(crate) removed: bool,
+}
+
+/// Records the caller a verified client certificate names, if any.
+fn identify<T>(node: &Node, request: &mut Request<T>) {
+    if node.inner.tls.is_none() {
+        return;
+    }
+    if let Some(id) = blindstore_rpc::peer_node(request) {
+        let removed = node.removed_nodes().contains(&id);
+        request.extensions_mut().insert(Caller { id, removed });
+    }
+}
+
+/// The member a call comes from: on a TLS cluster, the node its certificate names, which must
+/// not have been removed; `None` on a plain cluster (the token is all there is).
+fn member<T>(node: &Node, request: &Request<T>) -> Result<Option<NodeId>, Status> {
+    if node.inner.tls.is_none() {
+        return Ok(None);
+    }
+    match request.extensions().get::<Caller>() {
+        Some(Caller { id, removed: true }) => Err(status_of(NodeError::Removed(*id))),
+        Some(Caller { id, .. }) => Ok(Some(*id)),
+        None => Err(Status::unauthenticated(
+            "this cluster runs mutual TLS between nodes: a member's call must come with its node certificate",
+        )),
+    }
+}
+
+/// The interceptor of the services only members call: the join token, and on a TLS cluster a
+/// node certificate naming a node that was not removed.
+fn members_only(
+    node: Node,
+    secret: ClusterSecret,
+) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
+    move |request| {
+        let mut request = secret.verify(request)?;
+        identify(&node, &mut request);
+        member(&node, &request)?;
+        Ok(request)
     }
 }
 
@@ -88,8 +146,16 @@ fn bad_record(e: impl std::fmt::Display) -> Status {
 
 impl RaftRpc {
     /// Refuses a Raft message from a node removed from the cluster for good (a removed node
-    /// left running, or restarted on its old data dir, must not lead or start elections).
-    fn refuse_removed(&self, sender: Option<NodeId>) -> Result<(), Status> {
+    /// left running, or restarted on its old data dir, must not lead or start elections), and
+    /// on a TLS cluster one whose sender is not the node its certificate names.
+    fn refuse_removed(&self, sender: Option<NodeId>, caller: Option<NodeId>) -> Result<(), Status> {
+        if let (Some(caller), Some(sender)) = (caller, sender) {
+            if caller != sender {
+                return Err(Status::permission_denied(format!(
+                    "the message says it comes from node {sender}, but the certificate names node {caller}"
+                )));
+            }
+        }
         match sender {
             Some(id) if self.0.removed_nodes().contains(&id) => {
                 Err(status_of(NodeError::Removed(id)))
@@ -105,9 +171,10 @@ impl RaftService for RaftRpc {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
+        let caller = member(&self.0, &request)?;
         let rpc: openraft::raft::AppendEntriesRequest<TypeConfig> =
             decode("append entries request", &request.into_inner().record).map_err(bad_record)?;
-        self.refuse_removed(rpc.vote.leader_id().voted_for())?;
+        self.refuse_removed(rpc.vote.leader_id().voted_for(), caller)?;
         let result = self.0.raft().append_entries(rpc).await;
         Ok(Response::new(RaftMessage {
             record: encode(&result),
@@ -115,9 +182,10 @@ impl RaftService for RaftRpc {
     }
 
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
+        let caller = member(&self.0, &request)?;
         let rpc: openraft::raft::VoteRequest<NodeId> =
             decode("vote request", &request.into_inner().record).map_err(bad_record)?;
-        self.refuse_removed(rpc.vote.leader_id().voted_for())?;
+        self.refuse_removed(rpc.vote.leader_id().voted_for(), caller)?;
         let result = self.0.raft().vote(rpc).await;
         Ok(Response::new(RaftMessage {
             record: encode(&result),
@@ -128,9 +196,10 @@ impl RaftService for RaftRpc {
         &self,
         request: Request<RaftMessage>,
     ) -> Result<Response<RaftMessage>, Status> {
+        let caller = member(&self.0, &request)?;
         let rpc: openraft::raft::InstallSnapshotRequest<TypeConfig> =
             decode("install snapshot request", &request.into_inner().record).map_err(bad_record)?;
-        self.refuse_removed(rpc.vote.leader_id().voted_for())?;
+        self.refuse_removed(rpc.vote.leader_id().voted_for(), caller)?;
         let result = self.0.raft().install_snapshot(rpc).await;
         Ok(Response::new(RaftMessage {
             record: encode(&result),
@@ -150,13 +219,18 @@ fn status_of(e: NodeError) -> Status {
 #[tonic::async_trait]
 impl Cluster for ClusterRpc {
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinReply>, Status> {
+        // The token is enough: a joining node has no certificate yet (this call gets it one).
         require_member(&request)?;
-        let node_id = self
+        if let Some(Caller { id, removed: true }) = request.extensions().get::<Caller>() {
+            return Err(status_of(NodeError::Removed(*id)));
+        }
+        let r = request.into_inner();
+        let (node_id, cert_pem) = self
             .0
-            .reserve_node_id(request.into_inner().node_id)
+            .join_node(r.node_id, r.csr_pem)
             .await
             .map_err(status_of)?;
-        Ok(Response::new(JoinReply { node_id }))
+        Ok(Response::new(JoinReply { node_id, cert_pem }))
     }
 
     async fn add_member(
@@ -164,7 +238,16 @@ impl Cluster for ClusterRpc {
         request: Request<AddMemberRequest>,
     ) -> Result<Response<AddMemberReply>, Status> {
         require_member(&request)?;
+        let caller = member(&self.0, &request)?;
         let r = request.into_inner();
+        // A node adds itself; a member other than it only forwards (to the leader).
+        if caller.is_some_and(|c| c != r.node_id && !self.0.member_ids().contains(&c)) {
+            return Err(Status::permission_denied(format!(
+                "the certificate names node {}, which may not add node {}",
+                caller.unwrap_or_default(),
+                r.node_id
+            )));
+        }
         let info = NodeInfo {
             rpc_addr: r.rpc_addr,
             http_addr: r.http_addr,
@@ -182,6 +265,7 @@ impl Cluster for ClusterRpc {
         request: Request<ForwardRequest>,
     ) -> Result<Response<ForwardReply>, Status> {
         require_member(&request)?;
+        member(&self.0, &request)?;
         let command: Command =
             decode("command", &request.into_inner().command_record).map_err(bad_record)?;
         // Not leading: certainly not proposed here; the follower may try again.
@@ -230,22 +314,39 @@ impl Cluster for ClusterRpc {
         }))
     }
 
-    async fn cluster_ca(
+    async fn sign_node(
         &self,
-        request: Request<ClusterCaRequest>,
-    ) -> Result<Response<ClusterCaReply>, Status> {
+        request: Request<SignNodeRequest>,
+    ) -> Result<Response<SignNodeReply>, Status> {
         require_member(&request)?;
-        Ok(Response::new(match &self.0.inner.cluster_ca {
-            Some(ca) => ClusterCaReply {
-                cert_pem: ca.cert_pem().to_owned(),
-                key_pem: ca.key_pem().to_owned(),
-            },
-            None => ClusterCaReply::default(),
-        }))
+        let Some(caller) = member(&self.0, &request)? else {
+            return Err(Status::failed_precondition(
+                "this cluster runs plain rpc between nodes; it issues no certificates",
+            ));
+        };
+        let has_key = self
+            .0
+            .inner
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.ca.signer.is_some());
+        if !has_key {
+            return Err(Status::failed_precondition(
+                "this member holds no cluster CA key",
+            ));
+        }
+        let r = request.into_inner();
+        let cert_pem = self
+            .0
+            .sign_node_cert(caller, r.node_id, &r.csr_pem)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(SignNodeReply { cert_pem }))
     }
 
     async fn held(&self, request: Request<HeldRequest>) -> Result<Response<HeldReply>, Status> {
         require_member(&request)?;
+        member(&self.0, &request)?;
         let usage = self
             .0
             .chunks()
@@ -262,6 +363,7 @@ impl Cluster for ClusterRpc {
         request: Request<ReadIndexRequest>,
     ) -> Result<Response<ReadIndexReply>, Status> {
         require_member(&request)?;
+        member(&self.0, &request)?;
         let index = self.0.leader_read_index().await.map_err(status_of)?;
         Ok(Response::new(ReadIndexReply { index }))
     }

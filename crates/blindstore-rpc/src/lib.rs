@@ -143,6 +143,14 @@ pub fn gateway_token(join_token: &str) -> String {
     hex::encode(hasher.finalize())
 }
 
+/// The node a call comes from, as the client certificate it presented names it: only on a
+/// cluster that runs its rpc over TLS, where the server verified that certificate against the
+/// cluster CA during the handshake. `None` for a caller without one (a gateway, a joining node).
+pub fn peer_node<T>(request: &Request<T>) -> Option<blindstore_types::raft::NodeId> {
+    let certs = request.peer_certs()?;
+    tls::node_id_of(certs.first()?)
+}
+
 /// Whether the caller of a request (on a server using
 /// [`ClusterSecret::checker_allowing_gateways`]) holds the join token.
 pub fn require_member<T>(request: &Request<T>) -> Result<(), Status> {

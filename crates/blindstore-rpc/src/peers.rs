@@ -137,7 +137,12 @@ pub async fn peers_for_token(token: &str, seeds: &[String]) -> Result<Peers, Rpc
     let mut last_error = RpcError::Unavailable("no seed given".into());
     for seed in seeds {
         match crate::tls::fetch_ca_cert(seed, fingerprint).await {
-            Ok(ca) => return Ok(Peers::new(secret, Some(crate::tls::client_config(&ca)))),
+            Ok(ca) => {
+                return Ok(Peers::new(
+                    secret,
+                    Some(crate::tls::client_config(&ca, None)),
+                ))
+            }
             Err(e) => last_error = e,
         }
     }

@@ -4,17 +4,25 @@
 //! its data dir). The CA's SHA-256 fingerprint travels in the join token, after the secret:
 //! `<secret>@ca-sha256:<hex>`. A joining node reads the seed's certificate chain once without
 //! trusting it, keeps the CA certificate only if its fingerprint is the one in the token, and
-//! from then on talks to the cluster over TLS verified against that CA alone. Its first call
-//! fetches the CA's key (members only, over that verified connection), with which it issues
-//! its own certificate at every start. Every node certificate names [`NODE_TLS_NAME`] (clients
-//! verify that name, whatever address they dial) and the node's advertised rpc host.
+//! from then on talks to the cluster over TLS verified against that CA alone.
 //!
-//! TLS authenticates the server to the caller and keeps the traffic private; callers are still
-//! authenticated by the cluster secret (or the gateway token) on every call, as without TLS.
+//! The CA key stays with the member that made it (and any member an operator copies
+//! [`CA_KEY_FILE`] to): other members never receive it. A joining node sends a certificate
+//! request with its join; the leader reserves its id and has the request signed by a member
+//! that holds the key. Each node certificate names its node id ([`node_dns_name`]) as well as
+//! [`NODE_TLS_NAME`] (which clients verify, whatever address they dial), and is kept in the
+//! node's data dir ([`NODE_CERT_FILE`], [`NODE_KEY_FILE`]).
+//!
+//! Members present their certificates as clients too (mutual TLS): a member-only call must
+//! come with a node certificate from the cluster CA, and the node id it names is the caller's
+//! identity (a removed node's certificate is refused by name). The cluster secret is checked
+//! on every call as well, as without TLS.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+
+use blindstore_types::raft::NodeId;
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -32,8 +40,43 @@ pub const NODE_TLS_NAME: &str = "node.blindstore.internal";
 
 /// The cluster CA's certificate in a member's data dir.
 pub const CA_CERT_FILE: &str = "cluster-ca.pem";
-/// The cluster CA's private key in a member's data dir (mode 0600).
+/// The cluster CA's private key, in the data dir of the members that sign node certificates
+/// (mode 0600).
 pub const CA_KEY_FILE: &str = "cluster-ca-key.pem";
+/// A node's certificate (PEM: its own, then the CA's) in its data dir.
+pub const NODE_CERT_FILE: &str = "node-cert.pem";
+/// A node's private key in its data dir (mode 0600).
+pub const NODE_KEY_FILE: &str = "node-key.pem";
+/// How long a node certificate is valid.
+pub const NODE_CERT_VALIDITY: Duration = Duration::from_secs(2 * 365 * 24 * 3600);
+/// A node asks for a new certificate at start when its own expires within this.
+pub const NODE_CERT_RENEW_BEFORE: Duration = Duration::from_secs(180 * 24 * 3600);
+
+/// The name a node certificate carries for its node id: `node-<id>.node.blindstore.internal`.
+pub fn node_dns_name(id: NodeId) -> String {
+    format!("node-{id}.{NODE_TLS_NAME}")
+}
+
+/// The node id a node certificate (DER) names, if it names exactly one.
+pub fn node_id_of(der: &[u8]) -> Option<NodeId> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let san = cert.subject_alternative_name().ok()??;
+    let suffix = format!(".{NODE_TLS_NAME}");
+    let mut ids = san
+        .value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            x509_parser::extensions::GeneralName::DNSName(dns) => dns
+                .strip_prefix("node-")?
+                .strip_suffix(suffix.as_str())?
+                .parse::<NodeId>()
+                .ok(),
+            _ => None,
+        });
+    let id = ids.next()?;
+    ids.next().is_none().then_some(id)
+}
 
 /// What separates the secret from the CA fingerprint in a token.
 const FINGERPRINT_MARK: &str = "@ca-sha256:";
@@ -48,6 +91,13 @@ pub struct Fingerprint([u8; 32]);
 impl Fingerprint {
     pub fn of(der: &[u8]) -> Self {
         Self(sha2::Sha256::digest(der).into())
+    }
+
+    /// The fingerprint of a certificate in PEM (the first one).
+    pub fn of_pem(pem: &str) -> Result<Self, TlsError> {
+        let der = CertificateDer::from_pem_slice(pem.as_bytes())
+            .map_err(|e| TlsError::Certificate(format!("the CA certificate: {e}")))?;
+        Ok(Self::of(&der))
     }
 }
 
@@ -182,24 +232,14 @@ impl ClusterCa {
         &self.key_pem
     }
 
-    /// The CA stored in `dir`, if any (both files, or neither).
+    /// The CA with its key, if `dir` holds both (a member that signs node certificates). The
+    /// key without the certificate is refused.
     pub fn load(dir: &Path) -> Result<Option<Self>, TlsError> {
-        let read = |name: &str| {
-            let path = dir.join(name);
-            match std::fs::read_to_string(&path) {
-                Ok(text) => Ok(Some(text)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(source) => Err(TlsError::Io {
-                    path: path.display().to_string(),
-                    source,
-                }),
-            }
-        };
-        match (read(CA_CERT_FILE)?, read(CA_KEY_FILE)?) {
+        match (load_ca_cert(dir)?, read_optional(dir, CA_KEY_FILE)?) {
             (Some(cert), Some(key)) => Self::from_pem(cert, key).map(Some),
-            (None, None) => Ok(None),
-            _ => Err(TlsError::Certificate(format!(
-                "{} holds only one of {CA_CERT_FILE} and {CA_KEY_FILE}; restore the other from another member",
+            (_, None) => Ok(None),
+            (None, Some(_)) => Err(TlsError::Certificate(format!(
+                "{} holds {CA_KEY_FILE} without {CA_CERT_FILE}; restore the certificate from another member",
                 dir.display()
             ))),
         }
@@ -211,47 +251,187 @@ impl ClusterCa {
         write_private(dir, CA_CERT_FILE, self.cert_pem.as_bytes())
     }
 
-    /// A fresh certificate for this node, naming [`NODE_TLS_NAME`] and `host` (its advertised
-    /// rpc host), with the CA certificate after it in the chain.
-    pub fn node_identity(&self, host: &str) -> Result<Identity, TlsError> {
+    /// Signs the public key of `csr_pem` (a certificate request, whose signature must hold)
+    /// into a certificate for node `id`: names, usages and validity are the CA's choice, never
+    /// the request's. PEM: the node certificate, then the CA certificate.
+    pub fn sign_node(&self, id: NodeId, csr_pem: &str) -> Result<String, TlsError> {
+        let csr = rcgen::CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(cert_error("the certificate request"))?;
         let ca_key = KeyPair::from_pem(&self.key_pem).map_err(cert_error("the CA key"))?;
         let issuer = ca_params()
             .self_signed(&ca_key)
             .map_err(cert_error("loading the CA"))?;
-        let mut names = vec![NODE_TLS_NAME.to_owned()];
-        if !host.is_empty() && host != NODE_TLS_NAME {
-            names.push(host.to_owned());
-        }
-        let mut params =
-            CertificateParams::new(names).map_err(cert_error("the node certificate's names"))?;
+        let mut params = CertificateParams::new(vec![NODE_TLS_NAME.to_owned(), node_dns_name(id)])
+            .map_err(cert_error("the node certificate's names"))?;
         params
             .distinguished_name
-            .push(DnType::CommonName, NODE_TLS_NAME);
+            .push(DnType::CommonName, format!("Blindstore node {id}"));
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,
         ];
         params.use_authority_key_identifier_extension = true;
-        let key = KeyPair::generate().map_err(cert_error("making the node key"))?;
+        let now = time::OffsetDateTime::now_utc();
+        // An hour of slack for members whose clocks run a little behind the signer's.
+        params.not_before = now - time::Duration::hours(1);
+        params.not_after = now + NODE_CERT_VALIDITY;
+        params.serial_number = Some(rcgen::SerialNumber::from_slice(&rand_serial()));
         let cert = params
-            .signed_by(&key, &issuer, &ca_key)
+            .signed_by(&csr.public_key, &issuer, &ca_key)
             .map_err(cert_error("signing the node certificate"))?;
-        let chain = format!("{}{}", cert.pem(), self.cert_pem);
-        Ok(Identity::from_pem(chain, key.serialize_pem()))
-    }
-
-    /// The server side of a node: its certificate, made now.
-    pub fn server_config(&self, host: &str) -> Result<ServerTlsConfig, TlsError> {
-        Ok(ServerTlsConfig::new().identity(self.node_identity(host)?))
+        Ok(format!("{}{}", cert.pem(), self.cert_pem))
     }
 }
 
-/// The client side: trusts `ca_pem` alone and expects [`NODE_TLS_NAME`].
-pub fn client_config(ca_pem: &str) -> ClientTlsConfig {
-    ClientTlsConfig::new()
+/// A serial number for a node certificate: 16 random bytes, the first below 0x80 (a positive
+/// DER integer).
+fn rand_serial() -> [u8; 16] {
+    let mut serial = [0u8; 16];
+    rustls::crypto::ring::default_provider()
+        .secure_random
+        .fill(&mut serial)
+        .expect("the system's random source");
+    serial[0] &= 0x7f;
+    serial[0] |= 0x01;
+    serial
+}
+
+/// A new key for a node and a certificate request for it (PEM each).
+pub fn node_request() -> Result<(String, String), TlsError> {
+    let key = KeyPair::generate().map_err(cert_error("making the node key"))?;
+    let mut params = CertificateParams::new(vec![NODE_TLS_NAME.to_owned()])
+        .map_err(cert_error("the certificate request's names"))?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, NODE_TLS_NAME);
+    let csr = params
+        .serialize_request(&key)
+        .map_err(cert_error("making the certificate request"))?
+        .pem()
+        .map_err(cert_error("encoding the certificate request"))?;
+    Ok((csr, key.serialize_pem()))
+}
+
+/// The CA certificate stored in `dir`, if any.
+pub fn load_ca_cert(dir: &Path) -> Result<Option<String>, TlsError> {
+    read_optional(dir, CA_CERT_FILE)
+}
+
+/// Stores the CA certificate (not its key) in `dir`.
+pub fn store_ca_cert(dir: &Path, pem: &str) -> Result<(), TlsError> {
+    write_private(dir, CA_CERT_FILE, pem.as_bytes())
+}
+
+fn read_optional(dir: &Path, name: &str) -> Result<Option<String>, TlsError> {
+    let path = dir.join(name);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(TlsError::Io {
+            path: path.display().to_string(),
+            source,
+        }),
+    }
+}
+
+/// A node's certificate, issued by the cluster CA for its node id, and its key.
+#[derive(Clone)]
+pub struct NodeCert {
+    chain_pem: String,
+    key_pem: String,
+    node_id: NodeId,
+    /// Seconds since the Unix epoch.
+    not_after: i64,
+}
+
+impl NodeCert {
+    /// Checks that `chain_pem` starts with a certificate signed by the CA of `ca_pem` that
+    /// names one node id, and that `key_pem` is its key.
+    pub fn new(chain_pem: String, key_pem: String, ca_pem: &str) -> Result<Self, TlsError> {
+        let bad = |what: &str| TlsError::Certificate(format!("the node certificate {what}"));
+        let leaf =
+            CertificateDer::from_pem_slice(chain_pem.as_bytes()).map_err(|_| bad("is not PEM"))?;
+        let ca = CertificateDer::from_pem_slice(ca_pem.as_bytes())
+            .map_err(|e| TlsError::Certificate(format!("the CA certificate: {e}")))?;
+        let (_, ca) = x509_parser::parse_x509_certificate(&ca)
+            .map_err(|_| TlsError::Certificate("the CA certificate does not parse".into()))?;
+        let (_, cert) =
+            x509_parser::parse_x509_certificate(&leaf).map_err(|_| bad("does not parse"))?;
+        cert.verify_signature(Some(ca.public_key()))
+            .map_err(|_| bad("was not issued by this cluster's CA"))?;
+        let node_id = node_id_of(&leaf).ok_or_else(|| bad("names no node id"))?;
+        let key = KeyPair::from_pem(&key_pem).map_err(cert_error("the node key"))?;
+        if cert.public_key().subject_public_key.data.as_ref() != key.public_key_raw() {
+            return Err(bad("does not go with the node key"));
+        }
+        Ok(Self {
+            not_after: cert.validity().not_after.timestamp(),
+            chain_pem,
+            key_pem,
+            node_id,
+        })
+    }
+
+    /// The node certificate stored in `dir`, if any (both files, or neither).
+    pub fn load(dir: &Path, ca_pem: &str) -> Result<Option<Self>, TlsError> {
+        match (
+            read_optional(dir, NODE_CERT_FILE)?,
+            read_optional(dir, NODE_KEY_FILE)?,
+        ) {
+            (Some(cert), Some(key)) => Self::new(cert, key, ca_pem)
+                .map(Some)
+                .map_err(|e| TlsError::Certificate(format!("{}: {e}", dir.display()))),
+            (None, None) => Ok(None),
+            _ => Err(TlsError::Certificate(format!(
+                "{} holds only one of {NODE_CERT_FILE} and {NODE_KEY_FILE}; remove the other to have a new certificate issued",
+                dir.display()
+            ))),
+        }
+    }
+
+    /// Stores the certificate and key in `dir` (mode 0600, each file whole or not at all).
+    pub fn store(&self, dir: &Path) -> Result<(), TlsError> {
+        write_private(dir, NODE_KEY_FILE, self.key_pem.as_bytes())?;
+        write_private(dir, NODE_CERT_FILE, self.chain_pem.as_bytes())
+    }
+
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// Whether the certificate expires within `within` from now.
+    pub fn expires_within(&self, within: Duration) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        (now + within).as_secs() as i64 >= self.not_after
+    }
+
+    pub fn identity(&self) -> Identity {
+        Identity::from_pem(&self.chain_pem, &self.key_pem)
+    }
+}
+
+/// The server side of a node: its certificate; callers may present a node certificate from the
+/// cluster CA (members must, gateways and joining nodes need not: the services decide).
+pub fn server_config(ca_pem: &str, node: &NodeCert) -> ServerTlsConfig {
+    ServerTlsConfig::new()
+        .identity(node.identity())
+        .client_ca_root(Certificate::from_pem(ca_pem))
+        .client_auth_optional(true)
+}
+
+/// The client side: trusts `ca_pem` alone and expects [`NODE_TLS_NAME`]; a member presents its
+/// node certificate.
+pub fn client_config(ca_pem: &str, node: Option<&NodeCert>) -> ClientTlsConfig {
+    let config = ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(ca_pem))
-        .domain_name(NODE_TLS_NAME)
+        .domain_name(NODE_TLS_NAME);
+    match node {
+        Some(node) => config.identity(node.identity()),
+        None => config,
+    }
 }
 
 fn write_private(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), TlsError> {
@@ -411,7 +591,9 @@ mod tests {
         ca.store(dir.path()).unwrap();
         let loaded = ClusterCa::load(dir.path()).unwrap().unwrap();
         assert_eq!(loaded.fingerprint(), ca.fingerprint());
-        loaded.node_identity("127.0.0.1").unwrap();
+        let (csr, key) = node_request().unwrap();
+        let chain = loaded.sign_node(2, &csr).unwrap();
+        NodeCert::new(chain, key, ca.cert_pem()).unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -423,7 +605,64 @@ mod tests {
         }
         let other = ClusterCa::generate().unwrap();
         assert!(ClusterCa::from_pem(ca.cert_pem.clone(), other.key_pem.clone()).is_err());
+        // A member without the key keeps the certificate alone; a key alone is refused.
         std::fs::remove_file(dir.path().join(CA_KEY_FILE)).unwrap();
+        assert!(ClusterCa::load(dir.path()).unwrap().is_none());
+        assert_eq!(
+            load_ca_cert(dir.path()).unwrap().as_deref(),
+            Some(ca.cert_pem())
+        );
+        std::fs::remove_file(dir.path().join(CA_CERT_FILE)).unwrap();
+        write_private(dir.path(), CA_KEY_FILE, other.key_pem.as_bytes()).unwrap();
         assert!(ClusterCa::load(dir.path()).is_err());
+    }
+
+    #[test]
+    fn a_node_certificate_names_the_id_the_ca_chose_and_nothing_the_request_asked() {
+        let ca = ClusterCa::generate().unwrap();
+        // The request asks for other names; the certificate carries the signer's choice.
+        let key = KeyPair::generate().unwrap();
+        let mut asked =
+            CertificateParams::new(vec![node_dns_name(1), "evil.example".into()]).unwrap();
+        asked.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+        let csr = asked.serialize_request(&key).unwrap().pem().unwrap();
+        let chain = ca.sign_node(7, &csr).unwrap();
+        let node = NodeCert::new(chain.clone(), key.serialize_pem(), ca.cert_pem()).unwrap();
+        assert_eq!(node.node_id(), 7);
+        let der = CertificateDer::from_pem_slice(chain.as_bytes()).unwrap();
+        let (_, cert) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let names: Vec<String> = cert
+            .subject_alternative_name()
+            .unwrap()
+            .unwrap()
+            .value
+            .general_names
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                format!("DNSName({NODE_TLS_NAME})"),
+                format!("DNSName({})", node_dns_name(7))
+            ]
+        );
+        assert!(!cert.is_ca());
+        // Valid for two years from now, and not yet due for renewal.
+        assert!(!node.expires_within(NODE_CERT_RENEW_BEFORE));
+        assert!(node.expires_within(NODE_CERT_VALIDITY + Duration::from_secs(60)));
+
+        // Another CA's certificate, the wrong key, or a garbled request are refused.
+        let other = ClusterCa::generate().unwrap();
+        let (csr, key) = node_request().unwrap();
+        let foreign = other.sign_node(7, &csr).unwrap();
+        assert!(NodeCert::new(foreign, key.clone(), ca.cert_pem()).is_err());
+        let (_, wrong_key) = node_request().unwrap();
+        let chain = ca.sign_node(7, &csr).unwrap();
+        assert!(NodeCert::new(chain, wrong_key, ca.cert_pem()).is_err());
+        assert!(ca.sign_node(7, "not a request").is_err());
+        let mut tampered = csr.clone();
+        tampered.replace_range(80..84, "AAAA");
+        assert!(ca.sign_node(7, &tampered).is_err());
     }
 }

@@ -1465,7 +1465,15 @@ async fn the_gateway_token_cannot_act_as_a_member() {
     let denied = |status: tonic::Status| {
         assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
     };
-    denied(cluster.join(JoinRequest { node_id: 0 }).await.unwrap_err());
+    denied(
+        cluster
+            .join(JoinRequest {
+                node_id: 0,
+                csr_pem: String::new(),
+            })
+            .await
+            .unwrap_err(),
+    );
     denied(
         cluster
             .add_member(AddMemberRequest {
@@ -1979,10 +1987,13 @@ fn join_fails(dir: &std::path::Path, seed: &str, token: &str) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// A cluster made with `--cluster-tls` runs its rpc over mutual TLS: the CA key stays with the
+/// first node; joining nodes get a certificate the cluster signs for their node id; member
+/// calls need such a certificate, and a message's sender must be the node it names.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_cluster_created_with_tls_runs_its_rpc_over_tls_and_hands_the_ca_to_joiners() {
-    use blindstore_rpc::tls::{client_config, ClusterCa, ClusterToken};
-    use blindstore_rpc::v1::MembersRequest;
+async fn a_cluster_created_with_tls_runs_mutual_tls_with_certificates_it_issues() {
+    use blindstore_rpc::tls::{client_config, ClusterCa, ClusterToken, NodeCert};
+    use blindstore_rpc::v1::{HeldRequest, MembersRequest};
 
     // Only the first node is told; the CA's fingerprint travels in the join token.
     let mut cluster = Cluster::first(&["--cluster-tls"], &[]);
@@ -2022,13 +2033,26 @@ async fn a_cluster_created_with_tls_runs_its_rpc_over_tls_and_hands_the_ca_to_jo
 
     cluster.join_node();
     cluster.join_node();
-    for n in ["n2", "n3"] {
+    let mut certs = Vec::new();
+    for (i, n) in ["n1", "n2", "n3"].iter().enumerate() {
         let dir = cluster.dir.path().join(n);
         assert_eq!(
             std::fs::read_to_string(dir.join("cluster-ca.pem")).unwrap(),
             ca_pem,
-            "{n} keeps the cluster's CA"
+            "{n} keeps the cluster's CA certificate"
         );
+        assert_eq!(
+            dir.join("cluster-ca-key.pem").exists(),
+            i == 0,
+            "only the first node holds the CA key"
+        );
+        let cert = NodeCert::load(&dir, &ca_pem).unwrap().unwrap();
+        assert_eq!(
+            cert.node_id(),
+            i as u64 + 1,
+            "{n}'s certificate names its id"
+        );
+        certs.push(cert);
     }
     let status = cluster.status(cluster.nodes[2].as_ref().unwrap());
     assert_eq!(voters_and_leaders(&status), (3, 1, 3), "{status:#}");
@@ -2061,12 +2085,26 @@ async fn a_cluster_created_with_tls_runs_its_rpc_over_tls_and_hands_the_ca_to_jo
     assert_two_live_copies(&admin, &chunks, &[]).await;
 
     // Every rpc port speaks TLS with a certificate from the cluster CA, and nothing in clear.
+    // Member calls need a node certificate: the token alone is not enough.
+    let secret = || blindstore_rpc::ClusterSecret::new(&parsed.secret).unwrap();
     for node in cluster.nodes.iter().flatten() {
         let rpc = node.rpc.clone().unwrap();
-        let peers = blindstore_rpc::Peers::new(
-            blindstore_rpc::ClusterSecret::new(&parsed.secret).unwrap(),
-            Some(client_config(&ca_pem)),
-        );
+        let peers = blindstore_rpc::Peers::new(secret(), Some(client_config(&ca_pem, None)));
+        let refused = peers
+            .cluster(&rpc)
+            .unwrap()
+            .held(HeldRequest {})
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
+        let member =
+            blindstore_rpc::Peers::new(secret(), Some(client_config(&ca_pem, Some(&certs[1]))));
+        member
+            .cluster(&rpc)
+            .unwrap()
+            .held(HeldRequest {})
+            .await
+            .unwrap();
         let members = peers
             .cluster(&rpc)
             .unwrap()
@@ -2089,10 +2127,8 @@ async fn a_cluster_created_with_tls_runs_its_rpc_over_tls_and_hands_the_ca_to_jo
         let transport =
             std::error::Error::source(&refused).is_some_and(|e| e.is::<tonic::transport::Error>());
         assert!(transport, "{refused:?}");
-        let strange = blindstore_rpc::Peers::new(
-            blindstore_rpc::ClusterSecret::new(&parsed.secret).unwrap(),
-            Some(client_config(other.cert_pem())),
-        );
+        let strange =
+            blindstore_rpc::Peers::new(secret(), Some(client_config(other.cert_pem(), None)));
         let untrusted = strange
             .cluster(&rpc)
             .unwrap()
@@ -2102,7 +2138,31 @@ async fn a_cluster_created_with_tls_runs_its_rpc_over_tls_and_hands_the_ca_to_jo
         let transport = std::error::Error::source(&untrusted)
             .is_some_and(|e| e.is::<tonic::transport::Error>());
         assert!(transport, "{untrusted:?}");
+        // A certificate from another CA is refused in the handshake.
+        let (csr, key) = blindstore_rpc::tls::node_request().unwrap();
+        let forged =
+            NodeCert::new(other.sign_node(2, &csr).unwrap(), key, other.cert_pem()).unwrap();
+        let forger =
+            blindstore_rpc::Peers::new(secret(), Some(client_config(&ca_pem, Some(&forged))));
+        let refused = forger
+            .cluster(&rpc)
+            .unwrap()
+            .held(HeldRequest {})
+            .await
+            .unwrap_err();
+        assert_ne!(refused.code(), tonic::Code::Ok, "{refused:?}");
     }
+    // Node 2's certificate cannot speak for node 1.
+    let n1_rpc = cluster.nodes[0].as_ref().unwrap().rpc.clone().unwrap();
+    let as_node2 = Some(client_config(&ca_pem, Some(&certs[1])));
+    assert_eq!(
+        vote_from(&n1_rpc, token.trim(), 2, as_node2.clone()).await,
+        tonic::Code::Ok
+    );
+    assert_eq!(
+        vote_from(&n1_rpc, token.trim(), 3, as_node2).await,
+        tonic::Code::PermissionDenied
+    );
 
     // A gateway with the gateway token (which names the CA too) finds the members over TLS.
     let gateway_token =
@@ -2151,6 +2211,53 @@ async fn a_cluster_created_with_tls_runs_its_rpc_over_tls_and_hands_the_ca_to_jo
         },
     )
     .await;
+
+    // With another member leading, a joining node's certificate is still signed: the leader
+    // has the member that holds the CA key sign it.
+    let holder = cluster.nodes[0].as_ref().unwrap();
+    signal(holder, "-STOP");
+    let n2 = cluster.nodes[1]
+        .as_ref()
+        .unwrap()
+        .client()
+        .with_admin_token(ADMIN);
+    eventually(Duration::from_secs(20), "another member leads", || {
+        let n2 = n2.clone();
+        async move {
+            n2.cluster()
+                .await
+                .is_ok_and(|c| c.leader.is_some_and(|l| l != 1))
+        }
+    })
+    .await;
+    signal(cluster.nodes[0].as_ref().unwrap(), "-CONT");
+    cluster.join_node();
+    let dir4 = cluster.dir.path().join("n4");
+    let cert = NodeCert::load(&dir4, &ca_pem).unwrap().unwrap();
+    assert_eq!(cert.node_id(), 4);
+    assert!(!dir4.join("cluster-ca-key.pem").exists());
+
+    // With the key holder down, a join is refused with what to do, and nothing is reserved.
+    cluster.nodes[0].take().unwrap().kill_9();
+    eventually(
+        Duration::from_secs(20),
+        "a member other than the key holder leads",
+        || {
+            let n2 = n2.clone();
+            async move {
+                n2.cluster()
+                    .await
+                    .is_ok_and(|c| c.leader.is_some_and(|l| l != 1))
+            }
+        },
+    )
+    .await;
+    let seed2 = cluster.nodes[1].as_ref().unwrap().rpc.clone().unwrap();
+    let stderr = join_fails(&cluster.dir.path().join("orphan"), &seed2, token.trim());
+    assert!(
+        stderr.contains("no reachable member holds the cluster CA key"),
+        "{stderr}"
+    );
 }
 
 /// Raft entries are bounded by encoded bytes: 60 concurrent settings writes of ~600 KB each (an
@@ -2234,15 +2341,22 @@ async fn large_writes_at_once_never_make_an_entry_followers_cannot_receive() {
 
 /// A vote request from `candidate` to the member at `rpc`, with the cluster's secret; the
 /// member's gRPC answer code. Term 0: an answer, never a change of the member's vote.
-async fn vote_from(rpc: &str, token: &str, candidate: u64) -> tonic::Code {
+async fn vote_from(
+    rpc: &str,
+    token: &str,
+    candidate: u64,
+    tls: Option<tonic::transport::ClientTlsConfig>,
+) -> tonic::Code {
     use blindstore_rpc::v1::{raft_client::RaftClient, RaftMessage};
     let token = blindstore_rpc::tls::ClusterToken::parse(token).unwrap();
     let secret = blindstore_rpc::ClusterSecret::new(&token.secret).unwrap();
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{rpc}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut endpoint =
+        tonic::transport::Endpoint::from_shared(format!("{scheme}://{rpc}")).unwrap();
+    if let Some(tls) = tls {
+        endpoint = endpoint.tls_config(tls).unwrap();
+    }
+    let channel = endpoint.connect().await.unwrap();
     let request: openraft::raft::VoteRequest<u64> =
         openraft::raft::VoteRequest::new(openraft::Vote::new(0, candidate), None);
     let record = blindstore_types::record::encode(&request);
@@ -2260,14 +2374,41 @@ async fn vote_from(rpc: &str, token: &str, candidate: u64) -> tonic::Code {
 /// `--join` it is not added back; members refuse its Raft messages; its id is never reused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_removed_node_is_out_for_good() {
-    let mut cluster = Cluster::start(&[]);
-    cluster.join_node();
+    removed_node_is_out_for_good(false).await;
+}
+
+/// The same on a cluster that runs mutual TLS: the removed node keeps its certificate (and the
+/// token), and members refuse it by the node id the certificate names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_removed_node_is_out_for_good_with_its_certificate() {
+    removed_node_is_out_for_good(true).await;
+}
+
+async fn removed_node_is_out_for_good(tls: bool) {
+    let mut cluster = if tls {
+        Cluster::first(&["--cluster-tls"], &[])
+    } else {
+        Cluster::first(&[], &[])
+    };
+    for _ in 0..3 {
+        cluster.join_node();
+    }
     let via = cluster.nodes[0].as_ref().unwrap();
     let admin = via.client().with_admin_token(ADMIN);
     let token = std::fs::read_to_string(cluster.dir.path().join("n1/join-token")).unwrap();
     let member_rpc = via.rpc.clone().unwrap();
+    // Node 4's own credentials, as its data dir holds them.
+    let dir4 = cluster.dir.path().join("n4");
+    let as_node4 = tls.then(|| {
+        let ca = std::fs::read_to_string(dir4.join("cluster-ca.pem")).unwrap();
+        let cert = blindstore_rpc::tls::NodeCert::load(&dir4, &ca)
+            .unwrap()
+            .unwrap();
+        assert_eq!(cert.node_id(), 4);
+        blindstore_rpc::tls::client_config(&ca, Some(&cert))
+    });
     assert_eq!(
-        vote_from(&member_rpc, token.trim(), 4).await,
+        vote_from(&member_rpc, token.trim(), 4, as_node4.clone()).await,
         tonic::Code::Ok
     );
 
@@ -2297,12 +2438,18 @@ async fn a_removed_node_is_out_for_good() {
     assert_eq!(client.health().await.unwrap().chunks_held, 0);
     // Its Raft messages are refused by the members.
     assert_eq!(
-        vote_from(&member_rpc, token.trim(), 4).await,
+        vote_from(&member_rpc, token.trim(), 4, as_node4.clone()).await,
         tonic::Code::PermissionDenied
     );
+    if tls {
+        // Its certificate cannot speak for another node either.
+        assert_eq!(
+            vote_from(&member_rpc, token.trim(), 2, as_node4.clone()).await,
+            tonic::Code::PermissionDenied
+        );
+    }
 
     // Restarted on its data dir (no --join): never added back, still refusing clients.
-    let dir4 = cluster.dir.path().join("n4");
     cluster.nodes[3].take().unwrap().terminate();
     let args = ["--rpc-addr", "127.0.0.1:0", "--admin-token", ADMIN];
     let again = NodeProcess::start(&dir4, &args);
@@ -2327,6 +2474,11 @@ async fn a_removed_node_is_out_for_good() {
     assert_eq!(status["removed"], serde_json::json!([4]), "{status}");
     let refused = client.put_chunk(&demo(), bytes.clone()).await.unwrap_err();
     assert_eq!(refused.code(), Some(ErrorCode::NodeRemoved), "{refused}");
+    assert_eq!(client.health().await.unwrap().chunks_held, 0);
+    assert_eq!(
+        vote_from(&member_rpc, token.trim(), 4, as_node4).await,
+        tonic::Code::PermissionDenied
+    );
 
     // A new node gets a new id, never 4.
     drop(again);
