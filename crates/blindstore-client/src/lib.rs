@@ -177,6 +177,18 @@ impl Client {
         json(request.send().await?).await
     }
 
+    /// Replaces the cluster's join token (admin); members keep using the old one for `grace`.
+    pub async fn rotate_join_token(
+        &self,
+        grace: Option<std::time::Duration>,
+    ) -> Result<blindstore_types::api::RotatedToken> {
+        let body = blindstore_types::api::RotateToken {
+            grace_seconds: grace.map(|g| g.as_secs()),
+        };
+        let request = self.admin(Method::POST, "/v1/admin/cluster/rotate-token");
+        json(request.json(&body).send().await?).await
+    }
+
     pub async fn health(&self) -> Result<Health> {
         json(self.request(Method::GET, "/v1/health").send().await?).await
     }

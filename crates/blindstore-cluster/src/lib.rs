@@ -17,6 +17,7 @@ mod node;
 mod passkeys;
 mod rounds;
 mod rpc_server;
+mod secret;
 mod sites;
 mod transport;
 
@@ -26,5 +27,9 @@ pub use error::NodeError;
 pub use node::{
     entry_answer_bytes, AccountSettings, AppendInput, Consistency, EntriesPage, Limits, Node,
     NodeConfig, ReadEntries, ZoneInfo,
+};
+pub use secret::{
+    write_token_files, RotatedToken, DEFAULT_ROTATION_GRACE, GATEWAY_TOKEN_FILE, JOIN_TOKEN_FILE,
+    MAX_ROTATION_GRACE,
 };
 pub use sites::MAX_SITE_MANIFEST_BYTES;

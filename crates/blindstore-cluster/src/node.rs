@@ -200,6 +200,10 @@ pub struct Node {
 
 pub(crate) struct Inner {
     pub(crate) id: NodeId,
+    pub(crate) data_dir: PathBuf,
+    /// The join token's secret every node-to-node call carries (shared with `peers` and the
+    /// rpc server; rotations switch it for all of them).
+    pub(crate) secret: ClusterSecret,
     /// False after a restart until this node's state is known to be at least as new as what
     /// it served before (see `Node::start`).
     caught_up: std::sync::atomic::AtomicBool,
@@ -255,6 +259,8 @@ impl Node {
             .map_err(|e| NodeError::BadRequest(format!("join token: {e}")))?;
         let secret = ClusterSecret::new(&token.secret)
             .map_err(|e| NodeError::BadRequest(format!("cluster secret: {}", e.message())))?;
+        // A rotation this node applied before it stopped, but had not switched to.
+        crate::secret::follow(&state, &secret, token.ca, dir)?;
         let joining = match (&config.join, pristine) {
             (Some(seed), true) => Some(seed.clone()),
             _ => None,
@@ -374,6 +380,8 @@ impl Node {
             // other alive.
             inner: Arc::new_cyclic(|me: &Weak<Inner>| Inner {
                 id,
+                data_dir: config.data_dir.clone(),
+                secret: secret.clone(),
                 bootstrapped,
                 own_info,
                 voters: config.voters,
@@ -432,6 +440,8 @@ impl Node {
         }
         let removal = tokio::spawn(node.clone().watch_for_removal());
         node.inner.tasks.lock().await.push(removal);
+        let rotations = tokio::spawn(node.clone().follow_join_secret());
+        node.inner.tasks.lock().await.push(rotations);
         if renew {
             let renewal = tokio::spawn(node.clone().renew_own_certificate(dir.clone()));
             node.inner.tasks.lock().await.push(renewal);
@@ -1365,6 +1375,9 @@ pub(crate) fn rejection(r: Rejection) -> NodeError {
             blindstore_types::account::MAX_PASSKEYS_PER_ACCOUNT
         )),
         Rejection::NestedBatch => NodeError::Internal("a batch inside a batch".into()),
+        Rejection::JoinSecretChanged => NodeError::Unavailable(
+            "the join token was rotated meanwhile by another request; nothing changed".into(),
+        ),
     }
 }
 

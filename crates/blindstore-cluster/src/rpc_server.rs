@@ -4,7 +4,7 @@
 //! cluster-secret check before it gets here (the interceptors are installed in `serve_rpc`);
 //! the Cluster service also admits the gateway token, for `Members` only. On a cluster that
 //! runs its rpc over TLS, member calls must also come with a node certificate from the cluster
-//! CA, which names the caller ([`Caller`]); a removed node's certificate is refused.
+//! CA, which names the caller ([`PeerCert`]); a removed node's certificate is refused.
 
 use blindstore_rpc::v1::cluster_server::Cluster;
 use blindstore_rpc::v1::cluster_server::ClusterServer;
@@ -68,10 +68,16 @@ pub(crate) async fn serve_rpc(
             {
                 let node = node.clone();
                 let secret = secret.clone();
-                move |request| {
-                    let mut request = secret.verify_any(request)?;
-                    identify(&node, &mut request);
-                    Ok(request)
+                move |mut request: Request<()>| {
+                    // A member's certificate is its credential (it may hold a join token from
+                    // before a rotation it has not applied yet); without one, the token.
+                    if identify(&node, &mut request) {
+                        request
+                            .extensions_mut()
+                            .insert(blindstore_rpc::Caller::Member);
+                        return Ok(request);
+                    }
+                    secret.verify_any(request)
                 }
             },
         ))
@@ -89,20 +95,22 @@ pub(crate) async fn serve_rpc(
 
 /// Who a call comes from, by the node certificate it presented (TLS clusters only).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Caller {
+pub(crate) struct PeerCert {
     pub(crate) id: NodeId,
     pub(crate) removed: bool,
 }
 
-/// Records the caller a verified client certificate names, if any.
-fn identify<T>(node: &Node, request: &mut Request<T>) {
+/// Records the node a verified client certificate names, if any; whether there was one.
+fn identify<T>(node: &Node, request: &mut Request<T>) -> bool {
     if node.inner.tls.is_none() {
-        return;
+        return false;
     }
-    if let Some(id) = blindstore_rpc::peer_node(request) {
-        let removed = node.removed_nodes().contains(&id);
-        request.extensions_mut().insert(Caller { id, removed });
-    }
+    let Some(id) = blindstore_rpc::peer_node(request) else {
+        return false;
+    };
+    let removed = node.removed_nodes().contains(&id);
+    request.extensions_mut().insert(PeerCert { id, removed });
+    true
 }
 
 /// The member a call comes from: on a TLS cluster, the node its certificate names, which must
@@ -111,24 +119,26 @@ fn member<T>(node: &Node, request: &Request<T>) -> Result<Option<NodeId>, Status
     if node.inner.tls.is_none() {
         return Ok(None);
     }
-    match request.extensions().get::<Caller>() {
-        Some(Caller { id, removed: true }) => Err(status_of(NodeError::Removed(*id))),
-        Some(Caller { id, .. }) => Ok(Some(*id)),
+    match request.extensions().get::<PeerCert>() {
+        Some(PeerCert { id, removed: true }) => Err(status_of(NodeError::Removed(*id))),
+        Some(PeerCert { id, .. }) => Ok(Some(*id)),
         None => Err(Status::unauthenticated(
             "this cluster runs mutual TLS between nodes: a member's call must come with its node certificate",
         )),
     }
 }
 
-/// The interceptor of the services only members call: the join token, and on a TLS cluster a
-/// node certificate naming a node that was not removed.
+/// The interceptor of the services only members call: on a TLS cluster a node certificate
+/// naming a node that was not removed (the member's credential, whatever token it holds); on a
+/// plain one the join token.
 fn members_only(
     node: Node,
     secret: ClusterSecret,
 ) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
-    move |request| {
-        let mut request = secret.verify(request)?;
-        identify(&node, &mut request);
+    move |mut request| {
+        if !identify(&node, &mut request) {
+            request = secret.verify(request)?;
+        }
         member(&node, &request)?;
         Ok(request)
     }
@@ -221,7 +231,7 @@ impl Cluster for ClusterRpc {
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinReply>, Status> {
         // The token is enough: a joining node has no certificate yet (this call gets it one).
         require_member(&request)?;
-        if let Some(Caller { id, removed: true }) = request.extensions().get::<Caller>() {
+        if let Some(PeerCert { id, removed: true }) = request.extensions().get::<PeerCert>() {
             return Err(status_of(NodeError::Removed(*id)));
         }
         let r = request.into_inner();

@@ -8,7 +8,7 @@ use axum::Json;
 use blindstore_cluster::ZoneInfo;
 use blindstore_types::api::{
     ClusterMembers, ErrorBody, InviteRequest, Invites, NodeChange, RegistrationChange, Replicas,
-    Zone, ZoneList, ZoneQuota, ZoneSettingsChange,
+    RotateToken, RotatedToken, Zone, ZoneList, ZoneQuota, ZoneSettingsChange,
 };
 use blindstore_types::Hash32;
 use subtle::ConstantTimeEq;
@@ -31,6 +31,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(cluster))
         .routes(routes!(drain_node, undrain_node))
         .routes(routes!(remove_node))
+        .routes(routes!(rotate_token))
         .routes(routes!(crate::accounts::admin_delete_account))
 }
 
@@ -370,5 +371,35 @@ pub(crate) async fn remove_node(
     Ok(Json(NodeChange {
         node_id,
         action: "removed".into(),
+    }))
+}
+
+/// Replace the join token (and with it the gateway token) with a new random one. Members switch
+/// within the grace; from twice the grace on the old tokens are refused, so a removed node or a
+/// leaked token can no longer join or call. On a TLS cluster members authenticate each other by
+/// their certificates, so a member that was down through the rotation comes back by itself.
+#[utoipa::path(post, path = "/v1/admin/cluster/rotate-token", tag = "admin",
+    request_body = RotateToken,
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The new tokens", body = RotatedToken),
+        (status = 400, description = "A grace above the limit", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 503, description = "No quorum, or another rotation won the race", body = ErrorBody),
+    ))]
+pub(crate) async fn rotate_token(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<RotateToken>,
+) -> Result<Json<RotatedToken>, ApiError> {
+    let grace = request.grace_seconds.map_or(
+        blindstore_cluster::DEFAULT_ROTATION_GRACE,
+        std::time::Duration::from_secs,
+    );
+    let rotated = state.node.rotate_join_token(grace).await?;
+    Ok(Json(RotatedToken {
+        join_token: rotated.join_token,
+        gateway_token: rotated.gateway_token,
+        grace_seconds: rotated.grace.as_secs(),
     }))
 }

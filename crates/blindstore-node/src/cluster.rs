@@ -18,6 +18,19 @@ pub enum ClusterCommand {
     /// progress), then take it out of the membership. `--force` removes a dead node at once and
     /// lets repair restore the copies it held.
     Remove(RemoveArgs),
+    /// Replace the join token (and the gateway token made from it) with a new one. Members
+    /// switch by themselves within the grace, then the old tokens are refused. Prints the new
+    /// tokens: give the join token to nodes that will join, the gateway token to gateways.
+    RotateToken(RotateTokenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RotateTokenArgs {
+    #[command(flatten)]
+    target: Target,
+    /// How long members keep using the old token (at most 1h); refused from twice that on.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    grace: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -188,6 +201,7 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<()> {
     match command {
         ClusterCommand::Status(args) => runtime.block_on(status(args)),
         ClusterCommand::Remove(args) => runtime.block_on(remove(args)),
+        ClusterCommand::RotateToken(args) => runtime.block_on(rotate_token(args)),
     }
 }
 
@@ -322,6 +336,26 @@ fn gone(node: u64) -> impl Fn(&ClusterMembers) -> bool {
 
 /// How long operator commands wait for a leader to answer.
 const LEADER_PATIENCE: Duration = Duration::from_secs(60);
+
+async fn rotate_token(args: RotateTokenArgs) -> anyhow::Result<()> {
+    // Not retried: a second rotation after a lost answer would make a token nobody printed.
+    let rotated = args
+        .target
+        .client()?
+        .rotate_join_token(Some(args.grace))
+        .await
+        .context("rotating the join token")?;
+    let grace = rotated.grace_seconds;
+    println!("join token: {}", rotated.join_token);
+    println!("gateway token: {}", rotated.gateway_token);
+    eprintln!(
+        "Members switch within {grace} s and rewrite their join-token and gateway-token files; \
+         the old tokens are refused from {} s on. Restart gateways with the new gateway token \
+         before then.",
+        grace * 2
+    );
+    Ok(())
+}
 
 async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
     let node = args.node_id;

@@ -15,8 +15,7 @@ use tracing_subscriber::EnvFilter;
 use crate::config::{usable_token, Config, LogFormat, Role, ServeArgs, MIN_TOKEN_LEN};
 
 const ADMIN_TOKEN_FILE: &str = "admin-token";
-const JOIN_TOKEN_FILE: &str = "join-token";
-const GATEWAY_TOKEN_FILE: &str = "gateway-token";
+use blindstore_cluster::{GATEWAY_TOKEN_FILE, JOIN_TOKEN_FILE};
 
 pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
     let config = Config::load(args)?;
@@ -315,8 +314,11 @@ fn join_token(config: &Config) -> anyhow::Result<(String, bool)> {
     }
     match (&config.join_token, stored) {
         (Some(given), Some(stored)) if *given != stored => anyhow::bail!(
-            "the join token given differs from the one in {}: this data dir belongs to another cluster",
-            config.data_dir.join(JOIN_TOKEN_FILE).display()
+            "the join token given differs from the one in {path}: this data dir belongs to another cluster, \
+             or the token was rotated. After a rotation this member applied, start it without --join-token \
+             (the file holds the current one); a member of a plain cluster that was down through a rotation \
+             takes the new token once {path} is removed",
+            path = config.data_dir.join(JOIN_TOKEN_FILE).display()
         ),
         (_, Some(stored)) => Ok((stored, false)),
         (Some(given), None) => {

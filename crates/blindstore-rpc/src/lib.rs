@@ -53,26 +53,91 @@ pub enum Caller {
 /// members' credential; the gateway token, derived from it, is a gateway's: it can find the
 /// members (and a gateway forwards client requests over their public HTTP API), but it cannot
 /// join, vote, send Raft messages, move chunks or change the membership.
+///
+/// The secret can be rotated while the cluster runs ([`ClusterSecret::rotate`]): for a grace
+/// period after the rotation a member still sends the previous secret (members that have not
+/// applied the rotation yet know only that one), and for twice as long it accepts both. Clones
+/// share one secret, so a rotation reaches every client and server of the node at once.
 #[derive(Clone)]
 pub struct ClusterSecret {
-    /// What this side attaches to its calls.
+    secrets: std::sync::Arc<std::sync::RwLock<Secrets>>,
+}
+
+struct Secrets {
+    current: Pair,
+    previous: Option<Previous>,
+}
+
+/// A join token's secret and the gateway token that goes with it.
+#[derive(Clone)]
+struct Pair {
+    text: String,
     secret: MetadataValue<tonic::metadata::Ascii>,
-    /// The gateway token that goes with the join token (server side).
     gateway: MetadataValue<tonic::metadata::Ascii>,
+}
+
+struct Previous {
+    pair: Pair,
+    /// Until then it is still sent.
+    sent_until: std::time::SystemTime,
+    /// Until then it is still accepted.
+    accepted_until: std::time::SystemTime,
+}
+
+impl Pair {
+    fn new(secret: &str) -> Result<Self, Status> {
+        let ascii = |s: &str| {
+            s.parse()
+                .map_err(|_| Status::invalid_argument("the cluster secret must be printable ASCII"))
+        };
+        Ok(Self {
+            text: secret.to_owned(),
+            secret: ascii(secret)?,
+            gateway: ascii(&gateway_token(secret))?,
+        })
+    }
 }
 
 impl ClusterSecret {
     /// From a join token (a member), or from a gateway token (a gateway: it only attaches it).
     /// `secret` must be printable ASCII (the node checks this at start-up).
     pub fn new(secret: &str) -> Result<Self, Status> {
-        let ascii = |s: &str| {
-            s.parse()
-                .map_err(|_| Status::invalid_argument("the cluster secret must be printable ASCII"))
-        };
         Ok(Self {
-            secret: ascii(secret)?,
-            gateway: ascii(&gateway_token(secret))?,
+            secrets: std::sync::Arc::new(std::sync::RwLock::new(Secrets {
+                current: Pair::new(secret)?,
+                previous: None,
+            })),
         })
+    }
+
+    /// The current secret (what the node keeps in its `join-token` file).
+    pub fn current(&self) -> String {
+        self.read().current.text.clone()
+    }
+
+    /// Switches to `secret`, rotated from `previous` at `rotated_at`: `previous` is still sent
+    /// until `grace` after it, and accepted until twice that.
+    pub fn rotate(
+        &self,
+        secret: &str,
+        previous: &str,
+        rotated_at: std::time::SystemTime,
+        grace: std::time::Duration,
+    ) -> Result<(), Status> {
+        let current = Pair::new(secret)?;
+        let previous = Pair::new(previous)?;
+        let mut secrets = self.secrets.write().unwrap_or_else(|e| e.into_inner());
+        secrets.current = current;
+        secrets.previous = Some(Previous {
+            pair: previous,
+            sent_until: rotated_at + grace,
+            accepted_until: rotated_at + grace * 2,
+        });
+        Ok(())
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Secrets> {
+        self.secrets.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Server side: refuses calls without the join token, in constant time.
@@ -97,8 +162,19 @@ impl ClusterSecret {
             .metadata()
             .get(SECRET_HEADER)
             .ok_or_else(|| Status::unauthenticated("missing cluster secret"))?;
-        let member = bool::from(presented.as_bytes().ct_eq(self.secret.as_bytes()));
-        let gateway = bool::from(presented.as_bytes().ct_eq(self.gateway.as_bytes()));
+        let secrets = self.read();
+        let now = std::time::SystemTime::now();
+        let previous = secrets
+            .previous
+            .as_ref()
+            .filter(|p| now < p.accepted_until)
+            .map(|p| &p.pair);
+        let mut member = false;
+        let mut gateway = false;
+        for pair in std::iter::once(&secrets.current).chain(previous) {
+            member |= bool::from(presented.as_bytes().ct_eq(pair.secret.as_bytes()));
+            gateway |= bool::from(presented.as_bytes().ct_eq(pair.gateway.as_bytes()));
+        }
         match (member, gateway) {
             (true, _) => Ok(Caller::Member),
             (false, true) => Ok(Caller::Gateway),
@@ -108,9 +184,15 @@ impl ClusterSecret {
 
     /// Client side: attaches the secret.
     pub fn attach<T>(&self, mut request: Request<T>) -> Result<Request<T>, Status> {
+        let secrets = self.read();
+        let now = std::time::SystemTime::now();
+        let sent = match &secrets.previous {
+            Some(p) if now < p.sent_until => &p.pair,
+            _ => &secrets.current,
+        };
         request
             .metadata_mut()
-            .insert(SECRET_HEADER, self.secret.clone());
+            .insert(SECRET_HEADER, sent.secret.clone());
         Ok(request)
     }
 
@@ -165,6 +247,62 @@ pub fn require_member<T>(request: &Request<T>) -> Result<(), Status> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn a_rotated_secret_is_sent_after_the_grace_and_the_old_one_dies_after_twice_that() {
+        let old = "old-join-token-0123456789";
+        let new = "new-join-token-0123456789";
+        let server = ClusterSecret::new(old).unwrap();
+        let sent = |s: &ClusterSecret| {
+            s.attach(Request::new(()))
+                .unwrap()
+                .metadata()
+                .get(SECRET_HEADER)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned()
+        };
+        let grace = Duration::from_secs(60);
+        // Just rotated: the old secret is still sent, both are accepted (and both gateway
+        // tokens).
+        server.rotate(new, old, SystemTime::now(), grace).unwrap();
+        assert_eq!(server.current(), new);
+        assert_eq!(sent(&server), old);
+        for token in [old, new] {
+            assert!(server.verify(call(token)).is_ok());
+            let r = server.verify_any(call(&gateway_token(token))).unwrap();
+            assert_eq!(r.extensions().get::<Caller>(), Some(&Caller::Gateway));
+        }
+        // Past the grace: the new one is sent, the old one still accepted.
+        let clone = server.clone();
+        server
+            .rotate(
+                new,
+                old,
+                SystemTime::now() - grace - Duration::from_secs(1),
+                grace,
+            )
+            .unwrap();
+        assert_eq!(sent(&clone), new, "clones share the rotation");
+        assert!(server.verify(call(old)).is_ok());
+        // Past twice the grace: the old one is refused.
+        server
+            .rotate(
+                new,
+                old,
+                SystemTime::now() - grace * 2 - Duration::from_secs(1),
+                grace,
+            )
+            .unwrap();
+        assert_eq!(
+            server.verify(call(old)).unwrap_err().code(),
+            tonic::Code::Unauthenticated
+        );
+        assert!(server.verify_any(call(&gateway_token(old))).is_err());
+        assert!(server.verify(call(new)).is_ok());
+    }
 
     fn call(token: &str) -> Request<()> {
         let mut r = Request::new(());

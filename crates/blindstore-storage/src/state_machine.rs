@@ -21,7 +21,7 @@ use blindstore_types::account::{
     ZoneSettings, ZoneSettingsV1,
 };
 use blindstore_types::command::{
-    ChainHead, Command, CommandResponse, Quota, QuotaKind, Rejection, ZoneRecord,
+    ChainHead, Command, CommandResponse, JoinSecret, Quota, QuotaKind, Rejection, ZoneRecord,
 };
 use blindstore_types::entry::{chain_id, check_public_key, genesis, EntryHeader};
 use blindstore_types::raft::{NodeId, NodeInfo};
@@ -381,6 +381,17 @@ impl StateMachineStore {
     }
 
     /// The nodes removed from the cluster for good.
+    /// The join secret the last rotation left, if the cluster's was ever rotated.
+    pub fn join_secret(&self) -> Result<Option<JoinSecret>, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        self.inner
+            .tables
+            .cluster
+            .get(&rtxn, JOIN_SECRET)?
+            .map(|b| decode("join secret", b))
+            .transpose()
+    }
+
     pub fn removed_nodes(&self) -> Result<std::collections::BTreeSet<NodeId>, StorageError> {
         let rtxn = self.inner.env.read_txn()?;
         read_node_set(&self.inner.tables, &rtxn, REMOVED)
@@ -853,6 +864,29 @@ fn apply_command(
                 .put(wtxn, zone.as_str().as_bytes(), &encode(&quota))?;
             Ok(CommandResponse::QuotaSet)
         }
+        Command::RotateJoinSecret {
+            secret,
+            previous,
+            at_ms,
+            grace_ms,
+        } => {
+            let stored: Option<JoinSecret> = t
+                .cluster
+                .get(wtxn, JOIN_SECRET)?
+                .map(|b| decode("join secret", b))
+                .transpose()?;
+            if stored.is_some_and(|s| s.current != previous) {
+                return Ok(CommandResponse::Rejected(Rejection::JoinSecretChanged));
+            }
+            let record = JoinSecret {
+                current: secret,
+                previous,
+                rotated_at_ms: at_ms,
+                grace_ms,
+            };
+            t.cluster.put(wtxn, JOIN_SECRET, &encode(&record))?;
+            Ok(CommandResponse::JoinSecretRotated)
+        }
         Command::MarkRemoved { node } => {
             let mut set = read_node_set(t, wtxn, REMOVED)?;
             set.insert(node);
@@ -1040,6 +1074,8 @@ fn create_chain(
 const DRAINING: &[u8] = b"draining";
 /// Key of the nodes removed from the cluster for good, in the `cluster` table.
 const REMOVED: &[u8] = b"removed";
+/// Key of the join secret the last rotation left ([`JoinSecret`]), in the `cluster` table.
+const JOIN_SECRET: &[u8] = b"join-secret";
 
 /// `u8 len(zone) || zone || u64 version` (big-endian).
 fn site_key(zone: &ZoneId, version: u64) -> Vec<u8> {

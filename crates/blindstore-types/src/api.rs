@@ -88,6 +88,29 @@ pub struct NodeChange {
     pub action: String,
 }
 
+/// Asking for a new join token (`POST /v1/admin/cluster/rotate-token`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RotateToken {
+    /// How long members keep using the old token after the rotation (default 60, at most
+    /// 3600); it is refused from twice that on. A member down longer than the grace needs the
+    /// new token given by hand on a plain cluster (see docs/operations.md).
+    #[serde(default)]
+    pub grace_seconds: Option<u64>,
+}
+
+/// The cluster's new tokens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RotatedToken {
+    /// For joining nodes (every member rewrites its `join-token` file).
+    pub join_token: String,
+    /// For gateways (every member rewrites its `gateway-token` file); restart gateways with it.
+    pub gateway_token: String,
+    pub grace_seconds: u64,
+}
+
 /// A zone with its usage.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

@@ -206,6 +206,26 @@ pub enum Command {
         expires_at_ms: u64,
         now_ms: u64,
     },
+    /// Replace the join token's secret (`blindstore cluster rotate-token`). `previous` is the
+    /// secret the proposer had: rejected if the cluster's is another (a rotation raced this
+    /// one). Members keep sending the previous secret for `grace_ms` after `at_ms` and accept
+    /// it for twice that, so every member switches without a call refused; then it is dead.
+    RotateJoinSecret {
+        secret: String,
+        previous: String,
+        at_ms: u64,
+        grace_ms: u64,
+    },
+}
+
+/// The cluster's join secret as the last rotation left it (none before the first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinSecret {
+    pub current: String,
+    pub previous: String,
+    /// The rotation's time (the proposer's clock) and grace, as in `RotateJoinSecret`.
+    pub rotated_at_ms: u64,
+    pub grace_ms: u64,
 }
 
 /// A new OPAQUE record, with the envelope written in the same step.
@@ -279,6 +299,7 @@ pub enum CommandResponse {
     InvitesCreated,
     RemovedMarked,
     TicketRedeemed,
+    JoinSecretRotated,
 }
 
 /// Why a command changed nothing.
@@ -338,6 +359,8 @@ pub enum Rejection {
     RegistrationClosed,
     /// The zone's policy is `invite` and the code given is missing, unknown, used or expired.
     InvalidInvite,
+    /// A join-token rotation whose `previous` is not the cluster's secret.
+    JoinSecretChanged,
 }
 
 /// What a quota limits.

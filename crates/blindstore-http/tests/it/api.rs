@@ -815,3 +815,54 @@ async fn a_nearly_full_state_store_refuses_new_chains_before_raft_does() {
         StatusCode::OK
     );
 }
+
+/// `POST /v1/admin/cluster/rotate-token`: admin only; a grace above the limit is refused with
+/// nothing changed; a rotation answers new tokens, and the next one must start from them.
+#[tokio::test]
+async fn rotating_the_join_token_over_http() {
+    let t = start(Limits::default()).await;
+    let uri = "/v1/admin/cluster/rotate-token";
+    let anonymous = t.call(Method::POST, uri, Some(json!({}))).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    let too_long = t
+        .admin_json(Method::POST, uri, json!({"grace_seconds": 7200}))
+        .await;
+    assert_eq!(
+        too_long.status,
+        StatusCode::BAD_REQUEST,
+        "{:?}",
+        too_long.json()
+    );
+    assert!(
+        too_long.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 3600"),
+        "{:?}",
+        too_long.json()
+    );
+    let unknown = t.admin_json(Method::POST, uri, json!({"grace": 5})).await;
+    assert_eq!(
+        unknown.status,
+        StatusCode::BAD_REQUEST,
+        "{:?}",
+        String::from_utf8_lossy(&unknown.body)
+    );
+
+    let first = t
+        .admin_json(Method::POST, uri, json!({"grace_seconds": 5}))
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{:?}", first.json());
+    let first = first.json();
+    assert_eq!(first["grace_seconds"], 5);
+    let join = first["join_token"].as_str().unwrap().to_owned();
+    let gateway = first["gateway_token"].as_str().unwrap();
+    assert_eq!(join.len(), 64);
+    assert_eq!(gateway.len(), 64);
+    assert_ne!(gateway, join);
+    let second = t.admin_json(Method::POST, uri, json!({})).await;
+    assert_eq!(second.status, StatusCode::OK, "{:?}", second.json());
+    let second = second.json();
+    assert_eq!(second["grace_seconds"], 60);
+    assert_ne!(second["join_token"].as_str().unwrap(), join);
+}

@@ -2562,3 +2562,159 @@ async fn a_node_whose_state_rolled_back_serves_nothing_stale_until_current() {
     })
     .await;
 }
+
+/// `cluster rotate-token` on a plain cluster: members switch to the new token by themselves and
+/// writes go on; past twice the grace the old token is refused (a join with it fails) and a new
+/// node joins with the new one. A member down through the rotation is given the new token by
+/// hand, as docs/operations.md says, and catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rotating_the_join_token() {
+    join_token_rotation(false).await;
+}
+
+/// The same on a TLS cluster, where a member down through the rotation comes back by itself:
+/// its certificate, not its old token, is what members check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rotating_the_join_token_with_tls() {
+    join_token_rotation(true).await;
+}
+
+async fn join_token_rotation(tls: bool) {
+    let mut cluster = if tls {
+        Cluster::first(&["--cluster-tls"], &[])
+    } else {
+        Cluster::first(&[], &[])
+    };
+    cluster.join_node();
+    cluster.join_node();
+    let file = |n: usize, name: &str| {
+        std::fs::read_to_string(cluster.dir.path().join(format!("n{n}/{name}")))
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let old = file(1, "join-token");
+    let old_gateway = file(1, "gateway-token");
+    let writer = ChainWriter::generate(demo());
+    let clients = cluster.clients();
+    clients[0]
+        .create_chain(&demo(), writer.public_key())
+        .await
+        .unwrap();
+    let mut head = writer.genesis();
+    let mut appended = 0u64;
+
+    // Node 3 is down through the rotation.
+    cluster.nodes[2].take().unwrap().terminate();
+    let via = cluster.nodes[0].as_ref().unwrap();
+    let out = cli(via, &["rotate-token", "--grace", "1s"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let printed = |label: &str| {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(label))
+            .unwrap_or_else(|| panic!("no {label} in {stdout}"))
+            .trim()
+            .to_owned()
+    };
+    let new = printed("join token:");
+    let new_gateway = printed("gateway token:");
+    assert_ne!(new, old);
+    assert_ne!(new_gateway, old_gateway);
+    if tls {
+        let suffix = old.split_once('@').unwrap().1;
+        assert!(
+            new.ends_with(suffix),
+            "the new token names the same CA: {new}"
+        );
+    }
+    // Members rewrite their token files.
+    for n in [1, 2] {
+        let dir = cluster.dir.path().join(format!("n{n}"));
+        let (new, new_gateway) = (new.clone(), new_gateway.clone());
+        eventually(
+            Duration::from_secs(10),
+            "a member rewrites its token files",
+            move || {
+                let dir = dir.clone();
+                let (new, new_gateway) = (new.clone(), new_gateway.clone());
+                async move {
+                    let read = |name: &str| {
+                        std::fs::read_to_string(dir.join(name))
+                            .map(|t| t.trim().to_owned())
+                            .unwrap_or_default()
+                    };
+                    read("join-token") == new && read("gateway-token") == new_gateway
+                }
+            },
+        )
+        .await;
+    }
+    // Writes go on during the grace and after the old token died (through node 2: forwarded).
+    for _ in 0..2 {
+        let (request, hash) = writer.sign(appended, head, b"around a rotation", vec![]);
+        clients[1]
+            .append(&demo(), &writer.chain_id(), &request)
+            .await
+            .unwrap();
+        head = hash;
+        appended += 1;
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+    }
+
+    // The old token no longer joins anything; the new one does.
+    let seed = via.rpc.clone().unwrap();
+    let stderr = join_fails(&cluster.dir.path().join("stale"), &seed, &old);
+    assert!(stderr.contains("wrong cluster secret"), "{stderr}");
+    if !tls {
+        let rpc = via.rpc.clone().unwrap();
+        assert_eq!(
+            vote_from(&rpc, &old, 2, None).await,
+            tonic::Code::Unauthenticated
+        );
+        assert_eq!(vote_from(&rpc, &new, 2, None).await, tonic::Code::Ok);
+    }
+
+    // The member that was down: on a TLS cluster it comes back as it is; on a plain one it is
+    // given the new token by hand (its old join-token file removed).
+    let dir3 = cluster.dir.path().join("n3");
+    let mut args = vec!["--rpc-addr", "127.0.0.1:0", "--admin-token", ADMIN];
+    if !tls {
+        std::fs::remove_file(dir3.join("join-token")).unwrap();
+        args.extend(["--join-token", new.as_str()]);
+    }
+    cluster.nodes[2] = Some(NodeProcess::start(&dir3, &args));
+    let back = cluster.nodes[2].as_ref().unwrap().client();
+    eventually(
+        Duration::from_secs(30),
+        "the member down through the rotation serves the new entries",
+        || {
+            let back = back.clone();
+            let chain = writer.chain_id();
+            async move {
+                back.all_entries(&demo(), &chain)
+                    .await
+                    .is_ok_and(|e| e.len() as u64 == appended)
+            }
+        },
+    )
+    .await;
+    eventually(Duration::from_secs(10), "it keeps the new token", || {
+        let path = dir3.join("join-token");
+        let new = new.clone();
+        async move { std::fs::read_to_string(path).is_ok_and(|t| t.trim() == new) }
+    })
+    .await;
+    cluster.join_node();
+    let admin = cluster.nodes[0]
+        .as_ref()
+        .unwrap()
+        .client()
+        .with_admin_token(ADMIN);
+    assert_eq!(member_ids(&admin).await, vec![1, 2, 3, 4]);
+}
