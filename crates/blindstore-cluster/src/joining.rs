@@ -348,10 +348,21 @@ impl Node {
         if self.removed_nodes().contains(&id) {
             return Err(NodeError::Removed(id));
         }
-        if caller != id && self.member_ids().contains(&id) {
-            return Err(NodeError::BadRequest(format!(
-                "node {id} is a member: only it can renew its certificate"
-            )));
+        if caller != id {
+            if self.member_ids().contains(&id) {
+                return Err(NodeError::BadRequest(format!(
+                    "node {id} is a member: only it can renew its certificate"
+                )));
+            }
+            // A new node's certificate only for the leader, which reserved its id: no member
+            // can hold a certificate for an id the cluster has not handed out yet.
+            let leader = self.inner.raft.metrics().borrow().current_leader;
+            if leader != Some(caller) {
+                return Err(NodeError::Unavailable(format!(
+                    "only the leader has certificates signed for joining nodes; node {caller} does not lead (as node {} sees it)",
+                    self.inner.id
+                )));
+            }
         }
         if let Some(signer) = &tls.ca.signer {
             let cert = signer
@@ -370,6 +381,7 @@ impl Node {
             node_id: id,
             csr_pem: csr_pem.to_owned(),
         };
+        let mut refused = None;
         for addr in holders {
             let Ok(mut client) = self.inner.peers.cluster(&addr) else {
                 continue;
@@ -381,15 +393,21 @@ impl Node {
                     return Err(NodeError::BadRequest(s.message().to_owned()))
                 }
                 Ok(Err(s)) => {
-                    tracing::debug!(addr, error = %s.message(), "asking a member to sign a node certificate")
+                    tracing::debug!(addr, error = %s.message(), "asking a member to sign a node certificate");
+                    if !blindstore_rpc::never_sent(&s) {
+                        refused = Some(format!("{addr}: {}", s.message()));
+                    }
                 }
                 Err(_) => tracing::debug!(addr, "a member did not answer a signing request"),
             }
         }
-        Err(NodeError::Unavailable(format!(
-            "no reachable member holds the cluster CA key ({CA_KEY_FILE}), so no node certificate can be issued: \
-             start the member that made the cluster, or copy {CA_KEY_FILE} from a backup into another member's data dir and restart it"
-        )))
+        Err(NodeError::Unavailable(match refused {
+            Some(why) => format!("the member holding the cluster CA key did not sign: {why}"),
+            None => format!(
+                "no reachable member holds the cluster CA key ({CA_KEY_FILE}), so no node certificate can be issued: \
+                 start the member that made the cluster, or copy {CA_KEY_FILE} from a backup into another member's data dir and restart it"
+            ),
+        }))
     }
 
     /// A member whose certificate expires soon and who holds no CA key: asks the members for a

@@ -2212,6 +2212,33 @@ async fn a_cluster_created_with_tls_runs_mutual_tls_with_certificates_it_issues(
     )
     .await;
 
+    // The key holder signs for a member only its own renewal, and for a new id only when the
+    // leader asks; never for another member's id.
+    {
+        use blindstore_rpc::v1::SignNodeRequest;
+        // A member that neither holds the key nor leads asks.
+        let (_, followers) = cluster.leader_and_followers();
+        let asker = *followers.iter().find(|i| **i != 0).unwrap();
+        let asker_id = asker as u64 + 1;
+        let n2 =
+            blindstore_rpc::Peers::new(secret(), Some(client_config(&ca_pem, Some(&certs[asker]))));
+        let (csr, key) = blindstore_rpc::tls::node_request().unwrap();
+        let sign = |node_id: u64| {
+            let mut client = n2.cluster(&n1_rpc).unwrap();
+            let csr_pem = csr.clone();
+            async move { client.sign_node(SignNodeRequest { node_id, csr_pem }).await }
+        };
+        let renewed = sign(asker_id).await.unwrap().into_inner().cert_pem;
+        assert_eq!(
+            NodeCert::new(renewed, key, &ca_pem).unwrap().node_id(),
+            asker_id
+        );
+        let other = sign(1).await.unwrap_err();
+        assert_eq!(other.code(), tonic::Code::InvalidArgument, "{other:?}");
+        let fresh = sign(99).await.unwrap_err();
+        assert!(fresh.message().contains("only the leader"), "{fresh:?}");
+    }
+
     // With another member leading, a joining node's certificate is still signed: the leader
     // has the member that holds the CA key sign it.
     let holder = cluster.nodes[0].as_ref().unwrap();
