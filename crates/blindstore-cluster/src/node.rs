@@ -597,11 +597,7 @@ impl Node {
 
     /// The zone whose site the host name `host` serves, as this node has applied the settings.
     pub fn zone_for_host(&self, host: &str) -> Result<Option<ZoneId>, NodeError> {
-        Ok(self
-            .all_zone_settings()?
-            .into_iter()
-            .find(|(_, s)| s.site_hosts.iter().any(|h| h == host))
-            .map(|(zone, _)| zone))
+        Ok(self.inner.state.zone_for_host(host)?)
     }
 
     /// Sees a new value after every change this node applies (entries, snapshots): live
@@ -897,13 +893,9 @@ impl Node {
             settings.cors_origins = origins.clone();
         }
         if let Some(hosts) = &change.site_hosts {
+            // That no other zone has a host is checked where the change is applied.
             for host in hosts {
                 blindstore_types::account::check_site_host(host).map_err(NodeError::BadRequest)?;
-                if let Some(other) = self.zone_for_host(host)?.filter(|z| z != zone) {
-                    return Err(NodeError::BadRequest(format!(
-                        "site host {host} belongs to zone {other}"
-                    )));
-                }
             }
             settings.site_hosts = hosts.clone();
         }
@@ -1375,6 +1367,9 @@ pub(crate) fn rejection(r: Rejection) -> NodeError {
             blindstore_types::account::MAX_PASSKEYS_PER_ACCOUNT
         )),
         Rejection::NestedBatch => NodeError::Internal("a batch inside a batch".into()),
+        Rejection::SiteHostTaken { host, zone } => {
+            NodeError::BadRequest(format!("site host {host} belongs to zone {zone}"))
+        }
         Rejection::JoinSecretChanged => NodeError::Unavailable(
             "the join token was rotated meanwhile by another request; nothing changed".into(),
         ),

@@ -86,8 +86,6 @@ impl LocalSite {
 #[derive(Default)]
 pub(crate) struct SiteCache {
     manifests: Mutex<HashMap<ZoneId, (u64, Arc<SiteManifest>)>>,
-    /// The state's change count when `hosts` was built, and host name → zone.
-    hosts: Mutex<(Option<u64>, HashMap<String, ZoneId>)>,
 }
 
 impl SiteCache {
@@ -112,21 +110,6 @@ impl SiteCache {
             .expect("site cache")
             .insert(zone.clone(), (version, manifest.clone()));
         Ok(Some(manifest))
-    }
-
-    fn zone_for_host(&self, state: &AppState, host: &str) -> Result<Option<ZoneId>, ApiError> {
-        let now = *state.node.changes().borrow();
-        let mut hosts = self.hosts.lock().expect("site hosts");
-        if hosts.0 != Some(now) {
-            let mut map = HashMap::new();
-            for (zone, settings) in state.node.all_zone_settings()? {
-                for host in settings.site_hosts {
-                    map.insert(host, zone.clone());
-                }
-            }
-            *hosts = (Some(now), map);
-        }
-        Ok(hosts.1.get(host).cloned())
     }
 }
 
@@ -281,7 +264,7 @@ pub(crate) async fn fallback(State(state): State<AppState>, request: Request) ->
     let api = path.starts_with("/v1/") || path == "/v1";
     // `/proxy/{name}/...` on a zone's host name: its reverse proxy.
     if let (false, Some(host), Some(route)) = (api, &host, path.strip_prefix("/proxy/")) {
-        match state.sites.zone_for_host(&state, host) {
+        match state.node.zone_for_host(host) {
             Ok(Some(zone)) => {
                 let request = Request::from_parts(request, body);
                 return crate::proxy::forward(&state, &zone, route, request)
@@ -289,13 +272,13 @@ pub(crate) async fn fallback(State(state): State<AppState>, request: Request) ->
                     .unwrap_or_else(IntoResponse::into_response);
             }
             Ok(None) => {}
-            Err(e) => return e.into_response(),
+            Err(e) => return ApiError::from(e).into_response(),
         }
     }
     let result = async {
         if !api {
             if let Some(host) = host {
-                if let Some(zone) = state.sites.zone_for_host(&state, &host)? {
+                if let Some(zone) = state.node.zone_for_host(&host)? {
                     return serve_zone_site(
                         &state,
                         &zone,

@@ -52,6 +52,8 @@ const SNAPSHOT_V1: u8 = 1;
 const CURRENT_SNAPSHOT: &str = "current.snap";
 /// Meta key present once the account usage table is kept up to date.
 const ACCOUNT_USAGE_KEPT: &str = "account_usage_kept";
+/// Meta key present once the site host table is kept up to date.
+const SITE_HOSTS_KEPT: &str = "site_hosts_kept";
 
 /// The state machine store. Cheap to clone: the node keeps a clone for reads while openraft
 /// owns another.
@@ -135,6 +137,11 @@ struct Tables {
     sites: Database<Bytes, Bytes>,
     /// zone id → the current site version (u64 big-endian).
     site_current: Database<Bytes, Bytes>,
+    /// Site host name → the zone whose settings list it. Derived from `settings`: kept by
+    /// the settings change's apply, which refuses a host another zone has; rebuilt at open
+    /// (for data dirs from before it was kept) and when a snapshot is installed; not in
+    /// snapshots.
+    site_hosts: Database<Str, Str>,
 }
 
 impl Tables {
@@ -196,11 +203,16 @@ impl StateMachineStore {
             settings: env.create_database(&mut wtxn, Some("settings"))?,
             sites: env.create_database(&mut wtxn, Some("sites"))?,
             site_current: env.create_database(&mut wtxn, Some("site_current"))?,
+            site_hosts: env.create_database(&mut wtxn, Some("site_hosts"))?,
         };
         // Account usage is derived state: a data dir from before it was kept gets it counted.
         if tables.meta.get(&wtxn, ACCOUNT_USAGE_KEPT)?.is_none() {
             tables.accounts.rebuild_usage(&mut wtxn)?;
             tables.meta.put(&mut wtxn, ACCOUNT_USAGE_KEPT, &[1])?;
+        }
+        if tables.meta.get(&wtxn, SITE_HOSTS_KEPT)?.is_none() {
+            rebuild_site_hosts(&tables, &mut wtxn)?;
+            tables.meta.put(&mut wtxn, SITE_HOSTS_KEPT, &[1])?;
         }
         commit(wtxn, "state")?;
         let snapshot_dir = dir.join("snapshots");
@@ -430,6 +442,19 @@ impl StateMachineStore {
         Ok(out)
     }
 
+    /// The zone whose settings list site host `host`, if any.
+    pub fn zone_for_host(&self, host: &str) -> Result<Option<ZoneId>, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        self.inner
+            .tables
+            .site_hosts
+            .get(&rtxn, host)?
+            .map(|z| {
+                ZoneId::new(z).map_err(|_| StorageError::MalformedKey("site host zone".into()))
+            })
+            .transpose()
+    }
+
     /// A zone's account secrets, if it has them.
     pub fn zone_auth(&self, zone: &ZoneId) -> Result<Option<ZoneAuth>, StorageError> {
         let rtxn = self.inner.env.read_txn()?;
@@ -657,6 +682,7 @@ impl StateMachineStore {
             .meta
             .put(&mut wtxn, MEMBERSHIP, &encode(&meta.last_membership))?;
         inner.tables.accounts.rebuild_usage(&mut wtxn)?;
+        rebuild_site_hosts(&inner.tables, &mut wtxn)?;
         commit(wtxn, "state")?;
         // openraft purges the log up to the snapshot next: the installed state must be on
         // disk first, meta page included (`Sync::DataOnly` leaves that to the next commit).
@@ -851,6 +877,28 @@ fn apply_command(
         Command::SetZoneSettings { zone, settings } => {
             if get_zone(t, wtxn, &zone)?.is_none() {
                 return Ok(CommandResponse::Rejected(Rejection::UnknownZone));
+            }
+            for host in &settings.site_hosts {
+                match t.site_hosts.get(wtxn, host)? {
+                    Some(owner) if owner != zone.as_str() => {
+                        let owner = ZoneId::new(owner)
+                            .map_err(|_| StorageError::MalformedKey("site host zone".into()))?;
+                        return Ok(CommandResponse::Rejected(Rejection::SiteHostTaken {
+                            host: host.clone(),
+                            zone: owner,
+                        }));
+                    }
+                    _ => {}
+                }
+            }
+            let before = read_settings(t, wtxn, &zone)?;
+            for host in &before.site_hosts {
+                if t.site_hosts.get(wtxn, host)? == Some(zone.as_str()) {
+                    t.site_hosts.delete(wtxn, host)?;
+                }
+            }
+            for host in &settings.site_hosts {
+                t.site_hosts.put(wtxn, host, zone.as_str())?;
             }
             t.settings
                 .put(wtxn, zone.as_str().as_bytes(), &encode(&settings))?;
@@ -1116,6 +1164,29 @@ fn read_settings(
         }),
         None => Ok(ZoneSettings::default()),
     }
+}
+
+/// Fills the site host table from the zones' settings. A host two zones list (possible in
+/// state written before the table was kept) goes to the first zone in key order.
+fn rebuild_site_hosts(t: &Tables, wtxn: &mut RwTxn) -> Result<(), StorageError> {
+    t.site_hosts.clear(wtxn)?;
+    let mut zones = Vec::new();
+    for item in t.settings.iter(wtxn)? {
+        let (key, _) = item?;
+        let zone = std::str::from_utf8(key)
+            .ok()
+            .and_then(|z| ZoneId::new(z).ok())
+            .ok_or_else(|| StorageError::MalformedKey("settings key".into()))?;
+        zones.push(zone);
+    }
+    for zone in zones {
+        for host in read_settings(t, wtxn, &zone)?.site_hosts {
+            if t.site_hosts.get(wtxn, &host)?.is_none() {
+                t.site_hosts.put(wtxn, &host, zone.as_str())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn read_quota(

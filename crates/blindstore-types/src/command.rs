@@ -361,6 +361,11 @@ pub enum Rejection {
     InvalidInvite,
     /// A join-token rotation whose `previous` is not the cluster's secret.
     JoinSecretChanged,
+    /// A site host name in the settings belongs to another zone.
+    SiteHostTaken {
+        host: String,
+        zone: ZoneId,
+    },
 }
 
 /// What a quota limits.

@@ -287,3 +287,53 @@ async fn garbage_collection_removes_unreferenced_chunks_everywhere_and_keeps_ref
         node.shutdown(Duration::from_secs(5)).await;
     }
 }
+
+/// Two admins at once, through two followers, give one site host to two zones: exactly one
+/// wins each time (the host is checked where the change is applied, not only on the node that
+/// proposes it), and every node then maps the host to the winner.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_zones_cannot_both_claim_a_site_host_through_two_nodes() {
+    use blindstore_types::api::ZoneSettingsChange;
+    let cluster = Cluster::start().await;
+    let (a, b) = (ZoneId::new("a").unwrap(), ZoneId::new("b").unwrap());
+    cluster.nodes[0].create_zone(a.clone()).await.unwrap();
+    cluster.nodes[0].create_zone(b.clone()).await.unwrap();
+    let claim = |hosts: Vec<String>| ZoneSettingsChange {
+        site_hosts: Some(hosts),
+        ..Default::default()
+    };
+    for round in 0..20 {
+        let host = format!("race{round}.example.com");
+        let (na, nb) = (cluster.nodes[1].clone(), cluster.nodes[2].clone());
+        let (ca, cb) = (claim(vec![host.clone()]), claim(vec![host.clone()]));
+        let (za, zb) = (a.clone(), b.clone());
+        let first = tokio::spawn(async move { na.set_zone_settings(&za, &ca).await });
+        let second = tokio::spawn(async move { nb.set_zone_settings(&zb, &cb).await });
+        let (ra, rb) = (first.await.unwrap(), second.await.unwrap());
+        assert!(
+            ra.is_ok() != rb.is_ok(),
+            "round {round}: exactly one must win: {ra:?} {rb:?}"
+        );
+        let winner = if ra.is_ok() { &a } else { &b };
+        let loser = ra.err().or(rb.err()).unwrap();
+        assert!(
+            loser
+                .to_string()
+                .contains(&format!("belongs to zone {winner}")),
+            "{loser}"
+        );
+        for node in &cluster.nodes {
+            eventually(Duration::from_secs(5), "every node maps the host", || {
+                let found = node.zone_for_host(&host).unwrap();
+                async move { found.as_ref() == Some(winner) }
+            })
+            .await;
+        }
+        for zone in [&a, &b] {
+            cluster.nodes[0]
+                .set_zone_settings(zone, &claim(vec![]))
+                .await
+                .unwrap();
+        }
+    }
+}

@@ -245,3 +245,56 @@ async fn a_zone_site_answers_its_host_names_at_the_root() {
     let health = get(&t, "/v1/health", &[("host", "budget.example.com")]).await;
     assert_eq!(health.status, StatusCode::OK);
 }
+
+/// Two admin calls at once that give one site host to two zones: one wins, the other is 400
+/// `bad_request` naming the zone that has it. (On one node the calls rarely overlap; the race
+/// through two nodes is `blindstore_cluster`'s
+/// `two_zones_cannot_both_claim_a_site_host_through_two_nodes`.)
+#[tokio::test]
+async fn two_zones_cannot_both_claim_a_site_host_at_once() {
+    let t = start(Limits::default()).await;
+    for zone in ["a", "b"] {
+        let r = t
+            .admin(Method::PUT, &format!("/v1/admin/zones/{zone}"))
+            .await;
+        assert!(r.status.is_success(), "{:?}", r.json());
+    }
+    let claim = |zone: &'static str, hosts: serde_json::Value| {
+        let t = &t;
+        async move {
+            t.admin_json(
+                Method::PUT,
+                &format!("/v1/admin/zones/{zone}/settings"),
+                json!({ "site_hosts": hosts }),
+            )
+            .await
+        }
+    };
+    for round in 0..10 {
+        let host = format!("race{round}.example.com");
+        let (a, b) = tokio::join!(claim("a", json!([host])), claim("b", json!([host])));
+        let won: Vec<&Reply> = [&a, &b]
+            .into_iter()
+            .filter(|r| r.status == StatusCode::OK)
+            .collect();
+        assert_eq!(won.len(), 1, "round {round}: {:?} {:?}", a.json(), b.json());
+        let (winner, loser) = if a.status == StatusCode::OK {
+            ("a", &b)
+        } else {
+            ("b", &a)
+        };
+        assert_eq!(loser.code(), "bad_request");
+        let message = loser.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            message.contains(&format!("belongs to zone {winner}")),
+            "{message}"
+        );
+        // Both zones give it up again for the next round.
+        for zone in ["a", "b"] {
+            assert_eq!(claim(zone, json!([])).await.status, StatusCode::OK);
+        }
+    }
+}

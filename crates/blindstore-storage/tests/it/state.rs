@@ -665,3 +665,74 @@ async fn site_versions_reference_their_chunks_and_survive_snapshots() {
     assert_eq!(other.site_versions(&zone).unwrap().len(), 2);
     assert!(other.is_referenced(&zone, &Hash32([102; 32])).unwrap());
 }
+
+/// A site host belongs to one zone: the settings change that would give it to a second zone is
+/// rejected where it is applied (two proposers that both checked first cannot both win), a
+/// zone that drops a host frees it, and the host → zone table survives reopening and snapshot
+/// install.
+#[tokio::test]
+async fn a_site_host_belongs_to_one_zone_checked_on_apply() {
+    use blindstore_types::account::ZoneSettings;
+    let dir = tempfile::tempdir().unwrap();
+    let mut sm = StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap();
+    let (a, b) = (ZoneId::new("a").unwrap(), ZoneId::new("b").unwrap());
+    let hosts = |zone: &ZoneId, hosts: &[&str]| Command::SetZoneSettings {
+        zone: zone.clone(),
+        settings: ZoneSettings {
+            site_hosts: hosts.iter().map(|h| h.to_string()).collect(),
+            ..ZoneSettings::default()
+        },
+    };
+    let create = |zone: &ZoneId| Command::CreateZone {
+        zone: zone.clone(),
+        created_at_ms: 1,
+    };
+    let r = sm
+        .apply(numbered(vec![
+            create(&a),
+            create(&b),
+            hosts(&a, &["app.example", "www.example"]),
+            hosts(&b, &["app.example"]),
+        ]))
+        .await
+        .unwrap();
+    assert_eq!(r[2], CommandResponse::ZoneSettingsSet);
+    assert_eq!(
+        r[3],
+        CommandResponse::Rejected(Rejection::SiteHostTaken {
+            host: "app.example".into(),
+            zone: a.clone()
+        })
+    );
+    assert!(sm.zone_settings(&b).unwrap().site_hosts.is_empty());
+    assert_eq!(sm.zone_for_host("app.example").unwrap(), Some(a.clone()));
+
+    // Zone a gives app.example up (and keeps www.example); then b may take it.
+    let r = sm
+        .apply(vec![
+            entry(5, hosts(&a, &["www.example"])),
+            entry(6, hosts(&b, &["app.example"])),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(r, vec![CommandResponse::ZoneSettingsSet; 2]);
+    assert_eq!(sm.zone_for_host("app.example").unwrap(), Some(b.clone()));
+    assert_eq!(sm.zone_for_host("www.example").unwrap(), Some(a.clone()));
+    assert_eq!(sm.zone_for_host("nobody.example").unwrap(), None);
+
+    let mut copy = copied_by_snapshot(&mut sm, &dir.path().join("b")).await;
+    drop(sm);
+    let reopened = StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap();
+    for s in [&reopened, &copy] {
+        assert_eq!(s.zone_for_host("app.example").unwrap(), Some(b.clone()));
+        assert_eq!(s.zone_for_host("www.example").unwrap(), Some(a.clone()));
+    }
+    let r = copy
+        .apply(vec![entry(7, hosts(&a, &["app.example"]))])
+        .await
+        .unwrap();
+    assert!(matches!(
+        &r[0],
+        CommandResponse::Rejected(Rejection::SiteHostTaken { .. })
+    ));
+}
