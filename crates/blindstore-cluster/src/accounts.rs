@@ -13,7 +13,7 @@ use blindstore_types::account::{
     MAX_SESSION_LABEL_BYTES,
 };
 use blindstore_types::api::{NewSession, SessionInfo, StepUp};
-use blindstore_types::command::{Command, CommandResponse, NewPassword, TicketUse};
+use blindstore_types::command::{accounts, Command, CommandResponse, NewPassword, TicketUse};
 use blindstore_types::{Hash32, ZoneId};
 
 use crate::node::{now_ms, rejection, unexpected};
@@ -71,10 +71,10 @@ impl Node {
 
     /// Gives `zone` account secrets unless it has some.
     pub(crate) async fn set_zone_auth(&self, zone: &ZoneId) -> Result<(), NodeError> {
-        let command = Command::SetZoneAuth {
+        let command = Command::SetZoneAuth(accounts::SetZoneAuth {
             zone: zone.clone(),
             auth: blindstore_auth::new_zone_auth(),
-        };
+        });
         match self.propose(command).await? {
             CommandResponse::ZoneAuthSet { .. } => Ok(()),
             CommandResponse::Rejected(r) => Err(rejection(r)),
@@ -107,13 +107,13 @@ impl Node {
         let registration = server::registration_record(registration_record).map_err(malformed)?;
         self.zone_auth(zone).await?;
         self.check_room()?;
-        let command = Command::RegisterAccount {
+        let command = Command::RegisterAccount(accounts::RegisterAccount {
             zone: zone.clone(),
             account: account.clone(),
             registration,
             created_at_ms: now_ms(),
             invite: invite.map(|code| invite_hash(code.trim())),
-        };
+        });
         match self.propose(command).await? {
             CommandResponse::AccountCreated => Ok(()),
             CommandResponse::Rejected(r) => Err(rejection(r)),
@@ -171,12 +171,14 @@ impl Node {
             now,
             label,
             device_token,
-            |token_hash, session, ticket| Command::CreateSession {
-                zone: zone.clone(),
-                token_hash,
-                session,
-                registration_hash,
-                ticket,
+            |token_hash, session, ticket| {
+                Command::CreateSession(accounts::CreateSession {
+                    zone: zone.clone(),
+                    token_hash,
+                    session,
+                    registration_hash,
+                    ticket,
+                })
             },
         )
         .await
@@ -238,7 +240,10 @@ impl Node {
             expires_at_ms: ticket.expires_at_ms,
             now_ms: now,
         };
-        match self.propose(Command::RedeemTicket { ticket }).await? {
+        match self
+            .propose(Command::RedeemTicket(accounts::RedeemTicket { ticket }))
+            .await?
+        {
             CommandResponse::TicketRedeemed => Ok(()),
             CommandResponse::Rejected(_) => Err(NodeError::InvalidLogin),
             other => Err(unexpected(other)),
@@ -432,11 +437,11 @@ impl Node {
         account: &AccountId,
         revoke: Revoke,
     ) -> Result<u64, NodeError> {
-        let command = Command::RevokeSessions {
+        let command = Command::RevokeSessions(accounts::RevokeSessions {
             zone: zone.clone(),
             account: account.clone(),
             revoke,
-        };
+        });
         match self.propose(command).await? {
             CommandResponse::SessionsRevoked { count } => Ok(count),
             CommandResponse::Rejected(r) => Err(rejection(r)),
@@ -503,12 +508,12 @@ impl Node {
         check_envelope_write(&write)?;
         self.check_room()?;
         let acting = who.acting();
-        let command = Command::PutEnvelope {
+        let command = Command::PutEnvelope(accounts::PutEnvelope {
             zone: zone.clone(),
             account: who.account.clone(),
             acting,
             write,
-        };
+        });
         match self.propose(command).await? {
             CommandResponse::EnvelopePut { version } => Ok((version, acting.now_ms)),
             CommandResponse::Rejected(r) => Err(rejection(r)),
@@ -526,13 +531,13 @@ impl Node {
         if_version: u64,
     ) -> Result<(), NodeError> {
         check_envelope_name(name).map_err(NodeError::BadRequest)?;
-        let command = Command::DeleteEnvelope {
+        let command = Command::DeleteEnvelope(accounts::DeleteEnvelope {
             zone: zone.clone(),
             account: who.account.clone(),
             acting: who.acting(),
             name: name.to_owned(),
             if_version,
-        };
+        });
         match self.propose(command).await? {
             CommandResponse::EnvelopeDeleted => Ok(()),
             CommandResponse::Rejected(r) => Err(rejection(r)),
@@ -596,14 +601,14 @@ impl Node {
                     .map_err(|_| NodeError::UnknownPasskey)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let command = Command::ChangeCredentials {
+        let command = Command::ChangeCredentials(accounts::ChangeCredentials {
             zone: zone.clone(),
             account: who.account.clone(),
             acting: who.acting(),
             password,
             remove_passkeys,
             revoke,
-        };
+        });
         match self.propose(command).await? {
             CommandResponse::CredentialsChanged { revoked } => Ok(revoked),
             CommandResponse::Rejected(r) => Err(rejection(r)),
@@ -620,11 +625,11 @@ impl Node {
         who: Option<&Authenticated>,
     ) -> Result<(), NodeError> {
         self.require_zone_fresh(zone).await?;
-        let command = Command::DeleteAccount {
+        let command = Command::DeleteAccount(accounts::DeleteAccount {
             zone: zone.clone(),
             account: account.clone(),
             acting: who.map(Authenticated::acting),
-        };
+        });
         match self.propose(command).await? {
             CommandResponse::AccountDeleted => Ok(()),
             CommandResponse::Rejected(r) => Err(rejection(r)),
@@ -653,10 +658,10 @@ impl Node {
         settings.max_envelope_bytes = change
             .max_envelope_bytes
             .unwrap_or(settings.max_envelope_bytes);
-        let command = Command::SetRegistration {
+        let command = Command::SetRegistration(accounts::SetRegistration {
             zone: zone.clone(),
             settings,
-        };
+        });
         match self.propose(command).await? {
             CommandResponse::RegistrationSet => Ok(settings),
             CommandResponse::Rejected(r) => Err(rejection(r)),
@@ -688,12 +693,12 @@ impl Node {
             .collect();
         let now = now_ms();
         let expires_at_ms = now + ttl.as_millis() as u64;
-        let command = Command::CreateInvites {
+        let command = Command::CreateInvites(accounts::CreateInvites {
             zone: zone.clone(),
             codes: codes.iter().map(|c| invite_hash(c)).collect(),
             expires_at_ms,
             now_ms: now,
-        };
+        });
         match self.propose(command).await? {
             CommandResponse::InvitesCreated => Ok((codes, expires_at_ms)),
             CommandResponse::Rejected(r) => Err(rejection(r)),

@@ -12,7 +12,7 @@ use blindstore_types::account::{
     AccountId, PasskeyRecord, MAX_PASSKEYS_PER_ACCOUNT, MAX_PASSKEY_ID_BYTES,
 };
 use blindstore_types::api::{NewSession, PasskeyInfo, StepUp};
-use blindstore_types::command::{Command, CommandResponse, TicketUse};
+use blindstore_types::command::{accounts, Command, CommandResponse, TicketUse};
 use blindstore_types::ZoneId;
 use serde_json::Value;
 
@@ -125,7 +125,7 @@ impl Node {
             last_used_ms: 0,
         };
         let info = passkey_info(&passkey.id, &record);
-        let command = Command::AddPasskey {
+        let command = Command::AddPasskey(accounts::AddPasskey {
             zone: zone.clone(),
             account: who.account.clone(),
             acting: who.acting(),
@@ -136,7 +136,7 @@ impl Node {
                 expires_at_ms: ticket.expires_at_ms,
                 now_ms: now,
             },
-        };
+        });
         match self.propose(command).await? {
             CommandResponse::PasskeyAdded => Ok(info),
             CommandResponse::Rejected(r) => Err(rejection(r)),
@@ -196,13 +196,15 @@ impl Node {
             now,
             label,
             device_token,
-            |token_hash, session, redeem| Command::CreatePasskeySession {
-                zone: zone.clone(),
-                token_hash,
-                session,
-                passkey: login.id,
-                credential: login.updated,
-                ticket: redeem,
+            |token_hash, session, redeem| {
+                Command::CreatePasskeySession(accounts::CreatePasskeySession {
+                    zone: zone.clone(),
+                    token_hash,
+                    session,
+                    passkey: login.id,
+                    credential: login.updated,
+                    ticket: redeem,
+                })
             },
         )
         .await
@@ -291,12 +293,12 @@ impl Node {
         let id = URL_SAFE_NO_PAD
             .decode(passkey_id)
             .map_err(|_| NodeError::UnknownPasskey)?;
-        let command = Command::RemovePasskey {
+        let command = Command::RemovePasskey(accounts::RemovePasskey {
             zone: zone.clone(),
             account: who.account.clone(),
             acting: who.acting(),
             id,
-        };
+        });
         match self.propose(command).await? {
             CommandResponse::PasskeyRemoved => Ok(()),
             CommandResponse::Rejected(r) => Err(rejection(r)),

@@ -10,9 +10,12 @@ use blindstore_types::account::{
     MAX_ENVELOPES_PER_ACCOUNT, MAX_INVITES_PER_ZONE, MAX_PASSKEYS_PER_ACCOUNT,
     MAX_SESSIONS_PER_ACCOUNT,
 };
-use blindstore_types::command::{
-    Command, CommandResponse, NewPassword, QuotaKind, Rejection, TicketUse,
+use blindstore_types::command::accounts::{
+    AccountCommand, AddPasskey, ChangeCredentials, ChangePassword, CreateAccount, CreateInvites,
+    CreatePasskeySession, CreateSession, DeleteAccount, DeleteEnvelope, PutEnvelope, RedeemTicket,
+    RegisterAccount, RemovePasskey, RevokeSessions, SetRegistration, SetZoneAuth,
 };
+use blindstore_types::command::{CommandResponse, NewPassword, QuotaKind, Rejection, TicketUse};
 use blindstore_types::record::encode;
 use blindstore_types::{Hash32, ZoneId};
 use heed::types::Bytes;
@@ -55,7 +58,7 @@ pub(crate) struct AccountTables {
     pub(crate) usage: Database<Bytes, Bytes>,
 }
 
-/// The parts of a [`Command::ChangeCredentials`].
+/// The parts of a [`ChangeCredentials`].
 struct CredentialsChange {
     password: Option<NewPassword>,
     remove_passkeys: Vec<Vec<u8>>,
@@ -239,17 +242,17 @@ impl AccountTables {
             .delete(wtxn, &with_suffix(&account_key(zone, account), id))?)
     }
 
-    /// Applies an account command (`apply_command` sends only those here).
+    /// Applies an account command.
     pub(crate) fn apply(
         &self,
         wtxn: &mut RwTxn,
         zone_exists: impl Fn(&RwTxn, &ZoneId) -> Result<bool, StorageError>,
-        command: Command,
+        command: AccountCommand,
     ) -> Result<CommandResponse, StorageError> {
         use CommandResponse as R;
         let rejected = |r| Ok(R::Rejected(r));
         Ok(match command {
-            Command::SetZoneAuth { zone, auth } => {
+            AccountCommand::SetZoneAuth(SetZoneAuth { zone, auth }) => {
                 if !zone_exists(wtxn, &zone)? {
                     return rejected(Rejection::UnknownZone);
                 }
@@ -261,19 +264,19 @@ impl AccountTables {
                 R::ZoneAuthSet { created: true }
             }
             // Written by older builds: a registration without an invite.
-            Command::CreateAccount {
+            AccountCommand::CreateAccount(CreateAccount {
                 zone,
                 account,
                 registration,
                 created_at_ms,
-            }
-            | Command::RegisterAccount {
+            })
+            | AccountCommand::RegisterAccount(RegisterAccount {
                 zone,
                 account,
                 registration,
                 created_at_ms,
                 invite: None,
-            } => {
+            }) => {
                 if !zone_exists(wtxn, &zone)? {
                     return rejected(Rejection::UnknownZone);
                 }
@@ -283,13 +286,13 @@ impl AccountTables {
                     Err(r) => R::Rejected(r),
                 }
             }
-            Command::RegisterAccount {
+            AccountCommand::RegisterAccount(RegisterAccount {
                 zone,
                 account,
                 registration,
                 created_at_ms,
                 invite: Some(invite),
-            } => {
+            }) => {
                 if !zone_exists(wtxn, &zone)? {
                     return rejected(Rejection::UnknownZone);
                 }
@@ -299,13 +302,13 @@ impl AccountTables {
                     Err(r) => R::Rejected(r),
                 }
             }
-            Command::RedeemTicket { ticket } => {
+            AccountCommand::RedeemTicket(RedeemTicket { ticket }) => {
                 if !self.redeem_ticket(wtxn, ticket)? {
                     return rejected(Rejection::TicketUsed);
                 }
                 R::TicketRedeemed
             }
-            Command::SetRegistration { zone, settings } => {
+            AccountCommand::SetRegistration(SetRegistration { zone, settings }) => {
                 if !zone_exists(wtxn, &zone)? {
                     return rejected(Rejection::UnknownZone);
                 }
@@ -313,12 +316,12 @@ impl AccountTables {
                     .put(wtxn, zone.as_str().as_bytes(), &encode(&settings))?;
                 R::RegistrationSet
             }
-            Command::CreateInvites {
+            AccountCommand::CreateInvites(CreateInvites {
                 zone,
                 codes,
                 expires_at_ms,
                 now_ms,
-            } => {
+            }) => {
                 if !zone_exists(wtxn, &zone)? {
                     return rejected(Rejection::UnknownZone);
                 }
@@ -352,13 +355,13 @@ impl AccountTables {
                 }
                 R::InvitesCreated
             }
-            Command::CreateSession {
+            AccountCommand::CreateSession(CreateSession {
                 zone,
                 token_hash,
                 session,
                 registration_hash,
                 ticket,
-            } => {
+            }) => {
                 let current = self.account(wtxn, &zone, &session.account)?;
                 if current.is_none_or(|a| Hash32::digest(&a.registration) != registration_hash) {
                     return rejected(Rejection::UnknownAccount);
@@ -370,20 +373,20 @@ impl AccountTables {
                 self.put_session(wtxn, &zone, &token_hash, &session)?;
                 R::SessionCreated
             }
-            Command::RevokeSessions {
+            AccountCommand::RevokeSessions(RevokeSessions {
                 zone,
                 account,
                 revoke,
-            } => {
+            }) => {
                 let count = self.revoke(wtxn, &zone, &account, revoke)?;
                 R::SessionsRevoked { count }
             }
-            Command::PutEnvelope {
+            AccountCommand::PutEnvelope(PutEnvelope {
                 zone,
                 account,
                 acting,
                 write,
-            } => {
+            }) => {
                 if !self.acting_ok(wtxn, &zone, &account, acting)? {
                     return rejected(Rejection::InvalidSession);
                 }
@@ -393,14 +396,14 @@ impl AccountTables {
                 let version = self.put_envelope(wtxn, &zone, &account, write, acting.now_ms)?;
                 R::EnvelopePut { version }
             }
-            Command::ChangePassword {
+            AccountCommand::ChangePassword(ChangePassword {
                 zone,
                 account,
                 acting,
                 registration,
                 envelope,
                 revoke_other_sessions,
-            } => {
+            }) => {
                 // Written by older builds; applied as the credentials change it is.
                 let password = Some(NewPassword {
                     registration,
@@ -418,14 +421,14 @@ impl AccountTables {
                     Err(r) => R::Rejected(r),
                 }
             }
-            Command::ChangeCredentials {
+            AccountCommand::ChangeCredentials(ChangeCredentials {
                 zone,
                 account,
                 acting,
                 password,
                 remove_passkeys,
                 revoke,
-            } => {
+            }) => {
                 let change = CredentialsChange {
                     password,
                     remove_passkeys,
@@ -436,11 +439,11 @@ impl AccountTables {
                     Err(r) => R::Rejected(r),
                 }
             }
-            Command::DeleteAccount {
+            AccountCommand::DeleteAccount(DeleteAccount {
                 zone,
                 account,
                 acting,
-            } => {
+            }) => {
                 if let Some(acting) = acting {
                     if !self.acting_ok(wtxn, &zone, &account, acting)? {
                         return rejected(Rejection::InvalidSession);
@@ -472,13 +475,13 @@ impl AccountTables {
                 }
                 R::AccountDeleted
             }
-            Command::DeleteEnvelope {
+            AccountCommand::DeleteEnvelope(DeleteEnvelope {
                 zone,
                 account,
                 acting,
                 name,
                 if_version,
-            } => {
+            }) => {
                 if !self.acting_ok(wtxn, &zone, &account, acting)? {
                     return rejected(Rejection::InvalidSession);
                 }
@@ -498,14 +501,14 @@ impl AccountTables {
                 self.put_usage(wtxn, &zone, usage)?;
                 R::EnvelopeDeleted
             }
-            Command::AddPasskey {
+            AccountCommand::AddPasskey(AddPasskey {
                 zone,
                 account,
                 acting,
                 id,
                 passkey,
                 ticket,
-            } => {
+            }) => {
                 if !self.acting_ok(wtxn, &zone, &account, acting)? {
                     return rejected(Rejection::InvalidSession);
                 }
@@ -528,12 +531,12 @@ impl AccountTables {
                 self.passkeys.put(wtxn, &key, &encode(&passkey))?;
                 R::PasskeyAdded
             }
-            Command::RemovePasskey {
+            AccountCommand::RemovePasskey(RemovePasskey {
                 zone,
                 account,
                 acting,
                 id,
-            } => {
+            }) => {
                 if !self.acting_ok(wtxn, &zone, &account, acting)? {
                     return rejected(Rejection::InvalidSession);
                 }
@@ -542,14 +545,14 @@ impl AccountTables {
                 }
                 R::PasskeyRemoved
             }
-            Command::CreatePasskeySession {
+            AccountCommand::CreatePasskeySession(CreatePasskeySession {
                 zone,
                 token_hash,
                 session,
                 passkey,
                 credential,
                 ticket,
-            } => {
+            }) => {
                 let Some(mut record) = self.passkey(wtxn, &zone, &session.account, &passkey)?
                 else {
                     return rejected(Rejection::UnknownPasskey);
@@ -567,7 +570,6 @@ impl AccountTables {
                 self.put_session(wtxn, &zone, &token_hash, &session)?;
                 R::SessionCreated
             }
-            other => unreachable!("not an account command: {other:?}"),
         })
     }
 

@@ -21,7 +21,8 @@ use blindstore_types::account::{
     ZoneSettings, ZoneSettingsV1,
 };
 use blindstore_types::command::{
-    ChainHead, Command, CommandResponse, JoinSecret, Quota, QuotaKind, Rejection, ZoneRecord,
+    AccountCommand, ChainHead, Command, CommandResponse, JoinSecret, Quota, QuotaKind, Rejection,
+    ZoneRecord,
 };
 use blindstore_types::entry::{chain_id, check_public_key, genesis, EntryHeader};
 use blindstore_types::raft::{NodeId, NodeInfo};
@@ -972,26 +973,38 @@ fn apply_command(
             }
             Ok(CommandResponse::Batch(responses))
         }
-        account_command @ (Command::SetZoneAuth { .. }
-        | Command::CreateAccount { .. }
-        | Command::CreateSession { .. }
-        | Command::RevokeSessions { .. }
-        | Command::PutEnvelope { .. }
-        | Command::ChangePassword { .. }
-        | Command::ChangeCredentials { .. }
-        | Command::RegisterAccount { .. }
-        | Command::SetRegistration { .. }
-        | Command::CreateInvites { .. }
-        | Command::RedeemTicket { .. }
-        | Command::DeleteAccount { .. }
-        | Command::AddPasskey { .. }
-        | Command::RemovePasskey { .. }
-        | Command::CreatePasskeySession { .. }
-        | Command::DeleteEnvelope { .. }) => {
-            let zone_exists = |txn: &RwTxn, zone: &ZoneId| Ok(get_zone(t, txn, zone)?.is_some());
-            t.accounts.apply(wtxn, zone_exists, account_command)
+        // The accounts room. Listed one by one: the compiler checks that every command has
+        // its room, and the accounts room matches its own commands.
+        Command::SetZoneAuth(c) => apply_account(t, wtxn, AccountCommand::SetZoneAuth(c)),
+        Command::CreateAccount(c) => apply_account(t, wtxn, AccountCommand::CreateAccount(c)),
+        Command::CreateSession(c) => apply_account(t, wtxn, AccountCommand::CreateSession(c)),
+        Command::RevokeSessions(c) => apply_account(t, wtxn, AccountCommand::RevokeSessions(c)),
+        Command::PutEnvelope(c) => apply_account(t, wtxn, AccountCommand::PutEnvelope(c)),
+        Command::ChangePassword(c) => apply_account(t, wtxn, AccountCommand::ChangePassword(c)),
+        Command::ChangeCredentials(c) => {
+            apply_account(t, wtxn, AccountCommand::ChangeCredentials(c))
         }
+        Command::RegisterAccount(c) => apply_account(t, wtxn, AccountCommand::RegisterAccount(c)),
+        Command::SetRegistration(c) => apply_account(t, wtxn, AccountCommand::SetRegistration(c)),
+        Command::CreateInvites(c) => apply_account(t, wtxn, AccountCommand::CreateInvites(c)),
+        Command::RedeemTicket(c) => apply_account(t, wtxn, AccountCommand::RedeemTicket(c)),
+        Command::DeleteAccount(c) => apply_account(t, wtxn, AccountCommand::DeleteAccount(c)),
+        Command::AddPasskey(c) => apply_account(t, wtxn, AccountCommand::AddPasskey(c)),
+        Command::RemovePasskey(c) => apply_account(t, wtxn, AccountCommand::RemovePasskey(c)),
+        Command::CreatePasskeySession(c) => {
+            apply_account(t, wtxn, AccountCommand::CreatePasskeySession(c))
+        }
+        Command::DeleteEnvelope(c) => apply_account(t, wtxn, AccountCommand::DeleteEnvelope(c)),
     }
+}
+
+fn apply_account(
+    t: &Tables,
+    wtxn: &mut RwTxn,
+    command: AccountCommand,
+) -> Result<CommandResponse, StorageError> {
+    let zone_exists = |txn: &RwTxn, zone: &ZoneId| Ok(get_zone(t, txn, zone)?.is_some());
+    t.accounts.apply(wtxn, zone_exists, command)
 }
 
 /// Appends a verified entry if it continues the chain (the compare-and-set), within the zone's

@@ -3,7 +3,7 @@
 
 use blindstore_storage::StateMachineStore;
 use blindstore_storage::TypeConfig;
-use blindstore_types::command::{Command, CommandResponse, Rejection};
+use blindstore_types::command::{accounts, Command, CommandResponse, Rejection};
 use blindstore_types::entry::{chain_id, genesis, UnsignedEntry};
 use blindstore_types::{PublicKey, ZoneId};
 use ed25519_dalek::SigningKey;
@@ -325,13 +325,13 @@ async fn the_write_policy_and_account_quotas_are_checked_on_apply_and_survive_sn
             zone: zone.clone(),
             public_key: key(1),
         },
-        Command::CreateAccount {
+        Command::CreateAccount(accounts::CreateAccount {
             zone: zone.clone(),
             account: alice.clone(),
             registration: vec![9; 192],
             created_at_ms: 1_000,
-        },
-        Command::CreateSession {
+        }),
+        Command::CreateSession(accounts::CreateSession {
             zone: zone.clone(),
             token_hash: token,
             session: SessionRecord {
@@ -346,7 +346,7 @@ async fn the_write_policy_and_account_quotas_are_checked_on_apply_and_survive_sn
                 expires_at_ms: 60_000,
                 now_ms: 1_500,
             },
-        },
+        }),
         Command::CreateAccountChain {
             zone: zone.clone(),
             public_key: key(2),
@@ -427,21 +427,25 @@ async fn passkeys_are_unique_single_use_and_carried_by_snapshots() {
         created_at_ms: 2_000,
         last_used_ms: 0,
     };
-    let add = |account: &AccountId, token, id: &[u8], t: u8| Command::AddPasskey {
-        zone: zone.clone(),
-        account: account.clone(),
-        acting: acting(token),
-        id: id.to_vec(),
-        passkey: record(b"v1"),
-        ticket: ticket(t),
+    let add = |account: &AccountId, token, id: &[u8], t: u8| {
+        Command::AddPasskey(accounts::AddPasskey {
+            zone: zone.clone(),
+            account: account.clone(),
+            acting: acting(token),
+            id: id.to_vec(),
+            passkey: record(b"v1"),
+            ticket: ticket(t),
+        })
     };
-    let login = |id: &[u8], t: u8, token: &[u8]| Command::CreatePasskeySession {
-        zone: zone.clone(),
-        token_hash: Hash32::digest(token),
-        session: session(&alice, 3_000),
-        passkey: id.to_vec(),
-        credential: Some(b"v2".to_vec()),
-        ticket: ticket(t),
+    let login = |id: &[u8], t: u8, token: &[u8]| {
+        Command::CreatePasskeySession(accounts::CreatePasskeySession {
+            zone: zone.clone(),
+            token_hash: Hash32::digest(token),
+            session: session(&alice, 3_000),
+            passkey: id.to_vec(),
+            credential: Some(b"v2".to_vec()),
+            ticket: ticket(t),
+        })
     };
     let mut commands = vec![Command::CreateZone {
         zone: zone.clone(),
@@ -451,19 +455,19 @@ async fn passkeys_are_unique_single_use_and_carried_by_snapshots() {
         .into_iter()
         .enumerate()
     {
-        commands.push(Command::CreateAccount {
+        commands.push(Command::CreateAccount(accounts::CreateAccount {
             zone: zone.clone(),
             account: account.clone(),
             registration: vec![i as u8; 192],
             created_at_ms: 1_000,
-        });
-        commands.push(Command::CreateSession {
+        }));
+        commands.push(Command::CreateSession(accounts::CreateSession {
             zone: zone.clone(),
             token_hash: token,
             session: session(account, 1_500),
             registration_hash: Hash32::digest(&[i as u8; 192]),
             ticket: ticket(100 + i as u8),
-        });
+        }));
     }
     commands.extend([
         add(&alice, alice_token, b"key-1", 1), // 5: added
@@ -472,19 +476,19 @@ async fn passkeys_are_unique_single_use_and_carried_by_snapshots() {
         add(&alice, bob_token, b"key-3", 3),   // 8: bob's session acting for alice
         login(b"key-1", 4, b"s1"),             // 9: a session, the credential updated
         login(b"key-1", 4, b"s2"),             // 10: the login ticket again
-        Command::RemovePasskey {
+        Command::RemovePasskey(accounts::RemovePasskey {
             zone: zone.clone(),
             account: alice.clone(),
             acting: acting(alice_token),
             id: b"key-1".to_vec(),
-        }, // 11
+        }), // 11
         login(b"key-1", 5, b"s3"),             // 12: a login with the removed passkey
         add(&alice, alice_token, b"key-4", 6), // 13
-        Command::DeleteAccount {
+        Command::DeleteAccount(accounts::DeleteAccount {
             zone: zone.clone(),
             account: alice.clone(),
             acting: None,
-        }, // 14: frees key-4
+        }), // 14: frees key-4
         add(&bob, bob_token, b"key-4", 7),     // 15
     ]);
     let entries = numbered(commands);
@@ -542,20 +546,20 @@ async fn a_passkey_login_stores_the_updated_credential() {
             zone: zone.clone(),
             created_at_ms: 1,
         },
-        Command::CreateAccount {
+        Command::CreateAccount(accounts::CreateAccount {
             zone: zone.clone(),
             account: alice.clone(),
             registration: vec![1; 192],
             created_at_ms: 1_000,
-        },
-        Command::CreateSession {
+        }),
+        Command::CreateSession(accounts::CreateSession {
             zone: zone.clone(),
             token_hash: token,
             session: session.clone(),
             registration_hash: Hash32::digest(&[1; 192]),
             ticket: ticket(1),
-        },
-        Command::AddPasskey {
+        }),
+        Command::AddPasskey(accounts::AddPasskey {
             zone: zone.clone(),
             account: alice.clone(),
             acting: Acting {
@@ -570,8 +574,8 @@ async fn a_passkey_login_stores_the_updated_credential() {
                 last_used_ms: 0,
             },
             ticket: ticket(2),
-        },
-        Command::CreatePasskeySession {
+        }),
+        Command::CreatePasskeySession(accounts::CreatePasskeySession {
             zone: zone.clone(),
             token_hash: Hash32::digest(b"t2"),
             session: SessionRecord {
@@ -581,7 +585,7 @@ async fn a_passkey_login_stores_the_updated_credential() {
             passkey: b"key".to_vec(),
             credential: Some(b"counter 2".to_vec()),
             ticket: ticket(3),
-        },
+        }),
     ];
     let entries = numbered(commands);
     let r = sm.apply(entries).await.unwrap();
