@@ -16,7 +16,8 @@ use blindstore_types::api::{NewSession, SessionInfo, StepUp};
 use blindstore_types::command::{accounts, Command, CommandResponse, NewPassword, TicketUse};
 use blindstore_types::{Hash32, ZoneId};
 
-use crate::node::{now_ms, rejection, unexpected};
+use crate::error::{rejection, unexpected};
+use crate::now_ms;
 use crate::{Consistency, Node, NodeError};
 
 /// A device's id, from a device token the zone issued (see [`Node::device`]).

@@ -30,8 +30,8 @@ use openraft::error::{ClientWriteError, Fatal, RaftError};
 use openraft::Raft;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
+use crate::error::write_error;
 use crate::error::NodeError;
-use crate::node::write_error;
 use blindstore_storage::TypeConfig;
 
 /// The most commands in one log entry.

@@ -1,6 +1,9 @@
 use blindstore_replication::ChunkError;
 use blindstore_storage::StorageError;
+use blindstore_types::command::{CommandResponse, Rejection};
+use blindstore_types::raft::{NodeId, NodeInfo};
 use blindstore_types::Hash32;
+use openraft::error::{ClientWriteError, RaftError};
 
 /// Why a node operation did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -133,4 +136,72 @@ fn list(hashes: &[Hash32]) -> String {
         .map(Hash32::to_hex)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// What a failed `client_write` means for the client. `ForwardToLeader` comes both from a
+/// node that never led and from a leader that stepped down with the entry in its log, which
+/// may still commit: it is an unknown outcome.
+pub(crate) fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, NodeInfo>>) -> NodeError {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+            NodeError::OutcomeUnknown(format!(
+                "leadership changed during the write (leader now: {:?})",
+                f.leader_id
+            ))
+        }
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
+            NodeError::Unavailable(e.to_string())
+        }
+        // Raft stopped while the command may have been in the log.
+        RaftError::Fatal(e) => NodeError::OutcomeUnknown(e.to_string()),
+    }
+}
+
+pub(crate) fn rejection(r: Rejection) -> NodeError {
+    match r {
+        Rejection::UnknownZone => NodeError::UnknownZone,
+        Rejection::UnknownChain => NodeError::UnknownChain,
+        Rejection::IndexConflict { length, head } => NodeError::IndexConflict { length, head },
+        Rejection::BadPublicKey => NodeError::BadPublicKey,
+        Rejection::BadSignature => NodeError::BadSignature,
+        Rejection::QuotaExceeded { what, limit } => {
+            NodeError::QuotaExceeded(format!("the zone's quota of {what} ({limit}) is reached"))
+        }
+        Rejection::AccountExists => NodeError::AccountExists,
+        Rejection::UnknownAccount => NodeError::UnknownAccount,
+        // A login that cannot be redeemed fails like any other.
+        Rejection::TicketUsed => NodeError::InvalidLogin,
+        Rejection::InvalidSession => NodeError::InvalidSession,
+        Rejection::EnvelopeConflict { version } => NodeError::EnvelopeConflict { version },
+        Rejection::TooManyEnvelopes => NodeError::QuotaExceeded(format!(
+            "an account holds at most {} envelopes",
+            blindstore_types::account::MAX_ENVELOPES_PER_ACCOUNT
+        )),
+        Rejection::NoZoneAuth => NodeError::Internal("the zone has no account secrets".into()),
+        Rejection::AccountQuotaExceeded { what, limit } => NodeError::QuotaExceeded(format!(
+            "the account's quota of {what} ({limit}) is reached"
+        )),
+        Rejection::PasskeyExists => NodeError::PasskeyExists,
+        Rejection::RegistrationClosed => NodeError::RegistrationClosed,
+        Rejection::InvalidInvite => NodeError::InvalidInvite,
+        Rejection::UnknownPasskey => NodeError::UnknownPasskey,
+        Rejection::UnknownSiteVersion => NodeError::BadRequest("no such site version".into()),
+        Rejection::TooManyPasskeys => NodeError::QuotaExceeded(format!(
+            "an account holds at most {} passkeys",
+            blindstore_types::account::MAX_PASSKEYS_PER_ACCOUNT
+        )),
+        Rejection::NestedBatch => NodeError::Internal("a batch inside a batch".into()),
+        Rejection::SiteHostTaken { host, zone } => {
+            NodeError::BadRequest(format!("site host {host} belongs to zone {zone}"))
+        }
+        Rejection::JoinSecretChanged => NodeError::Unavailable(
+            "the join token was rotated meanwhile by another request; nothing changed".into(),
+        ),
+    }
+}
+
+pub(crate) fn unexpected(response: CommandResponse) -> NodeError {
+    NodeError::Internal(format!(
+        "state machine answered {response:?} to a command of another kind"
+    ))
 }

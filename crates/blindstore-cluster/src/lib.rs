@@ -9,6 +9,8 @@
 
 mod accounts;
 mod batcher;
+mod chains;
+mod chunks;
 mod error;
 mod forwarding;
 mod joining;
@@ -20,16 +22,23 @@ mod rpc_server;
 mod secret;
 mod sites;
 mod transport;
+mod zones;
 
 pub use accounts::{Authenticated, DeviceId};
 pub use blindstore_replication::{RepairReport, Replicator, ScrubConfig, ScrubReport};
+pub use chains::{entry_answer_bytes, AppendInput, EntriesPage, ReadEntries};
 pub use error::NodeError;
-pub use node::{
-    entry_answer_bytes, AccountSettings, AppendInput, Consistency, EntriesPage, Limits, Node,
-    NodeConfig, ReadEntries, ZoneInfo,
-};
+pub use node::{AccountSettings, Consistency, Limits, Node, NodeConfig};
 pub use secret::{
     write_token_files, RotatedToken, DEFAULT_ROTATION_GRACE, GATEWAY_TOKEN_FILE, JOIN_TOKEN_FILE,
     MAX_ROTATION_GRACE,
 };
 pub use sites::MAX_SITE_MANIFEST_BYTES;
+pub use zones::ZoneInfo;
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

@@ -85,7 +85,7 @@ impl Node {
                 // Refused before anything was proposed (e.g. another change in progress).
                 Err(NodeError::Unavailable(e.to_string()))
             }
-            Ok(Err(e)) => Err(crate::node::write_error(e)),
+            Ok(Err(e)) => Err(crate::error::write_error(e)),
             Err(_) => Err(NodeError::OutcomeUnknown(format!(
                 "membership change not committed within {limit:?}"
             ))),

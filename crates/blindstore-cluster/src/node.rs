@@ -3,23 +3,16 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use crate::Authenticated;
-use blindstore_replication::{ReplicationConfig, Replicator, Schedule, Writer};
-use blindstore_storage::negative_controls::{
-    self,
-    Control::{EarlyAck, SkipCas, StaleReads},
-};
+use blindstore_replication::{ReplicationConfig, Replicator, Schedule};
+use blindstore_storage::negative_controls::{self, Control::StaleReads};
 use blindstore_storage::TypeConfig;
 use blindstore_storage::{ChunkStore, LogStore, MapSizes, StateMachineStore};
-use blindstore_types::account::WritePolicy;
-use blindstore_types::api::{Health, ZoneUsage};
-use blindstore_types::command::{ChainHead, Command, CommandResponse, Quota, Rejection};
-use blindstore_types::entry::{check_public_key, EntryHeader, UnsignedEntry};
+use blindstore_types::api::Health;
+use blindstore_types::command::{Command, CommandResponse};
 use blindstore_types::raft::{NodeId, NodeInfo};
-use blindstore_types::{ChainId, Hash32, PublicKey, Signature, ZoneId};
-use openraft::error::{CheckIsLeaderError, ClientWriteError, RaftError};
+use openraft::error::{CheckIsLeaderError, RaftError};
 use openraft::{Raft, ServerState};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -152,46 +145,6 @@ pub enum Consistency {
     Stale,
 }
 
-/// An append as a client sends it.
-#[derive(Debug, Clone)]
-pub struct AppendInput {
-    pub index: u64,
-    pub prev: Hash32,
-    pub payload: Vec<u8>,
-    pub chunks: Vec<Hash32>,
-    pub signature: Signature,
-}
-
-/// Which entries to read.
-#[derive(Debug, Clone, Copy)]
-pub enum ReadEntries {
-    /// `limit` entries starting at index `from`.
-    From { from: u64, limit: usize },
-    /// The last `n` entries.
-    Last(usize),
-}
-
-/// A page of entries with their payloads.
-#[derive(Debug, Clone)]
-pub struct EntriesPage {
-    pub chain: ChainHead,
-    pub entries: Vec<(EntryHeader, Vec<u8>)>,
-    /// Set when entries exist after the returned ones: where to continue.
-    pub next: Option<u64>,
-}
-
-/// A zone with usage, as the admin API shows it.
-#[derive(Debug, Clone)]
-pub struct ZoneInfo {
-    pub quota: Quota,
-    pub registration: blindstore_types::account::RegistrationSettings,
-    pub accounts: blindstore_types::account::AccountUsage,
-    pub settings: blindstore_types::account::ZoneSettings,
-    pub zone: ZoneId,
-    pub created_at_ms: u64,
-    pub usage: ZoneUsage,
-}
-
 /// A running node. Cloning shares it.
 #[derive(Clone)]
 pub struct Node {
@@ -206,18 +159,18 @@ pub(crate) struct Inner {
     pub(crate) secret: ClusterSecret,
     /// False after a restart until this node's state is known to be at least as new as what
     /// it served before (see `Node::start`).
-    caught_up: std::sync::atomic::AtomicBool,
+    pub(crate) caught_up: std::sync::atomic::AtomicBool,
     /// Set once this node learns it was removed from the cluster.
     pub(crate) removed: std::sync::atomic::AtomicBool,
     /// Whether this start created a new cluster.
-    bootstrapped: bool,
+    pub(crate) bootstrapped: bool,
     /// This node's addresses as it advertises them.
     pub(crate) own_info: NodeInfo,
     /// How many voters the cluster should have; joining nodes beyond it stay learners.
     pub(crate) voters: usize,
     pub(crate) raft: Raft<TypeConfig>,
     /// Proposals made while this node leads, committed in shared log entries.
-    batcher: crate::batcher::Batcher,
+    pub(crate) batcher: crate::batcher::Batcher,
     /// Read-index rounds shared by the linearizable reads waiting at the same time: on the
     /// leader (its own reads and followers' read-index calls), and a follower's calls to it.
     pub(crate) leader_reads: crate::rounds::Rounds<LeaderRead>,
@@ -226,7 +179,7 @@ pub(crate) struct Inner {
     /// Chunk placement, transfer, repair, GC and scrubbing, over this node's chunk store.
     pub(crate) replicator: Replicator,
     pub(crate) peers: Peers,
-    limits: Limits,
+    pub(crate) limits: Limits,
     pub(crate) accounts: AccountSettings,
     pub(crate) write_timeout: Duration,
     /// Serialises membership changes made by this node as leader.
@@ -234,7 +187,7 @@ pub(crate) struct Inner {
     /// The cluster CA and this node's certificate, when the cluster's rpc runs over TLS.
     pub(crate) tls: Option<joining::NodeTls>,
     pub(crate) shutdown: CancellationToken,
-    tasks: tokio::sync::Mutex<Vec<JoinHandle<()>>>,
+    pub(crate) tasks: tokio::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl Node {
@@ -570,55 +523,14 @@ impl Node {
         tracing::info!("node stopped");
     }
 
-    /// Chunk replication on this node: placement, repair, garbage collection, scrubbing.
-    pub fn chunks(&self) -> &Replicator {
-        &self.inner.replicator
-    }
-
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
-    }
-
-    /// A zone's settings as this node has applied them (no read barrier: for per-request
-    /// decisions such as CORS, where a moment's lag is harmless).
-    pub fn zone_settings(
-        &self,
-        zone: &ZoneId,
-    ) -> Result<blindstore_types::account::ZoneSettings, NodeError> {
-        Ok(self.inner.state.zone_settings(zone)?)
-    }
-
-    /// The settings of every zone whose settings were set, as this node has applied them.
-    pub fn all_zone_settings(
-        &self,
-    ) -> Result<Vec<(ZoneId, blindstore_types::account::ZoneSettings)>, NodeError> {
-        Ok(self.inner.state.zone_settings_all()?)
-    }
-
-    /// The zone whose site the host name `host` serves, as this node has applied the settings.
-    pub fn zone_for_host(&self, host: &str) -> Result<Option<ZoneId>, NodeError> {
-        Ok(self.inner.state.zone_for_host(host)?)
     }
 
     /// Sees a new value after every change this node applies (entries, snapshots): live
     /// readers wait on it, then read what is new.
     pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
         self.inner.state.changes()
-    }
-
-    /// Follows one chain on this node: woken after each applied batch that appended to it
-    /// (and after a snapshot is installed), never by changes to other chains.
-    pub fn chain_changes(
-        &self,
-        zone: &ZoneId,
-        chain: &ChainId,
-    ) -> blindstore_storage::ChainChanges {
-        self.inner.state.chain_changes(zone, chain)
-    }
-
-    /// How many chains live readers follow on this node.
-    pub fn followed_chains(&self) -> usize {
-        self.inner.state.followed_chains()
     }
 
     /// Completes when the node starts shutting down: live streams end on it.
@@ -681,547 +593,6 @@ impl Node {
     /// Nodes removed from the cluster for good.
     pub(crate) fn removed_nodes(&self) -> BTreeSet<NodeId> {
         self.inner.state.removed_nodes().unwrap_or_default()
-    }
-
-    /// The chunks this node holds and their bytes, all zones together.
-    pub fn chunk_usage(&self) -> Result<blindstore_storage::Usage, NodeError> {
-        Ok(self.inner.replicator.local().total_usage()?)
-    }
-
-    /// Creates `zone`; returns whether it was new.
-    #[tracing::instrument(skip_all, fields(zone = %zone), err(level = "debug"))]
-    pub async fn create_zone(&self, zone: ZoneId) -> Result<bool, NodeError> {
-        match self
-            .propose(Command::CreateZone {
-                zone: zone.clone(),
-                created_at_ms: now_ms(),
-            })
-            .await?
-        {
-            CommandResponse::ZoneCreated { created } => {
-                // Its account secrets come with it.
-                if self.inner.state.zone_auth(&zone)?.is_none() {
-                    self.set_zone_auth(&zone).await?;
-                }
-                Ok(created)
-            }
-            other => Err(unexpected(other)),
-        }
-    }
-
-    pub async fn zones(&self, consistency: Consistency) -> Result<Vec<ZoneInfo>, NodeError> {
-        self.read_barrier(consistency).await?;
-        let zones = self.inner.state.zones()?;
-        zones
-            .into_iter()
-            .map(|(zone, record)| self.zone_info(zone, record))
-            .collect()
-    }
-
-    pub async fn zone(
-        &self,
-        zone: &ZoneId,
-        consistency: Consistency,
-    ) -> Result<ZoneInfo, NodeError> {
-        self.read_barrier(consistency).await?;
-        let record = self.inner.state.zone(zone)?.ok_or(NodeError::UnknownZone)?;
-        self.zone_info(zone.clone(), record)
-    }
-
-    fn zone_info(
-        &self,
-        zone: ZoneId,
-        record: blindstore_types::command::ZoneRecord,
-    ) -> Result<ZoneInfo, NodeError> {
-        let held = self.inner.replicator.local().usage(&zone)?;
-        let quota = self.inner.state.quota(&zone)?;
-        Ok(ZoneInfo {
-            quota,
-            registration: self.inner.state.registration(&zone)?,
-            accounts: self.inner.state.account_usage(&zone)?,
-            settings: self.inner.state.zone_settings(&zone)?,
-            zone,
-            created_at_ms: record.created_at_ms,
-            usage: ZoneUsage {
-                chains: record.chains,
-                entries: record.entries,
-                chunks: held.chunks,
-                bytes: held.bytes,
-            },
-        })
-    }
-
-    /// Stores a chunk durably. Returns whether it was new to the zone.
-    #[tracing::instrument(skip_all, fields(zone = %zone, hash = %hash, len = bytes.len()), err(level = "debug"))]
-    /// `who` is the request's session, if it has one: a zone whose writes need accounts
-    /// refuses an upload without one and charges the chunk to the account.
-    pub async fn put_chunk(
-        &self,
-        zone: &ZoneId,
-        hash: Hash32,
-        bytes: Vec<u8>,
-        who: Option<&Authenticated>,
-    ) -> Result<bool, NodeError> {
-        self.require_zone_fresh(zone).await?;
-        let writer = self.writer(zone, who)?;
-        if bytes.len() as u64 > self.inner.limits.max_chunk_bytes {
-            return Err(NodeError::TooLarge {
-                what: "chunk",
-                limit: self.inner.limits.max_chunk_bytes,
-            });
-        }
-        self.check_room()?;
-        self.before_proposal(self.store_chunk(zone, hash, bytes, &writer))
-            .await
-    }
-
-    /// Refuses a write `who` may not make in `zone` (see [`Node::put_chunk`]), before its
-    /// body is read.
-    pub async fn authorize_write(
-        &self,
-        zone: &ZoneId,
-        who: Option<&Authenticated>,
-    ) -> Result<(), NodeError> {
-        self.require_zone_fresh(zone).await?;
-        self.writer(zone, who).map(|_| ())
-    }
-
-    /// Who writes, under the zone's write policy: anyone in an open zone; in a zone whose
-    /// writes need accounts, only a session's account (`InvalidSession` without one).
-    fn writer(&self, zone: &ZoneId, who: Option<&Authenticated>) -> Result<Writer, NodeError> {
-        match (self.inner.state.zone_settings(zone)?.writes, who) {
-            (WritePolicy::Open, _) => Ok(Writer::Client(None)),
-            (WritePolicy::Accounts, Some(who)) => Ok(Writer::Client(Some(who.account.clone()))),
-            (WritePolicy::Accounts, None) => Err(NodeError::InvalidSession),
-        }
-    }
-
-    /// Stores a client's chunk on its owners (see [`Replicator::store`]).
-    async fn store_chunk(
-        &self,
-        zone: &ZoneId,
-        hash: Hash32,
-        bytes: Vec<u8>,
-        writer: &Writer,
-    ) -> Result<bool, NodeError> {
-        Ok(self
-            .inner
-            .replicator
-            .store(zone, hash, bytes, writer)
-            .await?)
-    }
-
-    /// A chunk's verified bytes from any holder (see [`Replicator::fetch`]).
-    pub(crate) async fn fetch_chunk(
-        &self,
-        zone: &ZoneId,
-        hash: &Hash32,
-    ) -> Result<Vec<u8>, NodeError> {
-        Ok(self.inner.replicator.fetch(zone, hash).await?)
-    }
-
-    /// Which of `hashes` are not fully replicated (see [`Replicator::missing_anywhere`]).
-    pub(crate) async fn missing_anywhere(
-        &self,
-        zone: &ZoneId,
-        hashes: &[Hash32],
-        touch: bool,
-    ) -> Result<Vec<Hash32>, NodeError> {
-        Ok(self
-            .inner
-            .replicator
-            .missing_anywhere(zone, hashes, touch)
-            .await?)
-    }
-
-    /// Refuses new data when this node is short of room: free disk below `min_free_bytes`, or
-    /// the state store's map over 90% full (so Raft never meets a full map while applying).
-    pub(crate) fn check_room(&self) -> Result<(), NodeError> {
-        self.inner.replicator.disk_room()?;
-        let (used, size) = self.inner.state.map_usage()?;
-        if used > size / 10 * 9 {
-            return Err(NodeError::InsufficientStorage(format!(
-                "the state store uses {used} of its {size}-byte map; raise its map size"
-            )));
-        }
-        Ok(())
-    }
-
-    /// Sets `zone`'s quotas: fields left out keep their current values.
-    pub async fn set_quota(
-        &self,
-        zone: &ZoneId,
-        change: &blindstore_types::api::ZoneQuota,
-    ) -> Result<Quota, NodeError> {
-        self.read_barrier(Consistency::Linearizable).await?;
-        let mut quota = self.inner.state.quota(zone)?;
-        quota.max_chains = change.max_chains.unwrap_or(quota.max_chains);
-        quota.max_entries = change.max_entries.unwrap_or(quota.max_entries);
-        quota.max_chunk_bytes = change.max_chunk_bytes.unwrap_or(quota.max_chunk_bytes);
-        quota.max_chunks = change.max_chunks.unwrap_or(quota.max_chunks);
-        let command = Command::SetQuota {
-            zone: zone.clone(),
-            quota,
-        };
-        match self.propose(command).await? {
-            CommandResponse::QuotaSet => Ok(quota),
-            CommandResponse::Rejected(r) => Err(rejection(r)),
-            other => Err(unexpected(other)),
-        }
-    }
-
-    /// Changes `zone`'s settings: fields left out keep their current values.
-    pub async fn set_zone_settings(
-        &self,
-        zone: &ZoneId,
-        change: &blindstore_types::api::ZoneSettingsChange,
-    ) -> Result<blindstore_types::account::ZoneSettings, NodeError> {
-        self.read_barrier(Consistency::Linearizable).await?;
-        self.require_zone(zone)?;
-        let mut settings = self.inner.state.zone_settings(zone)?;
-        settings.writes = change.writes.unwrap_or(settings.writes);
-        let q = &mut settings.account_quota;
-        q.max_chains = change.account_max_chains.unwrap_or(q.max_chains);
-        q.max_chunks = change.account_max_chunks.unwrap_or(q.max_chunks);
-        q.max_chunk_bytes = change.account_max_chunk_bytes.unwrap_or(q.max_chunk_bytes);
-        settings.passkeys = passkey_settings(settings.passkeys.take(), change)?;
-        if let Some(origins) = &change.cors_origins {
-            for origin in origins {
-                blindstore_types::account::check_cors_origin(origin)
-                    .map_err(NodeError::BadRequest)?;
-            }
-            settings.cors_origins = origins.clone();
-        }
-        if let Some(hosts) = &change.site_hosts {
-            // That no other zone has a host is checked where the change is applied.
-            for host in hosts {
-                blindstore_types::account::check_site_host(host).map_err(NodeError::BadRequest)?;
-            }
-            settings.site_hosts = hosts.clone();
-        }
-        if let Some(proxies) = &change.proxies {
-            for (i, route) in proxies.iter().enumerate() {
-                route.check().map_err(NodeError::BadRequest)?;
-                if proxies[..i].iter().any(|r| r.name == route.name) {
-                    return Err(NodeError::BadRequest(format!(
-                        "proxy {} is listed twice",
-                        route.name
-                    )));
-                }
-            }
-            settings.proxies = proxies.clone();
-        }
-        let command = Command::SetZoneSettings {
-            zone: zone.clone(),
-            settings: settings.clone(),
-        };
-        match self.propose(command).await? {
-            CommandResponse::ZoneSettingsSet => Ok(settings),
-            CommandResponse::Rejected(r) => Err(rejection(r)),
-            other => Err(unexpected(other)),
-        }
-    }
-
-    /// A chunk's verified bytes, from this node or another holder.
-    pub async fn get_chunk(&self, zone: &ZoneId, hash: &Hash32) -> Result<Vec<u8>, NodeError> {
-        self.require_zone_fresh(zone).await?;
-        self.fetch_chunk(zone, hash).await
-    }
-
-    /// A chunk's length, if it is stored anywhere.
-    pub async fn chunk_len(&self, zone: &ZoneId, hash: &Hash32) -> Result<u64, NodeError> {
-        self.require_zone_fresh(zone).await?;
-        match self.inner.replicator.local().len(zone, hash)? {
-            Some(len) => Ok(len),
-            None => Ok(self.fetch_chunk(zone, hash).await?.len() as u64),
-        }
-    }
-
-    /// Which of `hashes` the zone does not hold anywhere in the cluster.
-    pub async fn missing_chunks(
-        &self,
-        zone: &ZoneId,
-        hashes: &[Hash32],
-    ) -> Result<Vec<Hash32>, NodeError> {
-        self.require_zone_fresh(zone).await?;
-        if hashes.len() > self.inner.limits.max_missing_query {
-            return Err(NodeError::BadRequest(format!(
-                "at most {} hashes per request",
-                self.inner.limits.max_missing_query
-            )));
-        }
-        self.missing_anywhere(zone, hashes, false).await
-    }
-
-    /// Creates the chain owned by `public_key`; returns whether it was new, and the chain.
-    #[tracing::instrument(skip_all, fields(zone = %zone), err(level = "debug"))]
-    /// `who` as for [`Node::put_chunk`]: in a zone whose writes need accounts the chain is
-    /// the account's, held to its chain quota.
-    pub async fn create_chain(
-        &self,
-        zone: &ZoneId,
-        public_key: PublicKey,
-        who: Option<&Authenticated>,
-    ) -> Result<(bool, ChainHead), NodeError> {
-        check_public_key(&public_key).map_err(|_| NodeError::BadPublicKey)?;
-        self.require_zone_fresh(zone).await?;
-        let writer = self.writer(zone, who)?;
-        self.check_room()?;
-        let command = match (writer, who) {
-            (Writer::Client(Some(account)), Some(who)) => Command::CreateAccountChain {
-                zone: zone.clone(),
-                public_key,
-                account,
-                acting: who.acting(),
-            },
-            _ => Command::CreateChain {
-                zone: zone.clone(),
-                public_key,
-            },
-        };
-        match self.propose(command).await? {
-            CommandResponse::ChainCreated { created, chain } => Ok((created, chain)),
-            CommandResponse::Rejected(r) => Err(rejection(r)),
-            other => Err(unexpected(other)),
-        }
-    }
-
-    pub async fn chain(
-        &self,
-        zone: &ZoneId,
-        chain: &ChainId,
-        consistency: Consistency,
-    ) -> Result<ChainHead, NodeError> {
-        self.read_barrier(consistency).await?;
-        self.require_zone(zone)?;
-        self.inner
-            .state
-            .chain(zone, chain)?
-            .ok_or(NodeError::UnknownChain)
-    }
-
-    /// Appends a signed entry. Checks, in order: limits, the signature, that every referenced
-    /// chunk is stored, and (early, then again inside the state machine) the index/prev
-    /// compare-and-set. A payload of at most `inline_payload_bytes` travels in the Raft entry
-    /// (every voter keeps it with the entry); a larger one is stored as a chunk before the
-    /// entry is proposed. Either way a committed entry's payload is durable.
-    #[tracing::instrument(skip_all, fields(zone = %zone, chain = %chain, index = input.index), err(level = "debug"))]
-    pub async fn append(
-        &self,
-        zone: &ZoneId,
-        chain: &ChainId,
-        input: AppendInput,
-    ) -> Result<(u64, Hash32, u64), NodeError> {
-        let limits = &self.inner.limits;
-        if input.payload.len() as u64 > limits.max_entry_payload_bytes {
-            return Err(NodeError::TooLarge {
-                what: "entry payload",
-                limit: limits.max_entry_payload_bytes,
-            });
-        }
-        if input.chunks.len() > limits.max_entry_chunks {
-            return Err(NodeError::BadRequest(format!(
-                "an entry may reference at most {} chunks",
-                limits.max_entry_chunks
-            )));
-        }
-        self.require_zone_fresh(zone).await?;
-        self.check_room()?;
-        let head = match self.inner.state.chain(zone, chain)? {
-            Some(head) => head,
-            // This node may lag behind the leader: look again after catching up.
-            None => {
-                self.read_barrier(Consistency::Linearizable).await?;
-                self.inner
-                    .state
-                    .chain(zone, chain)?
-                    .ok_or(NodeError::UnknownChain)?
-            }
-        };
-
-        let unsigned = UnsignedEntry::new(
-            zone.clone(),
-            *chain,
-            input.index,
-            input.prev,
-            &input.payload,
-            input.chunks,
-        );
-        let header = unsigned
-            .with_signature(input.signature)
-            .verify(&head.public_key)
-            .map_err(|_| NodeError::BadSignature)?;
-        self.inner.state.verified_entry(zone, chain, &header);
-
-        let missing = self
-            .before_proposal(self.missing_anywhere(zone, &header.chunks, true))
-            .await?;
-        if !missing.is_empty() {
-            return Err(NodeError::MissingChunks(missing));
-        }
-        // Chains only grow and entries never change, so even a lagging copy proves a conflict
-        // when the index is taken, or is the next one but prev is not the head. An index past
-        // the local length may be right if this node lags (a follower that has not applied the
-        // writer's previous append yet): the leader's state machine decides, without a
-        // read-index round here first.
-        let taken =
-            header.index < head.length || (header.index == head.length && header.prev != head.head);
-        if taken && !negative_controls::on(SkipCas) {
-            return Err(NodeError::IndexConflict {
-                length: head.length,
-                head: head.head,
-            });
-        }
-        // The state machine checks the entries quota again; checking it here first keeps a
-        // refused append from storing its payload.
-        let quota = self.inner.state.quota(zone)?;
-        let entries = self.inner.state.zone(zone)?.map_or(0, |z| z.entries);
-        if entries >= quota.max_entries {
-            return Err(rejection(Rejection::QuotaExceeded {
-                what: blindstore_types::command::QuotaKind::Entries,
-                limit: quota.max_entries,
-            }));
-        }
-        let (index, entry_hash) = (header.index, header.entry_hash);
-        let command = if input.payload.len() as u64 <= limits.inline_payload_bytes {
-            Command::AppendWithPayload {
-                zone: zone.clone(),
-                chain_id: *chain,
-                header,
-                payload: input.payload,
-            }
-        } else {
-            self.before_proposal(self.store_chunk(
-                zone,
-                header.payload_hash,
-                input.payload,
-                &Writer::Client(None),
-            ))
-            .await?;
-            Command::Append {
-                zone: zone.clone(),
-                chain_id: *chain,
-                header,
-            }
-        };
-        if negative_controls::on(EarlyAck) {
-            // Deliberately broken: acknowledge now, commit (or not) later.
-            let node = self.clone();
-            tokio::spawn(async move { node.propose(command).await });
-            return Ok((index, entry_hash, index + 1));
-        }
-        match self.propose(command).await? {
-            CommandResponse::Appended {
-                index,
-                entry_hash,
-                length,
-            } => Ok((index, entry_hash, length)),
-            CommandResponse::Rejected(r) => Err(rejection(r)),
-            other => Err(unexpected(other)),
-        }
-    }
-
-    /// Reads entries with their payloads, capped by count and by the size of the answer
-    /// (payloads as base64, chunk lists and the other fields: see [`entry_answer_bytes`]).
-    /// At least one entry is returned. `Last(n)` returns the last entries of the chain — the
-    /// newest `max_read_entries` when `n` is larger, and the newest that fit the size cap.
-    pub async fn entries(
-        &self,
-        zone: &ZoneId,
-        chain: &ChainId,
-        which: ReadEntries,
-        consistency: Consistency,
-    ) -> Result<EntriesPage, NodeError> {
-        self.read_barrier(consistency).await?;
-        self.require_zone(zone)?;
-        let limits = self.inner.limits.clone();
-        let state = self.inner.state.clone();
-        let (zone_owned, chain_owned) = (zone.clone(), *chain);
-        // Up to `max_read_entries` headers: read and decoded on the blocking pool.
-        let (chain_head, mut headers) = tokio::task::spawn_blocking(move || {
-            // Head and entries in one read transaction, so `Last` is the last as of the head.
-            let (from, limit) = match which {
-                ReadEntries::From { from, limit } => (Some(from), limit),
-                ReadEntries::Last(n) => (None, n),
-            };
-            state
-                .entries(
-                    &zone_owned,
-                    &chain_owned,
-                    from,
-                    limit.min(limits.max_read_entries),
-                )?
-                .ok_or(NodeError::UnknownChain)
-        })
-        .await
-        .map_err(|e| NodeError::Internal(format!("entry read task: {e}")))??;
-
-        // The size cap: keep the first entries that fit (the last ones for `Last`).
-        let cap = self.inner.limits.max_read_bytes;
-        let fits = |headers: &[(EntryHeader, Option<Vec<u8>>)]| -> usize {
-            let mut total = 0u64;
-            let mut n = 0;
-            for (h, _) in headers {
-                total += entry_answer_bytes(h);
-                if n > 0 && total > cap {
-                    break;
-                }
-                n += 1;
-            }
-            n
-        };
-        if matches!(which, ReadEntries::Last(_)) {
-            headers.reverse();
-            headers.truncate(fits(&headers));
-            headers.reverse();
-        } else {
-            headers.truncate(fits(&headers));
-        }
-
-        let mut entries = Vec::with_capacity(headers.len());
-        for (header, kept) in headers {
-            let fetched = match kept {
-                Some(payload) => Ok(payload),
-                None => self.fetch_chunk(zone, &header.payload_hash).await,
-            };
-            let payload = match fetched {
-                Ok(payload) => payload,
-                Err(NodeError::UnknownChunk) => {
-                    return Err(NodeError::Unavailable(format!(
-                        "no reachable node holds the payload of entry {}",
-                        header.index
-                    )))
-                }
-                Err(e) => return Err(e),
-            };
-            entries.push((header, payload));
-        }
-        let next = entries
-            .last()
-            .map(|(h, _)| h.index + 1)
-            .filter(|n| *n < chain_head.length);
-        Ok(EntriesPage {
-            chain: chain_head,
-            entries,
-            next,
-        })
-    }
-
-    /// Like `require_zone`, but a zone not found locally is looked for again after catching
-    /// up with the leader (this node may lag).
-    pub(crate) async fn require_zone_fresh(&self, zone: &ZoneId) -> Result<(), NodeError> {
-        if self.require_zone(zone).is_ok() {
-            return Ok(());
-        }
-        self.read_barrier(Consistency::Linearizable).await?;
-        self.require_zone(zone)
-    }
-
-    pub(crate) fn require_zone(&self, zone: &ZoneId) -> Result<(), NodeError> {
-        match self.inner.state.zone(zone)? {
-            Some(_) => Ok(()),
-            None => Err(NodeError::UnknownZone),
-        }
     }
 
     pub(crate) async fn read_barrier(&self, consistency: Consistency) -> Result<(), NodeError> {
@@ -1313,126 +684,3 @@ pub(crate) type LeaderRead = Result<
     Option<openraft::LogId<NodeId>>,
     RaftError<NodeId, CheckIsLeaderError<NodeId, NodeInfo>>,
 >;
-
-/// What a failed `client_write` means for the client. `ForwardToLeader` comes both from a
-/// node that never led and from a leader that stepped down with the entry in its log, which
-/// may still commit: it is an unknown outcome.
-pub(crate) fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, NodeInfo>>) -> NodeError {
-    match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
-            NodeError::OutcomeUnknown(format!(
-                "leadership changed during the write (leader now: {:?})",
-                f.leader_id
-            ))
-        }
-        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
-            NodeError::Unavailable(e.to_string())
-        }
-        // Raft stopped while the command may have been in the log.
-        RaftError::Fatal(e) => NodeError::OutcomeUnknown(e.to_string()),
-    }
-}
-
-pub(crate) fn rejection(r: Rejection) -> NodeError {
-    match r {
-        Rejection::UnknownZone => NodeError::UnknownZone,
-        Rejection::UnknownChain => NodeError::UnknownChain,
-        Rejection::IndexConflict { length, head } => NodeError::IndexConflict { length, head },
-        Rejection::BadPublicKey => NodeError::BadPublicKey,
-        Rejection::BadSignature => NodeError::BadSignature,
-        Rejection::QuotaExceeded { what, limit } => {
-            NodeError::QuotaExceeded(format!("the zone's quota of {what} ({limit}) is reached"))
-        }
-        Rejection::AccountExists => NodeError::AccountExists,
-        Rejection::UnknownAccount => NodeError::UnknownAccount,
-        // A login that cannot be redeemed fails like any other.
-        Rejection::TicketUsed => NodeError::InvalidLogin,
-        Rejection::InvalidSession => NodeError::InvalidSession,
-        Rejection::EnvelopeConflict { version } => NodeError::EnvelopeConflict { version },
-        Rejection::TooManyEnvelopes => NodeError::QuotaExceeded(format!(
-            "an account holds at most {} envelopes",
-            blindstore_types::account::MAX_ENVELOPES_PER_ACCOUNT
-        )),
-        Rejection::NoZoneAuth => NodeError::Internal("the zone has no account secrets".into()),
-        Rejection::AccountQuotaExceeded { what, limit } => NodeError::QuotaExceeded(format!(
-            "the account's quota of {what} ({limit}) is reached"
-        )),
-        Rejection::PasskeyExists => NodeError::PasskeyExists,
-        Rejection::RegistrationClosed => NodeError::RegistrationClosed,
-        Rejection::InvalidInvite => NodeError::InvalidInvite,
-        Rejection::UnknownPasskey => NodeError::UnknownPasskey,
-        Rejection::UnknownSiteVersion => NodeError::BadRequest("no such site version".into()),
-        Rejection::TooManyPasskeys => NodeError::QuotaExceeded(format!(
-            "an account holds at most {} passkeys",
-            blindstore_types::account::MAX_PASSKEYS_PER_ACCOUNT
-        )),
-        Rejection::NestedBatch => NodeError::Internal("a batch inside a batch".into()),
-        Rejection::SiteHostTaken { host, zone } => {
-            NodeError::BadRequest(format!("site host {host} belongs to zone {zone}"))
-        }
-        Rejection::JoinSecretChanged => NodeError::Unavailable(
-            "the join token was rotated meanwhile by another request; nothing changed".into(),
-        ),
-    }
-}
-
-/// A zone's passkey settings after `change`: an empty relying party id turns passkeys off;
-/// a new id or origin list is checked to make a relying party browsers accept.
-fn passkey_settings(
-    current: Option<blindstore_types::account::PasskeySettings>,
-    change: &blindstore_types::api::ZoneSettingsChange,
-) -> Result<Option<blindstore_types::account::PasskeySettings>, NodeError> {
-    let rp_id = match (&change.passkey_rp_id, &current) {
-        (Some(id), _) if id.is_empty() => {
-            if change
-                .passkey_origins
-                .as_ref()
-                .is_some_and(|o| !o.is_empty())
-            {
-                return Err(NodeError::BadRequest(
-                    "passkey origins given while turning passkeys off".into(),
-                ));
-            }
-            return Ok(None);
-        }
-        (Some(id), _) => id.clone(),
-        (None, Some(current)) => current.rp_id.clone(),
-        (None, None) if change.passkey_origins.is_some() => {
-            return Err(NodeError::BadRequest(
-                "passkey origins need a relying party id (--passkey-rp-id)".into(),
-            ))
-        }
-        (None, None) => return Ok(None),
-    };
-    let origins = match (&change.passkey_origins, current) {
-        (Some(origins), _) => origins.clone(),
-        (None, Some(current)) => current.origins,
-        (None, None) => Vec::new(),
-    };
-    blindstore_auth::passkey::check_relying_party(&rp_id, &origins)
-        .map_err(NodeError::BadRequest)?;
-    Ok(Some(blindstore_types::account::PasskeySettings {
-        rp_id,
-        origins,
-    }))
-}
-
-pub(crate) fn unexpected(response: CommandResponse) -> NodeError {
-    NodeError::Internal(format!(
-        "state machine answered {response:?} to a command of another kind"
-    ))
-}
-
-/// An upper bound on the bytes one entry adds to a JSON read answer: the payload as base64,
-/// each referenced chunk as quoted hex, and the fixed fields (hashes, signature, index).
-pub fn entry_answer_bytes(header: &EntryHeader) -> u64 {
-    const FIXED: u64 = 512;
-    header.payload_len.div_ceil(3) * 4 + header.chunks.len() as u64 * 67 + FIXED
-}
-
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}

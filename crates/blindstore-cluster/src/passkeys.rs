@@ -17,7 +17,8 @@ use blindstore_types::ZoneId;
 use serde_json::Value;
 
 use crate::accounts::check_label;
-use crate::node::{now_ms, rejection, unexpected};
+use crate::error::{rejection, unexpected};
+use crate::now_ms;
 use crate::{Authenticated, Consistency, Node, NodeError};
 
 impl Node {

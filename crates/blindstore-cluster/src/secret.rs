@@ -114,7 +114,7 @@ impl Node {
         };
         match self.propose_command(command).await? {
             CommandResponse::JoinSecretRotated => {}
-            CommandResponse::Rejected(r) => return Err(crate::node::rejection(r)),
+            CommandResponse::Rejected(r) => return Err(crate::error::rejection(r)),
             other => {
                 return Err(NodeError::Internal(format!(
                     "unexpected answer to a rotation: {other:?}"

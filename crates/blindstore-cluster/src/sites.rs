@@ -9,7 +9,8 @@ use blindstore_types::record::encode;
 use blindstore_types::site::{SiteBlob, SiteManifest, SiteVersionRecord};
 use blindstore_types::{Hash32, ZoneId};
 
-use crate::node::{now_ms, rejection, unexpected};
+use crate::error::{rejection, unexpected};
+use crate::now_ms;
 use crate::{Node, NodeError};
 
 /// Largest site manifest, encoded: it travels in one Raft entry.
