@@ -15,7 +15,9 @@ mod chain_watch;
 mod chunk_store;
 pub mod log_store;
 pub mod negative_controls;
+mod sites;
 pub mod state_machine;
+mod zones;
 
 use std::path::Path;
 

@@ -18,15 +18,12 @@ use std::sync::{Arc, Mutex};
 use crate::TypeConfig;
 use blindstore_types::account::{
     AccountId, AccountRecord, EnvelopeRecord, PasskeyRecord, SessionRecord, WritePolicy, ZoneAuth,
-    ZoneSettings, ZoneSettingsV1,
 };
 use blindstore_types::command::{
-    AccountCommand, ChainHead, Command, CommandResponse, JoinSecret, Quota, QuotaKind, Rejection,
-    ZoneRecord,
+    AccountCommand, ChainHead, Command, CommandResponse, JoinSecret, QuotaKind, Rejection,
 };
 use blindstore_types::entry::{chain_id, check_public_key, genesis, EntryHeader};
 use blindstore_types::raft::{NodeId, NodeInfo};
-use blindstore_types::site::SiteVersionRecord;
 use blindstore_types::{ChainId, Hash32, ZoneId};
 use heed::types::{Bytes, Str};
 use heed::{Database, Env, RwTxn, WithoutTls};
@@ -39,6 +36,8 @@ use openraft::{
 use crate::accounts::AccountTables;
 use crate::chain_watch::{ChainChanges, ChainWatchers};
 use crate::negative_controls;
+use crate::sites::{self};
+use crate::zones::{self, get_zone, read_quota, read_settings, rebuild_site_hosts};
 use crate::{blocking, commit, decode, open_env, zone_key, StorageError};
 use blindstore_types::record::encode;
 
@@ -60,17 +59,17 @@ const SITE_HOSTS_KEPT: &str = "site_hosts_kept";
 /// owns another.
 #[derive(Clone)]
 pub struct StateMachineStore {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-struct Inner {
-    env: Env<WithoutTls>,
+pub(crate) struct Inner {
+    pub(crate) env: Env<WithoutTls>,
     /// Counts committed changes (applied batches, installed snapshots): readers that follow
     /// chains wait on it and then read what is new.
     changes: tokio::sync::watch::Sender<u64>,
     /// The followers of single chains, woken only by appends to theirs.
     chain_watchers: Arc<ChainWatchers>,
-    tables: Tables,
+    pub(crate) tables: Tables,
     snapshot_dir: PathBuf,
     /// Serialises snapshot file replacement between builder and installer.
     snapshot_files: Mutex<()>,
@@ -112,37 +111,37 @@ impl Verified {
 }
 
 #[derive(Clone, Copy)]
-struct Tables {
+pub(crate) struct Tables {
     /// `last_applied`, `membership`.
-    meta: Database<Str, Bytes>,
+    pub(crate) meta: Database<Str, Bytes>,
     /// zone id → `ZoneRecord`.
-    zones: Database<Str, Bytes>,
+    pub(crate) zones: Database<Str, Bytes>,
     /// `zone_key(zone, chain_id)` → `ChainHead`.
-    chains: Database<Bytes, Bytes>,
+    pub(crate) chains: Database<Bytes, Bytes>,
     /// `zone_key(zone, chain_id) || u64 index` → `EntryHeader`.
-    entries: Database<Bytes, Bytes>,
+    pub(crate) entries: Database<Bytes, Bytes>,
     /// `zone_key(zone, chain_id) || u64 index` → the payload, for entries whose payload
     /// travelled in the Raft entry (the others' payloads are chunks).
-    payloads: Database<Bytes, Bytes>,
+    pub(crate) payloads: Database<Bytes, Bytes>,
     /// `zone_key(zone, chunk hash)` → empty: chunks some entry references (never collected).
-    refs: Database<Bytes, Bytes>,
+    pub(crate) refs: Database<Bytes, Bytes>,
     /// Cluster-wide settings: `draining` → the set of draining node ids.
-    cluster: Database<Bytes, Bytes>,
+    pub(crate) cluster: Database<Bytes, Bytes>,
     /// zone id → `Quota`, for zones whose quotas were set (others have the defaults).
-    quotas: Database<Bytes, Bytes>,
+    pub(crate) quotas: Database<Bytes, Bytes>,
     /// Accounts, sessions, envelopes, zone secrets, redeemed login tickets.
-    accounts: AccountTables,
+    pub(crate) accounts: AccountTables,
     /// zone id → `ZoneSettings`, for zones whose settings were set (others have the defaults).
-    settings: Database<Bytes, Bytes>,
+    pub(crate) settings: Database<Bytes, Bytes>,
     /// `u8 len(zone) || zone || u64 version` (big-endian) → `SiteVersionRecord`.
-    sites: Database<Bytes, Bytes>,
+    pub(crate) sites: Database<Bytes, Bytes>,
     /// zone id → the current site version (u64 big-endian).
-    site_current: Database<Bytes, Bytes>,
+    pub(crate) site_current: Database<Bytes, Bytes>,
     /// Site host name → the zone whose settings list it. Derived from `settings`: kept by
     /// the settings change's apply, which refuses a host another zone has; rebuilt at open
     /// (for data dirs from before it was kept) and when a snapshot is installed; not in
     /// snapshots.
-    site_hosts: Database<Str, Str>,
+    pub(crate) site_hosts: Database<Str, Str>,
 }
 
 impl Tables {
@@ -293,29 +292,6 @@ impl StateMachineStore {
         read_meta(&self.inner.tables, &rtxn, LAST_APPLIED)
     }
 
-    pub fn zone(&self, zone: &ZoneId) -> Result<Option<ZoneRecord>, StorageError> {
-        let rtxn = self.inner.env.read_txn()?;
-        self.inner
-            .tables
-            .zones
-            .get(&rtxn, zone.as_str())?
-            .map(|b| decode("zone", b))
-            .transpose()
-    }
-
-    /// All zones, in id order.
-    pub fn zones(&self) -> Result<Vec<(ZoneId, ZoneRecord)>, StorageError> {
-        let rtxn = self.inner.env.read_txn()?;
-        let mut out = Vec::new();
-        for item in self.inner.tables.zones.iter(&rtxn)? {
-            let (id, bytes) = item?;
-            let zone = ZoneId::new(id)
-                .map_err(|e| StorageError::MalformedKey(format!("zone key {id:?}: {e}")))?;
-            out.push((zone, decode("zone", bytes)?));
-        }
-        Ok(out)
-    }
-
     pub fn chain(&self, zone: &ZoneId, chain: &ChainId) -> Result<Option<ChainHead>, StorageError> {
         let rtxn = self.inner.env.read_txn()?;
         self.inner
@@ -370,12 +346,6 @@ impl StateMachineStore {
         Ok(Some((head, out)))
     }
 
-    /// A zone's quotas (the defaults unless set).
-    pub fn quota(&self, zone: &ZoneId) -> Result<Quota, StorageError> {
-        let rtxn = self.inner.env.read_txn()?;
-        read_quota(&self.inner.tables, &rtxn, zone)
-    }
-
     /// How full the state store's memory map is, as (bytes used, map size).
     pub fn map_usage(&self) -> Result<(u64, u64), StorageError> {
         let env = &self.inner.env;
@@ -419,41 +389,6 @@ impl StateMachineStore {
             .refs
             .get(&rtxn, &zone_key(zone, hash))?
             .is_some())
-    }
-
-    /// A zone's settings (the defaults unless set).
-    pub fn zone_settings(&self, zone: &ZoneId) -> Result<ZoneSettings, StorageError> {
-        let rtxn = self.inner.env.read_txn()?;
-        read_settings(&self.inner.tables, &rtxn, zone)
-    }
-
-    /// The settings of every zone whose settings were set.
-    pub fn zone_settings_all(&self) -> Result<Vec<(ZoneId, ZoneSettings)>, StorageError> {
-        let rtxn = self.inner.env.read_txn()?;
-        let mut out = Vec::new();
-        for item in self.inner.tables.settings.iter(&rtxn)? {
-            let (key, _) = item?;
-            let zone = std::str::from_utf8(key)
-                .ok()
-                .and_then(|z| ZoneId::new(z).ok())
-                .ok_or_else(|| StorageError::MalformedKey("settings key".into()))?;
-            let settings = read_settings(&self.inner.tables, &rtxn, &zone)?;
-            out.push((zone, settings));
-        }
-        Ok(out)
-    }
-
-    /// The zone whose settings list site host `host`, if any.
-    pub fn zone_for_host(&self, host: &str) -> Result<Option<ZoneId>, StorageError> {
-        let rtxn = self.inner.env.read_txn()?;
-        self.inner
-            .tables
-            .site_hosts
-            .get(&rtxn, host)?
-            .map(|z| {
-                ZoneId::new(z).map_err(|_| StorageError::MalformedKey("site host zone".into()))
-            })
-            .transpose()
     }
 
     /// A zone's account secrets, if it has them.
@@ -518,52 +453,6 @@ impl StateMachineStore {
             .tables
             .accounts
             .envelope_list(&rtxn, zone, account)
-    }
-
-    /// The zone's current site version and its manifest, if it has a site.
-    pub fn current_site(
-        &self,
-        zone: &ZoneId,
-    ) -> Result<Option<(u64, SiteVersionRecord)>, StorageError> {
-        let rtxn = self.inner.env.read_txn()?;
-        let t = &self.inner.tables;
-        let Some(version) = current_site_version(t, &rtxn, zone)? else {
-            return Ok(None);
-        };
-        let record = t
-            .sites
-            .get(&rtxn, &site_key(zone, version))?
-            .map(|b| decode("site version", b))
-            .transpose()?
-            .ok_or_else(|| StorageError::MalformedKey("current site version missing".into()))?;
-        Ok(Some((version, record)))
-    }
-
-    /// The zone's current site version number, if it has a site.
-    pub fn current_site_version(&self, zone: &ZoneId) -> Result<Option<u64>, StorageError> {
-        let rtxn = self.inner.env.read_txn()?;
-        current_site_version(&self.inner.tables, &rtxn, zone)
-    }
-
-    /// Every site version of the zone, oldest first.
-    pub fn site_versions(
-        &self,
-        zone: &ZoneId,
-    ) -> Result<Vec<(u64, SiteVersionRecord)>, StorageError> {
-        let rtxn = self.inner.env.read_txn()?;
-        let prefix = site_key(zone, 0);
-        let prefix = &prefix[..prefix.len() - 8];
-        let mut out = Vec::new();
-        for item in self.inner.tables.sites.prefix_iter(&rtxn, prefix)? {
-            let (key, bytes) = item?;
-            let version = u64::from_be_bytes(
-                key[prefix.len()..]
-                    .try_into()
-                    .map_err(|_| StorageError::MalformedKey("site version key".into()))?,
-            );
-            out.push((version, decode("site version", bytes)?));
-        }
-        Ok(out)
     }
 
     /// An account's passkeys, by credential id.
@@ -768,19 +657,7 @@ fn apply_command(
         Command::CreateZone {
             zone,
             created_at_ms,
-        } => {
-            if t.zones.get(wtxn, zone.as_str())?.is_some() {
-                return Ok(CommandResponse::ZoneCreated { created: false });
-            }
-            let record = ZoneRecord {
-                created_at_ms,
-                chains: 0,
-                entries: 0,
-                payload_bytes: 0,
-            };
-            t.zones.put(wtxn, zone.as_str(), &encode(&record))?;
-            Ok(CommandResponse::ZoneCreated { created: true })
-        }
+        } => zones::create(t, wtxn, zone, created_at_ms),
         Command::CreateChain { zone, public_key } => {
             // A node that had not yet applied a change to `accounts` let this through: the
             // policy holds where it is applied.
@@ -836,83 +713,10 @@ fn apply_command(
             zone,
             manifest,
             created_at_ms,
-        } => {
-            if get_zone(t, wtxn, &zone)?.is_none() {
-                return Ok(CommandResponse::Rejected(Rejection::UnknownZone));
-            }
-            let prefix = site_key(&zone, 0);
-            let prefix = &prefix[..prefix.len() - 8];
-            let last = match t.sites.rev_prefix_iter(wtxn, prefix)?.next() {
-                Some(item) => {
-                    let (key, _) = item?;
-                    u64::from_be_bytes(
-                        key[prefix.len()..]
-                            .try_into()
-                            .map_err(|_| StorageError::MalformedKey("site version key".into()))?,
-                    )
-                }
-                None => 0,
-            };
-            let version = last + 1;
-            for hash in manifest.chunks() {
-                t.refs.put(wtxn, &zone_key(&zone, hash), &[])?;
-            }
-            let record = SiteVersionRecord {
-                manifest,
-                created_at_ms,
-            };
-            t.sites
-                .put(wtxn, &site_key(&zone, version), &encode(&record))?;
-            t.site_current
-                .put(wtxn, zone.as_str().as_bytes(), &version.to_be_bytes())?;
-            Ok(CommandResponse::SitePublished { version })
-        }
-        Command::SetSiteVersion { zone, version } => {
-            if t.sites.get(wtxn, &site_key(&zone, version))?.is_none() {
-                return Ok(CommandResponse::Rejected(Rejection::UnknownSiteVersion));
-            }
-            t.site_current
-                .put(wtxn, zone.as_str().as_bytes(), &version.to_be_bytes())?;
-            Ok(CommandResponse::SiteVersionSet)
-        }
-        Command::SetZoneSettings { zone, settings } => {
-            if get_zone(t, wtxn, &zone)?.is_none() {
-                return Ok(CommandResponse::Rejected(Rejection::UnknownZone));
-            }
-            for host in &settings.site_hosts {
-                match t.site_hosts.get(wtxn, host)? {
-                    Some(owner) if owner != zone.as_str() => {
-                        let owner = ZoneId::new(owner)
-                            .map_err(|_| StorageError::MalformedKey("site host zone".into()))?;
-                        return Ok(CommandResponse::Rejected(Rejection::SiteHostTaken {
-                            host: host.clone(),
-                            zone: owner,
-                        }));
-                    }
-                    _ => {}
-                }
-            }
-            let before = read_settings(t, wtxn, &zone)?;
-            for host in &before.site_hosts {
-                if t.site_hosts.get(wtxn, host)? == Some(zone.as_str()) {
-                    t.site_hosts.delete(wtxn, host)?;
-                }
-            }
-            for host in &settings.site_hosts {
-                t.site_hosts.put(wtxn, host, zone.as_str())?;
-            }
-            t.settings
-                .put(wtxn, zone.as_str().as_bytes(), &encode(&settings))?;
-            Ok(CommandResponse::ZoneSettingsSet)
-        }
-        Command::SetQuota { zone, quota } => {
-            if get_zone(t, wtxn, &zone)?.is_none() {
-                return Ok(CommandResponse::Rejected(Rejection::UnknownZone));
-            }
-            t.quotas
-                .put(wtxn, zone.as_str().as_bytes(), &encode(&quota))?;
-            Ok(CommandResponse::QuotaSet)
-        }
+        } => sites::publish(t, wtxn, zone, manifest, created_at_ms),
+        Command::SetSiteVersion { zone, version } => sites::set_version(t, wtxn, zone, version),
+        Command::SetZoneSettings { zone, settings } => zones::set_settings(t, wtxn, zone, settings),
+        Command::SetQuota { zone, quota } => zones::set_quota(t, wtxn, zone, quota),
         Command::RotateJoinSecret {
             secret,
             previous,
@@ -1138,81 +942,6 @@ const REMOVED: &[u8] = b"removed";
 /// Key of the join secret the last rotation left ([`JoinSecret`]), in the `cluster` table.
 const JOIN_SECRET: &[u8] = b"join-secret";
 
-/// `u8 len(zone) || zone || u64 version` (big-endian).
-fn site_key(zone: &ZoneId, version: u64) -> Vec<u8> {
-    let zone = zone.as_str().as_bytes();
-    let mut key = Vec::with_capacity(1 + zone.len() + 8);
-    key.push(zone.len() as u8);
-    key.extend_from_slice(zone);
-    key.extend_from_slice(&version.to_be_bytes());
-    key
-}
-
-fn current_site_version(
-    t: &Tables,
-    txn: &heed::RoTxn<WithoutTls>,
-    zone: &ZoneId,
-) -> Result<Option<u64>, StorageError> {
-    t.site_current
-        .get(txn, zone.as_str().as_bytes())?
-        .map(|b| {
-            b.try_into()
-                .map(u64::from_be_bytes)
-                .map_err(|_| StorageError::MalformedKey("current site version".into()))
-        })
-        .transpose()
-}
-
-fn read_settings(
-    t: &Tables,
-    txn: &heed::RoTxn<WithoutTls>,
-    zone: &ZoneId,
-) -> Result<ZoneSettings, StorageError> {
-    match t.settings.get(txn, zone.as_str().as_bytes())? {
-        // Settings stored before passkeys existed have the older, shorter layout.
-        Some(bytes) => decode("zone settings", bytes).or_else(|e| {
-            decode::<ZoneSettingsV1>("zone settings", bytes)
-                .map(ZoneSettings::from)
-                .map_err(|_| e)
-        }),
-        None => Ok(ZoneSettings::default()),
-    }
-}
-
-/// Fills the site host table from the zones' settings. A host two zones list (possible in
-/// state written before the table was kept) goes to the first zone in key order.
-fn rebuild_site_hosts(t: &Tables, wtxn: &mut RwTxn) -> Result<(), StorageError> {
-    t.site_hosts.clear(wtxn)?;
-    let mut zones = Vec::new();
-    for item in t.settings.iter(wtxn)? {
-        let (key, _) = item?;
-        let zone = std::str::from_utf8(key)
-            .ok()
-            .and_then(|z| ZoneId::new(z).ok())
-            .ok_or_else(|| StorageError::MalformedKey("settings key".into()))?;
-        zones.push(zone);
-    }
-    for zone in zones {
-        for host in read_settings(t, wtxn, &zone)?.site_hosts {
-            if t.site_hosts.get(wtxn, &host)?.is_none() {
-                t.site_hosts.put(wtxn, &host, zone.as_str())?;
-            }
-        }
-    }
-    Ok(())
-}
-
-fn read_quota(
-    t: &Tables,
-    txn: &heed::RoTxn<WithoutTls>,
-    zone: &ZoneId,
-) -> Result<Quota, StorageError> {
-    match t.quotas.get(txn, zone.as_str().as_bytes())? {
-        Some(bytes) => decode("quota", bytes),
-        None => Ok(Quota::default()),
-    }
-}
-
 fn read_draining(
     t: &Tables,
     txn: &heed::RoTxn<WithoutTls>,
@@ -1230,13 +959,6 @@ fn read_node_set(
         Some(bytes) => decode("node id set", bytes),
         None => Ok(Default::default()),
     }
-}
-
-fn get_zone(t: &Tables, wtxn: &RwTxn, zone: &ZoneId) -> Result<Option<ZoneRecord>, StorageError> {
-    t.zones
-        .get(wtxn, zone.as_str())?
-        .map(|b| decode("zone", b))
-        .transpose()
 }
 
 fn entry_key(chain_key: &[u8], index: u64) -> Vec<u8> {
