@@ -12,7 +12,9 @@
 
 mod accounts;
 mod chain_watch;
+mod chains;
 mod chunk_store;
+mod cluster_state;
 pub mod log_store;
 pub mod negative_controls;
 mod sites;

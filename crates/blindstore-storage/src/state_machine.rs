@@ -10,21 +10,17 @@
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
-use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::TypeConfig;
 use blindstore_types::account::{
-    AccountId, AccountRecord, EnvelopeRecord, PasskeyRecord, SessionRecord, WritePolicy, ZoneAuth,
+    AccountId, AccountRecord, EnvelopeRecord, PasskeyRecord, SessionRecord, ZoneAuth,
 };
-use blindstore_types::command::{
-    AccountCommand, ChainHead, Command, CommandResponse, JoinSecret, QuotaKind, Rejection,
-};
-use blindstore_types::entry::{chain_id, check_public_key, genesis, EntryHeader};
+use blindstore_types::command::{AccountCommand, Command, CommandResponse, Rejection};
 use blindstore_types::raft::{NodeId, NodeInfo};
-use blindstore_types::{ChainId, Hash32, ZoneId};
+use blindstore_types::{Hash32, ZoneId};
 use heed::types::{Bytes, Str};
 use heed::{Database, Env, RwTxn, WithoutTls};
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
@@ -34,11 +30,12 @@ use openraft::{
 };
 
 use crate::accounts::AccountTables;
-use crate::chain_watch::{ChainChanges, ChainWatchers};
-use crate::negative_controls;
+use crate::chain_watch::ChainWatchers;
+use crate::chains::{self, append, appended_chains, Verified};
+use crate::cluster_state;
 use crate::sites::{self};
-use crate::zones::{self, get_zone, read_quota, read_settings, rebuild_site_hosts};
-use crate::{blocking, commit, decode, open_env, zone_key, StorageError};
+use crate::zones::{self, get_zone, rebuild_site_hosts};
+use crate::{blocking, commit, decode, open_env, StorageError};
 use blindstore_types::record::encode;
 
 type RaftStorageError = openraft::StorageError<NodeId>;
@@ -66,48 +63,15 @@ pub(crate) struct Inner {
     pub(crate) env: Env<WithoutTls>,
     /// Counts committed changes (applied batches, installed snapshots): readers that follow
     /// chains wait on it and then read what is new.
-    changes: tokio::sync::watch::Sender<u64>,
+    pub(crate) changes: tokio::sync::watch::Sender<u64>,
     /// The followers of single chains, woken only by appends to theirs.
-    chain_watchers: Arc<ChainWatchers>,
+    pub(crate) chain_watchers: Arc<ChainWatchers>,
     pub(crate) tables: Tables,
-    snapshot_dir: PathBuf,
+    pub(crate) snapshot_dir: PathBuf,
     /// Serialises snapshot file replacement between builder and installer.
-    snapshot_files: Mutex<()>,
-    snapshot_seq: AtomicU64,
-    verified: Verified,
-}
-
-/// Entries whose signatures this node verified when the append arrived, so applying the entry
-/// here does not verify it again. Bounded: an entry that fell out is verified again.
-pub(crate) struct Verified(Mutex<lru::LruCache<Hash32, ()>>);
-
-impl Verified {
-    const CAPACITY: usize = 1 << 16;
-
-    fn new() -> Self {
-        Self(Mutex::new(lru::LruCache::new(
-            std::num::NonZeroUsize::new(Self::CAPACITY).expect("not zero"),
-        )))
-    }
-
-    /// What identifies a verified entry: the zone, the chain and every field of the header,
-    /// so a command that only claims a verified entry hash is verified again.
-    fn key(zone: &ZoneId, chain_id: &ChainId, header: &EntryHeader) -> Hash32 {
-        let mut bytes = zone_key(zone, chain_id);
-        bytes.extend_from_slice(&encode(header));
-        Hash32::digest(&bytes)
-    }
-
-    fn insert(&self, zone: &ZoneId, chain_id: &ChainId, header: &EntryHeader) {
-        let key = Self::key(zone, chain_id, header);
-        self.0.lock().expect("never poisoned").put(key, ());
-    }
-
-    /// Whether this exact entry was verified here, forgetting it.
-    fn take(&self, zone: &ZoneId, chain_id: &ChainId, header: &EntryHeader) -> bool {
-        let key = Self::key(zone, chain_id, header);
-        self.0.lock().expect("never poisoned").pop(&key).is_some()
-    }
+    pub(crate) snapshot_files: Mutex<()>,
+    pub(crate) snapshot_seq: AtomicU64,
+    pub(crate) verified: Verified,
 }
 
 #[derive(Clone, Copy)]
@@ -238,27 +202,10 @@ impl StateMachineStore {
         })
     }
 
-    /// Records that this node verified the signature of `header` (against the key of
-    /// `chain_id` in `zone`), so applying that exact entry here skips verifying it again.
-    pub fn verified_entry(&self, zone: &ZoneId, chain_id: &ChainId, header: &EntryHeader) {
-        self.inner.verified.insert(zone, chain_id, header);
-    }
-
     /// A receiver that sees a new value after every committed change to the state (an applied
     /// batch, an installed snapshot). Values only count; read the state to see what changed.
     pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
         self.inner.changes.subscribe()
-    }
-
-    /// Follows one chain: woken after each committed batch that appended to it (and after a
-    /// snapshot is installed), not by changes to anything else.
-    pub fn chain_changes(&self, zone: &ZoneId, chain: &ChainId) -> ChainChanges {
-        self.inner.chain_watchers.follow(zone, chain)
-    }
-
-    /// How many chains are followed on this node.
-    pub fn followed_chains(&self) -> usize {
-        self.inner.chain_watchers.followed()
     }
 
     fn changed(&self) {
@@ -292,60 +239,6 @@ impl StateMachineStore {
         read_meta(&self.inner.tables, &rtxn, LAST_APPLIED)
     }
 
-    pub fn chain(&self, zone: &ZoneId, chain: &ChainId) -> Result<Option<ChainHead>, StorageError> {
-        let rtxn = self.inner.env.read_txn()?;
-        self.inner
-            .tables
-            .chains
-            .get(&rtxn, &zone_key(zone, chain))?
-            .map(|b| decode("chain", b))
-            .transpose()
-    }
-
-    /// Entry headers `from..` of a chain, at most `limit` of them, each with its payload when
-    /// the state machine keeps it (`None`: the payload is the chunk `payload_hash`), read in
-    /// one transaction together with the chain head they belong to.
-    ///
-    /// `from: None` reads the last `limit` entries of the chain as of that same transaction.
-    #[allow(clippy::type_complexity)]
-    pub fn entries(
-        &self,
-        zone: &ZoneId,
-        chain: &ChainId,
-        from: Option<u64>,
-        limit: usize,
-    ) -> Result<Option<(ChainHead, Vec<(EntryHeader, Option<Vec<u8>>)>)>, StorageError> {
-        let rtxn = self.inner.env.read_txn()?;
-        let prefix = zone_key(zone, chain);
-        let Some(head) = self.inner.tables.chains.get(&rtxn, &prefix)? else {
-            return Ok(None);
-        };
-        let head: ChainHead = decode("chain", head)?;
-        let from = from.unwrap_or_else(|| head.length.saturating_sub(limit as u64));
-        let start = entry_key(&prefix, from);
-        let end = entry_key(&prefix, u64::MAX);
-        let mut out = Vec::new();
-        for item in self.inner.tables.entries.range(
-            &rtxn,
-            &(
-                Bound::Included(start.as_slice()),
-                Bound::Included(end.as_slice()),
-            ),
-        )? {
-            if out.len() >= limit {
-                break;
-            }
-            let (key, bytes) = item?;
-            let header: EntryHeader = decode("entry header", bytes)?;
-            let payload = match self.inner.tables.payloads.get(&rtxn, key)? {
-                Some(bytes) => Some(decode("payload", bytes)?),
-                None => None,
-            };
-            out.push((header, payload));
-        }
-        Ok(Some((head, out)))
-    }
-
     /// How full the state store's memory map is, as (bytes used, map size).
     pub fn map_usage(&self) -> Result<(u64, u64), StorageError> {
         let env = &self.inner.env;
@@ -355,40 +248,6 @@ impl StateMachineStore {
             (info.last_page_number as u64 + 1) * page,
             info.map_size as u64,
         ))
-    }
-
-    /// The nodes being drained.
-    pub fn draining(&self) -> Result<std::collections::BTreeSet<NodeId>, StorageError> {
-        let rtxn = self.inner.env.read_txn()?;
-        read_draining(&self.inner.tables, &rtxn)
-    }
-
-    /// The nodes removed from the cluster for good.
-    /// The join secret the last rotation left, if the cluster's was ever rotated.
-    pub fn join_secret(&self) -> Result<Option<JoinSecret>, StorageError> {
-        let rtxn = self.inner.env.read_txn()?;
-        self.inner
-            .tables
-            .cluster
-            .get(&rtxn, JOIN_SECRET)?
-            .map(|b| decode("join secret", b))
-            .transpose()
-    }
-
-    pub fn removed_nodes(&self) -> Result<std::collections::BTreeSet<NodeId>, StorageError> {
-        let rtxn = self.inner.env.read_txn()?;
-        read_node_set(&self.inner.tables, &rtxn, REMOVED)
-    }
-
-    /// Whether any committed entry of `zone` references chunk `hash` (as payload or extra).
-    pub fn is_referenced(&self, zone: &ZoneId, hash: &Hash32) -> Result<bool, StorageError> {
-        let rtxn = self.inner.env.read_txn()?;
-        Ok(self
-            .inner
-            .tables
-            .refs
-            .get(&rtxn, &zone_key(zone, hash))?
-            .is_some())
     }
 
     /// A zone's account secrets, if it has them.
@@ -630,21 +489,6 @@ impl StateMachineStore {
     }
 }
 
-/// The chains `command` may append to (a rejected append wakes its followers for nothing,
-/// which costs them one read).
-fn appended_chains(command: &Command, out: &mut Vec<(ZoneId, ChainId)>) {
-    match command {
-        Command::Append { zone, chain_id, .. }
-        | Command::AppendWithPayload { zone, chain_id, .. } => out.push((zone.clone(), *chain_id)),
-        Command::Batch(commands) => {
-            for command in commands {
-                appended_chains(command, out);
-            }
-        }
-        _ => {}
-    }
-}
-
 /// Applies one command inside the batch's transaction. Preconditions that do not hold produce
 /// a `Rejected` response and change nothing; only storage failures are errors.
 fn apply_command(
@@ -659,47 +503,14 @@ fn apply_command(
             created_at_ms,
         } => zones::create(t, wtxn, zone, created_at_ms),
         Command::CreateChain { zone, public_key } => {
-            // A node that had not yet applied a change to `accounts` let this through: the
-            // policy holds where it is applied.
-            if read_settings(t, wtxn, &zone)?.writes == WritePolicy::Accounts {
-                return Ok(CommandResponse::Rejected(Rejection::InvalidSession));
-            }
-            create_chain(t, wtxn, zone, public_key)
+            chains::create_open_chain(t, wtxn, zone, public_key)
         }
         Command::CreateAccountChain {
             zone,
             public_key,
             account,
             acting,
-        } => {
-            if get_zone(t, wtxn, &zone)?.is_none() {
-                return Ok(CommandResponse::Rejected(Rejection::UnknownZone));
-            }
-            if !t.accounts.acting_ok(wtxn, &zone, &account, acting)? {
-                return Ok(CommandResponse::Rejected(Rejection::InvalidSession));
-            }
-            let Some(mut record) = t.accounts.account(wtxn, &zone, &account)? else {
-                return Ok(CommandResponse::Rejected(Rejection::UnknownAccount));
-            };
-            let id = chain_id(&public_key);
-            let exists = t.chains.get(wtxn, &zone_key(&zone, &id))?.is_some();
-            let quota = read_settings(t, wtxn, &zone)?.account_quota;
-            if !exists && record.chains >= quota.max_chains {
-                return Ok(CommandResponse::Rejected(Rejection::AccountQuotaExceeded {
-                    what: QuotaKind::Chains,
-                    limit: quota.max_chains,
-                }));
-            }
-            let response = create_chain(t, wtxn, zone.clone(), public_key)?;
-            if matches!(
-                response,
-                CommandResponse::ChainCreated { created: true, .. }
-            ) {
-                record.chains += 1;
-                t.accounts.put_account(wtxn, &zone, &account, &record)?;
-            }
-            Ok(response)
-        }
+        } => chains::create_account_chain(t, wtxn, zone, public_key, account, acting),
         Command::SetZoneSettingsV1 { zone, settings } => apply_command(
             t,
             wtxn,
@@ -722,39 +533,10 @@ fn apply_command(
             previous,
             at_ms,
             grace_ms,
-        } => {
-            let stored: Option<JoinSecret> = t
-                .cluster
-                .get(wtxn, JOIN_SECRET)?
-                .map(|b| decode("join secret", b))
-                .transpose()?;
-            if stored.is_some_and(|s| s.current != previous) {
-                return Ok(CommandResponse::Rejected(Rejection::JoinSecretChanged));
-            }
-            let record = JoinSecret {
-                current: secret,
-                previous,
-                rotated_at_ms: at_ms,
-                grace_ms,
-            };
-            t.cluster.put(wtxn, JOIN_SECRET, &encode(&record))?;
-            Ok(CommandResponse::JoinSecretRotated)
-        }
-        Command::MarkRemoved { node } => {
-            let mut set = read_node_set(t, wtxn, REMOVED)?;
-            set.insert(node);
-            t.cluster.put(wtxn, REMOVED, &encode(&set))?;
-            Ok(CommandResponse::RemovedMarked)
-        }
+        } => cluster_state::rotate_join_secret(t, wtxn, secret, previous, at_ms, grace_ms),
+        Command::MarkRemoved { node } => cluster_state::mark_removed(t, wtxn, node),
         Command::SetDraining { node, draining } => {
-            let mut set = read_draining(t, wtxn)?;
-            if draining {
-                set.insert(node);
-            } else {
-                set.remove(&node);
-            }
-            t.cluster.put(wtxn, DRAINING, &encode(&set))?;
-            Ok(CommandResponse::DrainingSet)
+            cluster_state::set_draining(t, wtxn, node, draining)
         }
         Command::Append {
             zone,
@@ -809,163 +591,6 @@ fn apply_account(
 ) -> Result<CommandResponse, StorageError> {
     let zone_exists = |txn: &RwTxn, zone: &ZoneId| Ok(get_zone(t, txn, zone)?.is_some());
     t.accounts.apply(wtxn, zone_exists, command)
-}
-
-/// Appends a verified entry if it continues the chain (the compare-and-set), within the zone's
-/// entries quota. `payload`, when given, is kept with the entry (it must hash to the header's
-/// `payload_hash`); otherwise the payload is a chunk, which the entry references.
-fn append(
-    t: &Tables,
-    wtxn: &mut RwTxn,
-    zone: ZoneId,
-    chain_id: ChainId,
-    header: EntryHeader,
-    payload: Option<Vec<u8>>,
-    verified: &Verified,
-) -> Result<CommandResponse, StorageError> {
-    let Some(mut zone_record) = get_zone(t, wtxn, &zone)? else {
-        return Ok(CommandResponse::Rejected(Rejection::UnknownZone));
-    };
-    let key = zone_key(&zone, &chain_id);
-    let Some(bytes) = t.chains.get(wtxn, &key)? else {
-        return Ok(CommandResponse::Rejected(Rejection::UnknownChain));
-    };
-    let mut chain: ChainHead = decode("chain", bytes)?;
-    if negative_controls::on(negative_controls::Control::SkipCas) {
-        // Deliberately broken: the entry lands where it says, over whatever is there.
-        chain.length = header.index;
-        chain.head = header.prev;
-    }
-    let quota = read_quota(t, wtxn, &zone)?;
-    if zone_record.entries >= quota.max_entries {
-        return Ok(CommandResponse::Rejected(Rejection::QuotaExceeded {
-            what: QuotaKind::Entries,
-            limit: quota.max_entries,
-        }));
-    }
-    // The proposer verified the entry; a command from anyone else is verified here too (on
-    // the node that verified it when it arrived, that result stands: the entry hash covers
-    // every signed byte and the signature, and the chain id fixes the key).
-    if !verified.take(&zone, &chain_id, &header)
-        && header.verify(&zone, &chain_id, &chain.public_key).is_err()
-    {
-        return Ok(CommandResponse::Rejected(Rejection::BadSignature));
-    }
-    if let Some(payload) = &payload {
-        if payload.len() as u64 != header.payload_len
-            || Hash32::digest(payload) != header.payload_hash
-        {
-            return Ok(CommandResponse::Rejected(Rejection::BadSignature));
-        }
-    }
-    // The compare-and-set that keeps a chain linear.
-    if header.index != chain.length || header.prev != chain.head {
-        return Ok(CommandResponse::Rejected(Rejection::IndexConflict {
-            length: chain.length,
-            head: chain.head,
-        }));
-    }
-    match payload {
-        Some(payload) => t
-            .payloads
-            .put(wtxn, &entry_key(&key, header.index), &encode(&payload))?,
-        None => t
-            .refs
-            .put(wtxn, &zone_key(&zone, &header.payload_hash), &[])?,
-    }
-    for chunk in &header.chunks {
-        t.refs.put(wtxn, &zone_key(&zone, chunk), &[])?;
-    }
-    t.entries
-        .put(wtxn, &entry_key(&key, header.index), &encode(&header))?;
-    chain.length += 1;
-    chain.head = header.entry_hash;
-    t.chains.put(wtxn, &key, &encode(&chain))?;
-    zone_record.entries += 1;
-    zone_record.payload_bytes += header.payload_len;
-    t.zones.put(wtxn, zone.as_str(), &encode(&zone_record))?;
-    Ok(CommandResponse::Appended {
-        index: header.index,
-        entry_hash: header.entry_hash,
-        length: chain.length,
-    })
-}
-
-/// Creates the chain owned by `public_key` (answering the existing one if it exists), held
-/// to the zone's chain quota and key check.
-fn create_chain(
-    t: &Tables,
-    wtxn: &mut RwTxn,
-    zone: ZoneId,
-    public_key: blindstore_types::PublicKey,
-) -> Result<CommandResponse, StorageError> {
-    let Some(mut zone_record) = get_zone(t, wtxn, &zone)? else {
-        return Ok(CommandResponse::Rejected(Rejection::UnknownZone));
-    };
-    // The proposer checked the key; a command from anyone else is checked here too.
-    if check_public_key(&public_key).is_err() {
-        return Ok(CommandResponse::Rejected(Rejection::BadPublicKey));
-    }
-    let id = chain_id(&public_key);
-    let key = zone_key(&zone, &id);
-    if let Some(bytes) = t.chains.get(wtxn, &key)? {
-        let chain = decode("chain", bytes)?;
-        return Ok(CommandResponse::ChainCreated {
-            created: false,
-            chain,
-        });
-    }
-    let quota = read_quota(t, wtxn, &zone)?;
-    if zone_record.chains >= quota.max_chains {
-        return Ok(CommandResponse::Rejected(Rejection::QuotaExceeded {
-            what: QuotaKind::Chains,
-            limit: quota.max_chains,
-        }));
-    }
-    let chain = ChainHead {
-        public_key,
-        length: 0,
-        head: genesis(&id),
-    };
-    t.chains.put(wtxn, &key, &encode(&chain))?;
-    zone_record.chains += 1;
-    t.zones.put(wtxn, zone.as_str(), &encode(&zone_record))?;
-    Ok(CommandResponse::ChainCreated {
-        created: true,
-        chain,
-    })
-}
-
-const DRAINING: &[u8] = b"draining";
-/// Key of the nodes removed from the cluster for good, in the `cluster` table.
-const REMOVED: &[u8] = b"removed";
-/// Key of the join secret the last rotation left ([`JoinSecret`]), in the `cluster` table.
-const JOIN_SECRET: &[u8] = b"join-secret";
-
-fn read_draining(
-    t: &Tables,
-    txn: &heed::RoTxn<WithoutTls>,
-) -> Result<std::collections::BTreeSet<NodeId>, StorageError> {
-    read_node_set(t, txn, DRAINING)
-}
-
-/// A set of node ids kept in the cluster table (`draining`, `removed`).
-fn read_node_set(
-    t: &Tables,
-    txn: &heed::RoTxn<WithoutTls>,
-    key: &[u8],
-) -> Result<std::collections::BTreeSet<NodeId>, StorageError> {
-    match t.cluster.get(txn, key)? {
-        Some(bytes) => decode("node id set", bytes),
-        None => Ok(Default::default()),
-    }
-}
-
-fn entry_key(chain_key: &[u8], index: u64) -> Vec<u8> {
-    let mut key = Vec::with_capacity(chain_key.len() + 8);
-    key.extend_from_slice(chain_key);
-    key.extend_from_slice(&index.to_be_bytes());
-    key
 }
 
 fn read_meta<T: serde::de::DeserializeOwned + Default>(
