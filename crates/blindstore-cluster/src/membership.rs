@@ -3,12 +3,8 @@
 //! `forwarding`, the node-to-node server in `rpc_server`.
 
 use std::collections::BTreeSet;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Weak;
 use std::time::Duration;
 
-use blindstore_replication::{ChunkError, ClusterView};
 use tokio_util::sync::CancellationToken;
 
 use blindstore_storage::TypeConfig;
@@ -18,37 +14,7 @@ use blindstore_types::raft::{NodeId, NodeInfo};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{ChangeMembers, Raft};
 
-use crate::node::Inner;
-use crate::{Consistency, Node, NodeError};
-
-/// What chunk replication sees of its node: the storage members from the Raft membership and
-/// the linearizable read barrier. Weak, so the node's replicator does not keep the node alive.
-pub(crate) struct MembershipView(pub(crate) Weak<Inner>);
-
-impl MembershipView {
-    fn node(&self) -> Option<Node> {
-        self.0.upgrade().map(|inner| Node { inner })
-    }
-}
-
-impl ClusterView for MembershipView {
-    fn storage_members(&self) -> Vec<(NodeId, NodeInfo)> {
-        self.node()
-            .map(|node| node.storage_members())
-            .unwrap_or_default()
-    }
-
-    fn read_barrier(&self) -> Pin<Box<dyn Future<Output = Result<(), ChunkError>> + Send + '_>> {
-        Box::pin(async move {
-            let node = self
-                .node()
-                .ok_or_else(|| ChunkError::Unavailable("the node is stopping".into()))?;
-            node.read_barrier(Consistency::Linearizable)
-                .await
-                .map_err(|e| ChunkError::Unavailable(e.to_string()))
-        })
-    }
-}
+use crate::{Node, NodeError};
 
 /// Runs [`Node::tidy_membership`] every `interval` until `shutdown`.
 pub(crate) async fn run_tidy(node: Node, interval: Duration, shutdown: CancellationToken) {

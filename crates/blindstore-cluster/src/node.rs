@@ -1,11 +1,13 @@
 //! A Blindstore node: its stores, its Raft instance and the operations the API offers.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use blindstore_replication::{ReplicationConfig, Replicator, Schedule};
+use blindstore_replication::{ChunkError, ClusterView, ReplicationConfig, Replicator, Schedule};
 use blindstore_storage::negative_controls::{self, Control::StaleReads};
 use blindstore_storage::TypeConfig;
 use blindstore_storage::{ChunkStore, LogStore, MapSizes, StateMachineStore};
@@ -17,7 +19,6 @@ use openraft::{Raft, ServerState};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::membership::MembershipView;
 use crate::transport::GrpcNetwork;
 use crate::NodeError;
 use crate::{joining, rpc_server};
@@ -684,3 +685,32 @@ pub(crate) type LeaderRead = Result<
     Option<openraft::LogId<NodeId>>,
     RaftError<NodeId, CheckIsLeaderError<NodeId, NodeInfo>>,
 >;
+
+/// What chunk replication sees of its node: the storage members from the Raft membership and
+/// the linearizable read barrier. Weak, so the node's replicator does not keep the node alive.
+pub(crate) struct MembershipView(pub(crate) Weak<Inner>);
+
+impl MembershipView {
+    fn node(&self) -> Option<Node> {
+        self.0.upgrade().map(|inner| Node { inner })
+    }
+}
+
+impl ClusterView for MembershipView {
+    fn storage_members(&self) -> Vec<(NodeId, NodeInfo)> {
+        self.node()
+            .map(|node| node.storage_members())
+            .unwrap_or_default()
+    }
+
+    fn read_barrier(&self) -> Pin<Box<dyn Future<Output = Result<(), ChunkError>> + Send + '_>> {
+        Box::pin(async move {
+            let node = self
+                .node()
+                .ok_or_else(|| ChunkError::Unavailable("the node is stopping".into()))?;
+            node.read_barrier(Consistency::Linearizable)
+                .await
+                .map_err(|e| ChunkError::Unavailable(e.to_string()))
+        })
+    }
+}

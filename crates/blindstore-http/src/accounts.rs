@@ -24,7 +24,7 @@ use blindstore_types::ZoneId;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::admin::Admin;
+use crate::extract::Admin;
 use crate::rate::ClientIp;
 use crate::{parse_zone, ApiError, ApiJson, ApiPath, AppState};
 
@@ -43,6 +43,11 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_envelope, put_envelope, delete_envelope))
         .routes(routes!(change_password))
         .routes(routes!(delete_own_account))
+}
+
+/// The accounts routes behind the admin token (no CORS).
+pub(crate) fn admin_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(admin_delete_account))
 }
 
 /// The bearer token a request carries (not yet checked).

@@ -1,8 +1,6 @@
 //! Admin routes, behind `Authorization: Bearer <admin token>`.
 
-use axum::extract::{FromRequestParts, State};
-use axum::http::header::AUTHORIZATION;
-use axum::http::request::Parts;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use blindstore_cluster::ZoneInfo;
@@ -11,10 +9,10 @@ use blindstore_types::api::{
     RotateToken, RotatedToken, Zone, ZoneList, ZoneQuota, ZoneSettingsChange,
 };
 use blindstore_types::Hash32;
-use subtle::ConstantTimeEq;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::extract::Admin;
 use crate::{
     consistency, parse_zone, ApiError, ApiJson, ApiPath, ApiQuery, AppState, ConsistencyQuery,
 };
@@ -32,28 +30,6 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(drain_node, undrain_node))
         .routes(routes!(remove_node))
         .routes(routes!(rotate_token))
-        .routes(routes!(crate::accounts::admin_delete_account))
-}
-
-/// Proof that the request carries the admin token; handlers take it as an argument.
-pub(crate) struct Admin;
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let presented = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or(ApiError::Unauthorized)?;
-        if bool::from(presented.as_bytes().ct_eq(state.admin_token.as_bytes())) {
-            Ok(Admin)
-        } else {
-            Err(ApiError::Unauthorized)
-        }
-    }
 }
 
 fn to_api(z: ZoneInfo) -> Zone {

@@ -6,15 +6,15 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use blindstore_cluster::{AppendInput, EntriesPage, ReadEntries};
+use blindstore_cluster::{AppendInput, ReadEntries};
 use blindstore_types::api::{
-    AppendRequest, AppendResponse, Chain, CreateChainRequest, Entries, Entry, ErrorBody,
+    AppendRequest, AppendResponse, Chain, CreateChainRequest, Entries, ErrorBody,
 };
 use blindstore_types::command::ChainHead;
-use blindstore_types::entry::{chain_id, EntryHeader};
-use blindstore_types::{ChainId, ZoneId};
+use blindstore_types::entry::chain_id;
 use serde::Deserialize;
 
+use crate::entry_shapes::{api_entries, parse_chain_path};
 use crate::rate::ClientIp;
 use crate::{
     consistency, parse_zone, ApiError, ApiJson, ApiPath, ApiQuery, AppState, ConsistencyParam,
@@ -23,16 +23,6 @@ use crate::{
 
 /// Entries returned when the request gives no `limit`.
 const DEFAULT_READ_LIMIT: usize = 100;
-
-pub(crate) fn parse_chain_path(zone: &str, chain: &str) -> Result<(ZoneId, ChainId), ApiError> {
-    let zone = parse_zone(zone)?;
-    let chain = ChainId::from_hex(chain).map_err(|_| {
-        ApiError::BadRequest(format!(
-            "invalid chain id {chain:?}: expected 64 lowercase hex characters"
-        ))
-    })?;
-    Ok((zone, chain))
-}
 
 fn to_api(head: ChainHead) -> Chain {
     Chain {
@@ -204,31 +194,4 @@ pub(crate) async fn read_entries(
         .entries(&zone, &chain, which, consistency(q.consistency))
         .await?;
     Ok(Json(api_entries(page)).into_response())
-}
-
-/// An entry as the API shows it.
-pub(crate) fn api_entry(h: EntryHeader, payload: Vec<u8>) -> Entry {
-    Entry {
-        index: h.index,
-        prev: h.prev,
-        payload_hash: h.payload_hash,
-        payload: URL_SAFE_NO_PAD.encode(payload),
-        chunks: h.chunks,
-        signature: h.signature,
-        entry_hash: h.entry_hash,
-    }
-}
-
-/// A page of entries as the API shows it.
-pub(crate) fn api_entries(page: EntriesPage) -> Entries {
-    Entries {
-        length: page.chain.length,
-        head: page.chain.head,
-        entries: page
-            .entries
-            .into_iter()
-            .map(|(h, payload)| api_entry(h, payload))
-            .collect(),
-        next: page.next,
-    }
 }

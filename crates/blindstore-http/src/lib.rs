@@ -9,7 +9,9 @@ mod admin;
 mod chains;
 mod chunks;
 mod cors;
+mod entry_shapes;
 mod error;
+mod extract;
 mod live;
 mod metrics;
 mod passkeys;
@@ -160,6 +162,7 @@ fn service_api() -> OpenApiRouter<AppState> {
         .routes(routes!(openapi_json))
         .routes(routes!(metrics::metrics))
         .merge(admin::routes())
+        .merge(accounts::admin_routes())
         .merge(sites::admin_routes())
 }
 

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::SendTimeoutError;
 
-use crate::chains::{api_entries, api_entry, parse_chain_path};
+use crate::entry_shapes::{api_entries, api_entry, parse_chain_path};
 use crate::rate::ClientIp;
 use crate::{parse_zone, ApiError, ApiPath, ApiQuery, AppState};
 

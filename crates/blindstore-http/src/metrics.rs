@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::response::Response;
 
-use crate::admin::Admin;
+use crate::extract::Admin;
 use crate::{ApiError, AppState};
 
 /// This node's metrics in the Prometheus text format.

@@ -19,7 +19,7 @@ use blindstore_web::site::{answer, Encoding, ScannedFile};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::admin::Admin;
+use crate::extract::Admin;
 use crate::{parse_zone, ApiError, ApiJson, ApiPath, AppState};
 
 pub(crate) fn admin_routes() -> OpenApiRouter<AppState> {

@@ -2,7 +2,6 @@
 //! chunks entries reference, and the compare-and-set append that keeps chains from forking.
 
 use std::ops::Bound;
-use std::sync::Mutex;
 
 use heed::RwTxn;
 
@@ -14,7 +13,8 @@ use blindstore_types::{ChainId, Hash32, PublicKey, ZoneId};
 
 use crate::chain_watch::ChainChanges;
 use crate::negative_controls;
-use crate::state_machine::{StateMachineStore, Tables};
+use crate::store::{StateMachineStore, Tables};
+use crate::verified::Verified;
 use crate::zones::{get_zone, read_quota, read_settings};
 use crate::{decode, zone_key, StorageError};
 
@@ -99,39 +99,6 @@ impl StateMachineStore {
             .refs
             .get(&rtxn, &zone_key(zone, hash))?
             .is_some())
-    }
-}
-
-/// Entries whose signatures this node verified when the append arrived, so applying the entry
-/// here does not verify it again. Bounded: an entry that fell out is verified again.
-pub(crate) struct Verified(Mutex<lru::LruCache<Hash32, ()>>);
-
-impl Verified {
-    const CAPACITY: usize = 1 << 16;
-
-    pub(crate) fn new() -> Self {
-        Self(Mutex::new(lru::LruCache::new(
-            std::num::NonZeroUsize::new(Self::CAPACITY).expect("not zero"),
-        )))
-    }
-
-    /// What identifies a verified entry: the zone, the chain and every field of the header,
-    /// so a command that only claims a verified entry hash is verified again.
-    fn key(zone: &ZoneId, chain_id: &ChainId, header: &EntryHeader) -> Hash32 {
-        let mut bytes = zone_key(zone, chain_id);
-        bytes.extend_from_slice(&encode(header));
-        Hash32::digest(&bytes)
-    }
-
-    pub(crate) fn insert(&self, zone: &ZoneId, chain_id: &ChainId, header: &EntryHeader) {
-        let key = Self::key(zone, chain_id, header);
-        self.0.lock().expect("never poisoned").put(key, ());
-    }
-
-    /// Whether this exact entry was verified here, forgetting it.
-    pub(crate) fn take(&self, zone: &ZoneId, chain_id: &ChainId, header: &EntryHeader) -> bool {
-        let key = Self::key(zone, chain_id, header);
-        self.0.lock().expect("never poisoned").pop(&key).is_some()
     }
 }
 

@@ -7,7 +7,7 @@ use blindstore_types::command::{CommandResponse, JoinSecret, Rejection};
 use blindstore_types::raft::NodeId;
 use blindstore_types::record::encode;
 
-use crate::state_machine::{StateMachineStore, Tables};
+use crate::store::{StateMachineStore, Tables};
 use crate::{decode, StorageError};
 
 impl StateMachineStore {

@@ -19,6 +19,8 @@ pub mod log_store;
 pub mod negative_controls;
 mod sites;
 pub mod state_machine;
+mod store;
+mod verified;
 mod zones;
 
 use std::path::Path;

@@ -8,7 +8,7 @@ use blindstore_types::record::encode;
 use blindstore_types::site::{SiteManifest, SiteVersionRecord};
 use blindstore_types::ZoneId;
 
-use crate::state_machine::{StateMachineStore, Tables};
+use crate::store::{StateMachineStore, Tables};
 use crate::zones::get_zone;
 use crate::{decode, zone_key, StorageError};
 

@@ -21,8 +21,8 @@ use blindstore_types::account::{
 use blindstore_types::command::{AccountCommand, Command, CommandResponse, Rejection};
 use blindstore_types::raft::{NodeId, NodeInfo};
 use blindstore_types::{Hash32, ZoneId};
-use heed::types::{Bytes, Str};
-use heed::{Database, Env, RwTxn, WithoutTls};
+use heed::types::Bytes;
+use heed::{Database, RwTxn, WithoutTls};
 use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{
     AnyError, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, StorageIOError,
@@ -30,10 +30,12 @@ use openraft::{
 };
 
 use crate::accounts::AccountTables;
-use crate::chain_watch::ChainWatchers;
-use crate::chains::{self, append, appended_chains, Verified};
+use crate::chains::{self, append, appended_chains};
 use crate::cluster_state;
 use crate::sites::{self};
+pub use crate::store::StateMachineStore;
+use crate::store::{Inner, Tables};
+use crate::verified::Verified;
 use crate::zones::{self, get_zone, rebuild_site_hosts};
 use crate::{blocking, commit, decode, open_env, StorageError};
 use blindstore_types::record::encode;
@@ -51,62 +53,6 @@ const CURRENT_SNAPSHOT: &str = "current.snap";
 const ACCOUNT_USAGE_KEPT: &str = "account_usage_kept";
 /// Meta key present once the site host table is kept up to date.
 const SITE_HOSTS_KEPT: &str = "site_hosts_kept";
-
-/// The state machine store. Cheap to clone: the node keeps a clone for reads while openraft
-/// owns another.
-#[derive(Clone)]
-pub struct StateMachineStore {
-    pub(crate) inner: Arc<Inner>,
-}
-
-pub(crate) struct Inner {
-    pub(crate) env: Env<WithoutTls>,
-    /// Counts committed changes (applied batches, installed snapshots): readers that follow
-    /// chains wait on it and then read what is new.
-    pub(crate) changes: tokio::sync::watch::Sender<u64>,
-    /// The followers of single chains, woken only by appends to theirs.
-    pub(crate) chain_watchers: Arc<ChainWatchers>,
-    pub(crate) tables: Tables,
-    pub(crate) snapshot_dir: PathBuf,
-    /// Serialises snapshot file replacement between builder and installer.
-    pub(crate) snapshot_files: Mutex<()>,
-    pub(crate) snapshot_seq: AtomicU64,
-    pub(crate) verified: Verified,
-}
-
-#[derive(Clone, Copy)]
-pub(crate) struct Tables {
-    /// `last_applied`, `membership`.
-    pub(crate) meta: Database<Str, Bytes>,
-    /// zone id → `ZoneRecord`.
-    pub(crate) zones: Database<Str, Bytes>,
-    /// `zone_key(zone, chain_id)` → `ChainHead`.
-    pub(crate) chains: Database<Bytes, Bytes>,
-    /// `zone_key(zone, chain_id) || u64 index` → `EntryHeader`.
-    pub(crate) entries: Database<Bytes, Bytes>,
-    /// `zone_key(zone, chain_id) || u64 index` → the payload, for entries whose payload
-    /// travelled in the Raft entry (the others' payloads are chunks).
-    pub(crate) payloads: Database<Bytes, Bytes>,
-    /// `zone_key(zone, chunk hash)` → empty: chunks some entry references (never collected).
-    pub(crate) refs: Database<Bytes, Bytes>,
-    /// Cluster-wide settings: `draining` → the set of draining node ids.
-    pub(crate) cluster: Database<Bytes, Bytes>,
-    /// zone id → `Quota`, for zones whose quotas were set (others have the defaults).
-    pub(crate) quotas: Database<Bytes, Bytes>,
-    /// Accounts, sessions, envelopes, zone secrets, redeemed login tickets.
-    pub(crate) accounts: AccountTables,
-    /// zone id → `ZoneSettings`, for zones whose settings were set (others have the defaults).
-    pub(crate) settings: Database<Bytes, Bytes>,
-    /// `u8 len(zone) || zone || u64 version` (big-endian) → `SiteVersionRecord`.
-    pub(crate) sites: Database<Bytes, Bytes>,
-    /// zone id → the current site version (u64 big-endian).
-    pub(crate) site_current: Database<Bytes, Bytes>,
-    /// Site host name → the zone whose settings list it. Derived from `settings`: kept by
-    /// the settings change's apply, which refuses a host another zone has; rebuilt at open
-    /// (for data dirs from before it was kept) and when a snapshot is installed; not in
-    /// snapshots.
-    pub(crate) site_hosts: Database<Str, Str>,
-}
 
 impl Tables {
     /// The tables a snapshot carries, with their ids in the snapshot file.

@@ -8,7 +8,7 @@ use blindstore_types::command::{CommandResponse, Quota, Rejection, ZoneRecord};
 use blindstore_types::record::encode;
 use blindstore_types::ZoneId;
 
-use crate::state_machine::{StateMachineStore, Tables};
+use crate::store::{StateMachineStore, Tables};
 use crate::{decode, StorageError};
 
 impl StateMachineStore {
