@@ -44,6 +44,7 @@ import {
   RollbackError,
   VerificationError,
 } from "./errors.js";
+import type { AppendOptions, AppendResult, ChainHead, Entry, ReadOptions, RetryOptions } from "./chain-types.js";
 import { type EntryVerifier, type Subscription, type FollowOptions, followChain } from "./follow.js";
 import type { HeadStore } from "./heads.js";
 import type { Outbox, QueuedWrite } from "./outbox.js";
@@ -56,56 +57,7 @@ const PAGE_ENTRIES = 1000;
 /** Extra chunks one entry may reference: the server's limit. */
 const MAX_ENTRY_CHUNKS = 1024;
 
-/** A verified, decrypted entry. */
-export interface Entry {
-  index: number;
-  /** Lowercase hex, as are all hashes here. */
-  entryHash: string;
-  prev: string;
-  /** The extra chunks the entry references (signed by the writer), in order. */
-  chunks: string[];
-  /** The read-key epoch the payload was encrypted under. */
-  keyEpoch: number;
-  content: EntryContent;
-  /** The write id (base64url) when the entry was written through the outbox (docs/sdk-format.md). */
-  writeId?: string;
-}
-
-/** A chain's length and the hash of its last entry (the genesis while it is empty). */
-export interface ChainHead {
-  length: number;
-  head: string;
-}
-
-/** The outcome of an append. */
-export interface AppendResult {
-  index: number;
-  entryHash: string;
-  /** The chain's length after the append. */
-  length: number;
-}
-
-export interface ReadOptions {
-  signal?: AbortSignal;
-  /**
-   * Fail with the `NetworkError` rather than answer from the entry cache when the network fails
-   * (for callers that must know the server's state, such as the outbox looking for its writes).
-   */
-  noCache?: boolean;
-}
-
-export interface AppendOptions {
-  /** Hashes (lowercase hex) of chunks the entry references; each must be stored already. */
-  chunks?: readonly string[];
-  /** A 16-byte write id to carry inside the encrypted payload (the outbox's de-duplication). */
-  writeId?: Uint8Array;
-  signal?: AbortSignal;
-}
-
-export interface RetryOptions extends AppendOptions {
-  /** How many times to run `build` at most (default 5). */
-  maxAttempts?: number;
-}
+export type { AppendOptions, AppendResult, ChainHead, Entry, ReadOptions, RetryOptions };
 
 /** What the client shares with its chain handles. Internal. */
 export interface ClientContext {

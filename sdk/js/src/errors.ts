@@ -368,3 +368,14 @@ export class WriteDiscardedError extends BlindstoreError {
     this.id = id;
   }
 }
+
+/**
+ * Whether reconnecting may help: a lost or silent connection (the idle timer aborts it, which
+ * surfaces as `AbortedError` while following is not stopped), an overloaded or unavailable node.
+ */
+export function isTransient(error: unknown): boolean {
+  if (error instanceof HttpError) {
+    return error.status === 429 || error.status >= 500;
+  }
+  return error instanceof NetworkError || error instanceof AbortedError || error instanceof OutcomeUnknownError;
+}

@@ -7,8 +7,8 @@
  * trusted. Reading goes through `fetch` in browsers and Node alike (see sse.ts).
  */
 
-import type { Entry } from "./chain.js";
-import { AbortedError, HttpError, NetworkError, OutcomeUnknownError, RollbackError, VerificationError } from "./errors.js";
+import type { Entry } from "./chain-types.js";
+import { NetworkError, RollbackError, VerificationError, isTransient } from "./errors.js";
 import { SseParser } from "./sse.js";
 
 export interface FollowOptions {
@@ -177,16 +177,6 @@ async function run(source: FollowSource, options: FollowOptions, from: number, s
   }
 }
 
-/**
- * Whether reconnecting may help: a lost or silent connection (the idle timer aborts it, which
- * surfaces as `AbortedError` while following is not stopped), an overloaded or unavailable node.
- */
-export function isTransient(error: unknown): boolean {
-  if (error instanceof HttpError) {
-    return error.status === 429 || error.status >= 500;
-  }
-  return error instanceof NetworkError || error instanceof AbortedError || error instanceof OutcomeUnknownError;
-}
 
 function parseJson(data: string): unknown {
   try {

@@ -20,15 +20,8 @@ export {
 } from "./accounts.js";
 export { DeviceKeyring } from "./device-keys.js";
 export { accountIdOf, normalizeUsername } from "./escrow.js";
-export {
-  Chain,
-  type AppendOptions,
-  type AppendResult,
-  type ChainHead,
-  type Entry,
-  type ReadOptions,
-  type RetryOptions,
-} from "./chain.js";
+export { Chain } from "./chain.js";
+export type { AppendOptions, AppendResult, ChainHead, Entry, ReadOptions, RetryOptions } from "./chain-types.js";
 export { ChainKeys, type ChainKeysJson } from "./keys.js";
 export { type FollowOptions, type Subscription } from "./follow.js";
 export {

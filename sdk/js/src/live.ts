@@ -21,8 +21,8 @@
 
 import { randomBytes, toHex } from "./bytes.js";
 import type { Chain, Entry } from "./chain.js";
-import { HttpError, RollbackError, VerificationError } from "./errors.js";
-import { type EntryVerifier, type Subscription, isTransient, sleep } from "./follow.js";
+import { HttpError, RollbackError, VerificationError, isTransient } from "./errors.js";
+import { type EntryVerifier, type Subscription, sleep } from "./follow.js";
 import type { ZoneApi } from "./http.js";
 import { SseParser } from "./sse.js";
 

@@ -20,7 +20,7 @@
  */
 
 import { type Bytes, bytesOf, concat, fromBase64Url, fromHex, randomBytes, toBase64Url, u8, utf8 } from "./bytes.js";
-import type { AppendResult, Chain, Entry } from "./chain.js";
+import type { AppendResult, ChainHandle, Entry } from "./chain-types.js";
 import {
   BlindstoreError,
   ConflictError,
@@ -34,8 +34,8 @@ import {
   UnsupportedVersionError,
   VerificationError,
   WriteDiscardedError,
+  isTransient,
 } from "./errors.js";
-import { isTransient } from "./follow.js";
 import type { SessionTokenSource } from "./http.js";
 import type { ChainSecrets } from "./keys.js";
 import { type EntryContent, PAYLOAD_OVERHEAD, WRITE_ID_BYTES, WRITE_ID_OVERHEAD, decodeContent, encodeContent } from "./payload.js";
@@ -172,7 +172,7 @@ export class Outbox {
   readonly #maxRetryMs: number;
   readonly #owner: () => OutboxOwner;
   /** Chain handles able to send: the outbox sends a chain's writes once the app opened it with its write key. */
-  readonly #chains = new Map<string, Chain>();
+  readonly #chains = new Map<string, ChainHandle>();
   readonly #draining = new Map<string, Promise<void>>();
   readonly #again = new Set<string>();
   readonly #waiters = new Map<string, { resolve: (result: AppendResult) => void; reject: (error: unknown) => void }>();
@@ -277,7 +277,7 @@ export class Outbox {
   }
 
   /** Internal (`Chain.enqueue`): seals and stores the write, then starts sending. */
-  enqueue(chain: Chain, content: EntryContent): QueuedWrite {
+  enqueue(chain: ChainHandle, content: EntryContent): QueuedWrite {
     if (!chain.writable) {
       throw new ReadOnlyError(chain.chainId);
     }
@@ -301,7 +301,7 @@ export class Outbox {
   }
 
   /** Internal (the client, for each writable handle): lets the outbox send this chain's writes, and starts. */
-  register(chain: Chain): void {
+  register(chain: ChainHandle): void {
     if (!chain.writable || chain.zone !== this.#zone) {
       return;
     }
@@ -412,7 +412,7 @@ export class Outbox {
    * write id among the entries from the index of the first attempt on; after a conflict,
    * `append` re-reads the head and the content is encrypted and signed again at the new index.
    */
-  async #deliver(chain: Chain, record: OutboxRecord): Promise<AppendResult> {
+  async #deliver(chain: ChainHandle, record: OutboxRecord): Promise<AppendResult> {
     const content = await unseal(chain.secrets(), record);
     const writeId = fromBase64Url(record.id, WRITE_ID_BYTES);
     for (;;) {
@@ -491,7 +491,7 @@ function keepsQueued(error: unknown): boolean {
  * it lacks) are passed over: the write was sealed under an epoch the handle holds, so it is not
  * among them.
  */
-async function findWrite(chain: Chain, from: number, id: string): Promise<AppendResult | undefined> {
+async function findWrite(chain: ChainHandle, from: number, id: string): Promise<AppendResult | undefined> {
   const { length } = await chain.head();
   let next = from;
   while (next < length) {
@@ -530,7 +530,7 @@ function unopenedIndex(error: unknown): number | undefined {
 const FIND_PAGE = 100;
 
 /** Whether entry `index` (read verified, never from the cache) carries write `id`. */
-async function carries(chain: Chain, index: number, id: string): Promise<AppendResult | undefined> {
+async function carries(chain: ChainHandle, index: number, id: string): Promise<AppendResult | undefined> {
   const [entry] = await chain.readRange(index, 1, { noCache: true });
   return entry?.writeId === id ? { index, entryHash: entry.entryHash, length: index + 1 } : undefined;
 }
@@ -543,7 +543,7 @@ function ownedBy(record: OutboxRecord, account: string | undefined): boolean {
   return record.v === 1 || record.account === account;
 }
 
-async function seal(chain: Chain, id: string, seq: number, plaintext: Bytes, account: string | undefined): Promise<OutboxRecord> {
+async function seal(chain: ChainHandle, id: string, seq: number, plaintext: Bytes, account: string | undefined): Promise<OutboxRecord> {
   const secrets = chain.secrets();
   const key = await secrets.chainKey(secrets.epoch);
   if (key === undefined) {
