@@ -4,6 +4,10 @@
 //! (a new password, ending other sessions, deleting an envelope or the account, adding or
 //! removing a passkey) needs a step-up besides the session: `Blindstore-Step-Up`, the proof
 //! of a login completed minutes ago for this session.
+//!
+//! The handlers here are alike on purpose: each is its route's OpenAPI description, the
+//! extraction of its inputs and one `Node` call. They stay apart, not folded into a macro, so
+//! each route reads and documents itself where it is declared.
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::header::{AUTHORIZATION, ETAG, IF_MATCH};
