@@ -2412,11 +2412,7 @@ async fn a_removed_node_is_out_for_good_with_its_certificate() {
 }
 
 async fn removed_node_is_out_for_good(tls: bool) {
-    let mut cluster = if tls {
-        Cluster::first(&["--cluster-tls"], &[])
-    } else {
-        Cluster::first(&[], &[])
-    };
+    let mut cluster = Cluster::first(if tls { &["--cluster-tls"] } else { &[] }, &[]);
     for _ in 0..3 {
         cluster.join_node();
     }
@@ -2607,11 +2603,7 @@ async fn rotating_the_join_token_with_tls() {
 }
 
 async fn join_token_rotation(tls: bool) {
-    let mut cluster = if tls {
-        Cluster::first(&["--cluster-tls"], &[])
-    } else {
-        Cluster::first(&[], &[])
-    };
+    let mut cluster = Cluster::first(if tls { &["--cluster-tls"] } else { &[] }, &[]);
     cluster.join_node();
     cluster.join_node();
     let file = |n: usize, name: &str| {
