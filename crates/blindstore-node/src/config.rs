@@ -3,7 +3,7 @@
 //! win — and validated before anything starts. It is passed explicitly from there on.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -236,11 +236,14 @@ impl Default for Config {
     }
 }
 
-/// Flags of `blindstore serve`; each may also come from the environment variable named.
-#[derive(Debug, Clone, Default, Args)]
+/// Flags of `blindstore serve`; each may also come from the environment variable named. What
+/// is given overlays the file as one layer (`Serialized`, leaving out what was not given).
+#[serde_with::skip_serializing_none]
+#[derive(Debug, Clone, Default, Args, Serialize)]
 pub struct ServeArgs {
     /// TOML configuration file (keys as in the README, section Configuration).
     #[arg(long, env = "BLINDSTORE_CONFIG")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Data directory [default: ./blindstore-data]
     #[arg(long, env = "BLINDSTORE_DATA_DIR")]
@@ -269,9 +272,11 @@ pub struct ServeArgs {
     pub inline_payload_bytes: Option<u64>,
     /// Delete unreferenced chunks after this long, e.g. 24h, 90m [default: 24h]
     #[arg(long, env = "BLINDSTORE_STAGING_TTL", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde")]
     pub staging_ttl: Option<Duration>,
     /// Garbage collection interval, e.g. 10m [default: 10m]
     #[arg(long, env = "BLINDSTORE_GC_INTERVAL", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde")]
     pub gc_interval: Option<Duration>,
     /// Raft snapshot every this many log entries [default: 20000]
     #[arg(long, env = "BLINDSTORE_SNAPSHOT_LOGS")]
@@ -299,6 +304,7 @@ pub struct ServeArgs {
     pub node_id: Option<u64>,
     /// New cluster: gRPC between nodes over TLS with a cluster CA made now (joiners need no flag)
     #[arg(long, env = "BLINDSTORE_CLUSTER_TLS")]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub cluster_tls: bool,
     /// Serve this directory at / (a web app and its API from one process) [default: none]
     #[arg(long, env = "BLINDSTORE_SITE")]
@@ -308,6 +314,7 @@ pub struct ServeArgs {
     pub site_csp: Option<String>,
     /// With --site: a single-page app (navigations to unknown paths get index.html)
     #[arg(long, env = "BLINDSTORE_SITE_SPA")]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub site_spa: bool,
     /// HTTPS: certificate chain (PEM); reloaded on SIGHUP [default: none, plain HTTP]
     #[arg(long, env = "BLINDSTORE_TLS_CERT", requires = "tls_key")]
@@ -323,9 +330,11 @@ pub struct ServeArgs {
     pub replication: Option<usize>,
     /// Stop counting an unreachable node as a chunk owner after this long [default: 60s]
     #[arg(long, env = "BLINDSTORE_DOWN_AFTER", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde")]
     pub down_after: Option<Duration>,
     /// Chunk repair interval [default: 10s]
     #[arg(long, env = "BLINDSTORE_REPAIR_INTERVAL", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde")]
     pub repair_interval: Option<Duration>,
     /// Refuse new data below this many free bytes on disk [default: 268435456]
     #[arg(long, env = "BLINDSTORE_MIN_FREE_BYTES")]
@@ -338,12 +347,15 @@ pub struct ServeArgs {
     pub state_map_bytes: Option<u64>,
     /// HTTP: time a connection has to send its request headers [default: 10s]
     #[arg(long, env = "BLINDSTORE_HTTP_HEADER_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde")]
     pub http_header_timeout: Option<Duration>,
     /// HTTP: time a request body has to arrive [default: 30s]
     #[arg(long, env = "BLINDSTORE_HTTP_BODY_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde")]
     pub http_body_timeout: Option<Duration>,
     /// HTTP: time a request has to be answered [default: 60s]
     #[arg(long, env = "BLINDSTORE_HTTP_REQUEST_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde")]
     pub http_request_timeout: Option<Duration>,
     /// HTTP: open connections at most [default: 1024]
     #[arg(long, env = "BLINDSTORE_HTTP_MAX_CONNECTIONS")]
@@ -353,15 +365,18 @@ pub struct ServeArgs {
     pub http_max_connections_per_ip: Option<usize>,
     /// HTTP: close a connection idle this long [default: 60s]
     #[arg(long, env = "BLINDSTORE_HTTP_IDLE_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde")]
     pub http_idle_timeout: Option<Duration>,
     /// HTTP: requests in flight at most [default: 256]
     #[arg(long, env = "BLINDSTORE_HTTP_MAX_REQUESTS")]
     pub http_max_requests: Option<usize>,
     /// Deadline of a write (proposal, forward, membership change), e.g. 10s [default: 10s]
     #[arg(long, env = "BLINDSTORE_WRITE_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde")]
     pub write_timeout: Option<Duration>,
     /// Sessions end this long after their login, e.g. 30d, 12h [default: 30d]
     #[arg(long, env = "BLINDSTORE_SESSION_TTL", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde")]
     pub session_ttl: Option<Duration>,
     /// Login attempts per client IP per minute [default: 30]
     #[arg(long, env = "BLINDSTORE_LOGIN_RATE_PER_IP")]
@@ -380,6 +395,7 @@ pub struct ServeArgs {
     pub trusted_proxies: Option<Vec<String>>,
     /// Start a scrub pass (re-hash every held chunk) this often [default: 24h]
     #[arg(long, env = "BLINDSTORE_SCRUB_INTERVAL", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde")]
     pub scrub_interval: Option<Duration>,
     /// Bytes per second a scrub pass reads at most [default: 33554432]
     #[arg(long, env = "BLINDSTORE_SCRUB_BYTES_PER_SEC")]
@@ -456,138 +472,28 @@ impl Config {
     }
 
     /// Defaults, then the file, then environment and flags (clap has already merged those two,
-    /// flags winning), then validation.
+    /// flags winning), then validation. figment layers them: each layer replaces the keys it
+    /// gives, and the result is read into [`Config`] once, unknown keys refused.
     pub fn load(args: &ServeArgs) -> anyhow::Result<Config> {
-        // Destructured in full so a flag added to ServeArgs but not applied here cannot compile.
-        let ServeArgs {
-            config: file,
-            data_dir,
-            http_addr,
-            admin_token,
-            log_format,
-            demo_zone,
-            max_chunk_bytes,
-            max_entry_payload_bytes,
-            inline_payload_bytes,
-            staging_ttl,
-            gc_interval,
-            snapshot_logs,
-            rpc_addr,
-            advertise_rpc_addr,
-            advertise_http_addr,
-            join,
-            join_token,
-            gateway_token,
-            node_id,
-            site,
-            site_csp,
-            site_spa,
-            cluster_tls,
-            tls_cert,
-            tls_key,
-            voters,
-            replication,
-            down_after,
-            repair_interval,
-            min_free_bytes,
-            chunks_map_bytes,
-            state_map_bytes,
-            http_header_timeout,
-            http_body_timeout,
-            http_request_timeout,
-            http_max_connections,
-            http_max_connections_per_ip,
-            http_idle_timeout,
-            http_max_requests,
-            write_timeout,
-            session_ttl,
-            login_rate_per_ip,
-            login_rate_per_account,
-            register_rate_per_ip,
-            envelope_rate_per_account,
-            trusted_proxies,
-            scrub_interval,
-            scrub_bytes_per_sec,
-            role,
-            cache_memory_bytes,
-            cache_disk_bytes,
-        } = args.clone();
-        let mut config = match &file {
-            Some(path) => Self::from_file(path)?,
-            None => Config::default(),
-        };
-        macro_rules! overlay {
-            ($($field:ident),*) => { $( if let Some(v) = $field { config.$field = v; } )* };
+        use figment::providers::{Format, Serialized, Toml};
+        let mut layers = figment::Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = &args.config {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config file {}", path.display()))?;
+            let file = figment::Figment::from(Serialized::defaults(Config::default()))
+                .merge(Toml::string(&text));
+            // The file alone first, so its mistakes are named as the file's.
+            file.extract::<Config>()
+                .map_err(|e| anyhow::anyhow!("{}", describe(&e)))
+                .with_context(|| format!("parsing config file {}", path.display()))?;
+            layers = layers.merge(Toml::string(&text));
         }
-        overlay!(
-            data_dir,
-            http_addr,
-            log_format,
-            demo_zone,
-            max_chunk_bytes,
-            max_entry_payload_bytes,
-            inline_payload_bytes,
-            staging_ttl,
-            gc_interval,
-            snapshot_logs,
-            voters,
-            replication,
-            down_after,
-            repair_interval,
-            min_free_bytes,
-            chunks_map_bytes,
-            state_map_bytes,
-            http_header_timeout,
-            http_body_timeout,
-            http_request_timeout,
-            http_max_connections,
-            http_max_connections_per_ip,
-            http_idle_timeout,
-            http_max_requests,
-            write_timeout,
-            session_ttl,
-            login_rate_per_ip,
-            login_rate_per_account,
-            register_rate_per_ip,
-            envelope_rate_per_account,
-            trusted_proxies,
-            scrub_interval,
-            scrub_bytes_per_sec,
-            role,
-            cache_memory_bytes,
-            cache_disk_bytes
-        );
-        macro_rules! overlay_option {
-            ($($field:ident),*) => { $( if $field.is_some() { config.$field = $field; } )* };
-        }
-        overlay_option!(
-            admin_token,
-            rpc_addr,
-            advertise_rpc_addr,
-            advertise_http_addr,
-            join,
-            join_token,
-            gateway_token,
-            node_id,
-            site,
-            site_csp,
-            tls_cert,
-            tls_key
-        );
-        if site_spa {
-            config.site_spa = true;
-        }
-        if cluster_tls {
-            config.cluster_tls = true;
-        }
+        let config: Config = layers
+            .merge(Serialized::defaults(args))
+            .extract()
+            .map_err(|e| anyhow::anyhow!("{}", describe(&e)))?;
         config.validate()?;
         Ok(config)
-    }
-
-    fn from_file(path: &Path) -> anyhow::Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading config file {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
@@ -717,6 +623,18 @@ impl Config {
     }
 }
 
+/// A configuration error as an operator reads it: what is wrong, and the key.
+fn describe(e: &figment::Error) -> String {
+    e.clone()
+        .into_iter()
+        .map(|e| match e.path.is_empty() {
+            true => e.kind.to_string(),
+            false => format!("{}: {}", e.path.join("."), e.kind),
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// Shortest admin or join token accepted.
 pub const MIN_TOKEN_LEN: usize = 16;
 
@@ -754,8 +672,44 @@ mod tests {
             "default kept"
         );
 
+        // What the flags leave out keeps the file's value; given flags win, whatever their kind.
+        std::fs::write(
+            &path,
+            "voters = 5\nsite_spa = true\ntrusted_proxies = [\"10.0.0.0/8\"]\nrole = \"member\"\n",
+        )
+        .unwrap();
+        let flags = ServeArgs {
+            config: Some(path.clone()),
+            trusted_proxies: Some(vec!["192.0.2.1".into()]),
+            down_after: Some(Duration::from_secs(5)),
+            cluster_tls: false,
+            ..Default::default()
+        };
+        let c = Config::load(&flags).unwrap();
+        assert_eq!(c.voters, 5);
+        assert!(
+            c.site_spa,
+            "a flag left out does not turn the file's true off"
+        );
+        assert_eq!(c.trusted_proxies, vec!["192.0.2.1".to_string()]);
+        assert_eq!(c.down_after, Duration::from_secs(5));
+
         std::fs::write(&path, "no_such_setting = 1\n").unwrap();
-        assert!(Config::load(&args).is_err(), "unknown keys are refused");
+        let e = format!("{:#}", Config::load(&args).unwrap_err());
+        assert!(
+            e.contains("no_such_setting"),
+            "unknown keys are refused: {e}"
+        );
+        assert!(e.contains("c.toml"), "the file is named: {e}");
+        std::fs::write(&path, "voters = \"three\"\n").unwrap();
+        let e = format!("{:#}", Config::load(&args).unwrap_err());
+        assert!(e.contains("voters") && e.contains("c.toml"), "{e}");
+        let missing = ServeArgs {
+            config: Some(dir.join("none.toml")),
+            ..Default::default()
+        };
+        let e = format!("{:#}", Config::load(&missing).unwrap_err());
+        assert!(e.contains("reading config file"), "{e}");
 
         let short = ServeArgs {
             admin_token: Some("short".into()),
