@@ -110,6 +110,51 @@ pub struct NodeConfig {
     pub accounts: AccountSettings,
 }
 
+impl NodeConfig {
+    /// A node in `data_dir` with `cluster_secret`, every other setting at the default
+    /// `blindstore serve` uses (its `Config` defaults take theirs from here): a single node
+    /// without rpc until told otherwise. Tests and embedders change what they need with
+    /// `NodeConfig { field: value, ..NodeConfig::new(dir, secret) }`.
+    pub fn new(data_dir: impl Into<PathBuf>, cluster_secret: impl Into<String>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            http_addr: String::new(),
+            limits: Limits::default(),
+            staging_ttl: Self::STAGING_TTL,
+            gc_interval: Self::GC_INTERVAL,
+            map_sizes: MapSizes::default(),
+            rpc_addr: String::new(),
+            cluster_secret: cluster_secret.into(),
+            join: None,
+            node_id: None,
+            voters: Self::VOTERS,
+            replication: Self::REPLICATION,
+            down_after: Self::DOWN_AFTER,
+            repair_interval: Self::REPAIR_INTERVAL,
+            write_timeout: Self::WRITE_TIMEOUT,
+            min_free_bytes: Self::MIN_FREE_BYTES,
+            scrub: crate::ScrubConfig {
+                interval: Self::SCRUB_INTERVAL,
+                bytes_per_sec: Self::SCRUB_BYTES_PER_SEC,
+            },
+            snapshot_logs: Self::SNAPSHOT_LOGS,
+            accounts: AccountSettings::default(),
+        }
+    }
+
+    pub const STAGING_TTL: Duration = Duration::from_secs(24 * 3600);
+    pub const GC_INTERVAL: Duration = Duration::from_secs(600);
+    pub const VOTERS: usize = 3;
+    pub const REPLICATION: usize = 2;
+    pub const DOWN_AFTER: Duration = Duration::from_secs(60);
+    pub const REPAIR_INTERVAL: Duration = Duration::from_secs(10);
+    pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const MIN_FREE_BYTES: u64 = 256 << 20;
+    pub const SCRUB_INTERVAL: Duration = Duration::from_secs(24 * 3600);
+    pub const SCRUB_BYTES_PER_SEC: u64 = 32 << 20;
+    pub const SNAPSHOT_LOGS: u64 = 20_000;
+}
+
 /// How long sessions and logins last.
 #[derive(Debug, Clone, Copy)]
 pub struct AccountSettings {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use blindstore_cluster::NodeConfig;
 use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 
@@ -196,9 +197,9 @@ impl Default for Config {
             max_chunk_bytes: 4 << 20,
             max_entry_payload_bytes: 64 << 10,
             inline_payload_bytes: 64 << 10,
-            staging_ttl: Duration::from_secs(24 * 3600),
-            gc_interval: Duration::from_secs(600),
-            snapshot_logs: 20_000,
+            staging_ttl: NodeConfig::STAGING_TTL,
+            gc_interval: NodeConfig::GC_INTERVAL,
+            snapshot_logs: NodeConfig::SNAPSHOT_LOGS,
             rpc_addr: None,
             advertise_rpc_addr: None,
             advertise_http_addr: None,
@@ -206,11 +207,11 @@ impl Default for Config {
             join_token: None,
             gateway_token: None,
             node_id: None,
-            voters: 3,
-            replication: 2,
-            down_after: Duration::from_secs(60),
-            repair_interval: Duration::from_secs(10),
-            min_free_bytes: 256 << 20,
+            voters: NodeConfig::VOTERS,
+            replication: NodeConfig::REPLICATION,
+            down_after: NodeConfig::DOWN_AFTER,
+            repair_interval: NodeConfig::REPAIR_INTERVAL,
+            min_free_bytes: NodeConfig::MIN_FREE_BYTES,
             chunks_map_bytes: 256 << 30,
             state_map_bytes: 16 << 30,
             http_header_timeout: Duration::from_secs(10),
@@ -220,15 +221,15 @@ impl Default for Config {
             http_max_connections_per_ip: 64,
             http_idle_timeout: Duration::from_secs(60),
             http_max_requests: 256,
-            write_timeout: Duration::from_secs(10),
+            write_timeout: NodeConfig::WRITE_TIMEOUT,
             session_ttl: Duration::from_secs(30 * 24 * 3600),
             login_rate_per_ip: 30,
             login_rate_per_account: 10,
             register_rate_per_ip: 10,
             envelope_rate_per_account: 60,
             trusted_proxies: Vec::new(),
-            scrub_interval: Duration::from_secs(24 * 3600),
-            scrub_bytes_per_sec: 32 << 20,
+            scrub_interval: NodeConfig::SCRUB_INTERVAL,
+            scrub_bytes_per_sec: NodeConfig::SCRUB_BYTES_PER_SEC,
             role: Role::Member,
             cache_memory_bytes: 256 << 20,
             cache_disk_bytes: 0,

@@ -1,9 +1,7 @@
 use std::time::{Duration, Instant};
 
 use blindstore_client::ChainWriter;
-use blindstore_cluster::{
-    AppendInput, Consistency, Limits, Node, NodeConfig, ReadEntries, ScrubConfig,
-};
+use blindstore_cluster::{AppendInput, Consistency, Node, NodeConfig, ReadEntries, ScrubConfig};
 use blindstore_types::{Hash32, ZoneId};
 use tokio::net::TcpListener;
 
@@ -16,10 +14,7 @@ fn demo() -> ZoneId {
 /// A node's configuration for these tests: fast repair, GC only when asked.
 fn config(dir: &std::path::Path, rpc_addr: String, join: Option<String>) -> NodeConfig {
     NodeConfig {
-        data_dir: dir.to_owned(),
         http_addr: "127.0.0.1:1".into(),
-        limits: Limits::default(),
-        staging_ttl: Duration::from_secs(3600),
         gc_interval: Duration::from_secs(3600),
         map_sizes: blindstore_storage::MapSizes {
             raft_log: 1 << 28,
@@ -28,20 +23,17 @@ fn config(dir: &std::path::Path, rpc_addr: String, join: Option<String>) -> Node
         },
         snapshot_logs: 1000,
         rpc_addr,
-        cluster_secret: SECRET.into(),
         join,
-        node_id: None,
-        voters: 3,
-        replication: 2,
         down_after: Duration::from_millis(500),
         repair_interval: Duration::from_millis(200),
         write_timeout: Duration::from_secs(5),
         min_free_bytes: 0,
+        staging_ttl: Duration::from_secs(3600),
         scrub: ScrubConfig {
             interval: Duration::from_secs(3600),
             bytes_per_sec: 32 << 20,
         },
-        accounts: Default::default(),
+        ..NodeConfig::new(dir, SECRET)
     }
 }
 

@@ -35,7 +35,6 @@ pub async fn start_full(
 ) -> TestNode {
     let dir = tempfile::tempdir().unwrap();
     let mut config = NodeConfig {
-        data_dir: dir.path().to_owned(),
         http_addr: "127.0.0.1:0".into(),
         limits,
         staging_ttl: Duration::from_secs(3600),
@@ -46,21 +45,13 @@ pub async fn start_full(
             chunks: 1 << 28,
         },
         snapshot_logs: 1000,
-        rpc_addr: String::new(),
-        cluster_secret: "test-cluster-secret-0123456789".into(),
-        join: None,
-        node_id: None,
-        voters: 3,
-        replication: 2,
-        down_after: Duration::from_secs(60),
         repair_interval: Duration::from_secs(3600),
-        write_timeout: Duration::from_secs(10),
         min_free_bytes: 0,
         scrub: blindstore_cluster::ScrubConfig {
             interval: Duration::from_secs(3600),
             bytes_per_sec: 32 << 20,
         },
-        accounts: Default::default(),
+        ..NodeConfig::new(dir.path(), "test-cluster-secret-0123456789")
     };
     tweak(&mut config);
     let node = Node::start(config, None).await.unwrap();
