@@ -719,6 +719,85 @@ mod tests {
         assert!(Config::load(&short).is_err());
     }
 
+    /// README's table of settings is checked against `Config`: a row for every key and no
+    /// other, and each default it states is the one `Config::default()` has.
+    #[test]
+    fn the_readme_states_every_setting_with_its_default() {
+        let readme = include_str!("../../../README.md");
+        let defaults = match serde_json::to_value(Config::default()).unwrap() {
+            serde_json::Value::Object(map) => map,
+            _ => unreachable!("Config serializes as a map"),
+        };
+        let mut rows = std::collections::BTreeMap::new();
+        for line in readme.lines() {
+            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+            if cells.len() < 5 || !cells[1].starts_with('`') || !cells[2].starts_with("`--") {
+                continue;
+            }
+            rows.insert(
+                cells[1].trim_matches('`').to_owned(),
+                (cells[2].to_owned(), cells[3].to_owned()),
+            );
+        }
+        // Each row names the setting's flag and environment variable as `serve` declares them.
+        let serve = <ServeArgs as clap::Args>::augment_args(clap::Command::new("serve"));
+        for arg in serve.get_arguments() {
+            let Some(long) = arg.get_long().filter(|l| *l != "config") else {
+                continue;
+            };
+            let key = long.replace('-', "_");
+            let (flags, _) = rows
+                .get(&key)
+                .unwrap_or_else(|| panic!("README has no row for --{long}"));
+            assert!(flags.contains(&format!("`--{long}`")), "{key}: {flags}");
+            if let Some(env) = arg.get_env() {
+                let env = env.to_string_lossy();
+                assert!(
+                    flags.contains(&format!("`{env}`")),
+                    "{key} lacks {env}: {flags}"
+                );
+            }
+        }
+        let keys: Vec<&String> = defaults.keys().collect();
+        let documented: Vec<&String> = rows.keys().collect();
+        let mut sorted = keys.clone();
+        sorted.sort();
+        assert_eq!(
+            documented, sorted,
+            "README's settings table and Config differ"
+        );
+        for (key, (_, cell)) in &rows {
+            // The stated default: the first `literal` when the cell starts with one, or a bare
+            // true/false; anything else ("none", "assigned", ...) stands for no value.
+            let literal = match cell.strip_prefix('`') {
+                Some(rest) => rest.split('`').next(),
+                None if *cell == "true" || *cell == "false" => Some(cell.as_str()),
+                None => None,
+            };
+            let value = &defaults[key];
+            let agrees = match (literal, value) {
+                (None, serde_json::Value::Null) => true,
+                (None, serde_json::Value::Array(items)) => items.is_empty(),
+                (None, _) => false,
+                (Some(text), serde_json::Value::Number(n)) => {
+                    text.parse::<u64>().ok() == n.as_u64()
+                }
+                (Some(text), serde_json::Value::Bool(b)) => text.parse::<bool>().ok() == Some(*b),
+                (Some(text), serde_json::Value::String(s)) => {
+                    text == s
+                        || humantime::parse_duration(text)
+                            .ok()
+                            .is_some_and(|d| humantime::parse_duration(s).ok() == Some(d))
+                }
+                (Some(_), _) => false,
+            };
+            assert!(
+                agrees,
+                "README says {key} defaults to {cell:?}; Config has {value}"
+            );
+        }
+    }
+
     fn tempfile_dir() -> PathBuf {
         let dir =
             std::env::temp_dir().join(format!("blindstore-config-test-{}", std::process::id()));
