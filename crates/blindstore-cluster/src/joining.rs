@@ -148,6 +148,8 @@ pub(crate) async fn node_id(
 /// The cluster CA as this node has it, on a cluster whose rpc runs over TLS.
 pub(crate) struct CaMaterial {
     pub(crate) cert_pem: String,
+    /// The CA certificate's fingerprint, as the join token names it.
+    pub(crate) fingerprint: Fingerprint,
     /// The CA with its key, on a member that signs node certificates.
     pub(crate) signer: Option<ClusterCa>,
 }
@@ -188,7 +190,11 @@ pub(crate) async fn cluster_ca(
             )));
         }
         let signer = ClusterCa::load(dir).map_err(identity)?;
-        return Ok(Some(CaMaterial { cert_pem, signer }));
+        return Ok(Some(CaMaterial {
+            cert_pem,
+            fingerprint: expected,
+            signer,
+        }));
     }
     let Some(seed) = seed else {
         return Err(NodeError::Identity(format!(
@@ -208,6 +214,7 @@ pub(crate) async fn cluster_ca(
     tracing::info!(fingerprint = %expected, "cluster CA certificate fetched for TLS between nodes");
     Ok(Some(CaMaterial {
         cert_pem,
+        fingerprint: expected,
         signer: None,
     }))
 }

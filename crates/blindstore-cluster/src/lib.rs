@@ -30,8 +30,7 @@ pub use chains::{entry_answer_bytes, AppendInput, EntriesPage, ReadEntries};
 pub use error::NodeError;
 pub use node::{AccountSettings, Consistency, Limits, Node, NodeConfig};
 pub use secret::{
-    write_token_files, RotatedToken, DEFAULT_ROTATION_GRACE, GATEWAY_TOKEN_FILE, JOIN_TOKEN_FILE,
-    MAX_ROTATION_GRACE,
+    RotatedToken, DEFAULT_ROTATION_GRACE, GATEWAY_TOKEN_FILE, JOIN_TOKEN_FILE, MAX_ROTATION_GRACE,
 };
 pub use sites::MAX_SITE_MANIFEST_BYTES;
 pub use zones::ZoneInfo;

@@ -159,12 +159,14 @@ impl RaftRpc {
     /// left running, or restarted on its old data dir, must not lead or start elections), and
     /// on a TLS cluster one whose sender is not the node its certificate names.
     fn refuse_removed(&self, sender: Option<NodeId>, caller: Option<NodeId>) -> Result<(), Status> {
-        if let (Some(caller), Some(sender)) = (caller, sender) {
-            if caller != sender {
-                return Err(Status::permission_denied(format!(
+        if let Some(caller) = caller {
+            // The certificate's node was checked against the removed ones already (`member`).
+            return match sender {
+                Some(sender) if sender != caller => Err(Status::permission_denied(format!(
                     "the message says it comes from node {sender}, but the certificate names node {caller}"
-                )));
-            }
+                ))),
+                _ => Ok(()),
+            };
         }
         match sender {
             Some(id) if self.0.removed_nodes().contains(&id) => {

@@ -73,7 +73,7 @@ pub(crate) fn follow(
 }
 
 /// The join token and gateway token files for `secret`.
-pub fn write_token_files(
+pub(crate) fn write_token_files(
     dir: &Path,
     secret: &str,
     ca: Option<Fingerprint>,
@@ -82,7 +82,7 @@ pub fn write_token_files(
         secret: secret.to_owned(),
         ca,
     };
-    let gateway = join.with_secret(blindstore_rpc::gateway_token(secret));
+    let gateway = join.gateway();
     for (name, token) in [(JOIN_TOKEN_FILE, join), (GATEWAY_TOKEN_FILE, gateway)] {
         blindstore_storage::write_atomically(dir, name, format!("{token}\n").as_bytes())
             .map_err(|e| NodeError::Storage(e.into()))?;
@@ -124,24 +124,20 @@ impl Node {
         // This node switches as soon as it has applied the rotation, like every member.
         self.follow_join_secret_once();
         let join = ClusterToken {
-            secret: secret.clone(),
+            secret,
             ca: self.ca_fingerprint(),
         };
-        let gateway = join.with_secret(blindstore_rpc::gateway_token(&secret));
         tracing::info!(grace_s = grace.as_secs(), "join token rotated");
         Ok(RotatedToken {
             join_token: join.to_string(),
-            gateway_token: gateway.to_string(),
+            gateway_token: join.gateway().to_string(),
             grace,
         })
     }
 
     /// The fingerprint of the cluster CA, on a TLS cluster.
     pub(crate) fn ca_fingerprint(&self) -> Option<Fingerprint> {
-        self.inner
-            .tls
-            .as_ref()
-            .and_then(|t| Fingerprint::of_pem(&t.ca.cert_pem).ok())
+        self.inner.tls.as_ref().map(|t| t.ca.fingerprint)
     }
 
     fn follow_join_secret_once(&self) {

@@ -481,18 +481,22 @@ impl Config {
         if let Some(path) = &args.config {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading config file {}", path.display()))?;
-            let file = figment::Figment::from(Serialized::defaults(Config::default()))
-                .merge(Toml::string(&text));
-            // The file alone first, so its mistakes are named as the file's.
-            file.extract::<Config>()
-                .map_err(|e| anyhow::anyhow!("{}", describe(&e)))
-                .with_context(|| format!("parsing config file {}", path.display()))?;
             layers = layers.merge(Toml::string(&text));
         }
         let config: Config = layers
             .merge(Serialized::defaults(args))
             .extract()
-            .map_err(|e| anyhow::anyhow!("{}", describe(&e)))?;
+            .map_err(|e| {
+                let message = describe(&e);
+                // An error names the layer it came from: a file's mistakes are the file's.
+                let from_file = e.metadata.as_ref().is_some_and(|m| m.name.contains("TOML"));
+                match (&args.config, from_file) {
+                    (Some(path), true) => {
+                        anyhow::anyhow!("parsing config file {}: {message}", path.display())
+                    }
+                    _ => anyhow::anyhow!("{message}"),
+                }
+            })?;
         config.validate()?;
         Ok(config)
     }

@@ -145,9 +145,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         // The gateway token follows from the join token; kept beside it for operators.
         let token =
             ClusterToken::parse(&cluster_secret).map_err(|e| anyhow::anyhow!("join token: {e}"))?;
-        let gateway_token = token
-            .with_secret(blindstore_rpc::gateway_token(&token.secret))
-            .to_string();
+        let gateway_token = token.gateway().to_string();
         if read_token(&config.data_dir, GATEWAY_TOKEN_FILE)?.as_deref() != Some(&gateway_token) {
             write_token(&config.data_dir, GATEWAY_TOKEN_FILE, &gateway_token)?;
         }

@@ -134,12 +134,17 @@ impl ClusterToken {
         })
     }
 
-    /// The same token with another secret (the gateway token that goes with a join token).
+    /// The same token with another secret.
     pub fn with_secret(&self, secret: String) -> Self {
         Self {
             secret,
             ca: self.ca,
         }
+    }
+
+    /// The gateway token that goes with this join token (naming the same CA).
+    pub fn gateway(&self) -> Self {
+        self.with_secret(crate::gateway_token(&self.secret))
     }
 }
 
