@@ -32,7 +32,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::error::write_error;
 use crate::error::NodeError;
-use blindstore_storage::TypeConfig;
+use blindstore_raft::TypeConfig;
 
 /// The most commands in one log entry.
 pub(crate) const MAX_BATCH_COMMANDS: usize = 512;

@@ -8,13 +8,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use blindstore_raft::LogStore;
 use blindstore_rpc::tls::{
     ClusterCa, ClusterToken, Fingerprint, NodeCert, CA_CERT_FILE, CA_KEY_FILE, NODE_CERT_FILE,
     NODE_CERT_RENEW_BEFORE,
 };
 use blindstore_rpc::v1::{AddMemberRequest, JoinRequest, SignNodeRequest};
 use blindstore_rpc::{Peers, RpcError};
-use blindstore_storage::LogStore;
 use blindstore_types::raft::{NodeId, NodeInfo};
 use openraft::ChangeMembers;
 

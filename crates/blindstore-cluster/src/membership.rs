@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use blindstore_storage::TypeConfig;
+use blindstore_raft::TypeConfig;
 use blindstore_types::api::{ClusterMembers, Member};
 use blindstore_types::command::{Command, CommandResponse};
 use blindstore_types::raft::{NodeId, NodeInfo};

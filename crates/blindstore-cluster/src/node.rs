@@ -7,10 +7,11 @@ use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use blindstore_raft::TypeConfig;
+use blindstore_raft::{LogStore, StateMachine};
 use blindstore_replication::{ChunkError, ClusterView, ReplicationConfig, Replicator, Schedule};
 use blindstore_storage::negative_controls::{self, Control::StaleReads};
-use blindstore_storage::TypeConfig;
-use blindstore_storage::{ChunkStore, LogStore, MapSizes, StateMachineStore};
+use blindstore_storage::{ChunkStore, MapSizes, StateMachineStore};
 use blindstore_types::api::Health;
 use blindstore_types::command::{Command, CommandResponse};
 use blindstore_types::raft::{NodeId, NodeInfo};
@@ -325,7 +326,9 @@ impl Node {
             .map_err(|e| NodeError::Unavailable(format!("reading the log: {e}")))?
             .last_log_id
             .map(|l| l.index);
-        let applied_at_start = state.last_applied()?.map(|l| l.index);
+        let applied_at_start = StateMachine::new(state.clone())
+            .last_applied()?
+            .map(|l| l.index);
         let caught_up = held_at_start.is_none_or(|held| applied_at_start >= Some(held));
         if !caught_up {
             tracing::info!(
@@ -339,7 +342,7 @@ impl Node {
             raft_config,
             GrpcNetwork::new(peers.clone()),
             log,
-            state.clone(),
+            StateMachine::new(state.clone()),
         )
         .await
         .map_err(|e| NodeError::Unavailable(format!("raft start: {e}")))?;

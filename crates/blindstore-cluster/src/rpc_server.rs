@@ -6,6 +6,7 @@
 //! runs its rpc over TLS, member calls must also come with a node certificate from the cluster
 //! CA, which names the caller ([`PeerCert`]); a removed node's certificate is refused.
 
+use blindstore_raft::TypeConfig;
 use blindstore_rpc::v1::cluster_server::Cluster;
 use blindstore_rpc::v1::cluster_server::ClusterServer;
 use blindstore_rpc::v1::forward_error::Kind;
@@ -18,7 +19,6 @@ use blindstore_rpc::v1::{
     ReadIndexReply, ReadIndexRequest, SignNodeReply, SignNodeRequest,
 };
 use blindstore_rpc::{require_member, ClusterSecret, MAX_RAFT_MESSAGE_BYTES};
-use blindstore_storage::TypeConfig;
 use blindstore_types::command::Command;
 use blindstore_types::raft::NodeId;
 use blindstore_types::raft::NodeInfo;

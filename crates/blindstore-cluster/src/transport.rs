@@ -1,9 +1,9 @@
 //! openraft's network over node-to-node gRPC (channels and the cluster secret come from
 //! `blindstore_rpc::Peers`), with append-entries batches cut by bytes.
 
+use blindstore_raft::TypeConfig;
 use blindstore_rpc::v1::RaftMessage;
 use blindstore_rpc::{never_sent, Peers};
-use blindstore_storage::TypeConfig;
 use blindstore_types::raft::{NodeId, NodeInfo};
 use blindstore_types::record::{decode, encode};
 use openraft::error::{

@@ -1,6 +1,7 @@
 //! Durable storage on LMDB through heed. Three environments live under a node's data dir:
 //!
-//! - `raft-log/`: the Raft log, vote and committed index ([`LogStore`]).
+//! - `raft-log/`: the Raft log, vote and committed index (`blindstore_raft::LogStore`, which
+//!   opens it with [`open_env`]).
 //! - `state/`: the Raft state machine — zones, chains, entry headers, chunk references
 //!   ([`StateMachineStore`]) — plus `snapshots/` beside it.
 //! - `chunks/`: immutable content-addressed chunks ([`ChunkStore`]).
@@ -15,7 +16,6 @@ mod chain_watch;
 mod chains;
 mod chunk_store;
 mod cluster_state;
-pub mod log_store;
 pub mod negative_controls;
 mod sites;
 pub mod state_machine;
@@ -29,19 +29,7 @@ use heed::{Database, Env, EnvOpenOptions, WithoutTls};
 
 pub use chain_watch::ChainChanges;
 pub use chunk_store::{ChunkStore, ClientWrite, GcReport, OpenReport, ScrubStep, Usage};
-pub use log_store::LogStore;
-pub use state_machine::StateMachineStore;
-
-openraft::declare_raft_types!(
-    /// Blindstore's Raft types: commands in, command responses out, snapshots as files.
-    pub TypeConfig:
-        D = blindstore_types::command::Command,
-        R = blindstore_types::command::CommandResponse,
-        NodeId = blindstore_types::raft::NodeId,
-        Node = blindstore_types::raft::NodeInfo,
-        Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = tokio::fs::File,
-);
+pub use state_machine::{Marks, StateMachineStore};
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -149,7 +137,7 @@ const MAX_READERS: u32 = 1024;
 
 /// Commits `wtxn` (LMDB writes it to disk and syncs before returning), recording how long that
 /// took in `blindstore_storage_commit_seconds{store}`.
-fn commit(wtxn: heed::RwTxn, store: &'static str) -> Result<(), StorageError> {
+pub fn commit(wtxn: heed::RwTxn, store: &'static str) -> Result<(), StorageError> {
     let started = std::time::Instant::now();
     wtxn.commit()?;
     metrics::histogram!("blindstore_storage_commit_seconds", "store" => store)
@@ -159,7 +147,7 @@ fn commit(wtxn: heed::RwTxn, store: &'static str) -> Result<(), StorageError> {
 
 /// How an environment's commits reach the disk.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Sync {
+pub enum Sync {
     /// A commit returns once its data and its meta page are synced (LMDB's default): it
     /// survives a machine crash.
     Full,
@@ -170,7 +158,7 @@ enum Sync {
 }
 
 /// Opens (creating if needed) an LMDB environment in `dir`.
-fn open_env(
+pub fn open_env(
     dir: &Path,
     map_size: usize,
     max_dbs: u32,
@@ -251,7 +239,7 @@ pub fn write_atomically(dir: &Path, name: &str, contents: &[u8]) -> std::io::Res
 }
 
 /// Runs blocking LMDB or file work off the async runtime.
-async fn blocking<T, F>(f: F) -> Result<T, StorageError>
+pub async fn blocking<T, F>(f: F) -> Result<T, StorageError>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T, StorageError> + Send + 'static,
@@ -273,7 +261,7 @@ fn zone_key(zone: &blindstore_types::ZoneId, hash: &blindstore_types::Hash32) ->
 }
 
 /// Decodes a stored record, as a storage error.
-fn decode<T: serde::de::DeserializeOwned>(
+pub fn decode<T: serde::de::DeserializeOwned>(
     what: &'static str,
     bytes: &[u8],
 ) -> Result<T, StorageError> {

@@ -1,10 +1,13 @@
-//! The Raft state machine in LMDB (`state/`) and its snapshots (`snapshots/`).
+//! The replicated state in LMDB (`state/`) and its snapshots (`snapshots/`): the storage side
+//! of the Raft core's state machine engine (`blindstore_raft::StateMachine`), which knows
+//! openraft; this side knows the rooms and nothing of Raft.
 //!
-//! Applying a batch of log entries is one LMDB transaction that also records the last applied
-//! log id, so the state and "how far it got" can never disagree after a crash. Reads used by the
-//! API go straight to LMDB (MVCC: a reader sees a committed state, never half a batch).
+//! Applying a batch of log entries is one LMDB transaction that also records the engine's marks
+//! (the last applied log id, the membership), so the state and "how far it got" can never
+//! disagree after a crash. Reads used by the API go straight to LMDB (MVCC: a reader sees a
+//! committed state, never half a batch).
 //!
-//! A snapshot is one file: a header with the snapshot's metadata followed by every row of the
+//! A snapshot is one file: a header (the engine's, opaque here) followed by every row of the
 //! state tables. It is written to a temporary file, fsynced and renamed into place, so the
 //! current snapshot is always complete.
 
@@ -14,20 +17,15 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use crate::TypeConfig;
 use blindstore_types::account::{
     AccountId, AccountRecord, EnvelopeRecord, PasskeyRecord, SessionRecord, ZoneAuth,
 };
 use blindstore_types::command::{AccountCommand, Command, CommandResponse, Rejection};
-use blindstore_types::raft::{NodeId, NodeInfo};
 use blindstore_types::{Hash32, ZoneId};
 use heed::types::Bytes;
 use heed::{Database, RwTxn, WithoutTls};
-use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
-use openraft::{
-    AnyError, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, StorageIOError,
-    StoredMembership,
-};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use crate::accounts::AccountTables;
 use crate::chains::{self, append, appended_chains};
@@ -37,15 +35,9 @@ pub use crate::store::StateMachineStore;
 use crate::store::{Inner, Tables};
 use crate::verified::Verified;
 use crate::zones::{self, get_zone, rebuild_site_hosts};
-use crate::{blocking, commit, decode, open_env, StorageError};
+use crate::{commit, decode, open_env, StorageError};
 use blindstore_types::record::encode;
 
-type RaftStorageError = openraft::StorageError<NodeId>;
-type Membership = StoredMembership<NodeId, NodeInfo>;
-type Meta = SnapshotMeta<NodeId, NodeInfo>;
-
-const LAST_APPLIED: &str = "last_applied";
-const MEMBERSHIP: &str = "membership";
 const SNAPSHOT_MAGIC: &[u8; 20] = b"BLINDSTORE-SNAPSHOT\n";
 const SNAPSHOT_V1: u8 = 1;
 const CURRENT_SNAPSHOT: &str = "current.snap";
@@ -179,12 +171,6 @@ impl StateMachineStore {
         self.inner.tables.accounts.usage(&rtxn, zone)
     }
 
-    /// The last log id applied, as stored.
-    pub fn last_applied(&self) -> Result<Option<LogId<NodeId>>, StorageError> {
-        let rtxn = self.inner.env.read_txn()?;
-        read_meta(&self.inner.tables, &rtxn, LAST_APPLIED)
-    }
-
     /// How full the state store's memory map is, as (bytes used, map size).
     pub fn map_usage(&self) -> Result<(u64, u64), StorageError> {
         let env = &self.inner.env;
@@ -270,29 +256,72 @@ impl StateMachineStore {
         self.inner.tables.accounts.passkeys(&rtxn, zone, account)
     }
 
-    fn write_snapshot_file(&self) -> Result<(Meta, PathBuf), StorageError> {
+    /// Reads the value the engine keeps under `key` (how far it applied, the membership), or
+    /// the default if there is none.
+    pub fn mark<T: DeserializeOwned + Default>(
+        &self,
+        key: &'static str,
+    ) -> Result<T, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        read_meta(&self.inner.tables, &rtxn, key)
+    }
+
+    /// Applies a batch of log entries in one transaction: each `Some` command through its room
+    /// (`None`: an entry that carries none, answered `CommandResponse::None`), and `marks`, the
+    /// engine's own records of how far it got, with them. Committed before returning (data
+    /// synced; the meta page with the next commit: see `Sync::DataOnly`).
+    pub fn apply_batch(
+        &self,
+        commands: Vec<Option<Command>>,
+        marks: Vec<(&'static str, Vec<u8>)>,
+    ) -> Result<Vec<CommandResponse>, StorageError> {
+        let inner = &self.inner;
+        let t = &inner.tables;
+        let mut wtxn = inner.env.write_txn()?;
+        let mut responses = Vec::with_capacity(commands.len());
+        let mut appended = Vec::new();
+        for command in commands {
+            responses.push(match command {
+                None => CommandResponse::None,
+                Some(command) => {
+                    appended_chains(&command, &mut appended);
+                    apply_command(t, &mut wtxn, command, &inner.verified)?
+                }
+            });
+        }
+        for (key, value) in marks {
+            t.meta.put(&mut wtxn, key, &value)?;
+        }
+        commit(wtxn, "state")?;
+        self.changed();
+        inner.chain_watchers.wake(&appended);
+        Ok(responses)
+    }
+
+    /// Writes a snapshot of the whole state and makes it the current one. `header` makes the
+    /// snapshot's header from the engine's marks, read in the same transaction as the rows,
+    /// and a number no other snapshot of this process had. Every applied batch is on disk
+    /// (meta page included) before the snapshot is current: the log is purged up to near it
+    /// next, and a machine crash must never leave the state behind the purged log.
+    pub fn build_snapshot<H: Serialize>(
+        &self,
+        header: impl FnOnce(&Marks<'_>, u64) -> Result<H, StorageError>,
+    ) -> Result<(H, PathBuf), StorageError> {
         let inner = &self.inner;
         let rtxn = inner.env.read_txn()?;
-        let last_log_id: Option<LogId<NodeId>> = read_meta(&inner.tables, &rtxn, LAST_APPLIED)?;
-        let last_membership: Membership = read_meta(&inner.tables, &rtxn, MEMBERSHIP)?;
         let seq = inner.snapshot_seq.fetch_add(1, Ordering::Relaxed);
-        let snapshot_id = match &last_log_id {
-            Some(id) => format!(
-                "{}-{}-{}-{seq}",
-                id.leader_id.term, id.leader_id.node_id, id.index
-            ),
-            None => format!("empty-{seq}"),
-        };
-        let meta = SnapshotMeta {
-            last_log_id,
-            last_membership,
-            snapshot_id,
-        };
+        let head = header(
+            &Marks {
+                tables: &inner.tables,
+                rtxn: &rtxn,
+            },
+            seq,
+        )?;
         let tmp = inner
             .snapshot_dir
             .join(format!("build-{}-{seq}.tmp", std::process::id()));
         let mut out = BufWriter::new(File::create(&tmp)?);
-        write_snapshot_header(&mut out, &meta)?;
+        write_snapshot_header(&mut out, &encode(&head))?;
         for (id, table) in inner.tables.snapshot_tables() {
             for item in table.iter(&rtxn)? {
                 let (k, v) = item?;
@@ -302,7 +331,10 @@ impl StateMachineStore {
         out.write_all(&[0])?;
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
-        Ok((meta, tmp))
+        drop(rtxn);
+        self.inner.env.force_sync()?;
+        let path = self.promote_snapshot(&tmp)?;
+        Ok((head, path))
     }
 
     /// Atomically makes `tmp` the current snapshot.
@@ -318,7 +350,8 @@ impl StateMachineStore {
         Ok(current)
     }
 
-    fn current_snapshot(&self) -> Result<Option<(Meta, File)>, StorageError> {
+    /// The current snapshot's header and its file (read from the start), if there is one.
+    pub fn current_snapshot<H: DeserializeOwned>(&self) -> Result<Option<(H, File)>, StorageError> {
         let _files = self
             .inner
             .snapshot_files
@@ -330,24 +363,34 @@ impl StateMachineStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let meta = read_snapshot_header(&mut BufReader::new(&mut file))?;
+        let header = read_snapshot_header(&mut BufReader::new(&mut file))?;
         file.seek(SeekFrom::Start(0))?;
-        Ok(Some((meta, file)))
+        Ok(Some((header, file)))
     }
 
-    /// Replaces the whole state with the snapshot in `file` and keeps a copy as the current
-    /// snapshot.
-    fn install_snapshot_file(&self, meta: &Meta, mut file: File) -> Result<(), StorageError> {
+    /// A path for a snapshot on its way in from the leader, in the snapshots folder (so it
+    /// can be renamed into place) and never used before.
+    pub fn incoming_snapshot_path(&self) -> PathBuf {
+        let seq = self.inner.snapshot_seq.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .snapshot_dir
+            .join(format!("incoming-{}-{seq}.tmp", std::process::id()))
+    }
+
+    /// Replaces the whole state with the snapshot in `file`, whose header `check` must accept,
+    /// records `marks` with it, and keeps a copy as the current snapshot. The installed state
+    /// is on disk (meta page included) before this returns: the log is purged up to it next.
+    pub fn install_snapshot<H: DeserializeOwned>(
+        &self,
+        mut file: File,
+        check: impl FnOnce(&H) -> Result<(), String>,
+        marks: Vec<(&'static str, Vec<u8>)>,
+    ) -> Result<(), StorageError> {
         let inner = &self.inner;
         file.seek(SeekFrom::Start(0))?;
         let mut reader = BufReader::new(&mut file);
-        let header = read_snapshot_header(&mut reader)?;
-        if header.last_log_id != meta.last_log_id {
-            return Err(StorageError::BadSnapshot(format!(
-                "file is for {:?}, expected {:?}",
-                header.last_log_id, meta.last_log_id
-            )));
-        }
+        let header: H = read_snapshot_header(&mut reader)?;
+        check(&header).map_err(StorageError::BadSnapshot)?;
         let mut wtxn = inner.env.write_txn()?;
         let tables = inner.tables.snapshot_tables();
         for (_, table) in &tables {
@@ -368,19 +411,12 @@ impl StateMachineStore {
             let value = read_chunk(&mut reader)?;
             table.put(&mut wtxn, &key, &value)?;
         }
-        inner
-            .tables
-            .meta
-            .put(&mut wtxn, LAST_APPLIED, &encode(&meta.last_log_id))?;
-        inner
-            .tables
-            .meta
-            .put(&mut wtxn, MEMBERSHIP, &encode(&meta.last_membership))?;
+        for (key, value) in marks {
+            inner.tables.meta.put(&mut wtxn, key, &value)?;
+        }
         inner.tables.accounts.rebuild_usage(&mut wtxn)?;
         rebuild_site_hosts(&inner.tables, &mut wtxn)?;
         commit(wtxn, "state")?;
-        // openraft purges the log up to the snapshot next: the installed state must be on
-        // disk first, meta page included (`Sync::DataOnly` leaves that to the next commit).
         self.inner.env.force_sync()?;
         self.changed();
         self.inner.chain_watchers.wake_all();
@@ -398,40 +434,18 @@ impl StateMachineStore {
         self.promote_snapshot(&tmp)?;
         Ok(())
     }
+}
 
-    fn apply_batch(
-        &self,
-        entries: Vec<Entry<TypeConfig>>,
-    ) -> Result<Vec<CommandResponse>, StorageError> {
-        let inner = &self.inner;
-        let t = &inner.tables;
-        let mut wtxn = inner.env.write_txn()?;
-        let mut responses = Vec::with_capacity(entries.len());
-        let mut last = None;
-        let mut appended = Vec::new();
-        for entry in entries {
-            last = Some(entry.log_id);
-            let response = match entry.payload {
-                EntryPayload::Blank => CommandResponse::None,
-                EntryPayload::Normal(command) => {
-                    appended_chains(&command, &mut appended);
-                    apply_command(t, &mut wtxn, command, &inner.verified)?
-                }
-                EntryPayload::Membership(m) => {
-                    let stored = Membership::new(Some(entry.log_id), m);
-                    t.meta.put(&mut wtxn, MEMBERSHIP, &encode(&stored))?;
-                    CommandResponse::None
-                }
-            };
-            responses.push(response);
-        }
-        if let Some(last) = last {
-            t.meta.put(&mut wtxn, LAST_APPLIED, &encode(&Some(last)))?;
-        }
-        commit(wtxn, "state")?;
-        self.changed();
-        inner.chain_watchers.wake(&appended);
-        Ok(responses)
+/// The engine's marks as a snapshot being built sees them.
+pub struct Marks<'a> {
+    tables: &'a Tables,
+    rtxn: &'a heed::RoTxn<'a, WithoutTls>,
+}
+
+impl Marks<'_> {
+    /// The value under `key`, or the default if there is none.
+    pub fn get<T: DeserializeOwned + Default>(&self, key: &'static str) -> Result<T, StorageError> {
+        read_meta(self.tables, self.rtxn, key)
     }
 }
 
@@ -551,16 +565,15 @@ fn read_meta<T: serde::de::DeserializeOwned + Default>(
         .unwrap_or_default())
 }
 
-fn write_snapshot_header(out: &mut impl Write, meta: &Meta) -> Result<(), StorageError> {
+fn write_snapshot_header(out: &mut impl Write, meta: &[u8]) -> Result<(), StorageError> {
     out.write_all(SNAPSHOT_MAGIC)?;
     out.write_all(&[SNAPSHOT_V1])?;
-    let meta = encode(meta);
     out.write_all(&(meta.len() as u32).to_be_bytes())?;
-    out.write_all(&meta)?;
+    out.write_all(meta)?;
     Ok(())
 }
 
-fn read_snapshot_header(input: &mut impl Read) -> Result<Meta, StorageError> {
+fn read_snapshot_header<H: DeserializeOwned>(input: &mut impl Read) -> Result<H, StorageError> {
     let mut magic = [0u8; 21];
     input.read_exact(&mut magic)?;
     if &magic[..20] != SNAPSHOT_MAGIC || magic[20] != SNAPSHOT_V1 {
@@ -593,120 +606,4 @@ fn read_chunk(input: &mut impl Read) -> Result<Vec<u8>, StorageError> {
     let mut buf = vec![0u8; u32::from_be_bytes(len) as usize];
     input.read_exact(&mut buf)?;
     Ok(buf)
-}
-
-fn snapshot_err(e: StorageError) -> RaftStorageError {
-    StorageIOError::read_snapshot(None, AnyError::new(&e)).into()
-}
-
-impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
-    #[tracing::instrument(level = "info", skip_all)]
-    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, RaftStorageError> {
-        let this = self.clone();
-        let (meta, path) = blocking(move || {
-            let (meta, tmp) = this.write_snapshot_file()?;
-            // The log is purged up to near the snapshot: every applied batch it covers must be
-            // on disk, meta page included (see `Sync::DataOnly`), so a machine crash never
-            // leaves the state behind the purged log.
-            this.inner.env.force_sync()?;
-            let path = this.promote_snapshot(&tmp)?;
-            Ok((meta, path))
-        })
-        .await
-        .map_err(|e| StorageIOError::write_snapshot(None, AnyError::new(&e)))?;
-        let file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| StorageIOError::read_snapshot(None, AnyError::new(&e)))?;
-        tracing::info!(snapshot_id = %meta.snapshot_id, "snapshot built");
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(file),
-        })
-    }
-}
-
-impl RaftStateMachine<TypeConfig> for StateMachineStore {
-    type SnapshotBuilder = StateMachineStore;
-
-    async fn applied_state(
-        &mut self,
-    ) -> Result<(Option<LogId<NodeId>>, Membership), RaftStorageError> {
-        let read = || -> Result<_, StorageError> {
-            let rtxn = self.inner.env.read_txn()?;
-            let t = &self.inner.tables;
-            Ok((
-                read_meta(t, &rtxn, LAST_APPLIED)?,
-                read_meta(t, &rtxn, MEMBERSHIP)?,
-            ))
-        };
-        read().map_err(|e| StorageIOError::read_state_machine(AnyError::new(&e)).into())
-    }
-
-    /// The batch, and the last applied log id with it, is committed before returning (data
-    /// synced; the meta page with the next commit: see `Sync::DataOnly`).
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResponse>, RaftStorageError>
-    where
-        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
-        I::IntoIter: OptionalSend,
-    {
-        let entries: Vec<_> = entries.into_iter().collect();
-        let this = self.clone();
-        blocking(move || this.apply_batch(entries))
-            .await
-            .map_err(|e| StorageIOError::write_state_machine(AnyError::new(&e)).into())
-    }
-
-    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        self.clone()
-    }
-
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, RaftStorageError> {
-        let seq = self.inner.snapshot_seq.fetch_add(1, Ordering::Relaxed);
-        let path = self
-            .inner
-            .snapshot_dir
-            .join(format!("incoming-{}-{seq}.tmp", std::process::id()));
-        let file = tokio::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .await
-            .map_err(|e| StorageIOError::write_snapshot(None, AnyError::new(&e)))?;
-        // The name is only needed while the file is open; unlinking now means an interrupted
-        // transfer leaves nothing behind.
-        let _ = tokio::fs::remove_file(&path).await;
-        Ok(Box::new(file))
-    }
-
-    #[tracing::instrument(level = "info", skip_all, fields(snapshot_id = %meta.snapshot_id))]
-    async fn install_snapshot(
-        &mut self,
-        meta: &Meta,
-        snapshot: Box<tokio::fs::File>,
-    ) -> Result<(), RaftStorageError> {
-        let file = snapshot.into_std().await;
-        let this = self.clone();
-        let meta_owned = meta.clone();
-        blocking(move || this.install_snapshot_file(&meta_owned, file))
-            .await
-            .map_err(|e| StorageIOError::write_snapshot(None, AnyError::new(&e)))?;
-        tracing::info!("snapshot installed");
-        Ok(())
-    }
-
-    async fn get_current_snapshot(
-        &mut self,
-    ) -> Result<Option<Snapshot<TypeConfig>>, RaftStorageError> {
-        let this = self.clone();
-        let current = blocking(move || this.current_snapshot())
-            .await
-            .map_err(snapshot_err)?;
-        Ok(current.map(|(meta, file)| Snapshot {
-            meta,
-            snapshot: Box::new(tokio::fs::File::from_std(file)),
-        }))
-    }
 }

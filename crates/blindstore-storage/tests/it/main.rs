@@ -1,4 +1,1 @@
 mod chunks;
-mod log;
-mod raft_suite;
-mod state;

@@ -1,8 +1,9 @@
 //! The state machine's command semantics: the compare-and-set, rejections that change nothing,
 //! and state that survives reopening and snapshot transfer.
 
+use blindstore_raft::StateMachine;
+use blindstore_raft::TypeConfig;
 use blindstore_storage::StateMachineStore;
-use blindstore_storage::TypeConfig;
 use blindstore_types::command::{accounts, Command, CommandResponse, Rejection};
 use blindstore_types::entry::{chain_id, genesis, UnsignedEntry};
 use blindstore_types::{PublicKey, ZoneId};
@@ -11,17 +12,14 @@ use openraft::storage::RaftStateMachine;
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftSnapshotBuilder};
 
 /// A fresh state machine in `dir` that installed a snapshot of `sm`.
-async fn copied_by_snapshot(
-    sm: &mut StateMachineStore,
-    dir: &std::path::Path,
-) -> StateMachineStore {
+async fn copied_by_snapshot(sm: &mut StateMachine, dir: &std::path::Path) -> StateMachine {
     let snapshot = sm
         .get_snapshot_builder()
         .await
         .build_snapshot()
         .await
         .unwrap();
-    let mut other = StateMachineStore::open(dir, 1 << 26).unwrap();
+    let mut other = StateMachine::new(StateMachineStore::open(dir, 1 << 26).unwrap());
     other
         .install_snapshot(&snapshot.meta, snapshot.snapshot)
         .await
@@ -48,7 +46,8 @@ fn entry(index: u64, command: Command) -> Entry<TypeConfig> {
 #[tokio::test]
 async fn a_batch_applies_each_command_on_its_own_and_inline_payloads_are_kept_with_entries() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sm = StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap();
+    let mut sm =
+        StateMachine::new(StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap());
     let zone = ZoneId::new("demo").unwrap();
     let sk = SigningKey::from_bytes(&[6; 32]);
     let pk = PublicKey(sk.verifying_key().to_bytes());
@@ -161,7 +160,8 @@ async fn a_batch_applies_each_command_on_its_own_and_inline_payloads_are_kept_wi
 #[tokio::test]
 async fn append_is_a_compare_and_set_and_survives_snapshot_install() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sm = StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap();
+    let mut sm =
+        StateMachine::new(StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap());
     let zone = ZoneId::new("demo").unwrap();
     let sk = SigningKey::from_bytes(&[5; 32]);
     let pk = PublicKey(sk.verifying_key().to_bytes());
@@ -266,7 +266,8 @@ async fn append_is_a_compare_and_set_and_survives_snapshot_install() {
     assert_eq!(other.zone(&zone).unwrap(), Some(zone_record));
     assert_eq!(other.last_applied().unwrap().map(|l| l.index), Some(7));
     drop(other);
-    let reopened = StateMachineStore::open(&dir.path().join("b"), 1 << 26).unwrap();
+    let reopened =
+        StateMachine::new(StateMachineStore::open(&dir.path().join("b"), 1 << 26).unwrap());
     assert_eq!(
         reopened.chain(&zone, &id).unwrap().unwrap().length,
         2,
@@ -286,7 +287,8 @@ async fn the_write_policy_and_account_quotas_are_checked_on_apply_and_survive_sn
     use blindstore_types::Hash32;
 
     let dir = tempfile::tempdir().unwrap();
-    let mut sm = StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap();
+    let mut sm =
+        StateMachine::new(StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap());
     let zone = ZoneId::new("demo").unwrap();
     let alice = AccountId::new("alice").unwrap();
     let key = |seed: u8| {
@@ -399,7 +401,8 @@ async fn passkeys_are_unique_single_use_and_carried_by_snapshots() {
     use blindstore_types::Hash32;
 
     let dir = tempfile::tempdir().unwrap();
-    let mut sm = StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap();
+    let mut sm =
+        StateMachine::new(StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap());
     let zone = ZoneId::new("demo").unwrap();
     let (alice, bob) = (
         AccountId::new("alice").unwrap(),
@@ -526,7 +529,7 @@ async fn a_passkey_login_stores_the_updated_credential() {
     use blindstore_types::Hash32;
 
     let dir = tempfile::tempdir().unwrap();
-    let mut sm = StateMachineStore::open(dir.path(), 1 << 26).unwrap();
+    let mut sm = StateMachine::new(StateMachineStore::open(dir.path(), 1 << 26).unwrap());
     let zone = ZoneId::new("demo").unwrap();
     let alice = AccountId::new("alice").unwrap();
     let token = Hash32::digest(b"t");
@@ -604,7 +607,8 @@ async fn site_versions_reference_their_chunks_and_survive_snapshots() {
     use blindstore_types::Hash32;
 
     let dir = tempfile::tempdir().unwrap();
-    let mut sm = StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap();
+    let mut sm =
+        StateMachine::new(StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap());
     let zone = ZoneId::new("demo").unwrap();
     let manifest = |n: u8| {
         let mut m = SiteManifest::default();
@@ -678,7 +682,8 @@ async fn site_versions_reference_their_chunks_and_survive_snapshots() {
 async fn a_site_host_belongs_to_one_zone_checked_on_apply() {
     use blindstore_types::account::ZoneSettings;
     let dir = tempfile::tempdir().unwrap();
-    let mut sm = StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap();
+    let mut sm =
+        StateMachine::new(StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap());
     let (a, b) = (ZoneId::new("a").unwrap(), ZoneId::new("b").unwrap());
     let hosts = |zone: &ZoneId, hosts: &[&str]| Command::SetZoneSettings {
         zone: zone.clone(),
@@ -726,7 +731,8 @@ async fn a_site_host_belongs_to_one_zone_checked_on_apply() {
 
     let mut copy = copied_by_snapshot(&mut sm, &dir.path().join("b")).await;
     drop(sm);
-    let reopened = StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap();
+    let reopened =
+        StateMachine::new(StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap());
     for s in [&reopened, &copy] {
         assert_eq!(s.zone_for_host("app.example").unwrap(), Some(b.clone()));
         assert_eq!(s.zone_for_host("www.example").unwrap(), Some(a.clone()));

@@ -21,7 +21,7 @@ use heed::{Database, Env, WithoutTls};
 use openraft::storage::{LogFlushed, LogState, RaftLogReader, RaftLogStorage};
 use openraft::{AnyError, Entry, LogId, OptionalSend, StorageIOError, Vote};
 
-use crate::{blocking, commit, decode, open_env, StorageError};
+use blindstore_storage::{blocking, commit, decode, open_env, StorageError};
 use blindstore_types::record::encode;
 
 type RaftStorageError = openraft::StorageError<NodeId>;
@@ -54,7 +54,7 @@ struct Inner {
 impl LogStore {
     /// Opens or creates the log store in `dir`.
     pub fn open(dir: &Path, map_size: usize) -> Result<Self, StorageError> {
-        let env = open_env(dir, map_size, 4, crate::Sync::Full)?;
+        let env = open_env(dir, map_size, 4, blindstore_storage::Sync::Full)?;
         let mut wtxn = env.write_txn()?;
         let logs = env.create_database(&mut wtxn, Some("logs"))?;
         let meta = env.create_database(&mut wtxn, Some("meta"))?;

@@ -1,6 +1,6 @@
 //! The node id lives with the Raft state it was written under.
 
-use blindstore_storage::LogStore;
+use blindstore_raft::LogStore;
 use openraft::storage::RaftLogStorage;
 use openraft::Vote;
 

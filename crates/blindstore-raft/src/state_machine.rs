@@ -1,0 +1,207 @@
+//! The state machine engine: openraft's `RaftStateMachine` over the replicated state
+//! (`blindstore_storage::StateMachineStore`). It turns log entries into commands for the
+//! state to apply, keeps its own marks with them in the same transaction (the last applied log
+//! id, the membership) and gives snapshots their header (openraft's snapshot metadata). What
+//! each command does is the rooms' business, in the storage crate.
+
+use std::ops::Deref;
+
+use blindstore_storage::{blocking, StateMachineStore, StorageError};
+use blindstore_types::command::{Command, CommandResponse};
+use blindstore_types::raft::{NodeId, NodeInfo};
+use blindstore_types::record::encode;
+use openraft::storage::{RaftStateMachine, Snapshot, SnapshotMeta};
+use openraft::{
+    AnyError, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, StorageIOError,
+    StoredMembership,
+};
+
+use crate::TypeConfig;
+
+type RaftStorageError = openraft::StorageError<NodeId>;
+type Membership = StoredMembership<NodeId, NodeInfo>;
+type Meta = SnapshotMeta<NodeId, NodeInfo>;
+
+/// The mark of the last applied log id.
+const LAST_APPLIED: &str = "last_applied";
+/// The mark of the membership last applied.
+const MEMBERSHIP: &str = "membership";
+
+/// The state machine as openraft drives it. Cheap to clone: the node keeps the store for
+/// reads while openraft owns the engine.
+#[derive(Clone)]
+pub struct StateMachine(StateMachineStore);
+
+impl StateMachine {
+    pub fn new(store: StateMachineStore) -> Self {
+        Self(store)
+    }
+
+    /// The last log id applied, as stored.
+    pub fn last_applied(&self) -> Result<Option<LogId<NodeId>>, StorageError> {
+        self.0.mark(LAST_APPLIED)
+    }
+}
+
+/// The engine is the store as openraft sees it: reads go to the store.
+impl Deref for StateMachine {
+    type Target = StateMachineStore;
+
+    fn deref(&self) -> &StateMachineStore {
+        &self.0
+    }
+}
+
+fn snapshot_err(e: StorageError) -> RaftStorageError {
+    StorageIOError::read_snapshot(None, AnyError::new(&e)).into()
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+    #[tracing::instrument(level = "info", skip_all)]
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, RaftStorageError> {
+        let store = self.0.clone();
+        let (meta, path) = blocking(move || {
+            store.build_snapshot(|marks, seq| {
+                let last_log_id: Option<LogId<NodeId>> = marks.get(LAST_APPLIED)?;
+                let snapshot_id = match &last_log_id {
+                    Some(id) => format!(
+                        "{}-{}-{}-{seq}",
+                        id.leader_id.term, id.leader_id.node_id, id.index
+                    ),
+                    None => format!("empty-{seq}"),
+                };
+                Ok(Meta {
+                    last_log_id,
+                    last_membership: marks.get(MEMBERSHIP)?,
+                    snapshot_id,
+                })
+            })
+        })
+        .await
+        .map_err(|e| StorageIOError::write_snapshot(None, AnyError::new(&e)))?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| StorageIOError::read_snapshot(None, AnyError::new(&e)))?;
+        tracing::info!(snapshot_id = %meta.snapshot_id, "snapshot built");
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(file),
+        })
+    }
+}
+
+impl RaftStateMachine<TypeConfig> for StateMachine {
+    type SnapshotBuilder = StateMachine;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeId>>, Membership), RaftStorageError> {
+        let read = || -> Result<_, StorageError> {
+            Ok((self.0.mark(LAST_APPLIED)?, self.0.mark(MEMBERSHIP)?))
+        };
+        read().map_err(|e| StorageIOError::read_state_machine(AnyError::new(&e)).into())
+    }
+
+    /// The batch, and the last applied log id with it, is committed before returning (data
+    /// synced; the meta page with the next commit: see `blindstore_storage::Sync::DataOnly`).
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResponse>, RaftStorageError>
+    where
+        I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut commands: Vec<Option<Command>> = Vec::new();
+        let mut last = None;
+        let mut membership = None;
+        for entry in entries {
+            last = Some(entry.log_id);
+            commands.push(match entry.payload {
+                EntryPayload::Blank => None,
+                EntryPayload::Normal(command) => Some(command),
+                EntryPayload::Membership(m) => {
+                    membership = Some(Membership::new(Some(entry.log_id), m));
+                    None
+                }
+            });
+        }
+        let mut marks = Vec::new();
+        if let Some(membership) = membership {
+            marks.push((MEMBERSHIP, encode(&membership)));
+        }
+        if let Some(last) = last {
+            marks.push((LAST_APPLIED, encode(&Some(last))));
+        }
+        let store = self.0.clone();
+        blocking(move || store.apply_batch(commands, marks))
+            .await
+            .map_err(|e| StorageIOError::write_state_machine(AnyError::new(&e)).into())
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<tokio::fs::File>, RaftStorageError> {
+        let path = self.0.incoming_snapshot_path();
+        let file = tokio::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .await
+            .map_err(|e| StorageIOError::write_snapshot(None, AnyError::new(&e)))?;
+        // The name is only needed while the file is open; unlinking now means an interrupted
+        // transfer leaves nothing behind.
+        let _ = tokio::fs::remove_file(&path).await;
+        Ok(Box::new(file))
+    }
+
+    #[tracing::instrument(level = "info", skip_all, fields(snapshot_id = %meta.snapshot_id))]
+    async fn install_snapshot(
+        &mut self,
+        meta: &Meta,
+        snapshot: Box<tokio::fs::File>,
+    ) -> Result<(), RaftStorageError> {
+        let file = snapshot.into_std().await;
+        let store = self.0.clone();
+        let meta = meta.clone();
+        blocking(move || {
+            let marks = vec![
+                (LAST_APPLIED, encode(&meta.last_log_id)),
+                (MEMBERSHIP, encode(&meta.last_membership)),
+            ];
+            store.install_snapshot(
+                file,
+                |header: &Meta| {
+                    if header.last_log_id == meta.last_log_id {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "file is for {:?}, expected {:?}",
+                            header.last_log_id, meta.last_log_id
+                        ))
+                    }
+                },
+                marks,
+            )
+        })
+        .await
+        .map_err(|e| StorageIOError::write_snapshot(None, AnyError::new(&e)))?;
+        tracing::info!("snapshot installed");
+        Ok(())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, RaftStorageError> {
+        let store = self.0.clone();
+        let current = blocking(move || store.current_snapshot::<Meta>())
+            .await
+            .map_err(snapshot_err)?;
+        Ok(current.map(|(meta, file)| Snapshot {
+            meta,
+            snapshot: Box::new(tokio::fs::File::from_std(file)),
+        }))
+    }
+}

@@ -1,0 +1,3 @@
+mod log;
+mod raft_suite;
+mod state;
