@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of Blindstore:
-#   - the gateway's dependencies: no Raft, no LMDB;
+#   - the gateway's dependencies: no Raft, no LMDB; and only the Raft core names openraft;
 #   - the Rust workspace (accounts are also checked against the browser's OPAQUE library,
 #     @serenity-kit/opaque, run by Node, and passkeys in headless Chromium): unit tests, openraft's storage test suite on the LMDB stores, the
 #     entry-format test vectors, HTTP API tests, and multi-process tests of the real binary
@@ -27,6 +27,22 @@ if cargo tree -p blindstore-gateway -e normal --prefix none | grep -E '^(openraf
     echo "blindstore-gateway links Raft or LMDB (see above)" >&2
     exit 1
 fi
+# Only the Raft core names openraft (docs/ARCHITECTURE.md): no other crate depends on it
+# directly, and the crates below the core (those that do not depend on blindstore-raft) do not
+# link it at all.
+crates=$(cargo metadata --no-deps --format-version 1 | python3 -c 'import json,sys; print(" ".join(p["name"] for p in json.load(sys.stdin)["packages"]))')
+for crate in $crates; do
+    [ "$crate" = blindstore-raft ] && continue
+    if cargo tree -p "$crate" -e normal,dev --depth 1 --prefix none | grep -E '^openraft '; then
+        echo "$crate depends on openraft directly; only blindstore-raft may (see above)" >&2
+        exit 1
+    fi
+    tree=$(cargo tree -p "$crate" -e normal,dev --prefix none)
+    if grep -qE '^openraft ' <<<"$tree" && ! grep -qE '^blindstore-raft ' <<<"$tree"; then
+        echo "$crate links openraft without the Raft core" >&2
+        exit 1
+    fi
+done
 # The browser libraries the interoperability tests run under Node (sdk/interop), and
 # playwright-core, which drives Chromium for the passkey test; the browser SDK (sdk/js), whose
 # build the Rust suite checks entries against.

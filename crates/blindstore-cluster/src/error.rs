@@ -1,9 +1,8 @@
+use blindstore_raft::CoreError;
 use blindstore_replication::ChunkError;
 use blindstore_storage::StorageError;
 use blindstore_types::command::{CommandResponse, Rejection};
-use blindstore_types::raft::{NodeId, NodeInfo};
 use blindstore_types::Hash32;
-use openraft::error::{ClientWriteError, RaftError};
 
 /// Why a node operation did not succeed.
 #[derive(Debug, thiserror::Error)]
@@ -138,22 +137,20 @@ fn list(hashes: &[Hash32]) -> String {
         .join(", ")
 }
 
-/// What a failed `client_write` means for the client. `ForwardToLeader` comes both from a
-/// node that never led and from a leader that stepped down with the entry in its log, which
-/// may still commit: it is an unknown outcome.
-pub(crate) fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, NodeInfo>>) -> NodeError {
-    match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
-            NodeError::OutcomeUnknown(format!(
-                "leadership changed during the write (leader now: {:?})",
-                f.leader_id
-            ))
+impl From<CoreError> for NodeError {
+    /// The core's errors mean the same here; a storage error is taken as chunk replication
+    /// takes it.
+    fn from(e: CoreError) -> Self {
+        match e {
+            CoreError::BadRequest(m) => NodeError::BadRequest(m),
+            CoreError::TooLarge { what, limit } => NodeError::TooLarge { what, limit },
+            CoreError::Unavailable(m) => NodeError::Unavailable(m),
+            CoreError::Removed(id) => NodeError::Removed(id),
+            CoreError::OutcomeUnknown(m) => NodeError::OutcomeUnknown(m),
+            CoreError::Identity(m) => NodeError::Identity(m),
+            CoreError::Internal(m) => NodeError::Internal(m),
+            CoreError::Storage(e) => e.into(),
         }
-        RaftError::APIError(ClientWriteError::ChangeMembershipError(e)) => {
-            NodeError::Unavailable(e.to_string())
-        }
-        // Raft stopped while the command may have been in the log.
-        RaftError::Fatal(e) => NodeError::OutcomeUnknown(e.to_string()),
     }
 }
 

@@ -1,13 +1,37 @@
 //! Blindstore's Raft core: the one crate that knows openraft. It holds the Raft log
-//! ([`LogStore`], `raft-log/`) and the state machine engine ([`StateMachine`]), which applies
+//! ([`LogStore`], `raft-log/`), the state machine engine ([`StateMachine`]), which applies
 //! log entries and moves snapshots over the replicated state of `blindstore-storage` without
-//! knowing its rooms.
+//! knowing its rooms, the transport and node-to-node server, joining and the membership.
+//!
+//! It offers the node above it ([`Core`]) three things: propose a command (batched, within the
+//! write deadline, with outcomes that keep "certainly not done" apart from "unknown"), read
+//! state at a [`Consistency`] (read index, on a follower from the leader), and follow applied
+//! changes (`Core::changes`, and the storage crate's chain watchers).
 
+mod batcher;
+mod core;
+mod error;
+mod forwarding;
+mod joining;
 mod log_store;
+mod membership;
+mod rounds;
+mod rpc_server;
+mod secret;
 mod state_machine;
+mod transport;
 
+pub use crate::core::{
+    Consistency, Core, CoreConfig, HeldChunks, MembersOnly, RpcRouter, RpcServices,
+};
+pub use batcher::MAX_COMMAND_BYTES;
+pub use error::CoreError;
 pub use log_store::LogStore;
+pub use secret::{
+    RotatedToken, DEFAULT_ROTATION_GRACE, GATEWAY_TOKEN_FILE, JOIN_TOKEN_FILE, MAX_ROTATION_GRACE,
+};
 pub use state_machine::StateMachine;
+pub use transport::vote_request_record;
 
 openraft::declare_raft_types!(
     /// Blindstore's Raft types: commands in, command responses out, snapshots as files.

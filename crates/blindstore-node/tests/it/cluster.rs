@@ -2384,9 +2384,7 @@ async fn vote_from(
         endpoint = endpoint.tls_config(tls).unwrap();
     }
     let channel = endpoint.connect().await.unwrap();
-    let request: openraft::raft::VoteRequest<u64> =
-        openraft::raft::VoteRequest::new(openraft::Vote::new(0, candidate), None);
-    let record = blindstore_types::record::encode(&request);
+    let record = blindstore_raft::vote_request_record(0, candidate);
     match RaftClient::with_interceptor(channel, secret.attacher())
         .vote(RaftMessage { record })
         .await

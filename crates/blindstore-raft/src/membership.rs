@@ -7,17 +7,17 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use blindstore_raft::TypeConfig;
+use crate::TypeConfig;
 use blindstore_types::api::{ClusterMembers, Member};
 use blindstore_types::command::{Command, CommandResponse};
 use blindstore_types::raft::{NodeId, NodeInfo};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{ChangeMembers, Raft};
 
-use crate::{Node, NodeError};
+use crate::{Core, CoreError};
 
-/// Runs [`Node::tidy_membership`] every `interval` until `shutdown`.
-pub(crate) async fn run_tidy(node: Node, interval: Duration, shutdown: CancellationToken) {
+/// Runs [`Core::tidy_membership`] every `interval` until `shutdown`.
+pub(crate) async fn run_tidy(node: Core, interval: Duration, shutdown: CancellationToken) {
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -29,14 +29,14 @@ pub(crate) async fn run_tidy(node: Node, interval: Duration, shutdown: Cancellat
     }
 }
 
-impl Node {
+impl Core {
     /// Runs one membership change (or learner addition) on the leader within `limit`. A
     /// change that errs or times out may still commit: its outcome is unknown.
     pub(crate) async fn change_bounded<F>(
         &self,
         limit: Duration,
         change: F,
-    ) -> Result<(), NodeError>
+    ) -> Result<(), CoreError>
     where
         F: std::future::Future<
             Output = Result<
@@ -49,10 +49,10 @@ impl Node {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(RaftError::APIError(ClientWriteError::ChangeMembershipError(e)))) => {
                 // Refused before anything was proposed (e.g. another change in progress).
-                Err(NodeError::Unavailable(e.to_string()))
+                Err(CoreError::Unavailable(e.to_string()))
             }
             Ok(Err(e)) => Err(crate::error::write_error(e)),
-            Err(_) => Err(NodeError::OutcomeUnknown(format!(
+            Err(_) => Err(CoreError::OutcomeUnknown(format!(
                 "membership change not committed within {limit:?}"
             ))),
         }
@@ -94,7 +94,7 @@ impl Node {
     }
 
     /// The latest membership this node knows (it may not be committed yet).
-    pub(crate) fn membership(&self) -> openraft::Membership<NodeId, NodeInfo> {
+    pub fn membership(&self) -> openraft::Membership<NodeId, NodeInfo> {
         self.inner
             .raft
             .metrics()
@@ -106,7 +106,7 @@ impl Node {
 
     /// The nodes that hold chunks: every member of the Raft membership that can be reached
     /// (has an rpc address), and always this node.
-    pub(crate) fn storage_members(&self) -> Vec<(NodeId, NodeInfo)> {
+    pub fn storage_members(&self) -> Vec<(NodeId, NodeInfo)> {
         self.membership()
             .nodes()
             .filter(|(id, info)| **id == self.inner.id || !info.rpc_addr.is_empty())
@@ -133,9 +133,9 @@ impl Node {
     }
 
     /// Marks `node` as draining (or not). Its chunks then move to their other owners.
-    pub async fn set_draining(&self, node: NodeId, draining: bool) -> Result<(), NodeError> {
+    pub async fn set_draining(&self, node: NodeId, draining: bool) -> Result<(), CoreError> {
         if !self.member_ids().contains(&node) {
-            return Err(NodeError::BadRequest(format!(
+            return Err(CoreError::BadRequest(format!(
                 "node {node} is not a member"
             )));
         }
@@ -144,7 +144,7 @@ impl Node {
             .await?
         {
             CommandResponse::DrainingSet => Ok(()),
-            other => Err(NodeError::Internal(format!("unexpected answer {other:?}"))),
+            other => Err(CoreError::Internal(format!("unexpected answer {other:?}"))),
         }
     }
 
@@ -152,34 +152,34 @@ impl Node {
     /// and hold no chunks (every chunk it held then has its full replication elsewhere); with
     /// `force` it goes at once and the repairers restore copies. If voters fall below the
     /// target, a storage node is promoted.
-    pub async fn remove_member(&self, node: NodeId, force: bool) -> Result<(), NodeError> {
+    pub async fn remove_member(&self, node: NodeId, force: bool) -> Result<(), CoreError> {
         if !self.is_leader() {
             let leader = self
                 .leader()
                 .map(|(id, info)| format!("node {id} at http://{}", info.http_addr))
                 .unwrap_or_else(|| "unknown".into());
-            return Err(NodeError::Unavailable(format!(
+            return Err(CoreError::Unavailable(format!(
                 "only the leader removes nodes; the leader is {leader}"
             )));
         }
         let members = self.member_ids();
         if !members.contains(&node) {
-            return Err(NodeError::BadRequest(format!(
+            return Err(CoreError::BadRequest(format!(
                 "node {node} is not a member"
             )));
         }
         if members.len() == 1 {
-            return Err(NodeError::BadRequest("cannot remove the last node".into()));
+            return Err(CoreError::BadRequest("cannot remove the last node".into()));
         }
         if !force {
             if !self.inner.state.draining()?.contains(&node) {
-                return Err(NodeError::BadRequest(format!(
+                return Err(CoreError::BadRequest(format!(
                     "node {node} is not draining: drain it first, or use force"
                 )));
             }
             let held = self.held_by(node).await?;
             if held > 0 {
-                return Err(NodeError::BadRequest(format!(
+                return Err(CoreError::BadRequest(format!(
                     "node {node} still holds {held} chunks; wait for the drain to finish"
                 )));
             }
@@ -188,7 +188,7 @@ impl Node {
         // never added back, and it learns it was removed from its own state.
         match self.propose_command(Command::MarkRemoved { node }).await? {
             CommandResponse::RemovedMarked => {}
-            other => return Err(NodeError::Internal(format!("unexpected answer {other:?}"))),
+            other => return Err(CoreError::Internal(format!("unexpected answer {other:?}"))),
         }
         let _guard = self.inner.membership.lock().await;
         let raft = &self.inner.raft;
@@ -210,7 +210,7 @@ impl Node {
     /// Leader: keeps the membership as wanted after removals, whoever made them: a storage
     /// node is promoted while voters are fewer than wanted, and nodes no longer members lose
     /// their draining mark. Idempotent; `run_tidy` calls it every repair interval.
-    pub(crate) async fn tidy_membership(&self) -> Result<(), NodeError> {
+    pub(crate) async fn tidy_membership(&self) -> Result<(), CoreError> {
         if !self.is_leader() {
             return Ok(());
         }
@@ -243,24 +243,29 @@ impl Node {
     }
 
     /// How many chunks `node` holds, asked over rpc.
-    pub(crate) async fn held_by(&self, node: NodeId) -> Result<u64, NodeError> {
+    pub(crate) async fn held_by(&self, node: NodeId) -> Result<u64, CoreError> {
         if node == self.inner.id {
-            return Ok(self.inner.replicator.local().total_usage()?.chunks);
+            let held = self
+                .inner
+                .held
+                .get()
+                .ok_or_else(|| CoreError::Unavailable("the node is starting".into()))?;
+            return held().map_err(CoreError::Internal);
         }
         let info = self
             .membership()
             .get_node(&node)
             .cloned()
-            .ok_or_else(|| NodeError::BadRequest(format!("node {node} is not a member")))?;
+            .ok_or_else(|| CoreError::BadRequest(format!("node {node} is not a member")))?;
         let mut client = self
             .inner
             .peers
             .cluster(&info.rpc_addr)
-            .map_err(|s| NodeError::Unavailable(s.to_string()))?;
+            .map_err(|s| CoreError::Unavailable(s.to_string()))?;
         let reply = client
             .held(blindstore_rpc::v1::HeldRequest {})
             .await
-            .map_err(|s| NodeError::Unavailable(format!("asking node {node}: {}", s.message())))?;
+            .map_err(|s| CoreError::Unavailable(format!("asking node {node}: {}", s.message())))?;
         Ok(reply.into_inner().chunks)
     }
 

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use blindstore_raft::LogStore;
+use crate::LogStore;
 use blindstore_rpc::tls::{
     ClusterCa, ClusterToken, Fingerprint, NodeCert, CA_CERT_FILE, CA_KEY_FILE, NODE_CERT_FILE,
     NODE_CERT_RENEW_BEFORE,
@@ -19,7 +19,7 @@ use blindstore_types::raft::{NodeId, NodeInfo};
 use openraft::ChangeMembers;
 
 use crate::forwarding::FORWARD_TIMEOUT;
-use crate::{Node, NodeError};
+use crate::{Core, CoreError};
 
 const NODE_ID_FILE: &str = "node-id";
 /// How often a member asks another whether it was removed.
@@ -27,7 +27,7 @@ const REMOVAL_CHECK: Duration = Duration::from_secs(3);
 /// How long a joining node keeps asking to be added (the leader may be changing meanwhile).
 pub(crate) const JOIN_PATIENCE: Duration = Duration::from_secs(120);
 
-/// Node ids handed out by this node as leader but not yet in the membership.
+/// Core ids handed out by this node as leader but not yet in the membership.
 #[derive(Default)]
 pub(crate) struct Reservations {
     reserved: BTreeSet<NodeId>,
@@ -46,12 +46,12 @@ pub(crate) async fn node_id(
     joining: Option<&str>,
     peers: &Peers,
     ca: Option<&CaMaterial>,
-) -> Result<NodeId, NodeError> {
+) -> Result<NodeId, CoreError> {
     let path = dir.join(NODE_ID_FILE);
-    let io = |e: std::io::Error| NodeError::Storage(e.into());
+    let io = |e: std::io::Error| CoreError::Storage(e.into());
     let from_file: Option<NodeId> = match std::fs::read_to_string(&path) {
         Ok(text) => Some(text.trim().parse().ok().filter(|id| *id != 0).ok_or_else(|| {
-            NodeError::Identity(format!(
+            CoreError::Identity(format!(
                 "{} does not hold a node id ({:?}); restore it or remove it (the id stored with the Raft state is then used)",
                 path.display(),
                 text.trim()
@@ -63,7 +63,7 @@ pub(crate) async fn node_id(
     let stored = log.stored_node_id()?;
     let pristine = log.is_pristine()?;
     let disagree = |what: String, id: NodeId| {
-        NodeError::Identity(format!(
+        CoreError::Identity(format!(
             "{what} differs from the id {id} this data dir's Raft state belongs to; refusing to start"
         ))
     };
@@ -76,7 +76,7 @@ pub(crate) async fn node_id(
         }
         (None, Some(f)) if !pristine => f,
         (None, None) if !pristine => {
-            return Err(NodeError::Identity(format!(
+            return Err(CoreError::Identity(format!(
                 "{} has Raft state but no node id (neither stored with the state nor in {}); refusing to start rather than guess one",
                 dir.display(),
                 path.display()
@@ -87,13 +87,13 @@ pub(crate) async fn node_id(
             Some(seed) => {
                 let mut client = peers
                     .cluster(seed)
-                    .map_err(|s| NodeError::Unavailable(s.to_string()))?;
+                    .map_err(|s| CoreError::Unavailable(s.to_string()))?;
                 // Over TLS the join asks for this node's certificate too; it is stored before
                 // the id, so a data dir with an id from a join always has its certificate.
                 let request_key = ca
                     .map(|_| blindstore_rpc::tls::node_request())
                     .transpose()
-                    .map_err(|e| NodeError::Identity(e.to_string()))?;
+                    .map_err(|e| CoreError::Identity(e.to_string()))?;
                 let request = JoinRequest {
                     node_id: configured.unwrap_or(0),
                     csr_pem: request_key
@@ -103,31 +103,31 @@ pub(crate) async fn node_id(
                 };
                 let reply = tokio::time::timeout(FORWARD_TIMEOUT, client.join(request))
                     .await
-                    .map_err(|_| NodeError::Unavailable(format!("join via {seed}: no answer")))?
+                    .map_err(|_| CoreError::Unavailable(format!("join via {seed}: no answer")))?
                     .map_err(|s| match s.code() {
                         tonic::Code::Unauthenticated
                         | tonic::Code::PermissionDenied
                         | tonic::Code::InvalidArgument => {
-                            NodeError::BadRequest(format!("join refused: {}", s.message()))
+                            CoreError::BadRequest(format!("join refused: {}", s.message()))
                         }
-                        _ => NodeError::Unavailable(format!("join via {seed}: {}", s.message())),
+                        _ => CoreError::Unavailable(format!("join via {seed}: {}", s.message())),
                     })?
                     .into_inner();
                 if let (Some(ca), Some((_, key))) = (ca, request_key) {
                     let cert = NodeCert::new(reply.cert_pem, key, &ca.cert_pem).map_err(|e| {
-                        NodeError::Identity(format!(
+                        CoreError::Identity(format!(
                             "the cluster's answer to the join: {e} (is its leader an older version?)"
                         ))
                     })?;
                     if cert.node_id() != reply.node_id {
-                        return Err(NodeError::Identity(format!(
+                        return Err(CoreError::Identity(format!(
                             "the cluster reserved node id {} but issued a certificate for node {}",
                             reply.node_id,
                             cert.node_id()
                         )));
                     }
                     cert.store(dir)
-                        .map_err(|e| NodeError::Identity(e.to_string()))?;
+                        .map_err(|e| CoreError::Identity(e.to_string()))?;
                 }
                 reply.node_id
             }
@@ -169,12 +169,12 @@ pub(crate) async fn cluster_ca(
     dir: &Path,
     token: &ClusterToken,
     seed: Option<&str>,
-) -> Result<Option<CaMaterial>, NodeError> {
-    let identity = |e: blindstore_rpc::tls::TlsError| NodeError::Identity(e.to_string());
+) -> Result<Option<CaMaterial>, CoreError> {
+    let identity = |e: blindstore_rpc::tls::TlsError| CoreError::Identity(e.to_string());
     let stored = blindstore_rpc::tls::load_ca_cert(dir).map_err(identity)?;
     let Some(expected) = token.ca else {
         if stored.is_some() {
-            return Err(NodeError::Identity(format!(
+            return Err(CoreError::Identity(format!(
                 "{} holds a cluster CA ({CA_CERT_FILE}), but the join token names none: \
                  give the token this cluster printed (it ends in @ca-sha256:...)",
                 dir.display()
@@ -184,7 +184,7 @@ pub(crate) async fn cluster_ca(
     };
     if let Some(cert_pem) = stored {
         if Fingerprint::of_pem(&cert_pem).map_err(identity)? != expected {
-            return Err(NodeError::Identity(format!(
+            return Err(CoreError::Identity(format!(
                 "the cluster CA in {} is not the one the join token names; this data dir belongs to another cluster",
                 dir.display()
             )));
@@ -197,7 +197,7 @@ pub(crate) async fn cluster_ca(
         }));
     }
     let Some(seed) = seed else {
-        return Err(NodeError::Identity(format!(
+        return Err(CoreError::Identity(format!(
             "the join token names a cluster CA, but {} holds none ({CA_CERT_FILE}) and this start joins no cluster to fetch it from",
             dir.display()
         )));
@@ -206,9 +206,9 @@ pub(crate) async fn cluster_ca(
         .await
         .map_err(|e| match e {
             RpcError::Refused(m) | RpcError::BadToken(m) => {
-                NodeError::BadRequest(format!("join refused: {m}"))
+                CoreError::BadRequest(format!("join refused: {m}"))
             }
-            RpcError::Unavailable(m) => NodeError::Unavailable(format!("join via {seed}: {m}")),
+            RpcError::Unavailable(m) => CoreError::Unavailable(format!("join via {seed}: {m}")),
         })?;
     blindstore_rpc::tls::store_ca_cert(dir, &cert_pem).map_err(identity)?;
     tracing::info!(fingerprint = %expected, "cluster CA certificate fetched for TLS between nodes");
@@ -221,12 +221,12 @@ pub(crate) async fn cluster_ca(
 
 /// This node's certificate: the one in `dir` (it must name `id`); a new one signed here when
 /// this member holds the CA key and has none or it expires soon; else the one it has.
-pub(crate) fn node_cert(dir: &Path, id: NodeId, ca: &CaMaterial) -> Result<NodeCert, NodeError> {
-    let identity = |e: blindstore_rpc::tls::TlsError| NodeError::Identity(e.to_string());
+pub(crate) fn node_cert(dir: &Path, id: NodeId, ca: &CaMaterial) -> Result<NodeCert, CoreError> {
+    let identity = |e: blindstore_rpc::tls::TlsError| CoreError::Identity(e.to_string());
     let stored = NodeCert::load(dir, &ca.cert_pem).map_err(identity)?;
     if let Some(cert) = &stored {
         if cert.node_id() != id {
-            return Err(NodeError::Identity(format!(
+            return Err(CoreError::Identity(format!(
                 "{} names node {}, but this data dir is node {id}'s; refusing to start",
                 dir.join(NODE_CERT_FILE).display(),
                 cert.node_id()
@@ -253,7 +253,7 @@ pub(crate) fn node_cert(dir: &Path, id: NodeId, ca: &CaMaterial) -> Result<NodeC
             );
             Ok(cert)
         }
-        (None, None) => Err(NodeError::Identity(format!(
+        (None, None) => Err(CoreError::Identity(format!(
             "{} holds no node certificate ({NODE_CERT_FILE}) and no CA key ({CA_KEY_FILE}): a node \
              gets its certificate when it joins. Restore {NODE_CERT_FILE} and node-key.pem from a \
              backup of this data dir, or copy {CA_KEY_FILE} here from the member that holds it",
@@ -262,7 +262,7 @@ pub(crate) fn node_cert(dir: &Path, id: NodeId, ca: &CaMaterial) -> Result<NodeC
     }
 }
 
-impl Node {
+impl Core {
     /// Leader: reserves an id for a joining node (`requested`, or the next free one) and, on a
     /// TLS cluster, has its certificate request signed for that id. The id and the
     /// certificate (PEM; empty without TLS).
@@ -270,7 +270,7 @@ impl Node {
         &self,
         requested: NodeId,
         csr_pem: String,
-    ) -> Result<(NodeId, String), NodeError> {
+    ) -> Result<(NodeId, String), CoreError> {
         if !self.is_leader() {
             let mut client = self.leader_client()?;
             let reply = client
@@ -281,15 +281,15 @@ impl Node {
                 .await
                 .map_err(|s| match s.code() {
                     tonic::Code::InvalidArgument | tonic::Code::PermissionDenied => {
-                        NodeError::BadRequest(s.message().to_owned())
+                        CoreError::BadRequest(s.message().to_owned())
                     }
-                    _ => NodeError::Unavailable(s.message().to_owned()),
+                    _ => CoreError::Unavailable(s.message().to_owned()),
                 })?
                 .into_inner();
             return Ok((reply.node_id, reply.cert_pem));
         }
         if self.inner.tls.is_some() && csr_pem.is_empty() {
-            return Err(NodeError::BadRequest(
+            return Err(CoreError::BadRequest(
                 "this cluster runs its rpc over TLS: a joining node must send a certificate request (is it an older version?)".into(),
             ));
         }
@@ -307,16 +307,16 @@ impl Node {
     }
 
     /// Leader: reserves an id for a joining node (`requested`, or the next free one).
-    async fn reserve_node_id(&self, requested: NodeId) -> Result<NodeId, NodeError> {
+    async fn reserve_node_id(&self, requested: NodeId) -> Result<NodeId, CoreError> {
         let mut reservations = self.inner.membership.lock().await;
         let members: BTreeSet<NodeId> = self.member_ids();
         let removed = self.removed_nodes();
         let id = if requested != 0 {
             if removed.contains(&requested) {
-                return Err(NodeError::Removed(requested));
+                return Err(CoreError::Removed(requested));
             }
             if members.contains(&requested) || reservations.reserved.contains(&requested) {
-                return Err(NodeError::BadRequest(format!(
+                return Err(CoreError::BadRequest(format!(
                     "node id {requested} is already in use"
                 )));
             }
@@ -346,18 +346,18 @@ impl Node {
         caller: NodeId,
         id: NodeId,
         csr_pem: &str,
-    ) -> Result<String, NodeError> {
+    ) -> Result<String, CoreError> {
         let Some(tls) = &self.inner.tls else {
-            return Err(NodeError::BadRequest(
+            return Err(CoreError::BadRequest(
                 "this cluster runs plain rpc between nodes; it issues no certificates".into(),
             ));
         };
         if self.removed_nodes().contains(&id) {
-            return Err(NodeError::Removed(id));
+            return Err(CoreError::Removed(id));
         }
         if caller != id {
             if self.member_ids().contains(&id) {
-                return Err(NodeError::BadRequest(format!(
+                return Err(CoreError::BadRequest(format!(
                     "node {id} is a member: only it can renew its certificate"
                 )));
             }
@@ -365,7 +365,7 @@ impl Node {
             // can hold a certificate for an id the cluster has not handed out yet.
             let leader = self.inner.raft.metrics().borrow().current_leader;
             if leader != Some(caller) {
-                return Err(NodeError::Unavailable(format!(
+                return Err(CoreError::Unavailable(format!(
                     "only the leader has certificates signed for joining nodes; node {caller} does not lead (as node {} sees it)",
                     self.inner.id
                 )));
@@ -374,7 +374,7 @@ impl Node {
         if let Some(signer) = &tls.ca.signer {
             let cert = signer
                 .sign_node(id, csr_pem)
-                .map_err(|e| NodeError::BadRequest(e.to_string()))?;
+                .map_err(|e| CoreError::BadRequest(e.to_string()))?;
             tracing::info!(node_id = id, asked_by = caller, "node certificate signed");
             return Ok(cert);
         }
@@ -397,7 +397,7 @@ impl Node {
                 Ok(Ok(reply)) => return Ok(reply.into_inner().cert_pem),
                 Ok(Err(s)) if s.code() == tonic::Code::FailedPrecondition => {}
                 Ok(Err(s)) if s.code() == tonic::Code::InvalidArgument => {
-                    return Err(NodeError::BadRequest(s.message().to_owned()))
+                    return Err(CoreError::BadRequest(s.message().to_owned()))
                 }
                 Ok(Err(s)) => {
                     tracing::debug!(addr, error = %s.message(), "asking a member to sign a node certificate");
@@ -408,7 +408,7 @@ impl Node {
                 Err(_) => tracing::debug!(addr, "a member did not answer a signing request"),
             }
         }
-        Err(NodeError::Unavailable(match refused {
+        Err(CoreError::Unavailable(match refused {
             Some(why) => format!("the member holding the cluster CA key did not sign: {why}"),
             None => format!(
                 "no reachable member holds the cluster CA key ({CA_KEY_FILE}), so no node certificate can be issued: \
@@ -439,11 +439,11 @@ impl Node {
         }
     }
 
-    async fn renew_once(&self, dir: &Path) -> Result<(), NodeError> {
+    async fn renew_once(&self, dir: &Path) -> Result<(), CoreError> {
         let Some(tls) = &self.inner.tls else {
             return Ok(());
         };
-        let identity = |e: blindstore_rpc::tls::TlsError| NodeError::Identity(e.to_string());
+        let identity = |e: blindstore_rpc::tls::TlsError| CoreError::Identity(e.to_string());
         let (csr, key) = blindstore_rpc::tls::node_request().map_err(identity)?;
         let chain = self
             .sign_node_cert(self.inner.id, self.inner.id, &csr)
@@ -454,7 +454,7 @@ impl Node {
 
     /// Leader: adds `id` as a learner, waits until it has caught up, and promotes it to voter
     /// if the cluster wants more voters. Returns whether it became a voter.
-    pub(crate) async fn add_member(&self, id: NodeId, info: NodeInfo) -> Result<bool, NodeError> {
+    pub(crate) async fn add_member(&self, id: NodeId, info: NodeInfo) -> Result<bool, CoreError> {
         if !self.is_leader() {
             let mut client = self.leader_client()?;
             let request = AddMemberRequest {
@@ -465,7 +465,7 @@ impl Node {
             let reply = client
                 .add_member(request)
                 .await
-                .map_err(|s| NodeError::Unavailable(s.message().to_owned()))?;
+                .map_err(|s| CoreError::Unavailable(s.message().to_owned()))?;
             return Ok(reply.into_inner().voter);
         }
         let mut reservations = self.inner.membership.lock().await;
@@ -474,7 +474,7 @@ impl Node {
                 node_id = id,
                 "a removed node asked to be added again; refused"
             );
-            return Err(NodeError::Removed(id));
+            return Err(CoreError::Removed(id));
         }
         let raft = &self.inner.raft;
         let limit = self.inner.write_timeout;
@@ -512,7 +512,7 @@ impl Node {
 
     /// A new node: asks the cluster (through `seed`) to add it, until it is added or patience
     /// runs out.
-    pub(crate) async fn ask_to_be_added(&self, seed: &str) -> Result<(), NodeError> {
+    pub(crate) async fn ask_to_be_added(&self, seed: &str) -> Result<(), CoreError> {
         let deadline = Instant::now() + JOIN_PATIENCE;
         let request = AddMemberRequest {
             node_id: self.inner.id,
@@ -524,7 +524,7 @@ impl Node {
                 .inner
                 .peers
                 .cluster(seed)
-                .map_err(|s| NodeError::Unavailable(s.to_string()))?;
+                .map_err(|s| CoreError::Unavailable(s.to_string()))?;
             match client.add_member(request.clone()).await {
                 Ok(reply) => {
                     let role = if reply.into_inner().voter {
@@ -537,14 +537,14 @@ impl Node {
                 }
                 Err(s) if s.code() == tonic::Code::PermissionDenied => {
                     self.learned_removed();
-                    return Err(NodeError::Removed(self.inner.id));
+                    return Err(CoreError::Removed(self.inner.id));
                 }
                 Err(s) if Instant::now() < deadline && s.code() != tonic::Code::Unauthenticated => {
                     tracing::info!(error = %s.message(), "not added yet; retrying");
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
                 Err(s) => {
-                    return Err(NodeError::Unavailable(format!(
+                    return Err(CoreError::Unavailable(format!(
                         "joining via {seed}: {}",
                         s.message()
                     )))
@@ -582,7 +582,7 @@ impl Node {
     }
 
     /// One attempt; `Ok(true)` once the cluster holds this node's current addresses.
-    async fn announce_once(&self) -> Result<bool, NodeError> {
+    async fn announce_once(&self) -> Result<bool, CoreError> {
         let membership = self.membership();
         let others: Vec<String> = membership
             .nodes()
@@ -598,7 +598,7 @@ impl Node {
             }
             tokio::time::timeout(FORWARD_TIMEOUT, self.set_own_address())
                 .await
-                .map_err(|_| NodeError::Unavailable("membership change timed out".into()))??;
+                .map_err(|_| CoreError::Unavailable("membership change timed out".into()))??;
             return Ok(true);
         }
         let request = AddMemberRequest {
@@ -606,7 +606,7 @@ impl Node {
             rpc_addr: self.inner.own_info.rpc_addr.clone(),
             http_addr: self.inner.own_info.http_addr.clone(),
         };
-        let mut last = NodeError::Unavailable("no member answered".into());
+        let mut last = CoreError::Unavailable("no member answered".into());
         for addr in others {
             let Ok(mut client) = self.inner.peers.cluster(&addr) else {
                 continue;
@@ -640,8 +640,8 @@ impl Node {
                     self.learned_removed();
                     return Ok(true);
                 }
-                Ok(Err(s)) => last = NodeError::Unavailable(s.message().to_owned()),
-                Err(_) => last = NodeError::Unavailable(format!("{addr} did not answer")),
+                Ok(Err(s)) => last = CoreError::Unavailable(s.message().to_owned()),
+                Err(_) => last = CoreError::Unavailable(format!("{addr} did not answer")),
             }
         }
         Err(last)
@@ -695,7 +695,7 @@ impl Node {
     }
 
     /// Leader: makes the membership carry this node's current addresses.
-    async fn set_own_address(&self) -> Result<(), NodeError> {
+    async fn set_own_address(&self) -> Result<(), CoreError> {
         let _guard = self.inner.membership.lock().await;
         let nodes = BTreeMap::from([(self.inner.id, self.inner.own_info.clone())]);
         let change = self

@@ -1,7 +1,7 @@
 //! openraft's network over node-to-node gRPC (channels and the cluster secret come from
 //! `blindstore_rpc::Peers`), with append-entries batches cut by bytes.
 
-use blindstore_raft::TypeConfig;
+use crate::TypeConfig;
 use blindstore_rpc::v1::RaftMessage;
 use blindstore_rpc::{never_sent, Peers};
 use blindstore_types::raft::{NodeId, NodeInfo};
@@ -196,6 +196,15 @@ pub(crate) fn entries_that_fit(sizes: impl Iterator<Item = usize>, cap: usize) -
         fit += 1;
     }
     fit
+}
+
+/// The record of a vote request from `candidate` in `term`, as the Raft service's `Vote` call
+/// carries it: for tools and tests that speak to a node's Raft service as a peer would.
+pub fn vote_request_record(term: u64, candidate: NodeId) -> Vec<u8> {
+    encode(&openraft::raft::VoteRequest::new(
+        openraft::Vote::new(term, candidate),
+        None,
+    ))
 }
 
 #[cfg(test)]

@@ -9,9 +9,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use blindstore_rpc::tls::{ClusterToken, Fingerprint};
 use blindstore_rpc::ClusterSecret;
 use blindstore_storage::StateMachineStore;
-use blindstore_types::command::{Command, CommandResponse, JoinSecret};
+use blindstore_types::command::{Command, CommandResponse, JoinSecret, Rejection};
 
-use crate::{Node, NodeError};
+use crate::{Core, CoreError};
 
 /// The join token, in a member's data dir.
 pub const JOIN_TOKEN_FILE: &str = "join-token";
@@ -43,7 +43,7 @@ pub(crate) fn follow(
     secret: &ClusterSecret,
     ca: Option<Fingerprint>,
     dir: &Path,
-) -> Result<bool, NodeError> {
+) -> Result<bool, CoreError> {
     let Some(record) = state.join_secret()? else {
         return Ok(false);
     };
@@ -61,7 +61,7 @@ pub(crate) fn follow(
     let at = UNIX_EPOCH + Duration::from_millis(rotated_at_ms);
     secret
         .rotate(&new, &previous, at, Duration::from_millis(grace_ms))
-        .map_err(|s| NodeError::Internal(format!("the rotated join secret: {}", s.message())))?;
+        .map_err(|s| CoreError::Internal(format!("the rotated join secret: {}", s.message())))?;
     if changed {
         write_token_files(dir, &new, ca)?;
         tracing::info!(
@@ -77,7 +77,7 @@ pub(crate) fn write_token_files(
     dir: &Path,
     secret: &str,
     ca: Option<Fingerprint>,
-) -> Result<(), NodeError> {
+) -> Result<(), CoreError> {
     let join = ClusterToken {
         secret: secret.to_owned(),
         ca,
@@ -85,18 +85,18 @@ pub(crate) fn write_token_files(
     let gateway = join.gateway();
     for (name, token) in [(JOIN_TOKEN_FILE, join), (GATEWAY_TOKEN_FILE, gateway)] {
         blindstore_storage::write_atomically(dir, name, format!("{token}\n").as_bytes())
-            .map_err(|e| NodeError::Storage(e.into()))?;
+            .map_err(|e| CoreError::Storage(e.into()))?;
     }
     Ok(())
 }
 
-impl Node {
+impl Core {
     /// Replaces the join token's secret with a new random one: members switch to it within
     /// `grace`, then the old token (and the gateway token made from it) is refused. The new
     /// tokens.
-    pub async fn rotate_join_token(&self, grace: Duration) -> Result<RotatedToken, NodeError> {
+    pub async fn rotate_join_token(&self, grace: Duration) -> Result<RotatedToken, CoreError> {
         if grace > MAX_ROTATION_GRACE {
-            return Err(NodeError::BadRequest(format!(
+            return Err(CoreError::BadRequest(format!(
                 "the grace may be at most {} s",
                 MAX_ROTATION_GRACE.as_secs()
             )));
@@ -114,9 +114,14 @@ impl Node {
         };
         match self.propose_command(command).await? {
             CommandResponse::JoinSecretRotated => {}
-            CommandResponse::Rejected(r) => return Err(crate::error::rejection(r)),
+            CommandResponse::Rejected(Rejection::JoinSecretChanged) => {
+                return Err(CoreError::Unavailable(
+                    "the join token was rotated meanwhile by another request; nothing changed"
+                        .into(),
+                ))
+            }
             other => {
-                return Err(NodeError::Internal(format!(
+                return Err(CoreError::Internal(format!(
                     "unexpected answer to a rotation: {other:?}"
                 )))
             }

@@ -31,8 +31,8 @@ use openraft::Raft;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crate::error::write_error;
-use crate::error::NodeError;
-use blindstore_raft::TypeConfig;
+use crate::CoreError;
+use crate::TypeConfig;
 
 /// The most commands in one log entry.
 pub(crate) const MAX_BATCH_COMMANDS: usize = 512;
@@ -112,14 +112,14 @@ impl Batcher {
     /// Proposes `command` in the next batch and waits for its own response. Errors are those
     /// of `client_write` (the whole batch shares them), and `TooLarge` for a command above
     /// [`MAX_COMMAND_BYTES`].
-    pub(crate) async fn propose(&self, command: Command) -> Result<CommandResponse, NodeError> {
+    pub(crate) async fn propose(&self, command: Command) -> Result<CommandResponse, CoreError> {
         let size = check_size(&command)? + PER_COMMAND;
         let bytes = self
             .bytes
             .clone()
             .acquire_many_owned(size as u32)
             .await
-            .map_err(|_| NodeError::Unavailable("the node is shutting down".into()))?;
+            .map_err(|_| CoreError::Unavailable("the node is shutting down".into()))?;
         let slot: Slot = Arc::new(Mutex::new(Some(Queued {
             command,
             _bytes: bytes,
@@ -129,11 +129,11 @@ impl Batcher {
         self.queue
             .send(Proposal { slot, size, reply })
             .await
-            .map_err(|_| NodeError::Unavailable("the node is shutting down".into()))?;
+            .map_err(|_| CoreError::Unavailable("the node is shutting down".into()))?;
         match answer.await {
             Ok(result) => result.map_err(write_error),
             // The batch task ended with the proposal taken: it may be in the log.
-            Err(_) => Err(NodeError::OutcomeUnknown(
+            Err(_) => Err(CoreError::OutcomeUnknown(
                 "the node stopped while proposing".into(),
             )),
         }
@@ -141,10 +141,10 @@ impl Batcher {
 }
 
 /// The encoded size of `command`, or `TooLarge` if it could never be proposed.
-pub(crate) fn check_size(command: &Command) -> Result<usize, NodeError> {
+pub(crate) fn check_size(command: &Command) -> Result<usize, CoreError> {
     let size = encoded_len(command);
     if size > MAX_COMMAND_BYTES {
-        return Err(NodeError::TooLarge {
+        return Err(CoreError::TooLarge {
             what: "one write (encoded)",
             limit: MAX_COMMAND_BYTES as u64,
         });
@@ -276,6 +276,6 @@ mod tests {
         assert!(size > 600_000, "{size}");
         settings.cors_origins = vec!["https://a.example".repeat(300_000)];
         let huge = Command::SetZoneSettings { zone, settings };
-        assert!(matches!(check_size(&huge), Err(NodeError::TooLarge { .. })));
+        assert!(matches!(check_size(&huge), Err(CoreError::TooLarge { .. })));
     }
 }

@@ -1,12 +1,12 @@
 //! The server side of node-to-node gRPC: Raft messages into openraft, the cluster calls
-//! (join, forward, read index) into [`Node`]; chunk transfers go to the node's replicator
-//! (`blindstore_replication::ChunksRpc`). Every call has passed the
+//! (join, forward, read index) into [`Core`]; the node above the core adds its own services
+//! (chunk transfers: `blindstore_replication::ChunksRpc`) behind [`MembersOnly`]. Every call has passed the
 //! cluster-secret check before it gets here (the interceptors are installed in `serve_rpc`);
 //! the Cluster service also admits the gateway token, for `Members` only. On a cluster that
 //! runs its rpc over TLS, member calls must also come with a node certificate from the cluster
 //! CA, which names the caller ([`PeerCert`]); a removed node's certificate is refused.
 
-use blindstore_raft::TypeConfig;
+use crate::TypeConfig;
 use blindstore_rpc::v1::cluster_server::Cluster;
 use blindstore_rpc::v1::cluster_server::ClusterServer;
 use blindstore_rpc::v1::forward_error::Kind;
@@ -26,14 +26,15 @@ use blindstore_types::record::{decode, encode};
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status};
 
-use crate::{Node, NodeError};
+use crate::{Core, CoreError};
 
 /// Serves node-to-node gRPC on `listener` until the node shuts down, over TLS with `tls`.
 pub(crate) async fn serve_rpc(
-    node: Node,
+    node: Core,
     listener: TcpListener,
     secret: ClusterSecret,
     tls: Option<tonic::transport::ServerTlsConfig>,
+    services: Box<dyn FnOnce(crate::RpcRouter, MembersOnly) -> crate::RpcRouter + Send>,
 ) {
     let shutdown = node.inner.shutdown.clone();
     let addr = listener
@@ -52,7 +53,7 @@ pub(crate) async fn serve_rpc(
             }
         };
     }
-    let result = builder
+    let router = builder
         .add_service(tonic::service::interceptor::InterceptedService::new(
             RaftServer::new(RaftRpc(node.clone()))
                 .max_decoding_message_size(MAX_RAFT_MESSAGE_BYTES)
@@ -80,11 +81,9 @@ pub(crate) async fn serve_rpc(
                     secret.verify_any(request)
                 }
             },
-        ))
-        .add_service(tonic::service::interceptor::InterceptedService::new(
-            node.inner.replicator.rpc_service(),
-            members_only(node.clone(), secret.clone()),
-        ))
+        ));
+    // The node's own services (chunk transfers), behind the same check.
+    let result = services(router, members_only(node.clone(), secret.clone()))
         .serve_with_incoming_shutdown(incoming, shutdown.cancelled())
         .await;
     match result {
@@ -101,7 +100,7 @@ pub(crate) struct PeerCert {
 }
 
 /// Records the node a verified client certificate names, if any; whether there was one.
-fn identify<T>(node: &Node, request: &mut Request<T>) -> bool {
+fn identify<T>(node: &Core, request: &mut Request<T>) -> bool {
     if node.inner.tls.is_none() {
         return false;
     }
@@ -115,12 +114,12 @@ fn identify<T>(node: &Node, request: &mut Request<T>) -> bool {
 
 /// The member a call comes from: on a TLS cluster, the node its certificate names, which must
 /// not have been removed; `None` on a plain cluster (the token is all there is).
-fn member<T>(node: &Node, request: &Request<T>) -> Result<Option<NodeId>, Status> {
+fn member<T>(node: &Core, request: &Request<T>) -> Result<Option<NodeId>, Status> {
     if node.inner.tls.is_none() {
         return Ok(None);
     }
     match request.extensions().get::<PeerCert>() {
-        Some(PeerCert { id, removed: true }) => Err(status_of(NodeError::Removed(*id))),
+        Some(PeerCert { id, removed: true }) => Err(status_of(CoreError::Removed(*id))),
         Some(PeerCert { id, .. }) => Ok(Some(*id)),
         None => Err(Status::unauthenticated(
             "this cluster runs mutual TLS between nodes: a member's call must come with its node certificate",
@@ -131,24 +130,32 @@ fn member<T>(node: &Node, request: &Request<T>) -> Result<Option<NodeId>, Status
 /// The interceptor of the services only members call: on a TLS cluster a node certificate
 /// naming a node that was not removed (the member's credential, whatever token it holds); on a
 /// plain one the join token.
-fn members_only(
-    node: Node,
+fn members_only(node: Core, secret: ClusterSecret) -> MembersOnly {
+    MembersOnly { node, secret }
+}
+
+/// The check in front of the services only members call (see [`members_only`]).
+#[derive(Clone)]
+pub struct MembersOnly {
+    node: Core,
     secret: ClusterSecret,
-) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
-    move |mut request| {
-        if !identify(&node, &mut request) {
-            request = secret.verify(request)?;
+}
+
+impl tonic::service::Interceptor for MembersOnly {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if !identify(&self.node, &mut request) {
+            request = self.secret.verify(request)?;
         }
-        member(&node, &request)?;
+        member(&self.node, &request)?;
         Ok(request)
     }
 }
 
 /// Serves `blindstore.v1.Raft` for a node.
-pub(crate) struct RaftRpc(pub(crate) Node);
+pub(crate) struct RaftRpc(pub(crate) Core);
 
 /// Serves `blindstore.v1.Cluster` for a node.
-pub(crate) struct ClusterRpc(pub(crate) Node);
+pub(crate) struct ClusterRpc(pub(crate) Core);
 
 fn bad_record(e: impl std::fmt::Display) -> Status {
     Status::invalid_argument(format!("undecodable record: {e}"))
@@ -170,7 +177,7 @@ impl RaftRpc {
         }
         match sender {
             Some(id) if self.0.removed_nodes().contains(&id) => {
-                Err(status_of(NodeError::Removed(id)))
+                Err(status_of(CoreError::Removed(id)))
             }
             _ => Ok(()),
         }
@@ -219,11 +226,11 @@ impl RaftService for RaftRpc {
     }
 }
 
-fn status_of(e: NodeError) -> Status {
+fn status_of(e: CoreError) -> Status {
     match e {
-        NodeError::Removed(_) => Status::permission_denied(e.to_string()),
-        NodeError::Unavailable(m) => Status::unavailable(m),
-        NodeError::BadRequest(m) => Status::invalid_argument(m),
+        CoreError::Removed(_) => Status::permission_denied(e.to_string()),
+        CoreError::Unavailable(m) => Status::unavailable(m),
+        CoreError::BadRequest(m) => Status::invalid_argument(m),
         other => Status::internal(other.to_string()),
     }
 }
@@ -234,7 +241,7 @@ impl Cluster for ClusterRpc {
         // The token is enough: a joining node has no certificate yet (this call gets it one).
         require_member(&request)?;
         if let Some(PeerCert { id, removed: true }) = request.extensions().get::<PeerCert>() {
-            return Err(status_of(NodeError::Removed(*id)));
+            return Err(status_of(CoreError::Removed(*id)));
         }
         let r = request.into_inner();
         let (node_id, cert_pem) = self
@@ -284,13 +291,13 @@ impl Cluster for ClusterRpc {
         let proposed = if self.0.is_leader() {
             self.0.propose_here(command).await
         } else {
-            Err(NodeError::Unavailable("this node does not lead".into()))
+            Err(CoreError::Unavailable("this node does not lead".into()))
         };
         let result = match proposed {
             Ok(response) => ForwardResult::ResponseRecord(encode(&response)),
             Err(e) => {
                 let kind = match e {
-                    NodeError::OutcomeUnknown(_) => Kind::OutcomeUnknown,
+                    CoreError::OutcomeUnknown(_) => Kind::OutcomeUnknown,
                     _ => Kind::Unavailable,
                 };
                 ForwardResult::Error(ForwardError {
@@ -359,15 +366,14 @@ impl Cluster for ClusterRpc {
     async fn held(&self, request: Request<HeldRequest>) -> Result<Response<HeldReply>, Status> {
         require_member(&request)?;
         member(&self.0, &request)?;
-        let usage = self
+        let held = self
             .0
-            .chunks()
-            .local()
-            .total_usage()
-            .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Response::new(HeldReply {
-            chunks: usage.chunks,
-        }))
+            .inner
+            .held
+            .get()
+            .ok_or_else(|| Status::unavailable("the node is starting"))?;
+        let chunks = held().map_err(Status::internal)?;
+        Ok(Response::new(HeldReply { chunks }))
     }
 
     async fn read_index(

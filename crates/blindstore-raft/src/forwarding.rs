@@ -11,36 +11,36 @@ use blindstore_rpc::{never_sent, Authed};
 use blindstore_types::command::{Command, CommandResponse};
 use blindstore_types::record::{decode, encode};
 
-use crate::{Node, NodeError};
+use crate::{Core, CoreError};
 
 /// How long a follower waits for the leader's read index, and for a member's answer.
 pub(crate) const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
-impl Node {
+impl Core {
     /// The leader's rpc address, or why there is none to talk to.
-    pub(crate) fn leader_rpc(&self) -> Result<String, NodeError> {
+    pub(crate) fn leader_rpc(&self) -> Result<String, CoreError> {
         match self.leader() {
             Some((_, info)) if !info.rpc_addr.is_empty() => Ok(info.rpc_addr),
-            Some((id, _)) => Err(NodeError::Unavailable(format!(
+            Some((id, _)) => Err(CoreError::Unavailable(format!(
                 "leader {id} has no rpc address"
             ))),
-            None => Err(NodeError::Unavailable("no leader is known".into())),
+            None => Err(CoreError::Unavailable("no leader is known".into())),
         }
     }
 
     pub(crate) fn leader_client(
         &self,
-    ) -> Result<blindstore_rpc::v1::cluster_client::ClusterClient<Authed>, NodeError> {
+    ) -> Result<blindstore_rpc::v1::cluster_client::ClusterClient<Authed>, CoreError> {
         let addr = self.leader_rpc()?;
         self.inner
             .peers
             .cluster(&addr)
-            .map_err(|s| NodeError::Unavailable(s.to_string()))
+            .map_err(|s| CoreError::Unavailable(s.to_string()))
     }
 
     /// Proposes on the leader, from a follower. A request that certainly did not reach it is
     /// `Unavailable`; one that may have is `OutcomeUnknown`.
-    pub(crate) async fn forward(&self, command: &Command) -> Result<CommandResponse, NodeError> {
+    pub(crate) async fn forward(&self, command: &Command) -> Result<CommandResponse, CoreError> {
         let mut client = self.leader_client()?;
         let request = ForwardRequest {
             command_record: encode(command),
@@ -50,18 +50,18 @@ impl Node {
         let limit = self.inner.write_timeout + Duration::from_secs(1);
         let reply = match tokio::time::timeout(limit, client.forward(request)).await {
             Err(_) => {
-                return Err(NodeError::OutcomeUnknown(
+                return Err(CoreError::OutcomeUnknown(
                     "forwarded write timed out".into(),
                 ))
             }
             Ok(Err(s)) if never_sent(&s) => {
-                return Err(NodeError::Unavailable(format!(
+                return Err(CoreError::Unavailable(format!(
                     "leader unreachable: {}",
                     s.message()
                 )))
             }
             Ok(Err(s)) => {
-                return Err(NodeError::OutcomeUnknown(format!(
+                return Err(CoreError::OutcomeUnknown(format!(
                     "forwarded write failed: {}",
                     s.message()
                 )))
@@ -70,22 +70,22 @@ impl Node {
         };
         match reply.result {
             Some(ForwardResult::ResponseRecord(record)) => decode("command response", &record)
-                .map_err(|e| NodeError::OutcomeUnknown(e.to_string())),
+                .map_err(|e| CoreError::OutcomeUnknown(e.to_string())),
             Some(ForwardResult::Error(e)) if e.kind == Kind::Unavailable as i32 => {
-                Err(NodeError::Unavailable(e.message))
+                Err(CoreError::Unavailable(e.message))
             }
-            Some(ForwardResult::Error(e)) => Err(NodeError::OutcomeUnknown(e.message)),
-            None => Err(NodeError::OutcomeUnknown("empty forward reply".into())),
+            Some(ForwardResult::Error(e)) => Err(CoreError::OutcomeUnknown(e.message)),
+            None => Err(CoreError::OutcomeUnknown("empty forward reply".into())),
         }
     }
 
     /// Leader: the index a linearizable read must see applied.
-    pub(crate) async fn leader_read_index(&self) -> Result<u64, NodeError> {
+    pub(crate) async fn leader_read_index(&self) -> Result<u64, CoreError> {
         let log_id = self
             .leader_read()
             .await
-            .map_err(|e| NodeError::Unavailable(format!("read index: {e}")))?
-            .map_err(|e| NodeError::Unavailable(format!("read index: {e}")))?;
+            .map_err(|e| CoreError::Unavailable(format!("read index: {e}")))?
+            .map_err(|e| CoreError::Unavailable(format!("read index: {e}")))?;
         Ok(log_id.map(|l| l.index).unwrap_or(0))
     }
 
@@ -101,7 +101,7 @@ impl Node {
 
     /// Follower: waits until this node has applied the leader's read index.
     /// The leader's read index comes from a call shared with the other reads waiting here.
-    pub(crate) async fn follower_read_barrier(&self) -> Result<(), NodeError> {
+    pub(crate) async fn follower_read_barrier(&self) -> Result<(), CoreError> {
         let index = self
             .inner
             .follower_reads
@@ -109,13 +109,13 @@ impl Node {
             .await
             .map_err(|_| "read index timed out".to_owned())
             .and_then(|index| index)
-            .map_err(NodeError::Unavailable)?;
+            .map_err(CoreError::Unavailable)?;
         self.inner
             .raft
             .wait(Some(FORWARD_TIMEOUT))
             .applied_index_at_least(Some(index), "read index")
             .await
             .map(|_| ())
-            .map_err(|e| NodeError::Unavailable(format!("catching up to the read index: {e}")))
+            .map_err(|e| CoreError::Unavailable(format!("catching up to the read index: {e}")))
     }
 }
