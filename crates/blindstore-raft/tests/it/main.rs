@@ -1,3 +1,3 @@
+mod engine;
 mod log;
 mod raft_suite;
-mod state;

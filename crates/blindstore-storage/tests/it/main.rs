@@ -1,1 +1,2 @@
 mod chunks;
+mod state;

@@ -1,53 +1,31 @@
 //! The state machine's command semantics: the compare-and-set, rejections that change nothing,
 //! and state that survives reopening and snapshot transfer.
 
-use blindstore_raft::StateMachine;
-use blindstore_raft::TypeConfig;
 use blindstore_storage::StateMachineStore;
 use blindstore_types::command::{accounts, Command, CommandResponse, Rejection};
 use blindstore_types::entry::{chain_id, genesis, UnsignedEntry};
 use blindstore_types::{PublicKey, ZoneId};
 use ed25519_dalek::SigningKey;
-use openraft::storage::RaftStateMachine;
-use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftSnapshotBuilder};
 
-/// A fresh state machine in `dir` that installed a snapshot of `sm`.
-async fn copied_by_snapshot(sm: &mut StateMachine, dir: &std::path::Path) -> StateMachine {
-    let snapshot = sm
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
-    let mut other = StateMachine::new(StateMachineStore::open(dir, 1 << 26).unwrap());
-    other
-        .install_snapshot(&snapshot.meta, snapshot.snapshot)
-        .await
-        .unwrap();
+/// A fresh state in `dir` that installed a snapshot of `sm`.
+fn copied_by_snapshot(sm: &StateMachineStore, dir: &std::path::Path) -> StateMachineStore {
+    let ((), path) = sm.build_snapshot(|_, _| Ok(())).unwrap();
+    let other = StateMachineStore::open(dir, 1 << 26).unwrap();
+    let file = std::fs::File::open(path).unwrap();
+    other.install_snapshot(file, |()| Ok(()), vec![]).unwrap();
     other
 }
 
-/// `commands` as log entries 1, 2, ...
-fn numbered(commands: Vec<Command>) -> Vec<Entry<TypeConfig>> {
-    commands
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| entry(i as u64 + 1, c))
-        .collect()
+/// Applies `commands` as one batch of log entries, as the Raft core hands them over.
+fn apply(sm: &StateMachineStore, commands: Vec<Command>) -> Vec<CommandResponse> {
+    sm.apply_batch(commands.into_iter().map(Some).collect(), vec![])
+        .unwrap()
 }
 
-fn entry(index: u64, command: Command) -> Entry<TypeConfig> {
-    Entry {
-        log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
-        payload: EntryPayload::Normal(command),
-    }
-}
-
-#[tokio::test]
-async fn a_batch_applies_each_command_on_its_own_and_inline_payloads_are_kept_with_entries() {
+#[test]
+fn a_batch_applies_each_command_on_its_own_and_inline_payloads_are_kept_with_entries() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sm =
-        StateMachine::new(StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap());
+    let sm = StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap();
     let zone = ZoneId::new("demo").unwrap();
     let sk = SigningKey::from_bytes(&[6; 32]);
     let pk = PublicKey(sk.verifying_key().to_bytes());
@@ -75,8 +53,9 @@ async fn a_batch_applies_each_command_on_its_own_and_inline_payloads_are_kept_wi
         Command::Batch(vec![]),
         inline(e2.clone(), b"inline two"),
     ]);
-    let responses = sm
-        .apply(numbered(vec![
+    let responses = apply(
+        &sm,
+        vec![
             Command::CreateZone {
                 zone: zone.clone(),
                 created_at_ms: 1,
@@ -91,9 +70,8 @@ async fn a_batch_applies_each_command_on_its_own_and_inline_payloads_are_kept_wi
                 header: e0.clone(),
             },
             batch,
-        ]))
-        .await
-        .unwrap();
+        ],
+    );
     let CommandResponse::Batch(answers) = &responses[3] else {
         panic!("a batch answers a batch: {:?}", responses[3]);
     };
@@ -149,7 +127,7 @@ async fn a_batch_applies_each_command_on_its_own_and_inline_payloads_are_kept_wi
     let zone_record = sm.zone(&zone).unwrap().unwrap();
     assert_eq!((zone_record.entries, zone_record.payload_bytes), (3, 25));
 
-    let other = copied_by_snapshot(&mut sm, &dir.path().join("b")).await;
+    let other = copied_by_snapshot(&sm, &dir.path().join("b"));
     assert_eq!(
         other.entries(&zone, &id, Some(0), 10).unwrap().unwrap().1,
         expected,
@@ -157,11 +135,10 @@ async fn a_batch_applies_each_command_on_its_own_and_inline_payloads_are_kept_wi
     );
 }
 
-#[tokio::test]
-async fn append_is_a_compare_and_set_and_survives_snapshot_install() {
+#[test]
+fn append_is_a_compare_and_set_and_survives_snapshot_install() {
     let dir = tempfile::tempdir().unwrap();
-    let mut sm =
-        StateMachine::new(StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap());
+    let sm = StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap();
     let zone = ZoneId::new("demo").unwrap();
     let sk = SigningKey::from_bytes(&[5; 32]);
     let pk = PublicKey(sk.verifying_key().to_bytes());
@@ -181,36 +158,27 @@ async fn append_is_a_compare_and_set_and_survives_snapshot_install() {
         chain_id: id,
         header,
     };
-    let responses = sm
-        .apply(vec![
-            entry(
-                1,
-                Command::CreateChain {
-                    zone: zone.clone(),
-                    public_key: pk,
-                },
-            ),
-            entry(
-                2,
-                Command::CreateZone {
-                    zone: zone.clone(),
-                    created_at_ms: 7,
-                },
-            ),
-            entry(
-                3,
-                Command::CreateChain {
-                    zone: zone.clone(),
-                    public_key: pk,
-                },
-            ),
-            entry(4, append(e0.clone())),
-            entry(5, append(e0.clone())),
-            entry(6, append(stale)),
-            entry(7, append(e1.clone())),
-        ])
-        .await
-        .unwrap();
+    let responses = apply(
+        &sm,
+        vec![
+            Command::CreateChain {
+                zone: zone.clone(),
+                public_key: pk,
+            },
+            Command::CreateZone {
+                zone: zone.clone(),
+                created_at_ms: 7,
+            },
+            Command::CreateChain {
+                zone: zone.clone(),
+                public_key: pk,
+            },
+            append(e0.clone()),
+            append(e0.clone()),
+            (append(stale)),
+            append(e1.clone()),
+        ],
+    );
     assert_eq!(
         responses[0],
         CommandResponse::Rejected(Rejection::UnknownZone)
@@ -258,16 +226,14 @@ async fn append_is_a_compare_and_set_and_survives_snapshot_install() {
     );
 
     // Snapshot, install on a fresh state machine, and compare.
-    let other = copied_by_snapshot(&mut sm, &dir.path().join("b")).await;
+    let other = copied_by_snapshot(&sm, &dir.path().join("b"));
     assert_eq!(
         other.entries(&zone, &id, Some(0), 10).unwrap().unwrap().1,
         vec![(e0, None), (e1, None)]
     );
     assert_eq!(other.zone(&zone).unwrap(), Some(zone_record));
-    assert_eq!(other.last_applied().unwrap().map(|l| l.index), Some(7));
     drop(other);
-    let reopened =
-        StateMachine::new(StateMachineStore::open(&dir.path().join("b"), 1 << 26).unwrap());
+    let reopened = StateMachineStore::open(&dir.path().join("b"), 1 << 26).unwrap();
     assert_eq!(
         reopened.chain(&zone, &id).unwrap().unwrap().length,
         2,
@@ -278,8 +244,8 @@ async fn append_is_a_compare_and_set_and_survives_snapshot_install() {
 /// The write policy and the account quotas hold where commands are applied, whoever
 /// proposed them: an anonymous `CreateChain` that a lagging node let through after the zone
 /// switched to `accounts` is refused, and an account's chains are counted.
-#[tokio::test]
-async fn the_write_policy_and_account_quotas_are_checked_on_apply_and_survive_snapshots() {
+#[test]
+fn the_write_policy_and_account_quotas_are_checked_on_apply_and_survive_snapshots() {
     use blindstore_types::account::{
         AccountId, AccountQuota, Acting, SessionRecord, WritePolicy, ZoneSettings,
     };
@@ -287,8 +253,7 @@ async fn the_write_policy_and_account_quotas_are_checked_on_apply_and_survive_sn
     use blindstore_types::Hash32;
 
     let dir = tempfile::tempdir().unwrap();
-    let mut sm =
-        StateMachine::new(StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap());
+    let sm = StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap();
     let zone = ZoneId::new("demo").unwrap();
     let alice = AccountId::new("alice").unwrap();
     let key = |seed: u8| {
@@ -362,8 +327,7 @@ async fn the_write_policy_and_account_quotas_are_checked_on_apply_and_survive_sn
             acting,
         },
     ];
-    let entries = numbered(commands);
-    let responses = sm.apply(entries).await.unwrap();
+    let responses = apply(&sm, commands);
     assert_eq!(
         responses[2],
         CommandResponse::Rejected(Rejection::InvalidSession),
@@ -382,7 +346,7 @@ async fn the_write_policy_and_account_quotas_are_checked_on_apply_and_survive_sn
     assert_eq!(sm.account(&zone, &alice).unwrap().unwrap().chains, 1);
 
     // A snapshot carries the settings, the account and its session to another node.
-    let other = copied_by_snapshot(&mut sm, &dir.path().join("b")).await;
+    let other = copied_by_snapshot(&sm, &dir.path().join("b"));
     assert_eq!(other.zone_settings(&zone).unwrap(), settings);
     assert_eq!(other.account(&zone, &alice).unwrap().unwrap().chains, 1);
     assert_eq!(
@@ -394,15 +358,14 @@ async fn the_write_policy_and_account_quotas_are_checked_on_apply_and_survive_sn
 /// Passkeys where commands are applied: a credential id belongs to one account of the zone,
 /// each registration and login ticket works once, a login with a passkey removed meanwhile
 /// is refused, deleting the account frees its credentials, and a snapshot carries them.
-#[tokio::test]
-async fn passkeys_are_unique_single_use_and_carried_by_snapshots() {
+#[test]
+fn passkeys_are_unique_single_use_and_carried_by_snapshots() {
     use blindstore_types::account::{AccountId, Acting, PasskeyRecord, SessionRecord};
     use blindstore_types::command::TicketUse;
     use blindstore_types::Hash32;
 
     let dir = tempfile::tempdir().unwrap();
-    let mut sm =
-        StateMachine::new(StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap());
+    let sm = StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap();
     let zone = ZoneId::new("demo").unwrap();
     let (alice, bob) = (
         AccountId::new("alice").unwrap(),
@@ -494,8 +457,7 @@ async fn passkeys_are_unique_single_use_and_carried_by_snapshots() {
         }), // 14: frees key-4
         add(&bob, bob_token, b"key-4", 7),     // 15
     ]);
-    let entries = numbered(commands);
-    let r = sm.apply(entries).await.unwrap();
+    let r = apply(&sm, commands);
     use CommandResponse::{AccountDeleted, PasskeyAdded, PasskeyRemoved, Rejected, SessionCreated};
     assert_eq!(r[5], PasskeyAdded);
     assert_eq!(r[6], Rejected(Rejection::PasskeyExists));
@@ -514,7 +476,7 @@ async fn passkeys_are_unique_single_use_and_carried_by_snapshots() {
         "a deleted account's credential ids are free"
     );
 
-    let other = copied_by_snapshot(&mut sm, &dir.path().join("b")).await;
+    let other = copied_by_snapshot(&sm, &dir.path().join("b"));
     let bobs = other.passkeys(&zone, &bob).unwrap();
     assert_eq!(bobs.len(), 1);
     assert_eq!(bobs[0].0, b"key-4");
@@ -522,14 +484,14 @@ async fn passkeys_are_unique_single_use_and_carried_by_snapshots() {
 }
 
 /// The counter update a passkey login carries is stored, with the time of use.
-#[tokio::test]
-async fn a_passkey_login_stores_the_updated_credential() {
+#[test]
+fn a_passkey_login_stores_the_updated_credential() {
     use blindstore_types::account::{AccountId, Acting, PasskeyRecord, SessionRecord};
     use blindstore_types::command::TicketUse;
     use blindstore_types::Hash32;
 
     let dir = tempfile::tempdir().unwrap();
-    let mut sm = StateMachine::new(StateMachineStore::open(dir.path(), 1 << 26).unwrap());
+    let sm = StateMachineStore::open(dir.path(), 1 << 26).unwrap();
     let zone = ZoneId::new("demo").unwrap();
     let alice = AccountId::new("alice").unwrap();
     let token = Hash32::digest(b"t");
@@ -590,8 +552,7 @@ async fn a_passkey_login_stores_the_updated_credential() {
             ticket: ticket(3),
         }),
     ];
-    let entries = numbered(commands);
-    let r = sm.apply(entries).await.unwrap();
+    let r = apply(&sm, commands);
     assert_eq!(r[4], CommandResponse::SessionCreated);
     let (_, stored) = sm.passkeys(&zone, &alice).unwrap().remove(0);
     assert_eq!(stored.credential, b"counter 2");
@@ -601,14 +562,13 @@ async fn a_passkey_login_stores_the_updated_credential() {
 /// A published site's chunks are referenced (never collected), versions number up, a switch
 /// to an unknown version changes nothing, and a snapshot carries the versions and which is
 /// current.
-#[tokio::test]
-async fn site_versions_reference_their_chunks_and_survive_snapshots() {
+#[test]
+fn site_versions_reference_their_chunks_and_survive_snapshots() {
     use blindstore_types::site::{SiteBlob, SiteFile, SiteManifest};
     use blindstore_types::Hash32;
 
     let dir = tempfile::tempdir().unwrap();
-    let mut sm =
-        StateMachine::new(StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap());
+    let sm = StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap();
     let zone = ZoneId::new("demo").unwrap();
     let manifest = |n: u8| {
         let mut m = SiteManifest::default();
@@ -655,8 +615,7 @@ async fn site_versions_reference_their_chunks_and_survive_snapshots() {
             version: 1,
         },
     ];
-    let entries = numbered(commands);
-    let r = sm.apply(entries).await.unwrap();
+    let r = apply(&sm, commands);
     assert_eq!(r[1], CommandResponse::SitePublished { version: 1 });
     assert_eq!(r[2], CommandResponse::SitePublished { version: 2 });
     assert_eq!(
@@ -667,7 +626,7 @@ async fn site_versions_reference_their_chunks_and_survive_snapshots() {
     for n in [1u8, 101, 2, 102] {
         assert!(sm.is_referenced(&zone, &Hash32([n; 32])).unwrap(), "{n}");
     }
-    let other = copied_by_snapshot(&mut sm, &dir.path().join("b")).await;
+    let other = copied_by_snapshot(&sm, &dir.path().join("b"));
     let (version, record) = other.current_site(&zone).unwrap().unwrap();
     assert_eq!((version, record.manifest), (1, manifest(1)));
     assert_eq!(other.site_versions(&zone).unwrap().len(), 2);
@@ -678,12 +637,11 @@ async fn site_versions_reference_their_chunks_and_survive_snapshots() {
 /// rejected where it is applied (two proposers that both checked first cannot both win), a
 /// zone that drops a host frees it, and the host → zone table survives reopening and snapshot
 /// install.
-#[tokio::test]
-async fn a_site_host_belongs_to_one_zone_checked_on_apply() {
+#[test]
+fn a_site_host_belongs_to_one_zone_checked_on_apply() {
     use blindstore_types::account::ZoneSettings;
     let dir = tempfile::tempdir().unwrap();
-    let mut sm =
-        StateMachine::new(StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap());
+    let sm = StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap();
     let (a, b) = (ZoneId::new("a").unwrap(), ZoneId::new("b").unwrap());
     let hosts = |zone: &ZoneId, hosts: &[&str]| Command::SetZoneSettings {
         zone: zone.clone(),
@@ -696,15 +654,15 @@ async fn a_site_host_belongs_to_one_zone_checked_on_apply() {
         zone: zone.clone(),
         created_at_ms: 1,
     };
-    let r = sm
-        .apply(numbered(vec![
+    let r = apply(
+        &sm,
+        vec![
             create(&a),
             create(&b),
             hosts(&a, &["app.example", "www.example"]),
             hosts(&b, &["app.example"]),
-        ]))
-        .await
-        .unwrap();
+        ],
+    );
     assert_eq!(r[2], CommandResponse::ZoneSettingsSet);
     assert_eq!(
         r[3],
@@ -717,30 +675,23 @@ async fn a_site_host_belongs_to_one_zone_checked_on_apply() {
     assert_eq!(sm.zone_for_host("app.example").unwrap(), Some(a.clone()));
 
     // Zone a gives app.example up (and keeps www.example); then b may take it.
-    let r = sm
-        .apply(vec![
-            entry(5, hosts(&a, &["www.example"])),
-            entry(6, hosts(&b, &["app.example"])),
-        ])
-        .await
-        .unwrap();
+    let r = apply(
+        &sm,
+        vec![(hosts(&a, &["www.example"])), (hosts(&b, &["app.example"]))],
+    );
     assert_eq!(r, vec![CommandResponse::ZoneSettingsSet; 2]);
     assert_eq!(sm.zone_for_host("app.example").unwrap(), Some(b.clone()));
     assert_eq!(sm.zone_for_host("www.example").unwrap(), Some(a.clone()));
     assert_eq!(sm.zone_for_host("nobody.example").unwrap(), None);
 
-    let mut copy = copied_by_snapshot(&mut sm, &dir.path().join("b")).await;
+    let copy = copied_by_snapshot(&sm, &dir.path().join("b"));
     drop(sm);
-    let reopened =
-        StateMachine::new(StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap());
+    let reopened = StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap();
     for s in [&reopened, &copy] {
         assert_eq!(s.zone_for_host("app.example").unwrap(), Some(b.clone()));
         assert_eq!(s.zone_for_host("www.example").unwrap(), Some(a.clone()));
     }
-    let r = copy
-        .apply(vec![entry(7, hosts(&a, &["app.example"]))])
-        .await
-        .unwrap();
+    let r = apply(&copy, vec![hosts(&a, &["app.example"])]);
     assert!(matches!(
         &r[0],
         CommandResponse::Rejected(Rejection::SiteHostTaken { .. })
