@@ -18,7 +18,7 @@ use blindstore_types::{Hash32, ZoneId};
 
 use crate::error::{rejection, unexpected};
 use crate::now_ms;
-use crate::{Consistency, Node, NodeError};
+use crate::{Consistency, NodeError};
 
 /// A device's id, from a device token the zone issued (see [`Node::device`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -50,11 +50,17 @@ fn malformed(e: AuthError) -> NodeError {
     NodeError::BadRequest(e.to_string())
 }
 
-impl Node {
+facade!(
+    /// Accounts: registration, logins (password and passkey), sessions, step-ups, envelopes, the registration policy.
+    Accounts,
+    accounts
+);
+
+impl Accounts<'_> {
     /// The zone's account secrets, created on first use (zones made before accounts existed
     /// have none; new zones get theirs when created).
     pub(crate) async fn zone_auth(&self, zone: &ZoneId) -> Result<ZoneAuth, NodeError> {
-        self.require_zone_fresh(zone).await?;
+        self.zones().require_zone_fresh(zone).await?;
         if let Some(auth) = self.inner.state.zone_auth(zone)? {
             return Ok(auth);
         }
@@ -107,7 +113,7 @@ impl Node {
     ) -> Result<(), NodeError> {
         let registration = server::registration_record(registration_record).map_err(malformed)?;
         self.zone_auth(zone).await?;
-        self.check_room()?;
+        self.chunks().check_room()?;
         let command = Command::RegisterAccount(accounts::RegisterAccount {
             zone: zone.clone(),
             account: account.clone(),
@@ -350,7 +356,7 @@ impl Node {
         device_token: Option<&str>,
         command: impl FnOnce(Hash32, SessionRecord, TicketUse) -> Command,
     ) -> Result<NewSession, NodeError> {
-        self.check_room()?;
+        self.chunks().check_room()?;
         let (token, token_hash) = blindstore_auth::new_session_token();
         let session = SessionRecord {
             account: ticket.account.clone(),
@@ -391,7 +397,7 @@ impl Node {
         bearer: &str,
     ) -> Result<Authenticated, NodeError> {
         let token_hash = session_token_hash(bearer).ok_or(NodeError::InvalidSession)?;
-        self.require_zone_fresh(zone).await?;
+        self.zones().require_zone_fresh(zone).await?;
         self.read_barrier(Consistency::Linearizable).await?;
         let session = self
             .inner
@@ -507,7 +513,7 @@ impl Node {
         write: EnvelopeWrite,
     ) -> Result<(u64, u64), NodeError> {
         check_envelope_write(&write)?;
-        self.check_room()?;
+        self.chunks().check_room()?;
         let acting = who.acting();
         let command = Command::PutEnvelope(accounts::PutEnvelope {
             zone: zone.clone(),
@@ -625,7 +631,7 @@ impl Node {
         account: &AccountId,
         who: Option<&Authenticated>,
     ) -> Result<(), NodeError> {
-        self.require_zone_fresh(zone).await?;
+        self.zones().require_zone_fresh(zone).await?;
         let command = Command::DeleteAccount(accounts::DeleteAccount {
             zone: zone.clone(),
             account: account.clone(),
@@ -644,7 +650,7 @@ fn invite_hash(code: &str) -> Hash32 {
     Hash32::digest(code.as_bytes())
 }
 
-impl Node {
+impl Accounts<'_> {
     /// Sets a zone's registration policy and caps; fields left out keep their values.
     pub async fn set_registration(
         &self,
@@ -652,7 +658,7 @@ impl Node {
         change: &blindstore_types::api::RegistrationChange,
     ) -> Result<RegistrationSettings, NodeError> {
         self.read_barrier(Consistency::Linearizable).await?;
-        self.require_zone(zone)?;
+        self.zones().require_zone(zone)?;
         let mut settings = self.inner.state.registration(zone)?;
         settings.policy = change.policy.unwrap_or(settings.policy);
         settings.max_accounts = change.max_accounts.unwrap_or(settings.max_accounts);
@@ -688,7 +694,7 @@ impl Node {
                 "an invite lasts at least a second and at most 365 days".into(),
             ));
         }
-        self.require_zone_fresh(zone).await?;
+        self.zones().require_zone_fresh(zone).await?;
         let codes: Vec<String> = (0..count)
             .map(|_| blindstore_auth::new_invite_code())
             .collect();

@@ -11,7 +11,7 @@ use blindstore_types::entry::{check_public_key, EntryHeader, UnsignedEntry};
 use blindstore_types::{ChainId, Hash32, PublicKey, Signature, ZoneId};
 
 use crate::error::{rejection, unexpected};
-use crate::{Authenticated, Consistency, Node, NodeError};
+use crate::{Authenticated, Consistency, NodeError};
 
 /// An append as a client sends it.
 #[derive(Debug, Clone)]
@@ -48,7 +48,13 @@ pub fn entry_answer_bytes(header: &EntryHeader) -> u64 {
     header.payload_len.div_ceil(3) * 4 + header.chunks.len() as u64 * 67 + FIXED
 }
 
-impl Node {
+facade!(
+    /// Chains: creating them, appending, reading and following entries.
+    Chains,
+    chains
+);
+
+impl Chains<'_> {
     /// Follows one chain on this node: woken after each applied batch that appended to it
     /// (and after a snapshot is installed), never by changes to other chains.
     pub fn chain_changes(
@@ -75,9 +81,9 @@ impl Node {
         who: Option<&Authenticated>,
     ) -> Result<(bool, ChainHead), NodeError> {
         check_public_key(&public_key).map_err(|_| NodeError::BadPublicKey)?;
-        self.require_zone_fresh(zone).await?;
-        let writer = self.writer(zone, who)?;
-        self.check_room()?;
+        self.zones().require_zone_fresh(zone).await?;
+        let writer = self.chunks().writer(zone, who)?;
+        self.chunks().check_room()?;
         let command = match (writer, who) {
             (Writer::Client(Some(account)), Some(who)) => Command::CreateAccountChain {
                 zone: zone.clone(),
@@ -104,7 +110,7 @@ impl Node {
         consistency: Consistency,
     ) -> Result<ChainHead, NodeError> {
         self.read_barrier(consistency).await?;
-        self.require_zone(zone)?;
+        self.zones().require_zone(zone)?;
         self.inner
             .state
             .chain(zone, chain)?
@@ -136,8 +142,8 @@ impl Node {
                 limits.max_entry_chunks
             )));
         }
-        self.require_zone_fresh(zone).await?;
-        self.check_room()?;
+        self.zones().require_zone_fresh(zone).await?;
+        self.chunks().check_room()?;
         let head = match self.inner.state.chain(zone, chain)? {
             Some(head) => head,
             // This node may lag behind the leader: look again after catching up.
@@ -165,7 +171,7 @@ impl Node {
         self.inner.state.verified_entry(zone, chain, &header);
 
         let missing = self
-            .before_proposal(self.missing_anywhere(zone, &header.chunks, true))
+            .before_proposal(self.chunks().missing_anywhere(zone, &header.chunks, true))
             .await?;
         if !missing.is_empty() {
             return Err(NodeError::MissingChunks(missing));
@@ -202,7 +208,7 @@ impl Node {
                 payload: input.payload,
             }
         } else {
-            self.before_proposal(self.store_chunk(
+            self.before_proposal(self.chunks().store_chunk(
                 zone,
                 header.payload_hash,
                 input.payload,
@@ -217,7 +223,7 @@ impl Node {
         };
         if negative_controls::on(EarlyAck) {
             // Deliberately broken: acknowledge now, commit (or not) later.
-            let node = self.clone();
+            let node = self.0.clone();
             tokio::spawn(async move { node.propose(command).await });
             return Ok((index, entry_hash, index + 1));
         }
@@ -244,7 +250,7 @@ impl Node {
         consistency: Consistency,
     ) -> Result<EntriesPage, NodeError> {
         self.read_barrier(consistency).await?;
-        self.require_zone(zone)?;
+        self.zones().require_zone(zone)?;
         let limits = self.inner.limits.clone();
         let state = self.inner.state.clone();
         let (zone_owned, chain_owned) = (zone.clone(), *chain);
@@ -293,7 +299,7 @@ impl Node {
         for (header, kept) in headers {
             let fetched = match kept {
                 Some(payload) => Ok(payload),
-                None => self.fetch_chunk(zone, &header.payload_hash).await,
+                None => self.chunks().fetch_chunk(zone, &header.payload_hash).await,
             };
             let payload = match fetched {
                 Ok(payload) => payload,

@@ -5,11 +5,17 @@ use blindstore_replication::{Replicator, Writer};
 use blindstore_types::account::WritePolicy;
 use blindstore_types::{Hash32, ZoneId};
 
-use crate::{Authenticated, Node, NodeError};
+use crate::{Authenticated, NodeError};
 
-impl Node {
+facade!(
+    /// Chunks: uploads under the write policy and quotas, reads from any holder, the free-space reserve.
+    Chunks,
+    chunks
+);
+
+impl Chunks<'_> {
     /// Chunk replication on this node: placement, repair, garbage collection, scrubbing.
-    pub fn chunks(&self) -> &Replicator {
+    pub fn replicator(&self) -> &Replicator {
         &self.inner.replicator
     }
 
@@ -29,7 +35,7 @@ impl Node {
         bytes: Vec<u8>,
         who: Option<&Authenticated>,
     ) -> Result<bool, NodeError> {
-        self.require_zone_fresh(zone).await?;
+        self.zones().require_zone_fresh(zone).await?;
         let writer = self.writer(zone, who)?;
         if bytes.len() as u64 > self.inner.limits.max_chunk_bytes {
             return Err(NodeError::TooLarge {
@@ -49,7 +55,7 @@ impl Node {
         zone: &ZoneId,
         who: Option<&Authenticated>,
     ) -> Result<(), NodeError> {
-        self.require_zone_fresh(zone).await?;
+        self.zones().require_zone_fresh(zone).await?;
         self.writer(zone, who).map(|_| ())
     }
 
@@ -120,13 +126,13 @@ impl Node {
 
     /// A chunk's verified bytes, from this node or another holder.
     pub async fn get_chunk(&self, zone: &ZoneId, hash: &Hash32) -> Result<Vec<u8>, NodeError> {
-        self.require_zone_fresh(zone).await?;
+        self.zones().require_zone_fresh(zone).await?;
         self.fetch_chunk(zone, hash).await
     }
 
     /// A chunk's length, if it is stored anywhere.
     pub async fn chunk_len(&self, zone: &ZoneId, hash: &Hash32) -> Result<u64, NodeError> {
-        self.require_zone_fresh(zone).await?;
+        self.zones().require_zone_fresh(zone).await?;
         match self.inner.replicator.local().len(zone, hash)? {
             Some(len) => Ok(len),
             None => Ok(self.fetch_chunk(zone, hash).await?.len() as u64),
@@ -139,7 +145,7 @@ impl Node {
         zone: &ZoneId,
         hashes: &[Hash32],
     ) -> Result<Vec<Hash32>, NodeError> {
-        self.require_zone_fresh(zone).await?;
+        self.zones().require_zone_fresh(zone).await?;
         if hashes.len() > self.inner.limits.max_missing_query {
             return Err(NodeError::BadRequest(format!(
                 "at most {} hashes per request",

@@ -8,6 +8,31 @@
 //! repair, GC, scrubbing) is the `blindstore-replication` crate's [`Replicator`], which the
 //! node owns and feeds its membership through `membership::MembershipView`.
 
+/// Declares a domain's facade: the node, borrowed, reached as `node.<accessor>()` (Garage's
+/// helpers, `garage.key_helper()`), so each domain's operations are found under its name.
+macro_rules! facade {
+    ($(#[$doc:meta])* $name:ident, $accessor:ident) => {
+        $(#[$doc])*
+        pub struct $name<'a>(&'a crate::Node);
+
+        impl crate::Node {
+            $(#[$doc])*
+            pub fn $accessor(&self) -> $name<'_> {
+                $name(self)
+            }
+        }
+
+        /// A facade is its node, borrowed: the node's core, state and helpers are at hand.
+        impl std::ops::Deref for $name<'_> {
+            type Target = crate::Node;
+
+            fn deref(&self) -> &crate::Node {
+                self.0
+            }
+        }
+    };
+}
+
 mod accounts;
 mod chains;
 mod chunks;
@@ -17,17 +42,18 @@ mod passkeys;
 mod sites;
 mod zones;
 
-pub use accounts::{Authenticated, DeviceId};
+pub use accounts::{Accounts, Authenticated, DeviceId};
 pub use blindstore_raft::Consistency;
 pub use blindstore_raft::{
     RotatedToken, DEFAULT_ROTATION_GRACE, GATEWAY_TOKEN_FILE, JOIN_TOKEN_FILE, MAX_ROTATION_GRACE,
 };
 pub use blindstore_replication::{RepairReport, Replicator, ScrubConfig, ScrubReport};
-pub use chains::{entry_answer_bytes, AppendInput, EntriesPage, ReadEntries};
+pub use chains::{entry_answer_bytes, AppendInput, Chains, EntriesPage, ReadEntries};
+pub use chunks::Chunks;
 pub use error::NodeError;
 pub use node::{AccountSettings, Limits, Node, NodeConfig};
-pub use sites::MAX_SITE_MANIFEST_BYTES;
-pub use zones::ZoneInfo;
+pub use sites::{Sites, MAX_SITE_MANIFEST_BYTES};
+pub use zones::{ZoneInfo, Zones};
 
 pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()

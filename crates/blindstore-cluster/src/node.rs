@@ -341,7 +341,7 @@ impl Node {
     pub fn health(&self) -> Health {
         Health {
             under_replicated: self.inner.replicator.under_replicated(),
-            chunks_held: match self.chunk_usage() {
+            chunks_held: match self.chunks().chunk_usage() {
                 Ok(usage) => usage.chunks,
                 Err(e) => {
                     tracing::error!(error = %e, "reading chunk usage");

@@ -17,11 +17,12 @@ use blindstore_types::ZoneId;
 use serde_json::Value;
 
 use crate::accounts::check_label;
+use crate::accounts::Accounts;
 use crate::error::{rejection, unexpected};
 use crate::now_ms;
-use crate::{Authenticated, Consistency, Node, NodeError};
+use crate::{Authenticated, Consistency, NodeError};
 
-impl Node {
+impl Accounts<'_> {
     fn relying_party(&self, zone: &ZoneId) -> Result<RelyingParty, NodeError> {
         let settings = self.inner.state.zone_settings(zone)?;
         let passkeys = settings.passkeys.ok_or(NodeError::PasskeysOff)?;
@@ -118,7 +119,7 @@ impl Node {
                 limit: MAX_PASSKEY_ID_BYTES as u64,
             });
         }
-        self.check_room()?;
+        self.chunks().check_room()?;
         let record = PasskeyRecord {
             credential: passkey.credential,
             label,

@@ -11,12 +11,18 @@ use blindstore_types::{Hash32, ZoneId};
 
 use crate::error::{rejection, unexpected};
 use crate::now_ms;
-use crate::{Node, NodeError};
+use crate::NodeError;
 
 /// Largest site manifest, encoded: it travels in one Raft entry.
 pub const MAX_SITE_MANIFEST_BYTES: usize = 4 << 20;
 
-impl Node {
+facade!(
+    /// Sites: publishing versions, switching between them, reading the current one.
+    Sites,
+    sites
+);
+
+impl Sites<'_> {
     /// Publishes `manifest` as the zone's next site version and makes it current, if every
     /// chunk it names is stored (`MissingChunks` otherwise, and nothing changes).
     pub async fn publish_site(
@@ -32,8 +38,8 @@ impl Node {
                 limit: MAX_SITE_MANIFEST_BYTES as u64,
             });
         }
-        self.require_zone_fresh(zone).await?;
-        self.check_room()?;
+        self.zones().require_zone_fresh(zone).await?;
+        self.chunks().check_room()?;
         let mut hashes: Vec<Hash32> = manifest.chunks().copied().collect();
         hashes.sort_unstable();
         hashes.dedup();
@@ -41,7 +47,7 @@ impl Node {
         // Touched as they are checked, so garbage collection leaves them until the publish
         // commits (after which they are referenced).
         for batch in hashes.chunks(self.limits().max_missing_query.max(1)) {
-            missing.extend(self.missing_anywhere(zone, batch, true).await?);
+            missing.extend(self.chunks().missing_anywhere(zone, batch, true).await?);
         }
         if !missing.is_empty() {
             missing.truncate(100);
@@ -61,7 +67,7 @@ impl Node {
 
     /// Makes site version `version` the zone's current one.
     pub async fn set_site_version(&self, zone: &ZoneId, version: u64) -> Result<(), NodeError> {
-        self.require_zone_fresh(zone).await?;
+        self.zones().require_zone_fresh(zone).await?;
         let command = Command::SetSiteVersion {
             zone: zone.clone(),
             version,
@@ -98,7 +104,7 @@ impl Node {
         &self,
         zone: &ZoneId,
     ) -> Result<(Vec<(u64, SiteVersionRecord)>, Option<u64>), NodeError> {
-        self.require_zone_fresh(zone).await?;
+        self.zones().require_zone_fresh(zone).await?;
         self.read_barrier(crate::Consistency::Linearizable).await?;
         Ok((
             self.inner.state.site_versions(zone)?,
@@ -110,7 +116,7 @@ impl Node {
     pub async fn site_blob(&self, zone: &ZoneId, blob: &SiteBlob) -> Result<Vec<u8>, NodeError> {
         let mut bytes = Vec::with_capacity(blob.len as usize);
         for hash in &blob.chunks {
-            bytes.extend_from_slice(&self.fetch_chunk(zone, hash).await?);
+            bytes.extend_from_slice(&self.chunks().fetch_chunk(zone, hash).await?);
         }
         Ok(bytes)
     }

@@ -7,7 +7,7 @@ use blindstore_types::ZoneId;
 
 use crate::error::{rejection, unexpected};
 use crate::now_ms;
-use crate::{Consistency, Node, NodeError};
+use crate::{Consistency, NodeError};
 
 /// A zone with usage, as the admin API shows it.
 #[derive(Debug, Clone)]
@@ -62,7 +62,13 @@ fn passkey_settings(
     }))
 }
 
-impl Node {
+facade!(
+    /// Zones: creating and listing them, their settings, quotas and site hosts.
+    Zones,
+    zones
+);
+
+impl Zones<'_> {
     /// A zone's settings as this node has applied them (no read barrier: for per-request
     /// decisions such as CORS, where a moment's lag is harmless).
     pub fn zone_settings(
@@ -97,7 +103,7 @@ impl Node {
             CommandResponse::ZoneCreated { created } => {
                 // Its account secrets come with it.
                 if self.inner.state.zone_auth(&zone)?.is_none() {
-                    self.set_zone_auth(&zone).await?;
+                    self.accounts().set_zone_auth(&zone).await?;
                 }
                 Ok(created)
             }
@@ -105,7 +111,7 @@ impl Node {
         }
     }
 
-    pub async fn zones(&self, consistency: Consistency) -> Result<Vec<ZoneInfo>, NodeError> {
+    pub async fn list(&self, consistency: Consistency) -> Result<Vec<ZoneInfo>, NodeError> {
         self.read_barrier(consistency).await?;
         let zones = self.inner.state.zones()?;
         zones

@@ -86,7 +86,13 @@ pub(crate) async fn optional_session(
         .ok()
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or(ApiError::Node(NodeError::InvalidSession))?;
-    Ok(Some(state.node.authenticate(zone, token.trim()).await?))
+    Ok(Some(
+        state
+            .node
+            .accounts()
+            .authenticate(zone, token.trim())
+            .await?,
+    ))
 }
 
 pub(crate) async fn session(
@@ -95,7 +101,7 @@ pub(crate) async fn session(
     bearer: &Bearer,
 ) -> Result<(ZoneId, Authenticated), ApiError> {
     let zone = parse_zone(zone)?;
-    let who = state.node.authenticate(&zone, &bearer.0).await?;
+    let who = state.node.accounts().authenticate(&zone, &bearer.0).await?;
     Ok((zone, who))
 }
 
@@ -112,7 +118,11 @@ pub(crate) async fn fresh_session(
 ) -> Result<(ZoneId, Authenticated), ApiError> {
     let (zone, who) = session(state, zone, bearer).await?;
     let step_up = headers.get(STEP_UP).and_then(|v| v.to_str().ok());
-    state.node.require_step_up(&zone, &who, step_up).await?;
+    state
+        .node
+        .accounts()
+        .require_step_up(&zone, &who, step_up)
+        .await?;
     Ok((zone, who))
 }
 
@@ -142,6 +152,7 @@ async fn register_start(
     let device_token = body.device_token.as_deref();
     let device = state
         .node
+        .accounts()
         .device(&zone, &body.account, device_token)
         .await?;
     state
@@ -149,6 +160,7 @@ async fn register_start(
         .register_start(ip, &zone, &body.account, device)?;
     let registration_response = state
         .node
+        .accounts()
         .register_start(&zone, &body.account, &body.registration_request)
         .await?;
     Ok(Json(RegisterStarted {
@@ -175,6 +187,7 @@ async fn register_finish(
     state.auth_limiter.register(ip)?;
     state
         .node
+        .accounts()
         .register_finish(
             &zone,
             &body.account,
@@ -201,11 +214,13 @@ async fn login_start(
     let device_token = body.device_token.as_deref();
     let device = state
         .node
+        .accounts()
         .device(&zone, &body.account, device_token)
         .await?;
     state.auth_limiter.login(ip, &zone, &body.account, device)?;
     let (login_response, login_ticket) = state
         .node
+        .accounts()
         .login_start(&zone, &body.account, &body.start_login_request)
         .await?;
     Ok(Json(LoginStarted {
@@ -228,6 +243,7 @@ async fn login_finish(
     let zone = parse_zone(&zone)?;
     let session = state
         .node
+        .accounts()
         .login_finish(
             &zone,
             &body.login_ticket,
@@ -256,6 +272,7 @@ async fn step_up(
     let (zone, who) = session(&state, &zone, &bearer).await?;
     let step_up = state
         .node
+        .accounts()
         .step_up_with_password(&zone, &who, &body.login_ticket, &body.finish_login_request)
         .await?;
     Ok(Json(step_up))
@@ -272,7 +289,7 @@ async fn logout(
     bearer: Bearer,
 ) -> Result<Json<Revoked>, ApiError> {
     let (zone, who) = session(&state, &zone, &bearer).await?;
-    let revoked = state.node.logout(&zone, &who).await?;
+    let revoked = state.node.accounts().logout(&zone, &who).await?;
     Ok(Json(Revoked { revoked }))
 }
 
@@ -300,9 +317,10 @@ async fn logout_everywhere(
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?
     };
     let (zone, who) = fresh_session(&state, &zone, &bearer, &headers).await?;
-    let passkeys = state.node.passkeys(&zone, &who)?;
+    let passkeys = state.node.accounts().passkeys(&zone, &who)?;
     let revoked = state
         .node
+        .accounts()
         .logout_everywhere(&zone, &who, &body.remove_passkeys)
         .await?;
     Ok(Json(CredentialsChanged {
@@ -330,7 +348,7 @@ async fn list_sessions(
     bearer: Bearer,
 ) -> Result<Json<SessionList>, ApiError> {
     let (zone, who) = session(&state, &zone, &bearer).await?;
-    let sessions = state.node.sessions(&zone, &who)?;
+    let sessions = state.node.accounts().sessions(&zone, &who)?;
     Ok(Json(SessionList {
         account: who.account,
         sessions,
@@ -355,6 +373,7 @@ async fn end_session(
     if who.session_id() != id {
         state
             .node
+            .accounts()
             .require_step_up(
                 &zone,
                 &who,
@@ -362,7 +381,7 @@ async fn end_session(
             )
             .await?;
     }
-    let ended = state.node.end_session(&zone, &who, &id).await?;
+    let ended = state.node.accounts().end_session(&zone, &who, &id).await?;
     Ok(Json(Revoked {
         revoked: u64::from(ended),
     }))
@@ -381,6 +400,7 @@ async fn list_envelopes(
     let (zone, who) = session(&state, &zone, &bearer).await?;
     let envelopes = state
         .node
+        .accounts()
         .envelopes(&zone, &who)?
         .into_iter()
         .map(|(name, e)| EnvelopeInfo {
@@ -405,7 +425,7 @@ async fn get_envelope(
     bearer: Bearer,
 ) -> Result<Response, ApiError> {
     let (zone, who) = session(&state, &zone, &bearer).await?;
-    let envelope = state.node.envelope(&zone, &who, &name)?;
+    let envelope = state.node.accounts().envelope(&zone, &who, &name)?;
     let etag = version_etag(envelope.version);
     let body = Envelope {
         name,
@@ -446,7 +466,11 @@ async fn put_envelope(
         data,
         if_version,
     };
-    let (version, updated_at_ms) = state.node.put_envelope(&zone, &who, write).await?;
+    let (version, updated_at_ms) = state
+        .node
+        .accounts()
+        .put_envelope(&zone, &who, write)
+        .await?;
     let info = EnvelopeInfo {
         name,
         version,
@@ -483,6 +507,7 @@ async fn delete_envelope(
     state.auth_limiter.envelope_write(&zone, &who.account)?;
     state
         .node
+        .accounts()
         .delete_envelope(&zone, &who, &name, if_version)
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -516,9 +541,10 @@ async fn change_password(
         None => None,
     };
     let (zone, who) = fresh_session(&state, &zone, &bearer, &headers).await?;
-    let passkeys = state.node.passkeys(&zone, &who)?;
+    let passkeys = state.node.accounts().passkeys(&zone, &who)?;
     let revoked = state
         .node
+        .accounts()
         .change_password(
             &zone,
             &who,
@@ -551,6 +577,7 @@ async fn delete_own_account(
     let (zone, who) = fresh_session(&state, &zone, &bearer, &headers).await?;
     state
         .node
+        .accounts()
         .delete_account(&zone, &who.account.clone(), Some(&who))
         .await?;
     Ok(StatusCode::NO_CONTENT)
@@ -569,7 +596,11 @@ pub(crate) async fn admin_delete_account(
 ) -> Result<StatusCode, ApiError> {
     let zone = parse_zone(&zone)?;
     let account = AccountId::new(account).map_err(ApiError::BadRequest)?;
-    state.node.delete_account(&zone, &account, None).await?;
+    state
+        .node
+        .accounts()
+        .delete_account(&zone, &account, None)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -76,9 +76,10 @@ pub(crate) async fn set_quota(
     let zone = parse_zone(&zone)?;
     state
         .node
+        .zones()
         .zone(&zone, blindstore_cluster::Consistency::Linearizable)
         .await?;
-    let quota = state.node.set_quota(&zone, &change).await?;
+    let quota = state.node.zones().set_quota(&zone, &change).await?;
     Ok(Json(quota_to_api(quota)))
 }
 
@@ -102,7 +103,9 @@ pub(crate) async fn set_settings(
     ApiJson(change): ApiJson<ZoneSettingsChange>,
 ) -> Result<Json<blindstore_types::account::ZoneSettings>, ApiError> {
     let zone = parse_zone(&zone)?;
-    Ok(Json(state.node.set_zone_settings(&zone, &change).await?))
+    Ok(Json(
+        state.node.zones().set_zone_settings(&zone, &change).await?,
+    ))
 }
 
 /// Set who may create accounts in a zone (`open`, `invite`, `closed`) and the caps on what its
@@ -127,7 +130,13 @@ pub(crate) async fn set_registration(
     ApiJson(change): ApiJson<RegistrationChange>,
 ) -> Result<Json<blindstore_types::account::RegistrationSettings>, ApiError> {
     let zone = parse_zone(&zone)?;
-    Ok(Json(state.node.set_registration(&zone, &change).await?))
+    Ok(Json(
+        state
+            .node
+            .accounts()
+            .set_registration(&zone, &change)
+            .await?,
+    ))
 }
 
 /// Create one-time invite codes for a zone whose registration is `invite`: each creates one
@@ -152,7 +161,11 @@ pub(crate) async fn create_invites(
 ) -> Result<(StatusCode, Json<Invites>), ApiError> {
     let zone = parse_zone(&zone)?;
     let ttl = std::time::Duration::from_secs(request.ttl_secs.unwrap_or(7 * 24 * 3600));
-    let (codes, expires_at_ms) = state.node.create_invites(&zone, request.count, ttl).await?;
+    let (codes, expires_at_ms) = state
+        .node
+        .accounts()
+        .create_invites(&zone, request.count, ttl)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(Invites {
@@ -179,9 +192,10 @@ pub(crate) async fn create_zone(
     ApiPath(zone): ApiPath<String>,
 ) -> Result<(StatusCode, Json<Zone>), ApiError> {
     let zone = parse_zone(&zone)?;
-    let created = state.node.create_zone(zone.clone()).await?;
+    let created = state.node.zones().create_zone(zone.clone()).await?;
     let info = state
         .node
+        .zones()
         .zone(&zone, blindstore_cluster::Consistency::Stale)
         .await?;
     let status = if created {
@@ -205,7 +219,7 @@ pub(crate) async fn list_zones(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ConsistencyQuery>,
 ) -> Result<Json<ZoneList>, ApiError> {
-    let zones = state.node.zones(consistency(q.consistency)).await?;
+    let zones = state.node.zones().list(consistency(q.consistency)).await?;
     Ok(Json(ZoneList {
         zones: zones.into_iter().map(to_api).collect(),
     }))
@@ -228,7 +242,11 @@ pub(crate) async fn get_zone(
 ) -> Result<Json<Zone>, ApiError> {
     let zone = parse_zone(&zone)?;
     Ok(Json(to_api(
-        state.node.zone(&zone, consistency(q.consistency)).await?,
+        state
+            .node
+            .zones()
+            .zone(&zone, consistency(q.consistency))
+            .await?,
     )))
 }
 
@@ -251,15 +269,17 @@ pub(crate) async fn chunk_replicas(
         .map_err(|_| ApiError::BadRequest(format!("invalid chunk hash {hash:?}")))?;
     state
         .node
+        .zones()
         .zone(&zone, blindstore_cluster::Consistency::Stale)
         .await?;
     let node_ids = state
         .node
         .chunks()
+        .replicator()
         .replicas(&zone, &hash)
         .await
         .map_err(blindstore_cluster::NodeError::from)?;
-    let owners = state.node.chunks().owners(&zone, &hash);
+    let owners = state.node.chunks().replicator().owners(&zone, &hash);
     Ok(Json(Replicas { node_ids, owners }))
 }
 

@@ -57,6 +57,7 @@ pub(crate) async fn create_chain(
     let who = crate::accounts::optional_session(&state, &zone, &headers).await?;
     let (created, head) = state
         .node
+        .chains()
         .create_chain(&zone, req.public_key, who.as_ref())
         .await?;
     let status = if created {
@@ -82,6 +83,7 @@ pub(crate) async fn get_chain(
     let (zone, chain) = parse_chain_path(&zone, &chain)?;
     let head = state
         .node
+        .chains()
         .chain(&zone, &chain, consistency(q.consistency))
         .await?;
     Ok(Json(to_api(head)))
@@ -122,7 +124,7 @@ pub(crate) async fn append(
         chunks: req.chunks,
         signature: req.signature,
     };
-    let (index, entry_hash, length) = state.node.append(&zone, &chain, input).await?;
+    let (index, entry_hash, length) = state.node.chains().append(&zone, &chain, input).await?;
     Ok((
         StatusCode::CREATED,
         Json(AppendResponse {
@@ -191,6 +193,7 @@ pub(crate) async fn read_entries(
     }
     let page = state
         .node
+        .chains()
         .entries(&zone, &chain, which, consistency(q.consistency))
         .await?;
     Ok(Json(api_entries(page)).into_response())

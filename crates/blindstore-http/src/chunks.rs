@@ -46,7 +46,11 @@ pub(crate) async fn put_chunk(
 ) -> Result<Response, ApiError> {
     let (zone, hash) = parse_chunk_path(&zone, &hash)?;
     let who = optional_session(&state, &zone, &headers).await?;
-    state.node.authorize_write(&zone, who.as_ref()).await?;
+    state
+        .node
+        .chunks()
+        .authorize_write(&zone, who.as_ref())
+        .await?;
     let limit = state.node.limits().max_chunk_bytes;
     let too_large = || ApiError::TooLarge(format!("chunks are limited to {limit} bytes"));
     let declared = headers
@@ -68,6 +72,7 @@ pub(crate) async fn put_chunk(
     };
     let created = state
         .node
+        .chunks()
         .put_chunk(&zone, hash, bytes, who.as_ref())
         .await?;
     let status = if created {
@@ -95,10 +100,10 @@ pub(crate) async fn get_chunk(
     let security = security_headers(&state, &zone);
     if if_none_match(&headers, &hash) {
         // Existence still matters: a 304 for a chunk that is not stored would be a lie.
-        state.node.chunk_len(&zone, &hash).await?;
+        state.node.chunks().chunk_len(&zone, &hash).await?;
         return Ok((StatusCode::NOT_MODIFIED, etag_headers(&hash), security).into_response());
     }
-    let bytes = state.node.get_chunk(&zone, &hash).await?;
+    let bytes = state.node.chunks().get_chunk(&zone, &hash).await?;
     let mut response = (etag_headers(&hash), security, bytes).into_response();
     response.headers_mut().insert(
         CONTENT_TYPE,
@@ -121,7 +126,7 @@ pub(crate) async fn head_chunk(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let (zone, hash) = parse_chunk_path(&zone, &hash)?;
-    let len = state.node.chunk_len(&zone, &hash).await?;
+    let len = state.node.chunks().chunk_len(&zone, &hash).await?;
     let status = if if_none_match(&headers, &hash) {
         StatusCode::NOT_MODIFIED
     } else {
@@ -143,6 +148,7 @@ pub(crate) async fn head_chunk(
 fn security_headers(state: &AppState, zone: &ZoneId) -> [(axum::http::HeaderName, HeaderValue); 2] {
     let cross_origin = state
         .node
+        .zones()
         .zone_settings(zone)
         .is_ok_and(|s| !s.cors_origins.is_empty());
     blindstore_web::chunk_security_headers(cross_origin)
@@ -163,6 +169,10 @@ pub(crate) async fn missing_chunks(
     ApiJson(req): ApiJson<MissingChunksRequest>,
 ) -> Result<Json<MissingChunksResponse>, ApiError> {
     let zone = parse_zone(&zone)?;
-    let missing = state.node.missing_chunks(&zone, &req.hashes).await?;
+    let missing = state
+        .node
+        .chunks()
+        .missing_chunks(&zone, &req.hashes)
+        .await?;
     Ok(Json(MissingChunksResponse { missing }))
 }

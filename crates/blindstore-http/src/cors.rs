@@ -39,7 +39,8 @@ pub(crate) fn layer(node: Node) -> CorsLayer {
             let (Some(zone), Ok(origin)) = (zone_of(parts.uri.path()), origin.to_str()) else {
                 return false;
             };
-            node.zone_settings(&zone)
+            node.zones()
+                .zone_settings(&zone)
                 .is_ok_and(|settings| settings.cors_allows(origin))
         }))
         .allow_methods(METHODS)

@@ -273,6 +273,7 @@ async fn stream(
     for (chain, _) in &cursors {
         state
             .node
+            .chains()
             .chain(&zone, chain, Consistency::Linearizable)
             .await?;
     }
@@ -318,7 +319,7 @@ async fn follow(
     // Woken only by appends to the chains followed here (each wake is counted).
     let mut changes: Vec<_> = cursors
         .iter()
-        .map(|(chain, _)| node.chain_changes(&zone, chain))
+        .map(|(chain, _)| node.chains().chain_changes(&zone, chain))
         .collect();
     let mut stopping = std::pin::pin!(node.stopping());
     let retry = Event::default().retry(Duration::from_millis(RETRY_MS));
@@ -331,7 +332,11 @@ async fn follow(
         for i in 0..cursors.len() {
             let (chain, from) = cursors[i];
             let which = ReadEntries::From { from, limit: BATCH };
-            let page = match node.entries(&zone, &chain, which, Consistency::Stale).await {
+            let page = match node
+                .chains()
+                .entries(&zone, &chain, which, Consistency::Stale)
+                .await
+            {
                 Ok(page) => page,
                 // Gone for good: say so. Anything else (a payload's holders unreachable for a
                 // moment): end the stream, and the client reconnects and resumes.
@@ -437,6 +442,7 @@ pub(crate) async fn long_poll(
     let which = ReadEntries::From { from, limit };
     let page = state
         .node
+        .chains()
         .entries(&zone, &chain, which, Consistency::Linearizable)
         .await?;
     if !page.entries.is_empty() || from > page.chain.length {
@@ -448,12 +454,16 @@ pub(crate) async fn long_poll(
     let body = futures::stream::once(async move {
         let _subscription = subscription;
         let deadline = tokio::time::Instant::now() + wait;
-        let mut changes = node.chain_changes(&zone, &chain);
+        let mut changes = node.chains().chain_changes(&zone, &chain);
         let mut stopping = std::pin::pin!(node.stopping());
         let mut page = page;
         loop {
             changes.mark_seen();
-            match node.entries(&zone, &chain, which, Consistency::Stale).await {
+            match node
+                .chains()
+                .entries(&zone, &chain, which, Consistency::Stale)
+                .await
+            {
                 Ok(now) if !now.entries.is_empty() => {
                     page = now;
                     break;

@@ -24,7 +24,7 @@ pub(crate) async fn metrics(_: Admin, State(state): State<AppState>) -> Result<R
         .set(health.last_log_index.unwrap_or(0) as f64);
     metrics::gauge!("blindstore_raft_applied_index").set(health.last_applied.unwrap_or(0) as f64);
     metrics::gauge!("blindstore_repair_backlog_chunks").set(health.under_replicated as f64);
-    let usage = state.node.chunk_usage()?;
+    let usage = state.node.chunks().chunk_usage()?;
     metrics::gauge!("blindstore_chunks_held").set(usage.chunks as f64);
     metrics::gauge!("blindstore_chunk_bytes_held").set(usage.bytes as f64);
     Ok(blindstore_web::metrics::exposition())

@@ -48,7 +48,11 @@ async fn register_start(
     bearer: Bearer,
 ) -> Result<Json<PasskeyOptions>, ApiError> {
     let (zone, who) = fresh_session(&state, &zone, &bearer, &headers).await?;
-    let (options, ticket) = state.node.passkey_register_start(&zone, &who).await?;
+    let (options, ticket) = state
+        .node
+        .accounts()
+        .passkey_register_start(&zone, &who)
+        .await?;
     Ok(Json(PasskeyOptions { options, ticket }))
 }
 
@@ -69,6 +73,7 @@ async fn register_finish(
     let (zone, who) = session(&state, &zone, &bearer).await?;
     let info = state
         .node
+        .accounts()
         .passkey_register_finish(&zone, &who, &body.ticket, body.credential, body.label)
         .await?;
     Ok((StatusCode::CREATED, Json(info)))
@@ -92,10 +97,15 @@ async fn login_start(
     let device_token = body.device_token.as_deref();
     let device = state
         .node
+        .accounts()
         .device(&zone, &body.account, device_token)
         .await?;
     state.auth_limiter.login(ip, &zone, &body.account, device)?;
-    let (options, ticket) = state.node.passkey_login_start(&zone, &body.account).await?;
+    let (options, ticket) = state
+        .node
+        .accounts()
+        .passkey_login_start(&zone, &body.account)
+        .await?;
     Ok(Json(PasskeyOptions { options, ticket }))
 }
 
@@ -113,6 +123,7 @@ async fn login_finish(
     let zone = parse_zone(&zone)?;
     let session = state
         .node
+        .accounts()
         .passkey_login_finish(
             &zone,
             &body.ticket,
@@ -141,6 +152,7 @@ async fn step_up(
     let (zone, who) = session(&state, &zone, &bearer).await?;
     let step_up = state
         .node
+        .accounts()
         .step_up_with_passkey(&zone, &who, &body.ticket, body.credential)
         .await?;
     Ok(Json(step_up))
@@ -157,7 +169,7 @@ async fn list(
     bearer: Bearer,
 ) -> Result<Json<PasskeyList>, ApiError> {
     let (zone, who) = session(&state, &zone, &bearer).await?;
-    let passkeys = state.node.passkeys(&zone, &who)?;
+    let passkeys = state.node.accounts().passkeys(&zone, &who)?;
     Ok(Json(PasskeyList { passkeys }))
 }
 
@@ -177,6 +189,10 @@ async fn remove(
     bearer: Bearer,
 ) -> Result<StatusCode, ApiError> {
     let (zone, who) = fresh_session(&state, &zone, &bearer, &headers).await?;
-    state.node.remove_passkey(&zone, &who, &id).await?;
+    state
+        .node
+        .accounts()
+        .remove_passkey(&zone, &who, &id)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }

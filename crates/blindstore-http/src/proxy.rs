@@ -188,7 +188,7 @@ async fn exchange(
         client_ip,
         secure,
     } = call;
-    let settings = state.node.zone_settings(zone)?;
+    let settings = state.node.zones().zone_settings(zone)?;
     let Some(route) = settings.proxies.iter().find(|r| r.name == name) else {
         return Err(ApiError::UnknownProxy(name.to_owned()));
     };

@@ -94,7 +94,7 @@ impl SiteCache {
         state: &AppState,
         zone: &ZoneId,
     ) -> Result<Option<Arc<SiteManifest>>, ApiError> {
-        let Some(version) = state.node.current_site_version(zone)? else {
+        let Some(version) = state.node.sites().current_site_version(zone)? else {
             return Ok(None);
         };
         if let Some((v, m)) = self.manifests.lock().expect("site cache").get(zone) {
@@ -102,7 +102,7 @@ impl SiteCache {
                 return Ok(Some(m.clone()));
             }
         }
-        let Some((version, manifest)) = state.node.current_site(zone)? else {
+        let Some((version, manifest)) = state.node.sites().current_site(zone)? else {
             return Ok(None);
         };
         self.manifests
@@ -128,7 +128,7 @@ async fn publish(
     ApiJson(manifest): ApiJson<SiteManifest>,
 ) -> Result<(StatusCode, Json<SitePublished>), ApiError> {
     let zone = parse_zone(&zone)?;
-    let version = state.node.publish_site(&zone, manifest).await?;
+    let version = state.node.sites().publish_site(&zone, manifest).await?;
     Ok((StatusCode::CREATED, Json(SitePublished { version })))
 }
 
@@ -142,7 +142,7 @@ async fn versions(
     ApiPath(zone): ApiPath<String>,
 ) -> Result<Json<SiteVersions>, ApiError> {
     let zone = parse_zone(&zone)?;
-    let (versions, current) = state.node.site_versions(&zone).await?;
+    let (versions, current) = state.node.sites().site_versions(&zone).await?;
     let versions = versions
         .into_iter()
         .map(|(version, record)| SiteVersionInfo {
@@ -169,7 +169,11 @@ async fn switch(
     ApiJson(body): ApiJson<SiteSwitch>,
 ) -> Result<Json<SiteSwitch>, ApiError> {
     let zone = parse_zone(&zone)?;
-    state.node.set_site_version(&zone, body.version).await?;
+    state
+        .node
+        .sites()
+        .set_site_version(&zone, body.version)
+        .await?;
     Ok(Json(body))
 }
 
@@ -229,7 +233,12 @@ async fn serve_zone_site(
     let node = &state.node;
     answer(&manifest, path, method, headers, |_, _, blob: &SiteBlob| {
         let blob = blob.clone();
-        async move { node.site_blob(zone, &blob).await.map_err(ApiError::Node) }
+        async move {
+            node.sites()
+                .site_blob(zone, &blob)
+                .await
+                .map_err(ApiError::Node)
+        }
     })
     .await
 }
@@ -264,7 +273,7 @@ pub(crate) async fn fallback(State(state): State<AppState>, request: Request) ->
     let api = path.starts_with("/v1/") || path == "/v1";
     // `/proxy/{name}/...` on a zone's host name: its reverse proxy.
     if let (false, Some(host), Some(route)) = (api, &host, path.strip_prefix("/proxy/")) {
-        match state.node.zone_for_host(host) {
+        match state.node.zones().zone_for_host(host) {
             Ok(Some(zone)) => {
                 let request = Request::from_parts(request, body);
                 return crate::proxy::forward(&state, &zone, route, request)
@@ -278,7 +287,7 @@ pub(crate) async fn fallback(State(state): State<AppState>, request: Request) ->
     let result = async {
         if !api {
             if let Some(host) = host {
-                if let Some(zone) = state.node.zone_for_host(&host)? {
+                if let Some(zone) = state.node.zones().zone_for_host(&host)? {
                     return serve_zone_site(
                         &state,
                         &zone,

@@ -169,7 +169,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     if node.bootstrapped() && config.demo_zone {
         let demo = ZoneId::new("demo").expect("'demo' is a valid zone id");
-        if node.create_zone(demo).await? {
+        if node.zones().create_zone(demo).await? {
             tracing::info!("created zone demo");
         }
     }

@@ -62,7 +62,7 @@ impl Cluster {
             let node = Node::start(config, Some(listener)).await.unwrap();
             if seed.is_none() {
                 node.wait_for_leader(Duration::from_secs(10)).await.unwrap();
-                node.create_zone(demo()).await.unwrap();
+                node.zones().create_zone(demo()).await.unwrap();
                 seed = Some(addr);
             }
             nodes.push(node);
@@ -120,6 +120,7 @@ async fn writes_through_followers_are_forwarded_and_follower_reads_are_lineariza
     let followers = cluster.followers();
     let w = ChainWriter::generate(demo());
     let (created, _) = cluster.nodes[followers[0]]
+        .chains()
         .create_chain(&demo(), *w.public_key(), None)
         .await
         .unwrap();
@@ -131,17 +132,22 @@ async fn writes_through_followers_are_forwarded_and_follower_reads_are_lineariza
     for i in 0..10u64 {
         let via = &cluster.nodes[followers[(i % 2) as usize]];
         let (input, hash) = append_input(&w, i, prev, format!("entry {i}").as_bytes());
-        via.append(&demo(), &w.chain_id(), input).await.unwrap();
+        via.chains()
+            .append(&demo(), &w.chain_id(), input)
+            .await
+            .unwrap();
         prev = hash;
         // The other follower sees it at once: a linearizable read waits for the read index.
         let other = &cluster.nodes[followers[((i + 1) % 2) as usize]];
         let head = other
+            .chains()
             .chain(&demo(), &w.chain_id(), Consistency::Linearizable)
             .await
             .unwrap();
         assert_eq!((head.length, head.head), (i + 1, hash));
     }
     let page = cluster.nodes[cluster.leader()]
+        .chains()
         .entries(
             &demo(),
             &w.chain_id(),
@@ -170,6 +176,7 @@ async fn repair_restores_two_copies_after_a_node_stops() {
         let bytes = format!("in-process chunk {i}").into_bytes();
         let hash = Hash32::digest(&bytes);
         cluster.nodes[(i % 3) as usize]
+            .chunks()
             .put_chunk(&demo(), hash, bytes, None)
             .await
             .unwrap();
@@ -179,6 +186,7 @@ async fn repair_restores_two_copies_after_a_node_stops() {
         assert_eq!(
             cluster.nodes[0]
                 .chunks()
+                .replicator()
                 .replicas(&demo(), hash)
                 .await
                 .unwrap()
@@ -199,7 +207,12 @@ async fn repair_restores_two_copies_after_a_node_stops() {
         "two live copies of every chunk",
         || async {
             for hash in &hashes {
-                let holders = live[0].chunks().replicas(&demo(), hash).await.unwrap();
+                let holders = live[0]
+                    .chunks()
+                    .replicator()
+                    .replicas(&demo(), hash)
+                    .await
+                    .unwrap();
                 if holders.len() != 2 || holders.contains(&gone_id) {
                     return false;
                 }
@@ -227,12 +240,14 @@ async fn garbage_collection_removes_unreferenced_chunks_everywhere_and_keeps_ref
     let loose = b"never referenced".to_vec();
     let kept = b"referenced by an entry".to_vec();
     for bytes in [&loose, &kept] {
-        via.put_chunk(&demo(), Hash32::digest(bytes), bytes.clone(), None)
+        via.chunks()
+            .put_chunk(&demo(), Hash32::digest(bytes), bytes.clone(), None)
             .await
             .unwrap();
     }
     let w = ChainWriter::generate(demo());
-    via.create_chain(&demo(), *w.public_key(), None)
+    via.chains()
+        .create_chain(&demo(), *w.public_key(), None)
         .await
         .unwrap();
     let (request, _) = w.sign(0, w.genesis(), b"payload", vec![Hash32::digest(&kept)]);
@@ -243,23 +258,29 @@ async fn garbage_collection_removes_unreferenced_chunks_everywhere_and_keeps_ref
         chunks: request.chunks,
         signature: request.signature,
     };
-    via.append(&demo(), &w.chain_id(), input).await.unwrap();
+    via.chains()
+        .append(&demo(), &w.chain_id(), input)
+        .await
+        .unwrap();
     // Past a 1 s staging TTL, a pass on every node (each after its read barrier).
     tokio::time::sleep(Duration::from_millis(2100)).await;
     for node in &cluster.nodes {
         node.chunks()
+            .replicator()
             .collect_garbage(Duration::from_secs(1))
             .await
             .unwrap();
     }
     assert!(via
         .chunks()
+        .replicator()
         .replicas(&demo(), &Hash32::digest(&loose))
         .await
         .unwrap()
         .is_empty());
     assert_eq!(
         via.chunks()
+            .replicator()
             .replicas(&demo(), &Hash32::digest(&kept))
             .await
             .unwrap()
@@ -268,6 +289,7 @@ async fn garbage_collection_removes_unreferenced_chunks_everywhere_and_keeps_ref
     );
     assert_eq!(
         via.chunks()
+            .replicator()
             .replicas(&demo(), &Hash32::digest(b"payload"))
             .await
             .unwrap()
@@ -288,8 +310,16 @@ async fn two_zones_cannot_both_claim_a_site_host_through_two_nodes() {
     use blindstore_types::api::ZoneSettingsChange;
     let cluster = Cluster::start().await;
     let (a, b) = (ZoneId::new("a").unwrap(), ZoneId::new("b").unwrap());
-    cluster.nodes[0].create_zone(a.clone()).await.unwrap();
-    cluster.nodes[0].create_zone(b.clone()).await.unwrap();
+    cluster.nodes[0]
+        .zones()
+        .create_zone(a.clone())
+        .await
+        .unwrap();
+    cluster.nodes[0]
+        .zones()
+        .create_zone(b.clone())
+        .await
+        .unwrap();
     let claim = |hosts: Vec<String>| ZoneSettingsChange {
         site_hosts: Some(hosts),
         ..Default::default()
@@ -299,8 +329,8 @@ async fn two_zones_cannot_both_claim_a_site_host_through_two_nodes() {
         let (na, nb) = (cluster.nodes[1].clone(), cluster.nodes[2].clone());
         let (ca, cb) = (claim(vec![host.clone()]), claim(vec![host.clone()]));
         let (za, zb) = (a.clone(), b.clone());
-        let first = tokio::spawn(async move { na.set_zone_settings(&za, &ca).await });
-        let second = tokio::spawn(async move { nb.set_zone_settings(&zb, &cb).await });
+        let first = tokio::spawn(async move { na.zones().set_zone_settings(&za, &ca).await });
+        let second = tokio::spawn(async move { nb.zones().set_zone_settings(&zb, &cb).await });
         let (ra, rb) = (first.await.unwrap(), second.await.unwrap());
         assert!(
             ra.is_ok() != rb.is_ok(),
@@ -316,13 +346,14 @@ async fn two_zones_cannot_both_claim_a_site_host_through_two_nodes() {
         );
         for node in &cluster.nodes {
             eventually(Duration::from_secs(5), "every node maps the host", || {
-                let found = node.zone_for_host(&host).unwrap();
+                let found = node.zones().zone_for_host(&host).unwrap();
                 async move { found.as_ref() == Some(winner) }
             })
             .await;
         }
         for zone in [&a, &b] {
             cluster.nodes[0]
+                .zones()
                 .set_zone_settings(zone, &claim(vec![]))
                 .await
                 .unwrap();

@@ -56,7 +56,8 @@ pub async fn start_full(
     tweak(&mut config);
     let node = Node::start(config, None).await.unwrap();
     node.wait_for_leader(Duration::from_secs(10)).await.unwrap();
-    node.create_zone(ZoneId::new("demo").unwrap())
+    node.zones()
+        .create_zone(ZoneId::new("demo").unwrap())
         .await
         .unwrap();
     let state = AppState::new(node.clone(), TOKEN, auth_limits);
