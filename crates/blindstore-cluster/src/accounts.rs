@@ -16,7 +16,7 @@ use blindstore_types::api::{NewSession, SessionInfo, StepUp};
 use blindstore_types::command::{accounts, Command, CommandResponse, NewPassword, TicketUse};
 use blindstore_types::{Hash32, ZoneId};
 
-use crate::error::{rejection, unexpected};
+use crate::error::unexpected;
 use crate::now_ms;
 use crate::{Consistency, NodeError};
 
@@ -82,11 +82,7 @@ impl Accounts<'_> {
             zone: zone.clone(),
             auth: blindstore_auth::new_zone_auth(),
         });
-        match self.propose(command).await? {
-            CommandResponse::ZoneAuthSet { .. } => Ok(()),
-            CommandResponse::Rejected(r) => Err(rejection(r)),
-            other => Err(unexpected(other)),
-        }
+        answer!(self.propose(command).await?, CommandResponse::ZoneAuthSet { .. } => ())
     }
 
     /// Registration, first step (stateless): the OPAQUE registration response.
@@ -121,11 +117,7 @@ impl Accounts<'_> {
             created_at_ms: now_ms(),
             invite: invite.map(|code| invite_hash(code.trim())),
         });
-        match self.propose(command).await? {
-            CommandResponse::AccountCreated => Ok(()),
-            CommandResponse::Rejected(r) => Err(rejection(r)),
-            other => Err(unexpected(other)),
-        }
+        answer!(self.propose(command).await?, CommandResponse::AccountCreated => ())
     }
 
     /// Login, first step: the OPAQUE login response and a sealed ticket for `login_finish`.
@@ -449,11 +441,7 @@ impl Accounts<'_> {
             account: account.clone(),
             revoke,
         });
-        match self.propose(command).await? {
-            CommandResponse::SessionsRevoked { count } => Ok(count),
-            CommandResponse::Rejected(r) => Err(rejection(r)),
-            other => Err(unexpected(other)),
-        }
+        answer!(self.propose(command).await?, CommandResponse::SessionsRevoked { count } => count)
     }
 
     /// The account's live sessions, oldest first.
@@ -521,11 +509,10 @@ impl Accounts<'_> {
             acting,
             write,
         });
-        match self.propose(command).await? {
-            CommandResponse::EnvelopePut { version } => Ok((version, acting.now_ms)),
-            CommandResponse::Rejected(r) => Err(rejection(r)),
-            other => Err(unexpected(other)),
-        }
+        answer!(
+            self.propose(command).await?,
+            CommandResponse::EnvelopePut { version } => (version, acting.now_ms)
+        )
     }
 
     /// Deletes an envelope if its version is `if_version`; `EnvelopeConflict` with the current
@@ -545,11 +532,7 @@ impl Accounts<'_> {
             name: name.to_owned(),
             if_version,
         });
-        match self.propose(command).await? {
-            CommandResponse::EnvelopeDeleted => Ok(()),
-            CommandResponse::Rejected(r) => Err(rejection(r)),
-            other => Err(unexpected(other)),
-        }
+        answer!(self.propose(command).await?, CommandResponse::EnvelopeDeleted => ())
     }
 
     /// Replaces the account's OPAQUE record (the client ran `register/start` for it), with an
@@ -616,11 +599,10 @@ impl Accounts<'_> {
             remove_passkeys,
             revoke,
         });
-        match self.propose(command).await? {
-            CommandResponse::CredentialsChanged { revoked } => Ok(revoked),
-            CommandResponse::Rejected(r) => Err(rejection(r)),
-            other => Err(unexpected(other)),
-        }
+        answer!(
+            self.propose(command).await?,
+            CommandResponse::CredentialsChanged { revoked } => revoked
+        )
     }
 
     /// Deletes an account with its sessions and envelopes: the account's own live session
@@ -637,11 +619,7 @@ impl Accounts<'_> {
             account: account.clone(),
             acting: who.map(Authenticated::acting),
         });
-        match self.propose(command).await? {
-            CommandResponse::AccountDeleted => Ok(()),
-            CommandResponse::Rejected(r) => Err(rejection(r)),
-            other => Err(unexpected(other)),
-        }
+        answer!(self.propose(command).await?, CommandResponse::AccountDeleted => ())
     }
 }
 
@@ -669,11 +647,7 @@ impl Accounts<'_> {
             zone: zone.clone(),
             settings,
         });
-        match self.propose(command).await? {
-            CommandResponse::RegistrationSet => Ok(settings),
-            CommandResponse::Rejected(r) => Err(rejection(r)),
-            other => Err(unexpected(other)),
-        }
+        answer!(self.propose(command).await?, CommandResponse::RegistrationSet => settings)
     }
 
     /// Creates `count` one-time invite codes for `zone`, valid for `ttl`: the codes (shown
@@ -706,11 +680,10 @@ impl Accounts<'_> {
             expires_at_ms,
             now_ms: now,
         });
-        match self.propose(command).await? {
-            CommandResponse::InvitesCreated => Ok((codes, expires_at_ms)),
-            CommandResponse::Rejected(r) => Err(rejection(r)),
-            other => Err(unexpected(other)),
-        }
+        answer!(
+            self.propose(command).await?,
+            CommandResponse::InvitesCreated => (codes, expires_at_ms)
+        )
     }
 }
 

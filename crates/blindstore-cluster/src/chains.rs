@@ -10,7 +10,7 @@ use blindstore_types::command::{ChainHead, Command, CommandResponse, Rejection};
 use blindstore_types::entry::{check_public_key, EntryHeader, UnsignedEntry};
 use blindstore_types::{ChainId, Hash32, PublicKey, Signature, ZoneId};
 
-use crate::error::{rejection, unexpected};
+use crate::error::rejection;
 use crate::{Authenticated, Consistency, NodeError};
 
 /// An append as a client sends it.
@@ -96,11 +96,10 @@ impl Chains<'_> {
                 public_key,
             },
         };
-        match self.propose(command).await? {
-            CommandResponse::ChainCreated { created, chain } => Ok((created, chain)),
-            CommandResponse::Rejected(r) => Err(rejection(r)),
-            other => Err(unexpected(other)),
-        }
+        answer!(
+            self.propose(command).await?,
+            CommandResponse::ChainCreated { created, chain } => (created, chain)
+        )
     }
 
     pub async fn chain(
@@ -227,15 +226,10 @@ impl Chains<'_> {
             tokio::spawn(async move { node.propose(command).await });
             return Ok((index, entry_hash, index + 1));
         }
-        match self.propose(command).await? {
-            CommandResponse::Appended {
-                index,
-                entry_hash,
-                length,
-            } => Ok((index, entry_hash, length)),
-            CommandResponse::Rejected(r) => Err(rejection(r)),
-            other => Err(unexpected(other)),
-        }
+        answer!(
+            self.propose(command).await?,
+            CommandResponse::Appended { index, entry_hash, length } => (index, entry_hash, length)
+        )
     }
 
     /// Reads entries with their payloads, capped by count and by the size of the answer

@@ -8,6 +8,21 @@
 //! repair, GC, scrubbing) is the `blindstore-replication` crate's [`Replicator`], which the
 //! node owns and feeds its membership through `membership::MembershipView`.
 
+/// A proposal's answer taken apart: the value for the answer `$pattern`, the refusal a
+/// `Rejected` answer stands for (`error::rejection`), and an internal error for an answer of
+/// another kind (which only a bug in the state machine could give).
+macro_rules! answer {
+    ($response:expr, $pattern:pat => $value:expr) => {
+        match $response {
+            $pattern => Ok($value),
+            blindstore_types::command::CommandResponse::Rejected(r) => {
+                Err(crate::error::rejection(r))
+            }
+            other => Err(crate::error::unexpected(other)),
+        }
+    };
+}
+
 /// Declares a domain's facade: the node, borrowed, reached as `node.<accessor>()` (Garage's
 /// helpers, `garage.key_helper()`), so each domain's operations are found under its name.
 macro_rules! facade {

@@ -18,7 +18,6 @@ use serde_json::Value;
 
 use crate::accounts::check_label;
 use crate::accounts::Accounts;
-use crate::error::{rejection, unexpected};
 use crate::now_ms;
 use crate::{Authenticated, Consistency, NodeError};
 
@@ -139,11 +138,7 @@ impl Accounts<'_> {
                 now_ms: now,
             },
         });
-        match self.propose(command).await? {
-            CommandResponse::PasskeyAdded => Ok(info),
-            CommandResponse::Rejected(r) => Err(rejection(r)),
-            other => Err(unexpected(other)),
-        }
+        answer!(self.propose(command).await?, CommandResponse::PasskeyAdded => info)
     }
 
     /// Starts a passkey login: the browser's request options listing the account's passkeys.
@@ -301,11 +296,7 @@ impl Accounts<'_> {
             acting: who.acting(),
             id,
         });
-        match self.propose(command).await? {
-            CommandResponse::PasskeyRemoved => Ok(()),
-            CommandResponse::Rejected(r) => Err(rejection(r)),
-            other => Err(unexpected(other)),
-        }
+        answer!(self.propose(command).await?, CommandResponse::PasskeyRemoved => ())
     }
 }
 

@@ -58,11 +58,7 @@ impl Sites<'_> {
             manifest,
             created_at_ms: now_ms(),
         };
-        match self.propose(command).await? {
-            CommandResponse::SitePublished { version } => Ok(version),
-            CommandResponse::Rejected(r) => Err(rejection(r)),
-            other => Err(unexpected(other)),
-        }
+        answer!(self.propose(command).await?, CommandResponse::SitePublished { version } => version)
     }
 
     /// Makes site version `version` the zone's current one.

@@ -5,7 +5,7 @@ use blindstore_types::api::ZoneUsage;
 use blindstore_types::command::{Command, CommandResponse, Quota};
 use blindstore_types::ZoneId;
 
-use crate::error::{rejection, unexpected};
+use crate::error::unexpected;
 use crate::now_ms;
 use crate::{Consistency, NodeError};
 
@@ -169,11 +169,7 @@ impl Zones<'_> {
             zone: zone.clone(),
             quota,
         };
-        match self.propose(command).await? {
-            CommandResponse::QuotaSet => Ok(quota),
-            CommandResponse::Rejected(r) => Err(rejection(r)),
-            other => Err(unexpected(other)),
-        }
+        answer!(self.propose(command).await?, CommandResponse::QuotaSet => quota)
     }
 
     /// Changes `zone`'s settings: fields left out keep their current values.
@@ -221,11 +217,7 @@ impl Zones<'_> {
             zone: zone.clone(),
             settings: settings.clone(),
         };
-        match self.propose(command).await? {
-            CommandResponse::ZoneSettingsSet => Ok(settings),
-            CommandResponse::Rejected(r) => Err(rejection(r)),
-            other => Err(unexpected(other)),
-        }
+        answer!(self.propose(command).await?, CommandResponse::ZoneSettingsSet => settings)
     }
 
     /// Like `require_zone`, but a zone not found locally is looked for again after catching
