@@ -1,5 +1,6 @@
 // Debian's Chromium, headless, driven by playwright-core: the browser every interop test
-// uses. Found at $CHROMIUM or /usr/bin/chromium.
+// uses. Found at $CHROMIUM or /usr/bin/chromium. The virtual authenticator below is also set
+// up by sdk/js's browser tests, on purpose: the two packages share no test code.
 import { chromium } from "playwright-core";
 
 export function launchChromium() {

@@ -36,6 +36,8 @@ pub fn start_registration(password: &[u8]) -> Result<(Registration, String), Aut
     ))
 }
 
+// `Registration::finish` and `Login::finish` are alike on purpose: opaque-ke gives the two
+// ceremonies different types (`ClientRegistration`, `ClientLogin`) with no trait in common.
 impl Registration {
     /// Finishes with the server's `registrationResponse`: the `registrationRecord` to upload.
     pub fn finish(self, password: &[u8], response: &str) -> Result<Finished, AuthError> {

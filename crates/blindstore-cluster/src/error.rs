@@ -4,7 +4,9 @@ use blindstore_storage::StorageError;
 use blindstore_types::command::{CommandResponse, Rejection};
 use blindstore_types::Hash32;
 
-/// Why a node operation did not succeed.
+/// Why a node operation did not succeed. The variants it shares with `CoreError` and
+/// `ChunkError` (unavailable, outcome unknown, quota, storage...) are repeated here on purpose:
+/// the HTTP layer matches one enum, and the `From` impls below map them one to one.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     /// The zone does not exist.

@@ -132,6 +132,32 @@ impl NodeConfig {
         }
     }
 
+    /// A small node, for tests and for embedders that run many nodes in one process: LMDB
+    /// maps of 256 MiB each, no free-space reserve, a snapshot every 1000 entries, and the
+    /// background passes (garbage collection, repair, scrubbing, staging expiry) hourly until
+    /// told otherwise.
+    pub fn small(data_dir: impl Into<PathBuf>, cluster_secret: impl Into<String>) -> Self {
+        const HOUR: Duration = Duration::from_secs(3600);
+        let base = Self::new(data_dir, cluster_secret);
+        Self {
+            staging_ttl: HOUR,
+            gc_interval: HOUR,
+            map_sizes: MapSizes {
+                raft_log: 1 << 28,
+                state: 1 << 28,
+                chunks: 1 << 28,
+            },
+            snapshot_logs: 1000,
+            repair_interval: HOUR,
+            min_free_bytes: 0,
+            scrub: crate::ScrubConfig {
+                interval: HOUR,
+                ..base.scrub
+            },
+            ..base
+        }
+    }
+
     pub const STAGING_TTL: Duration = Duration::from_secs(24 * 3600);
     pub const GC_INTERVAL: Duration = Duration::from_secs(600);
     pub const VOTERS: usize = 3;

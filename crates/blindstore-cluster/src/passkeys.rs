@@ -187,6 +187,8 @@ impl Accounts<'_> {
         check_label("session label", &label)?;
         let now = now_ms();
         let (ticket, login) = self.passkey_login(zone, ticket, credential, now).await?;
+        // As a password login's (`login_finish`), on purpose: only the command differs, which
+        // also records the passkey's new signature counter.
         self.open_session(
             &ticket,
             zone,

@@ -108,6 +108,37 @@ pub(crate) async fn session(
 /// The header that carries a step-up.
 pub(crate) const STEP_UP: &str = "blindstore-step-up";
 
+/// Which limit a login or registration start counts against.
+#[derive(Clone, Copy)]
+pub(crate) enum StartLimit {
+    Login,
+    Register,
+}
+
+/// The zone of a login or registration start for `account`, once the attempt is within its
+/// limits: per client IP, and per account — or, with a live device token, per device.
+pub(crate) async fn limited_start(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    zone: &str,
+    account: &AccountId,
+    device_token: Option<&str>,
+    limit: StartLimit,
+) -> Result<ZoneId, ApiError> {
+    let zone = parse_zone(zone)?;
+    let device = state
+        .node
+        .accounts()
+        .device(&zone, account, device_token)
+        .await?;
+    let limiter = &state.auth_limiter;
+    match limit {
+        StartLimit::Login => limiter.login(ip, &zone, account, device)?,
+        StartLimit::Register => limiter.register_start(ip, &zone, account, device)?,
+    }
+    Ok(zone)
+}
+
 /// The request's session, with a live step-up of its own (`Blindstore-Step-Up`): for what
 /// cannot be undone. Without one: 403 `step_up_required`.
 pub(crate) async fn fresh_session(
@@ -148,16 +179,16 @@ async fn register_start(
     ApiPath(zone): ApiPath<String>,
     ApiJson(body): ApiJson<RegisterStart>,
 ) -> Result<Json<RegisterStarted>, ApiError> {
-    let zone = parse_zone(&zone)?;
     let device_token = body.device_token.as_deref();
-    let device = state
-        .node
-        .accounts()
-        .device(&zone, &body.account, device_token)
-        .await?;
-    state
-        .auth_limiter
-        .register_start(ip, &zone, &body.account, device)?;
+    let zone = limited_start(
+        &state,
+        ip,
+        &zone,
+        &body.account,
+        device_token,
+        StartLimit::Register,
+    )
+    .await?;
     let registration_response = state
         .node
         .accounts()
@@ -210,14 +241,16 @@ async fn login_start(
     ApiPath(zone): ApiPath<String>,
     ApiJson(body): ApiJson<LoginStart>,
 ) -> Result<Json<LoginStarted>, ApiError> {
-    let zone = parse_zone(&zone)?;
     let device_token = body.device_token.as_deref();
-    let device = state
-        .node
-        .accounts()
-        .device(&zone, &body.account, device_token)
-        .await?;
-    state.auth_limiter.login(ip, &zone, &body.account, device)?;
+    let zone = limited_start(
+        &state,
+        ip,
+        &zone,
+        &body.account,
+        device_token,
+        StartLimit::Login,
+    )
+    .await?;
     let (login_response, login_ticket) = state
         .node
         .accounts()

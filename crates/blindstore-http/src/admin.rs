@@ -14,7 +14,8 @@ use utoipa_axum::routes;
 
 use crate::extract::Admin;
 use crate::{
-    consistency, parse_zone, ApiError, ApiJson, ApiPath, ApiQuery, AppState, ConsistencyQuery,
+    consistency, created_or_ok, parse_zone, ApiError, ApiJson, ApiPath, ApiQuery, AppState,
+    ConsistencyQuery,
 };
 
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
@@ -198,11 +199,7 @@ pub(crate) async fn create_zone(
         .zones()
         .zone(&zone, blindstore_cluster::Consistency::Stale)
         .await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = created_or_ok(created);
     Ok((status, Json(to_api(info))))
 }
 

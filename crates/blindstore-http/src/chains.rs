@@ -17,8 +17,8 @@ use serde::Deserialize;
 use crate::entry_shapes::{api_entries, parse_chain_path};
 use crate::rate::ClientIp;
 use crate::{
-    consistency, parse_zone, ApiError, ApiJson, ApiPath, ApiQuery, AppState, ConsistencyParam,
-    ConsistencyQuery,
+    consistency, created_or_ok, parse_zone, ApiError, ApiJson, ApiPath, ApiQuery, AppState,
+    ConsistencyParam, ConsistencyQuery,
 };
 
 /// Entries returned when the request gives no `limit`.
@@ -60,11 +60,7 @@ pub(crate) async fn create_chain(
         .chains()
         .create_chain(&zone, req.public_key, who.as_ref())
         .await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = created_or_ok(created);
     Ok((status, Json(to_api(head))))
 }
 

@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use blindstore_web::{etag_headers, if_none_match};
 
 use crate::accounts::optional_session;
-use crate::{parse_zone, ApiError, ApiJson, ApiPath, AppState};
+use crate::{created_or_ok, parse_zone, ApiError, ApiJson, ApiPath, AppState};
 
 fn parse_chunk_path(zone: &str, hash: &str) -> Result<(ZoneId, Hash32), ApiError> {
     let zone = parse_zone(zone)?;
@@ -75,11 +75,7 @@ pub(crate) async fn put_chunk(
         .chunks()
         .put_chunk(&zone, hash, bytes, who.as_ref())
         .await?;
-    let status = if created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    };
+    let status = created_or_ok(created);
     Ok((status, etag_headers(&hash)).into_response())
 }
 

@@ -3,6 +3,11 @@
 //!
 //! Every route is registered through utoipa-axum, so the OpenAPI document served at
 //! `/v1/openapi.json` is built from the same list as the router and cannot leave one out.
+//!
+//! Handlers in every module are alike on purpose: a route's OpenAPI description (its answers
+//! and their codes), its extractors, one call on a domain of the `Node`, the answer. What they
+//! share beyond that shape is in helpers (`parse_zone`, `created_or_ok`, `accounts::session`,
+//! `accounts::limited_start`).
 
 mod accounts;
 mod admin;
@@ -253,6 +258,17 @@ pub(crate) fn consistency(p: Option<ConsistencyParam>) -> Consistency {
     match p {
         Some(ConsistencyParam::Stale) => Consistency::Stale,
         Some(ConsistencyParam::Linearizable) | None => Consistency::Linearizable,
+    }
+}
+
+/// 201 for what a request created, 200 for what it found there already (creating a zone,
+/// a chain or a chunk again is not an error).
+pub(crate) fn created_or_ok(created: bool) -> axum::http::StatusCode {
+    use axum::http::StatusCode;
+    if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
     }
 }
 

@@ -17,7 +17,7 @@ use blindstore_types::api::{
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::accounts::{fresh_session, session, Bearer};
+use crate::accounts::{fresh_session, limited_start, session, Bearer, StartLimit};
 use crate::rate::ClientIp;
 use crate::{parse_zone, ApiError, ApiJson, ApiPath, AppState};
 
@@ -93,14 +93,16 @@ async fn login_start(
     ApiPath(zone): ApiPath<String>,
     ApiJson(body): ApiJson<PasskeyLoginStart>,
 ) -> Result<Json<PasskeyOptions>, ApiError> {
-    let zone = parse_zone(&zone)?;
     let device_token = body.device_token.as_deref();
-    let device = state
-        .node
-        .accounts()
-        .device(&zone, &body.account, device_token)
-        .await?;
-    state.auth_limiter.login(ip, &zone, &body.account, device)?;
+    let zone = limited_start(
+        &state,
+        ip,
+        &zone,
+        &body.account,
+        device_token,
+        StartLimit::Login,
+    )
+    .await?;
     let (options, ticket) = state
         .node
         .accounts()

@@ -91,7 +91,8 @@ impl AuthLimiter {
         }
     }
 
-    /// A login start from `ip` for `account`, by one of its devices or a stranger.
+    /// A login start from `ip` for `account`, by one of its devices or a stranger. (Its
+    /// signature is `register_start`'s on purpose: `accounts::limited_start` calls either.)
     pub(crate) fn login(
         &self,
         ip: IpAddr,

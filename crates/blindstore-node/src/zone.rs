@@ -38,6 +38,8 @@ pub struct InviteArgs {
     ttl: std::time::Duration,
 }
 
+// Each subcommand declares its arguments itself (its help lists them in order), so the zone,
+// target and `--json` of `zone show` and `site list` are alike on purpose.
 #[derive(Debug, Args)]
 pub struct ZoneArgs {
     /// The zone id: [a-z0-9][a-z0-9-]{0,62}.

@@ -102,7 +102,8 @@ impl Replicator {
     }
 
     /// Stores a copy here; a client's write is held to the zone's quotas (and the account's)
-    /// and the reserve.
+    /// and the reserve. (Its signature is `store`'s on purpose: a copy stored here is the
+    /// local case of storing on the owners.)
     pub async fn put_local(
         &self,
         zone: &ZoneId,

@@ -1,5 +1,8 @@
 //! JSON bodies of HTTP API v1, shared by the server and the Rust client so both speak the same
 //! contract. Requests reject unknown fields.
+//!
+//! The declarations are alike on purpose (the same derives, one struct per body): each body is
+//! its own schema in the OpenAPI document, and a field added to one must not reach another.
 
 use serde::{Deserialize, Serialize};
 

@@ -277,6 +277,8 @@ trait GracefulConnection: Future<Output = Result<(), hyper::Error>> {
     fn graceful_shutdown(self: Pin<&mut Self>);
 }
 
+// The two impls' bounds are hyper's own for each connection type, repeated on purpose: hyper
+// has no trait that names them.
 impl<I, S, B> GracefulConnection for hyper::server::conn::http1::Connection<I, S>
 where
     S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,

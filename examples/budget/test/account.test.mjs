@@ -4,6 +4,9 @@
 // says which can still log in, and the password dialog the app shows whenever the SDK needs a
 // fresh proof (a wrong password in it is said so, a passkey can stand in). The panel and its
 // dialogs pass axe-core's WCAG A/AA checks. Screenshots go beside the other budget ones.
+//
+// Each test starts its own node and browser and repeats the set-up on purpose: it reads, and
+// fails, on its own.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";

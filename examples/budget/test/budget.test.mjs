@@ -5,6 +5,9 @@
 // is sent once the network is back; a share link opens a read-only month in a third browser
 // that cannot append; a passkey logs in. Screenshots go to $SCREENSHOTS (default target/tmp/screenshots/budget); the docs use
 // them.
+//
+// Each test starts its own node and browser and repeats the set-up on purpose: it reads, and
+// fails, on its own.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";

@@ -2,6 +2,9 @@
 // real node: without a code (or with a wrong one) the app says an invitation is needed and no
 // account is made; with the code the administrator printed, the account is created; the same
 // code does not work twice. The sign-up form with its invite field passes axe-core's checks.
+//
+// Each test starts its own node and browser and repeats the set-up on purpose: it reads, and
+// fails, on its own.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";

@@ -6,6 +6,9 @@
  * - the server misbehaved (verification, rollback, fork): stop trusting what it serves;
  * - the request definitely failed (HTTP errors, conflicts): nothing changed, decide and retry;
  * - the outcome is unknown (a write that timed out or whose answer was lost): read to find out.
+ *
+ * The classes are alike on purpose — one per code, each naming its status and code — so that
+ * `instanceof` works and each appears in the API reference with its own description.
  */
 
 /** Base class: `code` is a stable snake_case identifier, `message` is for people. */

@@ -29,6 +29,8 @@ export const PASSWORD_ENVELOPE = "key-password";
 /** The PRF input every passkey is evaluated with (`SHA-256("blindstore/passkey-prf/v1")`). */
 export const PASSKEY_PRF_LABEL = "blindstore/passkey-prf/v1";
 
+// AES-GCM sizes, declared where they are used as outbox.ts does, on purpose: the two formats
+// (docs/sdk-format.md) are versioned apart.
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
 const MASTER_KEY_BYTES = 32;

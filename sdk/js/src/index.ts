@@ -72,6 +72,8 @@ export {
   type WireEntry,
   type WriteKey,
 } from "./entry.js";
+// The error classes are listed by name, as http.ts imports them, on purpose: this file is the
+// package's public surface, every name written out.
 export {
   AbortedError,
   AccountExistsError,

@@ -40,6 +40,7 @@ import type { SessionTokenSource } from "./http.js";
 import type { ChainSecrets } from "./keys.js";
 import { type EntryContent, PAYLOAD_OVERHEAD, WRITE_ID_BYTES, WRITE_ID_OVERHEAD, decodeContent, encodeContent } from "./payload.js";
 
+// Domain-separation labels, one per format and version as entry.ts has its own, on purpose.
 const SEAL_LABEL = utf8("blindstore/outbox/v2\0");
 const SEAL_LABEL_V1 = utf8("blindstore/outbox/v1\0");
 const RECORD_VERSION = 2;

@@ -7,6 +7,9 @@
  * browser able to log in while a stranger exhausts the account's login limit. The page is served
  * by the node itself at http://localhost:PORT (a passkey relying party cannot be an IP address).
  * Fails, not skips, without Chromium (`$CHROMIUM`, else /usr/bin/chromium).
+ *
+ * Tests here repeat their set-up (a page, a context, a node) on purpose: each reads, and
+ * fails, on its own.
  */
 
 import assert from "node:assert/strict";

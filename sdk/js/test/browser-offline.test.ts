@@ -4,6 +4,9 @@
  * while offline, an IndexedDB outbox that survives a reload, one live connection shared by two
  * tabs (and taken over when the leader's tab closes), and a 20 MiB upload resumed after a
  * reload without re-sending stored chunks.
+ *
+ * Tests here repeat their set-up (a page, a context, a node) on purpose: each reads, and
+ * fails, on its own.
  */
 
 import assert from "node:assert/strict";

@@ -1,6 +1,9 @@
 /**
  * The entry format against docs/test-vectors/entry-v1.json (the contract shared with the server
  * and the Python walkthrough), and the reader's checks against tampered copies.
+ *
+ * The imports name the SDK's entry functions as index.ts exports them, on purpose: this is
+ * the public surface under test.
  */
 
 import assert from "node:assert/strict";

@@ -6,6 +6,9 @@
  * key — and each attempt must fail without a byte coming out. The state probed includes what
  * older SDKs left behind (a remembered session holding the master key as an HKDF key, a device
  * keyring of HKDF read keys), after the SDK migrated it.
+ *
+ * Tests here repeat their set-up (a page, a context, a node) on purpose: each reads, and
+ * fails, on its own.
  */
 
 import assert from "node:assert/strict";

@@ -1,6 +1,9 @@
 /**
  * The SDK against the real server: one node started from the built binary on port 0, used by
  * every test here, stopped by its pid at the end.
+ *
+ * Tests here repeat their set-up (a page, a context, a node) on purpose: each reads, and
+ * fails, on its own.
  */
 
 import assert from "node:assert/strict";

@@ -3,6 +3,9 @@
  * (and a cached entry the server contradicts caught as a fork), and the outbox against the real
  * server — writes queued while the network is down, sent once and in order when it is back,
  * re-based after another writer's appends, and never duplicated when an answer is lost.
+ *
+ * Tests here repeat their set-up (a page, a context, a node) on purpose: each reads, and
+ * fails, on its own.
  */
 
 import assert from "node:assert/strict";

@@ -1,7 +1,7 @@
 use std::time::{Duration, Instant};
 
 use blindstore_client::ChainWriter;
-use blindstore_cluster::{AppendInput, Consistency, Node, NodeConfig, ReadEntries, ScrubConfig};
+use blindstore_cluster::{AppendInput, Consistency, Node, NodeConfig, ReadEntries};
 use blindstore_types::{Hash32, ZoneId};
 use tokio::net::TcpListener;
 
@@ -15,25 +15,12 @@ fn demo() -> ZoneId {
 fn config(dir: &std::path::Path, rpc_addr: String, join: Option<String>) -> NodeConfig {
     NodeConfig {
         http_addr: "127.0.0.1:1".into(),
-        gc_interval: Duration::from_secs(3600),
-        map_sizes: blindstore_storage::MapSizes {
-            raft_log: 1 << 28,
-            state: 1 << 28,
-            chunks: 1 << 28,
-        },
-        snapshot_logs: 1000,
         rpc_addr,
         join,
         down_after: Duration::from_millis(500),
         repair_interval: Duration::from_millis(200),
         write_timeout: Duration::from_secs(5),
-        min_free_bytes: 0,
-        staging_ttl: Duration::from_secs(3600),
-        scrub: ScrubConfig {
-            interval: Duration::from_secs(3600),
-            bytes_per_sec: 32 << 20,
-        },
-        ..NodeConfig::new(dir, SECRET)
+        ..NodeConfig::small(dir, SECRET)
     }
 }
 

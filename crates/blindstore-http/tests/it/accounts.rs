@@ -1,6 +1,9 @@
 //! Accounts through the HTTP API: OPAQUE registration and login (the client side from
 //! `blindstore_auth::client`), sessions, envelopes with compare-and-set, password change,
 //! deletion.
+//!
+//! Tests here spell out their set-up and requests on purpose, even where neighbours repeat
+//! them: each test reads, and fails, on its own.
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};

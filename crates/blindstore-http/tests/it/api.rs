@@ -1,3 +1,8 @@
+//! The HTTP API end to end through the router: chains, chunks, limits and errors.
+//!
+//! Tests here spell out their set-up and requests on purpose, even where neighbours repeat
+//! them: each test reads, and fails, on its own.
+
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use blindstore_client::ChainWriter;

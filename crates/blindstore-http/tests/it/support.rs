@@ -37,21 +37,7 @@ pub async fn start_full(
     let mut config = NodeConfig {
         http_addr: "127.0.0.1:0".into(),
         limits,
-        staging_ttl: Duration::from_secs(3600),
-        gc_interval: Duration::from_secs(3600),
-        map_sizes: blindstore_storage::MapSizes {
-            raft_log: 1 << 28,
-            state: 1 << 28,
-            chunks: 1 << 28,
-        },
-        snapshot_logs: 1000,
-        repair_interval: Duration::from_secs(3600),
-        min_free_bytes: 0,
-        scrub: blindstore_cluster::ScrubConfig {
-            interval: Duration::from_secs(3600),
-            bytes_per_sec: 32 << 20,
-        },
-        ..NodeConfig::new(dir.path(), "test-cluster-secret-0123456789")
+        ..NodeConfig::small(dir.path(), "test-cluster-secret-0123456789")
     };
     tweak(&mut config);
     let node = Node::start(config, None).await.unwrap();

@@ -1,5 +1,8 @@
 //! Real three-node clusters: forming, serving through any node, chunk placement, losing the
 //! leader, and refusing strangers.
+//!
+//! Tests here spell out their set-up and requests on purpose, even where neighbours repeat
+//! them: each test reads, and fails, on its own.
 
 use blindstore_types::api::ErrorCode;
 use std::time::{Duration, Instant};

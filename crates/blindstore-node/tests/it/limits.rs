@@ -1,5 +1,8 @@
 //! The HTTP server cannot be held open or flooded by one client: header and body deadlines,
 //! a cap on connections and one on requests in flight, each answered with a JSON 503.
+//!
+//! Tests here spell out their set-up and requests on purpose, even where neighbours repeat
+//! them: each test reads, and fails, on its own.
 
 use std::time::{Duration, Instant};
 

@@ -1,5 +1,8 @@
 //! `/v1/metrics` as a Prometheus server scrapes it: admin only, and every documented series is
 //! there and moves when the node works.
+//!
+//! Tests here spell out their set-up and requests on purpose, even where neighbours repeat
+//! them: each test reads, and fails, on its own.
 
 use std::collections::BTreeMap;
 

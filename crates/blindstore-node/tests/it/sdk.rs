@@ -1,6 +1,9 @@
 //! Entries across implementations: a chain the Rust client writes verifies in the browser SDK
 //! (`sdk/js`, run by Node through `sdk/interop/sdk-entries.mjs`), and a chain the SDK writes
 //! (encrypted JSON entries) verifies in the Rust client.
+//!
+//! Tests here spell out their set-up and requests on purpose, even where neighbours repeat
+//! them: each test reads, and fails, on its own.
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -1,5 +1,8 @@
 //! `blindstore serve` as a new user meets it: defaults, the admin token, restarts, shutdown,
 //! and garbage collection of abandoned uploads.
+//!
+//! Tests here spell out their set-up and requests on purpose, even where neighbours repeat
+//! them: each test reads, and fails, on its own.
 
 use blindstore_types::api::ErrorCode;
 use std::os::unix::fs::PermissionsExt;

@@ -1,6 +1,9 @@
 //! The web edge against real processes: a page in headless Chromium on another origin calls
 //! the API (CORS) and follows a chain live with `EventSource`, while a page on an origin the
 //! zone does not allow is refused; every answer carries the security headers.
+//!
+//! Tests here spell out their set-up and requests on purpose, even where neighbours repeat
+//! them: each test reads, and fails, on its own.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

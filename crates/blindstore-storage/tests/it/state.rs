@@ -1,5 +1,8 @@
 //! The state machine's command semantics: the compare-and-set, rejections that change nothing,
 //! and state that survives reopening and snapshot transfer.
+//!
+//! Tests here spell out their set-up and requests on purpose, even where neighbours repeat
+//! them: each test reads, and fails, on its own.
 
 use blindstore_storage::StateMachineStore;
 use blindstore_types::command::{accounts, Command, CommandResponse, Rejection};

@@ -2,6 +2,9 @@
 //!
 //! Application is deterministic: a command carries everything it needs (timestamps included,
 //! chosen by the proposer), so every replica reaches the same state from the same log.
+//!
+//! The variants are alike on purpose: the enum is the log's wire format (postcard numbers the
+//! variants in order), so each keeps its place and its fields, and new ones go last.
 
 use serde::{Deserialize, Serialize};
 
