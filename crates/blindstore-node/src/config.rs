@@ -11,159 +11,307 @@ use blindstore_cluster::NodeConfig;
 use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 
-/// Everything a node can be told. Every field has a default, so an empty file (or none) is a
-/// working configuration.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Everything a node can be told, declared once: the TOML keys (serde), the flags and
+/// environment variables of `blindstore serve` (clap), and their defaults (`Default`, which
+/// [`with_defaults`] gives clap, so `--help` and README's table show them). Every field has a
+/// default, so an empty file (or none) is a working configuration.
+#[derive(Debug, Clone, Serialize, Deserialize, Args)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// Where all state lives
+    ///
     /// Where the node keeps its data (Raft log, state, chunks, admin token).
-    /// Default: `./blindstore-data`.
+    #[arg(long, env = "BLINDSTORE_DATA_DIR")]
     pub data_dir: PathBuf,
-    /// Address the HTTP API listens on. Default: `127.0.0.1:8080`. Port 0 picks a free port;
-    /// the address actually bound is printed on standard output.
+    /// HTTP listen address (port 0: any free port)
+    ///
+    /// Address the HTTP API listens on. Port 0 picks a free port; the address actually bound is
+    /// printed on standard output.
+    #[arg(long, env = "BLINDSTORE_HTTP_ADDR")]
     pub http_addr: SocketAddr,
-    /// Admin bearer token. Default: none, in which case one is generated on first start and
-    /// kept in `<data_dir>/admin-token` (mode 0600).
+    /// Admin bearer token, ≥ 16 printable characters [default: generated into
+    /// `<data_dir>/admin-token`]
+    ///
+    /// Admin bearer token.
+    #[arg(long, env = "BLINDSTORE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
-    /// Log format: `text` or `json`. Default: `text`. Levels come from `RUST_LOG`
-    /// (default `info`).
+    /// `text` or `json`; levels from `RUST_LOG` (default `info`)
+    ///
+    /// Log format: `text` or `json`. Levels come from `RUST_LOG` (default `info`).
+    #[arg(long, env = "BLINDSTORE_LOG_FORMAT")]
     pub log_format: LogFormat,
-    /// Create zone `demo` at start-up so the quickstart needs no admin step. Default: true.
+    /// Create zone `demo` at start
+    ///
+    /// Create zone `demo` at start-up so the quickstart needs no admin step.
+    #[arg(long, action = clap::ArgAction::Set, env = "BLINDSTORE_DEMO_ZONE")]
     pub demo_zone: bool,
-    /// Largest chunk accepted, in bytes. Default: 4 MiB (4194304).
+    /// Largest chunk
+    ///
+    /// Largest chunk accepted, in bytes.
+    #[arg(long, env = "BLINDSTORE_MAX_CHUNK_BYTES")]
     pub max_chunk_bytes: u64,
-    /// Largest entry payload, in bytes. Default: 64 KiB (65536).
+    /// Largest entry payload
+    ///
+    /// Largest entry payload, in bytes.
+    #[arg(long, env = "BLINDSTORE_MAX_ENTRY_PAYLOAD_BYTES")]
     pub max_entry_payload_bytes: u64,
-    /// Payloads of at most this many bytes travel inside the Raft entry (every voter keeps
-    /// them with the entry); larger ones are stored as chunks. 0: every payload is a chunk.
-    /// Default: 64 KiB (65536).
+    /// Payloads up to this size travel in the Raft entry and are kept with it by every voter;
+    /// larger ones are stored as chunks (0: all chunks, as earlier builds did)
+    ///
+    /// Payloads of at most this many bytes travel inside the Raft entry (every voter keeps them
+    /// with the entry); larger ones are stored as chunks. 0: every payload is a chunk.
+    #[arg(long, env = "BLINDSTORE_INLINE_PAYLOAD_BYTES")]
     pub inline_payload_bytes: u64,
-    /// Unreferenced chunks older than this are deleted. At least three times `write_timeout`
-    /// plus 1 s.
-    /// Default: `24h`.
+    /// Age after which unreferenced chunks are deleted
+    ///
+    /// Unreferenced chunks older than this are deleted. At least three times `write_timeout` plus 1
+    /// s.
+    #[arg(long, env = "BLINDSTORE_STAGING_TTL", value_parser = humantime::parse_duration)]
     #[serde(with = "humantime_serde")]
     pub staging_ttl: Duration,
-    /// How often garbage collection runs. Default: `10m`.
+    /// How often garbage collection runs
+    #[arg(long, env = "BLINDSTORE_GC_INTERVAL", value_parser = humantime::parse_duration)]
     #[serde(with = "humantime_serde")]
     pub gc_interval: Duration,
+    /// Raft snapshot every this many log entries; older log entries are then purged
+    ///
     /// Take a Raft snapshot every this many log entries, then purge the log before it.
-    /// Default: 20000.
+    #[arg(long, env = "BLINDSTORE_SNAPSHOT_LOGS")]
     pub snapshot_logs: u64,
-    /// Node-to-node (gRPC) listen address. Default: none — a single node that cannot be
-    /// joined. Needed for every member of a cluster. Port 0 picks a free port.
+    /// Node-to-node gRPC listen address; needed by every cluster member [default: none (single
+    /// node, not joinable)]
+    ///
+    /// Node-to-node (gRPC) listen address. Needed for every member of a cluster. Port 0 picks a
+    /// free port.
+    #[arg(long, env = "BLINDSTORE_RPC_ADDR")]
     pub rpc_addr: Option<SocketAddr>,
+    /// The address peers dial, when listening on 0.0.0.0 [default: the bound rpc address]
+    ///
     /// The address other nodes should dial for this node's rpc, if not `rpc_addr` (e.g. when
-    /// listening on 0.0.0.0). Default: the bound rpc address.
+    /// listening on 0.0.0.0).
+    #[arg(long, env = "BLINDSTORE_ADVERTISE_RPC_ADDR")]
     pub advertise_rpc_addr: Option<String>,
-    /// The HTTP address other nodes, gateways and `cluster status` should use for this node, if
-    /// not the bound one (e.g. when listening on 0.0.0.0). Default: the bound HTTP address.
+    /// The HTTP address gateways and `cluster status` use, when listening on 0.0.0.0 [default: the
+    /// bound HTTP address]
+    ///
+    /// The HTTP address other nodes, gateways and `cluster status` should use for this node, if not
+    /// the bound one (e.g. when listening on 0.0.0.0).
+    #[arg(long, env = "BLINDSTORE_ADVERTISE_HTTP_ADDR")]
     pub advertise_http_addr: Option<String>,
+    /// On first start, join the cluster of this member's rpc address [default: none]
+    ///
     /// On first start, join the cluster that this member's rpc address belongs to.
-    /// Default: none (bootstrap a new cluster).
+    #[arg(long, env = "BLINDSTORE_JOIN")]
     pub join: Option<String>,
-    /// The join token printed by the first node (also in its `<data_dir>/join-token`).
-    /// Required with `join`. Default: none.
+    /// The cluster's join token (required with `join`) [default: none]
+    ///
+    /// The join token printed by the first node (also in its `<data_dir>/join-token`). Required
+    /// with `join`.
+    #[arg(long, env = "BLINDSTORE_JOIN_TOKEN", hide_env_values = true)]
     pub join_token: Option<String>,
-    /// Gateway: the cluster's gateway token (printed by its first node, also in every member's
-    /// `<data_dir>/gateway-token`). It lets a gateway find the members but not join, vote,
-    /// move chunks or change the membership. Default: none.
-    pub gateway_token: Option<String>,
-    /// This node's id, on first start only. Default: assigned (1 for a new cluster, the next
-    /// free id when joining).
+    /// This node's id (first start only) [default: assigned]
+    ///
+    /// This node's id, on first start only.
+    #[arg(long, env = "BLINDSTORE_NODE_ID")]
     pub node_id: Option<u64>,
-    /// When creating a cluster: run node-to-node gRPC over TLS, with a cluster CA made now and
-    /// kept in `<data_dir>/cluster-ca.pem` and `cluster-ca-key.pem` (mode 0600). The join token
-    /// then names the CA, so joining nodes and gateways verify it; they need no flag. Only at
-    /// the cluster's first start. Default: false (plain gRPC).
+    /// When creating a cluster: node-to-node gRPC over TLS with a cluster CA made now; the join
+    /// token names it and joining nodes need no flag (docs/operations.md)
+    ///
+    /// When creating a cluster: run node-to-node gRPC over TLS, with a cluster CA made now and kept
+    /// in `<data_dir>/cluster-ca.pem` and `cluster-ca-key.pem` (mode 0600). The join token then
+    /// names the CA, so joining nodes and gateways verify it; they need no flag. Only at the
+    /// cluster's first start.
+    #[arg(long, env = "BLINDSTORE_CLUSTER_TLS")]
     pub cluster_tls: bool,
-    /// A directory served at `/` (requests no API route takes), scanned at start: a web app
-    /// and its API from one process. Default: none.
-    pub site: Option<PathBuf>,
-    /// With `site`: the `Content-Security-Policy` of its files. Default: none.
-    pub site_csp: Option<String>,
-    /// With `site`: a single-page app (HTML navigations to paths that are not files get
-    /// `index.html`). Default: false.
-    pub site_spa: bool,
-    /// HTTPS: the certificate chain, PEM (leaf first). Needs `tls_key`. Reloaded on SIGHUP.
-    /// Default: none (plain HTTP).
-    pub tls_cert: Option<PathBuf>,
-    /// HTTPS: the certificate's private key, PEM. Default: none.
-    pub tls_key: Option<PathBuf>,
-    /// How many voters the cluster should have: 3 or 5 (1 is allowed for a single node).
-    /// Nodes joining beyond that stay storage nodes (Raft learners). Default: 3.
+    /// Voters the cluster should have (1, 3 or 5); later joiners are storage nodes
+    ///
+    /// How many voters the cluster should have: 3 or 5 (1 is allowed for a single node). Nodes
+    /// joining beyond that stay storage nodes (Raft learners).
+    #[arg(long, env = "BLINDSTORE_VOTERS")]
     pub voters: usize,
-    /// Copies of each chunk, on the nodes ranking highest for it. Default: 2.
+    /// Copies of each chunk
+    ///
+    /// Copies of each chunk, on the nodes ranking highest for it.
+    #[arg(long, env = "BLINDSTORE_REPLICATION")]
     pub replication: usize,
-    /// A node unreachable for longer than this stops counting as a chunk owner, and its chunks
-    /// are copied elsewhere. Default: `60s`.
+    /// An unreachable node stops owning chunks after this long; repair copies its chunks elsewhere
+    ///
+    /// A node unreachable for longer than this stops counting as a chunk owner, and its chunks are
+    /// copied elsewhere.
+    #[arg(long, env = "BLINDSTORE_DOWN_AFTER", value_parser = humantime::parse_duration)]
     #[serde(with = "humantime_serde")]
     pub down_after: Duration,
-    /// How often each node checks its chunks against their owners. Default: `10s`.
+    /// How often each node checks its chunks against their owners
+    #[arg(long, env = "BLINDSTORE_REPAIR_INTERVAL", value_parser = humantime::parse_duration)]
     #[serde(with = "humantime_serde")]
     pub repair_interval: Duration,
-    /// Free disk space (bytes) on the data dir's file system below which the node refuses new
-    /// data (chunk uploads, appends, new chains) with 507 `insufficient_storage`, keeping room
-    /// for Raft to commit what recovery needs. Default: 268435456 (256 MiB).
-    pub min_free_bytes: u64,
-    /// Upper bound of the chunk store (LMDB map), bytes. Default: 274877906944 (256 GiB).
-    pub chunks_map_bytes: u64,
-    /// Upper bound of the Raft state store (LMDB map), bytes; new data is refused with 507
-    /// once it is 90% full. Default: 17179869184 (16 GiB).
-    pub state_map_bytes: u64,
-    /// HTTP: a connection must send its request headers within this. Default: `10s`.
-    #[serde(with = "humantime_serde")]
-    pub http_header_timeout: Duration,
-    /// HTTP: a request body must arrive within this. Default: `30s`.
-    #[serde(with = "humantime_serde")]
-    pub http_body_timeout: Duration,
-    /// HTTP: a request is answered within this (503 beyond it). Default: `60s`.
-    #[serde(with = "humantime_serde")]
-    pub http_request_timeout: Duration,
-    /// HTTP: open connections at most; a new one beyond is answered 503. Default: 1024.
-    pub http_max_connections: usize,
-    /// HTTP: open connections from one client address (IPv6: one /64) at most; a new one
-    /// beyond is answered 429. `trusted_proxies` are exempt. Default: 64.
-    pub http_max_connections_per_ip: usize,
-    /// HTTP: a connection with no request in flight is closed after this. Default: `60s`.
-    #[serde(with = "humantime_serde")]
-    pub http_idle_timeout: Duration,
-    /// HTTP: requests handled at once at most; more are answered 503 at once. Default: 256.
-    pub http_max_requests: usize,
-    /// How long a write may take before the client is answered 503: a proposal until it
-    /// commits, a forward until the leader answers, a membership change, storing an append's
-    /// payload. `outcome_unknown` if the write may have been proposed, `unavailable` if it
-    /// certainly was not. Default: `10s`.
+    /// Deadline of a write: proposal until commit, forward, membership change, payload upload; then
+    /// 503 `outcome_unknown` (may have happened) or `unavailable` (certainly not)
+    ///
+    /// How long a write may take before the client is answered 503: a proposal until it commits, a
+    /// forward until the leader answers, a membership change, storing an append's payload.
+    /// `outcome_unknown` if the write may have been proposed, `unavailable` if it certainly was
+    /// not.
+    #[arg(long, env = "BLINDSTORE_WRITE_TIMEOUT", value_parser = humantime::parse_duration)]
     #[serde(with = "humantime_serde")]
     pub write_timeout: Duration,
-    /// A session ends this long after its login (fixed, not sliding). Default: `30d`.
-    #[serde(with = "humantime_serde")]
-    pub session_ttl: Duration,
-    /// Login attempts (`login/start`) per client IP per minute, per node. Default: 30.
-    pub login_rate_per_ip: u32,
-    /// Login attempts per account per minute, per node. Default: 10.
-    pub login_rate_per_account: u32,
-    /// Registration requests per client IP per minute, per node. Default: 10.
-    pub register_rate_per_ip: u32,
-    /// Envelope writes (and deletions) per account per minute, per node. Default: 60.
-    pub envelope_rate_per_account: u32,
-    /// Peers (addresses or CIDR ranges) whose `X-Forwarded-For` names the client, for rate
-    /// limits behind a gateway or load balancer. Default: none.
-    pub trusted_proxies: Vec<String>,
-    /// How often each node starts a scrub pass: every chunk it holds is read and checked
-    /// against its hash; a copy that fails is deleted and replaced from a replica. The first
-    /// pass starts at start-up. Default: `24h`.
+    /// Free disk below which new data is refused with 507
+    ///
+    /// Free disk space (bytes) on the data dir's file system below which the node refuses new data
+    /// (chunk uploads, appends, new chains) with 507 `insufficient_storage`, keeping room for Raft
+    /// to commit what recovery needs.
+    #[arg(long, env = "BLINDSTORE_MIN_FREE_BYTES")]
+    pub min_free_bytes: u64,
+    /// Raft state store map size; new data refused with 507 past 90%
+    ///
+    /// Upper bound of the Raft state store (LMDB map), bytes; new data is refused with 507 once it
+    /// is 90% full.
+    #[arg(long, env = "BLINDSTORE_STATE_MAP_BYTES")]
+    pub state_map_bytes: u64,
+    /// Chunk store map size; a full store answers 507
+    ///
+    /// Upper bound of the chunk store (LMDB map), bytes.
+    #[arg(long, env = "BLINDSTORE_CHUNKS_MAP_BYTES")]
+    pub chunks_map_bytes: u64,
+    /// How often a scrub pass re-hashes every chunk held (the first starts at start-up)
+    ///
+    /// How often each node starts a scrub pass: every chunk it holds is read and checked against
+    /// its hash; a copy that fails is deleted and replaced from a replica. The first pass starts at
+    /// start-up.
+    #[arg(long, env = "BLINDSTORE_SCRUB_INTERVAL", value_parser = humantime::parse_duration)]
     #[serde(with = "humantime_serde")]
     pub scrub_interval: Duration,
-    /// Bytes per second a scrub pass reads at most. Default: 33554432 (32 MiB/s).
+    /// Read rate of a scrub pass
+    ///
+    /// Bytes per second a scrub pass reads at most.
+    #[arg(long, env = "BLINDSTORE_SCRUB_BYTES_PER_SEC")]
     pub scrub_bytes_per_sec: u64,
-    /// `member` (Raft voter or storage node, holding data) or `gateway` (no data: forwards the
-    /// API to members, caching chunks; needs `join` and `gateway_token`). Default: `member`.
+    /// Time a connection has to finish its TLS handshake, and then to send its first request's
+    /// headers (any request's, on HTTP/1.1)
+    ///
+    /// HTTP: a connection must send its request headers within this.
+    #[arg(long, env = "BLINDSTORE_HTTP_HEADER_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde")]
+    pub http_header_timeout: Duration,
+    /// Time a request body has to arrive
+    ///
+    /// HTTP: a request body must arrive within this.
+    #[arg(long, env = "BLINDSTORE_HTTP_BODY_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde")]
+    pub http_body_timeout: Duration,
+    /// Time a request has to be answered
+    ///
+    /// HTTP: a request is answered within this (503 beyond it).
+    #[arg(long, env = "BLINDSTORE_HTTP_REQUEST_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde")]
+    pub http_request_timeout: Duration,
+    /// Open connections; a new one beyond is answered 503 and closed
+    ///
+    /// HTTP: open connections at most; a new one beyond is answered 503.
+    #[arg(long, env = "BLINDSTORE_HTTP_MAX_CONNECTIONS")]
+    pub http_max_connections: usize,
+    /// Open connections from one client address (IPv6: /64); a new one beyond is answered 429;
+    /// `trusted_proxies` are exempt
+    ///
+    /// HTTP: open connections from one client address (IPv6: one /64) at most; a new one beyond is
+    /// answered 429. `trusted_proxies` are exempt.
+    #[arg(long, env = "BLINDSTORE_HTTP_MAX_CONNECTIONS_PER_IP")]
+    pub http_max_connections_per_ip: usize,
+    /// A connection with no request in flight is closed after this (HTTP/2: GOAWAY)
+    ///
+    /// HTTP: a connection with no request in flight is closed after this.
+    #[arg(long, env = "BLINDSTORE_HTTP_IDLE_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde")]
+    pub http_idle_timeout: Duration,
+    /// Requests in flight; more are answered 503 at once
+    ///
+    /// HTTP: requests handled at once at most; more are answered 503 at once.
+    #[arg(long, env = "BLINDSTORE_HTTP_MAX_REQUESTS")]
+    pub http_max_requests: usize,
+    /// A session ends this long after its login (fixed, not sliding)
+    #[arg(long, env = "BLINDSTORE_SESSION_TTL", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde")]
+    pub session_ttl: Duration,
+    /// Login attempts per client IP per minute (per node)
+    ///
+    /// Login attempts (`login/start`) per client IP per minute, per node.
+    #[arg(long, env = "BLINDSTORE_LOGIN_RATE_PER_IP")]
+    pub login_rate_per_ip: u32,
+    /// Login and registration starts per account per minute for clients without a device token of
+    /// the account, and the same again per device with one (per node)
+    ///
+    /// Login attempts per account per minute, per node.
+    #[arg(long, env = "BLINDSTORE_LOGIN_RATE_PER_ACCOUNT")]
+    pub login_rate_per_account: u32,
+    /// Registration requests per client IP per minute (per node)
+    ///
+    /// Registration requests per client IP per minute, per node.
+    #[arg(long, env = "BLINDSTORE_REGISTER_RATE_PER_IP")]
+    pub register_rate_per_ip: u32,
+    /// Envelope writes and deletions per account per minute (per node)
+    ///
+    /// Envelope writes (and deletions) per account per minute, per node.
+    #[arg(long, env = "BLINDSTORE_ENVELOPE_RATE_PER_ACCOUNT")]
+    pub envelope_rate_per_account: u32,
+    /// Addresses or CIDR ranges whose `X-Forwarded-For` names the client (gateways, load balancers)
+    ///
+    /// Peers (addresses or CIDR ranges) whose `X-Forwarded-For` names the client, for rate limits
+    /// behind a gateway or load balancer.
+    #[arg(long, env = "BLINDSTORE_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
+    /// Gateway: the cluster's gateway token (in every member's `<data_dir>/gateway-token`)
+    /// [default: none]
+    ///
+    /// Gateway: the cluster's gateway token (printed by its first node, also in every member's
+    /// `<data_dir>/gateway-token`). It lets a gateway find the members but not join, vote, move
+    /// chunks or change the membership.
+    #[arg(long, env = "BLINDSTORE_GATEWAY_TOKEN", hide_env_values = true)]
+    pub gateway_token: Option<String>,
+    /// `member` (holds data) or `gateway` (forwards to members, caches chunks; needs `join` and
+    /// `gateway_token`)
+    ///
+    /// `member` (Raft voter or storage node, holding data) or `gateway` (no data: forwards the API
+    /// to members, caching chunks; needs `join` and `gateway_token`).
+    #[arg(long, env = "BLINDSTORE_ROLE")]
     pub role: Role,
-    /// Gateway: bytes of chunks cached in memory. Default: 268435456 (256 MiB).
+    /// Gateway: chunk bytes cached in memory
+    ///
+    /// Gateway: bytes of chunks cached in memory.
+    #[arg(long, env = "BLINDSTORE_CACHE_MEMORY_BYTES")]
     pub cache_memory_bytes: u64,
-    /// Gateway: bytes of chunks cached on disk under `<data_dir>/cache` (emptied at start);
-    /// 0 turns the disk cache off. Default: 0.
+    /// Gateway: chunk bytes cached in `<data_dir>/cache`, emptied at start
+    ///
+    /// Gateway: bytes of chunks cached on disk under `<data_dir>/cache` (emptied at start); 0 turns
+    /// the disk cache off.
+    #[arg(long, env = "BLINDSTORE_CACHE_DISK_BYTES")]
     pub cache_disk_bytes: u64,
+    /// A directory served at `/` (requests no API route takes), scanned at start (docs/web.md)
+    /// [default: none]
+    ///
+    /// A directory served at `/` (requests no API route takes), scanned at start: a web app and its
+    /// API from one process.
+    #[arg(long, env = "BLINDSTORE_SITE")]
+    pub site: Option<PathBuf>,
+    /// With `site`: the `Content-Security-Policy` of its files [default: none]
+    #[arg(long, env = "BLINDSTORE_SITE_CSP")]
+    pub site_csp: Option<String>,
+    /// With `site`: HTML navigations to unknown paths get `index.html`
+    ///
+    /// With `site`: a single-page app (HTML navigations to paths that are not files get
+    /// `index.html`).
+    #[arg(long, env = "BLINDSTORE_SITE_SPA")]
+    pub site_spa: bool,
+    /// HTTPS: certificate chain (PEM, leaf first); HTTP/2 or HTTP/1.1 by ALPN; reloaded on SIGHUP
+    /// [default: none (plain HTTP)]
+    ///
+    /// HTTPS: the certificate chain, PEM (leaf first). Needs `tls_key`. Reloaded on SIGHUP.
+    #[arg(long, env = "BLINDSTORE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// HTTPS: the certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1) [default: none]
+    ///
+    /// HTTPS: the certificate's private key, PEM.
+    #[arg(long, env = "BLINDSTORE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
@@ -237,179 +385,49 @@ impl Default for Config {
     }
 }
 
-/// Flags of `blindstore serve`; each may also come from the environment variable named. What
-/// is given overlays the file as one layer (`Serialized`, leaving out what was not given).
-#[serde_with::skip_serializing_none]
-#[derive(Debug, Clone, Default, Args, Serialize)]
+/// `blindstore serve`'s arguments: the configuration file, and every setting of [`Config`] as a
+/// flag (or its environment variable).
+#[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// TOML configuration file (keys as in the README, section Configuration).
     #[arg(long, env = "BLINDSTORE_CONFIG")]
-    #[serde(skip)]
     pub config: Option<PathBuf>,
-    /// Data directory [default: ./blindstore-data]
-    #[arg(long, env = "BLINDSTORE_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// HTTP listen address [default: 127.0.0.1:8080]
-    #[arg(long, env = "BLINDSTORE_HTTP_ADDR")]
-    pub http_addr: Option<SocketAddr>,
-    /// Admin bearer token [default: generated and stored in the data dir]
-    #[arg(long, env = "BLINDSTORE_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
-    /// Log format [default: text]
-    #[arg(long, env = "BLINDSTORE_LOG_FORMAT")]
-    pub log_format: Option<LogFormat>,
-    /// Create zone `demo` at start-up [default: true]
-    #[arg(long, env = "BLINDSTORE_DEMO_ZONE")]
-    pub demo_zone: Option<bool>,
-    /// Largest chunk, bytes [default: 4194304]
-    #[arg(long, env = "BLINDSTORE_MAX_CHUNK_BYTES")]
-    pub max_chunk_bytes: Option<u64>,
-    /// Largest entry payload, bytes [default: 65536]
-    #[arg(long, env = "BLINDSTORE_MAX_ENTRY_PAYLOAD_BYTES")]
-    pub max_entry_payload_bytes: Option<u64>,
-    /// Payloads up to this size travel in the Raft entry, larger ones are chunks; 0: all
-    /// chunks [default: 65536]
-    #[arg(long, env = "BLINDSTORE_INLINE_PAYLOAD_BYTES")]
-    pub inline_payload_bytes: Option<u64>,
-    /// Delete unreferenced chunks after this long, e.g. 24h, 90m [default: 24h]
-    #[arg(long, env = "BLINDSTORE_STAGING_TTL", value_parser = humantime::parse_duration)]
-    #[serde(with = "humantime_serde")]
-    pub staging_ttl: Option<Duration>,
-    /// Garbage collection interval, e.g. 10m [default: 10m]
-    #[arg(long, env = "BLINDSTORE_GC_INTERVAL", value_parser = humantime::parse_duration)]
-    #[serde(with = "humantime_serde")]
-    pub gc_interval: Option<Duration>,
-    /// Raft snapshot every this many log entries [default: 20000]
-    #[arg(long, env = "BLINDSTORE_SNAPSHOT_LOGS")]
-    pub snapshot_logs: Option<u64>,
-    /// Node-to-node gRPC listen address, e.g. 127.0.0.1:7070 [default: none]
-    #[arg(long, env = "BLINDSTORE_RPC_ADDR")]
-    pub rpc_addr: Option<SocketAddr>,
-    /// Address peers dial for this node's rpc [default: the bound rpc address]
-    #[arg(long, env = "BLINDSTORE_ADVERTISE_RPC_ADDR")]
-    pub advertise_rpc_addr: Option<String>,
-    /// Address others use for this node's HTTP API [default: the bound HTTP address]
-    #[arg(long, env = "BLINDSTORE_ADVERTISE_HTTP_ADDR")]
-    pub advertise_http_addr: Option<String>,
-    /// Join the cluster of this member (its rpc address), on first start
-    #[arg(long, env = "BLINDSTORE_JOIN")]
-    pub join: Option<String>,
-    /// The cluster's join token (printed by its first node)
-    #[arg(long, env = "BLINDSTORE_JOIN_TOKEN", hide_env_values = true)]
-    pub join_token: Option<String>,
-    /// Gateway: the cluster's gateway token (members keep it in <data_dir>/gateway-token)
-    #[arg(long, env = "BLINDSTORE_GATEWAY_TOKEN", hide_env_values = true)]
-    pub gateway_token: Option<String>,
-    /// This node's id, first start only [default: assigned]
-    #[arg(long, env = "BLINDSTORE_NODE_ID")]
-    pub node_id: Option<u64>,
-    /// New cluster: gRPC between nodes over TLS with a cluster CA made now (joiners need no flag)
-    #[arg(long, env = "BLINDSTORE_CLUSTER_TLS")]
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub cluster_tls: bool,
-    /// Serve this directory at / (a web app and its API from one process) [default: none]
-    #[arg(long, env = "BLINDSTORE_SITE")]
-    pub site: Option<PathBuf>,
-    /// With --site: the Content-Security-Policy of its files [default: none]
-    #[arg(long, env = "BLINDSTORE_SITE_CSP")]
-    pub site_csp: Option<String>,
-    /// With --site: a single-page app (navigations to unknown paths get index.html)
-    #[arg(long, env = "BLINDSTORE_SITE_SPA")]
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub site_spa: bool,
-    /// HTTPS: certificate chain (PEM); reloaded on SIGHUP [default: none, plain HTTP]
-    #[arg(long, env = "BLINDSTORE_TLS_CERT", requires = "tls_key")]
-    pub tls_cert: Option<PathBuf>,
-    /// HTTPS: private key (PEM) of --tls-cert
-    #[arg(long, env = "BLINDSTORE_TLS_KEY", requires = "tls_cert")]
-    pub tls_key: Option<PathBuf>,
-    /// Voters the cluster should have: 3 or 5 [default: 3]
-    #[arg(long, env = "BLINDSTORE_VOTERS")]
-    pub voters: Option<usize>,
-    /// Copies of each chunk [default: 2]
-    #[arg(long, env = "BLINDSTORE_REPLICATION")]
-    pub replication: Option<usize>,
-    /// Stop counting an unreachable node as a chunk owner after this long [default: 60s]
-    #[arg(long, env = "BLINDSTORE_DOWN_AFTER", value_parser = humantime::parse_duration)]
-    #[serde(with = "humantime_serde")]
-    pub down_after: Option<Duration>,
-    /// Chunk repair interval [default: 10s]
-    #[arg(long, env = "BLINDSTORE_REPAIR_INTERVAL", value_parser = humantime::parse_duration)]
-    #[serde(with = "humantime_serde")]
-    pub repair_interval: Option<Duration>,
-    /// Refuse new data below this many free bytes on disk [default: 268435456]
-    #[arg(long, env = "BLINDSTORE_MIN_FREE_BYTES")]
-    pub min_free_bytes: Option<u64>,
-    /// Chunk store map size, bytes [default: 274877906944]
-    #[arg(long, env = "BLINDSTORE_CHUNKS_MAP_BYTES")]
-    pub chunks_map_bytes: Option<u64>,
-    /// Raft state store map size, bytes [default: 17179869184]
-    #[arg(long, env = "BLINDSTORE_STATE_MAP_BYTES")]
-    pub state_map_bytes: Option<u64>,
-    /// HTTP: time a connection has to send its request headers [default: 10s]
-    #[arg(long, env = "BLINDSTORE_HTTP_HEADER_TIMEOUT", value_parser = humantime::parse_duration)]
-    #[serde(with = "humantime_serde")]
-    pub http_header_timeout: Option<Duration>,
-    /// HTTP: time a request body has to arrive [default: 30s]
-    #[arg(long, env = "BLINDSTORE_HTTP_BODY_TIMEOUT", value_parser = humantime::parse_duration)]
-    #[serde(with = "humantime_serde")]
-    pub http_body_timeout: Option<Duration>,
-    /// HTTP: time a request has to be answered [default: 60s]
-    #[arg(long, env = "BLINDSTORE_HTTP_REQUEST_TIMEOUT", value_parser = humantime::parse_duration)]
-    #[serde(with = "humantime_serde")]
-    pub http_request_timeout: Option<Duration>,
-    /// HTTP: open connections at most [default: 1024]
-    #[arg(long, env = "BLINDSTORE_HTTP_MAX_CONNECTIONS")]
-    pub http_max_connections: Option<usize>,
-    /// HTTP: open connections from one client address at most [default: 64]
-    #[arg(long, env = "BLINDSTORE_HTTP_MAX_CONNECTIONS_PER_IP")]
-    pub http_max_connections_per_ip: Option<usize>,
-    /// HTTP: close a connection idle this long [default: 60s]
-    #[arg(long, env = "BLINDSTORE_HTTP_IDLE_TIMEOUT", value_parser = humantime::parse_duration)]
-    #[serde(with = "humantime_serde")]
-    pub http_idle_timeout: Option<Duration>,
-    /// HTTP: requests in flight at most [default: 256]
-    #[arg(long, env = "BLINDSTORE_HTTP_MAX_REQUESTS")]
-    pub http_max_requests: Option<usize>,
-    /// Deadline of a write (proposal, forward, membership change), e.g. 10s [default: 10s]
-    #[arg(long, env = "BLINDSTORE_WRITE_TIMEOUT", value_parser = humantime::parse_duration)]
-    #[serde(with = "humantime_serde")]
-    pub write_timeout: Option<Duration>,
-    /// Sessions end this long after their login, e.g. 30d, 12h [default: 30d]
-    #[arg(long, env = "BLINDSTORE_SESSION_TTL", value_parser = humantime::parse_duration)]
-    #[serde(with = "humantime_serde")]
-    pub session_ttl: Option<Duration>,
-    /// Login attempts per client IP per minute [default: 30]
-    #[arg(long, env = "BLINDSTORE_LOGIN_RATE_PER_IP")]
-    pub login_rate_per_ip: Option<u32>,
-    /// Login attempts per account per minute [default: 10]
-    #[arg(long, env = "BLINDSTORE_LOGIN_RATE_PER_ACCOUNT")]
-    pub login_rate_per_account: Option<u32>,
-    /// Registration requests per client IP per minute [default: 10]
-    #[arg(long, env = "BLINDSTORE_REGISTER_RATE_PER_IP")]
-    pub register_rate_per_ip: Option<u32>,
-    /// Envelope writes per account per minute [default: 60]
-    #[arg(long, env = "BLINDSTORE_ENVELOPE_RATE_PER_ACCOUNT")]
-    pub envelope_rate_per_account: Option<u32>,
-    /// Trusted proxies whose X-Forwarded-For names the client: addresses or CIDR ranges, comma-separated [default: none]
-    #[arg(long, env = "BLINDSTORE_TRUSTED_PROXIES", value_delimiter = ',')]
-    pub trusted_proxies: Option<Vec<String>>,
-    /// Start a scrub pass (re-hash every held chunk) this often [default: 24h]
-    #[arg(long, env = "BLINDSTORE_SCRUB_INTERVAL", value_parser = humantime::parse_duration)]
-    #[serde(with = "humantime_serde")]
-    pub scrub_interval: Option<Duration>,
-    /// Bytes per second a scrub pass reads at most [default: 33554432]
-    #[arg(long, env = "BLINDSTORE_SCRUB_BYTES_PER_SEC")]
-    pub scrub_bytes_per_sec: Option<u64>,
-    /// member or gateway [default: member]
-    #[arg(long, env = "BLINDSTORE_ROLE")]
-    pub role: Option<Role>,
-    /// Gateway: memory cache size in bytes [default: 268435456]
-    #[arg(long, env = "BLINDSTORE_CACHE_MEMORY_BYTES")]
-    pub cache_memory_bytes: Option<u64>,
-    /// Gateway: disk cache size in bytes, 0 for none [default: 0]
-    #[arg(long, env = "BLINDSTORE_CACHE_DISK_BYTES")]
-    pub cache_disk_bytes: Option<u64>,
+    #[command(flatten)]
+    pub settings: Config,
+}
+
+/// `serve`'s command with the defaults of [`Config`] on its flags: clap shows them in `--help`
+/// and fills them in where neither a flag nor its variable gave a value. (A setting without a
+/// default — an `Option` left unset, an empty list — gets none.)
+pub fn with_defaults(serve: clap::Command) -> clap::Command {
+    let defaults = flag_values(&Config::default());
+    serve.mut_args(|arg| {
+        let id = arg.get_id().as_str();
+        match defaults.get(id) {
+            Some(value) => arg.default_value(value.clone()).required(false),
+            None => arg,
+        }
+    })
+}
+
+/// Each setting's value as its flag would take it, by key: numbers and words as they are,
+/// durations in humantime's words; unset options and empty lists are left out.
+fn flag_values(config: &Config) -> std::collections::BTreeMap<String, String> {
+    let serde_json::Value::Object(map) = serde_json::to_value(config).expect("Config serializes")
+    else {
+        unreachable!("Config serializes as a map")
+    };
+    map.into_iter()
+        .filter_map(|(key, value)| {
+            let text = match value {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Number(n) => n.to_string(),
+                serde_json::Value::Bool(b) => b.to_string(),
+                _ => return None,
+            };
+            Some((key, text))
+        })
+        .collect()
 }
 
 impl Config {
@@ -474,8 +492,11 @@ impl Config {
 
     /// Defaults, then the file, then environment and flags (clap has already merged those two,
     /// flags winning), then validation. figment layers them: each layer replaces the keys it
-    /// gives, and the result is read into [`Config`] once, unknown keys refused.
-    pub fn load(args: &ServeArgs) -> anyhow::Result<Config> {
+    /// gives, and the result is read into [`Config`] once, unknown keys refused. `matches`
+    /// are serve's: only what a flag or a variable gave overlays the file (clap filled in the
+    /// rest from the defaults).
+    pub fn load(args: &ServeArgs, matches: &clap::ArgMatches) -> anyhow::Result<Config> {
+        use clap::parser::ValueSource;
         use figment::providers::{Format, Serialized, Toml};
         let mut layers = figment::Figment::from(Serialized::defaults(Config::default()));
         if let Some(path) = &args.config {
@@ -483,8 +504,17 @@ impl Config {
                 .with_context(|| format!("reading config file {}", path.display()))?;
             layers = layers.merge(Toml::string(&text));
         }
+        let serde_json::Value::Object(mut given) = serde_json::to_value(&args.settings)? else {
+            unreachable!("Config serializes as a map")
+        };
+        given.retain(|key, _| {
+            matches!(
+                matches.value_source(key),
+                Some(ValueSource::CommandLine | ValueSource::EnvVariable)
+            )
+        });
         let config: Config = layers
-            .merge(Serialized::defaults(args))
+            .merge(Serialized::defaults(given))
             .extract()
             .map_err(|e| {
                 let message = describe(&e);
@@ -499,6 +529,24 @@ impl Config {
             })?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// The configuration `blindstore serve ARGS` would run with (`args` without the program
+    /// and subcommand names), environment variables included.
+    #[cfg(test)]
+    pub fn from_serve_args<I, T>(args: I) -> anyhow::Result<Config>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::FromArgMatches;
+        let command = with_defaults(ServeArgs::augment_args(clap::Command::new("serve")));
+        let matches = command.try_get_matches_from(
+            std::iter::once(std::ffi::OsString::from("serve"))
+                .chain(args.into_iter().map(Into::into)),
+        )?;
+        let serve = ServeArgs::from_arg_matches(&matches)?;
+        Config::load(&serve, &matches)
     }
 
     pub fn validate(&self) -> anyhow::Result<()> {
@@ -649,25 +697,65 @@ pub fn usable_token(token: &str) -> bool {
     token.len() >= MIN_TOKEN_LEN && token.bytes().all(|b| b.is_ascii_graphic())
 }
 
+/// The settings as README's table lists them, one row each in declaration order: the key,
+/// the flag and its variable, the default (clap's, from [`Config::default`]; for a setting
+/// without one, the `[default: …]` its help ends with) and the help.
+#[cfg(test)]
+pub fn settings_table() -> String {
+    let command = with_defaults(ServeArgs::augment_args(clap::Command::new("serve")));
+    let mut table = String::new();
+    for arg in command.get_arguments() {
+        let (Some(long), Some(env)) = (arg.get_long(), arg.get_env()) else {
+            continue;
+        };
+        if long == "config" {
+            continue;
+        }
+        let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+        let (meaning, default) = match help.rsplit_once(" [default: ") {
+            Some((meaning, unset)) => (meaning.to_owned(), unset.trim_end_matches(']').to_owned()),
+            None => {
+                let values: Vec<String> = arg
+                    .get_default_values()
+                    .iter()
+                    .map(|v| format!("`{}`", v.to_string_lossy()))
+                    .collect();
+                let default = if values.is_empty() {
+                    "none".to_owned()
+                } else {
+                    values.join(", ")
+                };
+                (help, default)
+            }
+        };
+        table.push_str(&format!(
+            "| `{}` | `--{long}` / `{}` | {default} | {meaning} |\n",
+            arg.get_id(),
+            env.to_string_lossy(),
+        ));
+    }
+    table
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn serve(args: &[&str]) -> anyhow::Result<Config> {
+        Config::from_serve_args(args)
+    }
 
     #[test]
     fn file_then_flags_with_validation() {
         let dir = tempfile_dir();
         let path = dir.join("c.toml");
+        let file = path.to_str().unwrap();
         std::fs::write(
             &path,
             "http_addr = \"127.0.0.1:9000\"\nstaging_ttl = \"2h\"\ndemo_zone = false\n",
         )
         .unwrap();
-        let args = ServeArgs {
-            config: Some(path.clone()),
-            staging_ttl: Some(Duration::from_secs(60)),
-            ..Default::default()
-        };
-        let c = Config::load(&args).unwrap();
+        let c = serve(&["--config", file, "--staging-ttl", "60s"]).unwrap();
         assert_eq!(c.http_addr.port(), 9000);
         assert_eq!(c.staging_ttl, Duration::from_secs(60), "flag beats file");
         assert!(!c.demo_zone);
@@ -676,6 +764,10 @@ mod tests {
             PathBuf::from("./blindstore-data"),
             "default kept"
         );
+        // A flag given with the default's value still beats the file: what counts is that it
+        // was given, not that it differs from the default clap shows.
+        let c = serve(&["--config", file, "--demo-zone", "true"]).unwrap();
+        assert!(c.demo_zone);
 
         // What the flags leave out keeps the file's value; given flags win, whatever their kind.
         std::fs::write(
@@ -683,15 +775,19 @@ mod tests {
             "voters = 5\nsite_spa = true\ntrusted_proxies = [\"10.0.0.0/8\"]\nrole = \"member\"\n",
         )
         .unwrap();
-        let flags = ServeArgs {
-            config: Some(path.clone()),
-            trusted_proxies: Some(vec!["192.0.2.1".into()]),
-            down_after: Some(Duration::from_secs(5)),
-            cluster_tls: false,
-            ..Default::default()
-        };
-        let c = Config::load(&flags).unwrap();
-        assert_eq!(c.voters, 5);
+        let c = serve(&[
+            "--config",
+            file,
+            "--trusted-proxies",
+            "192.0.2.1",
+            "--down-after",
+            "5s",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.voters, 5,
+            "clap's default for a flag left out does not hide the file"
+        );
         assert!(
             c.site_spa,
             "a flag left out does not turn the file's true off"
@@ -700,106 +796,65 @@ mod tests {
         assert_eq!(c.down_after, Duration::from_secs(5));
 
         std::fs::write(&path, "no_such_setting = 1\n").unwrap();
-        let e = format!("{:#}", Config::load(&args).unwrap_err());
+        let e = format!("{:#}", serve(&["--config", file]).unwrap_err());
         assert!(
             e.contains("no_such_setting"),
             "unknown keys are refused: {e}"
         );
         assert!(e.contains("c.toml"), "the file is named: {e}");
         std::fs::write(&path, "voters = \"three\"\n").unwrap();
-        let e = format!("{:#}", Config::load(&args).unwrap_err());
+        let e = format!("{:#}", serve(&["--config", file]).unwrap_err());
         assert!(e.contains("voters") && e.contains("c.toml"), "{e}");
-        let missing = ServeArgs {
-            config: Some(dir.join("none.toml")),
-            ..Default::default()
-        };
-        let e = format!("{:#}", Config::load(&missing).unwrap_err());
+        let missing = dir.join("none.toml");
+        let e = format!(
+            "{:#}",
+            serve(&["--config", missing.to_str().unwrap()]).unwrap_err()
+        );
         assert!(e.contains("reading config file"), "{e}");
 
-        let short = ServeArgs {
-            admin_token: Some("short".into()),
-            ..Default::default()
-        };
-        assert!(Config::load(&short).is_err());
+        assert!(serve(&["--admin-token", "short"]).is_err());
+        let e = format!("{:#}", serve(&["--voters", "three"]).unwrap_err());
+        assert!(e.contains("--voters"), "a bad flag is named: {e}");
     }
 
-    /// README's table of settings is checked against `Config`: a row for every key and no
-    /// other, and each default it states is the one `Config::default()` has.
+    /// With nothing given, the configuration is `Config::default()`, and `--help` states those
+    /// defaults: clap takes them from it.
+    #[test]
+    fn the_defaults_are_declared_once() {
+        let parsed = serde_json::to_value(serve(&[]).unwrap()).unwrap();
+        assert_eq!(parsed, serde_json::to_value(Config::default()).unwrap());
+        let command = with_defaults(ServeArgs::augment_args(clap::Command::new("serve")));
+        let staging = command
+            .get_arguments()
+            .find(|a| a.get_id() == "staging_ttl")
+            .unwrap();
+        assert_eq!(staging.get_default_values(), ["1day"]);
+    }
+
+    /// README's table of settings, as `settings_table` makes it from `serve`'s command: a row
+    /// for every key (TOML), its flag and variable, its default and what it means. Run with
+    /// `BLINDSTORE_UPDATE_README=1` to write the table into the README.
     #[test]
     fn the_readme_states_every_setting_with_its_default() {
-        let readme = include_str!("../../../README.md");
-        let defaults = match serde_json::to_value(Config::default()).unwrap() {
-            serde_json::Value::Object(map) => map,
-            _ => unreachable!("Config serializes as a map"),
-        };
-        let mut rows = std::collections::BTreeMap::new();
-        for line in readme.lines() {
-            let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-            if cells.len() < 5 || !cells[1].starts_with('`') || !cells[2].starts_with("`--") {
-                continue;
-            }
-            rows.insert(
-                cells[1].trim_matches('`').to_owned(),
-                (cells[2].to_owned(), cells[3].to_owned()),
-            );
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
+        let readme = std::fs::read_to_string(path).unwrap();
+        let header = "| key (TOML) | flag / env | default | meaning |\n|---|---|---|---|\n";
+        let start = readme.find(header).expect("README has the settings table") + header.len();
+        let end = start + readme[start..].find("\n\n").expect("the table ends");
+        let table = settings_table();
+        if std::env::var_os("BLINDSTORE_UPDATE_README").is_some() {
+            std::fs::write(
+                path,
+                format!("{}{table}{}", &readme[..start], &readme[end + 1..]),
+            )
+            .unwrap();
+            return;
         }
-        // Each row names the setting's flag and environment variable as `serve` declares them.
-        let serve = <ServeArgs as clap::Args>::augment_args(clap::Command::new("serve"));
-        for arg in serve.get_arguments() {
-            let Some(long) = arg.get_long().filter(|l| *l != "config") else {
-                continue;
-            };
-            let key = long.replace('-', "_");
-            let (flags, _) = rows
-                .get(&key)
-                .unwrap_or_else(|| panic!("README has no row for --{long}"));
-            assert!(flags.contains(&format!("`--{long}`")), "{key}: {flags}");
-            if let Some(env) = arg.get_env() {
-                let env = env.to_string_lossy();
-                assert!(
-                    flags.contains(&format!("`{env}`")),
-                    "{key} lacks {env}: {flags}"
-                );
-            }
-        }
-        let keys: Vec<&String> = defaults.keys().collect();
-        let documented: Vec<&String> = rows.keys().collect();
-        let mut sorted = keys.clone();
-        sorted.sort();
         assert_eq!(
-            documented, sorted,
-            "README's settings table and Config differ"
+            &readme[start..=end],
+            table,
+            "README's settings table is not the one Config makes; run `BLINDSTORE_UPDATE_README=1 cargo test -p blindstore-node --bin blindstore readme` to write it"
         );
-        for (key, (_, cell)) in &rows {
-            // The stated default: the first `literal` when the cell starts with one, or a bare
-            // true/false; anything else ("none", "assigned", ...) stands for no value.
-            let literal = match cell.strip_prefix('`') {
-                Some(rest) => rest.split('`').next(),
-                None if *cell == "true" || *cell == "false" => Some(cell.as_str()),
-                None => None,
-            };
-            let value = &defaults[key];
-            let agrees = match (literal, value) {
-                (None, serde_json::Value::Null) => true,
-                (None, serde_json::Value::Array(items)) => items.is_empty(),
-                (None, _) => false,
-                (Some(text), serde_json::Value::Number(n)) => {
-                    text.parse::<u64>().ok() == n.as_u64()
-                }
-                (Some(text), serde_json::Value::Bool(b)) => text.parse::<bool>().ok() == Some(*b),
-                (Some(text), serde_json::Value::String(s)) => {
-                    text == s
-                        || humantime::parse_duration(text)
-                            .ok()
-                            .is_some_and(|d| humantime::parse_duration(s).ok() == Some(d))
-                }
-                (Some(_), _) => false,
-            };
-            assert!(
-                agrees,
-                "README says {key} defaults to {cell:?}; Config has {value}"
-            );
-        }
     }
 
     fn tempfile_dir() -> PathBuf {

@@ -6,7 +6,7 @@ mod serve;
 mod site;
 mod zone;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::ServeArgs;
 
@@ -35,9 +35,18 @@ enum Command {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    // `serve`'s flags get their defaults from `Config::default()` (config::with_defaults).
+    let matches = Cli::command()
+        .mut_subcommand("serve", config::with_defaults)
+        .get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
-        Command::Serve(args) => serve::run(&args),
+        Command::Serve(args) => {
+            let serve = matches
+                .subcommand_matches("serve")
+                .expect("the serve subcommand was parsed");
+            serve::run(&args, serve)
+        }
         Command::Cluster(command) => cluster::run(command),
         Command::Zone(command) => zone::run(command),
         Command::Site(command) => site::run(command),

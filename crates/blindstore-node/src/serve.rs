@@ -17,8 +17,8 @@ use crate::config::{usable_token, Config, LogFormat, Role, ServeArgs, MIN_TOKEN_
 const ADMIN_TOKEN_FILE: &str = "admin-token";
 use blindstore_cluster::{GATEWAY_TOKEN_FILE, JOIN_TOKEN_FILE};
 
-pub fn run(args: &ServeArgs) -> anyhow::Result<()> {
-    let config = Config::load(args)?;
+pub fn run(args: &ServeArgs, matches: &clap::ArgMatches) -> anyhow::Result<()> {
+    let config = Config::load(args, matches)?;
     check_negative_control()?;
     init_tracing(config.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
