@@ -11,10 +11,7 @@ use blindstore_rpc::{never_sent, Authed};
 use blindstore_types::command::{Command, CommandResponse};
 use blindstore_types::record::{decode, encode};
 
-use crate::{Core, CoreError};
-
-/// How long a follower waits for the leader's read index, and for a member's answer.
-pub(crate) const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::{Core, CoreError, FORWARD_TIMEOUT};
 
 impl Core {
     /// The leader's rpc address, or why there is none to talk to.

@@ -12,24 +12,26 @@ mod batcher;
 mod core;
 mod error;
 mod forwarding;
+mod identity;
 mod joining;
 mod log_store;
 mod membership;
 mod rounds;
 mod rpc_server;
 mod secret;
+mod start;
 mod state_machine;
 mod transport;
 
-pub use crate::core::{
-    Consistency, Core, CoreConfig, HeldChunks, MembersOnly, RpcRouter, RpcServices,
-};
+pub use crate::core::{Consistency, Core, HeldChunks};
 pub use batcher::MAX_COMMAND_BYTES;
 pub use error::CoreError;
 pub use log_store::LogStore;
+pub use rpc_server::{MembersOnly, RpcRouter};
 pub use secret::{
     RotatedToken, DEFAULT_ROTATION_GRACE, GATEWAY_TOKEN_FILE, JOIN_TOKEN_FILE, MAX_ROTATION_GRACE,
 };
+pub use start::{CoreConfig, RpcServices};
 pub use state_machine::StateMachine;
 pub use transport::vote_request_record;
 
@@ -43,3 +45,6 @@ openraft::declare_raft_types!(
         Entry = openraft::Entry<TypeConfig>,
         SnapshotData = tokio::fs::File,
 );
+
+/// How long a follower waits for the leader's read index, and for a member's answer.
+pub(crate) const FORWARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);

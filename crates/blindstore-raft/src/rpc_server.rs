@@ -28,13 +28,16 @@ use tonic::{Request, Response, Status};
 
 use crate::{Core, CoreError};
 
+/// The node-to-node server being built.
+pub type RpcRouter = tonic::transport::server::Router;
+
 /// Serves node-to-node gRPC on `listener` until the node shuts down, over TLS with `tls`.
 pub(crate) async fn serve_rpc(
     node: Core,
     listener: TcpListener,
     secret: ClusterSecret,
     tls: Option<tonic::transport::ServerTlsConfig>,
-    services: Box<dyn FnOnce(crate::RpcRouter, MembersOnly) -> crate::RpcRouter + Send>,
+    services: Box<dyn FnOnce(RpcRouter, MembersOnly) -> RpcRouter + Send>,
 ) {
     let shutdown = node.inner.shutdown.clone();
     let addr = listener
