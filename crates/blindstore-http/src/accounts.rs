@@ -115,21 +115,45 @@ pub(crate) enum StartLimit {
     Register,
 }
 
-/// The zone of a login or registration start for `account`, once the attempt is within its
-/// limits: per client IP, and per account — or, with a live device token, per device.
+/// A login or registration start: whose, and from which device (a device token), if known.
+pub(crate) trait StartBody {
+    fn account(&self) -> &AccountId;
+    fn device_token(&self) -> Option<&str>;
+}
+
+macro_rules! start_body {
+    ($($body:ty),*) => {$(
+        impl StartBody for $body {
+            fn account(&self) -> &AccountId {
+                &self.account
+            }
+            fn device_token(&self) -> Option<&str> {
+                self.device_token.as_deref()
+            }
+        }
+    )*};
+}
+start_body!(
+    RegisterStart,
+    LoginStart,
+    blindstore_types::api::PasskeyLoginStart
+);
+
+/// The zone of a login or registration start, once the attempt is within its limits: per
+/// client IP, and per account — or, with a live device token, per device.
 pub(crate) async fn limited_start(
     state: &AppState,
     ip: std::net::IpAddr,
     zone: &str,
-    account: &AccountId,
-    device_token: Option<&str>,
+    body: &impl StartBody,
     limit: StartLimit,
 ) -> Result<ZoneId, ApiError> {
     let zone = parse_zone(zone)?;
+    let account = body.account();
     let device = state
         .node
         .accounts()
-        .device(&zone, account, device_token)
+        .device(&zone, account, body.device_token())
         .await?;
     let limiter = &state.auth_limiter;
     match limit {
@@ -139,8 +163,6 @@ pub(crate) async fn limited_start(
     Ok(zone)
 }
 
-/// The request's session, with a live step-up of its own (`Blindstore-Step-Up`): for what
-/// cannot be undone. Without one: 403 `step_up_required`.
 pub(crate) async fn fresh_session(
     state: &AppState,
     zone: &str,
@@ -179,16 +201,7 @@ async fn register_start(
     ApiPath(zone): ApiPath<String>,
     ApiJson(body): ApiJson<RegisterStart>,
 ) -> Result<Json<RegisterStarted>, ApiError> {
-    let device_token = body.device_token.as_deref();
-    let zone = limited_start(
-        &state,
-        ip,
-        &zone,
-        &body.account,
-        device_token,
-        StartLimit::Register,
-    )
-    .await?;
+    let zone = limited_start(&state, ip, &zone, &body, StartLimit::Register).await?;
     let registration_response = state
         .node
         .accounts()
@@ -241,16 +254,7 @@ async fn login_start(
     ApiPath(zone): ApiPath<String>,
     ApiJson(body): ApiJson<LoginStart>,
 ) -> Result<Json<LoginStarted>, ApiError> {
-    let device_token = body.device_token.as_deref();
-    let zone = limited_start(
-        &state,
-        ip,
-        &zone,
-        &body.account,
-        device_token,
-        StartLimit::Login,
-    )
-    .await?;
+    let zone = limited_start(&state, ip, &zone, &body, StartLimit::Login).await?;
     let (login_response, login_ticket) = state
         .node
         .accounts()

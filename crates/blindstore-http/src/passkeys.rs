@@ -93,16 +93,7 @@ async fn login_start(
     ApiPath(zone): ApiPath<String>,
     ApiJson(body): ApiJson<PasskeyLoginStart>,
 ) -> Result<Json<PasskeyOptions>, ApiError> {
-    let device_token = body.device_token.as_deref();
-    let zone = limited_start(
-        &state,
-        ip,
-        &zone,
-        &body.account,
-        device_token,
-        StartLimit::Login,
-    )
-    .await?;
+    let zone = limited_start(&state, ip, &zone, &body, StartLimit::Login).await?;
     let (options, ticket) = state
         .node
         .accounts()
