@@ -317,6 +317,43 @@ impl Client {
         Ok(checked(response).await?.bytes().await?.to_vec())
     }
 
+    /// The replicated state for a backup (admin), written to `out` as it arrives, with the log
+    /// position it was applied up to: `(index, term)`. A write to `out` that fails ends it
+    /// with that error (as `Unexpected`).
+    pub async fn backup_state(&self, out: &mut impl std::io::Write) -> Result<(u64, u64)> {
+        let mut response = checked(
+            self.admin(Method::GET, "/v1/admin/backup/state")
+                .send()
+                .await?,
+        )
+        .await?;
+        let status = response.status();
+        let number = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        let (Some(index), Some(term)) = (
+            number("blindstore-backup-index"),
+            number("blindstore-backup-term"),
+        ) else {
+            return Err(ClientError::Unexpected {
+                status,
+                detail: "no Blindstore-Backup-Index or Blindstore-Backup-Term header".into(),
+            });
+        };
+        let position = (index, term);
+        while let Some(bytes) = response.chunk().await? {
+            out.write_all(&bytes).map_err(|e| ClientError::Unexpected {
+                status,
+                detail: format!("writing the state: {e}"),
+            })?;
+        }
+        Ok(position)
+    }
+
     pub async fn missing_chunks(&self, zone: &ZoneId, hashes: &[Hash32]) -> Result<Vec<Hash32>> {
         let body = MissingChunksRequest {
             hashes: hashes.to_vec(),

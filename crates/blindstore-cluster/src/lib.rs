@@ -58,7 +58,7 @@ mod sites;
 mod zones;
 
 pub use accounts::{Accounts, Authenticated, DeviceId};
-pub use blindstore_raft::Consistency;
+pub use blindstore_raft::{restore_state, Consistency, Restored};
 pub use blindstore_raft::{
     RotatedToken, DEFAULT_ROTATION_GRACE, GATEWAY_TOKEN_FILE, JOIN_TOKEN_FILE, MAX_ROTATION_GRACE,
 };

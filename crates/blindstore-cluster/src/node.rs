@@ -406,6 +406,32 @@ impl Node {
         Ok(self.core().rotate_join_token(grace).await?)
     }
 
+    /// Writes the replicated state to a new file in this node's snapshot folder, as of a
+    /// linearizable read barrier (every write acknowledged before the call is in it), for a
+    /// backup: the file and the log position the state is at. The caller removes the file.
+    pub async fn export_state(
+        &self,
+    ) -> Result<(std::path::PathBuf, blindstore_raft::ExportedState), NodeError> {
+        self.read_barrier(Consistency::Linearizable).await?;
+        let path = self.inner.state.snapshot_dir().join(format!(
+            "export-{}-{}.tmp",
+            std::process::id(),
+            hex_id()
+        ));
+        let engine = blindstore_raft::StateMachine::new(self.inner.state.clone());
+        let written = path.clone();
+        let exported = tokio::task::spawn_blocking(move || engine.export(&written))
+            .await
+            .map_err(|e| NodeError::Internal(format!("exporting the state: {e}")))?;
+        match exported {
+            Ok(exported) => Ok((path, exported)),
+            Err(e) => {
+                let _ = std::fs::remove_file(&path);
+                Err(e.into())
+            }
+        }
+    }
+
     pub(crate) async fn read_barrier(&self, consistency: Consistency) -> Result<(), NodeError> {
         Ok(self.core().read_barrier(consistency).await?)
     }
@@ -459,4 +485,9 @@ impl ClusterView for MembershipView {
                 .map_err(|e| ChunkError::Unavailable(e.to_string()))
         })
     }
+}
+
+/// A random name part, 16 hex digits.
+fn hex_id() -> String {
+    hex::encode(rand::random::<[u8; 8]>())
 }

@@ -27,6 +27,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(set_registration))
         .routes(routes!(create_invites))
         .routes(routes!(chunk_replicas))
+        .routes(routes!(backup_state))
         .routes(routes!(cluster))
         .routes(routes!(drain_node, undrain_node))
         .routes(routes!(remove_node))
@@ -245,6 +246,51 @@ pub(crate) async fn get_zone(
             .zone(&zone, consistency(q.consistency))
             .await?,
     )))
+}
+
+/// The replicated state for a backup: every zone, chain, entry header, inline payload, chunk
+/// reference, account, session and site at one Raft index, after a linearizable read barrier
+/// (so every write acknowledged before the request is in it), in the snapshot format
+/// (docs/storage-format.md). `blindstore backup` reads it, then copies the chunks it
+/// references.
+#[utoipa::path(get, path = "/v1/admin/backup/state", tag = "admin",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The state; `Blindstore-Backup-Index` and `Blindstore-Backup-Term` name the log entry it was applied up to", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 503, description = "`unavailable`: no quorum confirmed the read", body = ErrorBody),
+    ))]
+pub(crate) async fn backup_state(
+    _: Admin,
+    State(state): State<AppState>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+    let (path, exported) = state.node.export_state().await?;
+    let opened = tokio::fs::File::open(&path).await;
+    // The open file keeps its bytes; the name goes at once, so nothing is left behind.
+    let _ = tokio::fs::remove_file(&path).await;
+    let file = opened.map_err(|e| {
+        ApiError::Node(blindstore_cluster::NodeError::Internal(format!(
+            "reading the exported state: {e}"
+        )))
+    })?;
+    let len = file
+        .metadata()
+        .await
+        .map_err(|e| {
+            ApiError::Node(blindstore_cluster::NodeError::Internal(format!(
+                "reading the exported state: {e}"
+            )))
+        })?
+        .len();
+    let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file));
+    axum::response::Response::builder()
+        .header(CONTENT_TYPE, "application/octet-stream")
+        .header(CONTENT_LENGTH, len)
+        .header("blindstore-backup-index", exported.index)
+        .header("blindstore-backup-term", exported.term)
+        .body(body)
+        .map_err(|e| ApiError::Node(blindstore_cluster::NodeError::Internal(e.to_string())))
 }
 
 /// The node ids holding a copy of a chunk.

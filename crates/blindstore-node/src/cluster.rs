@@ -81,6 +81,11 @@ impl Target {
         Ok(Client::new(&self.url).with_admin_token(&self.token()?))
     }
 
+    /// Like [`Target::client`], with requests that may take up to `timeout`.
+    pub(crate) fn client_with_timeout(&self, timeout: Duration) -> anyhow::Result<Client> {
+        Ok(Client::with_timeout(&self.url, timeout).with_admin_token(&self.token()?))
+    }
+
     /// Runs `op` on the current leader. The leader may have just died — exactly when
     /// operators remove nodes — so until `patience` runs out this asks the given node (and
     /// the other members it named) who leads, says what it is waiting for, and tries again

@@ -1,5 +1,6 @@
 //! `blindstore`: runs a node and manages it.
 
+mod backup;
 mod cluster;
 mod config;
 mod serve;
@@ -32,6 +33,11 @@ enum Command {
     /// Deploy a directory as a zone's static site, list its versions, roll back.
     #[command(subcommand)]
     Site(site::SiteCommand),
+    /// Back up a running cluster into a directory (the state at one Raft index and every chunk
+    /// it references), or check a backup with `backup verify DIR`.
+    Backup(backup::BackupArgs),
+    /// Make the data dir of a new cluster's first node from a backup.
+    Restore(backup::RestoreArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,6 +56,8 @@ fn main() -> std::process::ExitCode {
         Command::Cluster(command) => cluster::run(command),
         Command::Zone(command) => zone::run(command),
         Command::Site(command) => site::run(command),
+        Command::Backup(args) => backup::run(args),
+        Command::Restore(args) => backup::restore(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

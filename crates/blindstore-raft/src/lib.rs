@@ -16,6 +16,7 @@ mod identity;
 mod joining;
 mod log_store;
 mod membership;
+mod restore;
 mod rounds;
 mod rpc_server;
 mod secret;
@@ -27,12 +28,13 @@ pub use crate::core::{Consistency, Core, HeldChunks};
 pub use batcher::MAX_COMMAND_BYTES;
 pub use error::CoreError;
 pub use log_store::LogStore;
+pub use restore::{restore_state, Restored, RESTORED_NODE_ID};
 pub use rpc_server::{MembersOnly, RpcRouter};
 pub use secret::{
     RotatedToken, DEFAULT_ROTATION_GRACE, GATEWAY_TOKEN_FILE, JOIN_TOKEN_FILE, MAX_ROTATION_GRACE,
 };
 pub use start::{CoreConfig, RpcServices};
-pub use state_machine::StateMachine;
+pub use state_machine::{ExportedState, StateMachine};
 pub use transport::vote_request_record;
 
 openraft::declare_raft_types!(

@@ -5,8 +5,9 @@
 //! each command does is the rooms' business, in the storage crate.
 
 use std::ops::Deref;
+use std::path::Path;
 
-use blindstore_storage::{blocking, StateMachineStore, StorageError};
+use blindstore_storage::{blocking, Marks, StateMachineStore, StorageError};
 use blindstore_types::command::{Command, CommandResponse};
 use blindstore_types::raft::{NodeId, NodeInfo};
 use blindstore_types::record::encode;
@@ -20,12 +21,12 @@ use crate::TypeConfig;
 
 type RaftStorageError = openraft::StorageError<NodeId>;
 type Membership = StoredMembership<NodeId, NodeInfo>;
-type Meta = SnapshotMeta<NodeId, NodeInfo>;
+pub(crate) type Meta = SnapshotMeta<NodeId, NodeInfo>;
 
 /// The mark of the last applied log id.
-const LAST_APPLIED: &str = "last_applied";
+pub(crate) const LAST_APPLIED: &str = "last_applied";
 /// The mark of the membership last applied.
-const MEMBERSHIP: &str = "membership";
+pub(crate) const MEMBERSHIP: &str = "membership";
 
 /// The state machine as openraft drives it. Cheap to clone: the node keeps the store for
 /// reads while openraft owns the engine.
@@ -52,6 +53,46 @@ impl Deref for StateMachine {
     }
 }
 
+/// The metadata of a snapshot of the state `marks` belong to; `suffix` makes its id unique.
+fn snapshot_meta(marks: &Marks<'_>, suffix: &str) -> Result<Meta, StorageError> {
+    let last_log_id: Option<LogId<NodeId>> = marks.get(LAST_APPLIED)?;
+    let snapshot_id = match &last_log_id {
+        Some(id) => format!(
+            "{}-{}-{}-{suffix}",
+            id.leader_id.term, id.leader_id.node_id, id.index
+        ),
+        None => format!("empty-{suffix}"),
+    };
+    Ok(Meta {
+        last_log_id,
+        last_membership: marks.get(MEMBERSHIP)?,
+        snapshot_id,
+    })
+}
+
+/// What a backup's copy of the state is: the log position it was applied up to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportedState {
+    /// The last log index applied (0 for an empty state).
+    pub index: u64,
+    /// The term of that entry.
+    pub term: u64,
+}
+
+impl StateMachine {
+    /// Writes the state as this node has applied it to `path`, in the snapshot format (header:
+    /// the snapshot metadata), for a backup; the current snapshot is not touched.
+    pub fn export(&self, path: &Path) -> Result<ExportedState, StorageError> {
+        let meta = self
+            .0
+            .export_snapshot(path, |marks| snapshot_meta(marks, "backup"))?;
+        Ok(ExportedState {
+            index: meta.last_log_id.map_or(0, |l| l.index),
+            term: meta.last_log_id.map_or(0, |l| l.leader_id.term),
+        })
+    }
+}
+
 fn snapshot_err(e: StorageError) -> RaftStorageError {
     StorageIOError::read_snapshot(None, AnyError::new(&e)).into()
 }
@@ -61,21 +102,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, RaftStorageError> {
         let store = self.0.clone();
         let (meta, path) = blocking(move || {
-            store.build_snapshot(|marks, seq| {
-                let last_log_id: Option<LogId<NodeId>> = marks.get(LAST_APPLIED)?;
-                let snapshot_id = match &last_log_id {
-                    Some(id) => format!(
-                        "{}-{}-{}-{seq}",
-                        id.leader_id.term, id.leader_id.node_id, id.index
-                    ),
-                    None => format!("empty-{seq}"),
-                };
-                Ok(Meta {
-                    last_log_id,
-                    last_membership: marks.get(MEMBERSHIP)?,
-                    snapshot_id,
-                })
-            })
+            store.build_snapshot(|marks, seq| snapshot_meta(marks, &seq.to_string()))
         })
         .await
         .map_err(|e| StorageIOError::write_snapshot(None, AnyError::new(&e)))?;

@@ -307,20 +307,40 @@ impl StateMachineStore {
         &self,
         header: impl FnOnce(&Marks<'_>, u64) -> Result<H, StorageError>,
     ) -> Result<(H, PathBuf), StorageError> {
-        let inner = &self.inner;
-        let rtxn = inner.env.read_txn()?;
-        let seq = inner.snapshot_seq.fetch_add(1, Ordering::Relaxed);
-        let head = header(
-            &Marks {
-                tables: &inner.tables,
-                rtxn: &rtxn,
-            },
-            seq,
-        )?;
-        let tmp = inner
+        let seq = self.inner.snapshot_seq.fetch_add(1, Ordering::Relaxed);
+        let tmp = self
+            .inner
             .snapshot_dir
             .join(format!("build-{}-{seq}.tmp", std::process::id()));
-        let mut out = BufWriter::new(File::create(&tmp)?);
+        let head = self.write_snapshot(&tmp, |marks| header(marks, seq))?;
+        self.inner.env.force_sync()?;
+        let path = self.promote_snapshot(&tmp)?;
+        Ok((head, path))
+    }
+
+    /// Writes a snapshot of the whole state to `path` (fsynced), in the format of the Raft
+    /// snapshots, without making it the current one: a copy for a backup. Its header is
+    /// `header`'s, made from the marks read in the same transaction as the rows.
+    pub fn export_snapshot<H: Serialize>(
+        &self,
+        path: &Path,
+        header: impl FnOnce(&Marks<'_>) -> Result<H, StorageError>,
+    ) -> Result<H, StorageError> {
+        self.write_snapshot(path, header)
+    }
+
+    fn write_snapshot<H: Serialize>(
+        &self,
+        path: &Path,
+        header: impl FnOnce(&Marks<'_>) -> Result<H, StorageError>,
+    ) -> Result<H, StorageError> {
+        let inner = &self.inner;
+        let rtxn = inner.env.read_txn()?;
+        let head = header(&Marks {
+            tables: &inner.tables,
+            rtxn: &rtxn,
+        })?;
+        let mut out = BufWriter::new(File::create(path)?);
         write_snapshot_header(&mut out, &encode(&head))?;
         for (id, table) in inner.tables.snapshot_tables() {
             for item in table.iter(&rtxn)? {
@@ -331,10 +351,23 @@ impl StateMachineStore {
         out.write_all(&[0])?;
         let file = out.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
-        drop(rtxn);
-        self.inner.env.force_sync()?;
-        let path = self.promote_snapshot(&tmp)?;
-        Ok((head, path))
+        Ok(head)
+    }
+
+    /// Forgets the cluster's own records — draining and removed nodes, the join secret — which
+    /// belong to the cluster a restored state came from, not to the one it starts.
+    pub fn forget_cluster_state(&self) -> Result<(), StorageError> {
+        let mut wtxn = self.inner.env.write_txn()?;
+        self.inner.tables.cluster.clear(&mut wtxn)?;
+        commit(wtxn, "state")?;
+        self.changed();
+        Ok(())
+    }
+
+    /// A directory for files the node writes beside its snapshots (exports for backups): on
+    /// the same file system, and emptied of `*.tmp` files at every start.
+    pub fn snapshot_dir(&self) -> &Path {
+        &self.inner.snapshot_dir
     }
 
     /// Atomically makes `tmp` the current snapshot.
@@ -574,6 +607,11 @@ fn write_snapshot_header(out: &mut impl Write, meta: &[u8]) -> Result<(), Storag
 }
 
 fn read_snapshot_header<H: DeserializeOwned>(input: &mut impl Read) -> Result<H, StorageError> {
+    decode("snapshot meta", &read_header_bytes(input)?)
+}
+
+/// The header of a snapshot file, as it is stored (the engine's record, undecoded).
+fn read_header_bytes(input: &mut impl Read) -> Result<Vec<u8>, StorageError> {
     let mut magic = [0u8; 21];
     input.read_exact(&mut magic)?;
     if &magic[..20] != SNAPSHOT_MAGIC || magic[20] != SNAPSHOT_V1 {
@@ -581,8 +619,7 @@ fn read_snapshot_header<H: DeserializeOwned>(input: &mut impl Read) -> Result<H,
             "not a version 1 Blindstore snapshot".into(),
         ));
     }
-    let meta = read_chunk(input)?;
-    decode("snapshot meta", &meta)
+    read_chunk(input)
 }
 
 fn write_record(
@@ -606,4 +643,80 @@ fn read_chunk(input: &mut impl Read) -> Result<Vec<u8>, StorageError> {
     let mut buf = vec![0u8; u32::from_be_bytes(len) as usize];
     input.read_exact(&mut buf)?;
     Ok(buf)
+}
+
+/// What a snapshot file holds, read without opening a store: the rows of each table (by the
+/// table ids of `Tables::snapshot_tables`) and the chunks its entries and sites reference.
+#[derive(Debug, Default, Clone)]
+pub struct SnapshotContents {
+    /// Rows per table id.
+    pub rows: std::collections::BTreeMap<u8, u64>,
+    /// Every chunk the state references, by zone.
+    pub chunks: Vec<(ZoneId, Hash32)>,
+}
+
+impl SnapshotContents {
+    /// Zones, chains, entries, accounts and sessions, in that order.
+    pub fn counts(&self) -> [(&'static str, u64); 5] {
+        let rows = |id| self.rows.get(&id).copied().unwrap_or(0);
+        [
+            ("zones", rows(1)),
+            ("chains", rows(2)),
+            ("entries", rows(3)),
+            ("accounts", rows(8)),
+            ("sessions", rows(9)),
+        ]
+    }
+}
+
+/// Reads a snapshot file through, checking its framing: a header (returned as stored: the
+/// engine's record), then records up to the end marker, nothing after it. A truncated or
+/// damaged file is an error, never a short list.
+pub fn read_snapshot_file(path: &Path) -> Result<(Vec<u8>, SnapshotContents), StorageError> {
+    let mut reader = BufReader::new(File::open(path)?);
+    let header = read_header_bytes(&mut reader)?;
+    let mut contents = SnapshotContents::default();
+    loop {
+        let mut id = [0u8; 1];
+        reader.read_exact(&mut id)?;
+        if id[0] == 0 {
+            break;
+        }
+        if !(1..=20).contains(&id[0]) {
+            return Err(StorageError::BadSnapshot(format!(
+                "unknown table {}",
+                id[0]
+            )));
+        }
+        let key = read_chunk(&mut reader)?;
+        read_chunk(&mut reader)?;
+        *contents.rows.entry(id[0]).or_default() += 1;
+        // Table 4 holds the references: `zone_key(zone, hash)`.
+        if id[0] == 4 {
+            contents.chunks.push(parse_zone_hash(&key)?);
+        }
+    }
+    let mut rest = [0u8; 1];
+    if reader.read(&mut rest)? != 0 {
+        return Err(StorageError::BadSnapshot(
+            "bytes after the end of the snapshot".into(),
+        ));
+    }
+    Ok((header, contents))
+}
+
+/// The zone and hash of a `zone_key`.
+fn parse_zone_hash(key: &[u8]) -> Result<(ZoneId, Hash32), StorageError> {
+    let bad = || StorageError::MalformedKey(format!("{} bytes of a chunk reference", key.len()));
+    let (&len, rest) = key.split_first().ok_or_else(bad)?;
+    let len = usize::from(len);
+    if rest.len() != len + 32 {
+        return Err(bad());
+    }
+    let zone = std::str::from_utf8(&rest[..len])
+        .ok()
+        .and_then(|z| ZoneId::new(z).ok())
+        .ok_or_else(bad)?;
+    let hash: [u8; 32] = rest[len..].try_into().map_err(|_| bad())?;
+    Ok((zone, Hash32(hash)))
 }

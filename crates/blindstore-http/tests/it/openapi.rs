@@ -17,6 +17,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("put", "/v1/admin/zones/{zone}/quota"),
     ("put", "/v1/admin/zones/{zone}/settings"),
     ("get", "/v1/admin/zones/{zone}/chunks/{hash}/replicas"),
+    ("get", "/v1/admin/backup/state"),
     ("get", "/v1/admin/cluster"),
     ("post", "/v1/admin/cluster/nodes/{node_id}/drain"),
     ("delete", "/v1/admin/cluster/nodes/{node_id}/drain"),

@@ -13,22 +13,22 @@ use serde_json::Value;
 
 use crate::process::{eventually, NodeProcess};
 
-const ADMIN: &str = "cluster-test-admin-token-0123";
+pub(crate) const ADMIN: &str = "cluster-test-admin-token-0123";
 
-fn demo() -> ZoneId {
+pub(crate) fn demo() -> ZoneId {
     ZoneId::new("demo").unwrap()
 }
 
-struct Cluster {
-    nodes: Vec<Option<NodeProcess>>,
+pub(crate) struct Cluster {
+    pub(crate) nodes: Vec<Option<NodeProcess>>,
     /// Flags every node gets.
-    extra: Vec<String>,
-    dir: tempfile::TempDir,
+    pub(crate) extra: Vec<String>,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Cluster {
     /// Starts a first node, then joins two more through it, as the README says.
-    fn start(extra: &[&str]) -> Cluster {
+    pub(crate) fn start(extra: &[&str]) -> Cluster {
         let mut cluster = Cluster::first(extra, extra);
         cluster.join_node();
         cluster.join_node();
@@ -49,7 +49,7 @@ impl Cluster {
     }
 
     /// Starts one more node that joins through node 1.
-    fn join_node(&mut self) {
+    pub(crate) fn join_node(&mut self) {
         let seed = self.nodes[0]
             .as_ref()
             .unwrap()
@@ -72,7 +72,7 @@ impl Cluster {
         self.nodes.push(Some(NodeProcess::start(&data, &args)));
     }
 
-    fn clients(&self) -> Vec<Client> {
+    pub(crate) fn clients(&self) -> Vec<Client> {
         self.nodes
             .iter()
             .flatten()
@@ -729,11 +729,11 @@ async fn cache_stats(gateway: &NodeProcess) -> Value {
 }
 
 /// Acknowledged appends of one writer: (index, entry hash).
-type Acks = std::sync::Arc<std::sync::Mutex<Vec<(u64, Hash32)>>>;
+pub(crate) type Acks = std::sync::Arc<std::sync::Mutex<Vec<(u64, Hash32)>>>;
 
 /// One writer: appends to its own chain through `clients` in turn until `stop`; retries after
 /// conflicts and unknown outcomes by re-reading the head. Records every acknowledged append.
-async fn keep_appending(
+pub(crate) async fn keep_appending(
     clients: Vec<Client>,
     w: ChainWriter,
     acks: Acks,
@@ -1569,12 +1569,12 @@ async fn a_paused_owner_does_not_hold_up_uploads() {
 }
 
 /// A session built from what `login/finish` returned.
-fn session_of(new: blindstore_types::api::NewSession) -> blindstore_client::Session {
+pub(crate) fn session_of(new: blindstore_types::api::NewSession) -> blindstore_client::Session {
     blindstore_client::Session::new(demo(), new, Vec::new())
 }
 
 /// Logs in with the login started on `start` and finished on `finish`.
-async fn login_across(
+pub(crate) async fn login_across(
     start: &Client,
     finish: &Client,
     account: &blindstore_types::account::AccountId,

@@ -1,6 +1,7 @@
 //! The `blindstore` binary as users run it: real processes on ephemeral ports.
 
 mod accounts;
+mod backup;
 mod cluster;
 mod durability;
 mod limits;

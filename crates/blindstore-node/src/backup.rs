@@ -1,0 +1,420 @@
+//! `blindstore backup`, `blindstore backup verify` and `blindstore restore`.
+//!
+//! A backup directory holds `manifest.json` (the latest backup: its log position, time, counts
+//! and the hash of its state file), `state/state-<index>.snap` (the replicated state at that
+//! index, in the snapshot format, one file per backup) and `chunks/<zone>/<hash>`, every chunk
+//! the states reference, named by their SHA-256 — so a second backup into the same directory
+//! copies only the chunks it does not have. The manifest is written last: a backup cut off
+//! midway leaves the previous one whole.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use blindstore_client::Client;
+use blindstore_storage::{read_snapshot_file, ChunkStore, MapSizes, SnapshotContents};
+use blindstore_types::{Hash32, ZoneId};
+use clap::{Args, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+
+use crate::cluster::Target;
+
+const MANIFEST: &str = "manifest.json";
+const FORMAT: u32 = 1;
+
+/// `blindstore backup`: back up a running cluster into a directory, or check one.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct BackupArgs {
+    #[command(subcommand)]
+    command: Option<BackupCommand>,
+    /// The backup directory: made if absent; a second backup into it copies only new chunks.
+    #[arg(long, required = true)]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    target: Target,
+}
+
+#[derive(Debug, Subcommand)]
+enum BackupCommand {
+    /// Re-read a backup directory: the manifest, the state file against its hash and its
+    /// framing, and every chunk the state references against its name.
+    Verify {
+        /// The backup directory.
+        dir: PathBuf,
+    },
+}
+
+/// `blindstore restore`: start a new cluster's first node from a backup.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The backup directory (it is verified first).
+    #[arg(long)]
+    from: PathBuf,
+    /// The new node's data dir: absent or empty. Start `blindstore serve` on it afterwards;
+    /// other nodes join it as usual.
+    #[arg(long)]
+    data_dir: PathBuf,
+}
+
+/// What `manifest.json` says of the latest backup.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Manifest {
+    /// The backup format (1).
+    format: u32,
+    /// The Raft log index the state was applied up to: every write acknowledged before the
+    /// backup started is at or before it.
+    index: u64,
+    term: u64,
+    /// When the backup was taken, milliseconds since the Unix epoch.
+    created_at_ms: u64,
+    /// The node it was taken from.
+    source: String,
+    state: StateFile,
+    counts: Counts,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateFile {
+    /// Relative to the backup directory.
+    file: String,
+    bytes: u64,
+    sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Counts {
+    zones: u64,
+    chains: u64,
+    entries: u64,
+    accounts: u64,
+    sessions: u64,
+    /// Chunks the state references (all in `chunks/`).
+    chunks: u64,
+    /// Their bytes.
+    chunk_bytes: u64,
+}
+
+pub fn run(args: BackupArgs) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match args.command {
+        Some(BackupCommand::Verify { dir }) => {
+            let (manifest, _) = verify(&dir)?;
+            println!(
+                "backup in {} is whole: index {}, {} entries, {} accounts, {} chunks ({} bytes), every file hash-checked",
+                dir.display(),
+                manifest.index,
+                manifest.counts.entries,
+                manifest.counts.accounts,
+                manifest.counts.chunks,
+                manifest.counts.chunk_bytes
+            );
+            Ok(())
+        }
+        None => {
+            let out = args.out.expect("clap requires --out without a subcommand");
+            runtime.block_on(backup(&args.target, &out))
+        }
+    }
+}
+
+pub fn restore(args: RestoreArgs) -> anyhow::Result<()> {
+    if let Ok(mut items) = std::fs::read_dir(&args.data_dir) {
+        if items.next().is_some() {
+            bail!(
+                "{} is not empty: a restore makes a new data dir and never writes over one",
+                args.data_dir.display()
+            );
+        }
+    }
+    let (manifest, contents) = verify(&args.from)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async {
+        let sizes = MapSizes::default();
+        let state = args.from.join(&manifest.state.file);
+        let restored =
+            blindstore_cluster::restore_state(&args.data_dir, &state, sizes.raft_log, sizes.state)
+                .await
+                .with_context(|| format!("restoring into {}", args.data_dir.display()))?;
+        let chunks = ChunkStore::open(&args.data_dir.join("chunks"), sizes.chunks)
+            .context("opening the new chunk store")?;
+        let bar = progress(contents.chunks.len() as u64, "restoring chunks");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        for (zone, hash) in &contents.chunks {
+            let bytes = std::fs::read(chunk_path(&args.from, zone, hash))?;
+            chunks
+                .put(zone, *hash, bytes, now)
+                .await
+                .with_context(|| format!("storing chunk {hash} of zone {zone}"))?;
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        chunks.close();
+        println!(
+            "restored the backup at index {} into {}: {} entries, {} accounts, {} chunks. Start it with \
+             `blindstore serve --data-dir {}` (and --rpc-addr for a cluster); it is a new cluster with \
+             a new join token, and other nodes join it as usual",
+            restored.index,
+            args.data_dir.display(),
+            manifest.counts.entries,
+            manifest.counts.accounts,
+            manifest.counts.chunks,
+            args.data_dir.display()
+        );
+        Ok(())
+    })
+}
+
+async fn backup(target: &Target, out: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out.join("state"))
+        .with_context(|| format!("making {}", out.display()))?;
+    if out.join(MANIFEST).exists() {
+        // A directory backups go into must be one: a damaged one is not written into.
+        read_manifest(out)?;
+    }
+    // The state can take long to send; a chunk read gets the usual deadline.
+    let client = target.client_with_timeout(Duration::from_secs(3600))?;
+    let partial = out.join("state").join("incoming.snap.tmp");
+    let mut file = HashingWriter::new(
+        std::fs::File::create(&partial)
+            .with_context(|| format!("writing {}", partial.display()))?,
+    );
+    eprintln!("backup: reading the state from {}", client.base());
+    let (index, term) = client
+        .backup_state(&mut file)
+        .await
+        .context("reading the state")?;
+    let (file, bytes, sha256) = file.finish()?;
+    file.sync_all()?;
+    let (_, contents) =
+        read_snapshot_file(&partial).context("the state the node sent is not whole")?;
+    let name = format!("state/state-{index}.snap");
+    std::fs::rename(&partial, out.join(&name))?;
+    eprintln!(
+        "backup: state at index {index} ({bytes} bytes), {} chunks referenced",
+        contents.chunks.len()
+    );
+
+    let chunks = Client::new(client.base());
+    let bar = progress(contents.chunks.len() as u64, "copying chunks");
+    let (mut copied, mut kept, mut chunk_bytes) = (0u64, 0u64, 0u64);
+    for (zone, hash) in &contents.chunks {
+        let path = chunk_path(out, zone, hash);
+        match std::fs::read(&path) {
+            Ok(held) if Hash32::digest(&held) == *hash => {
+                chunk_bytes += held.len() as u64;
+                kept += 1;
+            }
+            _ => {
+                let fetched = chunks
+                    .get_chunk(zone, hash)
+                    .await
+                    .with_context(|| format!("reading chunk {hash} of zone {zone}"))?;
+                if Hash32::digest(&fetched) != *hash {
+                    bail!("chunk {hash} of zone {zone} came back with other bytes; nothing of it was kept");
+                }
+                let dir = path.parent().expect("a chunk path has a folder");
+                std::fs::create_dir_all(dir)?;
+                blindstore_storage::write_atomically(dir, &hash.to_hex(), &fetched)?;
+                chunk_bytes += fetched.len() as u64;
+                copied += 1;
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let manifest = Manifest {
+        format: FORMAT,
+        index,
+        term,
+        created_at_ms: now_ms(),
+        source: client.base().to_owned(),
+        state: StateFile {
+            file: name,
+            bytes,
+            sha256,
+        },
+        counts: counts(&contents, chunk_bytes),
+    };
+    let text = serde_json::to_string_pretty(&manifest)?;
+    blindstore_storage::write_atomically(out, MANIFEST, text.as_bytes())?;
+    println!(
+        "backup at index {index} in {}: {} zones, {} chains, {} entries, {} accounts, {} chunks ({copied} copied, {kept} already there)",
+        out.display(),
+        manifest.counts.zones,
+        manifest.counts.chains,
+        manifest.counts.entries,
+        manifest.counts.accounts,
+        manifest.counts.chunks
+    );
+    Ok(())
+}
+
+/// Checks a backup directory through; its manifest and the state's contents.
+fn verify(dir: &Path) -> anyhow::Result<(Manifest, SnapshotContents)> {
+    let manifest = read_manifest(dir)?;
+    let state = dir.join(&manifest.state.file);
+    let mut file = std::fs::File::open(&state).with_context(|| {
+        format!(
+            "the backup is incomplete: its state file {} is missing",
+            state.display()
+        )
+    })?;
+    let mut hashing = HashingWriter::new(std::io::sink());
+    std::io::copy(&mut file, &mut hashing)?;
+    let (_, bytes, sha256) = hashing.finish()?;
+    if bytes != manifest.state.bytes || sha256 != manifest.state.sha256 {
+        bail!(
+            "the backup's state file {} is damaged or was changed: it has {bytes} bytes hashing to {sha256}, the manifest says {} bytes hashing to {}",
+            state.display(),
+            manifest.state.bytes,
+            manifest.state.sha256
+        );
+    }
+    let (_, contents) = read_snapshot_file(&state)
+        .with_context(|| format!("the backup's state file {} is damaged", state.display()))?;
+    let bar = progress(contents.chunks.len() as u64, "checking chunks");
+    let mut chunk_bytes = 0;
+    for (zone, hash) in &contents.chunks {
+        let path = chunk_path(dir, zone, hash);
+        let mut bytes = Vec::new();
+        std::fs::File::open(&path)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .with_context(|| {
+                format!(
+                    "the backup is incomplete: chunk {hash} of zone {zone} ({}) is missing",
+                    path.display()
+                )
+            })?;
+        if Hash32::digest(&bytes) != *hash {
+            bail!(
+                "the backup is damaged: chunk {hash} of zone {zone} ({}) does not hash to its name",
+                path.display()
+            );
+        }
+        chunk_bytes += bytes.len() as u64;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let found = counts(&contents, chunk_bytes);
+    if found != manifest.counts {
+        bail!(
+            "the backup's state does not hold what its manifest counts: found {found:?}, the manifest says {:?}",
+            manifest.counts
+        );
+    }
+    Ok((manifest, contents))
+}
+
+fn read_manifest(dir: &Path) -> anyhow::Result<Manifest> {
+    let path = dir.join(MANIFEST);
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "{} is not a Blindstore backup, or an incomplete one: {} cannot be read",
+            dir.display(),
+            path.display()
+        )
+    })?;
+    let manifest: Manifest = serde_json::from_str(&text)
+        .with_context(|| format!("{} is damaged: not a backup manifest", path.display()))?;
+    if manifest.format != FORMAT {
+        bail!(
+            "{} is a backup of format {}; this build reads format {FORMAT}",
+            dir.display(),
+            manifest.format
+        );
+    }
+    if manifest.state.file.contains("..") || Path::new(&manifest.state.file).is_absolute() {
+        bail!(
+            "{} is damaged: its state file is named outside the backup",
+            path.display()
+        );
+    }
+    Ok(manifest)
+}
+
+fn counts(contents: &SnapshotContents, chunk_bytes: u64) -> Counts {
+    let [zones, chains, entries, accounts, sessions] = contents.counts().map(|(_, n)| n);
+    Counts {
+        zones,
+        chains,
+        entries,
+        accounts,
+        sessions,
+        chunks: contents.chunks.len() as u64,
+        chunk_bytes,
+    }
+}
+
+fn chunk_path(dir: &Path, zone: &ZoneId, hash: &Hash32) -> PathBuf {
+    dir.join("chunks").join(zone.as_str()).join(hash.to_hex())
+}
+
+/// A progress bar on a terminal; nothing when standard error is not one (logs get the
+/// summary lines instead).
+fn progress(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(&format!("{what} {{bar:40}} {{pos}}/{{len}} ({{eta}} left)"))
+            .expect("a valid template"),
+    );
+    bar
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Writes through to `inner`, hashing what passes (SHA-256) and counting it.
+struct HashingWriter<W: Write> {
+    inner: W,
+    hash: sha2::Sha256,
+    bytes: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    fn new(inner: W) -> Self {
+        Self {
+            inner,
+            hash: sha2::Sha256::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Flushes; the writer, the bytes written and their SHA-256 (hex).
+    fn finish(mut self) -> anyhow::Result<(W, u64, String)> {
+        self.inner.flush()?;
+        Ok((self.inner, self.bytes, hex::encode(self.hash.finalize())))
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.bytes += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
