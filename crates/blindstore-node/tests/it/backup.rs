@@ -32,6 +32,24 @@ fn blindstore(args: &[&str]) -> (bool, String, String) {
     )
 }
 
+/// `blindstore backup` of the cluster `url` into `dir`, off the test's runtime threads.
+async fn back_up(url: &str, dir: &Path) -> (bool, String, String) {
+    let (url, dir) = (url.to_owned(), dir.to_str().unwrap().to_owned());
+    tokio::task::spawn_blocking(move || {
+        blindstore(&[
+            "backup",
+            "--url",
+            &url,
+            "--admin-token",
+            ADMIN,
+            "--out",
+            &dir,
+        ])
+    })
+    .await
+    .unwrap()
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for item in std::fs::read_dir(from).unwrap() {
@@ -98,43 +116,13 @@ async fn a_cluster_backed_up_under_load_and_wiped_comes_back_from_its_backup() {
     let backups = tempfile::tempdir().unwrap();
     let dir = backups.path().join("b");
     let dir_s = dir.to_str().unwrap();
-    let (ok, out, err) = tokio::task::spawn_blocking({
-        let (url, dir) = (url.clone(), dir_s.to_owned());
-        move || {
-            blindstore(&[
-                "backup",
-                "--url",
-                &url,
-                "--admin-token",
-                ADMIN,
-                "--out",
-                &dir,
-            ])
-        }
-    })
-    .await
-    .unwrap();
+    let (ok, out, err) = back_up(&url, &dir).await;
     assert!(ok, "backup failed: {out}{err}");
     assert!(out.contains("12 chunks (12 copied"), "{out}");
     stop.store(true, Ordering::Relaxed);
     load.await.unwrap();
     // A second backup into the same directory copies no chunk again.
-    let (ok, out, err) = tokio::task::spawn_blocking({
-        let (url, dir) = (url.clone(), dir_s.to_owned());
-        move || {
-            blindstore(&[
-                "backup",
-                "--url",
-                &url,
-                "--admin-token",
-                ADMIN,
-                "--out",
-                &dir,
-            ])
-        }
-    })
-    .await
-    .unwrap();
+    let (ok, out, err) = back_up(&url, &dir).await;
     assert!(
         ok && out.contains("(0 copied, 12 already there)"),
         "{out}{err}"
