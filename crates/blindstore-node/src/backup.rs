@@ -16,6 +16,7 @@ use blindstore_client::Client;
 use blindstore_storage::{read_snapshot_file, ChunkStore, MapSizes, SnapshotContents};
 use blindstore_types::{Hash32, ZoneId};
 use clap::{Args, Subcommand};
+use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
@@ -24,6 +25,8 @@ use crate::cluster::Target;
 
 const MANIFEST: &str = "manifest.json";
 const FORMAT: u32 = 1;
+/// Chunk requests a backup keeps in flight.
+const CONCURRENT_CHUNKS: usize = 8;
 
 /// `blindstore backup`: back up a running cluster into a directory, or check one.
 #[derive(Debug, Args)]
@@ -213,27 +216,17 @@ async fn backup(target: &Target, out: &Path) -> anyhow::Result<()> {
     let chunks = Client::new(client.base());
     let bar = progress(contents.chunks.len() as u64, "copying chunks");
     let (mut copied, mut kept, mut chunk_bytes) = (0u64, 0u64, 0u64);
-    for (zone, hash) in &contents.chunks {
-        let path = chunk_path(out, zone, hash);
-        match std::fs::read(&path) {
-            Ok(held) if Hash32::digest(&held) == *hash => {
-                chunk_bytes += held.len() as u64;
-                kept += 1;
-            }
-            _ => {
-                let fetched = chunks
-                    .get_chunk(zone, hash)
-                    .await
-                    .with_context(|| format!("reading chunk {hash} of zone {zone}"))?;
-                if Hash32::digest(&fetched) != *hash {
-                    bail!("chunk {hash} of zone {zone} came back with other bytes; nothing of it was kept");
-                }
-                let dir = path.parent().expect("a chunk path has a folder");
-                std::fs::create_dir_all(dir)?;
-                blindstore_storage::write_atomically(dir, &hash.to_hex(), &fetched)?;
-                chunk_bytes += fetched.len() as u64;
-                copied += 1;
-            }
+    // A few chunks at a time: each is a request to the node.
+    let mut copies = futures::stream::iter(&contents.chunks)
+        .map(|(zone, hash)| copy_chunk(&chunks, out, zone, hash))
+        .buffer_unordered(CONCURRENT_CHUNKS);
+    while let Some(copy) = copies.next().await {
+        let (len, new) = copy?;
+        chunk_bytes += len;
+        if new {
+            copied += 1;
+        } else {
+            kept += 1;
         }
         bar.inc(1);
     }
@@ -263,6 +256,33 @@ async fn backup(target: &Target, out: &Path) -> anyhow::Result<()> {
         manifest.counts.chunks
     );
     Ok(())
+}
+
+/// Copies chunk `hash` of `zone` into the backup `out` unless it holds it already (and it
+/// hash-checks): its length, and whether it was copied now.
+async fn copy_chunk(
+    client: &Client,
+    out: &Path,
+    zone: &ZoneId,
+    hash: &Hash32,
+) -> anyhow::Result<(u64, bool)> {
+    let path = chunk_path(out, zone, hash);
+    if let Ok(held) = std::fs::read(&path) {
+        if Hash32::digest(&held) == *hash {
+            return Ok((held.len() as u64, false));
+        }
+    }
+    let fetched = client
+        .get_chunk(zone, hash)
+        .await
+        .with_context(|| format!("reading chunk {hash} of zone {zone}"))?;
+    if Hash32::digest(&fetched) != *hash {
+        bail!("chunk {hash} of zone {zone} came back with other bytes; nothing of it was kept");
+    }
+    let dir = path.parent().expect("a chunk path has a folder");
+    std::fs::create_dir_all(dir)?;
+    blindstore_storage::write_atomically(dir, &hash.to_hex(), &fetched)?;
+    Ok((fetched.len() as u64, true))
 }
 
 /// Checks a backup directory through; its manifest and the state's contents.
