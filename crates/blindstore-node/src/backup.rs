@@ -61,6 +61,13 @@ pub struct RestoreArgs {
     /// other nodes join it as usual.
     #[arg(long)]
     data_dir: PathBuf,
+    /// The state store's map size, bytes: as `serve` will be given it.
+    #[arg(long, default_value_t = MapSizes::default().state as u64)]
+    state_map_bytes: u64,
+    /// The chunk store's map size, bytes: as `serve` will be given it. This node holds every
+    /// chunk of the backup until others join.
+    #[arg(long, default_value_t = MapSizes::default().chunks as u64)]
+    chunks_map_bytes: u64,
 }
 
 /// What `manifest.json` says of the latest backup.
@@ -140,52 +147,116 @@ pub fn restore(args: RestoreArgs) -> anyhow::Result<()> {
         }
     }
     let (manifest, contents) = verify(&args.from)?;
+    // LMDB needs room beyond the bytes themselves; a store that cannot hold them is refused
+    // now rather than full midway.
+    if manifest.counts.chunk_bytes > args.chunks_map_bytes / 10 * 9 {
+        bail!(
+            "the backup's chunks ({} bytes) do not fit a chunk store of {} bytes: give a larger --chunks-map-bytes (and the same to serve)",
+            manifest.counts.chunk_bytes,
+            args.chunks_map_bytes
+        );
+    }
+    // Everything is built in a folder beside the data dir and renamed into place at the end: a
+    // restore cut off midway leaves no data dir a node could start on.
+    let parent = match args.data_dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent)?;
+    let name = args
+        .data_dir
+        .file_name()
+        .context("--data-dir names no folder")?
+        .to_string_lossy()
+        .into_owned();
+    let staging = parent.join(format!(
+        ".{name}.restoring-{}-{}",
+        std::process::id(),
+        hex::encode(rand::random::<[u8; 4]>())
+    ));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async {
-        let sizes = MapSizes::default();
-        let state = args.from.join(&manifest.state.file);
-        let restored =
-            blindstore_cluster::restore_state(&args.data_dir, &state, sizes.raft_log, sizes.state)
-                .await
-                .with_context(|| format!("restoring into {}", args.data_dir.display()))?;
-        let chunks = ChunkStore::open(&args.data_dir.join("chunks"), sizes.chunks)
-            .context("opening the new chunk store")?;
-        let bar = progress(contents.chunks.len() as u64, "restoring chunks");
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        for (zone, hash) in &contents.chunks {
-            let bytes = std::fs::read(chunk_path(&args.from, zone, hash))?;
-            chunks
-                .put(zone, *hash, bytes, now)
-                .await
-                .with_context(|| format!("storing chunk {hash} of zone {zone}"))?;
-            bar.inc(1);
+    let built = runtime.block_on(build_restored(&args, &staging, &manifest, &contents));
+    let placed = built.and_then(|index| {
+        std::fs::rename(&staging, &args.data_dir).with_context(|| {
+            format!(
+                "moving the restored data dir to {}",
+                args.data_dir.display()
+            )
+        })?;
+        std::fs::File::open(&parent)?.sync_all()?;
+        Ok(index)
+    });
+    let index = match placed {
+        Ok(index) => index,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e.context("the restore did not finish; nothing was left in --data-dir"));
         }
-        bar.finish_and_clear();
-        chunks.close();
-        println!(
-            "restored the backup at index {} into {}: {} entries, {} accounts, {} chunks. Start it with \
-             `blindstore serve --data-dir {}` (and --rpc-addr for a cluster); it is a new cluster with \
-             a new join token, and other nodes join it as usual",
-            restored.index,
-            args.data_dir.display(),
-            manifest.counts.entries,
-            manifest.counts.accounts,
-            manifest.counts.chunks,
-            args.data_dir.display()
-        );
-        Ok(())
-    })
+    };
+    println!(
+        "restored the backup at index {index} into {}: {} entries, {} accounts, {} chunks. Start it with \
+         `blindstore serve --data-dir {}` (and --rpc-addr for a cluster); it is a new cluster with \
+         a new join token, and other nodes join it as usual",
+        args.data_dir.display(),
+        manifest.counts.entries,
+        manifest.counts.accounts,
+        manifest.counts.chunks,
+        args.data_dir.display()
+    );
+    Ok(())
+}
+
+/// Builds the restored data dir in `dir`: the state as a new cluster's, then the chunks, all
+/// synced. The backup's index.
+async fn build_restored(
+    args: &RestoreArgs,
+    dir: &Path,
+    manifest: &Manifest,
+    contents: &SnapshotContents,
+) -> anyhow::Result<u64> {
+    let raft_log = MapSizes::default().raft_log;
+    let state = args.from.join(&manifest.state.file);
+    let restored =
+        blindstore_cluster::restore_state(dir, &state, raft_log, args.state_map_bytes as usize)
+            .await
+            .context("restoring the state")?;
+    let chunks = ChunkStore::open(&dir.join("chunks"), args.chunks_map_bytes as usize)
+        .context("opening the new chunk store")?;
+    let bar = progress(contents.chunks.len() as u64, "restoring chunks");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    for (zone, hash) in &contents.chunks {
+        let bytes = std::fs::read(chunk_path(&args.from, zone, hash))?;
+        chunks
+            .put(zone, *hash, bytes, now)
+            .await
+            .with_context(|| format!("storing chunk {hash} of zone {zone}"))?;
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    chunks.close();
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(restored.index)
 }
 
 async fn backup(target: &Target, out: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(out.join("state"))
         .with_context(|| format!("making {}", out.display()))?;
+    // One backup at a time writes into a directory (a long one overlapping the next).
+    let lock = std::fs::File::create(out.join(".lock"))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "another backup is writing into {} now; try again when it has finished",
+            out.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
+    }
     if out.join(MANIFEST).exists() {
         // A directory backups go into must be one: a damaged one is not written into.
         read_manifest(out)?;
@@ -231,6 +302,8 @@ async fn backup(target: &Target, out: &Path) -> anyhow::Result<()> {
         bar.inc(1);
     }
     bar.finish_and_clear();
+    // What the manifest names is on disk, folders included, before the manifest is.
+    sync_dirs(out)?;
     let manifest = Manifest {
         format: FORMAT,
         index,
@@ -246,6 +319,13 @@ async fn backup(target: &Target, out: &Path) -> anyhow::Result<()> {
     };
     let text = serde_json::to_string_pretty(&manifest)?;
     blindstore_storage::write_atomically(out, MANIFEST, text.as_bytes())?;
+    // Only the state the manifest names is restorable: earlier ones go.
+    for item in std::fs::read_dir(out.join("state"))? {
+        let path = item?.path();
+        if path.extension().is_some_and(|e| e == "snap") && !path.ends_with(&manifest.state.file) {
+            std::fs::remove_file(&path)?;
+        }
+    }
     println!(
         "backup at index {index} in {}: {} zones, {} chains, {} entries, {} accounts, {} chunks ({copied} copied, {kept} already there)",
         out.display(),
@@ -366,6 +446,20 @@ fn read_manifest(dir: &Path) -> anyhow::Result<Manifest> {
         );
     }
     Ok(manifest)
+}
+
+/// Syncs the backup's folders: `state/`, `chunks/` and each zone's, and the backup itself.
+fn sync_dirs(out: &Path) -> anyhow::Result<()> {
+    let chunks = out.join("chunks");
+    if let Ok(zones) = std::fs::read_dir(&chunks) {
+        for zone in zones {
+            std::fs::File::open(zone?.path())?.sync_all()?;
+        }
+        std::fs::File::open(&chunks)?.sync_all()?;
+    }
+    std::fs::File::open(out.join("state"))?.sync_all()?;
+    std::fs::File::open(out)?.sync_all()?;
+    Ok(())
 }
 
 fn counts(contents: &SnapshotContents, chunk_bytes: u64) -> Counts {

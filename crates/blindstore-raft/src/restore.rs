@@ -93,8 +93,9 @@ pub async fn restore_state(
     log.save_vote(&Vote::new_committed(1, RESTORED_NODE_ID))
         .await
         .map_err(raft)?;
+    // No committed log id is saved: there is no entry to commit, and at start openraft takes
+    // the applied log id (the state's mark) as committed.
     log.purge(log_id).await.map_err(raft)?;
-    log.save_committed(Some(log_id)).await.map_err(raft)?;
     tracing::info!(index, data_dir = %data_dir.display(), "backup restored as a new cluster");
     Ok(Restored { index })
 }

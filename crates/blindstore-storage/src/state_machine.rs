@@ -636,11 +636,22 @@ fn write_record(
     Ok(())
 }
 
+/// The largest key or value a snapshot record may have: far above any record the state
+/// holds (a site manifest, the largest, is at most 4 MiB), so a damaged length is refused
+/// before it is allocated.
+const MAX_RECORD_BYTES: usize = 64 << 20;
+
 /// Reads `u32 len || bytes`.
 fn read_chunk(input: &mut impl Read) -> Result<Vec<u8>, StorageError> {
     let mut len = [0u8; 4];
     input.read_exact(&mut len)?;
-    let mut buf = vec![0u8; u32::from_be_bytes(len) as usize];
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_RECORD_BYTES {
+        return Err(StorageError::BadSnapshot(format!(
+            "a record of {len} bytes, above the limit of {MAX_RECORD_BYTES}"
+        )));
+    }
+    let mut buf = vec![0u8; len];
     input.read_exact(&mut buf)?;
     Ok(buf)
 }

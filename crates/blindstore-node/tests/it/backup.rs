@@ -197,6 +197,26 @@ async fn a_cluster_backed_up_under_load_and_wiped_comes_back_from_its_backup() {
     ]);
     assert!(!ok && err.contains("is not empty"), "{err}");
 
+    // A restore that fails midway (here: a state store too small for the state) leaves
+    // nothing a node could start on, not even its work folder.
+    let (ok, _, err) = blindstore(&[
+        "restore",
+        "--from",
+        dir_s,
+        "--data-dir",
+        n1.to_str().unwrap(),
+        "--state-map-bytes",
+        "65536",
+    ]);
+    assert!(!ok && err.contains("did not finish"), "{err}");
+    assert!(!n1.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(fresh.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|name| name.to_string_lossy().contains("restoring"))
+        .collect();
+    assert!(leftovers.is_empty(), "left behind: {leftovers:?}");
+
     // The restore makes a new cluster's first node; two fresh nodes join it.
     let (ok, out, err) = blindstore(&[
         "restore",
