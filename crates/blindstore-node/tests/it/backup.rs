@@ -247,6 +247,21 @@ async fn a_cluster_backed_up_under_load_and_wiped_comes_back_from_its_backup() {
     })
     .await;
 
+    // Every node answers linearizable reads once it has caught up with the leader (a read
+    // that meets a membership change is answered 503, to be retried).
+    eventually(Duration::from_secs(60), "every node serves reads", || {
+        let (clients, chain) = (clients.clone(), w.chain_id());
+        async move {
+            for client in &clients {
+                if client.all_entries(&demo(), &chain).await.is_err() {
+                    return false;
+                }
+            }
+            true
+        }
+    })
+    .await;
+
     // Every node reads back the chain as it was at the backup: verified, nothing after it.
     for client in &clients {
         let entries = client.all_entries(&demo(), &w.chain_id()).await.unwrap();
