@@ -416,7 +416,7 @@ impl Node {
         let path = self.inner.state.snapshot_dir().join(format!(
             "export-{}-{}.tmp",
             std::process::id(),
-            hex_id()
+            hex::encode(rand::random::<[u8; 8]>())
         ));
         let engine = blindstore_raft::StateMachine::new(self.inner.state.clone());
         let written = path.clone();
@@ -485,9 +485,4 @@ impl ClusterView for MembershipView {
                 .map_err(|e| ChunkError::Unavailable(e.to_string()))
         })
     }
-}
-
-/// A random name part, 16 hex digits.
-fn hex_id() -> String {
-    hex::encode(rand::random::<[u8; 8]>())
 }

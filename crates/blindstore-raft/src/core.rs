@@ -321,14 +321,6 @@ impl Core {
             .await
     }
 
-    /// Proposes `command` through Raft, forwarding it to the leader if this node is not it.
-    pub(crate) async fn propose_command(
-        &self,
-        command: Command,
-    ) -> Result<CommandResponse, CoreError> {
-        self.propose(command).await
-    }
-
     /// A command goes to the leader: proposed here if this node leads, else forwarded. Once
     /// proposed here it is never forwarded as well — a leader that steps down answers
     /// `ForwardToLeader` for entries that may still commit, so that is an unknown outcome,

@@ -140,7 +140,7 @@ impl Core {
             )));
         }
         match self
-            .propose_command(Command::SetDraining { node, draining })
+            .propose(Command::SetDraining { node, draining })
             .await?
         {
             CommandResponse::DrainingSet => Ok(()),
@@ -186,7 +186,7 @@ impl Core {
         }
         // Remembered first, for good: whatever happens to the membership change, the node is
         // never added back, and it learns it was removed from its own state.
-        match self.propose_command(Command::MarkRemoved { node }).await? {
+        match self.propose(Command::MarkRemoved { node }).await? {
             CommandResponse::RemovedMarked => {}
             other => return Err(CoreError::Internal(format!("unexpected answer {other:?}"))),
         }
@@ -233,7 +233,7 @@ impl Core {
         drop(guard);
         let members = self.member_ids();
         for node in draining.into_iter().filter(|n| !members.contains(n)) {
-            self.propose_command(Command::SetDraining {
+            self.propose(Command::SetDraining {
                 node,
                 draining: false,
             })

@@ -30,8 +30,8 @@ pub struct Restored {
 
 /// Makes `data_dir` — absent or empty — the data dir of a new one-voter cluster whose state is
 /// the backed-up state in `state_file` (a snapshot file, as `StateMachine::export` writes
-/// them). Nothing is written until the file has been read through and found whole; a data dir
-/// that holds anything is refused.
+/// them; verify it first, as `blindstore restore` does). A data dir that holds anything is
+/// refused.
 pub async fn restore_state(
     data_dir: &Path,
     state_file: &Path,
@@ -48,7 +48,9 @@ pub async fn restore_state(
         }
     }
     let file = state_file.to_owned();
-    let (header, _) = blocking(move || blindstore_storage::read_snapshot_file(&file)).await?;
+    // The file was read through and checked by whoever made the backup usable (`backup
+    // verify`); installing it checks its framing again. Only its header is needed here.
+    let header = blocking(move || blindstore_storage::read_snapshot_file_header(&file)).await?;
     let meta: Meta = blindstore_types::record::decode("snapshot meta", &header)
         .map_err(|e| CoreError::Storage(e.into()))?;
     let index = meta.last_log_id.map_or(0, |l| l.index);

@@ -112,7 +112,7 @@ impl Core {
             at_ms,
             grace_ms: grace.as_millis() as u64,
         };
-        match self.propose_command(command).await? {
+        match self.propose(command).await? {
             CommandResponse::JoinSecretRotated => {}
             CommandResponse::Rejected(Rejection::JoinSecretChanged) => {
                 return Err(CoreError::Unavailable(

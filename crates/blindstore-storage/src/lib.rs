@@ -29,7 +29,9 @@ use heed::{Database, Env, EnvOpenOptions, WithoutTls};
 
 pub use chain_watch::ChainChanges;
 pub use chunk_store::{ChunkStore, ClientWrite, GcReport, OpenReport, ScrubStep, Usage};
-pub use state_machine::{read_snapshot_file, Marks, SnapshotContents, StateMachineStore};
+pub use state_machine::{
+    read_snapshot_file, read_snapshot_file_header, Marks, SnapshotContents, StateMachineStore,
+};
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]

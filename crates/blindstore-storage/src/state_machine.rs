@@ -680,6 +680,12 @@ impl SnapshotContents {
     }
 }
 
+/// The header of the snapshot file at `path` (the engine's record, undecoded), read without
+/// the rows.
+pub fn read_snapshot_file_header(path: &Path) -> Result<Vec<u8>, StorageError> {
+    read_header_bytes(&mut BufReader::new(File::open(path)?))
+}
+
 /// Reads a snapshot file through, checking its framing: a header (returned as stored: the
 /// engine's record), then records up to the end marker, nothing after it. A truncated or
 /// damaged file is an error, never a short list.
