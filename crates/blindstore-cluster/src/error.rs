@@ -144,7 +144,7 @@ impl From<CoreError> for NodeError {
     /// takes it.
     fn from(e: CoreError) -> Self {
         match e {
-            CoreError::BadRequest(m) => NodeError::BadRequest(m),
+            CoreError::BadRequest(m) | CoreError::TooOld(m) => NodeError::BadRequest(m),
             CoreError::TooLarge { what, limit } => NodeError::TooLarge { what, limit },
             CoreError::Unavailable(m) => NodeError::Unavailable(m),
             CoreError::Removed(id) => NodeError::Removed(id),
@@ -196,6 +196,9 @@ pub(crate) fn rejection(r: Rejection) -> NodeError {
         Rejection::JoinSecretChanged => NodeError::Unavailable(
             "the join token was rotated meanwhile by another request; nothing changed".into(),
         ),
+        Rejection::NeedsClusterVersion { needed, current } => NodeError::Unavailable(format!(
+            "this needs cluster version {needed} and the cluster runs version {current}: a member runs an older build; finish the rolling upgrade (`blindstore cluster status` shows each node's level); nothing changed"
+        )),
     }
 }
 

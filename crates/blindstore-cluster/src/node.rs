@@ -98,6 +98,9 @@ pub struct NodeConfig {
     pub snapshot_logs: u64,
     /// Sessions and logins.
     pub accounts: AccountSettings,
+    /// The feature level this node states: the build's (`FEATURE_LEVEL`). Tests give less to
+    /// play a node of an older build in a mixed-version cluster.
+    pub feature_level: u32,
 }
 
 impl NodeConfig {
@@ -129,6 +132,7 @@ impl NodeConfig {
             },
             snapshot_logs: Self::SNAPSHOT_LOGS,
             accounts: AccountSettings::default(),
+            feature_level: blindstore_types::command::FEATURE_LEVEL,
         }
     }
 
@@ -244,6 +248,7 @@ impl Node {
                 snapshot_logs: config.snapshot_logs,
                 raft_log_map: config.map_sizes.raft_log,
                 tidy_interval: config.repair_interval,
+                feature_level: config.feature_level,
             },
             state.clone(),
         )

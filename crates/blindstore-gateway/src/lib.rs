@@ -270,6 +270,9 @@ async fn health(State(gw): State<Arc<Gateway>>) -> Json<Health> {
         chunks_held: 0,
         under_replicated: 0,
         removed: false,
+        feature_level: 0,
+        cluster_version: 0,
+        cluster_id: None,
     })
 }
 

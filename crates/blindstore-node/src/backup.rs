@@ -84,6 +84,10 @@ struct Manifest {
     created_at_ms: u64,
     /// The node it was taken from.
     source: String,
+    /// The id of the cluster it was taken from (hex), once the cluster has one (version 2 and
+    /// up): later backups into the same directory must come from the same cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cluster_id: Option<String>,
     state: StateFile,
     counts: Counts,
 }
@@ -120,8 +124,9 @@ pub fn run(args: BackupArgs) -> anyhow::Result<()> {
         Some(BackupCommand::Verify { dir }) => {
             let (manifest, _) = verify(&dir)?;
             println!(
-                "backup in {} is whole: index {}, {} entries, {} accounts, {} chunks ({} bytes), every file hash-checked",
+                "backup in {} is whole: cluster {}, index {}, {} entries, {} accounts, {} chunks ({} bytes), every file hash-checked",
                 dir.display(),
+                manifest.cluster_id.as_deref().unwrap_or("(no id)"),
                 manifest.index,
                 manifest.counts.entries,
                 manifest.counts.accounts,
@@ -197,9 +202,10 @@ pub fn restore(args: RestoreArgs) -> anyhow::Result<()> {
         }
     };
     println!(
-        "restored the backup at index {index} into {}: {} entries, {} accounts, {} chunks. Start it with \
-         `blindstore serve --data-dir {}` (and --rpc-addr for a cluster); it is a new cluster with \
-         a new join token, and other nodes join it as usual",
+        "restored the backup of cluster {} at index {index} into {}: {} entries, {} accounts, {} chunks. Start it with \
+         `blindstore serve --data-dir {}` (and --rpc-addr for a cluster); it is a new cluster, with \
+         a new id and join token, and other nodes join it as usual",
+        manifest.cluster_id.as_deref().unwrap_or("(no id)"),
         args.data_dir.display(),
         manifest.counts.entries,
         manifest.counts.accounts,
@@ -257,10 +263,12 @@ async fn backup(target: &Target, out: &Path) -> anyhow::Result<()> {
         ),
         Err(std::fs::TryLockError::Error(e)) => return Err(e.into()),
     }
-    if out.join(MANIFEST).exists() {
-        // A directory backups go into must be one: a damaged one is not written into.
-        read_manifest(out)?;
-    }
+    // A directory backups go into must be one: a damaged one is not written into.
+    let previous = if out.join(MANIFEST).exists() {
+        Some(read_manifest(out)?)
+    } else {
+        None
+    };
     // The state can take long to send; a chunk read gets the usual deadline.
     let client = target.client_with_timeout(Duration::from_secs(3600))?;
     let partial = out.join("state").join("incoming.snap.tmp");
@@ -277,6 +285,13 @@ async fn backup(target: &Target, out: &Path) -> anyhow::Result<()> {
     file.sync_all()?;
     let (_, contents) =
         read_snapshot_file(&partial).context("the state the node sent is not whole")?;
+    let cluster_id = contents.cluster_id.map(hex::encode);
+    if let Some(previous) = &previous {
+        if let Err(e) = same_cluster(out, previous, client.base(), cluster_id.as_deref()) {
+            std::fs::remove_file(&partial)?;
+            return Err(e);
+        }
+    }
     let name = format!("state/state-{index}.snap");
     std::fs::rename(&partial, out.join(&name))?;
     eprintln!(
@@ -310,6 +325,7 @@ async fn backup(target: &Target, out: &Path) -> anyhow::Result<()> {
         term,
         created_at_ms: now_ms(),
         source: client.base().to_owned(),
+        cluster_id,
         state: StateFile {
             file: name,
             bytes,
@@ -336,6 +352,32 @@ async fn backup(target: &Target, out: &Path) -> anyhow::Result<()> {
         manifest.counts.chunks
     );
     Ok(())
+}
+
+/// Refuses a backup of another cluster into `out`, which holds `previous`'s. A backup taken
+/// before its cluster had an id (version 1) may be followed by any; a cluster restored from a
+/// backup is a new cluster, with a new id.
+fn same_cluster(
+    out: &Path,
+    previous: &Manifest,
+    source: &str,
+    cluster_id: Option<&str>,
+) -> anyhow::Result<()> {
+    let Some(kept) = previous.cluster_id.as_deref() else {
+        return Ok(());
+    };
+    if cluster_id == Some(kept) {
+        return Ok(());
+    }
+    bail!(
+        "{} holds a backup of cluster {kept}, and {} is {}: refusing to mix two clusters' backups; nothing was changed. Back up into a new directory (a cluster restored from a backup is a new cluster, with a new id)",
+        out.display(),
+        source,
+        match cluster_id {
+            Some(id) => format!("cluster {id}"),
+            None => "a cluster with no id yet (an older version)".to_owned(),
+        }
+    )
 }
 
 /// Copies chunk `hash` of `zone` into the backup `out` unless it holds it already (and it
@@ -412,6 +454,12 @@ fn verify(dir: &Path) -> anyhow::Result<(Manifest, SnapshotContents)> {
     }
     bar.finish_and_clear();
     let found = counts(&contents, chunk_bytes);
+    if contents.cluster_id.map(hex::encode) != manifest.cluster_id {
+        bail!(
+            "the backup's state names another cluster than its manifest ({:?}): it was changed",
+            manifest.cluster_id
+        );
+    }
     if found != manifest.counts {
         bail!(
             "the backup's state does not hold what its manifest counts: found {found:?}, the manifest says {:?}",

@@ -195,6 +195,8 @@ struct NodeRow {
     chunks: Option<u64>,
     /// Chunks this node holds that some owner lacked at its last repair pass.
     under_replicated: Option<u64>,
+    /// The feature level the node's build supports (1 for a build older than levels).
+    level: Option<u32>,
     reachable: bool,
 }
 
@@ -219,6 +221,7 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("asking {url} for the cluster's members"))?;
     let mut rows = Vec::new();
+    let mut versions = Vec::new();
     for m in &members.members {
         let health = tokio::time::timeout(
             Duration::from_secs(3),
@@ -244,9 +247,13 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
             lag: None,
             chunks: health.as_ref().map(|h| h.chunks_held),
             under_replicated: health.as_ref().map(|h| h.under_replicated),
+            level: health.as_ref().map(|h| h.feature_level.max(1)),
             reachable: health.is_some(),
         });
+        versions.extend(health.map(|h| (h.cluster_version.max(1), h.cluster_id)));
     }
+    // The version the most advanced node applied (they agree once caught up).
+    let (cluster_version, cluster_id) = versions.into_iter().max().unwrap_or((1, None));
     let newest = rows.iter().filter_map(|r| r.applied).max();
     for row in &mut rows {
         row.lag = match (newest, row.applied) {
@@ -269,6 +276,8 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
             "leader": members.leader,
             "term": members.term,
             "under_replicated": under_replicated,
+            "cluster_version": cluster_version,
+            "cluster_id": cluster_id,
             "nodes": rows,
             "removed": members.removed,
         });
@@ -291,6 +300,7 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
                 "LAG",
                 "CHUNKS",
                 "UNDER-REPL",
+                "LEVEL",
                 "REACHABLE"
             ]
             .map(String::from)
@@ -310,11 +320,16 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
                 opt(r.lag),
                 opt(r.chunks),
                 opt(r.under_replicated),
+                opt(r.level.map(u64::from)),
                 yes_no(r.reachable),
             ])
         );
     }
     println!("under-replicated chunks: {under_replicated}");
+    println!(
+        "cluster version: {cluster_version} (new features wait until every member's LEVEL reaches theirs); cluster id: {}",
+        cluster_id.as_deref().unwrap_or("none yet")
+    );
     if !members.removed.is_empty() {
         let ids: Vec<String> = members.removed.iter().map(u64::to_string).collect();
         println!("removed for good (never added again): {}", ids.join(", "));
@@ -323,8 +338,8 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
 }
 
 /// One line of the status table: fixed-width columns.
-fn table_row(cols: [String; 11]) -> String {
-    const WIDTHS: [usize; 11] = [5, 8, 22, 22, 7, 6, 8, 6, 8, 11, 0];
+fn table_row(cols: [String; 12]) -> String {
+    const WIDTHS: [usize; 12] = [5, 8, 22, 22, 7, 6, 8, 6, 8, 11, 6, 0];
     cols.iter()
         .zip(WIDTHS)
         .map(|(c, w)| format!("{c:<w$}"))

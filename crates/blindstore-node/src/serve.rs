@@ -135,6 +135,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 session_ttl: config.session_ttl,
                 ..Default::default()
             },
+            feature_level: blindstore_types::command::FEATURE_LEVEL,
         },
         rpc_listener,
     )

@@ -69,6 +69,9 @@ pub(crate) struct Inner {
     pub(crate) own_info: NodeInfo,
     /// How many voters the cluster should have; joining nodes beyond it stay learners.
     pub(crate) voters: usize,
+    /// The feature level this node's build supports (`FEATURE_LEVEL`; lower in tests that
+    /// play an older build).
+    pub(crate) feature_level: u32,
     pub(crate) raft: Raft<TypeConfig>,
     /// Proposals made while this node leads, committed in shared log entries.
     pub(crate) batcher: crate::batcher::Batcher,
@@ -265,6 +268,9 @@ impl Core {
             under_replicated: 0,
             chunks_held: 0,
             removed: self.is_removed(),
+            feature_level: self.inner.feature_level,
+            cluster_version: self.cluster_version(),
+            cluster_id: self.cluster_id().map(hex::encode),
         }
     }
 

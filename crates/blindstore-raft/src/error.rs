@@ -25,6 +25,9 @@ pub enum CoreError {
     /// The operation was proposed but its fate is unknown (leader lost, node stopping).
     #[error("outcome unknown: {0}")]
     OutcomeUnknown(String),
+    /// A node's build is older than the cluster's version (a join refused).
+    #[error("{0}")]
+    TooOld(String),
     /// The node's identity on disk is missing or contradicts itself (start-up only).
     #[error("node identity: {0}")]
     Identity(String),

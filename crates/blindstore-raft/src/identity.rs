@@ -30,6 +30,7 @@ pub(crate) async fn node_id(
     joining: Option<&str>,
     peers: &Peers,
     ca: Option<&CaMaterial>,
+    feature_level: u32,
 ) -> Result<NodeId, CoreError> {
     let path = dir.join(NODE_ID_FILE);
     let io = |e: std::io::Error| CoreError::Storage(e.into());
@@ -84,6 +85,7 @@ pub(crate) async fn node_id(
                         .as_ref()
                         .map(|(csr, _)| csr.clone())
                         .unwrap_or_default(),
+                    feature_level,
                 };
                 let reply = tokio::time::timeout(FORWARD_TIMEOUT, client.join(request))
                     .await
@@ -91,7 +93,8 @@ pub(crate) async fn node_id(
                     .map_err(|s| match s.code() {
                         tonic::Code::Unauthenticated
                         | tonic::Code::PermissionDenied
-                        | tonic::Code::InvalidArgument => {
+                        | tonic::Code::InvalidArgument
+                        | tonic::Code::FailedPrecondition => {
                             CoreError::BadRequest(format!("join refused: {}", s.message()))
                         }
                         _ => CoreError::Unavailable(format!("join via {seed}: {}", s.message())),

@@ -29,6 +29,7 @@ impl Core {
         &self,
         requested: NodeId,
         csr_pem: String,
+        feature_level: u32,
     ) -> Result<(NodeId, String), CoreError> {
         if !self.is_leader() {
             let mut client = self.leader_client()?;
@@ -36,17 +37,20 @@ impl Core {
                 .join(JoinRequest {
                     node_id: requested,
                     csr_pem,
+                    feature_level,
                 })
                 .await
                 .map_err(|s| match s.code() {
                     tonic::Code::InvalidArgument | tonic::Code::PermissionDenied => {
                         CoreError::BadRequest(s.message().to_owned())
                     }
+                    tonic::Code::FailedPrecondition => CoreError::TooOld(s.message().to_owned()),
                     _ => CoreError::Unavailable(s.message().to_owned()),
                 })?
                 .into_inner();
             return Ok((reply.node_id, reply.cert_pem));
         }
+        self.check_joining_level(requested, feature_level)?;
         if self.inner.tls.is_some() && csr_pem.is_empty() {
             return Err(CoreError::BadRequest(
                 "this cluster runs its rpc over TLS: a joining node must send a certificate request (is it an older version?)".into(),
@@ -213,18 +217,27 @@ impl Core {
 
     /// Leader: adds `id` as a learner, waits until it has caught up, and promotes it to voter
     /// if the cluster wants more voters. Returns whether it became a voter.
-    pub(crate) async fn add_member(&self, id: NodeId, info: NodeInfo) -> Result<bool, CoreError> {
+    pub(crate) async fn add_member(
+        &self,
+        id: NodeId,
+        info: NodeInfo,
+        feature_level: u32,
+    ) -> Result<bool, CoreError> {
         if !self.is_leader() {
             let mut client = self.leader_client()?;
             let request = AddMemberRequest {
                 node_id: id,
                 rpc_addr: info.rpc_addr,
                 http_addr: info.http_addr,
+                feature_level,
             };
             let reply = client
                 .add_member(request)
                 .await
-                .map_err(|s| CoreError::Unavailable(s.message().to_owned()))?;
+                .map_err(|s| match s.code() {
+                    tonic::Code::FailedPrecondition => CoreError::TooOld(s.message().to_owned()),
+                    _ => CoreError::Unavailable(s.message().to_owned()),
+                })?;
             return Ok(reply.into_inner().voter);
         }
         let mut reservations = self.inner.membership.lock().await;
@@ -247,6 +260,7 @@ impl Core {
             }
             Some(_) => {}
             None => {
+                self.check_joining_level(id, feature_level)?;
                 tracing::info!(node_id = id, node = %info, "adding a learner");
                 // Waits for the learner to catch up (a snapshot may travel): a longer bound.
                 self.change_bounded(JOIN_PATIENCE, raft.add_learner(id, info, true))
@@ -269,15 +283,21 @@ impl Core {
         Ok(false)
     }
 
+    /// This node asking to be added (or to have its addresses updated).
+    fn own_add_request(&self) -> AddMemberRequest {
+        AddMemberRequest {
+            node_id: self.inner.id,
+            rpc_addr: self.inner.own_info.rpc_addr.clone(),
+            http_addr: self.inner.own_info.http_addr.clone(),
+            feature_level: self.inner.feature_level,
+        }
+    }
+
     /// A new node: asks the cluster (through `seed`) to add it, until it is added or patience
     /// runs out.
     pub(crate) async fn ask_to_be_added(&self, seed: &str) -> Result<(), CoreError> {
         let deadline = Instant::now() + JOIN_PATIENCE;
-        let request = AddMemberRequest {
-            node_id: self.inner.id,
-            rpc_addr: self.inner.own_info.rpc_addr.clone(),
-            http_addr: self.inner.own_info.http_addr.clone(),
-        };
+        let request = self.own_add_request();
         loop {
             let mut client = self
                 .inner
@@ -297,6 +317,12 @@ impl Core {
                 Err(s) if s.code() == tonic::Code::PermissionDenied => {
                     self.learned_removed();
                     return Err(CoreError::Removed(self.inner.id));
+                }
+                Err(s) if s.code() == tonic::Code::FailedPrecondition => {
+                    return Err(CoreError::TooOld(format!(
+                        "joining via {seed}: {}",
+                        s.message()
+                    )))
                 }
                 Err(s) if Instant::now() < deadline && s.code() != tonic::Code::Unauthenticated => {
                     tracing::info!(error = %s.message(), "not added yet; retrying");
@@ -360,11 +386,7 @@ impl Core {
                 .map_err(|_| CoreError::Unavailable("membership change timed out".into()))??;
             return Ok(true);
         }
-        let request = AddMemberRequest {
-            node_id: self.inner.id,
-            rpc_addr: self.inner.own_info.rpc_addr.clone(),
-            http_addr: self.inner.own_info.http_addr.clone(),
-        };
+        let request = self.own_add_request();
         let mut last = CoreError::Unavailable("no member answered".into());
         for addr in others {
             let Ok(mut client) = self.inner.peers.cluster(&addr) else {

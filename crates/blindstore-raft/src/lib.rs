@@ -23,6 +23,7 @@ mod secret;
 mod start;
 mod state_machine;
 mod transport;
+mod versions;
 
 pub use crate::core::{Consistency, Core, HeldChunks};
 pub use batcher::MAX_COMMAND_BYTES;

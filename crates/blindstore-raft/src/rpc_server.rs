@@ -16,7 +16,7 @@ use blindstore_rpc::v1::raft_server::RaftServer;
 use blindstore_rpc::v1::{
     AddMemberReply, AddMemberRequest, ForwardError, ForwardReply, ForwardRequest, HeldReply,
     HeldRequest, JoinReply, JoinRequest, MemberInfo, MembersReply, MembersRequest, RaftMessage,
-    ReadIndexReply, ReadIndexRequest, SignNodeReply, SignNodeRequest,
+    ReadIndexReply, ReadIndexRequest, SignNodeReply, SignNodeRequest, VersionReply, VersionRequest,
 };
 use blindstore_rpc::{require_member, ClusterSecret, MAX_RAFT_MESSAGE_BYTES};
 use blindstore_types::command::Command;
@@ -234,6 +234,7 @@ fn status_of(e: CoreError) -> Status {
         CoreError::Removed(_) => Status::permission_denied(e.to_string()),
         CoreError::Unavailable(m) => Status::unavailable(m),
         CoreError::BadRequest(m) => Status::invalid_argument(m),
+        CoreError::TooOld(m) => Status::failed_precondition(m),
         other => Status::internal(other.to_string()),
     }
 }
@@ -249,7 +250,7 @@ impl Cluster for ClusterRpc {
         let r = request.into_inner();
         let (node_id, cert_pem) = self
             .0
-            .join_node(r.node_id, r.csr_pem)
+            .join_node(r.node_id, r.csr_pem, r.feature_level)
             .await
             .map_err(status_of)?;
         Ok(Response::new(JoinReply { node_id, cert_pem }))
@@ -276,7 +277,7 @@ impl Cluster for ClusterRpc {
         };
         let voter = self
             .0
-            .add_member(r.node_id, info)
+            .add_member(r.node_id, info, r.feature_level)
             .await
             .map_err(status_of)?;
         Ok(Response::new(AddMemberReply { voter }))
@@ -377,6 +378,18 @@ impl Cluster for ClusterRpc {
             .ok_or_else(|| Status::unavailable("the node is starting"))?;
         let chunks = held().map_err(Status::internal)?;
         Ok(Response::new(HeldReply { chunks }))
+    }
+
+    async fn version(
+        &self,
+        request: Request<VersionRequest>,
+    ) -> Result<Response<VersionReply>, Status> {
+        require_member(&request)?;
+        member(&self.0, &request)?;
+        Ok(Response::new(VersionReply {
+            feature_level: self.0.feature_level(),
+            build: env!("CARGO_PKG_VERSION").to_owned(),
+        }))
     }
 
     async fn read_index(

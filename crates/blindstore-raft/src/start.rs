@@ -45,6 +45,9 @@ pub struct CoreConfig {
     pub raft_log_map: usize,
     /// How often the leader tidies the membership (`tidy_membership`).
     pub tidy_interval: Duration,
+    /// The feature level this node states (`FEATURE_LEVEL`; tests give less to play a node of
+    /// an older build in a mixed cluster).
+    pub feature_level: u32,
 }
 
 /// The rest of a node's node-to-node server, beside the core's Raft and Cluster services.
@@ -62,6 +65,7 @@ impl Core {
     /// State is recovered from LMDB on restart; a restarted member needs no `join`.
     pub async fn start(config: CoreConfig, state: StateMachineStore) -> Result<Self, CoreError> {
         let dir = &config.data_dir;
+        crate::versions::check_start(&state, config.feature_level)?;
         let log = LogStore::open(&dir.join("raft-log"), config.raft_log_map)?;
         let pristine = log.is_pristine()?;
         let token = ClusterToken::parse(&config.cluster_secret)
@@ -88,6 +92,7 @@ impl Core {
             joining.as_deref(),
             &stranger,
             ca.as_ref(),
+            config.feature_level,
         )
         .await?;
         let tls = ca
@@ -183,6 +188,7 @@ impl Core {
                 joining,
                 own_info,
                 voters: config.voters,
+                feature_level: config.feature_level,
                 batcher: crate::batcher::Batcher::start(raft.clone()),
                 leader_reads: crate::rounds::Rounds::new(),
                 removed: Default::default(),
@@ -205,6 +211,11 @@ impl Core {
             core.inner.shutdown.clone(),
         ));
         core.add_task(tidy).await;
+        let keeper = tokio::spawn(crate::versions::run_version_keeper(
+            core.clone(),
+            core.inner.shutdown.clone(),
+        ));
+        core.add_task(keeper).await;
         if !caught_up {
             let catching_up = tokio::spawn(core.clone().catch_up(held_at_start.unwrap_or(0)));
             core.add_task(catching_up).await;

@@ -1,9 +1,9 @@
-//! The cluster's own settings in the replicated state: draining and removed nodes, and the
-//! join secret's rotations.
+//! The cluster's own settings in the replicated state: draining and removed nodes, the join
+//! secret's rotations, and the cluster's version and id.
 
 use heed::{RwTxn, WithoutTls};
 
-use blindstore_types::command::{CommandResponse, JoinSecret, Rejection};
+use blindstore_types::command::{CommandResponse, JoinSecret, Rejection, FIRST_FEATURE_LEVEL};
 use blindstore_types::raft::NodeId;
 use blindstore_types::record::encode;
 
@@ -29,6 +29,19 @@ impl StateMachineStore {
             .transpose()
     }
 
+    /// The cluster's version: the feature level every member supports, as the leader last
+    /// established it (1 until then, and in state written by builds older than levels).
+    pub fn cluster_version(&self) -> Result<u32, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        read_version(&self.inner.tables, &rtxn)
+    }
+
+    /// The cluster's id, once the leader has set one (cluster version 2 and up).
+    pub fn cluster_id(&self) -> Result<Option<[u8; 16]>, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        read_id(&self.inner.tables, &rtxn)
+    }
+
     pub fn removed_nodes(&self) -> Result<std::collections::BTreeSet<NodeId>, StorageError> {
         let rtxn = self.inner.env.read_txn()?;
         read_node_set(&self.inner.tables, &rtxn, REMOVED)
@@ -42,6 +55,78 @@ pub(crate) const REMOVED: &[u8] = b"removed";
 
 /// Key of the join secret the last rotation left ([`JoinSecret`]), in the `cluster` table.
 pub(crate) const JOIN_SECRET: &[u8] = b"join-secret";
+
+/// Key of the cluster's version (a `u32`; absent: 1), in the `cluster` table. Written only
+/// when the version moves, so state (and snapshots) of a cluster at version 1 hold nothing a
+/// build older than levels does not know.
+pub(crate) const VERSION: &[u8] = b"version";
+
+/// Key of the cluster's id (16 bytes), in the `cluster` table.
+pub(crate) const ID: &[u8] = b"id";
+
+pub(crate) fn read_version(t: &Tables, txn: &heed::RoTxn<WithoutTls>) -> Result<u32, StorageError> {
+    Ok(t.cluster
+        .get(txn, VERSION)?
+        .map(|b| decode("cluster version", b))
+        .transpose()?
+        .unwrap_or(FIRST_FEATURE_LEVEL))
+}
+
+fn read_id(t: &Tables, txn: &heed::RoTxn<WithoutTls>) -> Result<Option<[u8; 16]>, StorageError> {
+    t.cluster
+        .get(txn, ID)?
+        .map(|b| decode("cluster id", b))
+        .transpose()
+}
+
+/// Moves the cluster's version up to `level` (never down).
+pub(crate) fn set_version(
+    t: &Tables,
+    wtxn: &mut RwTxn,
+    level: u32,
+) -> Result<CommandResponse, StorageError> {
+    let current = read_version(t, wtxn)?;
+    if level > current {
+        t.cluster.put(wtxn, VERSION, &encode(&level))?;
+    }
+    Ok(CommandResponse::ClusterVersionSet {
+        level: level.max(current),
+    })
+}
+
+/// Sets the cluster's id unless it has one: the first stays.
+pub(crate) fn set_id(
+    t: &Tables,
+    wtxn: &mut RwTxn,
+    id: [u8; 16],
+) -> Result<CommandResponse, StorageError> {
+    let id = match read_id(t, wtxn)? {
+        Some(kept) => kept,
+        None => {
+            t.cluster.put(wtxn, ID, &encode(&id))?;
+            id
+        }
+    };
+    Ok(CommandResponse::ClusterIdSet { id })
+}
+
+/// A command that needs a higher cluster version than the state's: rejected, changing nothing.
+pub(crate) fn version_gate(
+    t: &Tables,
+    txn: &heed::RoTxn<WithoutTls>,
+    needed: u32,
+) -> Result<Option<CommandResponse>, StorageError> {
+    if needed <= FIRST_FEATURE_LEVEL {
+        return Ok(None);
+    }
+    let current = read_version(t, txn)?;
+    Ok(
+        (needed > current).then_some(CommandResponse::Rejected(Rejection::NeedsClusterVersion {
+            needed,
+            current,
+        })),
+    )
+}
 
 pub(crate) fn read_draining(
     t: &Tables,

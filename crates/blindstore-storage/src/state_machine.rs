@@ -490,6 +490,12 @@ fn apply_command(
     command: Command,
     verified: &Verified,
 ) -> Result<CommandResponse, StorageError> {
+    // A batch's commands pass the gate one by one, below.
+    if !matches!(command, Command::Batch(_)) {
+        if let Some(rejected) = cluster_state::version_gate(t, wtxn, command.required_level())? {
+            return Ok(rejected);
+        }
+    }
     match command {
         Command::CreateZone {
             zone,
@@ -528,6 +534,8 @@ fn apply_command(
             grace_ms,
         } => cluster_state::rotate_join_secret(t, wtxn, secret, previous, at_ms, grace_ms),
         Command::MarkRemoved { node } => cluster_state::mark_removed(t, wtxn, node),
+        Command::SetClusterVersion { level } => cluster_state::set_version(t, wtxn, level),
+        Command::SetClusterId { id } => cluster_state::set_id(t, wtxn, id),
         Command::SetDraining { node, draining } => {
             cluster_state::set_draining(t, wtxn, node, draining)
         }
@@ -664,6 +672,8 @@ pub struct SnapshotContents {
     pub rows: std::collections::BTreeMap<u8, u64>,
     /// Every chunk the state references, by zone.
     pub chunks: Vec<(ZoneId, Hash32)>,
+    /// The cluster's id, if the state names one (cluster version 2 and up).
+    pub cluster_id: Option<[u8; 16]>,
 }
 
 impl SnapshotContents {
@@ -706,8 +716,12 @@ pub fn read_snapshot_file(path: &Path) -> Result<(Vec<u8>, SnapshotContents), St
             )));
         }
         let key = read_chunk(&mut reader)?;
-        read_chunk(&mut reader)?;
+        let value = read_chunk(&mut reader)?;
         *contents.rows.entry(id[0]).or_default() += 1;
+        // Table 5 is the cluster's own records.
+        if id[0] == 5 && key == cluster_state::ID {
+            contents.cluster_id = Some(decode("cluster id", &value)?);
+        }
         // Table 4 holds the references: `zone_key(zone, hash)`.
         if id[0] == 4 {
             contents.chunks.push(parse_zone_hash(&key)?);

@@ -39,6 +39,17 @@ pub struct Health {
     /// This node was removed from the cluster for good: it serves no client requests.
     #[serde(default)]
     pub removed: bool,
+    /// The feature level this node's build supports (0: a build older than levels, which
+    /// supports level 1; also a gateway).
+    #[serde(default)]
+    pub feature_level: u32,
+    /// The cluster's version as this node has applied it: the feature level every member
+    /// supports, which gates new commands (0 from a build older than levels).
+    #[serde(default)]
+    pub cluster_version: u32,
+    /// The cluster's id (hex), once set (cluster version 2 and up): backups record it.
+    #[serde(default)]
+    pub cluster_id: Option<String>,
 }
 
 /// `GET /v1/admin/zones/{zone}/chunks/{hash}/replicas`.

@@ -113,6 +113,16 @@ async fn a_cluster_backed_up_under_load_and_wiped_comes_back_from_its_backup() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let acked_before: Vec<(u64, Hash32)> = acks.lock().unwrap().clone();
     assert!(!acked_before.is_empty(), "the load is running");
+    // The cluster names itself once every member runs this build: backups record the name.
+    let id_of = |client: blindstore_client::Client| async move {
+        client.health().await.ok().and_then(|h| h.cluster_id)
+    };
+    eventually(Duration::from_secs(20), "the cluster has an id", || {
+        let client = clients[0].clone();
+        async move { id_of(client).await.is_some() }
+    })
+    .await;
+    let cluster_id = id_of(clients[0].clone()).await.unwrap();
     let backups = tempfile::tempdir().unwrap();
     let dir = backups.path().join("b");
     let dir_s = dir.to_str().unwrap();
@@ -131,6 +141,7 @@ async fn a_cluster_backed_up_under_load_and_wiped_comes_back_from_its_backup() {
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap()).unwrap();
     assert_eq!(manifest["counts"]["accounts"], 1);
+    assert_eq!(manifest["cluster_id"], cluster_id.as_str());
     assert_eq!(manifest["counts"]["chunks"], 12);
 
     // After the backup: a session and an entry the restored cluster must not have.
@@ -304,4 +315,31 @@ async fn a_cluster_backed_up_under_load_and_wiped_comes_back_from_its_backup() {
     assert!(clients[1].sessions(&before).await.is_ok());
     let gone = clients[1].sessions(&after).await.unwrap_err();
     assert_eq!(gone.code(), Some(ErrorCode::InvalidSession));
+
+    // The restored cluster is a new one, with its own id: backing it up into the first
+    // cluster's backup directory is refused, and leaves it as it was.
+    let restored_url = clients[0].base().to_owned();
+    eventually(
+        Duration::from_secs(20),
+        "the restored cluster has an id",
+        || {
+            let client = clients[0].clone();
+            async move { id_of(client).await.is_some() }
+        },
+    )
+    .await;
+    assert_ne!(id_of(clients[0].clone()).await.unwrap(), cluster_id);
+    let manifest_before = std::fs::read(dir.join("manifest.json")).unwrap();
+    let (ok, out, err) = back_up(&restored_url, &dir).await;
+    assert!(
+        !ok && err.contains(&format!("holds a backup of cluster {cluster_id}"))
+            && err.contains("nothing was changed"),
+        "{out}{err}"
+    );
+    assert_eq!(
+        std::fs::read(dir.join("manifest.json")).unwrap(),
+        manifest_before
+    );
+    let (ok, _, err) = blindstore(&["backup", "verify", dir_s]);
+    assert!(ok, "the refused backup left the directory whole: {err}");
 }

@@ -1473,6 +1473,7 @@ async fn the_gateway_token_cannot_act_as_a_member() {
             .join(JoinRequest {
                 node_id: 0,
                 csr_pem: String::new(),
+                feature_level: 0,
             })
             .await
             .unwrap_err(),
@@ -1483,7 +1484,14 @@ async fn the_gateway_token_cannot_act_as_a_member() {
                 node_id: 9,
                 rpc_addr: "127.0.0.1:1".into(),
                 http_addr: "127.0.0.1:1".into(),
+                feature_level: 0,
             })
+            .await
+            .unwrap_err(),
+    );
+    denied(
+        cluster
+            .version(blindstore_rpc::v1::VersionRequest {})
             .await
             .unwrap_err(),
     );

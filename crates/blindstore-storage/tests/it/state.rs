@@ -700,3 +700,98 @@ fn a_site_host_belongs_to_one_zone_checked_on_apply() {
         CommandResponse::Rejected(Rejection::SiteHostTaken { .. })
     ));
 }
+
+#[test]
+fn a_command_of_a_newer_level_waits_for_the_cluster_version_which_never_goes_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let sm = StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap();
+    let (first, second) = ([1u8; 16], [2u8; 16]);
+    let name = |id| Command::SetClusterId { id };
+    assert_eq!(name(first).required_level(), 2);
+    assert_eq!(
+        sm.cluster_version().unwrap(),
+        1,
+        "a new state is at version 1"
+    );
+
+    // At version 1 (a member of an older build may be in the cluster) it is refused, alone or
+    // inside a batch, where the others still apply.
+    let zone = ZoneId::new("levels").unwrap();
+    let responses = apply(
+        &sm,
+        vec![
+            name(first),
+            Command::Batch(vec![
+                name(first),
+                Command::CreateZone {
+                    zone: zone.clone(),
+                    created_at_ms: 1,
+                },
+            ]),
+        ],
+    );
+    let refused = CommandResponse::Rejected(Rejection::NeedsClusterVersion {
+        needed: 2,
+        current: 1,
+    });
+    assert_eq!(responses[0], refused);
+    assert_eq!(
+        responses[1],
+        CommandResponse::Batch(vec![
+            refused.clone(),
+            CommandResponse::ZoneCreated { created: true }
+        ])
+    );
+    assert_eq!(sm.cluster_id().unwrap(), None);
+
+    // The version moves up, never down; then the id is set once, the first one staying.
+    let responses = apply(
+        &sm,
+        vec![
+            Command::SetClusterVersion { level: 2 },
+            Command::SetClusterVersion { level: 1 },
+            name(first),
+            name(second),
+        ],
+    );
+    assert_eq!(
+        responses,
+        vec![
+            CommandResponse::ClusterVersionSet { level: 2 },
+            CommandResponse::ClusterVersionSet { level: 2 },
+            CommandResponse::ClusterIdSet { id: first },
+            CommandResponse::ClusterIdSet { id: first },
+        ]
+    );
+    assert_eq!(sm.cluster_version().unwrap(), 2);
+
+    // Both travel with snapshots, and a snapshot file says which cluster it is of.
+    let copy = copied_by_snapshot(&sm, &dir.path().join("b"));
+    assert_eq!(copy.cluster_version().unwrap(), 2);
+    assert_eq!(copy.cluster_id().unwrap(), Some(first));
+    let ((), path) = sm.build_snapshot(|_, _| Ok(())).unwrap();
+    let (_, contents) = blindstore_storage::read_snapshot_file(&path).unwrap();
+    assert_eq!(contents.cluster_id, Some(first));
+}
+
+#[test]
+fn a_state_at_version_one_writes_nothing_an_older_build_does_not_know() {
+    // Until the version moves, the cluster table holds only the keys builds older than levels
+    // wrote: their snapshots stay readable by them.
+    let dir = tempfile::tempdir().unwrap();
+    let sm = StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap();
+    apply(
+        &sm,
+        vec![
+            Command::SetClusterId { id: [3; 16] },
+            Command::SetDraining {
+                node: 2,
+                draining: true,
+            },
+        ],
+    );
+    let ((), path) = sm.build_snapshot(|_, _| Ok(())).unwrap();
+    let (_, contents) = blindstore_storage::read_snapshot_file(&path).unwrap();
+    assert_eq!(contents.cluster_id, None);
+    assert_eq!(contents.rows.get(&5), Some(&1), "only the draining set");
+}

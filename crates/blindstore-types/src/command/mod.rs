@@ -125,6 +125,44 @@ pub enum Command {
         at_ms: u64,
         grace_ms: u64,
     },
+    /// Move the cluster's version (the feature level every member runs) up to `level`:
+    /// proposed by the leader only once every member said its build supports that level
+    /// (the `Version` call). Never lowers it. Needs no level itself: it is what moves it.
+    SetClusterVersion { level: u32 },
+    /// Name the cluster (backups record it, to refuse mixing two clusters' backups): proposed
+    /// by the leader once the cluster's version allows it; the first id applied stays.
+    SetClusterId { id: [u8; 16] },
+}
+
+/// The feature level this build supports: what it can decode and apply, in the log and in
+/// snapshots. A cluster uses a command or table of level N only once its version (the
+/// lowest level of its members, kept in the replicated state) is N or more, so a rolling
+/// upgrade runs old and new builds side by side until the last node is replaced.
+///
+/// Levels: 1, every build before levels (none advertises one); 2, the cluster's version and
+/// id (`SetClusterVersion`, `SetClusterId`).
+pub const FEATURE_LEVEL: u32 = 2;
+
+/// The level of a build that does not advertise one (older than levels).
+pub const FIRST_FEATURE_LEVEL: u32 = 1;
+
+impl Command {
+    /// The cluster version this command needs: applied only once the cluster's version is at
+    /// least this, else rejected (`Rejection::NeedsClusterVersion`), so no member meets a
+    /// command its build cannot decode. A batch needs the most any command in it needs.
+    pub fn required_level(&self) -> u32 {
+        match self {
+            Command::Batch(commands) => commands
+                .iter()
+                .map(Command::required_level)
+                .max()
+                .unwrap_or(FIRST_FEATURE_LEVEL),
+            // Proposed only when every member supports it (see the variant).
+            Command::SetClusterVersion { .. } => FIRST_FEATURE_LEVEL,
+            Command::SetClusterId { .. } => 2,
+            _ => FIRST_FEATURE_LEVEL,
+        }
+    }
 }
 
 /// The cluster's join secret as the last rotation left it (none before the first).
@@ -209,6 +247,14 @@ pub enum CommandResponse {
     RemovedMarked,
     TicketRedeemed,
     JoinSecretRotated,
+    /// The cluster's version after the command (never lower than before).
+    ClusterVersionSet {
+        level: u32,
+    },
+    /// The cluster's id after the command (the first one set stays).
+    ClusterIdSet {
+        id: [u8; 16],
+    },
 }
 
 /// Why a command changed nothing.
@@ -274,6 +320,12 @@ pub enum Rejection {
     SiteHostTaken {
         host: String,
         zone: ZoneId,
+    },
+    /// The command needs a higher cluster version than the cluster runs: some member's build
+    /// is older (finish the rolling upgrade first).
+    NeedsClusterVersion {
+        needed: u32,
+        current: u32,
     },
 }
 
