@@ -204,6 +204,8 @@ pub struct Node {
     pub log: PathBuf,
     pub url: String,
     pub rpc: String,
+    /// The binary it runs, when not the settings' (a node replaced by a rolling upgrade).
+    pub binary: Option<PathBuf>,
     child: Option<Child>,
     paused: bool,
 }
@@ -267,6 +269,7 @@ impl Cluster {
             log: self.dir.join(format!("n{id}.log")),
             url: format!("http://{ip}:{HTTP_PORT}"),
             rpc: format!("{ip}:{RPC_PORT}"),
+            binary: None,
             child: None,
             paused: false,
         };
@@ -303,9 +306,10 @@ impl Cluster {
             return Ok(());
         }
         let ip = node.rpc.split(':').next().expect("ip:port").to_owned();
+        let binary = node.binary.as_ref().unwrap_or(&self.settings.binary);
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &ns])
-            .arg(&self.settings.binary)
+            .arg(binary)
             .arg("serve")
             .arg("--data-dir")
             .arg(&node.data_dir)
@@ -372,6 +376,35 @@ impl Cluster {
             child.wait()?;
         }
         node.paused = false;
+        Ok(())
+    }
+
+    /// SIGTERM, as an operator stops a node (it shuts down in order); SIGKILL if it has not
+    /// exited after 20 s.
+    pub fn stop(&mut self, id: u64) -> anyhow::Result<()> {
+        let node = self.nodes.get_mut(&id).context("no such node")?;
+        if let Some(mut child) = node.child.take() {
+            if node.paused {
+                let _ = signal(child.id(), "CONT");
+            }
+            signal(child.id(), "TERM")?;
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while child.try_wait()?.is_none() {
+                if std::time::Instant::now() > deadline {
+                    child.kill()?;
+                    child.wait()?;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        node.paused = false;
+        Ok(())
+    }
+
+    /// Node `id` runs `binary` from its next start (a rolling upgrade).
+    pub fn replace_binary(&mut self, id: u64, binary: &Path) -> anyhow::Result<()> {
+        self.nodes.get_mut(&id).context("no such node")?.binary = Some(binary.to_owned());
         Ok(())
     }
 

@@ -71,6 +71,29 @@ struct Args {
     /// Seconds of calm between faults.
     #[arg(long, default_value_t = 3.0)]
     quiet: f64,
+    /// A rolling upgrade instead of faults: the nodes, started from --binary, are replaced one
+    /// at a time (followers first, then the leader) with this binary while clients run, each
+    /// stopped as an operator does (SIGTERM). Valid if no acknowledged write is lost, writes
+    /// never stop for longer than --max-write-gap, and the cluster's version then moves to the
+    /// new build's level.
+    #[arg(long)]
+    upgrade_to: Option<PathBuf>,
+    /// With --upgrade-to: the longest time, in seconds, no append may be acknowledged while
+    /// nodes are replaced: one leader election (a follower waits 1-2 s for a lost leader, then
+    /// a vote) and the clients' retry on another node.
+    #[arg(long, default_value_t = 5.0)]
+    max_write_gap: f64,
+}
+
+/// What a rolling upgrade run found beyond the history's checks.
+struct UpgradeCheck {
+    /// The longest time no append was acknowledged, from the first replacement until the
+    /// clients stopped.
+    longest_gap_s: f64,
+    bound_s: f64,
+    /// Each node's build's level and the cluster's version, once they settled (`None`: the
+    /// version did not move within the limit).
+    settled: Option<(Vec<u32>, u32)>,
 }
 
 fn main() {
@@ -109,7 +132,13 @@ async fn run(args: Args) -> anyhow::Result<i32> {
     Network::preflight()?;
     let seed = args.seed.unwrap_or_else(rand::random);
     let nodes = args.nodes.unwrap_or(if args.long { 5 } else { 3 });
-    let mode = if args.long { "long" } else { "short" };
+    let mode = if args.upgrade_to.is_some() {
+        "upgrade"
+    } else if args.long {
+        "long"
+    } else {
+        "short"
+    };
     let out = args.out.clone().unwrap_or_else(|| {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -144,6 +173,7 @@ async fn run(args: Args) -> anyhow::Result<i32> {
         Some("early-ack") => vec![Fault::Kill(Who::Leader), Fault::Kill(Who::Leader)],
         Some("skip-cas") => vec![Fault::Pause(Who::Follower)],
         Some(other) => bail!("unknown negative control {other:?}"),
+        None if args.upgrade_to.is_some() => nemesis::upgrade_schedule(nodes),
         None if args.long => Vec::new(),
         None => nemesis::short_schedule(nodes),
     };
@@ -182,6 +212,14 @@ async fn run(args: Args) -> anyhow::Result<i32> {
         ledger: ledger.clone(),
         rng: StdRng::seed_from_u64(rng.gen()),
         client_timeout,
+        upgrade_to: args
+            .upgrade_to
+            .as_ref()
+            .map(|b| {
+                b.canonicalize()
+                    .with_context(|| format!("the binary to upgrade to {}", b.display()))
+            })
+            .transpose()?,
     };
     nemesis.refresh_targets();
     if nemesis
@@ -314,8 +352,8 @@ async fn run(args: Args) -> anyhow::Result<i32> {
             }
             _ => None,
         };
-        let restores =
-            matches!(fault.kind(), "kill" | "disk" | "mix" | "lag") && status != "skipped";
+        let restores = matches!(fault.kind(), "kill" | "disk" | "mix" | "lag" | "upgrade")
+            && status != "skipped";
         let restored = if restores {
             nemesis.replication_restored(Duration::from_secs(30)).await
         } else {
@@ -408,7 +446,14 @@ async fn run(args: Args) -> anyhow::Result<i32> {
         let seen = leaders.lock().expect("leaders lock");
         seen.len().saturating_sub(1)
     };
-    let missing_kinds: Vec<&str> = if args.long || args.control.is_some() {
+    let missing_kinds: Vec<&str> = if args.upgrade_to.is_some() {
+        let replaced = fault_counts.get("upgrade").map_or(0, |c| c.installed);
+        if replaced == nodes {
+            Vec::new()
+        } else {
+            vec!["upgrade"]
+        }
+    } else if args.long || args.control.is_some() {
         Vec::new()
     } else {
         KINDS
@@ -421,9 +466,23 @@ async fn run(args: Args) -> anyhow::Result<i32> {
         .iter()
         .any(|f| f.leader_targeted && f.status == "installed");
 
+    let upgrade = match args.upgrade_to {
+        Some(_) => {
+            let from = faults.first().map_or(0.0, |f| f.start_s);
+            let longest_gap_s = report::longest_write_gap(&ops, from, clients_ran.as_secs_f64());
+            let settled = settled_version(&nemesis, Duration::from_secs(30)).await;
+            Some(UpgradeCheck {
+                longest_gap_s,
+                bound_s: args.max_write_gap,
+                settled,
+            })
+        }
+        None => None,
+    };
     let (code, conclusion) = conclude(
         &args,
         &verdict,
+        upgrade.as_ref(),
         &stuck,
         &undecided,
         &missing_kinds,
@@ -471,6 +530,12 @@ async fn run(args: Args) -> anyhow::Result<i32> {
         "chains_undecided": undecided,
         "anomaly_counts": verdict.counts.iter().map(|(k, n)| (format!("{k:?}"), *n)).collect::<std::collections::BTreeMap<_, _>>(),
         "anomalies": verdict.anomalies,
+        "upgrade": upgrade.as_ref().map(|u| json!({
+            "longest_write_gap_s": u.longest_gap_s,
+            "max_write_gap_s": u.bound_s,
+            "feature_levels": u.settled.as_ref().map(|s| s.0.clone()),
+            "cluster_version": u.settled.as_ref().map(|s| s.1),
+        })),
     });
     std::fs::write(
         out.join("results.json"),
@@ -493,6 +558,7 @@ async fn run(args: Args) -> anyhow::Result<i32> {
         leader_changes,
         &verdict,
         converged,
+        &upgrade.as_ref().map(upgrade_lines).unwrap_or_default(),
         &conclusion,
     );
     std::fs::write(out.join("report.txt"), &text)?;
@@ -506,6 +572,7 @@ async fn run(args: Args) -> anyhow::Result<i32> {
 fn conclude(
     args: &Args,
     verdict: &checker::Verdict,
+    upgrade: Option<&UpgradeCheck>,
     stuck: &[String],
     undecided: &[usize],
     missing_kinds: &[&str],
@@ -534,6 +601,23 @@ fn conclude(
             format!("INVALID: lagging followers never caught up: {stuck:?}"),
         );
     }
+    if let Some(u) = upgrade {
+        if u.longest_gap_s > u.bound_s {
+            return (
+                1,
+                format!(
+                    "INVALID: no append was acknowledged for {:.1}s during the upgrade, longer than the bound of {:.1}s",
+                    u.longest_gap_s, u.bound_s
+                ),
+            );
+        }
+        if u.settled.is_none() {
+            return (
+                1,
+                "INVALID: the cluster's version did not move to the new build's level after every node was replaced".into(),
+            );
+        }
+    }
     if !undecided.is_empty() {
         return (
             2,
@@ -550,6 +634,39 @@ fn conclude(
         return (2, "UNDECIDED: no fault targeted the leader".into());
     }
     (0, "VALID: no anomalies".into())
+}
+
+/// The upgrade's lines in the report.
+fn upgrade_lines(u: &UpgradeCheck) -> String {
+    let settled = match &u.settled {
+        Some((levels, version)) => {
+            format!("nodes' build levels {levels:?}, cluster version {version}")
+        }
+        None => "the cluster's version did NOT move within 30 s".into(),
+    };
+    format!(
+        "upgrade          longest time without an acknowledged append {:.2}s (bound {:.1}s); {settled}\n",
+        u.longest_gap_s, u.bound_s
+    )
+}
+
+/// Waits (at most `limit`) until every node answers, each states its build's level (every
+/// build with levels does) and all have applied the cluster version those levels allow (the
+/// lowest): the levels and the version.
+async fn settled_version(nemesis: &Nemesis, limit: Duration) -> Option<(Vec<u32>, u32)> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        let healths = nemesis.cluster.healths(&nemesis.cluster.ids()).await;
+        if let Some(healths) = healths.into_iter().collect::<Option<Vec<_>>>() {
+            let levels: Vec<u32> = healths.iter().map(|h| h.feature_level).collect();
+            let lowest = levels.iter().copied().min().unwrap_or(0);
+            if lowest > 0 && healths.iter().all(|h| h.cluster_version == lowest) {
+                return Some((levels, lowest));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    None
 }
 
 /// Final state of every acknowledged chunk: readable and intact from some node, and on how

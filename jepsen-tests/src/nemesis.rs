@@ -34,6 +34,10 @@ pub enum Fault {
     Lag,
     /// Two faults at once.
     Mix(Box<Fault>, Box<Fault>),
+    /// A rolling upgrade's step: a node not yet replaced is stopped as an operator does
+    /// (SIGTERM), stays down while the fault is held, and is started again with the newer
+    /// binary (`Nemesis::upgrade_to`) on the same data dir.
+    Upgrade(Who),
 }
 
 /// Chunks each entry of a lag burst references.
@@ -76,6 +80,7 @@ impl Fault {
             Fault::DiskFlip | Fault::DiskTruncate => "disk",
             Fault::Lag => "lag",
             Fault::Mix(..) => "mix",
+            Fault::Upgrade(_) => "upgrade",
         }
     }
 
@@ -90,6 +95,7 @@ impl Fault {
             Fault::DiskTruncate => "disk-truncate".into(),
             Fault::Lag => "lag-large-entries".into(),
             Fault::Mix(a, b) => format!("mix({}+{})", a.name(), b.name()),
+            Fault::Upgrade(who) => format!("upgrade-{}", who.name()),
         }
     }
 }
@@ -160,6 +166,13 @@ pub fn short_schedule(nodes: usize) -> Vec<Fault> {
         faults.push(Fault::Kill(Who::Minority));
     }
     faults
+}
+
+/// A rolling upgrade of `nodes` nodes: the followers one at a time, then the leader.
+pub fn upgrade_schedule(nodes: usize) -> Vec<Fault> {
+    let mut steps = vec![Fault::Upgrade(Who::Follower); nodes.saturating_sub(1)];
+    steps.push(Fault::Upgrade(Who::Leader));
+    steps
 }
 
 /// A random fault for long runs; membership changes keep the cluster between `base` and
@@ -259,6 +272,8 @@ pub struct Nemesis {
     pub ledger: Arc<Mutex<ChunkLedger>>,
     pub rng: StdRng,
     pub client_timeout: Duration,
+    /// The binary `Fault::Upgrade` replaces nodes' with.
+    pub upgrade_to: Option<std::path::PathBuf>,
 }
 
 impl Nemesis {
@@ -371,6 +386,34 @@ impl Nemesis {
                     done.lagging = Some(id);
                     let burst = self.lag_burst(leader, chunks).await?;
                     done.detail.push(format!("node {id} down during: {burst}"));
+                }
+                Fault::Upgrade(who) => {
+                    let binary = self
+                        .upgrade_to
+                        .clone()
+                        .context("an upgrade step needs the binary to upgrade to")?;
+                    let replaced: Vec<u64> = self
+                        .cluster
+                        .nodes
+                        .values()
+                        .filter(|n| n.binary.is_some())
+                        .map(|n| n.id)
+                        .collect();
+                    let chosen = self.choose(*who, leader, &live, &replaced);
+                    let Some(&id) = chosen.iter().find(|id| !replaced.contains(id)) else {
+                        done.skipped = Some("no node left to upgrade".into());
+                        return Ok(());
+                    };
+                    // Down while the fault is held (the binary being swapped), then started
+                    // with the new one by the heal.
+                    self.cluster.stop(id)?;
+                    self.cluster.replace_binary(id, &binary)?;
+                    done.killed.push(id);
+                    done.targets.push(id);
+                    // The next step waits until this node has caught up, as an operator would.
+                    done.lagging = Some(id);
+                    done.detail
+                        .push(format!("node {id} now runs {}", binary.display()));
                 }
                 Fault::Mix(a, b) => {
                     self.install_into(a, done).await?;
@@ -826,6 +869,16 @@ mod tests {
         }
         assert_eq!(h.len(), 10);
         assert!(cuts(Partition::Ring, None, &[1, 2, 3], &mut rng).is_none());
+    }
+
+    #[test]
+    fn a_rolling_upgrade_replaces_every_follower_then_the_leader() {
+        let up = |who| Fault::Upgrade(who);
+        assert_eq!(
+            upgrade_schedule(3),
+            vec![up(Who::Follower), up(Who::Follower), up(Who::Leader)]
+        );
+        assert_eq!(upgrade_schedule(5).len(), 5);
     }
 
     #[test]

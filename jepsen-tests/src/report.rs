@@ -103,6 +103,27 @@ pub fn availability(ops: &[Op], faults: &[FaultEvent]) -> Availability {
     a
 }
 
+/// The longest time, in seconds, between `from_s` and `to_s` during which no append was
+/// acknowledged: gaps between acknowledgements, and from `from_s` to the first one and from the
+/// last one to `to_s`.
+pub fn longest_write_gap(ops: &[Op], from_s: f64, to_s: f64) -> f64 {
+    let (from, to) = ((from_s * 1e9) as u64, (to_s * 1e9) as u64);
+    let mut acked: Vec<u64> = ops
+        .iter()
+        .filter(|op| op_kind(op) == "append" && op.outcome == Outcome::Ok)
+        .filter_map(|op| op.complete_ns)
+        .filter(|t| (from..=to).contains(t))
+        .collect();
+    acked.sort_unstable();
+    let mut longest = 0u64;
+    let mut last = from;
+    for t in acked.into_iter().chain([to]) {
+        longest = longest.max(t - last);
+        last = t;
+    }
+    longest as f64 / 1e9
+}
+
 /// Faults by kind: installed, skipped, indeterminate, and how often the leader was hit.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct FaultCounts {
@@ -136,6 +157,7 @@ pub fn text(
     leader_changes: usize,
     verdict: &Verdict,
     converge_s: Option<f64>,
+    extra: &str,
     conclusion: &str,
 ) -> String {
     let mut out = String::new();
@@ -213,7 +235,51 @@ pub fn text(
             }
         }
     }
+    out.push_str(extra);
     out.push_str(conclusion);
     out.push('\n');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Body;
+
+    fn append(complete_s: f64, outcome: Outcome) -> Op {
+        Op {
+            id: 0,
+            process: 0,
+            node: None,
+            invoke_ns: 0,
+            complete_ns: Some((complete_s * 1e9) as u64),
+            outcome,
+            body: Body::Append {
+                chain: 0,
+                value: String::new(),
+                expected_index: 0,
+                acked_index: None,
+                conflict: false,
+            },
+            error: None,
+        }
+    }
+
+    #[test]
+    fn the_longest_write_gap_counts_only_acknowledged_appends_in_the_window() {
+        let ops = [
+            append(1.0, Outcome::Ok),
+            append(2.0, Outcome::Ok),
+            // A failed append does not end a gap.
+            append(3.0, Outcome::Fail),
+            append(5.5, Outcome::Ok),
+            append(6.0, Outcome::Ok),
+            // Outside the window.
+            append(20.0, Outcome::Ok),
+        ];
+        assert_eq!(longest_write_gap(&ops, 0.5, 7.0), 3.5);
+        // The window's edges count: nothing acknowledged from 6 s to 10 s.
+        assert_eq!(longest_write_gap(&ops, 0.5, 10.0), 4.0);
+        assert_eq!(longest_write_gap(&[], 1.0, 3.0), 2.0);
+    }
 }
