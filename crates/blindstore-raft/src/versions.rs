@@ -83,8 +83,12 @@ impl Core {
         let version = self.cluster_version();
         let level = stated_level(level);
         if level < version {
+            let who = match id {
+                0 => "the joining node".to_owned(),
+                id => format!("node {id}"),
+            };
             return Err(CoreError::TooOld(format!(
-                "node {id}'s build supports feature level {level}, and the cluster runs version {version}: join with a build at least as new as the cluster's members"
+                "{who} runs a build of feature level {level}, and the cluster runs version {version}: join with a build at least as new as the cluster's members"
             )));
         }
         Ok(())

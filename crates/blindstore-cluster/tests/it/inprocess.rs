@@ -512,7 +512,7 @@ async fn the_cluster_version_moves_only_once_every_member_runs_the_newer_build()
     .expect("an older build's join is refused");
     let said = refused.to_string();
     assert!(
-        said.contains("supports feature level 1") && said.contains("runs version 2"),
+        said.contains("build of feature level 1") && said.contains("runs version 2"),
         "{said}"
     );
     assert_eq!(nodes[0].members().members.len(), 3);
