@@ -189,6 +189,18 @@ impl Client {
         json(request.json(&body).send().await?).await
     }
 
+    /// Replaces the cluster's `admin` or `metrics` credential; the new token(s), shown once.
+    pub async fn rotate_credential(
+        &self,
+        credential: &str,
+    ) -> Result<blindstore_types::api::RotatedCredential> {
+        let body = blindstore_types::api::RotateCredential {
+            credential: credential.to_owned(),
+        };
+        let request = self.admin(Method::POST, "/v1/admin/cluster/credentials/rotate");
+        json(request.json(&body).send().await?).await
+    }
+
     pub async fn health(&self) -> Result<Health> {
         json(self.request(Method::GET, "/v1/health").send().await?).await
     }

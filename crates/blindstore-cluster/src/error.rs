@@ -48,6 +48,10 @@ pub enum NodeError {
     /// The operation certainly did not take effect: no leader, no quorum, shutting down.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// The request needs a newer cluster version than the cluster runs: a member's build is
+    /// older. Nothing was changed.
+    #[error("this needs cluster version {needed} and the cluster runs version {current}: a member runs an older build; finish the rolling upgrade (`blindstore cluster status` shows each node's LEVEL); nothing was changed")]
+    NeedsClusterVersion { needed: u32, current: u32 },
     /// A login failed: wrong password, unknown account, or an expired or used login. One
     /// variant for all, so a client cannot tell which.
     #[error("login failed: wrong password or unknown account")]
@@ -196,9 +200,13 @@ pub(crate) fn rejection(r: Rejection) -> NodeError {
         Rejection::JoinSecretChanged => NodeError::Unavailable(
             "the join token was rotated meanwhile by another request; nothing changed".into(),
         ),
-        Rejection::NeedsClusterVersion { needed, current } => NodeError::Unavailable(format!(
-            "this needs cluster version {needed} and the cluster runs version {current}: a member runs an older build; finish the rolling upgrade (`blindstore cluster status` shows each node's level); nothing changed"
-        )),
+        Rejection::AdminCredentialsChanged => NodeError::Unavailable(
+            "the admin credentials were rotated meanwhile by another request; nothing changed"
+                .into(),
+        ),
+        Rejection::NeedsClusterVersion { needed, current } => {
+            NodeError::NeedsClusterVersion { needed, current }
+        }
     }
 }
 

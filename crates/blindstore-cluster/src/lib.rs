@@ -51,6 +51,7 @@ macro_rules! facade {
 mod accounts;
 mod chains;
 mod chunks;
+mod credentials;
 mod error;
 mod node;
 mod passkeys;
@@ -65,6 +66,7 @@ pub use blindstore_raft::{
 pub use blindstore_replication::{RepairReport, Replicator, ScrubConfig, ScrubReport};
 pub use chains::{entry_answer_bytes, AppendInput, Chains, EntriesPage, ReadEntries};
 pub use chunks::Chunks;
+pub use credentials::{CredentialKind, Credentials, Rotated};
 pub use error::NodeError;
 pub use node::{AccountSettings, Limits, Node, NodeConfig};
 pub use sites::{Sites, MAX_SITE_MANIFEST_BYTES};

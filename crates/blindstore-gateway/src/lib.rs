@@ -13,18 +13,17 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Path, Request, State};
-use axum::http::header::{
-    AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, IF_NONE_MATCH, ORIGIN,
-};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, IF_NONE_MATCH, ORIGIN};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use blindstore_types::api::{ErrorBody, ErrorCode, Health, Member};
+use blindstore_types::command::AdminCredentials;
 use blindstore_types::{Hash32, ZoneId};
+use blindstore_web::admin::{admits, bearer, Access};
 use blindstore_web::{etag_headers, if_none_match};
 use bytes::Bytes;
-use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 
 pub use cache::CacheStats;
@@ -77,6 +76,9 @@ pub struct Gateway {
     config: GatewayConfig,
     members: RwLock<Vec<Member>>,
     leader: RwLock<Option<u64>>,
+    /// The cluster's admin credentials, as members last said (once rotated they replace the
+    /// gateway's own admin token).
+    credentials: RwLock<Option<AdminCredentials>>,
     http: reqwest::Client,
     /// gRPC channels to the members (the gateway token; TLS when the cluster uses it).
     peers: blindstore_rpc::Peers,
@@ -102,6 +104,7 @@ impl Gateway {
             config,
             members: RwLock::new(Vec::new()),
             leader: RwLock::new(None),
+            credentials: RwLock::new(None),
             http,
             peers,
             cache,
@@ -131,9 +134,13 @@ impl Gateway {
         let mut last_error = String::from("no seed given");
         for addr in known.iter().chain(&self.config.seeds) {
             match blindstore_rpc::discover(addr, &self.peers).await {
-                Ok(view) if !view.members.is_empty() => {
-                    *self.leader.write().expect("lock") = view.leader;
-                    *self.members.write().expect("lock") = view.members;
+                Ok(found) if !found.members.members.is_empty() => {
+                    *self.leader.write().expect("lock") = found.members.leader;
+                    *self.members.write().expect("lock") = found.members.members;
+                    // Never back to none: a member of an older build says nothing of them.
+                    if let Some(credentials) = found.credentials {
+                        *self.credentials.write().expect("lock") = Some(credentials);
+                    }
                     return Ok(());
                 }
                 Ok(_) => last_error = format!("{addr} knows no members"),
@@ -276,18 +283,21 @@ async fn health(State(gw): State<Arc<Gateway>>) -> Json<Health> {
     })
 }
 
-/// Whether `headers` carry the gateway's admin token.
-fn is_admin(gw: &Gateway, headers: &HeaderMap) -> bool {
-    let presented = headers
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    bool::from(presented.as_bytes().ct_eq(gw.config.admin_token.as_bytes()))
+/// Whether `headers` carry a credential for `access`: the cluster's once rotated, else the
+/// gateway's own admin token.
+fn admitted(gw: &Gateway, headers: &HeaderMap, access: Access) -> bool {
+    let credentials = gw.credentials.read().expect("lock").clone();
+    let presented = bearer(headers).unwrap_or_default();
+    admits(
+        credentials.as_ref(),
+        &gw.config.admin_token,
+        presented,
+        access,
+    )
 }
 
 async fn cache_stats(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
-    if !is_admin(&gw, &headers) {
+    if !admitted(&gw, &headers, Access::Admin) {
         return error(ErrorCode::Unauthorized, "missing or invalid admin token");
     }
     Json(gw.cache_stats()).into_response()
@@ -295,7 +305,7 @@ async fn cache_stats(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Resp
 
 /// The gateway's Prometheus metrics (docs/operations.md), for the admin token.
 async fn metrics(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
-    if !is_admin(&gw, &headers) {
+    if !admitted(&gw, &headers, Access::Metrics) {
         return error(ErrorCode::Unauthorized, "missing or invalid admin token");
     }
     let stats = gw.cache_stats();

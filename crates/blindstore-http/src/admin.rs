@@ -3,10 +3,11 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use blindstore_cluster::ZoneInfo;
+use blindstore_cluster::{CredentialKind, ZoneInfo};
 use blindstore_types::api::{
     ClusterMembers, ErrorBody, InviteRequest, Invites, NodeChange, RegistrationChange, Replicas,
-    RotateToken, RotatedToken, Zone, ZoneList, ZoneQuota, ZoneSettingsChange,
+    RotateCredential, RotateToken, RotatedCredential, RotatedToken, Zone, ZoneList, ZoneQuota,
+    ZoneSettingsChange,
 };
 use blindstore_types::Hash32;
 use utoipa_axum::router::OpenApiRouter;
@@ -32,6 +33,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(drain_node, undrain_node))
         .routes(routes!(remove_node))
         .routes(routes!(rotate_token))
+        .routes(routes!(rotate_credential))
 }
 
 fn to_api(z: ZoneInfo) -> Zone {
@@ -410,6 +412,40 @@ pub(crate) async fn remove_node(
     Ok(Json(NodeChange {
         node_id,
         action: "removed".into(),
+    }))
+}
+
+/// Replace the cluster's admin or metrics credential with a new random token, shown once. The
+/// first rotation makes the cluster's admin credential: from then on every node and gateway
+/// accepts it, and no node its own `--admin-token`. Needs cluster version 3 (every member on a
+/// build that has cluster credentials).
+#[utoipa::path(post, path = "/v1/admin/cluster/credentials/rotate", tag = "admin",
+    request_body = RotateCredential,
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The new token(s)", body = RotatedCredential),
+        (status = 400, description = "An unknown credential name", body = ErrorBody),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 503, description = "No quorum, a member on an older build, or another rotation won the race", body = ErrorBody),
+    ))]
+pub(crate) async fn rotate_credential(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiJson(request): ApiJson<RotateCredential>,
+) -> Result<Json<RotatedCredential>, ApiError> {
+    let kind = match request.credential.as_str() {
+        "admin" => CredentialKind::Admin,
+        "metrics" => CredentialKind::Metrics,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "credential must be `admin` or `metrics`, not {other:?}"
+            )))
+        }
+    };
+    let rotated = state.node.credentials().rotate(kind).await?;
+    Ok(Json(RotatedCredential {
+        admin_token: rotated.admin,
+        metrics_token: rotated.metrics,
     }))
 }
 

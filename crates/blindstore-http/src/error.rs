@@ -71,7 +71,7 @@ impl ApiError {
             ApiError::TooLarge(m) => (C::PayloadTooLarge, m, None),
             ApiError::Unauthorized => (
                 C::Unauthorized,
-                "missing or invalid admin token (Authorization: Bearer <token>)".into(),
+                "missing or invalid admin token (Authorization: Bearer <token>; once `blindstore cluster admin-token rotate` has run, only the cluster's admin token)".into(),
                 None,
             ),
             ApiError::NotFound => (C::NotFound, "no such route".into(), None),
@@ -136,6 +136,7 @@ impl ApiError {
                     NodeError::TooLarge { .. } => (C::PayloadTooLarge, message, None),
                     NodeError::QuotaExceeded(_) => (C::QuotaExceeded, message, None),
                     NodeError::InsufficientStorage(_) => (C::InsufficientStorage, message, None),
+                    NodeError::NeedsClusterVersion { .. } => (C::Unavailable, message, None),
                     NodeError::Unavailable(_) | NodeError::CorruptChunk(_) => {
                         tracing::warn!(error = %message, "answered 503 unavailable");
                         (C::Unavailable, UNAVAILABLE.into(), None)

@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::response::Response;
 
-use crate::extract::Admin;
+use crate::extract::MetricsReader;
 use crate::{ApiError, AppState};
 
 /// This node's metrics in the Prometheus text format.
@@ -12,9 +12,12 @@ use crate::{ApiError, AppState};
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "Prometheus text exposition format 0.0.4 (series in docs/operations.md)", content_type = "text/plain"),
-        (status = 401, description = "`unauthorized`", body = blindstore_types::api::ErrorBody),
+        (status = 401, description = "`unauthorized`: neither an admin nor the metrics credential", body = blindstore_types::api::ErrorBody),
     ))]
-pub(crate) async fn metrics(_: Admin, State(state): State<AppState>) -> Result<Response, ApiError> {
+pub(crate) async fn metrics(
+    _: MetricsReader,
+    State(state): State<AppState>,
+) -> Result<Response, ApiError> {
     let health = state.node.health();
     metrics::gauge!("blindstore_raft_term").set(health.term as f64);
     metrics::gauge!("blindstore_raft_leader").set(health.leader.map_or(-1.0, |l| l as f64));

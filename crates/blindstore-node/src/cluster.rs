@@ -22,6 +22,30 @@ pub enum ClusterCommand {
     /// switch by themselves within the grace, then the old tokens are refused. Prints the new
     /// tokens: give the join token to nodes that will join, the gateway token to gateways.
     RotateToken(RotateTokenArgs),
+    /// The cluster's admin credential, which every node and gateway accepts (and, once made,
+    /// instead of their own --admin-token), and a read-only one for metrics scrapers.
+    #[command(subcommand)]
+    AdminToken(AdminTokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminTokenCommand {
+    /// Replace the cluster's admin token (or with --metrics the metrics token) with a new random
+    /// one, shown once. The first rotation retires every node's and gateway's own admin token.
+    Rotate(RotateCredentialArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RotateCredentialArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Replace the metrics token (reads /v1/metrics, nothing else) instead of the admin token.
+    #[arg(long)]
+    metrics: bool,
+    /// Write the new token(s) to this file (mode 0600; one `name=token` line each) instead of
+    /// printing them.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -209,6 +233,9 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<()> {
         ClusterCommand::Status(args) => runtime.block_on(status(args)),
         ClusterCommand::Remove(args) => runtime.block_on(remove(args)),
         ClusterCommand::RotateToken(args) => runtime.block_on(rotate_token(args)),
+        ClusterCommand::AdminToken(AdminTokenCommand::Rotate(args)) => {
+            runtime.block_on(rotate_credential(args))
+        }
     }
 }
 
@@ -375,6 +402,60 @@ async fn rotate_token(args: RotateTokenArgs) -> anyhow::Result<()> {
         grace * 2
     );
     Ok(())
+}
+
+async fn rotate_credential(args: RotateCredentialArgs) -> anyhow::Result<()> {
+    let which = if args.metrics { "metrics" } else { "admin" };
+    // The file first: a token made but not written anywhere would be lost.
+    let file = args.out.as_deref().map(create_secret_file).transpose()?;
+    // Not retried: a second rotation after a lost answer would make a token nobody saw.
+    let rotated = match args.target.client()?.rotate_credential(which).await {
+        Ok(rotated) => rotated,
+        Err(e) => {
+            if let Some(path) = &args.out {
+                let _ = std::fs::remove_file(path);
+            }
+            return Err(e).with_context(|| format!("rotating the cluster's {which} token"));
+        }
+    };
+    let lines: Vec<String> = [
+        ("admin_token", &rotated.admin_token),
+        ("metrics_token", &rotated.metrics_token),
+    ]
+    .into_iter()
+    .filter_map(|(name, token)| token.as_ref().map(|t| format!("{name}={t}")))
+    .collect();
+    match (file, &args.out) {
+        (Some(mut file), Some(path)) => {
+            use std::io::Write;
+            file.write_all((lines.join("\n") + "\n").as_bytes())?;
+            file.sync_all()?;
+            println!("new token(s) written to {}", path.display());
+        }
+        _ => {
+            for line in &lines {
+                println!("{line}");
+            }
+        }
+    }
+    if rotated.admin_token.is_some() {
+        eprintln!(
+            "Every node and gateway now accepts the new admin token (within seconds), and no \
+             longer the previous one nor any node's own --admin-token or admin-token file."
+        );
+    }
+    Ok(())
+}
+
+/// A new file at `path` readable by its owner only (refused if it exists).
+fn create_secret_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {} (it must not exist yet)", path.display()))
 }
 
 async fn remove(args: RemoveArgs) -> anyhow::Result<()> {

@@ -330,10 +330,19 @@ impl Cluster for ClusterRpc {
                 voter: m.role == "voter",
             })
             .collect();
+        let credentials = self.0.inner.state.admin_credentials().unwrap_or_default();
         Ok(Response::new(MembersReply {
             leader: view.leader.unwrap_or(0),
             members,
             removed: self.0.removed_nodes().into_iter().collect(),
+            admin_credential: credentials
+                .as_ref()
+                .map(|c| c.admin.0.to_vec())
+                .unwrap_or_default(),
+            metrics_credential: credentials
+                .and_then(|c| c.metrics)
+                .map(|h| h.0.to_vec())
+                .unwrap_or_default(),
         }))
     }
 

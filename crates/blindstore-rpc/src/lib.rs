@@ -14,7 +14,8 @@ mod peers;
 pub mod tls;
 
 pub use peers::{
-    discover, never_sent, peers_for_token, Authed, Peers, MAX_MESSAGE_BYTES, MAX_RAFT_MESSAGE_BYTES,
+    discover, never_sent, peers_for_token, Authed, Discovered, Peers, MAX_MESSAGE_BYTES,
+    MAX_RAFT_MESSAGE_BYTES,
 };
 
 /// Why a node-to-node call made by this crate's helpers failed.

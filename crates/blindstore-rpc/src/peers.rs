@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use blindstore_types::api::{ClusterMembers, Member};
+use blindstore_types::command::AdminCredentials;
+use blindstore_types::Hash32;
 use tonic::codegen::InterceptedService;
 use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
@@ -149,9 +151,17 @@ pub async fn peers_for_token(token: &str, seeds: &[String]) -> Result<Peers, Rpc
     Err(last_error)
 }
 
+/// What a gateway learns from a member: the membership, leader first, and the cluster's admin
+/// credentials once rotated.
+#[derive(Debug, Clone)]
+pub struct Discovered {
+    pub members: ClusterMembers,
+    pub credentials: Option<AdminCredentials>,
+}
+
 /// The membership as the member at rpc address `seed` sees it, asked through `peers` (made with
-/// the join token or the gateway token): how a gateway finds the cluster. Leader first.
-pub async fn discover(seed: &str, peers: &Peers) -> Result<ClusterMembers, RpcError> {
+/// the join token or the gateway token): how a gateway finds the cluster.
+pub async fn discover(seed: &str, peers: &Peers) -> Result<Discovered, RpcError> {
     let mut client = peers
         .cluster(seed)
         .map_err(|s| RpcError::Unavailable(s.message().into()))?;
@@ -182,12 +192,21 @@ pub async fn discover(seed: &str, peers: &Peers) -> Result<ClusterMembers, RpcEr
         })
         .collect();
     members.sort_by_key(|m| (Some(m.node_id) != leader, m.node_id));
-    Ok(ClusterMembers {
-        node_id: 0,
-        leader,
-        term: 0,
-        leader_last_log_index: None,
-        members,
-        removed: Vec::new(),
+    let hash = |bytes: &[u8]| <[u8; 32]>::try_from(bytes).ok().map(Hash32);
+    let credentials = hash(&reply.admin_credential).map(|admin| AdminCredentials {
+        admin,
+        metrics: hash(&reply.metrics_credential),
+        rotated_at_ms: 0,
+    });
+    Ok(Discovered {
+        members: ClusterMembers {
+            node_id: 0,
+            leader,
+            term: 0,
+            leader_last_log_index: None,
+            members,
+            removed: Vec::new(),
+        },
+        credentials,
     })
 }

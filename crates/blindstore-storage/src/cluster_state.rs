@@ -3,9 +3,12 @@
 
 use heed::{RwTxn, WithoutTls};
 
-use blindstore_types::command::{CommandResponse, JoinSecret, Rejection, FIRST_FEATURE_LEVEL};
+use blindstore_types::command::{
+    AdminCredentials, CommandResponse, JoinSecret, Rejection, FIRST_FEATURE_LEVEL,
+};
 use blindstore_types::raft::NodeId;
 use blindstore_types::record::encode;
+use blindstore_types::Hash32;
 
 use crate::store::{StateMachineStore, Tables};
 use crate::{decode, StorageError};
@@ -42,6 +45,13 @@ impl StateMachineStore {
         read_id(&self.inner.tables, &rtxn)
     }
 
+    /// The cluster's admin credentials, once rotated (cluster version 3 and up); until then
+    /// each node accepts its own admin token.
+    pub fn admin_credentials(&self) -> Result<Option<AdminCredentials>, StorageError> {
+        let rtxn = self.inner.env.read_txn()?;
+        read_credentials(&self.inner.tables, &rtxn)
+    }
+
     pub fn removed_nodes(&self) -> Result<std::collections::BTreeSet<NodeId>, StorageError> {
         let rtxn = self.inner.env.read_txn()?;
         read_node_set(&self.inner.tables, &rtxn, REMOVED)
@@ -63,6 +73,38 @@ pub(crate) const VERSION: &[u8] = b"version";
 
 /// Key of the cluster's id (16 bytes), in the `cluster` table.
 pub(crate) const ID: &[u8] = b"id";
+
+/// Key of the cluster's admin credentials ([`AdminCredentials`]), in the `cluster` table.
+pub(crate) const ADMIN_CREDENTIALS: &[u8] = b"admin-credentials";
+
+fn read_credentials(
+    t: &Tables,
+    txn: &heed::RoTxn<WithoutTls>,
+) -> Result<Option<AdminCredentials>, StorageError> {
+    t.cluster
+        .get(txn, ADMIN_CREDENTIALS)?
+        .map(|b| decode("admin credentials", b))
+        .transpose()
+}
+
+/// Replaces the admin credentials unless a rotation raced this one (`previous` is not the
+/// stored admin credential).
+pub(crate) fn set_admin_credentials(
+    t: &Tables,
+    wtxn: &mut RwTxn,
+    credentials: AdminCredentials,
+    previous: Option<Hash32>,
+) -> Result<CommandResponse, StorageError> {
+    let stored = read_credentials(t, wtxn)?.map(|c| c.admin);
+    if stored != previous {
+        return Ok(CommandResponse::Rejected(
+            Rejection::AdminCredentialsChanged,
+        ));
+    }
+    t.cluster
+        .put(wtxn, ADMIN_CREDENTIALS, &encode(&credentials))?;
+    Ok(CommandResponse::AdminCredentialsSet)
+}
 
 pub(crate) fn read_version(t: &Tables, txn: &heed::RoTxn<WithoutTls>) -> Result<u32, StorageError> {
     Ok(t.cluster

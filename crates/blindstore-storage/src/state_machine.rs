@@ -536,6 +536,10 @@ fn apply_command(
         Command::MarkRemoved { node } => cluster_state::mark_removed(t, wtxn, node),
         Command::SetClusterVersion { level } => cluster_state::set_version(t, wtxn, level),
         Command::SetClusterId { id } => cluster_state::set_id(t, wtxn, id),
+        Command::SetAdminCredentials {
+            credentials,
+            previous,
+        } => cluster_state::set_admin_credentials(t, wtxn, credentials, previous),
         Command::SetDraining { node, draining } => {
             cluster_state::set_draining(t, wtxn, node, draining)
         }

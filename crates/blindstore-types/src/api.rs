@@ -114,6 +114,28 @@ pub struct RotateToken {
     pub grace_seconds: Option<u64>,
 }
 
+/// Asking for a new cluster admin or metrics credential
+/// (`POST /v1/admin/cluster/credentials/rotate`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RotateCredential {
+    /// `admin` (every admin call) or `metrics` (reading `/v1/metrics` only).
+    pub credential: String,
+}
+
+/// The tokens a credential rotation made, each shown this once (only hashes are kept).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RotatedCredential {
+    /// The cluster's new admin token: every node and gateway accepts it, and no longer the
+    /// previous one nor any node's own `--admin-token`. Absent when only the metrics token
+    /// was replaced.
+    pub admin_token: Option<String>,
+    /// The new metrics token, when it was the one rotated.
+    pub metrics_token: Option<String>,
+}
+
 /// The cluster's new tokens.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

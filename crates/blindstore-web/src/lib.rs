@@ -3,6 +3,7 @@
 //! `ETag` helpers of immutable chunks. It knows neither Raft nor LMDB, so the gateway can use
 //! it without linking either.
 
+pub mod admin;
 pub mod metrics;
 mod server;
 pub mod site;

@@ -2,6 +2,7 @@ use std::time::{Duration, Instant};
 
 use blindstore_client::ChainWriter;
 use blindstore_cluster::{AppendInput, Consistency, Node, NodeConfig, ReadEntries};
+use blindstore_types::command::FEATURE_LEVEL;
 use blindstore_types::{Hash32, ZoneId};
 use tokio::net::TcpListener;
 
@@ -466,8 +467,8 @@ async fn the_cluster_version_moves_only_once_every_member_runs_the_newer_build()
                 .find(|i| nodes[*i].health().feature_level == 1)
                 .unwrap()
         };
-        restart(&mut nodes, &mut dirs, &addrs, i, 2).await;
-        assert_eq!(nodes[i].health().feature_level, 2);
+        restart(&mut nodes, &mut dirs, &addrs, i, FEATURE_LEVEL).await;
+        assert_eq!(nodes[i].health().feature_level, FEATURE_LEVEL);
         append_everywhere(&nodes).await;
         if step == 1 {
             // The check means something only with a newer build leading: if the one older
@@ -477,7 +478,7 @@ async fn the_cluster_version_moves_only_once_every_member_runs_the_newer_build()
                 restart(&mut nodes, &mut dirs, &addrs, leader, 1).await;
             }
             let leader = leader_index(&nodes).await;
-            assert_eq!(nodes[leader].health().feature_level, 2);
+            assert_eq!(nodes[leader].health().feature_level, FEATURE_LEVEL);
             // Several of the leader's checks pass; a member still runs the older build.
             tokio::time::sleep(Duration::from_secs(3)).await;
             assert_eq!(
@@ -490,10 +491,10 @@ async fn the_cluster_version_moves_only_once_every_member_runs_the_newer_build()
     }
     eventually(
         Duration::from_secs(20),
-        "every node at version 2 with one cluster id",
+        "every node at the build's version with one cluster id",
         || async {
             let v = versions(&nodes);
-            v[0].0 == 2 && v[0].1.is_some() && v.iter().all(|x| *x == v[0])
+            v[0].0 == FEATURE_LEVEL && v[0].1.is_some() && v.iter().all(|x| *x == v[0])
         },
     )
     .await;
@@ -512,7 +513,8 @@ async fn the_cluster_version_moves_only_once_every_member_runs_the_newer_build()
     .expect("an older build's join is refused");
     let said = refused.to_string();
     assert!(
-        said.contains("build of feature level 1") && said.contains("runs version 2"),
+        said.contains("build of feature level 1")
+            && said.contains(&format!("runs version {FEATURE_LEVEL}")),
         "{said}"
     );
     assert_eq!(nodes[0].members().members.len(), 3);
@@ -528,7 +530,9 @@ async fn the_cluster_version_moves_only_once_every_member_runs_the_newer_build()
         .err()
         .expect("an older build refuses a data dir of a newer cluster");
     assert!(
-        refused.to_string().contains("a cluster at version 2"),
+        refused
+            .to_string()
+            .contains(&format!("a cluster at version {FEATURE_LEVEL}")),
         "{refused}"
     );
     for node in nodes {

@@ -2,6 +2,7 @@
 
 mod accounts;
 mod api;
+mod credentials;
 mod live;
 mod openapi;
 mod sites;

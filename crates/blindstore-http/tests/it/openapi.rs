@@ -23,6 +23,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/admin/cluster/nodes/{node_id}/drain"),
     ("delete", "/v1/admin/cluster/nodes/{node_id}"),
     ("post", "/v1/admin/cluster/rotate-token"),
+    ("post", "/v1/admin/cluster/credentials/rotate"),
     ("put", "/v1/zones/{zone}/chunks/{hash}"),
     ("get", "/v1/zones/{zone}/chunks/{hash}"),
     ("head", "/v1/zones/{zone}/chunks/{hash}"),

@@ -106,7 +106,7 @@ impl Cluster {
 impl Cluster {
     /// Starts a gateway for the cluster, with `extra` flags. It has only the gateway token
     /// (every member keeps it beside its join token).
-    fn start_gateway(&self, extra: &[&str]) -> NodeProcess {
+    pub(crate) fn start_gateway(&self, extra: &[&str]) -> NodeProcess {
         let seed = self.nodes[0].as_ref().unwrap().rpc.clone().unwrap();
         let token = std::fs::read_to_string(self.dir.path().join("n2/gateway-token")).unwrap();
         let mut args = vec![

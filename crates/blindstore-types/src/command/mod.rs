@@ -132,6 +132,26 @@ pub enum Command {
     /// Name the cluster (backups record it, to refuse mixing two clusters' backups): proposed
     /// by the leader once the cluster's version allows it; the first id applied stays.
     SetClusterId { id: [u8; 16] },
+    /// Set the cluster's admin and metrics credentials (`blindstore cluster admin-token
+    /// rotate`): from then on every node accepts these and no node its own `--admin-token`.
+    /// `previous` is the admin credential the proposer saw: rejected if the cluster's is
+    /// another (a rotation raced this one).
+    SetAdminCredentials {
+        credentials: AdminCredentials,
+        previous: Option<Hash32>,
+    },
+}
+
+/// The cluster's admin credentials, as SHA-256 hashes of the tokens (256-bit random values, so
+/// a fast hash is enough: nothing to guess).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminCredentials {
+    /// Every admin call, on every node and gateway.
+    pub admin: Hash32,
+    /// Reading metrics only (`GET /v1/metrics`), for scrapers; none until one is made.
+    pub metrics: Option<Hash32>,
+    /// The proposer's clock at the last rotation.
+    pub rotated_at_ms: u64,
 }
 
 /// The feature level this build supports: what it can decode and apply, in the log and in
@@ -140,8 +160,9 @@ pub enum Command {
 /// upgrade runs old and new builds side by side until the last node is replaced.
 ///
 /// Levels: 1, every build before levels (none advertises one); 2, the cluster's version and
-/// id (`SetClusterVersion`, `SetClusterId`).
-pub const FEATURE_LEVEL: u32 = 2;
+/// id (`SetClusterVersion`, `SetClusterId`); 3, the cluster's admin credentials
+/// (`SetAdminCredentials`).
+pub const FEATURE_LEVEL: u32 = 3;
 
 /// The level of a build that does not advertise one (older than levels).
 pub const FIRST_FEATURE_LEVEL: u32 = 1;
@@ -160,6 +181,7 @@ impl Command {
             // Proposed only when every member supports it (see the variant).
             Command::SetClusterVersion { .. } => FIRST_FEATURE_LEVEL,
             Command::SetClusterId { .. } => 2,
+            Command::SetAdminCredentials { .. } => 3,
             _ => FIRST_FEATURE_LEVEL,
         }
     }
@@ -255,6 +277,7 @@ pub enum CommandResponse {
     ClusterIdSet {
         id: [u8; 16],
     },
+    AdminCredentialsSet,
 }
 
 /// Why a command changed nothing.
@@ -327,6 +350,8 @@ pub enum Rejection {
         needed: u32,
         current: u32,
     },
+    /// An admin credential rotation whose `previous` is not the cluster's credential.
+    AdminCredentialsChanged,
 }
 
 /// What a quota limits.
