@@ -62,6 +62,8 @@ pub struct GatewayConfig {
     /// needs).
     pub token: String,
     pub admin_token: String,
+    /// The build's git revision (`/v1/health`).
+    pub revision: String,
     pub cache_memory_bytes: u64,
     /// Optional disk cache: its directory and size.
     pub cache_disk: Option<(PathBuf, u64)>,
@@ -280,6 +282,8 @@ async fn health(State(gw): State<Arc<Gateway>>) -> Json<Health> {
         feature_level: 0,
         cluster_version: 0,
         cluster_id: None,
+        version: env!("CARGO_PKG_VERSION").into(),
+        revision: gw.config.revision.clone(),
     })
 }
 

@@ -50,6 +50,8 @@ pub struct AppState {
     pub node: Node,
     /// The admin bearer token.
     pub admin_token: Arc<str>,
+    /// The build's git revision, for `/v1/health` (set by the binary; empty in tests).
+    pub revision: Arc<str>,
     auth_limiter: Arc<rate::AuthLimiter>,
     live_limits: Arc<live::LiveLimits>,
     subscribers: Arc<live::Subscribers>,
@@ -63,6 +65,7 @@ impl AppState {
         Self {
             node,
             admin_token: admin_token.into(),
+            revision: "".into(),
             auth_limiter: Arc::new(rate::AuthLimiter::new(auth_limits)),
             live_limits: Arc::new(LiveLimits::default()),
             subscribers: Arc::default(),
@@ -280,7 +283,11 @@ pub(crate) fn parse_zone(zone: &str) -> Result<ZoneId, ApiError> {
 #[utoipa::path(get, path = "/v1/health", tag = "node",
     responses((status = 200, description = "This node's view of the cluster", body = Health)))]
 async fn health(State(state): State<AppState>) -> Json<Health> {
-    Json(state.node.health())
+    Json(Health {
+        version: env!("CARGO_PKG_VERSION").into(),
+        revision: state.revision.to_string(),
+        ..state.node.health()
+    })
 }
 
 /// This document.

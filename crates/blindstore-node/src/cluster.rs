@@ -74,8 +74,8 @@ pub struct RemoveArgs {
 /// Which cluster, and the admin token for it.
 #[derive(Debug, Args)]
 pub(crate) struct Target {
-    /// HTTP address of any member.
-    #[arg(long, env = "BLINDSTORE_URL", default_value = "http://127.0.0.1:8080")]
+    /// HTTP address of any member (or gateway): a URL, or host:port for http://host:port.
+    #[arg(long, env = "BLINDSTORE_URL", default_value = "http://127.0.0.1:8080", value_parser = parse_url)]
     url: String,
     /// Admin token [default: the one in --data-dir]
     #[arg(long, env = "BLINDSTORE_ADMIN_TOKEN", hide_env_values = true)]
@@ -83,6 +83,23 @@ pub(crate) struct Target {
     /// Where to find the admin token when --admin-token is not given.
     #[arg(long, default_value = "./blindstore-data")]
     data_dir: PathBuf,
+}
+
+/// `--url`: an http(s) URL, or host:port (taken as http://host:port).
+fn parse_url(value: &str) -> Result<String, String> {
+    let url = if value.contains("://") {
+        value.to_owned()
+    } else {
+        format!("http://{value}")
+    };
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+        .ok_or_else(|| format!("{value:?} is not an http:// or https:// URL"))?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(format!("{value:?} names no host"));
+    }
+    Ok(url.trim_end_matches('/').to_owned())
 }
 
 impl Target {
@@ -528,4 +545,24 @@ async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
         .await?;
     println!("node {node} drained and removed");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_url;
+
+    #[test]
+    fn url_takes_host_and_port_as_plain_http() {
+        assert_eq!(
+            parse_url("127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert_eq!(
+            parse_url("node1.internal:8080/").unwrap(),
+            "http://node1.internal:8080"
+        );
+        assert_eq!(parse_url("https://n1:8443").unwrap(), "https://n1:8443");
+        assert!(parse_url("ftp://n1").unwrap_err().contains("not an http"));
+        assert!(parse_url("http://").unwrap_err().contains("names no host"));
+    }
 }

@@ -13,7 +13,7 @@ use crate::config::ServeArgs;
 
 /// The command line.
 #[derive(Debug, Parser)]
-#[command(name = "blindstore", version, about = "Blindstore: a zero-knowledge backend for static web apps.", long_about = None)]
+#[command(name = "blindstore", about = "Blindstore: a zero-knowledge backend for static web apps.", long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -43,6 +43,7 @@ enum Command {
 fn main() -> std::process::ExitCode {
     // `serve`'s flags get their defaults from `Config::default()` (config::with_defaults).
     let matches = Cli::command()
+        .version(serve::version_line())
         .mut_subcommand("serve", config::with_defaults)
         .get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());

@@ -176,6 +176,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
 
     let mut state = AppState::new(node.clone(), &admin_token, &config.auth_limits()?);
+    state.revision = REVISION.into();
     if let Some(dir) = &config.site {
         let files = blindstore_web::site::scan_dir(dir)
             .with_context(|| format!("reading the site directory {}", dir.display()))?;
@@ -184,6 +185,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         state = state.with_local_site(site);
     }
     let app = blindstore_http::router(state);
+    record_build_info("member");
     let shutdown = shutdown_signal()?;
     let tls = config.tls()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -240,6 +242,7 @@ async fn serve_gateway(config: Config, admin_token: String) -> anyhow::Result<()
             .or_else(|| config.join_token.clone())
             .context("a gateway needs --gateway-token")?,
         admin_token,
+        revision: REVISION.into(),
         cache_memory_bytes: config.cache_memory_bytes,
         cache_disk: (config.cache_disk_bytes > 0)
             .then(|| (config.data_dir.join("cache"), config.cache_disk_bytes)),
@@ -264,6 +267,7 @@ async fn serve_gateway(config: Config, admin_token: String) -> anyhow::Result<()
     let _ = std::io::stdout().flush();
     let limits = config.server_limits()?;
     let app = blindstore_web::limited(blindstore_gateway::router(gateway), &limits);
+    record_build_info("gateway");
     blindstore_web::serve(listener, app, limits, tls, stop).await;
     shutdown.cancel();
     if let Err(e) = refresher.await {
@@ -271,6 +275,28 @@ async fn serve_gateway(config: Config, admin_token: String) -> anyhow::Result<()
     }
     tracing::info!("gateway stopped");
     Ok(())
+}
+
+/// The git revision this binary was built from (build.rs).
+pub(crate) const REVISION: &str = env!("BLINDSTORE_REVISION");
+
+/// What `blindstore --version` says: the version, the revision and the feature level.
+pub(crate) fn version_line() -> String {
+    format!(
+        "{} (revision {REVISION}, feature level {})",
+        env!("CARGO_PKG_VERSION"),
+        blindstore_types::command::FEATURE_LEVEL
+    )
+}
+
+/// `blindstore_build_info`, for a process of `role`.
+fn record_build_info(role: &'static str) {
+    blindstore_web::metrics::build_info(
+        env!("CARGO_PKG_VERSION"),
+        REVISION,
+        blindstore_types::command::FEATURE_LEVEL,
+        role,
+    );
 }
 
 /// The configured admin token, else the one stored in the data dir, else a new one stored

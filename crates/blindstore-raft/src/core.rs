@@ -271,6 +271,9 @@ impl Core {
             feature_level: self.inner.feature_level,
             cluster_version: self.cluster_version(),
             cluster_id: self.cluster_id().map(hex::encode),
+            // The HTTP edge knows the build (`AppState::revision`).
+            version: String::new(),
+            revision: String::new(),
         }
     }
 

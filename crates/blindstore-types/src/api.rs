@@ -50,6 +50,11 @@ pub struct Health {
     /// The cluster's id (hex), once set (cluster version 2 and up): backups record it.
     #[serde(default)]
     pub cluster_id: Option<String>,
+    /// The build's version and git revision (empty from older builds).
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub revision: String,
 }
 
 /// `GET /v1/admin/zones/{zone}/chunks/{hash}/replicas`.

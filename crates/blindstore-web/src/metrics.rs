@@ -161,6 +161,19 @@ pub async fn track(request: Request, next: Next) -> Response {
 }
 
 /// The exposition of every series, as a `GET /v1/metrics` answer.
+/// `blindstore_build_info`: 1, labelled with the build this process runs and its role. Call
+/// once the recorder is installed (after the router is built).
+pub fn build_info(version: &str, revision: &str, feature_level: u32, role: &'static str) {
+    metrics::gauge!(
+        "blindstore_build_info",
+        "version" => version.to_owned(),
+        "revision" => revision.to_owned(),
+        "feature_level" => feature_level.to_string(),
+        "role" => role
+    )
+    .set(1.0);
+}
+
 pub fn exposition() -> Response {
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],

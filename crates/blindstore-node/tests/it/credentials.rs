@@ -114,16 +114,12 @@ async fn one_admin_token_rotated_on_one_node_opens_every_node_and_the_gateway() 
     assert_eq!(status(gw, "/v1/admin/cluster", &admin).await, 200);
     assert_eq!(status(gw, "/v1/admin/cluster", ADMIN).await, 401);
 
-    // The operator's commands work with it on any node, whichever leads.
+    // The operator's commands work with it on any node, whichever leads (and --url takes
+    // host:port as well as a URL).
+    let host_port = urls[2].strip_prefix("http://").unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_blindstore"))
-        .args([
-            "cluster",
-            "status",
-            "--url",
-            &urls[2],
-            "--admin-token",
-            &admin,
-        ])
+        .args(["cluster", "status", "--url", host_port])
+        .args(["--admin-token", &admin])
         .output()
         .unwrap();
     assert!(

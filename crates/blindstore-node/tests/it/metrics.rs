@@ -28,6 +28,7 @@ const DOCUMENTED: &[&str] = &[
     "blindstore_chunk_bytes_held",
     "blindstore_chunk_reads_total",
     "blindstore_repair_backlog_chunks",
+    "blindstore_build_info",
 ];
 
 /// Every sample of the exposition, by its full name with labels, e.g.
@@ -161,4 +162,43 @@ async fn metrics_are_for_the_admin_and_the_documented_series_move() {
         after["blindstore_http_open_connections"] >= 1.0,
         "the scrape's own connection is open"
     );
+}
+
+#[tokio::test]
+async fn the_build_is_named_alike_by_version_health_and_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(dir.path(), &[]);
+    let token = std::fs::read_to_string(dir.path().join("admin-token")).unwrap();
+    let health = node.client().health().await.unwrap();
+    let version = env!("CARGO_PKG_VERSION");
+    assert_eq!(health.version, version);
+    assert!(
+        health.revision.len() == 12 || health.revision == "unknown",
+        "{health:?}"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_blindstore"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "blindstore {version} (revision {}, feature level {})\n",
+            health.revision,
+            blindstore_types::command::FEATURE_LEVEL
+        )
+    );
+    let samples = scrape(&node.url, token.trim()).await;
+    let build = samples
+        .iter()
+        .find(|(k, _)| k.starts_with("blindstore_build_info{"))
+        .expect("blindstore_build_info is exposed");
+    for label in [
+        format!("version=\"{version}\""),
+        format!("revision=\"{}\"", health.revision),
+        "role=\"member\"".to_owned(),
+    ] {
+        assert!(build.0.contains(&label), "{label} in {}", build.0);
+    }
+    assert_eq!(*build.1, 1.0);
 }
