@@ -35,9 +35,10 @@ pub struct Config {
     /// Admin bearer token.
     #[arg(long, env = "BLINDSTORE_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
-    /// `text` or `json`; levels from `RUST_LOG` (default `info`)
+    /// `text` or `json`; levels from `RUST_LOG` (default `info`, openraft errors only)
     ///
-    /// Log format: `text` or `json`. Levels come from `RUST_LOG` (default `info`).
+    /// Log format: `text` or `json`. Levels come from `RUST_LOG` (default `info`, with openraft's
+    /// errors only and not its replication retries).
     #[arg(long, env = "BLINDSTORE_LOG_FORMAT")]
     pub log_format: LogFormat,
     /// Create zone `demo` at start

@@ -53,7 +53,7 @@ fn check_negative_control() -> anyhow::Result<()> {
 
 fn init_tracing(format: LogFormat) {
     let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -276,6 +276,12 @@ async fn serve_gateway(config: Config, admin_token: String) -> anyhow::Result<()
     tracing::info!("gateway stopped");
     Ok(())
 }
+
+/// Log levels without `RUST_LOG`. openraft's own messages are errors only, and not its
+/// replication's: those repeat for every retry to a peer that is down, which the node says
+/// once itself (`blindstore_rpc::reachability`). `RUST_LOG=info,openraft=warn` shows them.
+const DEFAULT_LOG_FILTER: &str =
+    "info,openraft=error,openraft::replication=off,openraft::engine::handler::replication_handler=off";
 
 /// The git revision this binary was built from (build.rs).
 pub(crate) const REVISION: &str = env!("BLINDSTORE_REVISION");

@@ -94,14 +94,25 @@ impl PeerConnection {
                 RaftMethod::InstallSnapshot => client.install_snapshot(message).await,
             }
         };
+        let reachability = self.peers.reachability();
         let reply = match tokio::time::timeout(option.hard_ttl(), call).await {
             Err(_) => {
+                reachability.failed(self.target, &self.addr, &"raft rpc timed out");
                 let e = std::io::Error::new(std::io::ErrorKind::TimedOut, "raft rpc timed out");
                 return Err(RPCError::Network(NetworkError::new(&e)));
             }
-            Ok(Err(status)) if never_sent(&status) => return Err(unreachable(&status)),
-            Ok(Err(status)) => return Err(RPCError::Network(NetworkError::new(&status))),
-            Ok(Ok(reply)) => reply.into_inner(),
+            Ok(Err(status)) if never_sent(&status) => {
+                reachability.failed(self.target, &self.addr, &status.message());
+                return Err(unreachable(&status));
+            }
+            Ok(Err(status)) => {
+                reachability.failed(self.target, &self.addr, &status.message());
+                return Err(RPCError::Network(NetworkError::new(&status)));
+            }
+            Ok(Ok(reply)) => {
+                reachability.answered(self.target, &self.addr);
+                reply.into_inner()
+            }
         };
         let result: Result<Resp, E> = decode("raft reply", &reply.record)
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;

@@ -85,9 +85,7 @@ impl Replicator {
                     tracing::warn!(node_id = id, error = %e, hash = %hash, "a holder is out of room; trying the next node");
                     out_of_room = Some(e);
                 }
-                Err(e) => {
-                    tracing::warn!(node_id = id, error = %e, hash = %hash, "could not store a chunk copy; trying the next node")
-                }
+                Err(e) => peer_failed(id, &e, "could not store a chunk copy; trying the next node"),
             }
         }
         if stored < copies {
@@ -156,9 +154,9 @@ impl Replicator {
                 _ => String::new(),
             },
         };
-        let reply = tokio::time::timeout(limit, client.put(request))
-            .await
-            .map_err(|_| ChunkError::Unavailable("chunk put timed out".into()))?
+        let reply = self
+            .call_peer(info, limit, "chunk put", client.put(request))
+            .await?
             .map_err(|s| match s.code() {
                 tonic::Code::FailedPrecondition => ChunkError::QuotaExceeded(s.message().into()),
                 tonic::Code::ResourceExhausted => {
@@ -166,7 +164,7 @@ impl Replicator {
                 }
                 _ => unavailable(s),
             })?;
-        Ok(reply.into_inner().created)
+        Ok(reply.created)
     }
 
     /// A chunk's verified bytes from this node or, failing that, from the first holder in rank
@@ -210,9 +208,7 @@ impl Replicator {
                     tracing::error!(node_id = id, hash = %hash, "peer sent a chunk that fails its hash")
                 }
                 Ok(None) => {}
-                Err(e) => {
-                    tracing::warn!(node_id = id, error = %e, "chunk fetch failed; trying the next holder")
-                }
+                Err(e) => peer_failed(id, &e, "chunk fetch failed; trying the next holder"),
             }
         }
         None
@@ -252,6 +248,41 @@ impl Replicator {
         self.inner.peers.chunks(&info.rpc_addr).map_err(unavailable)
     }
 
+    /// Makes a call to the member at `info` within `limit` and notes whether it answered (the
+    /// node's peer reachability): a timeout is `Unavailable`; a status is handed back.
+    async fn call_peer<T>(
+        &self,
+        info: &NodeInfo,
+        limit: Duration,
+        what: &str,
+        call: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+    ) -> Result<Result<T, tonic::Status>, ChunkError> {
+        let node = self
+            .storage_members()
+            .into_iter()
+            .find(|(_, m)| m.rpc_addr == info.rpc_addr)
+            .map_or(0, |(id, _)| id);
+        let reachability = self.inner.peers.reachability();
+        match tokio::time::timeout(limit, call).await {
+            Err(_) => {
+                reachability.failed(node, &info.rpc_addr, &format!("{what} timed out"));
+                Err(ChunkError::Unavailable(format!("{what} timed out")))
+            }
+            Ok(Err(status)) => {
+                if blindstore_rpc::never_sent(&status) {
+                    reachability.failed(node, &info.rpc_addr, &status.message());
+                } else {
+                    reachability.answered(node, &info.rpc_addr);
+                }
+                Ok(Err(status))
+            }
+            Ok(Ok(reply)) => {
+                reachability.answered(node, &info.rpc_addr);
+                Ok(Ok(reply.into_inner()))
+            }
+        }
+    }
+
     async fn get_remote(
         &self,
         info: &NodeInfo,
@@ -263,11 +294,10 @@ impl Replicator {
             zone: zone.to_string(),
             hash: hash.0.to_vec(),
         };
-        let reply = tokio::time::timeout(CHUNK_RPC_TIMEOUT, client.get(request))
-            .await
-            .map_err(|_| ChunkError::Unavailable("chunk get timed out".into()))?
-            .map_err(unavailable)?
-            .into_inner();
+        let reply = self
+            .call_peer(info, CHUNK_RPC_TIMEOUT, "chunk get", client.get(request))
+            .await?
+            .map_err(unavailable)?;
         Ok(reply.found.then_some(reply.data))
     }
 
@@ -329,7 +359,7 @@ impl Replicator {
                 Ok((_, Ok(missing))) => count(&missing),
                 Ok((id, Err(e))) => {
                     unasked += 1;
-                    tracing::warn!(node_id = id, error = %e, "could not ask a peer which chunks it holds")
+                    peer_failed(id, &e, "could not ask a peer which chunks it holds");
                 }
                 Err(e) => {
                     unasked += 1;
@@ -386,12 +416,11 @@ impl Replicator {
             touch,
             verify,
         };
-        let reply = tokio::time::timeout(limit, client.missing(request))
-            .await
-            .map_err(|_| ChunkError::Unavailable("chunk query timed out".into()))?
+        let reply = self
+            .call_peer(info, limit, "chunk query", client.missing(request))
+            .await?
             .map_err(unavailable)?;
         reply
-            .into_inner()
             .missing
             .iter()
             .map(|h| {
@@ -414,7 +443,7 @@ impl Replicator {
                 {
                     Ok(missing) => missing.is_empty(),
                     Err(e) => {
-                        tracing::warn!(node_id = id, error = %e, "could not ask a peer for a chunk");
+                        peer_failed(id, &e, "could not ask a peer for a chunk");
                         false
                     }
                 }
@@ -424,6 +453,15 @@ impl Replicator {
             }
         }
         Ok(holders)
+    }
+}
+
+/// Logs a failed call to peer `node`: at debug when the peer could not be reached (the node
+/// logs once that it is unreachable, and once that it is back), else as a warning.
+pub(crate) fn peer_failed(node: NodeId, e: &ChunkError, what: &str) {
+    match e {
+        ChunkError::Unavailable(_) => tracing::debug!(node_id = node, error = %e, "{what}"),
+        _ => tracing::warn!(node_id = node, error = %e, "{what}"),
     }
 }
 

@@ -11,6 +11,7 @@ use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
 mod peers;
+pub mod reachability;
 pub mod tls;
 
 pub use peers::{

@@ -41,15 +41,23 @@ pub struct Peers {
     /// For a cluster whose rpc runs over TLS: trusts its CA alone (`crate::tls`).
     tls: Option<ClientTlsConfig>,
     channels: Arc<Mutex<HashMap<String, Channel>>>,
+    /// What this node's calls through these clients found (shared by every clone).
+    reachability: Arc<crate::reachability::Reachability>,
 }
 
 impl Peers {
+    /// Which peers answer this node's calls (callers report each call's outcome).
+    pub fn reachability(&self) -> &crate::reachability::Reachability {
+        &self.reachability
+    }
+
     /// Plain-text channels (`tls` none) or TLS ones verified against the cluster CA.
     pub fn new(secret: ClusterSecret, tls: Option<ClientTlsConfig>) -> Self {
         Self {
             secret,
             tls,
             channels: Arc::new(Mutex::new(HashMap::new())),
+            reachability: Arc::default(),
         }
     }
 

@@ -6,6 +6,7 @@ mod cluster;
 mod credentials;
 mod durability;
 mod limits;
+mod logs;
 mod metrics;
 mod passkeys;
 mod process;

@@ -28,14 +28,19 @@ impl NodeProcess {
 
     /// Like [`NodeProcess::start`], logging at `trace` (every crate) into `log`.
     pub fn start_logging(data_dir: &Path, extra: &[&str], log: &Path) -> NodeProcess {
-        Self::spawn(None, data_dir, extra, Some(log))
+        Self::spawn(None, data_dir, extra, Some((log, "trace")))
+    }
+
+    /// Like [`NodeProcess::start`], logging as `serve` does without `RUST_LOG` into `log`.
+    pub fn start_default_logs(data_dir: &Path, extra: &[&str], log: &Path) -> NodeProcess {
+        Self::spawn(None, data_dir, extra, Some((log, "")))
     }
 
     fn spawn(
         cwd: Option<&Path>,
         data_dir: &Path,
         extra: &[&str],
-        log: Option<&Path>,
+        log: Option<(&Path, &str)>,
     ) -> NodeProcess {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_blindstore"));
         cmd.arg("serve").arg("--http-addr").arg("127.0.0.1:0");
@@ -50,9 +55,18 @@ impl NodeProcess {
             .env_remove("BLINDSTORE_ADMIN_TOKEN")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        if let Some(log) = log {
-            cmd.env("RUST_LOG", "trace")
-                .stderr(std::fs::File::create(log).expect("create the log file"));
+        if let Some((log, levels)) = log {
+            match levels {
+                "" => cmd.env_remove("RUST_LOG"),
+                levels => cmd.env("RUST_LOG", levels),
+            };
+            cmd.stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(log)
+                    .expect("open the log file"),
+            );
         }
         if let Some(cwd) = cwd {
             cmd.current_dir(cwd);
