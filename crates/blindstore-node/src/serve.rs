@@ -151,11 +151,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             write_token(&config.data_dir, GATEWAY_TOKEN_FILE, &gateway_token)?;
         }
         if new_cluster {
+            // Paths, not the secrets: stdout often goes to a journal others can read.
             let dir = config.data_dir.display();
-            println!("blindstore join token (also in {dir}/{JOIN_TOKEN_FILE}): {cluster_secret}");
-            println!(
-                "blindstore gateway token (also in {dir}/{GATEWAY_TOKEN_FILE}): {gateway_token}"
-            );
+            println!("blindstore join token written to {dir}/{JOIN_TOKEN_FILE} (mode 0600)");
+            println!("blindstore gateway token written to {dir}/{GATEWAY_TOKEN_FILE} (mode 0600)");
         }
     }
     // A sole voter (a single node, or one that just created a cluster) elects itself at once:

@@ -107,3 +107,49 @@ async fn a_dead_member_is_named_once_when_it_goes_and_once_when_it_is_back() {
     )
     .await;
 }
+
+#[test]
+fn a_new_cluster_prints_where_its_secrets_are_not_the_secrets() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("n1");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_blindstore"))
+        .args([
+            "serve",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--rpc-addr",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut printed = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let done = line.starts_with("blindstore listening on ");
+        printed.push(line);
+        if done {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
+    child.wait().unwrap();
+    let printed = printed.join("\n") + &stderr;
+    for file in ["join-token", "gateway-token", "admin-token"] {
+        let secret = std::fs::read_to_string(data.join(file)).unwrap();
+        assert!(
+            !printed.contains(secret.trim()),
+            "{file} printed:\n{printed}"
+        );
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(data.join(file)).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600, "{file}");
+    }
+    assert!(printed.contains("join token written to"), "{printed}");
+}
