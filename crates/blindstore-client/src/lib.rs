@@ -170,6 +170,12 @@ impl Client {
         json(self.admin(Method::POST, &path).send().await?).await
     }
 
+    /// Stops draining a node: it owns chunks again (admin; send it to the leader).
+    pub async fn undrain(&self, node_id: u64) -> Result<NodeChange> {
+        let path = format!("/v1/admin/cluster/nodes/{node_id}/drain");
+        json(self.admin(Method::DELETE, &path).send().await?).await
+    }
+
     /// Removes a node (admin; send it to the leader).
     pub async fn remove_node(&self, node_id: u64, force: bool) -> Result<NodeChange> {
         let path = format!("/v1/admin/cluster/nodes/{node_id}");

@@ -282,6 +282,8 @@ async fn health(State(gw): State<Arc<Gateway>>) -> Json<Health> {
         feature_level: 0,
         cluster_version: 0,
         cluster_id: None,
+        name: String::new(),
+        rpc_tls: false,
         version: env!("CARGO_PKG_VERSION").into(),
         revision: gw.config.revision.clone(),
     })

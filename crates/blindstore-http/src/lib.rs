@@ -52,6 +52,8 @@ pub struct AppState {
     pub admin_token: Arc<str>,
     /// The build's git revision, for `/v1/health` (set by the binary; empty in tests).
     pub revision: Arc<str>,
+    /// The node's name (`--name`), for `/v1/health`.
+    pub name: Arc<str>,
     auth_limiter: Arc<rate::AuthLimiter>,
     live_limits: Arc<live::LiveLimits>,
     subscribers: Arc<live::Subscribers>,
@@ -66,6 +68,7 @@ impl AppState {
             node,
             admin_token: admin_token.into(),
             revision: "".into(),
+            name: "".into(),
             auth_limiter: Arc::new(rate::AuthLimiter::new(auth_limits)),
             live_limits: Arc::new(LiveLimits::default()),
             subscribers: Arc::default(),
@@ -286,6 +289,7 @@ async fn health(State(state): State<AppState>) -> Json<Health> {
     Json(Health {
         version: env!("CARGO_PKG_VERSION").into(),
         revision: state.revision.to_string(),
+        name: state.name.to_string(),
         ..state.node.health()
     })
 }

@@ -22,10 +22,28 @@ pub enum ClusterCommand {
     /// switch by themselves within the grace, then the old tokens are refused. Prints the new
     /// tokens: give the join token to nodes that will join, the gateway token to gateways.
     RotateToken(RotateTokenArgs),
+    /// Stop draining a node (`cluster remove` starts it): it owns chunks again, and chunks move
+    /// back to it at the next repair passes.
+    #[command(subcommand)]
+    Drain(DrainCommand),
     /// The cluster's admin credential, which every node and gateway accepts (and, once made,
     /// instead of their own --admin-token), and a read-only one for metrics scrapers.
     #[command(subcommand)]
     AdminToken(AdminTokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DrainCommand {
+    /// Cancel the draining of a node (a `cluster remove` given up, timed out or interrupted).
+    Cancel(DrainCancelArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DrainCancelArgs {
+    /// The node being drained.
+    node_id: u64,
+    #[command(flatten)]
+    target: Target,
 }
 
 #[derive(Debug, Subcommand)]
@@ -66,9 +84,17 @@ pub struct RemoveArgs {
     /// Remove at once, without draining (for a node that is dead).
     #[arg(long)]
     force: bool,
-    /// Give up draining after this long.
+    /// Give up draining after this long (the node stays a draining member: `cluster drain
+    /// cancel` or another `cluster remove`).
     #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
     timeout: Duration,
+    /// Remove it even though fewer than 3 members that can vote would be left: a cluster of 2
+    /// voters stops committing when either one fails.
+    #[arg(long)]
+    below_three_voters: bool,
+    /// Progress as JSON lines on stdout (one per change, then the result) instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 /// Which cluster, and the admin token for it.
@@ -225,6 +251,8 @@ pub struct StatusArgs {
 #[derive(Debug, Serialize)]
 struct NodeRow {
     node_id: u64,
+    /// The node's `--name`, if it has one.
+    name: String,
     role: String,
     rpc_addr: String,
     http_addr: String,
@@ -250,6 +278,7 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<()> {
         ClusterCommand::Status(args) => runtime.block_on(status(args)),
         ClusterCommand::Remove(args) => runtime.block_on(remove(args)),
         ClusterCommand::RotateToken(args) => runtime.block_on(rotate_token(args)),
+        ClusterCommand::Drain(DrainCommand::Cancel(args)) => runtime.block_on(cancel_drain(args)),
         ClusterCommand::AdminToken(AdminTokenCommand::Rotate(args)) => {
             runtime.block_on(rotate_credential(args))
         }
@@ -266,6 +295,7 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
         .with_context(|| format!("asking {url} for the cluster's members"))?;
     let mut rows = Vec::new();
     let mut versions = Vec::new();
+    let mut rpc_tls = false;
     for m in &members.members {
         let health = tokio::time::timeout(
             Duration::from_secs(3),
@@ -278,6 +308,11 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
         };
         rows.push(NodeRow {
             node_id: m.node_id,
+            name: health
+                .as_ref()
+                .map(|h| h.name.clone())
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "-".into()),
             role: if m.draining {
                 format!("{}*", m.role)
             } else {
@@ -294,6 +329,7 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
             level: health.as_ref().map(|h| h.feature_level.max(1)),
             reachable: health.is_some(),
         });
+        rpc_tls |= health.as_ref().is_some_and(|h| h.rpc_tls);
         versions.extend(health.map(|h| (h.cluster_version.max(1), h.cluster_id)));
     }
     // The version the most advanced node applied (they agree once caught up).
@@ -321,6 +357,7 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
             "term": members.term,
             "under_replicated": under_replicated,
             "cluster_version": cluster_version,
+            "rpc_tls": rpc_tls,
             "cluster_id": cluster_id,
             "nodes": rows,
             "removed": members.removed,
@@ -335,6 +372,7 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
         table_row(
             [
                 "ID",
+                "NAME",
                 "ROLE",
                 "RPC",
                 "HTTP",
@@ -355,6 +393,7 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
             "{}",
             table_row([
                 r.node_id.to_string(),
+                r.name.clone(),
                 r.role.clone(),
                 r.rpc_addr.clone(),
                 r.http_addr.clone(),
@@ -374,6 +413,14 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
         "cluster version: {cluster_version} (new features wait until every member's LEVEL reaches theirs); cluster id: {}",
         cluster_id.as_deref().unwrap_or("none yet")
     );
+    println!(
+        "node-to-node gRPC: {}",
+        if rpc_tls {
+            "mutual TLS (certificates from the cluster CA)"
+        } else {
+            "plain (the join token authenticates calls; use --cluster-tls on untrusted networks)"
+        }
+    );
     if !members.removed.is_empty() {
         let ids: Vec<String> = members.removed.iter().map(u64::to_string).collect();
         println!("removed for good (never added again): {}", ids.join(", "));
@@ -382,8 +429,8 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
 }
 
 /// One line of the status table: fixed-width columns.
-fn table_row(cols: [String; 12]) -> String {
-    const WIDTHS: [usize; 12] = [5, 8, 22, 22, 7, 6, 8, 6, 8, 11, 6, 0];
+fn table_row(cols: [String; 13]) -> String {
+    const WIDTHS: [usize; 13] = [5, 12, 8, 22, 22, 7, 6, 8, 6, 8, 11, 6, 0];
     cols.iter()
         .zip(WIDTHS)
         .map(|(c, w)| format!("{c:<w$}"))
@@ -475,9 +522,103 @@ fn create_secret_file(path: &std::path::Path) -> anyhow::Result<std::fs::File> {
         .with_context(|| format!("creating {} (it must not exist yet)", path.display()))
 }
 
+async fn cancel_drain(args: DrainCancelArgs) -> anyhow::Result<()> {
+    let node = args.node_id;
+    args.target
+        .on_leader(
+            LEADER_PATIENCE,
+            &format!("cancelling the draining of node {node}"),
+            |view| {
+                view.members
+                    .iter()
+                    .any(|m| m.node_id == node && !m.draining)
+            },
+            |leader| async move { leader.undrain(node).await },
+        )
+        .await?;
+    println!("node {node} is no longer draining; chunks move back to it at the next repair passes");
+    Ok(())
+}
+
+/// Refuses a removal that would leave fewer than 3 members able to vote (voters, and storage
+/// nodes the leader would promote), unless the operator said so.
+fn check_voters_left(members: &ClusterMembers, node: u64, allowed: bool) -> anyhow::Result<()> {
+    let left = members
+        .members
+        .iter()
+        .filter(|m| m.node_id != node && !m.draining)
+        .count();
+    if left < 3 && !allowed {
+        bail!(
+            "removing node {node} would leave {left} member(s) able to vote: a cluster needs a \
+             majority of its voters, so with 2 it stops committing when either one fails. Add a \
+             node first (it becomes a voter as node {node} leaves), or pass --below-three-voters \
+             to remove it anyway"
+        );
+    }
+    Ok(())
+}
+
+/// How a drain's progress is shown: a line rewritten in place on a terminal, a plain line at
+/// most every 5 s otherwise, or JSON lines on stdout.
+struct DrainProgress {
+    node: u64,
+    start: u64,
+    started: std::time::Instant,
+    json: bool,
+    terminal: bool,
+    last: Option<(u64, std::time::Instant)>,
+}
+
+impl DrainProgress {
+    fn show(&mut self, held: u64, done: bool) {
+        let moved = self.start.saturating_sub(held);
+        let elapsed = self.started.elapsed().as_secs_f64();
+        let rate = if elapsed > 0.0 {
+            moved as f64 / elapsed
+        } else {
+            0.0
+        };
+        let eta = (rate > 0.0).then(|| held as f64 / rate);
+        let quiet_since = self.last.map(|(m, at)| (m == moved, at.elapsed()));
+        let due = match quiet_since {
+            None => true,
+            Some((same, since)) => done || (!same && (self.terminal || since.as_secs() >= 5)),
+        };
+        if !due {
+            return;
+        }
+        self.last = Some((moved, std::time::Instant::now()));
+        if self.json {
+            let line = serde_json::json!({
+                "node": self.node, "moved": moved, "total": self.start, "held": held,
+                "rate_per_s": rate, "eta_s": eta, "done": done,
+            });
+            println!("{line}");
+            return;
+        }
+        let percent = (moved * 100).checked_div(self.start).unwrap_or(100);
+        let eta = eta.map_or("-".to_owned(), |s| format!("{s:.0}s"));
+        let line = format!(
+            "draining node {}: {moved} of {} chunks moved ({percent}%), {rate:.1}/s, ETA {eta}",
+            self.node, self.start
+        );
+        if self.terminal {
+            eprint!("\r{line}   ");
+            if done {
+                eprintln!();
+            }
+        } else {
+            eprintln!("{line}");
+        }
+    }
+}
+
 async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
     let node = args.node_id;
     let target = &args.target;
+    let members = target.client()?.cluster().await?;
+    check_voters_left(&members, node, args.below_three_voters)?;
     if args.force {
         target
             .on_leader(
@@ -490,7 +631,6 @@ async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
         println!("node {node} removed (forced); repair restores the copies it held");
         return Ok(());
     }
-    let members = target.client()?.cluster().await?;
     let info = members
         .members
         .iter()
@@ -510,26 +650,32 @@ async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
             |leader| async move { leader.drain(node).await },
         )
         .await?;
+    if !args.json {
+        eprintln!(
+            "draining node {node}: its {start} chunks move to their other owners at each repair pass (every --repair-interval)"
+        );
+    }
+    let mut progress = DrainProgress {
+        node,
+        start,
+        started: std::time::Instant::now(),
+        json: args.json,
+        terminal: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        last: None,
+    };
     let deadline = std::time::Instant::now() + args.timeout;
     loop {
-        let held = drained
-            .health()
-            .await
-            .map(|h| h.chunks_held)
-            .unwrap_or(u64::MAX);
-        if held != u64::MAX {
-            let moved = start.saturating_sub(held);
-            let percent = (moved * 100).checked_div(start).unwrap_or(100);
-            eprint!("\rdraining node {node}: {moved} of {start} chunks moved ({percent}%)   ");
+        let held = drained.health().await.map(|h| h.chunks_held).ok();
+        if let Some(held) = held {
+            progress.show(held, held == 0);
         }
-        if held == 0 {
-            eprintln!();
+        if held == Some(0) {
             break;
         }
         if std::time::Instant::now() > deadline {
-            eprintln!();
             bail!(
-                "node {node} still holds {held} chunks after {:?}; it stays a draining member",
+                "node {node} still holds {} chunks after {:?}; it stays a draining member (`blindstore cluster drain cancel {node}` makes it an owner again)",
+                held.map_or("some".to_owned(), |h| h.to_string()),
                 args.timeout
             );
         }
@@ -543,7 +689,11 @@ async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
             |leader| async move { leader.remove_node(node, false).await },
         )
         .await?;
-    println!("node {node} drained and removed");
+    if args.json {
+        println!("{}", serde_json::json!({"node": node, "removed": true}));
+    } else {
+        println!("node {node} drained and removed");
+    }
     Ok(())
 }
 

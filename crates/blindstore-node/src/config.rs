@@ -29,6 +29,13 @@ pub struct Config {
     /// printed on standard output.
     #[arg(long, env = "BLINDSTORE_HTTP_ADDR")]
     pub http_addr: SocketAddr,
+    /// A name for this node (e.g. its host), shown by `cluster status` and `/v1/health`
+    ///
+    /// A name for this node, up to 64 printable characters (e.g. its host name): `cluster
+    /// status` and `/v1/health` show it beside the node id, so an operator knows which process
+    /// is which.
+    #[arg(long, env = "BLINDSTORE_NAME")]
+    pub name: Option<String>,
     /// Admin bearer token, ≥ 16 printable characters [default: generated into
     /// `<data_dir>/admin-token`]
     ///
@@ -334,6 +341,7 @@ impl Default for Config {
         Self {
             data_dir: PathBuf::from("./blindstore-data"),
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            name: None,
             admin_token: None,
             site: None,
             site_csp: None,
@@ -553,6 +561,11 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             bail!("tls_cert and tls_key go together");
+        }
+        if let Some(name) = &self.name {
+            if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control()) {
+                bail!("name must be 1 to 64 printable characters");
+            }
         }
         if let Some(token) = &self.admin_token {
             if !usable_token(token) {

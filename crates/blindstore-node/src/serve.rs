@@ -176,6 +176,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
     let mut state = AppState::new(node.clone(), &admin_token, &config.auth_limits()?);
     state.revision = REVISION.into();
+    state.name = config.name.clone().unwrap_or_default().into();
     if let Some(dir) = &config.site {
         let files = blindstore_web::site::scan_dir(dir)
             .with_context(|| format!("reading the site directory {}", dir.display()))?;

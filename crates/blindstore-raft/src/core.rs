@@ -271,7 +271,9 @@ impl Core {
             feature_level: self.inner.feature_level,
             cluster_version: self.cluster_version(),
             cluster_id: self.cluster_id().map(hex::encode),
-            // The HTTP edge knows the build (`AppState::revision`).
+            rpc_tls: self.inner.tls.is_some(),
+            // The HTTP edge knows the build and the name (`AppState`).
+            name: String::new(),
             version: String::new(),
             revision: String::new(),
         }

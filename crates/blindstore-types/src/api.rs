@@ -50,6 +50,12 @@ pub struct Health {
     /// The cluster's id (hex), once set (cluster version 2 and up): backups record it.
     #[serde(default)]
     pub cluster_id: Option<String>,
+    /// The node's name (`--name`; empty if none).
+    #[serde(default)]
+    pub name: String,
+    /// Whether node-to-node gRPC runs over mutual TLS (`--cluster-tls`).
+    #[serde(default)]
+    pub rpc_tls: bool,
     /// The build's version and git revision (empty from older builds).
     #[serde(default)]
     pub version: String,

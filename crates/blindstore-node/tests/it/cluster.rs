@@ -529,6 +529,28 @@ async fn draining_and_force_removing_nodes_loses_nothing() {
     let via = cluster.nodes[0].as_ref().unwrap();
     let admin = via.client().with_admin_token(ADMIN);
 
+    // A drain given up (here at once) leaves node 2 draining, with its progress as JSON
+    // lines; `drain cancel` makes it an owner again.
+    let out = cli(via, &["remove", "2", "--timeout", "0s", "--json"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("drain cancel 2"), "{stderr}");
+    let first: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(first["node"], 2);
+    assert!(first["total"].as_u64().unwrap() > 0, "{first}");
+    let draining = |members: &[blindstore_types::api::Member]| {
+        members.iter().any(|m| m.node_id == 2 && m.draining)
+    };
+    assert!(draining(&admin.cluster().await.unwrap().members));
+    let out = cli(via, &["drain", "cancel", "2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!draining(&admin.cluster().await.unwrap().members));
+
     // Drain and remove node 2 (a voter): progress is shown, nothing is lost, and the storage
     // node is promoted so the cluster keeps three voters.
     let out = cli(via, &["remove", "2"]);
@@ -555,7 +577,7 @@ async fn draining_and_force_removing_nodes_loses_nothing() {
         .unwrap();
     cluster.nodes[index].take().unwrap().kill_9();
     let via = cluster.nodes[0].as_ref().unwrap();
-    let out = cli(via, &["remove", "3", "--force"]);
+    let out = cli(via, &["remove", "3", "--force", "--below-three-voters"]);
     assert!(
         out.status.success(),
         "{}",
@@ -1417,7 +1439,24 @@ async fn a_dead_leader_can_be_force_removed_at_once() {
     cluster.nodes[leader].take().unwrap().kill_9();
 
     let via = cluster.nodes[followers[0]].as_ref().unwrap();
+    // Two voters would be left: refused unless the operator says so, with the reason.
     let out = cli(via, &["remove", &leader_id.to_string(), "--force"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("would leave 2 member(s) able to vote")
+            && stderr.contains("--below-three-voters"),
+        "{stderr}"
+    );
+    let out = cli(
+        via,
+        &[
+            "remove",
+            &leader_id.to_string(),
+            "--force",
+            "--below-three-voters",
+        ],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(
@@ -2421,11 +2460,28 @@ async fn a_removed_node_is_out_for_good_with_its_certificate() {
 }
 
 async fn removed_node_is_out_for_good(tls: bool) {
-    let mut cluster = Cluster::first(if tls { &["--cluster-tls"] } else { &[] }, &[]);
+    let mut cluster = Cluster::first(
+        if tls {
+            &["--cluster-tls", "--name", "first-host"]
+        } else {
+            &["--name", "first-host"]
+        },
+        &[],
+    );
     for _ in 0..3 {
         cluster.join_node();
     }
     let via = cluster.nodes[0].as_ref().unwrap();
+    // Status says which process is which, and whether node-to-node calls run over TLS.
+    let status = cluster.status(via);
+    assert_eq!(status["rpc_tls"], tls, "{status}");
+    let names: Vec<&str> = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["first-host", "-", "-", "-"], "{status}");
     let admin = via.client().with_admin_token(ADMIN);
     let token = std::fs::read_to_string(cluster.dir.path().join("n1/join-token")).unwrap();
     let member_rpc = via.rpc.clone().unwrap();
