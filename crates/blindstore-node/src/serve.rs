@@ -67,6 +67,11 @@ fn init_tracing(format: LogFormat) {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!(data_dir = %config.data_dir.display(), http_addr = %config.http_addr, role = ?config.role, "starting");
+    // A join into an empty data dir that fails leaves it empty again, so the same command can
+    // be run once the cause is fixed (a token from a failed attempt would otherwise stay).
+    let fresh_join = config.join.is_some()
+        && config.role != Role::Gateway
+        && std::fs::read_dir(&config.data_dir).map_or(true, |mut d| d.next().is_none());
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let admin_token = admin_token(&config)?;
@@ -139,8 +144,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         },
         rpc_listener,
     )
-    .await
-    .context("starting the node")?;
+    .await;
+    let node = match node {
+        Ok(node) => node,
+        Err(e) if fresh_join => return Err(undo_failed_join(&config.data_dir, e.into())),
+        Err(e) => return Err(anyhow::Error::from(e).context("starting the node")),
+    };
     if !rpc_addr.is_empty() {
         println!("blindstore rpc listening on {rpc_addr}");
         // The gateway token follows from the join token; kept beside it for operators.
@@ -303,6 +312,31 @@ fn record_build_info(role: &'static str) {
         blindstore_types::command::FEATURE_LEVEL,
         role,
     );
+}
+
+/// After a join into an empty data dir failed: empties it again, and says so.
+fn undo_failed_join(dir: &std::path::Path, error: anyhow::Error) -> anyhow::Error {
+    let emptied = std::fs::read_dir(dir).and_then(|items| {
+        for item in items {
+            let path = item?.path();
+            if path.is_dir() {
+                std::fs::remove_dir_all(&path)?;
+            } else {
+                std::fs::remove_file(&path)?;
+            }
+        }
+        Ok(())
+    });
+    match emptied {
+        Ok(()) => error.context(format!(
+            "joining the cluster failed; {} is empty again, so the same command can run once the cause is fixed",
+            dir.display()
+        )),
+        Err(e) => error.context(format!(
+            "joining the cluster failed, and {} could not be emptied ({e}): remove it before trying again",
+            dir.display()
+        )),
+    }
 }
 
 /// The configured admin token, else the one stored in the data dir, else a new one stored

@@ -91,12 +91,19 @@ pub(crate) async fn node_id(
                     .await
                     .map_err(|_| CoreError::Unavailable(format!("join via {seed}: no answer")))?
                     .map_err(|s| match s.code() {
-                        tonic::Code::Unauthenticated
-                        | tonic::Code::PermissionDenied
+                        tonic::Code::Unauthenticated => CoreError::BadRequest(format!(
+                            "join refused by {seed}: it does not accept this join token ({}); check that it is this cluster's current token, whole and unchanged",
+                            s.message()
+                        )),
+                        tonic::Code::PermissionDenied
                         | tonic::Code::InvalidArgument
                         | tonic::Code::FailedPrecondition => {
                             CoreError::BadRequest(format!("join refused: {}", s.message()))
                         }
+                        _ if blindstore_rpc::never_sent(&s) => CoreError::Unavailable(format!(
+                            "cannot reach {seed} (--join): {}; check the address and that the member is running",
+                            s.message()
+                        )),
                         _ => CoreError::Unavailable(format!("join via {seed}: {}", s.message())),
                     })?
                     .into_inner();

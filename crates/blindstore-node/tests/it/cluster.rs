@@ -2802,3 +2802,61 @@ async fn join_token_rotation(tls: bool) {
         .with_admin_token(ADMIN);
     assert_eq!(member_ids(&admin).await, vec![1, 2, 3, 4]);
 }
+
+/// A join that fails (here: a truncated token) says why and leaves the empty data dir empty,
+/// so the same command with the right token then works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_join_names_the_cause_and_leaves_the_data_dir_as_it_was() {
+    let cluster = Cluster::first(&[], &[]);
+    let seed = cluster.nodes[0].as_ref().unwrap().rpc.clone().unwrap();
+    let token = std::fs::read_to_string(cluster.dir.path().join("n1/join-token")).unwrap();
+    let token = token.trim();
+    let data = cluster.dir.path().join("n2");
+    let join = |token: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_blindstore"))
+            .args([
+                "serve",
+                "--http-addr",
+                "127.0.0.1:0",
+                "--rpc-addr",
+                "127.0.0.1:0",
+            ])
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--join", &seed, "--join-token", token])
+            .env("RUST_LOG", "error")
+            .output()
+            .unwrap()
+    };
+    let out = join(&token[..40]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("does not accept this join token") && stderr.contains("empty again"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(&data).unwrap().count(), 0, "nothing kept");
+
+    let node = NodeProcess::start(
+        &data,
+        &[
+            "--rpc-addr",
+            "127.0.0.1:0",
+            "--join",
+            &seed,
+            "--join-token",
+            token,
+        ],
+    );
+    let admin = cluster.nodes[0]
+        .as_ref()
+        .unwrap()
+        .client()
+        .with_admin_token(ADMIN);
+    eventually(Duration::from_secs(30), "two members", || {
+        let admin = admin.clone();
+        async move { admin.cluster().await.is_ok_and(|m| m.members.len() == 2) }
+    })
+    .await;
+    drop(node);
+}
