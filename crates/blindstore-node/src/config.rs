@@ -48,11 +48,14 @@ pub struct Config {
     /// errors only and not its replication retries).
     #[arg(long, env = "BLINDSTORE_LOG_FORMAT")]
     pub log_format: LogFormat,
-    /// Create zone `demo` at start
+    /// Create an open zone `demo` when a new cluster starts [default: only for a single node
+    /// without --rpc-addr]
     ///
-    /// Create zone `demo` at start-up so the quickstart needs no admin step.
+    /// Create zone `demo` (open: anyone may write) when this start creates a new cluster, so the
+    /// quickstart needs no admin step. By default only a bare single node (no --rpc-addr) gets
+    /// it; a cluster gets it only when asked (`--demo-zone true`).
     #[arg(long, action = clap::ArgAction::Set, env = "BLINDSTORE_DEMO_ZONE")]
-    pub demo_zone: bool,
+    pub demo_zone: Option<bool>,
     /// Largest chunk
     ///
     /// Largest chunk accepted, in bytes.
@@ -350,7 +353,7 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             log_format: LogFormat::Text,
-            demo_zone: true,
+            demo_zone: None,
             max_chunk_bytes: 4 << 20,
             max_entry_payload_bytes: 64 << 10,
             inline_payload_bytes: 64 << 10,
@@ -772,7 +775,7 @@ mod tests {
         let c = serve(&["--config", file, "--staging-ttl", "60s"]).unwrap();
         assert_eq!(c.http_addr.port(), 9000);
         assert_eq!(c.staging_ttl, Duration::from_secs(60), "flag beats file");
-        assert!(!c.demo_zone);
+        assert_eq!(c.demo_zone, Some(false));
         assert_eq!(
             c.data_dir,
             PathBuf::from("./blindstore-data"),
@@ -781,7 +784,7 @@ mod tests {
         // A flag given with the default's value still beats the file: what counts is that it
         // was given, not that it differs from the default clap shows.
         let c = serve(&["--config", file, "--demo-zone", "true"]).unwrap();
-        assert!(c.demo_zone);
+        assert_eq!(c.demo_zone, Some(true));
 
         // What the flags leave out keeps the file's value; given flags win, whatever their kind.
         std::fs::write(

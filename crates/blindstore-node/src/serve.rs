@@ -176,7 +176,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         // it holds); a member of a larger cluster answers 503 until a quorum confirms it.
         node.wait_caught_up(Duration::from_secs(60)).await?;
     }
-    if node.bootstrapped() && config.demo_zone {
+    let demo_zone = config.demo_zone.unwrap_or(config.rpc_addr.is_none());
+    if node.bootstrapped() && demo_zone {
         let demo = ZoneId::new("demo").expect("'demo' is a valid zone id");
         if node.zones().create_zone(demo).await? {
             tracing::info!("created zone demo");

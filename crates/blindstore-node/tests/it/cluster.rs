@@ -38,7 +38,15 @@ impl Cluster {
     /// Starts the first node only, with `first_only` flags; nodes joined later get `extra`.
     fn first(first_only: &[&str], extra: &[&str]) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
-        let mut args = vec!["--rpc-addr", "127.0.0.1:0", "--admin-token", ADMIN];
+        // Clusters get no `demo` zone unless asked; these tests use it.
+        let mut args = vec![
+            "--rpc-addr",
+            "127.0.0.1:0",
+            "--admin-token",
+            ADMIN,
+            "--demo-zone",
+            "true",
+        ];
         args.extend_from_slice(first_only);
         let first = NodeProcess::start(&dir.path().join("n1"), &args);
         Cluster {

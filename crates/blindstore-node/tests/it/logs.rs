@@ -30,7 +30,14 @@ async fn a_dead_member_is_named_once_when_it_goes_and_once_when_it_is_back() {
     let log_path = dir.path().join("n1.log");
     let leader = NodeProcess::start_default_logs(
         &dir.path().join("n1"),
-        &["--rpc-addr", "127.0.0.1:0", "--admin-token", ADMIN],
+        &[
+            "--rpc-addr",
+            "127.0.0.1:0",
+            "--admin-token",
+            ADMIN,
+            "--demo-zone",
+            "true",
+        ],
         &log_path,
     );
     let seed = leader.rpc.clone().unwrap();
@@ -109,7 +116,7 @@ async fn a_dead_member_is_named_once_when_it_goes_and_once_when_it_is_back() {
 }
 
 #[test]
-fn a_new_cluster_prints_where_its_secrets_are_not_the_secrets() {
+fn a_new_cluster_prints_where_its_secrets_are_and_opens_no_demo_zone() {
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("n1");
@@ -136,6 +143,22 @@ fn a_new_cluster_prints_where_its_secrets_are_not_the_secrets() {
             break;
         }
     }
+    // A cluster's first node makes no open `demo` zone unless asked.
+    let url = printed.last().unwrap()["blindstore listening on ".len()..].to_owned();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let admin = std::fs::read_to_string(data.join("admin-token")).unwrap();
+    let body = runtime.block_on(async {
+        reqwest::Client::new()
+            .get(format!("{url}/v1/admin/zones/demo"))
+            .bearer_auth(admin.trim())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(body.contains("unknown_zone"), "{body}");
     child.kill().unwrap();
     let stderr = std::io::read_to_string(child.stderr.take().unwrap()).unwrap();
     child.wait().unwrap();
