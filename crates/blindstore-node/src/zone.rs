@@ -70,11 +70,12 @@ pub struct SetArgs {
     /// Entries in all the zone's chains together at most.
     #[arg(long)]
     max_entries: Option<u64>,
-    /// Chunk bytes each node holds for the zone at most.
-    #[arg(long)]
+    /// Chunk bytes each node holds for the zone at most (a quota; not `serve`'s
+    /// --max-chunk-bytes, the largest chunk).
+    #[arg(long = "max-chunk-bytes-per-node")]
     max_chunk_bytes: Option<u64>,
     /// Chunks each node holds for the zone at most.
-    #[arg(long)]
+    #[arg(long = "max-chunks-per-node")]
     max_chunks: Option<u64>,
     /// Who may create chains and upload chunks: `open` (anyone) or `accounts` (a session).
     #[arg(long, value_parser = ["open", "accounts"])]
@@ -93,10 +94,10 @@ pub struct SetArgs {
     #[arg(long)]
     account_max_chains: Option<u64>,
     /// With `--writes accounts`: chunks charged to one account, per node.
-    #[arg(long)]
+    #[arg(long = "account-max-chunks-per-node")]
     account_max_chunks: Option<u64>,
     /// With `--writes accounts`: chunk bytes charged to one account, per node.
-    #[arg(long)]
+    #[arg(long = "account-max-chunk-bytes-per-node")]
     account_max_chunk_bytes: Option<u64>,
     /// Turn passkeys on with this relying party id: the domain passkeys are bound to, e.g.
     /// `app.example.com`, or `localhost` (never an IP address). Needs --passkey-origin.
@@ -272,7 +273,7 @@ pub fn run(command: ZoneCommand) -> anyhow::Result<()> {
                     && registration == RegistrationChange::default()
                 {
                     anyhow::bail!(
-                        "nothing to set: give --max-chains, --max-entries, --max-chunk-bytes, --max-chunks, --writes, --account-max-*, --registration, --max-accounts, --max-envelope-bytes, --passkey-rp-id/--passkey-origin, --no-passkeys, --cors-origin, --no-cors, --site-host, --no-site-hosts, --proxy or --no-proxies"
+                        "nothing to set: give --max-chains, --max-entries, --max-chunk-bytes-per-node, --max-chunks-per-node, --writes, --account-max-*, --registration, --max-accounts, --max-envelope-bytes, --passkey-rp-id/--passkey-origin, --no-passkeys, --cors-origin, --no-cors, --site-host, --no-site-hosts, --proxy or --no-proxies"
                     );
                 }
                 let client = args.zone.target.client()?;

@@ -57,10 +57,23 @@ async fn zones_are_created_listed_shown_and_limited_from_the_command_line() {
         "{out}"
     );
 
-    let (ok, out, err) = cli(&["set", "budget", "--max-chains", "1", "--json"]);
+    let (ok, out, err) = cli(&[
+        "set",
+        "budget",
+        "--max-chains",
+        "1",
+        "--max-chunk-bytes-per-node",
+        "1048576",
+        "--json",
+    ]);
     assert!(ok, "{err}");
     let shown: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(shown["quota"]["max_chains"], 1);
+    assert_eq!(shown["quota"]["max_chunk_bytes"], 1048576);
+    // One meaning per flag name: `serve`'s --max-chunk-bytes (the largest chunk) is not a
+    // zone quota.
+    let (ok, _, err) = cli(&["set", "budget", "--max-chunk-bytes", "1048576"]);
+    assert!(!ok && err.contains("--max-chunk-bytes-per-node"), "{err}");
     let (ok, out, _) = cli(&["show", "budget"]);
     assert!(ok && out.contains("chains          0 (at most 1)"), "{out}");
     assert!(out.contains("writes          open"), "{out}");
