@@ -26,15 +26,36 @@ use ed25519_dalek::SigningKey;
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 
+impl From<reqwest::Error> for ClientError {
+    fn from(e: reqwest::Error) -> Self {
+        ClientError::Transport(e)
+    }
+}
+
+/// An error and its causes, each said once: `a: b: c`.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
 /// What went wrong with a request.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The server answered with an API error.
     #[error("{status} {}: {}", body.error.code, body.error.message)]
     Api { status: StatusCode, body: ErrorBody },
-    /// The request could not be sent or the answer not received.
-    #[error("transport: {0}")]
-    Transport(#[from] reqwest::Error),
+    /// The request could not be sent or the answer not received. Its message says the whole
+    /// chain of causes once (it is not also given as a source, which would repeat it).
+    #[error("transport: {}", chain(.0))]
+    Transport(reqwest::Error),
     /// The server answered something that is not the documented body.
     #[error("unexpected response ({status}): {detail}")]
     Unexpected { status: StatusCode, detail: String },

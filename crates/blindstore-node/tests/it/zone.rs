@@ -185,3 +185,16 @@ async fn registration_by_invite_from_the_command_line() {
         "{out}"
     );
 }
+
+#[test]
+fn a_connection_error_is_said_once() {
+    // Port 1 on loopback: nothing listens there.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_blindstore"))
+        .args(["zone", "list", "--url", "127.0.0.1:1", "--admin-token", "x"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(stderr.matches("error sending request").count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("Connection refused").count(), 1, "{stderr}");
+}
