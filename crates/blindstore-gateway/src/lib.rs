@@ -317,6 +317,7 @@ async fn metrics(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response
     let stats = gw.cache_stats();
     metrics::gauge!("blindstore_cache_bytes", "tier" => "memory").set(stats.memory_bytes as f64);
     metrics::gauge!("blindstore_cache_bytes", "tier" => "disk").set(stats.disk_bytes as f64);
+    blindstore_web::metrics::record_process();
     blindstore_web::metrics::exposition()
 }
 

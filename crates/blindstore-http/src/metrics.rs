@@ -27,6 +27,15 @@ pub(crate) async fn metrics(
         .set(health.last_log_index.unwrap_or(0) as f64);
     metrics::gauge!("blindstore_raft_applied_index").set(health.last_applied.unwrap_or(0) as f64);
     metrics::gauge!("blindstore_repair_backlog_chunks").set(health.under_replicated as f64);
+    let (free, reserve) = state
+        .node
+        .chunks()
+        .replicator()
+        .disk_space()
+        .map_err(blindstore_cluster::NodeError::from)?;
+    metrics::gauge!("blindstore_disk_free_bytes").set(free as f64);
+    metrics::gauge!("blindstore_disk_reserve_bytes").set(reserve as f64);
+    blindstore_web::metrics::record_process();
     let usage = state.node.chunks().chunk_usage()?;
     metrics::gauge!("blindstore_chunks_held").set(usage.chunks as f64);
     metrics::gauge!("blindstore_chunk_bytes_held").set(usage.bytes as f64);

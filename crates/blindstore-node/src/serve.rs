@@ -74,6 +74,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         && std::fs::read_dir(&config.data_dir).map_or(true, |mut d| d.next().is_none());
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    // The metrics recorder first: series the node's background tasks register as they start
+    // would otherwise go nowhere.
+    blindstore_web::metrics::handle();
     let admin_token = admin_token(&config)?;
     if config.role == Role::Gateway {
         return serve_gateway(config, admin_token).await;

@@ -27,12 +27,20 @@ pub(crate) async fn run(replicator: Replicator, interval: Duration, shutdown: Ca
         interval_secs = interval.as_secs(),
         "garbage collector started"
     );
+    metrics::counter!("blindstore_gc_passes_total", "outcome" => "done").absolute(0);
+    metrics::counter!("blindstore_gc_chunks_deleted_total").absolute(0);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(interval) => {}
         }
-        match replicator.collect_garbage(staging_ttl).await {
+        let collected = replicator.collect_garbage(staging_ttl).await;
+        let outcome = if collected.is_ok() { "done" } else { "skipped" };
+        metrics::counter!("blindstore_gc_passes_total", "outcome" => outcome).increment(1);
+        if let Ok(report) = &collected {
+            metrics::counter!("blindstore_gc_chunks_deleted_total").increment(report.deleted);
+        }
+        match collected {
             Ok(report) if report.deleted > 0 => {
                 tracing::info!(
                     deleted = report.deleted,

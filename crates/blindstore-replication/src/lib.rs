@@ -205,10 +205,17 @@ impl Replicator {
         self.inner.under_replicated.load(Ordering::Relaxed)
     }
 
-    /// Free disk space at or above the reserve.
-    pub fn disk_room(&self) -> Result<(), ChunkError> {
+    /// Free bytes on the data dir's file system, and the reserve below which new data is
+    /// refused (507).
+    pub fn disk_space(&self) -> Result<(u64, u64), ChunkError> {
         let free = fs4::available_space(&self.inner.config.data_dir)
             .map_err(|e| ChunkError::Storage(e.into()))?;
+        Ok((free, self.inner.config.min_free_bytes))
+    }
+
+    /// Free disk space at or above the reserve.
+    pub fn disk_room(&self) -> Result<(), ChunkError> {
+        let (free, _) = self.disk_space()?;
         if free < self.inner.config.min_free_bytes {
             return Err(ChunkError::InsufficientStorage(format!(
                 "{free} bytes free, below the reserve of {}",

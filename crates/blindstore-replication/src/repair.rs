@@ -78,12 +78,23 @@ pub(crate) async fn run(replicator: Replicator, interval: Duration, shutdown: Ca
         interval_ms = interval.as_millis() as u64,
         "repairer started"
     );
+    // Exposed from the start (0), not from the first pass.
+    metrics::counter!("blindstore_repair_passes_total", "outcome" => "done").absolute(0);
+    metrics::counter!("blindstore_repair_copies_total").absolute(0);
+    metrics::counter!("blindstore_repair_handoffs_total").absolute(0);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(interval) => {}
         }
-        match replicator.repair_pass().await {
+        let report = replicator.repair_pass().await;
+        let outcome = if report.is_ok() { "done" } else { "failed" };
+        metrics::counter!("blindstore_repair_passes_total", "outcome" => outcome).increment(1);
+        if let Ok(r) = &report {
+            metrics::counter!("blindstore_repair_copies_total").increment(r.copied);
+            metrics::counter!("blindstore_repair_handoffs_total").increment(r.handed_off);
+        }
+        match report {
             Ok(r) if r.copied > 0 || r.handed_off > 0 => tracing::info!(
                 scanned = r.scanned,
                 under_replicated = r.under_replicated,

@@ -40,20 +40,31 @@ pub(crate) async fn run(replicator: Replicator, config: ScrubConfig, shutdown: C
         bytes_per_sec = config.bytes_per_sec,
         "scrubber started"
     );
+    metrics::counter!("blindstore_scrub_passes_total", "outcome" => "done").absolute(0);
+    metrics::counter!("blindstore_scrub_chunks_checked_total").absolute(0);
+    metrics::counter!("blindstore_scrub_corrupt_total").absolute(0);
     loop {
         let started = Instant::now();
         tokio::select! {
             _ = shutdown.cancelled() => break,
             report = replicator.scrub_pass(config.bytes_per_sec) => match report {
-                Ok(r) => tracing::info!(
+                Ok(r) => {
+                    metrics::counter!("blindstore_scrub_passes_total", "outcome" => "done").increment(1);
+                    metrics::counter!("blindstore_scrub_chunks_checked_total").increment(r.checked);
+                    metrics::counter!("blindstore_scrub_corrupt_total").increment(r.corrupt);
+                    tracing::info!(
                     checked = r.checked,
                     bytes = r.bytes,
                     corrupt = r.corrupt,
                     restored = r.restored,
                     secs = started.elapsed().as_secs(),
                     "scrub pass done"
-                ),
-                Err(e) => tracing::warn!(error = %e, "scrub pass failed"),
+                    )
+                }
+                Err(e) => {
+                    metrics::counter!("blindstore_scrub_passes_total", "outcome" => "failed").increment(1);
+                    tracing::warn!(error = %e, "scrub pass failed")
+                }
             }
         }
         let wait = config.interval.saturating_sub(started.elapsed());

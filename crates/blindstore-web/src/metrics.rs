@@ -123,13 +123,27 @@ fn describe() {
     metrics::gauge!("blindstore_http_open_connections").increment(0.0);
 }
 
+/// A request no route template matched (a gateway forwards those): labelled by the API part
+/// it belongs to, never by its own path (which would make a series per chain or chunk).
+fn route_class(path: &str) -> &'static str {
+    if path.starts_with("/v1/admin/") {
+        "/v1/admin/*"
+    } else if path.starts_with("/v1/zones/") {
+        "/v1/zones/*"
+    } else if path.starts_with("/v1/") {
+        "/v1/*"
+    } else {
+        "other"
+    }
+}
+
 /// Counts every request by route template, method and status, with its latency.
 pub async fn track(request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "other".to_owned());
+        .unwrap_or_else(|| route_class(request.uri().path()).to_owned());
     // Methods outside the standard ones are any token a client sends: one label for them all.
     let method = match *request.method() {
         Method::GET
@@ -161,6 +175,34 @@ pub async fn track(request: Request, next: Next) -> Response {
 }
 
 /// The exposition of every series, as a `GET /v1/metrics` answer.
+/// The standard process series, read from `/proc/self` at scrape time (Linux; nothing
+/// elsewhere): `process_resident_memory_bytes`, `process_open_fds`, `process_cpu_seconds_total`
+/// (user and system time, in the kernel's 100 ticks per second).
+pub fn record_process() {
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        let rss_kib = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok());
+        if let Some(kib) = rss_kib {
+            metrics::gauge!("process_resident_memory_bytes").set(kib * 1024.0);
+        }
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        metrics::gauge!("process_open_fds").set(fds.count() as f64);
+    }
+    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+        // Fields after the command name (which may hold spaces, in parentheses): utime and
+        // stime are the 12th and 13th.
+        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+        if let (Some(user), Some(system)) = (ticks(11), ticks(12)) {
+            metrics::gauge!("process_cpu_seconds_total").set((user + system) / 100.0);
+        }
+    }
+}
+
 /// `blindstore_build_info`: 1, labelled with the build this process runs and its role. Call
 /// once the recorder is installed (after the router is built).
 pub fn build_info(version: &str, revision: &str, feature_level: u32, role: &'static str) {

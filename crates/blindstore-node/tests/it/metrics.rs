@@ -29,6 +29,19 @@ const DOCUMENTED: &[&str] = &[
     "blindstore_chunk_reads_total",
     "blindstore_repair_backlog_chunks",
     "blindstore_build_info",
+    "blindstore_disk_free_bytes",
+    "blindstore_disk_reserve_bytes",
+    "process_resident_memory_bytes",
+    "process_open_fds",
+    "process_cpu_seconds_total",
+    "blindstore_repair_passes_total",
+    "blindstore_repair_copies_total",
+    "blindstore_repair_handoffs_total",
+    "blindstore_scrub_passes_total",
+    "blindstore_scrub_chunks_checked_total",
+    "blindstore_scrub_corrupt_total",
+    "blindstore_gc_passes_total",
+    "blindstore_gc_chunks_deleted_total",
 ];
 
 /// Every sample of the exposition, by its full name with labels, e.g.
