@@ -372,6 +372,8 @@ impl Node {
     pub fn health(&self) -> Health {
         Health {
             under_replicated: self.inner.replicator.under_replicated(),
+            repair_backlog: self.inner.replicator.repair_backlog().0,
+            repair_rate: self.inner.replicator.repair_backlog().1,
             chunks_held: match self.chunks().chunk_usage() {
                 Ok(usage) => usage.chunks,
                 Err(e) => {

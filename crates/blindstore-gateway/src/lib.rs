@@ -278,6 +278,8 @@ async fn health(State(gw): State<Arc<Gateway>>) -> Json<Health> {
         purged: None,
         chunks_held: 0,
         under_replicated: 0,
+        repair_backlog: 0,
+        repair_rate: 0.0,
         removed: false,
         feature_level: 0,
         cluster_version: 0,

@@ -26,7 +26,8 @@ pub(crate) async fn metrics(
     metrics::gauge!("blindstore_raft_last_log_index")
         .set(health.last_log_index.unwrap_or(0) as f64);
     metrics::gauge!("blindstore_raft_applied_index").set(health.last_applied.unwrap_or(0) as f64);
-    metrics::gauge!("blindstore_repair_backlog_chunks").set(health.under_replicated as f64);
+    metrics::gauge!("blindstore_under_replicated_chunks").set(health.under_replicated as f64);
+    metrics::gauge!("blindstore_repair_backlog_chunks").set(health.repair_backlog as f64);
     let (free, reserve) = state
         .node
         .chunks()

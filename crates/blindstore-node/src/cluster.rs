@@ -262,8 +262,12 @@ struct NodeRow {
     /// How many log entries this node's applied index is behind the most advanced node.
     lag: Option<u64>,
     chunks: Option<u64>,
-    /// Chunks this node holds that some owner lacked at its last repair pass.
+    /// Chunks with fewer reachable copies than the replication factor that this node counts
+    /// (each by one holder).
     under_replicated: Option<u64>,
+    /// Copies this node owed its chunks' owners at its last repair pass, and its copy rate.
+    backlog: Option<u64>,
+    copies_per_s: Option<f64>,
     /// The feature level the node's build supports (1 for a build older than levels).
     level: Option<u32>,
     reachable: bool,
@@ -326,6 +330,8 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
             lag: None,
             chunks: health.as_ref().map(|h| h.chunks_held),
             under_replicated: health.as_ref().map(|h| h.under_replicated),
+            backlog: health.as_ref().map(|h| h.repair_backlog),
+            copies_per_s: health.as_ref().map(|h| h.repair_rate),
             level: health.as_ref().map(|h| h.feature_level.max(1)),
             reachable: health.is_some(),
         });
@@ -344,18 +350,15 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
     if rows.is_empty() {
         bail!("{url} reports no members");
     }
-    // A chunk missing a copy is counted by each node holding it; the largest count is a lower
-    // bound for the cluster, and 0 means nothing is known to be under-replicated.
-    let under_replicated = rows
-        .iter()
-        .filter_map(|r| r.under_replicated)
-        .max()
-        .unwrap_or(0);
+    // Each under-replicated chunk is counted by one holder: the cluster's count is the sum.
+    let under_replicated: u64 = rows.iter().filter_map(|r| r.under_replicated).sum();
+    let backlog: u64 = rows.iter().filter_map(|r| r.backlog).sum();
     if args.json {
         let out = serde_json::json!({
             "leader": members.leader,
             "term": members.term,
             "under_replicated": under_replicated,
+            "repair_backlog": backlog,
             "cluster_version": cluster_version,
             "rpc_tls": rpc_tls,
             "cluster_id": cluster_id,
@@ -382,6 +385,7 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
                 "LAG",
                 "CHUNKS",
                 "UNDER-REPL",
+                "BACKLOG",
                 "LEVEL",
                 "REACHABLE"
             ]
@@ -403,12 +407,18 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
                 opt(r.lag),
                 opt(r.chunks),
                 opt(r.under_replicated),
+                match (r.backlog, r.copies_per_s) {
+                    (Some(b), Some(rate)) if b > 0 => format!("{b} ({rate:.0}/s)"),
+                    (b, _) => opt(b),
+                },
                 opt(r.level.map(u64::from)),
                 yes_no(r.reachable),
             ])
         );
     }
-    println!("under-replicated chunks: {under_replicated}");
+    println!(
+        "under-replicated chunks: {under_replicated} (fewer than the replication factor of reachable copies); repair backlog: {backlog} copies owed (rebalancing included)"
+    );
     println!(
         "cluster version: {cluster_version} (new features wait until every member's LEVEL reaches theirs); cluster id: {}",
         cluster_id.as_deref().unwrap_or("none yet")
@@ -429,8 +439,8 @@ async fn status(args: StatusArgs) -> anyhow::Result<()> {
 }
 
 /// One line of the status table: fixed-width columns.
-fn table_row(cols: [String; 13]) -> String {
-    const WIDTHS: [usize; 13] = [5, 12, 8, 22, 22, 7, 6, 8, 6, 8, 11, 6, 0];
+fn table_row(cols: [String; 14]) -> String {
+    const WIDTHS: [usize; 14] = [5, 12, 8, 22, 22, 7, 6, 8, 6, 8, 11, 14, 6, 0];
     cols.iter()
         .zip(WIDTHS)
         .map(|(c, w)| format!("{c:<w$}"))

@@ -266,6 +266,8 @@ impl Core {
             purged: m.purged.map(|l| l.index),
             // The chunk side of health is the node's (`Node::health`).
             under_replicated: 0,
+            repair_backlog: 0,
+            repair_rate: 0.0,
             chunks_held: 0,
             removed: self.is_removed(),
             feature_level: self.inner.feature_level,

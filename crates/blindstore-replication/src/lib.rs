@@ -150,6 +150,10 @@ struct Inner {
     liveness: repair::Liveness,
     /// Held chunks that some owner lacked at the last repair pass.
     under_replicated: AtomicU64,
+    /// Copies this node owed at its last repair pass (`RepairReport::backlog`).
+    backlog: AtomicU64,
+    /// Copies per second its last repair pass sent (an `f64`'s bits).
+    copy_rate: AtomicU64,
 }
 
 impl Replicator {
@@ -169,6 +173,8 @@ impl Replicator {
                 view,
                 liveness: Default::default(),
                 under_replicated: AtomicU64::new(0),
+                backlog: AtomicU64::new(0),
+                copy_rate: AtomicU64::new(0),
             }),
         }
     }
@@ -200,9 +206,19 @@ impl Replicator {
         &self.inner.chunks
     }
 
-    /// Held chunks that some owner lacked at the last repair pass.
+    /// Chunks with fewer reachable copies than the replication factor at the last repair pass,
+    /// counted by their first holder only (`RepairReport::under_replicated`).
     pub fn under_replicated(&self) -> u64 {
         self.inner.under_replicated.load(Ordering::Relaxed)
+    }
+
+    /// Copies this node owed its chunks' owners at its last repair pass, and the copies per
+    /// second that pass sent.
+    pub fn repair_backlog(&self) -> (u64, f64) {
+        (
+            self.inner.backlog.load(Ordering::Relaxed),
+            f64::from_bits(self.inner.copy_rate.load(Ordering::Relaxed)),
+        )
     }
 
     /// Free bytes on the data dir's file system, and the reserve below which new data is

@@ -64,8 +64,14 @@ impl Liveness {
 pub struct RepairReport {
     /// Chunks held here.
     pub scanned: u64,
-    /// Held chunks that some owner lacked (or could not be asked about) at the start of the pass.
+    /// Chunks with fewer reachable copies than the replication factor, counted on one holder
+    /// only (the first in rank order), so the cluster's count is the sum over nodes. A chunk
+    /// that is only in the wrong place (an owner lacks it, but enough other nodes hold it: a
+    /// node joined or is draining) is not under-replicated.
     pub under_replicated: u64,
+    /// Held chunks some owner lacked (or could not be asked about): the copies this node still
+    /// owes, rebalancing included — its repair backlog.
+    pub backlog: u64,
     /// Copies sent to owners.
     pub copied: u64,
     /// Local copies dropped because their owners hold them.
@@ -98,6 +104,7 @@ pub(crate) async fn run(replicator: Replicator, interval: Duration, shutdown: Ca
             Ok(r) if r.copied > 0 || r.handed_off > 0 => tracing::info!(
                 scanned = r.scanned,
                 under_replicated = r.under_replicated,
+                backlog = r.backlog,
                 copied = r.copied,
                 handed_off = r.handed_off,
                 "repair pass"
@@ -161,6 +168,20 @@ impl Replicator {
         }
         let live = self.owner_candidates();
         let copies = self.inner.config.replication.min(live.len()).max(1);
+        // Every member that may hold a copy and answers (draining ones included): a chunk's
+        // copies are counted wherever they are, not only on its owners.
+        let askable: Vec<(NodeId, NodeInfo)> = members
+            .iter()
+            .filter(|(id, _)| {
+                *id != me
+                    && !self
+                        .inner
+                        .liveness
+                        .down_longer_than(*id, self.inner.config.down_after)
+            })
+            .cloned()
+            .collect();
+        let started = std::time::Instant::now();
 
         let mut report = RepairReport::default();
         let mut after = None;
@@ -182,13 +203,14 @@ impl Replicator {
                     .take(copies)
                     .map(|(id, _)| id)
                     .collect();
-                for owner in owners.iter().filter(|o| **o != me) {
-                    asks.entry((*owner, zone.clone())).or_default().push(hash);
+                for (member, _) in &askable {
+                    asks.entry((*member, zone.clone())).or_default().push(hash);
                 }
                 owners_of.push(((zone, hash), owners));
             }
-            let addresses: HashMap<NodeId, NodeInfo> = live.iter().cloned().collect();
-            // (owner, zone, hash) → whether the owner is known to hold it.
+            let addresses: HashMap<NodeId, NodeInfo> =
+                live.iter().chain(&askable).cloned().collect();
+            // (member, zone, hash) → whether the member is known to hold it.
             let mut held: HashMap<(NodeId, ZoneId, Hash32), bool> = HashMap::new();
             for ((owner, zone), hashes) in &asks {
                 let info = &addresses[owner];
@@ -227,8 +249,18 @@ impl Replicator {
                         None => complete = false,
                     }
                 }
-                if !complete {
+                // The reachable copies, this one included; counted once, by the first holder in
+                // rank order over every member.
+                let holders: Vec<NodeId> = rank(&members, &zone, &hash)
+                    .into_iter()
+                    .map(|(id, _)| id)
+                    .filter(|id| *id == me || held.get(&(*id, zone.clone(), hash)) == Some(&true))
+                    .collect();
+                if holders.len() < copies && holders.first() == Some(&me) {
                     report.under_replicated += 1;
+                }
+                if !complete {
+                    report.backlog += 1;
                 } else if !owners.contains(&me)
                     && self
                         .owners_hold_intact(&addresses, &owners, &zone, &hash)
@@ -242,6 +274,11 @@ impl Replicator {
         self.inner
             .under_replicated
             .store(report.under_replicated, Ordering::Relaxed);
+        self.inner.backlog.store(report.backlog, Ordering::Relaxed);
+        let secs = started.elapsed().as_secs_f64().max(0.001);
+        self.inner
+            .copy_rate
+            .store((report.copied as f64 / secs).to_bits(), Ordering::Relaxed);
         Ok(report)
     }
 

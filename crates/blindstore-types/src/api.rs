@@ -33,9 +33,18 @@ pub struct Health {
     /// Chunks this node holds, all zones together.
     #[serde(default)]
     pub chunks_held: u64,
-    /// Chunks held here that some owner lacked at the last repair pass (the repair backlog).
+    /// Chunks with fewer reachable copies than the replication factor at this node's last
+    /// repair pass, each counted by one holder only: the cluster's count is the sum over nodes.
+    /// Chunks only in the wrong place (rebalancing) are not counted.
     #[serde(default)]
     pub under_replicated: u64,
+    /// Held chunks some owner lacked at the last repair pass: the copies this node still owes,
+    /// rebalancing included.
+    #[serde(default)]
+    pub repair_backlog: u64,
+    /// Copies per second this node's last repair pass sent.
+    #[serde(default)]
+    pub repair_rate: f64,
     /// This node was removed from the cluster for good: it serves no client requests.
     #[serde(default)]
     pub removed: bool,

@@ -194,7 +194,10 @@ pub fn record_process() {
     if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
         // Fields after the command name (which may hold spaces, in parentheses): utime and
         // stime are the 12th and 13th.
-        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+        let after = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest)
+            .unwrap_or_default();
         let fields: Vec<&str> = after.split_whitespace().collect();
         let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
         if let (Some(user), Some(system)) = (ticks(11), ticks(12)) {

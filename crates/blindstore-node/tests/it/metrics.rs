@@ -28,6 +28,7 @@ const DOCUMENTED: &[&str] = &[
     "blindstore_chunk_bytes_held",
     "blindstore_chunk_reads_total",
     "blindstore_repair_backlog_chunks",
+    "blindstore_under_replicated_chunks",
     "blindstore_build_info",
     "blindstore_disk_free_bytes",
     "blindstore_disk_reserve_bytes",

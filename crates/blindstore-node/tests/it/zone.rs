@@ -195,6 +195,10 @@ fn a_connection_error_is_said_once() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert_eq!(stderr.matches("error sending request").count(), 1, "{stderr}");
+    assert_eq!(
+        stderr.matches("error sending request").count(),
+        1,
+        "{stderr}"
+    );
     assert_eq!(stderr.matches("Connection refused").count(), 1, "{stderr}");
 }
