@@ -232,6 +232,15 @@ impl Client {
         json(self.request(Method::GET, "/v1/health").send().await?).await
     }
 
+    /// Deletes a zone and everything in it (admin); what was removed.
+    pub async fn delete_zone(
+        &self,
+        zone: &ZoneId,
+    ) -> Result<blindstore_types::command::ZoneRemoved> {
+        let path = format!("/v1/admin/zones/{zone}");
+        json(self.admin(Method::DELETE, &path).send().await?).await
+    }
+
     /// Creates a zone; returns whether it was new, and the zone.
     pub async fn create_zone(&self, zone: &ZoneId) -> Result<(bool, Zone)> {
         let response = self

@@ -92,6 +92,18 @@ impl Zones<'_> {
 
     /// Creates `zone`; returns whether it was new.
     #[tracing::instrument(skip_all, fields(zone = %zone), err(level = "debug"))]
+    /// Deletes a zone and everything in it (`Command::DeleteZone`); what was removed. Its
+    /// chunks are collected on every node after the staging TTL, as garbage.
+    pub async fn delete_zone(
+        &self,
+        zone: &ZoneId,
+    ) -> Result<blindstore_types::command::ZoneRemoved, NodeError> {
+        let response = self
+            .propose(Command::DeleteZone { zone: zone.clone() })
+            .await?;
+        answer!(response, CommandResponse::ZoneDeleted(removed) => removed)
+    }
+
     pub async fn create_zone(&self, zone: ZoneId) -> Result<bool, NodeError> {
         match self
             .propose(Command::CreateZone {

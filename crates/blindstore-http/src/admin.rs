@@ -22,7 +22,7 @@ use crate::{
 pub(crate) fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_zones))
-        .routes(routes!(create_zone, get_zone))
+        .routes(routes!(create_zone, get_zone, delete_zone))
         .routes(routes!(set_quota))
         .routes(routes!(set_settings))
         .routes(routes!(set_registration))
@@ -204,6 +204,27 @@ pub(crate) async fn create_zone(
         .await?;
     let status = created_or_ok(created);
     Ok((status, Json(to_api(info))))
+}
+
+/// Delete a zone and everything in it: chains and entries, accounts, sessions, envelopes,
+/// passkeys, invites, site versions, quotas and settings. Its chunks are collected on every
+/// node after the staging TTL. Needs cluster version 4.
+#[utoipa::path(delete, path = "/v1/admin/zones/{zone}", tag = "admin",
+    params(("zone" = String, Path, description = "Zone id")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Deleted: what was removed", body = blindstore_types::command::ZoneRemoved),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such zone (`unknown_zone`)", body = ErrorBody),
+        (status = 503, description = "No leader/quorum, a member on an older build, or outcome unknown", body = ErrorBody),
+    ))]
+pub(crate) async fn delete_zone(
+    _: Admin,
+    State(state): State<AppState>,
+    ApiPath(zone): ApiPath<String>,
+) -> Result<Json<blindstore_types::command::ZoneRemoved>, ApiError> {
+    let zone = parse_zone(&zone)?;
+    Ok(Json(state.node.zones().delete_zone(&zone).await?))
 }
 
 /// List zones with their usage.

@@ -24,6 +24,20 @@ pub enum ZoneCommand {
     /// Create one-time invite codes for a zone whose registration is `invite` (printed once,
     /// one per line).
     Invite(InviteArgs),
+    /// Delete a zone and everything in it: chains, entries, accounts, sessions, envelopes,
+    /// passkeys, invites, site versions, quotas and settings (its chunks are collected on every
+    /// node after the staging TTL). Shows what it will remove and asks for the zone's name, or
+    /// takes --yes. There is no undo but a backup.
+    Delete(DeleteArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    #[command(flatten)]
+    zone: ZoneArgs,
+    /// Delete without asking (for scripts): the zone and everything in it are gone.
+    #[arg(long)]
+    yes: bool,
 }
 
 #[derive(Debug, Args)]
@@ -136,6 +150,58 @@ pub struct SetArgs {
     no_proxies: bool,
 }
 
+/// `zone delete`: shows what goes, has it confirmed, deletes.
+async fn delete(args: DeleteArgs) -> anyhow::Result<()> {
+    let zone = zone_id(&args.zone.zone)?;
+    let client = args.zone.target.client()?;
+    let info = client.zone(&zone).await?;
+    let what = format!(
+        "zone {}: {} chains with {} entries, {} accounts, {} chunks ({} bytes) on the node asked",
+        zone.as_str(),
+        info.usage.chains,
+        info.usage.entries,
+        info.accounts.accounts,
+        info.usage.chunks,
+        info.usage.bytes
+    );
+    if !args.yes {
+        use std::io::{BufRead, IsTerminal, Write};
+        if !std::io::stdin().is_terminal() {
+            anyhow::bail!(
+                "deleting {what} needs --yes when not run from a terminal; nothing was changed"
+            );
+        }
+        eprint!(
+            "This deletes {what}, and every session, envelope, passkey, invite and site version of it. There is no undo but a backup.\nType the zone's name to delete it: "
+        );
+        std::io::stderr().flush()?;
+        let mut typed = String::new();
+        std::io::stdin().lock().read_line(&mut typed)?;
+        if typed.trim() != zone.as_str() {
+            anyhow::bail!("not confirmed; nothing was changed");
+        }
+    }
+    let removed = client.delete_zone(&zone).await?;
+    if args.zone.json {
+        println!("{}", serde_json::to_string_pretty(&removed)?);
+    } else {
+        println!(
+            "deleted zone {}: {} chains, {} entries, {} accounts, {} sessions, {} envelopes, {} passkeys, {} invites, {} site versions; its {} chunk references are gone, and the chunks are collected on every node after the staging TTL",
+            zone.as_str(),
+            removed.chains,
+            removed.entries,
+            removed.accounts,
+            removed.sessions,
+            removed.envelopes,
+            removed.passkeys,
+            removed.invites,
+            removed.site_versions,
+            removed.chunk_refs
+        );
+    }
+    Ok(())
+}
+
 pub fn run(command: ZoneCommand) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -178,6 +244,7 @@ pub fn run(command: ZoneCommand) -> anyhow::Result<()> {
                 let info = args.target.client()?.zone(&zone).await?;
                 print_zone(&info, args.json)
             }
+            ZoneCommand::Delete(args) => delete(args).await,
             ZoneCommand::Invite(args) => {
                 let zone = zone_id(&args.zone.zone)?;
                 let client = args.zone.target.client()?;

@@ -527,6 +527,7 @@ fn apply_command(
         Command::SetSiteVersion { zone, version } => sites::set_version(t, wtxn, zone, version),
         Command::SetZoneSettings { zone, settings } => zones::set_settings(t, wtxn, zone, settings),
         Command::SetQuota { zone, quota } => zones::set_quota(t, wtxn, zone, quota),
+        Command::DeleteZone { zone } => zones::delete(t, wtxn, zone),
         Command::RotateJoinSecret {
             secret,
             previous,

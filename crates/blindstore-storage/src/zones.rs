@@ -4,7 +4,7 @@
 use heed::{RwTxn, WithoutTls};
 
 use blindstore_types::account::{ZoneSettings, ZoneSettingsV1};
-use blindstore_types::command::{CommandResponse, Quota, Rejection, ZoneRecord};
+use blindstore_types::command::{CommandResponse, Quota, Rejection, ZoneRecord, ZoneRemoved};
 use blindstore_types::record::encode;
 use blindstore_types::ZoneId;
 
@@ -106,6 +106,67 @@ pub(crate) fn read_settings(
 
 /// Fills the site host table from the zones' settings. A host two zones list (possible in
 /// state written before the table was kept) goes to the first zone in key order.
+/// Deletes `zone` and every row that belongs to it, in one transaction.
+pub(crate) fn delete(
+    t: &Tables,
+    wtxn: &mut RwTxn,
+    zone: ZoneId,
+) -> Result<CommandResponse, StorageError> {
+    if get_zone(t, wtxn, &zone)?.is_none() {
+        return Ok(CommandResponse::Rejected(Rejection::UnknownZone));
+    }
+    let name = zone.as_str().as_bytes();
+    // `u8 len(zone) || zone` starts every per-zone key (zk, ak, site and passkey-id keys).
+    let mut prefix = vec![name.len() as u8];
+    prefix.extend_from_slice(name);
+    let a = &t.accounts;
+    let mut gone = |db| delete_prefix(db, wtxn, &prefix);
+    let removed = ZoneRemoved {
+        chains: gone(t.chains)?,
+        entries: gone(t.entries)?,
+        chunk_refs: gone(t.refs)?,
+        accounts: gone(a.accounts)?,
+        sessions: gone(a.sessions)?,
+        envelopes: gone(a.envelopes)?,
+        passkeys: gone(a.passkeys)?,
+        invites: gone(a.invites)?,
+        site_versions: gone(t.sites)?,
+    };
+    for db in [t.payloads, a.account_sessions, a.passkey_ids] {
+        delete_prefix(db, wtxn, &prefix)?;
+    }
+    // Tables keyed by the zone id alone.
+    for db in [
+        t.quotas,
+        t.settings,
+        t.site_current,
+        a.zone_auth,
+        a.registration,
+        a.usage,
+    ] {
+        db.delete(wtxn, name)?;
+    }
+    t.zones.delete(wtxn, zone.as_str())?;
+    rebuild_site_hosts(t, wtxn)?;
+    Ok(CommandResponse::ZoneDeleted(removed))
+}
+
+/// Deletes every row of `db` whose key starts with `prefix`; how many.
+fn delete_prefix(
+    db: heed::Database<heed::types::Bytes, heed::types::Bytes>,
+    wtxn: &mut RwTxn,
+    prefix: &[u8],
+) -> Result<u64, StorageError> {
+    let keys: Vec<Vec<u8>> = db
+        .prefix_iter(wtxn, prefix)?
+        .map(|item| item.map(|(k, _)| k.to_vec()))
+        .collect::<Result<_, _>>()?;
+    for key in &keys {
+        db.delete(wtxn, key)?;
+    }
+    Ok(keys.len() as u64)
+}
+
 pub(crate) fn rebuild_site_hosts(t: &Tables, wtxn: &mut RwTxn) -> Result<(), StorageError> {
     t.site_hosts.clear(wtxn)?;
     let mut zones = Vec::new();

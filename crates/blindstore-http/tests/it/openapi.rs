@@ -24,6 +24,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("delete", "/v1/admin/cluster/nodes/{node_id}"),
     ("post", "/v1/admin/cluster/rotate-token"),
     ("post", "/v1/admin/cluster/credentials/rotate"),
+    ("delete", "/v1/admin/zones/{zone}"),
     ("put", "/v1/zones/{zone}/chunks/{hash}"),
     ("get", "/v1/zones/{zone}/chunks/{hash}"),
     ("head", "/v1/zones/{zone}/chunks/{hash}"),

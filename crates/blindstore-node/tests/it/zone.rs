@@ -202,3 +202,48 @@ fn a_connection_error_is_said_once() {
     );
     assert_eq!(stderr.matches("Connection refused").count(), 1, "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zone_is_deleted_only_when_confirmed_and_then_everything_in_it_is_gone() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(dir.path(), &[]);
+    let cli = |args: &[&str]| zone_cli(&node.url, dir.path(), args);
+    let client = node.client();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while client.health().await.unwrap().cluster_version < 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the version moves to 4"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (ok, _, err) = cli(&["create", "doomed"]);
+    assert!(ok, "{err}");
+    let zone = ZoneId::new("doomed").unwrap();
+    let w = ChainWriter::generate(zone.clone());
+    client.create_chain(&zone, w.public_key()).await.unwrap();
+    let (request, _) = w.sign(0, w.genesis(), b"kept until deleted", vec![]);
+    client.append(&zone, &w.chain_id(), &request).await.unwrap();
+
+    // Not from a terminal and without --yes: refused, nothing changed.
+    let (ok, _, err) = cli(&["delete", "doomed"]);
+    assert!(!ok && err.contains("needs --yes"), "{err}");
+    assert!(client.all_entries(&zone, &w.chain_id()).await.is_ok());
+
+    let (ok, out, err) = cli(&["delete", "doomed", "--yes", "--json"]);
+    assert!(ok, "{err}");
+    let removed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (removed["chains"].as_u64(), removed["entries"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let (ok, _, err) = cli(&["show", "doomed"]);
+    assert!(!ok && err.contains("unknown_zone"), "{err}");
+    let gone = client.all_entries(&zone, &w.chain_id()).await.unwrap_err();
+    assert_eq!(gone.code(), Some(ErrorCode::UnknownZone));
+    let (ok, _, err) = cli(&["delete", "doomed", "--yes"]);
+    assert!(
+        !ok && err.contains("unknown_zone"),
+        "a second delete: {err}"
+    );
+}

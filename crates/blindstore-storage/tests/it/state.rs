@@ -795,3 +795,91 @@ fn a_state_at_version_one_writes_nothing_an_older_build_does_not_know() {
     assert_eq!(contents.cluster_id, None);
     assert_eq!(contents.rows.get(&5), Some(&1), "only the draining set");
 }
+
+#[test]
+fn deleting_a_zone_removes_everything_in_it_and_nothing_of_a_zone_whose_name_extends_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let sm = StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap();
+    let sk = SigningKey::from_bytes(&[9; 32]);
+    let pk = PublicKey(sk.verifying_key().to_bytes());
+    let id = chain_id(&pk);
+    // A zone with a chain of two inline entries, and one whose name starts with its name.
+    let fill = |name: &str| {
+        let zone = ZoneId::new(name).unwrap();
+        let e0 = UnsignedEntry::new(zone.clone(), id, 0, genesis(&id), b"p0", vec![])
+            .sign(&sk)
+            .header();
+        let e1 = UnsignedEntry::new(zone.clone(), id, 1, e0.entry_hash, b"p1", vec![])
+            .sign(&sk)
+            .header();
+        let inline = |header, payload: &[u8]| Command::AppendWithPayload {
+            zone: zone.clone(),
+            chain_id: id,
+            header,
+            payload: payload.to_vec(),
+        };
+        vec![
+            Command::CreateZone {
+                zone: zone.clone(),
+                created_at_ms: 1,
+            },
+            Command::CreateChain {
+                zone: zone.clone(),
+                public_key: pk,
+            },
+            inline(e0, b"p0"),
+            inline(e1, b"p1"),
+        ]
+    };
+    let mut setup = fill("z");
+    setup.extend(fill("zz"));
+    apply(&sm, setup);
+    let z = ZoneId::new("z").unwrap();
+    let delete = || Command::DeleteZone { zone: z.clone() };
+
+    // Until every member runs a build that can apply it, it is refused.
+    let responses = apply(&sm, vec![delete()]);
+    assert_eq!(
+        responses[0],
+        CommandResponse::Rejected(Rejection::NeedsClusterVersion {
+            needed: 4,
+            current: 1
+        })
+    );
+    let responses = apply(
+        &sm,
+        vec![Command::SetClusterVersion { level: 4 }, delete(), delete()],
+    );
+    let CommandResponse::ZoneDeleted(removed) = &responses[1] else {
+        panic!("{:?}", responses[1]);
+    };
+    assert_eq!((removed.chains, removed.entries), (1, 2), "{removed:?}");
+    assert_eq!(
+        responses[2],
+        CommandResponse::Rejected(Rejection::UnknownZone),
+        "a second delete finds nothing"
+    );
+    assert!(sm.zone(&z).unwrap().is_none());
+    let zz = ZoneId::new("zz").unwrap();
+    assert_eq!(
+        sm.zone(&zz).unwrap().unwrap().entries,
+        2,
+        "the other zone is whole"
+    );
+    assert_eq!(
+        sm.chain(&zz, &id).unwrap().unwrap().length,
+        2,
+        "its chain is whole"
+    );
+    assert!(sm.chain(&z, &id).unwrap().is_none());
+    // The name can be used again: an empty zone.
+    let responses = apply(
+        &sm,
+        vec![Command::CreateZone {
+            zone: z.clone(),
+            created_at_ms: 2,
+        }],
+    );
+    assert_eq!(responses[0], CommandResponse::ZoneCreated { created: true });
+    assert_eq!(sm.zone(&z).unwrap().unwrap().entries, 0);
+}

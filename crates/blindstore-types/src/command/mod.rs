@@ -140,6 +140,28 @@ pub enum Command {
         credentials: AdminCredentials,
         previous: Option<Hash32>,
     },
+    /// Delete a zone and everything in it: chains and entries, chunk references (its chunks
+    /// become garbage on every node), accounts, sessions, envelopes, passkeys, invites, site
+    /// versions, quotas and settings. Rejected (`UnknownZone`) if there is no such zone.
+    DeleteZone { zone: ZoneId },
+}
+
+/// What deleting a zone removed from the replicated state (also the answer of
+/// `DELETE /v1/admin/zones/{zone}`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ZoneRemoved {
+    pub chains: u64,
+    pub entries: u64,
+    /// References to chunks: the chunks themselves are collected on every node after the
+    /// staging TTL, as unreferenced chunks are.
+    pub chunk_refs: u64,
+    pub accounts: u64,
+    pub sessions: u64,
+    pub envelopes: u64,
+    pub passkeys: u64,
+    pub invites: u64,
+    pub site_versions: u64,
 }
 
 /// The cluster's admin credentials, as SHA-256 hashes of the tokens (256-bit random values, so
@@ -161,8 +183,8 @@ pub struct AdminCredentials {
 ///
 /// Levels: 1, every build before levels (none advertises one); 2, the cluster's version and
 /// id (`SetClusterVersion`, `SetClusterId`); 3, the cluster's admin credentials
-/// (`SetAdminCredentials`).
-pub const FEATURE_LEVEL: u32 = 3;
+/// (`SetAdminCredentials`); 4, zone deletion (`DeleteZone`).
+pub const FEATURE_LEVEL: u32 = 4;
 
 /// The level of a build that does not advertise one (older than levels).
 pub const FIRST_FEATURE_LEVEL: u32 = 1;
@@ -182,6 +204,7 @@ impl Command {
             Command::SetClusterVersion { .. } => FIRST_FEATURE_LEVEL,
             Command::SetClusterId { .. } => 2,
             Command::SetAdminCredentials { .. } => 3,
+            Command::DeleteZone { .. } => 4,
             _ => FIRST_FEATURE_LEVEL,
         }
     }
@@ -278,6 +301,7 @@ pub enum CommandResponse {
         id: [u8; 16],
     },
     AdminCredentialsSet,
+    ZoneDeleted(ZoneRemoved),
 }
 
 /// Why a command changed nothing.
