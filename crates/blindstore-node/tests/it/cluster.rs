@@ -1007,7 +1007,10 @@ async fn the_state_machine_rechecks_signatures_and_keys_of_forwarded_commands() 
     use blindstore_types::PublicKey;
 
     let dir = tempfile::tempdir().unwrap();
-    let node = NodeProcess::start(&dir.path().join("n1"), &["--rpc-addr", "127.0.0.1:0"]);
+    let node = NodeProcess::start(
+        &dir.path().join("n1"),
+        &["--rpc-addr", "127.0.0.1:0", "--demo-zone", "true"],
+    );
     let token = std::fs::read_to_string(dir.path().join("n1/join-token")).unwrap();
     let secret = blindstore_rpc::ClusterSecret::new(token.trim()).unwrap();
     let channel =
