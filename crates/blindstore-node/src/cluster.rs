@@ -662,7 +662,7 @@ async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
         .await?;
     if !args.json {
         eprintln!(
-            "draining node {node}: its {start} chunks move to their other owners at each repair pass (every --repair-interval)"
+            "draining node {node}: its {start} chunks move to their other owners (the node runs a repair pass every 0.2 s while it drains)"
         );
     }
     let mut progress = DrainProgress {

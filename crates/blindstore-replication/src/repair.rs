@@ -78,6 +78,9 @@ pub struct RepairReport {
     pub handed_off: u64,
 }
 
+/// The pause between repair passes on a node being drained.
+const DRAINING_INTERVAL: Duration = Duration::from_millis(200);
+
 /// Runs passes every `interval` until `shutdown`.
 pub(crate) async fn run(replicator: Replicator, interval: Duration, shutdown: CancellationToken) {
     tracing::info!(
@@ -89,9 +92,16 @@ pub(crate) async fn run(replicator: Replicator, interval: Duration, shutdown: Ca
     metrics::counter!("blindstore_repair_copies_total").absolute(0);
     metrics::counter!("blindstore_repair_handoffs_total").absolute(0);
     loop {
+        // A node being drained moves its chunks off as fast as passes allow, so the drain's
+        // progress moves chunk by chunk rather than once per interval.
+        let wait = if replicator.is_draining() {
+            interval.min(DRAINING_INTERVAL)
+        } else {
+            interval
+        };
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
         let report = replicator.repair_pass().await;
         let outcome = if report.is_ok() { "done" } else { "failed" };
@@ -117,6 +127,14 @@ pub(crate) async fn run(replicator: Replicator, interval: Duration, shutdown: Ca
 }
 
 impl Replicator {
+    /// Whether this node is being drained.
+    pub fn is_draining(&self) -> bool {
+        self.inner
+            .state
+            .draining()
+            .is_ok_and(|set| set.contains(&self.me()))
+    }
+
     /// Storage members that can own chunks: all but those being drained and those unreachable
     /// for over `down_after`. (A draining node itself ranks only the others, so its own chunks
     /// go to them.)
