@@ -370,10 +370,11 @@ impl Node {
     }
 
     pub fn health(&self) -> Health {
+        let (repair_backlog, repair_rate) = self.inner.replicator.repair_backlog();
         Health {
             under_replicated: self.inner.replicator.under_replicated(),
-            repair_backlog: self.inner.replicator.repair_backlog().0,
-            repair_rate: self.inner.replicator.repair_backlog().1,
+            repair_backlog,
+            repair_rate,
             chunks_held: match self.chunks().chunk_usage() {
                 Ok(usage) => usage.chunks,
                 Err(e) => {

@@ -6,6 +6,7 @@
 //! so no member ever meets an entry, or a snapshot row, its build cannot read. A node whose
 //! build is below the cluster's version refuses to start, and one asking to join is refused.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use blindstore_rpc::v1::VersionRequest;
@@ -114,15 +115,15 @@ impl Core {
         let mut said = None;
         let current = self.cluster_version();
         if current < self.inner.feature_level {
-            // Joins wait meanwhile: a node of an older build is never added between reading
-            // the members' levels and the version moving.
-            let _joins = self.inner.membership.lock().await;
+            // Asked without holding anything: a member that is slow to answer holds up no join.
+            let members: Vec<(NodeId, NodeInfo)> = self
+                .membership()
+                .nodes()
+                .map(|(id, info)| (*id, info.clone()))
+                .collect();
             let mut lowest = self.inner.feature_level;
             let mut behind = Vec::new();
-            for (id, info) in self.membership().nodes() {
-                if *id == self.inner.id {
-                    continue;
-                }
+            for (id, info) in members.iter().filter(|(id, _)| *id != self.inner.id) {
                 let Some(level) = self.member_level(info).await else {
                     return Ok(Some(format!(
                         "cluster version stays at {current}: node {id} does not answer for its build's level"
@@ -138,6 +139,13 @@ impl Core {
                     "cluster version stays at {current}: older builds on {}",
                     behind.join(", ")
                 )));
+            }
+            // Joins wait while the version moves, and a member added since the levels were
+            // asked (its join checked against the old version) means asking again first.
+            let _joins = self.inner.membership.lock().await;
+            let asked: BTreeSet<NodeId> = members.iter().map(|(id, _)| *id).collect();
+            if self.member_ids() != asked {
+                return Ok(None);
             }
             self.propose(Command::SetClusterVersion { level: lowest })
                 .await?;
