@@ -556,13 +556,20 @@ impl Nemesis {
         ))
     }
 
+    /// The zone the lag bursts write into (the clients' zone stays theirs).
+    fn lag_zone() -> blindstore_types::ZoneId {
+        blindstore_types::ZoneId::new("jepsen-lag").expect("a valid zone id")
+    }
+
     /// Through `leader`: `LAG_CHUNKS` chunks for a lag burst, uploaded while every node is up.
     async fn lag_chunks(&self, leader: u64) -> anyhow::Result<Vec<blindstore_types::Hash32>> {
         let client = self
             .cluster
             .client(leader, Duration::from_secs(30))
             .context("no client for the leader")?;
-        let zone = blindstore_types::ZoneId::new("demo").expect("a valid zone id");
+        let zone = Self::lag_zone();
+        // The nemesis's own zone (a cluster has no `demo` zone unless asked); idempotent.
+        client.create_zone(&zone).await?;
         let tag: u64 = rand::random();
         let mut chunks = Vec::new();
         for i in 0..LAG_CHUNKS {
@@ -587,7 +594,7 @@ impl Nemesis {
             .cluster
             .client(leader, Duration::from_secs(30))
             .context("no client for the leader")?;
-        let zone = blindstore_types::ZoneId::new("demo").expect("a valid zone id");
+        let zone = Self::lag_zone();
         let started = Instant::now();
         let writer = ChainWriter::generate(zone.clone());
         client.create_chain(&zone, writer.public_key()).await?;
