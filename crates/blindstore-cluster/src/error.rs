@@ -52,6 +52,10 @@ pub enum NodeError {
     /// older. Nothing was changed.
     #[error("this needs cluster version {needed} and the cluster runs version {current}: a member runs an older build; finish the rolling upgrade (`blindstore cluster status` shows each node's LEVEL); nothing was changed")]
     NeedsClusterVersion { needed: u32, current: u32 },
+    /// A rotation (of the join token or the admin credentials) lost a race with another one.
+    /// Nothing was changed.
+    #[error("the {0} was rotated meanwhile by another request; nothing was changed (rotate again if a new one is still wanted)")]
+    RotatedMeanwhile(&'static str),
     /// A login failed: wrong password, unknown account, or an expired or used login. One
     /// variant for all, so a client cannot tell which.
     #[error("login failed: wrong password or unknown account")]
@@ -197,13 +201,8 @@ pub(crate) fn rejection(r: Rejection) -> NodeError {
         Rejection::SiteHostTaken { host, zone } => {
             NodeError::BadRequest(format!("site host {host} belongs to zone {zone}"))
         }
-        Rejection::JoinSecretChanged => NodeError::Unavailable(
-            "the join token was rotated meanwhile by another request; nothing changed".into(),
-        ),
-        Rejection::AdminCredentialsChanged => NodeError::Unavailable(
-            "the admin credentials were rotated meanwhile by another request; nothing changed"
-                .into(),
-        ),
+        Rejection::JoinSecretChanged => NodeError::RotatedMeanwhile("join token"),
+        Rejection::AdminCredentialsChanged => NodeError::RotatedMeanwhile("admin credential"),
         Rejection::NeedsClusterVersion { needed, current } => {
             NodeError::NeedsClusterVersion { needed, current }
         }
@@ -214,4 +213,29 @@ pub(crate) fn unexpected(response: CommandResponse) -> NodeError {
     NodeError::Internal(format!(
         "state machine answered {response:?} to a command of another kind"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_the_caller_must_act_on_say_why() {
+        let lost = rejection(Rejection::AdminCredentialsChanged).to_string();
+        assert!(
+            lost.contains("admin credential was rotated meanwhile"),
+            "{lost}"
+        );
+        let lost = rejection(Rejection::JoinSecretChanged).to_string();
+        assert!(lost.contains("join token was rotated meanwhile"), "{lost}");
+        let old = rejection(Rejection::NeedsClusterVersion {
+            needed: 4,
+            current: 3,
+        })
+        .to_string();
+        assert!(
+            old.contains("needs cluster version 4") && old.contains("runs version 3"),
+            "{old}"
+        );
+    }
 }

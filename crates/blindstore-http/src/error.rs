@@ -136,7 +136,10 @@ impl ApiError {
                     NodeError::TooLarge { .. } => (C::PayloadTooLarge, message, None),
                     NodeError::QuotaExceeded(_) => (C::QuotaExceeded, message, None),
                     NodeError::InsufficientStorage(_) => (C::InsufficientStorage, message, None),
-                    NodeError::NeedsClusterVersion { .. } => (C::Unavailable, message, None),
+                    // Refusals whose reason the caller needs: said, not hidden behind "unavailable".
+                    NodeError::NeedsClusterVersion { .. } | NodeError::RotatedMeanwhile(_) => {
+                        (C::Unavailable, message, None)
+                    }
                     NodeError::Unavailable(_) | NodeError::CorruptChunk(_) => {
                         tracing::warn!(error = %message, "answered 503 unavailable");
                         (C::Unavailable, UNAVAILABLE.into(), None)

@@ -883,3 +883,37 @@ fn deleting_a_zone_removes_everything_in_it_and_nothing_of_a_zone_whose_name_ext
     assert_eq!(responses[0], CommandResponse::ZoneCreated { created: true });
     assert_eq!(sm.zone(&z).unwrap().unwrap().entries, 0);
 }
+
+#[test]
+fn an_admin_credential_rotation_that_raced_another_changes_nothing() {
+    use blindstore_types::command::AdminCredentials;
+    use blindstore_types::Hash32;
+    let dir = tempfile::tempdir().unwrap();
+    let sm = StateMachineStore::open(&dir.path().join("a"), 1 << 26).unwrap();
+    let credentials = |admin: &[u8]| AdminCredentials {
+        admin: Hash32::digest(admin),
+        metrics: None,
+        rotated_at_ms: 1,
+    };
+    let rotate = |admin: &[u8], previous: Option<&[u8]>| Command::SetAdminCredentials {
+        credentials: credentials(admin),
+        previous: previous.map(Hash32::digest),
+    };
+    let responses = apply(
+        &sm,
+        vec![
+            Command::SetClusterVersion { level: 3 },
+            rotate(b"first", None),
+            // A second first rotation, made from the same view: it lost the race.
+            rotate(b"second", None),
+            rotate(b"third", Some(b"first")),
+        ],
+    );
+    assert_eq!(responses[1], CommandResponse::AdminCredentialsSet);
+    assert_eq!(
+        responses[2],
+        CommandResponse::Rejected(Rejection::AdminCredentialsChanged)
+    );
+    assert_eq!(responses[3], CommandResponse::AdminCredentialsSet);
+    assert_eq!(sm.admin_credentials().unwrap(), Some(credentials(b"third")));
+}
