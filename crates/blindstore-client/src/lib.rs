@@ -179,6 +179,26 @@ impl Client {
         json(self.admin(Method::GET, "/v1/admin/cluster").send().await?).await
     }
 
+    /// The members, each with its own health as the node could ask it (admin).
+    pub async fn cluster_overview(&self) -> Result<blindstore_types::api::ClusterOverview> {
+        json(
+            self.admin(Method::GET, "/v1/admin/cluster/overview")
+                .send()
+                .await?,
+        )
+        .await
+    }
+
+    /// The chunks most asked of the node or gateway since it started (admin).
+    pub async fn most_requested(&self) -> Result<blindstore_types::api::MostRequested> {
+        json(
+            self.admin(Method::GET, "/v1/admin/chunks/most-requested")
+                .send()
+                .await?,
+        )
+        .await
+    }
+
     /// The nodes holding a chunk, and those that should (admin).
     pub async fn replicas(&self, zone: &ZoneId, hash: &Hash32) -> Result<Replicas> {
         let path = format!("/v1/admin/zones/{zone}/chunks/{hash}/replicas");
@@ -198,9 +218,16 @@ impl Client {
     }
 
     /// Removes a node (admin; send it to the leader).
-    pub async fn remove_node(&self, node_id: u64, force: bool) -> Result<NodeChange> {
+    pub async fn remove_node(
+        &self,
+        node_id: u64,
+        force: bool,
+        below_three_voters: bool,
+    ) -> Result<NodeChange> {
         let path = format!("/v1/admin/cluster/nodes/{node_id}");
-        let request = self.admin(Method::DELETE, &path).query(&[("force", force)]);
+        let request = self
+            .admin(Method::DELETE, &path)
+            .query(&[("force", force), ("below_three_voters", below_three_voters)]);
         json(request.send().await?).await
     }
 

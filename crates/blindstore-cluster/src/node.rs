@@ -402,8 +402,16 @@ impl Node {
     }
 
     /// Leader: takes `node` out of the membership (see `Core::remove_member`).
-    pub async fn remove_member(&self, node: NodeId, force: bool) -> Result<(), NodeError> {
-        Ok(self.core().remove_member(node, force).await?)
+    pub async fn remove_member(
+        &self,
+        node: NodeId,
+        force: bool,
+        below_three_voters: bool,
+    ) -> Result<(), NodeError> {
+        Ok(self
+            .core()
+            .remove_member(node, force, below_three_voters)
+            .await?)
     }
 
     /// Replaces the join token (see `Core::rotate_join_token`).

@@ -2,27 +2,24 @@
 //! byte-bounded directory on disk (oldest first out). Chunks never change, so a cached chunk is
 //! never stale; the gateway checks each chunk's hash before caching it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
+use blindstore_types::api::RequestCount;
 use blindstore_types::{Hash32, ZoneId};
+use blindstore_web::requests::RequestCounts;
 use bytes::Bytes;
 use lru::LruCache;
 use serde::Serialize;
-
-/// Most keys whose request counts are kept for the most-requested list.
-const MAX_COUNTED_KEYS: usize = 10_000;
-/// Length of the most-requested list.
-const MOST_REQUESTED: usize = 20;
 
 pub(crate) struct ChunkCache {
     memory: Mutex<MemoryCache>,
     disk: Option<DiskCache>,
     hits: AtomicU64,
     misses: AtomicU64,
-    requests: Mutex<HashMap<ChunkKey, u64>>,
+    requests: RequestCounts,
 }
 
 struct MemoryCache {
@@ -61,13 +58,6 @@ pub struct CacheStats {
     pub most_requested: Vec<RequestCount>,
 }
 
-#[derive(Debug, Serialize)]
-pub struct RequestCount {
-    pub zone: ZoneId,
-    pub hash: Hash32,
-    pub requests: u64,
-}
-
 impl ChunkCache {
     /// A cache holding at most `memory_bytes` in memory and `disk_bytes` under `disk_dir`
     /// (which is emptied: what a previous run left there is not trusted to be complete).
@@ -95,14 +85,14 @@ impl ChunkCache {
             disk,
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
-            requests: Mutex::new(HashMap::new()),
+            requests: RequestCounts::default(),
         })
     }
 
     /// The chunk from memory or disk, counting the request as a hit or a miss.
     pub(crate) async fn get(&self, zone: &ZoneId, hash: &Hash32) -> Option<Bytes> {
         let key = (zone.clone(), *hash);
-        self.count(&key);
+        self.requests.count(zone, hash);
         let from_memory = self
             .memory
             .lock()
@@ -132,7 +122,7 @@ impl ChunkCache {
 
     /// Counts a request that a member must answer whatever the cache holds, as a miss.
     pub(crate) fn count_miss(&self, zone: &ZoneId, hash: &Hash32) {
-        self.count(&(zone.clone(), *hash));
+        self.requests.count(zone, hash);
         self.misses.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("blindstore_cache_requests_total", "result" => "miss").increment(1);
     }
@@ -160,19 +150,6 @@ impl ChunkCache {
             }
             None => (0, 0, 0),
         };
-        let mut most: Vec<RequestCount> = self
-            .requests
-            .lock()
-            .expect("cache lock")
-            .iter()
-            .map(|((zone, hash), n)| RequestCount {
-                zone: zone.clone(),
-                hash: *hash,
-                requests: *n,
-            })
-            .collect();
-        most.sort_by(|a, b| b.requests.cmp(&a.requests).then(a.hash.cmp(&b.hash)));
-        most.truncate(MOST_REQUESTED);
         CacheStats {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
@@ -182,16 +159,7 @@ impl ChunkCache {
             disk_bytes,
             disk_capacity,
             disk_chunks,
-            most_requested: most,
-        }
-    }
-
-    fn count(&self, key: &ChunkKey) {
-        let mut requests = self.requests.lock().expect("cache lock");
-        if let Some(n) = requests.get_mut(key) {
-            *n += 1;
-        } else if requests.len() < MAX_COUNTED_KEYS {
-            requests.insert(key.clone(), 1);
+            most_requested: self.requests.most_requested(),
         }
     }
 

@@ -250,18 +250,21 @@ enum ForwardBody {
 }
 
 /// The gateway's HTTP API: everything is forwarded, chunk reads go through the caches, and
-/// `/v1/health` and `/v1/admin/cache` are the gateway's own.
+/// `/v1/health`, `/v1/metrics`, `/v1/admin/cache`, `/v1/admin/chunks/most-requested` and the
+/// admin console (`/admin/`) are the gateway's own.
 pub fn router(gateway: Arc<Gateway>) -> Router {
     blindstore_web::metrics::handle();
     Router::new()
         .route("/v1/health", get(health))
         .route("/v1/admin/cache", get(cache_stats))
+        .route("/v1/admin/chunks/most-requested", get(most_requested))
         .route("/v1/metrics", get(metrics))
         .route(
             "/v1/zones/{zone}/chunks/{hash}",
             get(get_chunk).head(head_chunk).fallback(forward),
         )
         .fallback(forward)
+        .merge(blindstore_web::console::routes())
         .layer(axum::middleware::from_fn(blindstore_web::metrics::track))
         .with_state(gateway)
 }
@@ -309,6 +312,17 @@ async fn cache_stats(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Resp
         return error(ErrorCode::Unauthorized, "missing or invalid admin token");
     }
     Json(gw.cache_stats()).into_response()
+}
+
+/// The chunks most asked of this gateway (whether its cache or a member answered).
+async fn most_requested(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    if !admitted(&gw, &headers, Access::Admin) {
+        return error(ErrorCode::Unauthorized, "missing or invalid admin token");
+    }
+    Json(blindstore_types::api::MostRequested {
+        most_requested: gw.cache_stats().most_requested,
+    })
+    .into_response()
 }
 
 /// The gateway's Prometheus metrics (docs/operations.md), for the admin token.

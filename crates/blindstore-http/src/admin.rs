@@ -5,9 +5,9 @@ use axum::http::StatusCode;
 use axum::Json;
 use blindstore_cluster::{CredentialKind, ZoneInfo};
 use blindstore_types::api::{
-    ClusterMembers, ErrorBody, InviteRequest, Invites, NodeChange, RegistrationChange, Replicas,
-    RotateCredential, RotateToken, RotatedCredential, RotatedToken, Zone, ZoneList, ZoneQuota,
-    ZoneSettingsChange,
+    ClusterMembers, ClusterOverview, ErrorBody, Health, InviteRequest, Invites, MemberOverview,
+    MostRequested, NodeChange, RegistrationChange, Replicas, RotateCredential, RotateToken,
+    RotatedCredential, RotatedToken, Zone, ZoneList, ZoneQuota, ZoneSettingsChange,
 };
 use blindstore_types::Hash32;
 use utoipa_axum::router::OpenApiRouter;
@@ -30,6 +30,8 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(chunk_replicas))
         .routes(routes!(backup_state))
         .routes(routes!(cluster))
+        .routes(routes!(cluster_overview))
+        .routes(routes!(most_requested))
         .routes(routes!(drain_node, undrain_node))
         .routes(routes!(remove_node))
         .routes(routes!(rotate_token))
@@ -360,6 +362,87 @@ pub(crate) async fn cluster(_: Admin, State(state): State<AppState>) -> Json<Clu
     Json(state.node.members())
 }
 
+/// How long the overview waits for a member's health.
+const OVERVIEW_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The members as this node sees them, each with its own `/v1/health` (asked over HTTP, all at
+/// once, 2 s at most): what `blindstore cluster status` and the admin console show.
+#[utoipa::path(get, path = "/v1/admin/cluster/overview", tag = "admin",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Members with their health", body = ClusterOverview),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+    ))]
+pub(crate) async fn cluster_overview(
+    _: Admin,
+    State(state): State<AppState>,
+) -> Json<ClusterOverview> {
+    let view = state.node.members();
+    let asked = view.members.into_iter().map(|member| {
+        let state = state.clone();
+        async move {
+            let (health, error) = if member.node_id == view.node_id {
+                (Some(crate::own_health(&state)), None)
+            } else {
+                match member_health(&state.proxy_client, &member.http_addr).await {
+                    Ok(health) => (Some(health), None),
+                    Err(why) => (None, Some(why)),
+                }
+            };
+            MemberOverview {
+                member,
+                health,
+                error,
+            }
+        }
+    });
+    Json(ClusterOverview {
+        answered_by: view.node_id,
+        leader: view.leader,
+        term: view.term,
+        leader_last_log_index: view.leader_last_log_index,
+        members: futures::future::join_all(asked).await,
+        removed: view.removed,
+    })
+}
+
+/// A member's `/v1/health`, or why it could not be had.
+async fn member_health(client: &reqwest::Client, http_addr: &str) -> Result<Health, String> {
+    let asked = client
+        .get(format!("http://{http_addr}/v1/health"))
+        .timeout(OVERVIEW_DEADLINE)
+        .send()
+        .await;
+    let response = match asked {
+        Ok(r) => r,
+        Err(e) if e.is_timeout() => {
+            return Err(format!("no answer within {}s", OVERVIEW_DEADLINE.as_secs()))
+        }
+        Err(e) if e.is_connect() => return Err(format!("unreachable at {http_addr}")),
+        Err(e) => return Err(format!("asking {http_addr}: {e}")),
+    };
+    if !response.status().is_success() {
+        return Err(format!("answered {}", response.status()));
+    }
+    response
+        .json::<Health>()
+        .await
+        .map_err(|e| format!("unreadable health from {http_addr}: {e}"))
+}
+
+/// The chunks most asked of this node since it started, most first.
+#[utoipa::path(get, path = "/v1/admin/chunks/most-requested", tag = "admin",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The most requested chunks", body = MostRequested),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+    ))]
+pub(crate) async fn most_requested(_: Admin, State(state): State<AppState>) -> Json<MostRequested> {
+    Json(MostRequested {
+        most_requested: state.requests.most_requested(),
+    })
+}
+
 /// Start draining a node: it stops owning chunks, and its chunks move to their other owners.
 /// Progress: the node's `chunks_held` in `/v1/health` falls to 0.
 #[utoipa::path(post, path = "/v1/admin/cluster/nodes/{node_id}/drain", tag = "admin",
@@ -410,6 +493,10 @@ pub(crate) struct RemoveQuery {
     /// Remove at once, without waiting for a drain (for a dead node); repair restores copies.
     #[serde(default)]
     force: bool,
+    /// Remove even though fewer than 3 members able to vote would be left (a cluster of 2
+    /// voters stops committing when either fails).
+    #[serde(default)]
+    below_three_voters: bool,
 }
 
 /// Remove a node from the cluster. Without `force` it must have been drained (it holds no
@@ -419,7 +506,7 @@ pub(crate) struct RemoveQuery {
     security(("admin_token" = [])),
     responses(
         (status = 200, description = "Removed", body = NodeChange),
-        (status = 400, description = "Not a member, not drained, or the last node", body = ErrorBody),
+        (status = 400, description = "Not a member, not drained, the last node, or fewer than 3 voters would be left without `below_three_voters`", body = ErrorBody),
         (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
         (status = 503, description = "Not the leader (the message names it), or no quorum", body = ErrorBody),
     ))]
@@ -429,7 +516,10 @@ pub(crate) async fn remove_node(
     ApiPath(node_id): ApiPath<u64>,
     ApiQuery(q): ApiQuery<RemoveQuery>,
 ) -> Result<Json<NodeChange>, ApiError> {
-    state.node.remove_member(node_id, q.force).await?;
+    state
+        .node
+        .remove_member(node_id, q.force, q.below_three_voters)
+        .await?;
     Ok(Json(NodeChange {
         node_id,
         action: "removed".into(),

@@ -97,9 +97,11 @@ pub(crate) async fn get_chunk(
     if if_none_match(&headers, &hash) {
         // Existence still matters: a 304 for a chunk that is not stored would be a lie.
         state.node.chunks().chunk_len(&zone, &hash).await?;
+        state.requests.count(&zone, &hash);
         return Ok((StatusCode::NOT_MODIFIED, etag_headers(&hash), security).into_response());
     }
     let bytes = state.node.chunks().get_chunk(&zone, &hash).await?;
+    state.requests.count(&zone, &hash);
     let mut response = (etag_headers(&hash), security, bytes).into_response();
     response.headers_mut().insert(
         CONTENT_TYPE,

@@ -60,6 +60,8 @@ pub struct AppState {
     sites: Arc<sites::SiteCache>,
     local_site: Option<Arc<LocalSite>>,
     proxy_client: reqwest::Client,
+    /// The chunks most asked of this node.
+    requests: Arc<blindstore_web::requests::RequestCounts>,
 }
 
 impl AppState {
@@ -75,6 +77,7 @@ impl AppState {
             sites: Arc::default(),
             local_site: None,
             proxy_client: proxy::client(),
+            requests: Arc::default(),
         }
     }
 
@@ -122,6 +125,7 @@ pub fn router(state: AppState) -> Router {
         .layer(cors::layer(state.node.clone()))
         .merge(service.method_not_allowed_fallback(method_not_allowed))
         .merge(sites::site_routes())
+        .merge(blindstore_web::console::routes())
         .fallback(sites::fallback)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -286,12 +290,17 @@ pub(crate) fn parse_zone(zone: &str) -> Result<ZoneId, ApiError> {
 #[utoipa::path(get, path = "/v1/health", tag = "node",
     responses((status = 200, description = "This node's view of the cluster", body = Health)))]
 async fn health(State(state): State<AppState>) -> Json<Health> {
-    Json(Health {
+    Json(own_health(&state))
+}
+
+/// This node's health as `/v1/health` answers it.
+pub(crate) fn own_health(state: &AppState) -> Health {
+    Health {
         version: env!("CARGO_PKG_VERSION").into(),
         revision: state.revision.to_string(),
         name: state.name.to_string(),
         ..state.node.health()
-    })
+    }
 }
 
 /// This document.

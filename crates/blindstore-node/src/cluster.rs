@@ -626,6 +626,7 @@ impl DrainProgress {
 
 async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
     let node = args.node_id;
+    let below = args.below_three_voters;
     let target = &args.target;
     let members = target.client()?.cluster().await?;
     check_voters_left(&members, node, args.below_three_voters)?;
@@ -635,7 +636,7 @@ async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
                 LEADER_PATIENCE,
                 &format!("removing node {node}"),
                 gone(node),
-                |leader| async move { leader.remove_node(node, true).await },
+                |leader| async move { leader.remove_node(node, true, below).await },
             )
             .await?;
         println!("node {node} removed (forced); repair restores the copies it held");
@@ -696,7 +697,7 @@ async fn remove(args: RemoveArgs) -> anyhow::Result<()> {
             LEADER_PATIENCE,
             &format!("removing node {node}"),
             gone(node),
-            |leader| async move { leader.remove_node(node, false).await },
+            |leader| async move { leader.remove_node(node, false, below).await },
         )
         .await?;
     if args.json {

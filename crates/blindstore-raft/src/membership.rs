@@ -152,7 +152,12 @@ impl Core {
     /// and hold no chunks (every chunk it held then has its full replication elsewhere); with
     /// `force` it goes at once and the repairers restore copies. If voters fall below the
     /// target, a storage node is promoted.
-    pub async fn remove_member(&self, node: NodeId, force: bool) -> Result<(), CoreError> {
+    pub async fn remove_member(
+        &self,
+        node: NodeId,
+        force: bool,
+        below_three_voters: bool,
+    ) -> Result<(), CoreError> {
         if !self.is_leader() {
             let leader = self
                 .leader()
@@ -171,8 +176,23 @@ impl Core {
         if members.len() == 1 {
             return Err(CoreError::BadRequest("cannot remove the last node".into()));
         }
+        // Members able to vote afterwards: voters, and storage nodes the leader would promote;
+        // a draining node is on its way out.
+        let draining = self.inner.state.draining()?;
+        let left = members
+            .iter()
+            .filter(|m| **m != node && !draining.contains(m))
+            .count();
+        if left < 3 && !below_three_voters {
+            return Err(CoreError::BadRequest(format!(
+                "removing node {node} would leave {left} member(s) able to vote: a cluster needs \
+                 a majority of its voters, so with 2 it stops committing when either one fails. \
+                 Add a node first (it becomes a voter as node {node} leaves), or confirm the \
+                 removal below three voters"
+            )));
+        }
         if !force {
-            if !self.inner.state.draining()?.contains(&node) {
+            if !draining.contains(&node) {
                 return Err(CoreError::BadRequest(format!(
                     "node {node} is not draining: drain it first, or use force"
                 )));

@@ -113,6 +113,53 @@ pub struct Member {
     pub draining: bool,
 }
 
+/// `GET /v1/admin/cluster/overview`: the members with each one's own health, as one node
+/// gathers them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct ClusterOverview {
+    /// The node that answered (and asked the others).
+    pub answered_by: u64,
+    pub leader: Option<u64>,
+    pub term: u64,
+    /// The leader's last log index, if the answering node leads (for lag).
+    pub leader_last_log_index: Option<u64>,
+    pub members: Vec<MemberOverview>,
+    /// Nodes removed from the cluster for good.
+    #[serde(default)]
+    pub removed: Vec<u64>,
+}
+
+/// One member in [`ClusterOverview`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MemberOverview {
+    #[serde(flatten)]
+    pub member: Member,
+    /// The member's `/v1/health`, asked with a 2 s deadline; absent when it did not answer.
+    pub health: Option<Health>,
+    /// Why `health` is absent (unreachable, timed out, an error status).
+    pub error: Option<String>,
+}
+
+/// A chunk and how often it was asked for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct RequestCount {
+    pub zone: ZoneId,
+    pub hash: Hash32,
+    pub requests: u64,
+}
+
+/// `GET /v1/admin/chunks/most-requested`: this node's (or gateway's) most requested chunks
+/// since it started, most first. Counts are exact while fewer than 1024 chunks were asked for;
+/// past that, a count may be high by at most the smallest one kept.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct MostRequested {
+    pub most_requested: Vec<RequestCount>,
+}
+
 /// Answer to draining or removing a node.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(ToSchema))]

@@ -4,7 +4,9 @@
 //! it without linking either.
 
 pub mod admin;
+pub mod console;
 pub mod metrics;
+pub mod requests;
 mod server;
 pub mod site;
 mod tls;

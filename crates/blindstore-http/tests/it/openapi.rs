@@ -11,6 +11,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/health"),
     ("get", "/v1/openapi.json"),
     ("get", "/v1/metrics"),
+    ("get", "/v1/admin/cluster/overview"),
+    ("get", "/v1/admin/chunks/most-requested"),
     ("put", "/v1/admin/zones/{zone}"),
     ("get", "/v1/admin/zones"),
     ("get", "/v1/admin/zones/{zone}"),

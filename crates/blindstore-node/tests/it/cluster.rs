@@ -161,7 +161,11 @@ impl Cluster {
 
 /// Uploads `count` chunks `"{prefix} {i}"`, spread over `clients` in turn; returns each hash
 /// with its bytes.
-async fn put_chunks(clients: &[Client], prefix: &str, count: u32) -> Vec<(Hash32, Vec<u8>)> {
+pub(crate) async fn put_chunks(
+    clients: &[Client],
+    prefix: &str,
+    count: u32,
+) -> Vec<(Hash32, Vec<u8>)> {
     let mut chunks = Vec::new();
     for i in 0..count {
         let bytes = format!("{prefix} {i}").into_bytes();
@@ -1447,6 +1451,31 @@ async fn a_dead_leader_can_be_force_removed_at_once() {
     let status = cluster.status(cluster.nodes[0].as_ref().unwrap());
     let leader_id = status["leader"].as_u64().unwrap();
     let (leader, followers) = cluster.leader_and_followers();
+    // The server itself refuses a removal below three voters unless told (the CLI's check is
+    // only a courtesy): over HTTP, to the leader, with the reason, and nothing changes.
+    let admin = cluster.nodes[leader]
+        .as_ref()
+        .unwrap()
+        .client()
+        .with_admin_token(ADMIN);
+    let follower_id = status["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["node_id"].as_u64().unwrap())
+        .find(|id| *id != leader_id)
+        .unwrap();
+    let refused = admin
+        .remove_node(follower_id, true, false)
+        .await
+        .unwrap_err();
+    assert!(
+        refused
+            .to_string()
+            .contains("would leave 2 member(s) able to vote"),
+        "{refused}"
+    );
+    assert_eq!(admin.cluster().await.unwrap().members.len(), 3);
     cluster.nodes[leader].take().unwrap().kill_9();
 
     let via = cluster.nodes[followers[0]].as_ref().unwrap();

@@ -3,6 +3,7 @@
 mod accounts;
 mod backup;
 mod cluster;
+mod console;
 mod credentials;
 mod durability;
 mod limits;
