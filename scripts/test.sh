@@ -18,7 +18,8 @@
 # registry for `npm ci`), Debian's chromium at /usr/bin/chromium (or $CHROMIUM), python3 with
 # `cryptography` (pip install cryptography), root with iproute2 and nftables for the
 # fault-injection runs; protoc (Debian's protobuf-compiler) to build the benchmark's etcd client,
-# and etcd-server and nginx-light, which scripts/bench.sh installs with apt when missing.
+# and etcd-server and nginx-light, which scripts/bench.sh installs with apt when missing;
+# Debian's pebble (the ACME test server) for the automatic-certificate test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -323,6 +323,32 @@ pub struct Config {
     /// HTTPS: the certificate's private key, PEM.
     #[arg(long, env = "BLINDSTORE_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// HTTPS with certificates got and renewed over ACME (Let's Encrypt by default) for these
+    /// names [default: none]
+    ///
+    /// HTTPS with a certificate for these DNS names, got over ACME (RFC 8555, HTTP-01 challenges
+    /// answered on `acme_http_addr`), kept in `<data_dir>/acme/` (0600) and renewed when two
+    /// thirds of its lifetime have passed. Each name must resolve to this machine, reachable on
+    /// port 80 from the internet (or wherever the ACME server validates from). Not with
+    /// `tls_cert`.
+    #[arg(long, env = "BLINDSTORE_ACME_DOMAIN", value_delimiter = ',')]
+    pub acme_domain: Vec<String>,
+    /// With `acme_domain`: contact address given to the ACME server (expiry notices) [default:
+    /// none]
+    #[arg(long, env = "BLINDSTORE_ACME_EMAIL")]
+    pub acme_email: Option<String>,
+    /// With `acme_domain`: the ACME server's directory URL (Let's Encrypt's staging:
+    /// https://acme-staging-v02.api.letsencrypt.org/directory)
+    #[arg(long, env = "BLINDSTORE_ACME_DIRECTORY")]
+    pub acme_directory: String,
+    /// With `acme_domain`: a PEM root certificate to trust for the ACME server itself (a
+    /// private or test ACME server) [default: the system's roots]
+    #[arg(long, env = "BLINDSTORE_ACME_CA_CERT")]
+    pub acme_ca_cert: Option<PathBuf>,
+    /// With `acme_domain`: where HTTP-01 challenges are answered (port 80 as the ACME server
+    /// sees it); other requests there are redirected to HTTPS
+    #[arg(long, env = "BLINDSTORE_ACME_HTTP_ADDR")]
+    pub acme_http_addr: SocketAddr,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]
@@ -352,6 +378,11 @@ impl Default for Config {
             cluster_tls: false,
             tls_cert: None,
             tls_key: None,
+            acme_domain: Vec::new(),
+            acme_email: None,
+            acme_directory: crate::acme::LETS_ENCRYPT.into(),
+            acme_ca_cert: None,
+            acme_http_addr: SocketAddr::from(([0, 0, 0, 0], 80)),
             log_format: LogFormat::Text,
             demo_zone: None,
             max_chunk_bytes: 4 << 20,
@@ -446,7 +477,20 @@ impl Config {
     /// The HTTP server's limits.
     /// The TLS configuration, loaded, with a task that reloads it on SIGHUP; `None` for
     /// plain HTTP.
-    pub fn tls(&self) -> anyhow::Result<Option<std::sync::Arc<blindstore_web::Tls>>> {
+    /// HTTPS, if configured: a certificate over ACME (got before this returns, then kept
+    /// renewed), or the given files (reloaded on SIGHUP).
+    pub async fn tls(&self) -> anyhow::Result<Option<std::sync::Arc<blindstore_web::Tls>>> {
+        if !self.acme_domain.is_empty() {
+            let acme = crate::acme::AcmeConfig {
+                domains: self.acme_domain.clone(),
+                email: self.acme_email.clone(),
+                directory: self.acme_directory.clone(),
+                ca_cert: self.acme_ca_cert.clone(),
+                http_addr: self.acme_http_addr,
+                dir: self.data_dir.join("acme"),
+            };
+            return crate::acme::start(acme).await.map(Some);
+        }
         let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
             return Ok(None);
         };
@@ -564,6 +608,18 @@ impl Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             bail!("tls_cert and tls_key go together");
+        }
+        if !self.acme_domain.is_empty() && self.tls_cert.is_some() {
+            bail!("acme_domain gets its own certificate: leave out tls_cert and tls_key");
+        }
+        for name in &self.acme_domain {
+            crate::acme::check_domain(name)?;
+        }
+        if !self.acme_directory.starts_with("https://") {
+            bail!(
+                "acme_directory must be an https:// URL, not {:?}",
+                self.acme_directory
+            );
         }
         if let Some(name) = &self.name {
             if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control()) {

@@ -1,5 +1,6 @@
 //! `blindstore`: runs a node and manages it.
 
+mod acme;
 mod backup;
 mod cluster;
 mod config;

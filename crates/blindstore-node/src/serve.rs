@@ -200,7 +200,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let app = blindstore_http::router(state);
     record_build_info("member");
     let shutdown = shutdown_signal()?;
-    let tls = config.tls()?;
+    let tls = config.tls().await?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     tracing::info!(addr = %local_addr, scheme, "http listening");
     // One machine-readable line on stdout, for people and for scripts that started us on port 0.
@@ -274,7 +274,7 @@ async fn serve_gateway(config: Config, admin_token: String) -> anyhow::Result<()
         }
     };
     tracing::info!(addr = %local_addr, "gateway listening");
-    let tls = config.tls()?;
+    let tls = config.tls().await?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("blindstore listening on {scheme}://{local_addr}");
     let _ = std::io::stdout().flush();

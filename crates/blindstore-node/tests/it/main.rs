@@ -1,6 +1,7 @@
 //! The `blindstore` binary as users run it: real processes on ephemeral ports.
 
 mod accounts;
+mod acme;
 mod backup;
 mod cluster;
 mod console;
