@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use blindstore_client::Client;
-use blindstore_types::api::{ClusterMembers, NodeChange};
+use blindstore_types::api::{ClusterMembers, Health, Member, NodeChange};
 use clap::{Args, Subcommand};
 use serde::Serialize;
 
@@ -289,27 +289,60 @@ pub fn run(command: ClusterCommand) -> anyhow::Result<()> {
     }
 }
 
-async fn status(args: StatusArgs) -> anyhow::Result<()> {
-    let url = &args.target.url;
-    let members = args
-        .target
-        .client()?
+/// The members, each with its health as the answering node could ask it over HTTP (so this
+/// works through a gateway, or from a machine that reaches one node only); from a node of an
+/// older build, without that route, each member is asked from here.
+async fn member_healths(
+    target: &Target,
+) -> anyhow::Result<(ClusterMembers, Vec<(Member, Option<Health>)>)> {
+    let url = &target.url;
+    let client = target.client()?;
+    match client.cluster_overview().await {
+        Ok(overview) => {
+            let members = ClusterMembers {
+                node_id: overview.answered_by,
+                leader: overview.leader,
+                term: overview.term,
+                leader_last_log_index: overview.leader_last_log_index,
+                members: overview.members.iter().map(|m| m.member.clone()).collect(),
+                removed: overview.removed,
+            };
+            let healths = overview
+                .members
+                .into_iter()
+                .map(|m| (m.member, m.health))
+                .collect();
+            return Ok((members, healths));
+        }
+        Err(e) if e.status().map(|s| s.as_u16()) != Some(404) => {
+            return Err(e).with_context(|| format!("asking {url} for the cluster's members"))
+        }
+        Err(_) => {}
+    }
+    let members = client
         .cluster()
         .await
         .with_context(|| format!("asking {url} for the cluster's members"))?;
-    let mut rows = Vec::new();
-    let mut versions = Vec::new();
-    let mut rpc_tls = false;
+    let mut healths = Vec::new();
     for m in &members.members {
         let health = tokio::time::timeout(
             Duration::from_secs(3),
             Client::new(&format!("http://{}", m.http_addr)).health(),
         )
         .await;
-        let health = match health {
-            Ok(Ok(h)) => Some(h),
-            _ => None,
-        };
+        healths.push((m.clone(), health.ok().and_then(Result::ok)));
+    }
+    Ok((members, healths))
+}
+
+async fn status(args: StatusArgs) -> anyhow::Result<()> {
+    let url = &args.target.url;
+    let (members, healths) = member_healths(&args.target).await?;
+    let mut rows = Vec::new();
+    let mut versions = Vec::new();
+    let mut rpc_tls = false;
+    for (m, health) in healths {
+        let m = &m;
         rows.push(NodeRow {
             node_id: m.node_id,
             name: health

@@ -71,6 +71,30 @@ async fn nodes_and_gateways_serve_the_console_and_what_it_shows() {
             .as_ref()
             .is_some_and(|h| h.node_id == m.member.node_id && h.feature_level > 0)));
     }
+    // `cluster status` through the gateway: every member's health, as the console sees it
+    // (the CLI asks the overview, so it needs no way to the members themselves).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_blindstore"))
+        .args([
+            "cluster",
+            "status",
+            "--json",
+            "--admin-token",
+            ADMIN,
+            "--url",
+        ])
+        .arg(&gateway.url)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let nodes = status["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 3, "{status}");
+    assert!(nodes.iter().all(|n| n["reachable"] == true), "{status}");
+
     // A dead member is listed with why its health is missing; the others still answer.
     let dead = cluster.nodes[2].take().unwrap();
     let dead_addr = dead.url.trim_start_matches("http://").to_owned();
