@@ -64,6 +64,8 @@ pub struct GatewayConfig {
     pub admin_token: String,
     /// The build's git revision (`/v1/health`).
     pub revision: String,
+    /// The gateway's name (`--name`; `/v1/health`).
+    pub name: String,
     pub cache_memory_bytes: u64,
     /// Optional disk cache: its directory and size.
     pub cache_disk: Option<(PathBuf, u64)>,
@@ -287,7 +289,7 @@ async fn health(State(gw): State<Arc<Gateway>>) -> Json<Health> {
         feature_level: 0,
         cluster_version: 0,
         cluster_id: None,
-        name: String::new(),
+        name: gw.config.name.clone(),
         rpc_tls: false,
         version: env!("CARGO_PKG_VERSION").into(),
         revision: gw.config.revision.clone(),

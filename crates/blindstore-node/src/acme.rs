@@ -95,6 +95,7 @@ pub async fn start(config: AcmeConfig) -> anyhow::Result<Arc<blindstore_web::Tls
     };
     match acme.files.read() {
         Some(kept) if kept.covers(&acme.config.domains) && kept.not_after > SystemTime::now() => {
+            gauge_expiry(&kept);
             tracing::info!(
                 expires = %humantime::format_rfc3339_seconds(kept.not_after),
                 "ACME: serving the certificate kept in {}",

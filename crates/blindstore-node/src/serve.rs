@@ -256,6 +256,7 @@ async fn serve_gateway(config: Config, admin_token: String) -> anyhow::Result<()
             .context("a gateway needs --gateway-token")?,
         admin_token,
         revision: REVISION.into(),
+        name: config.name.clone().unwrap_or_default(),
         cache_memory_bytes: config.cache_memory_bytes,
         cache_disk: (config.cache_disk_bytes > 0)
             .then(|| (config.data_dir.join("cache"), config.cache_disk_bytes)),

@@ -13,7 +13,7 @@ use crate::process::eventually;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nodes_and_gateways_serve_the_console_and_what_it_shows() {
     let mut cluster = Cluster::start(&[]);
-    let gateway = cluster.start_gateway(&[]);
+    let gateway = cluster.start_gateway(&["--name", "edge-1"]);
     let clients = cluster.clients();
     let chunks = put_chunks(&clients, "asked for", 3).await;
 
@@ -60,6 +60,7 @@ async fn nodes_and_gateways_serve_the_console_and_what_it_shows() {
     let via_gateway = blindstore_client::Client::new(&gateway.url).with_admin_token(ADMIN);
     via_gateway.get_chunk(&demo(), &chunks[0].0).await.unwrap();
     let most = via_gateway.most_requested().await.unwrap().most_requested;
+    assert_eq!(via_gateway.health().await.unwrap().name, "edge-1");
     assert_eq!((most[0].hash, most[0].requests), (chunks[0].0, 1));
 
     // The overview: every member with its own health, also through the gateway.
