@@ -258,6 +258,35 @@ async fn a_certificate_is_issued_served_over_http2_and_renewed_before_it_expires
     );
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(log.contains("ACME: renewing the certificate"), "{log}");
+    // The metrics an alert watches: when the served certificate expires, and renewals.
+    let admin = std::fs::read_to_string(data.join("admin-token")).unwrap();
+    let metrics = client()
+        .get(format!("https://{DOMAIN}:{https}/v1/metrics"))
+        .bearer_auth(admin.trim())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let expiry: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("blindstore_tls_certificate_expiry_seconds "))
+        .unwrap_or_else(|| panic!("{metrics}"))
+        .parse()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        expiry > now && expiry < now + 2.0 * VALIDITY as f64,
+        "{expiry} {now}"
+    );
+    assert!(
+        metrics.contains("blindstore_acme_renewals_total{result=\"ok\"}"),
+        "{metrics}"
+    );
 }
 
 /// Settings that cannot work are refused before anything starts, with the reason.
