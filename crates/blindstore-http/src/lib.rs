@@ -146,11 +146,16 @@ async fn refuse_if_removed(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    if request.uri().path() != "/v1/health" && state.node.is_removed() {
+    // Health, and the console's static files (whose calls then get the refusal and show it).
+    let path = request.uri().path();
+    if path == "/v1/health" || path == "/admin" || path.starts_with("/admin/") {
+        return next.run(request).await;
+    }
+    if state.node.is_removed() {
         let id = state.node.health().node_id;
         return ApiError::Node(blindstore_cluster::NodeError::Removed(id)).into_response();
     }
-    if request.uri().path() != "/v1/health" && !state.node.is_caught_up() {
+    if !state.node.is_caught_up() {
         return ApiError::Node(blindstore_cluster::NodeError::Unavailable(
             "this node is catching up with the cluster after a restart; retry, or use another member".into(),
         ))
