@@ -10,6 +10,8 @@
 #   - the browser SDK (sdk/js): its unit tests, tests against a real node and in headless
 #     Chromium, the malicious-server suite and its negative control; then the budget app
 #     (examples/budget) as a user meets it, in headless Chromium;
+#   - the admin console (crates/blindstore-web/console) in headless Chromium against a real
+#     cluster with a gateway;
 #   - the benchmark's quick mode (scripts/bench.sh --quick: every load against Blindstore, etcd
 #     and nginx for half a second; it checks that each did work without errors, never timings);
 #   - the fault-injection verification's short mode and its three negative controls
@@ -61,5 +63,9 @@ npm test --prefix sdk/js
 npm run --prefix sdk/js --silent docs
 npm ci --prefix examples/budget --no-audit --no-fund --silent
 npm test --prefix examples/budget
+# The admin console: its metrics arithmetic, its committed build, and a walk through every view
+# in headless Chromium against three nodes and a gateway.
+npm ci --prefix crates/blindstore-web/console --no-audit --no-fund --silent
+npm test --prefix crates/blindstore-web/console
 scripts/bench.sh --quick
 scripts/jepsen.sh

@@ -48,6 +48,9 @@ pub enum NodeError {
     /// The operation certainly did not take effect: no leader, no quorum, shutting down.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// Only the leader does this; the message names it. Nothing was changed.
+    #[error("{0}")]
+    NotLeader(String),
     /// The request needs a newer cluster version than the cluster runs: a member's build is
     /// older. Nothing was changed.
     #[error("this needs cluster version {needed} and the cluster runs version {current}: a member runs an older build; finish the rolling upgrade (`blindstore cluster status` shows each node's LEVEL); nothing was changed")]
@@ -155,6 +158,7 @@ impl From<CoreError> for NodeError {
             CoreError::BadRequest(m) | CoreError::TooOld(m) => NodeError::BadRequest(m),
             CoreError::TooLarge { what, limit } => NodeError::TooLarge { what, limit },
             CoreError::Unavailable(m) => NodeError::Unavailable(m),
+            CoreError::NotLeader(m) => NodeError::NotLeader(m),
             CoreError::Removed(id) => NodeError::Removed(id),
             CoreError::OutcomeUnknown(m) => NodeError::OutcomeUnknown(m),
             CoreError::Identity(m) => NodeError::Identity(m),

@@ -137,7 +137,9 @@ impl ApiError {
                     NodeError::QuotaExceeded(_) => (C::QuotaExceeded, message, None),
                     NodeError::InsufficientStorage(_) => (C::InsufficientStorage, message, None),
                     // Refusals whose reason the caller needs: said, not hidden behind "unavailable".
-                    NodeError::NeedsClusterVersion { .. } | NodeError::RotatedMeanwhile(_) => {
+                    NodeError::NeedsClusterVersion { .. }
+                    | NodeError::RotatedMeanwhile(_)
+                    | NodeError::NotLeader(_) => {
                         (C::Unavailable, message, None)
                     }
                     NodeError::Unavailable(_) | NodeError::CorruptChunk(_) => {

@@ -18,6 +18,10 @@ pub enum CoreError {
     /// The operation certainly did not take effect: no leader, no quorum, shutting down.
     #[error("unavailable: {0}")]
     Unavailable(String),
+    /// Only the leader does this, and this node does not lead: the message names the leader
+    /// (for admin calls, whose caller should go there). Nothing was changed.
+    #[error("{0}")]
+    NotLeader(String),
     /// A node removed from the cluster for good: this one, or one that asked to be added
     /// again.
     #[error("node {0} was removed from the cluster for good; it is never added again (start a new node with a fresh data dir)")]

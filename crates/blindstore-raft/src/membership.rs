@@ -163,8 +163,8 @@ impl Core {
                 .leader()
                 .map(|(id, info)| format!("node {id} at http://{}", info.http_addr))
                 .unwrap_or_else(|| "unknown".into());
-            return Err(CoreError::Unavailable(format!(
-                "only the leader removes nodes; the leader is {leader}"
+            return Err(CoreError::NotLeader(format!(
+                "only the leader removes nodes; the leader is {leader}; nothing was changed"
             )));
         }
         let members = self.member_ids();

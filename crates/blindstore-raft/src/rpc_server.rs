@@ -232,7 +232,7 @@ impl RaftService for RaftRpc {
 fn status_of(e: CoreError) -> Status {
     match e {
         CoreError::Removed(_) => Status::permission_denied(e.to_string()),
-        CoreError::Unavailable(m) => Status::unavailable(m),
+        CoreError::Unavailable(m) | CoreError::NotLeader(m) => Status::unavailable(m),
         CoreError::BadRequest(m) => Status::invalid_argument(m),
         CoreError::TooOld(m) => Status::failed_precondition(m),
         other => Status::internal(other.to_string()),

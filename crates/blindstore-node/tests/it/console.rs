@@ -72,6 +72,25 @@ async fn nodes_and_gateways_serve_the_console_and_what_it_shows() {
             .as_ref()
             .is_some_and(|h| h.node_id == m.member.node_id && h.feature_level > 0)));
     }
+    // A removal asked of a follower names the leader, so the caller (the console shows the
+    // message) knows where to go; nothing changes.
+    let overview = node1.cluster_overview().await.unwrap();
+    let follower = overview
+        .members
+        .iter()
+        .find(|m| Some(m.member.node_id) != overview.leader)
+        .unwrap();
+    let follower = blindstore_client::Client::new(&format!("http://{}", follower.member.http_addr))
+        .with_admin_token(ADMIN);
+    let refused = follower.remove_node(99, true, true).await.unwrap_err();
+    assert_eq!(refused.status().map(|s| s.as_u16()), Some(503));
+    assert!(
+        refused
+            .to_string()
+            .contains(&format!("the leader is node {}", overview.leader.unwrap())),
+        "{refused}"
+    );
+
     // `cluster status` through the gateway: every member's health, as the console sees it
     // (the CLI asks the overview, so it needs no way to the members themselves).
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_blindstore"))
