@@ -92,7 +92,6 @@ impl ChunkCache {
     /// The chunk from memory or disk, counting the request as a hit or a miss.
     pub(crate) async fn get(&self, zone: &ZoneId, hash: &Hash32) -> Option<Bytes> {
         let key = (zone.clone(), *hash);
-        self.requests.count(zone, hash);
         let from_memory = self
             .memory
             .lock()
@@ -121,10 +120,15 @@ impl ChunkCache {
     }
 
     /// Counts a request that a member must answer whatever the cache holds, as a miss.
-    pub(crate) fn count_miss(&self, zone: &ZoneId, hash: &Hash32) {
-        self.requests.count(zone, hash);
+    pub(crate) fn count_miss(&self) {
         self.misses.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("blindstore_cache_requests_total", "result" => "miss").increment(1);
+    }
+
+    /// Counts a chunk answered (from the cache or a member) for the most-requested list: only
+    /// chunks that exist, so made-up hashes cannot crowd it.
+    pub(crate) fn answered(&self, zone: &ZoneId, hash: &Hash32) {
+        self.requests.count(zone, hash);
     }
 
     /// Caches a chunk whose hash the caller has checked.

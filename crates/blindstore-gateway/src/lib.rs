@@ -97,8 +97,10 @@ impl Gateway {
     pub async fn start(config: GatewayConfig) -> Result<Arc<Self>, String> {
         let cache = ChunkCache::new(config.cache_memory_bytes, config.cache_disk.clone())
             .map_err(|e| format!("setting up the disk cache: {e}"))?;
+        // Answers pass through as members give them: a redirect is the client's to follow.
         let http = reqwest::Client::builder()
             .read_timeout(STREAM_IDLE)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| e.to_string())?;
         let peers = blindstore_rpc::peers_for_token(&config.token, &config.seeds)
@@ -252,8 +254,10 @@ enum ForwardBody {
 }
 
 /// The gateway's HTTP API: everything is forwarded, chunk reads go through the caches, and
-/// `/v1/health`, `/v1/metrics`, `/v1/admin/cache`, `/v1/admin/chunks/most-requested` and the
-/// admin console (`/admin/`) are the gateway's own.
+/// `/v1/health`, `/v1/metrics`, `/v1/admin/cache` and `/v1/admin/chunks/most-requested` are
+/// the gateway's own. The admin console's page (`/admin/`) comes from a member, which serves a
+/// zone's site there instead on the site's host name; its calls then reach the gateway's own
+/// routes or are forwarded.
 pub fn router(gateway: Arc<Gateway>) -> Router {
     blindstore_web::metrics::handle();
     Router::new()
@@ -266,7 +270,6 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
             get(get_chunk).head(head_chunk).fallback(forward),
         )
         .fallback(forward)
-        .merge(blindstore_web::console::routes())
         .layer(axum::middleware::from_fn(blindstore_web::metrics::track))
         .with_state(gateway)
 }
@@ -414,10 +417,11 @@ async fn get_chunk(
     match gw.web_policy(&zone, origin) {
         Some(policy) => {
             if let Some(bytes) = gw.cache.get(&zone, &hash).await {
+                gw.cache.answered(&zone, &hash);
                 return with_policy(chunk_response(&hash, &headers, bytes, false), policy);
             }
         }
-        None => gw.cache.count_miss(&zone, &hash),
+        None => gw.cache.count_miss(),
     }
     let path = request.uri().path().to_owned();
     let mut upstream_headers = headers.clone();
@@ -446,6 +450,7 @@ async fn get_chunk(
         );
     }
     gw.cache.insert(&zone, &hash, bytes.clone()).await;
+    gw.cache.answered(&zone, &hash);
     with_policy(chunk_response(&hash, &headers, bytes, false), policy)
 }
 

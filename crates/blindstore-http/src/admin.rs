@@ -424,9 +424,19 @@ async fn member_health(client: &reqwest::Client, http_addr: &str) -> Result<Heal
     if !response.status().is_success() {
         return Err(format!("answered {}", response.status()));
     }
-    response
-        .json::<Health>()
-        .await
+    // A health answer is a few hundred bytes: a member is not let fill this node's memory.
+    const MOST: usize = 64 * 1024;
+    let mut response = response;
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(part)) if body.len() + part.len() <= MOST => body.extend_from_slice(&part),
+            Ok(Some(_)) => return Err(format!("health from {http_addr} above {MOST} bytes")),
+            Ok(None) => break,
+            Err(e) => return Err(format!("reading health from {http_addr}: {e}")),
+        }
+    }
+    serde_json::from_slice::<Health>(&body)
         .map_err(|e| format!("unreadable health from {http_addr}: {e}"))
 }
 

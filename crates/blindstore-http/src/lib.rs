@@ -125,7 +125,7 @@ pub fn router(state: AppState) -> Router {
         .layer(cors::layer(state.node.clone()))
         .merge(service.method_not_allowed_fallback(method_not_allowed))
         .merge(sites::site_routes())
-        .merge(blindstore_web::console::routes())
+        .merge(sites::console_routes())
         .fallback(sites::fallback)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -37,6 +37,66 @@ pub(crate) fn site_routes() -> axum::Router<AppState> {
         .route("/sites/{zone}/{*path}", get(site_file))
 }
 
+/// The admin console (`/admin/`), except on a zone's site host name, where `/admin/…` is the
+/// site's own: an operator's token never sits in the origin of an app's pages.
+pub(crate) fn console_routes() -> axum::Router<AppState> {
+    use axum::routing::get;
+    axum::Router::new()
+        .route(
+            "/admin",
+            get(|State(state): State<AppState>, request: Request| console(state, request, None)),
+        )
+        .route(
+            "/admin/",
+            get(|State(state): State<AppState>, request: Request| {
+                console(state, request, Some("index.html".into()))
+            }),
+        )
+        .route(
+            "/admin/{*file}",
+            get(
+                |State(state): State<AppState>,
+                 axum::extract::Path(file): axum::extract::Path<String>,
+                 request: Request| console(state, request, Some(file)),
+            ),
+        )
+}
+
+/// The console's `file` (`None`: the redirect to `/admin/`), or the site's page on a site host.
+async fn console(state: AppState, request: Request, file: Option<String>) -> Response {
+    if let Some(host) = request_host(&state, &request) {
+        match state.node.zones().zone_for_host(&host) {
+            Ok(Some(_)) => return fallback(State(state), request).await,
+            Ok(None) => {}
+            Err(e) => return ApiError::from(e).into_response(),
+        }
+    }
+    match file {
+        None => blindstore_web::console::redirect().await,
+        Some(name) => blindstore_web::console::file(&name).await,
+    }
+}
+
+/// The host name a request was for (lowercase, without port): `X-Forwarded-Host` from a
+/// trusted proxy (a gateway), else `Host`.
+fn request_host(state: &AppState, request: &Request) -> Option<String> {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip());
+    request
+        .headers()
+        .get("x-forwarded-host")
+        .filter(|_| peer.is_some_and(|ip| state.trusts_forwarded_headers(ip)))
+        .or_else(|| request.headers().get(HOST))
+        .and_then(|v| v.to_str().ok())
+        .map(|h| {
+            h.rsplit_once(':')
+                .map_or(h, |(name, _)| name)
+                .to_ascii_lowercase()
+        })
+}
+
 /// A directory served at `/` (`blindstore serve --site DIR`), scanned at start.
 pub struct LocalSite {
     manifest: SiteManifest,
@@ -250,25 +310,10 @@ fn plain_not_found() -> Response {
 /// Requests no route took: the site of the zone the host name belongs to, else the local
 /// site, else the JSON 404 of the API.
 pub(crate) async fn fallback(State(state): State<AppState>, request: Request) -> Response {
-    let (request, body) = request.into_parts();
     // `X-Forwarded-Host` is believed only from a trusted proxy (a gateway): anyone else could
     // pick which zone's site and proxy routes answer.
-    let peer = request
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip());
-    let forwarded_host = request
-        .headers
-        .get("x-forwarded-host")
-        .filter(|_| peer.is_some_and(|ip| state.trusts_forwarded_headers(ip)));
-    let host = forwarded_host
-        .or_else(|| request.headers.get(HOST))
-        .and_then(|v| v.to_str().ok())
-        .map(|h| {
-            h.rsplit_once(':')
-                .map_or(h, |(name, _)| name)
-                .to_ascii_lowercase()
-        });
+    let host = request_host(&state, &request);
+    let (request, body) = request.into_parts();
     let path = request.uri.path().to_owned();
     let api = path.starts_with("/v1/") || path == "/v1";
     // `/proxy/{name}/...` on a zone's host name: its reverse proxy.

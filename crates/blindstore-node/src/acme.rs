@@ -86,41 +86,47 @@ pub async fn start(config: AcmeConfig) -> anyhow::Result<Arc<blindstore_web::Tls
         .create(&config.dir)
         .with_context(|| format!("creating {}", config.dir.display()))?;
     let challenges = Challenges::default();
-    serve_challenges(config.http_addr, challenges.clone()).await?;
-    let files = CertFiles::new(&config.dir);
+    serve_challenges(
+        config.http_addr,
+        challenges.clone(),
+        Arc::new(config.domains.clone()),
+    )
+    .await?;
     let acme = Acme {
+        file: config.dir.join("certificate.json"),
         config,
         challenges,
-        files,
     };
-    match acme.files.read() {
-        Some(kept) if kept.covers(&acme.config.domains) && kept.not_after > SystemTime::now() => {
+    let tls = match acme.kept() {
+        Ok(kept) => {
             gauge_expiry(&kept);
             tracing::info!(
                 expires = %humantime::format_rfc3339_seconds(kept.not_after),
                 "ACME: serving the certificate kept in {}",
-                acme.config.dir.display()
+                acme.file.display()
             );
+            kept.tls
         }
-        kept => {
-            if kept.is_some() {
-                tracing::info!("ACME: the kept certificate has expired or does not name every --acme-domain; getting a new one");
-            }
-            acme.obtain()
+        Err(why) => {
+            tracing::info!("ACME: getting a certificate: {why}");
+            let got = acme
+                .obtain()
                 .await
                 .context("getting the first certificate over ACME")?;
+            got.tls
         }
-    }
-    let tls = blindstore_web::Tls::load(&acme.files.cert, &acme.files.key)
-        .map_err(|e| anyhow::anyhow!("loading the ACME certificate: {e}"))?;
-    tokio::spawn(acme.keep_renewed(tls.clone()));
+    };
+    let renewing = tls.clone();
+    tokio::spawn(async move { acme.keep_renewed(renewing).await });
     Ok(tls)
 }
 
 struct Acme {
     config: AcmeConfig,
     challenges: Challenges,
-    files: CertFiles,
+    /// `<data_dir>/acme/certificate.json`: the certificate, its key and the directory that
+    /// issued it, in one file so they are replaced together.
+    file: PathBuf,
 }
 
 impl Acme {
@@ -129,24 +135,34 @@ impl Acme {
     async fn keep_renewed(self, tls: Arc<blindstore_web::Tls>) {
         let mut retry = RETRY_FIRST;
         loop {
-            let due = self.files.read().map(|kept| kept.renew_at());
-            let wait = due
-                .and_then(|at| at.duration_since(SystemTime::now()).ok())
+            let kept = self.kept().ok();
+            let wait = kept
+                .as_ref()
+                .and_then(|k| k.renew_at().duration_since(SystemTime::now()).ok())
                 .unwrap_or_default();
             if !wait.is_zero() {
                 tokio::time::sleep(wait.min(LOOK_EVERY)).await;
                 continue;
             }
             tracing::info!("ACME: renewing the certificate");
-            let renewed = self.obtain().await.and_then(|()| {
-                tls.reload()
-                    .map_err(|e| anyhow::anyhow!("loading the renewed certificate: {e}"))
+            let renewed = self.obtain().await.and_then(|got| {
+                tls.replace(got.chain.as_bytes(), got.key.as_bytes())
+                    .map_err(|e| anyhow::anyhow!("serving the renewed certificate: {e}"))
+                    .map(|()| got)
             });
             match renewed {
-                Ok(()) => {
+                Ok(got) => {
                     retry = RETRY_FIRST;
                     metrics::counter!("blindstore_acme_renewals_total", "result" => "ok")
                         .increment(1);
+                    // Never back to back, even if the new one looks due at once (a clock
+                    // ahead of the ACME server's): a sixth of its lifetime, at most 30 s.
+                    let lifetime = got
+                        .not_after
+                        .duration_since(got.not_before)
+                        .unwrap_or_default();
+                    tokio::time::sleep((lifetime / 6).clamp(Duration::from_secs(1), RETRY_FIRST))
+                        .await;
                 }
                 Err(e) => {
                     tracing::error!(
@@ -163,10 +179,10 @@ impl Acme {
         }
     }
 
-    /// One order, start to end: the new certificate and key written in place.
-    async fn obtain(&self) -> anyhow::Result<()> {
+    /// One order, start to end: the new certificate, written in place.
+    async fn obtain(&self) -> anyhow::Result<Kept> {
         let attempt = tokio::time::timeout(ATTEMPT, self.order());
-        let (cert, key) = match attempt.await {
+        let (chain, key) = match attempt.await {
             Ok(got) => got?,
             Err(_) => bail!(
                 "no certificate within {}s from {}",
@@ -174,18 +190,47 @@ impl Acme {
                 self.config.directory
             ),
         };
-        self.files.write(&cert, &key)?;
-        let kept = self
-            .files
-            .read()
-            .context("the certificate just written cannot be read back")?;
+        let stored = StoredCertificate {
+            directory: self.config.directory.clone(),
+            chain,
+            key,
+        };
+        let kept = stored
+            .check(&self.config)
+            .map_err(|e| anyhow::anyhow!("the ACME server's certificate: {e}"))?;
+        write_private(&self.file, serde_json::to_string(&stored)?.as_bytes())?;
         tracing::info!(
             domains = self.config.domains.join(","),
             expires = %humantime::format_rfc3339_seconds(kept.not_after),
             "ACME: certificate issued"
         );
         gauge_expiry(&kept);
-        Ok(())
+        Ok(kept)
+    }
+
+    /// The kept certificate, if it can serve now: from this directory, naming every domain,
+    /// not expired, its key its own; else why not.
+    fn kept(&self) -> Result<Kept, String> {
+        let text = match std::fs::read_to_string(&self.file) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err("none kept yet".into())
+            }
+            Err(e) => return Err(format!("{} is unreadable: {e}", self.file.display())),
+        };
+        let stored: StoredCertificate = serde_json::from_str(&text)
+            .map_err(|e| format!("{} is unreadable: {e}", self.file.display()))?;
+        if stored.directory != self.config.directory {
+            return Err(format!(
+                "the kept one comes from another ACME directory ({})",
+                stored.directory
+            ));
+        }
+        let kept = stored.check(&self.config)?;
+        if kept.not_after <= SystemTime::now() {
+            return Err("the kept one has expired".into());
+        }
+        Ok(kept)
     }
 
     async fn order(&self) -> anyhow::Result<(String, String)> {
@@ -200,7 +245,11 @@ impl Acme {
             .new_order(&NewOrder::new(&identifiers))
             .await
             .context("placing the order")?;
-        let mut tokens = Vec::new();
+        // Whatever ends this attempt (an error, the deadline dropping it), its answers go.
+        let mut tokens = Answers {
+            challenges: &self.challenges,
+            tokens: Vec::new(),
+        };
         let mut authorizations = order.authorizations();
         while let Some(authorization) = authorizations.next().await {
             let mut authorization = authorization.context("reading an authorization")?;
@@ -219,7 +268,7 @@ impl Acme {
                 challenge.token.clone(),
                 challenge.key_authorization().as_str().to_owned(),
             );
-            tokens.push(challenge.token.clone());
+            tokens.tokens.push(challenge.token.clone());
             challenge
                 .set_ready()
                 .await
@@ -237,20 +286,8 @@ impl Acme {
                     self.config.http_addr
                 )
             });
-        let forget = |tokens: &[String]| {
-            let mut challenges = self.challenges.lock().expect("challenges");
-            for token in tokens {
-                challenges.remove(token);
-            }
-        };
-        let status = match status {
-            Ok(status) => status,
-            Err(e) => {
-                forget(&tokens);
-                return Err(e);
-            }
-        };
-        forget(&tokens);
+        drop(tokens);
+        let status = status?;
         if status != OrderStatus::Ready {
             bail!(
                 "the ACME server did not validate {}: {}",
@@ -348,53 +385,41 @@ struct KeptAccount {
     credentials: AccountCredentials,
 }
 
-/// The certificate and key files in `<data_dir>/acme/`.
-struct CertFiles {
-    cert: PathBuf,
-    key: PathBuf,
+/// The challenge answers one attempt published, taken down when it ends.
+struct Answers<'a> {
+    challenges: &'a Challenges,
+    tokens: Vec<String>,
 }
 
-/// What matters of a kept certificate.
-struct Kept {
-    names: Vec<String>,
-    not_before: SystemTime,
-    not_after: SystemTime,
-}
-
-impl Kept {
-    fn covers(&self, domains: &[String]) -> bool {
-        domains
-            .iter()
-            .all(|d| self.names.iter().any(|n| n.eq_ignore_ascii_case(d)))
-    }
-
-    /// Two thirds into its lifetime (Let's Encrypt's 90 days: 30 days before expiry).
-    fn renew_at(&self) -> SystemTime {
-        let lifetime = self
-            .not_after
-            .duration_since(self.not_before)
-            .unwrap_or_default();
-        self.not_before + lifetime * 2 / 3
-    }
-}
-
-impl CertFiles {
-    fn new(dir: &Path) -> Self {
-        Self {
-            cert: dir.join("cert.pem"),
-            key: dir.join("key.pem"),
+impl Drop for Answers<'_> {
+    fn drop(&mut self) {
+        let mut challenges = self.challenges.lock().expect("challenges");
+        for token in &self.tokens {
+            challenges.remove(token);
         }
     }
+}
 
-    /// The kept certificate, if there is a readable one with its key.
-    fn read(&self) -> Option<Kept> {
-        if !self.key.exists() {
-            return None;
-        }
-        let pem = std::fs::read(&self.cert).ok()?;
-        let (_, pem) = x509_parser::pem::parse_x509_pem(&pem).ok()?;
-        let cert = pem.parse_x509().ok()?;
-        let names = cert
+/// `certificate.json`.
+#[derive(Serialize, Deserialize)]
+struct StoredCertificate {
+    /// The ACME directory that issued it.
+    directory: String,
+    /// PEM, leaf first.
+    chain: String,
+    /// PEM.
+    key: String,
+}
+
+impl StoredCertificate {
+    /// What it is, if it names every domain and its key goes with it.
+    fn check(&self, config: &AcmeConfig) -> Result<Kept, String> {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(self.chain.as_bytes())
+            .map_err(|e| format!("an unreadable certificate: {e}"))?;
+        let cert = pem
+            .parse_x509()
+            .map_err(|e| format!("an unreadable certificate: {e}"))?;
+        let names: Vec<String> = cert
             .subject_alternative_name()
             .ok()
             .flatten()
@@ -409,21 +434,46 @@ impl CertFiles {
                     .collect()
             })
             .unwrap_or_default();
+        if let Some(missing) = config
+            .domains
+            .iter()
+            .find(|d| !names.iter().any(|n| n.eq_ignore_ascii_case(d)))
+        {
+            return Err(format!("the kept one does not name {missing}"));
+        }
         let at = |t: x509_parser::time::ASN1Time| {
             SystemTime::UNIX_EPOCH + Duration::from_secs(t.timestamp().max(0) as u64)
         };
-        Some(Kept {
-            names,
+        let tls = blindstore_web::Tls::from_pem(self.chain.as_bytes(), self.key.as_bytes())?;
+        Ok(Kept {
             not_before: at(cert.validity().not_before),
             not_after: at(cert.validity().not_after),
+            chain: self.chain.clone(),
+            key: self.key.clone(),
+            tls,
         })
     }
+}
 
-    /// Replaces both files, each whole (written aside, synced, renamed), the key first.
-    fn write(&self, cert: &str, key: &str) -> anyhow::Result<()> {
-        write_private(&self.key, key.as_bytes())?;
-        write_private(&self.cert, cert.as_bytes())
+/// A certificate that can serve.
+struct Kept {
+    not_before: SystemTime,
+    not_after: SystemTime,
+    chain: String,
+    key: String,
+    tls: Arc<blindstore_web::Tls>,
+}
+
+impl Kept {
+    /// Two thirds into its lifetime (Let's Encrypt's 90 days: 30 days before expiry).
+    fn renew_at(&self) -> SystemTime {
+        renew_at(self.not_before, self.not_after)
     }
+}
+
+fn renew_at(not_before: SystemTime, not_after: SystemTime) -> SystemTime {
+    let lifetime = not_after.duration_since(not_before).unwrap_or_default();
+    not_before + lifetime * 2 / 3
 }
 
 /// Writes `path` whole with mode 0600: aside, synced, renamed over.
@@ -457,7 +507,11 @@ fn gauge_expiry(kept: &Kept) {
 }
 
 /// The HTTP-01 listener: challenge answers, and a redirect to HTTPS for anything else.
-async fn serve_challenges(addr: SocketAddr, challenges: Challenges) -> anyhow::Result<()> {
+async fn serve_challenges(
+    addr: SocketAddr,
+    challenges: Challenges,
+    domains: Arc<Vec<String>>,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::PermissionDenied {
             " (ports below 1024 need root or CAP_NET_BIND_SERVICE; or forward port 80 to \
@@ -471,8 +525,8 @@ async fn serve_challenges(addr: SocketAddr, challenges: Challenges) -> anyhow::R
     tracing::info!(addr = %bound, "ACME: answering HTTP-01 challenges");
     let app = Router::new()
         .route("/.well-known/acme-challenge/{token}", get(answer))
-        .fallback(to_https)
-        .with_state(challenges);
+        .with_state(challenges)
+        .fallback(move |headers: HeaderMap, uri: Uri| to_https(domains.clone(), headers, uri));
     let limits = blindstore_web::ServerLimits::default();
     let app = blindstore_web::limited(app, &limits);
     tokio::spawn(blindstore_web::serve(
@@ -494,12 +548,21 @@ async fn answer(State(challenges): State<Challenges>, UrlPath(token): UrlPath<St
     }
 }
 
-/// Plain HTTP on port 80 is only for challenges: everything else goes to HTTPS.
-async fn to_https(headers: HeaderMap, uri: Uri) -> Response {
-    let Some(host) = headers.get(HOST).and_then(|h| h.to_str().ok()) else {
-        return (StatusCode::BAD_REQUEST, "no Host header\n").into_response();
+/// Plain HTTP on port 80 is only for challenges: requests for one of the certificate's names
+/// go to HTTPS, anything else is not found (no redirect to a host a client made up).
+async fn to_https(domains: Arc<Vec<String>>, headers: HeaderMap, uri: Uri) -> Response {
+    let host = headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| h.rsplit_once(':').map_or(h, |(name, _port)| name))
+        .and_then(|name| domains.iter().find(|d| d.eq_ignore_ascii_case(name)));
+    let Some(host) = host else {
+        return (
+            StatusCode::NOT_FOUND,
+            "this port answers ACME challenges and redirects this node's names to HTTPS\n",
+        )
+            .into_response();
     };
-    let host = host.split(':').next().unwrap_or(host);
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     (
         StatusCode::PERMANENT_REDIRECT,
@@ -530,15 +593,41 @@ mod tests {
     }
 
     #[test]
+    fn a_certificate_kept_from_another_directory_is_not_served() {
+        let dir = std::env::temp_dir().join(format!("acme-kept-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let acme = Acme {
+            config: AcmeConfig {
+                domains: vec!["a.example.com".into()],
+                email: None,
+                directory: LETS_ENCRYPT.into(),
+                ca_cert: None,
+                http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+                dir: dir.clone(),
+            },
+            challenges: Challenges::default(),
+            file: dir.join("certificate.json"),
+        };
+        assert_eq!(acme.kept().err().as_deref(), Some("none kept yet"));
+        let staging = StoredCertificate {
+            directory: "https://acme-staging-v02.api.letsencrypt.org/directory".into(),
+            chain: String::new(),
+            key: String::new(),
+        };
+        std::fs::write(&acme.file, serde_json::to_string(&staging).unwrap()).unwrap();
+        let why = acme.kept().err().unwrap();
+        assert!(why.contains("another ACME directory"), "{why}");
+        std::fs::write(&acme.file, "{").unwrap();
+        assert!(acme.kept().err().unwrap().contains("unreadable"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
     fn renewal_is_due_two_thirds_into_the_lifetime() {
         let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let kept = Kept {
-            names: vec!["a.example.com".into()],
-            not_before: start,
-            not_after: start + Duration::from_secs(90 * 86_400),
-        };
-        assert_eq!(kept.renew_at(), start + Duration::from_secs(60 * 86_400));
-        assert!(kept.covers(&["A.example.com".into()]));
-        assert!(!kept.covers(&["a.example.com".into(), "b.example.com".into()]));
+        assert_eq!(
+            renew_at(start, start + Duration::from_secs(90 * 86_400)),
+            start + Duration::from_secs(60 * 86_400)
+        );
     }
 }

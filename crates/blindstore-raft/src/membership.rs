@@ -167,6 +167,9 @@ impl Core {
                 "only the leader removes nodes; the leader is {leader}; nothing was changed"
             )));
         }
+        // Held from the checks to the membership change: two removals at once cannot both
+        // count the same members as staying.
+        let _guard = self.inner.membership.lock().await;
         let members = self.member_ids();
         if !members.contains(&node) {
             return Err(CoreError::BadRequest(format!(
@@ -177,11 +180,13 @@ impl Core {
             return Err(CoreError::BadRequest("cannot remove the last node".into()));
         }
         // Members able to vote afterwards: voters, and storage nodes the leader would promote;
-        // a draining node is on its way out.
+        // a draining node is on its way out, and one already marked removed (whose membership
+        // change did not finish) is gone.
         let draining = self.inner.state.draining()?;
+        let removed = self.inner.state.removed_nodes()?;
         let left = members
             .iter()
-            .filter(|m| **m != node && !draining.contains(m))
+            .filter(|m| **m != node && !draining.contains(m) && !removed.contains(m))
             .count();
         if left < 3 && !below_three_voters {
             return Err(CoreError::BadRequest(format!(
@@ -210,7 +215,6 @@ impl Core {
             CommandResponse::RemovedMarked => {}
             other => return Err(CoreError::Internal(format!("unexpected answer {other:?}"))),
         }
-        let _guard = self.inner.membership.lock().await;
         let raft = &self.inner.raft;
         let limit = self.inner.write_timeout;
         let change = if self.voter_ids().contains(&node) {

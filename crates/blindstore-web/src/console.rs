@@ -1,5 +1,5 @@
-//! The admin console: a static page of the node's own, served at `/admin/` by every node and
-//! gateway. Its sources are TypeScript in `console/`; their build (`console/dist/`, committed)
+//! The admin console: a static page of the node's own, served at `/admin/` by every node (and
+//! through every gateway, which forwards it). Its sources are TypeScript in `console/`; their build (`console/dist/`, committed)
 //! is embedded in release builds. Debug builds read `console/dist/` from disk on each request
 //! (rust-embed's behaviour), so a rebuilt page shows on reload while it is worked on.
 //!
@@ -7,12 +7,9 @@
 //! in (kept in `sessionStorage`), so its policy is strict: nothing inline, nothing from
 //! elsewhere, never framed.
 
-use axum::extract::Path;
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, LOCATION};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use rust_embed::Embed;
 
 #[derive(Embed)]
@@ -24,18 +21,8 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; \
 frame-ancestors 'none'";
 
-/// `/admin` (redirected to `/admin/`), `/admin/` and `/admin/{file}`, for any router state.
-pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new()
-        .route("/admin", get(redirect))
-        .route("/admin/", get(|| file("index.html")))
-        .route(
-            "/admin/{*file}",
-            get(|Path(name): Path<String>| file_owned(name)),
-        )
-}
-
-async fn redirect() -> Response {
+/// `/admin` → `/admin/`.
+pub async fn redirect() -> Response {
     (
         StatusCode::PERMANENT_REDIRECT,
         [(LOCATION, HeaderValue::from_static("/admin/"))],
@@ -43,11 +30,8 @@ async fn redirect() -> Response {
         .into_response()
 }
 
-async fn file_owned(name: String) -> Response {
-    file(&name).await
-}
-
-async fn file(name: &str) -> Response {
+/// The console's file `name` (`index.html` for `/admin/`), or 404.
+pub async fn file(name: &str) -> Response {
     let headers = |content_type: HeaderValue| -> [(HeaderName, HeaderValue); 5] {
         [
             (CONTENT_TYPE, content_type),

@@ -160,22 +160,22 @@ async fn a_certificate_is_issued_served_over_http2_and_renewed_before_it_expires
 
     let data = path("data");
     let log = path("node.log");
-    let node = NodeProcess::start_default_logs(
-        &data,
-        &[
-            "--acme-domain",
-            DOMAIN,
-            "--acme-email",
-            "ops@blindstore.test",
-            "--acme-directory",
-            &format!("https://127.0.0.1:{acme}/dir"),
-            "--acme-ca-cert",
-            path("ca.pem").to_str().unwrap(),
-            "--acme-http-addr",
-            &format!("127.0.0.1:{http01}"),
-        ],
-        &log,
-    );
+    let directory = format!("https://127.0.0.1:{acme}/dir");
+    let ca_path = path("ca.pem");
+    let http01_addr = format!("127.0.0.1:{http01}");
+    let node_args = [
+        "--acme-domain",
+        DOMAIN,
+        "--acme-email",
+        "ops@blindstore.test",
+        "--acme-directory",
+        &directory,
+        "--acme-ca-cert",
+        ca_path.to_str().unwrap(),
+        "--acme-http-addr",
+        &http01_addr,
+    ];
+    let node = NodeProcess::start_default_logs(&data, &node_args, &log);
     let https: u16 = node
         .url
         .strip_prefix("https://127.0.0.1:")
@@ -185,14 +185,15 @@ async fn a_certificate_is_issued_served_over_http2_and_renewed_before_it_expires
     let issued_at = Instant::now();
 
     // Kept in the data dir, private.
-    for file in ["account.json", "cert.pem", "key.pem"] {
+    for file in ["account.json", "certificate.json"] {
         let mode = std::fs::metadata(data.join("acme").join(file))
             .unwrap()
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600, "{file}");
     }
-    let first = std::fs::read_to_string(data.join("acme/cert.pem")).unwrap();
+    let kept = || std::fs::read_to_string(data.join("acme/certificate.json")).unwrap();
+    let first = kept();
 
     // Served, over HTTP/2, to a client that trusts only pebble's root and asks by name.
     let pebble_admin = reqwest::Client::builder()
@@ -236,11 +237,22 @@ async fn a_certificate_is_issued_served_over_http2_and_renewed_before_it_expires
         plain.headers()["location"],
         format!("https://{DOMAIN}/v1/health?x=1")
     );
+    // Only to its own names: no redirect to a host a client made up.
+    let elsewhere = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!("http://127.0.0.1:{http01}/"))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(elsewhere.status(), 404);
 
     // Renewed before it expires: a new certificate in the data dir, and after the first one
     // has expired a new connection still verifies (a client refuses an expired certificate).
     let deadline = Instant::now() + Duration::from_secs(4 * VALIDITY);
-    while std::fs::read_to_string(data.join("acme/cert.pem")).unwrap() == first {
+    while kept() == first {
         assert!(
             Instant::now() < deadline,
             "no renewal; log:\n{}",
@@ -287,6 +299,37 @@ async fn a_certificate_is_issued_served_over_http2_and_renewed_before_it_expires
         metrics.contains("blindstore_acme_renewals_total{result=\"ok\"}"),
         "{metrics}"
     );
+
+    // Restarted right after a renewal, it serves the certificate it kept: no new order.
+    let renewed = kept();
+    let deadline = Instant::now() + Duration::from_secs(4 * VALIDITY);
+    while kept() == renewed {
+        assert!(Instant::now() < deadline, "no second renewal");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let serving = kept();
+    node.terminate();
+    let log2 = path("node2.log");
+    let node = NodeProcess::start_default_logs(&data, &node_args, &log2);
+    let restarted = std::fs::read_to_string(&log2).unwrap();
+    assert!(
+        restarted.contains("ACME: serving the certificate kept in"),
+        "{restarted}"
+    );
+    assert_eq!(kept(), serving);
+    let https: u16 = node.url.rsplit(':').next().unwrap().parse().unwrap();
+    let url = format!("https://{DOMAIN}:{https}/v1/health");
+    let answer = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(root.as_bytes()).unwrap())
+        .tls_built_in_root_certs(false)
+        .resolve(DOMAIN, ([127, 0, 0, 1], https).into())
+        .build()
+        .unwrap()
+        .get(&url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
 }
 
 /// Settings that cannot work are refused before anything starts, with the reason.

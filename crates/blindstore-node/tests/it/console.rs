@@ -12,7 +12,9 @@ use crate::process::eventually;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nodes_and_gateways_serve_the_console_and_what_it_shows() {
-    let mut cluster = Cluster::start(&[]);
+    // The gateway is a trusted proxy, as docs/operations.md says to make it: members then
+    // believe the host name it forwards.
+    let mut cluster = Cluster::start(&["--trusted-proxies", "127.0.0.1/32"]);
     let gateway = cluster.start_gateway(&["--name", "edge-1"]);
     let clients = cluster.clients();
     let chunks = put_chunks(&clients, "asked for", 3).await;
@@ -35,6 +37,20 @@ async fn nodes_and_gateways_serve_the_console_and_what_it_shows() {
             .await
             .unwrap();
         assert_eq!(missing.status(), 404);
+        // Nothing outside the console's files, however the path is spelled (each of these
+        // files exists beside the console's build).
+        for escape in [
+            "..%2F..%2FCargo.toml",
+            "..%2Fpackage.json",
+            "..%2Fsrc%2Fconsole.ts",
+        ] {
+            let outside = http
+                .get(format!("{base}/admin/{escape}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(outside.status(), 404, "{escape}");
+        }
         let bare = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -44,6 +60,36 @@ async fn nodes_and_gateways_serve_the_console_and_what_it_shows() {
             .await
             .unwrap();
         assert_eq!(bare.headers()["location"], "/admin/");
+    }
+
+    // On a zone's site host name, `/admin/` is the site's own, never the console: an app's
+    // pages never share an origin with an operator's token.
+    node1_admin_settings(&clients[0], "app.example.test").await;
+    // (once node 1 has applied the setting).
+    for base in [&cluster.nodes[0].as_ref().unwrap().url, &gateway.url] {
+        eventually(
+            Duration::from_secs(5),
+            "the site host answering /admin/",
+            || async {
+                let on_site = http
+                    .get(format!("{base}/admin/"))
+                    .header("host", "app.example.test")
+                    .send()
+                    .await
+                    .unwrap();
+                let console = on_site
+                    .headers()
+                    .get(CONTENT_SECURITY_POLICY)
+                    .is_some_and(|csp| {
+                        csp.to_str()
+                            .unwrap()
+                            .starts_with("default-src 'none'; script-src 'self'")
+                    });
+                // No site is deployed there: the site's 404, not the console.
+                !console && on_site.status() == 404
+            },
+        )
+        .await;
     }
 
     // The most requested chunks of a node: the one read three times first, with its count.
@@ -150,4 +196,18 @@ async fn nodes_and_gateways_serve_the_console_and_what_it_shows() {
             .count(),
         2
     );
+}
+
+/// Gives zone `demo` the site host name `host`.
+async fn node1_admin_settings(client: &blindstore_client::Client, host: &str) {
+    let change = blindstore_types::api::ZoneSettingsChange {
+        site_hosts: Some(vec![host.to_owned()]),
+        ..Default::default()
+    };
+    client
+        .clone()
+        .with_admin_token(ADMIN)
+        .set_zone_settings(&demo(), &change)
+        .await
+        .unwrap();
 }
