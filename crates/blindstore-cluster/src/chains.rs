@@ -293,7 +293,11 @@ impl Chains<'_> {
         for (header, kept) in headers {
             let fetched = match kept {
                 Some(payload) => Ok(payload),
-                None => self.chunks().fetch_chunk(zone, &header.payload_hash).await,
+                None => self
+                    .chunks()
+                    .fetch_chunk(zone, &header.payload_hash)
+                    .await
+                    .map(|b| b.to_vec()),
             };
             let payload = match fetched {
                 Ok(payload) => payload,

@@ -93,7 +93,7 @@ impl Chunks<'_> {
         &self,
         zone: &ZoneId,
         hash: &Hash32,
-    ) -> Result<Vec<u8>, NodeError> {
+    ) -> Result<bytes::Bytes, NodeError> {
         Ok(self.inner.replicator.fetch(zone, hash).await?)
     }
 
@@ -125,7 +125,7 @@ impl Chunks<'_> {
     }
 
     /// A chunk's verified bytes, from this node or another holder.
-    pub async fn get_chunk(&self, zone: &ZoneId, hash: &Hash32) -> Result<Vec<u8>, NodeError> {
+    pub async fn get_chunk(&self, zone: &ZoneId, hash: &Hash32) -> Result<bytes::Bytes, NodeError> {
         self.zones().require_zone_fresh(zone).await?;
         self.fetch_chunk(zone, hash).await
     }

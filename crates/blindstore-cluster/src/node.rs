@@ -91,6 +91,8 @@ pub struct NodeConfig {
     /// appends, new chains — with `InsufficientStorage`, keeping room for Raft to commit what
     /// recovery needs.
     pub min_free_bytes: u64,
+    /// Bytes of chunks this node keeps in memory for reads (0: none).
+    pub cache_bytes: u64,
     /// The background scrubber's pace.
     pub scrub: crate::ScrubConfig,
     /// Build a Raft snapshot after this many applied log entries; the log before it is then
@@ -126,6 +128,7 @@ impl NodeConfig {
             repair_interval: Self::REPAIR_INTERVAL,
             write_timeout: Self::WRITE_TIMEOUT,
             min_free_bytes: Self::MIN_FREE_BYTES,
+            cache_bytes: Self::CACHE_BYTES,
             scrub: crate::ScrubConfig {
                 interval: Self::SCRUB_INTERVAL,
                 bytes_per_sec: Self::SCRUB_BYTES_PER_SEC,
@@ -170,6 +173,7 @@ impl NodeConfig {
     pub const REPAIR_INTERVAL: Duration = Duration::from_secs(10);
     pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
     pub const MIN_FREE_BYTES: u64 = 256 << 20;
+    pub const CACHE_BYTES: u64 = 256 << 20;
     pub const SCRUB_INTERVAL: Duration = Duration::from_secs(24 * 3600);
     pub const SCRUB_BYTES_PER_SEC: u64 = 32 << 20;
     pub const SNAPSHOT_LOGS: u64 = 20_000;
@@ -261,6 +265,7 @@ impl Node {
             staging_ttl: config.staging_ttl,
             data_dir: config.data_dir.clone(),
             min_free_bytes: config.min_free_bytes,
+            cache_bytes: config.cache_bytes,
         };
         let node = Node {
             // The replicator sees the node through a weak reference, so neither keeps the

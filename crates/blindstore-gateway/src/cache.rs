@@ -7,12 +7,11 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use blindstore_types::api::RequestCount;
+use blindstore_types::api::CacheReport;
 use blindstore_types::{Hash32, ZoneId};
 use blindstore_web::requests::RequestCounts;
 use bytes::Bytes;
 use lru::LruCache;
-use serde::Serialize;
 
 pub(crate) struct ChunkCache {
     memory: Mutex<MemoryCache>,
@@ -42,20 +41,6 @@ type ChunkKey = (ZoneId, Hash32);
 struct DiskFiles {
     order: VecDeque<(ChunkKey, u64)>,
     bytes: u64,
-}
-
-/// `GET /v1/admin/cache`.
-#[derive(Debug, Serialize)]
-pub struct CacheStats {
-    pub hits: u64,
-    pub misses: u64,
-    pub memory_bytes: u64,
-    pub memory_capacity: u64,
-    pub memory_chunks: u64,
-    pub disk_bytes: u64,
-    pub disk_capacity: u64,
-    pub disk_chunks: u64,
-    pub most_requested: Vec<RequestCount>,
 }
 
 impl ChunkCache {
@@ -142,7 +127,7 @@ impl ChunkCache {
         }
     }
 
-    pub(crate) fn stats(&self) -> CacheStats {
+    pub(crate) fn stats(&self) -> CacheReport {
         let (memory_bytes, memory_capacity, memory_chunks) = {
             let m = self.memory.lock().expect("cache lock");
             (m.bytes, m.capacity, m.lru.len() as u64)
@@ -154,7 +139,7 @@ impl ChunkCache {
             }
             None => (0, 0, 0),
         };
-        CacheStats {
+        CacheReport {
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
             memory_bytes,

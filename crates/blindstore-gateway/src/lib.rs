@@ -26,7 +26,6 @@ use blindstore_web::{etag_headers, if_none_match};
 use bytes::Bytes;
 use tokio_util::sync::CancellationToken;
 
-pub use cache::CacheStats;
 use cache::ChunkCache;
 
 /// Largest chunk read back from a member (the largest chunk allowed, plus room).
@@ -160,7 +159,7 @@ impl Gateway {
         self.members.read().expect("lock").clone()
     }
 
-    pub fn cache_stats(&self) -> CacheStats {
+    pub fn cache_stats(&self) -> blindstore_types::api::CacheReport {
         self.cache.stats()
     }
 

@@ -5,9 +5,9 @@ use axum::http::StatusCode;
 use axum::Json;
 use blindstore_cluster::{CredentialKind, ZoneInfo};
 use blindstore_types::api::{
-    ClusterMembers, ClusterOverview, ErrorBody, Health, InviteRequest, Invites, MemberOverview,
-    MostRequested, NodeChange, RegistrationChange, Replicas, RotateCredential, RotateToken,
-    RotatedCredential, RotatedToken, Zone, ZoneList, ZoneQuota, ZoneSettingsChange,
+    CacheReport, ClusterMembers, ClusterOverview, ErrorBody, Health, InviteRequest, Invites,
+    MemberOverview, MostRequested, NodeChange, RegistrationChange, Replicas, RotateCredential,
+    RotateToken, RotatedCredential, RotatedToken, Zone, ZoneList, ZoneQuota, ZoneSettingsChange,
 };
 use blindstore_types::Hash32;
 use utoipa_axum::router::OpenApiRouter;
@@ -32,6 +32,7 @@ pub(crate) fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(cluster))
         .routes(routes!(cluster_overview))
         .routes(routes!(most_requested))
+        .routes(routes!(cache))
         .routes(routes!(drain_node, undrain_node))
         .routes(routes!(remove_node))
         .routes(routes!(rotate_token))
@@ -449,6 +450,28 @@ async fn member_health(client: &reqwest::Client, http_addr: &str) -> Result<Heal
     ))]
 pub(crate) async fn most_requested(_: Admin, State(state): State<AppState>) -> Json<MostRequested> {
     Json(MostRequested {
+        most_requested: state.requests.most_requested(),
+    })
+}
+
+/// This node's chunk cache: hits, misses, its size, and the most requested chunks.
+#[utoipa::path(get, path = "/v1/admin/cache", tag = "admin",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The cache", body = CacheReport),
+        (status = 401, description = "Missing or wrong admin token", body = ErrorBody),
+    ))]
+pub(crate) async fn cache(_: Admin, State(state): State<AppState>) -> Json<CacheReport> {
+    let stats = state.node.chunks().replicator().cache_stats();
+    Json(CacheReport {
+        hits: stats.hits,
+        misses: stats.misses,
+        memory_bytes: stats.bytes,
+        memory_capacity: stats.capacity,
+        memory_chunks: stats.chunks,
+        disk_bytes: 0,
+        disk_capacity: 0,
+        disk_chunks: 0,
         most_requested: state.requests.most_requested(),
     })
 }

@@ -35,6 +35,8 @@ pub(crate) async fn metrics(
         .disk_space()
         .map_err(blindstore_cluster::NodeError::from)?;
     metrics::gauge!("blindstore_disk_free_bytes").set(free as f64);
+    // Sets the cache's byte gauge as of now.
+    state.node.chunks().replicator().cache_stats();
     metrics::gauge!("blindstore_disk_reserve_bytes").set(reserve as f64);
     blindstore_web::metrics::record_process();
     let usage = state.node.chunks().chunk_usage()?;

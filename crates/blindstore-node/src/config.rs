@@ -285,9 +285,10 @@ pub struct Config {
     /// to members, caching chunks; needs `join` and `gateway_token`).
     #[arg(long, env = "BLINDSTORE_ROLE")]
     pub role: Role,
-    /// Gateway: chunk bytes cached in memory
+    /// Bytes of chunks cached in memory for reads (0: none)
     ///
-    /// Gateway: bytes of chunks cached in memory.
+    /// Bytes of chunks kept in memory for reads, on members and gateways alike: the chunks read
+    /// most lately, each checked against its hash before it is kept. 0 turns the cache off.
     #[arg(long, env = "BLINDSTORE_CACHE_MEMORY_BYTES")]
     pub cache_memory_bytes: u64,
     /// Gateway: chunk bytes cached in `<data_dir>/cache`, emptied at start
@@ -422,7 +423,7 @@ impl Default for Config {
             scrub_interval: NodeConfig::SCRUB_INTERVAL,
             scrub_bytes_per_sec: NodeConfig::SCRUB_BYTES_PER_SEC,
             role: Role::Member,
-            cache_memory_bytes: 256 << 20,
+            cache_memory_bytes: NodeConfig::CACHE_BYTES,
             cache_disk_bytes: 0,
         }
     }

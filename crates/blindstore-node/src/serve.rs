@@ -125,6 +125,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 ..Default::default()
             },
             min_free_bytes: config.min_free_bytes,
+            cache_bytes: config.cache_memory_bytes,
             snapshot_logs: config.snapshot_logs,
             rpc_addr: rpc_addr.clone(),
             cluster_secret: cluster_secret.clone(),

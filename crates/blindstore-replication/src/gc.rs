@@ -61,7 +61,13 @@ impl Replicator {
     /// `staging_ttl`. Without a barrier (no leader, partitioned) nothing is deleted.
     pub async fn collect_garbage(&self, staging_ttl: Duration) -> Result<GcReport, ChunkError> {
         self.inner.view.read_barrier().await?;
-        Ok(collect_unreferenced(&self.inner.chunks, &self.inner.state, staging_ttl).await?)
+        let report =
+            collect_unreferenced(&self.inner.chunks, &self.inner.state, staging_ttl).await?;
+        if report.deleted > 0 {
+            // A collected chunk is not served from memory afterwards.
+            self.inner.cache.clear();
+        }
+        Ok(report)
     }
 }
 

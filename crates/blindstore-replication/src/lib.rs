@@ -15,6 +15,7 @@
 //! entries reference, which members are draining, the zones' quotas) it reads from the state
 //! machine store directly.
 
+mod cache;
 mod gc;
 mod placement;
 mod repair;
@@ -36,6 +37,7 @@ use blindstore_types::Hash32;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+pub use cache::CacheStats;
 pub use repair::RepairReport;
 pub use rpc::ChunksRpc;
 pub use scrub::{ScrubConfig, ScrubReport};
@@ -125,6 +127,8 @@ pub struct ReplicationConfig {
     pub data_dir: PathBuf,
     /// Client writes are refused when the data directory's disk has less free space.
     pub min_free_bytes: u64,
+    /// Bytes of chunks kept in memory for reads (0: no cache).
+    pub cache_bytes: u64,
 }
 
 /// When the background passes run.
@@ -154,6 +158,8 @@ struct Inner {
     backlog: AtomicU64,
     /// Copies per second its last repair pass sent (an `f64`'s bits).
     copy_rate: AtomicU64,
+    /// Chunks read lately, in memory.
+    cache: cache::ChunkCache,
 }
 
 impl Replicator {
@@ -166,6 +172,7 @@ impl Replicator {
     ) -> Self {
         Replicator {
             inner: Arc::new(Inner {
+                cache: cache::ChunkCache::new(config.cache_bytes),
                 config,
                 chunks,
                 state,
@@ -204,6 +211,11 @@ impl Replicator {
     /// This node's own chunk store.
     pub fn local(&self) -> &ChunkStore {
         &self.inner.chunks
+    }
+
+    /// The read cache's counts and size.
+    pub fn cache_stats(&self) -> CacheStats {
+        self.inner.cache.stats()
     }
 
     /// Chunks with fewer reachable copies than the replication factor at the last repair pass,

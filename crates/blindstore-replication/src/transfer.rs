@@ -7,6 +7,7 @@ use std::time::Duration;
 use blindstore_rpc::v1::{GetChunkRequest, MissingChunksRequest, PutChunkRequest};
 use blindstore_types::raft::{NodeId, NodeInfo};
 use blindstore_types::{Hash32, ZoneId};
+use bytes::Bytes;
 
 use blindstore_storage::{ClientWrite, StorageError};
 
@@ -169,11 +170,17 @@ impl Replicator {
 
     /// A chunk's verified bytes from this node or, failing that, from the first holder in rank
     /// order that has an intact copy.
-    pub async fn fetch(&self, zone: &ZoneId, hash: &Hash32) -> Result<Vec<u8>, ChunkError> {
+    pub async fn fetch(&self, zone: &ZoneId, hash: &Hash32) -> Result<Bytes, ChunkError> {
+        if let Some(bytes) = self.inner.cache.get(zone, hash) {
+            metrics::counter!("blindstore_chunk_reads_total", "source" => "cache").increment(1);
+            return Ok(bytes);
+        }
         let mut corrupt_here = false;
         match self.inner.chunks.get(zone, hash).await {
             Ok(Some(bytes)) => {
                 metrics::counter!("blindstore_chunk_reads_total", "source" => "local").increment(1);
+                let bytes = Bytes::from(bytes);
+                self.inner.cache.insert(zone, hash, bytes.clone());
                 return Ok(bytes);
             }
             Ok(None) => {}
@@ -187,6 +194,8 @@ impl Replicator {
                 if corrupt_here {
                     self.rewrite_local(zone, hash, bytes.clone()).await;
                 }
+                let bytes = Bytes::from(bytes);
+                self.inner.cache.insert(zone, hash, bytes.clone());
                 Ok(bytes)
             }
             None if corrupt_here => Err(ChunkError::CorruptChunk(*hash)),

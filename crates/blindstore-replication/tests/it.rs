@@ -81,6 +81,7 @@ async fn trio(staging_ttl: Duration) -> Trio {
             staging_ttl,
             data_dir: dir.path().to_path_buf(),
             min_free_bytes: 0,
+            cache_bytes: 0,
         };
         let view = FakeView {
             members: members.clone(),

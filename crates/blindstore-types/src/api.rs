@@ -151,6 +151,24 @@ pub struct RequestCount {
     pub requests: u64,
 }
 
+/// `GET /v1/admin/cache`: the chunk cache of a node or gateway, and its most requested chunks.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(ToSchema))]
+pub struct CacheReport {
+    /// Reads the cache answered since start.
+    pub hits: u64,
+    /// Reads it did not (a node's store, another holder or a member answered).
+    pub misses: u64,
+    pub memory_bytes: u64,
+    pub memory_capacity: u64,
+    pub memory_chunks: u64,
+    /// A gateway's disk tier (`--cache-disk-bytes`); 0 on nodes.
+    pub disk_bytes: u64,
+    pub disk_capacity: u64,
+    pub disk_chunks: u64,
+    pub most_requested: Vec<RequestCount>,
+}
+
 /// `GET /v1/admin/chunks/most-requested`: this node's (or gateway's) most requested chunks
 /// since it started, most first. Counts are exact while fewer than 1024 chunks were asked for;
 /// past that, a count may be high by at most the smallest one kept.

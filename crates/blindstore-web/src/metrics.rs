@@ -102,7 +102,7 @@ fn describe() {
     );
     describe_counter!(
         "blindstore_chunk_reads_total",
-        "Chunk and payload-chunk reads, by where the bytes came from (local, peer, none)"
+        "Chunk and payload-chunk reads, by where the bytes came from (cache, local, peer, none)"
     );
     describe_gauge!(
         "blindstore_repair_backlog_chunks",
@@ -110,14 +110,14 @@ fn describe() {
     );
     describe_counter!(
         "blindstore_cache_requests_total",
-        "Gateway chunk reads, by whether its cache answered (hit) or a member did (miss)"
+        "Chunk reads, by whether the memory cache answered (hit) or not (miss)"
     );
     describe_gauge!(
         "blindstore_cache_bytes",
         Unit::Bytes,
-        "Bytes in the gateway's chunk cache, by tier (memory, disk)"
+        "Bytes in the chunk cache, by tier (memory, disk)"
     );
-    for source in ["local", "peer", "none"] {
+    for source in ["cache", "local", "peer", "none"] {
         metrics::counter!("blindstore_chunk_reads_total", "source" => source).absolute(0);
     }
     metrics::gauge!("blindstore_http_open_connections").increment(0.0);

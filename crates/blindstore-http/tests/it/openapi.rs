@@ -13,6 +13,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/metrics"),
     ("get", "/v1/admin/cluster/overview"),
     ("get", "/v1/admin/chunks/most-requested"),
+    ("get", "/v1/admin/cache"),
     ("put", "/v1/admin/zones/{zone}"),
     ("get", "/v1/admin/zones"),
     ("get", "/v1/admin/zones/{zone}"),

@@ -957,7 +957,8 @@ fn corrupt_on_disk(data_dir: &std::path::Path, needle: &[u8]) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_corrupt_copy_is_never_served_and_is_replaced_from_a_replica() {
-    let mut cluster = Cluster::start(&[]);
+    // No read cache: every read here must reach the copies on disk.
+    let mut cluster = Cluster::start(&["--cache-memory-bytes", "0"]);
     let bytes = format!("corrupt-me-{}", "x".repeat(200)).into_bytes();
     let (hash, _) = cluster.clients()[0]
         .put_chunk(&demo(), bytes.clone())

@@ -3,6 +3,7 @@
 mod accounts;
 mod acme;
 mod backup;
+mod cache;
 mod cluster;
 mod console;
 mod credentials;

@@ -43,6 +43,9 @@ const DOCUMENTED: &[&str] = &[
     "blindstore_scrub_corrupt_total",
     "blindstore_gc_passes_total",
     "blindstore_gc_chunks_deleted_total",
+    "blindstore_cache_requests_total",
+    "blindstore_cache_bytes",
+    "blindstore_cache_capacity_bytes",
 ];
 
 /// Every sample of the exposition, by its full name with labels, e.g.
@@ -135,8 +138,17 @@ async fn metrics_are_for_the_admin_and_the_documented_series_move() {
     let (stored, _) = client.put_chunk(&zone, blob.clone()).await.unwrap();
     assert_eq!(stored, hash);
     assert_eq!(client.get_chunk(&zone, &hash).await.unwrap(), blob);
+    // Read again: from the node's memory cache.
+    assert_eq!(client.get_chunk(&zone, &hash).await.unwrap(), blob);
 
     let after = scrape(&node.url, token).await;
+    let from_cache = r#"blindstore_chunk_reads_total{source="cache"}"#;
+    assert!(
+        after[from_cache] - before.get(from_cache).copied().unwrap_or(0.0) >= 1.0,
+        "the second read came from the cache:\n{after:#?}"
+    );
+    assert!(after[r#"blindstore_cache_requests_total{result="hit"}"#] >= 1.0);
+    assert!(after[r#"blindstore_cache_bytes{tier="memory"}"#] >= 5000.0);
     let appends = r#"blindstore_http_requests_total{route="/v1/zones/{zone}/chains/{chain_id}/entries",method="POST",status="201"}"#;
     assert_eq!(
         after.get(appends).copied().unwrap_or(0.0) - before.get(appends).copied().unwrap_or(0.0),

@@ -84,6 +84,7 @@ const DISK_RESERVE = "blindstore_disk_reserve_bytes";
 const APPEND_ROUTE = /^\/v1\/zones\/\{[^}]+\}\/chains\/\{[^}]+\}\/entries$/;
 const isAppend: Select = (l) => l.method === "POST" && APPEND_ROUTE.test(l.route ?? "") && /^2\d\d$/.test(l.status ?? "");
 const label = (name: string, value: string): Select => (l) => l[name] === value;
+const oneOf = (name: string, ...values: string[]): Select => (l) => values.includes(l[name] ?? "");
 
 function quantiles(history: ScrapeHistory, name: string): Line[] {
   const at = (q: number) => history.between((a, b) => histogramQuantile(q, bucketIncrease(a, b, name)));
@@ -148,13 +149,17 @@ function chartsFor(role: string): Chart[] {
           sinceStart: (latest) => shareSinceStart(latest, CACHE, label("result", "hit"), label("result", "miss")),
         }
       : {
-          title: "Chunk reads served locally",
-          about: "Chunk reads this node answered from its own disk, of those answered from its disk or a peer's.",
-          lines: (h) => [{ label: "local", points: share(h, READS, label("source", "local"), label("source", "peer")), style: 0 }],
+          title: "Cache hit rate",
+          about:
+            "Chunk reads this node's memory cache answered, and those answered without a peer (from the cache or its own disk), of all its chunk reads.",
+          lines: (h) => [
+            { label: "cache", points: share(h, CACHE, label("result", "hit"), label("result", "miss")), style: 0 },
+            { label: "no peer hop", points: share(h, READS, oneOf("source", "cache", "local"), label("source", "peer")), style: 1 },
+          ],
           format: format.percent,
           minTop: 1,
           maxTop: 1,
-          sinceStart: (latest) => shareSinceStart(latest, READS, label("source", "local"), label("source", "peer")),
+          sinceStart: (latest) => shareSinceStart(latest, CACHE, label("result", "hit"), label("result", "miss")),
         },
     {
       title: "Free disk",
