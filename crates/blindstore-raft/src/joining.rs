@@ -374,7 +374,10 @@ impl Core {
             .filter(|(id, info)| **id != self.inner.id && !info.rpc_addr.is_empty())
             .map(|(_, info)| info.rpc_addr.clone())
             .collect();
-        if others.is_empty() {
+        // The leader updates its own entry itself: asking a member to forward the update to
+        // the leader would go nowhere while that member lacks the leader's address (a restored
+        // node that others joined before it announced).
+        if others.is_empty() || self.is_leader() {
             if membership.get_node(&self.inner.id) == Some(&self.inner.own_info) {
                 return Ok(true);
             }
