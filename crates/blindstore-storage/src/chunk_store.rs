@@ -36,6 +36,12 @@ struct Inner {
     owners: Database<Bytes, Bytes>,
     /// `account_key(zone, account)` → `Usage`: what this node holds for an account.
     account_usage: Database<Bytes, Bytes>,
+    /// Chunk writes waiting for the next group commit.
+    pending: std::sync::Mutex<Vec<PendingPut>>,
+    /// Held by the put writing a group.
+    committer: std::sync::Mutex<()>,
+    /// Transactions chunk writes committed (several puts share one when they arrive together).
+    put_commits: std::sync::atomic::AtomicU64,
 }
 
 /// What a client's write is held to: the zone's quotas and, in a zone whose writes need
@@ -280,6 +286,9 @@ impl ChunkStore {
                 usage,
                 owners,
                 account_usage,
+                pending: Default::default(),
+                committer: Default::default(),
+                put_commits: Default::default(),
             }),
         })
     }
@@ -319,71 +328,31 @@ impl ChunkStore {
                     actual,
                 });
             }
-            let key = zone_key(&zone, &hash);
-            let mut wtxn = inner.env.write_txn()?;
-            let held = inner.meta.get(&wtxn, &key)?.is_some();
-            // A held copy that fails its hash is rewritten with the intact bytes offered now,
-            // so a corrupt copy never counts as one of the chunk's replicas.
-            let intact = held
-                && inner.data.get(&wtxn, &key)?.is_some_and(|value| {
-                    chunk_bytes(value).is_ok_and(|stored| Hash32::digest(stored) == hash)
+            let (done, result) = std::sync::mpsc::sync_channel(1);
+            inner
+                .pending
+                .lock()
+                .expect("pending puts")
+                .push(PendingPut {
+                    zone,
+                    hash,
+                    bytes,
+                    now_secs,
+                    client,
+                    done,
                 });
-            if held && !intact {
-                tracing::warn!(zone = %zone, hash = %hash, "rewriting a stored chunk copy that fails its hash");
-                let old: ChunkMeta = decode(
-                    "chunk meta",
-                    inner.meta.get(&wtxn, &key)?.expect("held, checked above"),
-                )?;
-                delete_chunk(&inner, &mut wtxn, &zone, &key, &old)?;
+            // Group commit: whoever holds the committer's lock writes every put queued so far
+            // in one transaction (one fsync), and answers each. A put taken by an earlier
+            // committer has its answer by the time that one lets go of the lock.
+            let _committer = inner.committer.lock().expect("committer");
+            if let Ok(answer) = result.try_recv() {
+                return answer;
             }
-            let existed = intact;
-            let len = bytes.len() as u64;
-            let mut charge = None;
-            if let (Some(client), false) = (client, existed) {
-                let quota = client.zone_quota;
-                let usage = read_usage(&inner, &wtxn, &zone)?;
-                if let Some((what, limit)) =
-                    over_quota(&usage, len, quota.max_chunks, quota.max_chunk_bytes)
-                {
-                    return Err(StorageError::QuotaExceeded { what, limit });
-                }
-                if let Some((account, quota)) = client.account {
-                    let owner = crate::accounts::account_key(&zone, &account);
-                    let usage = read_account_usage(&inner, &wtxn, &owner)?;
-                    if let Some((what, limit)) =
-                        over_quota(&usage, len, quota.max_chunks, quota.max_chunk_bytes)
-                    {
-                        return Err(StorageError::AccountQuotaExceeded { what, limit });
-                    }
-                    charge = Some((owner, usage));
-                }
-            }
-            inner.meta.put(
-                &mut wtxn,
-                &key,
-                &encode(&ChunkMeta {
-                    touched_at: now_secs,
-                    len,
-                }),
-            )?;
-            if !existed {
-                let mut value = Vec::with_capacity(bytes.len() + 1);
-                value.push(RECORD_V1);
-                value.extend_from_slice(&bytes);
-                inner.data.put(&mut wtxn, &key, &value)?;
-                let mut usage = read_usage(&inner, &wtxn, &zone)?;
-                usage.chunks += 1;
-                usage.bytes += len;
-                inner.usage.put(&mut wtxn, zone.as_str(), &encode(&usage))?;
-                if let Some((owner, mut usage)) = charge {
-                    usage.chunks += 1;
-                    usage.bytes += len;
-                    inner.account_usage.put(&mut wtxn, &owner, &encode(&usage))?;
-                    inner.owners.put(&mut wtxn, &key, &owner)?;
-                }
-            }
-            commit(wtxn, "chunks")?;
-            Ok(!existed)
+            let batch = std::mem::take(&mut *inner.pending.lock().expect("pending puts"));
+            write_puts(&inner, batch);
+            result
+                .recv()
+                .map_err(|_| StorageError::Task("a queued chunk write was not answered".into()))?
         })
         .await
     }
@@ -551,6 +520,14 @@ impl ChunkStore {
     }
 
     /// What this store holds for `zone`.
+    /// Transactions chunk writes have committed since the store was opened: fewer than the
+    /// writes when concurrent ones shared a group commit.
+    pub fn put_commits(&self) -> u64 {
+        self.inner
+            .put_commits
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn usage(&self, zone: &ZoneId) -> Result<Usage, StorageError> {
         let rtxn = self.inner.env.read_txn()?;
         let usage = self.inner.usage.get(&rtxn, zone.as_str())?;
@@ -707,4 +684,139 @@ fn split_zone_key(key: &[u8]) -> Result<(ZoneId, Hash32), StorageError> {
     let zone = ZoneId::new(zone).map_err(|_| bad())?;
     let hash: [u8; 32] = rest[len..].try_into().map_err(|_| bad())?;
     Ok((zone, Hash32(hash)))
+}
+/// A chunk write waiting for the next group commit, with where its answer goes.
+struct PendingPut {
+    zone: ZoneId,
+    hash: Hash32,
+    bytes: Vec<u8>,
+    now_secs: u64,
+    client: Option<ClientWrite>,
+    done: std::sync::mpsc::SyncSender<Result<bool, StorageError>>,
+}
+
+/// Puts at most this many bytes in one group commit; the rest wait for the next.
+const GROUP_BYTES: usize = 16 << 20;
+
+/// Writes `batch` in as few transactions as it can: all together, each one's refusal (a quota)
+/// leaving the others alone; if anything else fails (a full map, the commit itself), nothing
+/// of that transaction stays and each put is written on its own, so each gets its own answer.
+fn write_puts(inner: &Inner, mut batch: Vec<PendingPut>) {
+    while !batch.is_empty() {
+        let mut size = 0;
+        let take = batch
+            .iter()
+            .position(|p| {
+                size += p.bytes.len();
+                size > GROUP_BYTES
+            })
+            .unwrap_or(batch.len())
+            .max(1);
+        let rest = batch.split_off(take);
+        write_group(inner, batch);
+        batch = rest;
+    }
+}
+
+fn write_group(inner: &Inner, group: Vec<PendingPut>) {
+    let together = (|| {
+        let mut wtxn = inner.env.write_txn()?;
+        let mut answers = Vec::with_capacity(group.len());
+        for p in &group {
+            match put_in(inner, &mut wtxn, p) {
+                Ok(new) => answers.push(Ok(new)),
+                Err(
+                    e @ (StorageError::QuotaExceeded { .. }
+                    | StorageError::AccountQuotaExceeded { .. }),
+                ) => answers.push(Err(e)),
+                Err(e) => return Err(e),
+            }
+        }
+        commit(wtxn, "chunks")?;
+        inner
+            .put_commits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(answers)
+    })();
+    match together {
+        Ok(answers) => {
+            for (p, answer) in group.iter().zip(answers) {
+                let _ = p.done.send(answer);
+            }
+        }
+        Err(_) if group.len() > 1 => {
+            for p in group {
+                write_group(inner, vec![p]);
+            }
+        }
+        Err(e) => {
+            let _ = group[0].done.send(Err(e));
+        }
+    }
+}
+
+/// One put inside `wtxn`: its quota checks and its writes. A refusal writes nothing.
+fn put_in(inner: &Inner, wtxn: &mut heed::RwTxn, p: &PendingPut) -> Result<bool, StorageError> {
+    let (zone, hash, len) = (&p.zone, p.hash, p.bytes.len() as u64);
+    let key = zone_key(zone, &hash);
+    let held = inner.meta.get(wtxn, &key)?.is_some();
+    // A held copy that fails its hash is rewritten with the intact bytes offered now, so a
+    // corrupt copy never counts as one of the chunk's replicas.
+    let intact = held
+        && inner.data.get(wtxn, &key)?.is_some_and(|value| {
+            chunk_bytes(value).is_ok_and(|stored| Hash32::digest(stored) == hash)
+        });
+    let mut charge = None;
+    if let (Some(client), false) = (&p.client, intact) {
+        let quota = client.zone_quota;
+        let usage = read_usage(inner, wtxn, zone)?;
+        if let Some((what, limit)) =
+            over_quota(&usage, len, quota.max_chunks, quota.max_chunk_bytes)
+        {
+            return Err(StorageError::QuotaExceeded { what, limit });
+        }
+        if let Some((account, quota)) = &client.account {
+            let owner = crate::accounts::account_key(zone, account);
+            let usage = read_account_usage(inner, wtxn, &owner)?;
+            if let Some((what, limit)) =
+                over_quota(&usage, len, quota.max_chunks, quota.max_chunk_bytes)
+            {
+                return Err(StorageError::AccountQuotaExceeded { what, limit });
+            }
+            charge = Some((owner, usage));
+        }
+    }
+    if held && !intact {
+        tracing::warn!(zone = %zone, hash = %hash, "rewriting a stored chunk copy that fails its hash");
+        let old: ChunkMeta = decode(
+            "chunk meta",
+            inner.meta.get(wtxn, &key)?.expect("held, checked above"),
+        )?;
+        delete_chunk(inner, wtxn, zone, &key, &old)?;
+    }
+    inner.meta.put(
+        wtxn,
+        &key,
+        &encode(&ChunkMeta {
+            touched_at: p.now_secs,
+            len,
+        }),
+    )?;
+    if !intact {
+        let mut value = Vec::with_capacity(p.bytes.len() + 1);
+        value.push(RECORD_V1);
+        value.extend_from_slice(&p.bytes);
+        inner.data.put(wtxn, &key, &value)?;
+        let mut usage = read_usage(inner, wtxn, zone)?;
+        usage.chunks += 1;
+        usage.bytes += len;
+        inner.usage.put(wtxn, zone.as_str(), &encode(&usage))?;
+        if let Some((owner, mut usage)) = charge {
+            usage.chunks += 1;
+            usage.bytes += len;
+            inner.account_usage.put(wtxn, &owner, &encode(&usage))?;
+            inner.owners.put(wtxn, &key, &owner)?;
+        }
+    }
+    Ok(!intact)
 }

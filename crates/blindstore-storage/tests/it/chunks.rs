@@ -294,3 +294,53 @@ async fn a_chunk_referenced_between_the_scan_and_the_delete_survives() {
     );
     assert!(store.get(&zone, &hash).await.unwrap().is_some());
 }
+
+/// Concurrent writes share commits (group commit), and each still gets its own answer: a quota
+/// counts every write of a group in order, the ones past it are refused, and nothing else is
+/// lost or written twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_puts_share_commits_and_each_gets_its_own_answer() {
+    let (_dir, store) = store();
+    let zone = ZoneId::new("a").unwrap();
+    let quota = blindstore_types::command::Quota {
+        max_chunks: 40,
+        ..Default::default()
+    };
+    let mut writes = Vec::new();
+    for i in 0..64u32 {
+        let store = store.clone();
+        let zone = zone.clone();
+        writes.push(tokio::spawn(async move {
+            let bytes = format!("chunk {i}").into_bytes();
+            let hash = Hash32::digest(&bytes);
+            let client = blindstore_storage::ClientWrite {
+                zone_quota: quota,
+                account: None,
+            };
+            store.put_within(&zone, hash, bytes, 1, Some(client)).await
+        }));
+    }
+    let mut stored = 0;
+    let mut refused = 0;
+    for write in writes {
+        match write.await.unwrap() {
+            Ok(true) => stored += 1,
+            Err(StorageError::QuotaExceeded { .. }) => refused += 1,
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+    assert_eq!((stored, refused), (40, 24));
+    assert_eq!(store.usage(&zone).unwrap().chunks, 40);
+    let commits = store.put_commits();
+    assert!(commits < 64, "64 concurrent writes took {commits} commits");
+    // Each stored chunk reads back.
+    let mut found = 0;
+    for i in 0..64u32 {
+        let bytes = format!("chunk {i}").into_bytes();
+        if let Some(read) = store.get(&zone, &Hash32::digest(&bytes)).await.unwrap() {
+            assert_eq!(read, bytes);
+            found += 1;
+        }
+    }
+    assert_eq!(found, 40);
+}
