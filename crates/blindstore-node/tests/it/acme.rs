@@ -9,18 +9,20 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::process::NodeProcess;
+use crate::process::{free_port, NodeProcess};
 
 const DOMAIN: &str = "node1.blindstore.test";
 /// The certificates' lifetime, seconds: renewed 8 s in.
 const VALIDITY: u64 = 12;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
+/// A client that trusts only `root` (pebble's) and finds the test name at 127.0.0.1:`https`.
+fn trusting(root: &str, https: u16) -> reqwest::Client {
+    reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(root.as_bytes()).unwrap())
+        .tls_built_in_root_certs(false)
+        .resolve(DOMAIN, ([127, 0, 0, 1], https).into())
+        .build()
         .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A child process killed (by pid) when the test ends, however it ends.
@@ -209,14 +211,7 @@ async fn a_certificate_is_issued_served_over_http2_and_renewed_before_it_expires
         .text()
         .await
         .unwrap();
-    let client = || {
-        reqwest::Client::builder()
-            .add_root_certificate(reqwest::Certificate::from_pem(root.as_bytes()).unwrap())
-            .tls_built_in_root_certs(false)
-            .resolve(DOMAIN, ([127, 0, 0, 1], https).into())
-            .build()
-            .unwrap()
-    };
+    let client = || trusting(&root, https);
     let url = format!("https://{DOMAIN}:{https}/v1/health");
     let answer = client().get(&url).send().await.unwrap();
     assert_eq!(answer.status(), 200);
@@ -319,16 +314,7 @@ async fn a_certificate_is_issued_served_over_http2_and_renewed_before_it_expires
     assert_eq!(kept(), serving);
     let https: u16 = node.url.rsplit(':').next().unwrap().parse().unwrap();
     let url = format!("https://{DOMAIN}:{https}/v1/health");
-    let answer = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(root.as_bytes()).unwrap())
-        .tls_built_in_root_certs(false)
-        .resolve(DOMAIN, ([127, 0, 0, 1], https).into())
-        .build()
-        .unwrap()
-        .get(&url)
-        .send()
-        .await
-        .unwrap();
+    let answer = trusting(&root, https).get(&url).send().await.unwrap();
     assert_eq!(answer.status(), 200);
 }
 

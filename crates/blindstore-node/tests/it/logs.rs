@@ -7,16 +7,7 @@ use blindstore_client::ChainWriter;
 use blindstore_types::ZoneId;
 
 use crate::cluster::ADMIN;
-use crate::process::{eventually, NodeProcess};
-
-/// A free local port (bound, then released) for a node that restarts on the same address.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::process::{eventually, free_port, NodeProcess};
 
 fn warnings(log: &str) -> Vec<&str> {
     log.lines()

@@ -140,6 +140,16 @@ impl Drop for NodeProcess {
 }
 
 /// Polls `condition` until it holds or `timeout` passes.
+/// A free local port (bound, then released): for a server that must get a port it can be
+/// restarted on, or that another process is told of in advance.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut condition: F)
 where
     F: FnMut() -> Fut,
