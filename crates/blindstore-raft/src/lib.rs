@@ -14,6 +14,7 @@ mod error;
 mod forwarding;
 mod identity;
 mod joining;
+mod legacy_log;
 mod log_store;
 mod membership;
 mod restore;

@@ -87,7 +87,7 @@ pub async fn restore_state(
         .await
         .map_err(|e| CoreError::Storage(StorageError::BadSnapshot(e.to_string())))?;
 
-    let mut log = LogStore::open(&data_dir.join("raft-log"), raft_log_map)?;
+    let mut log = LogStore::open(data_dir, raft_log_map)?;
     log.adopt_node_id(RESTORED_NODE_ID)?;
     let raft = |e: openraft::StorageError<NodeId>| {
         CoreError::Storage(StorageError::Damaged(format!("writing the Raft log: {e}")))

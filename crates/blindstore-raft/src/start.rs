@@ -66,7 +66,7 @@ impl Core {
     pub async fn start(config: CoreConfig, state: StateMachineStore) -> Result<Self, CoreError> {
         let dir = &config.data_dir;
         crate::versions::check_start(&state, config.feature_level)?;
-        let log = LogStore::open(&dir.join("raft-log"), config.raft_log_map)?;
+        let log = LogStore::open(dir, config.raft_log_map)?;
         let pristine = log.is_pristine()?;
         let token = ClusterToken::parse(&config.cluster_secret)
             .map_err(|e| CoreError::BadRequest(format!("join token: {e}")))?;

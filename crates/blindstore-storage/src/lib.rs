@@ -1,12 +1,14 @@
-//! Durable storage on LMDB through heed. Three environments live under a node's data dir:
+//! Durable storage: the Raft log in its own segmented file, and LMDB through heed for the rest.
+//! Under a node's data dir:
 //!
-//! - `raft-log/`: the Raft log, vote and committed index (`blindstore_raft::LogStore`, which
-//!   opens it with [`open_env`]).
+//! - `raft-wal/`: the Raft log, vote and committed index ([`RaftWal`], adapted to openraft by
+//!   `blindstore_raft::LogStore`). Nodes of earlier builds kept it in LMDB under `raft-log/`;
+//!   it is moved on first start.
 //! - `state/`: the Raft state machine — zones, chains, entry headers, chunk references
 //!   ([`StateMachineStore`]) — plus `snapshots/` beside it.
 //! - `chunks/`: immutable content-addressed chunks ([`ChunkStore`]).
 //!
-//! Separate environments keep chunk uploads from queueing behind Raft log writes (LMDB has one
+//! Separate stores keep chunk uploads from queueing behind Raft log writes (LMDB has one
 //! writer per environment). Every write transaction commits with fsync (LMDB's default; this
 //! crate never sets `NO_SYNC`), so a commit that returned is on disk. Every stored value starts
 //! with a format version byte; see `docs/storage-format.md`.
@@ -17,6 +19,7 @@ mod chains;
 mod chunk_store;
 mod cluster_state;
 pub mod negative_controls;
+mod raft_wal;
 mod sites;
 pub mod state_machine;
 mod store;
@@ -29,6 +32,7 @@ use heed::{Database, Env, EnvOpenOptions, WithoutTls};
 
 pub use chain_watch::ChainChanges;
 pub use chunk_store::{ChunkStore, ClientWrite, GcReport, OpenReport, ScrubStep, Usage};
+pub use raft_wal::{RaftWal, WalMeta, SEGMENT_BYTES};
 pub use state_machine::{
     read_snapshot_file, read_snapshot_file_header, Marks, SnapshotContents, StateMachineStore,
 };

@@ -14,7 +14,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Lmd
         &self,
     ) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<NodeId>> {
         let dir = tempfile::tempdir().expect("temp dir");
-        let log = LogStore::open(&dir.path().join("raft-log"), 1 << 26).expect("open log store");
+        let log = LogStore::open(dir.path(), 1 << 26).expect("open log store");
         let sm = StateMachine::new(
             StateMachineStore::open(&dir.path().join("state"), 1 << 26)
                 .expect("open state machine"),

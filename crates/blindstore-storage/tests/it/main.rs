@@ -1,2 +1,3 @@
 mod chunks;
+mod raft_wal;
 mod state;
