@@ -230,6 +230,11 @@ impl Core {
                 }
             }
         }
+        let state = self.inner.state.clone();
+        match blindstore_storage::blocking(move || state.close()).await {
+            Ok(()) => tracing::info!("state store synced and closed"),
+            Err(e) => tracing::error!(error = %e, "closing the state store"),
+        }
         tracing::info!("node stopped");
     }
 

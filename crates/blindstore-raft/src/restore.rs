@@ -82,10 +82,11 @@ pub async fn restore_state(
     }
     // The current snapshot is the restored state with its new membership: what joining nodes
     // are sent, since the log before it is gone.
-    StateMachine::new(state)
+    StateMachine::new(state.clone())
         .build_snapshot()
         .await
         .map_err(|e| CoreError::Storage(StorageError::BadSnapshot(e.to_string())))?;
+    blocking(move || state.close()).await?;
 
     let mut log = LogStore::open(data_dir, raft_log_map)?;
     log.adopt_node_id(RESTORED_NODE_ID)?;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use blindstore_rpc::tls::ClusterToken;
 use blindstore_rpc::{ClusterSecret, Peers};
-use blindstore_storage::StateMachineStore;
+use blindstore_storage::{blocking, StateMachineStore};
 use blindstore_types::raft::{NodeId, NodeInfo};
 use openraft::Raft;
 use tokio::net::TcpListener;
@@ -65,6 +65,15 @@ impl Core {
     /// State is recovered from LMDB on restart; a restarted member needs no `join`.
     pub async fn start(config: CoreConfig, state: StateMachineStore) -> Result<Self, CoreError> {
         let dir = &config.data_dir;
+        if let Some(why) = state.reset() {
+            let store = StateMachine::new(state.clone());
+            let at = blocking(move || store.rebuild_from_current_snapshot()).await?;
+            tracing::warn!(
+                why,
+                snapshot = ?at,
+                "state rebuilt from the current snapshot after a machine crash; the Raft log replays the rest"
+            );
+        }
         crate::versions::check_start(&state, config.feature_level)?;
         let log = LogStore::open(dir, config.raft_log_map)?;
         let pristine = log.is_pristine()?;
@@ -129,10 +138,10 @@ impl Core {
                 .validate()
                 .map_err(|e| CoreError::Unavailable(format!("raft config: {e}")))?,
         );
-        // The state store syncs data but not its meta page at each commit (`Sync::DataOnly`):
-        // a power loss can roll it back one batch, behind what this node served before, while
-        // the saved commit index trails. Until it has applied every entry its log held at
-        // start, or a read barrier has shown it current, it serves nothing from its state.
+        // The state store syncs in the background, not at each commit: a machine crash leaves
+        // it rebuilt from the snapshot (above), behind what this node served before, while the
+        // saved commit index trails. Until it has applied every entry its log held at start,
+        // or a read barrier has shown it current, it serves nothing from its state.
         let mut log = log;
         let held_at_start = openraft::storage::RaftLogStorage::get_log_state(&mut log)
             .await
@@ -216,6 +225,11 @@ impl Core {
             core.inner.shutdown.clone(),
         ));
         core.add_task(keeper).await;
+        let syncing = tokio::spawn(run_state_sync(
+            core.inner.state.clone(),
+            core.inner.shutdown.clone(),
+        ));
+        core.add_task(syncing).await;
         if !caught_up {
             let catching_up = tokio::spawn(core.clone().catch_up(held_at_start.unwrap_or(0)));
             core.add_task(catching_up).await;
@@ -259,5 +273,26 @@ impl Core {
             self.add_task(refresh).await;
         }
         Ok(())
+    }
+}
+
+/// How often the state store's commits are synced: what a machine crash can take from it (and
+/// the log replays), as etcd's backend commits every 100 ms.
+pub const STATE_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Syncs the state store every [`STATE_SYNC_INTERVAL`] while anything changed, until shutdown
+/// ([`Core::shutdown`] syncs it one last time and marks it closed).
+async fn run_state_sync(state: StateMachineStore, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(STATE_SYNC_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let state = state.clone();
+        if let Err(e) = blocking(move || state.sync()).await {
+            tracing::error!(error = %e, "the state store could not be synced");
+        }
     }
 }

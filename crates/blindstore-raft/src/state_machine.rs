@@ -93,6 +93,28 @@ impl StateMachine {
     }
 }
 
+impl StateMachine {
+    /// Fills a state store that started empty after a machine crash ([`StateMachineStore::reset`])
+    /// from the current snapshot, if there is one; the log replays what came after it. Returns
+    /// the log id the state is now at.
+    pub(crate) fn rebuild_from_current_snapshot(&self) -> Result<Option<LogId<NodeId>>, StorageError> {
+        let Some((meta, file)) = self.0.current_snapshot::<Meta>()? else {
+            return Ok(None);
+        };
+        self.0
+            .install_snapshot(file, |_: &Meta| Ok(()), snapshot_marks(&meta))?;
+        Ok(meta.last_log_id)
+    }
+}
+
+/// The engine's marks for a state that is the snapshot `meta` describes.
+fn snapshot_marks(meta: &Meta) -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        (LAST_APPLIED, encode(&meta.last_log_id)),
+        (MEMBERSHIP, encode(&meta.last_membership)),
+    ]
+}
+
 fn snapshot_err(e: StorageError) -> RaftStorageError {
     StorageIOError::read_snapshot(None, AnyError::new(&e)).into()
 }
@@ -129,8 +151,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         read().map_err(|e| StorageIOError::read_state_machine(AnyError::new(&e)).into())
     }
 
-    /// The batch, and the last applied log id with it, is committed before returning (data
-    /// synced; the meta page with the next commit: see `blindstore_storage::Sync::DataOnly`).
+    /// The batch, and the last applied log id with it, is committed before returning, not
+    /// synced: the store is synced in the background and the log replays what a crash took
+    /// (see `StateMachineStore::sync`).
     #[tracing::instrument(level = "debug", skip_all)]
     async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResponse>, RaftStorageError>
     where
@@ -194,10 +217,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let store = self.0.clone();
         let meta = meta.clone();
         blocking(move || {
-            let marks = vec![
-                (LAST_APPLIED, encode(&meta.last_log_id)),
-                (MEMBERSHIP, encode(&meta.last_membership)),
-            ];
+            let marks = snapshot_marks(&meta);
             store.install_snapshot(
                 file,
                 |header: &Meta| {

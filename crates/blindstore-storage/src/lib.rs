@@ -9,8 +9,8 @@
 //! - `chunks/`: immutable content-addressed chunks ([`ChunkStore`]).
 //!
 //! Separate stores keep chunk uploads from queueing behind Raft log writes (LMDB has one
-//! writer per environment). Every write transaction commits with fsync (LMDB's default; this
-//! crate never sets `NO_SYNC`), so a commit that returned is on disk. Every stored value starts
+//! writer per environment). The Raft log and the chunk store sync every write before it
+//! returns; the state machine's commits are synced in the background (`state_durability`). Every stored value starts
 //! with a format version byte; see `docs/storage-format.md`.
 
 mod accounts;
@@ -21,6 +21,7 @@ mod cluster_state;
 pub mod negative_controls;
 mod raft_wal;
 mod sites;
+mod state_durability;
 pub mod state_machine;
 mod store;
 mod verified;
@@ -28,11 +29,12 @@ mod zones;
 
 use std::path::Path;
 
-use heed::{Database, Env, EnvOpenOptions, WithoutTls};
+use heed::{Env, EnvOpenOptions, WithoutTls};
 
 pub use chain_watch::ChainChanges;
 pub use chunk_store::{ChunkStore, ClientWrite, GcReport, OpenReport, ScrubStep, Usage};
 pub use raft_wal::{RaftWal, WalMeta, SEGMENT_BYTES};
+pub use state_durability::emulate_machine_crash;
 pub use state_machine::{
     read_snapshot_file, read_snapshot_file_header, Marks, SnapshotContents, StateMachineStore,
 };
@@ -157,10 +159,11 @@ pub enum Sync {
     /// A commit returns once its data and its meta page are synced (LMDB's default): it
     /// survives a machine crash.
     Full,
-    /// A commit returns once its data is synced; its meta page is synced by the next commit.
-    /// A machine crash keeps the environment intact but may undo its last commit (a process
-    /// crash loses nothing). Only for the state machine, which the Raft log replays.
-    DataOnly,
+    /// A commit returns without syncing; the owner syncs (`Env::force_sync`) when it needs
+    /// to. A process crash loses nothing; a machine crash can lose commits and tear the file.
+    /// Only for the state machine, which the Raft log replays and which is rebuilt after a
+    /// machine crash (see `state_durability`).
+    Deferred,
 }
 
 /// Opens (creating if needed) an LMDB environment in `dir`.
@@ -172,15 +175,14 @@ pub fn open_env(
 ) -> Result<Env<WithoutTls>, StorageError> {
     std::fs::create_dir_all(dir)?;
     let mut options = EnvOpenOptions::new().read_txn_without_tls();
-    if sync == Sync::DataOnly {
-        // SAFETY: heed calls NO_META_SYNC unsafe because a machine crash may undo the last
-        // commit; `Sync::DataOnly` is only used where that is recovered from (the state
-        // machine: the node serves nothing from it until it has applied every entry its log
-        // held at start or a read barrier confirmed it, and the log applies the lost batch
-        // again once the commit index is known).
+    if sync == Sync::Deferred {
+        // SAFETY: heed calls NO_SYNC unsafe because a machine crash may lose commits or tear
+        // the file; `Sync::Deferred` is only used for the state machine, whose store is not
+        // trusted after a machine crash (it is rebuilt from its snapshot and the Raft log,
+        // see `state_durability`) and which serves nothing until it has caught up.
         #[allow(unsafe_code)]
         unsafe {
-            options.flags(heed::EnvFlags::NO_META_SYNC);
+            options.flags(heed::EnvFlags::NO_SYNC);
         }
     }
     // Reads run on tokio's blocking pool (up to 512 threads), each holding one read
@@ -195,34 +197,6 @@ pub fn open_env(
     #[allow(unsafe_code)]
     let env = unsafe { options.open(dir)? };
     Ok(env)
-}
-
-/// Does to a stopped node's state store (`<data dir>/state`) what a power loss can do under
-/// `Sync::DataOnly`: the store opens on the snapshot before its last commit (LMDB's
-/// `MDB_PREVSNAPSHOT`), and a commit makes that the current one — the last applied batch is
-/// gone. For tests and fault injection only; never on a live node.
-pub fn roll_back_last_commit(state_dir: &Path) -> Result<(), StorageError> {
-    let mut options = EnvOpenOptions::new().read_txn_without_tls();
-    // SAFETY: opening on the previous snapshot is what this function is for; the caller
-    // guarantees the node owning the directory is stopped, so nothing else has it open.
-    #[allow(unsafe_code)]
-    unsafe {
-        options.flags(heed::EnvFlags::PREV_SNAPSHOT);
-    }
-    options.map_size(1 << 30).max_dbs(32);
-    // SAFETY: as above: this process opens the directory once, and no other process has it.
-    #[allow(unsafe_code)]
-    let env = unsafe { options.open(state_dir)? };
-    let mut wtxn = env.write_txn()?;
-    // A commit with a change writes a new meta page from the previous snapshot.
-    let meta: Database<heed::types::Str, heed::types::Bytes> = env
-        .open_database(&wtxn, Some("meta"))?
-        .ok_or_else(|| StorageError::BadSnapshot("no meta table".into()))?;
-    meta.put(&mut wtxn, "rolled-back", &[1])?;
-    meta.delete(&mut wtxn, "rolled-back")?;
-    wtxn.commit()?;
-    env.force_sync()?;
-    Ok(())
 }
 
 /// Writes `dir/name` so that it holds either its old contents or all of `contents`, durably:

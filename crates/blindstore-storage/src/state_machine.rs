@@ -35,7 +35,7 @@ pub use crate::store::StateMachineStore;
 use crate::store::{Inner, Tables};
 use crate::verified::Verified;
 use crate::zones::{self, get_zone, rebuild_site_hosts};
-use crate::{commit, decode, open_env, StorageError};
+use crate::{commit, decode, open_env, state_durability, StorageError};
 use blindstore_types::record::encode;
 
 const SNAPSHOT_MAGIC: &[u8; 20] = b"BLINDSTORE-SNAPSHOT\n";
@@ -77,8 +77,24 @@ impl Tables {
 
 impl StateMachineStore {
     /// Opens or creates the state machine in `dir`, with snapshots in `dir/snapshots`.
+    /// Its commits are not synced: see [`sync`](Self::sync). A store that a machine crash left
+    /// open is set aside and this one starts empty ([`reset`](Self::reset)).
     pub fn open(dir: &Path, map_size: usize) -> Result<Self, StorageError> {
-        let env = open_env(dir, map_size, 32, crate::Sync::DataOnly)?;
+        std::fs::create_dir_all(dir)?;
+        let reset = match state_durability::read(dir)? {
+            state_durability::Found::Untrusted(why) => {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    why,
+                    "the state store was open when the machine went down; setting it aside (data.mdb.unclean) and rebuilding it from the snapshot and the Raft log"
+                );
+                state_durability::set_aside(dir)?;
+                Some(why)
+            }
+            _ => None,
+        };
+        let boot = state_durability::boot_id();
+        let env = open_env(dir, map_size, 32, crate::Sync::Deferred)?;
         let mut wtxn = env.write_txn()?;
         let tables = Tables {
             meta: env.create_database(&mut wtxn, Some("meta"))?,
@@ -117,6 +133,8 @@ impl StateMachineStore {
             tables.meta.put(&mut wtxn, SITE_HOSTS_KEPT, &[1])?;
         }
         commit(wtxn, "state")?;
+        env.force_sync()?;
+        state_durability::write(dir, false, &boot)?;
         let snapshot_dir = dir.join("snapshots");
         std::fs::create_dir_all(&snapshot_dir)?;
         // Incoming or half-built snapshots from a previous run are useless: remove them.
@@ -136,8 +154,47 @@ impl StateMachineStore {
                 snapshot_files: Mutex::new(()),
                 snapshot_seq: AtomicU64::new(0),
                 verified: Verified::new(),
+                dir: dir.to_owned(),
+                boot,
+                reset,
+                synced: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// Why the store on disk was not trusted at open (a machine crash left it open), if it was
+    /// not: this one started empty, and the owner rebuilds it from the current snapshot and the
+    /// Raft log before serving from it.
+    pub fn reset(&self) -> Option<&str> {
+        self.inner.reset.as_deref()
+    }
+
+    /// Makes every commit so far durable, if any happened since the last sync; the time it took
+    /// is `blindstore_storage_commit_seconds{store="state_sync"}`. A failed sync leaves the
+    /// store marked untrusted, so the next start rebuilds it: after a failed `fsync` the
+    /// kernel may have dropped pages it will never write.
+    pub fn sync(&self) -> Result<(), StorageError> {
+        let changes = *self.inner.changes.borrow();
+        if self.inner.synced.load(Ordering::Acquire) == changes {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        if let Err(e) = self.inner.env.force_sync() {
+            tracing::error!(error = %e, "syncing the state store failed; it will be rebuilt at the next start");
+            let _ = state_durability::write(&self.inner.dir, false, "a-failed-sync");
+            return Err(e.into());
+        }
+        metrics::histogram!("blindstore_storage_commit_seconds", "store" => "state_sync")
+            .record(started.elapsed().as_secs_f64());
+        self.inner.synced.fetch_max(changes, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Syncs and marks the store closed cleanly. Call once nothing writes to it any more.
+    pub fn close(&self) -> Result<(), StorageError> {
+        self.inner.env.force_sync()?;
+        state_durability::write(&self.inner.dir, true, &self.inner.boot)?;
+        Ok(())
     }
 
     /// A receiver that sees a new value after every committed change to the state (an applied
@@ -268,8 +325,8 @@ impl StateMachineStore {
 
     /// Applies a batch of log entries in one transaction: each `Some` command through its room
     /// (`None`: an entry that carries none, answered `CommandResponse::None`), and `marks`, the
-    /// engine's own records of how far it got, with them. Committed before returning (data
-    /// synced; the meta page with the next commit: see `Sync::DataOnly`).
+    /// engine's own records of how far it got, with them. Committed before returning, not synced
+    /// (see [`sync`](Self::sync)).
     pub fn apply_batch(
         &self,
         commands: Vec<Option<Command>>,

@@ -33,6 +33,14 @@ pub(crate) struct Inner {
     pub(crate) snapshot_files: Mutex<()>,
     pub(crate) snapshot_seq: AtomicU64,
     pub(crate) verified: Verified,
+    /// The state directory, where the durability marker is.
+    pub(crate) dir: PathBuf,
+    /// This boot's id, written in the marker.
+    pub(crate) boot: String,
+    /// Why the store was found untrusted at open and started empty, if it was.
+    pub(crate) reset: Option<String>,
+    /// The `changes` value the last sync covered.
+    pub(crate) synced: AtomicU64,
 }
 
 #[derive(Clone, Copy)]

@@ -92,7 +92,7 @@ fn describe() {
     describe_histogram!(
         "blindstore_storage_commit_seconds",
         Unit::Seconds,
-        "LMDB write transaction commits including their fsync, by store (raft_log, state, chunks)"
+        "Durable writes by store: raft_log (a log write and its one fdatasync), state (an applied batch's commit, not synced), state_sync (the background sync of the state), chunks (a group of chunk writes and its sync)"
     );
     describe_gauge!("blindstore_chunks_held", "Chunks stored on this node");
     describe_gauge!(

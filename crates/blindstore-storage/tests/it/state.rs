@@ -917,3 +917,43 @@ fn an_admin_credential_rotation_that_raced_another_changes_nothing() {
     assert_eq!(responses[3], CommandResponse::AdminCredentialsSet);
     assert_eq!(sm.admin_credentials().unwrap(), Some(credentials(b"third")));
 }
+
+/// The state store's commits are synced in the background, so what opens after a stop depends
+/// on how it stopped: a clean close or a process crash (same boot) keeps everything; a store a
+/// machine crash left open is set aside and starts empty, for the node to rebuild.
+#[test]
+fn the_state_is_kept_after_a_close_or_a_process_crash_and_set_aside_after_a_machine_crash() {
+    use blindstore_types::record::encode;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state");
+    let probe = |sm: &StateMachineStore| sm.mark::<u64>("probe").unwrap();
+
+    let sm = StateMachineStore::open(&path, 1 << 26).unwrap();
+    assert_eq!(sm.reset(), None);
+    sm.apply_batch(vec![], vec![("probe", encode(&7u64))])
+        .unwrap();
+    sm.sync().unwrap();
+    sm.apply_batch(vec![], vec![("probe", encode(&8u64))])
+        .unwrap();
+    drop(sm); // a process crash: nothing synced the last commit, the page cache has it
+
+    let sm = StateMachineStore::open(&path, 1 << 26).unwrap();
+    assert_eq!(sm.reset(), None, "a process crash on this boot is trusted");
+    assert_eq!(probe(&sm), 8);
+    sm.close().unwrap();
+    drop(sm);
+    let marker = std::fs::read_to_string(path.join("durability")).unwrap();
+    assert!(marker.ends_with("clean\n"), "{marker}");
+
+    let sm = StateMachineStore::open(&path, 1 << 26).unwrap();
+    assert_eq!(sm.reset(), None);
+    assert_eq!(probe(&sm), 8);
+    drop(sm);
+
+    blindstore_storage::emulate_machine_crash(&path).unwrap();
+    let sm = StateMachineStore::open(&path, 1 << 26).unwrap();
+    let why = sm.reset().expect("a store another boot left open is not trusted");
+    assert!(why.contains("boot"), "{why}");
+    assert_eq!(probe(&sm), 0, "it starts empty");
+    assert!(path.join("data.mdb.unclean").exists(), "the old file is kept aside");
+}
