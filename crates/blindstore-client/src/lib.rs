@@ -500,9 +500,10 @@ impl Client {
                 &format!("/v1/zones/{zone}/chains/{chain}/entries"),
             )
             .query(&query)
+            .header(reqwest::header::ACCEPT, ENTRIES_ACCEPT)
             .send()
             .await?;
-        json(response).await
+        entries_answer(response).await
     }
 
     /// `?last=n`.
@@ -513,9 +514,10 @@ impl Client {
                 &format!("/v1/zones/{zone}/chains/{chain}/entries"),
             )
             .query(&[("last", n)])
+            .header(reqwest::header::ACCEPT, ENTRIES_ACCEPT)
             .send()
             .await?;
-        json(response).await
+        entries_answer(response).await
     }
 
     /// Every entry of a chain, following `next` (linearizable reads).
@@ -682,8 +684,34 @@ async fn checked(response: Response) -> Result<Response> {
     }
 }
 
-async fn json<T: DeserializeOwned>(response: Response) -> Result<T> {
+/// Entries reads ask for the compact binary form, and take JSON from servers that only have it.
+const ENTRIES_ACCEPT: &str = "application/vnd.blindstore.entries, application/json;q=0.5";
+
+/// An entries answer in either form.
+async fn entries_answer(response: Response) -> Result<Entries> {
     let response = checked(response).await?;
+    let binary = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with(blindstore_types::entries_binary::CONTENT_TYPE));
+    if !binary {
+        return json_body(response).await;
+    }
+    let status = response.status();
+    let bytes = response.bytes().await?;
+    blindstore_types::entries_binary::decode(&bytes).map_err(|e| ClientError::Unexpected {
+        status,
+        detail: e.to_string(),
+    })
+}
+
+async fn json<T: DeserializeOwned>(response: Response) -> Result<T> {
+    json_body(checked(response).await?).await
+}
+
+/// The JSON body of an answer already checked for an error status.
+async fn json_body<T: DeserializeOwned>(response: Response) -> Result<T> {
     let status = response.status();
     let text = response.text().await?;
     serde_json::from_str(&text).map_err(|e| ClientError::Unexpected {

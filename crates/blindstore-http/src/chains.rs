@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::Json;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -14,7 +14,7 @@ use blindstore_types::command::ChainHead;
 use blindstore_types::entry::chain_id;
 use serde::Deserialize;
 
-use crate::entry_shapes::{api_entries, parse_chain_path};
+use crate::entry_shapes::{parse_chain_path, EntriesForm};
 use crate::rate::ClientIp;
 use crate::{
     consistency, created_or_ok, parse_zone, ApiError, ApiJson, ApiPath, ApiQuery, AppState,
@@ -151,7 +151,8 @@ pub(crate) struct EntriesQuery {
 }
 
 /// Read entries with their payloads. At most 1000 entries and about 8 MiB of payload per
-/// answer; `next` is set when more entries follow the returned ones.
+/// answer; `next` is set when more entries follow the returned ones. JSON, or the compact
+/// binary form (docs/entry-format.md) when `Accept` names `application/vnd.blindstore.entries`.
 #[utoipa::path(get, path = "/v1/zones/{zone}/chains/{chain_id}/entries", tag = "chains",
     params(("zone" = String, Path, description = "Zone id"), ("chain_id" = String, Path, description = "Chain id, lowercase hex"), EntriesQuery),
     responses(
@@ -163,9 +164,11 @@ pub(crate) async fn read_entries(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
     ApiPath((zone, chain)): ApiPath<(String, String)>,
+    headers: axum::http::HeaderMap,
     ApiQuery(q): ApiQuery<EntriesQuery>,
 ) -> Result<Response, ApiError> {
     let (zone, chain) = parse_chain_path(&zone, &chain)?;
+    let form = EntriesForm::of(&headers);
     let which = match (q.from, q.limit, q.last) {
         (None, None, Some(last)) if last > 0 => ReadEntries::Last(last),
         (_, _, Some(0)) => return Err(ApiError::BadRequest("last must be at least 1".into())),
@@ -185,12 +188,12 @@ pub(crate) async fn read_entries(
             return Err(ApiError::BadRequest("wait goes with from, not last".into()));
         };
         let wait = crate::live::parse_wait(wait)?;
-        return crate::live::long_poll(&state, ip, zone, chain, from, limit, wait).await;
+        return crate::live::long_poll(&state, ip, zone, chain, from, limit, wait, form).await;
     }
     let page = state
         .node
         .chains()
         .entries(&zone, &chain, which, consistency(q.consistency))
         .await?;
-    Ok(Json(api_entries(page)).into_response())
+    Ok(form.response(page))
 }

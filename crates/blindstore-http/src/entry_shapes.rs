@@ -5,6 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use blindstore_cluster::EntriesPage;
 use blindstore_types::api::{Entries, Entry};
+use blindstore_types::entries_binary;
 use blindstore_types::entry::EntryHeader;
 use blindstore_types::{ChainId, ZoneId};
 
@@ -44,5 +45,67 @@ pub(crate) fn api_entries(page: EntriesPage) -> Entries {
             .map(|(h, payload)| api_entry(h, payload))
             .collect(),
         next: page.next,
+    }
+}
+
+/// The form of an entries answer: JSON unless the client's `Accept` names the binary form
+/// (`blindstore_types::entries_binary`). Live event streams are always JSON.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EntriesForm {
+    Json,
+    Binary,
+}
+
+impl EntriesForm {
+    pub(crate) fn of(headers: &axum::http::HeaderMap) -> Self {
+        let binary = headers
+            .get_all(axum::http::header::ACCEPT)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|item| {
+                let media = item.split(';').next().unwrap_or_default().trim();
+                media.eq_ignore_ascii_case(entries_binary::CONTENT_TYPE)
+            });
+        if binary {
+            Self::Binary
+        } else {
+            Self::Json
+        }
+    }
+
+    pub(crate) fn content_type(self) -> &'static str {
+        match self {
+            Self::Json => "application/json",
+            Self::Binary => entries_binary::CONTENT_TYPE,
+        }
+    }
+
+    pub(crate) fn body(self, page: EntriesPage) -> Vec<u8> {
+        match self {
+            Self::Json => serde_json::to_vec(&api_entries(page)).expect("entries serialise"),
+            Self::Binary => entries_binary::encode(
+                page.chain.length,
+                &page.chain.head,
+                page.next,
+                &page.entries,
+            ),
+        }
+    }
+
+    /// The whole answer, with `Vary: Accept` (the same URL has two forms).
+    pub(crate) fn response(self, page: EntriesPage) -> axum::response::Response {
+        let mut response = axum::response::Response::new(self.body(page).into());
+        self.set_headers(response.headers_mut());
+        response
+    }
+
+    pub(crate) fn set_headers(self, headers: &mut axum::http::HeaderMap) {
+        use axum::http::{header, HeaderValue};
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(self.content_type()),
+        );
+        headers.insert(header::VARY, HeaderValue::from_static("accept"));
     }
 }

@@ -24,7 +24,7 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::SendTimeoutError;
 
-use crate::entry_shapes::{api_entries, api_entry, parse_chain_path};
+use crate::entry_shapes::{api_entry, parse_chain_path, EntriesForm};
 use crate::rate::ClientIp;
 use crate::{parse_zone, ApiError, ApiPath, ApiQuery, AppState};
 
@@ -438,6 +438,7 @@ pub(crate) async fn long_poll(
     from: u64,
     limit: usize,
     wait: Duration,
+    form: EntriesForm,
 ) -> Result<Response, ApiError> {
     let which = ReadEntries::From { from, limit };
     let page = state
@@ -446,7 +447,7 @@ pub(crate) async fn long_poll(
         .entries(&zone, &chain, which, Consistency::Linearizable)
         .await?;
     if !page.entries.is_empty() || from > page.chain.length {
-        return Ok(axum::Json(api_entries(page)).into_response());
+        return Ok(form.response(page));
     }
     let subscription = state.subscribers.join(ip, &state.live_limits)?;
     let wait = wait.min(state.live_limits.max_wait);
@@ -480,12 +481,11 @@ pub(crate) async fn long_poll(
                 _ = &mut stopping => break,
             }
         }
-        let json = serde_json::to_vec(&api_entries(page)).expect("entries serialise");
-        Ok::<_, Infallible>(json)
+        Ok::<_, Infallible>(form.body(page))
     });
     let mut response = Response::new(axum::body::Body::from_stream(body));
     let headers = response.headers_mut();
-    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    form.set_headers(headers);
     headers.insert("cache-control", HeaderValue::from_static("no-store"));
     Ok(response)
 }

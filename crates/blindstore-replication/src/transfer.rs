@@ -8,6 +8,7 @@ use blindstore_rpc::v1::{GetChunkRequest, MissingChunksRequest, PutChunkRequest}
 use blindstore_types::raft::{NodeId, NodeInfo};
 use blindstore_types::{Hash32, ZoneId};
 use bytes::Bytes;
+use futures::StreamExt;
 
 use blindstore_storage::{ClientWrite, StorageError};
 
@@ -63,23 +64,31 @@ impl Replicator {
             });
         }
         let (ranked, copies) = self.placement(zone, &hash);
+        // The owners are written at once (the local copy and the replica in parallel, not one
+        // after the other); each failure brings in the next node in rank order.
+        let mut candidates = ranked.into_iter();
+        let mut in_flight = futures::stream::FuturesUnordered::new();
+        let put = |(id, info): (NodeId, NodeInfo)| {
+            let bytes = bytes.clone();
+            async move {
+                let result = if id == self.me() {
+                    self.put_local(zone, hash, bytes, writer).await
+                } else {
+                    self.put_remote(&info, zone, &hash, bytes, writer).await
+                };
+                (id, result)
+            }
+        };
+        in_flight.extend(candidates.by_ref().take(copies).map(put));
         let mut stored = 0;
         let mut created = false;
         let mut out_of_room = None;
-        for (id, info) in ranked {
-            if stored == copies {
-                break;
-            }
-            let result = if id == self.me() {
-                self.put_local(zone, hash, bytes.clone(), writer).await
-            } else {
-                self.put_remote(&info, zone, &hash, bytes.clone(), writer)
-                    .await
-            };
+        while let Some((id, result)) = in_flight.next().await {
             match result {
                 Ok(new) => {
                     stored += 1;
                     created |= new;
+                    continue;
                 }
                 Err(e @ ChunkError::QuotaExceeded(_)) => return Err(e),
                 Err(e @ ChunkError::InsufficientStorage(_)) => {
@@ -88,6 +97,7 @@ impl Replicator {
                 }
                 Err(e) => peer_failed(id, &e, "could not store a chunk copy; trying the next node"),
             }
+            in_flight.extend(candidates.next().map(put));
         }
         if stored < copies {
             if let Some(e) = out_of_room {

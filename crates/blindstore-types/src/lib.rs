@@ -5,6 +5,7 @@
 pub mod account;
 pub mod api;
 pub mod command;
+pub mod entries_binary;
 pub mod entry;
 pub mod ids;
 pub mod raft;

@@ -18,6 +18,7 @@ import {
   u8,
   utf8,
 } from "./bytes.js";
+import { BinaryEntry } from "./entries-binary.js";
 import { InvalidInputError, VerificationError } from "./errors.js";
 
 const CHAIN_LABEL = utf8("blindstore/chain/v1\0");
@@ -196,6 +197,9 @@ export async function chainIdentity(zone: string, chainId: string, publicKey: Ui
  * shaped as documented; a value that does not decode is never treated as absent.
  */
 export function parseWireEntry(value: unknown): ParsedEntry {
+  if (value instanceof BinaryEntry) {
+    return value.parsed;
+  }
   if (typeof value !== "object" || value === null) {
     throw new VerificationError("malformed", "an entry is not a JSON object");
   }

@@ -5,6 +5,7 @@
  */
 
 import { type Bytes, bytesOf } from "./bytes.js";
+import { decodeEntriesPage, ENTRIES_BINARY } from "./entries-binary.js";
 import {
   AbortedError,
   AccountExistsError,
@@ -112,7 +113,14 @@ export class ZoneApi {
   /** `GET /chains/{id}/entries?from=&limit=` or `?last=`. */
   async readEntries(chainId: string, query: { from: number; limit: number } | { last: number }, signal?: AbortSignal): Promise<EntriesPage> {
     const search = "last" in query ? `last=${query.last}` : `from=${query.from}&limit=${query.limit}`;
-    return entriesPage(await this.#json(`/chains/${chainId}/entries?${search}`, { signal }));
+    const path = `/chains/${chainId}/entries?${search}`;
+    // The compact binary form when the server has it; JSON otherwise.
+    const response = await this.#send(path, { accept: `${ENTRIES_BINARY}, application/json;q=0.5`, signal });
+    if ((response.headers.get("content-type") ?? "").startsWith(ENTRIES_BINARY)) {
+      const buffer = await this.#body(response, () => response.arrayBuffer());
+      return decodeEntriesPage(new Uint8Array(buffer));
+    }
+    return entriesPage(await this.#jsonOf(response, `GET ${path}`));
   }
 
   /**
@@ -209,11 +217,16 @@ export class ZoneApi {
 
   async #json(path: string, request: RequestOptions): Promise<unknown> {
     const response = await this.#send(path, request);
+    return this.#jsonOf(response, `${request.method ?? "GET"} ${path}`);
+  }
+
+  /** The JSON body of `response`, the answer to `what`. */
+  async #jsonOf(response: Response, what: string): Promise<unknown> {
     const text = await this.#body(response, () => response.text());
     try {
       return JSON.parse(text);
     } catch {
-      throw new VerificationError("malformed", `${request.method ?? "GET"} ${path} answered with something other than JSON`);
+      throw new VerificationError("malformed", `${what} answered with something other than JSON`);
     }
   }
 

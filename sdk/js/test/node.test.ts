@@ -308,3 +308,58 @@ test("a read-only handle cannot append, and after a key rotation reads nothing i
   assert.deepEqual(values(await upgraded.readLast(2)), [{ secret: "new 2" }, { secret: "new 3" }]);
   assert.deepEqual((await upgraded.readRange(0, 4)).map((e) => e.keyEpoch), [0, 0, 1, 1]);
 });
+
+test("entries travel in the binary form, a JSON-only server reads alike, and a tampered binary answer is refused", async () => {
+  const chain = await client().createChain();
+  for (let n = 0; n < 12; n++) {
+    await chain.appendJson({ n });
+  }
+  const keys = await ChainKeys.fromJSON(JSON.parse(JSON.stringify(chain.keys)));
+  const kinds: string[] = [];
+  const recording: FetchLike = async (input, init) => {
+    const response = await fetch(input, init);
+    if (String(input).includes("/entries?")) {
+      kinds.push(response.headers.get("content-type") ?? "");
+    }
+    return response;
+  };
+  const binary = await client({ fetch: recording }).openChain(keys).readRange(0, 12);
+  assert.deepEqual(values(binary).map((v) => (v as { n: number }).n), Array.from({ length: 12 }, (_, n) => n));
+  const allAre = (kind: string): boolean => kinds.length > 0 && kinds.every((k) => k === kind);
+  assert.ok(allAre("application/vnd.blindstore.entries"), kinds.join());
+
+  kinds.length = 0;
+  const jsonOnly: FetchLike = async (input, init) => {
+    const headers = { ...(init?.headers as Record<string, string>), accept: "application/json" };
+    return recording(input, { ...init, headers });
+  };
+  const viaJson = await client({ fetch: jsonOnly }).openChain(keys).readRange(0, 12);
+  assert.deepEqual(viaJson.map((e) => e.entryHash), binary.map((e) => e.entryHash));
+  assert.ok(allAre("application/json"), kinds.join());
+
+  // One payload byte changed in flight: the entry no longer verifies.
+  const tampering: FetchLike = async (input, init) => {
+    const response = await fetch(input, init);
+    if (!String(input).includes("/entries?")) {
+      return response;
+    }
+    const bytes = new Uint8Array(await response.arrayBuffer());
+    bytes[bytes.length - 200] ^= 1;
+    return new Response(bytes, { status: 200, headers: response.headers });
+  };
+  await assert.rejects(client({ fetch: tampering }).openChain(keys).readRange(0, 12), (error: Error) => error.name === "VerificationError");
+
+  // An answer cut short, or with bytes after its last entry, is malformed, never read in part.
+  for (const change of [(b: Uint8Array) => b.slice(0, b.length - 1), (b: Uint8Array) => Uint8Array.from([...b, 0])]) {
+    const damaging: FetchLike = async (input, init) => {
+      const response = await fetch(input, init);
+      const bytes = new Uint8Array(await response.arrayBuffer());
+      const body = String(input).includes("/entries?") ? change(bytes) : bytes;
+      return new Response(body, { status: response.status, headers: response.headers });
+    };
+    await assert.rejects(
+      client({ fetch: damaging }).openChain(keys).readRange(0, 12),
+      (error: Error & { kind?: string }) => error.name === "VerificationError" && /binary entries/.test(error.message),
+    );
+  }
+});

@@ -871,3 +871,61 @@ async fn rotating_the_join_token_over_http() {
     assert_eq!(second["grace_seconds"], 60);
     assert_ne!(second["join_token"].as_str().unwrap(), join);
 }
+
+/// `Accept: application/vnd.blindstore.entries` gets the same page in the compact binary form
+/// (plain reads, `last`, and a long poll); anything else gets JSON. Both say `Vary: Accept`.
+#[tokio::test]
+async fn entries_come_in_the_binary_form_when_asked_for() {
+    use blindstore_types::api::Entries;
+    use blindstore_types::entries_binary::{decode, CONTENT_TYPE};
+    let t = start(Limits::default()).await;
+    let w = writer(41);
+    create_chain(&t, &w).await;
+    append_n(&t, &w, 30).await;
+    let get = |uri: String, accept: &'static str| {
+        let t = &t;
+        async move {
+            let request = Request::builder()
+                .method(Method::GET)
+                .uri(uri)
+                .header("accept", accept)
+                .body(Body::empty())
+                .unwrap();
+            t.send(request).await
+        }
+    };
+    for query in ["from=0&limit=10", "last=20", "from=5&limit=3&wait=1"] {
+        let uri = format!("{}?{query}", entries_uri(&w));
+        let json = get(uri.clone(), "application/json").await;
+        assert_eq!(json.status, StatusCode::OK);
+        assert_eq!(json.headers["content-type"], "application/json", "{query}");
+        assert_eq!(json.headers["vary"], "accept", "{query}");
+        let from_json: Entries = serde_json::from_slice(&json.body).unwrap();
+
+        let binary = get(
+            uri.clone(),
+            "text/html, application/vnd.blindstore.entries;q=0.9",
+        )
+        .await;
+        assert_eq!(binary.status, StatusCode::OK);
+        assert_eq!(binary.headers["content-type"], CONTENT_TYPE, "{query}");
+        assert_eq!(binary.headers["vary"], "accept", "{query}");
+        let from_binary = decode(&binary.body).unwrap();
+        assert_eq!(
+            serde_json::to_value(&from_binary).unwrap(),
+            serde_json::to_value(&from_json).unwrap(),
+            "{query}: the same page"
+        );
+        assert!(
+            binary.body.len() < json.body.len(),
+            "{query}: {} binary bytes vs {} JSON",
+            binary.body.len(),
+            json.body.len()
+        );
+    }
+    // The default, for people and curl, is JSON.
+    let plain = t
+        .call(Method::GET, &format!("{}?last=2", entries_uri(&w)), None)
+        .await;
+    assert_eq!(plain.headers["content-type"], "application/json");
+}
