@@ -7,7 +7,7 @@
 #   scripts/bench.sh --quick         debug build, few clients, 0.5 s per row: a smoke check that
 #                                    fails only if a load had errors or did nothing
 #   scripts/bench.sh --out FILE      also write the report to FILE (e.g. for docs/performance.md)
-#   scripts/bench.sh --only append,read   only some groups of rows (append, read, put, get)
+#   scripts/bench.sh --only append,read   only some groups of rows (append, read, put, get, disk)
 #
 # Needs etcd 3.4 (/usr/bin/etcd, Debian's etcd-server), nginx (/usr/sbin/nginx, nginx-light)
 # and protoc (protobuf-compiler, to build the etcd client); installs them with apt when missing.

@@ -68,8 +68,9 @@ struct Args {
     /// Also write the report to this file.
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Run only these groups of rows (comma-separated: append, read, put, get) [default: all].
-    #[arg(long, value_delimiter = ',', value_parser = ["append", "read", "put", "get"])]
+    /// Run only these groups of rows (comma-separated: append, read, put, get, disk) [default:
+    /// all].
+    #[arg(long, value_delimiter = ',', value_parser = ["append", "read", "put", "get", "disk"])]
     only: Vec<String>,
     /// The `blindstore` binary to run.
     #[arg(long, default_value = "target/release/blindstore")]
@@ -92,6 +93,8 @@ struct Plan {
     /// Client count of every other row.
     clients: usize,
     disk: Window,
+    /// Appends of 1 KiB made before the disk use is measured.
+    disk_appends: u64,
 }
 
 impl Plan {
@@ -102,6 +105,7 @@ impl Plan {
                 append_clients: vec![1, 16],
                 clients: 16,
                 disk: window(0.0, 0.5, 16),
+                disk_appends: 5_000,
             }
         } else {
             Self {
@@ -109,6 +113,7 @@ impl Plan {
                 append_clients: vec![1, 16, 64, 256],
                 clients: 64,
                 disk: window(0.0, 5.0, 128),
+                disk_appends: 500_000,
             }
         }
     }
@@ -200,6 +205,11 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
     if wanted("get") {
         chunk_get_rows(&systems, &plan, &mut rows).await?;
     }
+    let disk = if wanted("disk") {
+        Some(disk_use(args, &plan, dir.path(), &mut processes).await?)
+    } else {
+        None
+    };
 
     let rss = processes.rss();
     let mut problems = processes.exited();
@@ -222,7 +232,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         args.blindstore.display()
     );
     Ok(Report {
-        text: table::render(&machine, &setup, &rows, &rss),
+        text: table::render(&machine, &setup, &rows, disk.as_ref(), &rss),
         problems,
     })
 }
@@ -280,6 +290,83 @@ async fn append_rows(s: &Systems, plan: &Plan, rows: &mut Vec<Row>) -> anyhow::R
         rows.push(Row::new(load, n, cluster, Some(etcd), single));
     }
     Ok(())
+}
+
+/// Disk bytes per payload byte: a fresh single node takes `plan.disk_appends` appends of
+/// 1 KiB from 64 clients, then its data directory is measured (allocated blocks, by part).
+async fn disk_use(
+    args: &Args,
+    plan: &Plan,
+    dir: &Path,
+    processes: &mut Processes,
+) -> anyhow::Result<table::DiskUse> {
+    const CLIENTS: usize = 64;
+    let name = "blindstore-disk";
+    let node = Blindstore::start(processes, &args.blindstore, dir, name, 1).await?;
+    let per_client = plan.disk_appends.div_ceil(CLIENTS as u64);
+    let filling = window(0.0, 1800.0, per_client);
+    eprintln!("disk use: {} appends of 1 KiB ...", per_client * CLIENTS as u64);
+    let outcome = load::run(
+        targets::appenders(&node.urls, &node.zone, CLIENTS).await?,
+        filling,
+    )
+    .await?;
+    anyhow::ensure!(
+        outcome.errors == 0,
+        "disk use: {} appends failed: {:?}",
+        outcome.errors,
+        outcome.first_error
+    );
+    let data = dir.join(name);
+    // Measured at rest: a snapshot being built when the load ended, and the log purge after
+    // it, finish first (the size holds still for 3 s, or 120 s pass).
+    let mut last = allocated(&data)?;
+    let mut still = 0;
+    for _ in 0..120 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = allocated(&data)?;
+        still = if now == last { still + 1 } else { 0 };
+        last = now;
+        if still == 3 {
+            break;
+        }
+    }
+    let parts = [
+        ("Raft log (raft-wal/)", data.join("raft-wal")),
+        ("state (state/data.mdb)", data.join("state").join("data.mdb")),
+        ("state snapshot (state/snapshots/)", data.join("state").join("snapshots")),
+        ("chunks (chunks/)", data.join("chunks")),
+    ];
+    let total = allocated(&data)?;
+    let mut measured = Vec::new();
+    for (part, path) in parts {
+        measured.push((part.to_string(), allocated(&path)?));
+    }
+    let listed: u64 = measured.iter().map(|(_, b)| b).sum();
+    measured.push(("everything else".into(), total.saturating_sub(listed)));
+    Ok(table::DiskUse {
+        appends: outcome.ops,
+        payload_bytes: outcome.ops * KIB as u64,
+        parts: measured,
+        total,
+    })
+}
+
+/// Bytes allocated on disk to `path` and everything under it.
+fn allocated(path: &Path) -> anyhow::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e).with_context(|| format!("measuring {}", path.display())),
+    };
+    let mut bytes = meta.blocks() * 512;
+    if meta.is_dir() {
+        for item in std::fs::read_dir(path)? {
+            bytes += allocated(&item?.path())?;
+        }
+    }
+    Ok(bytes)
 }
 
 /// Head reads and `last=20` reads against etcd's linearizable gets.

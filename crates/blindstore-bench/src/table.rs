@@ -90,6 +90,7 @@ pub fn render(
     machine: &Machine,
     setup: &str,
     rows: &[Row],
+    disk: Option<&DiskUse>,
     rss: &[(String, Option<u64>)],
 ) -> String {
     let mut out = String::new();
@@ -149,6 +150,30 @@ pub fn render(
             failed.join("\n")
         );
     }
+    if let Some(disk) = disk {
+        let per = |bytes: u64| bytes as f64 / disk.payload_bytes.max(1) as f64;
+        let _ = writeln!(
+            out,
+            "\nDisk use of a single node after {} appends of 1 KiB ({:.1} MiB of payloads):\n\n\
+             | part | MiB on disk | bytes per payload byte |\n|---|--:|--:|",
+            disk.appends,
+            disk.payload_bytes as f64 / (1 << 20) as f64
+        );
+        for (part, bytes) in &disk.parts {
+            let _ = writeln!(
+                out,
+                "| {part} | {:.1} | {:.2} |",
+                *bytes as f64 / (1 << 20) as f64,
+                per(*bytes)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "| **all** | {:.1} | **{:.2}** |",
+            disk.total as f64 / (1 << 20) as f64,
+            per(disk.total)
+        );
+    }
     out.push_str("\n| process | RSS at the end (MiB) |\n|---|--:|\n");
     for (name, bytes) in rss {
         let mib = bytes.map_or("gone".into(), |b| {
@@ -193,4 +218,13 @@ fn commit() -> String {
         Some(o) if o.status.code() == Some(1) => format!("{head} with uncommitted changes"),
         _ => head,
     }
+}
+
+/// How much disk a single node used for a number of appends.
+pub struct DiskUse {
+    pub appends: u64,
+    pub payload_bytes: u64,
+    /// Allocated bytes by part of the data directory.
+    pub parts: Vec<(String, u64)>,
+    pub total: u64,
 }
