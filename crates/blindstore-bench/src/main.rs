@@ -79,10 +79,21 @@ struct Args {
     etcd: PathBuf,
     #[arg(long, default_value = "/usr/sbin/nginx")]
     nginx: PathBuf,
+    /// Members of the Blindstore cluster, all voters: 3 (as compared with etcd's 3) or 5.
+    #[arg(long, default_value_t = 3, value_parser = cluster_size)]
+    nodes: usize,
     /// Where the run's temporary directory goes (data dirs, logs); the disk row measures this
     /// file system [default: the system's temporary directory].
     #[arg(long)]
     work_dir: Option<PathBuf>,
+}
+
+fn cluster_size(text: &str) -> Result<usize, String> {
+    match text {
+        "3" => Ok(3),
+        "5" => Ok(5),
+        _ => Err("the cluster has 3 or 5 voters".into()),
+    }
 }
 
 /// How much each row does.
@@ -232,7 +243,7 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
         args.blindstore.display()
     );
     Ok(Report {
-        text: table::render(&machine, &setup, &rows, disk.as_ref(), &rss),
+        text: table::render(&machine, &setup, args.nodes, &rows, disk.as_ref(), &rss),
         problems,
     })
 }
@@ -240,6 +251,8 @@ async fn run(args: &Args) -> anyhow::Result<Report> {
 /// Everything measured, started.
 struct Systems {
     cluster: Blindstore,
+    /// "3-node" or "5-node".
+    cluster_label: String,
     single: Blindstore,
     etcd: Etcd,
     nginx: Nginx,
@@ -250,7 +263,7 @@ struct Systems {
 impl Systems {
     async fn start(args: &Args, dir: &Path, processes: &mut Processes) -> anyhow::Result<Self> {
         let bin = &args.blindstore;
-        let cluster = Blindstore::start(processes, bin, dir, "blindstore", 3).await?;
+        let cluster = Blindstore::start(processes, bin, dir, "blindstore", args.nodes).await?;
         let single = Blindstore::start(processes, bin, dir, "blindstore-single", 1).await?;
         let etcd = Etcd::start(processes, &args.etcd, &dir.join("etcd"), 3).await?;
         let files = [
@@ -260,6 +273,7 @@ impl Systems {
         let contents: Vec<&[u8]> = files.iter().map(|(_, bytes)| bytes.as_slice()).collect();
         let nginx = Nginx::start(processes, &args.nginx, &dir.join("nginx"), &contents).await?;
         Ok(Self {
+            cluster_label: format!("{}-node", args.nodes),
             cluster,
             single,
             etcd,
@@ -274,7 +288,7 @@ async fn append_rows(s: &Systems, plan: &Plan, rows: &mut Vec<Row>) -> anyhow::R
     let (w, load) = (plan.window, "append 1 KiB");
     for &n in &plan.append_clients {
         let (c, one) = (&s.cluster, &s.single);
-        let cluster = measure(load, n, "3-node", async {
+        let cluster = measure(load, n, &s.cluster_label, async {
             load::run(targets::appenders(&c.urls, &c.zone, n).await?, w).await
         })
         .await?;
@@ -305,7 +319,10 @@ async fn disk_use(
     let node = Blindstore::start(processes, &args.blindstore, dir, name, 1).await?;
     let per_client = plan.disk_appends.div_ceil(CLIENTS as u64);
     let filling = window(0.0, 1800.0, per_client);
-    eprintln!("disk use: {} appends of 1 KiB ...", per_client * CLIENTS as u64);
+    eprintln!(
+        "disk use: {} appends of 1 KiB ...",
+        per_client * CLIENTS as u64
+    );
     let outcome = load::run(
         targets::appenders(&node.urls, &node.zone, CLIENTS).await?,
         filling,
@@ -333,8 +350,14 @@ async fn disk_use(
     }
     let parts = [
         ("Raft log (raft-wal/)", data.join("raft-wal")),
-        ("state (state/data.mdb)", data.join("state").join("data.mdb")),
-        ("state snapshot (state/snapshots/)", data.join("state").join("snapshots")),
+        (
+            "state (state/data.mdb)",
+            data.join("state").join("data.mdb"),
+        ),
+        (
+            "state snapshot (state/snapshots/)",
+            data.join("state").join("snapshots"),
+        ),
         ("chunks (chunks/)", data.join("chunks")),
     ];
     let total = allocated(&data)?;
@@ -344,12 +367,54 @@ async fn disk_use(
     }
     let listed: u64 = measured.iter().map(|(_, b)| b).sum();
     measured.push(("everything else".into(), total.saturating_sub(listed)));
+
+    // The last snapshot's build, from the node's log.
+    let log = std::fs::read_to_string(data.with_extension("log")).unwrap_or_default();
+    let builds: Vec<(f64, u64)> = log
+        .lines()
+        .filter(|l| l.contains("snapshot built"))
+        .filter_map(|l| Some((log_field(l, "seconds=")?, log_field(l, "bytes=")? as u64)))
+        .collect();
+
+    // A crash and a restart on that data: until it answers, then until it has applied all it
+    // had.
+    let client = blindstore_client::Client::new(&node.urls[0]);
+    let applied = client.health().await?.last_applied.unwrap_or(0);
+    processes.kill_9(name)?;
+    let started = std::time::Instant::now();
+    let url = Blindstore::restart_single(processes, &args.blindstore, dir, name).await?;
+    let listening = started.elapsed();
+    let client = blindstore_client::Client::new(&url);
+    let deadline = started + Duration::from_secs(600);
+    loop {
+        let health = client.health().await;
+        if health.is_ok_and(|h| h.last_applied.unwrap_or(0) >= applied) {
+            break;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the restarted node did not apply up to {applied} within 600 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     Ok(table::DiskUse {
         appends: outcome.ops,
         payload_bytes: outcome.ops * KIB as u64,
         parts: measured,
         total,
+        snapshots: builds.len(),
+        last_snapshot: builds.last().copied(),
+        restart: (listening, started.elapsed()),
     })
+}
+
+/// The number after `key` in a log line (`seconds=1.5`).
+fn log_field(line: &str, key: &str) -> Option<f64> {
+    let rest = &line[line.find(key)? + key.len()..];
+    rest.split(|c: char| c.is_whitespace() || c == ',')
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Bytes allocated on disk to `path` and everything under it.
@@ -379,7 +444,7 @@ async fn read_rows(s: &Systems, plan: &Plan, rows: &mut Vec<Row>) -> anyhow::Res
     let keys = targets::read_keys(&s.etcd.endpoints).await?;
 
     let load = "chain head read";
-    let cluster = measure(load, n, "3-node", async {
+    let cluster = measure(load, n, &s.cluster_label, async {
         let readers = targets::chain_readers(&c.urls, &c.zone, &cluster_chains, n, Head);
         load::run(readers, w).await
     })
@@ -397,7 +462,7 @@ async fn read_rows(s: &Systems, plan: &Plan, rows: &mut Vec<Row>) -> anyhow::Res
     rows.push(Row::new(load, n, cluster, Some(etcd_get.clone()), single));
 
     let load = "entries?last=20 (1 KiB each)";
-    let cluster = measure(load, n, "3-node", async {
+    let cluster = measure(load, n, &s.cluster_label, async {
         let readers = targets::chain_readers(&c.urls, &c.zone, &cluster_chains, n, Last);
         load::run(readers, w).await
     })
@@ -426,7 +491,7 @@ async fn chunk_put_rows(
         (KIB, "chunk PUT 1 KiB"),
         (MIB, "chunk PUT 1 MiB (ops/s = MiB/s)"),
     ] {
-        let cluster = measure(load, n, "3-node", async {
+        let cluster = measure(load, n, &s.cluster_label, async {
             load::run(targets::chunk_putters(&c.urls, &c.zone, size, n), w).await
         })
         .await?;
@@ -460,7 +525,7 @@ async fn chunk_get_rows(s: &Systems, plan: &Plan, rows: &mut Vec<Row>) -> anyhow
         let (load, size) = (format!("cached chunk GET {name}"), bytes.len());
         let cluster_path = stored_chunk(c, bytes).await?;
         let single_path = stored_chunk(one, bytes).await?;
-        let cluster = measure(&load, n, "3-node", async {
+        let cluster = measure(&load, n, &s.cluster_label, async {
             load::run(targets::getters(&c.urls, &cluster_path, size, n), w).await
         })
         .await?;

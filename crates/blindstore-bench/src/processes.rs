@@ -92,6 +92,22 @@ impl Processes {
 
     /// SIGTERM to every process, up to [`STOP_DEADLINE`] to exit, then SIGKILL; forked
     /// processes left behind are killed too.
+    /// Kills the process called `name` (`kill -9`: a crash) and forgets it.
+    pub fn kill_9(&mut self, name: &str) -> anyhow::Result<()> {
+        let at = self
+            .running
+            .iter()
+            .position(|r| r.name == name)
+            .with_context(|| format!("no process {name}"))?;
+        let mut r = self.running.remove(at);
+        r.child.kill().with_context(|| format!("killing {name}"))?;
+        r.child.wait()?;
+        if let Some(reader) = r.reader.take() {
+            let _ = reader.join();
+        }
+        Ok(())
+    }
+
     pub fn stop(&mut self) {
         let mut pids = Vec::new();
         for r in &mut self.running {
@@ -146,6 +162,28 @@ pub struct Blindstore {
 }
 
 impl Blindstore {
+    /// Starts again the single node `name` that [`start`](Self::start) started in `dir`, on its
+    /// data; returns its URL.
+    pub async fn restart_single(
+        processes: &mut Processes,
+        binary: &Path,
+        dir: &Path,
+        name: &str,
+    ) -> anyhow::Result<String> {
+        let args: Vec<String> = [
+            "--demo-zone",
+            "false",
+            "--http-max-requests",
+            "4096",
+            "--http-max-connections-per-ip",
+            "4096",
+        ]
+        .map(String::from)
+        .to_vec();
+        let (url, _) = start_node(processes, binary, name, &dir.join(name), &args).await?;
+        Ok(url)
+    }
+
     /// Starts `nodes` nodes as scripts/cluster.sh does: the first creates the cluster, the
     /// others join it with its join token; all share one admin token. One node is a single
     /// node without rpc. Then creates the zone `bench` with quotas no run can reach.
@@ -182,6 +220,9 @@ impl Blindstore {
             ];
             if nodes > 1 {
                 args.extend(["--rpc-addr".into(), "127.0.0.1:0".into()]);
+            }
+            if nodes == 5 {
+                args.extend(["--voters".into(), "5".into()]);
             }
             if let Some((rpc, token)) = &seed {
                 args.extend([
@@ -235,7 +276,8 @@ async fn start_node(
         .args(["--http-addr", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .args(args)
-        .env("RUST_LOG", "warn")
+        // Warnings, and each snapshot built with its time and size (the disk rows read them).
+        .env("RUST_LOG", "warn,blindstore_raft::state_machine=info")
         .env_remove("BLINDSTORE_CONFIG")
         .stdout(Stdio::piped());
     let log = data_dir.with_extension("log");

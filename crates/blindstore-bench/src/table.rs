@@ -9,7 +9,7 @@ use crate::load::Outcome;
 pub struct Row {
     pub load: String,
     pub clients: usize,
-    /// The 3-node Blindstore cluster.
+    /// The Blindstore cluster (3 or 5 nodes).
     pub cluster: Outcome,
     pub baseline: Option<Baseline>,
     /// The single Blindstore node.
@@ -89,6 +89,7 @@ impl Machine {
 pub fn render(
     machine: &Machine,
     setup: &str,
+    nodes: usize,
     rows: &[Row],
     disk: Option<&DiskUse>,
     rss: &[(String, Option<u64>)],
@@ -100,9 +101,10 @@ pub fn render(
         "Machine: {} CPUs ({}), Linux {}; {}; commit {}.\n{setup}\n",
         m.cpus, m.cpu_model, m.kernel, m.date, m.commit
     );
-    out.push_str(
-        "| load | clients | 3-node ops/s | p50 ms | p99 ms | baseline | ops/s | p50 ms | p99 ms \
-         | 3-node / baseline | 1-node ops/s | p50 ms | p99 ms | errors 3-node/baseline/1-node |\n",
+    let _ = writeln!(
+        out,
+        "| load | clients | {nodes}-node ops/s | p50 ms | p99 ms | baseline | ops/s | p50 ms | p99 ms \
+         | {nodes}-node / baseline | 1-node ops/s | p50 ms | p99 ms | errors {nodes}-node/baseline/1-node |",
     );
     out.push_str("|---|--:|--:|--:|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
     for row in rows {
@@ -173,6 +175,20 @@ pub fn render(
             disk.total as f64 / (1 << 20) as f64,
             per(disk.total)
         );
+        let last = disk.last_snapshot.map_or("none".into(), |(secs, bytes)| {
+            format!(
+                "the last took {secs:.1} s for {:.1} MiB",
+                bytes as f64 / (1 << 20) as f64
+            )
+        });
+        let _ = writeln!(
+            out,
+            "\nSnapshots built while filling: {} ({last}). Restart after `kill -9`: answering \
+             in {:.2} s, all applied again in {:.2} s.",
+            disk.snapshots,
+            disk.restart.0.as_secs_f64(),
+            disk.restart.1.as_secs_f64()
+        );
     }
     out.push_str("\n| process | RSS at the end (MiB) |\n|---|--:|\n");
     for (name, bytes) in rss {
@@ -227,4 +243,10 @@ pub struct DiskUse {
     /// Allocated bytes by part of the data directory.
     pub parts: Vec<(String, u64)>,
     pub total: u64,
+    /// Snapshots built while it filled, and the last one's seconds and bytes.
+    pub snapshots: usize,
+    pub last_snapshot: Option<(f64, u64)>,
+    /// After a `kill -9`: until the restarted node answered, and until it had applied all it
+    /// had applied before.
+    pub restart: (Duration, Duration),
 }

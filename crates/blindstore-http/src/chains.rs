@@ -188,7 +188,7 @@ pub(crate) async fn read_entries(
             return Err(ApiError::BadRequest("wait goes with from, not last".into()));
         };
         let wait = crate::live::parse_wait(wait)?;
-        return crate::live::long_poll(&state, ip, zone, chain, from, limit, wait, form).await;
+        return crate::live::long_poll(&state, ip, zone, chain, (from, limit), wait, form).await;
     }
     let page = state
         .node

@@ -435,8 +435,7 @@ pub(crate) async fn long_poll(
     ip: IpAddr,
     zone: ZoneId,
     chain: ChainId,
-    from: u64,
-    limit: usize,
+    (from, limit): (u64, usize),
     wait: Duration,
     form: EntriesForm,
 ) -> Result<Response, ApiError> {

@@ -97,7 +97,9 @@ impl StateMachine {
     /// Fills a state store that started empty after a machine crash ([`StateMachineStore::reset`])
     /// from the current snapshot, if there is one; the log replays what came after it. Returns
     /// the log id the state is now at.
-    pub(crate) fn rebuild_from_current_snapshot(&self) -> Result<Option<LogId<NodeId>>, StorageError> {
+    pub(crate) fn rebuild_from_current_snapshot(
+        &self,
+    ) -> Result<Option<LogId<NodeId>>, StorageError> {
         let Some((meta, file)) = self.0.current_snapshot::<Meta>()? else {
             return Ok(None);
         };
@@ -122,6 +124,7 @@ fn snapshot_err(e: StorageError) -> RaftStorageError {
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     #[tracing::instrument(level = "info", skip_all)]
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, RaftStorageError> {
+        let started = std::time::Instant::now();
         let store = self.0.clone();
         let (meta, path) = blocking(move || {
             store.build_snapshot(|marks, seq| snapshot_meta(marks, &seq.to_string()))
@@ -131,7 +134,13 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         let file = tokio::fs::File::open(&path)
             .await
             .map_err(|e| StorageIOError::read_snapshot(None, AnyError::new(&e)))?;
-        tracing::info!(snapshot_id = %meta.snapshot_id, "snapshot built");
+        let bytes = file.metadata().await.map(|m| m.len()).unwrap_or(0);
+        tracing::info!(
+            snapshot_id = %meta.snapshot_id,
+            seconds = started.elapsed().as_secs_f64(),
+            bytes,
+            "snapshot built"
+        );
         Ok(Snapshot {
             meta,
             snapshot: Box::new(file),

@@ -63,9 +63,7 @@ pub(crate) fn read(dir: &Path) -> std::io::Result<Found> {
             if opened_by == now && now != "unknown" {
                 Found::Trusted
             } else {
-                Found::Untrusted(format!(
-                    "left open by boot {opened_by}; this is boot {now}"
-                ))
+                Found::Untrusted(format!("left open by boot {opened_by}; this is boot {now}"))
             }
         }
         _ => Found::Untrusted(format!("an unreadable marker: {text:?}")),

@@ -104,7 +104,10 @@ pub fn decode(bytes: &[u8]) -> Result<Entries, DecodeError> {
         });
     }
     if !r.0.is_empty() {
-        return Err(DecodeError(format!("{} bytes after the last entry", r.0.len())));
+        return Err(DecodeError(format!(
+            "{} bytes after the last entry",
+            r.0.len()
+        )));
     }
     Ok(Entries {
         length,
@@ -126,10 +129,14 @@ impl<'a> Reader<'a> {
         Ok(taken)
     }
     fn u64(&mut self) -> Result<u64, DecodeError> {
-        Ok(u64::from_be_bytes(self.take(8)?.try_into().expect("8 bytes")))
+        Ok(u64::from_be_bytes(
+            self.take(8)?.try_into().expect("8 bytes"),
+        ))
     }
     fn u32(&mut self) -> Result<u32, DecodeError> {
-        Ok(u32::from_be_bytes(self.take(4)?.try_into().expect("4 bytes")))
+        Ok(u32::from_be_bytes(
+            self.take(4)?.try_into().expect("4 bytes"),
+        ))
     }
     fn hash(&mut self) -> Result<Hash32, DecodeError> {
         Ok(Hash32(self.take(32)?.try_into().expect("32 bytes")))
@@ -154,11 +161,17 @@ mod tests {
         for (next, entries) in [
             (None, vec![]),
             (Some(12), vec![(header(3, 0), b"abc".to_vec())]),
-            (None, vec![(header(4, 2), vec![]), (header(5, 1), vec![0; 1000])]),
+            (
+                None,
+                vec![(header(4, 2), vec![]), (header(5, 1), vec![0; 1000])],
+            ),
         ] {
             let bytes = encode(9, &Hash32([1; 32]), next, &entries);
             let page = decode(&bytes).unwrap();
-            assert_eq!((page.length, page.head, page.next), (9, Hash32([1; 32]), next));
+            assert_eq!(
+                (page.length, page.head, page.next),
+                (9, Hash32([1; 32]), next)
+            );
             assert_eq!(page.entries.len(), entries.len());
             for (got, (h, payload)) in page.entries.iter().zip(&entries) {
                 use base64::Engine;

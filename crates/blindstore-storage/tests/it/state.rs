@@ -952,8 +952,13 @@ fn the_state_is_kept_after_a_close_or_a_process_crash_and_set_aside_after_a_mach
 
     blindstore_storage::emulate_machine_crash(&path).unwrap();
     let sm = StateMachineStore::open(&path, 1 << 26).unwrap();
-    let why = sm.reset().expect("a store another boot left open is not trusted");
+    let why = sm
+        .reset()
+        .expect("a store another boot left open is not trusted");
     assert!(why.contains("boot"), "{why}");
     assert_eq!(probe(&sm), 0, "it starts empty");
-    assert!(path.join("data.mdb.unclean").exists(), "the old file is kept aside");
+    assert!(
+        path.join("data.mdb.unclean").exists(),
+        "the old file is kept aside"
+    );
 }
