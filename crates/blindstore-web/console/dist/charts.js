@@ -94,7 +94,7 @@ function chartsFor(role) {
         },
         {
             title: "Commit time",
-            about: "LMDB write transaction commits including their fsync, all stores (Raft log, state, chunks) together.",
+            about: "Durable writes, all stores together: Raft log writes with their one fdatasync, state commits (not synced) and the state's background syncs, groups of chunk writes.",
             lines: (h) => quantiles(h, COMMIT),
             format: format.seconds,
             minTop: 0.001,
