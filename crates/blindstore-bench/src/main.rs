@@ -79,6 +79,9 @@ struct Args {
     etcd: PathBuf,
     #[arg(long, default_value = "/usr/sbin/nginx")]
     nginx: PathBuf,
+    /// Appends made before the disk rows measure (default: 500,000; 5,000 with --quick).
+    #[arg(long)]
+    disk_appends: Option<u64>,
     /// Members of the Blindstore cluster, all voters: 3 (as compared with etcd's 3) or 5.
     #[arg(long, default_value_t = 3, value_parser = cluster_size)]
     nodes: usize,
@@ -187,7 +190,10 @@ struct Report {
 }
 
 async fn run(args: &Args) -> anyhow::Result<Report> {
-    let plan = Plan::new(args.quick);
+    let mut plan = Plan::new(args.quick);
+    if let Some(n) = args.disk_appends {
+        plan.disk_appends = n;
+    }
     let machine = Machine::probe();
     let parent = args.work_dir.clone().unwrap_or_else(std::env::temp_dir);
     let dir = tempfile::Builder::new()
