@@ -8,13 +8,14 @@
 # Nodes serve HTTP on 127.0.0.1:9001-9003 and node-to-node gRPC on 127.0.0.1:9101-9103; data,
 # logs and pids live in ./cluster-data (CLUSTER_DIR to change). All nodes share one admin token,
 # kept in ./cluster-data/admin-token. Starting again after a stop restarts the same cluster.
-# WITH_GATEWAY=1 also starts a gateway (no data, caches chunks) on 127.0.0.1:9000.
+# WITH_GATEWAY=1 also starts a gateway (no data, caches chunks) on 127.0.0.1:9000. NODES=4 (or
+# more) starts further nodes that join: beyond the voters, storage-only members.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DIR=${CLUSTER_DIR:-./cluster-data}
 BIN=${BLINDSTORE_BIN:-target/release/blindstore}
-NODES=3
+NODES=${NODES:-3}
 
 http_port() { echo $((9000 + $1)); }
 rpc_port() { echo $((9100 + $1)); }
