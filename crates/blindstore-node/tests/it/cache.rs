@@ -1,19 +1,7 @@
 //! Every member's memory cache of chunks, as a client meets it: a chunk asked of a member that
 //! holds no copy costs one peer hop, not one per read; the cache reports itself.
 
-use crate::cluster::{demo, put_chunks, Cluster, ADMIN};
-
-async fn admin_json(url: &str, path: &str) -> serde_json::Value {
-    reqwest::Client::new()
-        .get(format!("{url}{path}"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
+use crate::cluster::{admin_json, demo, put_chunks, Cluster, ADMIN};
 
 async fn peer_reads(url: &str) -> f64 {
     let text = reqwest::Client::new()

@@ -751,8 +751,13 @@ fn peak_rss_bytes(pid: u32) -> u64 {
 }
 
 async fn cache_stats(gateway: &NodeProcess) -> Value {
+    admin_json(&gateway.url, "/v1/admin/cache").await
+}
+
+/// An admin GET's JSON answer.
+pub(crate) async fn admin_json(url: &str, path: &str) -> Value {
     reqwest::Client::new()
-        .get(format!("{}/v1/admin/cache", gateway.url))
+        .get(format!("{url}{path}"))
         .bearer_auth(ADMIN)
         .send()
         .await
