@@ -78,7 +78,19 @@ async function forward(proxy: TamperingProxy, request: IncomingMessage, response
     return;
   }
   let body: Uint8Array = new Uint8Array(await answer.arrayBuffer());
-  if (type.startsWith("application/json") && doctor?.json !== undefined) {
+  if (type.startsWith(ENTRIES_BINARY) && doctor?.json !== undefined) {
+    // Entries in the binary form are doctored as the JSON page they carry, then sent back in
+    // the binary form — or as JSON when the doctor made something that form cannot carry.
+    const changed = doctor.json(path, method, binaryToJson(body));
+    if (changed !== undefined) {
+      try {
+        body = jsonToBinary(changed);
+      } catch {
+        body = Buffer.from(JSON.stringify(changed));
+        out["content-type"] = "application/json";
+      }
+    }
+  } else if (type.startsWith("application/json") && doctor?.json !== undefined) {
     const changed = doctor.json(path, method, JSON.parse(Buffer.from(body).toString("utf8")));
     if (changed !== undefined) body = Buffer.from(JSON.stringify(changed));
   } else if (type.startsWith("application/octet-stream") && doctor?.bytes !== undefined) {
@@ -107,4 +119,71 @@ async function relayEvents(answer: Response, response: ServerResponse, rewrite: 
     // The client went away (the abort ended the upstream read).
   }
   response.end();
+}
+
+const ENTRIES_BINARY = "application/vnd.blindstore.entries";
+
+/** A binary entries page (docs/entry-format.md) as the JSON page with the same fields. */
+function binaryToJson(bytes: Uint8Array): any {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let at = 4;
+  const u64 = () => Number(view.getBigUint64((at += 8) - 8));
+  const u32 = () => view.getUint32((at += 4) - 4);
+  const take = (n: number) => bytes.subarray(at, (at += n));
+  const hex = () => Buffer.from(take(32)).toString("hex");
+  const b64 = (n: number) => Buffer.from(take(n)).toString("base64url");
+  const length = u64();
+  const head = hex();
+  const hasNext = take(1)[0];
+  const next = u64();
+  const entries = [];
+  for (let i = u32(); i > 0; i--) {
+    const index = u64();
+    const prev = hex();
+    const payload_hash = hex();
+    const payload = b64(u32());
+    const chunks = Array.from({ length: u32() }, hex);
+    const signature = b64(64);
+    entries.push({ index, prev, payload_hash, payload, chunks, signature, entry_hash: hex() });
+  }
+  return { length, head, entries, ...(hasNext ? { next } : {}) };
+}
+
+/** The JSON page back in the binary form; throws on a field that form cannot carry. */
+function jsonToBinary(page: any): Uint8Array {
+  const parts: Uint8Array[] = [Uint8Array.from([0x42, 0x53, 0x45, 1])];
+  const u64 = (n: number) => {
+    if (!Number.isSafeInteger(n) || n < 0) throw new Error(`not an index: ${n}`);
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setBigUint64(0, BigInt(n));
+    parts.push(b);
+  };
+  const u32 = (n: number) => {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint32(0, n);
+    parts.push(b);
+  };
+  const fixed = (data: Buffer, n: number) => {
+    if (data.length !== n) throw new Error(`${data.length} bytes where ${n} go`);
+    parts.push(data);
+  };
+  const hex = (h: string) => fixed(Buffer.from(h, "hex"), 32);
+  u64(page.length);
+  hex(page.head);
+  parts.push(Uint8Array.from([page.next === undefined ? 0 : 1]));
+  u64(page.next ?? 0);
+  u32(page.entries.length);
+  for (const e of page.entries) {
+    u64(e.index);
+    hex(e.prev);
+    hex(e.payload_hash);
+    const payload = Buffer.from(e.payload, "base64url");
+    u32(payload.length);
+    parts.push(payload);
+    u32(e.chunks.length);
+    e.chunks.forEach(hex);
+    fixed(Buffer.from(e.signature, "base64url"), 64);
+    hex(e.entry_hash);
+  }
+  return Buffer.concat(parts);
 }
