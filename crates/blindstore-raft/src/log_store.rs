@@ -61,11 +61,6 @@ impl LogStore {
         self.wal.adopt_node_id(id)
     }
 
-    /// The log's segment files, oldest first.
-    pub fn segment_files(&self) -> Vec<std::path::PathBuf> {
-        self.wal.segment_files()
-    }
-
     fn entries_in(
         &self,
         (start, end): (Bound<u64>, Bound<u64>),

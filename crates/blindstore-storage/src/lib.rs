@@ -33,7 +33,7 @@ use heed::{Env, EnvOpenOptions, WithoutTls};
 
 pub use chain_watch::ChainChanges;
 pub use chunk_store::{ChunkStore, ClientWrite, GcReport, OpenReport, ScrubStep, Usage};
-pub use raft_wal::{RaftWal, WalMeta, SEGMENT_BYTES};
+pub use raft_wal::{RaftWal, WalMeta};
 pub use state_durability::emulate_machine_crash;
 pub use state_machine::{
     read_snapshot_file, read_snapshot_file_header, Marks, SnapshotContents, StateMachineStore,
