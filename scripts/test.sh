@@ -8,8 +8,10 @@
 #   - the walkthrough: an independent Python client (HTTP + Ed25519 only) that checks the test
 #     vectors, appends and verifies 100 entries, and checks every documented rejection;
 #   - the browser SDK (sdk/js): its unit tests, tests against a real node and in headless
-#     Chromium, the malicious-server suite and its negative control; then the budget app
-#     (examples/budget) as a user meets it, in headless Chromium;
+#     Chromium, the malicious-server suite and its negative control, the packed package
+#     installed in a fresh directory and used from Node and a Vite build, and the README's quick
+#     start typed in order; then the budget app (examples/budget) as a user meets it, in
+#     headless Chromium, and the Vite example (examples/notes) built;
 #   - the admin console (crates/blindstore-web/console) in headless Chromium against a real
 #     cluster with a gateway;
 #   - the benchmark's quick mode (scripts/bench.sh --quick: every load against Blindstore, etcd
@@ -17,7 +19,7 @@
 #   - the fault-injection verification's short mode and its three negative controls
 #     (scripts/jepsen.sh; docs/reliability.md).
 # Needs: the Rust toolchain with libssl-dev and pkg-config, Node.js 20 with npm (the npm
-# registry for `npm ci`), Debian's chromium at /usr/bin/chromium (or $CHROMIUM), python3 with
+# registry for `npm ci` and for the package tests' `npm install` of Vite), Debian's chromium at /usr/bin/chromium (or $CHROMIUM), python3 with
 # `cryptography` (pip install cryptography), root with iproute2 and nftables for the
 # fault-injection runs; protoc (Debian's protobuf-compiler) to build the benchmark's etcd client,
 # and etcd-server and nginx-light, which scripts/bench.sh installs with apt when missing;
@@ -63,6 +65,10 @@ npm test --prefix sdk/js
 npm run --prefix sdk/js --silent docs
 npm ci --prefix examples/budget --no-audit --no-fund --silent
 npm test --prefix examples/budget
+# The second example, a Vite project on the package (its own test, in the SDK's suite, installs
+# the packed tarball in a fresh directory; this builds it as it stands in the repository).
+npm ci --prefix examples/notes --no-audit --no-fund --silent
+npm run --prefix examples/notes --silent build
 # The admin console: its metrics arithmetic, its committed build, and a walk through every view
 # in headless Chromium against three nodes and a gateway.
 npm ci --prefix crates/blindstore-web/console --no-audit --no-fund --silent

@@ -1,5 +1,5 @@
 // Entries across implementations: verifies, with the browser SDK's own checks (sdk/js, built
-// into sdk/js/dist), a chain the Rust client wrote, then writes a chain with the SDK for the
+// into sdk/js/lib), a chain the Rust client wrote, then writes a chain with the SDK for the
 // Rust client to verify. Used by the Rust test suite:
 //
 //   node sdk-entries.mjs <base-url> <zone> <rust-chain-id> <rust-public-key-hex> <entries>
@@ -17,7 +17,7 @@ import {
   toHex,
   verifyEntry,
   verifyLinks,
-} from "../js/dist/index.js";
+} from "../js/lib/index.js";
 
 const [base, zone, rustChain, rustKey, count] = process.argv.slice(2);
 if (!count) {

@@ -14,8 +14,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use blindstore_types::api::{ErrorBody, SitePublished, SiteSwitch, SiteVersionInfo, SiteVersions};
 use blindstore_types::site::{SiteBlob, SiteManifest};
-use blindstore_types::ZoneId;
-use blindstore_web::site::{answer, Encoding, ScannedFile};
+use blindstore_types::{Hash32, ZoneId};
+use blindstore_web::site::{answer, Encoding};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -97,8 +97,29 @@ fn request_host(state: &AppState, request: &Request) -> Option<String> {
         })
 }
 
-/// A directory served at `/` (`blindstore serve --site DIR`), scanned at start.
+/// A directory served at `/` (`blindstore serve --site DIR`), live: the folder is read again
+/// at each request, so an edited, added or removed file shows on the next reload, with its
+/// length and an ETag from its content. Hashes are kept per file while its length and
+/// modification time stay the same. A file that changes while it is read is read again.
 pub struct LocalSite {
+    root: PathBuf,
+    csp: Option<String>,
+    spa: bool,
+    hashes: Mutex<HashMap<PathBuf, KnownHash>>,
+}
+
+/// A file's length and SHA-256, valid while its stamp stays the same.
+type KnownHash = (FileStamp, (u64, Hash32));
+
+/// What tells a file's content changed without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+/// The directory as one request sees it: the manifest and where each variant is on disk.
+struct LocalSnapshot {
     manifest: SiteManifest,
     disk: HashMap<(String, EncodingKey), PathBuf>,
 }
@@ -120,10 +141,53 @@ impl From<Encoding> for EncodingKey {
     }
 }
 
+/// Why serving a local file did not answer.
+enum LocalError {
+    /// The file changed between the scan and the read: scan again.
+    Changed,
+    Api(ApiError),
+}
+
+/// How many times a request reads a file that keeps changing under it before it gives up.
+const LOCAL_READ_ATTEMPTS: usize = 5;
+
 impl LocalSite {
-    /// The site of the files `scan_dir` found, with an optional CSP and SPA fallback.
-    pub fn new(files: Vec<ScannedFile>, csp: Option<String>, spa: bool) -> Self {
-        let manifest = blindstore_web::site::local_manifest(&files, csp, spa);
+    /// Serves `root` with an optional CSP and SPA fallback; reads it once to refuse a
+    /// directory that cannot be read (the count of files is for the start-up log).
+    pub fn new(root: PathBuf, csp: Option<String>, spa: bool) -> std::io::Result<(Self, usize)> {
+        let site = LocalSite {
+            root,
+            csp,
+            spa,
+            hashes: Mutex::new(HashMap::new()),
+        };
+        let files = site.snapshot()?.manifest.files.len();
+        Ok((site, files))
+    }
+
+    /// Reads the directory: every file's path, type, length and hash.
+    fn snapshot(&self) -> std::io::Result<LocalSnapshot> {
+        let mut hashes = self.hashes.lock().expect("local site hashes");
+        let mut seen = std::collections::HashSet::new();
+        let files = blindstore_web::site::scan_dir_with(&self.root, &mut |path| {
+            let meta = std::fs::metadata(path)?;
+            let stamp = FileStamp {
+                len: meta.len(),
+                modified: meta.modified().ok(),
+            };
+            seen.insert(path.to_owned());
+            if let Some((kept, hash)) = hashes.get(path) {
+                if *kept == stamp {
+                    return Ok(*hash);
+                }
+            }
+            let hash = blindstore_web::site::hash_file(path)?;
+            hashes.insert(path.to_owned(), (stamp, hash));
+            Ok(hash)
+        })?;
+        hashes.retain(|path, _| seen.contains(path));
+        drop(hashes);
+        let manifest = blindstore_web::site::local_manifest(&files, self.csp.clone(), self.spa);
         let mut disk = HashMap::new();
         for f in files {
             if let Some((p, _, _)) = f.gzip {
@@ -134,12 +198,70 @@ impl LocalSite {
             }
             disk.insert((f.path, EncodingKey::Identity), f.disk);
         }
-        LocalSite { manifest, disk }
+        Ok(LocalSnapshot { manifest, disk })
     }
 
-    pub fn files(&self) -> usize {
-        self.manifest.files.len()
+    /// Answers a request from the directory as it is now.
+    async fn serve(
+        self: Arc<Self>,
+        path: &str,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Result<Response, ApiError> {
+        for _ in 0..LOCAL_READ_ATTEMPTS {
+            let site = self.clone();
+            let snapshot = tokio::task::spawn_blocking(move || site.snapshot())
+                .await
+                .map_err(|e| unavailable(format!("reading the site directory: {e}")))?
+                .map_err(|e| {
+                    unavailable(format!(
+                        "reading the site directory {}: {e}",
+                        self.root.display()
+                    ))
+                })?;
+            let result = answer(
+                &snapshot.manifest,
+                path,
+                method,
+                headers,
+                |path, encoding, blob: &SiteBlob| {
+                    let file = snapshot
+                        .disk
+                        .get(&(path.to_owned(), encoding.into()))
+                        .cloned();
+                    let expected = (blob.len, blob.sha256);
+                    async move {
+                        let file = file.ok_or(LocalError::Api(ApiError::NotFound))?;
+                        let bytes = tokio::fs::read(&file).await.map_err(|e| match e.kind() {
+                            std::io::ErrorKind::NotFound => LocalError::Changed,
+                            _ => LocalError::Api(unavailable(format!(
+                                "reading {}: {e}",
+                                file.display()
+                            ))),
+                        })?;
+                        let read = (bytes.len() as u64, Hash32::digest(&bytes));
+                        if read != expected {
+                            return Err(LocalError::Changed);
+                        }
+                        Ok(bytes)
+                    }
+                },
+            )
+            .await;
+            match result {
+                Ok(response) => return Ok(response),
+                Err(LocalError::Api(e)) => return Err(e),
+                Err(LocalError::Changed) => continue,
+            }
+        }
+        Err(unavailable(format!(
+            "{path} kept changing while it was read; try again"
+        )))
     }
+}
+
+fn unavailable(message: String) -> ApiError {
+    ApiError::Node(blindstore_cluster::NodeError::Unavailable(message))
 }
 
 /// Current site manifests by zone, with their version: decoded once per version.
@@ -345,26 +467,10 @@ pub(crate) async fn fallback(State(state): State<AppState>, request: Request) ->
                 }
             }
             if let Some(local) = &state.local_site {
-                let local = local.clone();
-                let response = answer(
-                    &local.manifest,
-                    &path,
-                    &request.method,
-                    &request.headers,
-                    |path, encoding, _| {
-                        let file = local.disk.get(&(path.to_owned(), encoding.into())).cloned();
-                        async move {
-                            let file = file.ok_or(ApiError::NotFound)?;
-                            tokio::fs::read(&file).await.map_err(|e| {
-                                ApiError::Node(blindstore_cluster::NodeError::Unavailable(format!(
-                                    "reading {}: {e}",
-                                    file.display()
-                                )))
-                            })
-                        }
-                    },
-                )
-                .await?;
+                let response = local
+                    .clone()
+                    .serve(&path, &request.method, &request.headers)
+                    .await?;
                 return Ok(Some(response));
             }
         }

@@ -297,11 +297,12 @@ pub struct Config {
     /// the disk cache off.
     #[arg(long, env = "BLINDSTORE_CACHE_DISK_BYTES")]
     pub cache_disk_bytes: u64,
-    /// A directory served at `/` (requests no API route takes), scanned at start (docs/web.md)
+    /// A directory served at `/` (requests no API route takes), read live (docs/web.md)
     /// [default: none]
     ///
-    /// A directory served at `/` (requests no API route takes), scanned at start: a web app and its
-    /// API from one process.
+    /// A directory served at `/` (requests no API route takes), read live: an edited file shows
+    /// on the next reload. A web app and its API from one process, for development; `site
+    /// deploy` publishes atomically for production.
     #[arg(long, env = "BLINDSTORE_SITE")]
     pub site: Option<PathBuf>,
     /// With `site`: the `Content-Security-Policy` of its files [default: none]

@@ -192,10 +192,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     state.revision = REVISION.into();
     state.name = config.name.clone().unwrap_or_default().into();
     if let Some(dir) = &config.site {
-        let files = blindstore_web::site::scan_dir(dir)
-            .with_context(|| format!("reading the site directory {}", dir.display()))?;
-        let site = blindstore_http::LocalSite::new(files, config.site_csp.clone(), config.site_spa);
-        tracing::info!(dir = %dir.display(), files = site.files(), "serving a site at /");
+        let (site, files) =
+            blindstore_http::LocalSite::new(dir.clone(), config.site_csp.clone(), config.site_spa)
+                .with_context(|| format!("reading the site directory {}", dir.display()))?;
+        tracing::info!(dir = %dir.display(), files, "serving a site at / (read live: edits show on reload)");
         state = state.with_local_site(site);
     }
     let app = blindstore_http::router(state);

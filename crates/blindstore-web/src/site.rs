@@ -292,6 +292,15 @@ pub struct ScannedFile {
 /// when `x` exists (and files of their own otherwise). Hidden files and directories (names
 /// starting with `.`) are left out; symbolic links are followed.
 pub fn scan_dir(root: &Path) -> std::io::Result<Vec<ScannedFile>> {
+    scan_dir_with(root, &mut hash_file)
+}
+
+/// [`scan_dir`] with the length and SHA-256 of each file given by `hash` (which may answer
+/// from a cache of files it hashed before).
+pub fn scan_dir_with(
+    root: &Path,
+    hash: &mut dyn FnMut(&Path) -> std::io::Result<(u64, Hash32)>,
+) -> std::io::Result<Vec<ScannedFile>> {
     let mut paths = Vec::new();
     collect(root, root, &mut paths)?;
     paths.sort();
@@ -308,12 +317,12 @@ pub fn scan_dir(root: &Path) -> std::io::Result<Vec<ScannedFile>> {
         if variant_of(path) {
             continue;
         }
-        let (len, sha256) = hash_file(disk)?;
-        let variant = |ext: &str| -> std::io::Result<Option<(PathBuf, u64, Hash32)>> {
+        let (len, sha256) = hash(disk)?;
+        let mut variant = |ext: &str| -> std::io::Result<Option<(PathBuf, u64, Hash32)>> {
             let name = format!("{path}{ext}");
             match paths.iter().find(|(p, _)| *p == name) {
                 Some((_, disk)) => {
-                    let (len, sha) = hash_file(disk)?;
+                    let (len, sha) = hash(disk)?;
                     Ok(Some((disk.clone(), len, sha)))
                 }
                 None => Ok(None),
@@ -362,7 +371,8 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) -> std::io
     Ok(())
 }
 
-fn hash_file(path: &Path) -> std::io::Result<(u64, Hash32)> {
+/// The length and SHA-256 of a file's bytes.
+pub fn hash_file(path: &Path) -> std::io::Result<(u64, Hash32)> {
     let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 16];

@@ -16,7 +16,7 @@ import {
   IndexedDbEntryStore,
   IndexedDbHeadStore,
   IndexedDbOutboxStore,
-} from "./blindstore.js";
+} from "./sdk/blindstore.js";
 
 const $ = (id) => document.getElementById(id);
 const zone = new URLSearchParams(location.search).get("zone")

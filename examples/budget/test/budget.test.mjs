@@ -134,7 +134,7 @@ test("a user signs up, adds expenses, and finds them everywhere: a second tab li
     assert.ok(!shareRequests.some((u) => u.includes(fragment)), "the read key never reaches the server");
     // The link holds no write key: the SDK refuses to append with it.
     const refused = await view.evaluate(async (fragment) => {
-      const { Blindstore, ChainKeys } = await import("./blindstore.js");
+      const { Blindstore, ChainKeys } = await import("./sdk/blindstore.js");
       const keys = await ChainKeys.fromJSON(JSON.parse(atob(fragment.replaceAll("-", "+").replaceAll("_", "/"))));
       const chain = new Blindstore({ url: location.origin, zone: "demo" }).openChain(keys);
       try {

@@ -8,10 +8,10 @@
 //   reads, and file chunk encryption. Unchanged since version 1 was written; rewritten the same.
 
 import { writeFileSync } from "node:fs";
-import { sha256, toBase64Url, toHex, fromHex, utf8 } from "../dist/bytes.js";
-import { chainIdOf, genesisOf, importWriteKey } from "../dist/entry.js";
-import { additionalData, additionalDataV1, chainKeyBytes, entryKeyV1Bytes, sealPayload, sealPayloadV1 } from "../dist/payload.js";
-import { chunkKeyMaterial, encryptChunk } from "../dist/files.js";
+import { sha256, toBase64Url, toHex, fromHex, utf8 } from "../lib/bytes.js";
+import { chainIdOf, genesisOf, importWriteKey } from "../lib/entry.js";
+import { additionalData, additionalDataV1, chainKeyBytes, entryKeyV1Bytes, sealPayload, sealPayloadV1 } from "../lib/payload.js";
+import { chunkKeyMaterial, encryptChunk } from "../lib/files.js";
 
 const outputV1 = new URL("../../../docs/test-vectors/payload-v1.json", import.meta.url);
 const outputV2 = new URL("../../../docs/test-vectors/payload-v2.json", import.meta.url);

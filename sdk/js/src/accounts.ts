@@ -13,7 +13,6 @@
  * session remembered on the device keeps only the vault key, never the master key.
  */
 
-import * as opaque from "@serenity-kit/opaque";
 import { type AccountApi, type CredentialsChanged, type NewSession, type PasskeyRecord, type StepUp, type StoredEnvelope } from "./account-api.js";
 import { type Bytes, fromBase64Url } from "./bytes.js";
 import type { DeviceStore } from "./device-store.js";
@@ -25,6 +24,7 @@ import {
   InvalidInputError,
   InvalidLoginError,
   NetworkError,
+  UnsupportedEnvironmentError,
   ReauthenticationRequiredError,
   SessionExpiredError,
   VerificationError,
@@ -201,7 +201,7 @@ export class Accounts {
    */
   async register(credentials: Registration): Promise<Session> {
     const account = await accountIdOf(this.#context.zone, credentials.username);
-    await opaque.ready;
+    const opaque = await loadOpaque();
     const { clientRegistrationState, registrationRequest } = opaque.client.startRegistration({ password: credentials.password });
     const deviceToken = await this.#context.deviceTokens.get(account);
     const registrationResponse = await this.#context.api.registerStart(account, registrationRequest, deviceToken);
@@ -583,7 +583,7 @@ export class Session {
     // First the vault: had the password changed first, a failure in between would leave the
     // vault readable by the keys of before.
     await this.vault.reseal(proof.masterKey);
-    await opaque.ready;
+    const opaque = await loadOpaque();
     const { clientRegistrationState, registrationRequest } = opaque.client.startRegistration({ password: newPassword });
     // With the device token: held to this device's limit, not the one strangers share.
     const registrationResponse = await api.registerStart(this.accountId, registrationRequest, await this.#context.deviceTokens.get(this.accountId));
@@ -923,7 +923,7 @@ async function passwordProof(
   password: string,
   deviceToken: string | undefined,
 ): Promise<{ ticket: string; finishLoginRequest: string; exportKey: Bytes }> {
-  await opaque.ready;
+  const opaque = await loadOpaque();
   const { clientLoginState, startLoginRequest } = opaque.client.startLogin({ password });
   const { loginResponse, ticket } = await api.loginStart(account, startLoginRequest, deviceToken);
   const finished = opaqueStep(() => opaque.client.finishLogin({ clientLoginState, loginResponse, password }));
@@ -948,6 +948,43 @@ async function passwordStepUp(
   const proof = await passwordProof(api, account, password, deviceToken);
   const stepUp = await api.stepUp(token, proof.ticket, proof.finishLoginRequest);
   return { exportKey: proof.exportKey, stepUp };
+}
+
+type Opaque = typeof import("@serenity-kit/opaque");
+let opaqueModule: Promise<Opaque> | undefined;
+
+/**
+ * The OPAQUE library (its WASM is about 160 KB gzipped), loaded on the first account operation
+ * that needs it: bundlers put it in a chunk of its own, so a page that only reads never fetches
+ * it. A failed load (the network) is tried again on the next call.
+ */
+function loadOpaque(): Promise<Opaque> {
+  opaqueModule ??= (async () => {
+    let module: Opaque;
+    try {
+      module = await import("@serenity-kit/opaque");
+    } catch (error) {
+      throw new NetworkError(`the OPAQUE module did not load: ${messageOf(error)}`, { cause: error });
+    }
+    try {
+      await module.ready;
+    } catch (error) {
+      // Chiefly a Content-Security-Policy without 'wasm-unsafe-eval': no retry will help.
+      throw new UnsupportedEnvironmentError(
+        `this page cannot run OPAQUE's WebAssembly (${messageOf(error)}); a Content-Security-Policy needs 'wasm-unsafe-eval' in script-src`,
+        { cause: error },
+      );
+    }
+    return module;
+  })();
+  return opaqueModule.catch((error: unknown) => {
+    opaqueModule = undefined;
+    throw error;
+  });
+}
+
+function messageOf(error: unknown): string {
+  return (error as Error)?.message ?? String(error);
 }
 
 /** Runs an OPAQUE client step; the library throws only on messages it cannot parse. */

@@ -66,7 +66,8 @@ export interface ClientContext {
   /** Verified entries kept for offline reads, when the app asked for it. */
   readonly entries: EntryStore | undefined;
   readonly locks: KeyedLock;
-  readonly outbox: Outbox;
+  /** The full client's outbox; none in a `BlindstoreReader`. */
+  readonly outbox: Outbox | undefined;
   readonly maxPayloadBytes: number;
   /** See `BlindstoreOptions.unsafeSkipVerification`. */
   readonly unsafeSkipVerification: boolean;
@@ -148,7 +149,11 @@ export class Chain {
    * allows, in order with this chain's other queued writes, exactly once.
    */
   enqueue(content: EntryContent): QueuedWrite {
-    return this.#context.outbox.enqueue(this, content);
+    const outbox = this.#context.outbox;
+    if (outbox === undefined) {
+      throw new ReadOnlyError(this.chainId);
+    }
+    return outbox.enqueue(this, content);
   }
 
   /** `enqueue` of a JSON value. */

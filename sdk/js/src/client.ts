@@ -6,11 +6,13 @@
 import { AccountApi } from "./account-api.js";
 import { Accounts } from "./accounts.js";
 import { fromHex, toBase64Url, toHex } from "./bytes.js";
-import { Chain, type ClientContext, KeyedLock } from "./chain.js";
+import { Chain, type ClientContext } from "./chain.js";
+import { type CommonOptions, clientContext, zoneApi } from "./context.js";
 import { DeviceStore } from "./device-store.js";
 import { DeviceTokens } from "./device-tokens.js";
 import { genesisOf } from "./entry.js";
 import { InvalidInputError, VerificationError } from "./errors.js";
+import { DefaultHeadStore } from "./idb.js";
 import {
   type DownloadOptions,
   type FileData,
@@ -22,33 +24,18 @@ import {
   downloadFile,
   fileChunks,
 } from "./files.js";
-import { type HeadStore, MemoryHeadStore } from "./heads.js";
-import { type FetchLike, type SessionTokenSource, ZoneApi } from "./http.js";
+import type { SessionTokenSource } from "./http.js";
 import { ChainKeys, type ChainSecrets } from "./keys.js";
-import type { EntryStore } from "./cache.js";
 import { LiveHub } from "./live.js";
 import { MemoryOutboxStore, Outbox, type OutboxStore } from "./outbox.js";
 import { type UploadStore, keeperFor, openRecord } from "./uploads.js";
 
-export interface BlindstoreOptions {
-  /** Where the API is served, e.g. `https://budget.example.com` or `http://127.0.0.1:8080`. */
-  url: string;
-  /** The zone (one per app). */
-  zone: string;
-  /** The `fetch` to use (default: the global one). Wrap it to log, count or add headers. */
-  fetch?: FetchLike;
-  /**
-   * Where the last verified head of each chain is remembered (default: in memory, forgotten on
-   * reload; in browsers `await IndexedDbHeadStore.open()` keeps it across visits).
-   */
-  headStore?: HeadStore;
+export interface BlindstoreOptions extends CommonOptions {
   /**
    * The session token to send as `Authorization: Bearer`, for zones whose writes need accounts
    * (default: the token of the session `accounts` logged in or resumed, if any).
    */
   sessionToken?: SessionTokenSource;
-  /** Deadline of each request in milliseconds (default 30 s; event streams excepted). */
-  timeoutMs?: number;
   /** The zone's largest entry payload (`max_entry_payload_bytes`, default 64 KiB). */
   maxPayloadBytes?: number;
   /**
@@ -58,11 +45,6 @@ export interface BlindstoreOptions {
    * accepted without them. Decryption still authenticates payloads. Never set it in an app.
    */
   unsafeSkipVerification?: boolean;
-  /**
-   * Keeps verified entries (still encrypted) so that reads answer from it when the network
-   * fails (default: none; in browsers `await IndexedDbEntryStore.open()`).
-   */
-  entryStore?: EntryStore;
   /**
    * Where `chain.enqueue` keeps queued writes (default in memory; in browsers
    * `await IndexedDbOutboxStore.open()`). A queued write belongs to the account logged in when it
@@ -87,35 +69,24 @@ export class Blindstore {
   readonly #context: ClientContext;
   readonly #url: string;
   readonly #uploads: UploadStore | undefined;
+  readonly #ownHeads: DefaultHeadStore | undefined;
+  readonly #deviceStores = new Map<string, Promise<DeviceStore>>();
   #live: LiveHub | undefined;
 
   constructor(options: BlindstoreOptions) {
-    const fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
-    const timeoutMs = options.timeoutMs ?? 30_000;
-    const maxPayloadBytes = options.maxPayloadBytes ?? 64 * 1024;
-    if (!Number.isInteger(timeoutMs) || timeoutMs < 1) {
-      throw new InvalidInputError("timeoutMs must be a positive integer");
-    }
-    if (!Number.isInteger(maxPayloadBytes) || maxPayloadBytes < 1) {
-      throw new InvalidInputError("maxPayloadBytes must be a positive integer");
-    }
     this.zone = options.zone;
-    const api = new ZoneApi({
-      baseUrl: options.url,
-      zone: options.zone,
-      fetch: fetchImpl,
-      sessionToken: options.sessionToken ?? (() => this.accounts.currentToken()),
-      timeoutMs,
+    const api = zoneApi(options, {
+      token: options.sessionToken ?? (() => this.accounts.currentToken()),
       // A dead session is forgotten wherever the server refuses it (a background cleanup: a
       // failure leaves the remembered copy to the next `resume`, which checks it again).
-      onSessionRejected: (token) => void this.accounts.forget(token).catch(() => undefined),
+      onRejected: (token) => void this.accounts.forget(token).catch(() => undefined),
     });
     this.accounts = new Accounts({
       api: new AccountApi(api),
       zone: options.zone,
       chains: { create: (secrets) => this.#createChain(secrets), open: (secrets) => new Chain(this.#context, secrets) },
-      deviceStore: (purpose) => DeviceStore.open(purpose, options.url, options.zone),
-      deviceTokens: new DeviceTokens(typeof indexedDB === "undefined" ? undefined : () => DeviceStore.open("accounts", options.url, options.zone)),
+      deviceStore: (purpose) => this.#deviceStore(purpose),
+      deviceTokens: new DeviceTokens(typeof indexedDB === "undefined" ? undefined : () => this.#deviceStore("accounts")),
       outbox: {
         flush: () => this.outbox.flush(),
         hold: (account) => this.outbox.hold(account),
@@ -141,15 +112,34 @@ export class Blindstore {
         return { account: session.accountId, token: () => token };
       },
     });
-    this.#context = {
-      api,
-      heads: options.headStore ?? new MemoryHeadStore(),
-      entries: options.entryStore,
-      locks: new KeyedLock(),
-      outbox: this.outbox,
-      maxPayloadBytes,
-      unsafeSkipVerification: options.unsafeSkipVerification ?? false,
-    };
+    this.#ownHeads = options.headStore === undefined ? new DefaultHeadStore() : undefined;
+    this.#context = clientContext(api, options, options.headStore ?? this.#ownHeads!, this.outbox);
+  }
+
+  /**
+   * Lets go of everything this client holds in the page: the live connection, the outbox's
+   * listeners and channel, the IndexedDB connections it opened. Queued writes stay stored for the
+   * next client; the remembered session stays remembered. Use a new client afterwards.
+   */
+  close(): void {
+    this.#live?.close();
+    this.outbox.close();
+    this.#ownHeads?.close();
+    for (const store of this.#deviceStores.values()) {
+      void store.then((opened) => opened.close()).catch(() => undefined);
+    }
+    this.#deviceStores.clear();
+  }
+
+  /** The device database of `purpose`, opened once per client (closed by `close`). */
+  #deviceStore(purpose: string): Promise<DeviceStore> {
+    let store = this.#deviceStores.get(purpose);
+    if (store === undefined) {
+      store = DeviceStore.open(purpose, this.#url, this.zone);
+      store.catch(() => this.#deviceStores.delete(purpose));
+      this.#deviceStores.set(purpose, store);
+    }
+    return store;
   }
 
   /**

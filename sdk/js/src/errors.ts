@@ -229,8 +229,8 @@ export class FileChangedError extends BlindstoreError {
 
 /** A feature this environment lacks (for example IndexedDB outside a browser). */
 export class UnsupportedEnvironmentError extends BlindstoreError {
-  constructor(message: string) {
-    super("unsupported_environment", message);
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("unsupported_environment", message, options);
   }
 }
 

@@ -5,7 +5,7 @@
  */
 
 import { UnsupportedEnvironmentError } from "./errors.js";
-import { type HeadStore, type RememberedHead, checkSameHistory } from "./heads.js";
+import { type HeadStore, MemoryHeadStore, type RememberedHead, checkSameHistory } from "./heads.js";
 
 const STORE = "heads";
 
@@ -52,6 +52,37 @@ export class IndexedDbHeadStore implements HeadStore {
 
   close(): void {
     this.#db.close();
+  }
+}
+
+/**
+ * The head store a client uses when given none: `IndexedDbHeadStore` (database
+ * `blindstore-heads`) where there is IndexedDB, opened on first use, so that rollback and fork
+ * protection holds across reloads without the app asking; in memory where there is none (Node)
+ * or where the browser refuses to open it (then it protects the page's life only).
+ */
+export class DefaultHeadStore implements HeadStore {
+  #store: Promise<HeadStore> | undefined;
+
+  get(zone: string, chainId: string): Promise<RememberedHead | undefined> {
+    return this.#opened().then((store) => store.get(zone, chainId));
+  }
+
+  put(zone: string, chainId: string, head: RememberedHead): Promise<void> {
+    return this.#opened().then((store) => store.put(zone, chainId, head));
+  }
+
+  /** Closes the IndexedDB connection, if one was opened; a later use opens it again. */
+  close(): void {
+    const store = this.#store;
+    this.#store = undefined;
+    void store?.then((opened) => (opened instanceof IndexedDbHeadStore ? opened.close() : undefined));
+  }
+
+  #opened(): Promise<HeadStore> {
+    this.#store ??=
+      typeof indexedDB === "undefined" ? Promise.resolve(new MemoryHeadStore()) : IndexedDbHeadStore.open().catch(() => new MemoryHeadStore());
+    return this.#store;
   }
 }
 

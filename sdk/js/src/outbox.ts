@@ -184,6 +184,8 @@ export class Outbox {
   readonly #channel: BroadcastChannel | undefined;
   #wake = new AbortController();
   #seq = 0;
+  #closed = false;
+  readonly #online = () => this.flush();
   /** Accounts logging out: their writes are not sent, whoever the owner says is current. */
   readonly #held = new Set<string>();
 
@@ -195,7 +197,7 @@ export class Outbox {
     this.#maxRetryMs = options.maxRetryMs ?? DEFAULT_MAX_RETRY_MS;
     this.#owner = options.owner ?? (() => ({ account: undefined, token: () => undefined }));
     // Coming back online is the moment to try again, whatever the backoff says.
-    globalThis.addEventListener?.("online", () => this.flush());
+    globalThis.addEventListener?.("online", this.#online);
     if (typeof BroadcastChannel !== "undefined") {
       this.#channel = new BroadcastChannel(`${options.lockPrefix}/outbox`);
       // In Node the channel would keep the process alive for nothing.
@@ -268,8 +270,24 @@ export class Outbox {
     return () => this.#listeners.delete(listener);
   }
 
+  /**
+   * Stops sending and lets go of the page: the `online` listener, the channel to other tabs,
+   * the listeners. Writes still waiting stay in the store for the next client (a reload);
+   * `durable` promises of writes not sent yet never settle.
+   */
+  close(): void {
+    this.#closed = true;
+    globalThis.removeEventListener?.("online", this.#online);
+    this.#channel?.close();
+    this.#listeners.clear();
+    this.#wake.abort();
+  }
+
   /** Tries every waiting write now rather than after its backoff. */
   flush(): void {
+    if (this.#closed) {
+      return;
+    }
     this.#wake.abort();
     this.#wake = new AbortController();
     for (const chainId of this.#chains.keys()) {
@@ -312,6 +330,9 @@ export class Outbox {
 
   /** Starts sending a chain's writes, or makes the running sender look again when it is done. */
   #kick(chainId: string): void {
+    if (this.#closed) {
+      return;
+    }
     if (this.#draining.has(chainId)) {
       this.#again.add(chainId);
       return;
@@ -321,6 +342,9 @@ export class Outbox {
         this.#again.delete(chainId);
         // The lock is held while sending, not while waiting to retry: another tab may be online.
         const outcome = await withLock(`${this.#lockPrefix}/outbox/${chainId}`, () => this.#drain(chainId));
+        if (this.#closed) {
+          return;
+        }
         if (outcome === "retry") {
           const delayMs = this.#delays.get(chainId) ?? this.#minRetryMs;
           this.#delays.set(chainId, Math.min(delayMs * 2, this.#maxRetryMs));
@@ -339,6 +363,9 @@ export class Outbox {
    */
   async #drain(chainId: string): Promise<"done" | "retry" | "stopped"> {
     for (;;) {
+      if (this.#closed) {
+        return "done";
+      }
       // Asked afresh for each write: the session may have changed since the last one.
       const owner = this.#owner();
       if (owner.account !== undefined && this.#held.has(owner.account)) {

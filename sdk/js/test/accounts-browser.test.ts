@@ -13,13 +13,14 @@
  */
 
 import assert from "node:assert/strict";
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { type Browser, type CDPSession, type Page, chromium } from "playwright-core";
-import { accountIdOf } from "../dist/index.js";
+import type { Browser, CDPSession, Page } from "playwright-core";
+import { accountIdOf } from "../lib/index.js";
 import { type RunningNode, startNode, zoneSet } from "./support/node.js";
+import { launchChromium } from "./support/browser.js";
 import { strangerLoginStarts } from "./support/stranger.js";
 
 const TEST_DEADLINE_MS = 120_000;
@@ -45,8 +46,8 @@ window.ready = true;
 </script>`;
 
 // The page's globals, as the evaluated functions below use them.
-declare const sdk: typeof import("../dist/index.js");
-declare function client(): import("../dist/index.js").Blindstore;
+declare const sdk: typeof import("../lib/index.js");
+declare function client(): import("../lib/index.js").Blindstore;
 declare function accountsRecord(key: string): Promise<unknown>;
 
 let node: RunningNode;
@@ -56,16 +57,13 @@ let browser: Browser;
 
 before(async () => {
   site = mkdtempSync(join(tmpdir(), "blindstore-sdk-accounts-"));
-  copyFileSync(new URL("../dist/blindstore.js", import.meta.url), join(site, "blindstore.js"));
+  // The self-contained browser build: blindstore.js, reader.js and their chunks (OPAQUE's included).
+  cpSync(new URL("../dist/browser", import.meta.url), site, { recursive: true });
   writeFileSync(join(site, "index.html"), PAGE);
   node = await startNode(["--site", site, ...RATES]);
   base = node.url.replace("127.0.0.1", "localhost");
   await zoneSet(node, "demo", ["--passkey-rp-id", "localhost", "--passkey-origin", base]);
-  browser = await chromium.launch({
-    executablePath: process.env["CHROMIUM"] || "/usr/bin/chromium",
-    timeout: WAIT_MS,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-  });
+  browser = await launchChromium();
 });
 
 after(async () => {
@@ -428,7 +426,7 @@ test("a passkey proves a step-up: a resumed session adds and removes passkeys wi
   await devices.remove(laptop);
   await devices.add();
   const added = await page.evaluate(async (first) => {
-    const session = (window as unknown as { current: import("../dist/index.js").Session }).current;
+    const session = (window as unknown as { current: import("../lib/index.js").Session }).current;
     const { id } = await session.addPasskey({ label: "phone" });
     await session.removePasskey(first);
     return { id, labels: (await session.passkeys()).map((passkey) => passkey.label) };
@@ -477,7 +475,7 @@ test("a password change and log-out-everywhere remove the passkeys chosen, in th
   await devices.remove(laptop);
   await devices.add();
   const result = await page.evaluate(async (laptopKey) => {
-    const session = (window as unknown as { current: import("../dist/index.js").Session }).current;
+    const session = (window as unknown as { current: import("../lib/index.js").Session }).current;
     const phoneKey = (await session.addPasskey({ label: "phone" })).id;
     const other = await client().accounts.login({ username: session.username, password: "old password" });
     const listed = (await session.passkeys()).map((passkey) => ({ id: passkey.id, label: passkey.label }));

@@ -25,8 +25,8 @@ import {
   accountIdOf,
   fromBase64Url,
   toBase64Url,
-} from "../dist/index.js";
-import { VAULT_ENVELOPE, openEnvelope, vaultKey, vaultKeyIdOf } from "../dist/escrow.js";
+} from "../lib/index.js";
+import { VAULT_ENVELOPE, openEnvelope, vaultKey, vaultKeyIdOf } from "../lib/escrow.js";
 import { masterKeyOf, writeLegacyVault } from "./support/legacy.js";
 import { type RunningNode, startNode, zoneInvite, zoneSet } from "./support/node.js";
 import { strangerLoginStarts } from "./support/stranger.js";

@@ -12,7 +12,7 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import type { Page } from "playwright-core";
-import { Blindstore, ChainKeys, type Entry } from "../dist/index.js";
+import { Blindstore, ChainKeys, type Entry } from "../lib/index.js";
 import { type BrowserSite, startBrowserSite } from "./support/browser.js";
 import { waitFor } from "./support/node.js";
 

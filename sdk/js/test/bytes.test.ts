@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { concat, fromBase64Url, fromHex, fromUtf8, readU32, readU64, toBase64Url, toHex, u32, u64, u8, utf8 } from "../dist/bytes.js";
+import { concat, fromBase64Url, fromHex, fromUtf8, readU32, readU64, toBase64Url, toHex, u32, u64, u8, utf8 } from "../lib/bytes.js";
 
 test("hex round-trips and refuses what toHex never writes", () => {
   const bytes = Uint8Array.from([0, 1, 0x7f, 0x80, 0xff]);

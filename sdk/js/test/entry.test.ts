@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { fromBase64Url, fromHex, toBase64Url, toHex } from "../dist/bytes.js";
+import { fromBase64Url, fromHex, toBase64Url, toHex } from "../lib/bytes.js";
 import {
   ORDER_8_Y,
   type ParsedEntry,
@@ -25,8 +25,8 @@ import {
   signEntry,
   verifyEntry,
   verifyLinks,
-} from "../dist/entry.js";
-import { VerificationError } from "../dist/errors.js";
+} from "../lib/entry.js";
+import { VerificationError } from "../lib/errors.js";
 
 interface VectorEntry {
   index: number;

@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ForkError, MemoryHeadStore } from "../dist/index.js";
+import { ForkError, MemoryHeadStore } from "../lib/index.js";
 
 const A = "a".repeat(64);
 const B = "b".repeat(64);

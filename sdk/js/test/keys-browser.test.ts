@@ -15,7 +15,7 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, test } from "node:test";
 import type { Page } from "playwright-core";
-import { Blindstore, accountIdOf, toHex } from "../dist/index.js";
+import { Blindstore, accountIdOf, toHex } from "../lib/index.js";
 import { type BrowserSite, startBrowserSite } from "./support/browser.js";
 import { masterKeyOf, writeLegacyVault } from "./support/legacy.js";
 

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { ChainKeys } from "../dist/keys.js";
-import { InvalidInputError, UnsupportedVersionError } from "../dist/errors.js";
-import { IndexedDbHeadStore, UnsupportedEnvironmentError } from "../dist/index.js";
+import { ChainKeys } from "../lib/keys.js";
+import { InvalidInputError, UnsupportedVersionError } from "../lib/errors.js";
+import { IndexedDbHeadStore, UnsupportedEnvironmentError } from "../lib/index.js";
 
 test("chain keys survive JSON, and a reader's copy holds no write key", async () => {
   const keys = await ChainKeys.generate();

@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
-import { Blindstore, ChainKeys, type FetchLike, HttpError } from "../dist/index.js";
+import { Blindstore, ChainKeys, type FetchLike, HttpError } from "../lib/index.js";
 import { type RunningNode, startNode, waitFor } from "./support/node.js";
 
 let node: RunningNode;

@@ -18,7 +18,7 @@ import {
   RollbackError,
   VerificationError,
   toBase64Url,
-} from "../dist/index.js";
+} from "../lib/index.js";
 import { FakeServer, flipBase64Url } from "./support/fake-server.js";
 
 const URL_BASE = "http://blindstore.test";
@@ -170,7 +170,7 @@ test("tampered, reordered, dropped entries and a false head are refused", async 
 test("a public key that does not match the chain id is refused", async () => {
   const { server, reader } = await setup(1);
   const other = await ChainKeys.generate();
-  const { importWriteKey } = await import("../dist/entry.js");
+  const { importWriteKey } = await import("../lib/entry.js");
   server.doctorPublicKey = toBase64Url((await importWriteKey(other.writeKey!)).publicKey);
   await assert.rejects(reader.readFirst(1), { name: "VerificationError", reason: "wrong_key" });
   await assert.rejects(reader.head(), { reason: "wrong_key" });

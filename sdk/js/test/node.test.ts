@@ -19,7 +19,7 @@ import {
   MissingKeyError,
   ReadOnlyError,
   fileManifestOf,
-} from "../dist/index.js";
+} from "../lib/index.js";
 import { type RunningNode, startNode, waitFor } from "./support/node.js";
 
 let node: RunningNode;

@@ -20,7 +20,7 @@ import {
   MemoryOutboxStore,
   NetworkError,
   type OutboxEvent,
-} from "../dist/index.js";
+} from "../lib/index.js";
 import { FakeServer } from "./support/fake-server.js";
 import { type RunningNode, startNode } from "./support/node.js";
 

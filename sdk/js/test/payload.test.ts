@@ -9,9 +9,9 @@ import assert from "node:assert/strict";
 import { createCipheriv, hkdfSync } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { bytesOf, fromBase64Url, fromHex, sha256, toHex, utf8 } from "../dist/bytes.js";
-import { DecryptionError, MissingKeyError } from "../dist/errors.js";
-import { chunkKeyMaterial, decryptChunk, encryptChunk } from "../dist/files.js";
+import { bytesOf, fromBase64Url, fromHex, sha256, toHex, utf8 } from "../lib/bytes.js";
+import { DecryptionError, MissingKeyError } from "../lib/errors.js";
+import { chunkKeyMaterial, decryptChunk, encryptChunk } from "../lib/files.js";
 import {
   type EntryContent,
   type PayloadPlace,
@@ -23,7 +23,7 @@ import {
   entryKeyV1Bytes,
   sealPayload,
   sealPayloadV1,
-} from "../dist/payload.js";
+} from "../lib/payload.js";
 
 interface PayloadVector {
   zone: string;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { SseParser } from "../dist/sse.js";
+import { SseParser } from "../lib/sse.js";
 
 test("events split anywhere across pieces parse the same", () => {
   const stream = "retry: 1000\r\n\r\n: keep-alive\r\nevent: entry\r\nid: 7\r\ndata: {\"a\":\r\ndata: 1}\r\n\r\nevent: end\ndata: {}\n\n";

@@ -23,8 +23,8 @@ import {
   VerificationError,
   fromBase64Url,
   toBase64Url,
-} from "../dist/index.js";
-import { sha256, toHex } from "../dist/bytes.js";
+} from "../lib/index.js";
+import { sha256, toHex } from "../lib/bytes.js";
 import { type RunningNode, startNode } from "./support/node.js";
 import { type TamperingProxy, startProxy } from "./support/tampering-proxy.js";
 

@@ -436,3 +436,72 @@ async fn https_negotiates_http2_and_reloads_its_certificate_on_sighup() {
     );
     assert_eq!(node.terminate().code(), Some(0));
 }
+
+/// `serve --site DIR` is the development mode: the folder is read at each request, so an edit
+/// shows on the next reload with its new length and an ETag from its new content; added and
+/// removed files come and go; a precompressed variant is picked up live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_site_reads_the_folder_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let site = dir.path().join("site");
+    std::fs::create_dir(&site).unwrap();
+    std::fs::write(site.join("index.html"), "<h1>one</h1>").unwrap();
+    let node = NodeProcess::start(
+        &dir.path().join("data"),
+        &["--site", site.to_str().unwrap()],
+    );
+    let http = reqwest::Client::new();
+    let get = |path: &str, etag: Option<&str>| {
+        let mut request = http.get(format!("{}{path}", node.url));
+        if let Some(etag) = etag {
+            request = request.header("if-none-match", etag);
+        }
+        request.send()
+    };
+    let etag_of = |bytes: &[u8]| format!("\"{}\"", Hash32::digest(bytes));
+
+    let first = get("/", None).await.unwrap();
+    assert_eq!(first.status(), 200);
+    let first_etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(first_etag, etag_of(b"<h1>one</h1>"));
+    assert_eq!(first.text().await.unwrap(), "<h1>one</h1>");
+    assert_eq!(get("/", Some(&first_etag)).await.unwrap().status(), 304);
+
+    // An edit (another length) shows at once, and the old ETag no longer matches.
+    let edited = "<h1>the second version, longer</h1>";
+    std::fs::write(site.join("index.html"), edited).unwrap();
+    let second = get("/", Some(&first_etag)).await.unwrap();
+    assert_eq!(second.status(), 200, "an edited file is not answered 304");
+    assert_eq!(
+        second.headers()["etag"].to_str().unwrap(),
+        etag_of(edited.as_bytes())
+    );
+    assert_eq!(
+        second.headers()["content-length"].to_str().unwrap(),
+        edited.len().to_string()
+    );
+    assert_eq!(second.text().await.unwrap(), edited);
+
+    // A file added after start is served; removed, it is gone.
+    assert_eq!(get("/app.js", None).await.unwrap().status(), 404);
+    std::fs::write(site.join("app.js"), "console.log(1)").unwrap();
+    let added = get("/app.js", None).await.unwrap();
+    assert_eq!(added.status(), 200);
+    assert!(added.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .contains("javascript"));
+    // A precompressed variant written beside it is picked up too.
+    // (The bytes are not checked: a `.gz` beside a file is served as its gzip variant.)
+    std::fs::write(site.join("app.js.gz"), b"\x1f\x8b precompressed").unwrap();
+    let compressed = http
+        .get(format!("{}/app.js", node.url))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(compressed.headers()["content-encoding"], "gzip");
+    std::fs::remove_file(site.join("app.js")).unwrap();
+    std::fs::remove_file(site.join("app.js.gz")).unwrap();
+    assert_eq!(get("/app.js", None).await.unwrap().status(), 404);
+}

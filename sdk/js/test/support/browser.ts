@@ -4,7 +4,7 @@
  * the test: a browser test that skips proves nothing.
  */
 
-import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type Browser, chromium } from "playwright-core";
@@ -20,6 +20,18 @@ window.sdk = sdk;
 window.sdkReady = true;
 </script>`;
 
+/** Launches Debian's headless Chromium (a missing one fails the test). */
+export async function launchChromium(): Promise<Browser> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`no Chromium at ${CHROMIUM}: install it or set CHROMIUM`);
+  }
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    timeout: 30_000,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
+  });
+}
+
 export interface BrowserSite {
   browser: Browser;
   node: RunningNode;
@@ -28,22 +40,16 @@ export interface BrowserSite {
 
 /** Starts a node serving the bundle and `pages` (file name → HTML), and launches Chromium. */
 export async function startBrowserSite(pages: Record<string, string> = { "index.html": SDK_PAGE }): Promise<BrowserSite> {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`no Chromium at ${CHROMIUM}: install it or set CHROMIUM`);
-  }
   const site = mkdtempSync(join(tmpdir(), "blindstore-sdk-site-"));
-  copyFileSync(new URL("../../dist/blindstore.js", import.meta.url), join(site, "blindstore.js"));
+  // The self-contained browser build: blindstore.js, reader.js and their chunks (OPAQUE's included).
+  cpSync(new URL("../../dist/browser", import.meta.url), site, { recursive: true });
   for (const [name, html] of Object.entries(pages)) {
     writeFileSync(join(site, name), html);
   }
   const node = await startNode(["--site", site]);
   let browser: Browser;
   try {
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      timeout: 30_000,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
-    });
+    browser = await launchChromium();
   } catch (error) {
     await node.stop();
     rmSync(site, { recursive: true, force: true });

@@ -5,10 +5,10 @@
  * swap in another branch (fork), tamper with fields, cut answers short, or lie in the event stream.
  */
 
-import { fromBase64Url, sha256, toHex } from "../../dist/bytes.js";
-import { chainIdOf, entryHashOf, entryMessage, genesisOf } from "../../dist/entry.js";
-import type { WireEntry } from "../../dist/entry.js";
-import { fromHex, toBase64Url } from "../../dist/index.js";
+import { fromBase64Url, sha256, toHex } from "../../lib/bytes.js";
+import { chainIdOf, entryHashOf, entryMessage, genesisOf } from "../../lib/entry.js";
+import type { WireEntry } from "../../lib/entry.js";
+import { fromHex, toBase64Url } from "../../lib/index.js";
 
 const JSON_HEADERS = { "content-type": "application/json" };
 

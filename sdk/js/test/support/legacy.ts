@@ -6,10 +6,10 @@
  */
 
 import * as opaque from "@serenity-kit/opaque";
-import { AccountApi } from "../../dist/account-api.js";
-import { fromBase64Url } from "../../dist/bytes.js";
-import { PASSWORD_ENVELOPE, VAULT_ENVELOPE, encodeVault, passwordWrapKey, sealVault, unwrapMasterKey, vaultKey } from "../../dist/escrow.js";
-import { ZoneApi } from "../../dist/http.js";
+import { AccountApi } from "../../lib/account-api.js";
+import { fromBase64Url } from "../../lib/bytes.js";
+import { PASSWORD_ENVELOPE, VAULT_ENVELOPE, encodeVault, passwordWrapKey, sealVault, unwrapMasterKey, vaultKey } from "../../lib/escrow.js";
+import { ZoneApi } from "../../lib/http.js";
 
 /** The account API of `zone` at `url`, for requests the SDK makes only as part of its flows. */
 export function accountApi(url: string, zone: string): AccountApi {

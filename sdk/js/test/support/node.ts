@@ -26,13 +26,17 @@ export function blindstoreBinary(): string {
   return process.env["BLINDSTORE_BIN"] ?? resolve(SDK_DIR, "../../target/debug/blindstore");
 }
 
-/** Starts a node; `extraArgs` are added to `serve` (e.g. `--site DIR`). */
-export async function startNode(extraArgs: string[] = []): Promise<RunningNode> {
+/**
+ * Starts a node; `extraArgs` are added to `serve` (e.g. `--site DIR`). With `dataDir`, on that
+ * data dir (kept when the node stops: a restart finds its data); else on a fresh one, removed.
+ */
+export async function startNode(extraArgs: string[] = [], options: { dataDir?: string } = {}): Promise<RunningNode> {
   const binary = blindstoreBinary();
   if (!existsSync(binary)) {
     throw new Error(`no Blindstore binary at ${binary}: build it (cargo build) or set BLINDSTORE_BIN`);
   }
-  const dataDir = mkdtempSync(join(tmpdir(), "blindstore-sdk-"));
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "blindstore-sdk-"));
+  const removeData = options.dataDir === undefined;
   const child = spawn(binary, ["serve", "--http-addr", "127.0.0.1:0", "--data-dir", dataDir, ...extraArgs], {
     stdio: ["ignore", "pipe", "pipe"],
     env: { ...process.env, RUST_LOG: process.env["RUST_LOG"] ?? "warn" },
@@ -43,9 +47,9 @@ export async function startNode(extraArgs: string[] = []): Promise<RunningNode> 
   });
   try {
     const url = await listeningUrl(child, () => stderr);
-    return { url, dataDir, stop: () => stop(child, dataDir) };
+    return { url, dataDir, stop: () => stop(child, removeData ? dataDir : undefined) };
   } catch (error) {
-    await stop(child, dataDir);
+    await stop(child, removeData ? dataDir : undefined);
     throw error;
   }
 }
@@ -71,7 +75,7 @@ function listeningUrl(child: ChildProcess, stderr: () => string): Promise<string
   });
 }
 
-async function stop(child: ChildProcess, dataDir: string): Promise<void> {
+async function stop(child: ChildProcess, dataDir: string | undefined): Promise<void> {
   if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
     const exited = new Promise<void>((resolvePromise) => child.once("exit", () => resolvePromise()));
     process.kill(child.pid, "SIGTERM");
@@ -83,7 +87,9 @@ async function stop(child: ChildProcess, dataDir: string): Promise<void> {
     await exited;
     clearTimeout(timer);
   }
-  rmSync(dataDir, { recursive: true, force: true });
+  if (dataDir !== undefined) {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
 }
 
 /** Runs `blindstore zone set <zone> <args>` against `node` with its admin token; fails on a non-zero exit. */
@@ -94,6 +100,18 @@ export async function zoneSet(node: RunningNode, zone: string, args: string[]): 
       ["zone", "set", zone, ...args, "--url", node.url, "--data-dir", node.dataDir],
       { timeout: START_DEADLINE_MS },
       (error, _stdout, stderr) => (error === null ? resolvePromise() : reject(new Error(`zone set failed: ${error.message}\n${stderr}`))),
+    );
+  });
+}
+
+/** Runs `blindstore zone create <zone>` against `node`. */
+export async function zoneCreate(node: RunningNode, zone: string): Promise<void> {
+  await new Promise<void>((resolvePromise, reject) => {
+    execFile(
+      blindstoreBinary(),
+      ["zone", "create", zone, "--url", node.url, "--data-dir", node.dataDir],
+      { timeout: START_DEADLINE_MS },
+      (error, _stdout, stderr) => (error === null ? resolvePromise() : reject(new Error(`zone create failed: ${error.message}\n${stderr}`))),
     );
   });
 }

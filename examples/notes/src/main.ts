@@ -1,0 +1,80 @@
+// The notes page: an account (OPAQUE: the password never leaves the page), a chain whose keys
+// live in the account's encrypted vault, notes written to it, and every note followed live.
+// OPAQUE is loaded only when the person logs in or signs up.
+import { Blindstore, ChainKeys, InvalidLoginError, AccountExistsError, type Chain, type Session, type Subscription } from "@blindstore/sdk";
+import { ZONE, count, show, status } from "./notes";
+
+const store = new Blindstore({ url: location.origin, zone: ZONE });
+const loginForm = document.getElementById("login") as HTMLFormElement;
+const notesView = document.getElementById("notes-view") as HTMLElement;
+const list = document.getElementById("notes") as HTMLUListElement;
+let chain: Chain | undefined;
+let following: Subscription | undefined;
+
+async function open(session: Session): Promise<void> {
+  status("Opening your notes…");
+  // The chain's keys are kept in the vault: any device that logs in gets them back.
+  const saved = await session.vault.get("notes");
+  chain = saved === undefined ? await store.createChain() : store.openChain(await ChainKeys.fromJSON(saved));
+  if (saved === undefined) await session.vault.put("notes", chain.keys);
+  list.replaceChildren();
+  let next = 0;
+  for await (const entry of chain.entries()) {
+    show(list, entry);
+    next = entry.index + 1;
+  }
+  following?.close();
+  following = chain.follow({ from: next, onEntry: (entry) => show(list, entry), onError: (error) => status(`Live updates stopped: ${(error as Error).message}`) });
+  const reader = btoa(JSON.stringify(chain.keys.forReader()));
+  (document.getElementById("share") as HTMLInputElement).value = `${location.origin}/viewer.html#${reader}`;
+  loginForm.hidden = true;
+  notesView.hidden = false;
+  status(`Logged in as ${session.username}. ${count(next)}.`);
+}
+
+loginForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const action = ((event as SubmitEvent).submitter as HTMLButtonElement | null)?.value ?? "login";
+  const username = (document.getElementById("username") as HTMLInputElement).value;
+  const password = (document.getElementById("password") as HTMLInputElement).value;
+  status(action === "register" ? "Creating your account…" : "Logging in…");
+  try {
+    const session = action === "register" ? await store.accounts.register({ username, password }) : await store.accounts.login({ username, password });
+    await open(session);
+  } catch (error) {
+    if (error instanceof InvalidLoginError) status("Wrong username or password.");
+    else if (error instanceof AccountExistsError) status("That username is taken: log in instead.");
+    else status(`Something failed: ${(error as Error).message}`);
+  }
+});
+
+document.getElementById("add")!.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const input = document.getElementById("text") as HTMLInputElement;
+  const text = input.value;
+  status("Saving…");
+  try {
+    await chain!.appendJson({ text }); // the live subscription shows it
+    input.value = "";
+    status("Saved.");
+  } catch (error) {
+    status(`Not saved: ${(error as Error).message}`);
+  }
+});
+
+document.getElementById("logout")!.addEventListener("click", async () => {
+  following?.close();
+  await store.accounts.session?.logout();
+  notesView.hidden = true;
+  loginForm.hidden = false;
+  status("Logged out.");
+});
+
+// A session remembered on this device opens without the password (and without OPAQUE).
+const resumed = await store.accounts.resume().catch(() => null);
+if (resumed === null) {
+  loginForm.hidden = false;
+  status("Log in or create an account.");
+} else {
+  await open(resumed);
+}
