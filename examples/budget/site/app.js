@@ -93,7 +93,7 @@ function describe(error) {
     case "invalid_session": return "Your session has ended. Please log in again.";
     case "passkeys_off": return "Passkeys are not enabled for this app.";
     case "passkey_failed": return "The passkey did not answer: it was cancelled, or this device holds none for your account.";
-    case "rate_limited": return `Too many attempts. Try again in ${error.retryAfterSeconds ?? 60} seconds.`;
+    case "rate_limited": return `Too many attempts. Try again in ${error.retryAfter ?? 60} seconds.`;
     case "unknown_passkey": return "That passkey was removed already. Nothing changed.";
     case "reauthentication_required": return "This needs your password again.";
     case "network": return "The server cannot be reached. Changes wait until it is back.";

@@ -60,14 +60,25 @@ export interface PasskeyChallenge {
 
 export class AccountApi {
   readonly #api: ZoneApi;
+  readonly #signal: AbortSignal | undefined;
 
-  constructor(api: ZoneApi) {
+  constructor(api: ZoneApi, signal?: AbortSignal) {
     this.#api = api;
+    this.#signal = signal;
+  }
+
+  /** The same routes, every request stopped by `signal` (`AbortedError`); itself without one. */
+  withSignal(signal: AbortSignal | undefined): AccountApi {
+    return signal === undefined ? this : new AccountApi(this.#api, signal);
+  }
+
+  #call(...[path, request]: Parameters<ZoneApi["account"]>): ReturnType<ZoneApi["account"]> {
+    return this.#api.account(path, { ...request, signal: this.#signal });
   }
 
   /** `deviceToken`: this device's for the account, if it has one (a password change). */
   async registerStart(account: string, registrationRequest: string, deviceToken: string | undefined): Promise<string> {
-    const { body } = await this.#api.account("register/start", {
+    const { body } = await this.#call("register/start", {
       method: "POST",
       token: null,
       json: { account, registration_request: registrationRequest, device_token: deviceToken },
@@ -77,11 +88,11 @@ export class AccountApi {
 
   async registerFinish(account: string, registrationRecord: string, invite: string | undefined): Promise<void> {
     const json = { account, registration_record: registrationRecord, ...(invite === undefined ? {} : { invite: invite.trim() }) };
-    await this.#api.account("register/finish", { method: "POST", token: null, json });
+    await this.#call("register/finish", { method: "POST", token: null, json });
   }
 
   async loginStart(account: string, startLoginRequest: string, deviceToken: string | undefined): Promise<{ loginResponse: string; ticket: string }> {
-    const { body } = await this.#api.account("login/start", {
+    const { body } = await this.#call("login/start", {
       method: "POST",
       token: null,
       json: { account, start_login_request: startLoginRequest, device_token: deviceToken },
@@ -90,7 +101,7 @@ export class AccountApi {
   }
 
   async loginFinish(ticket: string, finishLoginRequest: string, label: string, deviceToken: string | undefined): Promise<NewSession> {
-    const { body } = await this.#api.account("login/finish", {
+    const { body } = await this.#call("login/finish", {
       method: "POST",
       token: null,
       json: { login_ticket: ticket, finish_login_request: finishLoginRequest, label, device_token: deviceToken },
@@ -99,12 +110,12 @@ export class AccountApi {
   }
 
   async logout(token: string): Promise<void> {
-    await this.#api.account("logout", { method: "POST", token });
+    await this.#call("logout", { method: "POST", token });
   }
 
   /** `POST logout-all`: every session ends, and the passkeys `removePasskeys` names go, in one step. */
   async logoutAll(token: string, stepUp: string, removePasskeys: string[]): Promise<CredentialsChanged> {
-    const { body } = await this.#api.account("logout-all", {
+    const { body } = await this.#call("logout-all", {
       method: "POST",
       token,
       headers: stepUpHeader(stepUp),
@@ -115,7 +126,7 @@ export class AccountApi {
 
   /** `POST step-up`: a password login (from `loginStart`) finished as a step-up of the session `token`. */
   async stepUp(token: string, ticket: string, finishLoginRequest: string): Promise<StepUp> {
-    const { body } = await this.#api.account("step-up", {
+    const { body } = await this.#call("step-up", {
       method: "POST",
       token,
       json: { login_ticket: ticket, finish_login_request: finishLoginRequest },
@@ -125,18 +136,18 @@ export class AccountApi {
 
   /** `GET sessions`: used to check that a session is live. */
   async sessions(token: string): Promise<void> {
-    await this.#api.account("sessions", { token });
+    await this.#call("sessions", { token });
   }
 
   async deleteAccount(token: string, stepUp: string): Promise<void> {
-    await this.#api.account("account", { method: "DELETE", token, headers: stepUpHeader(stepUp) });
+    await this.#call("account", { method: "DELETE", token, headers: stepUpHeader(stepUp) });
   }
 
   /** An envelope, or undefined when the account has none of that name. */
   async getEnvelope(token: string, name: string): Promise<StoredEnvelope | undefined> {
     let body: unknown;
     try {
-      ({ body } = await this.#api.account(`envelopes/${name}`, { token }));
+      ({ body } = await this.#call(`envelopes/${name}`, { token }));
     } catch (error) {
       if (error instanceof HttpError && error.status === 404) {
         return undefined;
@@ -154,7 +165,7 @@ export class AccountApi {
 
   /** Writes an envelope over version `ifVersion` (0: it must not exist yet); returns the new version. */
   async putEnvelope(token: string, name: string, data: Uint8Array, ifVersion: number): Promise<number> {
-    const { body } = await this.#api.account(`envelopes/${name}`, {
+    const { body } = await this.#call(`envelopes/${name}`, {
       method: "PUT",
       token,
       headers: { "if-match": `"${ifVersion}"` },
@@ -164,7 +175,7 @@ export class AccountApi {
   }
 
   async deleteEnvelope(token: string, stepUp: string, name: string, version: number): Promise<void> {
-    await this.#api.account(`envelopes/${name}`, { method: "DELETE", token, headers: { "if-match": `"${version}"`, ...stepUpHeader(stepUp) } });
+    await this.#call(`envelopes/${name}`, { method: "DELETE", token, headers: { "if-match": `"${version}"`, ...stepUpHeader(stepUp) } });
   }
 
   /**
@@ -179,7 +190,7 @@ export class AccountApi {
     revokeOtherSessions: boolean,
     removePasskeys: string[],
   ): Promise<CredentialsChanged> {
-    const { body } = await this.#api.account("password", {
+    const { body } = await this.#call("password", {
       method: "POST",
       token,
       headers: stepUpHeader(stepUp),
@@ -194,22 +205,22 @@ export class AccountApi {
   }
 
   async passkeyRegisterStart(token: string, stepUp: string): Promise<PasskeyChallenge> {
-    const { body } = await this.#api.account("passkeys/register/start", { method: "POST", token, headers: stepUpHeader(stepUp) });
+    const { body } = await this.#call("passkeys/register/start", { method: "POST", token, headers: stepUpHeader(stepUp) });
     return passkeyChallenge(body);
   }
 
   async passkeyRegisterFinish(token: string, ticket: string, credential: unknown, label: string): Promise<PasskeyRecord> {
-    const { body } = await this.#api.account("passkeys/register/finish", { method: "POST", token, json: { ticket, credential, label } });
+    const { body } = await this.#call("passkeys/register/finish", { method: "POST", token, json: { ticket, credential, label } });
     return passkeyRecord(body);
   }
 
   async passkeyLoginStart(account: string, deviceToken: string | undefined): Promise<PasskeyChallenge> {
-    const { body } = await this.#api.account("passkeys/login/start", { method: "POST", token: null, json: { account, device_token: deviceToken } });
+    const { body } = await this.#call("passkeys/login/start", { method: "POST", token: null, json: { account, device_token: deviceToken } });
     return passkeyChallenge(body);
   }
 
   async passkeyLoginFinish(ticket: string, credential: unknown, label: string, deviceToken: string | undefined): Promise<NewSession> {
-    const { body } = await this.#api.account("passkeys/login/finish", {
+    const { body } = await this.#call("passkeys/login/finish", {
       method: "POST",
       token: null,
       json: { ticket, credential, label, device_token: deviceToken },
@@ -219,12 +230,12 @@ export class AccountApi {
 
   /** `POST passkeys/step-up`: a passkey login (from `passkeyLoginStart`) finished as a step-up of the session `token`. */
   async passkeyStepUp(token: string, ticket: string, credential: unknown): Promise<StepUp> {
-    const { body } = await this.#api.account("passkeys/step-up", { method: "POST", token, json: { ticket, credential } });
+    const { body } = await this.#call("passkeys/step-up", { method: "POST", token, json: { ticket, credential } });
     return { value: field(body, "step_up", "string"), expiresAt: field(body, "expires_at_ms", "number") };
   }
 
   async passkeys(token: string): Promise<PasskeyRecord[]> {
-    const { body } = await this.#api.account("passkeys", { token });
+    const { body } = await this.#call("passkeys", { token });
     const list = (body as { passkeys?: unknown } | undefined)?.passkeys;
     if (!Array.isArray(list)) {
       throw new VerificationError("malformed", "the passkey list lacks passkeys");
@@ -233,7 +244,7 @@ export class AccountApi {
   }
 
   async removePasskey(token: string, stepUp: string, passkeyId: string): Promise<void> {
-    await this.#api.account(`passkeys/${encodeURIComponent(passkeyId)}`, { method: "DELETE", token, headers: stepUpHeader(stepUp) });
+    await this.#call(`passkeys/${encodeURIComponent(passkeyId)}`, { method: "DELETE", token, headers: stepUpHeader(stepUp) });
   }
 }
 

@@ -19,6 +19,7 @@ import type { DeviceStore } from "./device-store.js";
 import type { DeviceTokens } from "./device-tokens.js";
 import { type ChainOpener, DeviceKeyring } from "./device-keys.js";
 import {
+  AbortedError,
   EnvelopeConflictError,
   EscrowError,
   InvalidInputError,
@@ -105,9 +106,17 @@ export interface PasskeyInfo {
 export interface FreshProof {
   password?: string;
   passkey?: boolean;
+  /** Stops the operation (`AbortedError`); what the server already did stays done. */
+  signal?: AbortSignal;
 }
 
-export interface ChangePasswordOptions {
+/** Options of account operations that take only a signal. */
+export interface SignalOptions {
+  /** Stops the operation (`AbortedError`); what the server already did stays done. */
+  signal?: AbortSignal;
+}
+
+export interface ChangePasswordOptions extends SignalOptions {
   /** End every other session of the account in the same step (default true). */
   revokeOtherSessions?: boolean;
   /**
@@ -127,7 +136,7 @@ export interface CredentialsChange {
   passkeys: PasskeyInfo[];
 }
 
-export interface LogoutOptions {
+export interface LogoutOptions extends SignalOptions {
   /**
    * What becomes of the writes this account queued in the client's outbox and that are not sent
    * yet: `"keep"` (the default) keeps them, sealed, on this device, to be sent the next time the
@@ -180,10 +189,29 @@ interface RememberedSessionV1 {
   masterKey: CryptoKey;
 }
 
+/**
+ * A change of the client's current session (`accounts.onSessionChange`):
+ * - `login`: a session began — a password or passkey login (a sign-up logs in), or a session
+ *   remembered on the device resumed;
+ * - `logout`: this client ended it (`logout`, `logoutAll`, `deleteAccount`);
+ * - `ended`: the server no longer takes it — `expired` (its time ran out) or `revoked` (ended
+ *   elsewhere: a log-out-everywhere, a password change on another device, an admin). The app
+ *   should ask the person to log in again; the account's queued writes wait for that login.
+ */
+export type SessionChange =
+  | { type: "login"; session: Session; how: "password" | "passkey" | "resume" }
+  | { type: "logout"; username: string; accountId: string }
+  | { type: "ended"; username: string; accountId: string; reason: "expired" | "revoked" };
+
+/** The longest delay `setTimeout` takes (about 24.8 days); longer waits are re-armed. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** The account side of a client. One session at a time; its token goes with the client's requests. */
 export class Accounts {
   readonly #context: AccountsContext;
   #current: Session | undefined;
+  readonly #listeners = new Set<(change: SessionChange) => void>();
+  #expiry: ReturnType<typeof setTimeout> | undefined;
 
   /** Internal: `Blindstore.accounts`. */
   constructor(context: AccountsContext) {
@@ -196,20 +224,70 @@ export class Accounts {
   }
 
   /**
+   * Calls `listener` at every change of the current session (see `SessionChange`); returns the
+   * function that stops it. A listener that throws does not stop the others (its error is
+   * reported asynchronously).
+   */
+  onSessionChange(listener: (change: SessionChange) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Stops the expiry timer and drops the listeners. Internal (`Blindstore.close`). */
+  close(): void {
+    clearTimeout(this.#expiry);
+    this.#listeners.clear();
+  }
+
+  #emit(change: SessionChange): void {
+    for (const listener of [...this.#listeners]) {
+      try {
+        listener(change);
+      } catch (error) {
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }
+  }
+
+  /** Makes `session` current and tells the listeners; its end is announced when its time runs out. */
+  #started(session: Session, how: "password" | "passkey" | "resume"): Session {
+    this.#current = session;
+    this.#armExpiry(session);
+    this.#context.outbox.release(session.accountId);
+    this.#context.outbox.flush();
+    this.#emit({ type: "login", session, how });
+    return session;
+  }
+
+  #armExpiry(session: Session): void {
+    clearTimeout(this.#expiry);
+    const wait = session.expiresAt - Date.now();
+    this.#expiry = setTimeout(
+      () => (wait > MAX_TIMER_MS ? this.#armExpiry(session) : void this.forget(session.token).catch(() => undefined)),
+      Math.max(0, Math.min(wait, MAX_TIMER_MS)),
+    );
+    // In Node, a session's timer must not keep the process alive.
+    (this.#expiry as { unref?: () => void }).unref?.();
+  }
+
+  /**
    * Registers `username` (409 → `AccountExistsError`) and logs in: the new account gets its
    * master key, its `key-password` envelope and an empty vault.
    */
-  async register(credentials: Registration): Promise<Session> {
+  async register(credentials: Registration, options: SignalOptions = {}): Promise<Session> {
+    const api = this.#context.api.withSignal(options.signal);
     const account = await accountIdOf(this.#context.zone, credentials.username);
     const opaque = await loadOpaque();
     const { clientRegistrationState, registrationRequest } = opaque.client.startRegistration({ password: credentials.password });
     const deviceToken = await this.#context.deviceTokens.get(account);
-    const registrationResponse = await this.#context.api.registerStart(account, registrationRequest, deviceToken);
+    const registrationResponse = await api.registerStart(account, registrationRequest, deviceToken);
     const { registrationRecord } = opaqueStep(() =>
       opaque.client.finishRegistration({ clientRegistrationState, registrationResponse, password: credentials.password }),
     );
-    await this.#context.api.registerFinish(account, registrationRecord, credentials.invite);
-    return this.login(credentials);
+    await api.registerFinish(account, registrationRecord, credentials.invite);
+    return this.login(credentials, options);
   }
 
   /**
@@ -219,40 +297,44 @@ export class Accounts {
    * account before sends its device token and is held to its own limit, which strangers'
    * attempts do not touch.
    */
-  async login(credentials: PasswordCredentials): Promise<Session> {
+  async login(credentials: PasswordCredentials, options: SignalOptions = {}): Promise<Session> {
+    const api = this.#context.api.withSignal(options.signal);
     const username = normalizeUsername(credentials.username);
     const account = await accountIdOf(this.#context.zone, username);
     const deviceTokens = this.#context.deviceTokens;
-    const { session, exportKey } = await passwordLogin(this.#context.api, account, credentials.password, credentials.label ?? "", await deviceTokens.get(account));
+    const deviceToken = await deviceTokens.get(account);
+    const { session, exportKey } = await passwordLogin(api, this.#context.api, account, credentials.password, credentials.label ?? "", deviceToken, options.signal);
     await keepDeviceToken(deviceTokens, session);
-    const opened = await this.#withSession(session, async () => {
-      const masterKey = await this.#openOrCreateMasterKey(session.token, account, exportKey);
-      return { masterKey, vaultId: await this.#vaultKeyId(session.token) };
+    const opened = await this.#withSession(session, options.signal, async () => {
+      const masterKey = await this.#openOrCreateMasterKey(api, session.token, account, exportKey);
+      return { masterKey, vaultId: await this.#vaultKeyId(api, session.token) };
     });
-    return this.#begin(username, session, opened.masterKey, opened.vaultId);
+    return this.#begin(username, session, opened.masterKey, opened.vaultId, "password");
   }
 
   /**
    * Logs in with one of the account's passkeys (browsers; the zone must have passkeys on, else
    * `PasskeysOffError`), then opens the master key with the passkey's PRF output.
    */
-  async loginWithPasskey(login: PasskeyLogin): Promise<Session> {
+  async loginWithPasskey(login: PasskeyLogin, options: SignalOptions = {}): Promise<Session> {
     const username = normalizeUsername(login.username);
     const account = await accountIdOf(this.#context.zone, username);
-    const api = this.#context.api;
+    const api = this.#context.api.withSignal(options.signal);
     const deviceTokens = this.#context.deviceTokens;
     const deviceToken = await deviceTokens.get(account);
     const challenge = await api.passkeyLoginStart(account, deviceToken);
     const assertion = await assertPasskey(challenge.publicKey);
-    const session = checkedSession(await api.passkeyLoginFinish(challenge.ticket, assertion.credential, login.label ?? "", deviceToken), account);
+    throwIfAborted(options.signal);
+    // Not stopped midway, as a password login's last step.
+    const session = checkedSession(await this.#context.api.passkeyLoginFinish(challenge.ticket, assertion.credential, login.label ?? "", deviceToken), account);
     await keepDeviceToken(deviceTokens, session);
-    const opened = await this.#withSession(session, async () => {
+    const opened = await this.#withSession(session, options.signal, async () => {
       const place = { zone: this.#context.zone, account, name: await passkeyEnvelopeName(assertion.rawCredentialId) };
       const envelope = await required(api.getEnvelope(session.token, place.name), place.name);
       const masterKey = await unwrapMasterKey(await passkeyWrapKey(assertion.prfOutput, place.zone, account), place, envelope.data);
-      return { masterKey, vaultId: await this.#vaultKeyId(session.token) };
+      return { masterKey, vaultId: await this.#vaultKeyId(api, session.token) };
     });
-    return this.#begin(username, session, opened.masterKey, opened.vaultId);
+    return this.#begin(username, session, opened.masterKey, opened.vaultId, "passkey");
   }
 
   /**
@@ -260,7 +342,7 @@ export class Accounts {
    * server; null when there is none or it has expired or been revoked (then it is forgotten).
    * A resumed session opens the vault but cannot add passkeys without the password.
    */
-  async resume(): Promise<Session | null> {
+  async resume(options: SignalOptions = {}): Promise<Session | null> {
     const store = await this.#context.deviceStore("accounts");
     const remembered = await this.#migrated(store, await store.get(REMEMBERED));
     if (remembered === undefined) {
@@ -271,7 +353,7 @@ export class Accounts {
       return null;
     }
     try {
-      await this.#context.api.sessions(remembered.token);
+      await this.#context.api.withSignal(options.signal).sessions(remembered.token);
     } catch (error) {
       if (error instanceof SessionExpiredError) {
         await store.delete(REMEMBERED);
@@ -292,10 +374,7 @@ export class Accounts {
       vault: { id: { version: remembered.vaultVersion, epoch: remembered.vaultEpoch }, key: remembered.vaultKey },
       masterKeyBytes: undefined,
     });
-    this.#current = session;
-    this.#context.outbox.release(session.accountId);
-    this.#context.outbox.flush();
-    return session;
+    return this.#started(session, "resume");
   }
 
   /** The device-only keyring `name` (browsers): chains whose keys never leave this device. */
@@ -308,10 +387,20 @@ export class Accounts {
     return this.#current?.token;
   }
 
-  /** Forgets `session` here and on the device, when it is the current one. Internal. */
-  async forget(token: string): Promise<void> {
-    if (this.#current?.token === token) {
+  /**
+   * Forgets the session of `token` here and on the device; when it is the current one, tells
+   * the listeners why: `logout` (this client ended it), else it ended on the server (expired
+   * when its time is up, revoked before). Internal.
+   */
+  async forget(token: string, how: "logout" | "ended" = "ended"): Promise<void> {
+    const current = this.#current;
+    if (current?.token === token) {
       this.#current = undefined;
+      clearTimeout(this.#expiry);
+      const who = { username: current.username, accountId: current.accountId };
+      this.#emit(
+        how === "logout" ? { type: "logout", ...who } : { type: "ended", ...who, reason: current.expiresAt <= Date.now() ? "expired" : "revoked" },
+      );
     }
     if (typeof indexedDB === "undefined") {
       return;
@@ -369,7 +458,7 @@ export class Accounts {
    * Makes a logged-in session current, remembers it on the device where there is IndexedDB (with
    * the vault key `vaultId`, never the master key), and lets the outbox send its account's writes.
    */
-  async #begin(username: string, session: NewSession, masterKeyBytes: Bytes, vaultId: VaultKeyId): Promise<Session> {
+  async #begin(username: string, session: NewSession, masterKeyBytes: Bytes, vaultId: VaultKeyId, how: "password" | "passkey"): Promise<Session> {
     const state: SessionState = {
       username,
       accountId: session.account,
@@ -385,15 +474,12 @@ export class Accounts {
     if (typeof indexedDB !== "undefined") {
       await (await this.#context.deviceStore("accounts")).put(REMEMBERED, rememberedRecord(state));
     }
-    this.#current = new Session(this.#context, this, state);
-    this.#context.outbox.release(state.accountId);
-    this.#context.outbox.flush();
-    return this.#current;
+    return this.#started(new Session(this.#context, this, state), how);
   }
 
   /** The vault key the account's vault is sealed under now (its envelope's header). */
-  async #vaultKeyId(token: string): Promise<VaultKeyId> {
-    return vaultKeyIdOf((await required(this.#context.api.getEnvelope(token, VAULT_ENVELOPE), VAULT_ENVELOPE)).data);
+  async #vaultKeyId(api: AccountApi, token: string): Promise<VaultKeyId> {
+    return vaultKeyIdOf((await required(api.getEnvelope(token, VAULT_ENVELOPE), VAULT_ENVELOPE)).data);
   }
 
   /**
@@ -401,8 +487,7 @@ export class Accounts {
    * its envelopes were written: neither exists) gets a new master key, `key-password` and an
    * empty vault, each written create-only so that two devices finishing at once cannot both win.
    */
-  async #openOrCreateMasterKey(token: string, account: string, exportKey: Bytes): Promise<Bytes> {
-    const api = this.#context.api;
+  async #openOrCreateMasterKey(api: AccountApi, token: string, account: string, exportKey: Bytes): Promise<Bytes> {
     const zone = this.#context.zone;
     const wrapKey = await passwordWrapKey(exportKey, zone, account);
     const keyPlace = { zone, account, name: PASSWORD_ENVELOPE };
@@ -412,7 +497,7 @@ export class Accounts {
       if ((await api.getEnvelope(token, VAULT_ENVELOPE)) === undefined) {
         // A first login cut off between the two writes: finish it (create-only, so a vault
         // another device wrote meanwhile wins).
-        await this.#createEmptyVault(token, account, masterKey).catch((error: unknown) => {
+        await this.#createEmptyVault(api, token, account, masterKey).catch((error: unknown) => {
           if (!(error instanceof EnvelopeConflictError)) throw error;
         });
       }
@@ -431,23 +516,28 @@ export class Accounts {
       }
       throw error;
     }
-    await this.#createEmptyVault(token, account, masterKey);
+    await this.#createEmptyVault(api, token, account, masterKey);
     return masterKey;
   }
 
   /** Writes an empty vault, create-only, under the first vault key. */
-  async #createEmptyVault(token: string, account: string, masterKey: Bytes): Promise<void> {
+  async #createEmptyVault(api: AccountApi, token: string, account: string, masterKey: Bytes): Promise<void> {
     const zone = this.#context.zone;
     const vaultPlace = { zone, account, name: VAULT_ENVELOPE };
     const key = await vaultKey(masterKey, zone, account, FIRST_VAULT_KEY);
     const emptyVault = await sealVault(key, FIRST_VAULT_KEY, vaultPlace, encodeVault(new Map()));
-    await this.#context.api.putEnvelope(token, VAULT_ENVELOPE, emptyVault, 0);
+    await api.putEnvelope(token, VAULT_ENVELOPE, emptyVault, 0);
   }
 
-  /** Runs `open` with a new session; if it fails, ends that session rather than leave it dangling. */
-  async #withSession<T>(session: NewSession, open: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `open` with a new session; if it fails or `signal` stops it, ends that session rather
+   * than leave it dangling (with a request no signal stops).
+   */
+  async #withSession<T>(session: NewSession, signal: AbortSignal | undefined, open: () => Promise<T>): Promise<T> {
     try {
-      return await open();
+      const opened = await open();
+      throwIfAborted(signal);
+      return opened;
     } catch (error) {
       // The session is useless without its keys; a failure to end it leaves it to expire.
       await this.#context.api.logout(session.token).catch(() => undefined);
@@ -498,6 +588,11 @@ export class Session {
     );
   }
 
+  /** The account routes, stopped by `signal` when there is one. */
+  #api(signal: AbortSignal | undefined): AccountApi {
+    return this.#context.api.withSignal(signal);
+  }
+
   /** The bearer token (keep it secret: it is the session). */
   get token(): string {
     return this.#state.token;
@@ -512,7 +607,8 @@ export class Session {
    */
   async stepUp(proof: FreshProof): Promise<{ expiresAt: number }> {
     checkedProof(proof);
-    const stepUp = proof.password !== undefined ? (await this.#prove(proof.password)).stepUp : await this.#provePasskey();
+    const api = this.#api(proof.signal);
+    const stepUp = proof.password !== undefined ? (await this.#prove(api, proof.password)).stepUp : await this.#provePasskey(api);
     return { expiresAt: stepUp.expiresAt };
   }
 
@@ -525,12 +621,12 @@ export class Session {
    */
   async addPasskey(options: { label?: string } & FreshProof = {}): Promise<{ id: string }> {
     const what = "adding a passkey";
-    const stepUp = await this.#freshStepUp(what, options, true);
+    const api = this.#api(options.signal);
+    const stepUp = await this.#freshStepUp(api, what, options, true);
     const masterKey = this.#state.masterKeyBytes;
     if (masterKey === undefined) {
       throw new ReauthenticationRequiredError(what);
     }
-    const api = this.#context.api;
     const challenge = await api.passkeyRegisterStart(this.token, stepUp);
     const created = await createPasskey(challenge.publicKey, this.username);
     const record = await api.passkeyRegisterFinish(this.token, challenge.ticket, created.credential, options.label ?? "");
@@ -539,8 +635,8 @@ export class Session {
     try {
       await api.putEnvelope(this.token, place.name, sealed, 0);
     } catch (error) {
-      // Without its envelope the passkey could log in but not open anything.
-      await api.removePasskey(this.token, stepUp, record.passkey_id).catch(() => undefined);
+      // Without its envelope the passkey could log in but not open anything (no signal stops this).
+      await this.#context.api.removePasskey(this.token, stepUp, record.passkey_id).catch(() => undefined);
       throw error;
     }
     return { id: record.passkey_id };
@@ -550,16 +646,17 @@ export class Session {
    * The account's passkeys, oldest first: what `changePassword` and `logoutAll` can remove in
    * the same step.
    */
-  async passkeys(): Promise<PasskeyInfo[]> {
-    return (await this.#context.api.passkeys(this.token)).map(passkeyInfo);
+  async passkeys(options: SignalOptions = {}): Promise<PasskeyInfo[]> {
+    return (await this.#api(options.signal).passkeys(this.token)).map(passkeyInfo);
   }
 
   /** Removes a passkey and its envelope; needs a step-up, as `addPasskey` (without the master key). */
   async removePasskey(id: string, options: FreshProof = {}): Promise<void> {
     const name = await passkeyEnvelopeNameOf(id);
-    const stepUp = await this.#freshStepUp("removing a passkey", options);
-    await this.#context.api.removePasskey(this.token, stepUp, id);
-    await this.#deleteEnvelopes([name], stepUp);
+    const api = this.#api(options.signal);
+    const stepUp = await this.#freshStepUp(api, "removing a passkey", options);
+    await api.removePasskey(this.token, stepUp, id);
+    await this.#deleteEnvelopes(api, [name], stepUp);
   }
 
   /**
@@ -577,12 +674,12 @@ export class Session {
     const revokeOtherSessions = options.revokeOtherSessions ?? true;
     const removePasskeys = [...(options.removePasskeys ?? [])];
     const envelopeNames = await Promise.all(removePasskeys.map(passkeyEnvelopeNameOf));
-    const api = this.#context.api;
+    const api = this.#api(options.signal);
     const { zone } = this.#context;
-    const proof = await this.#prove(oldPassword);
+    const proof = await this.#prove(api, oldPassword);
     // First the vault: had the password changed first, a failure in between would leave the
     // vault readable by the keys of before.
-    await this.vault.reseal(proof.masterKey);
+    await this.vault.reseal(proof.masterKey, options);
     const opaque = await loadOpaque();
     const { clientRegistrationState, registrationRequest } = opaque.client.startRegistration({ password: newPassword });
     // With the device token: held to this device's limit, not the one strangers share.
@@ -595,7 +692,7 @@ export class Session {
     const envelope = { name: PASSWORD_ENVELOPE, data: sealed, ifVersion: proof.version };
     const changed = await api.changePassword(this.token, proof.stepUp.value, registrationRecord, envelope, revokeOtherSessions, removePasskeys);
     // The passkeys are gone; their envelopes now open nothing anyone can log in to fetch.
-    await this.#deleteEnvelopes(envelopeNames, proof.stepUp.value);
+    await this.#deleteEnvelopes(api, envelopeNames, proof.stepUp.value);
     return credentialsChange(changed);
   }
 
@@ -605,7 +702,7 @@ export class Session {
    * are never sent with another account's session.
    */
   async logout(options: LogoutOptions = {}): Promise<void> {
-    await this.#ending(() => this.#context.api.logout(this.token), options.queuedWrites ?? "keep");
+    await this.#ending(() => this.#api(options.signal).logout(this.token), options.queuedWrites ?? "keep");
   }
 
   /**
@@ -618,11 +715,12 @@ export class Session {
   async logoutAll(options: LogoutOptions & FreshProof & { removePasskeys?: string[] } = {}): Promise<CredentialsChange> {
     const removePasskeys = [...(options.removePasskeys ?? [])];
     const envelopeNames = await Promise.all(removePasskeys.map(passkeyEnvelopeNameOf));
-    const stepUp = await this.#freshStepUp("ending every session", options);
+    const api = this.#api(options.signal);
+    const stepUp = await this.#freshStepUp(api, "ending every session", options);
     let changed: CredentialsChanged | undefined;
     await this.#ending(async () => {
-      await this.#deleteEnvelopes(envelopeNames, stepUp);
-      changed = await this.#context.api.logoutAll(this.token, stepUp, removePasskeys);
+      await this.#deleteEnvelopes(api, envelopeNames, stepUp);
+      changed = await api.logoutAll(this.token, stepUp, removePasskeys);
     }, options.queuedWrites ?? "keep");
     if (changed === undefined) {
       throw new SessionExpiredError("the session had ended already: log in again to end the others", undefined);
@@ -636,10 +734,11 @@ export class Session {
    * if they were only in the vault, are gone. Needs a step-up, as `removePasskey`.
    */
   async deleteAccount(options: FreshProof = {}): Promise<void> {
-    const stepUp = await this.#freshStepUp("deleting the account", options);
+    const api = this.#api(options.signal);
+    const stepUp = await this.#freshStepUp(api, "deleting the account", options);
     let deleted = false;
     await this.#ending(async () => {
-      await this.#context.api.deleteAccount(this.token, stepUp);
+      await api.deleteAccount(this.token, stepUp);
       deleted = true;
     }, "discard");
     // A session that had ended deleted nothing: the device token still serves the account.
@@ -667,7 +766,7 @@ export class Session {
         throw error;
       }
     }
-    await this.#accounts.forget(this.token);
+    await this.#accounts.forget(this.token, "logout");
     if (queuedWrites === "discard") {
       await this.#context.outbox.discard(this.accountId);
     }
@@ -678,17 +777,17 @@ export class Session {
    * from proving `proof` — and, when `masterKey` is asked for, the master key's bytes held too
    * (the same proof opens it).
    */
-  async #freshStepUp(what: string, proof: FreshProof, masterKey = false): Promise<string> {
+  async #freshStepUp(api: AccountApi, what: string, proof: FreshProof, masterKey = false): Promise<string> {
     checkedProof(proof, true);
     const live = this.#state.stepUp;
     if (live !== undefined && live.expiresAt - STEP_UP_MARGIN_MS > Date.now() && (!masterKey || this.#state.masterKeyBytes !== undefined)) {
       return live.value;
     }
     if (proof.password !== undefined) {
-      return (await this.#prove(proof.password)).stepUp.value;
+      return (await this.#prove(api, proof.password)).stepUp.value;
     }
     if (proof.passkey === true) {
-      return (await this.#provePasskey()).value;
+      return (await this.#provePasskey(api)).value;
     }
     throw new ReauthenticationRequiredError(what);
   }
@@ -698,8 +797,7 @@ export class Session {
    * the browser's assertion without its PRF results, then `passkeys/step-up`), and opens the
    * master key with the assertion's PRF output when the session lacks it.
    */
-  async #provePasskey(): Promise<StepUp> {
-    const api = this.#context.api;
+  async #provePasskey(api: AccountApi): Promise<StepUp> {
     const zone = this.#context.zone;
     const challenge = await api.passkeyLoginStart(this.accountId, await this.#context.deviceTokens.get(this.accountId));
     const assertion = await assertPasskey(challenge.publicKey);
@@ -714,8 +812,7 @@ export class Session {
   }
 
   /** Deletes the envelopes `names` that exist (a removed passkey's), with the step-up it needs. */
-  async #deleteEnvelopes(names: string[], stepUp: string): Promise<void> {
-    const api = this.#context.api;
+  async #deleteEnvelopes(api: AccountApi, names: string[], stepUp: string): Promise<void> {
     for (const name of names) {
       const envelope = await api.getEnvelope(this.token, name);
       if (envelope !== undefined) {
@@ -728,8 +825,7 @@ export class Session {
    * Proves `password` to the server as a step-up of this session (no new session is opened), and
    * opens the master key with the login's export key. A wrong password: `InvalidLoginError`.
    */
-  async #prove(password: string): Promise<{ masterKey: Bytes; version: number; stepUp: StepUp }> {
-    const api = this.#context.api;
+  async #prove(api: AccountApi, password: string): Promise<{ masterKey: Bytes; version: number; stepUp: StepUp }> {
     const zone = this.#context.zone;
     const deviceToken = await this.#context.deviceTokens.get(this.accountId);
     const { exportKey, stepUp } = await passwordStepUp(api, this.accountId, password, this.token, deviceToken);
@@ -774,29 +870,29 @@ export class Vault {
    * browsers, the vault as last read on this device answers: still sealed under the account's
    * key, opened and checked the same way.
    */
-  async get<T = unknown>(name: string): Promise<T | undefined> {
-    const { entries } = await this.#read(true);
+  async get<T = unknown>(name: string, options: SignalOptions = {}): Promise<T | undefined> {
+    const { entries } = await this.#read(this.#api.withSignal(options.signal), true);
     return entries.get(name) as T | undefined;
   }
 
   /** Stores `value` (JSON) under `name`. */
-  async put(name: string, value: unknown): Promise<void> {
+  async put(name: string, value: unknown, options: SignalOptions = {}): Promise<void> {
     const text = JSON.stringify(value);
     if (text === undefined) {
       throw new InvalidInputError("the value has no JSON form");
     }
     const copy: unknown = JSON.parse(text);
-    await this.#update((entries) => entries.set(name, copy));
+    await this.#update(this.#api.withSignal(options.signal), (entries) => entries.set(name, copy));
   }
 
   /** Removes `name` (nothing happens when it is absent). */
-  async delete(name: string): Promise<void> {
-    await this.#update((entries) => entries.delete(name));
+  async delete(name: string, options: SignalOptions = {}): Promise<void> {
+    await this.#update(this.#api.withSignal(options.signal), (entries) => entries.delete(name));
   }
 
   /** All names in the vault. */
-  async names(): Promise<string[]> {
-    return [...(await this.#read()).entries.keys()];
+  async names(options: SignalOptions = {}): Promise<string[]> {
+    return [...(await this.#read(this.#api.withSignal(options.signal))).entries.keys()];
   }
 
   /**
@@ -804,9 +900,9 @@ export class Vault {
    * (derived from `masterKey`); from then on the session uses that key. Internal (a password
    * change).
    */
-  async reseal(masterKey: Bytes): Promise<void> {
+  async reseal(masterKey: Bytes, options: SignalOptions = {}): Promise<void> {
     this.#state.masterKeyBytes ??= masterKey;
-    await this.#update(() => undefined, true);
+    await this.#update(this.#api.withSignal(options.signal), () => undefined, true);
   }
 
   /**
@@ -814,16 +910,16 @@ export class Vault {
    * first); `nextKey` seals it under the vault key after the one it was read under. A writer
    * keeps the key the vault is sealed under: only a password change moves it on.
    */
-  async #update(change: (entries: Map<string, unknown>) => void, nextKey = false): Promise<void> {
+  async #update(api: AccountApi, change: (entries: Map<string, unknown>) => void, nextKey = false): Promise<void> {
     for (let attempt = 1; ; attempt++) {
-      const { entries, version, id } = await this.#read();
+      const { entries, version, id } = await this.#read(api);
       change(entries);
       const sealedId = nextKey ? nextVaultKeyId(id) : id;
       const key = await this.#keyFor(sealedId);
       const sealed = await sealVault(key, sealedId, this.#place, encodeVault(entries));
       let written: number;
       try {
-        written = await this.#api.putEnvelope(this.#state.token, this.#place.name, sealed, version);
+        written = await api.putEnvelope(this.#state.token, this.#place.name, sealed, version);
       } catch (error) {
         if (!(error instanceof EnvelopeConflictError) || attempt >= VAULT_ATTEMPTS) {
           throw error;
@@ -839,12 +935,12 @@ export class Vault {
     }
   }
 
-  async #read(offline = false): Promise<{ entries: Map<string, unknown>; version: number; id: VaultKeyId }> {
+  async #read(api: AccountApi, offline = false): Promise<{ entries: Map<string, unknown>; version: number; id: VaultKeyId }> {
     const copyName = `vault-copy:${this.#place.account}`;
     let envelope: StoredEnvelope;
     let fromCopy = false;
     try {
-      envelope = await required(this.#api.getEnvelope(this.#state.token, this.#place.name), this.#place.name);
+      envelope = await required(api.getEnvelope(this.#state.token, this.#place.name), this.#place.name);
     } catch (error) {
       const copy = offline && error instanceof NetworkError ? await (await this.#copyDb())?.get(copyName) : undefined;
       if (copy === undefined) {
@@ -902,13 +998,18 @@ export class Vault {
 /** An OPAQUE login: the session and the export key. A wrong password fails on the client, like an unknown account on the server. */
 async function passwordLogin(
   api: AccountApi,
+  finishApi: AccountApi,
   account: string,
   password: string,
   label: string,
   deviceToken: string | undefined,
+  signal: AbortSignal | undefined,
 ): Promise<{ session: NewSession; exportKey: Bytes }> {
   const proof = await passwordProof(api, account, password, deviceToken);
-  const session = checkedSession(await api.loginFinish(proof.ticket, proof.finishLoginRequest, label, deviceToken), account);
+  throwIfAborted(signal);
+  // The last step is not stopped midway: the client must learn the session it makes, to end it
+  // when the caller has given up meanwhile.
+  const session = checkedSession(await finishApi.loginFinish(proof.ticket, proof.finishLoginRequest, label, deviceToken), account);
   return { session, exportKey: proof.exportKey };
 }
 
@@ -985,6 +1086,13 @@ function loadOpaque(): Promise<Opaque> {
 
 function messageOf(error: unknown): string {
   return (error as Error)?.message ?? String(error);
+}
+
+/** Throws `AbortedError` when `signal` has stopped. */
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) {
+    throw new AbortedError({ cause: signal.reason });
+  }
 }
 
 /** Runs an OPAQUE client step; the library throws only on messages it cannot parse. */

@@ -68,6 +68,8 @@ export interface ClientContext {
   readonly locks: KeyedLock;
   /** The full client's outbox; none in a `BlindstoreReader`. */
   readonly outbox: Outbox | undefined;
+  /** Aborted by the client's `close()`: every `follow` of its chains stops. */
+  readonly closed: AbortSignal;
   readonly maxPayloadBytes: number;
   /** See `BlindstoreOptions.unsafeSkipVerification`. */
   readonly unsafeSkipVerification: boolean;
@@ -378,7 +380,9 @@ export class Chain {
    * and decrypted, across reconnections. See `FollowOptions`.
    */
   follow(options: FollowOptions): Subscription {
-    return followChain({ ...this.verifier(), openEvents: (from, signal) => this.#context.api.openEvents(this.chainId, from, signal) }, options);
+    const closed = this.#context.closed;
+    const signal = options.signal === undefined ? closed : AbortSignal.any([options.signal, closed]);
+    return followChain({ ...this.verifier(), openEvents: (from, signal) => this.#context.api.openEvents(this.chainId, from, signal) }, { ...options, signal });
   }
 
   /**

@@ -72,6 +72,7 @@ export class Blindstore {
   readonly #ownHeads: DefaultHeadStore | undefined;
   readonly #deviceStores = new Map<string, Promise<DeviceStore>>();
   #live: LiveHub | undefined;
+  readonly #closing = new AbortController();
 
   constructor(options: BlindstoreOptions) {
     this.zone = options.zone;
@@ -113,7 +114,7 @@ export class Blindstore {
       },
     });
     this.#ownHeads = options.headStore === undefined ? new DefaultHeadStore() : undefined;
-    this.#context = clientContext(api, options, options.headStore ?? this.#ownHeads!, this.outbox);
+    this.#context = clientContext(api, options, options.headStore ?? this.#ownHeads!, this.outbox, this.#closing.signal);
   }
 
   /**
@@ -122,8 +123,10 @@ export class Blindstore {
    * next client; the remembered session stays remembered. Use a new client afterwards.
    */
   close(): void {
+    this.#closing.abort();
     this.#live?.close();
     this.outbox.close();
+    this.accounts.close();
     this.#ownHeads?.close();
     for (const store of this.#deviceStores.values()) {
       void store.then((opened) => opened.close()).catch(() => undefined);

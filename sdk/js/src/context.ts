@@ -58,6 +58,7 @@ export function clientContext(
   options: CommonOptions & { maxPayloadBytes?: number; unsafeSkipVerification?: boolean },
   headStore: HeadStore,
   outbox: Outbox | undefined,
+  closed: AbortSignal,
 ): ClientContext {
   const maxPayloadBytes = options.maxPayloadBytes ?? 64 * 1024;
   if (!Number.isInteger(maxPayloadBytes) || maxPayloadBytes < 1) {
@@ -69,6 +70,7 @@ export function clientContext(
     entries: options.entryStore,
     locks: new KeyedLock(),
     outbox,
+    closed,
     maxPayloadBytes,
     unsafeSkipVerification: options.unsafeSkipVerification ?? false,
   };

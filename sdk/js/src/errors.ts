@@ -279,18 +279,28 @@ export class SessionExpiredError extends HttpError {
 }
 
 /**
- * The server refused the request for now (429 `rate_limited`): too many attempts of its kind —
- * logins and registrations per client address, per account or per device (docs/accounts.md,
- * "Limits"), or live subscriptions. Nothing changed. Try again after `retryAfterSeconds`.
+ * The server refused the request for now (429): too many attempts of its kind — logins and
+ * registrations per client address, per account or per device (docs/accounts.md, "Limits"), or
+ * live subscriptions. Nothing changed. Try again after `retryAfter` seconds; the SDK's own
+ * retries (the outbox, `follow`, the live hub) wait at least that long.
  */
 export class RateLimitedError extends HttpError {
   /** The server's `Retry-After`, in seconds; undefined when it sent none the SDK can read. */
-  readonly retryAfterSeconds: number | undefined;
+  readonly retryAfter: number | undefined;
 
-  constructor(message: string, retryAfterSeconds: number | undefined, body: unknown) {
-    super(429, "rate_limited", message, body);
-    this.retryAfterSeconds = retryAfterSeconds;
+  constructor(message: string, retryAfter: number | undefined, body: unknown, code = "rate_limited") {
+    super(429, code, message, body);
+    this.retryAfter = retryAfter;
   }
+}
+
+/**
+ * How long a retry after `error` waits: `computedMs` (the caller's backoff), or longer when the
+ * server asked for it (`Retry-After` of a `RateLimitedError`).
+ */
+export function retryDelayMs(error: unknown, computedMs: number): number {
+  const asked = error instanceof RateLimitedError && error.retryAfter !== undefined ? error.retryAfter * 1000 : 0;
+  return Math.max(computedMs, asked);
 }
 
 /** The zone has no passkey settings (403 `passkeys_off`). */

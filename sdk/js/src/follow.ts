@@ -8,7 +8,7 @@
  */
 
 import type { Entry } from "./chain-types.js";
-import { NetworkError, RollbackError, VerificationError, isTransient } from "./errors.js";
+import { NetworkError, RollbackError, VerificationError, isTransient, retryDelayMs } from "./errors.js";
 import { SseParser } from "./sse.js";
 
 export interface FollowOptions {
@@ -92,6 +92,7 @@ async function run(source: FollowSource, options: FollowOptions, from: number, s
   let prev: string | undefined;
   let retryMs = DEFAULT_RETRY_MS;
   let failures = 0;
+  let lastError: unknown;
   while (!stop.aborted) {
     const connection = new AbortController();
     const onStop = () => connection.abort();
@@ -168,12 +169,15 @@ async function run(source: FollowSource, options: FollowOptions, from: number, s
         return;
       }
       failures += 1;
+      lastError = error;
     } finally {
       clearTimeout(idleTimer);
       stop.removeEventListener("abort", onStop);
     }
-    // The server's delay after a clean end or a first failure, doubling with each further one.
-    await sleep(Math.min(retryMs * 2 ** Math.min(Math.max(failures - 1, 0), 10), MAX_RETRY_MS), stop);
+    // The server's delay after a clean end or a first failure, doubling with each further one
+    // (and never shorter than a Retry-After it sent).
+    await sleep(retryDelayMs(lastError, Math.min(retryMs * 2 ** Math.min(Math.max(failures - 1, 0), 10), MAX_RETRY_MS)), stop);
+    lastError = undefined;
   }
 }
 

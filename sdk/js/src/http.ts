@@ -117,10 +117,10 @@ export class ZoneApi {
     // The compact binary form when the server has it; JSON otherwise.
     const response = await this.#send(path, { accept: `${ENTRIES_BINARY}, application/json;q=0.5`, signal });
     if ((response.headers.get("content-type") ?? "").startsWith(ENTRIES_BINARY)) {
-      const buffer = await this.#body(response, () => response.arrayBuffer());
+      const buffer = await this.#body(response, () => response.arrayBuffer(), signal);
       return decodeEntriesPage(new Uint8Array(buffer));
     }
-    return entriesPage(await this.#jsonOf(response, `GET ${path}`));
+    return entriesPage(await this.#jsonOf(response, `GET ${path}`, signal));
   }
 
   /**
@@ -165,7 +165,7 @@ export class ZoneApi {
   /** `GET /chunks/{hash}`: a chunk's bytes, as the server sends them (the caller checks the hash). */
   async getChunk(hash: string, signal?: AbortSignal): Promise<Bytes> {
     const response = await this.#send(`/chunks/${hash}`, { signal });
-    return this.#body(response, () => response.arrayBuffer()).then((buffer) => new Uint8Array(buffer));
+    return this.#body(response, () => response.arrayBuffer(), signal).then((buffer) => new Uint8Array(buffer));
   }
 
   /** `POST /chunks/missing`: which of `hashes` the zone does not hold, in request order. */
@@ -195,7 +195,7 @@ export class ZoneApi {
     request: { method?: string; json?: unknown; headers?: Record<string, string>; token?: string | null; signal?: AbortSignal },
   ): Promise<AccountAnswer> {
     const response = await this.#send(`/auth/${path}`, request);
-    const text = await this.#body(response, () => response.text());
+    const text = await this.#body(response, () => response.text(), request.signal);
     if (text === "") {
       return { body: undefined, etag: response.headers.get("etag") };
     }
@@ -217,12 +217,12 @@ export class ZoneApi {
 
   async #json(path: string, request: RequestOptions): Promise<unknown> {
     const response = await this.#send(path, request);
-    return this.#jsonOf(response, `${request.method ?? "GET"} ${path}`);
+    return this.#jsonOf(response, `${request.method ?? "GET"} ${path}`, request.signal);
   }
 
   /** The JSON body of `response`, the answer to `what`. */
-  async #jsonOf(response: Response, what: string): Promise<unknown> {
-    const text = await this.#body(response, () => response.text());
+  async #jsonOf(response: Response, what: string, signal: AbortSignal | undefined): Promise<unknown> {
+    const text = await this.#body(response, () => response.text(), signal);
     try {
       return JSON.parse(text);
     } catch {
@@ -263,11 +263,12 @@ export class ZoneApi {
   }
 
   /** Reads an answer's body, mapping a connection lost midway like one lost before the answer. */
-  async #body<T>(response: Response, read: () => Promise<T>): Promise<T> {
+  async #body<T>(response: Response, read: () => Promise<T>, signal: AbortSignal | undefined): Promise<T> {
     try {
       return await read();
     } catch (error) {
-      throw transportError(error, undefined, `reading the answer from ${response.url}`);
+      // Stopped by the caller's signal: `AbortedError`, not a network failure to retry.
+      throw transportError(error, signal, `reading the answer from ${response.url}`);
     }
   }
 
@@ -307,6 +308,9 @@ async function errorOf(response: Response): Promise<BlindstoreError> {
   if (response.status === 503 && code === "outcome_unknown") {
     return new OutcomeUnknownError(`the server could not tell whether the write was done: ${message}`);
   }
+  if (response.status === 429) {
+    return new RateLimitedError(message, retryAfterSeconds(response.headers.get("retry-after")), body, code);
+  }
   switch (`${response.status} ${code}`) {
     case "401 invalid_login":
       return new InvalidLoginError(message, body);
@@ -320,8 +324,6 @@ async function errorOf(response: Response): Promise<BlindstoreError> {
       return new InvalidInviteError(message, body);
     case "403 passkeys_off":
       return new PasskeysOffError(message, body);
-    case "429 rate_limited":
-      return new RateLimitedError(message, retryAfterSeconds(response.headers.get("retry-after")), body);
     case "409 envelope_conflict": {
       const version = (detail as { version?: unknown }).version;
       return new EnvelopeConflictError(message, typeof version === "number" ? version : 0, body);

@@ -22,6 +22,8 @@ export {
   type PasskeyLogin,
   type PasswordCredentials,
   type Registration,
+  type SessionChange,
+  type SignalOptions,
 } from "./accounts.js";
 export { DeviceKeyring } from "./device-keys.js";
 export { accountIdOf, normalizeUsername } from "./escrow.js";

@@ -21,7 +21,7 @@
 
 import { randomBytes, toHex } from "./bytes.js";
 import type { Chain, Entry } from "./chain.js";
-import { HttpError, RollbackError, VerificationError, isTransient } from "./errors.js";
+import { HttpError, RollbackError, VerificationError, isTransient, retryDelayMs } from "./errors.js";
 import { type EntryVerifier, type Subscription, sleep } from "./follow.js";
 import type { ZoneApi } from "./http.js";
 import { SseParser } from "./sse.js";
@@ -36,8 +36,8 @@ const RECONNECT_DEBOUNCE_MS = 50;
 const IDLE_TIMEOUT_MS = 45_000;
 const MIN_RETRY_MS = 1_000;
 const MAX_RETRY_MS = 30_000;
-/** The server's limit of chains per stream. */
-const MAX_CHAINS = 32;
+/** The server's limit of chains per stream: more chains are carried by more streams. */
+export const MAX_CHAINS_PER_STREAM = 32;
 
 export interface LiveOptions {
   api: ZoneApi;
@@ -77,8 +77,8 @@ export class LiveHub {
   #leading = false;
   #leaderSeen = 0;
   #started = false;
-  /** The leader's stream: the chains it carries and where each one stands. */
-  #stream: { chains: string[]; stop: AbortController } | undefined;
+  /** The leader's streams (one per 32 chains, in chain order), keyed by their chains. */
+  readonly #streams = new Map<string, AbortController>();
   readonly #positions = new Map<string, number>();
   #reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   #heartbeat: ReturnType<typeof setInterval> | undefined;
@@ -87,9 +87,41 @@ export class LiveHub {
     this.#api = options.api;
     this.#name = options.name;
     this.#channel = typeof BroadcastChannel === "undefined" ? undefined : new BroadcastChannel(`${options.name}/live`);
-    this.#channel?.addEventListener("message", (event: MessageEvent) => this.#receive(event.data as Message));
-    globalThis.addEventListener?.("pagehide", () => this.close());
+    this.#channel?.addEventListener("message", this.#onMessage);
+    globalThis.addEventListener?.("pagehide", this.#onPageHide);
+    globalThis.addEventListener?.("pageshow", this.#onPageShow);
   }
+
+  readonly #onMessage = (event: MessageEvent) => this.#receive(event.data as Message);
+
+  /**
+   * A page going into the back/forward cache (`persisted`) keeps its followers: the connection
+   * stops and the other tabs hear it leave, and `pageshow` brings it back, each follower going
+   * on from where it was. A page that is really unloading closes.
+   */
+  readonly #onPageHide = (event: Event) => {
+    if ((event as PageTransitionEvent).persisted !== true) {
+      this.close();
+      return;
+    }
+    this.#post({ t: "bye", tab: this.#tab });
+    this.#stepDown();
+    this.#away?.abort();
+    clearInterval(this.#heartbeat);
+    this.#started = false;
+  };
+
+  readonly #onPageShow = (event: Event) => {
+    if ((event as PageTransitionEvent).persisted !== true || this.#started || this.#closing.signal.aborted || this.#followers.size === 0) {
+      return;
+    }
+    // As a tab that just opened: into the election again, and tell the others what it follows.
+    this.#start();
+    this.#announce();
+  };
+
+  /** Aborted when this tab stops taking part (the page put away, or the hub closed): lets the leader lock go. */
+  #away: AbortController | undefined;
 
   /** Whether this tab holds the connection now. */
   get leading(): boolean {
@@ -154,7 +186,10 @@ export class LiveHub {
     this.#closing.abort();
     this.#stepDown();
     clearInterval(this.#heartbeat);
+    this.#channel?.removeEventListener("message", this.#onMessage);
     this.#channel?.close();
+    globalThis.removeEventListener?.("pagehide", this.#onPageHide);
+    globalThis.removeEventListener?.("pageshow", this.#onPageShow);
   }
 
   /** Joins the election and starts the heartbeat, once. */
@@ -169,11 +204,18 @@ export class LiveHub {
       // Alone (no BroadcastChannel): nobody to share with.
       this.#lead();
     } else if (locks !== undefined) {
+      // Asked for, then held, until this hub closes or the page goes into the back/forward cache.
+      const away = new AbortController();
+      this.#away = away;
+      this.#closing.signal.addEventListener("abort", () => away.abort(), { once: true });
       locks
-        .request(`${this.#name}/live-leader`, { signal: this.#closing.signal }, async () => {
+        .request(`${this.#name}/live-leader`, { signal: away.signal }, async () => {
+          if (away.signal.aborted) {
+            return;
+          }
           this.#lead();
-          // Held until this hub closes; the browser releases it when the tab goes.
-          await new Promise<void>((resolve) => this.#closing.signal.addEventListener("abort", () => resolve(), { once: true }));
+          // The browser also releases it when the tab goes.
+          await new Promise<void>((resolve) => away.signal.addEventListener("abort", () => resolve(), { once: true }));
         })
         .catch(() => undefined);
     } else {
@@ -257,7 +299,7 @@ export class LiveHub {
   }
 
   #lead(): void {
-    if (this.#closing.signal.aborted || this.#leading) {
+    if (this.#closing.signal.aborted || this.#leading || !this.#started) {
       return;
     }
     this.#leading = true;
@@ -268,8 +310,10 @@ export class LiveHub {
   #stepDown(): void {
     this.#leading = false;
     clearTimeout(this.#reconnectTimer);
-    this.#stream?.stop.abort();
-    this.#stream = undefined;
+    for (const stop of this.#streams.values()) {
+      stop.abort();
+    }
+    this.#streams.clear();
   }
 
   #scheduleReconnect(): void {
@@ -288,36 +332,45 @@ export class LiveHub {
         union.set(chain, Math.min(next, union.get(chain) ?? Number.MAX_SAFE_INTEGER));
       }
     }
-    const chains = [...union.keys()].sort().slice(0, MAX_CHAINS);
-    if (this.#stream !== undefined && sameList(this.#stream.chains, chains)) {
-      return;
-    }
-    this.#stream?.stop.abort();
-    this.#stream = undefined;
     for (const chain of [...this.#positions.keys()]) {
       if (!union.has(chain)) {
         this.#positions.delete(chain);
       }
     }
-    if (chains.length === 0) {
-      return;
-    }
-    for (const chain of chains) {
-      // A chain the stream carried goes on where it stood; a new one starts where its furthest-behind tab is.
+    for (const chain of union.keys()) {
+      // A chain a stream carried goes on where it stood; a new one starts where its furthest-behind tab is.
       if (!this.#positions.has(chain)) {
         this.#positions.set(chain, union.get(chain)!);
       }
     }
-    const stop = new AbortController();
-    this.#stream = { chains, stop };
-    void this.#runStream(chains, stop.signal);
+    // The chains in order, 32 to a stream: a stream whose chains did not change keeps going.
+    const sorted = [...union.keys()].sort();
+    const groups = new Map<string, string[]>();
+    for (let at = 0; at < sorted.length; at += MAX_CHAINS_PER_STREAM) {
+      const chains = sorted.slice(at, at + MAX_CHAINS_PER_STREAM);
+      groups.set(chains.join(","), chains);
+    }
+    for (const [key, stop] of this.#streams) {
+      if (!groups.has(key)) {
+        stop.abort();
+        this.#streams.delete(key);
+      }
+    }
+    for (const [key, chains] of groups) {
+      if (!this.#streams.has(key)) {
+        const stop = new AbortController();
+        this.#streams.set(key, stop);
+        void this.#runStream(chains, stop.signal);
+      }
+    }
   }
 
-  /** The leader's one connection, reconnecting (from the positions reached) until stopped. */
+  /** One of the leader's connections, reconnecting (from the positions reached) until stopped. */
   async #runStream(wanted: string[], stop: AbortSignal): Promise<void> {
     let chains = wanted;
     let failures = 0;
     let retryMs = MIN_RETRY_MS;
+    let lastError: unknown;
     while (!stop.aborted) {
       const connection = new AbortController();
       const onStop = () => connection.abort();
@@ -350,10 +403,12 @@ export class LiveHub {
           await reader.cancel().catch(() => undefined);
         }
         failures = 0;
+        lastError = undefined;
       } catch (error) {
         if (stop.aborted) {
           return;
         }
+        lastError = error;
         if (error instanceof HttpError && !isTransient(error)) {
           // One unknown chain refuses the whole stream: fail the followers of that chain only.
           const refused = error.status === 404 ? await this.#unknownChains(chains, stop) : chains;
@@ -368,7 +423,7 @@ export class LiveHub {
         clearTimeout(idle);
         stop.removeEventListener("abort", onStop);
       }
-      await sleep(Math.min(retryMs * 2 ** Math.min(failures, 10), MAX_RETRY_MS), stop);
+      await sleep(retryDelayMs(lastError, Math.min(retryMs * 2 ** Math.min(failures, 10), MAX_RETRY_MS)), stop);
     }
   }
 
@@ -547,6 +602,3 @@ class HandlerFailure {
   constructor(readonly error: unknown) {}
 }
 
-function sameList(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((value, i) => value === b[i]);
-}

@@ -44,6 +44,11 @@ export async function openOfflineDb(name = "blindstore-offline"): Promise<IDBDat
 export class IndexedDbEntryStore implements EntryStore {
   constructor(private readonly db: IDBDatabase) {}
 
+  /** Closes the database connection (a store the app opened is the app's to close). */
+  close(): void {
+    this.db.close();
+  }
+
   static async open(name?: string): Promise<IndexedDbEntryStore> {
     return new IndexedDbEntryStore(await openOfflineDb(name));
   }
@@ -89,6 +94,11 @@ export class IndexedDbEntryStore implements EntryStore {
 export class IndexedDbOutboxStore implements OutboxStore {
   constructor(private readonly db: IDBDatabase) {}
 
+  /** Closes the database connection (a store the app opened is the app's to close). */
+  close(): void {
+    this.db.close();
+  }
+
   static async open(name?: string): Promise<IndexedDbOutboxStore> {
     return new IndexedDbOutboxStore(await openOfflineDb(name));
   }
@@ -126,6 +136,11 @@ export class IndexedDbUploadStore implements UploadStore {
   #key: Promise<CryptoKey> | undefined;
 
   constructor(private readonly db: IDBDatabase) {}
+
+  /** Closes the database connection (a store the app opened is the app's to close). */
+  close(): void {
+    this.db.close();
+  }
 
   static async open(name?: string): Promise<IndexedDbUploadStore> {
     return new IndexedDbUploadStore(await openOfflineDb(name));

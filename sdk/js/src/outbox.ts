@@ -35,6 +35,7 @@ import {
   VerificationError,
   WriteDiscardedError,
   isTransient,
+  retryDelayMs,
 } from "./errors.js";
 import type { SessionTokenSource } from "./http.js";
 import type { ChainSecrets } from "./keys.js";
@@ -345,10 +346,8 @@ export class Outbox {
         if (this.#closed) {
           return;
         }
-        if (outcome === "retry") {
-          const delayMs = this.#delays.get(chainId) ?? this.#minRetryMs;
-          this.#delays.set(chainId, Math.min(delayMs * 2, this.#maxRetryMs));
-          await sleepUnlessWoken(delayMs, this.#wake.signal);
+        if (outcome !== "done" && outcome !== "stopped") {
+          await sleepUnlessWoken(outcome.retryInMs, this.#wake.signal);
         } else if (!this.#again.has(chainId)) {
           return;
         }
@@ -361,7 +360,7 @@ export class Outbox {
    * Sends the chain's writes one by one, in order, until none is left ("done"), a network
    * failure ("retry", after a backoff), or an error that keeps them queued ("stopped").
    */
-  async #drain(chainId: string): Promise<"done" | "retry" | "stopped"> {
+  async #drain(chainId: string): Promise<"done" | "stopped" | { retryInMs: number }> {
     for (;;) {
       if (this.#closed) {
         return "done";
@@ -398,9 +397,12 @@ export class Outbox {
           this.#tell({ id: record.id, chainId, error: { code: codeOf(error), message: String((error as Error)?.message ?? error) } });
           continue;
         }
-        const delayMs = this.#delays.get(chainId) ?? this.#minRetryMs;
+        // The backoff doubles up to its cap; a server that asked for longer (Retry-After) gets it.
+        const backoffMs = this.#delays.get(chainId) ?? this.#minRetryMs;
+        this.#delays.set(chainId, Math.min(backoffMs * 2, this.#maxRetryMs));
+        const delayMs = retryDelayMs(error, backoffMs);
         this.#emit({ type: "retrying", chainId, error, delayMs, pending: (await this.#mine()).length });
-        return "retry";
+        return { retryInMs: delayMs };
       }
     }
   }

@@ -21,13 +21,14 @@ export class BlindstoreReader {
   readonly #name: string;
   readonly #ownHeads: DefaultHeadStore | undefined;
   #live: LiveHub | undefined;
+  readonly #closing = new AbortController();
 
   constructor(options: ReaderOptions) {
     this.zone = options.zone;
     this.#name = `blindstore:${options.url}:${options.zone}`;
     this.#ownHeads = options.headStore === undefined ? new DefaultHeadStore() : undefined;
     const api = zoneApi(options, { token: () => undefined });
-    this.#context = clientContext(api, options, options.headStore ?? this.#ownHeads!, undefined);
+    this.#context = clientContext(api, options, options.headStore ?? this.#ownHeads!, undefined, this.#closing.signal);
   }
 
   /**
@@ -58,6 +59,7 @@ export class BlindstoreReader {
 
   /** Stops the live connection and closes the head store this reader opened itself. */
   close(): void {
+    this.#closing.abort();
     this.#live?.close();
     this.#ownHeads?.close();
   }

@@ -561,7 +561,7 @@ test("device tokens: after a stranger's 200 login attempts the browser that logg
       const attempt = async (login: () => Promise<unknown>) =>
         login().then(
           () => ({ code: "logged in", typed: false, retryAfter: undefined as number | undefined }),
-          (error: InstanceType<typeof sdk.RateLimitedError>) => ({ code: error.code, typed: error instanceof sdk.RateLimitedError, retryAfter: error.retryAfterSeconds }),
+          (error: InstanceType<typeof sdk.RateLimitedError>) => ({ code: error.code, typed: error instanceof sdk.RateLimitedError, retryAfter: error.retryAfter }),
         );
       return {
         password: await attempt(() => client().accounts.login({ username, password: "pw" })),

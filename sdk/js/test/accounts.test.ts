@@ -257,7 +257,7 @@ test("a stranger's failed logins cannot lock out a client that logged in before;
     assert.ok(refused instanceof RateLimitedError, String(refused));
     assert.equal(refused.status, 429);
     assert.equal(refused.code, "rate_limited");
-    assert.ok(refused.retryAfterSeconds !== undefined && refused.retryAfterSeconds >= 1 && refused.retryAfterSeconds <= 60, `Retry-After: ${refused.retryAfterSeconds}`);
+    assert.ok(refused.retryAfter !== undefined && refused.retryAfter >= 1 && refused.retryAfter <= 60, `Retry-After: ${refused.retryAfter}`);
   } finally {
     await limited.stop();
   }

@@ -13,11 +13,9 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import type { Page } from "playwright-core";
 import { Blindstore, ChainKeys, type Entry } from "../lib/index.js";
-import { type BrowserSite, startBrowserSite } from "./support/browser.js";
+import { type BrowserSite, STEP_MS, openSdkPage, startBrowserSite } from "./support/browser.js";
 import { waitFor } from "./support/node.js";
 
-/** Anything a page does is bounded by this. */
-const STEP_MS = 30_000;
 
 let site: BrowserSite;
 
@@ -29,13 +27,6 @@ after(async () => {
   await site?.stop();
 });
 
-/** A page at the site with the bundle loaded as `window.sdk`. */
-async function openPage(page: Page): Promise<Page> {
-  page.setDefaultTimeout(STEP_MS);
-  await page.goto(`${site.node.url}/`);
-  await page.waitForFunction(() => (window as unknown as { sdkReady?: boolean }).sdkReady === true);
-  return page;
-}
 
 async function readAll(keysJson: unknown): Promise<Entry[]> {
   const chain = new Blindstore({ url: site.node.url, zone: "demo" }).openChain(await ChainKeys.fromJSON(keysJson));
@@ -51,7 +42,7 @@ const valueOf = (entry: Entry) => (entry.content.kind === "json" ? entry.content
 test("offline, reads answer from the IndexedDB entry cache with what was verified before", async () => {
   const context = await site.browser.newContext();
   try {
-    const page = await openPage(await context.newPage());
+    const page = await openSdkPage(site, await context.newPage());
     const online = await page.evaluate(async () => {
       const sdk = (window as any).sdk;
       const entryStore = await sdk.IndexedDbEntryStore.open("offline-reads");
@@ -86,7 +77,7 @@ test("offline, reads answer from the IndexedDB entry cache with what was verifie
 test("the IndexedDB outbox survives a reload while offline, and sends every write once when online", async () => {
   const context = await site.browser.newContext();
   try {
-    const page = await openPage(await context.newPage());
+    const page = await openSdkPage(site, await context.newPage());
     const keys = await page.evaluate(async () => {
       const sdk = (window as any).sdk;
       const store = new sdk.Blindstore({ url: location.origin, zone: "demo" });
@@ -147,7 +138,7 @@ test("the IndexedDB outbox survives a reload while offline, and sends every writ
 test("a write queued by one account is never sent with another's session: it waits for its account's next login, or is discarded at logout", async () => {
   const context = await site.browser.newContext();
   try {
-    const page = await openPage(await context.newPage());
+    const page = await openSdkPage(site, await context.newPage());
     // Every append the page sends, with the session it carries.
     const appends: Array<{ chain: string; token: string | undefined }> = [];
     page.on("request", (request) => {
@@ -255,7 +246,7 @@ test("a write queued in one tab and sent by another settles in the tab that queu
   const keys = JSON.parse(JSON.stringify(chain.keys));
   const context = await site.browser.newContext();
   try {
-    const [queuer, sender] = [await openPage(await context.newPage()), await openPage(await context.newPage())];
+    const [queuer, sender] = [await openSdkPage(site, await context.newPage()), await openSdkPage(site, await context.newPage())];
     const appends = new Map<Page, number>([
       [queuer, 0],
       [sender, 0],
@@ -312,7 +303,7 @@ test("two tabs following two chains share one event stream, and the other tab ta
   const readerKeys = chains.map((chain) => JSON.parse(JSON.stringify(chain.keys.forReader())));
   const context = await site.browser.newContext();
   try {
-    const pages = [await openPage(await context.newPage()), await openPage(await context.newPage())];
+    const pages = [await openSdkPage(site, await context.newPage()), await openSdkPage(site, await context.newPage())];
     const streams = new Map<Page, string[]>(pages.map((page) => [page, []]));
     for (const page of pages) {
       page.on("request", (request) => {
@@ -367,7 +358,7 @@ test("two tabs following two chains share one event stream, and the other tab ta
 
     // A tab that joins late, from index 0, with nothing new appended: it reads up to where the
     // leader's stream stands (its heartbeat says so) instead of waiting for the next entry.
-    const late = await openPage(await context.newPage());
+    const late = await openSdkPage(site, await context.newPage());
     const lateStreams: string[] = [];
     late.on("request", (request) => {
       if (new URL(request.url()).pathname.endsWith("/events")) lateStreams.push(request.url());
@@ -406,7 +397,7 @@ test("two tabs following two chains share one event stream, and the other tab ta
 test("a 20 MiB upload interrupted by a reload resumes without re-sending stored chunks", async () => {
   const context = await site.browser.newContext();
   try {
-    const page = await openPage(await context.newPage());
+    const page = await openSdkPage(site, await context.newPage());
     let phase: "before" | "after" = "before";
     const stored = { before: new Set<string>(), after: new Set<string>() };
     const started = { before: new Set<string>(), after: new Set<string>() };
@@ -469,7 +460,7 @@ test("without Web Locks, tabs elect one leader over the BroadcastChannel and eac
   const context = await site.browser.newContext();
   await context.addInitScript(() => Object.defineProperty(Navigator.prototype, "locks", { get: () => undefined }));
   try {
-    const pages = [await openPage(await context.newPage()), await openPage(await context.newPage())];
+    const pages = [await openSdkPage(site, await context.newPage()), await openSdkPage(site, await context.newPage())];
     for (const page of pages) {
       assert.equal(await page.evaluate(() => (navigator as any).locks), undefined);
       await page.evaluate(async (keys) => {

@@ -14,12 +14,10 @@
 import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { after, before, test } from "node:test";
-import type { Page } from "playwright-core";
 import { Blindstore, accountIdOf, toHex } from "../lib/index.js";
-import { type BrowserSite, startBrowserSite } from "./support/browser.js";
+import { type BrowserSite, openSdkPage, startBrowserSite } from "./support/browser.js";
 import { masterKeyOf, writeLegacyVault } from "./support/legacy.js";
 
-const STEP_MS = 30_000;
 
 /**
  * Installed in the page: `probeKey(key)` tries every way out and lists the ones that gave
@@ -97,13 +95,6 @@ after(async () => {
   await site?.stop();
 });
 
-async function openPage(page: Page): Promise<Page> {
-  page.setDefaultTimeout(STEP_MS);
-  await page.addInitScript(PROBE);
-  await page.goto(`${site.node.url}/`);
-  await page.waitForFunction(() => (window as unknown as { sdkReady?: boolean }).sdkReady === true);
-  return page;
-}
 
 interface Probed {
   path: string;
@@ -124,7 +115,7 @@ test("no key the SDK keeps, in IndexedDB or on its objects, gives its bytes or a
 
   const context = await site.browser.newContext();
   try {
-    const page = await openPage(await context.newPage());
+    const page = await openSdkPage(site, await context.newPage(), PROBE);
     const errors: string[] = [];
     page.on("pageerror", (error) => errors.push(String(error)));
 

@@ -7,7 +7,7 @@
 import { cpSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type Browser, chromium } from "playwright-core";
+import { type Browser, type Page, chromium } from "playwright-core";
 import { type RunningNode, startNode } from "./node.js";
 
 const CHROMIUM = process.env["CHROMIUM"] ?? "/usr/bin/chromium";
@@ -64,4 +64,21 @@ export async function startBrowserSite(pages: Record<string, string> = { "index.
       rmSync(site, { recursive: true, force: true });
     },
   };
+}
+
+/** How long any one step of a page may take. */
+export const STEP_MS = 30_000;
+
+/**
+ * Opens the site's SDK page in `page` (each step bounded by `STEP_MS`), with `initScript` run
+ * before the page's own, and waits for the bundle to be loaded as `window.sdk`.
+ */
+export async function openSdkPage(site: BrowserSite, page: Page, initScript?: string | (() => void)): Promise<Page> {
+  page.setDefaultTimeout(STEP_MS);
+  if (initScript !== undefined) {
+    await page.addInitScript(initScript);
+  }
+  await page.goto(`${site.node.url}/`);
+  await page.waitForFunction(() => (window as unknown as { sdkReady?: boolean }).sdkReady === true);
+  return page;
 }
