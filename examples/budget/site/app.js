@@ -38,8 +38,9 @@ const state = {
   chain: null,
   /** The vault's record: the expenses chain's keys and the shared months' chains. */
   book: null,
-  /** The next chain index to fold. */
-  applied: 0,
+  /** The chain folded into expenses (`chain.fold`): `next` is the next index to fold. */
+  folded: null,
+  /** The expenses by id: the fold's state (or a shared month's snapshot). */
   expenses: new Map(),
   /** Operations queued in the outbox and not yet in the chain, by write id. */
   pending: new Map(),
@@ -131,14 +132,26 @@ async function busy(button, task) {
 
 // ---- folding the chain ---------------------------------------------------------------------
 
-function fold(entry) {
-  if (entry.index !== state.applied) return false;
-  state.applied += 1;
-  if (entry.writeId) state.pending.delete(entry.writeId);
+/**
+ * How the chain folds into the expenses. The SDK keeps a checkpoint of the result (encrypted
+ * under the chain's key, in this browser) every 200 entries, so a reload reads the checkpoint
+ * and the newest entries, not years of them. Raise `version` when `applyOp` changes.
+ */
+const EXPENSES = {
+  name: "expenses",
+  version: 1,
+  every: 200,
+  initial: () => new Map(),
+  apply: applyOp,
+  toJSON: (expenses) => [...expenses.values()],
+  fromJSON: (list) => new Map(list.map((expense) => [expense.id, expense])),
+};
+
+function applyOp(expenses, entry) {
   const op = entry.content.kind === "json" ? entry.content.value : null;
-  if (!op || typeof op !== "object") return true;
+  if (!op || typeof op !== "object") return expenses;
   if ((op.t === "add" || op.t === "edit") && typeof op.id === "string") {
-    state.expenses.set(op.id, {
+    expenses.set(op.id, {
       id: op.id,
       date: String(op.date),
       cents: Number(op.cents) || 0,
@@ -146,14 +159,20 @@ function fold(entry) {
       note: String(op.note ?? ""),
     });
   } else if (op.t === "del") {
-    state.expenses.delete(op.id);
+    expenses.delete(op.id);
   }
-  return true;
+  return expenses;
+}
+
+/** Folds one entry, if it is the next; a write of ours that landed is no longer pending. */
+function fold(entry) {
+  if (entry.writeId) state.pending.delete(entry.writeId);
+  return state.folded.add(entry);
 }
 
 /** Reads whatever the chain has past what was folded. */
 async function catchUp() {
-  for await (const entry of state.chain.entries({ from: state.applied })) fold(entry);
+  for await (const entry of state.chain.entries({ from: state.folded.next, prev: state.folded.head })) fold(entry);
   render();
 }
 
@@ -161,7 +180,7 @@ function follow() {
   state.follow?.close();
   // One connection per origin, shared by every tab of the app.
   state.follow = bs.live().follow(state.chain, {
-    from: state.applied,
+    from: state.folded.next,
     onEntry: (entry) => {
       if (!fold(entry)) return;
       render();
@@ -401,9 +420,11 @@ async function enter(session) {
   }
   state.book = book;
   state.chain = bs.openChain(await ChainKeys.fromJSON(book.chain));
-  state.applied = 0;
-  state.expenses.clear();
-  await catchUp();
+  state.folded = await state.chain.fold(EXPENSES);
+  state.expenses = state.folded.state;
+  render();
+  // For scripts/first-paint.mjs: when the expenses first show, and how many entries were read.
+  performance.mark("budget:expenses-shown", { detail: { entries: state.folded.next, fromCheckpoint: state.folded.fromCheckpoint } });
   follow();
   await showOutbox();
   $("app").hidden = false;
@@ -426,8 +447,8 @@ function leave() {
   state.session = null;
   state.book = null;
   state.chain = null;
-  state.applied = 0;
-  state.expenses.clear();
+  state.folded = null;
+  state.expenses = new Map();
   state.pending.clear();
   state.passkeys = [];
   showAuth();

@@ -46,6 +46,8 @@ import {
 } from "./errors.js";
 import type { AppendOptions, AppendResult, ChainHead, Entry, ReadOptions, RetryOptions } from "./chain-types.js";
 import { type EntryVerifier, type Subscription, type FollowOptions, followChain } from "./follow.js";
+import type { CheckpointStore, FoldOptions } from "./checkpoint.js";
+import { type Fold, foldChain } from "./fold.js";
 import type { HeadStore } from "./heads.js";
 import type { Outbox, QueuedWrite } from "./outbox.js";
 import type { EntriesPage, SessionTokenSource, ZoneApi } from "./http.js";
@@ -70,6 +72,8 @@ export interface ClientContext {
   readonly outbox: Outbox | undefined;
   /** Aborted by the client's `close()`: every `follow` of its chains stops. */
   readonly closed: AbortSignal;
+  /** Where `fold` keeps checkpoints unless told otherwise. */
+  readonly checkpoints: CheckpointStore;
   readonly maxPayloadBytes: number;
   /** See `BlindstoreOptions.unsafeSkipVerification`. */
   readonly unsafeSkipVerification: boolean;
@@ -215,10 +219,10 @@ export class Chain {
    * to the one before. Ends at the end of the chain as it is when the last page is read; with an
    * entry cache, a page the network cannot fetch is read from the cache (then it ends there).
    */
-  async *entries(options: ReadOptions & { from?: number } = {}): AsyncGenerator<Entry, void, undefined> {
+  async *entries(options: ReadOptions & { from?: number; prev?: string } = {}): AsyncGenerator<Entry, void, undefined> {
     let next = options.from ?? 0;
     checkIndex(next, "from");
-    let prev = next === 0 ? await this.#genesis() : undefined;
+    let prev = next === 0 ? await this.#genesis() : options.prev;
     for (;;) {
       let segment: Segment;
       try {
@@ -240,6 +244,17 @@ export class Chain {
       next = last.index + 1;
       prev = last.entryHash;
     }
+  }
+
+  /**
+   * Folds the chain into the app's state (`apply` on each entry in order), starting from the
+   * fold's last checkpoint kept on this device when there is one — sealed under the chain's key,
+   * bound to the index and head hash it covers, and checked against the chain as served — so a
+   * reload reads only the entries after it. Keep folding live entries with `fold.add(entry)`;
+   * checkpoints are kept every `every` entries. See `FoldOptions`.
+   */
+  async fold<S>(options: FoldOptions<S>): Promise<Fold<S>> {
+    return foldChain(this, options, this.#context.checkpoints, await this.#genesis());
   }
 
   /** Appends a JSON value (encrypted). */

@@ -12,6 +12,7 @@ import { DeviceStore } from "./device-store.js";
 import { DeviceTokens } from "./device-tokens.js";
 import { genesisOf } from "./entry.js";
 import { InvalidInputError, VerificationError } from "./errors.js";
+import { DefaultCheckpointStore } from "./checkpoint.js";
 import { DefaultHeadStore } from "./idb.js";
 import {
   type DownloadOptions,
@@ -70,6 +71,7 @@ export class Blindstore {
   readonly #url: string;
   readonly #uploads: UploadStore | undefined;
   readonly #ownHeads: DefaultHeadStore | undefined;
+  readonly #ownCheckpoints: DefaultCheckpointStore | undefined;
   readonly #deviceStores = new Map<string, Promise<DeviceStore>>();
   #live: LiveHub | undefined;
   readonly #closing = new AbortController();
@@ -114,7 +116,8 @@ export class Blindstore {
       },
     });
     this.#ownHeads = options.headStore === undefined ? new DefaultHeadStore() : undefined;
-    this.#context = clientContext(api, options, options.headStore ?? this.#ownHeads!, this.outbox, this.#closing.signal);
+    this.#ownCheckpoints = options.checkpointStore === undefined ? new DefaultCheckpointStore() : undefined;
+    this.#context = clientContext(api, options, options.headStore ?? this.#ownHeads!, this.outbox, this.#closing.signal, options.checkpointStore ?? this.#ownCheckpoints!);
   }
 
   /**
@@ -128,6 +131,7 @@ export class Blindstore {
     this.outbox.close();
     this.accounts.close();
     this.#ownHeads?.close();
+    this.#ownCheckpoints?.close();
     for (const store of this.#deviceStores.values()) {
       void store.then((opened) => opened.close()).catch(() => undefined);
     }

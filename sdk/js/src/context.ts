@@ -5,6 +5,7 @@
 
 import { KeyedLock, type ClientContext } from "./chain.js";
 import type { EntryStore } from "./cache.js";
+import type { CheckpointStore } from "./checkpoint.js";
 import { InvalidInputError } from "./errors.js";
 import type { HeadStore } from "./heads.js";
 import { type FetchLike, type SessionTokenSource, ZoneApi } from "./http.js";
@@ -31,6 +32,11 @@ export interface CommonOptions {
    * fails (default: none; in browsers `await IndexedDbEntryStore.open()`).
    */
   entryStore?: EntryStore;
+  /**
+   * Where `chain.fold` keeps checkpoints (default: IndexedDB where there is one, opened on first
+   * use; memory elsewhere).
+   */
+  checkpointStore?: CheckpointStore;
 }
 
 /** The API client of a zone, with the session hooks of the full client. */
@@ -59,6 +65,7 @@ export function clientContext(
   headStore: HeadStore,
   outbox: Outbox | undefined,
   closed: AbortSignal,
+  checkpoints: CheckpointStore,
 ): ClientContext {
   const maxPayloadBytes = options.maxPayloadBytes ?? 64 * 1024;
   if (!Number.isInteger(maxPayloadBytes) || maxPayloadBytes < 1) {
@@ -71,6 +78,7 @@ export function clientContext(
     locks: new KeyedLock(),
     outbox,
     closed,
+    checkpoints,
     maxPayloadBytes,
     unsafeSkipVerification: options.unsafeSkipVerification ?? false,
   };

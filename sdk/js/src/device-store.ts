@@ -20,10 +20,15 @@ export class DeviceStore {
    * that two apps or zones on one origin never see each other's keys).
    */
   static async open(purpose: string, url: string, zone: string): Promise<DeviceStore> {
+    return DeviceStore.openNamed(`blindstore-${purpose}:${url.replace(/\/+$/, "")}:${zone}`);
+  }
+
+  /** Opens (creating when needed) the key-value database `name`. */
+  static async openNamed(name: string): Promise<DeviceStore> {
     if (typeof indexedDB === "undefined") {
       throw new UnsupportedEnvironmentError("IndexedDB is not available here: this needs a browser");
     }
-    const request = indexedDB.open(`blindstore-${purpose}:${url.replace(/\/+$/, "")}:${zone}`, 1);
+    const request = indexedDB.open(name, 1);
     request.onupgradeneeded = () => {
       request.result.createObjectStore(STORE);
     };

@@ -56,33 +56,52 @@ export class IndexedDbHeadStore implements HeadStore {
 }
 
 /**
+ * A store opened on first use: `open()` where there is IndexedDB, else — or when the browser
+ * refuses it — `memory()`, which then protects the page's life only.
+ */
+export class LazyStore<T> {
+  readonly #open: () => Promise<T>;
+  readonly #memory: () => T;
+  #store: Promise<T> | undefined;
+
+  constructor(open: () => Promise<T>, memory: () => T) {
+    this.#open = open;
+    this.#memory = memory;
+  }
+
+  opened(): Promise<T> {
+    this.#store ??= typeof indexedDB === "undefined" ? Promise.resolve(this.#memory()) : this.#open().catch(() => this.#memory());
+    return this.#store;
+  }
+
+  /** Closes what was opened, if it can be closed; a later use opens it again. */
+  close(): void {
+    const store = this.#store;
+    this.#store = undefined;
+    void store?.then((opened) => (opened as { close?: () => void }).close?.());
+  }
+}
+
+/**
  * The head store a client uses when given none: `IndexedDbHeadStore` (database
  * `blindstore-heads`) where there is IndexedDB, opened on first use, so that rollback and fork
  * protection holds across reloads without the app asking; in memory where there is none (Node)
  * or where the browser refuses to open it (then it protects the page's life only).
  */
 export class DefaultHeadStore implements HeadStore {
-  #store: Promise<HeadStore> | undefined;
+  readonly #store = new LazyStore<HeadStore>(() => IndexedDbHeadStore.open(), () => new MemoryHeadStore());
 
-  get(zone: string, chainId: string): Promise<RememberedHead | undefined> {
-    return this.#opened().then((store) => store.get(zone, chainId));
+  async get(zone: string, chainId: string): Promise<RememberedHead | undefined> {
+    return (await this.#store.opened()).get(zone, chainId);
   }
 
-  put(zone: string, chainId: string, head: RememberedHead): Promise<void> {
-    return this.#opened().then((store) => store.put(zone, chainId, head));
+  async put(zone: string, chainId: string, head: RememberedHead): Promise<void> {
+    await (await this.#store.opened()).put(zone, chainId, head);
   }
 
   /** Closes the IndexedDB connection, if one was opened; a later use opens it again. */
   close(): void {
-    const store = this.#store;
-    this.#store = undefined;
-    void store?.then((opened) => (opened instanceof IndexedDbHeadStore ? opened.close() : undefined));
-  }
-
-  #opened(): Promise<HeadStore> {
-    this.#store ??=
-      typeof indexedDB === "undefined" ? Promise.resolve(new MemoryHeadStore()) : IndexedDbHeadStore.open().catch(() => new MemoryHeadStore());
-    return this.#store;
+    this.#store.close();
   }
 }
 

@@ -125,6 +125,11 @@ export interface PendingWrite {
   account: string | undefined;
   /** Whether an attempt to send it was made (it may have landed; the outbox checks before resending). */
   tried: boolean;
+  /**
+   * What it writes, decrypted, when its chain is open in this client (`openChain` or
+   * `createChain` since the page loaded): an app shows its waiting changes after a reload.
+   */
+  content?: EntryContent;
 }
 
 /** What the outbox reports to `onChange` listeners. */
@@ -213,7 +218,13 @@ export class Outbox {
    * unseen until their account logs in again.
    */
   async pending(): Promise<PendingWrite[]> {
-    return (await this.#mine()).map((record) => ({ id: record.id, chainId: record.chainId, account: record.account, tried: record.tried !== undefined }));
+    const writes: PendingWrite[] = [];
+    for (const record of await this.#mine()) {
+      const chain = this.#chains.get(record.chainId);
+      const content = chain === undefined ? undefined : await unseal(chain.secrets(), record).catch(() => undefined);
+      writes.push({ id: record.id, chainId: record.chainId, account: record.account, tried: record.tried !== undefined, ...(content === undefined ? {} : { content }) });
+    }
+    return writes;
   }
 
   /**

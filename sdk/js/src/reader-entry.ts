@@ -12,6 +12,15 @@ export { ChainKeys, type ChainKeysJson } from "./keys.js";
 export { type FollowOptions, type Subscription } from "./follow.js";
 export { FILE_MANIFEST_KIND, fileManifestOf, type DownloadOptions, type FileManifest } from "./files.js";
 export { type HeadStore, MemoryHeadStore, type RememberedHead } from "./heads.js";
+export {
+  type CheckpointStore,
+  DefaultCheckpointStore,
+  type FoldOptions,
+  IndexedDbCheckpointStore,
+  MemoryCheckpointStore,
+  type StoredCheckpoint,
+} from "./checkpoint.js";
+export { Fold } from "./fold.js";
 export { DefaultHeadStore, IndexedDbHeadStore } from "./idb.js";
 export { type EntryStore, MemoryEntryStore } from "./cache.js";
 export { IndexedDbEntryStore } from "./offline-idb.js";

@@ -7,6 +7,7 @@
 import { Chain, type ClientContext } from "./chain.js";
 import { type CommonOptions, clientContext, zoneApi } from "./context.js";
 import { type DownloadOptions, type FileManifest, downloadFile, fileChunks } from "./files.js";
+import { DefaultCheckpointStore } from "./checkpoint.js";
 import { DefaultHeadStore } from "./idb.js";
 import { ChainKeys } from "./keys.js";
 import { LiveHub } from "./live.js";
@@ -20,6 +21,7 @@ export class BlindstoreReader {
   readonly #context: ClientContext;
   readonly #name: string;
   readonly #ownHeads: DefaultHeadStore | undefined;
+  readonly #ownCheckpoints: DefaultCheckpointStore | undefined;
   #live: LiveHub | undefined;
   readonly #closing = new AbortController();
 
@@ -27,8 +29,9 @@ export class BlindstoreReader {
     this.zone = options.zone;
     this.#name = `blindstore:${options.url}:${options.zone}`;
     this.#ownHeads = options.headStore === undefined ? new DefaultHeadStore() : undefined;
+    this.#ownCheckpoints = options.checkpointStore === undefined ? new DefaultCheckpointStore() : undefined;
     const api = zoneApi(options, { token: () => undefined });
-    this.#context = clientContext(api, options, options.headStore ?? this.#ownHeads!, undefined, this.#closing.signal);
+    this.#context = clientContext(api, options, options.headStore ?? this.#ownHeads!, undefined, this.#closing.signal, options.checkpointStore ?? this.#ownCheckpoints!);
   }
 
   /**
@@ -62,5 +65,6 @@ export class BlindstoreReader {
     this.#closing.abort();
     this.#live?.close();
     this.#ownHeads?.close();
+    this.#ownCheckpoints?.close();
   }
 }
