@@ -44,6 +44,12 @@ const state = {
   expenses: new Map(),
   /** Operations queued in the outbox and not yet in the chain, by write id. */
   pending: new Map(),
+  /** Why the outbox stopped sending (shown with a Retry), or null. */
+  problem: null,
+  /** Operations the server refused for good, by write id: shown with their reason and Retry. */
+  failed: new Map(),
+  /** The expense just deleted, while its Undo is offered. */
+  undo: null,
   month: currentMonth(),
   readOnly: false,
   follow: null,
@@ -99,6 +105,8 @@ function describe(error) {
     case "reauthentication_required": return "This needs your password again.";
     case "network": return "The server cannot be reached. Changes wait until it is back.";
     case "missing_key": return "This entry was written under a key you do not have.";
+    case "quota_exceeded": return "The app's storage for this zone is full, so the server refused the change. It is kept here: retry once space is made.";
+    case "payload_too_large": return "The change is too large for the server to take.";
     default:
       if (isTampering(error)) {
         return `The server sent data that failed verification (${error.code}${error.reason ? `: ${error.reason}` : ""}). Nothing from it was shown.`;
@@ -202,9 +210,11 @@ function monthOf(entry) {
 /** The expenses with the queued operations applied on top (shown as pending). */
 function currentExpenses() {
   const all = new Map(state.expenses);
-  for (const op of state.pending.values()) {
-    if (op.t === "del") all.delete(op.id);
-    else all.set(op.id, { ...op, pending: true });
+  for (const [ops, failed] of [[state.pending, false], [state.failed, true]]) {
+    for (const op of ops.values()) {
+      if (op.t === "del") all.delete(op.id);
+      else all.set(op.id, { ...op, pending: true, failed });
+    }
   }
   return all;
 }
@@ -230,11 +240,19 @@ function row(expense) {
   const tr = document.createElement("tr");
   tr.dataset.id = expense.id;
   if (expense.pending) tr.className = "pending";
-  for (const [text, cls] of [[expense.date, ""], [expense.category, ""], [expense.note, ""], [money(expense.cents), "num"]]) {
+  for (const [text, cls, label] of [[expense.date, "", "Date"], [expense.category, "", "Category"], [expense.note, "note", "Note"], [money(expense.cents), "num", "Amount"]]) {
     const td = document.createElement("td");
     td.textContent = text;
+    td.dataset.label = label;
     if (cls) td.className = cls;
     tr.append(td);
+  }
+  // Said in words, not by colour only: a change not on the server yet, or refused by it.
+  if (expense.pending) {
+    const badge = document.createElement("span");
+    badge.className = "badge";
+    badge.textContent = expense.failed ? "not saved" : state.problem ? "not sent" : "waiting to be sent";
+    tr.cells[2].append(" ", badge);
   }
   const actions = document.createElement("td");
   actions.className = "actions editor-only";
@@ -246,7 +264,9 @@ function row(expense) {
     const del = document.createElement("button");
     del.className = "quiet";
     del.textContent = "Delete";
-    del.addEventListener("click", () => busy(del, () => record({ t: "del", id: expense.id })));
+    del.setAttribute("aria-label", `Delete ${expense.note || expense.category} of ${expense.date}`);
+    edit.setAttribute("aria-label", `Edit ${expense.note || expense.category} of ${expense.date}`);
+    del.addEventListener("click", () => busy(del, () => remove(expense)));
     actions.append(edit, del);
   }
   tr.append(actions);
@@ -306,8 +326,62 @@ async function record(op) {
     await refreshShare(op.date?.slice(0, 7) ?? state.month);
   }).catch((error) => {
     // Discarded at logout, as the user chose.
-    if (error.code !== "write_discarded") showError(error);
+    if (error.code === "write_discarded") return;
+    // Refused for good (not a network failure: those wait and retry): shown with its reason.
+    if (state.pending.delete(write.id)) state.failed.set(write.id, op);
+    showProblem(describe(error));
+    render();
   });
+}
+
+/** Deletes an expense, and offers to undo it for a while (the focus goes to Undo). */
+async function remove(expense) {
+  await record({ t: "del", id: expense.id });
+  state.undo = expense;
+  $("undo-text").textContent = `Deleted “${expense.note || expense.category}” (${money(expense.cents)}, ${expense.date}).`;
+  $("undo-bar").hidden = false;
+  $("undo").focus();
+  clearTimeout(state.undoTimer);
+  state.undoTimer = setTimeout(hideUndo, 20_000);
+}
+
+function hideUndo() {
+  clearTimeout(state.undoTimer);
+  state.undo = null;
+  $("undo-bar").hidden = true;
+}
+
+/** Undo puts the deleted expense back, as it was (the same id: its later edits apply to it). */
+async function undoDelete() {
+  const expense = state.undo;
+  if (!expense) return;
+  hideUndo();
+  const { id, date, cents, category, note } = expense;
+  await record({ t: "add", id, date, cents, category, note });
+  $("save-expense").focus();
+}
+
+/** Says why changes are not on the server, with Retry. */
+function showProblem(text) {
+  state.problem = text;
+  $("outbox-problem-text").textContent = text;
+  $("outbox-problem").hidden = false;
+  render();
+}
+
+function clearProblem() {
+  state.problem = null;
+  $("outbox-problem").hidden = true;
+}
+
+/** Retry: the refused changes are queued again, and the outbox tries what it holds now. */
+async function retryChanges() {
+  clearProblem();
+  const failed = [...state.failed.values()];
+  state.failed.clear();
+  render();
+  for (const op of failed) await record(op);
+  bs.outbox.flush();
 }
 
 /** The status pill: online, offline, or how many writes wait. */
@@ -406,6 +480,10 @@ async function openShared(fragment) {
 
 async function enter(session) {
   state.session = session;
+  clearProblem();
+  $("auth").hidden = true;
+  $("loading").hidden = false;
+  $("main").setAttribute("aria-busy", "true");
   $("who").textContent = session.username;
   $("who").hidden = false;
   $("logout").hidden = false;
@@ -420,8 +498,17 @@ async function enter(session) {
   }
   state.book = book;
   state.chain = bs.openChain(await ChainKeys.fromJSON(book.chain));
-  state.folded = await state.chain.fold(EXPENSES);
+  try {
+    state.folded = await state.chain.fold(EXPENSES);
+  } finally {
+    $("loading").hidden = true;
+    $("main").removeAttribute("aria-busy");
+  }
   state.expenses = state.folded.state;
+  // Changes made here and not sent yet (a reload, a browser restarted offline): shown as waiting.
+  for (const write of await bs.outbox.pending()) {
+    if (write.content?.kind === "json" && write.chainId === state.chain.chainId) state.pending.set(write.id, write.content.value);
+  }
   render();
   // For scripts/first-paint.mjs: when the expenses first show, and how many entries were read.
   performance.mark("budget:expenses-shown", { detail: { entries: state.folded.next, fromCheckpoint: state.folded.fromCheckpoint } });
@@ -450,6 +537,9 @@ function leave() {
   state.folded = null;
   state.expenses = new Map();
   state.pending.clear();
+  state.failed.clear();
+  clearProblem();
+  hideUndo();
   state.passkeys = [];
   showAuth();
 }
@@ -666,10 +756,15 @@ async function addPasskey() {
 }
 
 let signingUp = false;
-function selectTab(signup) {
+function selectTab(signup, focus = false) {
   signingUp = signup;
   $("tab-login").setAttribute("aria-selected", String(!signup));
   $("tab-signup").setAttribute("aria-selected", String(signup));
+  // One tab stop for the tab list (arrow keys move within it); the form is the selected tab's panel.
+  $("tab-login").tabIndex = signup ? -1 : 0;
+  $("tab-signup").tabIndex = signup ? 0 : -1;
+  $("auth-panel").setAttribute("aria-labelledby", signup ? "tab-signup" : "tab-login");
+  if (focus) $(signup ? "tab-signup" : "tab-login").focus();
   $("auth-submit").textContent = signup ? "Create account" : "Log in";
   $("password").autocomplete = signup ? "new-password" : "current-password";
   $("invite-row").hidden = !signup;
@@ -680,6 +775,16 @@ function selectTab(signup) {
 function wire() {
   $("tab-login").addEventListener("click", () => selectTab(false));
   $("tab-signup").addEventListener("click", () => selectTab(true));
+  for (const tab of [$("tab-login"), $("tab-signup")]) {
+    tab.addEventListener("keydown", (event) => {
+      const to = { ArrowRight: !signingUp, ArrowLeft: !signingUp, Home: false, End: true }[event.key];
+      if (to === undefined) return;
+      event.preventDefault();
+      selectTab(to, true);
+    });
+  }
+  $("undo").addEventListener("click", () => busy($("undo"), undoDelete));
+  $("outbox-retry").addEventListener("click", () => busy($("outbox-retry"), retryChanges));
   $("auth-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const credentials = { username: $("username").value.trim(), password: $("password").value, label: "budget" };
@@ -777,7 +882,27 @@ function exportCsv() {
 
 async function start() {
   wire();
-  bs.outbox.onChange(() => void showOutbox());
+  bs.outbox.onChange((event) => {
+    if (event.type === "stopped" && !state.readOnly) showProblem(`Your changes were not sent: ${describe(event.error)}`);
+    if (event.type === "sent") {
+      // The entry, once folded, takes the pending row's place (folding drops it by write id).
+      if (state.folded && state.pending.has(event.id)) void catchUp().catch(showError);
+      if (state.problem && event.pending === 0 && state.failed.size === 0) clearProblem();
+    }
+    void showOutbox();
+  });
+  // A session that ends while the page is open (expired, or ended on another device): ask for
+  // the login again; the account's unsent changes wait for it.
+  bs.accounts.onSessionChange((change) => {
+    if (change.type !== "ended" || state.session === null) return;
+    state.follow?.close();
+    const waiting = state.pending.size;
+    leave();
+    const notice = $("auth-notice");
+    notice.textContent = `Your session ${change.reason === "expired" ? "expired" : "was ended"}. Log in again${waiting ? ` to send your ${waiting === 1 ? "change" : `${waiting} changes`}, kept on this device` : ""}.`;
+    notice.hidden = false;
+    $("username").value = change.username;
+  });
   addEventListener("online", () => void showOutbox());
   addEventListener("offline", () => void showOutbox());
   // The app's own files are kept by a service worker, so the page opens offline too.

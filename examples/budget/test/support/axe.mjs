@@ -1,20 +1,24 @@
-// The accessibility check of the app's browser tests: axe-core (a devDependency of this
-// package) injected into the page and run on one part of it, its WCAG 2.x A and AA rules and
-// best practices. Returns the violations as short, readable lines; a test asserts there are none.
-import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
+// The accessibility check of the app's browser tests: axe-core through @axe-core/playwright,
+// its WCAG 2.x A and AA rules and best practices, on one part of the page or all of it.
+// Returns the violations as short, readable lines; a test asserts there are none.
+import { AxeBuilder } from "@axe-core/playwright";
 
-const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+const TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"];
 
-/** The axe violations inside `selector` on `page`, one line each ("rule (impact): target"). */
+async function violations(page, selector) {
+  const builder = new AxeBuilder({ page }).withTags(TAGS);
+  if (selector !== undefined) builder.include(selector);
+  return (await builder.analyze()).violations;
+}
+
+const lines = (found) => found.flatMap((v) => v.nodes.map((n) => `${v.id} (${v.impact}): ${n.target.join(" ")} — ${v.help}`));
+
+/** Every axe violation inside `selector` on `page`, one line each ("rule (impact): target — help"). */
 export async function axeViolations(page, selector) {
-  if (!(await page.evaluate(() => typeof window.axe === "object"))) {
-    await page.addScriptTag({ content: axeSource });
-  }
-  return page.evaluate(async (selector) => {
-    const { violations } = await window.axe.run(selector, {
-      runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa", "best-practice"] },
-    });
-    return violations.flatMap((v) => v.nodes.map((n) => `${v.id} (${v.impact}): ${n.target.join(" ")} — ${v.help}`));
-  }, selector);
+  return lines(await violations(page, selector));
+}
+
+/** The serious and critical axe violations anywhere on `page` (what a screen must never have). */
+export async function seriousViolations(page) {
+  return lines((await violations(page)).filter((v) => v.impact === "serious" || v.impact === "critical"));
 }
