@@ -1,8 +1,11 @@
 // The notes page: an account (OPAQUE: the password never leaves the page), a chain whose keys
 // live in the account's encrypted vault, notes written to it, and every note followed live.
 // OPAQUE is loaded only when the person logs in or signs up.
-import { Blindstore, ChainKeys, InvalidLoginError, AccountExistsError, type Chain, type Session, type Subscription } from "@blindstore/sdk";
-import { ZONE, count, show, status } from "./notes";
+import { Blindstore, ChainKeys, InvalidLoginError, AccountExistsError, type Chain, type Entry, type Session, type Subscription } from "@blindstore/sdk";
+import { ZONE, count, plain, show, status } from "./notes";
+
+/** The newest notes shown; the count says how many there are. */
+const SHOWN = 100;
 
 const store = new Blindstore({ url: location.origin, zone: ZONE });
 const loginForm = document.getElementById("login") as HTMLFormElement;
@@ -17,14 +20,24 @@ async function open(session: Session): Promise<void> {
   const saved = await session.vault.get("notes");
   chain = saved === undefined ? await store.createChain() : store.openChain(await ChainKeys.fromJSON(saved));
   if (saved === undefined) await session.vault.put("notes", chain.keys);
-  list.replaceChildren();
-  let next = 0;
-  for await (const entry of chain.entries()) {
-    show(list, entry);
-    next = entry.index + 1;
-  }
+  // Every note, verified: from this browser's last checkpoint, then what is new (a reload of a
+  // chain with years of notes reads only those since).
+  const notes = await chain.fold<Entry[]>({ name: "notes", initial: () => [], apply: (all, entry) => (all.push(entry), all), toJSON: (all) => all.map(plain), fromJSON: (json) => json as Entry[] });
+  const render = () => {
+    list.replaceChildren();
+    for (const entry of notes.state.slice(-SHOWN)) show(list, entry);
+  };
+  render();
   following?.close();
-  following = chain.follow({ from: next, onEntry: (entry) => show(list, entry), onError: (error) => status(`Live updates stopped: ${(error as Error).message}`) });
+  following = chain.follow({
+    from: notes.next,
+    onEntry: (entry) => {
+      notes.add(entry);
+      render();
+    },
+    onError: (error) => status(`Live updates stopped: ${(error as Error).message}`),
+  });
+  const next = notes.next;
   const reader = btoa(JSON.stringify(chain.keys.forReader()));
   (document.getElementById("share") as HTMLInputElement).value = `${location.origin}/viewer.html#${reader}`;
   loginForm.hidden = true;

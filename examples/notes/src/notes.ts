@@ -27,3 +27,8 @@ export function status(text: string): void {
 export function count(notes: number): string {
   return `${notes} ${notes === 1 ? "note" : "notes"}`;
 }
+
+/** An entry as JSON for a checkpoint: what `show` needs (its content holds only JSON here). */
+export function plain(entry: Entry): Entry {
+  return { index: entry.index, entryHash: entry.entryHash, prev: entry.prev, chunks: [], keyEpoch: entry.keyEpoch, content: entry.content };
+}

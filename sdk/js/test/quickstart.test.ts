@@ -21,6 +21,7 @@ import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { launchChromium } from "./support/browser.js";
+import { Blindstore, ChainKeys } from "../lib/index.js";
 import { type RunningNode, startNode } from "./support/node.js";
 import { packSdk, run } from "./support/package.js";
 
@@ -28,6 +29,8 @@ const README = readFileSync(new URL("../README.md", import.meta.url), "utf8");
 const SCREENSHOTS = fileURLToPath(new URL("../../../target/tmp/screenshots/", import.meta.url));
 const WAIT_MS = 30_000;
 const PASSWORD = "correct horse battery staple";
+/** How many notes are written before the reloads that must not read them again. */
+const TEN_THOUSAND = 10_000;
 
 type Step = { kind: "sh"; commands: string[] } | { kind: "file"; path: string; text: string };
 
@@ -134,7 +137,7 @@ test("the README's quick start, typed in order, gives a working notes app in dev
           });
           vite!.stderr!.on("data", (text: Buffer) => (said += text.toString()));
         });
-        await developing(browser, `http://127.0.0.1:${port}`);
+        await developing(browser, `http://127.0.0.1:${port}`, node.url);
         seen.dev = true;
       } else {
         run("bash", ["-c", command], cwd, npmEnv);
@@ -144,28 +147,58 @@ test("the README's quick start, typed in order, gives a working notes app in dev
   assert.deepEqual(seen, { dev: true, served: true }, "the quick start runs the app under Vite, then served by the node");
 });
 
-/** Step 6: sign up, write, see it in a second tab live, reload, and a wrong password refused. */
-async function developing(browser: Browser, url: string): Promise<void> {
+/**
+ * Step 6: sign up, write, see it in a second tab live, reload, a wrong password refused; then
+ * ten thousand notes later, a reload reads only what is new, and the next one nothing.
+ */
+async function developing(browser: Browser, url: string, nodeUrl: string): Promise<void> {
   const context = await browser.newContext();
   try {
     const page = await context.newPage();
     await page.goto(url);
     await statusIs(page, "Log in or sign up.");
     await logIn(page, "ada", PASSWORD, "Sign up");
-    await statusIs(page, "Logged in as ada");
+    await statusIs(page, "Logged in as ada. Notes: 0");
     await addNote(page, "milk and bread");
 
     const second = await context.newPage();
     await second.goto(url);
-    await statusIs(second, "Logged in as ada"); // the remembered session
+    await statusIs(second, "Logged in as ada. Notes: 1"); // the remembered session
     await note(second, "milk and bread");
     await addNote(second, "call the plumber");
     await note(page, "call the plumber"); // live, from the other tab
     await page.screenshot({ path: join(SCREENSHOTS, "quickstart-dev.png") });
 
     await page.reload();
-    await statusIs(page, "Logged in as ada");
+    await statusIs(page, "Logged in as ada. Notes: 2");
     assert.deepEqual(await page.getByRole("listitem").allTextContents(), ["milk and bread", "call the plumber"]);
+    await page.close();
+    await second.close();
+
+    // Ten thousand notes later, written by another device (Node, with the account's vault).
+    const writer = new Blindstore({ url: nodeUrl, zone: "demo" });
+    const session = await writer.accounts.login({ username: "ada", password: PASSWORD });
+    const notes = writer.openChain(await ChainKeys.fromJSON(await session.vault.get("notes")));
+    for (let n = 0; n < TEN_THOUSAND; n++) await notes.appendJson({ text: `note ${n}` });
+    writer.close();
+    const later = await context.newPage();
+    const pages: string[] = [];
+    later.on("request", (request) => void (/\/entries\?from=/.test(request.url()) && pages.push(new URL(request.url()).searchParams.get("from")!)));
+    const timed = async (load: () => Promise<unknown>) => {
+      const started = Date.now();
+      await load();
+      await statusIs(later, `Logged in as ada. Notes: ${TEN_THOUSAND + 2}`);
+      return Date.now() - started;
+    };
+    const first = await timed(() => later.goto(url));
+    assert.equal(await later.getByRole("listitem").count(), 50, "the newest 50 shown");
+    assert.equal(pages[0], "0", "two notes made no checkpoint yet (one is kept every 500): the first load reads them all");
+    pages.length = 0;
+    const next = await timed(() => later.reload());
+    // Nothing old: the fold's tail (empty) and the last note, whose hash `follow` links to.
+    assert.deepEqual(pages.sort(), [String(TEN_THOUSAND + 1), String(TEN_THOUSAND + 2)], "the next reload reads nothing old: its checkpoint covers every note");
+    console.log(`quick start, ${TEN_THOUSAND + 2} notes: ${first} ms to fold the new ones, ${next} ms for the reload after (from the checkpoint)`);
+    await later.close();
 
     // Another browser: a wrong password is refused, and creates nothing.
     const stranger = await (await browser.newContext()).newPage();
@@ -216,8 +249,8 @@ async function loginWorks(browser: Browser, url: string, text: string): Promise<
     await page.goto(url);
     await statusIs(page, "Log in or sign up.");
     await logIn(page, "ada", PASSWORD, "Log in");
-    await statusIs(page, "Logged in as ada", text);
-    await note(page, "call the plumber");
+    await statusMatches(page, /^Logged in as ada\. Notes: \d+$/, text);
+    await note(page, `note ${TEN_THOUSAND - 1}`);
     await addNote(page, text);
     await page.screenshot({ path: join(SCREENSHOTS, "quickstart-served.png") });
   } finally {
