@@ -189,6 +189,7 @@ function follow() {
   // One connection per origin, shared by every tab of the app.
   state.follow = bs.live().follow(state.chain, {
     from: state.folded.next,
+    prev: state.folded.head,
     onEntry: (entry) => {
       if (!fold(entry)) return;
       render();

@@ -31,6 +31,7 @@ async function open(session: Session): Promise<void> {
   following?.close();
   following = chain.follow({
     from: notes.next,
+    prev: notes.head,
     onEntry: (entry) => {
       notes.add(entry);
       render();

@@ -15,6 +15,11 @@ export interface FollowOptions {
   /** The first index to deliver (default 0). */
   from?: number;
   /**
+   * The entry hash of entry `from - 1`, when the caller verified it already (a fold's `head`):
+   * the first entry must link to it, and the follower need not read that entry to learn it.
+   */
+  prev?: string;
+  /**
    * Called with each entry, in order, once; the next one waits until the returned promise
    * settles. If it throws, following stops and `onError` gets the error.
    */
@@ -89,7 +94,7 @@ class HandlerFailure {
 async function run(source: FollowSource, options: FollowOptions, from: number, stop: AbortSignal): Promise<void> {
   const idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
   let next = from;
-  let prev: string | undefined;
+  let prev: string | undefined = options.prev;
   let retryMs = DEFAULT_RETRY_MS;
   let failures = 0;
   let lastError: unknown;

@@ -48,6 +48,8 @@ export interface LiveOptions {
 export interface LiveFollowOptions {
   /** The first index to deliver (default 0). */
   from?: number;
+  /** The entry hash of entry `from - 1`, when already verified (as `FollowOptions.prev`). */
+  prev?: string;
   /** Each entry, in order, once, verified by this tab; the next waits for the returned promise. */
   onEntry: (entry: Entry) => void | Promise<void>;
   /** Called once when following stops for good (as `FollowOptions.onError`). */
@@ -144,7 +146,7 @@ export class LiveHub {
       verifier: chain.verifier(),
       next: from,
       seen: from,
-      prev: undefined,
+      prev: options.prev,
       queue: Promise.resolve(),
       options,
       stop: new AbortController(),

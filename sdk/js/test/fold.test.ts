@@ -16,6 +16,7 @@ import {
   InvalidInputError,
   MemoryCheckpointStore,
   RollbackError,
+  VerificationError,
 } from "../lib/index.js";
 import { type RunningNode, startNode } from "./support/node.js";
 
@@ -140,4 +141,30 @@ test("a server that no longer holds what the checkpoint covers is caught", async
   await assert.rejects(shorter.openChain(chain.keys).fold(total(checkpoints)), RollbackError);
   const forked = new Blindstore({ url: node.url, zone: "demo", fetch: lying((info) => (info.head = "ab".repeat(32))) });
   await assert.rejects(forked.openChain(chain.keys).fold(total(checkpoints)), ForkError);
+});
+
+test("follow from a fold's head links its first entry to that head, with no read of the entry before", async () => {
+  const checkpoints = new MemoryCheckpointStore();
+  const reads: string[] = [];
+  const watching: FetchLike = async (input, init) => {
+    if (new URL(input).pathname.endsWith("/entries")) reads.push(new URL(input).searchParams.get("from") ?? "");
+    return fetch(input, init);
+  };
+  const client = new Blindstore({ url: node.url, zone: "demo", fetch: watching });
+  const fold = await client.openChain(chain.keys).fold(total(checkpoints));
+  reads.length = 0;
+  const got: number[] = [];
+  const followed = client.openChain(chain.keys).follow({ from: fold.next, prev: fold.head, onEntry: (entry) => void (fold.add(entry), got.push(entry.index)), onError: (error) => assert.fail(String(error)) });
+  await chain.appendJson({ cents: 1 });
+  lengthNow += 1;
+  while (got.length === 0) await new Promise((resolve) => setTimeout(resolve, 20));
+  followed.close();
+  assert.deepEqual(reads, [], "the entry before was not read");
+  assert.equal(fold.next, lengthNow);
+
+  // A `prev` that is not the entry before: the first entry does not link, and following stops.
+  let failure: unknown;
+  const wrong = client.openChain(chain.keys).follow({ from: 0, prev: "ab".repeat(32), onEntry: () => undefined, onError: (error) => (failure = error) });
+  await wrong.closed;
+  assert.ok(failure instanceof VerificationError, String(failure));
 });
