@@ -87,7 +87,7 @@ export class Blindstore {
     this.accounts = new Accounts({
       api: new AccountApi(api),
       zone: options.zone,
-      chains: { create: (secrets) => this.#createChain(secrets), open: (secrets) => new Chain(this.#context, secrets) },
+      chains: { create: (secrets, signal) => this.#createChain(secrets, signal), open: (secrets) => new Chain(this.#context, secrets) },
       deviceStore: (purpose) => this.#deviceStore(purpose),
       deviceTokens: new DeviceTokens(typeof indexedDB === "undefined" ? undefined : () => this.#deviceStore("accounts")),
       outbox: {

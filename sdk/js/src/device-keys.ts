@@ -27,7 +27,7 @@ const MAX_EPOCH = 0xffffffff;
 /** How the keyring reaches the client's chains (client.ts). Internal. */
 export interface ChainOpener {
   /** Creates the chain of `secrets` on the server (checking the id it answers with). */
-  create(secrets: ChainSecrets): Promise<Chain>;
+  create(secrets: ChainSecrets, signal?: AbortSignal): Promise<Chain>;
   open(secrets: ChainSecrets): Chain;
 }
 
@@ -153,7 +153,7 @@ export class DeviceKeyring {
    * the chain is created on the server (so a chain never exists without its keys). Its chain key
    * is generated as an AES key: there is no read key at all.
    */
-  async createChain(): Promise<Chain> {
+  async createChain(options: { signal?: AbortSignal } = {}): Promise<Chain> {
     const pair = (await crypto.subtle.generateKey("Ed25519", false, ["sign", "verify"])) as CryptoKeyPair;
     const publicKey = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
     const stored: StoredChainKeys = {
@@ -165,7 +165,7 @@ export class DeviceKeyring {
       epoch: 0,
     };
     await (await this.#db()).put(this.#key(stored.chainId), stored);
-    return this.#opener.create(new DeviceChainKeys(stored));
+    return this.#opener.create(new DeviceChainKeys(stored), options.signal);
   }
 
   /**
@@ -178,12 +178,12 @@ export class DeviceKeyring {
    * replaces the old one keeps no base key. Offline, this throws the `NetworkError` and keeps the
    * old record until a later call. Tabs take turns (a Web Lock), so a chain is migrated once.
    */
-  async openChain(chainId: string): Promise<Chain | undefined> {
+  async openChain(chainId: string, options: { signal?: AbortSignal } = {}): Promise<Chain | undefined> {
     const stored = await (await this.#db()).get(this.#key(chainId));
     if (stored === undefined) {
       return undefined;
     }
-    const current = isV1(stored) ? await this.#migrate(chainId) : checked(stored);
+    const current = isV1(stored) ? await this.#migrate(chainId, options.signal) : checked(stored);
     return current === undefined ? undefined : this.#opener.open(new DeviceChainKeys(current));
   }
 
@@ -199,7 +199,7 @@ export class DeviceKeyring {
   }
 
   /** Replaces the version 1 record of `chainId` by a version 2 one (see `openChain`). */
-  async #migrate(chainId: string): Promise<StoredChainKeys | undefined> {
+  async #migrate(chainId: string, signal: AbortSignal | undefined): Promise<StoredChainKeys | undefined> {
     return withLock(`blindstore-device-keys:${this.#zone}:${this.#key(chainId)}/migration`, async () => {
       const db = await this.#db();
       // Another tab may have migrated it (or forgotten it) while this one waited.
@@ -209,7 +209,7 @@ export class DeviceKeyring {
       }
       const old = checkedV1(stored);
       const reader = this.#opener.open(new LegacyDeviceChainKeys(old));
-      const [last] = await reader.readLast(1, { noCache: true });
+      const [last] = await reader.readLast(1, { noCache: true, signal });
       const length = last === undefined ? 0 : last.index + 1;
       const base = old.readKeys.get(old.epoch);
       const keys: CryptoKey[] = [];

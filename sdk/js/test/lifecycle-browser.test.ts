@@ -199,6 +199,28 @@ test("more than 32 chains followed live: every one gets its entries, over more t
   }
 });
 
+test("a device keyring's chain creation takes an AbortSignal", async () => {
+  const context = await site.browser.newContext();
+  try {
+    const page = await openSdkPage(site, await context.newPage());
+    const outcome = await page.evaluate(async () => {
+      const sdk = (window as any).sdk;
+      const store = new sdk.Blindstore({ url: location.origin, zone: "demo" });
+      const keyring = store.accounts.deviceKeys("abort");
+      const stopped = await keyring.createChain({ signal: AbortSignal.abort() }).then(
+        () => "created",
+        (error: any) => error.code,
+      );
+      const made = await keyring.createChain();
+      await made.appendJson({ ok: true });
+      return { stopped, opened: (await keyring.openChain(made.chainId, { signal: new AbortController().signal }))?.chainId === made.chainId };
+    });
+    assert.deepEqual(outcome, { stopped: "aborted", opened: true });
+  } finally {
+    await context.close();
+  }
+});
+
 async function waitUntil(condition: () => boolean, what: string): Promise<void> {
   const deadline = Date.now() + STEP_MS;
   while (!condition()) {
