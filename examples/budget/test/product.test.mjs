@@ -90,11 +90,21 @@ test("on a phone, with the keyboard only: sign up, add, delete and undo; every s
     await page.waitForFunction(() => document.querySelectorAll("#expenses tbody tr").length === 1, null, { timeout: 30_000 });
     assert.match(await page.textContent("#expenses tbody tr"), /bread/, "the undone delete stays undone after a reload");
 
-    // The account panel and the logout question, on the phone too.
-    await page.click("#account-open");
+    // The account panel and its dialog, from the keyboard, on the phone too.
+    await tabTo(page, "#account-open");
+    await page.keyboard.press("Enter");
     await page.waitForSelector("#account:not([hidden])");
     await screen(page, "phone-account");
-    await page.click("#account-close");
+    await tabTo(page, "#logout-all");
+    await page.keyboard.press("Enter");
+    await page.waitForSelector("#everywhere-dialog[open]");
+    await screen(page, "phone-everywhere-dialog");
+    await page.keyboard.press("Escape");
+    await page.waitForFunction(() => !document.querySelector("#everywhere-dialog").open);
+    assert.equal(await page.isVisible("#auth"), false, "Escape changed nothing");
+    await tabTo(page, "#account-close");
+    await page.keyboard.press("Enter");
+    await page.waitForSelector("#app:not([hidden])");
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();
