@@ -4,8 +4,9 @@
  * first-line comment says, and at each point where the text says "open …", Chromium does what
  * the text says and checks what it promises. Nothing is copied from the README into this test
  * but the block texts themselves, so the two cannot drift apart. Substituted, and only this:
- * the package comes from `npm pack` (it is not on the registry), the node's port is free
- * rather than 8080 (the files' `http://127.0.0.1:8080` follows it) and Vite's too.
+ * the checkout is this one (its SDK installed and built by `npm test`; `npm pack` writes the
+ * tarball into the test's stand-in checkout, where step 2 installs it from), the node's port is
+ * free rather than 8080 (the files' `http://127.0.0.1:8080` follows it) and Vite's too.
  *
  * Then the Content-Security-Policy advice: a login under the README's policy works; under
  * `default-src 'self'` the OPAQUE WebAssembly is blocked and the login fails.
@@ -80,7 +81,6 @@ test("the README's quick start, typed in order, gives a working notes app in dev
   cleanup.push(() => rmSync(work, { recursive: true, force: true }));
   const checkout = join(work, "blindstore"); // where the person starts the node
   mkdirSync(checkout);
-  const { tarball } = packSdk(work);
   mkdirSync(SCREENSHOTS, { recursive: true });
   const browser: Browser = await launchChromium();
   cleanup.push(() => browser.close());
@@ -122,8 +122,11 @@ test("the README's quick start, typed in order, gives a working notes app in dev
         }
       } else if (command.startsWith("cd ")) {
         cwd = resolve(cwd, command.slice(3));
-      } else if (command === "npm install @blindstore/sdk") {
-        run("npm", ["install", tarball], cwd, npmEnv);
+      } else if (command === "npm ci --prefix sdk/js" || command === "npm run --prefix sdk/js build") {
+        // The checkout's SDK is this one, installed and built by `npm test` before the tests run.
+      } else if (command === "npm pack ./sdk/js") {
+        // Into the checkout, where step 2 installs it from (`../blindstore/…`).
+        packSdk(checkout);
       } else if (command === "npx vite") {
         assert.ok(node !== undefined, "the node runs before the app");
         const port = await freePort();
