@@ -8,12 +8,12 @@
 import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { Blindstore } from "../lib/index.js";
-import { type BrowserSite, STEP_MS, openSdkPage, startBrowserSite } from "./support/browser.js";
+import { type BrowserSite, SDK_PAGE, STEP_MS, launchChromium, openSdkPage, startBrowserSite } from "./support/browser.js";
 
 let site: BrowserSite;
 
 before(async () => {
-  site = await startBrowserSite();
+  site = await startBrowserSite({ "index.html": SDK_PAGE, "away.html": "<!doctype html><title>away</title><p>Another page" });
 });
 
 after(async () => {
@@ -133,40 +133,44 @@ test("the live hub sleeps in the back/forward cache and picks up where it was wh
   const chain = await writer.createChain();
   await chain.appendJson({ n: 0 });
   const keys = JSON.parse(JSON.stringify(chain.keys.forReader()));
-  const context = await site.browser.newContext();
+  // Playwright's Chromium has no back/forward cache; this one has it, as people's browsers do.
+  const browser = await launchChromium({ backForwardCache: true });
   try {
-    const page = await openSdkPage(site, await context.newPage());
+    const page = await openSdkPage(site, await browser.newPage());
     let open = 0;
     page.on("request", (request) => void (request.url().includes("/events?") && (open += 1)));
     page.on("requestfailed", (request) => void (request.url().includes("/events?") && (open -= 1)));
     page.on("requestfinished", (request) => void (request.url().includes("/events?") && (open -= 1)));
     await page.evaluate(async (json) => {
-      const sdk = (window as any).sdk;
-      const store = new sdk.Blindstore({ url: location.origin, zone: "demo" });
-      const got: number[] = ((window as any).got = []);
-      store.live().follow(store.openChain(await sdk.ChainKeys.fromJSON(json)), { onEntry: (entry: any) => void got.push(entry.content.value.n), onError: (error: unknown) => ((window as any).failed = String(error)) });
+      const w = window as any;
+      w.shows = [];
+      window.addEventListener("pageshow", (event) => void w.shows.push(event.persisted));
+      const store = new w.sdk.Blindstore({ url: location.origin, zone: "demo" });
+      const got: number[] = (w.got = []);
+      store.live().follow(store.openChain(await w.sdk.ChainKeys.fromJSON(json)), { onEntry: (entry: any) => void got.push(entry.content.value.n), onError: (error: unknown) => (w.failed = String(error)) });
     }, keys);
     await page.waitForFunction(() => (window as any).got.length === 1);
     assert.equal(open, 1);
-    // Into the back/forward cache: the stream stops, the followers stay.
-    await page.evaluate(() => window.dispatchEvent(new PageTransitionEvent("pagehide", { persisted: true })));
+    // Away to another page: this one goes into the back/forward cache, its stream stops.
+    await page.goto(`${site.node.url}/away.html`);
     await waitUntil(() => open === 0, "the stream to stop");
     await chain.appendJson({ n: 1 });
     await chain.appendJson({ n: 2 });
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    assert.deepEqual(await page.evaluate(() => (window as any).got), [0], "nothing while away");
-    // Back: the same followers go on from where they were, nothing missed or doubled.
-    await page.evaluate(() => window.dispatchEvent(new PageTransitionEvent("pageshow", { persisted: true })));
-    await page.waitForFunction(() => (window as any).got.length === 3);
+    // Back: the page as it was (not loaded again: `got` is still there), and the same followers
+    // go on from where they were, nothing missed or doubled.
+    await page.goBack({ waitUntil: "commit" });
+    await page.waitForFunction(() => (window as any).got?.length === 3);
+    assert.deepEqual(await page.evaluate(() => (window as any).shows), [true], "restored from the back/forward cache");
     await chain.appendJson({ n: 3 });
     await page.waitForFunction(() => (window as any).got.length === 4);
     assert.deepEqual(await page.evaluate(() => (window as any).got), [0, 1, 2, 3]);
     assert.equal(await page.evaluate(() => (window as any).failed), undefined);
+    assert.equal(open, 1, "one stream again");
     // A page really unloading (not persisted) closes the hub for good, as before.
     await page.evaluate(() => window.dispatchEvent(new PageTransitionEvent("pagehide", { persisted: false })));
     await waitUntil(() => open === 0, "the stream to stop for good");
   } finally {
-    await context.close();
+    await browser.close();
   }
 });
 

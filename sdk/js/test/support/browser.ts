@@ -20,14 +20,18 @@ window.sdk = sdk;
 window.sdkReady = true;
 </script>`;
 
-/** Launches Debian's headless Chromium (a missing one fails the test). */
-export async function launchChromium(): Promise<Browser> {
+/**
+ * Launches Debian's headless Chromium (a missing one fails the test). Playwright turns the
+ * back/forward cache off; `backForwardCache` leaves it on, as in the browsers people use.
+ */
+export async function launchChromium(options: { backForwardCache?: boolean } = {}): Promise<Browser> {
   if (!existsSync(CHROMIUM)) {
     throw new Error(`no Chromium at ${CHROMIUM}: install it or set CHROMIUM`);
   }
   return chromium.launch({
     executablePath: CHROMIUM,
     timeout: 30_000,
+    ...(options.backForwardCache === true ? { ignoreDefaultArgs: ["--disable-back-forward-cache"] } : {}),
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"],
   });
 }
