@@ -337,6 +337,12 @@ impl Node {
         self.core().sole_voter().await
     }
 
+    /// Leader: moves the cluster's version up to its members' lowest level now (see
+    /// `Core::advance_version_now`); a follower does nothing.
+    pub async fn advance_version_now(&self) -> Result<(), NodeError> {
+        Ok(self.core().advance_version_now().await?)
+    }
+
     /// Whether this node's state is known to be current enough to serve (see
     /// `Core::is_caught_up`).
     pub fn is_caught_up(&self) -> bool {

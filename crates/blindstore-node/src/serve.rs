@@ -179,6 +179,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         // Alone, it confirms its own state at once (the new term's first entry commits all
         // it holds); a member of a larger cluster answers 503 until a quorum confirms it.
         node.wait_caught_up(Duration::from_secs(60)).await?;
+        // Alone, nobody else's build can hold the version back: a new cluster (or a single
+        // node started on a newer build) serves its level's features from the first request.
+        if let Err(e) = node.advance_version_now().await {
+            tracing::debug!(error = %e, "raising the cluster's version; the version keeper retries");
+        }
     }
     let demo_zone = config.demo_zone.unwrap_or(config.rpc_addr.is_none());
     if node.bootstrapped() && demo_zone {

@@ -61,6 +61,16 @@ pub(crate) async fn run_version_keeper(core: Core, shutdown: CancellationToken) 
 }
 
 impl Core {
+    /// Leader: moves the cluster's version up now rather than at the next check (a second
+    /// away). A node that is its cluster's only member calls it before it serves, so a new
+    /// cluster answers at its build's level from its first request.
+    pub async fn advance_version_now(&self) -> Result<(), CoreError> {
+        if let Some(said) = self.advance_version().await? {
+            tracing::info!("{said}");
+        }
+        Ok(())
+    }
+
     /// The feature level this node's build supports.
     pub fn feature_level(&self) -> u32 {
         self.inner.feature_level
