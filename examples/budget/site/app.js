@@ -46,7 +46,7 @@ const state = {
   pending: new Map(),
   /** Why the outbox stopped sending (shown with a Retry), or null. */
   problem: null,
-  /** Operations the server refused for good, by write id: shown with their reason and Retry. */
+  /** Operations the server refused for good, by write id: kept by the outbox, shown with their reason and Retry. */
   failed: new Map(),
   /** The expense just deleted, while its Undo is offered. */
   undo: null,
@@ -328,9 +328,10 @@ async function record(op) {
   }).catch((error) => {
     // Discarded at logout, as the user chose.
     if (error.code === "write_discarded") return;
-    // Refused for good (not a network failure: those wait and retry): shown with its reason.
+    // Refused for good (not a network failure: those wait and retry): the outbox keeps it,
+    // across reloads too; shown with its reason until Retry.
     if (state.pending.delete(write.id)) state.failed.set(write.id, op);
-    showProblem(describe(error));
+    showProblem(`Not saved: ${describe(error)}`);
     render();
   });
 }
@@ -375,13 +376,13 @@ function clearProblem() {
   $("outbox-problem").hidden = true;
 }
 
-/** Retry: the refused changes are queued again, and the outbox tries what it holds now. */
+/** Retry: the refused changes are queued again (the same writes: each lands once), and the outbox tries what it holds now. */
 async function retryChanges() {
   clearProblem();
-  const failed = [...state.failed.values()];
+  for (const [id, op] of state.failed) state.pending.set(id, op);
   state.failed.clear();
   render();
-  for (const op of failed) await record(op);
+  await bs.outbox.retry();
   bs.outbox.flush();
 }
 
@@ -510,6 +511,10 @@ async function enter(session) {
   for (const write of await bs.outbox.pending()) {
     if (write.content?.kind === "json" && write.chainId === state.chain.chainId) state.pending.set(write.id, write.content.value);
   }
+  // Changes the server refused for good, kept by the outbox: shown again with the reason, and Retry.
+  const refused = (await bs.outbox.refused()).filter((write) => write.content?.kind === "json" && write.chainId === state.chain.chainId);
+  for (const write of refused) state.failed.set(write.id, write.content.value);
+  if (refused.length > 0) showProblem(`Not saved: ${describe(refused[0].reason)}`);
   render();
   // For scripts/first-paint.mjs: when the expenses first show, and how many entries were read.
   performance.mark("budget:expenses-shown", { detail: { entries: state.folded.next, fromCheckpoint: state.folded.fromCheckpoint } });
@@ -885,6 +890,12 @@ async function start() {
   wire();
   bs.outbox.onChange((event) => {
     if (event.type === "stopped" && !state.readOnly) showProblem(`Your changes were not sent: ${describe(event.error)}`);
+    // Refused for good (a retried change too): kept by the outbox, shown with why.
+    if (event.type === "failed" && state.pending.has(event.id) && event.error?.code !== "write_discarded") {
+      state.failed.set(event.id, state.pending.get(event.id));
+      state.pending.delete(event.id);
+      showProblem(`Not saved: ${describe(event.error)}`);
+    }
     if (event.type === "sent") {
       // The entry, once folded, takes the pending row's place (folding drops it by write id).
       if (state.folded && state.pending.has(event.id)) void catchUp().catch(showError);

@@ -2,7 +2,7 @@
 // (375×812) and with the keyboard only — sign up (the tabs move with the arrow keys), add an
 // expense, delete it and undo — with no serious or critical axe violation on any screen and
 // nothing wider than the screen; a change the server refuses is shown with its reason and
-// Retry, and goes once space is made; changes not sent survive a reload and are shown as
+// Retry (kept across a reload), and goes once space is made or it is taken; changes not sent survive a reload and are shown as
 // waiting; the expenses show a loading state while they are read; a session ended elsewhere
 // brings the login back with the reason. Screenshots in target/tmp/screenshots/budget/.
 import { test } from "node:test";
@@ -156,6 +156,27 @@ test("a refused change shows its reason and Retry; waiting changes survive a rel
     assert.equal(await page.isVisible("#outbox-problem"), false);
     assert.equal(await page.locator("#expenses tbody tr").count(), 2);
 
+    // A change the server will never take (answered here as a server refuses a bad entry): it is
+    // kept, said with why, still there after a reload, and Retry sends it once it is taken.
+    const refuse = async (route) => {
+      if (route.request().method() !== "POST") return route.continue();
+      await route.fulfill({ status: 400, contentType: "application/json", body: JSON.stringify({ error: { code: "bad_request", message: "The entry was refused." } }) });
+    };
+    await page.route("**/chains/*/entries", refuse);
+    await addExpense(page, { day: "05", amount: "9", category: "Transport", note: "parking" });
+    await page.waitForFunction(() => /parking.*not saved/.test(document.querySelector("#expenses tbody tr.pending")?.textContent ?? ""), null, { timeout: 15_000 });
+    assert.match(await page.textContent("#outbox-problem-text"), /^Not saved: .*The entry was refused\./);
+    await page.reload();
+    await page.waitForSelector("#app:not([hidden])", { timeout: 30_000 });
+    await page.waitForFunction(() => /parking.*not saved/.test(document.querySelector("#expenses tbody tr.pending")?.textContent ?? ""), null, { timeout: 15_000 });
+    assert.match(await page.textContent("#outbox-problem-text"), /^Not saved: .*The entry was refused\./);
+    await screen(page, "budget-not-saved-after-reload");
+    await page.unroute("**/chains/*/entries", refuse);
+    await page.click("#outbox-retry");
+    await page.waitForFunction(() => document.querySelectorAll("#expenses tbody tr.pending").length === 0, null, { timeout: 15_000 });
+    assert.equal(await page.isVisible("#outbox-problem"), false);
+    assert.equal(await page.locator("#expenses tbody tr").count(), 3);
+
     // Offline: a change waits, is shown as waiting after a reload, and goes when back online.
     await page.evaluate(() => navigator.serviceWorker.ready);
     await context.setOffline(true);
@@ -165,7 +186,7 @@ test("a refused change shows its reason and Retry; waiting changes survive a rel
     await screen(page, "budget-waiting-after-reload");
     await context.setOffline(false);
     await page.waitForFunction(() => document.querySelectorAll("#expenses tbody tr.pending").length === 0, null, { timeout: 30_000 });
-    assert.equal(await page.locator("#expenses tbody tr").count(), 3);
+    assert.equal(await page.locator("#expenses tbody tr").count(), 4);
 
     // Loading: while the chain is read the page says so (reads held back here for a moment).
     await page.route("**/entries?from=*", async (route) => {
@@ -192,7 +213,7 @@ test("a refused change shows its reason and Retry; waiting changes survive a rel
     await page.fill("#password", PASSWORD);
     await page.click("#auth-submit");
     await page.waitForSelector("#app:not([hidden])", { timeout: 30_000 });
-    assert.equal(await page.locator("#expenses tbody tr").count(), 3);
+    assert.equal(await page.locator("#expenses tbody tr").count(), 4);
     assert.deepEqual(errors, []);
   } finally {
     await browser.close();

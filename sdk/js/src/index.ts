@@ -46,6 +46,7 @@ export {
   type OutboxRecord,
   type OutboxStore,
   type PendingWrite,
+  type RefusedWrite,
   type QueuedWrite,
 } from "./outbox.js";
 export { MemoryUploadStore, type UploadRecord, type UploadStore } from "./uploads.js";

@@ -73,6 +73,12 @@ export interface OutboxRecord {
    * without a session. Version 1 records name no account.
    */
   account?: string;
+  /**
+   * Set when the server refused the write for good (a 4xx other than 401, 403, 409, 429): why.
+   * A refused write is kept, not sent, until `outbox.retry` clears this or `outbox.drop`
+   * removes it.
+   */
+  refused?: { code: string; message: string };
 }
 
 /** Where queued writes are kept. `MemoryOutboxStore` (tests, Node); `IndexedDbOutboxStore` (browsers). */
@@ -113,7 +119,7 @@ export interface QueuedWrite {
   id: string;
   /** Settles once the write is in the outbox store (it survives a reload from then on). */
   queued: Promise<void>;
-  /** Settles once the server acknowledged the write (or it failed for good: read-only, too large). */
+  /** Settles once the server acknowledged the write, or rejects when it refused it for good (`refused()` keeps it) or it was discarded. */
   durable: Promise<AppendResult>;
 }
 
@@ -132,14 +138,21 @@ export interface PendingWrite {
   content?: EntryContent;
 }
 
+/** A write the server refused for good, kept until the app retries or drops it. */
+export interface RefusedWrite extends PendingWrite {
+  /** The server's reason: its error code (such as `bad_request`, `not_found`, `too_large`) and message. */
+  reason: { code: string; message: string };
+}
+
 /** What the outbox reports to `onChange` listeners. */
 export type OutboxEvent =
   | { type: "queued"; id: string; chainId: string; pending: number }
   | { type: "sent"; id: string; chainId: string; result: AppendResult; pending: number }
   | { type: "retrying"; chainId: string; error: unknown; delayMs: number; pending: number }
   /**
-   * The write can never be sent (too large, read-only handle, refused by the server) or was
-   * discarded at its account's logout (`WriteDiscardedError`): dropped, `durable` rejected.
+   * The server refused the write for good (a 4xx other than 401, 403, 409 and 429): it is kept,
+   * listed by `refused()` with the reason, and not sent until `retry()`; or it was discarded at
+   * its account's logout (`WriteDiscardedError`) and is gone. `durable` rejects either way.
    */
   | { type: "failed"; id: string; chainId: string; error: unknown; pending: number }
   /**
@@ -218,13 +231,74 @@ export class Outbox {
    * unseen until their account logs in again.
    */
   async pending(): Promise<PendingWrite[]> {
-    const writes: PendingWrite[] = [];
+    return Promise.all((await this.#waiting()).map((record) => this.#describe(record)));
+  }
+
+  /**
+   * The current account's writes the server refused for good, with its reason, kept (sealed,
+   * as waiting writes are) so that nothing the user wrote is lost: `retry` sends them again,
+   * `drop` forgets them. They are not in `pending()` and not sent until retried.
+   */
+  async refused(): Promise<RefusedWrite[]> {
+    const writes: RefusedWrite[] = [];
     for (const record of await this.#mine()) {
-      const chain = this.#chains.get(record.chainId);
-      const content = chain === undefined ? undefined : await unseal(chain.secrets(), record).catch(() => undefined);
-      writes.push({ id: record.id, chainId: record.chainId, account: record.account, tried: record.tried !== undefined, ...(content === undefined ? {} : { content }) });
+      if (record.refused !== undefined) {
+        writes.push({ ...(await this.#describe(record)), reason: { ...record.refused } });
+      }
     }
     return writes;
+  }
+
+  /**
+   * Queues refused writes again (`id`: that one; else every one of the current account) and
+   * starts sending: each goes after the chain's writes already sent, at the head as it is then.
+   * Returns how many were queued again.
+   */
+  async retry(id?: string): Promise<number> {
+    let again = 0;
+    for (const record of await this.#mine()) {
+      if (record.refused === undefined || (id !== undefined && record.id !== id)) {
+        continue;
+      }
+      const cleared = await withLock(`${this.#lockPrefix}/outbox/${record.chainId}`, async () => {
+        const now = (await this.#store.list(this.#zone)).find((candidate) => candidate.id === record.id);
+        if (now?.refused === undefined) {
+          return false; // retried or dropped by another tab meanwhile
+        }
+        delete now.refused;
+        await this.#store.update(now);
+        return true;
+      });
+      if (cleared) {
+        again += 1;
+        this.#delays.delete(record.chainId);
+        this.#emit({ type: "queued", id: record.id, chainId: record.chainId, pending: (await this.#waiting()).length });
+        this.#kick(record.chainId);
+      }
+    }
+    return again;
+  }
+
+  /** Forgets a refused write of the current account for good; false when there is none with that id. */
+  async drop(id: string): Promise<boolean> {
+    const record = (await this.#mine()).find((candidate) => candidate.id === id && candidate.refused !== undefined);
+    if (record === undefined) {
+      return false;
+    }
+    return withLock(`${this.#lockPrefix}/outbox/${record.chainId}`, async () => {
+      const now = (await this.#store.list(this.#zone)).find((candidate) => candidate.id === id);
+      if (now?.refused === undefined) {
+        return false;
+      }
+      await this.#store.remove(id);
+      return true;
+    });
+  }
+
+  async #describe(record: OutboxRecord): Promise<PendingWrite> {
+    const chain = this.#chains.get(record.chainId);
+    const content = chain === undefined ? undefined : await unseal(chain.secrets(), record).catch(() => undefined);
+    return { id: record.id, chainId: record.chainId, account: record.account, tried: record.tried !== undefined, ...(content === undefined ? {} : { content }) };
   }
 
   /**
@@ -248,7 +322,7 @@ export class Outbox {
       for (const record of removed) {
         const error = new WriteDiscardedError(record.id);
         this.#settle(record.id, undefined, error);
-        this.#emit({ type: "failed", id: record.id, chainId, error, pending: (await this.#mine()).length });
+        this.#emit({ type: "failed", id: record.id, chainId, error, pending: (await this.#waiting()).length });
         this.#tell({ id: record.id, chainId, error: { code: error.code, message: error.message } });
       }
       discarded += removed.length;
@@ -324,7 +398,7 @@ export class Outbox {
       const record = await seal(chain, id, Date.now() * 1000 + (this.#seq++ % 1000), plaintext, this.#owner().account);
       await this.#store.add(record);
       this.register(chain);
-      this.#emit({ type: "queued", id, chainId: chain.chainId, pending: (await this.#mine()).length });
+      this.#emit({ type: "queued", id, chainId: chain.chainId, pending: (await this.#waiting()).length });
       this.#kick(chain.chainId);
     })();
     queued.catch((error: unknown) => this.#settle(id, undefined, error));
@@ -382,7 +456,7 @@ export class Outbox {
         return "done";
       }
       // Listed afresh each time: another tab may have sent some while this one waited for the lock.
-      const record = (await this.#store.list(this.#zone)).find((candidate) => candidate.chainId === chainId && ownedBy(candidate, owner.account));
+      const record = (await this.#store.list(this.#zone)).find((candidate) => candidate.chainId === chainId && candidate.refused === undefined && ownedBy(candidate, owner.account));
       if (record === undefined) {
         return "done";
       }
@@ -394,25 +468,28 @@ export class Outbox {
         await this.#store.remove(record.id);
         this.#delays.delete(chainId);
         this.#settle(record.id, result, undefined);
-        this.#emit({ type: "sent", id: record.id, chainId, result, pending: (await this.#mine()).length });
+        this.#emit({ type: "sent", id: record.id, chainId, result, pending: (await this.#waiting()).length });
         this.#tell({ id: record.id, chainId, result });
       } catch (error) {
         if (keepsQueued(error)) {
-          this.#emit({ type: "stopped", chainId, error, pending: (await this.#mine()).length });
+          this.#emit({ type: "stopped", chainId, error, pending: (await this.#waiting()).length });
           return "stopped";
         }
         if (!isTransient(error)) {
-          await this.#store.remove(record.id);
+          // Kept, with why, for the app to show and retry or drop: never sent again unasked.
+          const reason = { code: codeOf(error), message: String((error as Error)?.message ?? error) };
+          record.refused = reason;
+          await this.#store.update(record);
           this.#settle(record.id, undefined, error);
-          this.#emit({ type: "failed", id: record.id, chainId, error, pending: (await this.#mine()).length });
-          this.#tell({ id: record.id, chainId, error: { code: codeOf(error), message: String((error as Error)?.message ?? error) } });
+          this.#emit({ type: "failed", id: record.id, chainId, error, pending: (await this.#waiting()).length });
+          this.#tell({ id: record.id, chainId, error: reason });
           continue;
         }
         // The backoff doubles up to its cap; a server that asked for longer (Retry-After) gets it.
         const backoffMs = this.#delays.get(chainId) ?? this.#minRetryMs;
         this.#delays.set(chainId, Math.min(backoffMs * 2, this.#maxRetryMs));
         const delayMs = retryDelayMs(error, backoffMs);
-        this.#emit({ type: "retrying", chainId, error, delayMs, pending: (await this.#mine()).length });
+        this.#emit({ type: "retrying", chainId, error, delayMs, pending: (await this.#waiting()).length });
         return { retryInMs: delayMs };
       }
     }
@@ -431,7 +508,7 @@ export class Outbox {
     if (typeof notice?.id !== "string" || typeof notice.chainId !== "string") {
       return;
     }
-    const pending = (await this.#mine()).length;
+    const pending = (await this.#waiting()).length;
     if (typeof notice.result?.index === "number") {
       const chain = this.#chains.get(notice.chainId);
       // The other tab's word is checked: the entry it names must carry this write id.
@@ -486,10 +563,15 @@ export class Outbox {
     }
   }
 
-  /** The records of the current owner. */
+  /** The records of the current owner, refused ones included. */
   async #mine(): Promise<OutboxRecord[]> {
     const { account } = this.#owner();
     return (await this.#store.list(this.#zone)).filter((record) => ownedBy(record, account));
+  }
+
+  /** The current owner's records still to be sent (not refused). */
+  async #waiting(): Promise<OutboxRecord[]> {
+    return (await this.#mine()).filter((record) => record.refused === undefined);
   }
 
   #emit(event: OutboxEvent): void {

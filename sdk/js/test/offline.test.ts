@@ -9,6 +9,8 @@
  */
 
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
 import {
   Blindstore,
@@ -17,12 +19,13 @@ import {
   type FetchLike,
   ForkError,
   MemoryEntryStore,
+  HttpError,
   MemoryOutboxStore,
   NetworkError,
   type OutboxEvent,
 } from "../lib/index.js";
 import { FakeServer } from "./support/fake-server.js";
-import { type RunningNode, startNode } from "./support/node.js";
+import { type RunningNode, startNode, zoneCreate } from "./support/node.js";
 
 let node: RunningNode;
 
@@ -43,11 +46,18 @@ function flakyNetwork(base: FetchLike = fetch) {
     dropAnswers: 0,
     /** Runs (once) before the next append reaches the server: another writer getting in first. */
     beforeAppend: undefined as (() => Promise<void>) | undefined,
+    /** Appends answered, without reaching the server, with the 400 a server gives an entry it will never take. */
+    refuseAppends: 0,
     fetch: (async (input: string, init?: RequestInit) => {
       if (network.down) {
         throw new TypeError("fetch failed (network down)");
       }
       const isAppend = init?.method === "POST" && input.endsWith("/entries");
+      if (isAppend && network.refuseAppends > 0) {
+        network.refuseAppends -= 1;
+        const body = { error: { code: "bad_request", message: "entry refused (test)" } };
+        return new Response(JSON.stringify(body), { status: 400, headers: { "content-type": "application/json" } });
+      }
       if (isAppend) {
         network.appends += 1;
         const first = network.beforeAppend;
@@ -216,4 +226,73 @@ test("outbox: a write re-sent after a conflict is looked for past entries under 
   const result = await chain.enqueueJson({ n: 2 }).durable;
   assert.equal(result.index, 2);
   assert.deepEqual(values(await readAll(other.keys)), [{ n: 0 }, { from: "other" }, { n: 2 }]);
+});
+
+test("outbox: a write the server refuses for good is kept with its reason, through a reload, until dropped", async () => {
+  const zone = `refusing-${process.pid}`;
+  await zoneCreate(node, zone);
+  const network = flakyNetwork();
+  const outboxStore = new MemoryOutboxStore();
+  const options = { url: node.url, zone, fetch: network.fetch, outboxStore, outboxMinRetryMs: 20, outboxMaxRetryMs: 100 };
+  const store = new Blindstore(options);
+  const chain = await store.createChain();
+  await chain.appendJson({ n: 0 });
+  network.down = true;
+  const write = chain.enqueueJson({ n: 1, note: "typed while offline" });
+  await write.queued;
+  // The zone is deleted while the write waits: the server will never take it.
+  const token = readFileSync(join(node.dataDir, "admin-token"), "utf8").trim();
+  const deleted = await fetch(`${node.url}/v1/admin/zones/${zone}`, { method: "DELETE", headers: { authorization: `Bearer ${token}` } });
+  assert.equal(deleted.status, 200, await deleted.text());
+  network.down = false;
+  store.outbox.flush();
+  await assert.rejects(write.durable, (error: unknown) => error instanceof HttpError && error.status === 404);
+  assert.deepEqual(await store.outbox.pending(), [], "not waiting: it is not sent again unasked");
+  const [refused] = await store.outbox.refused();
+  assert.equal(refused?.id, write.id);
+  assert.equal(refused?.reason.code, "unknown_zone");
+  assert.deepEqual(refused?.content, { kind: "json", value: { n: 1, note: "typed while offline" } });
+  store.close();
+
+  // A reload: the write is still there, with what it says and why it was refused.
+  const again = new Blindstore(options);
+  again.openChain(chain.keys);
+  const kept = await again.outbox.refused();
+  assert.deepEqual(kept.map((w) => [w.id, w.reason.code, w.content]), [[write.id, "unknown_zone", { kind: "json", value: { n: 1, note: "typed while offline" } }]]);
+  // Retried, the server refuses it again: still kept.
+  const failed = new Promise<OutboxEvent>((resolve) => again.outbox.onChange((event) => event.type === "failed" && resolve(event)));
+  assert.equal(await again.outbox.retry(), 1);
+  assert.equal((await failed).type, "failed");
+  assert.equal((await again.outbox.refused()).length, 1);
+  // Dropped: gone for good.
+  assert.equal(await again.outbox.drop(write.id), true);
+  assert.deepEqual(await again.outbox.refused(), []);
+  assert.equal(await again.outbox.drop(write.id), false);
+  again.close();
+});
+
+test("outbox: a refused write retried is sent once, after the writes that went meanwhile", async () => {
+  const network = flakyNetwork();
+  const store = new Blindstore({ url: node.url, zone: "demo", fetch: network.fetch, outboxMinRetryMs: 20, outboxMaxRetryMs: 100 });
+  const events: OutboxEvent[] = [];
+  store.outbox.onChange((event) => events.push(event));
+  const chain = await store.createChain();
+  network.refuseAppends = 1;
+  const refused = chain.enqueueJson({ n: 1 });
+  await assert.rejects(refused.durable, (error: unknown) => error instanceof HttpError && error.status === 400 && error.code === "bad_request");
+  assert.deepEqual((await store.outbox.refused()).map((write) => [write.id, write.reason.code]), [[refused.id, "bad_request"]]);
+  // Later writes are not held up by it.
+  assert.equal((await chain.enqueueJson({ n: 2 }).durable).index, 0);
+  assert.equal(await store.outbox.retry("no-such-write"), 0);
+  const sent = new Promise<OutboxEvent>((resolve) => store.outbox.onChange((event) => event.type === "sent" && event.id === refused.id && resolve(event)));
+  assert.equal(await store.outbox.retry(refused.id), 1);
+  const event = await sent;
+  assert.equal(event.type === "sent" && event.result.index, 1);
+  assert.deepEqual(await store.outbox.refused(), []);
+  assert.deepEqual(await store.outbox.pending(), []);
+  const entries = await readAll(chain.keys);
+  assert.deepEqual(values(entries), [{ n: 2 }, { n: 1 }]);
+  assert.equal(entries[1]!.writeId, refused.id);
+  assert.equal(events.filter((e) => e.type === "failed").length, 1);
+  store.close();
 });
