@@ -48,6 +48,8 @@ const state = {
   problem: null,
   /** Operations the server refused for good, by write id: kept by the outbox, shown with their reason and Retry. */
   failed: new Map(),
+  /** Refused changes queued again by Retry: their share refresh is done when they are sent. */
+  retried: new Set(),
   /** The expense just deleted, while its Undo is offered. */
   undo: null,
   month: currentMonth(),
@@ -174,7 +176,11 @@ function applyOp(expenses, entry) {
 
 /** Folds one entry, if it is the next; a write of ours that landed is no longer pending. */
 function fold(entry) {
-  if (entry.writeId) state.pending.delete(entry.writeId);
+  if (entry.writeId) {
+    state.pending.delete(entry.writeId);
+    // Refused here, then retried from another tab and saved after all.
+    if (state.failed.delete(entry.writeId) && state.failed.size === 0 && state.pending.size === 0) clearProblem();
+  }
   return state.folded.add(entry);
 }
 
@@ -234,6 +240,7 @@ function render() {
   const body = $("expenses").tBodies[0];
   body.replaceChildren(...list.map(row));
   $("empty").hidden = list.length > 0;
+  $("outbox-discard").hidden = state.failed.size === 0;
   renderChart(list);
 }
 
@@ -379,11 +386,30 @@ function clearProblem() {
 /** Retry: the refused changes are queued again (the same writes: each lands once), and the outbox tries what it holds now. */
 async function retryChanges() {
   clearProblem();
-  for (const [id, op] of state.failed) state.pending.set(id, op);
+  // Only those the outbox still holds refused: another tab may have retried or discarded some.
+  const still = new Set((await bs.outbox.refused()).map((write) => write.id));
+  for (const [id, op] of state.failed) {
+    if (still.has(id)) state.pending.set(id, op), state.retried.add(id);
+  }
   state.failed.clear();
   render();
   await bs.outbox.retry();
   bs.outbox.flush();
+}
+
+/** Discard: the refused changes are forgotten for good, once the user says so. */
+async function discardChanges() {
+  const count = state.failed.size;
+  if (!confirm(`Discard ${count === 1 ? "the change" : `the ${count} changes`} the server refused? This cannot be undone.`)) return;
+  for (const id of state.failed.keys()) await bs.outbox.drop(id);
+  state.failed.clear();
+  if (state.pending.size === 0) clearProblem();
+  render();
+}
+
+/** This account's changes not on the server: waiting, and refused ones kept (a logout asks about both). */
+async function unsentCount() {
+  return (await bs.outbox.pending()).length + (await bs.outbox.refused()).length;
 }
 
 /** The status pill: online, offline, or how many writes wait. */
@@ -544,6 +570,7 @@ function leave() {
   state.expenses = new Map();
   state.pending.clear();
   state.failed.clear();
+  state.retried.clear();
   clearProblem();
   hideUndo();
   state.passkeys = [];
@@ -741,7 +768,7 @@ async function changePassword() {
 async function logoutEverywhere() {
   const removePasskeys = await askLogoutEverywhere();
   if (removePasskeys === null) return;
-  const waiting = (await bs.outbox.pending()).length;
+  const waiting = await unsentCount();
   const queuedWrites = waiting > 0 ? await askAboutQueuedWrites(waiting) : "keep";
   if (queuedWrites === "cancel") return;
   let ended;
@@ -791,6 +818,7 @@ function wire() {
   }
   $("undo").addEventListener("click", () => busy($("undo"), undoDelete));
   $("outbox-retry").addEventListener("click", () => busy($("outbox-retry"), retryChanges));
+  $("outbox-discard").addEventListener("click", () => busy($("outbox-discard"), discardChanges));
   $("auth-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const credentials = { username: $("username").value.trim(), password: $("password").value, label: "budget" };
@@ -823,7 +851,7 @@ function wire() {
   $("logout").addEventListener("click", () => busy($("logout"), async () => {
     // Writes still queued belong to this account: kept for its next login here (never sent with
     // anyone else's session), or discarded, as the user says.
-    const waiting = (await bs.outbox.pending()).length;
+    const waiting = await unsentCount();
     const queuedWrites = waiting > 0 ? await askAboutQueuedWrites(waiting) : "keep";
     if (queuedWrites === "cancel") return;
     state.follow?.close();
@@ -898,7 +926,12 @@ async function start() {
     }
     if (event.type === "sent") {
       // The entry, once folded, takes the pending row's place (folding drops it by write id).
-      if (state.folded && state.pending.has(event.id)) void catchUp().catch(showError);
+      const op = state.pending.get(event.id);
+      if (state.folded && op) {
+        // A retried change has no `durable` watched here: its shared month is refreshed now.
+        const retried = state.retried.delete(event.id);
+        void catchUp().then(() => retried && refreshShare(op.date?.slice(0, 7) ?? state.month)).catch(showError);
+      }
       if (state.problem && event.pending === 0 && state.failed.size === 0) clearProblem();
     }
     void showOutbox();

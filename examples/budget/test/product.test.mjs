@@ -177,6 +177,20 @@ test("a refused change shows its reason and Retry; waiting changes survive a rel
     assert.equal(await page.isVisible("#outbox-problem"), false);
     assert.equal(await page.locator("#expenses tbody tr").count(), 3);
 
+    // One the user gives up on: Discard, confirmed, forgets it — also after a reload.
+    await page.route("**/chains/*/entries", refuse);
+    await addExpense(page, { day: "05", amount: "4", category: "Transport", note: "toll" });
+    await page.waitForSelector("#outbox-discard:not([hidden])", { timeout: 15_000 });
+    await page.unroute("**/chains/*/entries", refuse);
+    page.once("dialog", (dialog) => void dialog.accept());
+    await page.click("#outbox-discard");
+    await page.waitForFunction(() => document.querySelector("#outbox-problem").hidden, null, { timeout: 15_000 });
+    assert.equal(await page.locator("#expenses tbody tr").count(), 3);
+    await page.reload();
+    await page.waitForSelector("#app:not([hidden])", { timeout: 30_000 });
+    assert.equal(await page.locator("#expenses tbody tr").count(), 3);
+    assert.equal(await page.isVisible("#outbox-problem"), false);
+
     // Offline: a change waits, is shown as waiting after a reload, and goes when back online.
     await page.evaluate(() => navigator.serviceWorker.ready);
     await context.setOffline(true);

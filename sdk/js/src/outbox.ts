@@ -74,9 +74,10 @@ export interface OutboxRecord {
    */
   account?: string;
   /**
-   * Set when the server refused the write for good (a 4xx other than 401, 403, 409, 429): why.
-   * A refused write is kept, not sent, until `outbox.retry` clears this or `outbox.drop`
-   * removes it.
+   * Set when the write was refused for good — by the server (a 4xx other than 401, 403, 409,
+   * 429), or by this client (it cannot send it: a key epoch the handle lacks) — with the error's
+   * code and message. A refused write is kept, not sent, until `outbox.retry` clears this or
+   * `outbox.drop` removes it.
    */
   refused?: { code: string; message: string };
 }
@@ -140,7 +141,7 @@ export interface PendingWrite {
 
 /** A write the server refused for good, kept until the app retries or drops it. */
 export interface RefusedWrite extends PendingWrite {
-  /** The server's reason: its error code (such as `bad_request`, `not_found`, `too_large`) and message. */
+  /** Why: the error's code (the server's, such as `bad_request`, `unknown_zone`, `payload_too_large`; or the client's) and message. */
   reason: { code: string; message: string };
 }
 
@@ -150,9 +151,10 @@ export type OutboxEvent =
   | { type: "sent"; id: string; chainId: string; result: AppendResult; pending: number }
   | { type: "retrying"; chainId: string; error: unknown; delayMs: number; pending: number }
   /**
-   * The server refused the write for good (a 4xx other than 401, 403, 409 and 429): it is kept,
-   * listed by `refused()` with the reason, and not sent until `retry()`; or it was discarded at
-   * its account's logout (`WriteDiscardedError`) and is gone. `durable` rejects either way.
+   * The write was refused for good (by the server: a 4xx other than 401, 403, 409 and 429; or
+   * it cannot be sent from this client): it is kept, listed by `refused()` with the reason, and
+   * not sent until `retry()`; or it was discarded at its account's logout
+   * (`WriteDiscardedError`) and is gone. `durable` rejects either way.
    */
   | { type: "failed"; id: string; chainId: string; error: unknown; pending: number }
   /**
@@ -273,13 +275,19 @@ export class Outbox {
         again += 1;
         this.#delays.delete(record.chainId);
         this.#emit({ type: "queued", id: record.id, chainId: record.chainId, pending: (await this.#waiting()).length });
-        this.#kick(record.chainId);
+        // Sent once this client can: when its chain is open with its write key (now, or later).
+        if (this.#chains.has(record.chainId)) {
+          this.#kick(record.chainId);
+        }
       }
     }
     return again;
   }
 
-  /** Forgets a refused write of the current account for good; false when there is none with that id. */
+  /**
+   * Forgets a refused write of the current account for good; false when there is none with
+   * that id. No event is reported, here or in other tabs (their `refused()` no longer lists it).
+   */
   async drop(id: string): Promise<boolean> {
     const record = (await this.#mine()).find((candidate) => candidate.id === id && candidate.refused !== undefined);
     if (record === undefined) {
@@ -460,9 +468,13 @@ export class Outbox {
       if (record === undefined) {
         return "done";
       }
+      const handle = this.#chains.get(chainId);
+      if (handle === undefined) {
+        return "done"; // not opened here: its writes go once the app opens the chain
+      }
       // Every request for this write carries the owner's token as it is now: a later login of
       // another account cannot lend it its session.
-      const chain = this.#chains.get(chainId)!.withSessionToken(owner.token);
+      const chain = handle.withSessionToken(owner.token);
       try {
         const result = await this.#deliver(chain, record);
         await this.#store.remove(record.id);

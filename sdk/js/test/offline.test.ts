@@ -271,9 +271,11 @@ test("outbox: a write the server refuses for good is kept with its reason, throu
   again.close();
 });
 
-test("outbox: a refused write retried is sent once, after the writes that went meanwhile", async () => {
+test("outbox: a refused write retried is sent once, after the writes that went meanwhile, when its chain is open", async () => {
   const network = flakyNetwork();
-  const store = new Blindstore({ url: node.url, zone: "demo", fetch: network.fetch, outboxMinRetryMs: 20, outboxMaxRetryMs: 100 });
+  const outboxStore = new MemoryOutboxStore();
+  const options = { url: node.url, zone: "demo", fetch: network.fetch, outboxStore, outboxMinRetryMs: 20, outboxMaxRetryMs: 100 };
+  const store = new Blindstore(options);
   const events: OutboxEvent[] = [];
   store.outbox.onChange((event) => events.push(event));
   const chain = await store.createChain();
@@ -283,16 +285,26 @@ test("outbox: a refused write retried is sent once, after the writes that went m
   assert.deepEqual((await store.outbox.refused()).map((write) => [write.id, write.reason.code]), [[refused.id, "bad_request"]]);
   // Later writes are not held up by it.
   assert.equal((await chain.enqueueJson({ n: 2 }).durable).index, 0);
-  assert.equal(await store.outbox.retry("no-such-write"), 0);
-  const sent = new Promise<OutboxEvent>((resolve) => store.outbox.onChange((event) => event.type === "sent" && event.id === refused.id && resolve(event)));
-  assert.equal(await store.outbox.retry(refused.id), 1);
+  assert.equal(events.filter((e) => e.type === "failed").length, 1);
+  store.close();
+
+  // The next page retries before it opens the chain: queued again, sent once the chain is open.
+  const later = new Blindstore(options);
+  assert.equal(await later.outbox.retry("no-such-write"), 0);
+  assert.equal(await later.outbox.retry(), 1);
+  const appends = network.appends;
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  assert.equal(network.appends, appends, "not sent before its chain is open");
+  assert.deepEqual((await later.outbox.pending()).map((write) => write.id), [refused.id]);
+  assert.deepEqual(await later.outbox.refused(), []);
+  const sent = new Promise<OutboxEvent>((resolve) => later.outbox.onChange((event) => event.type === "sent" && event.id === refused.id && resolve(event)));
+  later.openChain(chain.keys);
   const event = await sent;
   assert.equal(event.type === "sent" && event.result.index, 1);
-  assert.deepEqual(await store.outbox.refused(), []);
-  assert.deepEqual(await store.outbox.pending(), []);
+  assert.deepEqual(await later.outbox.pending(), []);
   const entries = await readAll(chain.keys);
   assert.deepEqual(values(entries), [{ n: 2 }, { n: 1 }]);
   assert.equal(entries[1]!.writeId, refused.id);
-  assert.equal(events.filter((e) => e.type === "failed").length, 1);
-  store.close();
+  assert.equal(network.appends, appends + 1, "sent once");
+  later.close();
 });
