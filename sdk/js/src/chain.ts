@@ -84,12 +84,20 @@ interface Segment {
   entries: ParsedEntry[];
   serverLength: number;
   serverHead: string;
+  /** The remembered length when the request was sent (see `Observation.known`). */
+  known: number | undefined;
 }
 
 /** What reconciling needs: entries, and the server's statement of length and head when it made one. */
 interface Observation {
   entries: LinkedEntry[];
   stated: { length: number; head: string } | undefined;
+  /**
+   * The remembered length when the request was sent, when it was read then: an answer made
+   * before this client (or another tab) verified more is older, not rolled back, as long as it
+   * is not shorter than this. Undefined: compared with the remembered head as it is now.
+   */
+  known?: number | undefined;
 }
 
 export class Chain {
@@ -173,11 +181,12 @@ export class Chain {
    * the server's claim until its entries are read.
    */
   async head(options: ReadOptions = {}): Promise<ChainHead> {
+    const known = await this.#knownLength();
     const info = await this.#context.api.getChain(this.chainId, options.signal);
     if (!this.#context.unsafeSkipVerification) {
       await chainIdentity(this.zone, this.chainId, decodeField(() => fromBase64Url(info.public_key, 32)));
     }
-    await this.#reconcile({ entries: [], stated: { length: info.length, head: info.head } }, options.signal);
+    await this.#reconcile({ entries: [], stated: { length: info.length, head: info.head }, known }, options.signal);
     return { length: info.length, head: info.head };
   }
 
@@ -481,6 +490,7 @@ export class Chain {
 
   /** Verified entries `from`..`from + count - 1` (fewer at the end), in pages. */
   async #fetchRange(from: number, count: number, prev: string | undefined, signal: AbortSignal | undefined): Promise<Segment> {
+    const known = await this.#knownLength();
     const entries: ParsedEntry[] = [];
     let next = from;
     let expectedPrev = prev;
@@ -499,11 +509,12 @@ export class Chain {
       next = last.index + 1;
       expectedPrev = last.entryHash;
     }
-    return { entries, serverLength: page?.length ?? 0, serverHead: page?.head ?? (await this.#genesis()) };
+    return { entries, serverLength: page?.length ?? 0, serverHead: page?.head ?? (await this.#genesis()), known };
   }
 
   /** The verified last `count` entries, reaching back with range reads when one answer is not enough. */
   async #fetchLast(count: number, signal: AbortSignal | undefined): Promise<Segment> {
+    const known = await this.#knownLength();
     const page = await this.#context.api.readEntries(this.chainId, { last: Math.min(count, PAGE_ENTRIES) }, signal);
     const parsed = page.entries.map(parseWireEntry);
     const first = parsed[0]?.index ?? page.length;
@@ -519,7 +530,7 @@ export class Chain {
     }
     const wanted = Math.min(count, page.length);
     if (parsed.length >= wanted) {
-      return { entries: parsed, serverLength: page.length, serverHead: page.head };
+      return { entries: parsed, serverLength: page.length, serverHead: page.head, known };
     }
     // The byte cap (or the 1000-entry cap) cut the answer: fetch the older part by range.
     const start = page.length - wanted;
@@ -530,7 +541,7 @@ export class Chain {
       }
       verifyLinks([older.entries.at(-1)!, parsed[0]!], first - 1, undefined);
     }
-    return { entries: [...older.entries, ...parsed], serverLength: page.length, serverHead: page.head };
+    return { entries: [...older.entries, ...parsed], serverLength: page.length, serverHead: page.head, known };
   }
 
   /** Checks one answer of a range read: its entries, and that it sent what it had to. */
@@ -587,7 +598,14 @@ export class Chain {
       const last = entries.at(-1);
       if (remembered !== undefined) {
         if (stated !== undefined && stated.length < remembered.length) {
-          throw new RollbackError(remembered.length, stated.length);
+          // Shorter than what was verified before the request was sent: rolled back. Only
+          // shorter than what was verified while it was on its way (this client's own append,
+          // another tab's read): an answer made before, which links on below like any read
+          // that ends before the remembered head.
+          const before = observation.known;
+          if (before === undefined || stated.length < before) {
+            throw new RollbackError(remembered.length, stated.length);
+          }
         }
         if (stated !== undefined && stated.length === remembered.length && stated.head !== remembered.head) {
           throw new ForkError(remembered.length - 1, remembered.head, stated.head);
@@ -600,6 +618,14 @@ export class Chain {
         await heads.put(this.zone, this.chainId, { length: last.index + 1, head: last.entryHash });
       }
     });
+  }
+
+  /** The remembered length of this chain now (undefined: none, or verification is off). */
+  async #knownLength(): Promise<number | undefined> {
+    if (this.#context.unsafeSkipVerification) {
+      return undefined;
+    }
+    return (await this.#context.heads.get(this.zone, this.chainId))?.length ?? 0;
   }
 
   /** Checks that `entries` continue (or contain) the remembered entry `index` with hash `hash`. */
@@ -762,7 +788,7 @@ function wireOf(entry: ParsedEntry): WireEntry {
 }
 
 function observed(segment: Segment): Observation {
-  return { entries: segment.entries, stated: { length: segment.serverLength, head: segment.serverHead } };
+  return { entries: segment.entries, stated: { length: segment.serverLength, head: segment.serverHead }, known: segment.known };
 }
 
 function checkIndex(value: number, name: string): void {

@@ -308,3 +308,30 @@ test("outbox: a refused write retried is sent once, after the writes that went m
   assert.equal(network.appends, appends + 1, "sent once");
   later.close();
 });
+
+test("a read answered before this client's own append landed is older, not rolled back", async () => {
+  // Reads of entries can be held on their way back, after the server made the answer.
+  let hold: { answered: () => void; release: Promise<void> } | undefined;
+  const held: FetchLike = (async (input: string, init?: RequestInit) => {
+    const response = await fetch(input, init);
+    const gate = (init?.method ?? "GET") === "GET" && input.includes("/entries?") ? hold : undefined;
+    if (gate !== undefined) {
+      hold = undefined;
+      gate.answered();
+      await gate.release;
+    }
+    return response;
+  }) as FetchLike;
+  const store = new Blindstore({ url: node.url, zone: "demo", fetch: held });
+  const chain = await store.createChain();
+  for (let n = 0; n < 5; n++) await chain.appendJson({ n });
+  let release!: () => void;
+  const answered = new Promise<void>((resolve) => (hold = { answered: resolve, release: new Promise<void>((done) => (release = done)) }));
+  const reading = chain.readLast(2);
+  await answered; // the server said: 5 entries
+  await chain.appendJson({ n: 5 }); // this client now remembers 6
+  release();
+  assert.deepEqual(values(await reading), [{ n: 3 }, { n: 4 }], "the chain as it was when the read was answered");
+  assert.equal((await chain.head()).length, 6);
+  store.close();
+});
