@@ -332,15 +332,9 @@ async function record(op) {
     if (state.chain !== chain) return;
     await catchUp();
     await refreshShare(op.date?.slice(0, 7) ?? state.month);
-  }).catch((error) => {
-    // Discarded at logout, as the user chose.
-    if (error.code === "write_discarded") return;
-    // Refused for good (not a network failure: those wait and retry): the outbox keeps it,
-    // across reloads too; shown with its reason until Retry.
-    if (state.pending.delete(write.id)) state.failed.set(write.id, op);
-    showProblem(`Not saved: ${describe(error)}`);
-    render();
-  });
+  }, () => {
+    // Refused for good or discarded at logout: the outbox's "failed" event is handled in start().
+  }).catch(showError);
 }
 
 /** Deletes an expense, and offers to undo it for a while (the focus goes to Undo). */
@@ -918,7 +912,7 @@ async function start() {
   wire();
   bs.outbox.onChange((event) => {
     if (event.type === "stopped" && !state.readOnly) showProblem(`Your changes were not sent: ${describe(event.error)}`);
-    // Refused for good (a retried change too): kept by the outbox, shown with why.
+    // Refused for good (any change of this page, a retried one too): kept by the outbox, shown with why.
     if (event.type === "failed" && state.pending.has(event.id) && event.error?.code !== "write_discarded") {
       state.failed.set(event.id, state.pending.get(event.id));
       state.pending.delete(event.id);
