@@ -62,6 +62,11 @@ function words(line: string): string[] {
   return [...line.matchAll(/"([^"]*)"|'([^']*)'|(\S+)/g)].map((m) => m[1] ?? m[2] ?? m[3]!);
 }
 
+/** Terminal colour and style codes taken out of a program's output. */
+function withoutEscapes(text: string): string {
+  return text.replace(/\u001b\[[0-9;]*m/g, "");
+}
+
 function freePort(): Promise<number> {
   return new Promise((resolvePort) => {
     const server = createServer().listen(0, "127.0.0.1", () => {
@@ -130,13 +135,16 @@ test("the README's quick start, typed in order, gives a working notes app in dev
       } else if (command === "npx vite") {
         assert.ok(node !== undefined, "the node runs before the app");
         const port = await freePort();
-        vite = spawn(join(cwd, "node_modules/.bin/vite"), ["--port", String(port), "--strictPort", "--host", "127.0.0.1"], { cwd, stdio: ["ignore", "pipe", "pipe"] });
+        // Colours off, and stripped anyway: where the environment asks for them (CI or
+        // FORCE_COLOR set), Vite prints the port in bold, between escape codes.
+        const env = { ...process.env, NO_COLOR: "1" };
+        vite = spawn(join(cwd, "node_modules/.bin/vite"), ["--port", String(port), "--strictPort", "--host", "127.0.0.1"], { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
         await new Promise<void>((ready, failed) => {
           let said = "";
           const timer = setTimeout(() => failed(new Error(`vite did not start:\n${said}`)), WAIT_MS);
           vite!.stdout!.on("data", (text: Buffer) => {
             said += text.toString();
-            if (said.includes(`:${port}`)) (clearTimeout(timer), ready());
+            if (withoutEscapes(said).includes(`127.0.0.1:${port}`)) (clearTimeout(timer), ready());
           });
           vite!.stderr!.on("data", (text: Buffer) => (said += text.toString()));
         });
