@@ -918,6 +918,18 @@ async function start() {
       state.pending.delete(event.id);
       showProblem(`Not saved: ${describe(event.error)}`);
     }
+    // Another tab retried or discarded a refused change: this page's list follows.
+    if (event.type === "queued" && state.failed.has(event.id)) {
+      state.pending.set(event.id, state.failed.get(event.id));
+      state.failed.delete(event.id);
+      state.retried.add(event.id);
+      if (state.failed.size === 0) clearProblem();
+      render();
+    }
+    if (event.type === "dropped" && state.failed.delete(event.id)) {
+      if (state.failed.size === 0 && state.pending.size === 0) clearProblem();
+      render();
+    }
     if (event.type === "sent") {
       // The entry, once folded, takes the pending row's place (folding drops it by write id).
       const op = state.pending.get(event.id);

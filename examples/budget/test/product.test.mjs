@@ -177,15 +177,23 @@ test("a refused change shows its reason and Retry; waiting changes survive a rel
     assert.equal(await page.isVisible("#outbox-problem"), false);
     assert.equal(await page.locator("#expenses tbody tr").count(), 3);
 
-    // One the user gives up on: Discard, confirmed, forgets it — also after a reload.
+    // One the user gives up on: Discard, confirmed, forgets it — also after a reload, and in
+    // another tab showing it, without a reload there.
     await page.route("**/chains/*/entries", refuse);
     await addExpense(page, { day: "05", amount: "4", category: "Transport", note: "toll" });
     await page.waitForSelector("#outbox-discard:not([hidden])", { timeout: 15_000 });
     await page.unroute("**/chains/*/entries", refuse);
+    const tab = await context.newPage();
+    watch(tab, errors);
+    await tab.goto(node.url);
+    await tab.waitForFunction(() => /toll.*not saved/.test(document.querySelector("#expenses tbody tr.pending")?.textContent ?? ""), null, { timeout: 30_000 });
     page.once("dialog", (dialog) => void dialog.accept());
     await page.click("#outbox-discard");
     await page.waitForFunction(() => document.querySelector("#outbox-problem").hidden, null, { timeout: 15_000 });
     assert.equal(await page.locator("#expenses tbody tr").count(), 3);
+    await tab.waitForFunction(() => document.querySelectorAll("#expenses tbody tr.pending").length === 0 && document.querySelector("#outbox-problem").hidden, null, { timeout: 15_000 });
+    assert.equal(await tab.locator("#expenses tbody tr").count(), 3);
+    await tab.close();
     await page.reload();
     await page.waitForSelector("#app:not([hidden])", { timeout: 30_000 });
     assert.equal(await page.locator("#expenses tbody tr").count(), 3);

@@ -147,6 +147,7 @@ export interface RefusedWrite extends PendingWrite {
 
 /** What the outbox reports to `onChange` listeners. */
 export type OutboxEvent =
+  /** A write was queued: a new one, or a refused one retried (here or in another tab). */
   | { type: "queued"; id: string; chainId: string; pending: number }
   | { type: "sent"; id: string; chainId: string; result: AppendResult; pending: number }
   | { type: "retrying"; chainId: string; error: unknown; delayMs: number; pending: number }
@@ -157,6 +158,8 @@ export type OutboxEvent =
    * (`WriteDiscardedError`) and is gone. `durable` rejects either way.
    */
   | { type: "failed"; id: string; chainId: string; error: unknown; pending: number }
+  /** A refused write was forgotten by `drop()`, here or in another tab of the origin. */
+  | { type: "dropped"; id: string; chainId: string; pending: number }
   /**
    * The server misbehaved (a `VerificationError`, `ForkError`, `RollbackError`) or refused the
    * session (401, 403): the chain's writes stay queued, and sending stops until `flush()` or the
@@ -275,6 +278,7 @@ export class Outbox {
         again += 1;
         this.#delays.delete(record.chainId);
         this.#emit({ type: "queued", id: record.id, chainId: record.chainId, pending: (await this.#waiting()).length });
+        this.#tell({ id: record.id, chainId: record.chainId, change: "retried" });
         // Sent once this client can: when its chain is open with its write key (now, or later).
         if (this.#chains.has(record.chainId)) {
           this.#kick(record.chainId);
@@ -286,21 +290,26 @@ export class Outbox {
 
   /**
    * Forgets a refused write of the current account for good; false when there is none with
-   * that id. No event is reported, here or in other tabs (their `refused()` no longer lists it).
+   * that id. Reported as `dropped`, here and in the origin's other tabs.
    */
   async drop(id: string): Promise<boolean> {
     const record = (await this.#mine()).find((candidate) => candidate.id === id && candidate.refused !== undefined);
     if (record === undefined) {
       return false;
     }
-    return withLock(`${this.#lockPrefix}/outbox/${record.chainId}`, async () => {
+    const removed = await withLock(`${this.#lockPrefix}/outbox/${record.chainId}`, async () => {
       const now = (await this.#store.list(this.#zone)).find((candidate) => candidate.id === id);
       if (now?.refused === undefined) {
-        return false;
+        return false; // retried or dropped by another tab meanwhile
       }
       await this.#store.remove(id);
       return true;
     });
+    if (removed) {
+      this.#emit({ type: "dropped", id, chainId: record.chainId, pending: (await this.#waiting()).length });
+      this.#tell({ id, chainId: record.chainId, change: "dropped" });
+    }
+    return removed;
   }
 
   async #describe(record: OutboxRecord): Promise<PendingWrite> {
@@ -515,13 +524,24 @@ export class Outbox {
     }
   }
 
-  /** Another tab sent (or dropped) a write: settle this tab's `durable` for it, if it has one. */
+  /**
+   * Another tab sent, discarded, retried or dropped a write: settle this tab's `durable` for it,
+   * if it has one, and report it.
+   */
   async #heard(notice: OutboxNotice): Promise<void> {
     if (typeof notice?.id !== "string" || typeof notice.chainId !== "string") {
       return;
     }
     const pending = (await this.#waiting()).length;
-    if (typeof notice.result?.index === "number") {
+    if (notice.change === "dropped") {
+      this.#emit({ type: "dropped", id: notice.id, chainId: notice.chainId, pending });
+    } else if (notice.change === "retried") {
+      this.#emit({ type: "queued", id: notice.id, chainId: notice.chainId, pending });
+      // Sent by whichever tab holds the chain open first; the chain's lock keeps it to one.
+      if (this.#chains.has(notice.chainId)) {
+        this.#kick(notice.chainId);
+      }
+    } else if (typeof notice.result?.index === "number") {
       const chain = this.#chains.get(notice.chainId);
       // The other tab's word is checked: the entry it names must carry this write id.
       const landed = this.#waiters.has(notice.id) && chain !== undefined ? await carries(chain, notice.result.index, notice.id).catch(() => undefined) : undefined;
@@ -597,12 +617,17 @@ export class Outbox {
   }
 }
 
-/** What one tab tells the others about a write it sent or dropped. A receiver checks a claimed result by reading the entry. */
+/**
+ * What one tab tells the others about a write: sent (`result`), refused or discarded (`error`),
+ * or a refused one retried or dropped (`change`). A receiver checks a claimed result by reading
+ * the entry. A tab running an SDK that does not know `change` ignores the notice.
+ */
 interface OutboxNotice {
   id: string;
   chainId: string;
   result?: AppendResult;
   error?: { code: string; message: string };
+  change?: "retried" | "dropped";
 }
 
 function codeOf(error: unknown): string {

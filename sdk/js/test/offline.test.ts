@@ -309,6 +309,53 @@ test("outbox: a refused write retried is sent once, after the writes that went m
   later.close();
 });
 
+test("outbox: a refused write retried or dropped in one tab is reported in the origin's other tabs", async () => {
+  const network = flakyNetwork();
+  // Tabs of one origin: the same outbox store (IndexedDB in a browser) and channel name. (Node
+  // has no Web Locks, so only one tab at a time here holds the chain open with its write key.)
+  const outboxStore = new MemoryOutboxStore();
+  const options = { url: node.url, zone: "demo", fetch: network.fetch, outboxStore, outboxMinRetryMs: 20, outboxMaxRetryMs: 100 };
+  const writer = new Blindstore(options);
+  const chain = await writer.createChain();
+  network.refuseAppends = 1;
+  const write = chain.enqueueJson({ n: 1 });
+  await assert.rejects(write.durable, (error: unknown) => error instanceof HttpError && error.status === 400);
+  writer.close();
+  const open = new Blindstore(options);
+  const handle = open.openChain(chain.keys);
+  const heard: OutboxEvent[] = [];
+  open.outbox.onChange((event) => heard.push(event));
+  const until = async (what: string, done: () => boolean | Promise<boolean>) => {
+    for (let tries = 0; !(await done()); tries += 1) {
+      assert.ok(tries < 200, `${what}: not within 10 s (heard ${JSON.stringify(heard.map((e) => e.type))})`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+
+  // Retried in a tab that has not opened the chain: the tab that has hears it, and sends it.
+  const other = new Blindstore(options);
+  assert.deepEqual((await other.outbox.refused()).map((w) => w.id), [write.id]);
+  const own: OutboxEvent[] = [];
+  other.outbox.onChange((event) => own.push(event));
+  assert.equal(await other.outbox.retry(write.id), 1);
+  await until("the retried write sent by the tab with the chain open", () => heard.some((e) => e.type === "sent" && e.id === write.id));
+  assert.ok(heard.some((e) => e.type === "queued" && e.id === write.id));
+  const entries = await readAll(chain.keys);
+  assert.deepEqual(entries.map((entry) => entry.writeId), [write.id]);
+  assert.equal(network.appends, 1, "sent once");
+
+  // Refused again (another write), then dropped in the other tab: reported there and here.
+  network.refuseAppends = 1;
+  const second = handle.enqueueJson({ n: 2 });
+  await assert.rejects(second.durable, (error: unknown) => error instanceof HttpError && error.status === 400);
+  assert.equal(await other.outbox.drop(second.id), true);
+  assert.ok(own.some((e) => e.type === "dropped" && e.id === second.id && e.chainId === chain.chainId && e.pending === 0));
+  await until("the drop reported in the tab with the chain open", () => heard.some((e) => e.type === "dropped" && e.id === second.id));
+  assert.deepEqual(await open.outbox.refused(), []);
+  open.close();
+  other.close();
+});
+
 test("a read answered before this client's own append landed is older, not rolled back", async () => {
   // Reads of entries can be held on their way back, after the server made the answer.
   let hold: { answered: () => void; release: Promise<void> } | undefined;
