@@ -78,6 +78,8 @@ test("a user signs up, adds expenses, and finds them everywhere: a second tab li
     const text = Buffer.concat(csv).toString("utf8");
     assert.match(text, /^date,category,amount,note\r\n/);
     assert.ok(text.includes(`${month()}-07,Groceries,12.25,"bakery, ""fresh"""`), text);
+    // The edit is on the server before this browser goes (its outbox goes with it).
+    await page.waitForFunction(() => document.querySelector("#status").textContent === "online" && document.querySelectorAll("#expenses tbody tr.pending").length === 0, null, { timeout: 30_000 });
     await first.close();
 
     // A fresh browser (no storage) logs in with the password and sees the same totals.
@@ -106,7 +108,8 @@ test("a user signs up, adds expenses, and finds them everywhere: a second tab li
     await again.waitForSelector("#app:not([hidden])", { timeout: 30_000 });
     assert.deepEqual(await totals(again), { Rent: "900.00", Groceries: "54.75", Transport: "35.00" });
     await addExpense(again, { day: "10", amount: "4.50", category: "Coffee", note: "offline" });
-    assert.equal(await again.textContent("#status"), "queued (1)");
+    // The status follows the outbox's event (after a read of the outbox): waited for, not read at once.
+    await again.waitForFunction(() => document.querySelector("#status").textContent === "queued (1)", null, { timeout: 10_000 });
     assert.equal(await again.locator('#expenses tbody tr.pending:has-text("offline")').count(), 1);
     await again.screenshot({ path: join(shots, "budget-offline.png"), fullPage: true });
     assert.deepEqual(await axeViolations(again, "html"), [], "the page offline, with a queued change, passes axe");
@@ -207,7 +210,7 @@ test("changes queued by one user are never sent with another's session: kept for
     await signUp(page, node.url, "carol", "carol's password");
     await blockAppends();
     await addExpense(page, { day: "04", amount: "25", category: "Books", note: "queued" });
-    assert.equal(await page.textContent("#status"), "queued (1)");
+    await page.waitForFunction(() => document.querySelector("#status").textContent === "queued (1)", null, { timeout: 10_000 });
     for (const until = Date.now() + 10_000; appends.length === 0; ) {
       assert.ok(Date.now() < until, "the outbox tried to send the expense");
       await page.waitForTimeout(50);
@@ -225,7 +228,8 @@ test("changes queued by one user are never sent with another's session: kept for
     await unblockAppends();
     await enterHere(page, "dave", "dave's password", { signUp: true });
     await addExpense(page, { day: "06", amount: "7", category: "Coffee", note: "dave's" });
-    await page.waitForFunction(() => document.querySelector("#status").textContent === "online", null, { timeout: 30_000 });
+    await page.waitForFunction(() => document.querySelector("#status").textContent === "online" && document.querySelectorAll("#expenses tbody tr.pending").length === 0, null, { timeout: 30_000 });
+    assert.ok(appends.some((a) => a.chain !== carolChain), "Dave's expense was sent");
     await page.waitForTimeout(1500);
     assert.deepEqual(await totals(page), { Coffee: "7.00" }, "Dave sees only his expense");
     const daveTokens = new Set(appends.filter((a) => a.chain !== carolChain).map((a) => a.token));

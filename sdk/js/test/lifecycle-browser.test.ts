@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import { after, before, test } from "node:test";
 import { Blindstore } from "../lib/index.js";
 import { type BrowserSite, SDK_PAGE, STEP_MS, launchChromium, openSdkPage, startBrowserSite } from "./support/browser.js";
+import { waitFor } from "./support/node.js";
 
 let site: BrowserSite;
 
@@ -69,7 +70,7 @@ test("close() lets go of every listener, channel, IndexedDB connection and strea
     page.on("request", (request) => void (request.url().includes("/events") && (streams.opened += 1)));
     page.on("requestfinished", (request) => void (request.url().includes("/events") && (streams.ended += 1)));
     page.on("requestfailed", (request) => void (request.url().includes("/events") && (streams.ended += 1)));
-    const used = await page.evaluate(async () => {
+    await page.evaluate(async () => {
       const sdk = (window as any).sdk;
       const store = new sdk.Blindstore({ url: location.origin, zone: "demo" });
       await store.accounts.register({ username: `closer-${Date.now()}`, password: "a long password" });
@@ -79,14 +80,19 @@ test("close() lets go of every listener, channel, IndexedDB connection and strea
       await (await chain.enqueueJson({ n: 1 })).durable;
       const direct = chain.follow({ onEntry: () => undefined, onError: () => undefined });
       const shared = store.live().follow(chain, { onEntry: () => undefined, onError: () => undefined });
-      await new Promise((resolve) => setTimeout(resolve, 500)); // both streams open
+      (window as any).closing = { store, direct, shared };
+    });
+    await waitFor(() => streams.opened >= 2, STEP_MS, "both event streams opened");
+    const used = await page.evaluate(async () => {
+      const { store, direct, shared } = (window as any).closing;
       const tally = (window as any).tally;
       const before = { channels: tally.channels, databases: tally.databases, listeners: Object.fromEntries(tally.listeners) };
       store.close();
       await Promise.all([direct.closed, shared.closed]);
-      await new Promise((resolve) => setTimeout(resolve, 300));
       return { before, after: { ...tally, listeners: Object.fromEntries(tally.listeners) } };
     });
+    // The browser reports an ended request to the test a moment after the page let go of it.
+    await waitFor(() => streams.ended >= streams.opened, STEP_MS, `every event stream ended (${streams.ended} of ${streams.opened})`);
     // It did make them: the outbox's and the live hub's channels, the accounts and heads
     // databases, the online/pagehide/pageshow listeners.
     assert.ok(used.before.channels >= 2 && used.before.databases >= 2, JSON.stringify(used.before));

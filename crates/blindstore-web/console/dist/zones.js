@@ -25,6 +25,8 @@ export class ZonesView {
     /** The zone whose settings are shown for change, and the values its forms were built from. */
     #selected = null;
     #formsOf = null;
+    /** A change was made: the forms are built again from the next read started after it. */
+    #formsStale = false;
     show(root, context) {
         if (context.access === "metrics") {
             replace(root, viewHeading("Zones"), needsAdmin("Zones, their usage and settings"));
@@ -39,14 +41,21 @@ export class ZonesView {
         this.#poller.stop();
     }
     async #refresh() {
+        // Taken before the read: a read already under way when a change was made may answer with
+        // the settings from before it, and forms built from it would show those.
+        const rebuild = this.#formsStale;
+        this.#formsStale = false;
         try {
             this.#zones = (await call("GET", "/v1/admin/zones")).zones;
             this.#problem = null;
             updatedAt(this.#updated, true);
+            if (rebuild)
+                this.#formsOf = null;
         }
         catch (error) {
             this.#problem = messageOf(error);
             updatedAt(this.#updated, false);
+            this.#formsStale ||= rebuild;
         }
         keepingFocus(this.#table, () => this.#renderTable());
         this.#renderDetail();
@@ -208,7 +217,7 @@ export class ZonesView {
         if (result === null)
             return;
         notify(this.#notices, result, "ok");
-        this.#formsOf = null;
+        this.#formsStale = true;
         this.#poller.now();
     }
 }

@@ -56,12 +56,19 @@ export function confirmChange(confirmation: Confirmation): Promise<string | null
   form.addEventListener("change", check);
   check();
 
+  // The dialog gives the focus back to the element that opened it; a refresh of the view
+  // behind may have replaced that one meanwhile, so its new copy is found by its `data-focus`.
+  const opener = document.activeElement instanceof HTMLElement ? document.activeElement : null;
+  const openerKey = opener?.dataset.focus;
   return new Promise((resolve) => {
     let running = false;
     const finish = (result: string | null) => {
       dialog.removeEventListener("cancel", onCancel);
       dialog.close();
       replace(dialog);
+      if (opener !== null && !opener.isConnected && openerKey !== undefined) {
+        document.querySelector<HTMLElement>(`[data-focus="${CSS.escape(openerKey)}"]`)?.focus();
+      }
       resolve(result);
     };
     const onCancel = (event: Event) => {

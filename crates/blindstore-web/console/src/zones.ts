@@ -35,6 +35,8 @@ export class ZonesView implements View {
   /** The zone whose settings are shown for change, and the values its forms were built from. */
   #selected: string | null = null;
   #formsOf: string | null = null;
+  /** A change was made: the forms are built again from the next read started after it. */
+  #formsStale = false;
 
   show(root: HTMLElement, context: Context): void {
     if (context.access === "metrics") {
@@ -52,13 +54,19 @@ export class ZonesView implements View {
   }
 
   async #refresh(): Promise<void> {
+    // Taken before the read: a read already under way when a change was made may answer with
+    // the settings from before it, and forms built from it would show those.
+    const rebuild = this.#formsStale;
+    this.#formsStale = false;
     try {
       this.#zones = (await call<{ zones: Zone[] }>("GET", "/v1/admin/zones")).zones;
       this.#problem = null;
       updatedAt(this.#updated, true);
+      if (rebuild) this.#formsOf = null;
     } catch (error) {
       this.#problem = messageOf(error);
       updatedAt(this.#updated, false);
+      this.#formsStale ||= rebuild;
     }
     keepingFocus(this.#table, () => this.#renderTable());
     this.#renderDetail();
@@ -292,7 +300,7 @@ export class ZonesView implements View {
     const result = await confirmChange(confirmation);
     if (result === null) return;
     notify(this.#notices, result, "ok");
-    this.#formsOf = null;
+    this.#formsStale = true;
     this.#poller.now();
   }
 }
