@@ -249,7 +249,8 @@ test("following: a silent stream, or one that never answers, is dropped and resu
     },
     onError: (error) => (failure = error),
   });
-  const timeout = setTimeout(() => subscription.close(), 5000);
+  // The expected path takes about 1.3 s (two idle timeouts and a reconnect); a cap with room for a loaded machine.
+  const timeout = setTimeout(() => subscription.close(), 20_000);
   await subscription.closed;
   clearTimeout(timeout);
   assert.equal(failure, undefined);

@@ -25,7 +25,7 @@ import {
   type OutboxEvent,
 } from "../lib/index.js";
 import { FakeServer } from "./support/fake-server.js";
-import { type RunningNode, startNode, zoneCreate } from "./support/node.js";
+import { type RunningNode, startNode, waitFor, zoneCreate } from "./support/node.js";
 
 let node: RunningNode;
 
@@ -154,9 +154,8 @@ test("outbox: three writes queued while the network is down are sent once, in or
   await Promise.all(writes.map((write) => write.queued));
   assert.equal((await store.outbox.pending()).length, 3);
   assert.deepEqual((await store.outbox.pending()).map((write) => write.id), writes.map((write) => write.id), "in order");
-  await new Promise((resolve) => setTimeout(resolve, 200));
+  await waitFor(() => events.some((event) => event.type === "retrying"), 10_000, "a retry");
   assert.equal(network.appends, 0, "nothing reached the server");
-  assert.ok(events.some((event) => event.type === "retrying"));
   network.down = false;
   store.outbox.flush();
   const results = await Promise.all(writes.map((write) => write.durable));

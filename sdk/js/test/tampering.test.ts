@@ -321,7 +321,7 @@ test("a lying resume position on the live stream is refused", async () => {
     setTimeout(() => {
       subscription.close();
       resolve(new Error("the follower accepted the stream"));
-    }, 8_000).unref();
+    }, 20_000).unref();
   });
   const writer = client({ url: nodeA.url }).openChain(chain.keys);
   await writer.appendJson({ n: 3 });
