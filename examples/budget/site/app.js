@@ -179,7 +179,7 @@ function fold(entry) {
   if (entry.writeId) {
     state.pending.delete(entry.writeId);
     // Refused here, then retried from another tab and saved after all.
-    if (state.failed.delete(entry.writeId) && state.failed.size === 0 && state.pending.size === 0) clearProblem();
+    if (state.failed.delete(entry.writeId)) clearProblemIfSettled();
   }
   return state.folded.add(entry);
 }
@@ -377,27 +377,32 @@ function clearProblem() {
   $("outbox-problem").hidden = true;
 }
 
-/** Retry: the refused changes are queued again (the same writes: each lands once), and the outbox tries what it holds now. */
+/** The problem line goes once nothing is left unsent: no refused change, none waiting. */
+function clearProblemIfSettled() {
+  if (state.failed.size === 0 && state.pending.size === 0) clearProblem();
+}
+
+/**
+ * Retry: the refused changes are queued again (the same writes: each lands once), and the
+ * outbox tries what it holds now. Each one queued again moves to the waiting rows on the
+ * outbox's `queued` event (handled in start()); any the outbox no longer holds refused (another
+ * tab retried or discarded it) leaves the list.
+ */
 async function retryChanges() {
   clearProblem();
-  // Only those the outbox still holds refused: another tab may have retried or discarded some.
-  const still = new Set((await bs.outbox.refused()).map((write) => write.id));
-  for (const [id, op] of state.failed) {
-    if (still.has(id)) state.pending.set(id, op), state.retried.add(id);
-  }
+  await bs.outbox.retry();
   state.failed.clear();
   render();
-  await bs.outbox.retry();
   bs.outbox.flush();
 }
 
-/** Discard: the refused changes are forgotten for good, once the user says so. */
+/** Discard: the refused changes are forgotten for good, once the user says so (each leaves the list on its `dropped` event). */
 async function discardChanges() {
   const count = state.failed.size;
   if (!confirm(`Discard ${count === 1 ? "the change" : `the ${count} changes`} the server refused? This cannot be undone.`)) return;
-  for (const id of state.failed.keys()) await bs.outbox.drop(id);
+  for (const id of [...state.failed.keys()]) await bs.outbox.drop(id);
   state.failed.clear();
-  if (state.pending.size === 0) clearProblem();
+  clearProblemIfSettled();
   render();
 }
 
@@ -918,7 +923,7 @@ async function start() {
       state.pending.delete(event.id);
       showProblem(`Not saved: ${describe(event.error)}`);
     }
-    // Another tab retried or discarded a refused change: this page's list follows.
+    // A refused change retried (here or in another tab) waits again; one discarded is gone.
     if (event.type === "queued" && state.failed.has(event.id)) {
       state.pending.set(event.id, state.failed.get(event.id));
       state.failed.delete(event.id);
@@ -927,7 +932,7 @@ async function start() {
       render();
     }
     if (event.type === "dropped" && state.failed.delete(event.id)) {
-      if (state.failed.size === 0 && state.pending.size === 0) clearProblem();
+      clearProblemIfSettled();
       render();
     }
     if (event.type === "sent") {

@@ -265,14 +265,9 @@ export class Outbox {
       if (record.refused === undefined || (id !== undefined && record.id !== id)) {
         continue;
       }
-      const cleared = await withLock(`${this.#lockPrefix}/outbox/${record.chainId}`, async () => {
-        const now = (await this.#store.list(this.#zone)).find((candidate) => candidate.id === record.id);
-        if (now?.refused === undefined) {
-          return false; // retried or dropped by another tab meanwhile
-        }
+      const cleared = await this.#changeRefused(record.chainId, record.id, async (now) => {
         delete now.refused;
         await this.#store.update(now);
-        return true;
       });
       if (cleared) {
         again += 1;
@@ -297,19 +292,27 @@ export class Outbox {
     if (record === undefined) {
       return false;
     }
-    const removed = await withLock(`${this.#lockPrefix}/outbox/${record.chainId}`, async () => {
-      const now = (await this.#store.list(this.#zone)).find((candidate) => candidate.id === id);
-      if (now?.refused === undefined) {
-        return false; // retried or dropped by another tab meanwhile
-      }
-      await this.#store.remove(id);
-      return true;
-    });
+    const removed = await this.#changeRefused(record.chainId, id, () => this.#store.remove(id));
     if (removed) {
       this.#emit({ type: "dropped", id, chainId: record.chainId, pending: (await this.#waiting()).length });
       this.#tell({ id, chainId: record.chainId, change: "dropped" });
     }
     return removed;
+  }
+
+  /**
+   * Applies `change` to refused write `id` as the store holds it now, under its chain's send
+   * lock; false when it is no longer refused there (retried or dropped by another tab meanwhile).
+   */
+  async #changeRefused(chainId: string, id: string, change: (record: OutboxRecord) => Promise<void>): Promise<boolean> {
+    return withLock(`${this.#lockPrefix}/outbox/${chainId}`, async () => {
+      const now = (await this.#store.list(this.#zone)).find((candidate) => candidate.id === id);
+      if (now?.refused === undefined) {
+        return false;
+      }
+      await change(now);
+      return true;
+    });
   }
 
   async #describe(record: OutboxRecord): Promise<PendingWrite> {
